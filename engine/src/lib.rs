@@ -1,1 +1,12 @@
-//! placeholder
+//! The PocketBun application: PocketBase's Web API on top of the `http`, `query` and `storage`
+//! crates, and the `pocketbun` command line.
+//!
+//! `cli` parses the command line; `app` is the per-worker [`pocketbun_http::Service`] that
+//! routes requests and applies PocketBase's middleware (CORS, security headers); `apis` holds
+//! one module per API area; `error` is the single place where failures become PocketBase's
+//! `{"status","message","data"}` envelope.
+
+pub mod apis;
+pub mod app;
+pub mod cli;
+pub mod error;

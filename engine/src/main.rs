@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    std::process::exit(pocketbun_engine::cli::main());
+}

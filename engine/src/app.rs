@@ -1,0 +1,153 @@
+//! The per-worker service: routing plus PocketBase's default middleware chain.
+
+use crate::error::{ApiError, ApiResult};
+use futures_util::future::LocalBoxFuture;
+use pocketbun_http::router::{Match, Router};
+use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// State shared by all workers.
+pub struct Shared {
+    /// Default request body limit (PocketBase: 32 MiB).
+    pub body_limit: usize,
+}
+
+/// What a handler gets besides the request: the worker's view of the application.
+pub struct AppCtx {
+    pub shared: Arc<Shared>,
+}
+
+pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
+
+pub struct Route {
+    handler: Handler,
+    body_limit: Option<usize>,
+}
+
+#[derive(Default)]
+pub struct Routes {
+    router: Router<Route>,
+}
+
+impl Routes {
+    pub fn add<F>(&mut self, method: Method, pattern: &str, handler: F)
+    where
+        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
+    {
+        self.add_with_limit(method, pattern, None, handler);
+    }
+
+    /// A route whose body limit differs from the default (uploads, imports, backups).
+    pub fn add_with_limit<F>(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        limit: Option<usize>,
+        handler: F,
+    ) where
+        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
+    {
+        self.router.add(
+            method,
+            pattern,
+            Route {
+                handler: Box::new(handler),
+                body_limit: limit,
+            },
+        );
+    }
+}
+
+pub struct App {
+    ctx: Rc<AppCtx>,
+    routes: Routes,
+}
+
+impl App {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let mut routes = Routes::default();
+        crate::apis::register(&mut routes);
+        App {
+            ctx: Rc::new(AppCtx { shared }),
+            routes,
+        }
+    }
+
+    fn raw_path(head: &RequestHead) -> &str {
+        let target = head.target.as_str();
+        let path = match target.find("://") {
+            Some(i) => target[i + 3..]
+                .find('/')
+                .map_or("/", |j| &target[i + 3 + j..]),
+            None => target,
+        };
+        path.split('?').next().unwrap_or(path)
+    }
+
+    async fn dispatch(&self, mut req: Request) -> ApiResult {
+        match self
+            .routes
+            .router
+            .find(&req.head.method, Self::raw_path(&req.head))
+        {
+            Match::Found { value, params } => {
+                req.params = params;
+                (value.handler)(self.ctx.clone(), req).await
+            }
+            // PocketBase's catch-all static file route answers what no API route takes
+            _ if matches!(req.head.method, Method::Get | Method::Head) => {
+                Err(ApiError::not_found(Some("File not found.")))
+            }
+            _ => Err(ApiError::not_found(None)),
+        }
+    }
+}
+
+/// The headers PocketBase's security middleware puts on every routed response.
+fn add_security_headers(resp: &mut Response) {
+    resp.headers
+        .push(("X-Content-Type-Options".into(), "nosniff".into()));
+    resp.headers
+        .push(("X-Frame-Options".into(), "SAMEORIGIN".into()));
+    resp.headers
+        .push(("X-Xss-Protection".into(), "1; mode=block".into()));
+}
+
+impl Service for App {
+    fn body_limit(&self, head: &RequestHead) -> usize {
+        match self.routes.router.find(&head.method, Self::raw_path(head)) {
+            Match::Found { value, .. } => value.body_limit.unwrap_or(self.ctx.shared.body_limit),
+            _ => self.ctx.shared.body_limit,
+        }
+    }
+
+    async fn call(&self, req: Request) -> Response {
+        if cors::is_preflight(&req.head) {
+            return cors::preflight(&req.head);
+        }
+        let has_origin = req.head.headers.get("origin").is_some();
+        let mut resp = match self.dispatch(req).await {
+            Ok(resp) => resp,
+            Err(err) => err.into_response(),
+        };
+        cors::decorate(has_origin, &mut resp);
+        add_security_headers(&mut resp);
+        resp
+    }
+
+    fn error_response(&self, err: &HttpError) -> Response {
+        match err.kind {
+            // errors PocketBase's middleware answers with its own envelope
+            pocketbun_http::HttpErrorKind::BodyTooLarge
+            | pocketbun_http::HttpErrorKind::HandlerPanic => {
+                let mut resp = ApiError::from(err).into_response();
+                resp.headers.push(("Vary".into(), "Origin".into()));
+                add_security_headers(&mut resp);
+                resp
+            }
+            // protocol errors are answered by Go's net/http before PocketBase sees them
+            _ => pocketbun_http::default_error_response(err),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The `pocketbun` command line, with PocketBase's command and flag names so existing scripts
+//! and service files keep working.
+
+use crate::app::{App, Shared};
+use clap::{Args, Parser, Subcommand};
+use pocketbun_http::{Driver, Server, ServerConfig};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pocketbun",
+    version,
+    about = "PocketBun: PocketBase's Web API, several times faster",
+    long_about = "PocketBun serves PocketBase's Web API from a PocketBase pb_data directory, \
+                  so PocketBase SDKs and existing data work unchanged."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// The PocketBase data directory (data.db, auxiliary.db, storage/); created if missing.
+    #[arg(long, global = true, default_value = "pb_data")]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Starts the web server (default address 127.0.0.1:8090).
+    Serve(ServeArgs),
+    /// Manages superusers from the command line.
+    Superuser {
+        #[command(subcommand)]
+        action: SuperuserCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Optional domain names to serve, as in PocketBase (accepted; TLS is not served yet).
+    domains: Vec<String>,
+    /// TCP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    http: String,
+    /// Worker threads: one event loop and one listener per core. Default: all cores.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Use the epoll driver even where io_uring is available.
+    #[arg(long)]
+    epoll: bool,
+    /// Gzip responses for clients that accept it (off by default, as in PocketBase).
+    #[arg(long)]
+    gzip: bool,
+    /// Accepted for command-line compatibility with PocketBase; PocketBun writes no migration files.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    automigrate: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum SuperuserCommand {
+    /// Creates or updates the superuser with EMAIL.
+    Upsert { email: String, password: String },
+    /// Creates a new superuser.
+    Create { email: String, password: String },
+    /// Changes the password of an existing superuser.
+    Update { email: String, password: String },
+    /// Deletes a superuser.
+    Delete { email: String },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&cli.global, args),
+        Command::Superuser { action } => superuser(&cli.global, action),
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    let with_host = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    with_host
+        .to_socket_addrs()
+        .map_err(|e| format!("invalid --http address {addr:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("invalid --http address {addr:?}"))
+}
+
+fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
+    let addr = match resolve(&args.http) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&global.dir) {
+        eprintln!("Error: cannot create {}: {e}", global.dir.display());
+        return 1;
+    }
+    let mut config = ServerConfig::new(addr);
+    if let Some(n) = args.workers {
+        config.workers = n.max(1);
+    }
+    if args.epoll {
+        config.driver = Driver::Epoll;
+    }
+    config.gzip = args.gzip;
+    let shared = Arc::new(Shared {
+        body_limit: config.limits.default_body_bytes,
+    });
+    let handle = match Server::start(config.clone(), move |_| App::new(shared.clone())) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("Error: cannot listen on {addr}: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = handle.shutdown_on_signals() {
+        eprintln!("Error: cannot install signal handlers: {e}");
+        return 1;
+    }
+    println!(
+        "Server started at http://{}\n├─ REST API:  http://{}/api/\n└─ {} workers, {} driver",
+        handle.local_addr(),
+        handle.local_addr(),
+        config.workers,
+        handle.driver()
+    );
+    match handle.join() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    }
+}
+
+fn superuser(_global: &GlobalArgs, action: SuperuserCommand) -> i32 {
+    eprintln!("Error: superuser commands need the storage layer ({action:?})");
+    1
+}

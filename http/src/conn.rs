@@ -1,0 +1,380 @@
+//! One connection's life: read heads, enforce limits, read bodies, call the service, write
+//! responses; keep-alive and pipelining until either side is done.
+//!
+//! Buffers are owned and passed to the kernel by value (monoio's rent model). Responses to
+//! pipelined requests already in the read buffer are batched into one write; pending output
+//! is always flushed before we wait for more input, so a client never waits on us.
+
+use crate::chunked::ChunkedDecoder;
+use crate::error::{HttpError, HttpErrorKind};
+use crate::parse::parse_head;
+use crate::request::{BodyFraming, Method, Request, Version};
+use crate::response::Body;
+use crate::service::Service;
+use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CHUNK};
+use crate::{Limits, Shutdown};
+use futures_util::{FutureExt, StreamExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Per-worker context shared by its connections.
+pub(crate) struct WorkerCtx {
+    pub limits: Limits,
+    pub shutdown: Shutdown,
+    pub gzip: bool,
+}
+
+/// Output beyond this is written out even while pipelined requests remain.
+const FLUSH_AT: usize = 256 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+/// After an error response we read and drop what the client still sends for this long, so
+/// the kernel does not answer its unread bytes with a reset that destroys our response.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
+
+enum Read {
+    Data,
+    Eof,
+    TimedOut,
+    ShuttingDown,
+    Failed,
+}
+
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+}
+
+impl Conn {
+    /// Reads more bytes into `rbuf`. With `shutdown`, also returns when the server starts
+    /// shutting down (used only between requests, when nothing is in flight).
+    async fn read_more(&mut self, within: Duration, shutdown: Option<&Shutdown>) -> Read {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+            self.rbuf.reserve(READ_CHUNK.max(self.rbuf.len()));
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let read = monoio::time::timeout(within, self.stream.read(buf));
+        let result = match shutdown {
+            Some(sd) => {
+                monoio::select! {
+                    r = read => r,
+                    _ = sd.wait() => return Read::ShuttingDown,
+                }
+            }
+            None => read.await,
+        };
+        match result {
+            Err(_) => Read::TimedOut,
+            Ok((res, buf)) => {
+                self.rbuf = buf;
+                match res {
+                    Ok(0) => Read::Eof,
+                    Ok(_) => Read::Data,
+                    Err(_) => Read::Failed,
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.wbuf.is_empty() {
+            return true;
+        }
+        let buf = std::mem::take(&mut self.wbuf);
+        let (res, mut buf) = self.stream.write_all(buf).await;
+        buf.clear();
+        self.wbuf = buf;
+        res.is_ok()
+    }
+
+    async fn write_now(&mut self, bytes: Vec<u8>) -> bool {
+        self.stream.write_all(bytes).await.0.is_ok()
+    }
+
+    /// Sends an error response and closes, lingering so the response survives.
+    async fn fail<S: Service>(mut self, svc: &S, version: Version, err: &HttpError) {
+        let resp = svc.error_response(err);
+        if let Body::Bytes(body) = &resp.body {
+            let framing = Framing::Length(body.len() as u64);
+            write_head(&mut self.wbuf, version, &resp, framing, false);
+            self.wbuf.extend_from_slice(body);
+        } else {
+            write_head(&mut self.wbuf, version, &resp, Framing::Length(0), false);
+        }
+        if self.flush().await {
+            self.linger().await;
+        }
+    }
+
+    async fn linger(mut self) {
+        let _ = self.stream.shutdown().await;
+        let started = Instant::now();
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            let Some(left) = LINGER.checked_sub(started.elapsed()) else {
+                break;
+            };
+            self.rbuf.clear();
+            match self.read_more(left, None).await {
+                Read::Data => drained += self.rbuf.len(),
+                _ => break,
+            }
+        }
+    }
+}
+
+pub(crate) async fn serve<S: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    svc: Rc<S>,
+    ctx: Rc<WorkerCtx>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn {
+        stream,
+        rbuf: Vec::with_capacity(READ_CHUNK),
+        wbuf: Vec::with_capacity(READ_CHUNK),
+    };
+    let limits = &ctx.limits;
+    loop {
+        // ---- the head ----
+        let mut head_started = (!conn.rbuf.is_empty()).then(Instant::now);
+        let (head, head_len) = loop {
+            match parse_head(&conn.rbuf, limits) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {}
+                Err(err) => return conn.fail(&*svc, Version::Http11, &err).await,
+            }
+            if !conn.flush().await {
+                return;
+            }
+            let idle = conn.rbuf.is_empty();
+            let (within, shutdown) = match head_started {
+                None => {
+                    if ctx.shutdown.is_triggered() {
+                        return;
+                    }
+                    (limits.idle_timeout, Some(&ctx.shutdown))
+                }
+                Some(t) => match limits.header_read_timeout.checked_sub(t.elapsed()) {
+                    Some(left) => (left, None),
+                    None => return,
+                },
+            };
+            match conn.read_more(within, shutdown).await {
+                Read::Data => {
+                    if idle {
+                        head_started = Some(Instant::now());
+                    }
+                }
+                _ => return,
+            }
+        };
+        conn.rbuf.drain(..head_len);
+
+        // ---- the body ----
+        let limit = svc.body_limit(&head);
+        let version = head.version;
+        if let BodyFraming::Length(n) = head.framing {
+            if n > limit as u64 {
+                let err = HttpError::new(HttpErrorKind::BodyTooLarge, "body over the limit");
+                return conn.fail(&*svc, version, &err).await;
+            }
+        }
+        if head.expect_continue && head.framing != BodyFraming::None && conn.rbuf.is_empty() {
+            conn.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if !conn.flush().await {
+                return;
+            }
+        }
+        let body_deadline = Instant::now() + limits.body_read_timeout;
+        let body = match head.framing {
+            BodyFraming::None => Vec::new(),
+            BodyFraming::Length(n) => {
+                let n = n as usize;
+                while conn.rbuf.len() < n {
+                    let left = body_deadline.saturating_duration_since(Instant::now());
+                    let want = (n - conn.rbuf.len()).min(1 << 20);
+                    conn.rbuf.reserve(want);
+                    match conn.read_more(left, None).await {
+                        Read::Data => {}
+                        _ => return,
+                    }
+                }
+                let rest = conn.rbuf.split_off(n);
+                std::mem::replace(&mut conn.rbuf, rest)
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = ChunkedDecoder::new(limit as u64);
+                let mut body = Vec::new();
+                loop {
+                    match decoder.decode(&conn.rbuf, &mut body) {
+                        Ok(used) => {
+                            conn.rbuf.drain(..used);
+                        }
+                        Err(err) => return conn.fail(&*svc, version, &err).await,
+                    }
+                    if decoder.is_done() {
+                        break body;
+                    }
+                    let left = body_deadline.saturating_duration_since(Instant::now());
+                    match conn.read_more(left, None).await {
+                        Read::Data => {}
+                        _ => return,
+                    }
+                }
+            }
+        };
+
+        // ---- the handler ----
+        let is_head = head.method == Method::Head;
+        let accept_encoding = if ctx.gzip {
+            head.headers.get("accept-encoding").map(str::to_string)
+        } else {
+            None
+        };
+        let mut keep_alive = head.keep_alive;
+        let req = Request {
+            head,
+            body,
+            peer,
+            params: Vec::new(),
+        };
+        let mut resp = match AssertUnwindSafe(svc.call(req)).catch_unwind().await {
+            Ok(resp) => resp,
+            Err(_) => {
+                let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");
+                svc.error_response(&err)
+            }
+        };
+        if let Some(ae) = accept_encoding.as_deref() {
+            crate::gzip::maybe_compress(ae, &mut resp);
+        }
+        keep_alive &= !ctx.shutdown.is_triggered();
+
+        // ---- the response ----
+        let body = std::mem::replace(&mut resp.body, Body::Empty);
+        let allows_body = status_allows_body(resp.status);
+        match body {
+            Body::Empty | Body::Bytes(_) if !allows_body => {
+                write_head(&mut conn.wbuf, version, &resp, Framing::NoBody, keep_alive);
+            }
+            Body::Empty => {
+                write_head(
+                    &mut conn.wbuf,
+                    version,
+                    &resp,
+                    Framing::Length(0),
+                    keep_alive,
+                );
+            }
+            Body::Bytes(bytes) => {
+                let framing = Framing::Length(bytes.len() as u64);
+                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
+                if !is_head {
+                    if conn.wbuf.len() + bytes.len() > FLUSH_AT {
+                        if !conn.flush().await || !conn.write_now(bytes).await {
+                            return;
+                        }
+                    } else {
+                        conn.wbuf.extend_from_slice(&bytes);
+                    }
+                }
+            }
+            Body::SizedStream(stream, len) => {
+                let framing = if allows_body {
+                    Framing::Length(len)
+                } else {
+                    Framing::NoBody
+                };
+                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
+                if !conn.flush().await {
+                    return;
+                }
+                if !is_head && allows_body {
+                    let sent = pump(&mut conn, stream, false, &ctx.shutdown).await;
+                    if sent != Some(len) {
+                        // the producer broke its promise: the framing is now wrong, so close
+                        return;
+                    }
+                }
+            }
+            Body::Stream(stream) => {
+                let chunked = version == Version::Http11;
+                if !is_head && allows_body && !chunked {
+                    keep_alive = false;
+                }
+                let framing = match (is_head || !allows_body, chunked) {
+                    (true, _) => Framing::NoBody,
+                    (false, true) => Framing::Chunked,
+                    (false, false) => Framing::UntilClose,
+                };
+                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
+                if !conn.flush().await {
+                    return;
+                }
+                if framing != Framing::NoBody {
+                    if pump(&mut conn, stream, chunked, &ctx.shutdown)
+                        .await
+                        .is_none()
+                    {
+                        return;
+                    }
+                    if chunked && !conn.write_now(LAST_CHUNK.to_vec()).await {
+                        return;
+                    }
+                }
+            }
+        }
+        if conn.wbuf.len() >= FLUSH_AT && !conn.flush().await {
+            return;
+        }
+        if !keep_alive {
+            if conn.flush().await {
+                let _ = conn.stream.shutdown().await;
+            }
+            return;
+        }
+    }
+}
+
+/// Writes a streamed body chunk by chunk, each write finished before the next chunk is
+/// pulled. Stops early when the server shuts down. Returns the bytes written, or `None` when
+/// the client went away.
+async fn pump(
+    conn: &mut Conn,
+    mut stream: crate::BodyStream,
+    chunked: bool,
+    shutdown: &Shutdown,
+) -> Option<u64> {
+    let mut sent = 0u64;
+    loop {
+        let next = monoio::select! {
+            chunk = stream.next() => chunk,
+            _ = shutdown.wait() => None,
+        };
+        let Some(chunk) = next else {
+            return Some(sent);
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        sent += chunk.len() as u64;
+        let out = if chunked {
+            let mut framed = Vec::with_capacity(chunk.len() + 16);
+            write_chunk(&mut framed, &chunk);
+            framed
+        } else {
+            chunk
+        };
+        if !conn.write_now(out).await {
+            return None;
+        }
+    }
+}

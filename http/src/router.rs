@@ -1,0 +1,247 @@
+//! Method + path routing with `{name}` segment parameters and a trailing `{name...}` wildcard,
+//! the pattern syntax PocketBase's router uses.
+//!
+//! Routing works on the raw (still percent-encoded) path split at `/`, decoding each segment
+//! on its own: an encoded slash (`%2F`) inside a record id stays inside that parameter.
+//! Among candidates the most specific wins: a literal segment beats a parameter, which beats
+//! a wildcard, whatever the order of registration.
+
+use crate::request::Method;
+use percent_encoding::percent_decode_str;
+use std::collections::HashMap;
+
+pub struct Router<T> {
+    root: Node<T>,
+}
+
+struct Node<T> {
+    literals: HashMap<String, Node<T>>,
+    param: Option<(String, Box<Node<T>>)>,
+    wildcard: Option<(String, Vec<(Method, T)>)>,
+    routes: Vec<(Method, T)>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Node {
+            literals: HashMap::new(),
+            param: None,
+            wildcard: None,
+            routes: Vec::new(),
+        }
+    }
+}
+
+pub enum Match<'r, T> {
+    Found {
+        value: &'r T,
+        params: Vec<(String, String)>,
+    },
+    /// The path exists, but not for this method.
+    MethodNotAllowed,
+    NotFound,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Router {
+            root: Node::default(),
+        }
+    }
+}
+
+impl<T> Router<T> {
+    pub fn new() -> Self {
+        Router::default()
+    }
+
+    /// Registers `value` for `method` on `pattern` (e.g. `/api/collections/{c}/records/{id}`).
+    ///
+    /// # Panics
+    /// On a malformed pattern or a duplicate registration: both are programming errors that
+    /// must surface at start-up, not on some later request.
+    pub fn add(&mut self, method: Method, pattern: &str, value: T) {
+        assert!(
+            pattern.starts_with('/'),
+            "route pattern must start with /: {pattern}"
+        );
+        let segments: Vec<&str> = pattern[1..].split('/').collect();
+        let mut node = &mut self.root;
+        for (i, seg) in segments.iter().enumerate() {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("...}")) {
+                assert!(i == segments.len() - 1, "wildcard must be last: {pattern}");
+                let (_, routes) = node
+                    .wildcard
+                    .get_or_insert_with(|| (name.to_string(), Vec::new()));
+                assert!(
+                    !routes.iter().any(|(m, _)| *m == method),
+                    "duplicate route {} {pattern}",
+                    method.as_str()
+                );
+                routes.push((method, value));
+                return;
+            }
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let (existing, child) = node
+                    .param
+                    .get_or_insert_with(|| (name.to_string(), Box::default()));
+                assert!(
+                    existing == name,
+                    "parameter {{{name}}} conflicts with {{{existing}}} in {pattern}"
+                );
+                node = child;
+            } else {
+                node = node.literals.entry((*seg).to_string()).or_default();
+            }
+        }
+        assert!(
+            !node.routes.iter().any(|(m, _)| *m == method),
+            "duplicate route {} {pattern}",
+            method.as_str()
+        );
+        node.routes.push((method, value));
+    }
+
+    /// Finds the route for `method` and the raw (percent-encoded) `path`. HEAD falls back to
+    /// GET, as in PocketBase.
+    pub fn find(&self, method: &Method, raw_path: &str) -> Match<'_, T> {
+        let Some(rest) = raw_path.strip_prefix('/') else {
+            return Match::NotFound;
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        let mut params = Vec::new();
+        let mut path_matched = false;
+        match find_in(
+            &self.root,
+            &segments,
+            method,
+            &mut params,
+            &mut path_matched,
+        ) {
+            Some(value) => Match::Found { value, params },
+            None if path_matched => Match::MethodNotAllowed,
+            None => Match::NotFound,
+        }
+    }
+}
+
+fn pick<'r, T>(routes: &'r [(Method, T)], method: &Method) -> Option<&'r T> {
+    let exact = routes.iter().find(|(m, _)| m == method);
+    let fallback = || {
+        (*method == Method::Head)
+            .then(|| routes.iter().find(|(m, _)| *m == Method::Get))
+            .flatten()
+    };
+    exact.or_else(fallback).map(|(_, v)| v)
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+fn find_in<'r, T>(
+    node: &'r Node<T>,
+    segments: &[&str],
+    method: &Method,
+    params: &mut Vec<(String, String)>,
+    path_matched: &mut bool,
+) -> Option<&'r T> {
+    let Some((first, rest)) = segments.split_first() else {
+        if !node.routes.is_empty() {
+            *path_matched = true;
+            if let Some(v) = pick(&node.routes, method) {
+                return Some(v);
+            }
+        }
+        return None;
+    };
+    let decoded = decode(first);
+    if let Some(child) = node.literals.get(decoded.as_str()) {
+        if let Some(v) = find_in(child, rest, method, params, path_matched) {
+            return Some(v);
+        }
+    }
+    if let Some((name, child)) = &node.param {
+        if !first.is_empty() {
+            params.push((name.clone(), decoded));
+            if let Some(v) = find_in(child, rest, method, params, path_matched) {
+                return Some(v);
+            }
+            params.pop();
+        }
+    }
+    if let Some((name, routes)) = &node.wildcard {
+        *path_matched = true;
+        if let Some(v) = pick(routes, method) {
+            params.push((name.clone(), decode(&segments.join("/"))));
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router<&'static str> {
+        let mut r = Router::new();
+        r.add(Method::Get, "/api/health", "health");
+        r.add(Method::Get, "/api/collections/{c}/records", "list");
+        r.add(Method::Post, "/api/collections/{c}/records", "create");
+        r.add(Method::Get, "/api/collections/{c}/records/{id}", "view");
+        r.add(
+            Method::Get,
+            "/api/collections/meta/records/{id}",
+            "meta-view",
+        );
+        r.add(Method::Get, "/{path...}", "static");
+        r
+    }
+
+    fn found(
+        r: &Router<&'static str>,
+        m: Method,
+        p: &str,
+    ) -> (&'static str, Vec<(String, String)>) {
+        match r.find(&m, p) {
+            Match::Found { value, params } => (value, params),
+            Match::MethodNotAllowed => ("405", vec![]),
+            Match::NotFound => ("404", vec![]),
+        }
+    }
+
+    #[test]
+    fn specificity_and_params() {
+        let r = router();
+        assert_eq!(found(&r, Method::Get, "/api/health").0, "health");
+        assert_eq!(found(&r, Method::Head, "/api/health").0, "health");
+        let (v, p) = found(&r, Method::Get, "/api/collections/posts/records/a%2Fb");
+        assert_eq!(v, "view");
+        assert_eq!(
+            p,
+            vec![("c".into(), "posts".into()), ("id".into(), "a/b".into())]
+        );
+        assert_eq!(
+            found(&r, Method::Get, "/api/collections/meta/records/x").0,
+            "meta-view"
+        );
+        assert_eq!(
+            found(&r, Method::Post, "/api/collections/x/records").0,
+            "create"
+        );
+        let (v, p) = found(&r, Method::Get, "/api/nope/deeper");
+        assert_eq!(v, "static");
+        assert_eq!(p, vec![("path".into(), "api/nope/deeper".into())]);
+    }
+
+    #[test]
+    fn method_mismatch() {
+        let r = router();
+        assert_eq!(found(&r, Method::Delete, "/api/health").0, "405");
+        assert_eq!(
+            found(&r, Method::Get, "/api/collections//records").0,
+            "static"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+use crate::error::{HttpError, HttpErrorKind};
+use crate::request::{Request, RequestHead};
+use crate::response::Response;
+use std::future::Future;
+
+/// What the server calls for each request. One instance lives on each worker thread (built by
+/// the factory given to [`crate::Server::start`]), so it may hold `Rc`s and per-core state.
+pub trait Service: 'static {
+    /// The body limit for this request, decided from its head before any body byte is read
+    /// (routes may raise or lower the default).
+    fn body_limit(&self, head: &RequestHead) -> usize;
+
+    fn call(&self, req: Request) -> impl Future<Output = Response>;
+
+    /// The response for a protocol-level error or a handler panic. The default mirrors Go's
+    /// net/http plain-text answers.
+    fn error_response(&self, err: &HttpError) -> Response {
+        default_error_response(err)
+    }
+}
+
+pub fn default_error_response(err: &HttpError) -> Response {
+    let status = err.status();
+    let reason = crate::write::reason(status);
+    let text = match err.kind {
+        HttpErrorKind::MissingHost => format!("{status} {reason}: missing required Host header"),
+        _ => format!("{status} {reason}"),
+    };
+    Response::with_body(status, "text/plain; charset=utf-8", text.into_bytes())
+}
