@@ -1,1 +1,26 @@
-//! placeholder
+//! End-to-end tests of PocketBun over real HTTP.
+//!
+//! This crate holds no product code: it is the support library of the
+//! end-to-end tests in `tests/tests/*.rs`, which start real server processes
+//! (the `pocketbun` binary of this workspace, or the real PocketBase binary
+//! for reference runs) on a loopback port over a fresh copy of a data
+//! directory, and talk to them over plain HTTP/1.1 sockets.
+//!
+//! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries.
+//! * [`ServerSpec`] / [`Server`]: how to start a server, and a running one
+//!   (stopped with SIGTERM, then SIGKILL, when dropped).
+//! * [`http`]: a tiny blocking HTTP/1.1 client that sends exactly the bytes it
+//!   is given.
+//! * [`conformance`]: the PocketBase conformance corpus (`shared/conformance`):
+//!   loading scenarios, building their requests and checking responses with
+//!   the rules of PocketBase's `tests/api.go`.
+
+pub mod conformance;
+pub mod http;
+mod paths;
+mod server;
+
+pub use paths::{
+    conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,
+};
+pub use server::{Server, ServerKind, ServerSpec};
