@@ -1,0 +1,53 @@
+//! Opening SQLite connections with PocketBase's pragmas.
+//!
+//! PocketBase opens every connection with: busy_timeout(10000),
+//! journal_mode(WAL), journal_size_limit(200000000), synchronous(NORMAL),
+//! foreign_keys(ON), temp_store(MEMORY), cache_size(-32000). The busy
+//! timeout goes first so that switching to WAL waits for other connections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::Result;
+
+/// What a connection is used for; decides the extra pragmas on top of
+/// PocketBase's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The single writer: automatic checkpoints off (the checkpointer does them).
+    Writer,
+    /// A per-worker read connection: `query_only` so nothing else ever writes.
+    Reader,
+    /// The background checkpointer.
+    Checkpointer,
+}
+
+pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(busy_timeout)?;
+    // journal_mode returns a row; pragma_update_and_check reads it.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("{}: journal_mode is {mode}, not wal", path.display());
+    }
+    conn.execute_batch(
+        "PRAGMA journal_size_limit = 200000000;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
+    )?;
+    match role {
+        Role::Writer => conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?,
+        Role::Reader => conn.execute_batch("PRAGMA query_only = ON;")?,
+        Role::Checkpointer => {}
+    }
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}

@@ -1,0 +1,33 @@
+//! Tunables for a [`crate::Store`].
+
+use std::time::Duration;
+
+/// Options for [`crate::Store::open`]. `StoreOptions::default()` is what the
+/// server uses.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Longest a single read may run before it is interrupted with
+    /// [`crate::ErrorKind::Timeout`].
+    pub read_timeout: Duration,
+    /// SQLite busy timeout for every connection (PocketBase uses 10 s).
+    pub busy_timeout: Duration,
+    /// Most jobs the writer folds into one transaction.
+    pub max_batch: usize,
+    /// How often the background checkpointer runs a PASSIVE checkpoint
+    /// when there were commits since the previous one.
+    pub checkpoint_interval: Duration,
+    /// WAL size (bytes) above which the checkpointer runs right after a commit.
+    pub checkpoint_wal_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            read_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(10),
+            max_batch: 1024,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_wal_bytes: 4 * 1024 * 1024,
+        }
+    }
+}

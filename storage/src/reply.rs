@@ -1,0 +1,142 @@
+//! A one-shot reply slot the writer thread fills and a caller either awaits
+//! (from an async runtime thread, without blocking it) or blocks on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{ErrorKind, Result, StorageError};
+
+struct Slot<T> {
+    value: Option<Result<T>>,
+    waker: Option<Waker>,
+    /// The sending side is gone (answered or dropped).
+    closed: bool,
+}
+
+struct Shared<T> {
+    slot: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+/// Sending half, owned by the writer thread.
+pub(crate) struct ReplySender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The answer to a submitted write job. `.await` it on any executor (the
+/// waker may be called from the writer thread), or call [`Reply::wait`] to
+/// block the current thread.
+#[must_use = "a write's outcome is only known by awaiting its Reply"]
+pub struct Reply<T> {
+    shared: Arc<Shared<T>>,
+}
+
+pub(crate) fn channel<T>() -> (ReplySender<T>, Reply<T>) {
+    let shared = Arc::new(Shared {
+        slot: Mutex::new(Slot {
+            value: None,
+            waker: None,
+            closed: false,
+        }),
+        ready: Condvar::new(),
+    });
+    (
+        ReplySender {
+            shared: Arc::clone(&shared),
+        },
+        Reply { shared },
+    )
+}
+
+/// A reply that is already answered (used when the queue is closed).
+pub(crate) fn ready<T>(value: Result<T>) -> Reply<T> {
+    let (tx, rx) = channel();
+    tx.send(value);
+    rx
+}
+
+impl<T> ReplySender<T> {
+    pub(crate) fn send(self, value: Result<T>) {
+        let waker = {
+            let mut slot = lock(&self.shared.slot);
+            slot.value = Some(value);
+            slot.closed = true;
+            slot.waker.take()
+        };
+        self.shared.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        // Drop sees `closed` already set and does nothing more.
+    }
+}
+
+impl<T> Drop for ReplySender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = lock(&self.shared.slot);
+            if slot.closed {
+                return;
+            }
+            slot.closed = true;
+            slot.waker.take()
+        };
+        self.shared.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+fn dropped() -> StorageError {
+    StorageError::new(
+        ErrorKind::Closed,
+        "the writer stopped before answering this job",
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<T> Reply<T> {
+    /// Blocks the calling thread until the job is answered. Never call this
+    /// on an async runtime thread; `.await` instead.
+    pub fn wait(self) -> Result<T> {
+        let mut slot = lock(&self.shared.slot);
+        loop {
+            if let Some(v) = slot.value.take() {
+                return v;
+            }
+            if slot.closed {
+                return Err(dropped());
+            }
+            slot = self
+                .shared
+                .ready
+                .wait(slot)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = lock(&self.shared.slot);
+        if let Some(v) = slot.value.take() {
+            return Poll::Ready(v);
+        }
+        if slot.closed {
+            return Poll::Ready(Err(dropped()));
+        }
+        match &slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}

