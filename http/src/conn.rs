@@ -14,6 +14,7 @@ use crate::service::Service;
 use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CHUNK};
 use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
+use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::net::SocketAddr;
@@ -57,8 +58,10 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
             self.rbuf.reserve(READ_CHUNK.max(self.rbuf.len()));
         }
+        // read into the spare capacity, after the bytes already buffered
         let buf = std::mem::take(&mut self.rbuf);
-        let read = monoio::time::timeout(within, self.stream.read(buf));
+        let (filled, capacity) = (buf.len(), buf.capacity());
+        let read = monoio::time::timeout(within, self.stream.read(buf.slice_mut(filled..capacity)));
         let result = match shutdown {
             Some(sd) => {
                 monoio::select! {
@@ -71,7 +74,7 @@ impl Conn {
         match result {
             Err(_) => Read::TimedOut,
             Ok((res, buf)) => {
-                self.rbuf = buf;
+                self.rbuf = buf.into_inner();
                 match res {
                     Ok(0) => Read::Eof,
                     Ok(_) => Read::Data,

@@ -286,3 +286,19 @@ mod tests {
         assert_eq!(head.query, "c");
     }
 }
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    #[test]
+    fn every_split_is_partial() {
+        let raw = b"GET /a?i=0 HTTP/1.1\r\nHost: x\r\n\r\n";
+        for i in 0..raw.len() {
+            let r = parse_head(&raw[..i], &Limits::default());
+            assert!(
+                matches!(r, Ok(None)),
+                "split at {i}: {:?}",
+                r.map(|o| o.is_some())
+            );
+        }
+    }
+}
