@@ -22,7 +22,7 @@ pub use reader::Reader;
 pub use reply::Reply;
 pub use rusqlite;
 pub use store::{Store, AUX_DB, DATA_DB};
-pub use writer::{Job, Writer};
+pub use writer::{Job, Writer, WriterStats};
 
 /// Logs a warning through the `log` facade, or to stderr when no logger is installed.
 pub(crate) fn warn(args: std::fmt::Arguments<'_>) {

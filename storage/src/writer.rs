@@ -11,6 +11,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -84,6 +86,22 @@ enum Msg {
 #[derive(Clone)]
 pub struct Writer {
     tx: Sender<Msg>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    transactions: AtomicU64,
+    jobs: AtomicU64,
+}
+
+/// Totals since the writer started, for observing group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed (or attempted).
+    pub transactions: u64,
+    /// Jobs run.
+    pub jobs: u64,
 }
 
 impl Writer {
@@ -114,6 +132,14 @@ impl Writer {
         self.submit(job).wait()
     }
 
+    /// Counters of transactions and jobs run so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.stats.transactions.load(Ordering::Relaxed),
+            jobs: self.stats.jobs.load(Ordering::Relaxed),
+        }
+    }
+
     fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
     }
@@ -141,11 +167,13 @@ impl WriterThread {
     ) -> Result<Self> {
         let conn = connection::open(path, Role::Writer, busy_timeout)?;
         let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(Counters::default());
+        let thread_stats = Arc::clone(&stats);
         let handle = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(conn, rx, max_batch.max(1), kick))?;
+            .spawn(move || run(conn, rx, max_batch.max(1), kick, &thread_stats))?;
         Ok(Self {
-            writer: Writer { tx },
+            writer: Writer { tx, stats },
             handle: Some(handle),
         })
     }
@@ -165,7 +193,7 @@ impl Drop for WriterThread {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>) {
+fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>, stats: &Counters) {
     let mut batch: Vec<ErasedJob> = Vec::with_capacity(max_batch.min(1024));
     loop {
         let mut stop = match rx.recv() {
@@ -183,6 +211,8 @@ fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>) 
             }
         }
         if !batch.is_empty() {
+            stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
             run_batch(&conn, &mut batch);
             match kick.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}

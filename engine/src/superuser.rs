@@ -1,0 +1,640 @@
+//! `pocketbun superuser upsert|create|update|delete EMAIL [PASSWORD]`:
+//! manages `_superusers` records with PocketBase v0.39's CLI semantics and
+//! messages, writing rows the real PocketBase can log in with (bcrypt
+//! `$2a$` hashes, 15 char ids, 50 char token keys).
+//!
+//! `Ok` is the line to print on stdout; `Err` is the error text — PocketBase
+//! prints it as `Error: {text}` (also on stdout) and still exits with 0.
+
+use pocketbun_storage::rusqlite::{self, params, Connection, OptionalExtension};
+use pocketbun_storage::{random, time, Store};
+use serde_json::Value;
+
+/// Which `superuser` subcommand to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuperuserAction {
+    /// Create, or change the password if the email exists.
+    Upsert,
+    /// Create a new superuser.
+    Create,
+    /// Change an existing superuser's password.
+    Update,
+    /// Delete a superuser.
+    Delete,
+}
+
+const COLLECTION: &str = "_superusers";
+/// Email of the temporary superuser PocketBase's installer creates; it is
+/// removed once a real superuser is created.
+const INSTALLER_EMAIL: &str = "__pbinstaller@example.com";
+/// Record-proxy collections whose rows point at auth records and are removed
+/// with them.
+const AUTH_REF_COLLECTIONS: [&str; 4] = ["_externalAuths", "_mfas", "_otps", "_authOrigins"];
+/// bcrypt's input limit as PocketBase applies it when the field sets no max.
+const DEFAULT_PASSWORD_MAX: usize = 71;
+/// Go's `bcrypt.DefaultCost`, used when the field's cost is 0.
+const DEFAULT_BCRYPT_COST: u32 = 10;
+
+/// Runs `action`. `password` is required by every action but `Delete`
+/// (extra CLI arguments beyond EMAIL PASSWORD make PocketBase answer
+/// "missing email and password arguments" for upsert/create/update; callers
+/// should map that case to `password: None`).
+pub fn run(
+    store: &Store,
+    action: SuperuserAction,
+    email: &str,
+    password: Option<&str>,
+) -> Result<String, String> {
+    if action == SuperuserAction::Delete {
+        if !is_email(email) {
+            return Err("invalid or missing email address".into());
+        }
+        return delete(store, email);
+    }
+    let Some(password) = password else {
+        return Err("missing email and password arguments".into());
+    };
+    if !is_email(email) {
+        return Err("missing or invalid email address".into());
+    }
+    let collection = load_collection(store)
+        .map_err(|e| format!("failed to fetch {}: {e}", go_quote(COLLECTION)))?;
+    let existing = find_by_email(store, &collection, email).map_err(|e| e.to_string())?;
+
+    let (context, is_create) = match (action, &existing) {
+        (SuperuserAction::Create, _) | (SuperuserAction::Upsert, None) => {
+            let ctx = if action == SuperuserAction::Create {
+                "failed to create new superuser account".to_string()
+            } else {
+                "failed to upsert superuser account".to_string()
+            };
+            (ctx, true)
+        }
+        (SuperuserAction::Upsert, Some(_)) => ("failed to upsert superuser account".into(), false),
+        (SuperuserAction::Update, None) => {
+            return Err(format!(
+                "superuser with email {} doesn't exist",
+                go_quote(email)
+            ))
+        }
+        (SuperuserAction::Update, Some(rec)) => (
+            format!(
+                "failed to change superuser {} password",
+                go_quote(&rec.email)
+            ),
+            false,
+        ),
+        (SuperuserAction::Delete, _) => unreachable!("handled above"),
+    };
+
+    if let Err(msg) = validate_password(&collection.password, password) {
+        return Err(format!("{context}: password: {msg}."));
+    }
+    let hash =
+        hash_password(password, collection.password.cost).map_err(|e| format!("{context}: {e}"))?;
+    let token_key = random::from_autogenerate_pattern(&collection.token_key_pattern)
+        .unwrap_or_else(|_| random::random_string(50));
+    let now = time::now_datetime();
+
+    let saved_email = if is_create {
+        let id = random::from_autogenerate_pattern(&collection.id_pattern)
+            .unwrap_or_else(|_| random::new_record_id());
+        let email_owned = email.to_string();
+        let col = collection.clone();
+        let result = store.writer().submit_blocking(move |conn: &Connection| {
+            insert(conn, &col, &id, &email_owned, &hash, &token_key, &now)?;
+            if email_owned != INSTALLER_EMAIL {
+                remove_installer(conn, &col)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => email.to_string(),
+            Err(e) if e.kind() == pocketbun_storage::ErrorKind::Unique => {
+                return Err(format!("{context}: {}", unique_message(e.message())));
+            }
+            Err(e) => return Err(format!("{context}: {e}")),
+        }
+    } else {
+        let rec = existing.expect("update of an existing record");
+        // upsert sets the email again (same value up to NOCASE collation)
+        let new_email = if action == SuperuserAction::Upsert {
+            email.to_string()
+        } else {
+            rec.email.clone()
+        };
+        let col = collection.clone();
+        let id = rec.id.clone();
+        let email_owned = new_email.clone();
+        let result = store.writer().submit_blocking(move |conn: &Connection| {
+            update(conn, &col, &id, &email_owned, &hash, &token_key, &now)
+        });
+        match result {
+            Ok(()) => new_email,
+            Err(e) if e.kind() == pocketbun_storage::ErrorKind::Unique => {
+                return Err(format!("{context}: {}", unique_message(e.message())));
+            }
+            Err(e) => return Err(format!("{context}: {e}")),
+        }
+    };
+
+    Ok(match action {
+        SuperuserAction::Create => {
+            format!(
+                "Successfully created new superuser {}!",
+                go_quote(&saved_email)
+            )
+        }
+        SuperuserAction::Upsert => {
+            format!("Successfully saved superuser {}!", go_quote(&saved_email))
+        }
+        SuperuserAction::Update => format!(
+            "Successfully changed superuser {} password!",
+            go_quote(&saved_email)
+        ),
+        SuperuserAction::Delete => unreachable!("handled above"),
+    })
+}
+
+fn delete(store: &Store, email: &str) -> Result<String, String> {
+    let collection = load_collection(store)
+        .map_err(|e| format!("failed to fetch {}: {e}", go_quote(COLLECTION)))?;
+    let Some(rec) = find_by_email(store, &collection, email).map_err(|e| e.to_string())? else {
+        return Ok(format!(
+            "superuser {} is missing or already deleted",
+            go_quote(email)
+        ));
+    };
+    let col = collection.clone();
+    let id = rec.id.clone();
+    let result = store
+        .writer()
+        .submit_blocking(move |conn: &Connection| delete_record(conn, &col, &id));
+    match result {
+        Ok(()) => Ok(format!(
+            "Successfully deleted superuser {}!",
+            go_quote(&rec.email)
+        )),
+        Err(e) => Err(format!(
+            "failed to delete superuser {}: {}",
+            go_quote(&rec.email),
+            e.message()
+        )),
+    }
+}
+
+/// The parts of the `_superusers` collection definition the command needs.
+#[derive(Debug, Clone)]
+struct Collection {
+    id: String,
+    table: String,
+    email_nocase: bool,
+    password: PasswordRules,
+    id_pattern: String,
+    token_key_pattern: String,
+    /// Autodate fields: (name, onCreate, onUpdate).
+    autodates: Vec<(String, bool, bool)>,
+}
+
+#[derive(Debug, Clone)]
+struct PasswordRules {
+    min: usize,
+    max: usize,
+    cost: u32,
+}
+
+struct Found {
+    id: String,
+    email: String,
+}
+
+fn load_collection(store: &Store) -> pocketbun_storage::Result<Collection> {
+    let reader = store.reader()?;
+    let row: Option<(String, String, String, String)> = reader.read(|conn| {
+        Ok(conn
+            .query_row(
+                "SELECT id, name, fields, indexes FROM _collections
+                 WHERE id = ?1 OR name = ?1 COLLATE NOCASE LIMIT 1",
+                [COLLECTION],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    })?;
+    let Some((id, table, fields, indexes)) = row else {
+        return Err(pocketbun_storage::StorageError::new(
+            pocketbun_storage::ErrorKind::NotFound,
+            "sql: no rows in result set",
+        ));
+    };
+    let fields: Vec<Value> = serde_json::from_str(&fields).unwrap_or_default();
+    let indexes: Vec<String> = serde_json::from_str(&indexes).unwrap_or_default();
+    let mut col = Collection {
+        id,
+        table,
+        email_nocase: email_index_is_nocase(&indexes),
+        password: PasswordRules {
+            min: 0,
+            max: DEFAULT_PASSWORD_MAX,
+            cost: DEFAULT_BCRYPT_COST,
+        },
+        id_pattern: "[a-z0-9]{15}".into(),
+        token_key_pattern: "[a-zA-Z0-9]{50}".into(),
+        autodates: Vec::new(),
+    };
+    for f in &fields {
+        let name = f["name"].as_str().unwrap_or_default();
+        let num = |k: &str| f[k].as_u64().unwrap_or(0);
+        match (f["type"].as_str().unwrap_or_default(), name) {
+            ("password", "password") => {
+                col.password.min = num("min") as usize;
+                if num("max") > 0 {
+                    col.password.max = num("max") as usize;
+                }
+                if num("cost") > 0 {
+                    col.password.cost = num("cost") as u32;
+                }
+            }
+            ("text", "id") => {
+                if let Some(p) = f["autogeneratePattern"].as_str().filter(|p| !p.is_empty()) {
+                    col.id_pattern = p.to_string();
+                }
+            }
+            ("text", "tokenKey") => {
+                if let Some(p) = f["autogeneratePattern"].as_str().filter(|p| !p.is_empty()) {
+                    col.token_key_pattern = p.to_string();
+                }
+            }
+            ("autodate", _) => col.autodates.push((
+                name.to_string(),
+                f["onCreate"].as_bool().unwrap_or(false),
+                f["onUpdate"].as_bool().unwrap_or(false),
+            )),
+            _ => {}
+        }
+    }
+    Ok(col)
+}
+
+/// Whether the collection's single-column unique index on `email` uses
+/// `COLLATE NOCASE` (then email lookups are case-insensitive).
+fn email_index_is_nocase(indexes: &[String]) -> bool {
+    indexes.iter().any(|sql| {
+        let lower = sql.to_ascii_lowercase();
+        let Some(open) = lower.find('(') else {
+            return false;
+        };
+        let close = lower.rfind(')').unwrap_or(lower.len());
+        let cols = &lower[open + 1..close.max(open + 1)];
+        lower.contains("unique")
+            && !cols.contains(',')
+            && cols
+                .replace(['`', '"', '[', ']'], "")
+                .trim_start()
+                .starts_with("email")
+            && cols.contains("nocase")
+    })
+}
+
+fn find_by_email(store: &Store, col: &Collection, email: &str) -> Result<Option<Found>, String> {
+    let reader = store.reader().map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT id, email FROM {} WHERE email = ?1{} LIMIT 1",
+        quote_ident(&col.table),
+        if col.email_nocase {
+            " COLLATE NOCASE"
+        } else {
+            ""
+        }
+    );
+    reader
+        .read(|conn| {
+            Ok(conn
+                .query_row(&sql, [email], |r| {
+                    Ok(Found {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn validate_password(rules: &PasswordRules, password: &str) -> Result<(), String> {
+    if password.is_empty() {
+        return Err("cannot be blank".into());
+    }
+    let len = password.chars().count();
+    if len < rules.min {
+        return Err(format!("Must be at least {} character(s)", rules.min));
+    }
+    if len > rules.max {
+        return Err(format!("Must be less than {} character(s)", rules.max));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str, cost: u32) -> Result<String, String> {
+    // bcrypt only looks at the first 72 bytes, like Go's implementation
+    let bytes = password.as_bytes();
+    let bytes = &bytes[..bytes.len().min(72)];
+    bcrypt::hash_with_result(bytes, cost)
+        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+        .map_err(|e| e.to_string())
+}
+
+fn insert(
+    conn: &Connection,
+    col: &Collection,
+    id: &str,
+    email: &str,
+    hash: &str,
+    token_key: &str,
+    now: &str,
+) -> pocketbun_storage::Result<()> {
+    let mut names = vec![
+        "id",
+        "email",
+        "emailVisibility",
+        "verified",
+        "password",
+        "tokenKey",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        id.to_string().into(),
+        email.to_string().into(),
+        false.into(),
+        true.into(),
+        hash.to_string().into(),
+        token_key.to_string().into(),
+    ];
+    for (name, on_create, _) in &col.autodates {
+        if *on_create {
+            names.push(name.clone());
+            values.push(now.to_string().into());
+        }
+    }
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote_ident(&col.table),
+        names
+            .iter()
+            .map(|n| quote_ident(n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (1..=names.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    conn.execute(&sql, rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+fn update(
+    conn: &Connection,
+    col: &Collection,
+    id: &str,
+    email: &str,
+    hash: &str,
+    token_key: &str,
+    now: &str,
+) -> pocketbun_storage::Result<()> {
+    let mut sets = vec![
+        "`email` = ?2".to_string(),
+        "`password` = ?3".to_string(),
+        "`tokenKey` = ?4".to_string(),
+        "`verified` = TRUE".to_string(),
+    ];
+    for (name, _, on_update) in &col.autodates {
+        if *on_update {
+            sets.push(format!("{} = ?5", quote_ident(name)));
+        }
+    }
+    let sql = format!(
+        "UPDATE {} SET {} WHERE id = ?1",
+        quote_ident(&col.table),
+        sets.join(", ")
+    );
+    conn.execute(&sql, params![id, email, hash, token_key, now])?;
+    Ok(())
+}
+
+fn remove_installer(conn: &Connection, col: &Collection) -> pocketbun_storage::Result<()> {
+    let sql = format!(
+        "SELECT id FROM {} WHERE email = ?1 LIMIT 1",
+        quote_ident(&col.table)
+    );
+    let installer: Option<String> = conn
+        .query_row(&sql, [INSTALLER_EMAIL], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = installer {
+        delete_record(conn, col, &id)?;
+    }
+    Ok(())
+}
+
+fn delete_record(conn: &Connection, col: &Collection, id: &str) -> pocketbun_storage::Result<()> {
+    let count_sql = format!("SELECT count(*) FROM {}", quote_ident(&col.table));
+    let total: i64 = conn.query_row(&count_sql, [], |r| r.get(0))?;
+    if total == 1 {
+        return Err(pocketbun_storage::StorageError::new(
+            pocketbun_storage::ErrorKind::Invalid,
+            "You can't delete the only existing superuser.",
+        ));
+    }
+    for table in AUTH_REF_COLLECTIONS {
+        let exists: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {} WHERE collectionRef = ?1 AND recordRef = ?2",
+                    quote_ident(table)
+                ),
+                params![col.id, id],
+            )?;
+        }
+    }
+    conn.execute(
+        &format!("DELETE FROM {} WHERE id = ?1", quote_ident(&col.table)),
+        [id],
+    )?;
+    Ok(())
+}
+
+/// PocketBase's message for a unique constraint failure on the record table.
+fn unique_message(sqlite_msg: &str) -> String {
+    let lower = sqlite_msg.to_ascii_lowercase();
+    let mut fields: Vec<&str> = ["email", "id", "tokenKey"]
+        .into_iter()
+        .filter(|f| lower.contains(&format!(".{}", f.to_ascii_lowercase())))
+        .collect();
+    if fields.is_empty() {
+        return sqlite_msg.to_string();
+    }
+    fields.sort_unstable();
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{f}: Value must be unique"))
+        .collect();
+    format!("{}.", parts.join("; "))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Go's `%q` for the strings this command prints.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The email syntax PocketBase's CLI accepts (ozzo-validation's
+/// `is.EmailFormat`): a dot-atom or quoted local part, `@`, and a domain of
+/// at least two labels whose last one starts and ends with a letter.
+/// Non-ASCII letters in the ranges U+00A0–U+D7FF, U+F900–U+FDCF and
+/// U+FDF0–U+FFEF count as letters.
+pub fn is_email(s: &str) -> bool {
+    let Some(at) = s.rfind('@') else {
+        return false;
+    };
+    let (local, domain) = (&s[..at], &s[at + 1..]);
+    valid_local(local) && valid_domain(domain)
+}
+
+fn is_ucs(c: char) -> bool {
+    matches!(c as u32, 0xA0..=0xD7FF | 0xF900..=0xFDCF | 0xFDF0..=0xFFEF)
+}
+
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || is_ucs(c)
+}
+
+fn valid_local(local: &str) -> bool {
+    if local.is_empty() {
+        return false;
+    }
+    if let Some(inner) = local.strip_prefix('"') {
+        let Some(inner) = inner.strip_suffix('"') else {
+            return false;
+        };
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            let ok = match c {
+                '\\' => chars.next().is_some_and(|n| (n as u32) < 0x80 || is_ucs(n)),
+                '"' => false,
+                ' ' | '\t' => true,
+                c => ((c as u32) >= 1 && (c as u32) < 0x80 && c != '\n' && c != '\r') || is_ucs(c),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        return true;
+    }
+    local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+}
+
+fn valid_domain(domain: &str) -> bool {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let label_char = |c: char| c.is_ascii_alphanumeric() || is_ucs(c);
+    let mid_char = |c: char| label_char(c) || matches!(c, '-' | '.' | '~');
+    let letter = |c: char| c.is_ascii_alphabetic() || is_ucs(c);
+    // `head` (one or more labels) . `tld`
+    domain
+        .char_indices()
+        .filter(|&(_, c)| c == '.')
+        .any(|(i, _)| {
+            let (head, tld) = (&domain[..i], &domain[i + 1..]);
+            let edges_ok = |s: &str, edge: &dyn Fn(char) -> bool| {
+                let mut cs = s.chars();
+                match (cs.next(), cs.next_back()) {
+                    (Some(a), None) => edge(a),
+                    (Some(a), Some(b)) => edge(a) && edge(b) && cs.all(mid_char),
+                    _ => false,
+                }
+            };
+            edges_ok(head, &label_char) && edges_ok(tld, &letter)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_like_pocketbase() {
+        for ok in [
+            "a@b.co",
+            "A@B.CO",
+            "ä@b.co",
+            "a@b.co.",
+            "a@1.co",
+            "x.y+z@sub.example.com",
+        ] {
+            assert!(is_email(ok), "{ok} should be valid");
+        }
+        for bad in [
+            "",
+            "bad",
+            "a@b",
+            "a..b@b.co",
+            "a.@b.co",
+            "a b@b.co",
+            "a@-b.co",
+            "a@b.c1",
+            "a\"b@b.co",
+            "@b.co",
+        ] {
+            assert!(!is_email(bad), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn go_quoting() {
+        assert_eq!(go_quote("a@b.co"), "\"a@b.co\"");
+        assert_eq!(go_quote("ä\"\\"), "\"ä\\\"\\\\\"");
+    }
+
+    #[test]
+    fn nocase_index_detection() {
+        assert!(!email_index_is_nocase(&[
+            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email`) WHERE `email` != ''".into()
+        ]));
+        assert!(email_index_is_nocase(&[
+            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email` COLLATE NOCASE) WHERE `email` != ''".into()
+        ]));
+    }
+}

@@ -1,0 +1,241 @@
+//! The single writer folds concurrent jobs into shared transactions, yet a
+//! failing job never takes its neighbours down, and an answered success is
+//! already committed.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::Duration;
+
+use pocketbun_storage::rusqlite::{params, Connection, OpenFlags};
+use pocketbun_storage::{ErrorKind, Reply, StorageError, Store, StoreOptions};
+
+/// Minimal executor: parks the thread until the writer thread wakes it.
+fn block_on<T>(mut fut: Reply<T>) -> pocketbun_storage::Result<T> {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = std::pin::Pin::new(&mut fut).poll(&mut cx) {
+            return v;
+        }
+        thread::park();
+    }
+}
+
+fn independent_count(store: &Store, v: &str) -> i64 {
+    let conn = Connection::open_with_flags(
+        store.dir().join("data.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row("SELECT count(*) FROM t WHERE v = ?1", [v], |r| r.get(0))
+        .unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Ok,
+    Unique,
+    CustomErr,
+    Panic,
+}
+
+fn plan(thread_no: usize, i: usize) -> Expect {
+    if thread_no == 3 && i == 17 {
+        Expect::Panic
+    } else if i % 11 == 5 {
+        Expect::Unique
+    } else if i % 7 == 3 {
+        Expect::CustomErr
+    } else {
+        Expect::Ok
+    }
+}
+
+#[test]
+fn concurrent_jobs_share_transactions_and_fail_alone() {
+    let dir = common::temp_dir("group-commit").join("pb_data");
+    let store = Arc::new(Store::open(&dir, StoreOptions::default()).unwrap());
+    let writer = store.writer();
+    writer
+        .submit_blocking(|c| {
+            c.execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE NOT NULL);
+                 INSERT INTO t (v) VALUES ('dup');",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let before = writer.stats();
+
+    // hold the writer busy so that the submissions below queue up
+    let gate = writer.submit(|_| {
+        thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 60;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let writer = store.writer();
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                let replies: Vec<_> = (0..PER_THREAD)
+                    .map(|i| {
+                        let expect = plan(t, i);
+                        let v = format!("{t}-{i}");
+                        writer.submit(move |c: &Connection| {
+                            match expect {
+                                Expect::Unique => {
+                                    c.execute("INSERT INTO t (v) VALUES ('dup')", [])?;
+                                }
+                                _ => {
+                                    c.execute("INSERT INTO t (v) VALUES (?1)", params![v])?;
+                                }
+                            }
+                            match expect {
+                                Expect::CustomErr => {
+                                    Err(StorageError::new(ErrorKind::Invalid, "changed my mind"))
+                                }
+                                Expect::Panic => panic!("job blew up"),
+                                _ => Ok(c.last_insert_rowid()),
+                            }
+                        })
+                    })
+                    .collect();
+                for (i, reply) in replies.into_iter().enumerate() {
+                    // half awaited as futures, half waited on
+                    let result = if i % 2 == 0 {
+                        block_on(reply)
+                    } else {
+                        reply.wait()
+                    };
+                    let v = format!("{t}-{i}");
+                    match plan(t, i) {
+                        Expect::Ok => {
+                            assert!(result.is_ok(), "{v}: {result:?}");
+                            // committed before being answered
+                            assert_eq!(independent_count(&store, &v), 1, "{v} not durable");
+                        }
+                        Expect::Unique => {
+                            assert_eq!(result.unwrap_err().kind(), ErrorKind::Unique)
+                        }
+                        Expect::CustomErr => {
+                            assert_eq!(result.unwrap_err().kind(), ErrorKind::Invalid);
+                            assert_eq!(independent_count(&store, &v), 0, "{v} not rolled back");
+                        }
+                        Expect::Panic => {
+                            assert_eq!(result.unwrap_err().kind(), ErrorKind::Internal);
+                            assert_eq!(independent_count(&store, &v), 0);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    gate.wait().unwrap();
+    for h in handles {
+        h.join().unwrap();
+    }
+
+    let expected_ok = (0..THREADS)
+        .flat_map(|t| (0..PER_THREAD).map(move |i| plan(t, i)))
+        .filter(|e| *e == Expect::Ok)
+        .count() as i64;
+    let total: i64 = store
+        .reader()
+        .unwrap()
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(total, expected_ok + 1);
+
+    let after = writer.stats();
+    let jobs = after.jobs - before.jobs;
+    let transactions = after.transactions - before.transactions;
+    assert_eq!(jobs, (THREADS * PER_THREAD + 1) as u64);
+    assert!(
+        transactions * 4 < jobs,
+        "expected grouping: {transactions} transactions for {jobs} jobs"
+    );
+
+    // closing answers nothing more; reopening sees everything
+    store.close();
+    let err = writer.submit_blocking(|_| Ok(())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    drop(store);
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let again: i64 = store
+        .reader()
+        .unwrap()
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(again, total);
+}
+
+#[test]
+fn close_flushes_queued_jobs() {
+    let dir = common::temp_dir("close-flush").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let writer = store.writer();
+    writer
+        .submit_blocking(|c| Ok(c.execute_batch("CREATE TABLE q (n INTEGER)")?))
+        .unwrap();
+    let replies: Vec<_> = (0..200)
+        .map(|n| {
+            writer.submit(move |c: &Connection| {
+                if n == 0 {
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Ok(c.execute("INSERT INTO q (n) VALUES (?1)", [n])?)
+            })
+        })
+        .collect();
+    store.close();
+    for r in replies {
+        assert_eq!(r.wait().unwrap(), 1);
+    }
+    drop(store);
+    let conn = Connection::open(dir.join("data.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM q", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 200);
+    // the final checkpoint left nothing in the WAL
+    let wal = std::fs::metadata(dir.join("data.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert_eq!(wal, 0);
+}
+
+#[test]
+fn writer_connection_does_not_autocheckpoint() {
+    let dir = common::temp_dir("no-autockpt").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let value: i64 = store
+        .writer()
+        .submit_blocking(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(value, 0);
+    let (journal, sync, fk, busy): (String, i64, i64, i64) = store
+        .writer()
+        .submit_blocking(|c| {
+            Ok((
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+                c.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?,
+            ))
+        })
+        .unwrap();
+    assert_eq!((journal.as_str(), sync, fk, busy), ("wal", 1, 1, 10_000));
+}

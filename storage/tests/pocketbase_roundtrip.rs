@@ -1,0 +1,240 @@
+//! pb_data directories move between PocketBun and the real PocketBase:
+//! PocketBun creates the directory and the superusers, PocketBase logs in;
+//! PocketBase creates them, PocketBun reads (and updates) them. The
+//! superuser command (engine/src/superuser.rs) is compiled in here so it is
+//! exercised against the real binary, message for message.
+
+mod common;
+
+#[path = "../../engine/src/superuser.rs"]
+#[allow(dead_code)]
+mod superuser;
+
+use std::path::Path;
+
+use pocketbun_storage::{Store, StoreOptions};
+use superuser::SuperuserAction as A;
+
+fn login_ok(port: u16, email: &str, password: &str) -> bool {
+    let (status, body) = common::superuser_login(port, email, password);
+    if status == 200 {
+        assert!(body.contains("\"token\""), "{body}");
+        assert!(body.contains(email), "{body}");
+    }
+    status == 200
+}
+
+#[test]
+fn pocketbun_dir_and_superusers_work_in_pocketbase() {
+    let Some(bin) = common::pocketbase_bin("pocketbun_dir_and_superusers_work_in_pocketbase")
+    else {
+        return;
+    };
+    let dir = common::temp_dir("pbun-to-pb").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    assert_eq!(
+        superuser::run(&store, A::Create, "admin@example.com", Some("1234567890")),
+        Ok("Successfully created new superuser \"admin@example.com\"!".into())
+    );
+    assert_eq!(
+        superuser::run(&store, A::Upsert, "second@example.com", Some("abcdefghij")),
+        Ok("Successfully saved superuser \"second@example.com\"!".into())
+    );
+    assert_eq!(
+        superuser::run(
+            &store,
+            A::Update,
+            "second@example.com",
+            Some("new-password-1")
+        ),
+        Ok("Successfully changed superuser \"second@example.com\" password!".into())
+    );
+    store.close();
+    drop(store);
+
+    let server = common::PbServer::start(&bin, &dir);
+    assert!(login_ok(server.port, "admin@example.com", "1234567890"));
+    assert!(login_ok(
+        server.port,
+        "second@example.com",
+        "new-password-1"
+    ));
+    assert!(!login_ok(server.port, "second@example.com", "abcdefghij"));
+    assert!(!login_ok(
+        server.port,
+        "admin@example.com",
+        "wrong-password"
+    ));
+}
+
+#[test]
+fn pocketbase_dir_and_superusers_open_in_pocketbun() {
+    let Some(bin) = common::pocketbase_bin("pocketbase_dir_and_superusers_open_in_pocketbun")
+    else {
+        return;
+    };
+    let dir = common::temp_dir("pb-to-pbun").join("pb_data");
+    let out = common::pb_cli(
+        &bin,
+        &dir,
+        &["superuser", "upsert", "root@example.com", "pa55word!!"],
+    );
+    assert!(out.contains("Successfully saved superuser"), "{out}");
+
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let reader = store.reader().unwrap();
+    let (email, hash, verified, token_key): (String, String, bool, String) = reader
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT email, password, verified, tokenKey FROM _superusers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(email, "root@example.com");
+    assert!(verified);
+    assert_eq!(token_key.len(), 50);
+    assert!(hash.starts_with("$2a$10$"), "{hash}");
+    assert!(bcrypt::verify("pa55word!!", &hash).unwrap());
+    let collections: i64 = reader
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM _collections", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(collections, 6);
+
+    // PocketBun changes the password, PocketBase accepts the new one
+    assert!(superuser::run(
+        &store,
+        A::Update,
+        "root@example.com",
+        Some("changed-by-pbun")
+    )
+    .is_ok());
+    drop(reader);
+    store.close();
+    drop(store);
+    let server = common::PbServer::start(&bin, &dir);
+    assert!(login_ok(server.port, "root@example.com", "changed-by-pbun"));
+    assert!(!login_ok(server.port, "root@example.com", "pa55word!!"));
+}
+
+/// Runs the same superuser commands through the real binary and through
+/// PocketBun on twin directories and compares every message.
+#[test]
+fn superuser_command_messages_match_pocketbase() {
+    let Some(bin) = common::pocketbase_bin("superuser_command_messages_match_pocketbase") else {
+        return;
+    };
+    let pb_dir = common::temp_dir("su-pb").join("pb_data");
+    let our_dir = common::temp_dir("su-ours").join("pb_data");
+    let store = Store::open(&our_dir, StoreOptions::default()).unwrap();
+    let long = "x".repeat(72);
+    let max = "x".repeat(71);
+    let cases: Vec<(&str, &str, Option<&str>)> = vec![
+        ("create", "a@b.co", Some("1234567890")),
+        ("create", "a@b.co", Some("1234567890")),
+        ("create", "bad", Some("1234567890")),
+        ("create", "x@b.co", None),
+        ("create", "x@b.co", Some("short")),
+        ("create", "x@b.co", Some("")),
+        ("create", "", Some("1234567890")),
+        ("create", "long@b.co", Some(&long)),
+        ("create", "long@b.co", Some(&max)),
+        ("create", "A@b.co", Some("1234567890")),
+        ("create", "ä@b.co", Some("1234567890")),
+        ("update", "a@b.co", Some("newpass1234")),
+        ("update", "zz@b.co", Some("newpass1234")),
+        ("update", "a@b.co", Some("short")),
+        ("update", "A@B.CO", Some("1234567890xx")),
+        ("update", "a@b.co", None),
+        ("upsert", "a@b.co", None),
+        ("upsert", "q@b.co", Some("1234567890")),
+        ("upsert", "q@b.co", Some("0987654321")),
+        ("upsert", "bad", Some("1234567890")),
+        ("upsert", "n@b.co", Some("short")),
+        ("delete", "zz@b.co", None),
+        ("delete", "bad", None),
+        ("delete", "", None),
+        ("delete", "q@b.co", None),
+        ("delete", "a@b.co", None),
+        ("delete", "long@b.co", None),
+        ("delete", "A@b.co", None),
+        ("delete", "ä@b.co", None),
+    ];
+    for (action, email, password) in cases {
+        let mut args = vec!["superuser", action];
+        if !email.is_empty() || password.is_some() {
+            args.push(email);
+        }
+        if let Some(p) = password {
+            args.push(p);
+        }
+        let theirs = common::pb_cli(&bin, &pb_dir, &args);
+        let theirs = theirs.trim_end();
+        assert!(!theirs.is_empty(), "no output from pocketbase {args:?}");
+        let act = match action {
+            "create" => A::Create,
+            "update" => A::Update,
+            "upsert" => A::Upsert,
+            _ => A::Delete,
+        };
+        let ours = match superuser::run(&store, act, email, password) {
+            Ok(msg) => msg,
+            Err(e) => format!("Error: {e}"),
+        };
+        assert_eq!(ours, theirs, "superuser {action} {email:?} {password:?}");
+    }
+    // both directories end with the same superusers
+    let emails = |dir: &Path| -> Vec<String> {
+        let c = pocketbun_storage::rusqlite::Connection::open(dir.join("data.db")).unwrap();
+        let mut st = c
+            .prepare("SELECT email FROM _superusers ORDER BY email")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    store.close();
+    assert_eq!(emails(&our_dir), emails(&pb_dir));
+}
+
+#[test]
+fn pocketbase_fixture_opens_unchanged() {
+    let fixture = Path::new("/work/shared/conformance/pb_data");
+    if !fixture.join("data.db").exists() {
+        println!(
+            "SKIP pocketbase_fixture_opens_unchanged: no fixture at {}",
+            fixture.display()
+        );
+        return;
+    }
+    let dir = common::temp_dir("fixture").join("pb_data");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["data.db", "auxiliary.db"] {
+        common::copy_dir_file(&fixture.join(f), &dir.join(f));
+    }
+    let before: Vec<Vec<u8>> = ["data.db", "auxiliary.db"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let reader = store.reader().unwrap();
+    let (collections, superusers): (i64, i64) = reader
+        .read(|c| {
+            Ok((
+                c.query_row("SELECT count(*) FROM _collections", [], |r| r.get(0))?,
+                c.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0))?,
+            ))
+        })
+        .unwrap();
+    assert_eq!((collections, superusers), (16, 4));
+    drop(reader);
+    store.close();
+    drop(store);
+    let after: Vec<Vec<u8>> = ["data.db", "auxiliary.db"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert!(before == after, "opening the fixture modified it");
+}
