@@ -83,6 +83,9 @@ enum Msg {
 
 /// Handle for submitting write jobs to the writer thread. Cheap to clone,
 /// `Send + Sync`.
+///
+/// A job runs on the writer thread, so it must not itself wait on another
+/// job (`submit_blocking` from inside a job deadlocks).
 #[derive(Clone)]
 pub struct Writer {
     tx: Sender<Msg>,
@@ -231,12 +234,17 @@ fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>, 
 fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
     let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut in_tx = false;
-    for job in batch.drain(..) {
+    let mut jobs = batch.drain(..);
+    while let Some(job) = jobs.next() {
         if !in_tx {
             if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-                // cannot even start: fail this job without running it
-                job.fail(e);
-                continue;
+                // cannot even start (e.g. locked past the busy timeout by
+                // another process): fail the rest of the batch unrun
+                job.fail(e.clone());
+                for rest in jobs.by_ref() {
+                    rest.fail(e.clone());
+                }
+                break;
             }
             in_tx = true;
         }

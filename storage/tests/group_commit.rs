@@ -239,3 +239,37 @@ fn writer_connection_does_not_autocheckpoint() {
         .unwrap();
     assert_eq!((journal.as_str(), sync, fk, busy), ("wal", 1, 1, 10_000));
 }
+
+#[test]
+fn background_checkpointer_moves_wal_into_the_database() {
+    let dir = common::temp_dir("checkpointer").join("pb_data");
+    let opts = StoreOptions {
+        checkpoint_interval: Duration::from_millis(50),
+        checkpoint_wal_bytes: u64::MAX, // only the periodic path
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir, opts).unwrap();
+    let db_size = || std::fs::metadata(dir.join("data.db")).unwrap().len();
+    let wal_size = || std::fs::metadata(dir.join("data.db-wal")).unwrap().len();
+    let initial = db_size();
+    store
+        .writer()
+        .submit_blocking(|c| {
+            c.execute_batch("CREATE TABLE blobs (b BLOB)")?;
+            for _ in 0..64 {
+                c.execute("INSERT INTO blobs (b) VALUES (zeroblob(16384))", [])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    // the writer never checkpoints itself: the pages sit in the WAL first
+    assert!(wal_size() > 1024 * 1024);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while db_size() < initial + 1024 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "checkpointer did not copy the WAL into data.db"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
