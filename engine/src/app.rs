@@ -4,6 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::{Match, Router};
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
+use pocketbun_storage::{Reader, StorageError, Store};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -11,11 +12,14 @@ use std::sync::Arc;
 pub struct Shared {
     /// Default request body limit (PocketBase: 32 MiB).
     pub body_limit: usize,
+    pub store: Arc<Store>,
 }
 
 /// What a handler gets besides the request: the worker's view of the application.
 pub struct AppCtx {
     pub shared: Arc<Shared>,
+    /// This worker's own read connection to `data.db`: reads never leave the worker.
+    pub reader: Reader,
 }
 
 pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
@@ -65,13 +69,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Result<Self, StorageError> {
         let mut routes = Routes::default();
         crate::apis::register(&mut routes);
-        App {
-            ctx: Rc::new(AppCtx { shared }),
+        let reader = shared.store.reader()?;
+        Ok(App {
+            ctx: Rc::new(AppCtx { shared, reader }),
             routes,
-        }
+        })
     }
 
     fn raw_path(head: &RequestHead) -> &str {

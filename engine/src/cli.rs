@@ -2,8 +2,10 @@
 //! and service files keep working.
 
 use crate::app::{App, Shared};
+use crate::superuser::SuperuserAction;
 use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
+use pocketbun_storage::{Store, StoreOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,14 +66,26 @@ struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 enum SuperuserCommand {
-    /// Creates or updates the superuser with EMAIL.
-    Upsert { email: String, password: String },
-    /// Creates a new superuser.
-    Create { email: String, password: String },
-    /// Changes the password of an existing superuser.
-    Update { email: String, password: String },
-    /// Deletes a superuser.
-    Delete { email: String },
+    /// Creates the superuser EMAIL with PASSWORD, or changes its password if it exists.
+    Upsert {
+        #[arg(value_name = "EMAIL PASSWORD")]
+        args: Vec<String>,
+    },
+    /// Creates a new superuser: EMAIL PASSWORD.
+    Create {
+        #[arg(value_name = "EMAIL PASSWORD")]
+        args: Vec<String>,
+    },
+    /// Changes the password of an existing superuser: EMAIL PASSWORD.
+    Update {
+        #[arg(value_name = "EMAIL PASSWORD")]
+        args: Vec<String>,
+    },
+    /// Deletes the superuser EMAIL.
+    Delete {
+        #[arg(value_name = "EMAIL")]
+        args: Vec<String>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -104,10 +118,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return 1;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&global.dir) {
-        eprintln!("Error: cannot create {}: {e}", global.dir.display());
-        return 1;
-    }
+    let store = match open_store(global) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let mut config = ServerConfig::new(addr);
     if let Some(n) = args.workers {
         config.workers = n.max(1);
@@ -118,8 +132,14 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     config.gzip = args.gzip;
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
+        store: store.clone(),
     });
-    let handle = match Server::start(config.clone(), move |_| App::new(shared.clone())) {
+    // a worker that cannot open its read connection cannot serve: fail loudly at start-up
+    let factory = move |id| {
+        App::new(shared.clone())
+            .unwrap_or_else(|e| panic!("worker {id}: cannot open a read connection: {e}"))
+    };
+    let handle = match Server::start(config.clone(), factory) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("Error: cannot listen on {addr}: {e}");
@@ -137,7 +157,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         config.workers,
         handle.driver()
     );
-    match handle.join() {
+    let served = handle.join();
+    // workers are gone: let the writer commit what is queued, then stop it
+    store.close();
+    match served {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -146,7 +169,44 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
 }
 
-fn superuser(_global: &GlobalArgs, action: SuperuserCommand) -> i32 {
-    eprintln!("Error: superuser commands need the storage layer ({action:?})");
-    1
+fn open_store(global: &GlobalArgs) -> Result<Arc<Store>, i32> {
+    match Store::open(&global.dir, StoreOptions::default()) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) => {
+            eprintln!("Error: cannot open {}: {e}", global.dir.display());
+            Err(1)
+        }
+    }
+}
+
+fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
+    let (action, args) = match command {
+        SuperuserCommand::Upsert { args } => (SuperuserAction::Upsert, args),
+        SuperuserCommand::Create { args } => (SuperuserAction::Create, args),
+        SuperuserCommand::Update { args } => (SuperuserAction::Update, args),
+        SuperuserCommand::Delete { args } => (SuperuserAction::Delete, args),
+    };
+    let email = args.first().map_or("", String::as_str);
+    // PocketBase wants exactly EMAIL PASSWORD; anything else counts as a missing password
+    let password = match (action, args.len()) {
+        (SuperuserAction::Delete, _) => None,
+        (_, 2) => Some(args[1].as_str()),
+        _ => None,
+    };
+    let store = match open_store(global) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let outcome = crate::superuser::run(&store, action, email, password);
+    store.close();
+    match outcome {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    }
 }

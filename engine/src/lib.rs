@@ -10,3 +10,4 @@ pub mod apis;
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod superuser;
