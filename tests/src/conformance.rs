@@ -496,6 +496,27 @@ pub struct Outcome {
     pub seconds: f64,
     /// False when the server did not start (nothing was sent).
     pub server_started: bool,
+    /// The request timed out.
+    pub timed_out: bool,
+}
+
+/// How scenarios are replayed.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// The `Host` header; `None` = `127.0.0.1:<port>`. Default `example.com`.
+    pub host: Option<String>,
+    /// Limit for sending the request and reading the response (default
+    /// 60 s, like `replay.py`).
+    pub request_timeout: Duration,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            host: Some(DEFAULT_HOST.to_string()),
+            request_timeout: crate::http::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 /// Replays `sc` against a fresh server of `spec` over a fresh copy of
@@ -504,7 +525,7 @@ pub fn run_scenario(
     spec: &ServerSpec,
     fixture: &Path,
     sc: &Scenario,
-    host: Option<&str>,
+    opts: &ReplayOptions,
 ) -> Outcome {
     let t0 = Instant::now();
     let mut out = Outcome {
@@ -517,12 +538,16 @@ pub fn run_scenario(
         body_excerpt: None,
         seconds: 0.0,
         server_started: false,
+        timed_out: false,
     };
     match Server::start(spec, Some(fixture)) {
         Err(e) => out.reason = Some(format!("server failed to start: {e}")),
         Ok(mut server) => {
             out.server_started = true;
-            match sc.request(host, server.port()).send(server.port()) {
+            let req = sc
+                .request(opts.host.as_deref(), server.port())
+                .timeout(opts.request_timeout);
+            match req.send(server.port()) {
                 Ok(resp) => {
                     out.status = Some(resp.status);
                     match sc.check(resp.status, &resp.body) {
@@ -533,7 +558,10 @@ pub fn run_scenario(
                         }
                     }
                 }
-                Err(e) => out.reason = Some(format!("request error: {e}")),
+                Err(e) => {
+                    out.timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+                    out.reason = Some(format!("request error: {e}"));
+                }
             }
             if sc.delay_ms > 0.0 {
                 std::thread::sleep(Duration::from_secs_f64(sc.delay_ms / 1000.0));

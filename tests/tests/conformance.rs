@@ -27,9 +27,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use pocketbun_tests::conformance::{run_scenario, Corpus, Outcome, Scenario, DEFAULT_HOST};
+use pocketbun_tests::conformance::{
+    run_scenario, Corpus, Outcome, ReplayOptions, Scenario, DEFAULT_HOST,
+};
 use pocketbun_tests::{conformance_dir, target_dir, ServerKind};
 use serde_json::json;
 
@@ -45,6 +47,13 @@ macro_rules! say {
 /// After this many failed server starts without a single successful one,
 /// the remaining scenarios are failed without starting more servers.
 const GIVE_UP_AFTER: usize = 3;
+
+/// Request timeout; after `SHORTEN_AFTER` timed-out requests the rest get
+/// `SHORT_TIMEOUT`, so that a server that hangs on many requests fails the
+/// run in minutes, not hours. (PocketBase answers every scenario within 2 s.)
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const SHORTEN_AFTER: usize = 3;
+const SHORT_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn expected_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance-expected.json")
@@ -95,13 +104,14 @@ fn run_all(
     corpus: &Corpus,
     scenarios: &[&Scenario],
     workers: usize,
-    host: Option<&str>,
+    host: Option<String>,
     verbose: bool,
 ) -> Vec<Outcome> {
     let fixture = corpus.fixture();
     let next = AtomicUsize::new(0);
     let started = AtomicUsize::new(0);
     let start_failures = AtomicUsize::new(0);
+    let timeouts = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; scenarios.len()]);
     std::thread::scope(|s| {
         for _ in 0..workers.min(scenarios.len()) {
@@ -123,9 +133,21 @@ fn run_all(
                         body_excerpt: None,
                         seconds: 0.0,
                         server_started: false,
+                        timed_out: false,
                     }
                 } else {
-                    let o = run_scenario(spec, &fixture, sc, host);
+                    let opts = ReplayOptions {
+                        host: host.clone(),
+                        request_timeout: if timeouts.load(Ordering::SeqCst) >= SHORTEN_AFTER {
+                            SHORT_TIMEOUT
+                        } else {
+                            REQUEST_TIMEOUT
+                        },
+                    };
+                    let o = run_scenario(spec, &fixture, sc, &opts);
+                    if o.timed_out {
+                        timeouts.fetch_add(1, Ordering::SeqCst);
+                    }
                     if o.server_started {
                         started.fetch_add(1, Ordering::SeqCst);
                     } else {
@@ -235,7 +257,7 @@ fn conformance() {
     );
 
     let t0 = Instant::now();
-    let outcomes = run_all(&spec, &corpus, &selected, workers, host.as_deref(), verbose);
+    let outcomes = run_all(&spec, &corpus, &selected, workers, host, verbose);
     let elapsed = t0.elapsed().as_secs_f64();
 
     // per source file: passed/replayable
