@@ -8,6 +8,7 @@
 
 pub mod apis;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod superuser;
