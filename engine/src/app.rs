@@ -1,5 +1,6 @@
 //! The per-worker service: routing plus PocketBase's default middleware chain.
 
+use crate::auth::{authenticate, AuthRecord};
 use crate::error::{ApiError, ApiResult};
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::{Match, Router};
@@ -20,6 +21,26 @@ pub struct AppCtx {
     pub shared: Arc<Shared>,
     /// This worker's own read connection to `data.db`: reads never leave the worker.
     pub reader: Reader,
+}
+
+impl AppCtx {
+    /// The auth record behind the request's `Authorization` header, if its token is valid.
+    pub fn auth(&self, req: &Request) -> Option<AuthRecord> {
+        authenticate(&self.reader, req.header("authorization"))
+    }
+
+    /// PocketBase's superuser-only guard: 401 for guests, 403 for other auth records.
+    pub fn require_superuser(&self, req: &Request) -> Result<AuthRecord, ApiError> {
+        match self.auth(req) {
+            Some(auth) if auth.is_superuser() => Ok(auth),
+            Some(_) => Err(ApiError::forbidden(Some(
+                "The authorized record is not allowed to perform this action.",
+            ))),
+            None => Err(ApiError::unauthorized(Some(
+                "The request requires valid record authorization token.",
+            ))),
+        }
+    }
 }
 
 pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
