@@ -2,6 +2,7 @@
 
 use crate::auth::{authenticate, AuthRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::offload::CpuPool;
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::{Match, Router};
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
@@ -14,6 +15,8 @@ pub struct Shared {
     /// Default request body limit (PocketBase: 32 MiB).
     pub body_limit: usize,
     pub store: Arc<Store>,
+    /// Where password hashing and other CPU-heavy work runs, off the request workers.
+    pub cpu: CpuPool,
 }
 
 /// What a handler gets besides the request: the worker's view of the application.

@@ -2,6 +2,7 @@
 //! and service files keep working.
 
 use crate::app::{App, Shared};
+use crate::offload::CpuPool;
 use crate::superuser::SuperuserAction;
 use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
@@ -133,6 +134,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
+        cpu: match CpuPool::new(config.workers) {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!("Error: cannot start the CPU pool: {e}");
+                return 1;
+            }
+        },
     });
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let factory = move |id| {

@@ -11,4 +11,5 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod offload;
 pub mod superuser;

@@ -1,0 +1,75 @@
+//! A small pool of threads for CPU-heavy work that must never run on a request worker:
+//! password hashing (bcrypt ~74 ms, argon2id ~18 ms), image resizing, big sorts. A worker
+//! thread runs many connections at once, so one hash on it would stall all of them.
+//!
+//! The worker hands a closure over and awaits the answer; the pool thread wakes it when done.
+
+use crossbeam_channel::{Receiver, Sender};
+use futures_channel::oneshot;
+use std::panic::AssertUnwindSafe;
+
+type Task = Box<dyn FnOnce() + Send>;
+
+#[derive(Clone)]
+pub struct CpuPool {
+    tx: Sender<Task>,
+}
+
+/// The pool went away (process shutting down) or the task panicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canceled;
+
+impl CpuPool {
+    pub fn new(threads: usize) -> std::io::Result<CpuPool> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Task>();
+        for i in 0..threads.max(1) {
+            let rx: Receiver<Task> = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("pocketbun-cpu-{i}"))
+                .spawn(move || {
+                    for task in rx.iter() {
+                        task();
+                    }
+                })?;
+        }
+        Ok(CpuPool { tx })
+    }
+
+    /// Runs `f` on the pool; await the result from any thread without blocking it.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Canceled>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (done, answer) = oneshot::channel();
+        let task: Task = Box::new(move || {
+            if let Ok(value) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+                let _ = done.send(value);
+            }
+        });
+        self.tx.send(task).map_err(|_| Canceled)?;
+        answer.await.map_err(|_| Canceled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_off_thread_and_survives_panics() {
+        let pool = CpuPool::new(2).unwrap();
+        let caller = std::thread::current().id();
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let other = pool.run(|| std::thread::current().id()).await.unwrap();
+            assert_ne!(other, caller);
+            let failed = pool.run(|| -> u8 { panic!("task panic on purpose") }).await;
+            assert_eq!(failed, Err(Canceled));
+            assert_eq!(pool.run(|| 7).await, Ok(7));
+        });
+    }
+}
