@@ -22,8 +22,14 @@ pub fn shared_dir() -> Option<PathBuf> {
     dir.is_dir().then(|| dir.canonicalize().unwrap_or(dir))
 }
 
-/// `<workspace>/../shared/conformance`, when it exists.
+/// The conformance corpus directory (`scenarios.json`, `pb_data/`): env
+/// `CONFORMANCE_DIR` when set, else `<workspace>/../shared/conformance`;
+/// `None` when it does not exist.
 pub fn conformance_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CONFORMANCE_DIR").filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return dir.is_dir().then_some(dir);
+    }
     let dir = shared_dir()?.join("conformance");
     dir.is_dir().then_some(dir)
 }

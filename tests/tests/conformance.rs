@@ -12,7 +12,8 @@
 //! `CONFORMANCE_BLESS=1` it adds them to the file. Scenarios of areas not
 //! built yet fail without failing the test.
 //!
-//! Env: `CONFORMANCE_FILTER=regex` (on id or name), `CONFORMANCE_WORKERS=n`
+//! Env: `CONFORMANCE_FILTER=regex` (on id or name), `CONFORMANCE_DIR` (another
+//! corpus directory), `CONFORMANCE_WORKERS=n`
 //! (default: the CPU count, clamped to 2..=4), `CONFORMANCE_VERBOSE=1`
 //! (print every failure's reason; also on with a filter or against
 //! PocketBase), `CONFORMANCE_HOST_HEADER` (default `example.com`; empty =
