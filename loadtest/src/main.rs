@@ -7,7 +7,7 @@ use pocketbun_loadtest::rt::UringMode;
 use pocketbun_loadtest::runner::{self, Phase, Progress, RunConfig, RunResult};
 use pocketbun_loadtest::server::{self, ServerProcess, ServerSpec};
 use pocketbun_loadtest::target::Target;
-use pocketbun_loadtest::util::{fmt_rate, parse_duration};
+use pocketbun_loadtest::util::{self, fmt_rate, parse_duration};
 use pocketbun_loadtest::workload::Workload;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -57,8 +57,12 @@ struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
     /// io_uring setup flags for generator threads (falls back to plain, then epoll).
-    #[arg(long, value_enum, default_value_t = UringMode::Coop)]
+    #[arg(long, value_enum, default_value_t = UringMode::Defer)]
     uring: UringMode,
+    /// Before each measurement wait up to this long for the machine to be
+    /// quiet (<10% CPU busy); other processes on 2 cores skew results badly.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    wait_idle: Duration,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -147,6 +151,21 @@ fn run_config(
         timeout: (!load.timeout.is_zero()).then_some(load.timeout),
         uring: load.uring,
         stop,
+    }
+}
+
+/// Checks that nobody else is eating the CPUs; waits if asked to, warns if busy.
+fn quiet_check(load: &LoadArgs, stop: &AtomicBool) {
+    let busy = if load.wait_idle.is_zero() {
+        util::machine_busy(Duration::from_millis(500))
+    } else {
+        util::wait_until_quiet(0.10, load.wait_idle, stop)
+    };
+    if let Some(b) = busy.filter(|b| *b >= 0.10) {
+        eprintln!(
+            "warning: machine is {:.0}% busy before the run (other processes); numbers will be noisy",
+            b * 100.0
+        );
     }
 }
 
@@ -245,6 +264,7 @@ fn cmd_run(a: RunArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> 
         cfg.connections,
         cfg.threads
     );
+    quiet_check(&a.load, &cfg.stop);
     let res = runner::run(&cfg, &mut progress_printer(a.workload.name().to_string()))?;
     finish_progress();
     let rss = a.pid.and_then(server::peak_rss_kib);
@@ -379,6 +399,7 @@ fn measure_server(
     );
     let target = Target::parse(&format!("http://{addr}/api/health"))?;
     let cfg = run_config(&a.load, target, Workload::Health, stop);
+    quiet_check(&a.load, &cfg.stop);
     let res = runner::run(&cfg, &mut progress_printer(name.to_string()))?;
     finish_progress();
     let rss = proc.peak_rss_kib();

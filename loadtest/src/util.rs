@@ -69,6 +69,51 @@ pub fn fmt_rate(r: f64) -> String {
     out
 }
 
+/// Aggregate CPU counters from the first line of `/proc/stat`: (busy, total).
+fn proc_stat_cpu() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest* already in user)
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v[4];
+    Some((total - idle, total))
+}
+
+/// Fraction (0..=1) of all CPUs that was busy over `window` (None off Linux).
+pub fn machine_busy(window: Duration) -> Option<f64> {
+    let (b0, t0) = proc_stat_cpu()?;
+    std::thread::sleep(window);
+    let (b1, t1) = proc_stat_cpu()?;
+    let dt = t1.saturating_sub(t0);
+    (dt > 0).then(|| b1.saturating_sub(b0) as f64 / dt as f64)
+}
+
+/// Waits (up to `max_wait`) until the machine is below `threshold` busy over a
+/// 1 s window. Returns the last busy fraction seen.
+pub fn wait_until_quiet(
+    threshold: f64,
+    max_wait: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<f64> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let busy = machine_busy(Duration::from_secs(1))?;
+        if busy < threshold
+            || t0.elapsed() >= max_wait
+            || stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Some(busy);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ struct Args {
     #[arg(long)]
     cpus: Option<CpuList>,
     /// io_uring setup flags (falls back to plain, then epoll).
-    #[arg(long, value_enum, default_value_t = UringMode::Coop)]
+    #[arg(long, value_enum, default_value_t = UringMode::Defer)]
     uring: UringMode,
 }
 
