@@ -4,6 +4,7 @@
 //! group-committing writer thread.
 
 mod checkpoint;
+pub mod collections;
 mod connection;
 mod error;
 mod options;

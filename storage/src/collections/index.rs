@@ -1,0 +1,252 @@
+//! Parsing and rebuilding `CREATE INDEX` statements the way PocketBase
+//! reads a collection's `indexes`.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// One indexed column or expression.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexColumn {
+    /// Identifier or expression.
+    pub name: String,
+    /// `COLLATE` name.
+    pub collate: String,
+    /// `ASC` / `DESC` / empty.
+    pub sort: String,
+}
+
+/// A parsed `CREATE INDEX`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParsedIndex {
+    /// Schema prefix.
+    pub schema_name: String,
+    /// Index name.
+    pub index_name: String,
+    /// Table name.
+    pub table_name: String,
+    /// `WHERE` expression.
+    pub where_expr: String,
+    /// Columns.
+    pub columns: Vec<IndexColumn>,
+    /// `UNIQUE`.
+    pub unique: bool,
+    /// `IF NOT EXISTS`.
+    pub optional: bool,
+}
+
+const TRIM: &[char] = &[
+    '`', '"', '\'', '[', ']', '\r', '\n', '\t', '\x0c', '\x0b', ' ',
+];
+
+fn index_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"(?im)create\s+(unique\s+)?\s*index\s*(if\s+not\s+exists\s+)?(\S*)\s+on\s+(\S*)\s*\(([\s\S]*)\)(?:\s*where\s+([\s\S]*))?").expect("index regex")
+    })
+}
+
+fn column_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"(?im)^([\s\S]+?)(?:\s+collate\s+([\w]+))?(?:\s+(asc|desc))?$")
+            .expect("column regex")
+    })
+}
+
+/// Splits `s` on `sep` outside quotes, brackets and parentheses; parts are
+/// trimmed and empty ones dropped.
+pub fn split_top_level(s: &str, sep: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut cur = String::new();
+    for c in s.chars() {
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            '[' => {
+                quote = Some(']');
+                cur.push(c);
+            }
+            '(' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ')' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            c if c == sep && depth == 0 => {
+                let t = cur.trim();
+                if !t.is_empty() {
+                    parts.push(t.to_string());
+                }
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    let t = cur.trim();
+    if !t.is_empty() {
+        parts.push(t.to_string());
+    }
+    parts
+}
+
+impl ParsedIndex {
+    /// Parses `raw`; an unparseable statement gives an invalid (empty) index.
+    pub fn parse(raw: &str) -> ParsedIndex {
+        let mut out = ParsedIndex::default();
+        let Some(m) = index_re().captures(raw) else {
+            return out;
+        };
+        let g = |i: usize| m.get(i).map(|x| x.as_str()).unwrap_or("");
+        out.unique = !g(1).trim().is_empty();
+        out.optional = !g(2).trim().is_empty();
+        let name_parts = split_top_level(g(3), '.');
+        if name_parts.len() == 2 {
+            out.schema_name = name_parts[0].trim_matches(TRIM).to_string();
+            out.index_name = name_parts[1].trim_matches(TRIM).to_string();
+        } else if let Some(first) = name_parts.first() {
+            out.index_name = first.trim_matches(TRIM).to_string();
+        }
+        out.table_name = g(4).trim_matches(TRIM).to_string();
+        for col in split_top_level(g(5), ',') {
+            let Some(cm) = column_re().captures(&col) else {
+                continue;
+            };
+            let name = cm
+                .get(1)
+                .map(|x| x.as_str())
+                .unwrap_or("")
+                .trim_matches(TRIM);
+            if name.is_empty() {
+                continue;
+            }
+            out.columns.push(IndexColumn {
+                name: name.to_string(),
+                collate: cm
+                    .get(2)
+                    .map(|x| x.as_str().trim())
+                    .unwrap_or("")
+                    .to_string(),
+                sort: cm
+                    .get(3)
+                    .map(|x| x.as_str().to_uppercase())
+                    .unwrap_or_default(),
+            });
+        }
+        out.where_expr = g(6).trim().to_string();
+        out
+    }
+
+    /// Has a name, a table and at least one column.
+    pub fn is_valid(&self) -> bool {
+        !self.index_name.is_empty() && !self.table_name.is_empty() && !self.columns.is_empty()
+    }
+
+    /// Rebuilds the statement in PocketBase's normalised form (`""` when invalid).
+    pub fn build(&self) -> String {
+        if !self.is_valid() {
+            return String::new();
+        }
+        let mut s = String::from("CREATE ");
+        if self.unique {
+            s.push_str("UNIQUE ");
+        }
+        s.push_str("INDEX ");
+        if self.optional {
+            s.push_str("IF NOT EXISTS ");
+        }
+        if !self.schema_name.is_empty() {
+            s.push('`');
+            s.push_str(&self.schema_name);
+            s.push_str("`.");
+        }
+        s.push('`');
+        s.push_str(&self.index_name);
+        s.push_str("` ON `");
+        s.push_str(&self.table_name);
+        s.push_str("` (");
+        let multi = self.columns.len() > 1;
+        if multi {
+            s.push_str("\n  ");
+        }
+        let mut has = false;
+        for col in &self.columns {
+            let name = col.name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            if has {
+                s.push_str(",\n  ");
+            }
+            if col.name.contains('(') || col.name.contains(' ') {
+                s.push_str(name);
+            } else {
+                s.push('`');
+                s.push_str(name);
+                s.push('`');
+            }
+            if !col.collate.is_empty() {
+                s.push_str(" COLLATE ");
+                s.push_str(&col.collate);
+            }
+            if !col.sort.is_empty() {
+                s.push(' ');
+                s.push_str(&col.sort.to_uppercase());
+            }
+            has = true;
+        }
+        if has && multi {
+            s.push('\n');
+        }
+        s.push(')');
+        if !self.where_expr.is_empty() {
+            s.push_str(" WHERE ");
+            s.push_str(&self.where_expr);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_builds() {
+        let p = ParsedIndex::parse(
+            "CREATE UNIQUE INDEX `__pb_users_auth__email_idx` ON `users` (email) WHERE email != ''",
+        );
+        assert!(p.unique && p.is_valid());
+        assert_eq!(p.index_name, "__pb_users_auth__email_idx");
+        assert_eq!(p.table_name, "users");
+        assert_eq!(p.columns[0].name, "email");
+        assert_eq!(p.where_expr, "email != ''");
+        assert_eq!(
+            p.build(),
+            "CREATE UNIQUE INDEX `__pb_users_auth__email_idx` ON `users` (`email`) WHERE email != ''"
+        );
+        let m = ParsedIndex::parse("create index idx1 on demo (a collate nocase desc, lower(b))");
+        assert_eq!(m.columns.len(), 2);
+        assert_eq!(m.columns[0].collate, "nocase");
+        assert_eq!(m.columns[0].sort, "DESC");
+        assert_eq!(m.columns[1].name, "lower(b)");
+        assert_eq!(
+            m.build(),
+            "CREATE INDEX `idx1` ON `demo` (\n  `a` COLLATE nocase DESC,\n  lower(b)\n)"
+        );
+        assert!(!ParsedIndex::parse("nonsense").is_valid());
+    }
+}
