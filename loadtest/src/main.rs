@@ -98,6 +98,10 @@ struct HvhArgs {
     /// Pin every spawned server to these CPUs, e.g. `0`.
     #[arg(long)]
     server_cpus: Option<CpuList>,
+    /// Measure every server this many times (interleaved, fresh process each
+    /// time) and report the median round; damps noise from other processes.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// How long to wait for each server to answer.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     startup_timeout: Duration,
@@ -242,6 +246,10 @@ fn print_report(report: &Report, json: Option<&PathBuf>) -> pocketbun_loadtest::
             .unwrap_or_default(),
     );
     print!("{}", report.table());
+    let rounds = report.rounds_notes();
+    if !rounds.is_empty() {
+        println!("rounds (median shown):\n{rounds}");
+    }
     let notes = report.error_notes();
     if !notes.is_empty() {
         println!("errors:\n{notes}");
@@ -265,7 +273,9 @@ fn cmd_run(a: RunArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> 
         cfg.threads
     );
     quiet_check(&a.load, &cfg.stop);
+    let probe = util::NoiseProbe::start(a.pid.as_slice());
     let res = runner::run(&cfg, &mut progress_printer(a.workload.name().to_string()))?;
+    let other_cpu = probe.and_then(|p| p.finish());
     finish_progress();
     let rss = a.pid.and_then(server::peak_rss_kib);
     if a.pid.is_some() && rss.is_none() {
@@ -281,6 +291,8 @@ fn cmd_run(a: RunArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> 
             summary: res.summary.clone(),
             peak_rss_kib: rss,
             ratio: None,
+            other_cpu,
+            rounds_rps: vec![res.summary.rps],
         }],
     };
     print_report(&report, a.load.json.as_ref())
@@ -303,32 +315,51 @@ fn cmd_hvh(a: HvhArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> 
             vec!["serve", "--automigrate=false"],
         ));
     }
-    for (_, p, _) in &entries {
+    for (_, p, _) in entries.iter_mut() {
         server::check_executable(p)?;
+        // Servers run inside their scratch dir: make relative paths absolute.
+        *p = std::fs::canonicalize(&*p)?;
     }
-    let mut rows = Vec::new();
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); entries.len()];
     let mut failures = Vec::new();
     let mut drivers = Vec::new();
     let mut last_cfg = None;
-    for (name, program, extra) in entries {
-        if stop.load(Ordering::Relaxed) {
-            break;
+    'rounds: for round in 1..=a.rounds.max(1) {
+        if a.rounds > 1 {
+            eprintln!("--- round {round}/{}", a.rounds);
         }
-        match measure_server(&a, name, program, &extra, stop.clone()) {
-            Ok((row, cfg, res)) => {
-                eprintln!("{}", one_liner(name, &res));
-                drivers.extend(res.drivers.iter().map(|d| d.to_string()));
-                rows.push(row);
-                last_cfg = Some(cfg);
+        for (i, (name, program, extra)) in entries.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                break 'rounds;
             }
-            Err(e) => {
-                finish_progress();
-                eprintln!("[{name}] FAILED: {e}");
-                failures.push(name);
+            if failures.contains(name) {
+                continue;
             }
+            match measure_server(&a, name, program.clone(), extra, stop.clone()) {
+                Ok((row, cfg, res)) => {
+                    eprintln!("{}", one_liner(name, &res));
+                    drivers.extend(res.drivers.iter().map(|d| d.to_string()));
+                    runs[i].push(row);
+                    last_cfg = Some(cfg);
+                }
+                Err(e) => {
+                    finish_progress();
+                    eprintln!("[{name}] FAILED: {e}");
+                    failures.push(*name);
+                }
+            }
+            // Let sockets in TIME_WAIT and the killed process settle.
+            std::thread::sleep(Duration::from_millis(300));
         }
-        // Let sockets in TIME_WAIT and the killed process settle.
-        std::thread::sleep(Duration::from_millis(300));
+    }
+    // One row per server: its median round by req/s.
+    let mut rows = Vec::new();
+    for mut r in runs.into_iter().filter(|r| !r.is_empty()) {
+        r.sort_by(|x, y| x.summary.rps.total_cmp(&y.summary.rps));
+        let all: Vec<f64> = r.iter().map(|x| x.summary.rps).collect();
+        let mut row = r.swap_remove(r.len() / 2);
+        row.rounds_rps = all;
+        rows.push(row);
     }
     drivers.sort();
     drivers.dedup();
@@ -400,7 +431,9 @@ fn measure_server(
     let target = Target::parse(&format!("http://{addr}/api/health"))?;
     let cfg = run_config(&a.load, target, Workload::Health, stop);
     quiet_check(&a.load, &cfg.stop);
+    let probe = util::NoiseProbe::start(&[proc.pid()]);
     let res = runner::run(&cfg, &mut progress_printer(name.to_string()))?;
+    let other_cpu = probe.and_then(|p| p.finish());
     finish_progress();
     let rss = proc.peak_rss_kib();
     proc.kill();
@@ -410,6 +443,8 @@ fn measure_server(
         summary: res.summary.clone(),
         peak_rss_kib: rss,
         ratio: None,
+        other_cpu,
+        rounds_rps: vec![res.summary.rps],
     };
     Ok((row, cfg, res))
 }

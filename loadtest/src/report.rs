@@ -16,6 +16,11 @@ pub struct Row {
     pub peak_rss_kib: Option<u64>,
     /// req/s relative to the reference row (hello), if any.
     pub ratio: Option<f64>,
+    /// Share of the machine's CPU that other processes used during the run
+    /// (noise indicator; a few % is normal).
+    pub other_cpu: Option<f64>,
+    /// req/s of every round, ascending (the row itself is the median round).
+    pub rounds_rps: Vec<f64>,
 }
 
 /// Run-wide facts printed above/with the table.
@@ -59,9 +64,18 @@ impl Report {
     /// Renders the aligned text table.
     pub fn table(&self) -> String {
         let header = [
-            "server", "req/s", "p50", "p90", "p99", "max", "errors", "peak RSS", "vs hello",
+            "server",
+            "req/s",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "errors",
+            "peak RSS",
+            "other CPU",
+            "vs hello",
         ];
-        let mut rows: Vec<[String; 9]> = Vec::new();
+        let mut rows: Vec<[String; 10]> = Vec::new();
         for r in &self.rows {
             let s = &r.summary;
             rows.push([
@@ -73,14 +87,17 @@ impl Report {
                 us(s.latency_us.max),
                 s.errors.total.to_string(),
                 r.peak_rss_kib.map(fmt_kib).unwrap_or_else(|| "-".into()),
+                r.other_cpu
+                    .map(|x| format!("{:.0}%", x * 100.0))
+                    .unwrap_or_else(|| "-".into()),
                 r.ratio
                     .map(|x| format!("{:.1}%", x * 100.0))
                     .unwrap_or_else(|| "-".into()),
             ]);
         }
         let show_ratio = self.rows.iter().any(|r| r.ratio.is_some());
-        let ncols = if show_ratio { 9 } else { 8 };
-        let mut widths = [0usize; 9];
+        let ncols = if show_ratio { 10 } else { 9 };
+        let mut widths = [0usize; 10];
         for (i, h) in header.iter().enumerate() {
             widths[i] = h.chars().count();
         }
@@ -111,6 +128,16 @@ impl Report {
         for row in &rows {
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             line(&cells, &mut out);
+        }
+        out
+    }
+
+    /// `name: a / b / c req/s` lines when servers were measured more than once.
+    pub fn rounds_notes(&self) -> String {
+        let mut out = String::new();
+        for r in self.rows.iter().filter(|r| r.rounds_rps.len() > 1) {
+            let v: Vec<String> = r.rounds_rps.iter().map(|x| fmt_rate(*x)).collect();
+            out.push_str(&format!("  {}: {} req/s\n", r.name, v.join(" / ")));
         }
         out
     }

@@ -113,14 +113,27 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&Progress)) -> crate::Resul
         next_tick += tick;
         let n: u64 = lives.iter().map(|l| l.0.load(Ordering::Relaxed)).sum();
         let rps = (n - last_n) as f64 / (now - last_t).as_secs_f64();
+        let last_tick_start = last_t;
         (last_t, last_n) = (now, n);
-        let (phase, elapsed, total) = if now < schedule.measure_start {
+        // Label the interval by its midpoint, so the tick that lands right on
+        // a phase boundary reads "warm-up 1/1s", not "measuring 0/10s".
+        let mid = now - (now - last_tick_start) / 2;
+        let (phase, elapsed, total) = if mid < schedule.measure_start {
             (Phase::Warmup, now - start, cfg.warmup)
-        } else if now < schedule.end {
-            (Phase::Measure, now - schedule.measure_start, cfg.duration)
+        } else if mid < schedule.end {
+            (
+                Phase::Measure,
+                now.saturating_duration_since(schedule.measure_start),
+                cfg.duration,
+            )
         } else {
-            (Phase::Drain, now - schedule.end, grace(cfg))
+            (
+                Phase::Drain,
+                now.saturating_duration_since(schedule.end),
+                grace(cfg),
+            )
         };
+        let elapsed = elapsed.min(total);
         progress(&Progress {
             phase,
             elapsed,

@@ -114,6 +114,70 @@ pub fn wait_until_quiet(
     }
 }
 
+/// CPU ticks (utime + stime, all threads) of process `pid`.
+pub fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the command name start at field 3 (state): utime = 14, stime = 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Snapshot for measuring how much CPU *other* processes used during a run.
+#[derive(Clone, Debug)]
+pub struct NoiseProbe {
+    pids: Vec<u32>,
+    proc_ticks: u64,
+    stat: [u64; 8],
+}
+
+fn proc_stat_fields() -> Option<[u64; 8]> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let mut out = [0u64; 8];
+    for (o, v) in out.iter_mut().zip(line.split_whitespace()) {
+        *o = v.parse().ok()?;
+    }
+    Some(out)
+}
+
+impl NoiseProbe {
+    /// Starts measuring; `pids` are the processes that belong to the test
+    /// (this process is always included).
+    pub fn start(pids: &[u32]) -> Option<NoiseProbe> {
+        let mut pids = pids.to_vec();
+        pids.push(std::process::id());
+        let proc_ticks = pids.iter().filter_map(|&p| process_cpu_ticks(p)).sum();
+        Some(NoiseProbe {
+            pids,
+            proc_ticks,
+            stat: proc_stat_fields()?,
+        })
+    }
+
+    /// Fraction of the machine's CPU time used by other processes (plus
+    /// hypervisor steal) since `start`. Interrupt/softirq time is attributed
+    /// to the test, since loopback TCP is most of it.
+    pub fn finish(&self) -> Option<f64> {
+        let now = proc_stat_fields()?;
+        let d: Vec<u64> = now
+            .iter()
+            .zip(&self.stat)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let total: u64 = d.iter().sum();
+        let task_time = d[0] + d[1] + d[2]; // user nice system
+        let steal = d[7];
+        let ours: u64 = self
+            .pids
+            .iter()
+            .filter_map(|&p| process_cpu_ticks(p))
+            .sum::<u64>()
+            .saturating_sub(self.proc_ticks);
+        (total > 0).then(|| (task_time.saturating_sub(ours) + steal) as f64 / total as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
