@@ -1,1 +1,474 @@
-//! placeholder
+//! PocketBase's filter/sort language compiled once into SQL with positional parameters.
+//!
+//! * [`Schema`] — the collections the compiler resolves against (built by the engine).
+//! * [`RequestInfo`] — what `@request.*` reads; values are bound per request, never baked
+//!   into SQL (except where PocketBase's SQL *shape* depends on them: null/empty values,
+//!   `:isset`, `:length` of body values, body relation id counts, the auth collection —
+//!   these become [`Guard`]s of the cached compilation).
+//! * [`QueryCache`] — compiles on a miss and returns the cached [`CompiledQuery`] on a hit;
+//!   one per worker (no locks).
+
+mod compile;
+mod error;
+mod fields;
+mod parse;
+mod request;
+mod schema;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+pub use compile::{MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
+pub use error::{ErrorKind, QueryError, BAD_REQUEST_MESSAGE};
+pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
+pub use parse::{parse, Expr, Group, Item, Join, Op, Operand};
+pub use request::{
+    eval, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo, Value, ValueClass,
+};
+pub use schema::{Collection, CollectionType, Field, FieldType, Schema};
+
+use compile::{compile_filter_into, Ctx, Resolver};
+
+/// Max sort terms.
+pub const MAX_SORT_FIELDS: usize = 8;
+/// Max length of one sort term.
+pub const MAX_SORT_FIELD_LENGTH: usize = 255;
+/// Max and default `perPage`.
+pub const MAX_PER_PAGE: usize = 1000;
+pub const DEFAULT_PER_PAGE: usize = 30;
+
+/// A compiled list query (rule + client filter + sort) for one collection.
+#[derive(Debug, Clone)]
+pub struct CompiledQuery {
+    /// The collection's table name (unquoted).
+    pub table: String,
+    /// `SELECT DISTINCT` is needed (relation joins can duplicate rows).
+    pub distinct: bool,
+    /// `` `t` LEFT JOIN ... `` (FROM clause without the `FROM`).
+    pub from_sql: String,
+    /// WHERE condition without `WHERE` (empty = none).
+    pub where_sql: String,
+    /// ORDER BY terms without `ORDER BY` (empty = none).
+    pub order_sql: String,
+    /// `SELECT [DISTINCT] `t`.* FROM ... [WHERE ...] [ORDER BY ...] LIMIT ?L OFFSET ?O`
+    /// where `?L`/`?O` are the two parameters after [`CompiledQuery::params`].
+    pub select_sql: String,
+    /// `SELECT COUNT(DISTINCT `t`.<rowid or id>) FROM ... [WHERE ...]` (same params).
+    pub count_sql: String,
+    pub params: Vec<Param>,
+    pub guards: Vec<Guard>,
+}
+
+impl CompiledQuery {
+    /// The values of [`CompiledQuery::params`] for a request (`now_ms`: unix time in ms for
+    /// the datetime macros).
+    pub fn bind(&self, req: &RequestInfo, now_ms: i64) -> Vec<Value> {
+        bind_params(&self.params, req, now_ms)
+    }
+
+    /// `SELECT <columns> FROM ... WHERE ... ORDER BY ...` without LIMIT (same params).
+    pub fn select_with(&self, columns: &str) -> String {
+        assemble(
+            self.distinct,
+            columns,
+            &self.from_sql,
+            &self.where_sql,
+            &self.order_sql,
+        )
+    }
+}
+
+/// A compiled condition (a rule or filter) for use inside the engine's own statements
+/// (view/update/delete rule checks): `SELECT ... FROM <from_sql> WHERE <where_sql>`.
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    pub table: String,
+    pub distinct: bool,
+    pub from_sql: String,
+    pub where_sql: String,
+    pub params: Vec<Param>,
+    pub guards: Vec<Guard>,
+}
+
+impl CompiledFilter {
+    pub fn bind(&self, req: &RequestInfo, now_ms: i64) -> Vec<Value> {
+        bind_params(&self.params, req, now_ms)
+    }
+}
+
+fn bind_params(params: &[Param], req: &RequestInfo, now_ms: i64) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| {
+            let v = request::eval(&p.source, req, now_ms);
+            if p.like {
+                request::like_wrap(v)
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+fn assemble(distinct: bool, columns: &str, from: &str, wh: &str, order: &str) -> String {
+    let mut s = String::with_capacity(64 + from.len() + wh.len() + order.len());
+    s.push_str(if distinct {
+        "SELECT DISTINCT "
+    } else {
+        "SELECT "
+    });
+    s.push_str(columns);
+    s.push_str(" FROM ");
+    s.push_str(from);
+    if !wh.is_empty() {
+        s.push_str(" WHERE ");
+        s.push_str(wh);
+    }
+    if !order.is_empty() {
+        s.push_str(" ORDER BY ");
+        s.push_str(order);
+    }
+    s
+}
+
+/// The 403 PocketBase gives non-superusers whose `filter`/`sort` mention `@collection.` or
+/// `@request.`.
+pub fn check_superuser_only(filter: &str, sort: &str) -> Result<(), QueryError> {
+    for v in [filter, sort] {
+        for f in ["@collection.", "@request."] {
+            if v.contains(f) {
+                return Err(QueryError::forbidden(format!(
+                    "Only superusers can filter by {f}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits a `sort` parameter into (name, descending) terms.
+pub fn parse_sort(sort: &str) -> Vec<(&str, bool)> {
+    sort.split(',')
+        .map(|f| {
+            let f = f.trim();
+            match f.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (f.strip_prefix('+').unwrap_or(f), false),
+            }
+        })
+        .collect()
+}
+
+/// Compiles a records list query without caching (see [`QueryCache::list`]).
+pub fn compile_list(
+    schema: &Schema,
+    collection: &str,
+    filter: &str,
+    sort: &str,
+    req: &RequestInfo,
+) -> Result<CompiledQuery, QueryError> {
+    let coll = schema
+        .collection(collection)
+        .cloned()
+        .ok_or_else(|| QueryError::invalid_param(format!("missing collection {collection:?}")))?;
+    let superuser = req.superuser;
+    if !superuser {
+        if coll.list_rule.is_none() {
+            return Err(QueryError::forbidden(
+                "Only superusers can perform this action.",
+            ));
+        }
+        check_superuser_only(filter, sort)?;
+    }
+    let mut ctx = Ctx::default();
+    let mut res = Resolver::new(schema, coll.clone(), req, true);
+    let mut wheres: Vec<String> = Vec::new();
+    if !superuser {
+        if let Some(rule) = coll.list_rule.as_deref().filter(|r| !r.is_empty()) {
+            wheres.push(compile_filter_into(&mut res, &mut ctx, rule)?);
+        }
+    }
+    res.allow_hidden = superuser;
+    if !filter.is_empty() {
+        if filter.len() > MAX_FILTER_LENGTH {
+            return Err(QueryError::invalid_filter(
+                "max filter length limit reached",
+            ));
+        }
+        wheres.push(compile_filter_into(&mut res, &mut ctx, filter)?);
+    }
+    let mut order = Vec::new();
+    if !sort.is_empty() {
+        let terms = parse_sort(sort);
+        if terms.len() > MAX_SORT_FIELDS {
+            return Err(QueryError::invalid_sort(
+                "max sort expressions limit reached",
+            ));
+        }
+        for (name, desc) in terms {
+            if name.len() > MAX_SORT_FIELD_LENGTH {
+                return Err(QueryError::invalid_sort(
+                    "max sort field length limit reached",
+                ));
+            }
+            order.push(res.sort_term(&mut ctx, name, desc)?);
+        }
+    }
+    let (joins, extra, distinct) = res.finish(&mut ctx)?;
+    wheres.extend(extra);
+    let table = coll.name.clone();
+    let from_sql = format!("`{table}`{joins}");
+    let where_sql = wheres.join(" AND ");
+    let order_sql = order.join(", ");
+    let n = ctx.params.len();
+    let mut select_sql = assemble(
+        distinct,
+        &format!("`{table}`.*"),
+        &from_sql,
+        &where_sql,
+        &order_sql,
+    );
+    select_sql.push_str(&format!(" LIMIT ?{} OFFSET ?{}", n + 1, n + 2));
+    let count_col = if coll.is_view() { "id" } else { "_rowid_" };
+    let count_sql = assemble(
+        false,
+        &format!("COUNT(DISTINCT `{table}`.`{count_col}`)"),
+        &from_sql,
+        &where_sql,
+        "",
+    );
+    Ok(CompiledQuery {
+        table,
+        distinct,
+        from_sql,
+        where_sql,
+        order_sql,
+        select_sql,
+        count_sql,
+        params: ctx.params,
+        guards: ctx.guards,
+    })
+}
+
+/// Compiles a single rule or filter for `collection` (no caching). `allow_hidden`: whether
+/// hidden fields may be referenced (PocketBase builds collection rules with `true`; a
+/// client filter of a non-superuser with `false`).
+pub fn compile_condition(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+    req: &RequestInfo,
+    allow_hidden: bool,
+) -> Result<CompiledFilter, QueryError> {
+    let coll = schema
+        .collection(collection)
+        .cloned()
+        .ok_or_else(|| QueryError::invalid_param(format!("missing collection {collection:?}")))?;
+    let mut ctx = Ctx::default();
+    let mut res = Resolver::new(schema, coll.clone(), req, allow_hidden);
+    let mut wheres = vec![compile_filter_into(&mut res, &mut ctx, text)?];
+    let (joins, extra, distinct) = res.finish(&mut ctx)?;
+    wheres.extend(extra);
+    Ok(CompiledFilter {
+        table: coll.name.clone(),
+        distinct,
+        from_sql: format!("`{}`{joins}", coll.name),
+        where_sql: wheres.join(" AND "),
+        params: ctx.params,
+        guards: ctx.guards,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum EntryKind {
+    List,
+    Condition { allow_hidden: bool },
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    kind: EntryKind,
+    collection: String,
+    text: String,
+    sort: String,
+    superuser: bool,
+    value: Arc<T>,
+    guards: Vec<Guard>,
+}
+
+/// Max compilations kept per key (distinct request shapes).
+const MAX_VARIANTS: usize = 8;
+
+/// A bounded cache of compiled queries. One per worker thread; invalidated as a whole when
+/// the schema version changes.
+#[derive(Debug)]
+pub struct QueryCache {
+    capacity: usize,
+    version: Option<u64>,
+    len: usize,
+    lists: HashMap<u64, Vec<Entry<CompiledQuery>>>,
+    conditions: HashMap<u64, Vec<Entry<CompiledFilter>>>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+fn key_hash(kind: EntryKind, collection: &str, text: &str, sort: &str, superuser: bool) -> u64 {
+    let mut h = DefaultHasher::new();
+    kind.hash(&mut h);
+    collection.hash(&mut h);
+    text.hash(&mut h);
+    sort.hash(&mut h);
+    superuser.hash(&mut h);
+    h.finish()
+}
+
+impl QueryCache {
+    /// `capacity`: max compiled statements kept.
+    pub fn new(capacity: usize) -> Self {
+        QueryCache {
+            capacity: capacity.max(1),
+            version: None,
+            len: 0,
+            lists: HashMap::new(),
+            conditions: HashMap::new(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.lists.clear();
+        self.conditions.clear();
+        self.len = 0;
+    }
+
+    fn check_version(&mut self, schema: &Schema) {
+        if self.version != Some(schema.version()) {
+            self.clear();
+            self.version = Some(schema.version());
+        }
+    }
+
+    fn make_room(&mut self) {
+        if self.len < self.capacity {
+            return;
+        }
+        // evict one key (all its variants)
+        if let Some(k) = self.lists.keys().next().copied() {
+            let v = self.lists.remove(&k).unwrap_or_default();
+            self.len -= v.len();
+        } else if let Some(k) = self.conditions.keys().next().copied() {
+            let v = self.conditions.remove(&k).unwrap_or_default();
+            self.len -= v.len();
+        }
+    }
+
+    /// The list query for (collection, filter, sort) and this request's shape.
+    pub fn list(
+        &mut self,
+        schema: &Schema,
+        collection: &str,
+        filter: &str,
+        sort: &str,
+        req: &RequestInfo,
+    ) -> Result<Arc<CompiledQuery>, QueryError> {
+        self.check_version(schema);
+        let kind = EntryKind::List;
+        let h = key_hash(kind, collection, filter, sort, req.superuser);
+        if let Some(entries) = self.lists.get(&h) {
+            for e in entries {
+                if e.kind == kind
+                    && e.superuser == req.superuser
+                    && e.collection == collection
+                    && e.text == filter
+                    && e.sort == sort
+                    && e.guards.iter().all(|g| g.holds(req))
+                {
+                    self.hits += 1;
+                    return Ok(e.value.clone());
+                }
+            }
+        }
+        self.misses += 1;
+        let compiled = Arc::new(compile_list(schema, collection, filter, sort, req)?);
+        self.make_room();
+        let entries = self.lists.entry(h).or_default();
+        if entries.len() >= MAX_VARIANTS {
+            entries.remove(0);
+            self.len -= 1;
+        }
+        entries.push(Entry {
+            kind,
+            collection: collection.to_string(),
+            text: filter.to_string(),
+            sort: sort.to_string(),
+            superuser: req.superuser,
+            guards: compiled.guards.clone(),
+            value: compiled.clone(),
+        });
+        self.len += 1;
+        Ok(compiled)
+    }
+
+    /// A rule/filter condition for `collection` and this request's shape.
+    pub fn condition(
+        &mut self,
+        schema: &Schema,
+        collection: &str,
+        text: &str,
+        req: &RequestInfo,
+        allow_hidden: bool,
+    ) -> Result<Arc<CompiledFilter>, QueryError> {
+        self.check_version(schema);
+        let kind = EntryKind::Condition { allow_hidden };
+        let h = key_hash(kind, collection, text, "", req.superuser);
+        if let Some(entries) = self.conditions.get(&h) {
+            for e in entries {
+                if e.kind == kind
+                    && e.superuser == req.superuser
+                    && e.collection == collection
+                    && e.text == text
+                    && e.guards.iter().all(|g| g.holds(req))
+                {
+                    self.hits += 1;
+                    return Ok(e.value.clone());
+                }
+            }
+        }
+        self.misses += 1;
+        let compiled = Arc::new(compile_condition(
+            schema,
+            collection,
+            text,
+            req,
+            allow_hidden,
+        )?);
+        self.make_room();
+        let entries = self.conditions.entry(h).or_default();
+        if entries.len() >= MAX_VARIANTS {
+            entries.remove(0);
+            self.len -= 1;
+        }
+        entries.push(Entry {
+            kind,
+            collection: collection.to_string(),
+            text: text.to_string(),
+            sort: String::new(),
+            superuser: req.superuser,
+            guards: compiled.guards.clone(),
+            value: compiled.clone(),
+        });
+        self.len += 1;
+        Ok(compiled)
+    }
+}
