@@ -6,13 +6,17 @@
 //! types), [`json`]/[`gojson`] (Go-compatible decoding/encoding),
 //! [`index`] (`CREATE INDEX` parsing), [`snapshot`] (shared cache).
 
+pub mod errors;
 pub mod fields;
 pub mod gojson;
 pub mod index;
 pub mod json;
 pub mod model;
 pub mod snapshot;
+pub mod sync;
+pub mod view;
 
+pub use errors::{ErrorNode, FieldError, ValidationErrors};
 pub use fields::{Field, FieldKind, FIELD_TYPES};
 pub use json::DecodeError;
 pub use model::{
@@ -21,3 +25,4 @@ pub use model::{
     TokenConfig,
 };
 pub use snapshot::{Collections, SharedCollections};
+pub use sync::{create_collection, delete_collection, update_collection, SaveError};

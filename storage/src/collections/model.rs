@@ -831,6 +831,19 @@ impl Collection {
         Ok(out)
     }
 
+    /// Loads one collection by exact id.
+    pub fn load_by_id(conn: &Connection, id: &str) -> Result<Option<Collection>> {
+        let row = conn
+            .query_row(
+                &format!("SELECT {ROW_COLUMNS} FROM `_collections` WHERE `id` = ?1"),
+                [id],
+                CollectionRow::from_sql,
+            )
+            .optional()?;
+        row.map(|r| Collection::from_row(&r).map_err(decode_err))
+            .transpose()
+    }
+
     /// Loads one collection by id or (case-insensitive) name.
     pub fn load(conn: &Connection, id_or_name: &str) -> Result<Option<Collection>> {
         let row = conn
