@@ -22,8 +22,8 @@ enum Tok {
     Ident(bool),
     #[regex(r"-[0-9]*(\.[0-9]*)?|[0-9]+(\.[0-9]*)?")]
     Number,
-    #[regex(r#""([^"\\]|\\+[^\\])*""#)]
-    #[regex(r#"'([^'\\]|\\+[^\\])*'"#)]
+    #[regex(r#""([^"\\]|\\[\s\S])*""#)]
+    #[regex(r#"'([^'\\]|\\[\s\S])*'"#)]
     Text,
     #[regex(r"[=?!<>~]+")]
     Sign,
@@ -342,10 +342,28 @@ fn valid_identifier(s: &str) -> bool {
     last != b'.' && last != b':' && !(b.len() == 1 && matches!(b[0], b'@' | b'_' | b'#'))
 }
 
+/// Removes the quotes; a backslash escapes the next character: `\\` and `\<quote>` lose
+/// the backslash, any other escaped character keeps it.
 fn unquote(raw: &str) -> String {
-    let quote = &raw[..1];
+    let quote = raw.as_bytes()[0] as char;
     let inner = &raw[1..raw.len() - 1];
-    inner.replace(&format!("\\{quote}"), quote)
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) if n == '\\' || n == quote => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Scans a group body after its `(`: returns (length of the inner text, bytes consumed
@@ -377,14 +395,18 @@ fn scan_group(rest: &str) -> Result<(usize, usize), QueryError> {
 }
 
 /// Index of the closing quote of a string starting at `start`: the first quote not
-/// directly preceded by a backslash.
+/// escaped by a backslash (a backslash escapes the next character).
 fn text_end(b: &[u8], start: usize, quote: u8) -> Option<usize> {
-    let mut prev = 0u8;
-    for (j, &c) in b.iter().enumerate().skip(start + 1) {
-        if c == quote && prev != b'\\' {
+    let mut j = start + 1;
+    while j < b.len() {
+        if b[j] == b'\\' {
+            j += 2;
+            continue;
+        }
+        if b[j] == quote {
             return Some(j);
         }
-        prev = c;
+        j += 1;
     }
     None
 }
@@ -435,7 +457,7 @@ mod tests {
         assert_eq!(texts[0], Operand::Text("it's".into()));
         assert_eq!(texts[1], Operand::Text("q\"x".into()));
         assert_eq!(texts[2], Operand::Number("-1.5".into()));
-        assert_eq!(texts[3], Operand::Text("a\\\\b".into()));
+        assert_eq!(texts[3], Operand::Text("a\\b".into()));
     }
 
     #[test]

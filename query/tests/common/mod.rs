@@ -58,7 +58,8 @@ pub fn open(db: &Path) -> Connection {
 pub fn register_math(conn: &Connection) {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    let fns: [(&str, fn(f64) -> f64); 4] = [
+    type MathFn = fn(f64) -> f64;
+    let fns: [(&str, MathFn); 4] = [
         ("acos", f64::acos),
         ("cos", f64::cos),
         ("sin", f64::sin),
