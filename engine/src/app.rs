@@ -17,6 +17,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Where password hashing and other CPU-heavy work runs, off the request workers.
     pub cpu: CpuPool,
+    /// The application settings (`_params`), replaced as a whole when they change.
+    pub settings: crate::settings::SettingsCell,
 }
 
 /// What a handler gets besides the request: the worker's view of the application.

@@ -141,6 +141,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
+        settings: match crate::settings::SettingsCell::load(&store) {
+            Ok(settings) => settings,
+            Err(e) => {
+                eprintln!("Error: cannot load the settings: {e}");
+                return 1;
+            }
+        },
     });
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let factory = move |id| {

@@ -4,6 +4,7 @@
 use pocketbun_http::{HttpError, HttpErrorKind, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// An API failure as the client sees it.
 #[derive(Debug, Clone)]
@@ -63,6 +64,15 @@ impl ApiError {
         ApiError::new(413, "Request entity too large.")
     }
 
+    /// A 400 whose `data` holds per-field validation errors.
+    pub fn validation(message: &str, errors: &FieldErrors) -> Self {
+        ApiError {
+            status: 400,
+            message: message.into(),
+            data: errors.to_data(),
+        }
+    }
+
     pub fn into_response(self) -> Response {
         json_response(
             self.status,
@@ -85,14 +95,149 @@ impl From<&HttpError> for ApiError {
     }
 }
 
-/// A JSON response as PocketBase writes it: compact, followed by a newline.
+/// One failed validation rule of a field: `{"code","message","params"?}` in the envelope's data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub code: String,
+    /// Raw message; it is sentence-cased and given a final period on output, as PocketBase does.
+    pub message: String,
+    pub params: BTreeMap<String, Value>,
+}
+
+impl FieldError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            code: code.into(),
+            message: message.into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    pub fn param(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.params.insert(name.into(), value.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldErrorNode {
+    Field(FieldError),
+    Nested(FieldErrors),
+}
+
+/// Validation errors keyed by field name (or list index), nested like the validated data.
+/// Keys come out sorted, as PocketBase's (Go map) serialization has them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldErrors(pub BTreeMap<String, FieldErrorNode>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        FieldErrors::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&FieldErrorNode> {
+        self.0.get(key)
+    }
+
+    pub fn add(&mut self, key: impl Into<String>, err: FieldError) {
+        self.0.insert(key.into(), FieldErrorNode::Field(err));
+    }
+
+    /// Adds `nested` under `key` unless it is empty.
+    pub fn nest(&mut self, key: impl Into<String>, nested: FieldErrors) {
+        if !nested.is_empty() {
+            self.0.insert(key.into(), FieldErrorNode::Nested(nested));
+        }
+    }
+
+    pub fn to_data(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (key, node) in &self.0 {
+            let value = match node {
+                FieldErrorNode::Nested(inner) => Value::Object(inner.to_data()),
+                FieldErrorNode::Field(err) => {
+                    let mut item = Map::new();
+                    item.insert("code".into(), err.code.clone().into());
+                    item.insert("message".into(), sentenize(&err.message).into());
+                    if !err.params.is_empty() {
+                        let params: Map<String, Value> = err
+                            .params
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        item.insert("params".into(), Value::Object(params));
+                    }
+                    Value::Object(item)
+                }
+            };
+            out.insert(key.clone(), value);
+        }
+        out
+    }
+}
+
+/// PocketBase's message normalization: trimmed, first letter upper-cased, final punctuation.
+pub fn sentenize(message: &str) -> String {
+    let trimmed = message.trim();
+    let mut chars = trimmed.chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().collect();
+    out.push_str(chars.as_str());
+    if !(out.ends_with('.') || out.ends_with('?') || out.ends_with('!')) {
+        out.push('.');
+    }
+    out
+}
+
+/// A JSON response as PocketBase writes it: compact, HTML-safe, followed by a newline.
 pub fn json_response<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
-    match serde_json::to_vec(value) {
+    match to_go_json(value) {
         Ok(mut body) => {
             body.push(b'\n');
             Response::with_body(status, "application/json", body)
         }
         Err(_) => ApiError::internal().into_response(),
+    }
+}
+
+/// Compact JSON with Go's default string escaping: `<`, `>`, `&`, U+2028 and U+2029 are
+/// written as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let esc = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(esc.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 

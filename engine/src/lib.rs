@@ -12,4 +12,5 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod offload;
+pub mod settings;
 pub mod superuser;

@@ -1,0 +1,132 @@
+//! Application settings: the model (`model`), applying submitted JSON (`bind`), validation
+//! rules (`rules`), mail delivery (`mail`), and the in-memory copy every worker reads.
+//!
+//! PocketBase keeps the settings as one JSON document in `_params` (row `settings`, value a
+//! BLOB). PocketBun loads it at start-up into a [`SettingsCell`] shared by all workers; a
+//! PATCH saves through the writer thread and swaps the shared copy once the commit is done.
+
+pub mod bind;
+pub mod mail;
+pub mod model;
+pub mod rules;
+pub mod templates;
+
+pub use model::Settings;
+
+use bind::{Bind, BindError};
+use pocketbun_storage::rusqlite::{params, Connection, OptionalExtension};
+use pocketbun_storage::{ErrorKind, StorageError, Store};
+use std::sync::{Arc, RwLock};
+
+/// The current settings, shared by all workers and replaced as a whole on change.
+pub struct SettingsCell {
+    inner: RwLock<Versioned>,
+}
+
+struct Versioned {
+    settings: Arc<Settings>,
+    /// Order of the save that produced `settings` (a later save never gets overwritten by an
+    /// earlier one that finished after it).
+    version: u64,
+}
+
+impl SettingsCell {
+    pub fn new(settings: Settings) -> Self {
+        SettingsCell {
+            inner: RwLock::new(Versioned {
+                settings: Arc::new(settings),
+                version: 0,
+            }),
+        }
+    }
+
+    /// Reads the stored settings of `store` (saving the defaults first when there are none, as
+    /// PocketBase does at start-up).
+    pub fn load(store: &Store) -> Result<Self, StorageError> {
+        let reader = store.reader()?;
+        let stored = reader.read(read_stored)?;
+        let settings = match stored {
+            Some(raw) => parse_stored(&raw)?,
+            None => {
+                let defaults = Settings::default();
+                let json = defaults.to_stored_json();
+                store
+                    .writer()
+                    .submit_blocking(move |conn| write_stored(conn, &json).map(|_| ()))?;
+                defaults
+            }
+        };
+        Ok(SettingsCell::new(settings))
+    }
+
+    pub fn get(&self) -> Arc<Settings> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .settings
+            .clone()
+    }
+
+    fn set(&self, settings: Settings, version: u64) {
+        let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if version >= cur.version {
+            cur.settings = Arc::new(settings);
+            cur.version = version;
+        }
+    }
+
+    /// Saves `settings` in `_params` through the writer and, once committed, makes them current.
+    pub async fn save(&self, store: &Store, settings: Settings) -> Result<(), StorageError> {
+        let json = settings.to_stored_json();
+        let version = store
+            .writer()
+            .submit(move |conn| write_stored(conn, &json))
+            .await?;
+        self.set(settings, version);
+        Ok(())
+    }
+}
+
+/// The raw stored settings document, if the row exists.
+fn read_stored(conn: &Connection) -> pocketbun_storage::Result<Option<Vec<u8>>> {
+    let row = conn
+        .prepare_cached("SELECT `value` FROM `_params` WHERE `id` = 'settings'")?
+        .query_row([], |r| {
+            let v = r.get_ref(0)?;
+            Ok(match v {
+                pocketbun_storage::rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+                pocketbun_storage::rusqlite::types::ValueRef::Text(t) => t.to_vec(),
+                _ => Vec::new(),
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// Applies a stored document onto the defaults (fields it lacks keep their default).
+fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
+    let invalid = |why: String| {
+        StorageError::new(
+            ErrorKind::Invalid,
+            format!("invalid settings db data (encrypted settings are not supported): {why}"),
+        )
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(raw).map_err(|e| invalid(e.to_string()))?;
+    let mut settings = Settings::default();
+    settings.bind(&value).map_err(|BindError(e)| invalid(e))?;
+    Ok(settings)
+}
+
+/// Upserts the settings row; returns a number that grows with every save (commit order).
+fn write_stored(conn: &Connection, json: &[u8]) -> pocketbun_storage::Result<u64> {
+    let now = pocketbun_storage::time::now_datetime();
+    conn.prepare_cached(
+        "INSERT INTO `_params` (`id`, `value`, `created`, `updated`) VALUES ('settings', ?1, ?2, ?2) \
+         ON CONFLICT(`id`) DO UPDATE SET `value` = excluded.`value`, `updated` = excluded.`updated`",
+    )?
+    .execute(params![json, now])?;
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // runs on the single writer thread: the counter follows commit order
+    Ok(SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
