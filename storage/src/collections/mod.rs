@@ -14,6 +14,7 @@ pub mod json;
 pub mod model;
 pub mod snapshot;
 pub mod sync;
+pub mod validate;
 pub mod view;
 
 pub use errors::{ErrorNode, FieldError, ValidationErrors};
@@ -25,4 +26,8 @@ pub use model::{
     TokenConfig,
 };
 pub use snapshot::{Collections, SharedCollections};
-pub use sync::{create_collection, delete_collection, update_collection, SaveError};
+pub use sync::{
+    create_collection, create_collection_checked, delete_collection, update_collection,
+    update_collection_checked, SaveError,
+};
+pub use validate::{validate_collection, RuleChecker};

@@ -219,6 +219,9 @@ pub struct Collection {
     pub created: String,
     /// Last update time.
     pub updated: String,
+    /// A payload `type` that is none of base/auth/view (validation rejects
+    /// it with `validation_in_invalid`); never stored.
+    pub invalid_type: Option<String>,
 }
 
 /// A `_collections` row exactly as stored.
@@ -391,6 +394,7 @@ impl Collection {
             auth: AuthOptions::default(),
             created: String::new(),
             updated: String::new(),
+            invalid_type: None,
         }
     }
 
@@ -587,6 +591,25 @@ impl Collection {
         s
     }
 
+    /// A new collection from a create payload, like PocketBase: the
+    /// defaults of its `type` (base when missing/unknown), `name` and
+    /// optional `id`, then the payload on top.
+    pub fn from_create_payload(
+        obj: &Map<String, Value>,
+    ) -> std::result::Result<Collection, DecodeError> {
+        let t = pj::string(obj, "type")?.unwrap_or_default();
+        let name = pj::string(obj, "name")?.unwrap_or_default();
+        let id = pj::string(obj, "id")?.unwrap_or_default();
+        let kind = CollectionType::parse(&t).unwrap_or(CollectionType::Base);
+        let mut c = Collection::new(kind, &name, Some(&id));
+        if id.is_empty() {
+            // keep the default id only while it still matches type+name
+            c.id = c.default_id();
+        }
+        c.apply_json(obj)?;
+        Ok(c)
+    }
+
     /// Overlays an API payload (create or update body) onto this
     /// collection, like Go's `json.Unmarshal` onto the model: present keys
     /// replace, missing keys keep their value, `fields` is replaced as a
@@ -595,7 +618,13 @@ impl Collection {
     pub fn apply_json(&mut self, obj: &Map<String, Value>) -> std::result::Result<(), DecodeError> {
         pj::set_string(obj, "name", &mut self.name)?;
         if let Some(t) = pj::string(obj, "type")? {
-            self.kind = CollectionType::parse(&t).unwrap_or(self.kind);
+            match CollectionType::parse(&t) {
+                Some(k) => {
+                    self.kind = k;
+                    self.invalid_type = None;
+                }
+                None => self.invalid_type = Some(t),
+            }
         }
         pj::set_bool(obj, "system", &mut self.system)?;
         pj::set_opt_string(obj, "listRule", &mut self.list_rule)?;

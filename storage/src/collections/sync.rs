@@ -18,6 +18,7 @@ use super::errors::{FieldError, ValidationErrors};
 use super::fields::{self, Field};
 use super::index::ParsedIndex;
 use super::model::{Collection, CollectionType};
+use super::validate::{self, RuleChecker};
 use super::view;
 use crate::error::{ErrorKind, StorageError};
 use crate::random;
@@ -130,7 +131,16 @@ pub fn normalize_for_save(c: &mut Collection, is_new: bool) {
 /// collection is normalised first (see [`normalize_for_save`]); a default
 /// `pbc_…` id already taken gets a numeric suffix like in PocketBase.
 /// Returns the collection as stored.
-pub fn create_collection(conn: &Connection, mut c: Collection) -> SResult<Collection> {
+pub fn create_collection(conn: &Connection, c: Collection) -> SResult<Collection> {
+    create_collection_checked(conn, c, &validate::accept_all_rules)
+}
+
+/// [`create_collection`] with rules/filters checked by `check_rule`.
+pub fn create_collection_checked(
+    conn: &Connection,
+    mut c: Collection,
+    check_rule: RuleChecker<'_>,
+) -> SResult<Collection> {
     if c.id.is_empty() {
         c.id = c.default_id();
     }
@@ -154,12 +164,21 @@ pub fn create_collection(conn: &Connection, mut c: Collection) -> SResult<Collec
         }
     }
     normalize_for_save(&mut c, true);
-    save(conn, c, None)
+    save(conn, c, None, Some(check_rule))
 }
 
 /// Updates a collection (matched by id) and alters its table/view to
 /// match, keeping every row and the data of every kept field.
-pub fn update_collection(conn: &Connection, mut c: Collection) -> SResult<Collection> {
+pub fn update_collection(conn: &Connection, c: Collection) -> SResult<Collection> {
+    update_collection_checked(conn, c, &validate::accept_all_rules)
+}
+
+/// [`update_collection`] with rules/filters checked by `check_rule`.
+pub fn update_collection_checked(
+    conn: &Connection,
+    mut c: Collection,
+    check_rule: RuleChecker<'_>,
+) -> SResult<Collection> {
     let old = Collection::load_by_id(conn, &c.id)?.ok_or_else(|| {
         SaveError::Storage(StorageError::new(
             ErrorKind::NotFound,
@@ -172,7 +191,7 @@ pub fn update_collection(conn: &Connection, mut c: Collection) -> SResult<Collec
         // changing who may authenticate invalidates issued auth tokens
         c.auth.auth_token.secret = random::random_string(50);
     }
-    save(conn, c, Some(old))
+    save(conn, c, Some(old), Some(check_rule))
 }
 
 fn id_exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
@@ -184,10 +203,46 @@ fn id_exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-fn save(conn: &Connection, mut c: Collection, old: Option<Collection>) -> SResult<Collection> {
+fn save(
+    conn: &Connection,
+    mut c: Collection,
+    old: Option<Collection>,
+    check_rule: Option<RuleChecker<'_>>,
+) -> SResult<Collection> {
+    let all = Collection::load_all(conn)?;
+    let mut partial = Vec::new();
+    let view_fields = if c.is_view() && !c.view_query.trim().is_empty() {
+        Some(
+            view::create_view_fields_into(conn, &all, &c.view_query, &mut partial)
+                .map(|()| partial.clone()),
+        )
+    } else {
+        None
+    };
+    if let Some(check_rule) = check_rule {
+        let mut probe = c.clone();
+        if c.is_view() {
+            probe.fields = partial.clone();
+        }
+        let mut errs = validate::validate_collection(conn, &probe, old.as_ref(), &all, check_rule);
+        if let Some(Err(e)) = &view_fields {
+            let mut msg = e.0.clone();
+            msg.truncate(500);
+            errs.add(
+                "viewQuery",
+                FieldError::new(
+                    "validation_invalid_view_query",
+                    &format!("Invalid query - {msg}"),
+                ),
+            );
+        }
+        if !errs.is_empty() {
+            return Err(SaveError::Validation(errs));
+        }
+    }
     if c.is_view() {
-        let all = Collection::load_all(conn)?;
-        let fields = view::create_view_fields(conn, &all, &c.view_query)
+        let fields = view_fields
+            .unwrap_or_else(|| Err(view::ViewError("empty view query".into())))
             .map_err(|e| view_query_error(&e.0))?;
         if let Some(old) = &old {
             view::delete_view(conn, &old.name).map_err(|e| SaveError::Refused(e.0))?;
@@ -480,7 +535,7 @@ pub fn resave_views_with_changed_fields(conn: &Connection, exclude: &[&str]) -> 
             conn.execute_batch("SAVEPOINT pb_view_resave")?;
             let mut next = v.clone();
             normalize_for_save(&mut next, false);
-            let r = save(conn, next, Some(v.clone()));
+            let r = save(conn, next, Some(v.clone()), None);
             if r.is_ok() {
                 conn.execute_batch("RELEASE pb_view_resave")?;
             } else {

@@ -414,9 +414,21 @@ pub fn create_view_fields(
     collections: &[Collection],
     query: &str,
 ) -> VResult<Vec<Field>> {
+    let mut list = Vec::new();
+    create_view_fields_into(conn, collections, query, &mut list)?;
+    Ok(list)
+}
+
+/// Like [`create_view_fields`] but keeps the fields inferred before an
+/// error (PocketBase validates that partial list).
+pub fn create_view_fields_into(
+    conn: &Connection,
+    collections: &[Collection],
+    query: &str,
+    list: &mut Vec<Field>,
+) -> VResult<()> {
     let mut suggested = parse_query_to_fields(collections, query)?;
     let info = query_table_info(conn, query)?;
-    let mut list = Vec::new();
     let mut has_id = false;
     for (name, _) in &info {
         if name == FIELD_ID {
@@ -425,12 +437,12 @@ pub fn create_view_fields(
         let field = suggested
             .remove(name)
             .unwrap_or_else(|| default_view_field(name));
-        add_field(&mut list, field);
+        add_field(list, field);
     }
     if !has_id {
         return Err(ViewError("missing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)".to_string()));
     }
-    Ok(list)
+    Ok(())
 }
 
 /// Wraps the query so that its `id` column is TEXT, when it is not.
