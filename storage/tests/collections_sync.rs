@@ -455,3 +455,37 @@ fn delete_is_refused_while_referenced_and_drops_the_table() {
     assert!(Collection::load(&conn, "view2").unwrap().is_none());
     assert!(Collection::load(&conn, "demo1").unwrap().is_some());
 }
+
+#[test]
+fn a_failed_save_leaves_nothing_behind() {
+    let dir = common::temp_dir("collections-atomic").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    // the table gets created, then the index fails (unknown column): all undone
+    let mut c = Collection::new(CollectionType::Base, "half", None);
+    c.fields.push(text("title"));
+    c.indexes
+        .push("CREATE INDEX `idx_half_missing` ON `half` (`nope`)".into());
+    let r = store
+        .writer()
+        .submit_blocking(move |conn| Ok(create_collection(conn, c)))
+        .unwrap();
+    match r {
+        Err(SaveError::Validation(v)) => {
+            assert_eq!(
+                v.code("indexes.0"),
+                Some("validation_invalid_index_expression")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    store.close();
+    let conn = Connection::open(dir.join("data.db")).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM sqlite_master WHERE tbl_name = 'half') + (SELECT count(*) FROM _collections WHERE name = 'half')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+}

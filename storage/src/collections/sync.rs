@@ -138,6 +138,14 @@ pub fn create_collection(conn: &Connection, c: Collection) -> SResult<Collection
 /// [`create_collection`] with rules/filters checked by `check_rule`.
 pub fn create_collection_checked(
     conn: &Connection,
+    c: Collection,
+    check_rule: RuleChecker<'_>,
+) -> SResult<Collection> {
+    atomically(conn, || create_inner(conn, c, check_rule))
+}
+
+fn create_inner(
+    conn: &Connection,
     mut c: Collection,
     check_rule: RuleChecker<'_>,
 ) -> SResult<Collection> {
@@ -176,6 +184,14 @@ pub fn update_collection(conn: &Connection, c: Collection) -> SResult<Collection
 /// [`update_collection`] with rules/filters checked by `check_rule`.
 pub fn update_collection_checked(
     conn: &Connection,
+    c: Collection,
+    check_rule: RuleChecker<'_>,
+) -> SResult<Collection> {
+    atomically(conn, || update_inner(conn, c, check_rule))
+}
+
+fn update_inner(
+    conn: &Connection,
     mut c: Collection,
     check_rule: RuleChecker<'_>,
 ) -> SResult<Collection> {
@@ -192,6 +208,20 @@ pub fn update_collection_checked(
         c.auth.auth_token.secret = random::random_string(50);
     }
     save(conn, c, Some(old), Some(check_rule))
+}
+
+/// Runs `f` inside a savepoint: on error everything it did is rolled back,
+/// so returning `Ok(Err(save_error))` from a writer job is safe.
+fn atomically<T>(conn: &Connection, f: impl FnOnce() -> SResult<T>) -> SResult<T> {
+    conn.execute_batch("SAVEPOINT pb_collection_save")?;
+    let out = f();
+    let end = if out.is_ok() {
+        "RELEASE pb_collection_save"
+    } else {
+        "ROLLBACK TO pb_collection_save; RELEASE pb_collection_save"
+    };
+    conn.execute_batch(end)?;
+    out
 }
 
 fn id_exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
@@ -563,6 +593,10 @@ pub fn find_references(conn: &Connection, c: &Collection) -> SResult<Vec<Collect
 /// fails if a view depends on it. Returns the deleted collection (the
 /// caller removes its files, `<pb_data>/storage/<id>`).
 pub fn delete_collection(conn: &Connection, id_or_name: &str) -> SResult<Collection> {
+    atomically(conn, || delete_inner(conn, id_or_name))
+}
+
+fn delete_inner(conn: &Connection, id_or_name: &str) -> SResult<Collection> {
     let c = Collection::load(conn, id_or_name)?.ok_or_else(|| {
         SaveError::Storage(StorageError::new(
             ErrorKind::NotFound,
