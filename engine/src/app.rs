@@ -3,10 +3,13 @@
 use crate::auth::{authenticate, AuthRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::offload::CpuPool;
+use crate::schema::SchemaState;
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::{Match, Router};
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
+use pocketbun_query::QueryCache;
 use pocketbun_storage::{Reader, StorageError, Store};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -17,6 +20,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Where password hashing and other CPU-heavy work runs, off the request workers.
     pub cpu: CpuPool,
+    /// The collections and their compiled view for the query crate.
+    pub schema: SchemaState,
     /// The application settings (`_params`), replaced as a whole when they change.
     pub settings: crate::settings::SettingsCell,
 }
@@ -26,6 +31,8 @@ pub struct AppCtx {
     pub shared: Arc<Shared>,
     /// This worker's own read connection to `data.db`: reads never leave the worker.
     pub reader: Reader,
+    /// This worker's compiled filters and sorts (no locks: one per worker).
+    pub queries: RefCell<QueryCache>,
 }
 
 impl AppCtx {
@@ -47,6 +54,9 @@ impl AppCtx {
         }
     }
 }
+
+/// Compiled filters kept per worker; enough for every rule and the common client filters.
+const QUERY_CACHE_ENTRIES: usize = 4096;
 
 pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
 
@@ -100,7 +110,11 @@ impl App {
         crate::apis::register(&mut routes);
         let reader = shared.store.reader()?;
         Ok(App {
-            ctx: Rc::new(AppCtx { shared, reader }),
+            ctx: Rc::new(AppCtx {
+                shared,
+                reader,
+                queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
+            }),
             routes,
         })
     }

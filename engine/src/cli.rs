@@ -3,9 +3,11 @@
 
 use crate::app::{App, Shared};
 use crate::offload::CpuPool;
+use crate::schema::SchemaState;
 use crate::superuser::SuperuserAction;
 use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
+use pocketbun_storage::collections::Collections;
 use pocketbun_storage::{Store, StoreOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -134,6 +136,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
+        schema: match load_schema(&store) {
+            Ok(schema) => schema,
+            Err(e) => {
+                eprintln!("Error: cannot load the collections: {e}");
+                return 1;
+            }
+        },
         cpu: match CpuPool::new(config.workers) {
             Ok(pool) => pool,
             Err(e) => {
@@ -182,6 +191,11 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             1
         }
     }
+}
+
+fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageError> {
+    let collections = store.reader()?.read(Collections::load)?;
+    Ok(SchemaState::new(collections))
 }
 
 fn open_store(global: &GlobalArgs) -> Result<Arc<Store>, i32> {

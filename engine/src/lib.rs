@@ -12,5 +12,6 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod offload;
+pub mod schema;
 pub mod settings;
 pub mod superuser;

@@ -1,0 +1,248 @@
+//! `/api/collections`: the collections API, superusers only.
+
+use crate::apis::search::{write_page, ListParams};
+use crate::app::{AppCtx, Routes};
+use crate::error::{ApiError, ApiResult};
+use pocketbun_http::{Method, Request, Response};
+use pocketbun_query as query;
+use pocketbun_storage::collections::model::{Collection, CollectionType};
+use pocketbun_storage::collections::snapshot::Collections;
+use pocketbun_storage::collections::sync::{self, SaveError};
+use pocketbun_storage::rusqlite::Connection;
+use pocketbun_storage::{ErrorKind, StorageError};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub fn register(routes: &mut Routes) {
+    routes.add(Method::Get, "/api/collections", |c, r| Box::pin(list(c, r)));
+    routes.add(Method::Get, "/api/collections/{collection}", |c, r| {
+        Box::pin(view(c, r))
+    });
+    routes.add(Method::Delete, "/api/collections/{collection}", |c, r| {
+        Box::pin(delete(c, r))
+    });
+    routes.add(Method::Get, "/api/collections/meta/scaffolds", |c, r| {
+        Box::pin(scaffolds(c, r))
+    });
+}
+
+fn json_ok(body: String) -> Response {
+    let mut bytes = body.into_bytes();
+    bytes.push(b'\n');
+    Response::with_body(200, "application/json", bytes)
+}
+
+/// The searchable columns of `_collections`, as the compiler's schema.
+fn collections_schema() -> &'static query::Schema {
+    static SCHEMA: OnceLock<query::Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text = |n: &str| query::Field::new(n, query::FieldType::Text);
+        query::Schema::new(
+            0,
+            vec![query::Collection {
+                id: "_collections".into(),
+                name: "_collections".into(),
+                kind: query::CollectionType::Base,
+                fields: vec![
+                    text("id"),
+                    text("name"),
+                    text("type"),
+                    text("created"),
+                    text("updated"),
+                    query::Field::new("system", query::FieldType::Bool),
+                ],
+                list_rule: None,
+                view_rule: None,
+                indexes: Vec::new(),
+            }],
+        )
+    })
+}
+
+async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let params = ListParams::parse(req.query())?;
+    let info = query::RequestInfo {
+        superuser: true,
+        ..Default::default()
+    };
+    let compiled = query::compile_list(
+        collections_schema(),
+        "_collections",
+        &params.filter,
+        &params.sort,
+        &info,
+    )
+    .map_err(|e| ApiError::new(e.status(), e.api_message()))?;
+    let mut values = compiled.bind(&info, now_ms());
+    let total = if params.skip_total {
+        None
+    } else {
+        let sql = compiled.count_sql.clone();
+        let count_values = values.clone();
+        Some(
+            ctx.reader
+                .read(|conn| {
+                    Ok(conn.query_row(
+                        &sql,
+                        pocketbun_storage::rusqlite::params_from_iter(
+                            count_values.iter().map(to_sql),
+                        ),
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .map_err(|_| ApiError::bad_request(None))?,
+        )
+    };
+    values.push(query::Value::Integer(params.per_page));
+    values.push(query::Value::Integer(params.offset()));
+    let sql = compiled.select_with("`_collections`.`id`")
+        + " LIMIT ?"
+        + &(values.len() - 1).to_string()
+        + " OFFSET ?"
+        + &values.len().to_string();
+    let ids: Vec<String> = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                pocketbun_storage::rusqlite::params_from_iter(values.iter().map(to_sql)),
+                |r| r.get::<_, String>(0),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .map_err(|_| ApiError::bad_request(None))?;
+    let schema = ctx.shared.schema.get();
+    let mut items = String::from("[");
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(c) = schema.collections.by_id(id) {
+            if i > 0 {
+                items.push(',');
+            }
+            c.write_api_json(&mut items);
+        }
+    }
+    items.push(']');
+    let mut body = Vec::with_capacity(items.len() + 96);
+    write_page(&mut body, items.as_bytes(), &params, total);
+    body.push(b'\n');
+    Ok(Response::with_body(200, "application/json", body))
+}
+
+fn to_sql(v: &query::Value) -> pocketbun_storage::rusqlite::types::Value {
+    use pocketbun_storage::rusqlite::types::Value as V;
+    match v {
+        query::Value::Null => V::Null,
+        query::Value::Integer(i) => V::Integer(*i),
+        query::Value::Real(f) => V::Real(*f),
+        query::Value::Text(s) => V::Text(s.clone()),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
+    let name = req.param("collection").unwrap_or_default();
+    ctx.shared
+        .schema
+        .get()
+        .collections
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(None))
+}
+
+async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let c = find(&ctx, &req)?;
+    Ok(json_ok(c.to_api_json()))
+}
+
+async fn scaffolds(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let mut out = String::from("{");
+    for (i, kind) in [
+        CollectionType::Auth,
+        CollectionType::Base,
+        CollectionType::View,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(kind.as_str());
+        out.push_str("\":");
+        let mut blank = Collection::new(kind, "", None);
+        blank.id.clear();
+        blank.write_api_json(&mut out);
+    }
+    out.push('}');
+    Ok(json_ok(out))
+}
+
+/// Runs a schema change as one writer job and, once committed, installs the new snapshot.
+/// A refusal rolls the job back (it returns an error to the writer) but reaches the caller
+/// with its details intact.
+pub async fn change_schema<T, F>(ctx: &AppCtx, change: F) -> Result<T, SaveError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, SaveError> + Send + 'static,
+{
+    let refusal: Arc<Mutex<Option<SaveError>>> = Arc::default();
+    let slot = refusal.clone();
+    let outcome = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| match change(conn) {
+            Ok(value) => Ok((value, Collections::load(conn)?)),
+            Err(e) => {
+                let folded = StorageError::new(ErrorKind::Invalid, e.to_string());
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Err(folded)
+            }
+        })
+        .await;
+    match outcome {
+        Ok((value, collections)) => {
+            ctx.shared.schema.replace(collections);
+            Ok(value)
+        }
+        Err(e) => Err(refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or(SaveError::Storage(e))),
+    }
+}
+
+async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let c = find(&ctx, &req)?;
+    let id = c.id.clone();
+    match change_schema(&ctx, move |conn| sync::delete_collection(conn, &id)).await {
+        Ok(deleted) => {
+            // the files go only after the commit: a failed delete keeps them
+            let dir = ctx.shared.store.dir().join("storage").join(&deleted.id);
+            let _ = std::fs::remove_dir_all(dir);
+            Ok(Response::new(204))
+        }
+        Err(SaveError::Refused(reason)) => {
+            let message = match reason.split_once("existing relation references: ") {
+                Some((_, names)) => format!(
+                    "Failed to delete collection probably due to existing reference in {names}."
+                ),
+                None => "Failed to delete collection.".to_string(),
+            };
+            Err(ApiError::bad_request(Some(&message)))
+        }
+        Err(_) => Err(ApiError::bad_request(Some("Failed to delete collection."))),
+    }
+}

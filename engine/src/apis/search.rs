@@ -1,0 +1,123 @@
+//! PocketBase's list parameters (`page`, `perPage`, `skipTotal`, `sort`, `filter`) and its
+//! paginated result envelope, shared by every list endpoint.
+
+use crate::error::ApiError;
+use percent_encoding::percent_decode_str;
+
+pub const DEFAULT_PER_PAGE: i64 = 30;
+pub const MAX_PER_PAGE: i64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams {
+    pub page: i64,
+    pub per_page: i64,
+    pub skip_total: bool,
+    pub sort: String,
+    pub filter: String,
+}
+
+/// Decoded `key=value` pairs of a raw query string (`+` is a space, as Go decodes forms).
+pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+/// The first value of `key` in a raw query string.
+pub fn query_value(raw: &str, key: &str) -> Option<String> {
+    query_pairs(raw)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+impl ListParams {
+    /// Parses the list parameters as PocketBase does: non-numeric `page`/`perPage` or a
+    /// non-boolean `skipTotal` is a 400; out-of-range numbers are clamped.
+    pub fn parse(raw_query: &str) -> Result<ListParams, ApiError> {
+        let mut p = ListParams {
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+            skip_total: false,
+            sort: String::new(),
+            filter: String::new(),
+        };
+        for (k, v) in query_pairs(raw_query) {
+            match k.as_str() {
+                "page" => p.page = v.parse().map_err(|_| ApiError::bad_request(None))?,
+                "perPage" => p.per_page = v.parse().map_err(|_| ApiError::bad_request(None))?,
+                "skipTotal" => {
+                    p.skip_total = parse_go_bool(&v).ok_or_else(|| ApiError::bad_request(None))?
+                }
+                "sort" => p.sort = v,
+                "filter" => p.filter = v,
+                _ => {}
+            }
+        }
+        if p.page < 1 {
+            p.page = 1;
+        }
+        if p.per_page <= 0 {
+            p.per_page = DEFAULT_PER_PAGE;
+        }
+        p.per_page = p.per_page.min(MAX_PER_PAGE);
+        Ok(p)
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Writes `{"items":[...],"page":..,"perPage":..,"totalItems":..,"totalPages":..}` with the
+/// items already serialised; `total` is `None` with `skipTotal` (both totals are then -1).
+pub fn write_page(out: &mut Vec<u8>, items_json: &[u8], params: &ListParams, total: Option<i64>) {
+    out.extend_from_slice(b"{\"items\":");
+    out.extend_from_slice(items_json);
+    let (total_items, total_pages) = match total {
+        Some(t) => (t, (t + params.per_page - 1) / params.per_page),
+        None => (-1, -1),
+    };
+    out.extend_from_slice(
+        format!(
+            ",\"page\":{},\"perPage\":{},\"totalItems\":{},\"totalPages\":{}}}",
+            params.page, params.per_page, total_items, total_pages
+        )
+        .as_bytes(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_like_pocketbase() {
+        let p = ListParams::parse("page=0&perPage=5000").unwrap();
+        assert_eq!((p.page, p.per_page), (1, 1000));
+        let p = ListParams::parse("perPage=-1&skipTotal=1&filter=name%7E'x'+%26%26+a").unwrap();
+        assert_eq!(p.per_page, 30);
+        assert!(p.skip_total);
+        assert_eq!(p.filter, "name~'x' && a");
+        assert!(ListParams::parse("page=abc").is_err());
+        assert!(ListParams::parse("skipTotal=yes").is_err());
+    }
+}

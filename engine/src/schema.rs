@@ -1,0 +1,84 @@
+//! The collections as the application sees them: the model snapshot shared by all workers,
+//! and the query compiler's view of it, rebuilt only when the schema changes.
+
+use pocketbun_query as query;
+use pocketbun_storage::collections::model::{Collection, CollectionType};
+use pocketbun_storage::collections::snapshot::Collections;
+use std::sync::{Arc, Mutex};
+
+/// The query compiler's schema for one collections snapshot.
+pub fn query_schema(collections: &Collections) -> query::Schema {
+    let list = collections.iter().map(|c| query_collection(c)).collect();
+    query::Schema::new(collections.version(), list)
+}
+
+fn query_collection(c: &Collection) -> query::Collection {
+    query::Collection {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        kind: match c.kind {
+            CollectionType::Base => query::CollectionType::Base,
+            CollectionType::Auth => query::CollectionType::Auth,
+            CollectionType::View => query::CollectionType::View,
+        },
+        fields: c
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let kind = query::FieldType::from_pb(f.type_name())?;
+                let mut field = query::Field::new(&f.name, kind);
+                field.multiple = f.is_multiple();
+                field.collection_id = f.relation_target().map(str::to_string);
+                field.hidden = f.hidden;
+                Some(field)
+            })
+            .collect(),
+        list_rule: c.list_rule.clone(),
+        view_rule: c.view_rule.clone(),
+        indexes: c.indexes.clone(),
+    }
+}
+
+/// Both views of the current schema, swapped together when a collection changes.
+pub struct SchemaState {
+    current: Mutex<Arc<SchemaPair>>,
+}
+
+pub struct SchemaPair {
+    pub collections: Arc<Collections>,
+    pub query: Arc<query::Schema>,
+}
+
+impl SchemaState {
+    pub fn new(collections: Collections) -> Self {
+        SchemaState {
+            current: Mutex::new(Arc::new(Self::pair(collections))),
+        }
+    }
+
+    fn pair(collections: Collections) -> SchemaPair {
+        let query = Arc::new(query_schema(&collections));
+        SchemaPair {
+            collections: Arc::new(collections),
+            query,
+        }
+    }
+
+    /// The current snapshot (an `Arc` clone: cheap, and stable for the whole request).
+    pub fn get(&self) -> Arc<SchemaPair> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a newer snapshot (after a committed schema change). Older ones are ignored,
+    /// so concurrent reloads cannot go back in time.
+    pub fn replace(&self, next: Collections) {
+        let pair = Arc::new(Self::pair(next));
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if pair.collections.version() > cur.collections.version() {
+            *cur = pair;
+        }
+    }
+}
