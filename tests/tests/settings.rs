@@ -1,0 +1,601 @@
+//! `/api/settings` end to end: PocketBase's exact JSON, PATCH merging and validation, storage
+//! in `_params` that PocketBase reads back, test emails delivered to a real SMTP server on
+//! loopback, the S3 test's errors and Apple client secrets that verify.
+//!
+//! The expected bodies were taken from PocketBase v0.39.11 on the same fixture; with
+//! `CONFORMANCE_SERVER=pocketbase` the tests that do not inspect PocketBun's files run
+//! against PocketBase itself.
+
+use pocketbun_tests::http::Request;
+use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Fixture superuser `test@example.com` (token valid until 2050).
+const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+/// Fixture regular user of `users`.
+const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+
+const FIXTURE_SETTINGS: &str = r##"{"superuserIPs":[],"smtp":{"enabled":false,"port":587,"host":"smtp.example.com","username":"","authMethod":"","tls":false,"localName":""},"backups":{"cron":"","cronMaxKeep":0,"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false}},"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false},"meta":{"accentColor":"#1055c9","appName":"acme_test","appURL":"http://localhost:8090","senderName":"Support","senderAddress":"support@example.com","hideControls":false},"rateLimits":{"rules":[{"label":"*:auth","audience":"","duration":3,"maxRequests":2},{"label":"*:create","audience":"","duration":5,"maxRequests":20},{"label":"/api/batch","audience":"","duration":1,"maxRequests":3},{"label":"/api/","audience":"","duration":10,"maxRequests":300}],"excludedIPs":[],"enabled":false},"trustedProxy":{"headers":[],"useLeftmostIP":false},"batch":{"enabled":true,"maxRequests":50,"timeout":5,"maxBodySize":0},"logs":{"maxDays":5,"minLevel":0,"logIP":false,"logAuthId":false}}"##;
+
+const INVALID_PATCH: &str = r##"{"superuserIPs":["","1.2.3.4","abc","10.0.0.0/8","::1","fe80::/10","1.2.3.4/33"],"meta":{"accentColor":"#12","appName":"","appURL":"not a url","senderName":"","senderAddress":"bad"},"logs":{"maxDays":-1,"minLevel":-100},"smtp":{"enabled":true,"host":"","port":-5,"authMethod":"x","localName":"bad host!"},"s3":{"enabled":true,"endpoint":"nope"},"backups":{"cron":"bad","cronMaxKeep":0,"s3":{"enabled":true}},"batch":{"enabled":true,"maxRequests":0,"timeout":-1,"maxBodySize":-1},"rateLimits":{"enabled":true,"rules":[{"label":"bad label!","audience":"x","duration":-1,"maxRequests":-1}],"excludedIPs":["x",""]},"trustedProxy":{"headers":["", "X"]}}"##;
+
+/// PocketBase v0.39.11's answer to INVALID_PATCH on the fixture.
+const INVALID_PATCH_ANSWER: &str = r##"{"data":{"backups":{"cron":{"code":"validation_invalid_cron","message":"Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments."},"cronMaxKeep":{"code":"validation_required","message":"Cannot be blank."},"s3":{"accessKey":{"code":"validation_required","message":"Cannot be blank."},"bucket":{"code":"validation_required","message":"Cannot be blank."},"endpoint":{"code":"validation_required","message":"Cannot be blank."},"region":{"code":"validation_required","message":"Cannot be blank."},"secret":{"code":"validation_required","message":"Cannot be blank."}}},"batch":{"maxBodySize":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 0.","params":{"threshold":0}},"maxRequests":{"code":"validation_required","message":"Cannot be blank."},"timeout":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 0.","params":{"threshold":0}}},"logs":{"maxDays":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 0.","params":{"threshold":0}}},"meta":{"accentColor":{"code":"validation_length_invalid","message":"The length must be exactly 7.","params":{"max":7,"min":7}},"appName":{"code":"validation_required","message":"Cannot be blank."},"appURL":{"code":"validation_is_url","message":"Must be a valid URL."},"senderAddress":{"code":"validation_is_email","message":"Must be a valid email address."},"senderName":{"code":"validation_required","message":"Cannot be blank."}},"rateLimits":{"excludedIPs":{"0":{"code":"validation_invlaid_ip_or_subnet","message":"Invalid IP or CIDR subnet."},"1":{"code":"validation_required","message":"Cannot be blank."}},"rules":{"0":{"audience":{"code":"validation_in_invalid","message":"Must be a valid value."},"duration":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 1.","params":{"threshold":1}},"label":{"code":"validation_match_invalid","message":"Must be in a valid format."},"maxRequests":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 1.","params":{"threshold":1}}}}},"s3":{"accessKey":{"code":"validation_required","message":"Cannot be blank."},"bucket":{"code":"validation_required","message":"Cannot be blank."},"endpoint":{"code":"validation_is_url","message":"Must be a valid URL."},"region":{"code":"validation_required","message":"Cannot be blank."},"secret":{"code":"validation_required","message":"Cannot be blank."}},"smtp":{"authMethod":{"code":"validation_in_invalid","message":"Must be a valid value."},"host":{"code":"validation_required","message":"Cannot be blank."},"localName":{"code":"validation_is_host","message":"Must be a valid IP address or DNS name."},"port":{"code":"validation_min_greater_equal_than_required","message":"Must be no less than 0.","params":{"threshold":0}}},"superuserIPs":{"0":{"code":"validation_required","message":"Cannot be blank."},"2":{"code":"validation_invlaid_ip_or_subnet","message":"Invalid IP or CIDR subnet."},"6":{"code":"validation_invlaid_ip_or_subnet","message":"Invalid IP or CIDR subnet."}}},"message":"An error occurred while saving the new settings.","status":400}"##;
+const ROUTES: [(&str, &str); 5] = [
+    ("GET", "/api/settings"),
+    ("PATCH", "/api/settings"),
+    ("POST", "/api/settings/test/s3"),
+    ("POST", "/api/settings/test/email"),
+    ("POST", "/api/settings/apple/generate-client-secret"),
+];
+
+#[test]
+fn only_superusers_get_in() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    for (method, path) in ROUTES {
+        let (status, body) = call(&server, method, path, None, Some("{}"));
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert_eq!(
+            body,
+            "{\"data\":{},\"message\":\"The request requires valid record authorization token.\",\"status\":401}\n"
+        );
+        let (status, body) = call(&server, method, path, Some(USER), Some("{}"));
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(body.contains("\"data\":{}"), "{body}");
+    }
+}
+
+#[test]
+fn get_answers_pocketbases_exact_json() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let (status, body) = su(&server, "GET", "/api/settings", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, format!("{FIXTURE_SETTINGS}\n"));
+}
+
+#[test]
+fn patch_merges_into_the_current_settings_and_hides_secrets() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let (status, body) = su(
+        &server,
+        "PATCH",
+        "/api/settings",
+        Some(
+            r#"{"meta":{"appName":"update_test"},"smtp":{"password":"new_smtp_password"},
+                "s3":{"secret":"new_s3_secret"},"backups":{"s3":{"secret":"new_backups_s3_secret"}},
+                "RATELIMITS":{"rules":[{"label":"abc"},{"label":"def","duration":7,"maxRequests":8}]},
+                "superuserIPs":null,"unknown":1} trailing bytes are ignored"#,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains("secret") && !body.contains("password"),
+        "{body}"
+    );
+    let got = json(&body);
+    let mut want = json(FIXTURE_SETTINGS);
+    want["meta"]["appName"] = "update_test".into();
+    // the first submitted rule merges into the first stored one; the second is new
+    want["rateLimits"]["rules"] = json(
+        r#"[{"label":"abc","audience":"","duration":3,"maxRequests":2},
+            {"label":"def","audience":"","duration":7,"maxRequests":8}]"#,
+    );
+    assert_eq!(got, want);
+    let (status, again) = su(&server, "GET", "/api/settings", None);
+    assert_eq!(status, 200);
+    assert_eq!(again, body);
+
+    // an empty body changes nothing and answers the settings
+    let (status, same) = su(&server, "PATCH", "/api/settings", None);
+    assert_eq!(status, 200);
+    assert_eq!(same, body);
+}
+
+#[test]
+fn patch_reports_every_invalid_field_like_pocketbase() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let (status, body) = su(&server, "PATCH", "/api/settings", Some(INVALID_PATCH));
+    assert_eq!(status, 400);
+    assert_eq!(body, format!("{INVALID_PATCH_ANSWER}\n"));
+
+    let cases = [
+        (
+            r#"{"rateLimits":{"rules":[{"label":"a","duration":1,"maxRequests":1},{"label":"a","audience":"@auth","duration":1,"maxRequests":1}]}}"#,
+            r#"{"rateLimits":{"rules":{"1":{"label":{"code":"validation_conflicting_rate_limit_rule","message":"Rate limit rule configuration with label a already exists or conflicts with another rule.","params":{"label":"a"}}}}}}"#,
+        ),
+        (
+            r#"{"backups":{"cron":"5/2 * * * *","cronMaxKeep":1}}"#,
+            r#"{"backups":{"cron":{"code":"validation_invalid_cron","message":"Invalid segment step - step \u003e 1 could be used only with the wildcard or range format."}}}"#,
+        ),
+        (
+            r##"{"meta":{"accentColor":"#zzzzzz","appName":"x","appURL":"example.com"}}"##,
+            r#"{"meta":{"accentColor":{"code":"validation_is_hex_color","message":"Must be a valid hexadecimal color code."}}}"#,
+        ),
+        (
+            r#"{"rateLimits":{"enabled":true,"rules":[]}}"#,
+            r#"{"rateLimits":{"rules":{"code":"validation_required","message":"Cannot be blank."}}}"#,
+        ),
+    ];
+    for (patch, data) in cases {
+        let (status, body) = su(&server, "PATCH", "/api/settings", Some(patch));
+        assert_eq!(status, 400, "{patch}: {body}");
+        assert_eq!(
+            body,
+            format!("{{\"data\":{data},\"message\":\"An error occurred while saving the new settings.\",\"status\":400}}\n"),
+            "{patch}"
+        );
+    }
+
+    let load_failed = "{\"data\":{},\"message\":\"An error occurred while loading the submitted data.\",\"status\":400}\n";
+    for bad in [
+        "{",
+        "   ",
+        "[]",
+        r#"{"smtp":{"port":"587"}}"#,
+        r#"{"smtp":{"port":1.5}}"#,
+    ] {
+        let (status, body) = su(&server, "PATCH", "/api/settings", Some(bad));
+        assert_eq!((status, body.as_str()), (400, load_failed), "{bad}");
+    }
+    // nothing of the refused requests was kept
+    let (_, now) = su(&server, "GET", "/api/settings", None);
+    assert_eq!(now, format!("{FIXTURE_SETTINGS}\n"));
+}
+
+/// PATCH through PocketBun, then read the directory with a restarted PocketBun and with the
+/// real PocketBase: same settings, and the SMTP password (never shown) was stored too, since
+/// both servers log in to the SMTP server with it.
+#[test]
+fn stored_settings_are_read_back_by_pocketbun_and_pocketbase() {
+    let (smtp_port, mail) = smtp_sink();
+    let mut writer = start(&ServerSpec::pocketbun(), &fixture());
+    let patch = format!(
+        r#"{{"meta":{{"appName":"round trip <&>","senderName":"Robot"}},
+            "smtp":{{"enabled":true,"host":"127.0.0.1","port":{smtp_port},"username":"mailer","password":"s3cr3t"}},
+            "s3":{{"secret":"kept"}},"batch":{{"maxBodySize":1024}},"trustedProxy":{{"headers":["X-Real-IP"]}}}}"#
+    );
+    let (status, patched) = su(&writer, "PATCH", "/api/settings", Some(&patch));
+    assert_eq!(status, 200, "{patched}");
+    assert!(
+        patched.contains(r#""appName":"round trip \u003c\u0026\u003e""#),
+        "{patched}"
+    );
+    writer.stop();
+
+    let pocketbase = ServerSpec::pocketbase().expect("PocketBase v0.39.11 is needed for this test");
+    for spec in [ServerSpec::pocketbun(), pocketbase] {
+        let server = start(&spec, writer.data_dir());
+        let (status, body) = su(&server, "GET", "/api/settings", None);
+        assert_eq!(status, 200, "{:?}: {body}", spec.kind);
+        assert_eq!(body, patched, "{:?} reads other settings", spec.kind);
+
+        let (status, body) = su(
+            &server,
+            "POST",
+            "/api/settings/test/email",
+            Some(r#"{"template":"password-reset","email":"someone@example.com"}"#),
+        );
+        assert_eq!(status, 204, "{:?}: {body}", spec.kind);
+        let got = mail
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{:?} delivered no mail", spec.kind));
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD
+            .decode(got.auth.as_deref().unwrap_or(""))
+            .unwrap_or_default();
+        assert_eq!(auth, b"\0mailer\0s3cr3t", "{:?}", spec.kind);
+        assert!(got.data.contains("Robot"), "{:?}: {}", spec.kind, got.data);
+    }
+}
+
+#[test]
+fn test_email_is_delivered_to_the_smtp_server() {
+    let (smtp_port, mail) = smtp_sink();
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let patch = format!(
+        r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{smtp_port},"localName":"pb.test"}}}}"#
+    );
+    let (status, body) = su(&server, "PATCH", "/api/settings", Some(&patch));
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = su(
+        &server,
+        "POST",
+        "/api/settings/test/email",
+        Some(r#"{"template":"verification","email":"test@example.com"}"#),
+    );
+    assert_eq!((status, body.as_str()), (204, ""));
+    let got = mail
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no mail arrived");
+    assert_eq!(got.helo, "pb.test");
+    assert_eq!(got.auth, None);
+    assert!(
+        got.mail_from.starts_with("<support@example.com>"),
+        "{}",
+        got.mail_from
+    );
+    assert_eq!(got.rcpt_to, ["<test@example.com>"]);
+    let data = unquote(&got.data);
+    assert!(
+        data.contains("Subject: Verify your acme_test email"),
+        "{data}"
+    );
+    assert!(
+        data.contains("From: \"Support\" <support@example.com>")
+            || data.contains("From: Support <support@example.com>"),
+        "{data}"
+    );
+    assert!(
+        data.contains("text/html") && data.contains("text/plain"),
+        "{data}"
+    );
+    // the link carries a verification token for the stand-in record
+    let at = data
+        .find("/_/#/auth/confirm-verification/")
+        .unwrap_or_else(|| panic!("no verification link in {data}"))
+        + "/_/#/auth/confirm-verification/".len();
+    let token: String = data[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .collect();
+    let claims: Value = serde_json::from_slice(&b64url(token.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["type"], "verification");
+    assert_eq!(claims["email"], "test@example.com");
+    assert_eq!(claims["collectionId"], "pbc_3142635823");
+
+    let (status, _) = su(
+        &server,
+        "POST",
+        "/api/settings/test/email",
+        Some(r#"{"template":"otp","email":"test2@example.com","collection":"USERS"}"#),
+    );
+    assert_eq!(status, 204);
+    let got = mail
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no OTP mail");
+    assert_eq!(got.rcpt_to, ["<test2@example.com>"]);
+    assert!(
+        unquote(&got.data).contains("<strong>123456</strong>"),
+        "{}",
+        got.data
+    );
+
+    let (status, _) = su(
+        &server,
+        "POST",
+        "/api/settings/test/email",
+        Some(r#"{"template":"login-alert","email":"test3@example.com","collection":"users"}"#),
+    );
+    assert_eq!(status, 204);
+    let got = mail
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no alert mail");
+    assert!(
+        unquote(&got.data).contains("TEST_IP TEST_USER_AGENT"),
+        "{}",
+        got.data
+    );
+}
+
+#[test]
+fn test_email_input_and_delivery_errors() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let (status, body) = su(&server, "POST", "/api/settings/test/email", Some("{}"));
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        "{\"data\":{\"email\":{\"code\":\"validation_required\",\"message\":\"Cannot be blank.\"},\"template\":{\"code\":\"validation_required\",\"message\":\"Cannot be blank.\"}},\"message\":\"Failed to send the test email.\",\"status\":400}\n"
+    );
+    let (status, body) = su(
+        &server,
+        "POST",
+        "/api/settings/test/email",
+        Some(r#"{"template":"welcome","email":"a@b","collection":"demo1"}"#),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        "{\"data\":{\"collection\":{\"code\":\"validation_invalid_auth_collection\",\"message\":\"Must be a valid auth collection id or name.\"},\"email\":{\"code\":\"validation_is_email\",\"message\":\"Must be a valid email address.\"},\"template\":{\"code\":\"validation_in_invalid\",\"message\":\"Must be a valid value.\"}},\"message\":\"Failed to send the test email.\",\"status\":400}\n"
+    );
+
+    // an SMTP server that is not there
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{port}}}}}"#);
+    assert_eq!(su(&server, "PATCH", "/api/settings", Some(&patch)).0, 200);
+    let (status, body) = su(
+        &server,
+        "POST",
+        "/api/settings/test/email",
+        Some(r#"{"template":"otp","email":"test@example.com"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    let got = json(&body);
+    assert!(
+        got["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to send the test email. Raw error: \n"),
+        "{body}"
+    );
+    assert_eq!(got["data"], json("{}"));
+}
+
+#[test]
+fn test_s3_checks_its_input_and_the_configuration() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let required = "{\"data\":{\"filesystem\":{\"code\":\"validation_required\",\"message\":\"Cannot be blank.\"}},\"message\":\"Failed to test the S3 filesystem.\",\"status\":400}\n";
+    assert_eq!(
+        su(&server, "POST", "/api/settings/test/s3", None),
+        (400, required.to_string())
+    );
+    let (status, body) = su(
+        &server,
+        "POST",
+        "/api/settings/test/s3",
+        Some(r#"{"filesystem":"storage"}"#),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "{\"data\":{},\"message\":\"Failed to test the S3 filesystem. Raw error: \\nS3 storage filesystem is not enabled.\",\"status\":400}\n")
+    );
+    // enabled, but nothing answers at the endpoint
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let patch = format!(
+        r#"{{"backups":{{"s3":{{"enabled":true,"bucket":"b","region":"r","endpoint":"http://127.0.0.1:{port}","accessKey":"k","secret":"s","forcePathStyle":true}}}}}}"#
+    );
+    assert_eq!(su(&server, "PATCH", "/api/settings", Some(&patch)).0, 200);
+    let (status, body) = su(
+        &server,
+        "POST",
+        "/api/settings/test/s3",
+        Some(r#"{"filesystem":"backups"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        json(&body)["message"].as_str().unwrap().starts_with(
+            "Failed to test the S3 filesystem. Raw error: \nfailed to upload a test file: "
+        ),
+        "{body}"
+    );
+}
+
+/// A P-256 key made for this test (PKCS#8), and its public point.
+const APPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEvd47/2W40cZphG9\nMz+Kid+eUs3gfnNrfj55gwkcKJihRANCAATnUzsmERKSpnDZkLlBWinKnD/XiuOH\nk/rmCFp+fb/zESuZ2gFgfaU5g94Kqj038YALVwynXpMyLmeUWDdyqjrU\n-----END PRIVATE KEY-----\n";
+const APPLE_X: &str = "51M7JhESkqZw2ZC5QVopypw_14rjh5P65ghafn2_8xE";
+const APPLE_Y: &str = "K5naAWB9pTmD3gqqPTfxgAtXDKdekzIuZ5RYN3KqOtQ";
+
+#[test]
+fn apple_client_secret_is_an_es256_jwt_signed_with_the_key() {
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let body = serde_json::json!({
+        "clientId": "com.example.app",
+        "teamId": "TEAM123456",
+        "keyId": "KEY1234567",
+        "privateKey": APPLE_KEY,
+        "duration": 3600,
+    })
+    .to_string();
+    let (status, resp) = su(
+        &server,
+        "POST",
+        "/api/settings/apple/generate-client-secret",
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let secret = json(&resp)["secret"].as_str().unwrap().to_string();
+    let header: Value = serde_json::from_slice(&b64url(secret.split('.').next().unwrap())).unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({"alg":"ES256","kid":"KEY1234567","typ":"JWT"})
+    );
+
+    let key = jsonwebtoken::DecodingKey::from_ec_components(APPLE_X, APPLE_Y).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["https://appleid.apple.com"]);
+    validation.set_issuer(&["TEAM123456"]);
+    let claims = jsonwebtoken::decode::<Value>(&secret, &key, &validation)
+        .unwrap_or_else(|e| panic!("the secret does not verify: {e}"))
+        .claims;
+    assert_eq!(claims["sub"], "com.example.app");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+
+    // a key-shaped text that is no key
+    let bad = serde_json::json!({
+        "clientId": "a", "teamId": "1234567890", "keyId": "1234567890",
+        "privateKey": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----", "duration": 100,
+    })
+    .to_string();
+    let (status, resp) = su(
+        &server,
+        "POST",
+        "/api/settings/apple/generate-client-secret",
+        Some(&bad),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        json(&resp)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to generate client secret. Raw error: \n"),
+        "{resp}"
+    );
+}
+
+fn fixture() -> std::path::PathBuf {
+    conformance_dir()
+        .expect("the conformance corpus (../shared/conformance) is required")
+        .join("pb_data")
+}
+
+fn start(spec: &ServerSpec, template: &std::path::Path) -> Server {
+    Server::start(spec, Some(template)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut req = Request::new(method, path)
+        .header("Host", &format!("127.0.0.1:{}", server.port()))
+        .header("Connection", "close")
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", t);
+    }
+    let body = body.unwrap_or("");
+    req = req
+        .header("Content-Length", &body.len().to_string())
+        .body(body.as_bytes().to_vec());
+    let resp = req
+        .send(server.port())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", server.log()));
+    (resp.status, resp.text())
+}
+
+fn su(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    call(server, method, path, Some(SUPERUSER), body)
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// a real SMTP server on loopback
+
+/// One message as the SMTP server received it.
+#[derive(Debug)]
+struct Delivered {
+    helo: String,
+    auth: Option<String>,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    data: String,
+}
+
+/// A minimal SMTP server (RFC 5321 without extensions other than AUTH) on a free loopback
+/// port; every delivered message goes to the returned channel.
+fn smtp_sink() -> (u16, mpsc::Receiver<Delivered>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = serve_smtp(conn, &tx);
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn serve_smtp(conn: std::net::TcpStream, tx: &mpsc::Sender<Delivered>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut out = conn.try_clone()?;
+    let mut lines = BufReader::new(conn);
+    let mut msg = Delivered {
+        helo: String::new(),
+        auth: None,
+        mail_from: String::new(),
+        rcpt_to: Vec::new(),
+        data: String::new(),
+    };
+    out.write_all(b"220 sink.test ESMTP\r\n")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_string();
+        let upper = cmd.to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            msg.helo = cmd[4..].trim().to_string();
+            out.write_all(b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n")?;
+        } else if upper.starts_with("AUTH PLAIN") {
+            msg.auth = Some(cmd[10..].trim().to_string());
+            out.write_all(b"235 2.7.0 Authentication successful\r\n")?;
+        } else if upper.starts_with("MAIL FROM:") {
+            msg.mail_from = cmd[10..].trim().to_string();
+            out.write_all(b"250 OK\r\n")?;
+        } else if upper.starts_with("RCPT TO:") {
+            msg.rcpt_to.push(cmd[8..].trim().to_string());
+            out.write_all(b"250 OK\r\n")?;
+        } else if upper == "DATA" {
+            out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
+            loop {
+                line.clear();
+                if lines.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                msg.data.push_str(line.strip_prefix('.').unwrap_or(&line));
+            }
+            out.write_all(b"250 OK queued\r\n")?;
+            let done = std::mem::replace(
+                &mut msg,
+                Delivered {
+                    helo: String::new(),
+                    auth: None,
+                    mail_from: String::new(),
+                    rcpt_to: Vec::new(),
+                    data: String::new(),
+                },
+            );
+            let _ = tx.send(done);
+        } else if upper == "QUIT" {
+            out.write_all(b"221 Bye\r\n")?;
+            return Ok(());
+        } else if upper == "RSET" || upper == "NOOP" {
+            out.write_all(b"250 OK\r\n")?;
+        } else {
+            out.write_all(b"502 Command not implemented\r\n")?;
+        }
+    }
+}
+
+/// The message body with quoted-printable soft breaks and escapes undone.
+fn unquote(data: &str) -> String {
+    let joined = data.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn b64url(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .unwrap_or_else(|e| panic!("bad base64url {s:?}: {e}"))
+}
