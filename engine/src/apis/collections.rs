@@ -21,6 +21,12 @@ pub fn register(routes: &mut Routes) {
     routes.add(Method::Delete, "/api/collections/{collection}", |c, r| {
         Box::pin(delete(c, r))
     });
+    routes.add(Method::Post, "/api/collections", |c, r| {
+        Box::pin(create(c, r))
+    });
+    routes.add(Method::Patch, "/api/collections/{collection}", |c, r| {
+        Box::pin(update(c, r))
+    });
     routes.add(Method::Get, "/api/collections/meta/scaffolds", |c, r| {
         Box::pin(scaffolds(c, r))
     });
@@ -245,4 +251,86 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
         Err(_) => Err(ApiError::bad_request(Some("Failed to delete collection."))),
     }
+}
+
+/// The request body as a JSON object; an empty body is an empty object.
+fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(bad_format()),
+    }
+}
+
+fn bad_format() -> ApiError {
+    ApiError::bad_request(Some(
+        "Failed to load the collection type data due to invalid formatting.",
+    ))
+}
+
+/// Checks a rule of `candidate` by compiling it against the schema it will live in.
+fn rule_checker(others: Collections) -> impl Fn(&Collection, &str) -> Result<(), String> {
+    move |candidate: &Collection, rule: &str| {
+        let mut list: Vec<Collection> = others
+            .iter()
+            .filter(|c| c.id != candidate.id)
+            .map(|c| (**c).clone())
+            .collect();
+        list.push(candidate.clone());
+        let schema = crate::schema::query_schema(&Collections::new(list));
+        let info = query::RequestInfo {
+            superuser: true,
+            ..Default::default()
+        };
+        query::compile_condition(&schema, &candidate.name, rule, &info, true)
+            .map(|_| ())
+            .map_err(|e| e.detail.clone())
+    }
+}
+
+fn save_error(err: SaveError, failed: &str) -> ApiError {
+    match err {
+        SaveError::Validation(errors) => {
+            let mut e = ApiError::bad_request(Some(failed));
+            if let Ok(serde_json::Value::Object(data)) = serde_json::from_str(&errors.to_json()) {
+                e.data = data;
+            }
+            e
+        }
+        SaveError::Refused(_) | SaveError::Storage(_) => ApiError::bad_request(Some(failed)),
+    }
+}
+
+async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let payload = body_object(&req)?;
+    let candidate = Collection::from_create_payload(&payload).map_err(|_| bad_format())?;
+    let saved = change_schema(&ctx, move |conn| {
+        let checker = rule_checker(Collections::load(conn)?);
+        sync::create_collection_checked(conn, candidate, &checker)
+    })
+    .await
+    .map_err(|e| save_error(e, "Failed to create collection."))?;
+    Ok(json_ok(saved.to_api_json()))
+}
+
+async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let id = find(&ctx, &req)?.id.clone();
+    let payload = body_object(&req)?;
+    let saved = change_schema(&ctx, move |conn| {
+        let current = Collections::load(conn)?;
+        let mut c = match current.by_id(&id) {
+            Some(c) => (**c).clone(),
+            None => return Err(SaveError::Refused("missing collection".into())),
+        };
+        c.apply_json(&payload)
+            .map_err(|_| SaveError::Refused("bad format".into()))?;
+        sync::update_collection_checked(conn, c, &rule_checker(current))
+    })
+    .await
+    .map_err(|e| save_error(e, "Failed to update collection."))?;
+    Ok(json_ok(saved.to_api_json()))
 }
