@@ -112,9 +112,18 @@ impl ServerProcess {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("starting {} ({}): {e}", spec.name, spec.program.display()))?;
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                match &spec.dir {
+                    Some(d) => drop(std::fs::remove_dir_all(d)),
+                    None => drop(std::fs::remove_file(&log)),
+                }
+                return Err(
+                    format!("starting {} ({}): {e}", spec.name, spec.program.display()).into(),
+                );
+            }
+        };
         Ok(ServerProcess {
             name: spec.name.clone(),
             addr: spec.addr,
