@@ -8,6 +8,7 @@
 
 use crate::request::Method;
 use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub struct Router<T> {
@@ -135,8 +136,12 @@ fn pick<'r, T>(routes: &'r [(Method, T)], method: &Method) -> Option<&'r T> {
     exact.or_else(fallback).map(|(_, v)| v)
 }
 
-fn decode(segment: &str) -> String {
-    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+fn decode(segment: &str) -> Cow<'_, str> {
+    if segment.contains('%') {
+        Cow::Owned(percent_decode_str(segment).decode_utf8_lossy().into_owned())
+    } else {
+        Cow::Borrowed(segment)
+    }
 }
 
 fn find_in<'r, T>(
@@ -156,14 +161,14 @@ fn find_in<'r, T>(
         return None;
     };
     let decoded = decode(first);
-    if let Some(child) = node.literals.get(decoded.as_str()) {
+    if let Some(child) = node.literals.get(decoded.as_ref()) {
         if let Some(v) = find_in(child, rest, method, params, path_matched) {
             return Some(v);
         }
     }
     if let Some((name, child)) = &node.param {
         if !first.is_empty() {
-            params.push((name.clone(), decoded));
+            params.push((name.clone(), decoded.into_owned()));
             if let Some(v) = find_in(child, rest, method, params, path_matched) {
                 return Some(v);
             }
@@ -173,7 +178,7 @@ fn find_in<'r, T>(
     if let Some((name, routes)) = &node.wildcard {
         *path_matched = true;
         if let Some(v) = pick(routes, method) {
-            params.push((name.clone(), decode(&segments.join("/"))));
+            params.push((name.clone(), decode(&segments.join("/")).into_owned()));
             return Some(v);
         }
     }
