@@ -172,9 +172,21 @@ impl Service for App {
             return cors::preflight(&req.head);
         }
         let has_origin = req.head.headers.get("origin").is_some();
+        // the request log is queued, never awaited (crate::logs)
+        let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
         let mut resp = match self.dispatch(req).await {
-            Ok(resp) => resp,
-            Err(err) => err.into_response(),
+            Ok(resp) => {
+                if let Some(log) = log {
+                    log.finish(resp.status, None);
+                }
+                resp
+            }
+            Err(err) => {
+                if let Some(log) = log {
+                    log.finish(err.status, Some(&err));
+                }
+                err.into_response()
+            }
         };
         cors::decorate(has_origin, &mut resp);
         add_security_headers(&mut resp);

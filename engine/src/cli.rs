@@ -158,6 +158,12 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             }
         },
     });
+    // scratch files of an earlier backup/restore; then the log writer and the cron jobs
+    crate::backups::remove_temp_dir(store.dir());
+    if let Err(e) = crate::logs::start(&store).and_then(|_| crate::crons::start(shared.clone())) {
+        eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
+        return 1;
+    }
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let factory = move |id| {
         App::new(shared.clone())
@@ -182,7 +188,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         handle.driver()
     );
     let served = handle.join();
-    // workers are gone: let the writer commit what is queued, then stop it
+    // workers are gone: write the queued logs, let the writer commit what is queued, stop it
+    crate::logs::flush(std::time::Duration::from_secs(2));
     store.close();
     match served {
         Ok(()) => 0,

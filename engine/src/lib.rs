@@ -9,8 +9,11 @@
 pub mod apis;
 pub mod app;
 pub mod auth;
+pub mod backups;
 pub mod cli;
+pub mod crons;
 pub mod error;
+pub mod logs;
 pub mod offload;
 pub mod schema;
 pub mod settings;

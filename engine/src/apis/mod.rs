@@ -1,14 +1,20 @@
 //! One module per API area of PocketBase's Web API; each registers its routes.
 
+pub mod backups;
 pub mod collections;
+pub mod crons;
 pub mod health;
+pub mod logs;
 pub mod search;
 pub mod settings;
 
 use crate::app::Routes;
 
 pub fn register(routes: &mut Routes) {
+    backups::register(routes);
     collections::register(routes);
+    crons::register(routes);
     health::register(routes);
+    logs::register(routes);
     settings::register(routes);
 }

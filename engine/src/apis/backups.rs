@@ -1,0 +1,421 @@
+//! `/api/backups`: list, create, upload, download (superuser file token), delete and restore
+//! the `pb_data` backups.
+
+use crate::app::{AppCtx, Routes};
+use crate::backups;
+use crate::error::{json_response, ApiError, ApiResult, FieldError, FieldErrors};
+use pocketbun_http::{Method, Request, Response};
+use serde::Serialize;
+use std::io::Read;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+pub fn register(routes: &mut Routes) {
+    routes.add(Method::Get, "/api/backups", |c, r| Box::pin(list(c, r)));
+    routes.add(Method::Post, "/api/backups", |c, r| Box::pin(create(c, r)));
+    // uploads have no body limit, as in PocketBase
+    routes.add_with_limit(
+        Method::Post,
+        "/api/backups/upload",
+        Some(usize::MAX),
+        |c, r| Box::pin(upload(c, r)),
+    );
+    routes.add(Method::Get, "/api/backups/{key}", |c, r| {
+        Box::pin(download(c, r))
+    });
+    routes.add(Method::Delete, "/api/backups/{key}", |c, r| {
+        Box::pin(delete(c, r))
+    });
+    routes.add(Method::Post, "/api/backups/{key}/restore", |c, r| {
+        Box::pin(restore(c, r))
+    });
+}
+
+#[derive(Serialize)]
+struct BackupInfo {
+    modified: String,
+    key: String,
+    size: u64,
+}
+
+async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let dir = ctx.shared.store.dir().to_path_buf();
+    let files = backups::list(&dir).map_err(|e| {
+        ApiError::bad_request(Some(&format!(
+            "Failed to retrieve backup items. Raw error: \n{e}"
+        )))
+    })?;
+    let items: Vec<BackupInfo> = files
+        .into_iter()
+        .map(|f| BackupInfo {
+            modified: pocketbun_storage::time::format_unix_millis(f.modified_ms),
+            key: f.key,
+            size: f.size,
+        })
+        .collect();
+    Ok(json_response(200, &items))
+}
+
+fn name_regex() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"^[a-z0-9_-]+\.zip$").expect("valid regex"))
+}
+
+async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    if backups::active().is_some() {
+        return Err(ApiError::bad_request(Some(
+            "Try again later - another backup/restore process has already been started",
+        )));
+    }
+    let name = match body_json(&req)? {
+        serde_json::Value::Object(o) => match o.get("name") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(_) => return Err(load_failed()),
+        },
+        _ => return Err(load_failed()),
+    };
+    let dir = ctx.shared.store.dir().to_path_buf();
+    if !name.is_empty() {
+        let mut errors = FieldErrors::new();
+        let len = name.chars().count();
+        if !(1..=150).contains(&len) {
+            errors.add(
+                "name",
+                FieldError::new(
+                    "validation_length_out_of_range",
+                    "the length must be between 1 and 150",
+                )
+                .param("min", 1)
+                .param("max", 150),
+            );
+        } else if !name_regex().is_match(&name) {
+            errors.add(
+                "name",
+                FieldError::new("validation_match_invalid", "must be in a valid format"),
+            );
+        } else if backups::find(&dir, &name).is_some() {
+            errors.add(
+                "name",
+                FieldError::new(
+                    "validation_backup_name_exists",
+                    "The backup file name is invalid or already exists.",
+                ),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(
+                "An error occurred while validating the submitted data.",
+                &errors,
+            ));
+        }
+    }
+    let shared = ctx.shared.clone();
+    let outcome = ctx
+        .shared
+        .cpu
+        .run(move || {
+            let name = if name.is_empty() {
+                backups::generate_name(&shared.settings.get().meta.app_name, "pb_backup_")
+            } else {
+                name
+            };
+            backups::create(&shared, &name)
+        })
+        .await
+        .unwrap_or_else(|_| Err("the backup task was cancelled".into()));
+    outcome.map_err(|_| ApiError::bad_request(Some("Failed to create backup.")))?;
+    Ok(Response::new(204))
+}
+
+fn load_failed() -> ApiError {
+    ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+}
+
+/// The JSON body (an empty body is an empty object).
+fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    let ct = req
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.is_empty() && !ct.starts_with("application/json") {
+        // form bodies carry no name PocketBun understands here: same as an empty body
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&req.body).map_err(|_| load_failed())
+}
+
+async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let dir = ctx.shared.store.dir().to_path_buf();
+    let mut errors = FieldErrors::new();
+    let file = multipart_file(&req, "file");
+    match &file {
+        None => errors.add(
+            "file",
+            FieldError::new("validation_required", "cannot be blank"),
+        ),
+        Some((name, bytes)) => {
+            let is_zip = bytes.starts_with(b"PK\x03\x04")
+                || bytes.starts_with(b"PK\x05\x06")
+                || bytes.starts_with(b"PK\x07\x08");
+            if !is_zip {
+                errors.add(
+                    "file",
+                    FieldError::new(
+                        "validation_invalid_mime_type",
+                        format!("{name:?} mime type must be one of: application/zip."),
+                    ),
+                );
+            } else if !backups::valid_key(name) || backups::find(&dir, name).is_some() {
+                errors.add(
+                    "file",
+                    FieldError::new(
+                        "validation_backup_name_exists",
+                        "Backup file with the specified name already exists.",
+                    ),
+                );
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            &errors,
+        ));
+    }
+    let (name, bytes) = file.unwrap_or_default();
+    let stored = ctx
+        .shared
+        .cpu
+        .run(move || backups::store_upload(&dir, &name, &bytes))
+        .await;
+    match stored {
+        Ok(Ok(())) => Ok(Response::new(204)),
+        _ => Err(ApiError::bad_request(Some("Failed to upload backup."))),
+    }
+}
+
+/// The first uploaded file of form field `field` of a `multipart/form-data` body, as
+/// (file name without any folder, content).
+fn multipart_file(req: &Request, field: &str) -> Option<(String, Vec<u8>)> {
+    let ct = req.header("content-type")?;
+    if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    let boundary = ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    let delimiter = format!("--{boundary}");
+    let body = &req.body;
+    let mut pos = find(body, delimiter.as_bytes(), 0)? + delimiter.len();
+    loop {
+        if body.get(pos..pos + 2) == Some(b"--") {
+            return None; // closing delimiter
+        }
+        let headers_start = find(body, b"\r\n", pos)? + 2;
+        let headers_end = find(body, b"\r\n\r\n", headers_start)?;
+        let content_start = headers_end + 4;
+        let next = find(body, format!("\r\n{delimiter}").as_bytes(), content_start)?;
+        let headers = String::from_utf8_lossy(&body[headers_start..headers_end]);
+        let disposition = headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then(|| v.to_string())
+        });
+        if let Some(d) = disposition {
+            let param = |key: &str| {
+                d.split(';').skip(1).find_map(|p| {
+                    let (k, v) = p.trim().split_once('=')?;
+                    (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+                })
+            };
+            if param("name").as_deref() == Some(field) {
+                if let Some(filename) = param("filename").filter(|f| !f.is_empty()) {
+                    let base = filename.rsplit('/').next().unwrap_or(&filename).to_string();
+                    return Some((base, body[content_start..next].to_vec()));
+                }
+            }
+        }
+        pos = next + 2 + delimiter.len();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > hay.len() || needle.is_empty() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+fn insufficient() -> ApiError {
+    ApiError::forbidden(Some("Insufficient permissions to access the resource."))
+}
+
+/// Whether `ip` is one of `list` (addresses or CIDR subnets).
+fn ip_in_list(list: &[String], ip: &str) -> bool {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    list.iter().any(|entry| match entry.split_once('/') {
+        None => entry.parse::<IpAddr>().is_ok_and(|e| e == ip),
+        Some((net, bits)) => match (net.parse::<IpAddr>(), bits.parse::<u32>(), ip) {
+            (Ok(IpAddr::V4(n)), Ok(b), IpAddr::V4(a)) if b <= 32 => {
+                let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (Ok(IpAddr::V6(n)), Ok(b), IpAddr::V6(a)) if b <= 128 => {
+                let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        },
+    })
+}
+
+async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let token = crate::apis::search::query_value(req.query(), "token").unwrap_or_default();
+    let auth = backups::token::verify_file_token(&ctx.reader, &token);
+    if !auth.is_some_and(|a| a.is_superuser()) {
+        return Err(insufficient());
+    }
+    let settings = ctx.shared.settings.get();
+    if !settings.superuser_ips.is_empty() {
+        let ip = crate::logs::request::client_ip(&settings, &req);
+        if !ip_in_list(&settings.superuser_ips, &ip) {
+            return Err(insufficient());
+        }
+    }
+    let key = req.param("key").unwrap_or_default().to_string();
+    let dir = ctx.shared.store.dir().to_path_buf();
+    let Some(path) = backups::find(&dir, &key) else {
+        return Err(ApiError::not_found(None));
+    };
+    let file = std::fs::File::open(&path).map_err(|_| ApiError::not_found(None))?;
+    let meta = file.metadata().map_err(|_| ApiError::not_found(None))?;
+    let size = meta.len();
+    let stream = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let mut chunk = vec![0u8; 256 * 1024];
+        match file.read(&mut chunk) {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((chunk, Some(file)))
+            }
+        }
+    });
+    let mut resp = Response::new(200);
+    resp.body = pocketbun_http::Body::SizedStream(Box::pin(stream), size);
+    let name = key.rsplit('/').next().unwrap_or(&key).to_string();
+    resp.set_header("Content-Type", "application/zip");
+    resp.set_header(
+        "Content-Disposition",
+        format!("attachment; filename={name}"),
+    );
+    resp.set_header("Accept-Ranges", "bytes");
+    resp.set_header(
+        "Cache-Control",
+        "max-age=2592000, stale-while-revalidate=86400",
+    );
+    resp.set_header(
+        "Content-Security-Policy",
+        "default-src 'none'; media-src 'self'; style-src 'unsafe-inline'; sandbox",
+    );
+    if let Some(modified) = meta.modified().ok().map(http_date) {
+        resp.set_header("Last-Modified", modified);
+    }
+    Ok(resp)
+}
+
+/// An HTTP date (`Thu, 26 Nov 2026 18:13:52 GMT`).
+fn http_date(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let key = req.param("key").unwrap_or_default().to_string();
+    if !key.is_empty() && backups::active().as_deref() == Some(key.as_str()) {
+        return Err(ApiError::bad_request(Some(
+            "The backup is currently being used and cannot be deleted.",
+        )));
+    }
+    let dir = ctx.shared.store.dir().to_path_buf();
+    backups::delete(&dir, &key).map_err(|e| {
+        ApiError::bad_request(Some(&format!(
+            "Invalid or already deleted backup file. Raw error: \n[key: {key}] {e}"
+        )))
+    })?;
+    Ok(Response::new(204))
+}
+
+async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    if backups::active().is_some() {
+        return Err(ApiError::bad_request(Some(
+            "Try again later - another backup/restore process has already been started.",
+        )));
+    }
+    let key = req.param("key").unwrap_or_default().to_string();
+    if backups::find(ctx.shared.store.dir(), &key).is_none() {
+        return Err(ApiError::bad_request(Some(
+            "Missing or invalid backup file.",
+        )));
+    }
+    let shared = ctx.shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pocketbun-restore".into())
+        .spawn(move || {
+            // let the answer reach the client before the process restarts
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if let Err(e) = backups::restore(&shared, &key) {
+                let mut data = serde_json::Map::new();
+                data.insert("key".into(), key.into());
+                data.insert("error".into(), e.clone().into());
+                crate::logs::log(
+                    &shared.settings.get(),
+                    crate::logs::LEVEL_ERROR,
+                    "Failed to restore backup",
+                    data,
+                );
+                eprintln!("Error: failed to restore backup: {e}");
+            }
+        });
+    spawned.map_err(|_| ApiError::internal())?;
+    Ok(Response::new(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_lists() {
+        let list = vec![
+            "10.0.0.0/8".to_string(),
+            "::1".to_string(),
+            "1.2.3.4".into(),
+        ];
+        assert!(ip_in_list(&list, "10.1.2.3"));
+        assert!(ip_in_list(&list, "1.2.3.4"));
+        assert!(ip_in_list(&list, "0000:0000:0000:0000:0000:0000:0000:0001"));
+        assert!(!ip_in_list(&list, "11.0.0.1"));
+        assert!(!ip_in_list(&list, "nope"));
+    }
+}

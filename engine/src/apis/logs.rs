@@ -1,0 +1,232 @@
+//! `/api/logs`: the request/application logs of `auxiliary.db`, superusers only.
+//!
+//! Filters and sorts go through the query compiler against a synthetic `_logs` collection
+//! whose `data` is a JSON field, so `data.status>200` or `sort=-data.execTime` work as in
+//! PocketBase.
+
+use crate::apis::search::{query_value, write_page, ListParams};
+use crate::app::{AppCtx, Routes};
+use crate::error::{json_response, ApiError, ApiResult};
+use pocketbun_http::{Method, Request, Response};
+use pocketbun_query as query;
+use pocketbun_storage::rusqlite::{self, params_from_iter, OptionalExtension};
+use pocketbun_storage::Reader;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+pub fn register(routes: &mut Routes) {
+    routes.add(Method::Get, "/api/logs", |c, r| Box::pin(list(c, r)));
+    routes.add(Method::Get, "/api/logs/stats", |c, r| Box::pin(stats(c, r)));
+    routes.add(Method::Get, "/api/logs/{id}", |c, r| Box::pin(view(c, r)));
+}
+
+const TABLE: &str = "_logs";
+
+/// The columns a log filter or sort may name.
+fn logs_schema() -> &'static query::Schema {
+    static SCHEMA: OnceLock<query::Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let field = query::Field::new;
+        query::Schema::new(
+            0,
+            vec![query::Collection {
+                id: TABLE.into(),
+                name: TABLE.into(),
+                kind: query::CollectionType::Base,
+                fields: vec![
+                    field("id", query::FieldType::Text),
+                    field("created", query::FieldType::Text),
+                    field("level", query::FieldType::Number),
+                    field("message", query::FieldType::Text),
+                    field("data", query::FieldType::Json),
+                ],
+                list_rule: None,
+                view_rule: None,
+                indexes: Vec::new(),
+            }],
+        )
+    })
+}
+
+thread_local! {
+    /// This worker's read connection to `auxiliary.db`, opened on first use.
+    static AUX: RefCell<Option<Rc<Reader>>> = const { RefCell::new(None) };
+}
+
+fn aux_reader(ctx: &AppCtx) -> Result<Rc<Reader>, ApiError> {
+    AUX.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let reader = Rc::new(
+            ctx.shared
+                .store
+                .aux_reader()
+                .map_err(|_| ApiError::internal())?,
+        );
+        *slot = Some(reader.clone());
+        Ok(reader)
+    })
+}
+
+fn superuser_info() -> query::RequestInfo {
+    query::RequestInfo {
+        superuser: true,
+        ..Default::default()
+    }
+}
+
+/// A `_logs` row as PocketBase serialises a `core.Log`.
+#[derive(Serialize)]
+struct LogItem {
+    id: String,
+    created: String,
+    data: serde_json::Value,
+    message: String,
+    level: i64,
+}
+
+const COLUMNS: &str = "`_logs`.`id`, `_logs`.`created`, `_logs`.`data`, `_logs`.`message`, \
+                       `_logs`.`level`";
+
+fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogItem> {
+    let raw: Option<String> = row.get(2)?;
+    let data = raw
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    Ok(LogItem {
+        id: row.get(0)?,
+        created: row.get(1)?,
+        data,
+        message: row.get(3)?,
+        level: row.get(4)?,
+    })
+}
+
+fn to_sql(v: &query::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        query::Value::Null => V::Null,
+        query::Value::Integer(i) => V::Integer(*i),
+        query::Value::Real(f) => V::Real(*f),
+        query::Value::Text(s) => V::Text(s.clone()),
+    }
+}
+
+fn now_ms() -> i64 {
+    pocketbun_storage::time::unix_micros() / 1000
+}
+
+async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let params = ListParams::parse(req.query())?;
+    let info = superuser_info();
+    let compiled = query::compile_list(logs_schema(), TABLE, &params.filter, &params.sort, &info)
+        .map_err(|_| ApiError::bad_request(None))?;
+    let mut values = compiled.bind(&info, now_ms());
+    let reader = aux_reader(&ctx)?;
+    let total = if params.skip_total {
+        None
+    } else {
+        let sql = compiled.count_sql.clone();
+        let count_values = values.clone();
+        Some(
+            reader
+                .read(|conn| {
+                    Ok(conn.query_row(
+                        &sql,
+                        params_from_iter(count_values.iter().map(to_sql)),
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .map_err(|_| ApiError::bad_request(None))?,
+        )
+    };
+    values.push(query::Value::Integer(params.per_page));
+    values.push(query::Value::Integer(params.offset()));
+    let sql = format!(
+        "{} LIMIT ?{} OFFSET ?{}",
+        compiled.select_with(COLUMNS),
+        values.len() - 1,
+        values.len()
+    );
+    let items: Vec<LogItem> = reader
+        .read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values.iter().map(to_sql)), item)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .map_err(|_| ApiError::bad_request(None))?;
+    let items_json = crate::error::to_go_json(&items).map_err(|_| ApiError::internal())?;
+    let mut body = Vec::with_capacity(items_json.len() + 96);
+    write_page(&mut body, &items_json, &params, total);
+    body.push(b'\n');
+    Ok(Response::with_body(200, "application/json", body))
+}
+
+async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let id = req.param("id").unwrap_or_default().to_string();
+    if id.is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    let reader = aux_reader(&ctx)?;
+    let found = reader
+        .read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM `_logs` WHERE `id` = ?1 LIMIT 1"),
+                    [&id],
+                    item,
+                )
+                .optional()?)
+        })
+        .map_err(|_| ApiError::not_found(None))?;
+    match found {
+        Some(log) => Ok(json_response(200, &log)),
+        None => Err(ApiError::not_found(None)),
+    }
+}
+
+#[derive(Serialize)]
+struct StatsItem {
+    date: String,
+    total: i64,
+}
+
+async fn stats(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let filter = query_value(req.query(), "filter").unwrap_or_default();
+    let info = superuser_info();
+    let (where_sql, values) = if filter.is_empty() {
+        (String::new(), Vec::new())
+    } else {
+        let compiled = query::compile_condition(logs_schema(), TABLE, &filter, &info, true)
+            .map_err(|_| ApiError::bad_request(Some("Invalid filter format.")))?;
+        let values = compiled.bind(&info, now_ms());
+        (format!(" WHERE {}", compiled.where_sql), values)
+    };
+    let sql = format!(
+        "SELECT count(`_logs`.`id`) AS total, strftime('%Y-%m-%d %H:00:00', `_logs`.`created`) \
+         AS date FROM `_logs`{where_sql} GROUP BY date"
+    );
+    let reader = aux_reader(&ctx)?;
+    let items: Vec<StatsItem> = reader
+        .read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values.iter().map(to_sql)), |r| {
+                let date: Option<String> = r.get(1)?;
+                Ok(StatsItem {
+                    total: r.get(0)?,
+                    date: date.map(|d| format!("{d}.000Z")).unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .map_err(|_| ApiError::bad_request(Some("Failed to generate logs stats.")))?;
+    Ok(json_response(200, &items))
+}
