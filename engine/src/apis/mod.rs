@@ -5,6 +5,7 @@ pub mod collections;
 pub mod crons;
 pub mod health;
 pub mod logs;
+pub mod records;
 pub mod search;
 pub mod settings;
 
@@ -16,5 +17,6 @@ pub fn register(routes: &mut Routes) {
     crons::register(routes);
     health::register(routes);
     logs::register(routes);
+    records::register(routes);
     settings::register(routes);
 }

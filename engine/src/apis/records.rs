@@ -1,0 +1,245 @@
+//! The records API read path: `GET /api/collections/{collection}/records` (list/search)
+//! and `GET /api/collections/{collection}/records/{id}` (view).
+
+use crate::app::{AppCtx, Routes};
+use crate::error::{ApiError, ApiResult};
+use crate::records::access::{now_ms, query_error, query_get, query_pairs, resolve_flags, Caller};
+use crate::records::expand::Expander;
+use crate::records::json::Writer;
+use crate::records::{bound, pick, quote, Arena};
+use pocketbun_http::{Method, Request, Response};
+use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use pocketbun_storage::collections::gojson;
+use std::rc::Rc;
+
+pub fn register(routes: &mut Routes) {
+    routes.add(
+        Method::Get,
+        "/api/collections/{collection}/records",
+        |ctx, req| Box::pin(list(ctx, req)),
+    );
+    routes.add(
+        Method::Get,
+        "/api/collections/{collection}/records/{id}",
+        |ctx, req| Box::pin(view(ctx, req)),
+    );
+}
+
+const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
+const MISSING_COLLECTION: &str = "Missing collection context.";
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `strconv.Atoi` of a non-empty parameter (`Err`: PocketBase's 400).
+fn parse_int(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>().map_err(|_| ApiError::bad_request(None))
+}
+
+/// A 200 JSON body: the encoded response, picked by `fields` when given (a malformed
+/// `fields` gives PocketBase's empty 200).
+fn respond(body: String, fields: &str, list: bool) -> Response {
+    let mut bytes = if fields.is_empty() {
+        body.into_bytes()
+    } else {
+        match pick::parse(fields).and_then(|p| pick::apply(&body, &p, list)) {
+            Some(picked) => picked.into_bytes(),
+            None => return Response::with_body(200, "application/json", Vec::new()),
+        }
+    };
+    bytes.push(b'\n');
+    Response::with_body(200, "application/json", bytes)
+}
+
+async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = schema
+        .collections
+        .get(req.param("collection").unwrap_or(""))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let query = query_pairs(req.query());
+    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let superuser = caller.superuser();
+    if coll.list_rule.is_none() && !superuser {
+        return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    let filter = query_get(&query, "filter");
+    let sort = query_get(&query, "sort");
+    if !superuser {
+        check_superuser_only(filter, sort).map_err(|e| query_error(&e))?;
+    }
+
+    let mut skip_total = false;
+    let raw = query_get(&query, "skipTotal");
+    if !raw.is_empty() {
+        skip_total = parse_bool(raw).ok_or_else(|| ApiError::bad_request(None))?;
+    }
+    let mut page = 1i64;
+    let raw = query_get(&query, "page");
+    if !raw.is_empty() {
+        page = parse_int(raw)?;
+    }
+    let mut per_page = DEFAULT_PER_PAGE as i64;
+    let raw = query_get(&query, "perPage");
+    if !raw.is_empty() {
+        per_page = parse_int(raw)?;
+    }
+
+    let compiled = ctx
+        .queries
+        .borrow_mut()
+        .list(&schema.query, &coll.name, filter, sort, &caller.info)
+        .map_err(|e| query_error(&e))?;
+    if page <= 0 {
+        page = 1;
+    }
+    if per_page <= 0 {
+        per_page = DEFAULT_PER_PAGE as i64;
+    } else if per_page > MAX_PER_PAGE as i64 {
+        per_page = MAX_PER_PAGE as i64;
+    }
+
+    let mut params = compiled.bind(&caller.info, now_ms());
+    let n = params.len();
+    params.push(QValue::Integer(per_page));
+    params.push(QValue::Integer(per_page.saturating_mul(page - 1)));
+
+    let mut arena = Arena::default();
+    let (items, total) = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
+            let items = arena.load(&coll, &mut stmt, &params)?;
+            let total = if skip_total {
+                -1
+            } else {
+                let mut count = conn.prepare_cached(&compiled.count_sql)?;
+                let k = count.parameter_count();
+                count.query_row(bound(&params[..n], k), |r| r.get::<_, i64>(0))?
+            };
+            Ok((items, total))
+        })
+        .map_err(|_| ApiError::bad_request(None))?;
+
+    enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
+
+    let mut out = String::with_capacity(256 + items.len() * 256);
+    out.push_str("{\"items\":[");
+    let mut writer = Writer::new();
+    for (i, &r) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        writer.write(&mut out, &arena, r);
+    }
+    out.push_str("],\"page\":");
+    gojson::write_i64(&mut out, page);
+    out.push_str(",\"perPage\":");
+    gojson::write_i64(&mut out, per_page);
+    out.push_str(",\"totalItems\":");
+    gojson::write_i64(&mut out, total);
+    out.push_str(",\"totalPages\":");
+    let pages = if total < 0 {
+        -1
+    } else {
+        (total + per_page - 1) / per_page
+    };
+    gojson::write_i64(&mut out, pages);
+    out.push('}');
+    Ok(respond(out, query_get(&query, "fields"), true))
+}
+
+async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = schema
+        .collections
+        .get(req.param("collection").unwrap_or(""))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let id = req.param("id").unwrap_or("").to_string();
+    if id.is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    let query = query_pairs(req.query());
+    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let superuser = caller.superuser();
+    if coll.view_rule.is_none() && !superuser {
+        return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    let table = quote(&coll.name);
+    let rule = coll
+        .view_rule
+        .as_deref()
+        .filter(|r| !r.is_empty() && !superuser);
+    let (sql, mut params) = match rule {
+        None => (
+            format!("SELECT {table}.* FROM {table} WHERE {table}.`id` = ?1 LIMIT 1"),
+            Vec::new(),
+        ),
+        Some(rule) => {
+            let cond = ctx
+                .queries
+                .borrow_mut()
+                .condition(&schema.query, &coll.name, rule, &caller.info, true)
+                .map_err(|_| ApiError::not_found(None))?;
+            let params = cond.bind(&caller.info, now_ms());
+            (
+                format!(
+                    "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
+                    if cond.distinct { "DISTINCT " } else { "" },
+                    cond.from_sql,
+                    params.len() + 1,
+                    cond.where_sql
+                ),
+                params,
+            )
+        }
+    };
+    params.push(QValue::Text(id));
+    let mut arena = Arena::default();
+    let found = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(arena.load(&coll, &mut stmt, &params)?)
+        })
+        .map_err(|_| ApiError::not_found(None))?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
+    let mut out = String::with_capacity(512);
+    Writer::new().write(&mut out, &arena, found[0]);
+    Ok(respond(out, query_get(&query, "fields"), false))
+}
+
+/// PocketBase's `EnrichRecords`: visibility flags, then `expand`.
+fn enrich(
+    ctx: &AppCtx,
+    schema: &crate::schema::SchemaPair,
+    caller: &Caller,
+    arena: &mut Arena,
+    recs: &[usize],
+    query: &[(String, String)],
+) -> Result<(), ApiError> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    // PocketBase only logs enrich failures (and then skips the expand)
+    if resolve_flags(ctx, schema, &caller.info, arena, recs).is_err() {
+        return Ok(());
+    }
+    let expand = query_get(query, "expand");
+    if !expand.is_empty() {
+        // failed paths are only logged by PocketBase
+        let _failed = Expander::new(ctx, schema, &caller.info).expand_all(arena, recs, expand)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Who is calling and what they may see: the request info that `@request.*` reads, the
+//! auth record's full row, and the visibility flags of loaded records.
+
+use super::{bound, quote, Arena};
+use crate::app::AppCtx;
+use crate::auth::AuthRecord;
+use crate::error::ApiError;
+use crate::schema::SchemaPair;
+use pocketbun_http::Request;
+use pocketbun_query::{AuthInfo, QueryError, RequestInfo};
+use pocketbun_storage::rusqlite;
+use serde_json::{Map, Value as Json};
+
+/// `@request.context` of the main request and of expand fetches.
+pub const CONTEXT_DEFAULT: &str = "default";
+pub const CONTEXT_EXPAND: &str = "expand";
+
+/// Percent- and plus-decoding of one query string component (`None`: invalid escape, which
+/// Go's `url.ParseQuery` drops the pair for).
+pub fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The query parameters with their first values, as Go's `url.Values.Get` sees them.
+pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for part in raw.split('&') {
+        if part.is_empty() || part.contains(';') {
+            continue;
+        }
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let (Some(k), Some(v)) = (url_decode(k), url_decode(v)) else {
+            continue;
+        };
+        if !out.iter().any(|(ek, _)| *ek == k) {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
+pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// `inflector.Snakecase` of a canonical header name (`X-Token` → `x_token`).
+fn snake_header(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for part in name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&part.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The caller: its token's record (if valid) and the request info for rules.
+pub struct Caller {
+    pub auth: Option<AuthRecord>,
+    pub info: RequestInfo,
+}
+
+impl Caller {
+    pub fn superuser(&self) -> bool {
+        self.info.superuser
+    }
+
+    /// Builds the caller of `req`; the auth record's row is loaded for `@request.auth.*`.
+    pub fn from_request(
+        ctx: &AppCtx,
+        schema: &SchemaPair,
+        req: &Request,
+        query: &[(String, String)],
+    ) -> Result<Caller, ApiError> {
+        let auth = ctx.auth(req);
+        let superuser = auth.as_ref().is_some_and(AuthRecord::is_superuser);
+        let mut info = RequestInfo {
+            context: CONTEXT_DEFAULT.into(),
+            method: req.method().as_str().to_string(),
+            superuser,
+            ..Default::default()
+        };
+        for (k, v) in query {
+            info.query.insert(k.clone(), Json::String(v.clone()));
+        }
+        for (k, v) in req.head.headers.iter() {
+            let key = snake_header(k);
+            if !info.headers.contains_key(&key) {
+                info.headers.insert(key, Json::String(v.to_string()));
+            }
+        }
+        if let Some(a) = &auth {
+            info.auth = Some(load_auth_info(ctx, schema, a)?);
+        }
+        Ok(Caller { auth, info })
+    }
+}
+
+/// The auth record as rules see it: every field (hidden ones too), `collectionId` and
+/// `collectionName`.
+pub fn load_auth_info(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    auth: &AuthRecord,
+) -> Result<AuthInfo, ApiError> {
+    let mut info = AuthInfo {
+        id: auth.id.clone(),
+        collection_id: auth.collection_id.clone(),
+        collection_name: auth.collection_name.clone(),
+        data: Map::new(),
+    };
+    let Some(coll) = schema.collections.get(&auth.collection_id).cloned() else {
+        return Ok(info);
+    };
+    let mut arena = Arena::default();
+    let sql = format!(
+        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+        quote(&coll.name)
+    );
+    let idx = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(arena.load(
+                &coll,
+                &mut stmt,
+                &[pocketbun_query::Value::Text(auth.id.clone())],
+            )?)
+        })
+        .map_err(|_| ApiError::internal())?;
+    if let Some(&i) = idx.first() {
+        let rec = &mut arena.recs[i];
+        rec.unhide = true;
+        rec.show_email = true;
+        let mut out = String::new();
+        super::json::Writer::new().write(&mut out, &arena, i);
+        if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&out) {
+            info.data = m;
+        }
+    }
+    Ok(info)
+}
+
+/// A query error as PocketBase answers it.
+pub fn query_error(err: &QueryError) -> ApiError {
+    ApiError::new(err.status(), err.api_message())
+}
+
+/// PocketBase's `autoResolveRecordsFlags` for records of one collection: superusers see
+/// hidden fields and every email; the owner sees its own email; so do the callers the
+/// collection's `manageRule` lets manage the record.
+pub fn resolve_flags(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    info: &RequestInfo,
+    arena: &mut Arena,
+    recs: &[usize],
+) -> Result<(), ApiError> {
+    let Some(&first) = recs.first() else {
+        return Ok(());
+    };
+    if info.superuser {
+        for &i in recs {
+            arena.recs[i].unhide = true;
+            arena.recs[i].show_email = true;
+        }
+    }
+    let coll = arena.recs[first].coll.clone();
+    if !coll.is_auth() {
+        return Ok(());
+    }
+    if let Some(auth) = &info.auth {
+        for &i in recs {
+            if arena.recs[i].id() == auth.id {
+                arena.recs[i].show_email = true;
+            }
+        }
+    }
+    let Some(rule) = coll.auth.manage_rule.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, info, true)
+        .map_err(|e| query_error(&e))?;
+    let ids: Vec<Json> = recs
+        .iter()
+        .map(|&i| Json::String(arena.recs[i].id().to_string()))
+        .collect();
+    let mut params = cond.bind(info, now_ms());
+    let n = params.len();
+    params.push(pocketbun_query::Value::Text(Json::Array(ids).to_string()));
+    let table = quote(&coll.name);
+    let sql = format!(
+        "SELECT {}{table}.`id` FROM {} WHERE {table}.`id` IN (SELECT value FROM json_each(?{})) AND ({})",
+        if cond.distinct { "DISTINCT " } else { "" },
+        cond.from_sql,
+        n + 1,
+        cond.where_sql
+    );
+    let managed: Vec<String> = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let k = stmt.parameter_count();
+            let rows = stmt.query_map(bound(&params, k), |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .map_err(|_| ApiError::internal())?;
+    for &i in recs {
+        if managed.iter().any(|m| m == arena.recs[i].id()) {
+            arena.recs[i].show_email = true;
+        }
+    }
+    Ok(())
+}
+
+/// Unix time in milliseconds (for the datetime macros of rules and filters).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,404 @@
+//! `expand=`: PocketBase's relation expansion (direct relations and `x_via_y`
+//! back-relations, up to 6 levels), with the related records fetched in one statement per
+//! relation and level, and shown only when the caller may view them.
+//!
+//! Semantics kept from PocketBase: each normalised path is expanded on its own and merged
+//! into what earlier paths expanded; a path that fails anywhere (unknown field, a related
+//! collection without a view rule for a non-superuser) leaves its relations unexpanded;
+//! records an expanded path reached get an `expand` key even when nothing was found.
+
+use super::access::{now_ms, resolve_flags, CONTEXT_EXPAND};
+use super::{quote, value, Arena, Exp};
+use crate::app::AppCtx;
+use crate::error::ApiError;
+use crate::schema::SchemaPair;
+use pocketbun_query::{RequestInfo, Value as QValue};
+use pocketbun_storage::collections::model::find_single_column_unique_index;
+use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::rusqlite;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Max relation depth of one expand path.
+pub const MAX_NESTED_RELS: usize = 6;
+/// Max back-related records per record (PocketBase's arbitrary cap).
+const MAX_BACK_RELS: usize = 1000;
+
+/// PocketBase's `normalizeExpands`: spaces removed, dots trimmed, paths contained in a
+/// longer one dropped, duplicates dropped.
+pub fn normalize(raw: &str) -> Vec<String> {
+    let paths: Vec<String> = raw
+        .split(',')
+        .map(|p| p.replace(' ', "").trim_matches('.').to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, p1) in paths.iter().enumerate() {
+        let prefix = format!("{p1}.");
+        let contained = paths
+            .iter()
+            .enumerate()
+            .any(|(j, p2)| i != j && p2.starts_with(&prefix));
+        if !contained && !out.contains(p1) {
+            out.push(p1.clone());
+        }
+    }
+    out
+}
+
+pub struct Expander<'a> {
+    pub ctx: &'a AppCtx,
+    pub schema: &'a SchemaPair,
+    /// The caller's request info with the `expand` context.
+    pub info: RequestInfo,
+}
+
+impl<'a> Expander<'a> {
+    pub fn new(ctx: &'a AppCtx, schema: &'a SchemaPair, info: &RequestInfo) -> Self {
+        let mut info = info.clone();
+        info.context = CONTEXT_EXPAND.into();
+        Expander { ctx, schema, info }
+    }
+
+    /// Expands every path of `raw` on `recs` (all of one collection). Failed paths are
+    /// skipped, as in PocketBase, and returned with their reason; only internal errors
+    /// fail the request.
+    pub fn expand_all(
+        &self,
+        arena: &mut Arena,
+        recs: &[usize],
+        raw: &str,
+    ) -> Result<Vec<(String, &'static str)>, ApiError> {
+        let mut failed = Vec::new();
+        if recs.is_empty() {
+            return Ok(failed);
+        }
+        for path in normalize(raw) {
+            match self.expand(arena, recs, &path, 1) {
+                Ok(()) => {}
+                Err(Failure::Path(reason)) => failed.push((path, reason)),
+                Err(Failure::Api(e)) => return Err(e),
+            }
+        }
+        Ok(failed)
+    }
+
+    fn expand(
+        &self,
+        arena: &mut Arena,
+        recs: &[usize],
+        path: &str,
+        level: usize,
+    ) -> Result<(), Failure> {
+        if path.is_empty() || level > MAX_NESTED_RELS || recs.is_empty() {
+            return Ok(());
+        }
+        let main = arena.recs[recs[0]].coll.clone();
+        let (head, rest) = match path.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (path, None),
+        };
+
+        // (relation key, target collection, multiple, ids per record)
+        let (rel_coll, multiple, ids_of): (Arc<Collection>, bool, Vec<Vec<String>>) =
+            if let Some((back_name, back_field)) = back_relation(head) {
+                let indirect = self
+                    .schema
+                    .collections
+                    .get(back_name)
+                    .cloned()
+                    .ok_or_else(|| Failure::path("couldn't find back-related collection"))?;
+                let field = indirect
+                    .field(back_field)
+                    .filter(|f| f.relation_target() == Some(main.id.as_str()))
+                    .ok_or_else(|| Failure::path("couldn't find back-relation field"))?
+                    .clone();
+                let ids = self.back_relation_ids(arena, recs, &indirect, &field)?;
+                let multiple =
+                    find_single_column_unique_index(&indirect.indexes, &field.name).is_none();
+                (indirect, multiple, ids)
+            } else {
+                let field = main
+                    .field(head)
+                    .filter(|f| matches!(f.kind, FieldKind::Relation { .. }))
+                    .ok_or_else(|| Failure::path("couldn't find relation field"))?
+                    .clone();
+                let target = field.relation_target().unwrap_or_default();
+                let rel_coll = self
+                    .schema
+                    .collections
+                    .get(target)
+                    .cloned()
+                    .ok_or_else(|| Failure::path("couldn't find related collection"))?;
+                let ids = recs
+                    .iter()
+                    .map(|&r| {
+                        let rec = &arena.recs[r];
+                        rec.value(&field.name)
+                            .map(|v| value::relation_ids(&field, v))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                (rel_coll, field.is_multiple(), ids)
+            };
+
+        let mut unique: Vec<&str> = Vec::new();
+        {
+            let mut seen = std::collections::HashSet::new();
+            for ids in &ids_of {
+                for id in ids {
+                    if seen.insert(id.as_str()) {
+                        unique.push(id);
+                    }
+                }
+            }
+        }
+        let rels = self.fetch(arena, &rel_coll, &unique)?;
+        if let Some(rest) = rest {
+            self.expand(arena, &rels, rest, level + 1)?;
+        }
+        let by_id: HashMap<String, usize> = rels
+            .iter()
+            .map(|&r| (arena.recs[r].id().to_string(), r))
+            .collect();
+
+        for (k, &model) in recs.iter().enumerate() {
+            if arena.recs[model].expand.is_none() {
+                arena.recs[model].expand = Some(BTreeMap::new());
+            }
+            let valid: Vec<usize> = ids_of[k]
+                .iter()
+                .filter_map(|id| by_id.get(id).copied())
+                .collect();
+            if valid.is_empty() {
+                continue;
+            }
+            let old = arena.recs[model]
+                .expand
+                .as_ref()
+                .and_then(|e| e.get(head))
+                .map(|e| e.items().to_vec())
+                .unwrap_or_default();
+            for o in old {
+                let oid = arena.recs[o].id().to_string();
+                for &rel in &valid {
+                    if arena.recs[rel].id() == oid {
+                        let src = arena.recs[o].expand.clone().unwrap_or_default();
+                        merge_expand(arena, rel, src);
+                    }
+                }
+            }
+            let exp = if multiple {
+                Exp::Many(valid)
+            } else {
+                Exp::One(valid[0])
+            };
+            if let Some(e) = arena.recs[model].expand.as_mut() {
+                e.insert(head.to_string(), exp);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the `indirect` records pointing at each record through `field`, in
+    /// storage order, at most [`MAX_BACK_RELS`] per record; one statement for all records.
+    fn back_relation_ids(
+        &self,
+        arena: &Arena,
+        recs: &[usize],
+        indirect: &Collection,
+        field: &pocketbun_storage::collections::Field,
+    ) -> Result<Vec<Vec<String>>, Failure> {
+        let table = quote(&indirect.name);
+        let col = quote(&field.name);
+        let sql = if field.is_multiple() {
+            format!(
+                "SELECT {table}.`id`, je.value FROM {table}, json_each(CASE WHEN iif(json_valid({table}.{col}), json_type({table}.{col})='array', FALSE) THEN {table}.{col} ELSE json_array({table}.{col}) END) je WHERE je.value IN (SELECT value FROM json_each(?1))"
+            )
+        } else {
+            format!(
+                "SELECT {table}.`id`, {table}.{col} FROM {table} WHERE {table}.{col} IN (SELECT value FROM json_each(?1))"
+            )
+        };
+        let keys: Vec<String> = recs
+            .iter()
+            .map(|&r| arena.recs[r].id().to_string())
+            .collect();
+        let param = serde_json::Value::from(keys.clone()).to_string();
+        let pairs: Vec<(String, String)> = self
+            .ctx
+            .reader
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map([param.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .map_err(|_| Failure::Api(ApiError::internal()))?;
+        let mut grouped: HashMap<&str, Vec<String>> = HashMap::new();
+        for (child, parent) in &pairs {
+            let list = grouped.entry(parent.as_str()).or_default();
+            if list.len() < MAX_BACK_RELS && !list.contains(child) {
+                list.push(child.clone());
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|k| grouped.get(k.as_str()).cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// PocketBase's expand fetch: the records of `coll` with `ids` that the caller may view
+    /// (its view rule applied; a collection without one is superuser-only).
+    fn fetch(
+        &self,
+        arena: &mut Arena,
+        coll: &Arc<Collection>,
+        ids: &[&str],
+    ) -> Result<Vec<usize>, Failure> {
+        let superuser = self.info.superuser;
+        if !superuser && coll.view_rule.is_none() {
+            return Err(Failure::path("only superusers can view the collection"));
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids_param = QValue::Text(serde_json::Value::from(ids.to_vec()).to_string());
+        let table = quote(&coll.name);
+        let rule = coll
+            .view_rule
+            .as_deref()
+            .filter(|r| !r.is_empty() && !superuser);
+        let (sql, mut params) = match rule {
+            None => (
+                format!(
+                    "SELECT {table}.* FROM {table} WHERE {table}.`id` IN (SELECT value FROM json_each(?1))"
+                ),
+                Vec::new(),
+            ),
+            Some(rule) => {
+                let cond = self
+                    .ctx
+                    .queries
+                    .borrow_mut()
+                    .condition(&self.schema.query, &coll.name, rule, &self.info, true)
+                    .map_err(|_| Failure::path("the view rule does not compile"))?;
+                let params = cond.bind(&self.info, now_ms());
+                (
+                    format!(
+                        "SELECT {}{table}.* FROM {} WHERE {table}.`id` IN (SELECT value FROM json_each(?{})) AND ({})",
+                        if cond.distinct { "DISTINCT " } else { "" },
+                        cond.from_sql,
+                        params.len() + 1,
+                        cond.where_sql
+                    ),
+                    params,
+                )
+            }
+        };
+        if rule.is_none() {
+            params.clear();
+        }
+        params.push(ids_param);
+        let loaded = self
+            .ctx
+            .reader
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                Ok(arena.load(coll, &mut stmt, &params)?)
+            })
+            .map_err(|_| Failure::Api(ApiError::internal()))?;
+        // a failure here is only logged by PocketBase: the records are still expanded
+        let _ = resolve_flags(self.ctx, self.schema, &self.info, arena, &loaded);
+        Ok(loaded)
+    }
+}
+
+enum Failure {
+    /// The expand path fails (PocketBase skips it); the reason is for debugging only.
+    Path(&'static str),
+    /// An internal error that fails the request.
+    Api(ApiError),
+}
+
+impl Failure {
+    fn path(msg: &'static str) -> Self {
+        Failure::Path(msg)
+    }
+}
+
+/// `name_via_field` (or the deprecated `name(field)`) back-relation syntax.
+fn back_relation(head: &str) -> Option<(&str, &str)> {
+    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if let Some(inner) = head.strip_suffix(')') {
+        let (a, b) = inner.split_once('(')?;
+        return (word(a) && word(b)).then_some((a, b));
+    }
+    // greedy first group: the last `_via_` with word characters on both sides
+    let idx = head.rfind("_via_")?;
+    let (a, b) = (&head[..idx], &head[idx + 5..]);
+    (word(a) && word(b)).then_some((a, b))
+}
+
+/// PocketBase's `Record.MergeExpand` on arena records.
+fn merge_expand(arena: &mut Arena, target: usize, src: BTreeMap<String, Exp>) {
+    if src.is_empty() {
+        return;
+    }
+    let Some(mut old_map) = arena.recs[target].expand.take() else {
+        arena.recs[target].expand = Some(src);
+        return;
+    };
+    for (key, new) in src {
+        let Some(old) = old_map.get(&key).cloned() else {
+            old_map.insert(key, new);
+            continue;
+        };
+        let was_old_slice = matches!(old, Exp::Many(_));
+        let was_new_slice = matches!(new, Exp::Many(_));
+        let mut old_slice = old.items().to_vec();
+        for &n in new.items() {
+            let nid = arena.recs[n].id().to_string();
+            match old_slice.iter().find(|&&o| arena.recs[o].id() == nid) {
+                Some(&o) => {
+                    let sub = arena.recs[n].expand.clone().unwrap_or_default();
+                    if o == target {
+                        continue;
+                    }
+                    merge_expand(arena, o, sub);
+                }
+                None => old_slice.push(n),
+            }
+        }
+        let merged = if was_old_slice || was_new_slice || old_slice.is_empty() {
+            Exp::Many(old_slice)
+        } else {
+            Exp::One(old_slice[0])
+        };
+        old_map.insert(key, merged);
+    }
+    arena.recs[target].expand = Some(old_map);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(
+            normalize("a.b.c, a.b,   test  , ,test,.x."),
+            vec!["a.b.c", "test", "x"]
+        );
+    }
+
+    #[test]
+    fn back_relations() {
+        assert_eq!(back_relation("demo1_via_rel"), Some(("demo1", "rel")));
+        assert_eq!(back_relation("a_via_b_via_c"), Some(("a_via_b", "c")));
+        assert_eq!(back_relation("demo1(rel)"), Some(("demo1", "rel")));
+        assert_eq!(back_relation("rel_one"), None);
+        assert_eq!(back_relation("x_via_"), None);
+    }
+}

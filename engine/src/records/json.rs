@@ -1,0 +1,131 @@
+//! A record's API JSON, as PocketBase's `Record.PublicExport` encodes it: a Go map, so the
+//! keys come out sorted byte-wise (fields, `collectionId`, `collectionName`, `expand`).
+
+use super::{value, Arena, Exp, SqlVal};
+use pocketbun_storage::collections::gojson;
+use pocketbun_storage::collections::{Collection, FieldKind};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Field(usize),
+    CollectionId,
+    CollectionName,
+    Expand,
+}
+
+/// A collection's output keys in Go's sorted order (computed once per collection and
+/// response).
+#[derive(Default)]
+pub struct Writer {
+    plans: HashMap<*const Collection, Rc<Vec<(String, Slot)>>>,
+}
+
+fn plan(coll: &Collection) -> Vec<(String, Slot)> {
+    let mut keys: Vec<(String, Slot)> = Vec::with_capacity(coll.fields.len() + 3);
+    for (i, f) in coll.fields.iter().enumerate() {
+        if matches!(f.kind, FieldKind::Password { .. }) {
+            continue;
+        }
+        if coll.is_auth() && (f.name == "password" || f.name == "tokenKey") {
+            continue;
+        }
+        keys.push((f.name.clone(), Slot::Field(i)));
+    }
+    // later keys replace earlier ones in Go's map, fields are written first
+    for (k, s) in [
+        ("collectionId", Slot::CollectionId),
+        ("collectionName", Slot::CollectionName),
+        ("expand", Slot::Expand),
+    ] {
+        keys.retain(|(name, _)| name != k);
+        keys.push((k.to_string(), s));
+    }
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    keys
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn plan_for(&mut self, coll: &Collection) -> Rc<Vec<(String, Slot)>> {
+        self.plans
+            .entry(coll as *const Collection)
+            .or_insert_with(|| Rc::new(plan(coll)))
+            .clone()
+    }
+
+    /// Writes record `idx` of `arena` (with its expand tree).
+    pub fn write(&mut self, out: &mut String, arena: &Arena, idx: usize) {
+        let rec = &arena.recs[idx];
+        let coll = &*rec.coll;
+        let plan = self.plan_for(coll);
+        let hide_email = coll.is_auth()
+            && !rec.show_email
+            && !rec.value("emailVisibility").is_some_and(value::to_bool);
+        out.push('{');
+        let mut first = true;
+        for (key, slot) in plan.iter() {
+            match *slot {
+                Slot::Field(i) => {
+                    let f = &coll.fields[i];
+                    if f.hidden && !rec.unhide {
+                        continue;
+                    }
+                    if hide_email && f.name == "email" {
+                        continue;
+                    }
+                    sep(out, &mut first, key);
+                    value::write_field(out, f, rec.values.get(i).unwrap_or(&SqlVal::Null));
+                }
+                Slot::CollectionId => {
+                    sep(out, &mut first, key);
+                    gojson::write_str(out, &coll.id);
+                }
+                Slot::CollectionName => {
+                    sep(out, &mut first, key);
+                    gojson::write_str(out, &coll.name);
+                }
+                Slot::Expand => {
+                    let Some(expand) = &rec.expand else { continue };
+                    sep(out, &mut first, key);
+                    out.push('{');
+                    for (j, (name, exp)) in expand.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        gojson::write_str(out, name);
+                        out.push(':');
+                        match exp {
+                            Exp::One(r) => self.write(out, arena, *r),
+                            Exp::Many(list) => {
+                                out.push('[');
+                                for (n, r) in list.iter().enumerate() {
+                                    if n > 0 {
+                                        out.push(',');
+                                    }
+                                    self.write(out, arena, *r);
+                                }
+                                out.push(']');
+                            }
+                        }
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        out.push('}');
+    }
+}
+
+fn sep(out: &mut String, first: &mut bool, key: &str) {
+    if !*first {
+        out.push(',');
+    }
+    *first = false;
+    gojson::write_str(out, key);
+    out.push(':');
+}
