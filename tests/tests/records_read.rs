@@ -89,6 +89,19 @@ const TARGETS: &[&str] = &[
     "/api/collections/view2/records/84nmscqy84lsi1t",
     "/api/collections/numeric_id_view/records/1",
     "/api/collections/missing/records/1",
+    // filters that read the request, hidden fields, macros, rowid sort, old expand syntax
+    "/api/collections/users/records?filter=password!=''",
+    "/api/collections/users/records?filter=tokenKey!=''&sort=-tokenKey",
+    "/api/collections/demo2/records?filter=title=@request.query.t&t=test2",
+    "/api/collections/demo2/records?filter=created<@now&sort=@rowid",
+    "/api/collections/demo2/records?sort=-@rowid&perPage=2&page=2",
+    "/api/collections/demo2/records?filter=id=@request.auth.id",
+    "/api/collections/demo2/records?sort=created&expand=users(rel)",
+    "/api/collections/demo2/records?filter=title%3D'test1'&filter=title%3D'test2'",
+    "/api/collections/demo1/records?sort=created&fields=expand.rel_many.expand.rel.title,id&expand=rel_many.rel",
+    "/api/collections/demo1/records?sort=created&fields=id&fields=text",
+    "/api/collections/demo1/records?sort=created&expand=rel_many&fields=expand.rel_many:excerpt(2)",
+    "/api/collections/demo1/records/al1h9ijdeojtsjy?fields=point,json,number,bool,datetime",
 ];
 
 const CALLERS: &[(&str, Option<&str>)] = &[
