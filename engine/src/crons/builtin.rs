@@ -56,29 +56,36 @@ fn warn(shared: &Shared, message: &str, error: &str) {
     );
 }
 
-/// Checkpoints both WALs (truncating them) and lets SQLite refresh its statistics.
+/// Checkpoints both WALs and lets SQLite refresh its statistics. The checkpoint is PASSIVE:
+/// a blocking (TRUNCATE) one would hold up every write while it waits for readers; the
+/// store's own checkpointer keeps the WAL short anyway.
 fn optimize(shared: &Shared) {
     let dir = shared.store.dir();
-    for (file, optimize) in [
-        (pocketbun_storage::DATA_DB, true),
-        (pocketbun_storage::AUX_DB, false),
-    ] {
+    for file in [pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB] {
         let outcome = (|| -> pocketbun_storage::Result<()> {
             let conn = Connection::open(dir.join(file))?;
-            conn.busy_timeout(Duration::from_secs(10))?;
-            pocketbun_storage::checkpoint(&conn, "TRUNCATE")?;
-            if optimize {
-                conn.execute_batch("PRAGMA optimize")?;
-            }
+            conn.busy_timeout(Duration::from_millis(100))?;
+            pocketbun_storage::checkpoint(&conn, "PASSIVE")?;
             Ok(())
         })();
         if let Err(e) = outcome {
             warn(
                 shared,
-                "Failed to run periodic PRAGMA optimize",
+                "Failed to run periodic PRAGMA wal_checkpoint",
                 &e.to_string(),
             );
         }
+    }
+    let optimized = shared
+        .store
+        .writer()
+        .submit_blocking(|conn| Ok(conn.execute_batch("PRAGMA optimize")?));
+    if let Err(e) = optimized {
+        warn(
+            shared,
+            "Failed to run periodic PRAGMA optimize",
+            &e.to_string(),
+        );
     }
 }
 
