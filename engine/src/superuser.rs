@@ -334,7 +334,9 @@ fn validate_password(rules: &PasswordRules, password: &str) -> Result<(), String
     Ok(())
 }
 
-fn hash_password(password: &str, cost: u32) -> Result<String, String> {
+/// A PocketBase-compatible bcrypt hash (`$2a$`, Go's 72 byte input limit). Slow by design:
+/// call it off the request workers (`Shared::cpu`).
+pub fn hash_password(password: &str, cost: u32) -> Result<String, String> {
     // bcrypt only looks at the first 72 bytes, like Go's implementation
     let bytes = password.as_bytes();
     let bytes = &bytes[..bytes.len().min(72)];

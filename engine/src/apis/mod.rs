@@ -5,6 +5,7 @@ pub mod collections;
 pub mod crons;
 pub mod health;
 pub mod logs;
+pub mod record_auth;
 pub mod records;
 pub mod search;
 pub mod settings;
@@ -17,6 +18,7 @@ pub fn register(routes: &mut Routes) {
     crons::register(routes);
     health::register(routes);
     logs::register(routes);
+    record_auth::register(routes);
     records::register(routes);
     settings::register(routes);
 }

@@ -1,5 +1,9 @@
-//! Who is calling: auth tokens as PocketBase issues them.
+//! Who is calling: auth tokens as PocketBase issues them, password hashes, and the auth
+//! record flows (responses, MFA, login alerts, one-time passwords).
 
+pub mod flow;
+pub mod oauth2;
+pub mod password;
 pub mod token;
 
 pub use token::{authenticate, AuthRecord};

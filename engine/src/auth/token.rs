@@ -104,3 +104,143 @@ pub fn authenticate(reader: &Reader, authorization: Option<&str>) -> Option<Auth
 pub fn quote_identifier(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
+
+/// The token types PocketBase issues for auth records.
+pub const TYPE_AUTH: &str = "auth";
+pub const TYPE_FILE: &str = "file";
+pub const TYPE_VERIFICATION: &str = "verification";
+pub const TYPE_PASSWORD_RESET: &str = "passwordReset";
+pub const TYPE_EMAIL_CHANGE: &str = "emailChange";
+
+/// The token could not be made (PocketBase: an empty signing key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningError;
+
+impl std::fmt::Display for SigningError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("missing or invalid signing key")
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A new HS256 token carrying `claims` plus `exp` = now + `duration` seconds, signed with
+/// `key`. The header and the (key-sorted, Go-escaped) payload are written byte for byte as
+/// PocketBase's JWT library writes them.
+pub fn issue(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    duration: i64,
+) -> Result<String, SigningError> {
+    use base64::Engine as _;
+    if key.is_empty() {
+        return Err(SigningError);
+    }
+    let mut payload: std::collections::BTreeMap<&str, &serde_json::Value> =
+        claims.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let exp = serde_json::Value::from(unix_now().saturating_add(duration));
+    payload.entry("exp").or_insert(&exp);
+    let json = crate::error::to_go_json(&payload).map_err(|_| SigningError)?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // {"alg":"HS256","typ":"JWT"}
+    let mut out = String::from("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.");
+    out.push_str(&b64.encode(json));
+    let sig = jsonwebtoken::crypto::sign(
+        out.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        Algorithm::HS256,
+    )
+    .map_err(|_| SigningError)?;
+    out.push('.');
+    out.push_str(&sig);
+    Ok(out)
+}
+
+/// The claims of `token` if it is an HS256 token signed with `key` that has not expired
+/// (`exp`, when present, is checked; so are `nbf` and `iat` when present).
+pub fn verify(token: &str, key: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims = Default::default();
+    validation.validate_nbf = true;
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+        token,
+        &DecodingKey::from_secret(key.as_bytes()),
+        &validation,
+    )
+    .ok()?;
+    let claims = data.claims;
+    if let Some(iat) = claims.get("iat").and_then(serde_json::Value::as_f64) {
+        if iat > unix_now() as f64 {
+            return None;
+        }
+    }
+    Some(claims)
+}
+
+/// The payload of `token` without checking its signature (PocketBase's `ParseUnverifiedJWT`,
+/// which still refuses tokens whose `exp` has passed).
+pub fn unverified_payload(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+    if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_f64) {
+        if exp < unix_now() as f64 {
+            return None;
+        }
+    }
+    Some(claims)
+}
+
+/// The raw token of an `Authorization` header value (a bare token or `Bearer <token>`).
+pub fn header_token(authorization: Option<&str>) -> &str {
+    let raw = authorization.unwrap_or("").trim();
+    raw.strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .unwrap_or(raw)
+        .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_with_their_key_only() {
+        let mut claims = serde_json::Map::new();
+        claims.insert("id".into(), "abc".into());
+        claims.insert("type".into(), TYPE_AUTH.into());
+        let token = issue(&claims, "k1", 60).unwrap();
+        assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
+        let back = verify(&token, "k1").unwrap();
+        assert_eq!(back["id"], "abc");
+        assert!(back["exp"].as_i64().unwrap() > unix_now());
+        assert!(verify(&token, "k2").is_none());
+        assert_eq!(issue(&claims, "", 60), Err(SigningError));
+        let expired = issue(&claims, "k1", -10).unwrap();
+        assert!(verify(&expired, "k1").is_none());
+        assert!(unverified_payload(&expired).is_none());
+        assert_eq!(unverified_payload(&token).unwrap()["type"], "auth");
+    }
+
+    #[test]
+    fn verifies_pocketbase_fixture_tokens() {
+        // the fixture's users token (tokenKey + users authToken secret of the test data)
+        let t = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+        assert_eq!(unverified_payload(t).unwrap()["refreshable"], true);
+        let key = "tfYe7rCTX4D2KuWQY3pJjBifgsrMbecyXBatEPjrSfGEGS2jh6\
+                   PjVU4hAV7CZIWbCByJHkDcMUlSEWCLI6M5aWSZOpEq0a3rYxKT";
+        assert_eq!(verify(t, key).unwrap()["id"], "4q1xlclmfloku33");
+        assert!(verify(t, &key[1..]).is_none());
+        assert_eq!(header_token(Some(&format!("Bearer {t}"))), t);
+    }
+}

@@ -1,0 +1,852 @@
+//! The pieces every auth endpoint shares: the auth collection of the path, the submitted
+//! form, loading auth records, issuing their tokens, and PocketBase's auth response (auth
+//! rule, MFA, the record JSON with expand, new-login alerts).
+
+use super::token;
+use crate::app::AppCtx;
+use crate::error::{json_response, ApiError, ApiResult};
+use crate::records::access::{
+    load_auth_info, now_ms, query_get, query_pairs, resolve_flags, Caller,
+};
+use crate::records::expand::Expander;
+use crate::records::json::Writer;
+use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
+use crate::schema::SchemaPair;
+use crate::settings::{mail, templates};
+use pocketbun_http::{Request, Response};
+use pocketbun_storage::collections::model::find_single_column_unique_index;
+use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::rusqlite::{params, OptionalExtension};
+use pocketbun_storage::{random, time};
+use serde_json::{Map, Value};
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub const MISSING_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
+pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
+pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
+
+/// Auth methods as MFA and the login alerts name them.
+pub const METHOD_PASSWORD: &str = "password";
+pub const METHOD_OTP: &str = "otp";
+pub const METHOD_OAUTH2: &str = "oauth2";
+
+/// The auth collection named by the `{collection}` path parameter (404 otherwise).
+pub fn auth_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
+    let schema = ctx.shared.schema.get();
+    schema
+        .collections
+        .get(req.param("collection").unwrap_or(""))
+        .filter(|c| c.is_auth())
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some(MISSING_AUTH_COLLECTION)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// submitted forms
+
+/// The submitted body as the JSON object Go's form binding decodes into a struct: a JSON
+/// body, or the fields (and `@jsonPayload`) of a urlencoded or multipart form.
+#[derive(Debug, Default)]
+pub struct Body(pub Map<String, Value>);
+
+impl Body {
+    pub fn parse(req: &Request) -> Result<Body, ApiError> {
+        let load = || ApiError::bad_request(Some(LOAD_FAILED));
+        if req.body.is_empty() {
+            return Ok(Body::default());
+        }
+        let ct = req
+            .header("content-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            let mut out = Map::new();
+            let text = String::from_utf8_lossy(&req.body);
+            for (k, v) in query_pairs(&text) {
+                if k == "@jsonPayload" {
+                    match serde_json::from_str::<Value>(&v).map_err(|_| load())? {
+                        Value::Object(m) => out.extend(m),
+                        Value::Null => {}
+                        _ => return Err(load()),
+                    }
+                } else {
+                    out.insert(k, Value::String(v));
+                }
+            }
+            return Ok(Body(out));
+        }
+        if ct.starts_with("multipart/form-data") {
+            return Ok(Body(multipart_fields(&ct, &req.body)));
+        }
+        // JSON is the default (PocketBase decodes unknown types as JSON too)
+        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
+        match values.next() {
+            Some(Ok(Value::Object(m))) => Ok(Body(m)),
+            Some(Ok(Value::Null)) => Ok(Body::default()),
+            None => Ok(Body::default()),
+            _ => Err(load()),
+        }
+    }
+
+    /// The value of `key`, matched exactly first, then ignoring ASCII case (Go's JSON).
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).or_else(|| {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+    }
+
+    /// A string field (absent/null: empty; another JSON type: PocketBase's 400).
+    pub fn string(&self, key: &str) -> Result<String, ApiError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+        }
+    }
+
+    /// An integer field (a form field's text is parsed).
+    pub fn int(&self, key: &str) -> Result<i64, ApiError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(0),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request(Some(LOAD_FAILED))),
+            Some(Value::String(s)) if !s.is_empty() => s
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED))),
+            Some(Value::String(_)) => Ok(0),
+            Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+        }
+    }
+
+    /// A JSON object field (e.g. OAuth2 `createData`).
+    pub fn object(&self, key: &str) -> Result<Map<String, Value>, ApiError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(Value::String(s)) if s.trim_start().starts_with('{') => {
+                serde_json::from_str(s).map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))
+            }
+            Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+        }
+    }
+}
+
+/// The plain text fields of a multipart body (files are left out).
+fn multipart_fields(content_type: &str, body: &[u8]) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(boundary) = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"').to_string())
+    else {
+        return out;
+    };
+    let text = String::from_utf8_lossy(body);
+    let delim = format!("--{boundary}");
+    for part in text.split(delim.as_str()).skip(1) {
+        let Some((head, content)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let content = content.strip_suffix("\r\n").unwrap_or(content);
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or("");
+        if disposition.contains("filename=") {
+            continue;
+        }
+        let Some(name) = disposition
+            .split(';')
+            .filter_map(|p| p.trim().strip_prefix("name="))
+            .next()
+            .map(|n| n.trim_matches('"').to_string())
+        else {
+            continue;
+        };
+        if name == "@jsonPayload" {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(content) {
+                out.extend(m);
+            }
+        } else {
+            out.insert(name, Value::String(content.to_string()));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth records
+
+/// One auth record, loaded with every column (hash and token key included).
+pub struct Loaded {
+    pub arena: Arena,
+    pub idx: usize,
+}
+
+impl Loaded {
+    pub fn rec(&self) -> &Rec {
+        &self.arena.recs[self.idx]
+    }
+
+    pub fn coll(&self) -> &Arc<Collection> {
+        &self.rec().coll
+    }
+
+    pub fn id(&self) -> String {
+        self.rec().id().to_string()
+    }
+
+    /// A field's value as Go's `record.GetString` gives it.
+    pub fn text(&self, field: &str) -> String {
+        let rec = self.rec();
+        let Some(f) = rec.coll.field(field) else {
+            return String::new();
+        };
+        let v = rec.value(field).unwrap_or(&SqlVal::Null);
+        match f.kind {
+            FieldKind::Bool => value::to_bool(v).to_string(),
+            FieldKind::Number { .. } => value::go_float_string(value::to_f64(v)),
+            _ => v.as_text().into_owned(),
+        }
+    }
+
+    pub fn verified(&self) -> bool {
+        self.rec().value("verified").is_some_and(value::to_bool)
+    }
+}
+
+/// The record of `coll` whose `column` equals `value` (`nocase`: compared with NOCASE).
+pub fn find_record(
+    ctx: &AppCtx,
+    coll: &Arc<Collection>,
+    column: &str,
+    value: &str,
+    nocase: bool,
+) -> Result<Option<Loaded>, ApiError> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE {} = ?1{} LIMIT 1",
+        quote(&coll.name),
+        quote(column),
+        if nocase { " COLLATE NOCASE" } else { "" }
+    );
+    let mut arena = Arena::default();
+    let found = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(arena.load(
+                coll,
+                &mut stmt,
+                &[pocketbun_query::Value::Text(value.to_string())],
+            )?)
+        })
+        .map_err(|_| ApiError::internal())?;
+    Ok(found.first().map(|&idx| Loaded { arena, idx }))
+}
+
+pub fn find_by_id(
+    ctx: &AppCtx,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> Result<Option<Loaded>, ApiError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    find_record(ctx, coll, "id", id, false)
+}
+
+/// The unique index over `field` alone, if the collection has one: `Some(nocase)`.
+pub fn unique_index_nocase(coll: &Collection, field: &str) -> Option<bool> {
+    let raw = find_single_column_unique_index(&coll.indexes, field)?;
+    let p = pocketbun_storage::collections::index::ParsedIndex::parse(raw);
+    Some(
+        p.columns
+            .first()
+            .is_some_and(|c| c.collate.eq_ignore_ascii_case("nocase")),
+    )
+}
+
+/// The record whose email is `email` (compared as the collection's email index does).
+pub fn find_by_email(
+    ctx: &AppCtx,
+    coll: &Arc<Collection>,
+    email: &str,
+) -> Result<Option<Loaded>, ApiError> {
+    let nocase = unique_index_nocase(coll, "email").unwrap_or(false);
+    find_record(ctx, coll, "email", email, nocase)
+}
+
+// ---------------------------------------------------------------------------------------------
+// tokens
+
+/// The collection's `(secret, duration)` for a token type.
+fn token_config<'a>(coll: &'a Collection, kind: &str) -> (&'a str, i64) {
+    let cfg = match kind {
+        token::TYPE_VERIFICATION => &coll.auth.verification_token,
+        token::TYPE_PASSWORD_RESET => &coll.auth.password_reset_token,
+        token::TYPE_EMAIL_CHANGE => &coll.auth.email_change_token,
+        token::TYPE_FILE => &coll.auth.file_token,
+        _ => &coll.auth.auth_token,
+    };
+    (&cfg.secret, cfg.duration)
+}
+
+/// A token of `kind` for `rec` with PocketBase's claims for that kind; `duration` > 0
+/// replaces the collection's lifetime (static auth tokens).
+pub fn record_token(
+    loaded: &Loaded,
+    kind: &str,
+    extra: &[(&str, Value)],
+    duration: i64,
+) -> Result<String, ApiError> {
+    let coll = loaded.coll();
+    let (secret, default_duration) = token_config(coll, kind);
+    let key = format!("{}{}", loaded.text("tokenKey"), secret);
+    let mut claims = Map::new();
+    claims.insert("type".into(), kind.into());
+    claims.insert("id".into(), loaded.id().into());
+    claims.insert("collectionId".into(), coll.id.clone().into());
+    if matches!(
+        kind,
+        token::TYPE_VERIFICATION | token::TYPE_PASSWORD_RESET | token::TYPE_EMAIL_CHANGE
+    ) {
+        claims.insert("email".into(), loaded.text("email").into());
+    }
+    for (k, v) in extra {
+        claims.insert((*k).into(), v.clone());
+    }
+    let duration = if duration > 0 {
+        duration
+    } else {
+        default_duration
+    };
+    token::issue(&claims, &key, duration)
+        .map_err(|_| ApiError::new(500, "Failed to create auth token."))
+}
+
+/// A new refreshable auth token.
+pub fn auth_token(loaded: &Loaded) -> Result<String, ApiError> {
+    record_token(loaded, token::TYPE_AUTH, &[("refreshable", true.into())], 0)
+}
+
+/// Why a record token was refused (PocketBase's validation codes of the `token` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Unparsable, expired, badly signed, of another type, or of a missing record.
+    Invalid,
+    /// Valid, but for a record of another collection.
+    CollectionMismatch,
+}
+
+/// The record a token of `kind` was issued for, with its verified claims.
+pub fn record_of_token(
+    ctx: &AppCtx,
+    raw: &str,
+    kind: &str,
+) -> Result<(Loaded, Map<String, Value>), TokenProblem> {
+    let claims = token::unverified_payload(raw).ok_or(TokenProblem::Invalid)?;
+    if claims.get("type").and_then(Value::as_str) != Some(kind) {
+        return Err(TokenProblem::Invalid);
+    }
+    let id = claims.get("id").and_then(Value::as_str).unwrap_or("");
+    let coll_id = claims
+        .get("collectionId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let schema = ctx.shared.schema.get();
+    let coll = schema
+        .collections
+        .get(coll_id)
+        .filter(|c| c.is_auth() && c.id == coll_id)
+        .cloned()
+        .ok_or(TokenProblem::Invalid)?;
+    let loaded = find_by_id(ctx, &coll, id)
+        .ok()
+        .flatten()
+        .ok_or(TokenProblem::Invalid)?;
+    let (secret, _) = token_config(&coll, kind);
+    let key = format!("{}{}", loaded.text("tokenKey"), secret);
+    let verified = token::verify(raw, &key).ok_or(TokenProblem::Invalid)?;
+    Ok((loaded, verified))
+}
+
+// ---------------------------------------------------------------------------------------------
+// the auth response
+
+/// Runs a collection rule against one record for `info` (PocketBase's `CanAccessRecord`).
+pub fn can_access(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    info: &pocketbun_query::RequestInfo,
+    loaded: &Loaded,
+    rule: Option<&str>,
+) -> Result<bool, ApiError> {
+    if info.superuser {
+        return Ok(true);
+    }
+    let Some(rule) = rule else { return Ok(false) };
+    if rule.is_empty() {
+        return Ok(true);
+    }
+    rule_matches(ctx, schema, info, loaded, rule)
+}
+
+/// Whether the non-empty filter `rule` holds for the record.
+fn rule_matches(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    info: &pocketbun_query::RequestInfo,
+    loaded: &Loaded,
+    rule: &str,
+) -> Result<bool, ApiError> {
+    let coll = loaded.coll();
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, info, true)
+        .map_err(|e| crate::records::access::query_error(&e))?;
+    let mut params = cond.bind(info, now_ms());
+    let table = quote(&coll.name);
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
+        cond.from_sql,
+        params.len() + 1,
+        cond.where_sql
+    );
+    params.push(pocketbun_query::Value::Text(loaded.id()));
+    ctx.reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let k = stmt.parameter_count();
+            Ok(stmt
+                .query_row(bound(&params, k), |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .map_err(|_| ApiError::internal())
+}
+
+/// The request info of the request being answered, with `context` set for the auth method.
+pub fn caller(ctx: &AppCtx, req: &Request, context: &str) -> Result<Caller, ApiError> {
+    let schema = ctx.shared.schema.get();
+    let query = query_pairs(req.query());
+    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
+    if !context.is_empty() {
+        caller.info.context = context.to_string();
+    }
+    Ok(caller)
+}
+
+/// PocketBase's `RecordAuthResponse`: checks the superuser IP allow-list and the collection's
+/// auth rule, asks for a second factor when MFA applies, then answers
+/// `{"meta"?,"record","token"}` (the record with its email, expanded per `?expand=`) and
+/// tracks the login origin (alert mail on a new one).
+#[allow(clippy::too_many_arguments)]
+pub async fn respond(
+    ctx: &Rc<AppCtx>,
+    req: &Request,
+    caller: &Caller,
+    body: &Body,
+    mut loaded: Loaded,
+    token: String,
+    method: &str,
+    meta: Option<Value>,
+) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = loaded.coll().clone();
+    let settings = ctx.shared.settings.get();
+    if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
+        let ip = crate::logs::request::client_ip(&settings, req);
+        if !ip_in_list(&settings.superuser_ips, &ip) {
+            return Err(ApiError::forbidden(None));
+        }
+    }
+    if !can_access(
+        ctx,
+        &schema,
+        &caller.info,
+        &loaded,
+        coll.auth.auth_rule.as_deref(),
+    )? {
+        return Err(ApiError::forbidden(Some(
+            "The request doesn't satisfy the collection requirements to authenticate.",
+        )));
+    }
+
+    if let Some(mfa_id) = check_mfa(ctx, req, caller, body, &loaded, method).await? {
+        let mut out = Map::new();
+        out.insert("mfaId".into(), mfa_id.into());
+        return Ok(json_response(401, &out));
+    }
+
+    // the record as its owner sees it, expanded with the record itself as the auth
+    let auth = super::AuthRecord {
+        id: loaded.id(),
+        collection_id: coll.id.clone(),
+        collection_name: coll.name.clone(),
+    };
+    let mut info = caller.info.clone();
+    info.auth = Some(load_auth_info(ctx, &schema, &auth)?);
+    info.superuser = auth.is_superuser();
+    let idx = loaded.idx;
+    let _ = resolve_flags(ctx, &schema, &info, &mut loaded.arena, &[idx]);
+    {
+        let rec = &mut loaded.arena.recs[idx];
+        rec.show_email = true;
+        if auth.is_superuser() {
+            rec.unhide = true;
+        }
+    }
+    let query = query_pairs(req.query());
+    let expand = query_get(&query, "expand");
+    if !expand.is_empty() {
+        // failed expands are only logged by PocketBase
+        let _ = Expander::new(ctx, &schema, &info).expand_all(&mut loaded.arena, &[idx], expand);
+    }
+
+    if !method.is_empty() && coll.auth.auth_alert.enabled {
+        // failures are only logged by PocketBase
+        let _ = auth_alert(ctx, req, &loaded).await;
+    }
+
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    if let Some(meta) = meta {
+        out.push_str("\"meta\":");
+        let bytes = crate::error::to_go_json(&meta).map_err(|_| ApiError::internal())?;
+        out.push_str(&String::from_utf8_lossy(&bytes));
+        out.push(',');
+    }
+    out.push_str("\"record\":");
+    Writer::new().write(&mut out, &loaded.arena, idx);
+    out.push_str(",\"token\":");
+    pocketbun_storage::collections::gojson::write_str(&mut out, &token);
+    out.push_str("}\n");
+    Ok(Response::with_body(
+        200,
+        "application/json",
+        out.into_bytes(),
+    ))
+}
+
+/// Whether `ip` is one of `list` (addresses or CIDR subnets).
+fn ip_in_list(list: &[String], ip: &str) -> bool {
+    use std::net::IpAddr;
+    let Ok(addr) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    list.iter().any(|item| match item.split_once('/') {
+        None => item.parse::<IpAddr>().is_ok_and(|a| a == addr),
+        Some((net, bits)) => {
+            let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+                return false;
+            };
+            match (net, addr) {
+                (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
+                    u32::from(n) & mask == u32::from(a) & mask
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - bits)
+                    };
+                    u128::from(n) & mask == u128::from(a) & mask
+                }
+                _ => false,
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// MFA
+
+/// PocketBase's MFA step: `Some(mfaId)` when this login must be completed by a second,
+/// different method; `None` when the login may go on.
+async fn check_mfa(
+    ctx: &Rc<AppCtx>,
+    req: &Request,
+    caller: &Caller,
+    body: &Body,
+    loaded: &Loaded,
+    method: &str,
+) -> Result<Option<String>, ApiError> {
+    let coll = loaded.coll().clone();
+    if !coll.auth.mfa.enabled || method.is_empty() {
+        return Ok(None);
+    }
+    let rule = coll.auth.mfa.rule.as_str();
+    if !rule.is_empty() {
+        let schema = ctx.shared.schema.get();
+        match rule_matches(ctx, &schema, &caller.info, loaded, rule) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(_) => return Err(ApiError::bad_request(Some("Failed to authenticate."))),
+        }
+    }
+    let query = query_pairs(req.query());
+    let mut mfa_id = query_get(&query, "mfaId").to_string();
+    if mfa_id.is_empty() {
+        mfa_id = body.string("mfaId")?;
+    }
+    let record_id = loaded.id();
+    let writer = ctx.shared.store.writer();
+
+    if mfa_id.is_empty() {
+        let id = random::new_record_id();
+        let (cid, rid, m, new_id) = (
+            coll.id.clone(),
+            record_id.clone(),
+            method.to_string(),
+            id.clone(),
+        );
+        writer
+            .submit(move |conn| {
+                let now = time::now_datetime();
+                conn.prepare_cached(
+                    "INSERT INTO `_mfas` (`id`, `collectionRef`, `recordRef`, `method`, \
+                     `created`, `updated`) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )?
+                .execute(params![new_id, cid, rid, m, now])?;
+                Ok(())
+            })
+            .await
+            .map_err(|_| ApiError::new(500, "Failed to create MFA record"))?;
+        return Ok(Some(id));
+    }
+
+    let found: Option<(String, String, String, String)> = ctx
+        .reader
+        .read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT `collectionRef`, `recordRef`, `method`, `created` FROM `_mfas` \
+                     WHERE `id` = ?1 LIMIT 1",
+                )?
+                .query_row([&mfa_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?)
+        })
+        .map_err(|_| ApiError::internal())?;
+    let delete = |id: String| async move {
+        let _ = ctx
+            .shared
+            .store
+            .writer()
+            .submit(move |conn| {
+                conn.prepare_cached("DELETE FROM `_mfas` WHERE `id` = ?1")?
+                    .execute([id])?;
+                Ok(())
+            })
+            .await;
+    };
+    let Some((coll_ref, record_ref, mfa_method, created)) = found else {
+        return Err(ApiError::bad_request(Some(
+            "Invalid or expired MFA session.",
+        )));
+    };
+    if expired(&created, coll.auth.mfa.duration) {
+        delete(mfa_id).await;
+        return Err(ApiError::bad_request(Some(
+            "Invalid or expired MFA session.",
+        )));
+    }
+    if record_ref != record_id || coll_ref != coll.id {
+        return Err(ApiError::bad_request(Some("Invalid MFA session.")));
+    }
+    if mfa_method == method {
+        return Err(ApiError::bad_request(Some(
+            "A different authentication method is required.",
+        )));
+    }
+    delete(mfa_id).await;
+    Ok(None)
+}
+
+/// Whether a row `created` at that datetime is older than `duration` seconds.
+pub fn expired(created: &str, duration: i64) -> bool {
+    let cutoff = time::format_unix_millis(now_ms() - duration.saturating_mul(1000));
+    created < cutoff.as_str()
+}
+
+// ---------------------------------------------------------------------------------------------
+// login alerts
+
+/// Most login origins kept per record.
+const MAX_AUTH_ORIGINS: usize = 5;
+
+/// PocketBase's new-login tracking: the (IP, user agent) fingerprint of this login is saved in
+/// `_authOrigins`; a fingerprint not seen before (and not the first login) mails an alert.
+async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<(), String> {
+    use md5::Digest as _;
+    let settings = ctx.shared.settings.get();
+    let ip = crate::logs::request::client_ip(&settings, req);
+    let mut agent = req.header("user-agent").unwrap_or("").to_string();
+    if agent.len() > 200 {
+        let mut cut = 200;
+        while !agent.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        agent.truncate(cut);
+        agent.push_str("...");
+    }
+    let fingerprint = format!("{:x}", md5::Md5::digest(format!("{ip}{agent}").as_bytes()));
+    let coll = loaded.coll().clone();
+    let record_id = loaded.id();
+
+    let origins: Vec<(String, String)> = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT `id`, `fingerprint` FROM `_authOrigins` WHERE `collectionRef` = ?1 \
+                 AND `recordRef` = ?2 ORDER BY `created` DESC",
+            )?;
+            let rows =
+                stmt.query_map(params![coll.id, record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .map_err(|e| e.to_string())?;
+    let current = origins.iter().find(|(_, f)| *f == fingerprint).cloned();
+    let email = loaded.text("email");
+
+    if !origins.is_empty() && current.is_none() && !email.is_empty() {
+        let info = format!("{} - {ip} {agent}", time::now_datetime());
+        let mut placeholders = vec![("{ALERT_INFO}".to_string(), templates::html_escape(&info))];
+        placeholders.extend(record_placeholders(&settings, loaded));
+        let t = &coll.auth.auth_alert.email_template;
+        let (subject, html) = templates::render(&t.subject, &t.body, &placeholders);
+        let msg = mail::Message::from_app(&settings, &email, subject, html);
+        mail::send_off_thread(settings.smtp.clone(), msg).await?;
+    }
+
+    let (cid, rid) = (coll.id.clone(), record_id);
+    let stale: Vec<String> = if current.is_none() && origins.len() >= MAX_AUTH_ORIGINS {
+        origins[MAX_AUTH_ORIGINS - 1..]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let existing = current.map(|(id, _)| id);
+    ctx.shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            let now = time::now_datetime();
+            for id in &stale {
+                conn.prepare_cached("DELETE FROM `_authOrigins` WHERE `id` = ?1")?
+                    .execute([id])?;
+            }
+            match existing {
+                Some(id) => {
+                    conn.prepare_cached(
+                        "UPDATE `_authOrigins` SET `updated` = ?2 WHERE `id` = ?1",
+                    )?
+                    .execute(params![id, now])?;
+                }
+                None => {
+                    conn.prepare_cached(
+                        "INSERT INTO `_authOrigins` (`id`, `collectionRef`, `recordRef`, \
+                         `fingerprint`, `created`, `updated`) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    )?
+                    .execute(params![
+                        random::new_record_id(),
+                        cid,
+                        rid,
+                        fingerprint,
+                        now
+                    ])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `{APP_NAME}`, `{APP_URL}` and `{RECORD:field}` of every visible field (HTML-escaped
+/// except for dates, bools and numbers), as PocketBase fills its auth emails.
+pub fn record_placeholders(
+    settings: &crate::settings::Settings,
+    loaded: &Loaded,
+) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("{APP_NAME}".to_string(), settings.meta.app_name.clone()),
+        ("{APP_URL}".to_string(), settings.meta.app_url.clone()),
+    ];
+    for f in &loaded.coll().fields {
+        if f.hidden {
+            continue;
+        }
+        let v = loaded.text(&f.name);
+        let v = match f.kind {
+            FieldKind::Autodate { .. }
+            | FieldKind::Date { .. }
+            | FieldKind::Bool
+            | FieldKind::Number { .. } => v,
+            _ => templates::html_escape(&v),
+        };
+        out.push((format!("{{RECORD:{}}}", f.name), v));
+    }
+    out
+}
+
+/// Sends one of the collection's auth emails to `to`.
+pub async fn send_template(
+    ctx: &AppCtx,
+    loaded: &Loaded,
+    template: &pocketbun_storage::collections::model::EmailTemplate,
+    to: &str,
+    extra: Vec<(String, String)>,
+) -> Result<(), String> {
+    let settings = ctx.shared.settings.get();
+    let mut placeholders = extra;
+    placeholders.extend(record_placeholders(&settings, loaded));
+    let (subject, html) = templates::render(&template.subject, &template.body, &placeholders);
+    let msg = mail::Message::from_app(&settings, to, subject, html);
+    mail::send_off_thread(settings.smtp.clone(), msg).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_lists() {
+        let list = vec!["127.0.0.1".to_string(), "10.0.0.0/8".to_string()];
+        assert!(ip_in_list(&list, "127.0.0.1"));
+        assert!(ip_in_list(&list, "10.20.30.40"));
+        assert!(!ip_in_list(&list, "11.0.0.1"));
+        assert!(!ip_in_list(&list, "garbage"));
+    }
+
+    #[test]
+    fn expiry_by_created_datetime() {
+        let now = time::now_datetime();
+        assert!(!expired(&now, 60));
+        assert!(expired("2020-01-01 00:00:00.000Z", 60));
+    }
+
+    #[test]
+    fn multipart_text_fields() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
+        let m = multipart_fields("multipart/form-data; boundary=XX", body);
+        assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
+        assert!(m.get("f").is_none());
+    }
+}
