@@ -2,7 +2,6 @@
 //! paginated result envelope, shared by every list endpoint.
 
 use crate::error::ApiError;
-use percent_encoding::percent_decode_str;
 
 pub const DEFAULT_PER_PAGE: i64 = 30;
 pub const MAX_PER_PAGE: i64 = 1000;
@@ -16,21 +15,8 @@ pub struct ListParams {
     pub filter: String,
 }
 
-/// Decoded `key=value` pairs of a raw query string (`+` is a space, as Go decodes forms).
-pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let spaced = s.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
-}
+/// Go's query parsing (first value of a repeated key wins, malformed pairs are skipped).
+pub use crate::records::access::query_pairs;
 
 /// The first value of `key` in a raw query string.
 pub fn query_value(raw: &str, key: &str) -> Option<String> {
