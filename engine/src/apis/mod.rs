@@ -6,6 +6,7 @@ pub mod crons;
 pub mod health;
 pub mod logs;
 pub mod record_auth;
+pub mod record_auth_email;
 pub mod records;
 pub mod search;
 pub mod settings;
@@ -19,6 +20,7 @@ pub fn register(routes: &mut Routes) {
     health::register(routes);
     logs::register(routes);
     record_auth::register(routes);
+    record_auth_email::register(routes);
     records::register(routes);
     settings::register(routes);
 }

@@ -850,3 +850,134 @@ mod tests {
         assert!(m.get("f").is_none());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// writes, throttles and detached mail
+
+/// Updates columns of an auth record (plus its `onUpdate` autodates) through the writer.
+pub async fn update_record(
+    ctx: &AppCtx,
+    coll: &Collection,
+    id: &str,
+    sets: Vec<(String, pocketbun_storage::rusqlite::types::Value)>,
+) -> Result<(), pocketbun_storage::StorageError> {
+    let mut sets = sets;
+    let now = time::now_datetime();
+    for f in &coll.fields {
+        if let FieldKind::Autodate {
+            on_update: true, ..
+        } = f.kind
+        {
+            sets.push((f.name.clone(), now.clone().into()));
+        }
+    }
+    let assignments = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{} = ?{}", quote(name), i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE {} SET {assignments} WHERE `id` = ?1",
+        quote(&coll.name)
+    );
+    let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
+    values.extend(sets.into_iter().map(|(_, v)| v));
+    ctx.shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            conn.execute(
+                &sql,
+                pocketbun_storage::rusqlite::params_from_iter(values),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// A fresh token key as the collection's `tokenKey` field generates them.
+pub fn new_token_key(coll: &Collection) -> String {
+    let pattern = coll
+        .field("tokenKey")
+        .and_then(|f| match &f.kind {
+            FieldKind::Text {
+                autogenerate_pattern,
+                ..
+            } => Some(autogenerate_pattern.clone()),
+            _ => None,
+        })
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "[a-zA-Z0-9]{50}".into());
+    random::from_autogenerate_pattern(&pattern).unwrap_or_else(|_| random::random_string(50))
+}
+
+/// PocketBase's in-memory app store keys with an expiry (resend throttles) and hit counters
+/// (fixed-window limits), shared by all workers.
+pub mod throttle {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::{Duration, Instant};
+
+    static KEYS: LazyLock<Mutex<HashMap<String, (Instant, u32)>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    /// Whether `key` is set (and not expired).
+    pub fn has(key: &str) -> bool {
+        let map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).is_some_and(|(until, _)| *until > Instant::now())
+    }
+
+    pub fn set(key: &str, ttl: Duration) {
+        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (until, _)| *until > Instant::now());
+        map.insert(key.to_string(), (Instant::now() + ttl, 1));
+    }
+
+    pub fn remove(key: &str) {
+        KEYS.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Counts a hit on `key`; `false` once more than `max` hits fell in the current window
+    /// of `window`.
+    pub fn allow(key: &str, max: u32, window: Duration) -> bool {
+        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let entry = map.entry(key.to_string()).or_insert((now + window, 0));
+        if entry.0 <= now {
+            *entry = (now + window, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= max
+    }
+}
+
+/// One of the collection's auth emails to `to`, filled for `loaded` (+ `extra` placeholders).
+pub fn compose(
+    ctx: &AppCtx,
+    loaded: &Loaded,
+    template: &pocketbun_storage::collections::EmailTemplate,
+    to: &str,
+    extra: Vec<(String, String)>,
+) -> mail::Message {
+    let settings = ctx.shared.settings.get();
+    let mut placeholders = extra;
+    placeholders.extend(record_placeholders(&settings, loaded));
+    let (subject, html) = templates::render(&template.subject, &template.body, &placeholders);
+    mail::Message::from_app(&settings, to, subject, html)
+}
+
+/// Sends `msg` on a thread of its own without waiting for it (PocketBase's fire-and-forget
+/// mails); `done` runs on that thread with the outcome.
+pub fn send_detached(
+    ctx: &AppCtx,
+    msg: mail::Message,
+    done: impl FnOnce(Result<(), String>) + Send + 'static,
+) {
+    let smtp = ctx.shared.settings.get().smtp.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pocketbun-mail".into())
+        .spawn(move || done(mail::send(&smtp, &msg)));
+    // like a failed send, a thread that cannot start only loses this mail
+    drop(spawned);
+}

@@ -186,19 +186,24 @@ pub fn verify(token: &str, key: &str) -> Option<serde_json::Map<String, serde_js
 /// The payload of `token` without checking its signature (PocketBase's `ParseUnverifiedJWT`,
 /// which still refuses tokens whose `exp` has passed).
 pub fn unverified_payload(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use base64::Engine as _;
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+    let claims = raw_payload(token)?;
     if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_f64) {
         if exp < unix_now() as f64 {
             return None;
         }
     }
     Some(claims)
+}
+
+/// The payload of `token`, expired or not, signature unchecked.
+pub fn raw_payload(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// The raw token of an `Authorization` header value (a bare token or `Bearer <token>`).
