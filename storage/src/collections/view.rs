@@ -275,6 +275,25 @@ fn parse_identifiers(query: &str) -> VResult<(Vec<Ident>, Vec<Ident>)> {
     Ok((columns, tables))
 }
 
+/// Where the view column `alias` of `query` is read from: the `(table, column)` of a plain
+/// `[table.]column` select item (the table as the query names it, resolved from its alias).
+pub fn view_column_source(query: &str, alias: &str) -> Option<(String, String)> {
+    let (columns, tables) = parse_identifiers(query).ok()?;
+    let col = columns
+        .iter()
+        .find(|c| c.alias == alias && !c.original.contains('('))?;
+    let parts: Vec<&str> = col.original.split('.').collect();
+    let (table_alias, column) = match parts.as_slice() {
+        [t, c] => (*t, *c),
+        [c] => (tables.first()?.alias.as_str(), *c),
+        _ => return None,
+    };
+    let table = tables
+        .iter()
+        .find(|t| !t.alias.contains('(') && t.alias == table_alias)?;
+    Some((table.original.clone(), column.to_string()))
+}
+
 fn default_view_id_field() -> Field {
     let mut f = Field::new(
         FIELD_ID,
@@ -485,6 +504,21 @@ mod tests {
             "select 1"
         );
         assert!(normalize_view_select_query("select 1; select 2").is_err());
+    }
+
+    #[test]
+    fn finds_view_column_sources() {
+        let q = "SELECT a.id, b.file as f, doc, count(*) total FROM demo a LEFT JOIN other b ON a.x = b.y";
+        assert_eq!(
+            view_column_source(q, "f"),
+            Some(("other".to_string(), "file".to_string()))
+        );
+        assert_eq!(
+            view_column_source(q, "doc"),
+            Some(("demo".to_string(), "doc".to_string()))
+        );
+        assert_eq!(view_column_source(q, "total"), None);
+        assert_eq!(view_column_source(q, "missing"), None);
     }
 
     #[test]
