@@ -24,6 +24,8 @@ pub struct Shared {
     pub schema: SchemaState,
     /// The application settings (`_params`), replaced as a whole when they change.
     pub settings: crate::settings::SettingsCell,
+    /// Realtime clients of all workers and the inboxes events are published to.
+    pub realtime: crate::realtime::Hub,
 }
 
 /// What a handler gets besides the request: the worker's view of the application.
@@ -33,6 +35,8 @@ pub struct AppCtx {
     pub reader: Reader,
     /// This worker's compiled filters and sorts (no locks: one per worker).
     pub queries: RefCell<QueryCache>,
+    /// This worker's realtime clients and their subscriptions.
+    pub realtime: crate::realtime::Worker,
 }
 
 impl AppCtx {
@@ -109,11 +113,13 @@ impl App {
         let mut routes = Routes::default();
         crate::apis::register(&mut routes);
         let reader = shared.store.reader()?;
+        let realtime = crate::realtime::Worker::new(&shared.realtime);
         Ok(App {
             ctx: Rc::new(AppCtx {
                 shared,
                 reader,
                 queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
+                realtime,
             }),
             routes,
         })
@@ -190,6 +196,8 @@ impl Service for App {
         };
         cors::decorate(has_origin, &mut resp);
         add_security_headers(&mut resp);
+        // Go's net/http writes the header keys sorted (stable: repeated keys keep their order)
+        resp.headers.sort_by(|a, b| a.0.cmp(&b.0));
         resp
     }
 

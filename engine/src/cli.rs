@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Accepted for command-line compatibility with PocketBase; PocketBun writes no migration files.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     automigrate: Option<String>,
+    /// Seconds after which an idle realtime client is disconnected (PocketBase: 300).
+    #[arg(long, hide = true, default_value_t = 300.0)]
+    realtime_idle_timeout: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +160,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
+        realtime: crate::realtime::Hub::new(crate::realtime::RealtimeConfig {
+            idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
+            ..Default::default()
+        }),
     });
     // scratch files of an earlier backup/restore; then the log writer and the cron jobs
     crate::backups::remove_temp_dir(store.dir());

@@ -15,6 +15,7 @@ pub mod crons;
 pub mod error;
 pub mod logs;
 pub mod offload;
+pub mod realtime;
 pub mod records;
 pub mod schema;
 pub mod settings;

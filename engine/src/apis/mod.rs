@@ -5,6 +5,7 @@ pub mod collections;
 pub mod crons;
 pub mod health;
 pub mod logs;
+pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;
 pub mod records;
@@ -19,6 +20,7 @@ pub fn register(routes: &mut Routes) {
     crons::register(routes);
     health::register(routes);
     logs::register(routes);
+    realtime::register(routes);
     record_auth::register(routes);
     record_auth_email::register(routes);
     records::register(routes);

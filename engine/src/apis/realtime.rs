@@ -1,0 +1,196 @@
+//! The realtime API: `GET /api/realtime` (the SSE stream) and `POST /api/realtime` (set the
+//! client's subscriptions). The broker behind them is `crate::realtime`.
+
+use crate::app::{AppCtx, Routes};
+use crate::error::{ApiError, ApiResult};
+use crate::realtime::client::ClientAuth;
+use crate::records::access::{load_auth_info, url_decode};
+use pocketbun_http::{Body, Method, Request, Response};
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+pub fn register(routes: &mut Routes) {
+    routes.add(Method::Get, "/api/realtime", |ctx, req| {
+        Box::pin(connect(ctx, req))
+    });
+    routes.add(Method::Post, "/api/realtime", |ctx, req| {
+        Box::pin(set_subscriptions(ctx, req))
+    });
+}
+
+/// Max subscriptions per request, and max length of one.
+pub const MAX_SUBSCRIPTIONS: usize = 1000;
+pub const MAX_SUBSCRIPTION_LENGTH: usize = 2500;
+const MAX_CLIENT_ID_LENGTH: usize = 255;
+
+async fn connect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let ip = client_ip(&ctx, &req);
+    let stream = ctx.realtime.connect(&ctx, ip);
+    let mut resp = Response::new(200);
+    resp.headers
+        .push(("Content-Type".into(), "text/event-stream".into()));
+    resp.headers
+        .push(("Cache-Control".into(), "no-store".into()));
+    resp.headers.push(("X-Accel-Buffering".into(), "no".into()));
+    resp.body = Body::Stream(Box::pin(stream));
+    Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+struct Form {
+    #[serde(rename = "clientId", default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    subscriptions: Option<Vec<String>>,
+}
+
+fn bad_request() -> ApiError {
+    ApiError::bad_request(None)
+}
+
+/// PocketBase's body binding: JSON or a urlencoded form.
+fn bind(req: &Request) -> Result<Form, ApiError> {
+    let ctype = req
+        .header("content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ctype.as_str() {
+        "application/json" => {
+            if req.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Form::default());
+            }
+            serde_json::from_slice(&req.body).map_err(|_| bad_request())
+        }
+        "application/x-www-form-urlencoded" => {
+            let text = std::str::from_utf8(&req.body).map_err(|_| bad_request())?;
+            let mut form = Form::default();
+            for part in text.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                let (Some(k), Some(v)) = (url_decode(k), url_decode(v)) else {
+                    continue;
+                };
+                match k.as_str() {
+                    "clientId" if form.client_id.is_none() => form.client_id = Some(v),
+                    "subscriptions" => form.subscriptions.get_or_insert_with(Vec::new).push(v),
+                    _ => {}
+                }
+            }
+            Ok(form)
+        }
+        _ => Err(bad_request()),
+    }
+}
+
+fn length_error(code: &str, message: &str, min: usize, max: usize) -> Json {
+    json!({"code": code, "message": message, "params": {"max": max, "min": min}})
+}
+
+fn validate(form: &Form) -> Result<(), ApiError> {
+    let mut data = Map::new();
+    let id = form.client_id.as_deref().unwrap_or("");
+    if id.is_empty() {
+        data.insert(
+            "clientId".into(),
+            json!({"code": "validation_required", "message": "Cannot be blank."}),
+        );
+    } else if id.chars().count() > MAX_CLIENT_ID_LENGTH {
+        data.insert(
+            "clientId".into(),
+            length_error(
+                "validation_length_out_of_range",
+                "The length must be between 1 and 255.",
+                1,
+                MAX_CLIENT_ID_LENGTH,
+            ),
+        );
+    }
+    let subs = form.subscriptions.as_deref().unwrap_or(&[]);
+    if subs.len() > MAX_SUBSCRIPTIONS {
+        data.insert(
+            "subscriptions".into(),
+            length_error(
+                "validation_length_too_long",
+                "The length must be no more than 1000.",
+                0,
+                MAX_SUBSCRIPTIONS,
+            ),
+        );
+    } else {
+        let mut each = Map::new();
+        for (i, s) in subs.iter().enumerate() {
+            if s.chars().count() > MAX_SUBSCRIPTION_LENGTH {
+                each.insert(
+                    i.to_string(),
+                    length_error(
+                        "validation_length_too_long",
+                        "The length must be no more than 2500.",
+                        0,
+                        MAX_SUBSCRIPTION_LENGTH,
+                    ),
+                );
+            }
+        }
+        if !each.is_empty() {
+            data.insert("subscriptions".into(), Json::Object(each));
+        }
+    }
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut err = bad_request();
+    err.data = data;
+    Err(err)
+}
+
+async fn set_subscriptions(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let form = bind(&req)?;
+    validate(&form)?;
+    let client_id = form.client_id.unwrap_or_default();
+    let auth = match ctx.auth(&req) {
+        Some(record) => {
+            let schema = ctx.shared.schema.get();
+            let info = load_auth_info(&ctx, &schema, &record)?;
+            Some(ClientAuth { record, info })
+        }
+        None => None,
+    };
+    let ip = client_ip(&ctx, &req);
+    ctx.realtime
+        .subscribe(
+            &ctx.shared.realtime,
+            client_id,
+            ip,
+            auth,
+            form.subscriptions.unwrap_or_default(),
+        )
+        .await?;
+    Ok(Response::new(204))
+}
+
+/// PocketBase's `RealIP`: the first trusted proxy header naming a valid IP, else the peer.
+fn client_ip(ctx: &AppCtx, req: &Request) -> String {
+    let settings = ctx.shared.settings.get();
+    let proxy = &settings.trusted_proxy;
+    for name in &proxy.headers {
+        let Some(list) = req.head.headers.get_all(name).last() else {
+            continue;
+        };
+        let ips: Vec<&str> = list.split(',').collect();
+        let parse = |s: &&str| s.trim().parse::<IpAddr>().ok();
+        let found = if proxy.use_leftmost_ip {
+            ips.iter().find_map(parse)
+        } else {
+            ips.iter().rev().find_map(parse)
+        };
+        if let Some(ip) = found {
+            return ip.to_string();
+        }
+    }
+    req.peer.ip().to_string()
+}

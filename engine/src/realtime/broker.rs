@@ -1,0 +1,621 @@
+//! A worker's realtime broker: the clients it accepted, their subscriptions indexed by topic,
+//! and the fan-out of published record events to them.
+//!
+//! Fan-out groups the subscribers of an event by (subscription string, topic kind, auth
+//! identity class): every member of a group would get the very same message, so the rule
+//! check, expand and serialisation run once per group. The identity class is the auth record
+//! only where it can matter (the rule or the options mention `@request.auth`, an `expand`
+//! runs further rule checks, or the record is an auth record whose email visibility depends on
+//! the caller); otherwise all non-superusers share one class and all superusers another.
+
+use super::client::{Client, ClientAuth, Message, OnClose, SseStream};
+use super::topic::Subscription;
+use super::{Action, Hub, Inbox, RecordEvent, Slot};
+use crate::app::{AppCtx, Shared};
+use crate::error::ApiError;
+use crate::records::access::{now_ms, resolve_flags};
+use crate::records::expand::Expander;
+use crate::records::json::Writer;
+use crate::records::{bound, pick, quote, Arena, Rec, SqlVal};
+use crate::schema::SchemaPair;
+use futures_channel::oneshot;
+use futures_util::StreamExt;
+use pocketbun_query::{check_superuser_only, RequestInfo, Value as QValue};
+use pocketbun_storage::collections::gojson;
+use serde_json::{Map, Value as Json};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// `@request.context` of realtime rule checks.
+pub const CONTEXT_REALTIME: &str = "realtime";
+/// Length of a client id.
+pub const CLIENT_ID_LENGTH: usize = 40;
+
+const MISSING_CLIENT: &str = "Missing or invalid client id.";
+
+/// A subscription request forwarded to the worker holding the client.
+pub struct SubscribeCmd {
+    pub client_id: String,
+    pub ip: String,
+    pub auth: Option<ClientAuth>,
+    pub subs: Vec<String>,
+    pub reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
+#[derive(Default)]
+struct Local {
+    clients: HashMap<Rc<str>, Rc<Client>>,
+    /// Topic → the clients with at least one subscription to it.
+    topics: HashMap<String, HashMap<Rc<str>, Rc<Client>>>,
+}
+
+impl Local {
+    fn unindex(&mut self, client: &Client) {
+        for sub in &client.state.borrow().subs {
+            if let Some(set) = self.topics.get_mut(&sub.topic) {
+                set.remove(&client.id);
+                if set.is_empty() {
+                    self.topics.remove(&sub.topic);
+                }
+            }
+        }
+    }
+}
+
+/// One worker's realtime state (lives in its `AppCtx`).
+pub struct Worker {
+    index: usize,
+    slot: Arc<Slot>,
+    local: Rc<RefCell<Local>>,
+    started: Cell<bool>,
+    /// Rule checks + serialisations run (one per subscriber group per event).
+    evaluations: Cell<u64>,
+}
+
+impl Worker {
+    pub fn new(hub: &Hub) -> Worker {
+        let (index, slot) = hub.attach();
+        Worker {
+            index,
+            slot,
+            local: Rc::new(RefCell::new(Local::default())),
+            started: Cell::new(false),
+            evaluations: Cell::new(0),
+        }
+    }
+
+    /// How many subscriber groups events were evaluated for, since start.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.get()
+    }
+
+    /// Clients connected to this worker.
+    pub fn client_count(&self) -> usize {
+        self.local.borrow().clients.len()
+    }
+
+    /// Starts this worker's inbox task (once, on its first client).
+    fn ensure_started(&self, ctx: &Rc<AppCtx>) {
+        if self.started.replace(true) {
+            return;
+        }
+        let Some(mut rx) = self
+            .slot
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let ctx = ctx.clone();
+        monoio::spawn(async move {
+            while let Some(msg) = rx.next().await {
+                match msg {
+                    Inbox::Event(ev) => {
+                        let run = std::panic::AssertUnwindSafe(|| deliver(&ctx, &ev));
+                        if std::panic::catch_unwind(run).is_err() {
+                            eprintln!("pocketbun: realtime: event delivery panicked");
+                        }
+                    }
+                    Inbox::Subscribe(cmd) => {
+                        let r = ctx.realtime.apply_subscribe(
+                            &cmd.client_id,
+                            &cmd.ip,
+                            cmd.auth,
+                            &cmd.subs,
+                        );
+                        let _ = cmd.reply.send(r);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Registers a new client on this worker and returns its SSE stream.
+    pub fn connect(&self, ctx: &Rc<AppCtx>, ip: String) -> SseStream {
+        self.ensure_started(ctx);
+        let id = pocketbun_storage::random::random_string(CLIENT_ID_LENGTH);
+        let client = Rc::new(Client::new(&id, ip));
+        self.local
+            .borrow_mut()
+            .clients
+            .insert(client.id.clone(), client.clone());
+        ctx.shared.realtime.register(&id, self.index);
+        SseStream::new(
+            client,
+            &ctx.shared.realtime.config,
+            Box::new(Unregister {
+                shared: ctx.shared.clone(),
+                index: self.index,
+                local: self.local.clone(),
+            }),
+        )
+    }
+
+    /// Sets the subscriptions of client `client_id`, wherever it lives.
+    pub async fn subscribe(
+        &self,
+        hub: &Hub,
+        client_id: String,
+        ip: String,
+        auth: Option<ClientAuth>,
+        subs: Vec<String>,
+    ) -> Result<(), ApiError> {
+        let Some(owner) = hub.owner(&client_id) else {
+            return Err(ApiError::not_found(Some(MISSING_CLIENT)));
+        };
+        if owner == self.index {
+            return self.apply_subscribe(&client_id, &ip, auth, &subs);
+        }
+        let slot = hub
+            .slot(owner)
+            .ok_or_else(|| ApiError::not_found(Some(MISSING_CLIENT)))?;
+        let (reply, answer) = oneshot::channel();
+        let cmd = Box::new(SubscribeCmd {
+            client_id,
+            ip,
+            auth,
+            subs,
+            reply,
+        });
+        if slot.tx.unbounded_send(Inbox::Subscribe(cmd)).is_err() {
+            return Err(ApiError::not_found(Some(MISSING_CLIENT)));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApiError::not_found(Some(MISSING_CLIENT))))
+    }
+
+    fn apply_subscribe(
+        &self,
+        client_id: &str,
+        ip: &str,
+        auth: Option<ClientAuth>,
+        subs: &[String],
+    ) -> Result<(), ApiError> {
+        let mut local = self.local.borrow_mut();
+        let client = local
+            .clients
+            .get(client_id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(Some(MISSING_CLIENT)))?;
+        if !client.ip.is_empty() && client.ip != ip {
+            return Err(ApiError::bad_request(Some("Invalid realtime client.")));
+        }
+        {
+            let st = client.state.borrow();
+            if let Some(current) = &st.auth {
+                if !ClientAuth::same(Some(&current.record), auth.as_ref().map(|a| &a.record)) {
+                    return Err(ApiError::forbidden(Some(
+                        "The current and the previous request authorization don't match.",
+                    )));
+                }
+            }
+        }
+        local.unindex(&client);
+        let mut parsed: Vec<Subscription> = Vec::with_capacity(subs.len());
+        for raw in subs.iter().filter(|s| !s.is_empty()) {
+            let sub = Subscription::parse(raw);
+            match parsed.iter_mut().find(|s| s.name == sub.name) {
+                Some(same) => *same = sub,
+                None => parsed.push(sub),
+            }
+        }
+        for sub in &parsed {
+            local
+                .topics
+                .entry(sub.topic.clone())
+                .or_default()
+                .insert(client.id.clone(), client.clone());
+        }
+        let mut st = client.state.borrow_mut();
+        st.auth = auth;
+        st.subs = parsed;
+        Ok(())
+    }
+
+    /// The subscriptions of a client on this worker (tests, diagnostics).
+    pub fn subscriptions(&self, client_id: &str) -> Option<Vec<String>> {
+        let local = self.local.borrow();
+        let client = local.clients.get(client_id)?;
+        let names = client
+            .state
+            .borrow()
+            .subs
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        Some(names)
+    }
+}
+
+struct Unregister {
+    shared: Arc<Shared>,
+    index: usize,
+    local: Rc<RefCell<Local>>,
+}
+
+impl OnClose for Unregister {
+    fn closed(&self, client: &Client) {
+        if let Ok(mut local) = self.local.try_borrow_mut() {
+            local.unindex(client);
+            local.clients.remove(&client.id);
+        }
+        self.shared.realtime.unregister(&client.id, self.index);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum AuthClass {
+    /// Non-superusers whose identity cannot change the message.
+    Anyone,
+    Guest,
+    Superuser,
+    Record(String, String),
+}
+
+struct Group {
+    /// The collection's view rule (one-record topics) or list rule.
+    rule: Option<String>,
+    sub: Subscription,
+    auth: Option<ClientAuth>,
+    members: Vec<Rc<Client>>,
+}
+
+/// Delivers one published event to this worker's subscribers.
+pub fn deliver(ctx: &AppCtx, ev: &RecordEvent) {
+    let coll = ev.collection.clone();
+    if coll.is_auth() {
+        match ev.action {
+            Action::Update => refresh_auth(ctx, ev),
+            Action::Delete => {}
+            Action::Create => {}
+        }
+    }
+    let id = ev.record_id().to_string();
+    let mut topics: Vec<(String, bool)> = vec![
+        (format!("{}/{}", coll.name, id), true),
+        (format!("{}/{}", coll.id, id), true),
+        (format!("{}/*", coll.name), false),
+        (format!("{}/*", coll.id), false),
+        (coll.name.clone(), false),
+        (coll.id.clone(), false),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    topics.retain(|(t, _)| seen.insert(t.clone()));
+
+    // group the subscribers (the broker's state is not borrowed past this block)
+    let mut groups: HashMap<(bool, String, AuthClass), Group> = HashMap::new();
+    {
+        let local = ctx.realtime.local.borrow();
+        for (topic, one) in &topics {
+            let Some(clients) = local.topics.get(topic) else {
+                continue;
+            };
+            let rule = if *one {
+                coll.view_rule.clone()
+            } else {
+                coll.list_rule.clone()
+            };
+            for client in clients.values() {
+                let st = client.state.borrow();
+                for sub in st.subs.iter().filter(|s| &s.topic == topic) {
+                    let class = auth_class(st.auth.as_ref(), rule.as_deref(), sub, coll.is_auth());
+                    groups
+                        .entry((*one, sub.name.clone(), class))
+                        .or_insert_with(|| Group {
+                            rule: rule.clone(),
+                            sub: sub.clone(),
+                            auth: st.auth.clone(),
+                            members: Vec::new(),
+                        })
+                        .members
+                        .push(client.clone());
+                }
+            }
+        }
+    }
+    if !groups.is_empty() {
+        let schema = ctx.shared.schema.get();
+        let config = &ctx.shared.realtime.config;
+        for (_, group) in groups {
+            let done = &ctx.realtime.evaluations;
+            done.set(done.get() + 1);
+            if let Some(msg) = group_message(ctx, &schema, ev, &group) {
+                let msg = Rc::new(msg);
+                for client in &group.members {
+                    client.send(msg.clone(), config);
+                }
+            }
+        }
+    }
+    if coll.is_auth() && ev.action == Action::Delete {
+        unset_auth(ctx, &coll.id, &id);
+    }
+}
+
+fn auth_class(
+    auth: Option<&ClientAuth>,
+    rule: Option<&str>,
+    sub: &Subscription,
+    auth_collection: bool,
+) -> AuthClass {
+    let record = || match auth {
+        Some(a) => AuthClass::Record(a.record.collection_id.clone(), a.record.id.clone()),
+        None => AuthClass::Guest,
+    };
+    let uses_auth = sub.options.mentions_auth();
+    if auth.is_some_and(|a| a.record.is_superuser()) {
+        return if uses_auth {
+            record()
+        } else {
+            AuthClass::Superuser
+        };
+    }
+    let identity_matters = uses_auth
+        || auth_collection
+        || !sub.options.query("expand").is_empty()
+        || rule.is_some_and(|r| r.contains("@request.auth"));
+    if identity_matters {
+        record()
+    } else {
+        AuthClass::Anyone
+    }
+}
+
+fn request_info(sub: &Subscription, auth: Option<&ClientAuth>) -> RequestInfo {
+    let mut info = RequestInfo {
+        context: CONTEXT_REALTIME.into(),
+        method: "GET".into(),
+        superuser: auth.is_some_and(|a| a.record.is_superuser()),
+        auth: auth.map(|a| a.info.clone()),
+        ..Default::default()
+    };
+    for (k, v) in &sub.options.query {
+        info.query.insert(k.clone(), Json::String(v.clone()));
+    }
+    for (k, v) in &sub.options.headers {
+        info.headers.insert(k.clone(), Json::String(v.clone()));
+    }
+    info
+}
+
+/// The message of one group, or `None` when its members may not see the record.
+fn group_message(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    ev: &RecordEvent,
+    group: &Group,
+) -> Option<Message> {
+    // the identity does not matter for `Anyone`: check as a guest
+    let auth = group.auth.as_ref().filter(|a| {
+        a.record.is_superuser()
+            || auth_class(
+                Some(a),
+                group.rule.as_deref(),
+                &group.sub,
+                ev.collection.is_auth(),
+            ) != AuthClass::Anyone
+    });
+    let info = request_info(&group.sub, auth);
+    if !can_access(ctx, schema, ev, group.rule.as_deref(), &info, &group.sub) {
+        return None;
+    }
+    let mut arena = Arena::default();
+    arena.recs.push(Rec {
+        coll: ev.collection.clone(),
+        values: ev.values.clone(),
+        show_email: false,
+        unhide: false,
+        expand: None,
+    });
+    if resolve_flags(ctx, schema, &info, &mut arena, &[0]).is_err() {
+        return None;
+    }
+    let expand = group.sub.options.query("expand");
+    if !expand.is_empty() {
+        // failed paths are skipped, as by PocketBase
+        let _ = Expander::new(ctx, schema, &info).expand_all(&mut arena, &[0], expand);
+    }
+    let mut record = String::with_capacity(512);
+    Writer::new().write(&mut record, &arena, 0);
+    let fields = group.sub.options.query("fields");
+    if !fields.is_empty() {
+        if let Some(picked) = pick::parse(fields).and_then(|p| pick::apply(&record, &p, false)) {
+            record = picked;
+        }
+    }
+    let mut data = String::with_capacity(record.len() + 32);
+    data.push_str("{\"record\":");
+    data.push_str(&record);
+    data.push_str(",\"action\":");
+    gojson::write_str(&mut data, ev.action.as_str());
+    data.push('}');
+    Some(Message {
+        name: group.sub.name.clone(),
+        data,
+    })
+}
+
+/// PocketBase's realtime access check: the collection rule, then the subscription's own
+/// `filter` option.
+fn can_access(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    ev: &RecordEvent,
+    rule: Option<&str>,
+    info: &RequestInfo,
+    sub: &Subscription,
+) -> bool {
+    if !info.superuser {
+        match rule {
+            None => return false,
+            Some("") => {}
+            Some(rule) => {
+                if !matches(ctx, schema, ev, rule, info, true) {
+                    return false;
+                }
+            }
+        }
+    }
+    let filter = sub.options.query("filter");
+    if filter.is_empty() {
+        return true;
+    }
+    if !info.superuser && check_superuser_only(filter, "").is_err() {
+        return false;
+    }
+    matches(ctx, schema, ev, filter, info, false)
+}
+
+fn to_query_value(v: &SqlVal) -> QValue {
+    match v {
+        SqlVal::Null => QValue::Null,
+        SqlVal::Int(i) => QValue::Integer(*i),
+        SqlVal::Real(f) => QValue::Real(*f),
+        SqlVal::Text(s) => QValue::Text(s.to_string()),
+    }
+}
+
+/// Whether the event's record satisfies `text` (a rule or filter) for `info`. Created and
+/// updated records are checked in the database (the change is committed); a deleted record
+/// is checked against its last values, which stand in for its table in the statement.
+fn matches(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    ev: &RecordEvent,
+    text: &str,
+    info: &RequestInfo,
+    allow_hidden: bool,
+) -> bool {
+    let cond = match ctx.queries.borrow_mut().condition(
+        &schema.query,
+        &ev.collection.name,
+        text,
+        info,
+        allow_hidden,
+    ) {
+        Ok(c) => c,
+        Err(_) => return false,
+    };
+    let mut params = cond.bind(info, now_ms());
+    let n = params.len();
+    let table = quote(&cond.table);
+    let wh = if cond.where_sql.is_empty() {
+        "1"
+    } else {
+        cond.where_sql.as_str()
+    };
+    let mut sql = String::with_capacity(128 + cond.from_sql.len() + wh.len());
+    params.push(QValue::Text(ev.record_id().to_string()));
+    if ev.action == Action::Delete {
+        sql.push_str("WITH ");
+        sql.push_str(&table);
+        sql.push('(');
+        for (i, f) in ev.collection.fields.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&quote(&f.name));
+        }
+        sql.push_str(") AS (VALUES(");
+        for (i, v) in ev.values.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("?{}", n + 2 + i));
+            params.push(to_query_value(v));
+        }
+        sql.push_str(")) ");
+    }
+    sql.push_str(&format!(
+        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({wh}) LIMIT 1",
+        cond.from_sql,
+        n + 1
+    ));
+    ctx.reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let k = stmt.parameter_count();
+            Ok(stmt.exists(bound(&params, k))?)
+        })
+        .unwrap_or(false)
+}
+
+/// An auth record changed: the clients bound to it see its new data in their rules.
+fn refresh_auth(ctx: &AppCtx, ev: &RecordEvent) {
+    let id = ev.record_id();
+    let local = ctx.realtime.local.borrow();
+    let bound_here: Vec<Rc<Client>> =
+        local
+            .clients
+            .values()
+            .filter(|c| {
+                c.state.borrow().auth.as_ref().is_some_and(|a| {
+                    a.record.id == id && a.record.collection_id == ev.collection.id
+                })
+            })
+            .cloned()
+            .collect();
+    drop(local);
+    if bound_here.is_empty() {
+        return;
+    }
+    let mut arena = Arena::default();
+    arena.recs.push(Rec {
+        coll: ev.collection.clone(),
+        values: ev.values.clone(),
+        show_email: true,
+        unhide: true,
+        expand: None,
+    });
+    let mut out = String::new();
+    Writer::new().write(&mut out, &arena, 0);
+    let data = match serde_json::from_str::<Json>(&out) {
+        Ok(Json::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for client in bound_here {
+        if let Some(auth) = client.state.borrow_mut().auth.as_mut() {
+            auth.info.data = data.clone();
+        }
+    }
+}
+
+/// An auth record was deleted: its clients stay connected as guests.
+fn unset_auth(ctx: &AppCtx, collection_id: &str, id: &str) {
+    let local = ctx.realtime.local.borrow();
+    for client in local.clients.values() {
+        let mut st = client.state.borrow_mut();
+        if st
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.record.id == id && a.record.collection_id == collection_id)
+        {
+            st.auth = None;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! One realtime client: its subscriptions, its auth, its bounded outgoing queue, and the SSE
+//! stream that drains the queue onto its connection.
+
+use super::topic::Subscription;
+use super::RealtimeConfig;
+use crate::auth::AuthRecord;
+use futures_util::Stream;
+use pocketbun_query::AuthInfo;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// One SSE message; shared by every client of a group (the `id:` line is added per client).
+#[derive(Debug)]
+pub struct Message {
+    pub name: String,
+    pub data: String,
+}
+
+impl Message {
+    /// `id:<client>\nevent:<name>\ndata:<data>\n\n`, as PocketBase frames it.
+    pub fn frame(&self, client_id: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(client_id.len() + self.name.len() + self.data.len() + 20);
+        out.extend_from_slice(b"id:");
+        out.extend_from_slice(client_id.as_bytes());
+        out.extend_from_slice(b"\nevent:");
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(b"\ndata:");
+        out.extend_from_slice(self.data.as_bytes());
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    fn cost(&self) -> usize {
+        self.name.len() + self.data.len() + 64
+    }
+}
+
+/// The auth a client was bound to by its subscription request.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    pub record: AuthRecord,
+    /// The auth record as rules see it (`@request.auth.*`).
+    pub info: AuthInfo,
+}
+
+impl ClientAuth {
+    pub fn same(a: Option<&AuthRecord>, b: Option<&AuthRecord>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.id == b.id && a.collection_id == b.collection_id,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ClientState {
+    pub auth: Option<ClientAuth>,
+    pub subs: Vec<Subscription>,
+    queue: VecDeque<Rc<Message>>,
+    queued_bytes: usize,
+    waker: Option<Waker>,
+    /// Disconnected (too slow): the stream ends.
+    closed: bool,
+}
+
+pub struct Client {
+    pub id: Rc<str>,
+    /// The IP the client connected from (subscription requests must come from it).
+    pub ip: String,
+    pub state: RefCell<ClientState>,
+}
+
+impl Client {
+    pub fn new(id: &str, ip: String) -> Client {
+        Client {
+            id: id.into(),
+            ip,
+            state: RefCell::new(ClientState::default()),
+        }
+    }
+
+    /// Queues `msg`; a client whose queue is over the limits is disconnected instead.
+    /// Returns false when the client is (now) disconnected.
+    pub fn send(&self, msg: Rc<Message>, config: &RealtimeConfig) -> bool {
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return false;
+        }
+        if st.queue.len() >= config.max_queued_messages
+            || st.queued_bytes + msg.cost() > config.max_queued_bytes
+        {
+            st.closed = true;
+            st.queue.clear();
+            st.queued_bytes = 0;
+        } else {
+            st.queued_bytes += msg.cost();
+            st.queue.push_back(msg);
+        }
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        !st.closed
+    }
+
+    /// Messages waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.state.borrow().queue.len()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+}
+
+/// Runs when the stream is dropped (connection gone, timeouts, shutdown).
+pub trait OnClose {
+    fn closed(&self, client: &Client);
+}
+
+/// The body of a `GET /api/realtime` response: `PB_CONNECT`, then the client's messages as
+/// they are queued, until the client is idle or too old (or too slow).
+pub struct SseStream {
+    client: Rc<Client>,
+    on_close: Option<Box<dyn OnClose>>,
+    connect: Option<Vec<u8>>,
+    idle_timeout: Duration,
+    idle: Pin<Box<monoio::time::Sleep>>,
+    max: Pin<Box<monoio::time::Sleep>>,
+    done: bool,
+}
+
+impl SseStream {
+    pub fn new(client: Rc<Client>, config: &RealtimeConfig, on_close: Box<dyn OnClose>) -> Self {
+        let connect = Message {
+            name: "PB_CONNECT".into(),
+            data: format!("{{\"clientId\":\"{}\"}}", client.id),
+        }
+        .frame(&client.id);
+        SseStream {
+            client,
+            on_close: Some(on_close),
+            connect: Some(connect),
+            idle_timeout: config.idle_timeout,
+            idle: Box::pin(monoio::time::sleep(config.idle_timeout)),
+            max: Box::pin(monoio::time::sleep(config.max_lifetime)),
+            done: false,
+        }
+    }
+}
+
+impl SseStream {
+    /// The client this stream delivers to.
+    pub fn client(&self) -> &Rc<Client> {
+        &self.client
+    }
+}
+
+impl Stream for SseStream {
+    type Item = Vec<u8>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(connect) = self.connect.take() {
+            return Poll::Ready(Some(connect));
+        }
+        let next = {
+            let mut st = self.client.state.borrow_mut();
+            match st.queue.pop_front() {
+                Some(msg) => {
+                    st.queued_bytes = st.queued_bytes.saturating_sub(msg.cost());
+                    Some(msg)
+                }
+                None if st.closed => {
+                    drop(st);
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                None => {
+                    st.waker = Some(cx.waker().clone());
+                    None
+                }
+            }
+        };
+        if let Some(msg) = next {
+            // PocketBase restarts the idle timer after each delivered message
+            let idle = self.idle_timeout;
+            self.idle = Box::pin(monoio::time::sleep(idle));
+            return Poll::Ready(Some(msg.frame(&self.client.id)));
+        }
+        if self.idle.as_mut().poll(cx).is_ready() || self.max.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        self.client.state.borrow_mut().closed = true;
+        if let Some(on_close) = self.on_close.take() {
+            on_close.closed(&self.client);
+        }
+    }
+}

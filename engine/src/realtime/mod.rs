@@ -1,0 +1,233 @@
+//! Realtime: PocketBase's server-sent events API with rule-checked fan-out across cores.
+//!
+//! * A client (one `GET /api/realtime` stream) lives on the worker that accepted it: its
+//!   subscriptions, auth and outgoing queue are that worker's plain data, never locked.
+//! * The [`Hub`] (shared by all workers) knows which worker holds which client id, and has one
+//!   inbox per worker. `POST /api/realtime` landing on another worker is forwarded there.
+//! * The write path calls [`Hub::publish`] once per committed record change. The event is
+//!   queued (never awaited: the writer is not slowed) into the inbox of every worker that has
+//!   clients; each worker checks the rules for its own clients only, grouping subscribers that
+//!   share topic, options and auth identity class so that one rule check and one serialisation
+//!   serve the whole group ([`broker`]).
+//! * Each client has a bounded queue: a client that cannot keep up is disconnected (the SDK
+//!   reconnects), it never holds up anyone else.
+
+pub mod broker;
+pub mod client;
+pub mod topic;
+
+#[cfg(test)]
+mod tests;
+
+use crate::records::SqlVal;
+use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use pocketbun_storage::collections::Collection;
+use pocketbun_storage::rusqlite;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use broker::Worker;
+
+/// PocketBase's realtime limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// A client that was sent nothing for this long is disconnected (PocketBase: 5 minutes).
+    pub idle_timeout: Duration,
+    /// Every client is disconnected after this long (PocketBase: 30 minutes).
+    pub max_lifetime: Duration,
+    /// Messages a client may have waiting before it counts as too slow and is disconnected.
+    pub max_queued_messages: usize,
+    /// Bytes a client may have waiting before it counts as too slow.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            idle_timeout: Duration::from_secs(5 * 60),
+            max_lifetime: Duration::from_secs(30 * 60),
+            max_queued_messages: 1024,
+            max_queued_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One committed record change, as the write path publishes it.
+#[derive(Debug, Clone)]
+pub struct RecordEvent {
+    pub action: Action,
+    /// The record's collection as it was when the change committed.
+    pub collection: Arc<Collection>,
+    /// The record's stored values, one per collection field in field order: after the change
+    /// for create/update, as it was before the delete for delete.
+    pub values: Vec<SqlVal>,
+}
+
+impl RecordEvent {
+    /// The event for the stored row `id` of `collection` (`None`: no such row). The write path
+    /// calls it on its connection after a create/update and before a delete.
+    pub fn load(
+        conn: &rusqlite::Connection,
+        action: Action,
+        collection: Arc<Collection>,
+        id: &str,
+    ) -> rusqlite::Result<Option<RecordEvent>> {
+        let sql = format!(
+            "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+            crate::records::quote(&collection.name)
+        );
+        let mut arena = crate::records::Arena::default();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let found = arena.load(
+            &collection,
+            &mut stmt,
+            &[pocketbun_query::Value::Text(id.to_string())],
+        )?;
+        Ok(found.first().map(|&i| RecordEvent {
+            action,
+            collection,
+            values: std::mem::take(&mut arena.recs[i].values),
+        }))
+    }
+
+    /// The record's id.
+    pub fn record_id(&self) -> &str {
+        self.collection
+            .fields
+            .iter()
+            .position(|f| f.name == "id")
+            .and_then(|i| match self.values.get(i) {
+                Some(SqlVal::Text(s)) => Some(&**s),
+                _ => None,
+            })
+            .unwrap_or("")
+    }
+}
+
+/// A message into a worker's inbox.
+pub(crate) enum Inbox {
+    Event(Arc<RecordEvent>),
+    Subscribe(Box<broker::SubscribeCmd>),
+}
+
+struct Slot {
+    tx: UnboundedSender<Inbox>,
+    /// Taken by the worker when its first client connects (the worker's inbox task).
+    rx: Mutex<Option<UnboundedReceiver<Inbox>>>,
+    /// Clients on this worker; events go only to workers that have some.
+    clients: AtomicUsize,
+}
+
+/// The realtime state shared by all workers: their inboxes and the client directory.
+pub struct Hub {
+    pub config: RealtimeConfig,
+    workers: Mutex<Vec<Arc<Slot>>>,
+    /// Client id → the worker holding it.
+    clients: Mutex<HashMap<String, usize>>,
+}
+
+impl Hub {
+    pub fn new(config: RealtimeConfig) -> Self {
+        Hub {
+            config,
+            workers: Mutex::new(Vec::new()),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes a committed record change to every worker that has realtime clients. Never
+    /// blocks: the write path calls it after each commit.
+    pub fn publish(&self, event: RecordEvent) {
+        let event = Arc::new(event);
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for slot in workers.iter() {
+            if slot.clients.load(Ordering::Acquire) > 0 {
+                let _ = slot.tx.unbounded_send(Inbox::Event(event.clone()));
+            }
+        }
+    }
+
+    /// Connected clients, on all workers.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// A new worker's inbox (called once per worker, when its service is built).
+    fn attach(&self) -> (usize, Arc<Slot>) {
+        let (tx, rx) = unbounded();
+        let slot = Arc::new(Slot {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            clients: AtomicUsize::new(0),
+        });
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers.push(slot.clone());
+        (workers.len() - 1, slot)
+    }
+
+    fn register(&self, id: &str, worker: usize) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), worker);
+        if let Some(slot) = self.slot(worker) {
+            slot.clients.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn unregister(&self, id: &str, worker: usize) {
+        let removed = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some();
+        if removed {
+            if let Some(slot) = self.slot(worker) {
+                slot.clients.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn owner(&self, id: &str) -> Option<usize> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    fn slot(&self, worker: usize) -> Option<Arc<Slot>> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(worker)
+            .cloned()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(RealtimeConfig::default())
+    }
+}
