@@ -155,12 +155,28 @@ impl App {
     }
 }
 
+/// Marks a response that may be embedded in frames (served files): PocketBase drops
+/// `X-Frame-Options` for those. The mark is an empty `X-Frame-Options`, removed on the way out.
+pub fn allow_framing(resp: &mut Response) {
+    resp.headers.push(("X-Frame-Options".into(), "".into()));
+}
+
 /// The headers PocketBase's security middleware puts on every routed response.
 fn add_security_headers(resp: &mut Response) {
     resp.headers
         .push(("X-Content-Type-Options".into(), "nosniff".into()));
-    resp.headers
-        .push(("X-Frame-Options".into(), "SAMEORIGIN".into()));
+    let framing_allowed = resp
+        .headers
+        .iter()
+        .position(|(n, v)| v.is_empty() && n.eq_ignore_ascii_case("X-Frame-Options"));
+    match framing_allowed {
+        Some(i) => {
+            resp.headers.remove(i);
+        }
+        None => resp
+            .headers
+            .push(("X-Frame-Options".into(), "SAMEORIGIN".into())),
+    }
     resp.headers
         .push(("X-Xss-Protection".into(), "1; mode=block".into()));
 }

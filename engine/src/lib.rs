@@ -13,6 +13,7 @@ pub mod backups;
 pub mod cli;
 pub mod crons;
 pub mod error;
+pub mod files;
 pub mod logs;
 pub mod offload;
 pub mod realtime;

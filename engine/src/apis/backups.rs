@@ -266,7 +266,7 @@ fn insufficient() -> ApiError {
 }
 
 /// Whether `ip` is one of `list` (addresses or CIDR subnets).
-fn ip_in_list(list: &[String], ip: &str) -> bool {
+pub(crate) fn ip_in_list(list: &[String], ip: &str) -> bool {
     let Ok(ip) = ip.parse::<IpAddr>() else {
         return false;
     };

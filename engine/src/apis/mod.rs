@@ -3,6 +3,7 @@
 pub mod backups;
 pub mod collections;
 pub mod crons;
+pub mod files;
 pub mod health;
 pub mod logs;
 pub mod realtime;
@@ -18,6 +19,7 @@ pub fn register(routes: &mut Routes) {
     backups::register(routes);
     collections::register(routes);
     crons::register(routes);
+    files::register(routes);
     health::register(routes);
     logs::register(routes);
     realtime::register(routes);

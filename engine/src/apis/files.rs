@@ -1,0 +1,299 @@
+//! `/api/files`: short-lived file tokens for protected files, and record file downloads
+//! (thumbs, ranges, conditional requests) as PocketBase serves them.
+
+use crate::app::{AppCtx, Routes};
+use crate::auth::flow::{self, Loaded};
+use crate::auth::token;
+use crate::error::{json_response, ApiError, ApiResult};
+use crate::files::{self, serve, thumbs};
+use crate::records::access::{self, query_get, query_pairs, Caller};
+use crate::records::quote;
+use crate::schema::SchemaPair;
+use pocketbun_http::{Method, Request};
+use pocketbun_storage::collections::{Collection, FieldKind};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// `@request.context` of a protected file's access check.
+const CONTEXT_PROTECTED_FILE: &str = "protectedFile";
+
+pub fn register(routes: &mut Routes) {
+    routes.add(Method::Post, "/api/files/token", |c, r| {
+        Box::pin(file_token(c, r))
+    });
+    routes.add(
+        Method::Get,
+        "/api/files/{collection}/{recordId}/{filename}",
+        |c, r| Box::pin(download(c, r)),
+    );
+}
+
+async fn file_token(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let unauthorized = || {
+        ApiError::unauthorized(Some(
+            "The request requires valid record authorization token.",
+        ))
+    };
+    let auth = ctx.auth(&req).ok_or_else(unauthorized)?;
+    let schema = ctx.shared.schema.get();
+    let coll = schema
+        .collections
+        .by_id(&auth.collection_id)
+        .cloned()
+        .ok_or_else(unauthorized)?;
+    let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?.ok_or_else(unauthorized)?;
+    let token = flow::record_token(&loaded, token::TYPE_FILE, &[], 0)
+        .map_err(|_| ApiError::new(500, "Failed to generate file token."))?;
+    let mut body = Map::new();
+    body.insert("token".into(), Value::String(token));
+    Ok(json_response(200, &body))
+}
+
+/// The file field of `rec` that lists `filename`, as `(name, protected, thumbs)`.
+fn file_field<'a>(
+    loaded: &'a Loaded,
+    filename: &str,
+) -> Option<&'a pocketbun_storage::collections::Field> {
+    let rec = loaded.rec();
+    rec.coll.fields.iter().find(|f| {
+        matches!(f.kind, FieldKind::File { .. })
+            && rec
+                .value(&f.name)
+                .is_some_and(|v| stored_names(&v.as_text()).iter().any(|n| n == filename))
+    })
+}
+
+/// The file names of a stored file field value (one name, or a JSON array of names).
+fn stored_names(raw: &str) -> Vec<String> {
+    let raw = raw.trim();
+    if raw.starts_with('[') {
+        serde_json::from_str::<Vec<Value>>(raw)
+            .map(|l| {
+                l.into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else if raw.is_empty() {
+        Vec::new()
+    } else {
+        vec![raw.to_string()]
+    }
+}
+
+/// Whether the caller may download a protected file of `loaded`: the collection's view rule,
+/// evaluated for the auth record of the `?token=` file token (not the `Authorization` header).
+fn may_view_protected(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    req: &Request,
+    query: &[(String, String)],
+    loaded: &Loaded,
+) -> Result<bool, ApiError> {
+    let file_auth = flow::record_of_token(ctx, query_get(query, "token"), token::TYPE_FILE)
+        .ok()
+        .map(|(rec, _)| rec)
+        .filter(|rec| {
+            // a superuser file token only counts from an allowed IP
+            let settings = ctx.shared.settings.get();
+            rec.coll().name != token::SUPERUSERS
+                || settings.superuser_ips.is_empty()
+                || crate::apis::backups::ip_in_list(
+                    &settings.superuser_ips,
+                    &crate::logs::request::client_ip(&settings, req),
+                )
+        });
+    let mut caller = Caller::from_request(ctx, schema, req, query)?;
+    caller.info.context = CONTEXT_PROTECTED_FILE.into();
+    caller.info.superuser = false;
+    caller.info.auth = None;
+    if let Some(rec) = &file_auth {
+        let auth = crate::auth::AuthRecord {
+            id: rec.id(),
+            collection_id: rec.coll().id.clone(),
+            collection_name: rec.coll().name.clone(),
+        };
+        caller.info.superuser = auth.is_superuser();
+        caller.info.auth = Some(access::load_auth_info(ctx, schema, &auth)?);
+    }
+    let rule = loaded.coll().view_rule.clone();
+    flow::can_access(ctx, schema, &caller.info, loaded, rule.as_deref())
+}
+
+/// The folder holding the files of a view record's `field`: the one of the record the view
+/// row takes `filename` from (following views of views, at most 5 levels).
+fn view_file_dir(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    view: &Arc<Collection>,
+    field: &str,
+    filename: &str,
+) -> Option<PathBuf> {
+    let mut view = view.clone();
+    let mut field = field.to_string();
+    for _ in 0..5 {
+        let (table, column) =
+            pocketbun_storage::collections::view::view_column_source(&view.view_query, &field)?;
+        let source = schema.collections.by_name(&table)?.clone();
+        let original = source
+            .fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(&column))?;
+        if source.is_view() {
+            field = original.name.clone();
+            view = source;
+            continue;
+        }
+        let FieldKind::File { max_select, .. } = original.kind else {
+            return None;
+        };
+        let table = quote(&source.name);
+        let col = quote(&original.name);
+        let sql = if max_select > 1 {
+            format!(
+                "SELECT {table}.`id` FROM {table} INNER JOIN json_each(CASE WHEN json_valid({table}.{col}) \
+                 THEN {table}.{col} ELSE json_array({table}.{col}) END) AS `_je_file` \
+                 WHERE `_je_file`.`value` = ?1 LIMIT 1"
+            )
+        } else {
+            format!("SELECT {table}.`id` FROM {table} WHERE {table}.{col} = ?1 LIMIT 1")
+        };
+        let id: Option<String> = ctx
+            .reader
+            .read(|conn| {
+                use pocketbun_storage::rusqlite::OptionalExtension;
+                Ok(conn.query_row(&sql, [filename], |r| r.get(0)).optional()?)
+            })
+            .ok()?;
+        return Some(files::record_dir(ctx.shared.store.dir(), &source.id, &id?));
+    }
+    None
+}
+
+async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let not_found = || ApiError::not_found(None);
+    let schema = ctx.shared.schema.get();
+    let coll = schema
+        .collections
+        .get(req.param("collection").unwrap_or_default())
+        .cloned()
+        .ok_or_else(not_found)?;
+    let record_id = req.param("recordId").unwrap_or_default();
+    let filename = req.param("filename").unwrap_or_default().to_string();
+    if !files::safe_segment(record_id) || !files::safe_segment(&filename) {
+        return Err(not_found());
+    }
+    let loaded = flow::find_by_id(&ctx, &coll, record_id)?.ok_or_else(not_found)?;
+    let field = file_field(&loaded, &filename).ok_or_else(not_found)?;
+    let FieldKind::File {
+        protected,
+        thumbs: field_thumbs,
+        ..
+    } = &field.kind
+    else {
+        return Err(not_found());
+    };
+    let query = query_pairs(req.query());
+    if *protected && !may_view_protected(&ctx, &schema, &req, &query, &loaded)? {
+        return Err(not_found());
+    }
+    let dir = if coll.is_view() {
+        view_file_dir(&ctx, &schema, &coll, &field.name, &filename).ok_or_else(not_found)?
+    } else {
+        files::record_dir(ctx.shared.store.dir(), &coll.id, &loaded.id())
+    };
+    let original = dir.join(&filename);
+    let mut served_path = original.clone();
+    let mut served_name = filename.clone();
+
+    let thumb = query_get(&query, "thumb");
+    if !thumb.is_empty() && thumbs::allowed(thumb, field_thumbs.as_deref()) {
+        if std::fs::metadata(&original).is_err() {
+            return Err(not_found());
+        }
+        let ctype = files::content_type(&original).map_err(|_| not_found())?;
+        if thumbs::IMAGE_TYPES.contains(&ctype.as_str()) {
+            let name = format!("{thumb}_{filename}");
+            let path = dir.join(format!("thumbs_{filename}")).join(&name);
+            let ready = path.exists()
+                || match thumbs::ensure(
+                    &ctx.shared.cpu,
+                    original.clone(),
+                    path.clone(),
+                    thumb.to_string(),
+                    ctype,
+                )
+                .await
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        let mut data = Map::new();
+                        data.insert("error".into(), e.into());
+                        data.insert(
+                            "original".into(),
+                            original.to_string_lossy().into_owned().into(),
+                        );
+                        data.insert("thumb".into(), path.to_string_lossy().into_owned().into());
+                        crate::logs::log(
+                            &ctx.shared.settings.get(),
+                            crate::logs::LEVEL_WARN,
+                            &format!("Fallback to original - failed to create thumb {name}"),
+                            data,
+                        );
+                        false
+                    }
+                };
+            if ready {
+                served_path = path;
+                served_name = name;
+            }
+        }
+    }
+
+    let file = std::fs::File::open(&served_path).map_err(|_| not_found())?;
+    let meta = file.metadata().map_err(|_| not_found())?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let content_type = files::content_type(&served_path).map_err(|_| not_found())?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
+    let key = served_path.to_string_lossy().into_owned();
+    let mut resp = serve::respond(
+        &req,
+        serve::Served {
+            file,
+            size: meta.len(),
+            modified,
+            name: &served_name,
+            key: &key,
+            content_type: &content_type,
+            force_attachment,
+        },
+    );
+    // served files may be embedded in frames
+    crate::app::allow_framing(&mut resp);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_file_names() {
+        assert_eq!(stored_names(""), Vec::<String>::new());
+        assert_eq!(stored_names("a.png"), vec!["a.png"]);
+        assert_eq!(
+            stored_names("[\"a.png\",\"b.txt\"]"),
+            vec!["a.png", "b.txt"]
+        );
+        assert_eq!(stored_names("[]"), Vec::<String>::new());
+    }
+}
