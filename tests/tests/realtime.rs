@@ -1,0 +1,325 @@
+//! Realtime (`/api/realtime`) end to end over real sockets: the SSE stream byte for byte
+//! against PocketBase v0.39.11, the subscription request (limits, validation, unknown client,
+//! auth binding, client IP) as PocketBase's `realtime_test.go` scenarios that need Go to
+//! replay, subscription requests landing on another worker than the stream's, the idle
+//! timeout, and the official JS SDK connecting, subscribing and reconnecting.
+
+use pocketbun_tests::http::Request;
+use pocketbun_tests::{conformance_dir, target_dir, workspace_root, Server, ServerSpec};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+/// users/4q1xlclmfloku33
+const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+
+fn fixture() -> PathBuf {
+    conformance_dir()
+        .expect("the conformance corpus (shared/conformance) is needed")
+        .join("pb_data")
+}
+
+fn pocketbun(extra: &[&str]) -> Server {
+    let mut spec = ServerSpec::pocketbun();
+    spec.args.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An open `GET /api/realtime` stream.
+struct Sse {
+    sock: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Sse {
+    fn open(port: u16, extra_headers: &str) -> Sse {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        write!(
+            sock,
+            "GET /api/realtime HTTP/1.1\r\nHost: example.com\r\n{extra_headers}\r\n"
+        )
+        .unwrap();
+        Sse {
+            sock,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads until `pred(buffer)` holds or `within` passes.
+    fn read_until(&mut self, within: Duration, pred: impl Fn(&[u8]) -> bool) -> bool {
+        let end = Instant::now() + within;
+        let mut chunk = [0u8; 16384];
+        while !pred(&self.buf) {
+            if Instant::now() > end {
+                return false;
+            }
+            match self.sock.read(&mut chunk) {
+                Ok(0) => return pred(&self.buf),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+        true
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// Waits for `PB_CONNECT` and returns the client id.
+    fn client_id(&mut self) -> String {
+        assert!(
+            self.read_until(Duration::from_secs(5), |b| {
+                String::from_utf8_lossy(b).contains("\"}\n\n")
+            }),
+            "no PB_CONNECT: {:?}",
+            self.text()
+        );
+        let text = self.text();
+        let start = text.find("{\"clientId\":\"").unwrap() + 13;
+        text[start..start + 40].to_string()
+    }
+}
+
+fn post(port: u16, body: &str, auth: Option<&str>, extra: &[(&str, &str)]) -> (u16, String) {
+    let mut req = Request::new("POST", "/api/realtime")
+        .header("Host", "example.com")
+        .header("Content-Type", "application/json")
+        .header("Connection", "close")
+        .header("Content-Length", &body.len().to_string())
+        .body(body.as_bytes().to_vec());
+    if let Some(token) = auth {
+        req = req.header("Authorization", token);
+    }
+    for (k, v) in extra {
+        req = req.header(k, v);
+    }
+    let resp = req.send(port).unwrap();
+    (resp.status, resp.text())
+}
+
+fn subs_body(id: &str, subs: &[String]) -> String {
+    serde_json::json!({"clientId": id, "subscriptions": subs}).to_string()
+}
+
+/// The head and the first chunk with the Date and the client id masked.
+fn masked(sse: &mut Sse) -> String {
+    let id = sse.client_id();
+    let text = sse.text().replace(&id, "CLIENT_ID");
+    let date = regex::Regex::new(r"Date: [^\r]*\r\n").unwrap();
+    date.replace(&text, "Date: X\r\n").into_owned()
+}
+
+#[test]
+fn connect_stream_is_byte_identical_to_pocketbase() {
+    let bun = pocketbun(&[]);
+    let headers = "Origin: http://localhost:3000\r\n";
+    let ours = masked(&mut Sse::open(bun.port(), headers));
+    let expected = "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\nVary: Origin\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: SAMEORIGIN\r\nX-Xss-Protection: 1; mode=block\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n7b\r\nid:CLIENT_ID\nevent:PB_CONNECT\ndata:{\"clientId\":\"CLIENT_ID\"}\n\n\r\n";
+    assert_eq!(ours, expected);
+    match ServerSpec::pocketbase() {
+        Some(spec) => {
+            let pb = Server::start(&spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(masked(&mut Sse::open(pb.port(), headers)), ours);
+        }
+        None => eprintln!("PocketBase binary unavailable: compared with the recorded bytes only"),
+    }
+}
+
+/// `realtime_test.go` TestRealtimeSubscribe scenarios that need a registered client.
+#[test]
+fn subscribe_scenarios() {
+    let bun = pocketbun(&["--workers=2"]);
+    let port = bun.port();
+    let mut sse = Sse::open(port, "");
+    let id = sse.client_id();
+
+    // invalid subscriptions limit / valid limit
+    let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let (status, body) = post(port, &subs_body(&id, &many), None, &[]);
+    assert_eq!(status, 400);
+    assert_eq!(body, "{\"data\":{\"subscriptions\":{\"code\":\"validation_length_too_long\",\"message\":\"The length must be no more than 1000.\",\"params\":{\"max\":1000,\"min\":0}}},\"message\":\"Something went wrong while processing your request.\",\"status\":400}\n");
+    assert_eq!(post(port, &subs_body(&id, &many[..1000]), None, &[]).0, 204);
+
+    // topic length
+    let long = |n| vec!["abc".to_string(), "a".repeat(n)];
+    let (status, body) = post(port, &subs_body(&id, &long(2501)), None, &[]);
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("\"subscriptions\":{\"1\":{\"code\":\"validation_length_too_long\""),
+        "{body}"
+    );
+    assert_eq!(post(port, &subs_body(&id, &long(2500)), None, &[]).0, 204);
+
+    // empty and replaced subscriptions
+    assert_eq!(post(port, &subs_body(&id, &[]), None, &[]).0, 204);
+    let two = vec!["test1".to_string(), "test2".to_string()];
+    assert_eq!(post(port, &subs_body(&id, &two), None, &[]).0, 204);
+
+    // guest -> regular auth record; same auth again; then another identity or none: 403
+    assert_eq!(post(port, &subs_body(&id, &two), Some(USER), &[]).0, 204);
+    assert_eq!(post(port, &subs_body(&id, &two), Some(USER), &[]).0, 204);
+    let mismatch = "{\"data\":{},\"message\":\"The current and the previous request authorization don't match.\",\"status\":403}\n";
+    assert_eq!(
+        post(port, &subs_body(&id, &two), Some(SUPERUSER), &[]),
+        (403, mismatch.into())
+    );
+    assert_eq!(
+        post(port, &subs_body(&id, &two), None, &[]),
+        (403, mismatch.into())
+    );
+
+    // guest -> superuser on a second client
+    let mut sse2 = Sse::open(port, "");
+    let id2 = sse2.client_id();
+    assert_eq!(
+        post(port, &subs_body(&id2, &two), Some(SUPERUSER), &[]).0,
+        204
+    );
+
+    // unknown client
+    let (status, body) = post(port, &subs_body("missing", &two), None, &[]);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            404,
+            "{\"data\":{},\"message\":\"Missing or invalid client id.\",\"status\":404}\n"
+        )
+    );
+
+    // every request above used a fresh connection, so with two workers some of them were
+    // answered by the worker that does not hold the stream; many more to be sure both do
+    for _ in 0..30 {
+        assert_eq!(
+            post(port, &subs_body(&id2, &two), Some(SUPERUSER), &[]).0,
+            204
+        );
+    }
+    // nothing was sent on the streams meanwhile
+    assert!(!sse.read_until(Duration::from_millis(200), |b| b.ends_with(b"0\r\n\r\n")));
+}
+
+/// `existing client with different IP`: the client IP comes from a trusted proxy header.
+#[test]
+fn subscribe_from_another_ip_is_refused() {
+    let bun = pocketbun(&[]);
+    let port = bun.port();
+    let settings = br#"{"trustedProxy":{"headers":["X-Test-Ip"]}}"#;
+    let patch = Request::new("PATCH", "/api/settings")
+        .header("Host", "example.com")
+        .header("Content-Length", &settings.len().to_string())
+        .header("Authorization", SUPERUSER)
+        .header("Content-Type", "application/json")
+        .body(settings.to_vec())
+        .send(port)
+        .unwrap();
+    assert_eq!(patch.status, 200, "{}", patch.text());
+    let mut sse = Sse::open(port, "X-Test-Ip: 127.0.0.2\r\n");
+    let id = sse.client_id();
+    let subs = vec!["test".to_string()];
+    let (status, body) = post(
+        port,
+        &subs_body(&id, &subs),
+        None,
+        &[("X-Test-Ip", "127.0.0.3")],
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "{\"data\":{},\"message\":\"Invalid realtime client.\",\"status\":400}\n"
+        )
+    );
+    assert_eq!(
+        post(
+            port,
+            &subs_body(&id, &subs),
+            None,
+            &[("X-Test-Ip", "127.0.0.2")]
+        )
+        .0,
+        204
+    );
+}
+
+/// The idle timeout ends the stream (final chunk) and forgets the client.
+#[test]
+fn idle_clients_are_disconnected() {
+    let bun = pocketbun(&["--realtime-idle-timeout=1"]);
+    let port = bun.port();
+    let mut sse = Sse::open(port, "");
+    let id = sse.client_id();
+    let started = Instant::now();
+    assert_eq!(
+        post(port, &subs_body(&id, &["demo2/*".into()]), None, &[]).0,
+        204
+    );
+    assert!(
+        sse.read_until(Duration::from_secs(5), |b| b
+            .ends_with(b"\n\n\r\n0\r\n\r\n")),
+        "the stream did not end: {:?}",
+        sse.text()
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "ended after {waited:?}"
+    );
+    let (status, _) = post(port, &subs_body(&id, &["demo2/*".into()]), None, &[]);
+    assert_eq!(status, 404, "the client was not unregistered");
+    // the connection stays usable for the next request (keep-alive, as PocketBase)
+    write!(sse.sock, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(sse.read_until(Duration::from_secs(5), |b| {
+        String::from_utf8_lossy(b).contains("API is healthy.")
+    }));
+}
+
+/// The official JS SDK: subscribe as guest and user, reconnect after the idle timeout with a
+/// new client id, and the 403 of a re-bound identity.
+#[test]
+fn official_js_sdk_subscribes_and_reconnects() {
+    let npm_dir = target_dir().join("js-sdk");
+    std::fs::create_dir_all(&npm_dir).unwrap();
+    let have_sdk = npm_dir.join("node_modules/pocketbase").exists()
+        && npm_dir.join("node_modules/eventsource").exists();
+    if !have_sdk {
+        let installed = std::process::Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&npm_dir)
+            .args(["pocketbase@0.28", "eventsource@3"])
+            .status();
+        match installed {
+            Ok(s) if s.success() => {}
+            other => {
+                eprintln!("SKIPPED: npm could not install the pocketbase SDK ({other:?})");
+                return;
+            }
+        }
+    }
+    let script = npm_dir.join("realtime.mjs");
+    std::fs::copy(workspace_root().join("tests/js/realtime.mjs"), &script).unwrap();
+    let bun = pocketbun(&["--realtime-idle-timeout=1"]);
+    let base = format!("http://127.0.0.1:{}", bun.port());
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .args([&base, USER, SUPERUSER])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["guestConnected"], true, "{seen}");
+    assert_eq!(seen["guestClientId"].as_str().unwrap().len(), 40, "{seen}");
+    assert_eq!(seen["reconnected"], true, "{seen}");
+    assert_ne!(seen["reconnectedClientId"], seen["guestClientId"]);
+    assert_eq!(seen["userClientId"].as_str().unwrap().len(), 40, "{seen}");
+    assert_eq!(seen["mismatch"], 403, "{seen}");
+}
