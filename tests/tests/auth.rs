@@ -1,0 +1,519 @@
+//! Auth records end to end, against a real server on a copy of the fixture: PocketBase's
+//! bcrypt hashes log in, issued tokens work and die when the password changes, MFA asks
+//! for a second factor that is completed with a one-time password read from a real SMTP
+//! server on loopback, password resets and verification mails carry working tokens, and
+//! used codes/tokens cannot be replayed.
+//!
+//! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
+
+use pocketbun_tests::http::Request;
+use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Fixture superuser `test@example.com` (token valid until 2050).
+const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+/// Fixture user `test@example.com` of `users`.
+const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+
+fn start() -> Server {
+    let fixture = conformance_dir()
+        .expect("the conformance corpus (../shared/conformance) is required")
+        .join("pb_data");
+    Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = Request::new(method, path)
+        .header("Host", &format!("127.0.0.1:{}", server.port()))
+        .header("Connection", "close")
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", t);
+    }
+    let body = body.unwrap_or("");
+    req = req
+        .header("Content-Length", &body.len().to_string())
+        .body(body.as_bytes().to_vec());
+    let resp = req
+        .send(server.port())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", server.log()));
+    let text = resp.text();
+    let v = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (resp.status, v)
+}
+
+fn post(server: &Server, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    call(server, "POST", path, token, Some(body))
+}
+
+/// Points the server's mailer at a fresh SMTP sink; returns the delivered messages.
+fn with_smtp(server: &Server) -> mpsc::Receiver<String> {
+    let (port, mail) = smtp_sink();
+    let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{port}}}}}"#);
+    let (status, body) = call(
+        server,
+        "PATCH",
+        "/api/settings",
+        Some(SUPERUSER),
+        Some(&patch),
+    );
+    assert_eq!(status, 200, "{body}");
+    mail
+}
+
+fn next_mail(mail: &mpsc::Receiver<String>) -> String {
+    mail.recv_timeout(Duration::from_secs(20))
+        .expect("no mail was delivered")
+}
+
+fn jwt_in(text: &str) -> String {
+    let re = regex::Regex::new(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+").unwrap();
+    re.find(text)
+        .unwrap_or_else(|| panic!("no token in mail:\n{text}"))
+        .as_str()
+        .to_string()
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pocketbase_hashes_log_in_and_issued_tokens_work() {
+    let server = start();
+    let path = "/api/collections/clients/auth-with-password";
+    // stored by PocketBase with bcrypt cost 13
+    let (status, body) = post(
+        &server,
+        path,
+        None,
+        r#"{"identity":"test@example.com","password":"1234567890"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], "gk390qegs4y47wn");
+    assert_eq!(body["record"]["email"], "test@example.com");
+    assert!(body["record"].get("password").is_none() && body["record"].get("tokenKey").is_none());
+    let token = body["token"].as_str().unwrap().to_string();
+    let c = claims(&token);
+    assert_eq!(c["type"], "auth");
+    assert_eq!(c["collectionId"], "v851q4r790rhknl");
+    assert_eq!(c["refreshable"], true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // the collection's authToken duration (1209600 s in the fixture)
+    let exp = c["exp"].as_i64().unwrap();
+    assert!((exp - now - 1_209_600).abs() < 30, "exp {exp} now {now}");
+
+    // the issued token is accepted as the request auth
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/auth-refresh",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], "gk390qegs4y47wn");
+
+    // a wrong password and an unknown identity fail alike
+    let (s1, b1) = post(
+        &server,
+        path,
+        None,
+        r#"{"identity":"test@example.com","password":"1234567891"}"#,
+    );
+    let (s2, b2) = post(
+        &server,
+        path,
+        None,
+        r#"{"identity":"nobody@example.com","password":"1234567890"}"#,
+    );
+    assert_eq!((s1, s2), (400, 400));
+    assert_eq!(b1, b2);
+    assert_eq!(b1["message"], "Failed to authenticate.");
+
+    // a forged token (signed with another key) and one for another collection are refused
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/auth-refresh",
+        Some(&forged),
+        "",
+    );
+    assert_eq!(status, 401);
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/auth-refresh",
+        Some(USER),
+        "",
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn impersonation_tokens_are_static() {
+    let server = start();
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/impersonate/4q1xlclmfloku33",
+        Some(SUPERUSER),
+        r#"{"duration":100}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    let c = claims(&token);
+    assert_eq!(c["refreshable"], false);
+    let left = c["exp"].as_i64().unwrap()
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+    assert!((90..=101).contains(&left), "{left}");
+    // refreshing a static token hands the same token back
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/auth-refresh",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token"], token.as_str());
+}
+
+#[test]
+fn mfa_is_completed_with_an_emailed_otp_that_cannot_be_reused() {
+    let server = start();
+    let mail = with_smtp(&server);
+    // users has MFA on: the password alone only opens an MFA session
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/auth-with-password",
+        None,
+        r#"{"identity":"test@example.com","password":"1234567890"}"#,
+    );
+    assert_eq!(status, 401, "{body}");
+    let mfa_id = body["mfaId"].as_str().unwrap().to_string();
+    assert_eq!(mfa_id.len(), 15);
+
+    // the same method twice is not a second factor
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/auth-with-password",
+        None,
+        &format!(r#"{{"identity":"test@example.com","password":"1234567890","mfaId":"{mfa_id}"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "A different authentication method is required."
+    );
+
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/request-otp",
+        None,
+        r#"{"email":"test@example.com"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let otp_id = body["otpId"].as_str().unwrap().to_string();
+    let msg = unquote(&next_mail(&mail));
+    assert!(msg.contains("To: test@example.com"), "{msg}");
+    let code = regex::Regex::new(r"<strong>(\d{8})</strong>")
+        .unwrap()
+        .captures(&msg)
+        .unwrap_or_else(|| panic!("no OTP in mail:\n{msg}"))[1]
+        .to_string();
+
+    // a wrong code fails, the right one completes the MFA login
+    let (status, _) = post(
+        &server,
+        "/api/collections/users/auth-with-otp",
+        None,
+        &format!(r#"{{"otpId":"{otp_id}","password":"00000000","mfaId":"{mfa_id}"}}"#),
+    );
+    assert_eq!(status, 400);
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/auth-with-otp",
+        None,
+        &format!(r#"{{"otpId":"{otp_id}","password":"{code}","mfaId":"{mfa_id}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], "4q1xlclmfloku33");
+    // the code reached the record's address: the record is verified now
+    assert_eq!(body["record"]["verified"], true);
+
+    // the used code is gone
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/auth-with-otp",
+        None,
+        &format!(r#"{{"otpId":"{otp_id}","password":"{code}"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // an unknown address gets an otpId as well, and no mail
+    let (status, body) = post(
+        &server,
+        "/api/collections/users/request-otp",
+        None,
+        r#"{"email":"missing@example.com"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["otpId"].as_str().unwrap().len(), 15);
+    assert!(mail.recv_timeout(Duration::from_millis(1500)).is_err());
+}
+
+#[test]
+fn password_reset_by_mail_rotates_the_token_key() {
+    let server = start();
+    let mail = with_smtp(&server);
+    let login = |password: &str| {
+        post(
+            &server,
+            "/api/collections/clients/auth-with-password",
+            None,
+            &format!(r#"{{"identity":"test@example.com","password":"{password}"}}"#),
+        )
+    };
+    let (status, body) = login("1234567890");
+    assert_eq!(status, 200, "{body}");
+    let old_token = body["token"].as_str().unwrap().to_string();
+    // clients has login alerts on and known origins: a login from here is a new one
+    let alert = unquote(&next_mail(&mail));
+    assert!(alert.contains("To: test@example.com"), "{alert}");
+    assert!(alert.contains("127.0.0.1"), "{alert}");
+    // the origin is remembered: the next login from here sends nothing
+    assert_eq!(login("1234567890").0, 200);
+    assert!(mail.recv_timeout(Duration::from_millis(1500)).is_err());
+
+    // unknown emails are answered the same, without a mail
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/request-password-reset",
+        None,
+        r#"{"email":"missing@example.com"}"#,
+    );
+    assert_eq!(status, 204);
+    assert!(mail.recv_timeout(Duration::from_millis(1500)).is_err());
+
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/request-password-reset",
+        None,
+        r#"{"email":"test@example.com"}"#,
+    );
+    assert_eq!(status, 204);
+    let msg = unquote(&next_mail(&mail));
+    let reset = jwt_in(&msg);
+    assert_eq!(claims(&reset)["type"], "passwordReset");
+
+    let confirm = format!(
+        r#"{{"token":"{reset}","password":"new-pass-123","passwordConfirm":"new-pass-123"}}"#
+    );
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/confirm-password-reset",
+        None,
+        &confirm,
+    );
+    assert_eq!(status, 204, "{body}");
+
+    // old password and old sessions are gone; the reset token cannot be used twice
+    assert_eq!(login("1234567890").0, 400);
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/auth-refresh",
+        Some(&old_token),
+        "",
+    );
+    assert_eq!(status, 401);
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/confirm-password-reset",
+        None,
+        &confirm,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["data"]["token"]["code"], "validation_invalid_token");
+    let (status, body) = login("new-pass-123");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn verification_and_email_change_by_mail() {
+    let server = start();
+    let mail = with_smtp(&server);
+    // clients test2 is not verified
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/request-verification",
+        None,
+        r#"{"email":"test2@example.com"}"#,
+    );
+    assert_eq!(status, 204);
+    let verify = jwt_in(&unquote(&next_mail(&mail)));
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/confirm-verification",
+        None,
+        &format!(r#"{{"token":"{verify}"}}"#),
+    );
+    assert_eq!(status, 204, "{body}");
+    // verified now: it may log in to the onlyVerified collection
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/auth-with-password",
+        None,
+        r#"{"identity":"test2@example.com","password":"1234567890"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/request-email-change",
+        Some(&token),
+        r#"{"newEmail":"changed@example.com"}"#,
+    );
+    assert_eq!(status, 204, "{body}");
+    let msg = unquote(&next_mail(&mail));
+    assert!(msg.contains("To: changed@example.com"), "{msg}");
+    let change = jwt_in(&msg);
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/confirm-email-change",
+        None,
+        &format!(r#"{{"token":"{change}","password":"wrong"}}"#),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["data"]["password"]["code"],
+        "validation_invalid_password"
+    );
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/confirm-email-change",
+        None,
+        &format!(r#"{{"token":"{change}","password":"1234567890"}}"#),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = post(
+        &server,
+        "/api/collections/clients/auth-with-password",
+        None,
+        r#"{"identity":"changed@example.com","password":"1234567890"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    // the email change ended the earlier session
+    let (status, _) = post(
+        &server,
+        "/api/collections/clients/auth-refresh",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 401);
+}
+
+// ---------------------------------------------------------------------------------------------
+// a real SMTP server on loopback
+
+/// A minimal SMTP server on a free loopback port; every delivered message (its DATA) goes
+/// to the returned channel.
+fn smtp_sink() -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = serve_smtp(conn, &tx);
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn serve_smtp(conn: std::net::TcpStream, tx: &mpsc::Sender<String>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut out = conn.try_clone()?;
+    let mut lines = BufReader::new(conn);
+    out.write_all(b"220 sink.test ESMTP\r\n")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let upper = line.trim_end().to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            out.write_all(b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n")?;
+        } else if upper.starts_with("AUTH") {
+            out.write_all(b"235 2.7.0 Authentication successful\r\n")?;
+        } else if upper == "DATA" {
+            out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+            }
+            out.write_all(b"250 OK queued\r\n")?;
+            let _ = tx.send(data);
+        } else if upper == "QUIT" {
+            out.write_all(b"221 Bye\r\n")?;
+            return Ok(());
+        } else {
+            out.write_all(b"250 OK\r\n")?;
+        }
+    }
+}
+
+/// The message with quoted-printable soft breaks and escapes undone.
+fn unquote(data: &str) -> String {
+    let joined = data.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
