@@ -6,8 +6,8 @@
 //! Like PocketBase, the `request-*` endpoints do not tell whether an email belongs to a
 //! record: unknown emails get the same 204 (or a made-up `otpId`).
 
-use crate::app::{AppCtx, Routes};
 use crate::apis::record_auth::require_same_collection_auth;
+use crate::app::{AppCtx, Routes};
 use crate::auth::flow::{
     self, auth_collection, caller, compose, find_by_email, record_of_token, send_detached,
     throttle, Body, Loaded, TokenProblem, METHOD_OTP, VALIDATE_FAILED,
@@ -128,7 +128,8 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 "SELECT `id`, `created` FROM `_otps` WHERE `collectionRef` = ?1 \
                  AND `recordRef` = ?2 ORDER BY `created` DESC",
             )?;
-            let rows = stmt.query_map(params![coll.id, record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows =
+                stmt.query_map(params![coll.id, record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .map_err(|_| ApiError::new(500, "Failed to fetch previous record OTPs."))?;
@@ -169,10 +170,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         &loaded,
         &coll.auth.otp.email_template,
         &to,
-        vec![
-            ("{OTP_ID}".into(), otp_id.clone()),
-            ("{OTP}".into(), code),
-        ],
+        vec![("{OTP_ID}".into(), otp_id.clone()), ("{OTP}".into(), code)],
     );
     let store = ctx.shared.store.clone();
     let id = otp_id.clone();
@@ -283,7 +281,10 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             sets.push(("password".into(), h.into()));
             sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
         }
-        if flow::update_record(&ctx, &coll, &record_ref, sets).await.is_ok() {
+        if flow::update_record(&ctx, &coll, &record_ref, sets)
+            .await
+            .is_ok()
+        {
             if let Some(fresh) = flow::find_by_id(&ctx, &coll, &record_ref)? {
                 loaded = fresh;
             }
@@ -349,7 +350,10 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         if email.is_empty() {
             errs.add(
                 "token",
-                FieldError::new("validation_invalid_token_claims", "Missing email token claim."),
+                FieldError::new(
+                    "validation_invalid_token_claims",
+                    "Missing email token claim.",
+                ),
             );
         } else {
             match token_record(&ctx, &coll, &raw, token::TYPE_VERIFICATION) {
@@ -472,8 +476,7 @@ fn password_field_error(coll: &Collection, plain: &str) -> Option<FieldError> {
 
 async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let coll = auth_collection(&ctx, &req)?;
-    let body =
-        Body::parse(&req).map_err(|_| ApiError::bad_request(Some(flow::LOAD_FAILED)))?;
+    let body = Body::parse(&req).map_err(|_| ApiError::bad_request(Some(flow::LOAD_FAILED)))?;
     let raw = body.string("token")?;
     let plain = body.string("password")?;
     let confirm = body.string("passwordConfirm")?;
@@ -538,9 +541,8 @@ async fn request_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if coll.name == token::SUPERUSERS {
         return Err(ApiError::bad_request(Some(SUPERUSERS_EMAIL)));
     }
-    let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?.ok_or_else(|| {
-        ApiError::unauthorized(Some("The request requires valid auth record."))
-    })?;
+    let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?
+        .ok_or_else(|| ApiError::unauthorized(Some("The request requires valid auth record.")))?;
     let body = Body::parse(&req)?;
     let new_email = body.string("newEmail")?;
     let mut errs = FieldErrors::new();
@@ -591,7 +593,11 @@ fn email_change_target(
     raw: &str,
 ) -> Result<(Loaded, String), FieldError> {
     let new_email = token::raw_payload(raw)
-        .and_then(|c| c.get("newEmail").and_then(Value::as_str).map(str::to_string))
+        .and_then(|c| {
+            c.get("newEmail")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     if new_email.is_empty() {
         return Err(FieldError::new(
@@ -601,7 +607,11 @@ fn email_change_target(
     }
     let (loaded, _) =
         token_record(ctx, coll, raw, token::TYPE_EMAIL_CHANGE).map_err(token_error)?;
-    if find_by_email(ctx, coll, &new_email).ok().flatten().is_some() {
+    if find_by_email(ctx, coll, &new_email)
+        .ok()
+        .flatten()
+        .is_some()
+    {
         return Err(FieldError::new(
             "validation_invalid_token_email",
             "The new email address is invalid.",

@@ -887,10 +887,7 @@ pub async fn update_record(
         .store
         .writer()
         .submit(move |conn| {
-            conn.execute(
-                &sql,
-                pocketbun_storage::rusqlite::params_from_iter(values),
-            )?;
+            conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
             Ok(())
         })
         .await
@@ -925,7 +922,8 @@ pub mod throttle {
     /// Whether `key` is set (and not expired).
     pub fn has(key: &str) -> bool {
         let map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).is_some_and(|(until, _)| *until > Instant::now())
+        map.get(key)
+            .is_some_and(|(until, _)| *until > Instant::now())
     }
 
     pub fn set(key: &str, ttl: Duration) {
