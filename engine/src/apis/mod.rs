@@ -11,6 +11,7 @@ pub mod record_auth;
 pub mod record_auth_email;
 pub mod records;
 pub mod search;
+pub mod sql;
 pub mod settings;
 
 use crate::app::Routes;
@@ -21,6 +22,7 @@ pub fn register(routes: &mut Routes) {
     crons::register(routes);
     files::register(routes);
     health::register(routes);
+    sql::register(routes);
     logs::register(routes);
     realtime::register(routes);
     record_auth::register(routes);
