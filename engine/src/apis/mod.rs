@@ -1,6 +1,7 @@
 //! One module per API area of PocketBase's Web API; each registers its routes.
 
 pub mod backups;
+pub mod body;
 pub mod collections;
 pub mod crons;
 pub mod files;

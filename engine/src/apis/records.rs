@@ -1,12 +1,13 @@
 //! The records API read path: `GET /api/collections/{collection}/records` (list/search)
-//! and `GET /api/collections/{collection}/records/{id}` (view).
+//! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
+//! update, delete) are in [`crate::records::save`].
 
 use crate::app::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::records::access::{now_ms, query_error, query_get, query_pairs, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
-use crate::records::{bound, pick, quote, Arena};
+use crate::records::{bound, pick, quote, save, Arena};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -22,6 +23,21 @@ pub fn register(routes: &mut Routes) {
         Method::Get,
         "/api/collections/{collection}/records/{id}",
         |ctx, req| Box::pin(view(ctx, req)),
+    );
+    routes.add(
+        Method::Post,
+        "/api/collections/{collection}/records",
+        |ctx, req| Box::pin(save::create(ctx, req)),
+    );
+    routes.add(
+        Method::Patch,
+        "/api/collections/{collection}/records/{id}",
+        |ctx, req| Box::pin(save::update(ctx, req)),
+    );
+    routes.add(
+        Method::Delete,
+        "/api/collections/{collection}/records/{id}",
+        |ctx, req| Box::pin(save::delete(ctx, req)),
     );
 }
 
@@ -44,7 +60,7 @@ fn parse_int(s: &str) -> Result<i64, ApiError> {
 
 /// A 200 JSON body: the encoded response, picked by `fields` when given (a malformed
 /// `fields` gives PocketBase's empty 200).
-fn respond(body: String, fields: &str, list: bool) -> Response {
+pub(crate) fn respond(body: String, fields: &str, list: bool) -> Response {
     let mut bytes = if fields.is_empty() {
         body.into_bytes()
     } else {
@@ -221,7 +237,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 }
 
 /// PocketBase's `EnrichRecords`: visibility flags, then `expand`.
-fn enrich(
+pub(crate) fn enrich(
     ctx: &AppCtx,
     schema: &crate::schema::SchemaPair,
     caller: &Caller,

@@ -1,6 +1,7 @@
 //! `/api/settings`: read and change the application settings, send a test email, test the S3
 //! connection, and generate an Apple client secret. Superusers only.
 
+use crate::apis::body::{body_values, LOAD_FAILED};
 use crate::app::{AppCtx, Routes};
 use crate::bind_fields;
 use crate::error::{json_response, sentenize, ApiError, ApiResult, FieldError, FieldErrors};
@@ -32,79 +33,6 @@ pub fn register(routes: &mut Routes) {
         "/api/settings/apple/generate-client-secret",
         |ctx, req| Box::pin(apple_client_secret(ctx, req)),
     );
-}
-
-const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
-
-/// What the request body asks to bind, in order. Like PocketBase: no body binds nothing, a
-/// JSON body binds its first JSON value (trailing bytes are ignored), a urlencoded form binds
-/// its `@jsonPayload` values; other content types are refused.
-///
-/// Plain (non-`@jsonPayload`) form fields and multipart bodies are not bound yet.
-fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
-    let chunked = req
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    if req.body.is_empty() && !chunked {
-        return Ok(Vec::new());
-    }
-    let ct = req.header("content-type").unwrap_or("");
-    if ct.starts_with("application/json") {
-        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
-        return match values.next() {
-            Some(Ok(v)) => Ok(vec![v]),
-            _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
-        };
-    }
-    if ct.starts_with("application/x-www-form-urlencoded") {
-        let mut out = Vec::new();
-        for (key, value) in form_pairs(&req.body) {
-            if key == "@jsonPayload" {
-                let v = serde_json::from_str(&value)
-                    .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
-                out.push(v);
-            }
-        }
-        return Ok(out);
-    }
-    if ct.starts_with("multipart/form-data") {
-        return Ok(Vec::new());
-    }
-    Err(ApiError::bad_request(Some(LOAD_FAILED)))
-}
-
-/// `application/x-www-form-urlencoded` pairs, percent- and plus-decoded.
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 /// Binds the request body onto `target` (a form or the settings).

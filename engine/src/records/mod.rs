@@ -9,12 +9,18 @@
 //!   full row, the email-visibility flags (owner, superuser, `manageRule`).
 //! * [`expand`] — `expand=` with PocketBase's semantics, one query per relation per level.
 //! * [`pick`] — `fields=` (with `:excerpt`), as PocketBase's response picker does it.
+//! * [`write`], [`validate`], [`files`], [`save`] — the write path: request data onto a
+//!   record (modifiers), PocketBase's validation codes, uploads, create/update/delete.
 
 pub mod access;
 pub mod expand;
+pub mod files;
 pub mod json;
 pub mod pick;
+pub mod save;
+pub mod validate;
 pub mod value;
+pub mod write;
 
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::Collection;

@@ -1,0 +1,241 @@
+//! Request body binding shared by the APIs, as PocketBase's `BindBody` does it: JSON,
+//! urlencoded and multipart forms (with their `@jsonPayload` values), and the uploaded files of
+//! multipart bodies.
+
+use crate::error::ApiError;
+use pocketbun_http::Request;
+use serde_json::{Map, Value};
+
+pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
+
+/// What the request body asks to bind, in order. Like PocketBase: no body binds nothing, a
+/// JSON body binds its first JSON value (trailing bytes are ignored), a urlencoded form binds
+/// its `@jsonPayload` values; other content types are refused.
+///
+/// Plain (non-`@jsonPayload`) form fields and multipart bodies are not bound here (the
+/// settings forms take neither); records use [`record_body`].
+pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
+    if !has_body(req) {
+        return Ok(Vec::new());
+    }
+    let ct = req.header("content-type").unwrap_or("");
+    if ct.starts_with("application/json") {
+        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
+        return match values.next() {
+            Some(Ok(v)) => Ok(vec![v]),
+            _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+        };
+    }
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let mut out = Vec::new();
+        for (key, value) in form_pairs(&req.body) {
+            if key == "@jsonPayload" {
+                let v = serde_json::from_str(&value)
+                    .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
+                out.push(v);
+            }
+        }
+        return Ok(out);
+    }
+    if ct.starts_with("multipart/form-data") {
+        return Ok(Vec::new());
+    }
+    Err(ApiError::bad_request(Some(LOAD_FAILED)))
+}
+
+fn has_body(req: &Request) -> bool {
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    !req.body.is_empty() || chunked
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent- and plus-decoded.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// One uploaded file of a multipart body.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The form key it came under (`documents`, `documents+`...).
+    pub key: String,
+    /// The client's file name.
+    pub original_name: String,
+    pub data: Vec<u8>,
+}
+
+/// A record request's body: its bound values and uploaded files.
+#[derive(Debug, Default)]
+pub struct RecordBody {
+    pub data: Map<String, Value>,
+    pub uploads: Vec<Upload>,
+}
+
+/// A form value as PocketBase infers it: `true`/`false`, numbers that print back the same,
+/// otherwise the string.
+pub fn infer_value(raw: &str) -> Value {
+    match raw {
+        "" => Value::String(String::new()),
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => {
+            let b = raw.as_bytes()[0];
+            if (b == b'-' || b.is_ascii_digit())
+                && raw
+                    .bytes()
+                    .all(|c| c == b'-' || c == b'.' || c.is_ascii_digit())
+            {
+                if let Ok(f) = raw.parse::<f64>() {
+                    if f.is_finite() && go_format_f(f) == raw {
+                        if let Some(n) = serde_json::Number::from_f64(f) {
+                            return Value::Number(n);
+                        }
+                    }
+                }
+            }
+            Value::String(raw.to_string())
+        }
+    }
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+pub fn go_format_f(f: f64) -> String {
+    // Rust prints floats in their shortest round-trip form without an exponent, as Go does
+    format!("{f}")
+}
+
+/// Binds form pairs onto `data` as PocketBase's `UnmarshalRequestData` does: a key given
+/// once is its inferred value, a repeated one an array; `@jsonPayload` values are merged last.
+fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Result<(), ()> {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, v) in pairs {
+        match grouped.iter_mut().find(|(gk, _)| *gk == k) {
+            Some((_, vs)) => vs.push(v),
+            None => grouped.push((k, vec![v])),
+        }
+    }
+    let mut payloads = Vec::new();
+    for (k, vs) in grouped {
+        if k == "@jsonPayload" {
+            payloads = vs;
+            continue;
+        }
+        let v = if vs.len() == 1 {
+            infer_value(&vs[0])
+        } else {
+            Value::Array(vs.iter().map(|s| infer_value(s)).collect())
+        };
+        data.insert(k, v);
+    }
+    for p in payloads {
+        match serde_json::from_str::<Value>(&p) {
+            Ok(Value::Object(m)) => data.extend(m),
+            Ok(Value::Null) => {}
+            _ => return Err(()),
+        }
+    }
+    Ok(())
+}
+
+/// Parses a record request body (`Err`: PocketBase's bind failure). Form bodies also carry
+/// the URL query values, as Go's `Request.Form` does.
+pub async fn record_body(req: &Request) -> Result<RecordBody, ()> {
+    let mut out = RecordBody::default();
+    if !has_body(req) {
+        return Ok(out);
+    }
+    let ct = req.header("content-type").unwrap_or("");
+    let query_pairs = || form_pairs(req.query().as_bytes());
+    if ct.starts_with("application/json") {
+        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
+        return match values.next() {
+            Some(Ok(Value::Object(m))) => {
+                out.data = m;
+                Ok(out)
+            }
+            Some(Ok(Value::Null)) => Ok(out),
+            _ => Err(()),
+        };
+    }
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let mut pairs = form_pairs(&req.body);
+        pairs.extend(query_pairs());
+        bind_form(pairs, &mut out.data)?;
+        return Ok(out);
+    }
+    if ct.starts_with("multipart/form-data") {
+        let boundary = multer::parse_boundary(ct).map_err(|_| ())?;
+        let body = bytes::Bytes::copy_from_slice(&req.body);
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        let mut mp = multer::Multipart::new(stream, boundary);
+        let mut pairs = Vec::new();
+        while let Some(field) = mp.next_field().await.map_err(|_| ())? {
+            let name = field.name().unwrap_or("").to_string();
+            match field.file_name().map(str::to_string) {
+                Some(file_name) => {
+                    let data = field.bytes().await.map_err(|_| ())?;
+                    out.uploads.push(Upload {
+                        key: name,
+                        original_name: file_name,
+                        data: data.to_vec(),
+                    });
+                }
+                None => {
+                    let text = field.text().await.map_err(|_| ())?;
+                    pairs.push((name, text));
+                }
+            }
+        }
+        pairs.extend(query_pairs());
+        bind_form(pairs, &mut out.data)?;
+        return Ok(out);
+    }
+    Err(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_inferred_like_pocketbase() {
+        assert_eq!(infer_value("true"), Value::Bool(true));
+        assert_eq!(infer_value("12"), serde_json::json!(12.0));
+        assert_eq!(infer_value("-1.5"), serde_json::json!(-1.5));
+        assert_eq!(infer_value("01"), Value::String("01".into()));
+        assert_eq!(infer_value("1.0"), Value::String("1.0".into()));
+        assert_eq!(infer_value("abc"), Value::String("abc".into()));
+        assert_eq!(go_format_f(3.0), "3");
+        assert_eq!(go_format_f(0.1), "0.1");
+    }
+}

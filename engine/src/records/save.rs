@@ -1,0 +1,757 @@
+//! The records API write path: create, update and delete with PocketBase's rule outcomes,
+//! validation, password hashing (CPU pool, before the write), one writer job per request,
+//! files written before and removed only after the commit, and realtime events after it.
+
+use super::access::{now_ms, query_get, query_pairs, Caller};
+use super::validate::{self, Access};
+use super::write::{Draft, FormInput, Val};
+use super::{bound, files, quote, to_sql, Arena, SqlVal};
+use crate::apis::body::record_body;
+use crate::app::AppCtx;
+use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::realtime::{Action, RecordEvent};
+use crate::schema::SchemaPair;
+use pocketbun_http::{Request, Response};
+use pocketbun_query::Value as QValue;
+use pocketbun_storage::collections::snapshot::Collections;
+use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
+use pocketbun_storage::{ErrorKind, StorageError};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
+const MISSING_COLLECTION: &str = "Missing collection context.";
+const UNSUPPORTED: &str = "Unsupported collection type.";
+const DELETE_FAILED: &str =
+    "Failed to delete record. Make sure that the record is not part of a required relation reference.";
+
+/// Why a writer job refused.
+#[derive(Debug)]
+pub enum JobError {
+    Validation(FieldErrors),
+    Refused(String),
+}
+
+/// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller.
+pub async fn write_job<T, F>(ctx: &AppCtx, job: F) -> Result<T, Option<JobError>>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
+{
+    let slot: Arc<Mutex<Option<JobError>>> = Arc::default();
+    let out = slot.clone();
+    let res = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| match job(conn) {
+            Ok(v) => Ok(v),
+            Err(JobFail::Refused(e)) => {
+                *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Err(StorageError::new(ErrorKind::Invalid, "refused"))
+            }
+            Err(JobFail::Storage(e)) => Err(e),
+        })
+        .await;
+    res.map_err(|_| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+}
+
+/// A failed job: refused on purpose or a storage failure.
+pub enum JobFail {
+    Refused(JobError),
+    Storage(StorageError),
+}
+
+impl From<rusqlite::Error> for JobFail {
+    fn from(e: rusqlite::Error) -> Self {
+        JobFail::Storage(StorageError::from(e))
+    }
+}
+
+fn find_collection(schema: &SchemaPair, req: &Request) -> Result<Arc<Collection>, ApiError> {
+    let coll = schema
+        .collections
+        .get(req.param("collection").unwrap_or(""))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    if coll.is_view() {
+        return Err(ApiError::bad_request(Some(UNSUPPORTED)));
+    }
+    Ok(coll)
+}
+
+fn now_text() -> String {
+    let ms = now_ms();
+    let secs = ms.div_euclid(1000);
+    let dt = chrono::DateTime::from_timestamp(secs, (ms.rem_euclid(1000) * 1_000_000) as u32)
+        .unwrap_or_default();
+    dt.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
+}
+
+fn load_row(
+    ctx: &AppCtx,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> Result<Option<Vec<SqlVal>>, ApiError> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+        quote(&coll.name)
+    );
+    let mut arena = Arena::default();
+    let found = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?)
+        })
+        .map_err(|_| ApiError::not_found(None))?;
+    Ok(found
+        .first()
+        .map(|&i| std::mem::take(&mut arena.recs[i].values)))
+}
+
+/// Whether the stored record `id` passes `rule` for the caller.
+fn stored_passes(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    coll: &Collection,
+    rule: &str,
+    caller: &Caller,
+    id: &str,
+) -> bool {
+    let Ok(cond) =
+        ctx.queries
+            .borrow_mut()
+            .condition(&schema.query, &coll.name, rule, &caller.info, true)
+    else {
+        return false;
+    };
+    let table = quote(&coll.name);
+    let mut params = cond.bind(&caller.info, now_ms());
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
+        cond.from_sql,
+        params.len() + 1,
+        cond.where_sql
+    );
+    params.push(QValue::Text(id.to_string()));
+    ctx.reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let k = stmt.parameter_count();
+            Ok(stmt
+                .query_row(bound(&params, k), |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the not yet saved `draft` passes `rule` (checked against a one-row CTE shadowing
+/// the collection's table, as PocketBase does).
+fn draft_passes(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    draft: &Draft,
+    rule: &str,
+    caller: &Caller,
+) -> bool {
+    let coll = &draft.coll;
+    let Ok(cond) =
+        ctx.queries
+            .borrow_mut()
+            .condition(&schema.query, &coll.name, rule, &caller.info, true)
+    else {
+        return false;
+    };
+    let params = cond.bind(&caller.info, now_ms());
+    let n = params.len();
+    let mut dummy = draft.clone();
+    if dummy.id().is_empty() {
+        dummy.set(
+            "id",
+            Val::Str(format!(
+                "__temp_id____pb_create__{}",
+                pocketbun_storage::random::random_string(6)
+            )),
+        );
+    }
+    if coll.is_auth() {
+        dummy.set("verified", Val::Bool(false));
+    }
+    let cols = dummy.columns();
+    let selects: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("?{} AS {}", n + i + 1, quote(name)))
+        .collect();
+    let sql = format!(
+        "WITH {} AS (SELECT {}) SELECT 1 FROM {} WHERE {} LIMIT 1",
+        quote(&coll.name),
+        selects.join(","),
+        cond.from_sql,
+        cond.where_sql
+    );
+    let mut values: Vec<SqlValue> = params.iter().map(to_sql).collect();
+    values.extend(cols.into_iter().map(|(_, v)| v));
+    ctx.reader
+        .read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            Ok(stmt
+                .query_row(rusqlite::params_from_iter(values.iter()), |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .unwrap_or(false)
+}
+
+fn manage_rule(coll: &Collection, caller: &Caller) -> Option<String> {
+    if !coll.is_auth() || caller.info.auth.is_none() {
+        return None;
+    }
+    coll.auth.manage_rule.clone().filter(|r| !r.is_empty())
+}
+
+/// Maps a failed insert/update to PocketBase's unique-field errors.
+fn unique_errors(err: &rusqlite::Error, coll: &Collection) -> Option<FieldErrors> {
+    let msg = err.to_string().to_lowercase();
+    if !msg.contains("unique constraint failed") {
+        return None;
+    }
+    let msg = format!("{} ", msg.trim().replace(',', " "));
+    let mut errs = FieldErrors::new();
+    for f in &coll.fields {
+        let needle = format!(" {}.{} ", coll.name, f.name).to_lowercase();
+        if msg.contains(&needle) {
+            errs.add(
+                f.name.clone(),
+                FieldError::new("validation_not_unique", "Value must be unique"),
+            );
+        }
+    }
+    (!errs.is_empty()).then_some(errs)
+}
+
+/// Writes the draft's row (insert or update) inside the writer job.
+fn persist(conn: &Connection, draft: &mut Draft, schema: &Collections) -> Result<(), JobFail> {
+    let coll = draft.coll.clone();
+    if coll.is_auth() {
+        if !draft.is_new {
+            let password_changed = matches!(draft.get("password"), Some(Val::Password { plain, .. }) if !plain.is_empty());
+            let token_same = draft.str_of("tokenKey") == draft.original_str("tokenKey");
+            if token_same
+                && (password_changed || draft.str_of("email") != draft.original_str("email"))
+            {
+                if let Some(FieldKind::Text {
+                    autogenerate_pattern,
+                    ..
+                }) = coll.field("tokenKey").map(|f| &f.kind)
+                {
+                    let key = super::write::autogenerate(autogenerate_pattern);
+                    draft.set("tokenKey", Val::Str(key));
+                }
+            }
+        }
+        let id = draft.id();
+        for other in schema.iter().filter(|c| c.is_auth() && c.id != coll.id) {
+            let sql = format!(
+                "SELECT 1 FROM {} WHERE `id` = ?1 LIMIT 1",
+                quote(&other.name)
+            );
+            if conn
+                .query_row(&sql, [&id], |_| Ok(()))
+                .optional()?
+                .is_some()
+            {
+                let mut errs = FieldErrors::new();
+                errs.add(
+                    "id",
+                    FieldError::new(
+                        "validation_invalid_auth_id",
+                        "Invalid or duplicated auth record id.",
+                    ),
+                );
+                return Err(JobFail::Refused(JobError::Validation(errs)));
+            }
+        }
+    }
+    let cols = draft.columns();
+    let table = quote(&coll.name);
+    let result = if draft.is_new {
+        let names: Vec<String> = cols.iter().map(|(n, _)| quote(n)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(","),
+            marks.join(",")
+        );
+        conn.execute(
+            &sql,
+            rusqlite::params_from_iter(cols.iter().map(|(_, v)| v)),
+        )
+    } else {
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!("{}=?{}", quote(n), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {table} SET {} WHERE `id` = ?{}",
+            sets.join(","),
+            cols.len() + 1
+        );
+        let mut values: Vec<SqlValue> = cols.into_iter().map(|(_, v)| v).collect();
+        values.push(SqlValue::Text(draft.original_str("id")));
+        conn.execute(&sql, rusqlite::params_from_iter(values.iter()))
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => match unique_errors(&e, &coll) {
+            Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
+            None => Err(e.into()),
+        },
+    }
+}
+
+fn failed(message: &str, errs: FieldErrors) -> ApiError {
+    ApiError::validation(message, &errs)
+}
+
+/// Create (`draft.is_new`) or update, from the loaded body to the response.
+async fn upsert(
+    ctx: Rc<AppCtx>,
+    req: Request,
+    schema: Arc<SchemaPair>,
+    coll: Arc<Collection>,
+    existing: Option<Vec<SqlVal>>,
+) -> ApiResult {
+    let is_new = existing.is_none();
+    let fail_msg = if is_new {
+        "Failed to create record."
+    } else {
+        "Failed to update record."
+    };
+    let query = query_pairs(req.query());
+    let mut caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let superuser = caller.superuser();
+    let body = record_body(&req)
+        .await
+        .map_err(|_| ApiError::bad_request(None))?;
+    let rule = if is_new {
+        coll.create_rule.clone()
+    } else {
+        coll.update_rule.clone()
+    };
+    if !superuser && rule.is_none() {
+        return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    let existing = match existing {
+        Some(row) if row.is_empty() => {
+            match load_row(&ctx, &coll, req.param("id").unwrap_or(""))? {
+                Some(row) => Some(row),
+                None => return Err(ApiError::not_found(None)),
+            }
+        }
+        other => other,
+    };
+    let mut draft = match &existing {
+        None => Draft::new(coll.clone()),
+        Some(row) => Draft::from_row(coll.clone(), row),
+    };
+    let mut data = draft.resolve(body.data, body.uploads);
+    if !superuser {
+        for f in &coll.fields {
+            if f.hidden && !(coll.is_auth() && f.name == "password") {
+                data.remove(&f.name);
+            }
+        }
+    }
+    caller.info.body = draft.body_for_rules(&data);
+
+    let mut access = if superuser {
+        Access::Superuser
+    } else {
+        Access::Default
+    };
+    if !is_new && !superuser {
+        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
+            if !stored_passes(&ctx, &schema, &coll, r, &caller, &draft.id()) {
+                return Err(ApiError::not_found(None));
+            }
+        }
+    }
+    let form: FormInput = draft.load(&data, superuser);
+    if is_new && !superuser {
+        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
+            if !draft_passes(&ctx, &schema, &draft, r, &caller) {
+                return Err(ApiError::bad_request(Some(fail_msg)));
+            }
+        }
+        if let Some(m) = manage_rule(&coll, &caller) {
+            if draft_passes(&ctx, &schema, &draft, &m, &caller) {
+                access = Access::Manager;
+            }
+        }
+    } else if !is_new && !superuser {
+        if let Some(m) = manage_rule(&coll, &caller) {
+            if stored_passes(&ctx, &schema, &coll, &m, &caller, &draft.id()) {
+                access = Access::Manager;
+            }
+        }
+    }
+
+    // the auth form first, then the record's fields
+    let mut old_ok = true;
+    if coll.is_auth()
+        && !is_new
+        && access < Access::Manager
+        && !form.old_password.is_empty()
+        && (!form.password.is_empty() || !form.password_confirm.is_empty())
+    {
+        let hash = match draft.index("password").map(|i| &draft.original[i]) {
+            Some(Val::Password { hash, .. }) => hash.clone(),
+            _ => String::new(),
+        };
+        old_ok =
+            crate::auth::password::check(&ctx.shared.cpu, form.old_password.clone(), hash).await;
+    }
+    let errs = validate::form(&draft, &form, access, old_ok);
+    if !errs.is_empty() {
+        return Err(failed(fail_msg, errs));
+    }
+    if coll.is_auth() && coll.name == "_superusers" {
+        draft.set("verified", Val::Bool(true));
+    }
+    draft.prepare_save(&now_text());
+    let collections = schema.collections.clone();
+    let errs = ctx
+        .reader
+        .read(|conn| Ok(validate::fields(&draft, &collections, conn)?))
+        .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+    if !errs.is_empty() {
+        return Err(failed(fail_msg, errs));
+    }
+    // hash on the CPU pool, never on a worker or the writer
+    if let Some(i) = draft.index("password") {
+        if let Val::Password { plain, .. } = &draft.vals[i] {
+            if !plain.is_empty() {
+                let cost = match &coll.fields[i].kind {
+                    FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
+                    _ => crate::auth::password::DEFAULT_COST,
+                };
+                let hash = crate::auth::password::hash(&ctx.shared.cpu, plain.clone(), cost)
+                    .await
+                    .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+                if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
+                    *h = hash;
+                }
+            }
+        }
+    }
+
+    // new files go to disk before the row, removed again if the write fails
+    let data_dir = ctx.shared.store.dir().to_path_buf();
+    let dir = files::record_dir(&data_dir, &coll.id, &draft.id());
+    let mut to_write = Vec::new();
+    let mut to_remove = Vec::new();
+    for (i, f) in coll.fields.iter().enumerate() {
+        if !matches!(f.kind, FieldKind::File { .. }) {
+            continue;
+        }
+        let now = draft.file_names(i);
+        if let Val::Files(items) = &draft.vals[i] {
+            for it in items {
+                if let super::write::FileItem::New(k) = it {
+                    let nf = &draft.new_files[*k];
+                    to_write.push((nf.name.clone(), nf.data.clone()));
+                }
+            }
+        }
+        if let Val::Files(old) = &draft.original[i] {
+            for it in old {
+                if let super::write::FileItem::Name(n) = it {
+                    if !now.contains(n) {
+                        to_remove.push(n.clone());
+                    }
+                }
+            }
+        }
+    }
+    let written: Vec<String> = to_write.iter().map(|(n, _)| n.clone()).collect();
+    if !to_write.is_empty() {
+        let d = dir.clone();
+        ctx.shared
+            .cpu
+            .run(move || files::write_all(&d, &to_write))
+            .await
+            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?
+            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+    }
+
+    let id = draft.id();
+    let action = if is_new {
+        Action::Create
+    } else {
+        Action::Update
+    };
+    let job_coll = coll.clone();
+    let outcome = write_job(&ctx, move |conn| {
+        persist(conn, &mut draft, &collections)?;
+        Ok(RecordEvent::load(conn, action, job_coll, &draft.id())?)
+    })
+    .await;
+    let event = match outcome {
+        Ok(ev) => ev,
+        Err(e) => {
+            if !written.is_empty() {
+                let d = dir.clone();
+                let _ = ctx
+                    .shared
+                    .cpu
+                    .run(move || files::remove_names(&d, written.iter().map(String::as_str)))
+                    .await;
+            }
+            return Err(match e {
+                Some(JobError::Validation(errs)) => failed(fail_msg, errs),
+                _ => ApiError::bad_request(Some(fail_msg)),
+            });
+        }
+    };
+    if !to_remove.is_empty() {
+        let d = dir.clone();
+        let _ = ctx
+            .shared
+            .cpu
+            .run(move || files::remove_names(&d, to_remove.iter().map(String::as_str)))
+            .await;
+    }
+    if let Some(ev) = event {
+        ctx.shared.realtime.publish(ev);
+    }
+    respond_record(&ctx, &schema, &caller, &coll, &id, &query)
+}
+
+/// The saved record as the read path serialises it (flags, `expand`, `fields`).
+fn respond_record(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    caller: &Caller,
+    coll: &Arc<Collection>,
+    id: &str,
+    query: &[(String, String)],
+) -> ApiResult {
+    let sql = format!(
+        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+        quote(&coll.name)
+    );
+    let mut arena = Arena::default();
+    let found = ctx
+        .reader
+        .read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?)
+        })
+        .map_err(|_| ApiError::internal())?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
+    let mut out = String::with_capacity(512);
+    super::json::Writer::new().write(&mut out, &arena, found[0]);
+    Ok(crate::apis::records::respond(
+        out,
+        query_get(query, "fields"),
+        false,
+    ))
+}
+
+pub async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = find_collection(&schema, &req)?;
+    upsert(ctx, req, schema, coll, None).await
+}
+
+pub async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = find_collection(&schema, &req)?;
+    if req.param("id").unwrap_or("").is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    // an empty row: load it after the body and access checks
+    upsert(ctx, req, schema, coll, Some(Vec::new())).await
+}
+
+pub async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let schema = ctx.shared.schema.get();
+    let coll = find_collection(&schema, &req)?;
+    let id = req.param("id").unwrap_or("").to_string();
+    if id.is_empty() {
+        return Err(ApiError::not_found(None));
+    }
+    let query = query_pairs(req.query());
+    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    if record_body(&req).await.is_err() {
+        return Err(ApiError::bad_request(None));
+    }
+    let superuser = caller.superuser();
+    if !superuser && coll.delete_rule.is_none() {
+        return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    if load_row(&ctx, &coll, &id)?.is_none() {
+        return Err(ApiError::not_found(None));
+    }
+    if !superuser {
+        if let Some(r) = coll.delete_rule.as_deref().filter(|r| !r.is_empty()) {
+            if !stored_passes(&ctx, &schema, &coll, r, &caller, &id) {
+                return Err(ApiError::not_found(None));
+            }
+        }
+    }
+    let collections = schema.collections.clone();
+    let job_coll = coll.clone();
+    let events = write_job(&ctx, move |conn| {
+        let mut events = Vec::new();
+        delete_record(conn, &collections, &job_coll, &id, &mut events)?;
+        Ok(events)
+    })
+    .await
+    .map_err(|_| ApiError::bad_request(Some(DELETE_FAILED)))?;
+    publish_deletes(&ctx, events).await;
+    Ok(Response::new(204))
+}
+
+/// After a committed delete: the deleted records' files go, then realtime hears of it.
+pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
+    let dirs: Vec<std::path::PathBuf> = events
+        .iter()
+        .filter(|e| e.action == Action::Delete)
+        .map(|e| files::record_dir(ctx.shared.store.dir(), &e.collection.id, e.record_id()))
+        .collect();
+    if !dirs.is_empty() {
+        let _ = ctx
+            .shared
+            .cpu
+            .run(move || {
+                for d in dirs {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            })
+            .await;
+    }
+    for ev in events {
+        ctx.shared.realtime.publish(ev);
+    }
+}
+
+/// Deletes a record with PocketBase's cascade: references to it are removed from the
+/// records pointing at it; those left empty are deleted when the relation cascades and
+/// refuse the delete when it is required.
+pub fn delete_record(
+    conn: &Connection,
+    schema: &Collections,
+    coll: &Arc<Collection>,
+    id: &str,
+    events: &mut Vec<RecordEvent>,
+) -> Result<(), JobFail> {
+    let refuse = |m: String| JobFail::Refused(JobError::Refused(m));
+    let Some(ev) = RecordEvent::load(conn, Action::Delete, coll.clone(), id)? else {
+        return Ok(());
+    };
+    events.push(ev);
+    conn.execute(
+        &format!("DELETE FROM {} WHERE `id` = ?1", quote(&coll.name)),
+        [id],
+    )?;
+    if coll.is_auth() {
+        for (table, coll_col) in [
+            ("_externalAuths", "collectionRef"),
+            ("_authOrigins", "collectionRef"),
+            ("_mfas", "collectionRef"),
+            ("_otps", "collectionRef"),
+        ] {
+            if schema.by_name(table).is_some() {
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {} WHERE `{coll_col}` = ?1 AND `recordRef` = ?2",
+                        quote(table)
+                    ),
+                    [&coll.id, id],
+                )?;
+            }
+        }
+    }
+    let mut refs: Vec<Arc<Collection>> = schema
+        .iter()
+        .filter(|c| !c.is_view() && c.relations_to(&coll.id).next().is_some())
+        .cloned()
+        .collect();
+    refs.sort_by(|a, b| a.name.cmp(&b.name));
+    let now = now_text();
+    for rc in refs {
+        let table = quote(&rc.name);
+        for f in rc.relations_to(&coll.id) {
+            let FieldKind::Relation { cascade_delete, .. } = f.kind else {
+                continue;
+            };
+            let col = format!("{table}.{}", quote(&f.name));
+            let mut sql = if f.is_multiple() {
+                format!("SELECT {table}.* FROM {table} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({col}) THEN {col} ELSE json_array({col}) END) AS __je__ WHERE __je__.value = ?1)")
+            } else {
+                format!("SELECT {table}.* FROM {table} WHERE {col} = ?1")
+            };
+            if rc.id == coll.id {
+                sql.push_str(&format!(" AND {table}.`id` != ?1"));
+            }
+            let mut arena = Arena::default();
+            let found = {
+                let mut stmt = conn.prepare(&sql)?;
+                arena.load(&rc, &mut stmt, &[QValue::Text(id.to_string())])?
+            };
+            for i in found {
+                let rec = &arena.recs[i];
+                let rid = rec.id().to_string();
+                let mut ids =
+                    super::value::relation_ids(f, rec.value(&f.name).unwrap_or(&SqlVal::Null));
+                if let Some(pos) = ids.iter().rposition(|x| x == id) {
+                    ids.remove(pos);
+                }
+                if cascade_delete && ids.is_empty() {
+                    delete_record(conn, schema, &rc, &rid, events)?;
+                    continue;
+                }
+                if f.required && ids.is_empty() {
+                    return Err(refuse(format!(
+                        "the record cannot be deleted because it is part of a required reference in record {rid} ({} collection)",
+                        rc.name
+                    )));
+                }
+                let value = if f.is_multiple() {
+                    serde_json::to_string(&ids).unwrap_or_default()
+                } else {
+                    ids.last().cloned().unwrap_or_default()
+                };
+                let mut sets = format!("{}=?1", quote(&f.name));
+                let mut params = vec![SqlValue::Text(value)];
+                for af in &rc.fields {
+                    if let FieldKind::Autodate {
+                        on_update: true, ..
+                    } = af.kind
+                    {
+                        params.push(SqlValue::Text(now.clone()));
+                        sets.push_str(&format!(",{}=?{}", quote(&af.name), params.len()));
+                    }
+                }
+                params.push(SqlValue::Text(rid.clone()));
+                conn.execute(
+                    &format!("UPDATE {table} SET {sets} WHERE `id` = ?{}", params.len()),
+                    rusqlite::params_from_iter(params.iter()),
+                )?;
+                if let Some(ev) = RecordEvent::load(conn, Action::Update, rc.clone(), &rid)? {
+                    events.push(ev);
+                }
+            }
+        }
+    }
+    Ok(())
+}

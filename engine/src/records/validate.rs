@@ -1,0 +1,607 @@
+//! Record validation with PocketBase's codes and messages: the auth upsert form's checks
+//! (password, passwordConfirm, oldPassword, email, verified) and every field type's value
+//! checks (relation ids and custom primary keys are looked up on the caller's connection).
+
+use super::files::{mime_allowed, sniff};
+use super::quote;
+use super::write::{Draft, FileItem, FormInput, Val};
+use crate::error::{FieldError, FieldErrors};
+use pocketbun_storage::collections::snapshot::Collections;
+use pocketbun_storage::collections::FieldKind;
+use pocketbun_storage::rusqlite::{self, Connection, OptionalExtension};
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// Who saves: PocketBase's upsert form access levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Default,
+    Manager,
+    Superuser,
+}
+
+fn required() -> FieldError {
+    FieldError::new("validation_required", "Cannot be blank.")
+}
+
+fn mismatch() -> FieldError {
+    FieldError::new("validation_values_mismatch", "Values don't match.")
+}
+
+/// The auth form's checks (`None` for non-auth collections). `old_password_ok`: whether
+/// `oldPassword` matches the stored hash (checked by the caller on the CPU pool).
+pub fn form(
+    draft: &Draft,
+    input: &FormInput,
+    access: Access,
+    old_password_ok: bool,
+) -> FieldErrors {
+    let mut errs = FieldErrors::new();
+    if !draft.coll.is_auth() {
+        return errs;
+    }
+    let manage = access >= Access::Manager;
+    let is_new = draft.is_new;
+    // a password set through the record itself (not the form) skips the form's checks
+    let disable = match draft.get("password") {
+        Some(Val::Password { plain, .. }) => !plain.is_empty() && *plain != input.password,
+        _ => false,
+    };
+    if !is_new && !manage && draft.str_of("email") != draft.original_str("email") {
+        errs.add("email", mismatch());
+    }
+    let verified = matches!(draft.get("verified"), Some(Val::Bool(true)));
+    let orig_verified = draft
+        .index("verified")
+        .is_some_and(|i| matches!(draft.original[i], Val::Bool(true)));
+    if !manage && verified != orig_verified {
+        errs.add("verified", mismatch());
+    }
+    if !disable {
+        let (p, pc, op) = (
+            &input.password,
+            &input.password_confirm,
+            &input.old_password,
+        );
+        if (is_new || !pc.is_empty() || !op.is_empty()) && p.is_empty() {
+            errs.add("password", required());
+        }
+        if (is_new || !p.is_empty() || !op.is_empty()) && pc.is_empty() {
+            errs.add("passwordConfirm", required());
+        } else if pc != p {
+            errs.add("passwordConfirm", mismatch());
+        }
+        if !is_new && !manage && (!p.is_empty() || !pc.is_empty()) {
+            if op.is_empty() {
+                errs.add("oldPassword", required());
+            } else if !old_password_ok {
+                errs.add(
+                    "oldPassword",
+                    FieldError::new(
+                        "validation_invalid_old_password",
+                        "Missing or invalid old password.",
+                    ),
+                );
+            }
+        }
+    }
+    errs
+}
+
+fn email_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+            .expect("email regex")
+    })
+}
+
+fn url_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?i)[a-z][a-z0-9+.\-]*://[^\s/?#@]+(?:@[^\s/?#]+)?(?:[/?#]\S*)?$")
+            .expect("url regex")
+    })
+}
+
+fn filename_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^[^\./\\][^/\\]+$").expect("filename regex"))
+}
+
+/// Go's `%v` of a number parameter inside a message.
+fn num_text(f: f64) -> String {
+    crate::apis::body::go_format_f(f)
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    host.rsplit_once('@').map_or(host, |(_, h)| h)
+}
+
+const DEFAULT_ID_PATTERN: &str = "^[a-z0-9]+$";
+const FORBIDDEN_PK: [&str; 2] = ["/", "\\"];
+const RESERVED_PK: [&str; 2] = ["aux", "null"];
+
+/// Every field's value checks (PocketBase's `onRecordValidate`).
+pub fn fields(
+    draft: &Draft,
+    schema: &Collections,
+    conn: &Connection,
+) -> rusqlite::Result<FieldErrors> {
+    let mut errs = FieldErrors::new();
+    for (i, f) in draft.coll.fields.iter().enumerate() {
+        let v = &draft.vals[i];
+        let err = match (&f.kind, v) {
+            (
+                FieldKind::Text {
+                    min,
+                    max,
+                    pattern,
+                    primary_key,
+                    ..
+                },
+                Val::Str(s),
+            ) => 'text: {
+                if *primary_key {
+                    if !draft.is_new {
+                        let old = draft.original_str(&f.name);
+                        if old != *s {
+                            break 'text Some(FieldError::new(
+                                "validation_pk_change",
+                                "The record primary key cannot be changed.",
+                            ));
+                        }
+                        if !old.is_empty() {
+                            break 'text None;
+                        }
+                    } else if pattern != DEFAULT_ID_PATTERN {
+                        let sql = format!(
+                            "SELECT 1 FROM {} WHERE `id` = ?1 COLLATE NOCASE LIMIT 1",
+                            quote(&draft.coll.name)
+                        );
+                        let found: Option<i64> =
+                            conn.query_row(&sql, [s], |r| r.get(0)).optional()?;
+                        if found.is_some() {
+                            break 'text Some(FieldError::new(
+                                "validation_pk_invalid",
+                                "The record primary key is invalid or already exists.",
+                            ));
+                        }
+                    }
+                }
+                if s.is_empty() {
+                    break 'text (f.required || *primary_key).then(required);
+                }
+                let len = s.chars().count() as i64;
+                let max = if *max == 0 { 5000 } else { *max };
+                if *min > 0 && len < *min {
+                    Some(
+                        FieldError::new(
+                            "validation_min_text_constraint",
+                            format!("Must be at least {min} character(s)."),
+                        )
+                        .param("min", *min),
+                    )
+                } else if max > 0 && len > max {
+                    Some(
+                        FieldError::new(
+                            "validation_max_text_constraint",
+                            format!("Must be no more than {max} character(s)."),
+                        )
+                        .param("max", max),
+                    )
+                } else if !pattern.is_empty() && !Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+                {
+                    Some(FieldError::new(
+                        "validation_invalid_format",
+                        "Invalid value format.",
+                    ))
+                } else if *primary_key && pattern != DEFAULT_ID_PATTERN {
+                    if let Some(ch) = FORBIDDEN_PK.iter().find(|c| s.contains(**c)) {
+                        Some(
+                            FieldError::new(
+                                "validation_forbidden_pk_character",
+                                format!("'{ch}' is not a valid primary key character."),
+                            )
+                            .param("ch", *ch),
+                        )
+                    } else {
+                        RESERVED_PK
+                            .iter()
+                            .find(|r| s.eq_ignore_ascii_case(r))
+                            .map(|r| {
+                                FieldError::new(
+                                    "validation_reserved_pk",
+                                    format!(
+                                        "The primary key '{r}' is reserved and cannot be used."
+                                    ),
+                                )
+                                .param("reserved", *r)
+                            })
+                    }
+                } else {
+                    None
+                }
+            }
+            (FieldKind::Number { min, max, only_int }, Val::Num(x)) => {
+                if !x.is_finite() {
+                    Some(FieldError::new(
+                        "validation_not_a_number",
+                        "The submitted number is not properly formatted",
+                    ))
+                } else if *x == 0.0 {
+                    f.required.then(required)
+                } else if *only_int && *x != x.trunc() {
+                    Some(FieldError::new(
+                        "validation_only_int_constraint",
+                        "Decimal numbers are not allowed",
+                    ))
+                } else if let Some(m) = min.filter(|m| x < m) {
+                    Some(
+                        FieldError::new(
+                            "validation_min_number_constraint",
+                            format!("Must be greater or equal than {}", num_text(m)),
+                        )
+                        .param("min", m),
+                    )
+                } else {
+                    max.filter(|m| x > m).map(|m| {
+                        FieldError::new(
+                            "validation_max_number_constraint",
+                            format!("Must be less or equal than {}", num_text(m)),
+                        )
+                        .param("max", m)
+                    })
+                }
+            }
+            (FieldKind::Bool, Val::Bool(b)) => (f.required && !b).then(required),
+            (
+                FieldKind::Email {
+                    except_domains,
+                    only_domains,
+                },
+                Val::Str(s),
+            ) => {
+                if s.is_empty() {
+                    f.required.then(required)
+                } else if s.len() > 254 || !email_re().is_match(s) {
+                    Some(FieldError::new(
+                        "validation_is_email",
+                        "must be a valid email address",
+                    ))
+                } else {
+                    let domain = s.rsplit('@').next().unwrap_or("");
+                    let only = only_domains.as_deref().unwrap_or(&[]);
+                    let except = except_domains.as_deref().unwrap_or(&[]);
+                    ((!only.is_empty() && !only.iter().any(|d| d == domain))
+                        || except.iter().any(|d| d == domain))
+                    .then(|| {
+                        FieldError::new(
+                            "validation_email_domain_not_allowed",
+                            "Email domain is not allowed",
+                        )
+                    })
+                }
+            }
+            (
+                FieldKind::Url {
+                    except_domains,
+                    only_domains,
+                },
+                Val::Str(s),
+            ) => {
+                if s.is_empty() {
+                    f.required.then(required)
+                } else if !url_re().is_match(s) {
+                    Some(FieldError::new(
+                        "validation_invalid_url",
+                        "Must be a valid url",
+                    ))
+                } else {
+                    let host = host_of(s);
+                    let only = only_domains.as_deref().unwrap_or(&[]);
+                    let except = except_domains.as_deref().unwrap_or(&[]);
+                    ((!only.is_empty() && !only.iter().any(|d| d == host))
+                        || except.iter().any(|d| d == host))
+                    .then(|| {
+                        FieldError::new(
+                            "validation_url_domain_not_allowed",
+                            "Url domain is not allowed",
+                        )
+                    })
+                }
+            }
+            (FieldKind::Editor { max_size, .. }, Val::Str(s)) => {
+                let max = if *max_size > 0 { *max_size } else { 5 << 20 };
+                if f.required && s.is_empty() {
+                    Some(required())
+                } else {
+                    (s.len() as i64 > max).then(|| {
+                        FieldError::new(
+                            "validation_content_size_limit",
+                            format!("The maximum allowed content size is {max} bytes"),
+                        )
+                        .param("maxSize", max)
+                    })
+                }
+            }
+            (FieldKind::Date { min, max }, Val::Date(s)) => {
+                if s.is_empty() {
+                    f.required.then(required)
+                } else if !min.is_empty() && s.as_str() < min.as_str() {
+                    Some(
+                        FieldError::new(
+                            "validation_min_greater_equal_than_required",
+                            format!("Must be no less than {min}"),
+                        )
+                        .param("threshold", min.clone()),
+                    )
+                } else if !max.is_empty() && s.as_str() > max.as_str() {
+                    Some(
+                        FieldError::new(
+                            "validation_max_less_equal_than_required",
+                            format!("Must be no greater than {max}"),
+                        )
+                        .param("threshold", max.clone()),
+                    )
+                } else {
+                    None
+                }
+            }
+            (FieldKind::Select { values, max_select }, Val::List(l)) => {
+                let max = (*max_select).max(1);
+                if l.is_empty() {
+                    f.required.then(required)
+                } else if l.len() as i64 > max {
+                    Some(
+                        FieldError::new(
+                            "validation_too_many_values",
+                            format!("Select no more than {max}"),
+                        )
+                        .param("maxSelect", max),
+                    )
+                } else {
+                    let allowed = values.as_deref().unwrap_or(&[]);
+                    l.iter().find(|v| !allowed.contains(v)).map(|v| {
+                        FieldError::new("validation_invalid_value", format!("Invalid value {v}"))
+                            .param("value", v.clone())
+                    })
+                }
+            }
+            (FieldKind::Json { max_size }, Val::Json(raw)) => {
+                let max = if *max_size > 0 { *max_size } else { 1 << 20 };
+                let text = raw.as_deref().unwrap_or("");
+                if text.len() as i64 > max {
+                    Some(
+                        FieldError::new(
+                            "validation_json_size_limit",
+                            format!("The maximum allowed JSON size is {max} bytes"),
+                        )
+                        .param("maxSize", max),
+                    )
+                } else if !text.is_empty()
+                    && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+                {
+                    Some(FieldError::new(
+                        "validation_invalid_json",
+                        "Must be a valid json value",
+                    ))
+                } else {
+                    let t = text.trim();
+                    (f.required && matches!(t, "" | "null" | "\"\"" | "[]" | "{}" | "0" | "false"))
+                        .then(required)
+                }
+            }
+            (
+                FieldKind::Relation {
+                    collection_id,
+                    min_select,
+                    max_select,
+                    ..
+                },
+                Val::List(ids),
+            ) => {
+                let max = (*max_select).max(1);
+                if ids.is_empty() {
+                    f.required.then(required)
+                } else if *min_select > 0 && (ids.len() as i64) < *min_select {
+                    Some(
+                        FieldError::new(
+                            "validation_not_enough_values",
+                            format!("Select at least {min_select}"),
+                        )
+                        .param("minSelect", *min_select),
+                    )
+                } else if ids.len() as i64 > max {
+                    Some(
+                        FieldError::new(
+                            "validation_too_many_values",
+                            format!("Select no more than {max}"),
+                        )
+                        .param("maxSelect", max),
+                    )
+                } else {
+                    match schema.get(collection_id) {
+                        None => Some(FieldError::new(
+                            "validation_missing_rel_collection",
+                            "Relation connection is missing or cannot be accessed",
+                        )),
+                        Some(target) => {
+                            let sql = format!(
+                                "SELECT count(*) FROM {} WHERE `id` IN (SELECT value FROM json_each(?1))",
+                                quote(&target.name)
+                            );
+                            let list = serde_json::to_string(ids).unwrap_or_default();
+                            let total: i64 =
+                                conn.query_row(&sql, [list], |r| r.get(0)).unwrap_or(0);
+                            (total != ids.len() as i64).then(|| {
+                                FieldError::new(
+                                    "validation_missing_rel_records",
+                                    "Failed to find all relation records with the provided ids",
+                                )
+                            })
+                        }
+                    }
+                }
+            }
+            (
+                FieldKind::File {
+                    max_size,
+                    max_select,
+                    mime_types,
+                    ..
+                },
+                Val::Files(items),
+            ) => 'file: {
+                if items.is_empty() {
+                    break 'file f.required.then(required);
+                }
+                let old: Vec<&String> = match &draft.original[i] {
+                    Val::Files(l) => l
+                        .iter()
+                        .filter_map(|it| match it {
+                            FileItem::Name(n) => Some(n),
+                            FileItem::New(_) => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let invalid: Vec<String> = items
+                    .iter()
+                    .filter_map(|it| match it {
+                        FileItem::Name(n) if !old.contains(&n) => {
+                            Some(n.chars().take(250).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !invalid.is_empty() {
+                    break 'file Some(
+                        FieldError::new(
+                            "validation_invalid_file",
+                            format!("Invalid new files: {}.", invalid.join(" ")),
+                        )
+                        .param("invalidFiles", invalid),
+                    );
+                }
+                let max = (*max_select).max(1);
+                if items.len() as i64 > max {
+                    break 'file Some(
+                        FieldError::new(
+                            "validation_too_many_files",
+                            format!("The maximum allowed files is {max}"),
+                        )
+                        .param("maxSelect", max),
+                    );
+                }
+                let max_size = if *max_size > 0 { *max_size } else { 5 << 20 };
+                for it in items {
+                    let FileItem::New(k) = it else { continue };
+                    let Some(nf) = draft.new_files.get(*k) else {
+                        continue;
+                    };
+                    let n = nf.name.chars().count();
+                    if !(1..=150).contains(&n) {
+                        break 'file Some(
+                            FieldError::new(
+                                "validation_length_out_of_range",
+                                "the length must be between 1 and 150",
+                            )
+                            .param("min", 1)
+                            .param("max", 150),
+                        );
+                    }
+                    if !filename_re().is_match(&nf.name) {
+                        break 'file Some(FieldError::new(
+                            "validation_match_invalid",
+                            "must be in a valid format",
+                        ));
+                    }
+                    if nf.data.len() as i64 > max_size {
+                        let file: String = nf.original_name.chars().take(300).collect();
+                        break 'file Some(
+                            FieldError::new(
+                                "validation_file_size_limit",
+                                format!(
+                                    "Failed to upload {file} - the maximum allowed file size is {max_size} bytes."
+                                ),
+                            )
+                            .param("file", file)
+                            .param("maxSize", max_size),
+                        );
+                    }
+                    let allowed = mime_types.as_deref().unwrap_or(&[]);
+                    if !allowed.is_empty() && !mime_allowed(sniff(&nf.data).0, allowed) {
+                        break 'file Some(FieldError::new(
+                            "validation_invalid_mime_type",
+                            format!(
+                                "{:?} mime type must be one of: {}.",
+                                nf.name,
+                                allowed.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                None
+            }
+            (FieldKind::GeoPoint, Val::Geo(lon, lat)) => {
+                if *lat == 0.0 && *lon == 0.0 {
+                    f.required.then(required)
+                } else if !(-90.0..=90.0).contains(lat) {
+                    Some(FieldError::new(
+                        "validation_invalid_latitude",
+                        "Latitude must be between -90 and 90 degrees.",
+                    ))
+                } else {
+                    (!(-180.0..=180.0).contains(lon)).then(|| {
+                        FieldError::new(
+                            "validation_invalid_longitude",
+                            "Longitude must be between -180 and 180 degrees.",
+                        )
+                    })
+                }
+            }
+            (
+                FieldKind::Password {
+                    min, max, pattern, ..
+                },
+                Val::Password { plain, hash },
+            ) => {
+                if plain.is_empty() {
+                    (f.required && hash.is_empty()).then(required)
+                } else {
+                    let len = plain.chars().count() as i64;
+                    let max = if *max <= 0 { 71 } else { *max };
+                    if len < *min {
+                        Some(FieldError::new(
+                            "validation_min_text_constraint",
+                            format!("Must be at least {min} character(s)"),
+                        ))
+                    } else if len > max {
+                        Some(FieldError::new(
+                            "validation_max_text_constraint",
+                            format!("Must be less than {max} character(s)"),
+                        ))
+                    } else if !pattern.is_empty()
+                        && !Regex::new(pattern).is_ok_and(|re| re.is_match(plain))
+                    {
+                        Some(FieldError::new(
+                            "validation_invalid_format",
+                            "Invalid value format",
+                        ))
+                    } else {
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(e) = err {
+            errs.add(f.name.clone(), e);
+        }
+    }
+    Ok(errs)
+}
