@@ -175,11 +175,12 @@ fn view_file_dir(
 async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let not_found = || ApiError::not_found(None);
     let schema = ctx.shared.schema.get();
+    // (resolved first by PocketBase's collection rate-limit middleware)
     let coll = schema
         .collections
         .get(req.param("collection").unwrap_or_default())
         .cloned()
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| ApiError::not_found(Some("Missing or invalid collection context.")))?;
     let record_id = req.param("recordId").unwrap_or_default();
     let filename = req.param("filename").unwrap_or_default().to_string();
     if !files::safe_segment(record_id) || !files::safe_segment(&filename) {
