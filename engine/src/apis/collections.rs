@@ -27,6 +27,14 @@ pub fn register(routes: &mut Routes) {
     routes.add(Method::Patch, "/api/collections/{collection}", |c, r| {
         Box::pin(update(c, r))
     });
+    routes.add(
+        Method::Delete,
+        "/api/collections/{collection}/truncate",
+        |c, r| Box::pin(truncate(c, r)),
+    );
+    routes.add(Method::Put, "/api/collections/import", |c, r| {
+        Box::pin(import(c, r))
+    });
     routes.add(Method::Get, "/api/collections/meta/scaffolds", |c, r| {
         Box::pin(scaffolds(c, r))
     });
@@ -333,4 +341,239 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     .await
     .map_err(|e| save_error(e, "Failed to update collection."))?;
     Ok(json_ok(saved.to_api_json()))
+}
+
+/// Validation errors as Go's `json.MarshalIndent` writes ozzo's errors: leaves are their raw
+/// messages, nested by field.
+fn indented_raw_errors(errors: &pocketbun_storage::collections::ValidationErrors) -> String {
+    use pocketbun_storage::collections::ErrorNode;
+    fn raw(errors: &pocketbun_storage::collections::ValidationErrors) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, node) in &errors.0 {
+            let v = match node {
+                ErrorNode::Leaf(e) => {
+                    // stored sentence-cased; Go keeps the validator's raw lower-case text
+                    let m = e.message.strip_suffix('.').unwrap_or(&e.message);
+                    let mut c = m.chars();
+                    let lowered: String = match c.next() {
+                        Some(f) => f.to_lowercase().chain(c).collect(),
+                        None => String::new(),
+                    };
+                    serde_json::Value::String(lowered)
+                }
+                ErrorNode::Nested(n) => raw(n),
+            };
+            map.insert(k.clone(), v);
+        }
+        serde_json::Value::Object(map)
+    }
+    serde_json::to_string_pretty(&raw(errors)).unwrap_or_default()
+}
+
+fn import_failure(message: String) -> ApiError {
+    let mut e = ApiError::bad_request(Some("Failed to import collections."));
+    let mut leaf = serde_json::Map::new();
+    leaf.insert(
+        "code".into(),
+        "validation_collections_import_failure".into(),
+    );
+    leaf.insert(
+        "message".into(),
+        pocketbun_storage::collections::errors::sentenize(&message).into(),
+    );
+    e.data
+        .insert("collections".into(), serde_json::Value::Object(leaf));
+    e
+}
+
+/// `PUT /api/collections/import`: the whole configuration in one transaction. Every imported
+/// collection is saved first and validated after, so they may refer to each other in any
+/// order; `deleteMissing` drops the non-system collections (and fields) it does not list.
+async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let body = body_object(&req).map_err(|_| {
+        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+    })?;
+    let delete_missing = body
+        .get("deleteMissing")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let to_import: Vec<serde_json::Map<String, serde_json::Value>> = match body.get("collections") {
+        Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_object().cloned().ok_or(()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+            })?,
+        _ => {
+            let mut errors = crate::error::FieldErrors::new();
+            errors.add(
+                "collections",
+                crate::error::FieldError::new("validation_required", "cannot be blank"),
+            );
+            return Err(ApiError::validation(
+                "An error occurred while validating the submitted data.",
+                &errors,
+            ));
+        }
+    };
+    let outcome = change_schema(&ctx, move |conn| import_in(conn, to_import, delete_missing)).await;
+    match outcome {
+        Ok(()) => Ok(Response::new(204)),
+        Err(SaveError::Validation(errors)) => Err(import_failure(errors_message(&errors))),
+        Err(SaveError::Refused(m)) => Err(import_failure(format!(
+            "Failed to import the collections configuration. Raw error:\n{m}"
+        ))),
+        Err(SaveError::Storage(e)) => Err(import_failure(format!(
+            "Failed to import the collections configuration. Raw error:\n{e}"
+        ))),
+    }
+}
+
+/// The message of a failed import validation travels inside a one-entry error map whose key
+/// is the message itself (see [`import_in`]).
+fn errors_message(errors: &pocketbun_storage::collections::ValidationErrors) -> String {
+    errors.0.keys().next().cloned().unwrap_or_default()
+}
+
+fn import_in(
+    conn: &Connection,
+    to_import: Vec<serde_json::Map<String, serde_json::Value>>,
+    delete_missing: bool,
+) -> Result<(), SaveError> {
+    let bad = |m: String| SaveError::Refused(m);
+    let existing = Collection::load_all(conn)?;
+    let mut imported: Vec<(Collection, bool)> = Vec::with_capacity(to_import.len());
+    for mut data in to_import {
+        let identifier = data
+            .get("id")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| data.get("name").and_then(|v| v.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let found = existing
+            .iter()
+            .find(|c| c.id == identifier || c.name.eq_ignore_ascii_case(&identifier));
+        match found {
+            Some(old) => {
+                if delete_missing && !data.contains_key("fields") {
+                    data.insert("fields".into(), serde_json::Value::Array(Vec::new()));
+                }
+                let mut c = old.clone();
+                c.apply_json(&data)
+                    .map_err(|e| bad(e.message().to_string()))?;
+                for f in &old.fields {
+                    if !f.system && delete_missing {
+                        continue;
+                    }
+                    if c.fields.iter().any(|x| x.id == f.id) {
+                        continue;
+                    }
+                    // same name and type: keep the existing id so the column is not recreated
+                    if let Some(same) = c
+                        .fields
+                        .iter_mut()
+                        .find(|x| x.name == f.name && x.type_name() == f.type_name())
+                    {
+                        same.id = f.id.clone();
+                    }
+                    pocketbun_storage::collections::fields::add_field(&mut c.fields, f.clone());
+                }
+                imported.push((c, false));
+            }
+            None => {
+                let c = Collection::from_create_payload(&data)
+                    .map_err(|e| bad(e.message().to_string()))?;
+                imported.push((c, true));
+            }
+        }
+    }
+    // views last: their queries may read the other collections
+    imported.sort_by(|(a, _), (b, _)| {
+        (a.is_view(), &a.created, &a.updated).cmp(&(b.is_view(), &b.created, &b.updated))
+    });
+
+    if delete_missing {
+        for old in existing.iter().rev() {
+            if old.system || imported.iter().any(|(c, _)| c.id == old.id) {
+                continue;
+            }
+            sync::drop_unchecked(conn, old)?;
+        }
+    }
+    let mut saved = Vec::with_capacity(imported.len());
+    for (c, is_new) in imported {
+        let name = c.name.clone();
+        let c = sync::save_unvalidated(conn, c, is_new).map_err(|e| match e {
+            SaveError::Storage(s) => bad(format!("failed to save collection {name:?}: {s}")),
+            other => other,
+        })?;
+        saved.push(c);
+    }
+    let all = Collection::load_all(conn)?;
+    let checker = rule_checker(Collections::new(all.clone()));
+    for c in &saved {
+        let original = existing.iter().find(|o| o.id == c.id).unwrap_or(c);
+        let errors = pocketbun_storage::collections::validate_collection(
+            conn,
+            c,
+            Some(original),
+            &all,
+            &checker,
+        );
+        if !errors.is_empty() {
+            let message = format!(
+                "Data validations failed for collection {:?} ({}):\n{}",
+                c.name,
+                c.id,
+                indented_raw_errors(&errors)
+            );
+            let mut carrier = pocketbun_storage::collections::ValidationErrors::new();
+            carrier.add(
+                message,
+                pocketbun_storage::collections::FieldError::new("import", "import"),
+            );
+            return Err(SaveError::Validation(carrier));
+        }
+    }
+    Ok(())
+}
+
+/// `DELETE /api/collections/{c}/truncate`: every record deleted as a single delete would be
+/// (cascades, files, realtime), all in one transaction.
+async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let coll = find(&ctx, &req)?;
+    if coll.is_view() {
+        return Err(ApiError::bad_request(Some(
+            "View collections cannot be truncated since they don't store their own records.",
+        )));
+    }
+    let collections = ctx.shared.schema.get().collections.clone();
+    let events = crate::records::save::write_job(&ctx, move |conn| {
+        let ids: Vec<String> = {
+            let sql = format!(
+                "SELECT `id` FROM {}",
+                crate::auth::token::quote_identifier(&coll.name)
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut events = Vec::new();
+        for id in ids {
+            crate::records::save::delete_record(conn, &collections, &coll, &id, &mut events)?;
+        }
+        Ok(events)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::bad_request(Some(
+            "Failed to truncate collection (most likely due to required cascade delete record references).",
+        ))
+    })?;
+    crate::records::save::publish_deletes(&ctx, events).await;
+    Ok(Response::new(204))
 }

@@ -127,6 +127,40 @@ pub fn normalize_for_save(c: &mut Collection, is_new: bool) {
     }
 }
 
+/// Saves `c` (new when `is_new`) without validating it: imports save every collection first
+/// and validate afterwards, so that collections may refer to each other in any order.
+pub fn save_unvalidated(conn: &Connection, mut c: Collection, is_new: bool) -> SResult<Collection> {
+    if is_new {
+        if c.id.is_empty() {
+            c.id = c.default_id();
+        }
+        normalize_for_save(&mut c, true);
+        save(conn, c, None, None)
+    } else {
+        let old = Collection::load_by_id(conn, &c.id)?.ok_or_else(|| {
+            SaveError::Storage(StorageError::new(
+                ErrorKind::NotFound,
+                format!("collection {} not found", c.id),
+            ))
+        })?;
+        normalize_for_save(&mut c, false);
+        c.created = old.created.clone();
+        save(conn, c, Some(old), None)
+    }
+}
+
+/// Drops a collection's table or view and its `_collections` row with no checks (an import
+/// with `deleteMissing` removes whatever its configuration no longer has).
+pub fn drop_unchecked(conn: &Connection, c: &Collection) -> SResult<()> {
+    if c.kind == CollectionType::View {
+        view::delete_view(conn, &c.name).map_err(|e| SaveError::Refused(e.0))?;
+    } else {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", q(&c.name)))?;
+    }
+    conn.execute("DELETE FROM `_collections` WHERE `id` = ?1", [&c.id])?;
+    Ok(())
+}
+
 /// Creates a collection: row, records table (or view) and indexes. The
 /// collection is normalised first (see [`normalize_for_save`]); a default
 /// `pbc_…` id already taken gets a numeric suffix like in PocketBase.
