@@ -32,6 +32,11 @@ pub fn register(routes: &mut Routes) {
         "/api/collections/{collection}/truncate",
         |c, r| Box::pin(truncate(c, r)),
     );
+    routes.add(
+        Method::Post,
+        "/api/collections/meta/dry-run-view",
+        |c, r| Box::pin(dry_run_view(c, r)),
+    );
     routes.add(Method::Put, "/api/collections/import", |c, r| {
         Box::pin(import(c, r))
     });
@@ -576,4 +581,131 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     })?;
     crate::records::save::publish_deletes(&ctx, events).await;
     Ok(Response::new(204))
+}
+
+/// `POST /api/collections/meta/dry-run-view`: the fields a view query would get and a sample
+/// of up to 10 of its records. Runs as a writer job because inferring the fields creates (and
+/// rolls back) a temporary view; nothing is left behind.
+async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    use pocketbun_storage::collections::view;
+    ctx.require_superuser(&req)?;
+    let body = body_object(&req).map_err(|_| {
+        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+    })?;
+    let query = body
+        .get("query")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut errors = crate::error::FieldErrors::new();
+    if query.is_empty() {
+        errors.add(
+            "query",
+            crate::error::FieldError::new("validation_required", "cannot be blank"),
+        );
+    } else if query.chars().count() > 5000 {
+        errors.add(
+            "query",
+            crate::error::FieldError::new(
+                "validation_length_too_long",
+                "the length must be no more than 5000",
+            )
+            .param("max", 5000)
+            .param("min", 0),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            &errors,
+        ));
+    }
+    let outcome = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            let run = || -> Result<(Collection, Vec<Vec<crate::records::SqlVal>>), String> {
+                let select = view::normalize_view_select_query(&query).map_err(|e| e.0)?;
+                let all = Collection::load_all(conn).map_err(|e| e.to_string())?;
+                let fields = view::create_view_fields(conn, &all, &select).map_err(|e| e.0)?;
+                let name = format!("temp_view_{}", pocketbun_storage::random::random_string(5));
+                let mut temp = Collection::new(CollectionType::View, &name, None);
+                temp.fields = fields;
+                let select = view::normalize_view_query_id(conn, &select)
+                    .map_err(|e| format!("failed to normalize view query id: {}", e.0))?;
+                let sql = format!("SELECT * FROM (SELECT * FROM ({select})) as {name} LIMIT 10");
+                let fetch =
+                    || -> pocketbun_storage::rusqlite::Result<Vec<Vec<crate::records::SqlVal>>> {
+                        let mut stmt = conn.prepare(&sql)?;
+                        let names: Vec<String> =
+                            stmt.column_names().iter().map(|n| n.to_string()).collect();
+                        let slots: Vec<Option<usize>> = temp
+                            .fields
+                            .iter()
+                            .map(|f| names.iter().position(|n| *n == f.name))
+                            .collect();
+                        let mut rows = stmt.query([])?;
+                        let mut out = Vec::new();
+                        while let Some(row) = rows.next()? {
+                            let mut values = Vec::with_capacity(slots.len());
+                            for slot in &slots {
+                                values.push(match slot {
+                                    Some(i) => crate::records::SqlVal::from_ref(row.get_ref(*i)?),
+                                    None => crate::records::SqlVal::Null,
+                                });
+                            }
+                            out.push(values);
+                        }
+                        Ok(out)
+                    };
+                let rows = fetch().map_err(|e| format!("failed to retrieve query records: {e}"))?;
+                Ok((temp, rows))
+            };
+            Ok(run())
+        })
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(Some(&format!("Invalid view query. Raw error: \n{e}.")))
+        })?;
+    let (temp, rows) = outcome.map_err(|e| {
+        ApiError::bad_request(Some(&pocketbun_storage::collections::errors::sentenize(
+            &format!("Invalid view query. Raw error: \n{e}"),
+        )))
+    })?;
+    let temp = Arc::new(temp);
+    let mut arena = crate::records::Arena::default();
+    let mut seen = std::collections::HashSet::new();
+    for values in rows {
+        let rec = crate::records::Rec {
+            coll: temp.clone(),
+            values,
+            show_email: false,
+            unhide: false,
+            expand: None,
+        };
+        if rec.id().is_empty() {
+            return Err(ApiError::bad_request(Some(
+                "Invalid view query. Raw error: \nthe query could return records with empty or invalid ids.",
+            )));
+        }
+        if !seen.insert(rec.id().to_string()) {
+            return Err(ApiError::bad_request(Some(
+                "Invalid view query. Raw error: \nthe query could return records with non-unique ids.",
+            )));
+        }
+        arena.recs.push(rec);
+    }
+    let mut out = String::from("{\"fields\":");
+    pocketbun_storage::collections::fields::write_fields_json(&mut out, &temp.fields);
+    out.push_str(",\"sample\":[");
+    let mut writer = crate::records::json::Writer::new();
+    for i in 0..arena.recs.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        writer.write(&mut out, &arena, i);
+    }
+    out.push_str("]}");
+    Ok(json_ok(out))
 }

@@ -39,7 +39,7 @@ pub enum SqlVal {
 }
 
 impl SqlVal {
-    fn from_ref(v: ValueRef<'_>) -> SqlVal {
+    pub fn from_ref(v: ValueRef<'_>) -> SqlVal {
         match v {
             ValueRef::Null => SqlVal::Null,
             ValueRef::Integer(i) => SqlVal::Int(i),
