@@ -13,13 +13,17 @@
 //! * [`runner`] — N connections over T monoio generator threads, warm-up, progress.
 //! * [`server`] — spawning, readiness, RSS and killing of servers under test.
 //! * [`report`] — tables and JSON.
+//! * [`api`] — blocking JSON client for seeding and pre-flight checks.
+//! * [`seed`] — the dataset every server gets, created through the Web API.
 
 pub mod affinity;
+pub mod api;
 pub mod client;
 pub mod http1;
 pub mod report;
 pub mod rt;
 pub mod runner;
+pub mod seed;
 pub mod server;
 pub mod stats;
 pub mod target;

@@ -1,5 +1,7 @@
 //! `loadtest` — PocketBun's HTTP load generator. See loadtest/README.md.
 
+mod compare;
+
 use clap::{Args, Parser, Subcommand};
 use pocketbun_loadtest::affinity::{self, fmt_cpu_list, CpuList};
 use pocketbun_loadtest::report::{Meta, Report, Row};
@@ -33,6 +35,10 @@ enum Cmd {
     /// Start loadtest-hello, pocketbun (and optionally PocketBase) one after
     /// the other, load `GET /api/health` on each, print one table.
     HealthVsHello(HvhArgs),
+    /// Start PocketBun and PocketBase, seed both identically through the Web
+    /// API, run every workload on both alternately, print one table with the
+    /// ratio per workload. Pinned (servers cpu 0, generator cpu 1) by default.
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Args, Clone)]
@@ -120,6 +126,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Run(a) => cmd_run(a, stop.clone()),
         Cmd::HealthVsHello(a) => cmd_hvh(a, stop.clone()),
+        Cmd::Compare(a) => compare::cmd_compare(a, stop.clone()),
     };
     match res {
         Ok(()) if stop.load(Ordering::Relaxed) => {
@@ -155,6 +162,7 @@ fn run_config(
         timeout: (!load.timeout.is_zero()).then_some(load.timeout),
         uring: load.uring,
         stop,
+        seed: None,
     }
 }
 

@@ -172,3 +172,192 @@ impl Report {
         out
     }
 }
+
+/// Renders an aligned text table: the first `left` columns left-aligned, the
+/// rest right-aligned; `None` rows are separator lines.
+pub fn render_table(header: &[&str], rows: &[Option<Vec<String>>], left: usize) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows.iter().flatten() {
+        for (i, c) in row.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let total: usize = widths.iter().sum::<usize>() + 2 * (n - 1);
+    let mut out = String::new();
+    let line = |cells: &[&str], out: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate().take(n) {
+            let pad = " ".repeat(widths[i] - c.chars().count());
+            if i > 0 {
+                l.push_str("  ");
+            }
+            if i < left {
+                l.push_str(c);
+                l.push_str(&pad);
+            } else {
+                l.push_str(&pad);
+                l.push_str(c);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header, &mut out);
+    out.push_str(&"-".repeat(total));
+    out.push('\n');
+    for row in rows {
+        match row {
+            Some(r) => {
+                let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+                line(&cells, &mut out);
+            }
+            None => {
+                out.push_str(&"-".repeat(total));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// One server's result for one workload in `loadtest compare`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareCell {
+    pub server: String,
+    /// Median round (by req/s); `None` when the workload could not run.
+    pub summary: Option<Summary>,
+    /// Peak RSS during the workload (VmHWM reset before it), KiB.
+    pub peak_rss_kib: Option<u64>,
+    pub other_cpu: Option<f64>,
+    pub rounds_rps: Vec<f64>,
+    /// Why the workload did not run on this server.
+    pub skipped: Option<String>,
+}
+
+/// One workload on every server.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareRow {
+    pub workload: String,
+    pub request: String,
+    pub cells: Vec<CompareCell>,
+}
+
+/// The whole `loadtest compare` report.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareReport {
+    pub meta: Meta,
+    pub mode: String,
+    /// Server name → version / binary.
+    pub servers: Vec<(String, String)>,
+    pub rows: Vec<CompareRow>,
+    /// Seeding notes per server.
+    pub notes: Vec<String>,
+}
+
+impl CompareReport {
+    /// req/s of the first server over the second, for one row.
+    pub fn ratio(row: &CompareRow) -> Option<f64> {
+        let a = row.cells.first()?.summary.as_ref()?;
+        let b = row.cells.get(1)?.summary.as_ref()?;
+        (b.rps > 0.0).then(|| a.rps / b.rps)
+    }
+
+    /// The comparison table: two lines per workload (first server carries the ratio).
+    pub fn table(&self) -> String {
+        let header = [
+            "workload",
+            "server",
+            "req/s",
+            "p50",
+            "p90",
+            "p99",
+            "errors",
+            "peak RSS",
+            "other CPU",
+            "ratio",
+        ];
+        let mut rows = Vec::new();
+        for (k, r) in self.rows.iter().enumerate() {
+            if k > 0 {
+                rows.push(None);
+            }
+            let ratio = Self::ratio(r);
+            for (i, c) in r.cells.iter().enumerate() {
+                let name = if i == 0 {
+                    r.workload.clone()
+                } else {
+                    String::new()
+                };
+                let ratio_s = match (i, ratio) {
+                    (0, Some(x)) => format!("{x:.2}x"),
+                    _ => String::new(),
+                };
+                let pct = |x: Option<f64>| {
+                    x.map(|x| format!("{:.0}%", x * 100.0))
+                        .unwrap_or_else(|| "-".into())
+                };
+                match &c.summary {
+                    Some(s) => rows.push(Some(vec![
+                        name,
+                        c.server.clone(),
+                        fmt_rate(s.rps),
+                        us(s.latency_us.p50),
+                        us(s.latency_us.p90),
+                        us(s.latency_us.p99),
+                        s.errors.total.to_string(),
+                        c.peak_rss_kib.map(fmt_kib).unwrap_or_else(|| "-".into()),
+                        pct(c.other_cpu),
+                        ratio_s,
+                    ])),
+                    None => rows.push(Some(vec![
+                        name,
+                        c.server.clone(),
+                        "not run".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        String::new(),
+                    ])),
+                }
+            }
+        }
+        render_table(&header, &rows, 2)
+    }
+
+    /// Skips, error breakdowns and per-round req/s, below the table.
+    pub fn notes_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.rows {
+            for c in &r.cells {
+                let who = format!("{} / {}", r.workload, c.server);
+                if let Some(why) = &c.skipped {
+                    out.push_str(&format!("  {who}: not run: {why}\n"));
+                }
+                if let Some(s) = &c.summary {
+                    let e = &s.errors;
+                    if e.total > 0 || e.unfinished > 0 {
+                        let statuses: Vec<String> = s
+                            .status
+                            .iter()
+                            .filter(|(c, _)| !(200..300).contains(*c))
+                            .map(|(c, n)| format!("{c}×{n}"))
+                            .collect();
+                        out.push_str(&format!(
+                            "  {who}: errors: non-2xx {} [{}], connect {}, io {}, parse {}, timeout {}, unfinished {}\n",
+                            e.non_2xx, statuses.join(" "), e.connect, e.io, e.parse, e.timeout, e.unfinished
+                        ));
+                    }
+                }
+                if c.rounds_rps.len() > 1 {
+                    let v: Vec<String> = c.rounds_rps.iter().map(|x| fmt_rate(*x)).collect();
+                    out.push_str(&format!("  {who}: rounds {} req/s\n", v.join(" / ")));
+                }
+            }
+        }
+        out
+    }
+}

@@ -29,6 +29,8 @@ pub struct RunConfig {
     pub uring: crate::rt::UringMode,
     /// Raised by ctrl-c: stops the run early.
     pub stop: Arc<AtomicBool>,
+    /// What was seeded on the target (needed by the API workloads).
+    pub seed: Option<Arc<crate::seed::Seeded>>,
 }
 
 /// Which phase a progress tick belongs to.
@@ -74,7 +76,7 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&Progress)) -> crate::Resul
         return Err("need at least one connection".into());
     }
     let threads = cfg.threads.clamp(1, cfg.connections);
-    let plan: Arc<dyn Plan> = cfg.workload.plan(&cfg.target)?;
+    let plan: Arc<dyn Plan> = cfg.workload.plan(&cfg.target, cfg.seed.as_deref())?;
     let sync = Arc::new((Barrier::new(threads + 1), OnceLock::<Schedule>::new()));
     let mut handles = Vec::with_capacity(threads);
     let mut lives = Vec::with_capacity(threads);

@@ -30,6 +30,12 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmHWM")
 }
 
+/// Resets `pid`'s peak RSS (VmHWM) to its current RSS (`clear_refs` = 5),
+/// so the next reading is the peak of what follows.
+pub fn reset_peak_rss(pid: u32) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+}
+
 /// Picks a free loopback port (bind :0, read, release).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

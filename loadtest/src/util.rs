@@ -123,6 +123,38 @@ pub fn process_cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Waits (up to `max_wait`) until process `pid` uses less than `threshold` of
+/// one CPU over 250 ms windows — e.g. a server still working off requests
+/// queued by the previous run. Returns whether it settled.
+pub fn wait_process_idle(
+    pid: u32,
+    threshold: f64,
+    max_wait: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let window = Duration::from_millis(250);
+    let t0 = std::time::Instant::now();
+    let Some(mut last) = process_cpu_ticks(pid) else {
+        return false;
+    };
+    loop {
+        std::thread::sleep(window);
+        let Some(now) = process_cpu_ticks(pid) else {
+            return false;
+        };
+        let used = (now - last) as f64 / hz / window.as_secs_f64();
+        if used < threshold {
+            return true;
+        }
+        if t0.elapsed() >= max_wait || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        last = now;
+    }
+}
+
 /// Snapshot for measuring how much CPU *other* processes used during a run.
 #[derive(Clone, Debug)]
 pub struct NoiseProbe {

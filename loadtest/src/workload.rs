@@ -6,6 +6,8 @@
 //! [`RequestGen`] (so per-connection state such as counters or RNGs needs no
 //! synchronization).
 
+use crate::api::urlencode;
+use crate::seed::{Seeded, PASSWORD};
 use crate::target::Target;
 use std::sync::Arc;
 
@@ -17,6 +19,28 @@ pub enum Workload {
     Get,
     /// `GET /api/health` on the URL's origin.
     Health,
+    /// `GET /api/collections/posts/records/{id}`, rotating over every seeded post.
+    View,
+    /// `GET /api/collections/posts/records?page=N&perPage=30` (with total), pages 1..=10.
+    List,
+    /// `published=true && views>K`, `sort=-views`, 30 per page, `skipTotal` (indexed).
+    Filtered,
+    /// Same shape on the unindexed `score` field (bound by SQLite's scan).
+    FilteredUnindexed,
+    /// A page of 30 posts with `expand=author`, `skipTotal`.
+    Expand,
+    /// `GET /api/collections/notes/records?perPage=30` as a user (rule `@request.auth.id != ""`).
+    AuthList,
+    /// `POST /api/collections/posts/records` (public create rule).
+    Create,
+    /// `PATCH /api/collections/posts/records/{id}` (`views`), rotating ids.
+    Update,
+    /// `POST /api/collections/users/auth-with-password`, rotating users (bcrypt).
+    AuthWithPassword,
+    /// `POST /api/collections/users/auth-refresh`, rotating user tokens.
+    AuthRefresh,
+    /// `POST /api/batch` with 10 post creates.
+    Batch,
 }
 
 impl Workload {
@@ -25,15 +49,290 @@ impl Workload {
         match self {
             Workload::Get => "get",
             Workload::Health => "health",
+            Workload::View => "view",
+            Workload::List => "list",
+            Workload::Filtered => "filtered",
+            Workload::FilteredUnindexed => "filtered-unindexed",
+            Workload::Expand => "expand",
+            Workload::AuthList => "auth-list",
+            Workload::Create => "create",
+            Workload::Update => "update",
+            Workload::AuthWithPassword => "auth-with-password",
+            Workload::AuthRefresh => "auth-refresh",
+            Workload::Batch => "batch",
         }
     }
 
-    /// Builds the shared plan for `target`.
-    pub fn plan(self, target: &Target) -> crate::Result<Arc<dyn Plan>> {
-        Ok(match self {
-            Workload::Get => Arc::new(StaticPlan::get(target, &target.path)),
-            Workload::Health => Arc::new(StaticPlan::get(target, "/api/health")),
+    /// Every API workload, in the order `compare` runs them: reads first,
+    /// then logins, then writes (which grow the tables).
+    pub const COMPARE: [Workload; 12] = [
+        Workload::Health,
+        Workload::View,
+        Workload::List,
+        Workload::Filtered,
+        Workload::FilteredUnindexed,
+        Workload::Expand,
+        Workload::AuthList,
+        Workload::AuthWithPassword,
+        Workload::AuthRefresh,
+        Workload::Create,
+        Workload::Update,
+        Workload::Batch,
+    ];
+
+    /// Whether the workload needs seeded data.
+    pub fn needs_seed(self) -> bool {
+        !matches!(self, Workload::Get | Workload::Health)
+    }
+
+    /// Builds the shared plan for `target` (`seed` = what was seeded there).
+    pub fn plan(self, target: &Target, seed: Option<&Seeded>) -> crate::Result<Arc<dyn Plan>> {
+        if !self.needs_seed() {
+            return Ok(match self {
+                Workload::Get => Arc::new(StaticPlan::get(target, &target.path)),
+                _ => Arc::new(StaticPlan::get(target, "/api/health")),
+            });
+        }
+        let seed = seed.ok_or_else(|| {
+            format!(
+                "workload {} needs seeded data (use `loadtest compare`, or `run --seed`)",
+                self.name()
+            )
+        })?;
+        let need = |v: &[String], what: &str| -> crate::Result<()> {
+            if v.is_empty() {
+                Err(format!("workload {}: nothing seeded ({what})", self.name()).into())
+            } else {
+                Ok(())
+            }
+        };
+        const JSON: (&str, &str) = ("Content-Type", "application/json");
+        let get = |path: String| build_request("GET", target, &path, &[], b"");
+        let posts = "/api/collections/posts/records";
+        let (describe, requests): (String, Vec<Vec<u8>>) = match self {
+            Workload::Get | Workload::Health => unreachable!(),
+            Workload::View => {
+                need(&seed.post_ids, "posts")?;
+                (
+                    format!("GET {posts}/{{id}}"),
+                    seed.post_ids
+                        .iter()
+                        .map(|id| get(format!("{posts}/{id}")))
+                        .collect(),
+                )
+            }
+            Workload::List => (
+                format!("GET {posts}?page=1..10&perPage=30"),
+                (1..=10)
+                    .map(|p| get(format!("{posts}?page={p}&perPage=30")))
+                    .collect(),
+            ),
+            Workload::Filtered | Workload::FilteredUnindexed => {
+                let f = if self == Workload::Filtered {
+                    "views"
+                } else {
+                    "score"
+                };
+                (
+                    format!("GET {posts}?filter=(published=true && {f}>K)&sort=-{f}&perPage=30&skipTotal=1"),
+                    (0..10)
+                        .map(|k| {
+                            let filter = urlencode(&format!("(published=true && {f}>{})", k * 97));
+                            get(format!(
+                                "{posts}?filter={filter}&sort=-{f}&perPage=30&skipTotal=1"
+                            ))
+                        })
+                        .collect(),
+                )
+            }
+            Workload::Expand => (
+                format!("GET {posts}?page=1..10&perPage=30&expand=author&skipTotal=1"),
+                (1..=10)
+                    .map(|p| {
+                        get(format!(
+                            "{posts}?page={p}&perPage=30&expand=author&skipTotal=1"
+                        ))
+                    })
+                    .collect(),
+            ),
+            Workload::AuthList => {
+                need(&seed.user_tokens, "user tokens")?;
+                (
+                    "GET /api/collections/notes/records?perPage=30 (user token)".to_string(),
+                    seed.user_tokens
+                        .iter()
+                        .map(|t| {
+                            build_request(
+                                "GET",
+                                target,
+                                "/api/collections/notes/records?perPage=30",
+                                &[("Authorization", t)],
+                                b"",
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Workload::Create => {
+                need(&seed.user_ids, "users")?;
+                (
+                    format!("POST {posts}"),
+                    (0..64)
+                        .map(|i| {
+                            let body = create_body(i, &seed.user_ids);
+                            build_request("POST", target, posts, &[JSON], body.as_bytes())
+                        })
+                        .collect(),
+                )
+            }
+            Workload::Update => {
+                need(&seed.post_ids, "posts")?;
+                (
+                    format!("PATCH {posts}/{{id}} {{\"views\":N}}"),
+                    seed.post_ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| {
+                            let body = format!("{{\"views\":{}}}", (i * 31) % 1000);
+                            build_request(
+                                "PATCH",
+                                target,
+                                &format!("{posts}/{id}"),
+                                &[JSON],
+                                body.as_bytes(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Workload::AuthWithPassword => {
+                need(&seed.user_emails, "users")?;
+                (
+                    "POST /api/collections/users/auth-with-password".to_string(),
+                    seed.user_emails
+                        .iter()
+                        .map(|e| {
+                            let body = serde_json::json!({"identity": e, "password": PASSWORD})
+                                .to_string();
+                            build_request(
+                                "POST",
+                                target,
+                                "/api/collections/users/auth-with-password",
+                                &[JSON],
+                                body.as_bytes(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Workload::AuthRefresh => {
+                need(&seed.user_tokens, "user tokens")?;
+                (
+                    "POST /api/collections/users/auth-refresh".to_string(),
+                    seed.user_tokens
+                        .iter()
+                        .map(|t| {
+                            build_request(
+                                "POST",
+                                target,
+                                "/api/collections/users/auth-refresh",
+                                &[("Authorization", t)],
+                                b"",
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Workload::Batch => {
+                need(&seed.user_ids, "users")?;
+                (
+                    "POST /api/batch (10 post creates)".to_string(),
+                    (0..16)
+                        .map(|b| {
+                            let reqs: Vec<String> = (0..10)
+                                .map(|k| {
+                                    format!(
+                                        "{{\"method\":\"POST\",\"url\":\"{posts}\",\"body\":{}}}",
+                                        create_body(b * 10 + k, &seed.user_ids)
+                                    )
+                                })
+                                .collect();
+                            let body = format!("{{\"requests\":[{}]}}", reqs.join(","));
+                            build_request("POST", target, "/api/batch", &[JSON], body.as_bytes())
+                        })
+                        .collect(),
+                )
+            }
+        };
+        Ok(Arc::new(RotatingPlan::new(describe, requests)))
+    }
+}
+
+/// JSON body of a post created by the write workloads (server-generated id).
+fn create_body(i: usize, users: &[String]) -> String {
+    serde_json::json!({
+        "title": format!("Loadtest post {i}"),
+        "body": "Created by the loadtest create workload. Lorem ipsum dolor sit amet.",
+        "views": (i * 13) % 1000,
+        "score": (i * 17) % 1000,
+        "published": i % 2 == 0,
+        "author": users[i % users.len()],
+        "tags": ["lt", format!("c{}", i % 5)],
+    })
+    .to_string()
+}
+
+/// A fixed list of requests; each connection walks it from its own offset.
+pub struct RotatingPlan {
+    describe: String,
+    requests: Arc<Vec<Arc<[u8]>>>,
+}
+
+impl RotatingPlan {
+    /// Plan over `requests` (must not be empty).
+    pub fn new(describe: String, requests: Vec<Vec<u8>>) -> RotatingPlan {
+        assert!(!requests.is_empty(), "rotating plan without requests");
+        RotatingPlan {
+            describe,
+            requests: Arc::new(requests.into_iter().map(Into::into).collect()),
+        }
+    }
+}
+
+impl Plan for RotatingPlan {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn connection(&self, conn: usize) -> Box<dyn RequestGen> {
+        let n = self.requests.len();
+        // Spread starting points so connections do not walk in lock step.
+        let next = (conn.wrapping_mul(7919)) % n;
+        Box::new(RotatingGen {
+            requests: self.requests.clone(),
+            next,
         })
+    }
+
+    fn sample(&self) -> Vec<u8> {
+        self.requests[0].to_vec()
+    }
+}
+
+struct RotatingGen {
+    requests: Arc<Vec<Arc<[u8]>>>,
+    next: usize,
+}
+
+impl RequestGen for RotatingGen {
+    #[inline]
+    fn next_request(&mut self, out: &mut Vec<u8>) -> RequestMeta {
+        out.extend_from_slice(&self.requests[self.next]);
+        self.next += 1;
+        if self.next == self.requests.len() {
+            self.next = 0;
+        }
+        RequestMeta::default()
     }
 }
 
@@ -50,6 +349,8 @@ pub trait Plan: Send + Sync {
     fn describe(&self) -> String;
     /// Request generator for connection number `conn` (0-based, global).
     fn connection(&self, conn: usize) -> Box<dyn RequestGen>;
+    /// One representative request (for a pre-flight check before loading).
+    fn sample(&self) -> Vec<u8>;
 }
 
 /// Produces the requests of one connection.
@@ -116,6 +417,10 @@ impl Plan for StaticPlan {
             meta: self.meta,
         })
     }
+
+    fn sample(&self) -> Vec<u8> {
+        self.bytes.to_vec()
+    }
 }
 
 struct StaticGen {
@@ -138,7 +443,7 @@ mod tests {
     #[test]
     fn health_request_bytes() {
         let t = Target::parse("http://127.0.0.1:8090/ignored").unwrap();
-        let plan = Workload::Health.plan(&t).unwrap();
+        let plan = Workload::Health.plan(&t, None).unwrap();
         assert_eq!(plan.describe(), "GET /api/health");
         let mut g = plan.connection(0);
         let mut out = Vec::new();
@@ -146,7 +451,7 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:8090\r\n"));
         assert!(s.ends_with("\r\n\r\n"));
-        let plan = Workload::Get.plan(&t).unwrap();
+        let plan = Workload::Get.plan(&t, None).unwrap();
         assert_eq!(plan.describe(), "GET /ignored");
     }
 

