@@ -125,7 +125,7 @@ impl App {
         })
     }
 
-    fn raw_path(head: &RequestHead) -> &str {
+    pub(crate) fn raw_path(head: &RequestHead) -> &str {
         let target = head.target.as_str();
         let path = match target.find("://") {
             Some(i) => target[i + 3..]
@@ -196,7 +196,11 @@ impl Service for App {
         let has_origin = req.head.headers.get("origin").is_some();
         // the request log is queued, never awaited (crate::logs)
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
-        let mut resp = match self.dispatch(req).await {
+        let result = match crate::ratelimit::check(&self.ctx, &req) {
+            Ok(()) => self.dispatch(req).await,
+            Err(err) => Err(err),
+        };
+        let mut resp = match result {
             Ok(resp) => {
                 if let Some(log) = log {
                     log.finish(resp.status, None);

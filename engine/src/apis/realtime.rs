@@ -8,7 +8,6 @@ use crate::records::access::{load_auth_info, url_decode};
 use pocketbun_http::{Body, Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
-use std::net::IpAddr;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
@@ -173,24 +172,7 @@ async fn set_subscriptions(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     Ok(Response::new(204))
 }
 
-/// PocketBase's `RealIP`: the first trusted proxy header naming a valid IP, else the peer.
+/// PocketBase's `RealIP` (the shared resolver, `crate::client_ip`).
 fn client_ip(ctx: &AppCtx, req: &Request) -> String {
-    let settings = ctx.shared.settings.get();
-    let proxy = &settings.trusted_proxy;
-    for name in &proxy.headers {
-        let Some(list) = req.head.headers.get_all(name).last() else {
-            continue;
-        };
-        let ips: Vec<&str> = list.split(',').collect();
-        let parse = |s: &&str| s.trim().parse::<IpAddr>().ok();
-        let found = if proxy.use_leftmost_ip {
-            ips.iter().find_map(parse)
-        } else {
-            ips.iter().rev().find_map(parse)
-        };
-        if let Some(ip) = found {
-            return ip.to_string();
-        }
-    }
-    req.peer.ip().to_string()
+    crate::client_ip::client_ip(&ctx.shared.settings.get(), req)
 }

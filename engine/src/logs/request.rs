@@ -6,10 +6,11 @@
 
 use super::{Entry, LEVEL_ERROR, LEVEL_INFO};
 use crate::app::Shared;
+pub use crate::client_ip::client_ip;
+use crate::client_ip::{expanded, real_ip};
 use crate::error::ApiError;
 use pocketbun_http::{Method, Request};
 use serde_json::{Map, Value};
-use std::net::IpAddr;
 use std::time::Instant;
 
 const MAX_METHOD: usize = 50;
@@ -218,51 +219,6 @@ fn path_unescape(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// An IP as Go's `netip.Addr.StringExpanded` writes it (IPv6 with every group in full).
-fn expanded(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6
-                .segments()
-                .iter()
-                .map(|s| format!("{s:04x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-        },
-    }
-}
-
-/// The client IP as PocketBase's `RealIP` tells it: from the trusted proxy headers, else the
-/// peer address.
-pub fn client_ip(settings: &crate::settings::Settings, req: &Request) -> String {
-    real_ip(settings, req).unwrap_or_else(|| expanded(req.peer.ip()))
-}
-
-/// The client IP from the trusted proxy headers, if any names one.
-fn real_ip(settings: &crate::settings::Settings, req: &Request) -> Option<String> {
-    for name in &settings.trusted_proxy.headers {
-        let Some(list) = req.head.headers.get_all(name).last() else {
-            continue;
-        };
-        if list.is_empty() {
-            continue;
-        }
-        let ips: Vec<&str> = list.split(',').collect();
-        let parse = |s: &&str| s.trim().parse::<IpAddr>().ok();
-        let found = if settings.trusted_proxy.use_leftmost_ip {
-            ips.iter().find_map(parse)
-        } else {
-            ips.iter().rev().find_map(parse)
-        };
-        if let Some(ip) = found {
-            return Some(expanded(ip));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -16,11 +16,14 @@ pub use model::Settings;
 use bind::{Bind, BindError};
 use pocketbun_storage::rusqlite::{params, Connection, OptionalExtension};
 use pocketbun_storage::{ErrorKind, StorageError, Store};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The current settings, shared by all workers and replaced as a whole on change.
 pub struct SettingsCell {
     inner: RwLock<Versioned>,
+    /// `rateLimits.enabled` of the current settings, readable without the lock.
+    rate_limits_enabled: AtomicBool,
 }
 
 struct Versioned {
@@ -33,6 +36,7 @@ struct Versioned {
 impl SettingsCell {
     pub fn new(settings: Settings) -> Self {
         SettingsCell {
+            rate_limits_enabled: AtomicBool::new(settings.rate_limits.enabled),
             inner: RwLock::new(Versioned {
                 settings: Arc::new(settings),
                 version: 0,
@@ -59,6 +63,12 @@ impl SettingsCell {
         Ok(SettingsCell::new(settings))
     }
 
+    /// Whether the rate limiter is on (a plain atomic load: the per-request check when it is
+    /// off, as by default).
+    pub fn rate_limits_enabled(&self) -> bool {
+        self.rate_limits_enabled.load(Ordering::Acquire)
+    }
+
     pub fn get(&self) -> Arc<Settings> {
         self.inner
             .read()
@@ -70,6 +80,8 @@ impl SettingsCell {
     fn set(&self, settings: Settings, version: u64) {
         let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
         if version >= cur.version {
+            self.rate_limits_enabled
+                .store(settings.rate_limits.enabled, Ordering::Release);
             cur.settings = Arc::new(settings);
             cur.version = version;
         }

@@ -1,0 +1,127 @@
+//! The one client-IP resolver: PocketBase's `RealIP` (trusted proxy headers, else the peer),
+//! with IPs written as Go's `netip.Addr.StringExpanded` does. Used by the request log, the
+//! realtime subscriptions, the auth flows and the rate limiter.
+
+use crate::settings::Settings;
+use pocketbun_http::Request;
+use std::net::IpAddr;
+
+/// The client IP: the first trusted proxy header naming a valid IP, else the peer address.
+pub fn client_ip(settings: &Settings, req: &Request) -> String {
+    real_ip(settings, req).unwrap_or_else(|| expanded(req.peer.ip()))
+}
+
+/// The client IP from the trusted proxy headers (`trustedProxy.headers`), if any names one.
+///
+/// Of a repeated header the last one counts (the one the proxy controls); of its
+/// comma-separated list the rightmost valid IP, or the leftmost with `useLeftmostIP`.
+pub fn real_ip(settings: &Settings, req: &Request) -> Option<String> {
+    let proxy = &settings.trusted_proxy;
+    for name in &proxy.headers {
+        let Some(list) = req.head.headers.get_all(name).last() else {
+            continue;
+        };
+        if list.is_empty() {
+            continue;
+        }
+        let parse = |s: &str| s.trim().parse::<IpAddr>().ok();
+        let found = if proxy.use_leftmost_ip {
+            list.split(',').find_map(parse)
+        } else {
+            list.rsplit(',').find_map(parse)
+        };
+        if let Some(ip) = found {
+            return Some(expanded(ip));
+        }
+    }
+    None
+}
+
+/// An IP as Go's `netip.Addr.StringExpanded` writes it (IPv6 with every group in full).
+pub fn expanded(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6
+                .segments()
+                .iter()
+                .map(|s| format!("{s:04x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        },
+    }
+}
+
+/// Whether `ip` is one of `ips_or_subnets` (single IPs or CIDR subnets; invalid entries and an
+/// unparsable `ip` never match), as PocketBase's `excludedIPs` check.
+pub fn ip_in_list(ips_or_subnets: &[String], ip: &str) -> bool {
+    if ips_or_subnets.is_empty() {
+        return false;
+    }
+    let Ok(addr) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    ips_or_subnets
+        .iter()
+        .any(|item| match item.split_once('/') {
+            Some((net, bits)) => match (net.parse::<IpAddr>(), bits.parse::<u8>()) {
+                (Ok(net), Ok(bits)) => in_subnet(net, bits, addr),
+                _ => false,
+            },
+            None => item.parse::<IpAddr>().is_ok_and(|one| one == addr),
+        })
+}
+
+fn in_subnet(net: IpAddr, bits: u8, addr: IpAddr) -> bool {
+    let masked = |v: u128, width: u8| {
+        if bits == 0 {
+            0
+        } else {
+            v >> (width - bits)
+        }
+    };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            masked(u32::from(n) as u128, 32) == masked(u32::from(a) as u128, 32)
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            masked(u128::from(n), 128) == masked(u128::from(a), 128)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_subnets() {
+        let list: Vec<String> = [
+            "10.0.0.0/8",
+            "1.2.3.4",
+            "::1",
+            "fe80::/10",
+            "bad",
+            "1.1.1.1/40",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(ip_in_list(&list, "10.200.3.4"));
+        assert!(ip_in_list(&list, "1.2.3.4"));
+        assert!(!ip_in_list(&list, "1.2.3.5"));
+        assert!(!ip_in_list(&list, "11.0.0.1"));
+        assert!(ip_in_list(&list, "0000:0000:0000:0000:0000:0000:0000:0001"));
+        assert!(ip_in_list(&list, "fe80::1234"));
+        assert!(!ip_in_list(&list, "1.1.1.1"));
+        assert!(!ip_in_list(&list, ""));
+        assert!(!ip_in_list(&[], "1.2.3.4"));
+        assert!(ip_in_list(&["0.0.0.0/0".to_string()], "8.8.8.8"));
+        assert_eq!(
+            expanded("::1".parse().unwrap()),
+            "0000:0000:0000:0000:0000:0000:0000:0001"
+        );
+    }
+}
