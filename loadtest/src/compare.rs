@@ -40,8 +40,13 @@ pub struct CompareArgs {
     /// Pin nothing (servers and generator float over every CPU).
     #[arg(long)]
     unpinned: bool,
-    /// Request logging off on both servers (`PATCH /api/settings` logs.maxDays=0).
-    #[arg(long)]
+    /// Request logging: `on` (both servers' default), `off` (`PATCH /api/settings`
+    /// logs.maxDays=0 on both), or `both` (all workloads with logs on, then
+    /// again with logs off on the same servers).
+    #[arg(long, value_enum, default_value_t = LogMode::On)]
+    logs: LogMode,
+    /// Same as `--logs off`.
+    #[arg(long, conflicts_with = "logs")]
     no_logs: bool,
     /// Measure every workload this many times per server (alternating which
     /// server goes first) and report the median round.
@@ -61,6 +66,14 @@ pub struct CompareArgs {
     startup_timeout: Duration,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+/// Request logging modes of a comparison.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogMode {
+    On,
+    Off,
+    Both,
 }
 
 /// One measurement: summary, peak RSS (KiB), other-CPU share.
@@ -145,11 +158,20 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
     } else {
         a.workloads.clone()
     };
+    if a.no_logs {
+        a.logs = LogMode::Off;
+    }
+    // Logging on/off per pass over the workloads.
+    let passes: Vec<bool> = match a.logs {
+        LogMode::On => vec![true],
+        LogMode::Off => vec![false],
+        LogMode::Both => vec![true, false],
+    };
     let seed_cfg = SeedConfig {
         users: a.users,
         posts: a.posts,
         notes: a.notes,
-        no_logs: a.no_logs,
+        no_logs: !passes[0],
         ..SeedConfig::default()
     };
     let mode = format!(
@@ -166,10 +188,10 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             ),
             None => "unpinned".to_string(),
         },
-        if a.no_logs {
-            "off (logs.maxDays=0)"
-        } else {
-            "on (default)"
+        match a.logs {
+            LogMode::On => "on (default)",
+            LogMode::Off => "off (logs.maxDays=0)",
+            LogMode::Both => "on (default), then off (logs.maxDays=0)",
         }
     );
     eprintln!("compare: {mode}");
@@ -193,7 +215,29 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
     let mut rows = Vec::new();
     let mut drivers = Vec::new();
     let mut last_cfg = None;
-    'workloads: for (wi, &w) in workloads.iter().enumerate() {
+    let jobs: Vec<(bool, usize, Workload)> = passes
+        .iter()
+        .flat_map(|&logs| {
+            workloads
+                .iter()
+                .enumerate()
+                .map(move |(i, &w)| (logs, i, w))
+        })
+        .collect();
+    let mut logs_now = passes[0];
+    let mut log_counts = Vec::new();
+    'workloads: for (logs, wi, w) in jobs {
+        if logs != logs_now {
+            log_counts.extend(count_logs(&sides, logs_now));
+            for s in &mut sides {
+                set_logs(s, logs)?;
+            }
+            logs_now = logs;
+            eprintln!(
+                "request logging {} on both servers",
+                if logs { "on" } else { "off" }
+            );
+        }
         let mut cells: Vec<CompareCell> = sides
             .iter()
             .map(|s| CompareCell {
@@ -290,6 +334,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             describe = w.name().to_string();
         }
         rows.push(CompareRow {
+            logs,
             workload: w.name().to_string(),
             request: describe,
             cells,
@@ -305,6 +350,8 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             notes.push(format!("{}: {n}", s.name));
         }
     }
+    log_counts.extend(count_logs(&sides, logs_now));
+    notes.extend(log_counts);
     drivers.sort();
     drivers.dedup();
     let cfg = match last_cfg {
@@ -343,7 +390,20 @@ fn print_compare(r: &CompareReport, json: Option<&PathBuf>) -> pocketbun_loadtes
         "{}; {} connections, {} generator thread(s), {}s warm-up + {}s measured per run",
         r.mode, m.connections, m.threads, m.warmup_s, m.duration_s
     );
-    print!("{}", r.table());
+    let modes: Vec<bool> = {
+        let mut m: Vec<bool> = r.rows.iter().map(|x| x.logs).collect();
+        m.dedup();
+        m
+    };
+    for logs in modes {
+        if r.rows.iter().any(|x| x.logs != logs) {
+            println!(
+                "\n== request logging {} ==",
+                if logs { "on" } else { "off (logs.maxDays=0)" }
+            );
+        }
+        print!("{}", r.table(logs));
+    }
     println!("ratio = pocketbun req/s / pocketbase req/s; peak RSS = VmHWM during the workload (reset before it)");
     let notes = r.notes_text();
     if !notes.is_empty() {
@@ -353,7 +413,8 @@ fn print_compare(r: &CompareReport, json: Option<&PathBuf>) -> pocketbun_loadtes
         println!("  {n}");
     }
     println!("requests:");
-    for row in &r.rows {
+    let mut seen = std::collections::HashSet::new();
+    for row in r.rows.iter().filter(|x| seen.insert(x.workload.clone())) {
         println!("  {:<20} {}", row.workload, row.request);
     }
     if let Some(path) = json {
@@ -361,6 +422,49 @@ fn print_compare(r: &CompareReport, json: Option<&PathBuf>) -> pocketbun_loadtes
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Turns request logging on (PocketBase's default, 5 days) or off (0 days).
+fn set_logs(side: &mut Side, on: bool) -> pocketbun_loadtest::Result<()> {
+    let mut api = Api::new(side.proc.addr)?;
+    api.token = Some(side.seed.superuser_token.clone());
+    let days = if on { 5 } else { 0 };
+    api.call(
+        "PATCH",
+        "/api/settings",
+        None,
+        Some(&serde_json::json!({"logs": {"maxDays": days}})),
+    )?
+    .check(&format!(
+        "{}: PATCH settings logs.maxDays={days}",
+        side.name
+    ))?;
+    Ok(())
+}
+
+/// One note per server: rows in its request log after a pass.
+fn count_logs(sides: &[Side], logs_on: bool) -> Vec<String> {
+    // Logs are written in the background: give them a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let pass = if logs_on { "logs on" } else { "logs off" };
+    sides
+        .iter()
+        .map(|s| match log_rows(s) {
+            Some(n) => format!(
+                "{}: {n} rows in the request log after the {pass} pass",
+                s.name
+            ),
+            None => format!("{}: request log not readable (GET /api/logs)", s.name),
+        })
+        .collect()
+}
+
+/// Rows in the server's request log (`GET /api/logs`), if it answers.
+fn log_rows(side: &Side) -> Option<u64> {
+    let mut api = Api::new(side.proc.addr).ok()?;
+    api.token = Some(side.seed.superuser_token.clone());
+    let r = api.call("GET", "/api/logs?perPage=1", None, None).ok()?;
+    r.json()["totalItems"].as_u64()
 }
 
 /// One request of the workload through the blocking client: must be 2xx.

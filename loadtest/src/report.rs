@@ -238,6 +238,8 @@ pub struct CompareCell {
 /// One workload on every server.
 #[derive(Clone, Debug, Serialize)]
 pub struct CompareRow {
+    /// Request logging was on (both servers) for this row.
+    pub logs: bool,
     pub workload: String,
     pub request: String,
     pub cells: Vec<CompareCell>,
@@ -263,8 +265,9 @@ impl CompareReport {
         (b.rps > 0.0).then(|| a.rps / b.rps)
     }
 
-    /// The comparison table: two lines per workload (first server carries the ratio).
-    pub fn table(&self) -> String {
+    /// The comparison table for one logging mode: two lines per workload
+    /// (the first server carries the ratio).
+    pub fn table(&self, logs: bool) -> String {
         let header = [
             "workload",
             "server",
@@ -278,7 +281,7 @@ impl CompareReport {
             "ratio",
         ];
         let mut rows = Vec::new();
-        for (k, r) in self.rows.iter().enumerate() {
+        for (k, r) in self.rows.iter().filter(|r| r.logs == logs).enumerate() {
             if k > 0 {
                 rows.push(None);
             }
@@ -333,7 +336,12 @@ impl CompareReport {
         let mut out = String::new();
         for r in &self.rows {
             for c in &r.cells {
-                let who = format!("{} / {}", r.workload, c.server);
+                let who = format!(
+                    "{} / {}{}",
+                    r.workload,
+                    c.server,
+                    if r.logs { "" } else { " (no logs)" }
+                );
                 if let Some(why) = &c.skipped {
                     out.push_str(&format!("  {who}: not run: {why}\n"));
                 }
