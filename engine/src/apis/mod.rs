@@ -1,6 +1,7 @@
 //! One module per API area of PocketBase's Web API; each registers its routes.
 
 pub mod backups;
+pub mod batch;
 pub mod body;
 pub mod collections;
 pub mod crons;
@@ -12,13 +13,14 @@ pub mod record_auth;
 pub mod record_auth_email;
 pub mod records;
 pub mod search;
-pub mod sql;
 pub mod settings;
+pub mod sql;
 
 use crate::app::Routes;
 
 pub fn register(routes: &mut Routes) {
     backups::register(routes);
+    batch::register(routes);
     collections::register(routes);
     crons::register(routes);
     files::register(routes);

@@ -5,8 +5,8 @@
 use super::access::{now_ms, query_get, query_pairs, Caller};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
-use super::{bound, files, quote, to_sql, Arena, SqlVal};
-use crate::apis::body::record_body;
+use super::{files, quote, to_sql, Arena, SqlVal};
+use crate::apis::body::{record_body, RecordBody};
 use crate::app::AppCtx;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::realtime::{Action, RecordEvent};
@@ -17,6 +17,8 @@ use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
 use pocketbun_storage::{ErrorKind, StorageError};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +33,8 @@ const DELETE_FAILED: &str =
 pub enum JobError {
     Validation(FieldErrors),
     Refused(String),
+    /// The operation's own error response (a batch's checks run in the job).
+    Api(ApiError),
 }
 
 /// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller.
@@ -111,22 +115,21 @@ fn load_row(
         .map(|&i| std::mem::take(&mut arena.recs[i].values)))
 }
 
-/// Whether the stored record `id` passes `rule` for the caller.
-fn stored_passes(
+/// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
+/// the rule does not compile, so it fails).
+fn stored_check(
     ctx: &AppCtx,
     schema: &SchemaPair,
     coll: &Collection,
     rule: &str,
     caller: &Caller,
     id: &str,
-) -> bool {
-    let Ok(cond) =
-        ctx.queries
-            .borrow_mut()
-            .condition(&schema.query, &coll.name, rule, &caller.info, true)
-    else {
-        return false;
-    };
+) -> Option<(String, Vec<SqlValue>)> {
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, &caller.info, true)
+        .ok()?;
     let table = quote(&coll.name);
     let mut params = cond.bind(&caller.info, now_ms());
     let sql = format!(
@@ -136,35 +139,41 @@ fn stored_passes(
         cond.where_sql
     );
     params.push(QValue::Text(id.to_string()));
+    Some((sql, params.iter().map(to_sql).collect()))
+}
+
+/// Whether a check query finds a row on `conn`.
+fn run_check(conn: &Connection, sql: &str, values: &[SqlValue]) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let k = stmt.parameter_count().min(values.len());
+    Ok(stmt
+        .query_row(rusqlite::params_from_iter(values[..k].iter()), |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// [`run_check`] on a reader.
+fn read_check(ctx: &AppCtx, sql: &str, values: &[SqlValue]) -> bool {
     ctx.reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let k = stmt.parameter_count();
-            Ok(stmt
-                .query_row(bound(&params, k), |_| Ok(()))
-                .optional()?
-                .is_some())
-        })
+        .read(|conn| Ok(run_check(conn, sql, values)?))
         .unwrap_or(false)
 }
 
-/// Whether the not yet saved `draft` passes `rule` (checked against a one-row CTE shadowing
-/// the collection's table, as PocketBase does).
-fn draft_passes(
+/// The query telling whether the not yet saved `draft` passes `rule` (checked against a
+/// one-row CTE shadowing the collection's table, as PocketBase does).
+fn draft_check(
     ctx: &AppCtx,
     schema: &SchemaPair,
     draft: &Draft,
     rule: &str,
     caller: &Caller,
-) -> bool {
+) -> Option<(String, Vec<SqlValue>)> {
     let coll = &draft.coll;
-    let Ok(cond) =
-        ctx.queries
-            .borrow_mut()
-            .condition(&schema.query, &coll.name, rule, &caller.info, true)
-    else {
-        return false;
-    };
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, &caller.info, true)
+        .ok()?;
     let params = cond.bind(&caller.info, now_ms());
     let n = params.len();
     let mut dummy = draft.clone();
@@ -195,15 +204,7 @@ fn draft_passes(
     );
     let mut values: Vec<SqlValue> = params.iter().map(to_sql).collect();
     values.extend(cols.into_iter().map(|(_, v)| v));
-    ctx.reader
-        .read(|conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            Ok(stmt
-                .query_row(rusqlite::params_from_iter(values.iter()), |_| Ok(()))
-                .optional()?
-                .is_some())
-        })
-        .unwrap_or(false)
+    Some((sql, values))
 }
 
 fn manage_rule(coll: &Collection, caller: &Caller) -> Option<String> {
@@ -306,6 +307,7 @@ fn persist(conn: &Connection, draft: &mut Draft, schema: &Collections) -> Result
         conn.execute(&sql, rusqlite::params_from_iter(values.iter()))
     };
     match result {
+        Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
         Ok(_) => Ok(()),
         Err(e) => match unique_errors(&e, &coll) {
             Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
@@ -318,26 +320,204 @@ fn failed(message: &str, errs: FieldErrors) -> ApiError {
     ApiError::validation(message, &errs)
 }
 
-/// Create (`draft.is_new`) or update, from the loaded body to the response.
-async fn upsert(
-    ctx: Rc<AppCtx>,
-    req: Request,
+/// A write prepared on the worker: the job for the writer connection and what follows it.
+pub struct Prepared {
+    pub write: WriteFn,
+    pub after: After,
+}
+
+/// One operation's part of a writer job.
+pub type WriteFn = Box<dyn FnOnce(&Connection) -> Result<Done, JobFail> + Send>;
+
+/// What a write did: its realtime events and, for create/update, the saved row.
+pub struct Done {
+    pub events: Vec<RecordEvent>,
+    pub values: Option<Vec<SqlVal>>,
+}
+
+/// The rows a batch's earlier operations leave behind as its later ones must see them
+/// while they are prepared (`None`: deleted). Non-empty once anything was prepared, from then
+/// on the checks that read the database run in the writer job, on the batch's transaction.
+#[derive(Default)]
+pub struct BatchState {
+    rows: HashMap<(String, String), Option<Vec<SqlVal>>>,
+}
+
+impl BatchState {
+    fn dirty(&self) -> bool {
+        !self.rows.is_empty()
+    }
+}
+
+/// The stored row `id`, as an earlier operation of the batch left it if any.
+fn current_row(
+    ctx: &AppCtx,
+    batch: Option<&BatchState>,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> Result<Option<Vec<SqlVal>>, ApiError> {
+    if let Some(row) = batch.and_then(|b| b.rows.get(&(coll.id.clone(), id.to_string()))) {
+        return Ok(row.clone());
+    }
+    load_row(ctx, coll, id)
+}
+
+/// Whether a batch operation sees the record `id` (PUT decides create or update with it).
+pub fn batch_exists(ctx: &AppCtx, batch: &BatchState, coll: &Arc<Collection>, id: &str) -> bool {
+    matches!(current_row(ctx, Some(batch), coll, id), Ok(Some(_)))
+}
+
+enum Op {
+    Upsert,
+    Delete,
+}
+
+/// What an operation does after its job: on failure drop the files it wrote, on success
+/// remove the files it replaced, publish its events and render its response.
+pub struct After {
+    op: Op,
+    schema: Arc<SchemaPair>,
+    coll: Arc<Collection>,
+    caller: Caller,
+    query: Vec<(String, String)>,
+    id: String,
+    dir: PathBuf,
+    written: Vec<String>,
+    to_remove: Vec<String>,
+    fail_msg: &'static str,
+}
+
+impl After {
+    /// The operation's error after its job failed (its new files are removed).
+    pub async fn failed(self, ctx: &AppCtx, err: Option<JobError>) -> ApiError {
+        self.discard(ctx).await;
+        match (err, &self.op) {
+            (Some(JobError::Api(e)), _) => e,
+            (_, Op::Delete) => ApiError::bad_request(Some(DELETE_FAILED)),
+            (Some(JobError::Validation(errs)), Op::Upsert) => failed(self.fail_msg, errs),
+            _ => ApiError::bad_request(Some(self.fail_msg)),
+        }
+    }
+
+    /// Removes the files written for a write that did not happen.
+    pub async fn discard(&self, ctx: &AppCtx) {
+        if !self.written.is_empty() {
+            let d = self.dir.clone();
+            let written = self.written.clone();
+            let _ = ctx
+                .shared
+                .cpu
+                .run(move || files::remove_names(&d, written.iter().map(String::as_str)))
+                .await;
+        }
+    }
+
+    /// After the commit: replaced files go, realtime hears of it, and the response.
+    pub async fn finish(self, ctx: &AppCtx, done: Done) -> ApiResult {
+        if !self.to_remove.is_empty() {
+            let d = self.dir.clone();
+            let to_remove = self.to_remove;
+            let _ = ctx
+                .shared
+                .cpu
+                .run(move || files::remove_names(&d, to_remove.iter().map(String::as_str)))
+                .await;
+        }
+        publish_deletes(ctx, done.events).await;
+        match self.op {
+            Op::Delete => Ok(Response::new(204)),
+            Op::Upsert => match done.values {
+                Some(values) => respond_values(
+                    ctx,
+                    &self.schema,
+                    &self.caller,
+                    &self.coll,
+                    values,
+                    &self.query,
+                ),
+                None => respond_record(
+                    ctx,
+                    &self.schema,
+                    &self.caller,
+                    &self.coll,
+                    &self.id,
+                    &self.query,
+                ),
+            },
+        }
+    }
+}
+
+/// Runs one prepared write in its own writer job and renders its outcome.
+async fn run_single(ctx: &AppCtx, prepared: Prepared) -> ApiResult {
+    let Prepared { write, after } = prepared;
+    match write_job(ctx, write).await {
+        Ok(done) => after.finish(ctx, done).await,
+        Err(e) => Err(after.failed(ctx, e).await),
+    }
+}
+
+/// A database check deferred to the writer job: the SQL, its values and the error when no
+/// row matches.
+type Check = (String, Vec<SqlValue>, ApiError);
+
+fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
+    for (sql, values, err) in checks {
+        if !run_check(conn, &sql, &values)? {
+            return Err(JobFail::Refused(JobError::Api(err)));
+        }
+    }
+    Ok(())
+}
+
+/// The row a saved draft leaves, one value per field.
+fn draft_row(draft: &Draft) -> Vec<SqlVal> {
+    let cols = draft.columns();
+    draft
+        .coll
+        .fields
+        .iter()
+        .map(|f| {
+            cols.iter()
+                .find(|(n, _)| *n == f.name)
+                .map(|(_, v)| SqlVal::from_ref(v.into()))
+                .unwrap_or(SqlVal::Null)
+        })
+        .collect()
+}
+
+/// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `id` is loaded
+/// after the body and access checks) up to its writer job. `body` `None`: parsed from `req`.
+/// In a batch, the checks that read the database run in the job once earlier operations
+/// wrote something.
+pub async fn prepare_upsert(
+    ctx: &AppCtx,
+    req: &Request,
+    body: Option<RecordBody>,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
     existing: Option<Vec<SqlVal>>,
-) -> ApiResult {
+    batch: Option<&mut BatchState>,
+) -> Result<Prepared, ApiError> {
     let is_new = existing.is_none();
     let fail_msg = if is_new {
         "Failed to create record."
     } else {
         "Failed to update record."
     };
+    let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let query = query_pairs(req.query());
-    let mut caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
+    if batch.is_some() {
+        caller.info.context = "batch".into();
+    }
     let superuser = caller.superuser();
-    let body = record_body(&req)
-        .await
-        .map_err(|_| ApiError::bad_request(None))?;
+    let body = match body {
+        Some(b) => b,
+        None => record_body(req)
+            .await
+            .map_err(|_| ApiError::bad_request(None))?,
+    };
     let rule = if is_new {
         coll.create_rule.clone()
     } else {
@@ -348,7 +528,7 @@ async fn upsert(
     }
     let existing = match existing {
         Some(row) if row.is_empty() => {
-            match load_row(&ctx, &coll, req.param("id").unwrap_or(""))? {
+            match current_row(ctx, batch.as_deref(), &coll, req.param("id").unwrap_or(""))? {
                 Some(row) => Some(row),
                 None => return Err(ApiError::not_found(None)),
             }
@@ -369,6 +549,7 @@ async fn upsert(
     }
     caller.info.body = draft.body_for_rules(&data);
 
+    let mut checks: Vec<Check> = Vec::new();
     let mut access = if superuser {
         Access::Superuser
     } else {
@@ -376,26 +557,39 @@ async fn upsert(
     };
     if !is_new && !superuser {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            if !stored_passes(&ctx, &schema, &coll, r, &caller, &draft.id()) {
-                return Err(ApiError::not_found(None));
+            let check = stored_check(ctx, &schema, &coll, r, &caller, &draft.id());
+            match check {
+                Some((sql, values)) if defer => {
+                    checks.push((sql, values, ApiError::not_found(None)));
+                }
+                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                _ => return Err(ApiError::not_found(None)),
             }
         }
     }
     let form: FormInput = draft.load(&data, superuser);
     if is_new && !superuser {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            if !draft_passes(&ctx, &schema, &draft, r, &caller) {
-                return Err(ApiError::bad_request(Some(fail_msg)));
+            match draft_check(ctx, &schema, &draft, r, &caller) {
+                Some((sql, values)) if defer => {
+                    checks.push((sql, values, ApiError::bad_request(Some(fail_msg))));
+                }
+                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                _ => return Err(ApiError::bad_request(Some(fail_msg))),
             }
         }
         if let Some(m) = manage_rule(&coll, &caller) {
-            if draft_passes(&ctx, &schema, &draft, &m, &caller) {
+            if draft_check(ctx, &schema, &draft, &m, &caller)
+                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
+            {
                 access = Access::Manager;
             }
         }
     } else if !is_new && !superuser {
         if let Some(m) = manage_rule(&coll, &caller) {
-            if stored_passes(&ctx, &schema, &coll, &m, &caller, &draft.id()) {
+            if stored_check(ctx, &schema, &coll, &m, &caller, &draft.id())
+                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
+            {
                 access = Access::Manager;
             }
         }
@@ -425,12 +619,14 @@ async fn upsert(
     }
     draft.prepare_save(&now_text());
     let collections = schema.collections.clone();
-    let errs = ctx
-        .reader
-        .read(|conn| Ok(validate::fields(&draft, &collections, conn)?))
-        .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
-    if !errs.is_empty() {
-        return Err(failed(fail_msg, errs));
+    if !defer {
+        let errs = ctx
+            .reader
+            .read(|conn| Ok(validate::fields(&draft, &collections, conn)?))
+            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+        if !errs.is_empty() {
+            return Err(failed(fail_msg, errs));
+        }
     }
     // hash on the CPU pool, never on a worker or the writer
     if let Some(i) = draft.index("password") {
@@ -490,46 +686,51 @@ async fn upsert(
     }
 
     let id = draft.id();
+    if let Some(b) = batch {
+        if !is_new && draft.original_str("id") != id {
+            b.rows
+                .insert((coll.id.clone(), draft.original_str("id")), None);
+        }
+        b.rows
+            .insert((coll.id.clone(), id.clone()), Some(draft_row(&draft)));
+    }
     let action = if is_new {
         Action::Create
     } else {
         Action::Update
     };
     let job_coll = coll.clone();
-    let outcome = write_job(&ctx, move |conn| {
-        persist(conn, &mut draft, &collections)?;
-        Ok(RecordEvent::load(conn, action, job_coll, &draft.id())?)
-    })
-    .await;
-    let event = match outcome {
-        Ok(ev) => ev,
-        Err(e) => {
-            if !written.is_empty() {
-                let d = dir.clone();
-                let _ = ctx
-                    .shared
-                    .cpu
-                    .run(move || files::remove_names(&d, written.iter().map(String::as_str)))
-                    .await;
+    let write: WriteFn = Box::new(move |conn| {
+        run_checks(conn, checks)?;
+        if defer {
+            let errs = validate::fields(&draft, &collections, conn)?;
+            if !errs.is_empty() {
+                return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
             }
-            return Err(match e {
-                Some(JobError::Validation(errs)) => failed(fail_msg, errs),
-                _ => ApiError::bad_request(Some(fail_msg)),
-            });
         }
-    };
-    if !to_remove.is_empty() {
-        let d = dir.clone();
-        let _ = ctx
-            .shared
-            .cpu
-            .run(move || files::remove_names(&d, to_remove.iter().map(String::as_str)))
-            .await;
-    }
-    if let Some(ev) = event {
-        ctx.shared.realtime.publish(ev);
-    }
-    respond_record(&ctx, &schema, &caller, &coll, &id, &query)
+        persist(conn, &mut draft, &collections)?;
+        let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
+        let values = ev.as_ref().map(|e| e.values.clone());
+        Ok(Done {
+            events: ev.into_iter().collect(),
+            values,
+        })
+    });
+    Ok(Prepared {
+        write,
+        after: After {
+            op: Op::Upsert,
+            schema,
+            coll,
+            caller,
+            query,
+            id,
+            dir,
+            written,
+            to_remove,
+            fail_msg,
+        },
+    })
 }
 
 /// The saved record as the read path serialises it (flags, `expand`, `fields`).
@@ -541,21 +742,30 @@ fn respond_record(
     id: &str,
     query: &[(String, String)],
 ) -> ApiResult {
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        quote(&coll.name)
-    );
+    let values = load_row(ctx, coll, id)
+        .map_err(|_| ApiError::internal())?
+        .ok_or_else(|| ApiError::not_found(None))?;
+    respond_values(ctx, schema, caller, coll, values, query)
+}
+
+/// A record row as the read path serialises it.
+fn respond_values(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    caller: &Caller,
+    coll: &Arc<Collection>,
+    values: Vec<SqlVal>,
+    query: &[(String, String)],
+) -> ApiResult {
     let mut arena = Arena::default();
-    let found = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?)
-        })
-        .map_err(|_| ApiError::internal())?;
-    if found.is_empty() {
-        return Err(ApiError::not_found(None));
-    }
+    arena.recs.push(super::Rec {
+        coll: coll.clone(),
+        values,
+        show_email: false,
+        unhide: false,
+        expand: None,
+    });
+    let found = [0];
     crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
     let mut out = String::with_capacity(512);
     super::json::Writer::new().write(&mut out, &arena, found[0]);
@@ -569,7 +779,8 @@ fn respond_record(
 pub async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
     let coll = find_collection(&schema, &req)?;
-    upsert(ctx, req, schema, coll, None).await
+    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, None, None).await?;
+    run_single(&ctx, prepared).await
 }
 
 pub async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -579,46 +790,89 @@ pub async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(ApiError::not_found(None));
     }
     // an empty row: load it after the body and access checks
-    upsert(ctx, req, schema, coll, Some(Vec::new())).await
+    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, Some(Vec::new()), None).await?;
+    run_single(&ctx, prepared).await
 }
 
 pub async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
     let coll = find_collection(&schema, &req)?;
+    let prepared = prepare_delete(&ctx, &req, schema, coll, None).await?;
+    run_single(&ctx, prepared).await
+}
+
+/// Prepares a delete up to its writer job (a batch's operations carry no body to check).
+pub async fn prepare_delete(
+    ctx: &AppCtx,
+    req: &Request,
+    schema: Arc<SchemaPair>,
+    coll: Arc<Collection>,
+    batch: Option<&mut BatchState>,
+) -> Result<Prepared, ApiError> {
     let id = req.param("id").unwrap_or("").to_string();
     if id.is_empty() {
         return Err(ApiError::not_found(None));
     }
+    let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let query = query_pairs(req.query());
-    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
-    if record_body(&req).await.is_err() {
+    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
+    if batch.is_some() {
+        caller.info.context = "batch".into();
+    } else if record_body(req).await.is_err() {
         return Err(ApiError::bad_request(None));
     }
     let superuser = caller.superuser();
     if !superuser && coll.delete_rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
-    if load_row(&ctx, &coll, &id)?.is_none() {
+    if current_row(ctx, batch.as_deref(), &coll, &id)?.is_none() {
         return Err(ApiError::not_found(None));
     }
+    let mut checks: Vec<Check> = Vec::new();
     if !superuser {
         if let Some(r) = coll.delete_rule.as_deref().filter(|r| !r.is_empty()) {
-            if !stored_passes(&ctx, &schema, &coll, r, &caller, &id) {
-                return Err(ApiError::not_found(None));
+            match stored_check(ctx, &schema, &coll, r, &caller, &id) {
+                Some((sql, values)) if defer => {
+                    checks.push((sql, values, ApiError::not_found(None)));
+                }
+                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                _ => return Err(ApiError::not_found(None)),
             }
         }
     }
+    if let Some(b) = batch {
+        b.rows.insert((coll.id.clone(), id.clone()), None);
+    }
     let collections = schema.collections.clone();
     let job_coll = coll.clone();
-    let events = write_job(&ctx, move |conn| {
+    let job_id = id.clone();
+    let write: WriteFn = Box::new(move |conn| {
+        run_checks(conn, checks)?;
         let mut events = Vec::new();
-        delete_record(conn, &collections, &job_coll, &id, &mut events)?;
-        Ok(events)
+        delete_record(conn, &collections, &job_coll, &job_id, &mut events)?;
+        if events.is_empty() {
+            return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))));
+        }
+        Ok(Done {
+            events,
+            values: None,
+        })
+    });
+    Ok(Prepared {
+        write,
+        after: After {
+            op: Op::Delete,
+            dir: files::record_dir(ctx.shared.store.dir(), &coll.id, &id),
+            schema,
+            coll,
+            caller,
+            query,
+            id,
+            written: Vec::new(),
+            to_remove: Vec::new(),
+            fail_msg: DELETE_FAILED,
+        },
     })
-    .await
-    .map_err(|_| ApiError::bad_request(Some(DELETE_FAILED)))?;
-    publish_deletes(&ctx, events).await;
-    Ok(Response::new(204))
 }
 
 /// After a committed delete: the deleted records' files go, then realtime hears of it.

@@ -1,0 +1,485 @@
+//! `POST /api/batch`: record creates, updates, upserts and deletes run all-or-nothing. Every
+//! operation is prepared on the worker in order (body, rules, validation, password hashing
+//! and file writes), then ONE writer job runs all their writes on one transaction; any
+//! refusal rolls everything back and names the failing operation as PocketBase does.
+//! Realtime events, replaced-file removal and the responses follow the commit.
+
+use crate::apis::body::{record_body, RecordBody, Upload};
+use crate::app::{AppCtx, Routes};
+use crate::error::{ApiError, ApiResult};
+use crate::records::save::{
+    batch_exists, prepare_delete, prepare_upsert, BatchState, Done, JobError, JobFail, Prepared,
+};
+use pocketbun_http::{Body, Method, Request, Response};
+use serde_json::{json, Map, Value};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The route's transport limit; the settings' `maxBodySize` is applied by the handler.
+const DEFAULT_MAX_BODY: usize = 128 << 20;
+const READ_FAILED: &str = "Failed to read the submitted batch data.";
+const TIMEOUT: &str = "batch transaction timeout";
+
+pub fn register(routes: &mut Routes) {
+    routes.add_with_limit(
+        Method::Post,
+        "/api/batch",
+        Some(DEFAULT_MAX_BODY),
+        |ctx, req| Box::pin(batch(ctx, req)),
+    );
+}
+
+/// One sub-request as submitted.
+struct Item {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Map<String, Value>,
+    uploads: Vec<Upload>,
+}
+
+enum Action {
+    Create(String),
+    Update(String, String),
+    Upsert(String),
+    Delete(String, String),
+}
+
+/// The record action a sub-request names (`None`: not a batchable action).
+fn action(method: &str, url: &str) -> Option<(Action, String)> {
+    let rest = url.strip_prefix("/api/collections/")?;
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, q.to_string()),
+        None => (rest, String::new()),
+    };
+    let (coll, tail) = path.split_once('/')?;
+    if coll.is_empty() {
+        return None;
+    }
+    let coll = coll.to_string();
+    let id = match tail.strip_prefix("records") {
+        Some("") => None,
+        Some(t) => {
+            let id = t.strip_prefix('/')?;
+            if id.is_empty() || id.contains('/') {
+                return None;
+            }
+            Some(id.to_string())
+        }
+        None => return None,
+    };
+    let act = match (method, id) {
+        ("POST", None) => Action::Create(coll),
+        ("PUT", None) => Action::Upsert(coll),
+        ("PATCH", Some(id)) => Action::Update(coll, id),
+        ("DELETE", Some(id)) => Action::Delete(coll, id),
+        _ => return None,
+    };
+    Some((act, query))
+}
+
+fn read_items(body: RecordBody) -> Result<Vec<Item>, ApiError> {
+    let bad = || ApiError::bad_request(Some(READ_FAILED));
+    let mut items = Vec::new();
+    match body.data.get("requests") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for v in list {
+                let Value::Object(m) = v else {
+                    return Err(bad());
+                };
+                let text = |k: &str| match m.get(k) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    _ => Err(bad()),
+                };
+                let headers = match m.get("headers") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Object(h)) => h
+                        .iter()
+                        .map(|(k, v)| match v {
+                            Value::String(s) => Ok((k.clone(), s.clone())),
+                            _ => Err(bad()),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err(bad()),
+                };
+                let body = match m.get("body") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(b)) => b.clone(),
+                    _ => return Err(bad()),
+                };
+                items.push(Item {
+                    method: text("method")?,
+                    url: text("url")?,
+                    headers,
+                    body,
+                    uploads: Vec::new(),
+                });
+            }
+        }
+        Some(_) => return Err(bad()),
+    }
+    // files come as `requests.N.field` or `requests[N].field`
+    for up in body.uploads {
+        let Some(rest) = up.key.strip_prefix("requests") else {
+            continue;
+        };
+        let parsed = if let Some(r) = rest.strip_prefix('.') {
+            r.split_once('.')
+        } else if let Some(r) = rest.strip_prefix('[') {
+            r.split_once("].")
+        } else {
+            None
+        };
+        let Some((n, field)) = parsed else {
+            continue;
+        };
+        let Some(i) = n.parse::<usize>().ok().filter(|i| i.to_string() == n) else {
+            continue;
+        };
+        if let Some(item) = items.get_mut(i) {
+            item.uploads.push(Upload {
+                key: field.to_string(),
+                ..up
+            });
+        }
+    }
+    Ok(items)
+}
+
+fn validate(items: &[Item], max: usize) -> Result<(), ApiError> {
+    let invalid = |data: Value| {
+        let mut e = ApiError::bad_request(Some("Invalid batch request data."));
+        if let Value::Object(m) = data {
+            e.data = m;
+        }
+        e
+    };
+    if items.is_empty() {
+        return Err(invalid(json!({"requests": {
+            "code": "validation_required", "message": "Cannot be blank."}})));
+    }
+    if items.len() > max {
+        return Err(invalid(json!({"requests": {
+            "code": "validation_length_too_long",
+            "message": format!("The length must be no more than {max}."),
+            "params": {"max": max, "min": 0}}})));
+    }
+    let mut errs = Map::new();
+    for (i, it) in items.iter().enumerate() {
+        let mut e = Map::new();
+        if it.method.is_empty() {
+            e.insert(
+                "method".into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        } else if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&it.method.as_str()) {
+            e.insert(
+                "method".into(),
+                json!({"code": "validation_in_invalid", "message": "Must be a valid value."}),
+            );
+        }
+        if it.url.is_empty() {
+            e.insert(
+                "url".into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        } else if it.url.chars().count() > 2000 {
+            e.insert(
+                "url".into(),
+                json!({"code": "validation_length_too_long",
+                    "message": "The length must be no more than 2000.",
+                    "params": {"max": 2000, "min": 0}}),
+            );
+        }
+        if !e.is_empty() {
+            errs.insert(i.to_string(), Value::Object(e));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(invalid(json!({ "requests": errs })));
+    }
+    Ok(())
+}
+
+/// The failure response naming operation `index`.
+fn failed_at(index: usize, err: ApiError) -> ApiError {
+    let response = json!({"data": err.data, "message": err.message, "status": err.status});
+    let mut e = ApiError::bad_request(Some("Batch transaction failed."));
+    e.data.insert(
+        "requests".into(),
+        json!({ index.to_string(): {
+            "code": "batch_request_failed",
+            "message": "Batch request failed.",
+            "response": response,
+        }}),
+    );
+    e
+}
+
+/// The sub-request as a request of its own: the batch's headers (its auth too) with the
+/// item's on top, except `Authorization`.
+fn sub_request(base: &Request, item: &Item, query: &str, params: Vec<(String, String)>) -> Request {
+    let mut head = base.head.clone();
+    head.method = match item.method.as_str() {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        _ => Method::Get,
+    };
+    head.target = item.url.clone();
+    head.path = item.url.split('?').next().unwrap_or("").to_string();
+    head.query = query.to_string();
+    let mut headers = pocketbun_http::Headers::new();
+    for (k, v) in base.head.headers.iter() {
+        let overridden = item
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(k) && !n.eq_ignore_ascii_case("authorization"));
+        if !overridden && !k.eq_ignore_ascii_case("content-type") {
+            headers.push(k, v);
+        }
+    }
+    for (k, v) in &item.headers {
+        if !k.eq_ignore_ascii_case("authorization") {
+            headers.push(k.as_str(), v.as_str());
+        }
+    }
+    headers.push("content-type", "multipart/form-data");
+    head.headers = headers;
+    Request {
+        head,
+        body: Vec::new(),
+        peer: base.peer,
+        params,
+    }
+}
+
+async fn prepare(
+    ctx: &AppCtx,
+    base: &Request,
+    item: Item,
+    state: &mut BatchState,
+) -> Result<Prepared, ApiError> {
+    let unknown =
+        || ApiError::bad_request(Some("Something went wrong while processing your request."));
+    let (act, query) = action(&item.method, &item.url).ok_or_else(unknown)?;
+    let schema = ctx.shared.schema.get();
+    let find = |name: &str| {
+        let coll = schema
+            .collections
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(Some("Missing collection context.")))?;
+        if coll.is_view() {
+            return Err(ApiError::bad_request(Some("Unsupported collection type.")));
+        }
+        Ok(coll)
+    };
+    let p = |c: &str, id: Option<&str>| {
+        let mut v = vec![("collection".to_string(), c.to_string())];
+        if let Some(id) = id {
+            v.push(("id".to_string(), id.to_string()));
+        }
+        v
+    };
+    let body = RecordBody {
+        data: item.body.clone(),
+        uploads: item.uploads.clone(),
+    };
+    match &act {
+        Action::Create(c) => {
+            let req = sub_request(base, &item, &query, p(c, None));
+            let coll = find(c)?;
+            prepare_upsert(
+                ctx,
+                &req,
+                Some(body),
+                schema.clone(),
+                coll,
+                None,
+                Some(state),
+            )
+            .await
+        }
+        Action::Update(c, id) => {
+            let req = sub_request(base, &item, &query, p(c, Some(id)));
+            let coll = find(c)?;
+            let existing = Some(Vec::new());
+            prepare_upsert(
+                ctx,
+                &req,
+                Some(body),
+                schema.clone(),
+                coll,
+                existing,
+                Some(state),
+            )
+            .await
+        }
+        Action::Upsert(c) => {
+            let id = match item.body.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            };
+            let coll = find(c)?;
+            if !id.is_empty() && batch_exists(ctx, state, &coll, &id) {
+                let req = sub_request(base, &item, &query, p(c, Some(&id)));
+                let existing = Some(Vec::new());
+                prepare_upsert(
+                    ctx,
+                    &req,
+                    Some(body),
+                    schema.clone(),
+                    coll,
+                    existing,
+                    Some(state),
+                )
+                .await
+            } else {
+                let req = sub_request(base, &item, &query, p(c, None));
+                prepare_upsert(
+                    ctx,
+                    &req,
+                    Some(body),
+                    schema.clone(),
+                    coll,
+                    None,
+                    Some(state),
+                )
+                .await
+            }
+        }
+        Action::Delete(c, id) => {
+            let req = sub_request(base, &item, &query, p(c, Some(id)));
+            let coll = find(c)?;
+            prepare_delete(ctx, &req, schema.clone(), coll, Some(state)).await
+        }
+    }
+}
+
+async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let settings = ctx.shared.settings.get().batch.clone();
+    if !settings.enabled || settings.max_requests <= 0 {
+        return Err(ApiError::forbidden(Some("Batch requests are not allowed.")));
+    }
+    let timeout = Duration::from_secs(if settings.timeout > 0 {
+        settings.timeout as u64
+    } else {
+        3
+    });
+    let max_body = if settings.max_body_size > 0 {
+        settings.max_body_size as usize
+    } else {
+        DEFAULT_MAX_BODY
+    };
+    if req.body.len() > max_body {
+        return Err(ApiError::too_large());
+    }
+    let body = record_body(&req)
+        .await
+        .map_err(|_| ApiError::bad_request(Some(READ_FAILED)))?;
+    let items = read_items(body)?;
+    validate(&items, settings.max_requests as usize)?;
+
+    let started = Instant::now();
+    let mut state = BatchState::default();
+    let mut writes = Vec::with_capacity(items.len());
+    let mut afters = Vec::with_capacity(items.len());
+    let mut prepare_err = None;
+    for (i, item) in items.into_iter().enumerate() {
+        match prepare(&ctx, &req, item, &mut state).await {
+            Ok(p) => {
+                writes.push(p.write);
+                afters.push(p.after);
+            }
+            Err(e) => {
+                prepare_err = Some((i, e));
+                break;
+            }
+        }
+    }
+    // the operations before a refused one still run (rolled back) so that an earlier
+    // failure is the one reported, as when each runs before the next is read
+    let failed_index = Arc::new(AtomicUsize::new(usize::MAX));
+    let idx = failed_index.clone();
+    let prepare_failed = prepare_err.is_some();
+    let outcome = crate::records::save::write_job(&ctx, move |conn| {
+        let mut done: Vec<Done> = Vec::with_capacity(writes.len());
+        for (i, w) in writes.into_iter().enumerate() {
+            if started.elapsed() > timeout {
+                return Err(JobFail::Refused(JobError::Refused(TIMEOUT.into())));
+            }
+            match w(conn) {
+                Ok(d) => done.push(d),
+                Err(e) => {
+                    idx.store(i, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+        if started.elapsed() > timeout {
+            return Err(JobFail::Refused(JobError::Refused(TIMEOUT.into())));
+        }
+        if prepare_failed {
+            return Err(JobFail::Refused(JobError::Refused(String::new())));
+        }
+        Ok(done)
+    })
+    .await;
+    match outcome {
+        Ok(done) => {
+            let mut out = String::from("[");
+            for (k, (after, d)) in afters.into_iter().zip(done).enumerate() {
+                let resp = match after.finish(&ctx, d).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                };
+                if k > 0 {
+                    out.push(',');
+                }
+                let body = match &resp.body {
+                    Body::Bytes(b) if !b.is_empty() => {
+                        String::from_utf8_lossy(b).trim_end().to_string()
+                    }
+                    _ => "null".to_string(),
+                };
+                out.push_str(&format!("{{\"body\":{body},\"status\":{}}}", resp.status));
+            }
+            out.push_str("]\n");
+            Ok(Response::with_body(
+                200,
+                "application/json",
+                out.into_bytes(),
+            ))
+        }
+        Err(mut err) => {
+            let at = failed_index.load(Ordering::SeqCst);
+            let mut result = None;
+            for (i, after) in afters.into_iter().enumerate() {
+                if i == at {
+                    result = Some(failed_at(i, after.failed(&ctx, err.take()).await));
+                } else {
+                    after.discard(&ctx).await;
+                }
+            }
+            if let Some(e) = result {
+                return Err(e);
+            }
+            if let Some(JobError::Refused(m)) = &err {
+                if m == TIMEOUT {
+                    return Err(ApiError::bad_request(Some("Batch transaction failed.")));
+                }
+            }
+            match prepare_err {
+                Some((i, e)) => Err(failed_at(i, e)),
+                None => Err(ApiError::bad_request(Some("Batch transaction failed."))),
+            }
+        }
+    }
+}
