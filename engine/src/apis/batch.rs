@@ -141,9 +141,12 @@ fn read_items(body: RecordBody) -> Result<Vec<Item>, ApiError> {
             continue;
         };
         if let Some(item) = items.get_mut(i) {
+            // PocketBase hands each file on under the name it stored it as, which the
+            // record then suffixes again
             item.uploads.push(Upload {
                 key: field.to_string(),
-                ..up
+                original_name: crate::records::files::stored_name(&up.original_name, &up.data),
+                data: up.data,
             });
         }
     }
