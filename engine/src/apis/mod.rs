@@ -11,6 +11,7 @@ pub mod logs;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;
+pub mod record_auth_oauth2;
 pub mod records;
 pub mod search;
 pub mod settings;
@@ -30,6 +31,7 @@ pub fn register(routes: &mut Routes) {
     realtime::register(routes);
     record_auth::register(routes);
     record_auth_email::register(routes);
+    record_auth_oauth2::register(routes);
     records::register(routes);
     settings::register(routes);
 }

@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod oauth2;
+pub mod oauth2_exchange;
 pub mod password;
 pub mod token;
 

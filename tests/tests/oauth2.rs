@@ -1,0 +1,422 @@
+//! auth-with-oauth2 end to end against a real OpenID Connect provider the test runs on
+//! loopback (authorize, token, userinfo and JWKS endpoints; RS256 id tokens): the fixture
+//! `users` collection is pointed at it through the collections API, then the full
+//! authorization code + PKCE exchange runs through the server — sign-up with `createData`,
+//! sign-in through the `_externalAuths` link, linking to an existing user by verified email,
+//! id tokens verified against the JWKS (a forged one is refused), wrong PKCE verifiers and
+//! unknown providers refused as PocketBase does.
+
+use pocketbun_tests::http::Request;
+use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+
+/// The provider's signing key (RSA 2048, made for this test only).
+const KEY_DER_B64: &str = "MIIEowIBAAKCAQEApofWXvbBKqDe3CDgOWkWCCq89TvtVCvXVQszS4BkXqiFByt6UkNdE2wEuBwyru7aEyckJsgWjIcTx8uf/pMRU+kPBIciqYQ39rq3c9VxfyD7W7058ZUTRQkKNgF9XLdbA5GPzF14u7HMG+4ClquiGlhSfJaeuHXJqaqyL5cW5jlMocnZAP+q5DuHoD/vs4RNKGa15sgZACjPokiyIfhSY35QFG12OsHdndqbRaDt1ZcMaU9Cay2qsMGjjnLvQXF4wecsb/wSCj1VHC0O2wDZNRRlpDPTY/YLD6t/kiLyB5Xmx11ATIj38+CEYzbMKotX0vLTVeYOxOEdtvvdxhy3nwIDAQABAoIBAADKTjsfIqWII+aZhVbgZ8lcIo9rXGH03025AuJN1qwYUqFJFIiFZ1CrR450G812trQ2kFZaxrid/3sIPVcg7YkfZwHXflOdnAJgunQjRCmdR3QU/sxlr7S5KUI+WZDyEc1/iFYo72S8oEJVq895Owiy+Jk8wb4QWQekFrphFiu7gemSuN1AeWuLboruCd2Oddmb0uKnw5qVyc8E1u1M9IQqBMveS3Pc9p+ZyJOI0s2yCXEotbESXsgKhuO54A3KpGxGLe+3+tQaFfjGvUSAc/T9/53R/fdEy/umBhz+5f6BjZzcU8sHNjwraRIjBXsBP14ja/ky7lhbrx6Hy71dTKECgYEA3ioWCJnVts/H42ve5XXZiCgWB+5n0zLbX6zWKf/yNZC1YPLyWoIO87zD1fWzWftifFfrk4Y0cf3JOPe6hYvA6+XU4LEJS5YeLmeAOtuXIg0wbLUTRUP0sDFVWhOvDCJSTjg6aTTqjmDzz2doNQxtUuFgI1iYrD51yaWyx+THsVECgYEAv+SowMjXFdBAiL4wpIDls6iBqXXImXnXZxAT6fj2n5sxgb6gtYVSNFJZTN7TyBtdm25H0aWKN4mPHC5fsZkhJTYfSwGxS7yhJf7/G2nUWPM+11WFJ9bwr0lXKmqv/xSOZ6cOi+SUUWN5RJWpClZQv3s2ZwqNJIz6/KMNmKEYHe8CgYAXRLEqFXKcwwZce1/NCJrP9+LW0dFt/VWcn62OmI/1rEJS9R8M+7I1NQAN2L4AHqQiAdNakCPODJaWsNuIQSrjih7RqbkfgYmHsq9rerRJjLgVqqFqD8QA8CnQVV9wFego6Rq1CiXG48ClaF8xryuEErbO/OiAocoUZJZk+UExAQKBgBL7eKIRfA1hW3Drd35ebdqW2bS8vQpJnkBIu9+STDs/q+cMx3MNbDNWzhSnmkWaR2k/wIUBnimeRvTftYGpBzlaIEBYO4SldT9/+RZqIqJl9ZpxkEl/nrGITMIaaayPCQNB6FN4Wh+u+mkJcP5fyX8XnisVRR8PfyiMrKSjkvIrAoGBAJfAE500cz6t0CdmDRzDXk9IIxNN+BK308//2LxKs1R7MIdnCXRs6T9WYzbsNVfnDuYLSkZAGlCIYQRTyffjmMuSPqiJx+sU3XU0vVoA8W7ZQTU9qqWXAeo+hbAGyzPoDAQTEi4HOSEsegiYDr9R3DvFU6bxLQBd1vtcaKqnLjmF";
+const KEY_N: &str = "pofWXvbBKqDe3CDgOWkWCCq89TvtVCvXVQszS4BkXqiFByt6UkNdE2wEuBwyru7aEyckJsgWjIcTx8uf_pMRU-kPBIciqYQ39rq3c9VxfyD7W7058ZUTRQkKNgF9XLdbA5GPzF14u7HMG-4ClquiGlhSfJaeuHXJqaqyL5cW5jlMocnZAP-q5DuHoD_vs4RNKGa15sgZACjPokiyIfhSY35QFG12OsHdndqbRaDt1ZcMaU9Cay2qsMGjjnLvQXF4wecsb_wSCj1VHC0O2wDZNRRlpDPTY_YLD6t_kiLyB5Xmx11ATIj38-CEYzbMKotX0vLTVeYOxOEdtvvdxhy3nw";
+
+const CLIENT_ID: &str = "pocketbun-client";
+const CLIENT_SECRET: &str = "s3cret";
+
+/// The user the provider signs in next (claims of its id token / userinfo).
+type Shared = Arc<Mutex<State>>;
+
+#[derive(Default)]
+struct State {
+    next_user: Value,
+    /// code -> (PKCE challenge, user claims)
+    codes: HashMap<String, (String, Value)>,
+    /// access token -> user claims
+    tokens: HashMap<String, Value>,
+    counter: u64,
+    /// sign the id tokens with a key the JWKS does not publish
+    forge: bool,
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn sign(claims: &Value, kid: &str) -> String {
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(KEY_DER_B64)
+        .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn query_map(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A minimal OIDC provider (HTTP/1.1, one request per connection) on a free loopback port.
+fn provider(state: Shared) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let (method, target) = (
+                    parts.next().unwrap_or("").to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                );
+                let mut headers = HashMap::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                }
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let (status, ctype, out) = handle(
+                    &state,
+                    &method,
+                    path,
+                    query,
+                    &headers,
+                    &String::from_utf8_lossy(&body),
+                );
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
+                    out.len()
+                );
+                let _ = conn.write_all(resp.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+fn handle(
+    state: &Shared,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &HashMap<String, String>,
+    body: &str,
+) -> (u16, &'static str, String) {
+    let mut st = state.lock().unwrap();
+    let json_ct = "application/json";
+    match (method, path) {
+        // the user agrees at once: the code goes to the redirect URL
+        ("GET", "/authorize") => {
+            let q = query_map(query);
+            assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
+            assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+            st.counter += 1;
+            let code = format!("code-{}", st.counter);
+            let user = st.next_user.clone();
+            st.codes.insert(code.clone(), (q["code_challenge"].clone(), user));
+            (200, json_ct, json!({"code": code, "state": q["state"]}).to_string())
+        }
+        ("POST", "/token") => {
+            let f = query_map(body);
+            use base64::Engine as _;
+            let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+            let creds = headers.get("authorization") == Some(&basic)
+                || (f.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                    && f.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET));
+            if !creds || f.get("grant_type").map(String::as_str) != Some("authorization_code") {
+                return (401, json_ct, json!({"error": "invalid_client"}).to_string());
+            }
+            let Some((challenge, user)) = st.codes.remove(f.get("code").map(String::as_str).unwrap_or("")) else {
+                return (400, json_ct, json!({"error": "invalid_grant"}).to_string());
+            };
+            let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+            if b64(&sha2::Sha256::digest(verifier.as_bytes())) != challenge {
+                return (400, json_ct, json!({"error": "invalid_grant", "error_description": "PKCE"}).to_string());
+            }
+            st.counter += 1;
+            let access = format!("access-{}", st.counter);
+            st.tokens.insert(access.clone(), user.clone());
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let mut claims = user.clone();
+            claims["aud"] = json!(CLIENT_ID);
+            claims["iss"] = json!("http://issuer.test");
+            claims["iat"] = json!(now);
+            claims["exp"] = json!(now + 600);
+            let kid = if st.forge { "unknown-key" } else { "k1" };
+            (200, json_ct, json!({
+                "access_token": access, "token_type": "Bearer", "expires_in": 3600,
+                "refresh_token": "refresh-1", "id_token": sign(&claims, kid)
+            }).to_string())
+        }
+        ("GET", "/userinfo") => {
+            let token = headers.get("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+            match st.tokens.get(token) {
+                Some(user) => (200, json_ct, user.to_string()),
+                None => (401, json_ct, json!({"error": "invalid_token"}).to_string()),
+            }
+        }
+        ("GET", "/jwks") => (200, json_ct, json!({"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "k1", "n": KEY_N, "e": "AQAB"}]}).to_string()),
+        _ => (404, "text/plain", "not found".into()),
+    }
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let raw = body.to_string();
+    let mut req = Request::new(method, path)
+        .header("Host", &format!("127.0.0.1:{}", server.port()))
+        .header("Connection", "close")
+        .header("Content-Type", "application/json")
+        .header("Content-Length", &raw.len().to_string())
+        .body(raw.into_bytes());
+    if let Some(t) = token {
+        req = req.header("Authorization", t);
+    }
+    let resp = req
+        .send(server.port())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", server.log()));
+    let text = resp.text();
+    (
+        resp.status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Runs the browser part: auth-methods' link to the provider's authorize endpoint, which
+/// answers with the code.
+fn authorize(server: &Server, provider_port: u16, name: &str) -> (String, String) {
+    let (status, methods) = call(
+        server,
+        "GET",
+        "/api/collections/users/auth-methods",
+        None,
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{methods}");
+    let p = methods["oauth2"]["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+        .clone();
+    let url = p["authURL"].as_str().unwrap();
+    let prefix = format!("http://127.0.0.1:{provider_port}");
+    let target = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+    let resp = Request::new("GET", target)
+        .header("Host", &format!("127.0.0.1:{provider_port}"))
+        .header("Connection", "close")
+        .send(provider_port)
+        .unwrap();
+    let answer: Value = serde_json::from_str(&resp.text()).unwrap();
+    assert_eq!(answer["state"], p["state"]);
+    (
+        answer["code"].as_str().unwrap().to_string(),
+        p["codeVerifier"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn code_exchange_sign_up_sign_in_and_linking() {
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let fixture = conformance_dir()
+        .expect("the conformance corpus is required")
+        .join("pb_data");
+    let server =
+        Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("http://127.0.0.1:{pport}");
+    let oidc = |name: &str, userinfo: bool| {
+        json!({
+            "name": name, "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+            "authURL": format!("{base}/authorize"), "tokenURL": format!("{base}/token"),
+            "userInfoURL": if userinfo { format!("{base}/userinfo") } else { String::new() },
+            "extra": {"jwksURL": format!("{base}/jwks"), "issuers": ["http://issuer.test"]}
+        })
+    };
+    let patch = json!({"mfa": {"enabled": false}, "oauth2": {"enabled": true, "mappedFields": {"name": "name"}, "providers": [oidc("oidc", false), oidc("oidc2", true)]}});
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        "/api/collections/users",
+        Some(SUPERUSER),
+        &patch,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // 1. sign-up: id token claims verified against the JWKS, createData kept
+    state.lock().unwrap().next_user = json!({"sub": "ext-1", "name": "Ext One", "email": "ext1@example.com", "email_verified": true, "preferred_username": "extone"});
+    let (code, verifier) = authorize(&server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier, "redirectURL": "http://localhost/cb", "createData": {"emailVisibility": true}});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], true);
+    assert_eq!(body["meta"]["id"], "ext-1");
+    assert_eq!(body["meta"]["email"], "ext1@example.com");
+    assert_eq!(body["meta"]["username"], "extone");
+    assert_eq!(body["meta"]["refreshToken"], "refresh-1");
+    assert_eq!(body["meta"]["rawUser"]["aud"], CLIENT_ID);
+    assert_eq!(body["record"]["email"], "ext1@example.com");
+    assert_eq!(body["record"]["verified"], true);
+    assert_eq!(body["record"]["emailVisibility"], true);
+    assert_eq!(body["record"]["name"], "Ext One");
+    assert!(body["token"].as_str().unwrap().len() > 20);
+    let id = body["record"]["id"].as_str().unwrap().to_string();
+
+    // the link row and a token that works
+    let (status, links) = call(
+        &server,
+        "GET",
+        &format!("/api/collections/_externalAuths/records?filter=recordRef='{id}'"),
+        Some(SUPERUSER),
+        &Value::Null,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(links["totalItems"], 1, "{links}");
+    assert_eq!(links["items"][0]["provider"], "oidc");
+    assert_eq!(links["items"][0]["providerId"], "ext-1");
+
+    // 2. the same provider user again: signed in through the link, not new
+    let (code, verifier) = authorize(&server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], false);
+    assert_eq!(body["record"]["id"], id.as_str());
+
+    // 3. another provider (userinfo endpoint), same verified email: linked to the same user
+    let (code, verifier) = authorize(&server, pport, "oidc2");
+    let form = json!({"provider": "oidc2", "code": code, "codeVerifier": verifier});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], false);
+    assert_eq!(body["record"]["id"], id.as_str());
+    let (_, links) = call(
+        &server,
+        "GET",
+        &format!("/api/collections/_externalAuths/records?filter=recordRef='{id}'"),
+        Some(SUPERUSER),
+        &Value::Null,
+    );
+    assert_eq!(links["totalItems"], 2, "{links}");
+
+    // 4. a wrong PKCE verifier: the provider refuses the code
+    let (code, _) = authorize(&server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": "not-the-verifier"});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Failed to fetch OAuth2 token.")),
+        "{body}"
+    );
+
+    // 5. an id token signed by a key the JWKS does not have
+    state.lock().unwrap().forge = true;
+    let (code, verifier) = authorize(&server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Failed to fetch OAuth2 user.")),
+        "{body}"
+    );
+    state.lock().unwrap().forge = false;
+
+    // 6. form validation as PocketBase
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &json!({"provider": "gitlab"}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["data"]["provider"]["code"], "validation_invalid_provider",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["code"]["code"], "validation_required",
+        "{body}"
+    );
+}
