@@ -70,7 +70,10 @@ fn sql_runner_answers_like_pocketbase() {
     };
     let ours = answers(&ServerSpec::pocketbun(), &fixture);
     let theirs = answers(&reference, &fixture);
-    assert!(ours.iter().filter(|(s, _)| *s == 200).count() >= 8, "{ours:?}");
+    assert!(
+        ours.iter().filter(|(s, _)| *s == 200).count() >= 8,
+        "{ours:?}"
+    );
     for ((q, a), b) in QUERIES.iter().zip(&ours).zip(&theirs) {
         assert_eq!(a, b, "query {q:?}");
     }

@@ -48,7 +48,11 @@ struct SqlResult {
 async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let query = match serde_json::from_slice::<serde_json::Value>(&req.body) {
-        Ok(v) => v.get("query").and_then(|q| q.as_str()).unwrap_or("").to_string(),
+        Ok(v) => v
+            .get("query")
+            .and_then(|q| q.as_str())
+            .unwrap_or("")
+            .to_string(),
         Err(_) if req.body.is_empty() => String::new(),
         Err(_) => {
             return Err(ApiError::bad_request(Some(
@@ -66,7 +70,8 @@ async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let started = Instant::now();
     let upper = query.to_ascii_uppercase();
-    let is_write = !upper.starts_with("SELECT") && WRITE_PREFIXES.iter().any(|p| upper.starts_with(p));
+    let is_write =
+        !upper.starts_with("SELECT") && WRITE_PREFIXES.iter().any(|p| upper.starts_with(p));
     let outcome = if is_write {
         ctx.shared
             .store
@@ -100,7 +105,10 @@ async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 fn validate(query: &str) -> Result<(), ApiError> {
     let mut errors = FieldErrors::new();
     if query.is_empty() {
-        errors.add("query", FieldError::new("validation_required", "cannot be blank"));
+        errors.add(
+            "query",
+            FieldError::new("validation_required", "cannot be blank"),
+        );
     } else if query.chars().count() > MAX_QUERY_LENGTH {
         errors.add(
             "query",
@@ -181,7 +189,11 @@ fn go_format_g(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let sci = format!("{f:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
