@@ -5,8 +5,9 @@ use crate::{finish_progress, meta, progress_printer, quiet_check, run_config, Lo
 use clap::Args;
 use pocketbun_loadtest::affinity::{fmt_cpu_list, CpuList};
 use pocketbun_loadtest::api::Api;
+use pocketbun_loadtest::realtime::{run_fanout, FanoutConfig};
 use pocketbun_loadtest::report::{CompareCell, CompareReport, CompareRow};
-use pocketbun_loadtest::runner;
+use pocketbun_loadtest::runner::{self, RunResult};
 use pocketbun_loadtest::seed::{self, SeedConfig, Seeded};
 use pocketbun_loadtest::server::{self, ServerProcess, ServerSpec};
 use pocketbun_loadtest::target::Target;
@@ -52,6 +53,15 @@ pub struct CompareArgs {
     /// server goes first) and report the median round.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Realtime fan-out: SSE clients subscribed to posts/*.
+    #[arg(long, default_value_t = 1000)]
+    realtime_clients: usize,
+    /// Realtime fan-out: posts created (events), one at a time.
+    #[arg(long, default_value_t = 20)]
+    realtime_events: usize,
+    /// Realtime fan-out: pause between creates.
+    #[arg(long, default_value = "100ms", value_parser = util::parse_duration)]
+    realtime_interval: Duration,
     /// Seeded users (each a bcrypt hash).
     #[arg(long, default_value_t = 100)]
     users: usize,
@@ -226,6 +236,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
         .collect();
     let mut logs_now = passes[0];
     let mut log_counts = Vec::new();
+    let mut rt_runs = 0u64;
     'workloads: for (logs, wi, w) in jobs {
         if logs != logs_now {
             log_counts.extend(count_logs(&sides, logs_now));
@@ -252,6 +263,9 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
         let mut describe = String::new();
         let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); sides.len()];
         for (i, side) in sides.iter().enumerate() {
+            if w == Workload::Realtime {
+                continue;
+            }
             if let Err(why) = preflight(side, w) {
                 eprintln!("[{} {}] not run: {why}", w.name(), side.name);
                 cells[i].skipped = Some(why);
@@ -290,7 +304,39 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                 }
                 let probe = util::NoiseProbe::start(&[pid]);
                 let label = format!("{} {}{}", w.name(), side.name, round_label(round, a.rounds));
-                let res = match runner::run(&cfg, &mut progress_printer(label.clone())) {
+                let res = if w == Workload::Realtime {
+                    rt_runs += 1;
+                    eprintln!(
+                        "[{label}] {} SSE clients, {} creates {} ms apart",
+                        a.realtime_clients,
+                        a.realtime_events,
+                        a.realtime_interval.as_millis()
+                    );
+                    let fc = FanoutConfig {
+                        addr: side.proc.addr,
+                        clients: a.realtime_clients,
+                        events: a.realtime_events,
+                        interval: a.realtime_interval,
+                        threads: cfg.threads,
+                        gen_cpus: cfg.gen_cpus.clone(),
+                        uring: cfg.uring,
+                        setup_timeout: Duration::from_secs(120),
+                        first_seq: rt_runs * 1_000_000,
+                    };
+                    run_fanout(&fc, stop.clone()).map(|f| RunResult {
+                        describe: format!(
+                            "{} SSE clients on posts/*, {} creates: delivery latency ({}/{} delivered)",
+                            f.subscribed, a.realtime_events, f.delivered, f.expected
+                        ),
+                        summary: f.summary,
+                        stats: Default::default(),
+                        drivers: vec![],
+                        interrupted: false,
+                    })
+                } else {
+                    runner::run(&cfg, &mut progress_printer(label.clone()))
+                };
+                let res = match res {
                     Ok(r) => r,
                     Err(e) => {
                         finish_progress();
@@ -322,7 +368,12 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             if r.is_empty() {
                 continue;
             }
-            r.sort_by(|x, y| x.0.rps.total_cmp(&y.0.rps));
+            if w == Workload::Realtime {
+                // Median round by p99 delivery latency (req/s is set by the publisher).
+                r.sort_by(|x, y| x.0.latency_us.p99.total_cmp(&y.0.latency_us.p99));
+            } else {
+                r.sort_by(|x, y| x.0.rps.total_cmp(&y.0.rps));
+            }
             let all: Vec<f64> = r.iter().map(|x| x.0.rps).collect();
             let (s, rss, other) = r.swap_remove(r.len() / 2);
             cells[i].summary = Some(s);
@@ -404,7 +455,10 @@ fn print_compare(r: &CompareReport, json: Option<&PathBuf>) -> pocketbun_loadtes
         }
         print!("{}", r.table(logs));
     }
-    println!("ratio = pocketbun req/s / pocketbase req/s; peak RSS = VmHWM during the workload (reset before it)");
+    println!(
+        "ratio = pocketbun req/s / pocketbase req/s (realtime: pocketbase p99 / pocketbun p99); \
+         peak RSS = VmHWM during the workload (reset before it)"
+    );
     let notes = r.notes_text();
     if !notes.is_empty() {
         println!("notes:\n{notes}");

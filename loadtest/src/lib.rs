@@ -20,6 +20,7 @@ pub mod affinity;
 pub mod api;
 pub mod client;
 pub mod http1;
+pub mod realtime;
 pub mod report;
 pub mod rt;
 pub mod runner;

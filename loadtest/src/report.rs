@@ -258,10 +258,16 @@ pub struct CompareReport {
 }
 
 impl CompareReport {
-    /// req/s of the first server over the second, for one row.
+    /// req/s of the first server over the second, for one row (for `realtime`:
+    /// the second's p99 delivery latency over the first's).
     pub fn ratio(row: &CompareRow) -> Option<f64> {
         let a = row.cells.first()?.summary.as_ref()?;
         let b = row.cells.get(1)?.summary.as_ref()?;
+        if row.workload == "realtime" {
+            // Delivery rate is set by the publisher: compare p99 latency (higher = first is faster).
+            let (pa, pb) = (a.latency_us.p99, b.latency_us.p99);
+            return (pa > 0.0 && a.responses > 0 && b.responses > 0).then(|| pb / pa);
+        }
         (b.rps > 0.0).then(|| a.rps / b.rps)
     }
 

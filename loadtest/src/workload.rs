@@ -41,6 +41,9 @@ pub enum Workload {
     AuthRefresh,
     /// `POST /api/batch` with 10 post creates.
     Batch,
+    /// Realtime fan-out: N SSE clients, latency from create to delivery
+    /// (`compare` only; not a closed-loop request workload).
+    Realtime,
 }
 
 impl Workload {
@@ -60,12 +63,13 @@ impl Workload {
             Workload::AuthWithPassword => "auth-with-password",
             Workload::AuthRefresh => "auth-refresh",
             Workload::Batch => "batch",
+            Workload::Realtime => "realtime",
         }
     }
 
     /// Every API workload, in the order `compare` runs them: reads first,
     /// then logins, then writes (which grow the tables).
-    pub const COMPARE: [Workload; 12] = [
+    pub const COMPARE: [Workload; 13] = [
         Workload::Health,
         Workload::View,
         Workload::List,
@@ -78,6 +82,7 @@ impl Workload {
         Workload::Create,
         Workload::Update,
         Workload::Batch,
+        Workload::Realtime,
     ];
 
     /// Whether the workload needs seeded data.
@@ -95,7 +100,7 @@ impl Workload {
         }
         let seed = seed.ok_or_else(|| {
             format!(
-                "workload {} needs seeded data (use `loadtest compare`, or `run --seed`)",
+                "workload {} needs seeded data: use `loadtest compare`",
                 self.name()
             )
         })?;
@@ -111,6 +116,9 @@ impl Workload {
         let posts = "/api/collections/posts/records";
         let (describe, requests): (String, Vec<Vec<u8>>) = match self {
             Workload::Get | Workload::Health => unreachable!(),
+            Workload::Realtime => {
+                return Err("realtime is measured by `loadtest compare` (SSE fan-out)".into())
+            }
             Workload::View => {
                 need(&seed.post_ids, "posts")?;
                 (

@@ -1,0 +1,312 @@
+//! Realtime fan-out: N SSE clients subscribed to `posts/*`, a publisher
+//! creating posts one at a time, latency from just before each create is sent
+//! to its event arriving at each client.
+//!
+//! Each client opens `GET /api/realtime`, takes its `clientId` from the
+//! `PB_CONNECT` event, subscribes over a second short-lived connection
+//! (`POST /api/realtime`), then scans its stream for the ids of the published
+//! records (`rt` + 13 digits; the raw bytes are scanned, so chunked framing
+//! needs no decoding).
+
+use crate::affinity;
+use crate::api::Api;
+use crate::http1::ResponseParser;
+use crate::stats::{Stats, Summary};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prefix of published record ids: `rt` + 13 digits = 15 chars.
+const ID_PREFIX: &[u8] = b"\"id\":\"rt";
+const ID_DIGITS: usize = 13;
+
+/// Fan-out parameters.
+#[derive(Clone, Debug)]
+pub struct FanoutConfig {
+    pub addr: SocketAddr,
+    pub clients: usize,
+    /// Records created (events published), one at a time.
+    pub events: usize,
+    /// Pause between creates.
+    pub interval: Duration,
+    pub threads: usize,
+    pub gen_cpus: Option<Vec<usize>>,
+    pub uring: crate::rt::UringMode,
+    /// Most time allowed for all clients to connect and subscribe.
+    pub setup_timeout: Duration,
+    /// First id number (so several runs on one server never collide).
+    pub first_seq: u64,
+}
+
+/// What a fan-out run measured.
+pub struct FanoutResult {
+    /// Latency of every delivery (status 200 = delivered); timeouts = missed deliveries.
+    pub summary: Summary,
+    /// Clients that connected and subscribed.
+    pub subscribed: usize,
+    pub expected: u64,
+    pub delivered: u64,
+}
+
+struct Shared {
+    addr: SocketAddr,
+    base: Instant,
+    /// Send time of event `seq - first_seq` (ns since `base`; 0 = not sent yet).
+    sent: Vec<AtomicU64>,
+    first_seq: u64,
+    subscribed: AtomicUsize,
+    setup_failed: AtomicUsize,
+    delivered: AtomicU64,
+    done: AtomicBool,
+    stop: Arc<AtomicBool>,
+}
+
+/// Runs one fan-out measurement against the server at `cfg.addr`.
+pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<FanoutResult> {
+    let shared = Arc::new(Shared {
+        addr: cfg.addr,
+        base: Instant::now(),
+        sent: (0..cfg.events).map(|_| AtomicU64::new(0)).collect(),
+        first_seq: cfg.first_seq,
+        subscribed: AtomicUsize::new(0),
+        setup_failed: AtomicUsize::new(0),
+        delivered: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        stop,
+    });
+    let threads = cfg.threads.clamp(1, cfg.clients.max(1));
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let n = (t..cfg.clients).step_by(threads).count();
+        let cpu = cfg.gen_cpus.as_ref().map(|c| c[t % c.len()]);
+        let (shared, uring) = (shared.clone(), cfg.uring);
+        handles.push(std::thread::Builder::new().name(format!("sse-{t}")).spawn(
+            move || -> crate::Result<Stats> {
+                if let Some(c) = cpu {
+                    affinity::pin_current_thread(&[c])?;
+                }
+                let (mut rt, _) = crate::rt::build(uring, 4096)?;
+                let stats = Rc::new(RefCell::new(Stats::new()));
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..n)
+                        .map(|i| {
+                            let (shared, stats) = (shared.clone(), stats.clone());
+                            monoio::spawn(async move {
+                                // Stagger connects so the listen backlog never overflows.
+                                monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
+                                client(shared, stats).await
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await;
+                    }
+                });
+                let s = stats.borrow().clone();
+                Ok(s)
+            },
+        )?);
+    }
+    // Wait for every client to subscribe (or fail, or time out).
+    let t0 = Instant::now();
+    loop {
+        let ok = shared.subscribed.load(Ordering::Relaxed);
+        let failed = shared.setup_failed.load(Ordering::Relaxed);
+        if ok + failed >= cfg.clients
+            || t0.elapsed() > cfg.setup_timeout
+            || shared.stop.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let subscribed = shared.subscribed.load(Ordering::Relaxed);
+    // Publish.
+    let mut api = Api::new(cfg.addr)?;
+    let publish_start = Instant::now();
+    let mut publish_err = None;
+    for k in 0..cfg.events {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let id = format!("rt{:013}", cfg.first_seq + k as u64);
+        let body =
+            serde_json::json!({"id": id, "title": "realtime", "views": k, "published": true});
+        let now = shared.base.elapsed().as_nanos() as u64;
+        shared.sent[k].store(now.max(1), Ordering::Release);
+        match api.call(
+            "POST",
+            "/api/collections/posts/records",
+            Some(""),
+            Some(&body),
+        ) {
+            Ok(r) if r.ok() => {}
+            Ok(r) => {
+                publish_err = Some(format!("create {id}: {}", r.brief(200)));
+                break;
+            }
+            Err(e) => {
+                publish_err = Some(format!("create {id}: {e}"));
+                break;
+            }
+        }
+        std::thread::sleep(cfg.interval);
+    }
+    let expected = (subscribed * cfg.events) as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.delivered.load(Ordering::Relaxed) < expected
+        && Instant::now() < deadline
+        && !shared.stop.load(Ordering::Relaxed)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let window = publish_start.elapsed();
+    shared.done.store(true, Ordering::Relaxed);
+    let mut stats = Stats::new();
+    for h in handles {
+        stats.merge(&h.join().map_err(|_| "sse thread panicked")??);
+    }
+    if let Some(e) = publish_err {
+        return Err(e.into());
+    }
+    let delivered = shared.delivered.load(Ordering::Relaxed);
+    stats.timeouts += expected.saturating_sub(delivered);
+    stats.connect_errors += shared.setup_failed.load(Ordering::Relaxed) as u64;
+    Ok(FanoutResult {
+        summary: stats.summary(window),
+        subscribed,
+        expected,
+        delivered,
+    })
+}
+
+/// Reads into `buf`'s spare capacity; `Ok(0)` = closed.
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(16 * 1024);
+    }
+    let (len, cap) = (buf.len(), buf.capacity());
+    let b = std::mem::take(buf);
+    let (res, slice) = s.read(b.slice_mut(len..cap)).await;
+    *buf = slice.into_inner();
+    res
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
+    let host = shared.addr;
+    let mut s = TcpStream::connect_addr(host).await.map_err(drop)?;
+    let _ = s.set_nodelay(true);
+    let req = format!(
+        "GET /api/realtime HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nUser-Agent: pocketbun-loadtest\r\n\r\n"
+    );
+    let (r, _) = s.write_all(req.into_bytes()).await;
+    r.map_err(drop)?;
+    let mut buf = Vec::with_capacity(4096);
+    let marker = b"\"clientId\":\"";
+    let client_id = loop {
+        if let Some(i) = find(&buf, marker) {
+            let rest = &buf[i + marker.len()..];
+            if let Some(j) = rest.iter().position(|&b| b == b'"') {
+                break String::from_utf8_lossy(&rest[..j]).into_owned();
+            }
+        }
+        if buf.len() > 64 * 1024 || read_more(&mut s, &mut buf).await.map_err(drop)? == 0 {
+            return Err(());
+        }
+    };
+    // Subscribe over a second connection.
+    let body = format!("{{\"clientId\":\"{client_id}\",\"subscriptions\":[\"posts/*\"]}}");
+    let req = format!(
+        "POST /api/realtime HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = TcpStream::connect_addr(host).await.map_err(drop)?;
+    let (r, _) = c.write_all(req.into_bytes()).await;
+    r.map_err(drop)?;
+    let mut parser = ResponseParser::new();
+    parser.reset(false);
+    let mut rb = Vec::with_capacity(1024);
+    loop {
+        if !rb.is_empty() {
+            let (n, done) = parser.feed(&rb).map_err(drop)?;
+            rb.drain(..n);
+            if done {
+                break;
+            }
+        }
+        if read_more(&mut c, &mut rb).await.map_err(drop)? == 0 {
+            parser.eof().map_err(drop)?;
+            break;
+        }
+    }
+    if !(200..300).contains(&parser.status()) {
+        return Err(());
+    }
+    Ok(s)
+}
+
+async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>) {
+    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(&shared)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            shared.setup_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    shared.subscribed.fetch_add(1, Ordering::Relaxed);
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let tail = ID_PREFIX.len() + ID_DIGITS;
+    while !shared.done.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
+        let n = match monoio::time::timeout(Duration::from_millis(100), read_more(&mut s, &mut buf))
+            .await
+        {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                stats.borrow_mut().io_errors += 1;
+                return;
+            }
+            Ok(Ok(n)) => n,
+        };
+        let now = Instant::now();
+        let _ = n;
+        // Scan for complete ids; keep an incomplete tail for the next read.
+        let mut pos = 0;
+        while let Some(i) = find(&buf[pos..], ID_PREFIX) {
+            let start = pos + i + ID_PREFIX.len();
+            if start + ID_DIGITS > buf.len() {
+                break;
+            }
+            let digits = &buf[start..start + ID_DIGITS];
+            pos = start;
+            let Some(seq) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let k = seq.wrapping_sub(shared.first_seq) as usize;
+            if let Some(sent) = shared.sent.get(k).map(|a| a.load(Ordering::Acquire)) {
+                if sent > 0 {
+                    let at = (now - shared.base).as_nanos() as u64;
+                    stats
+                        .borrow_mut()
+                        .record(Duration::from_nanos(at.saturating_sub(sent)), 200);
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            pos = start + ID_DIGITS;
+        }
+        let keep_from = pos.max(buf.len().saturating_sub(tail));
+        buf.drain(..keep_from);
+    }
+}
