@@ -197,6 +197,21 @@ fn batches() -> Vec<(&'static str, bool, &'static str, Vec<u8>)> {
                 {"method": "PATCH", "url": "/api/collections/demo5/records/qjeql998mtp1azp?expand=rel_many", "body": {"total": 10}}
             ]),
         ),
+        j(
+            "request context and per-request headers",
+            false,
+            json!([
+                {"method": "POST", "url": "/api/collections/bctx/records", "headers": {"X-Token": "yes", "Authorization": "ignored"}, "body": {"title": "c1"}},
+                {"method": "POST", "url": "/api/collections/bctx/records", "body": {"title": "c2"}}
+            ]),
+        ),
+        j(
+            "request context and per-request headers (good)",
+            false,
+            json!([
+                {"method": "POST", "url": "/api/collections/bctx/records?fields=title", "headers": {"x-token": "yes"}, "body": {"title": "c1"}}
+            ]),
+        ),
         multipart,
     ]
 }
@@ -253,6 +268,23 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
         setup_collection().as_bytes(),
     );
     assert_eq!(s, 200, "{v}");
+    let ctx_coll = json!({
+        "name": "bctx",
+        "type": "base",
+        "listRule": "", "viewRule": "",
+        "createRule": "@request.context = 'batch' && @request.headers.x_token = 'yes'",
+        "fields": [{"name": "title", "type": "text"}]
+    })
+    .to_string();
+    let (s, v) = send(
+        port,
+        "POST",
+        "/api/collections",
+        "application/json",
+        true,
+        ctx_coll.as_bytes(),
+    );
+    assert_eq!(s, 200, "{v}");
     let known: Vec<String> = [
         "mpone0000000001",
         "dupdupdupdup001",
@@ -273,7 +305,7 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
         let (status, mut v) = send(port, "POST", "/api/batch", ct, auth, &body);
         mask(&mut v, &known);
         out.push((desc.to_string(), status, v));
-        for c in ["bt", "demo2", "demo3", "demo5"] {
+        for c in ["bt", "bctx", "demo2", "demo3", "demo5"] {
             let target = format!("/api/collections/{c}/records?perPage=200&sort=created,title");
             let (status, mut v) = send(port, "GET", &target, "", true, b"");
             mask(&mut v, &known);
@@ -304,6 +336,63 @@ fn batches_answer_like_pocketbase() {
     for (a, b) in ours.iter().zip(&theirs) {
         assert_eq!(a, b, "{}", a.0);
     }
+}
+
+/// The batch settings as PocketBase applies them: disabled, `maxRequests`, `maxBodySize`.
+fn run_settings(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)> {
+    let server = Server::start(spec, Some(fixture)).expect("server starts");
+    let port = server.port();
+    let two = reqs(json!([
+        {"method": "DELETE", "url": "/api/collections/demo2/records/achvryl401bhse3"},
+        {"method": "GET", "url": "/x"}
+    ]));
+    let mut out = Vec::new();
+    for settings in [
+        json!({"enabled": false}),
+        json!({"enabled": true, "maxRequests": 1}),
+        json!({"enabled": true, "maxRequests": 5, "maxBodySize": 10}),
+        json!({"enabled": true, "maxRequests": 5, "maxBodySize": 0}),
+    ] {
+        let body = json!({ "batch": settings }).to_string();
+        let (s, v) = send(
+            port,
+            "PATCH",
+            "/api/settings",
+            "application/json",
+            true,
+            body.as_bytes(),
+        );
+        assert_eq!(s, 200, "{v}");
+        for auth in [true, false] {
+            let (s, v) = send(
+                port,
+                "POST",
+                "/api/batch",
+                "application/json",
+                auth,
+                two.as_bytes(),
+            );
+            out.push((s, v));
+        }
+    }
+    out
+}
+
+#[test]
+fn batch_settings_apply_like_pocketbase() {
+    let Some(fixture) = fixture() else {
+        println!("batch: ../shared/conformance not found, skipping");
+        return;
+    };
+    let Some(reference) = ServerSpec::pocketbase() else {
+        println!("batch: SKIP, the real PocketBase is not available");
+        return;
+    };
+    let ours = run_settings(&ServerSpec::pocketbun(), &fixture);
+    let theirs = run_settings(&reference, &fixture);
+    let statuses: Vec<u16> = ours.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [403, 403, 400, 400, 413, 413, 400, 400]);
+    assert_eq!(ours, theirs);
 }
 
 /// Reads SSE events from a realtime connection subscribed to `topic`.

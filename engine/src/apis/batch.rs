@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 /// The route's transport limit; the settings' `maxBodySize` is applied by the handler.
 const DEFAULT_MAX_BODY: usize = 128 << 20;
 const READ_FAILED: &str = "Failed to read the submitted batch data.";
+const UNKNOWN: &str = "Something went wrong while processing your request.";
 const TIMEOUT: &str = "batch transaction timeout";
 
 pub fn register(routes: &mut Routes) {
@@ -268,8 +269,7 @@ async fn prepare(
     item: Item,
     state: &mut BatchState,
 ) -> Result<Prepared, ApiError> {
-    let unknown =
-        || ApiError::bad_request(Some("Something went wrong while processing your request."));
+    let unknown = || ApiError::bad_request(Some(UNKNOWN));
     let (act, query) = action(&item.method, &item.url).ok_or_else(unknown)?;
     let schema = ctx.shared.schema.get();
     let find = |name: &str| {
@@ -381,7 +381,11 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         DEFAULT_MAX_BODY
     };
-    if req.body.len() > max_body {
+    // like PocketBase, the declared length is what is refused
+    let declared = req
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max_body) {
         return Err(ApiError::too_large());
     }
     let body = record_body(&req)
@@ -396,12 +400,18 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut afters = Vec::with_capacity(items.len());
     let mut prepare_err = None;
     for (i, item) in items.into_iter().enumerate() {
+        let unknown = action(&item.method, &item.url).is_none();
         match prepare(&ctx, &req, item, &mut state).await {
             Ok(p) => {
                 writes.push(p.write);
                 afters.push(p.after);
             }
-            Err(e) => {
+            Err(mut e) => {
+                // an unknown action after the first reaches PocketBase through the previous
+                // operation, which reports it as an internal error
+                if i > 0 && unknown {
+                    e.status = 500;
+                }
                 prepare_err = Some((i, e));
                 break;
             }
