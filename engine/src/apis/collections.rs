@@ -37,6 +37,11 @@ pub fn register(routes: &mut Routes) {
         "/api/collections/meta/dry-run-view",
         |c, r| Box::pin(dry_run_view(c, r)),
     );
+    routes.add(
+        Method::Get,
+        "/api/collections/meta/oauth2-providers",
+        |c, r| Box::pin(oauth2_providers(c, r)),
+    );
     routes.add(Method::Put, "/api/collections/import", |c, r| {
         Box::pin(import(c, r))
     });
@@ -708,4 +713,26 @@ async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     out.push_str("]}");
     Ok(json_ok(out))
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProviderListItem {
+    name: &'static str,
+    display_name: &'static str,
+    logo: String,
+}
+
+/// `GET /api/collections/meta/oauth2-providers`: every provider the dashboard can configure.
+async fn oauth2_providers(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    let list: Vec<ProviderListItem> = crate::auth::oauth2::ALL_PROVIDERS
+        .iter()
+        .map(|&(name, display_name)| ProviderListItem {
+            name,
+            display_name,
+            logo: crate::auth::oauth2::provider_logo(name, display_name),
+        })
+        .collect();
+    Ok(crate::error::json_response(200, &list))
 }

@@ -211,14 +211,63 @@ pub fn form_escape(s: &str) -> String {
     out
 }
 
+/// Every provider PocketBase knows, in its order, with its display name (what the dashboard
+/// offers in `GET /api/collections/meta/oauth2-providers`).
+pub const ALL_PROVIDERS: &[(&str, &str)] = &[
+    ("apple", "Apple"),
+    ("google", "Google"),
+    ("microsoft", "Microsoft"),
+    ("yandex", "Yandex"),
+    ("facebook", "Facebook"),
+    ("instagram2", "Instagram"),
+    ("github", "GitHub"),
+    ("gitlab", "GitLab"),
+    ("bitbucket", "Bitbucket"),
+    ("gitee", "Gitee"),
+    ("gitea", "Gitea/Forgejo"),
+    ("discord", "Discord"),
+    ("twitter", "X/Twitter"),
+    ("kakao", "Kakao"),
+    ("vk", "ВКонтакте"),
+    ("linear", "Linear"),
+    ("notion", "Notion"),
+    ("monday", "monday.com"),
+    ("lark", "Lark"),
+    ("box", "Box"),
+    ("spotify", "Spotify"),
+    ("trakt", "Trakt"),
+    ("twitch", "Twitch"),
+    ("patreon", "Patreon"),
+    ("strava", "Strava"),
+    ("wakatime", "WakaTime"),
+    ("livechat", "LiveChat"),
+    ("mailcow", "mailcow"),
+    ("planningcenter", "Planning Center"),
+    ("oidc", "OIDC"),
+    ("oidc2", "OIDC"),
+    ("oidc3", "OIDC"),
+];
+
+/// The badge logo of any provider in [`ALL_PROVIDERS`].
+pub fn provider_logo(name: &str, display_name: &str) -> String {
+    match builtin(name) {
+        Some(b) => logo(b),
+        None => badge(display_name, "#6b7280"),
+    }
+}
+
 /// A small badge logo (the provider's initial on its colour).
 fn logo(b: &Builtin) -> String {
-    let initial = b.display_name.chars().next().unwrap_or('?');
+    badge(b.display_name, b.color)
+}
+
+fn badge(display_name: &str, color: &str) -> String {
+    let initial = display_name.chars().next().unwrap_or('?');
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\" viewBox=\"0 0 64 64\">\
 <rect width=\"64\" height=\"64\" rx=\"12\" fill=\"{}\"/>\
 <text x=\"32\" y=\"43\" font-family=\"sans-serif\" font-size=\"30\" text-anchor=\"middle\" fill=\"#fff\">{initial}</text></svg>",
-        b.color
+        color
     )
 }
 
