@@ -348,7 +348,7 @@ mod tests {
     fn pkce_challenge_rfc7636() {
         // RFC 7636, appendix B
         assert_eq!(
-            s256_challenge("dBjftJeZ4CVP-1B0gkPR7JmN3cqd5o8Q5a_FBdoGLlM"),
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCjnsSYuGLYkLcXZKRkUdUpM"
         );
     }
