@@ -395,6 +395,88 @@ fn batch_settings_apply_like_pocketbase() {
     assert_eq!(ours, theirs);
 }
 
+/// A batch slower than the `timeout` setting (bcrypt cost 13 per created record) fails as a
+/// whole, as on PocketBase, and writes nothing.
+fn run_timeout(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)> {
+    let server = Server::start(spec, Some(fixture)).expect("server starts");
+    let port = server.port();
+    let coll = json!({
+        "name": "slowauth", "type": "auth", "createRule": "", "listRule": "",
+        "fields": [{"name": "password", "type": "password", "cost": 13, "min": 8,
+            "required": true, "hidden": true}]
+    })
+    .to_string();
+    let mut out = Vec::new();
+    out.push(send(
+        port,
+        "POST",
+        "/api/collections",
+        "application/json",
+        true,
+        coll.as_bytes(),
+    ));
+    let settings = json!({"batch": {"timeout": 1}}).to_string();
+    out.push(send(
+        port,
+        "PATCH",
+        "/api/settings",
+        "application/json",
+        true,
+        settings.as_bytes(),
+    ));
+    out.last_mut().unwrap().1 = Value::Null;
+    out[0].1 = Value::Null;
+    let items: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"method": "POST", "url": "/api/collections/slowauth/records", "body": {
+                "email": format!("slow{i}@example.com"),
+                "password": "12345678", "passwordConfirm": "12345678"}})
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    out.push(send(
+        port,
+        "POST",
+        "/api/batch",
+        "application/json",
+        false,
+        reqs(Value::Array(items)).as_bytes(),
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (s, mut v) = send(
+        port,
+        "GET",
+        "/api/collections/slowauth/records",
+        "",
+        true,
+        b"",
+    );
+    mask(&mut v, &[]);
+    out.push((s, v));
+    out
+}
+
+#[test]
+fn batch_timeout_like_pocketbase() {
+    let Some(fixture) = fixture() else {
+        println!("batch: ../shared/conformance not found, skipping");
+        return;
+    };
+    let Some(reference) = ServerSpec::pocketbase() else {
+        println!("batch: SKIP, the real PocketBase is not available");
+        return;
+    };
+    let ours = run_timeout(&ServerSpec::pocketbun(), &fixture);
+    let theirs = run_timeout(&reference, &fixture);
+    assert_eq!(ours[2].0, 400, "{:?}", ours[2]);
+    assert_eq!(ours[3].1["totalItems"], 0, "{:?}", ours[3]);
+    assert_eq!(ours, theirs);
+}
+
 /// Reads SSE events from a realtime connection subscribed to `topic`.
 struct Sse {
     reader: BufReader<TcpStream>,

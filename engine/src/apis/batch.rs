@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 const DEFAULT_MAX_BODY: usize = 128 << 20;
 const READ_FAILED: &str = "Failed to read the submitted batch data.";
 const UNKNOWN: &str = "Something went wrong while processing your request.";
+const TX_FAILED: &str = "Batch transaction failed.";
 const TIMEOUT: &str = "batch transaction timeout";
 
 pub fn register(routes: &mut Routes) {
@@ -212,7 +213,7 @@ fn validate(items: &[Item], max: usize) -> Result<(), ApiError> {
 /// The failure response naming operation `index`.
 fn failed_at(index: usize, err: ApiError) -> ApiError {
     let response = json!({"data": err.data, "message": err.message, "status": err.status});
-    let mut e = ApiError::bad_request(Some("Batch transaction failed."));
+    let mut e = ApiError::bad_request(Some(TX_FAILED));
     e.data.insert(
         "requests".into(),
         json!({ index.to_string(): {
@@ -405,6 +406,13 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             Ok(p) => {
                 writes.push(p.write);
                 afters.push(p.after);
+                // out of time already (hashing, uploads): nothing is written
+                if started.elapsed() > timeout {
+                    for after in afters {
+                        after.discard(&ctx).await;
+                    }
+                    return Err(ApiError::bad_request(Some(TX_FAILED)));
+                }
             }
             Err(mut e) => {
                 // an unknown action after the first reaches PocketBase through the previous
@@ -486,12 +494,12 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             }
             if let Some(JobError::Refused(m)) = &err {
                 if m == TIMEOUT {
-                    return Err(ApiError::bad_request(Some("Batch transaction failed.")));
+                    return Err(ApiError::bad_request(Some(TX_FAILED)));
                 }
             }
             match prepare_err {
                 Some((i, e)) => Err(failed_at(i, e)),
-                None => Err(ApiError::bad_request(Some("Batch transaction failed."))),
+                None => Err(ApiError::bad_request(Some(TX_FAILED))),
             }
         }
     }
