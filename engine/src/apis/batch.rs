@@ -3,6 +3,20 @@
 //! and file writes), then ONE writer job runs all their writes on one transaction; any
 //! refusal rolls everything back and names the failing operation as PocketBase does.
 //! Realtime events, replaced-file removal and the responses follow the commit.
+//!
+//! Later operations see what earlier ones did: while preparing, a row an earlier operation
+//! creates, updates or deletes is taken as that operation leaves it, and once anything was
+//! prepared the checks that read the database (update/delete/create rules, field checks such
+//! as unique values and relation existence) run in the writer job on the batch's transaction.
+//! Known differences from PocketBase, which runs each operation completely before the next:
+//! - an auth collection's `manageRule` is evaluated on the state before the batch;
+//! - records changed by an earlier operation's cascade (a relation emptied by a delete) are
+//!   prepared from their state before the batch, so a later update of such a record writes
+//!   its other fields as they were before (the cascade's change to it is overwritten);
+//! - when both fail, a rule failure found in the job is reported after a form validation
+//!   error of the same operation (PocketBase reports the rule first);
+//! - `expand` in a response is resolved after the commit, so it shows the batch's final
+//!   state rather than the state right after that operation.
 
 use crate::apis::body::{record_body, RecordBody, Upload};
 use crate::app::{AppCtx, Routes};
