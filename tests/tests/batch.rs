@@ -212,6 +212,23 @@ fn batches() -> Vec<(&'static str, bool, &'static str, Vec<u8>)> {
                 {"method": "POST", "url": "/api/collections/bctx/records?fields=title", "headers": {"x-token": "yes"}, "body": {"title": "c1"}}
             ]),
         ),
+        j(
+            "relation setup",
+            true,
+            json!([
+                {"method": "POST", "url": "/api/collections/bpar/records", "body": {"id": "parent000000001", "title": "p1"}},
+                {"method": "POST", "url": "/api/collections/bpar/records", "body": {"id": "parent000000002", "title": "p2"}},
+                {"method": "POST", "url": "/api/collections/bchild/records", "body": {"id": "child0000000001", "title": "c1", "rels": ["parent000000001", "parent000000002"]}}
+            ]),
+        ),
+        j(
+            "update after a delete changed the record",
+            true,
+            json!([
+                {"method": "DELETE", "url": "/api/collections/bpar/records/parent000000001"},
+                {"method": "PATCH", "url": "/api/collections/bchild/records/child0000000001", "body": {"title": "c2"}}
+            ]),
+        ),
         multipart,
     ]
 }
@@ -285,6 +302,31 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
         ctx_coll.as_bytes(),
     );
     assert_eq!(s, 200, "{v}");
+    let par = json!({"name": "bpar", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]})
+    .to_string();
+    let (s, v) = send(
+        port,
+        "POST",
+        "/api/collections",
+        "application/json",
+        true,
+        par.as_bytes(),
+    );
+    assert_eq!(s, 200, "{v}");
+    let child = json!({"name": "bchild", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"},
+            {"name": "rels", "type": "relation", "collectionId": v["id"], "maxSelect": 5}]})
+    .to_string();
+    let (s, v) = send(
+        port,
+        "POST",
+        "/api/collections",
+        "application/json",
+        true,
+        child.as_bytes(),
+    );
+    assert_eq!(s, 200, "{v}");
     let known: Vec<String> = [
         "mpone0000000001",
         "dupdupdupdup001",
@@ -296,6 +338,9 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
         "qjeql998mtp1azp",
         "qzaqccwrmva4o1n",
         "i9naidtvr6qsgb4",
+        "parent000000001",
+        "parent000000002",
+        "child0000000001",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -305,7 +350,7 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
         let (status, mut v) = send(port, "POST", "/api/batch", ct, auth, &body);
         mask(&mut v, &known);
         out.push((desc.to_string(), status, v));
-        for c in ["bt", "bctx", "demo2", "demo3", "demo5"] {
+        for c in ["bt", "bctx", "bchild", "demo2", "demo3", "demo5"] {
             let target = format!("/api/collections/{c}/records?perPage=200&sort=created,title");
             let (status, mut v) = send(port, "GET", &target, "", true, b"");
             mask(&mut v, &known);

@@ -10,9 +10,10 @@
 //! as unique values and relation existence) run in the writer job on the batch's transaction.
 //! Known differences from PocketBase, which runs each operation completely before the next:
 //! - an auth collection's `manageRule` is evaluated on the state before the batch;
-//! - records changed by an earlier operation's cascade (a relation emptied by a delete) are
-//!   prepared from their state before the batch, so a later update of such a record writes
-//!   its other fields as they were before (the cascade's change to it is overwritten);
+//! - a record changed by an earlier operation's cascade (a relation emptied by a delete) is
+//!   prepared from its state before the batch; in the job an update takes the fields it does
+//!   not set from the stored row, but its form checks (min/max select, required) and rules'
+//!   `@request.body` saw the older values;
 //! - when both fail, a rule failure found in the job is reported after a form validation
 //!   error of the same operation (PocketBase reports the rule first);
 //! - `expand` in a response is resolved after the commit, so it shows the batch's final

@@ -234,8 +234,15 @@ fn unique_errors(err: &rusqlite::Error, coll: &Collection) -> Option<FieldErrors
     (!errs.is_empty()).then_some(errs)
 }
 
-/// Writes the draft's row (insert or update) inside the writer job.
-fn persist(conn: &Connection, draft: &mut Draft, schema: &Collections) -> Result<(), JobFail> {
+/// Writes the draft's row (insert or update) inside the writer job. `only_changed`: an
+/// update writes only the columns the draft changed (a batch's draft may predate what an
+/// earlier operation's cascade did to the row).
+fn persist(
+    conn: &Connection,
+    draft: &mut Draft,
+    schema: &Collections,
+    only_changed: bool,
+) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
     if coll.is_auth() {
         if !draft.is_new {
@@ -277,7 +284,19 @@ fn persist(conn: &Connection, draft: &mut Draft, schema: &Collections) -> Result
             }
         }
     }
-    let cols = draft.columns();
+    let mut cols = draft.columns();
+    if only_changed && !draft.is_new {
+        let mut before = draft.clone();
+        before.vals = draft.original.clone();
+        let mut i = 0;
+        cols.retain(|(_, v)| {
+            i += 1;
+            *v != before.column(i - 1)
+        });
+        if cols.is_empty() {
+            cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
+        }
+    }
     let table = quote(&coll.name);
     let result = if draft.is_new {
         let names: Vec<String> = cols.iter().map(|(n, _)| quote(n)).collect();
@@ -467,6 +486,34 @@ fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
             return Err(JobFail::Refused(JobError::Api(err)));
         }
     }
+    Ok(())
+}
+
+/// Takes what the stored row holds now for the fields an update draft leaves unchanged (an
+/// earlier operation of the batch, a cascade for one, may have changed them since).
+fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
+    let coll = draft.coll.clone();
+    let sql = format!(
+        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+        quote(&coll.name)
+    );
+    let mut arena = Arena::default();
+    let found = {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        arena.load(&coll, &mut stmt, &[QValue::Text(draft.original_str("id"))])?
+    };
+    let Some(&k) = found.first() else {
+        return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))));
+    };
+    let now = Draft::from_row(coll.clone(), &arena.recs[k].values);
+    let mut before = draft.clone();
+    before.vals = draft.original.clone();
+    for i in 0..coll.fields.len() {
+        if draft.column(i) == before.column(i) {
+            draft.vals[i] = now.vals[i].clone();
+        }
+    }
+    draft.original = now.original;
     Ok(())
 }
 
@@ -702,13 +749,16 @@ pub async fn prepare_upsert(
     let job_coll = coll.clone();
     let write: WriteFn = Box::new(move |conn| {
         run_checks(conn, checks)?;
+        if defer && !is_new {
+            rebase(conn, &mut draft)?;
+        }
         if defer {
             let errs = validate::fields(&draft, &collections, conn)?;
             if !errs.is_empty() {
                 return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
             }
         }
-        persist(conn, &mut draft, &collections)?;
+        persist(conn, &mut draft, &collections, defer)?;
         let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
         let values = ev.as_ref().map(|e| e.values.clone());
         Ok(Done {
