@@ -10,7 +10,9 @@
 //!    `expand=author` resolves for anonymous readers;
 //! 3. `posts` (title, body, views, score, published, author → users, tags json;
 //!    index on `(published, views)`, `score` deliberately unindexed; public
-//!    list/view/create/update rules) and `notes` (rule `@request.auth.id != ""`);
+//!    list/view/create/update rules), `posts_w` (the same, empty: the create
+//!    and batch workloads write there so `posts` stays the same size on both
+//!    servers) and `notes` (rule `@request.auth.id != ""`);
 //! 4. users, then posts and notes, with fixed ids and deterministic content,
 //!    through `POST /api/batch` (falling back to plain creates if batch is not
 //!    available);
@@ -24,6 +26,8 @@ use std::time::Instant;
 
 /// Superuser the harness creates on every server.
 pub const SU_EMAIL: &str = "loadtest@example.com";
+/// Collection the create and batch workloads write to (same schema as `posts`).
+pub const WRITES: &str = "posts_w";
 /// Password of the superuser and of every seeded user.
 pub const PASSWORD: &str = "loadtest-pass-1";
 
@@ -209,6 +213,15 @@ pub fn seed(
     });
     api.call("POST", "/api/collections", None, Some(&posts))?
         .check("create posts collection")?;
+    // Same schema for the create/batch workloads, so writes never grow the
+    // table the read workloads measure (write throughput differs per server).
+    let mut posts_w = posts.clone();
+    posts_w["name"] = json!(WRITES);
+    posts_w["indexes"] = json!([format!(
+        "CREATE INDEX idx_{WRITES}_published_views ON {WRITES} (published, views)"
+    )]);
+    api.call("POST", "/api/collections", None, Some(&posts_w))?
+        .check("create posts_w collection")?;
     let rule = "@request.auth.id != \"\"";
     let notes = json!({
         "name": "notes",

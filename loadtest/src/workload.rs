@@ -7,7 +7,7 @@
 //! synchronization).
 
 use crate::api::urlencode;
-use crate::seed::{Seeded, PASSWORD};
+use crate::seed::{Seeded, PASSWORD, WRITES};
 use crate::target::Target;
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ pub enum Workload {
     Expand,
     /// `GET /api/collections/notes/records?perPage=30` as a user (rule `@request.auth.id != ""`).
     AuthList,
-    /// `POST /api/collections/posts/records` (public create rule).
+    /// `POST /api/collections/posts_w/records` (same schema as posts, public create rule).
     Create,
     /// `PATCH /api/collections/posts/records/{id}` (`views`), rotating ids.
     Update,
@@ -39,7 +39,7 @@ pub enum Workload {
     AuthWithPassword,
     /// `POST /api/collections/users/auth-refresh`, rotating user tokens.
     AuthRefresh,
-    /// `POST /api/batch` with 10 post creates.
+    /// `POST /api/batch` with 10 creates in `posts_w`.
     Batch,
     /// Realtime fan-out: N SSE clients, latency from create to delivery
     /// (`compare` only; not a closed-loop request workload).
@@ -114,6 +114,7 @@ impl Workload {
         const JSON: (&str, &str) = ("Content-Type", "application/json");
         let get = |path: String| build_request("GET", target, &path, &[], b"");
         let posts = "/api/collections/posts/records";
+        let writes = format!("/api/collections/{WRITES}/records");
         let (describe, requests): (String, Vec<Vec<u8>>) = match self {
             Workload::Get | Workload::Health => unreachable!(),
             Workload::Realtime => {
@@ -184,11 +185,11 @@ impl Workload {
             Workload::Create => {
                 need(&seed.user_ids, "users")?;
                 (
-                    format!("POST {posts}"),
+                    format!("POST {writes}"),
                     (0..64)
                         .map(|i| {
                             let body = create_body(i, &seed.user_ids);
-                            build_request("POST", target, posts, &[JSON], body.as_bytes())
+                            build_request("POST", target, &writes, &[JSON], body.as_bytes())
                         })
                         .collect(),
                 )
@@ -254,13 +255,13 @@ impl Workload {
             Workload::Batch => {
                 need(&seed.user_ids, "users")?;
                 (
-                    "POST /api/batch (10 post creates)".to_string(),
+                    "POST /api/batch (10 creates in posts_w)".to_string(),
                     (0..16)
                         .map(|b| {
                             let reqs: Vec<String> = (0..10)
                                 .map(|k| {
                                     format!(
-                                        "{{\"method\":\"POST\",\"url\":\"{posts}\",\"body\":{}}}",
+                                        "{{\"method\":\"POST\",\"url\":\"{writes}\",\"body\":{}}}",
                                         create_body(b * 10 + k, &seed.user_ids)
                                     )
                                 })
@@ -461,6 +462,52 @@ mod tests {
         assert!(s.ends_with("\r\n\r\n"));
         let plan = Workload::Get.plan(&t, None).unwrap();
         assert_eq!(plan.describe(), "GET /ignored");
+    }
+
+    fn seeded() -> Seeded {
+        Seeded {
+            post_ids: (0..5).map(crate::seed::post_id).collect(),
+            user_ids: (0..3).map(crate::seed::user_id).collect(),
+            user_emails: (0..3).map(crate::seed::user_email).collect(),
+            user_tokens: vec!["tok0".into(), "tok1".into()],
+            ..Seeded::default()
+        }
+    }
+
+    fn requests(w: Workload, conn: usize, n: usize) -> Vec<String> {
+        let t = Target::parse("http://127.0.0.1:8090/").unwrap();
+        let plan = w.plan(&t, Some(&seeded())).unwrap();
+        let mut g = plan.connection(conn);
+        (0..n)
+            .map(|_| {
+                let mut out = Vec::new();
+                g.next_request(&mut out);
+                String::from_utf8(out).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn seeded_workloads_rotate() {
+        let v = requests(Workload::View, 0, 6);
+        assert!(v[0].starts_with("GET /api/collections/posts/records/p00000000000000 HTTP/1.1\r\n"));
+        assert!(v[1].contains("/p00000000000001 "));
+        assert_eq!(v[0], v[5], "wraps around after every id");
+        let f = requests(Workload::Filtered, 0, 2);
+        assert!(f[1].starts_with(
+            "GET /api/collections/posts/records?filter=%28published%3Dtrue%20%26%26%20views%3E97%29&sort=-views&perPage=30&skipTotal=1 "
+        ));
+        let a = requests(Workload::AuthList, 1, 1);
+        assert!(a[0].contains("\r\nAuthorization: tok"));
+        let b = requests(Workload::Batch, 0, 1);
+        let body = b[0].split("\r\n\r\n").nth(1).unwrap();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["requests"].as_array().unwrap().len(), 10);
+        let p = requests(Workload::AuthWithPassword, 0, 1);
+        assert!(p[0].contains("\"identity\":\"user0@example.com\""));
+        let t = Target::parse("http://127.0.0.1:8090/").unwrap();
+        assert!(Workload::View.plan(&t, None).is_err());
+        assert!(Workload::Realtime.plan(&t, Some(&seeded())).is_err());
     }
 
     #[test]
