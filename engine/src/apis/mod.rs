@@ -5,6 +5,7 @@ pub mod batch;
 pub mod body;
 pub mod collections;
 pub mod crons;
+pub mod dashboard;
 pub mod files;
 pub mod health;
 pub mod logs;
@@ -24,6 +25,7 @@ pub fn register(routes: &mut Routes) {
     batch::register(routes);
     collections::register(routes);
     crons::register(routes);
+    dashboard::register(routes);
     files::register(routes);
     health::register(routes);
     sql::register(routes);
