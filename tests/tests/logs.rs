@@ -286,3 +286,45 @@ fn settings_shape_the_logs() {
     );
     assert!(body.contains("\"totalItems\":0"), "{body}");
 }
+
+/// A pb_data created by PocketBun itself (its `_logs` has PocketBase v0.39's fresh columns,
+/// without `updated`) gets its request logs too.
+#[test]
+fn fresh_data_dir_gets_request_logs() {
+    let server = Server::start(&ServerSpec::pocketbun(), None).expect("server starts");
+    for _ in 0..3 {
+        let resp = Request::new("GET", "/api/health")
+            .header("Host", "127.0.0.1")
+            .header("Connection", "close")
+            .send(server.port())
+            .expect("response");
+        assert_eq!(resp.status, 200);
+    }
+    let aux = server.data_dir().join("auxiliary.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rows = 0i64;
+    while Instant::now() < deadline {
+        if let Ok(conn) = rusqlite::Connection::open(&aux) {
+            rows = conn
+                .query_row(
+                    "SELECT count(*) FROM _logs WHERE message = 'GET /api/health'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or_else(|e| {
+                    eprintln!("reading _logs: {e}");
+                    0
+                });
+            if rows >= 3 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the harness's own readiness probes are logged too, so at least our three
+    assert!(
+        rows >= 3,
+        "request logs missing; server log:\n{}",
+        server.log()
+    );
+}

@@ -168,7 +168,10 @@ fn run(store: &Store, rx: &Receiver<Msg>) {
             let rows: Vec<Row> = batch.drain(..).map(|e| auth.finish(e)).collect();
             auth.forget();
             // waiting for the commit keeps at most one batch in the writer's queue
-            let _ = writer.submit(move |conn| insert(conn, &rows)).wait();
+            if let Err(e) = writer.submit(move |conn| insert(conn, &rows)).wait() {
+                // once per failure streak would be nicer; a silent drop hid a schema mismatch
+                eprintln!("pocketbun: writing request logs failed: {e}");
+            }
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
@@ -177,15 +180,23 @@ fn run(store: &Store, rx: &Receiver<Msg>) {
 }
 
 fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`, `updated`) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    // `_logs` has an `updated` column only in pb_data made by PocketBase before v0.23's
+    // schema; a fresh v0.39 one does not
+    let has_updated: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('_logs') WHERE name = 'updated'",
+        [],
+        |r| r.get(0),
     )?;
-    let updated = pocketbun_storage::time::now_datetime();
+    let sql = if has_updated {
+        "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`, `updated`) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
+    } else {
+        "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`) \
+         VALUES (?1, ?2, ?3, ?4, ?5)"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     for r in rows {
-        stmt.execute(params![
-            r.id, r.level, r.message, r.data, r.created, updated
-        ])?;
+        stmt.execute(params![r.id, r.level, r.message, r.data, r.created])?;
     }
     Ok(())
 }
