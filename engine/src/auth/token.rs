@@ -52,21 +52,33 @@ pub fn authenticate(reader: &Reader, authorization: Option<&str>) -> Option<Auth
         .or_else(|| raw.strip_prefix("bearer "))
         .unwrap_or(raw)
         .trim();
+    verify_typed(reader, token, TYPE_AUTH, "authToken")
+}
+
+/// The record a valid, unexpired token of `kind` was issued for; `secret_option` names the
+/// collection option whose secret signs that kind (`authToken`, `fileToken`, ...).
+pub fn verify_typed(
+    reader: &Reader,
+    token: &str,
+    kind: &str,
+    secret_option: &'static str,
+) -> Option<AuthRecord> {
     if token.is_empty() {
         return None;
     }
     let claims = unverified_claims(token)?;
-    if claims.kind != "auth" {
+    if claims.kind != kind {
         return None;
     }
     let (collection_name, secret) = reader
         .read(|conn| {
-            conn.query_row(
-                "SELECT name, json_extract(options, '$.authToken.secret') FROM _collections \
-                 WHERE id = ?1 AND type = 'auth'",
-                params![claims.collection_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
+            let sql = format!(
+                "SELECT name, json_extract(options, '$.{secret_option}.secret') \
+                 FROM _collections WHERE id = ?1 AND type = 'auth'"
+            );
+            conn.query_row(&sql, params![claims.collection_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
             .optional()
             .map_err(Into::into)
         })
