@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod http;
 mod paths;
 mod server;
+pub mod smtp;
 
 pub use paths::{
     conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,

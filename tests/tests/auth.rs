@@ -7,10 +7,9 @@
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
 use pocketbun_tests::http::Request;
+use pocketbun_tests::smtp::{smtp_sink, unquote, Delivered};
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -61,7 +60,7 @@ fn post(server: &Server, path: &str, token: Option<&str>, body: &str) -> (u16, V
 }
 
 /// Points the server's mailer at a fresh SMTP sink; returns the delivered messages.
-fn with_smtp(server: &Server) -> mpsc::Receiver<String> {
+fn with_smtp(server: &Server) -> mpsc::Receiver<Delivered> {
     let (port, mail) = smtp_sink();
     let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{port}}}}}"#);
     let (status, body) = call(
@@ -75,9 +74,10 @@ fn with_smtp(server: &Server) -> mpsc::Receiver<String> {
     mail
 }
 
-fn next_mail(mail: &mpsc::Receiver<String>) -> String {
+fn next_mail(mail: &mpsc::Receiver<Delivered>) -> String {
     mail.recv_timeout(Duration::from_secs(20))
         .expect("no mail was delivered")
+        .data
 }
 
 fn jwt_in(text: &str) -> String {
@@ -435,85 +435,4 @@ fn verification_and_email_change_by_mail() {
         "",
     );
     assert_eq!(status, 401);
-}
-
-// ---------------------------------------------------------------------------------------------
-// a real SMTP server on loopback
-
-/// A minimal SMTP server on a free loopback port; every delivered message (its DATA) goes
-/// to the returned channel.
-fn smtp_sink() -> (u16, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let _ = serve_smtp(conn, &tx);
-            });
-        }
-    });
-    (port, rx)
-}
-
-fn serve_smtp(conn: std::net::TcpStream, tx: &mpsc::Sender<String>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut out = conn.try_clone()?;
-    let mut lines = BufReader::new(conn);
-    out.write_all(b"220 sink.test ESMTP\r\n")?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let upper = line.trim_end().to_ascii_uppercase();
-        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            out.write_all(b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n")?;
-        } else if upper.starts_with("AUTH") {
-            out.write_all(b"235 2.7.0 Authentication successful\r\n")?;
-        } else if upper == "DATA" {
-            out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
-            let mut data = String::new();
-            loop {
-                line.clear();
-                if lines.read_line(&mut line)? == 0 {
-                    return Ok(());
-                }
-                if line == ".\r\n" || line == ".\n" {
-                    break;
-                }
-                data.push_str(line.strip_prefix('.').unwrap_or(&line));
-            }
-            out.write_all(b"250 OK queued\r\n")?;
-            let _ = tx.send(data);
-        } else if upper == "QUIT" {
-            out.write_all(b"221 Bye\r\n")?;
-            return Ok(());
-        } else {
-            out.write_all(b"250 OK\r\n")?;
-        }
-    }
-}
-
-/// The message with quoted-printable soft breaks and escapes undone.
-fn unquote(data: &str) -> String {
-    let joined = data.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -7,11 +7,10 @@
 //! against PocketBase itself.
 
 use pocketbun_tests::http::Request;
+use pocketbun_tests::smtp::{smtp_sink, unquote};
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Fixture superuser `test@example.com` (token valid until 2050).
@@ -473,124 +472,6 @@ fn su(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, St
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// a real SMTP server on loopback
-
-/// One message as the SMTP server received it.
-#[derive(Debug)]
-struct Delivered {
-    helo: String,
-    auth: Option<String>,
-    mail_from: String,
-    rcpt_to: Vec<String>,
-    data: String,
-}
-
-/// A minimal SMTP server (RFC 5321 without extensions other than AUTH) on a free loopback
-/// port; every delivered message goes to the returned channel.
-fn smtp_sink() -> (u16, mpsc::Receiver<Delivered>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let _ = serve_smtp(conn, &tx);
-            });
-        }
-    });
-    (port, rx)
-}
-
-fn serve_smtp(conn: std::net::TcpStream, tx: &mpsc::Sender<Delivered>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut out = conn.try_clone()?;
-    let mut lines = BufReader::new(conn);
-    let mut msg = Delivered {
-        helo: String::new(),
-        auth: None,
-        mail_from: String::new(),
-        rcpt_to: Vec::new(),
-        data: String::new(),
-    };
-    out.write_all(b"220 sink.test ESMTP\r\n")?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let cmd = line.trim_end().to_string();
-        let upper = cmd.to_ascii_uppercase();
-        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            msg.helo = cmd[4..].trim().to_string();
-            out.write_all(b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n")?;
-        } else if upper.starts_with("AUTH PLAIN") {
-            msg.auth = Some(cmd[10..].trim().to_string());
-            out.write_all(b"235 2.7.0 Authentication successful\r\n")?;
-        } else if upper.starts_with("MAIL FROM:") {
-            msg.mail_from = cmd[10..].trim().to_string();
-            out.write_all(b"250 OK\r\n")?;
-        } else if upper.starts_with("RCPT TO:") {
-            msg.rcpt_to.push(cmd[8..].trim().to_string());
-            out.write_all(b"250 OK\r\n")?;
-        } else if upper == "DATA" {
-            out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
-            loop {
-                line.clear();
-                if lines.read_line(&mut line)? == 0 {
-                    return Ok(());
-                }
-                if line == ".\r\n" || line == ".\n" {
-                    break;
-                }
-                msg.data.push_str(line.strip_prefix('.').unwrap_or(&line));
-            }
-            out.write_all(b"250 OK queued\r\n")?;
-            let done = std::mem::replace(
-                &mut msg,
-                Delivered {
-                    helo: String::new(),
-                    auth: None,
-                    mail_from: String::new(),
-                    rcpt_to: Vec::new(),
-                    data: String::new(),
-                },
-            );
-            let _ = tx.send(done);
-        } else if upper == "QUIT" {
-            out.write_all(b"221 Bye\r\n")?;
-            return Ok(());
-        } else if upper == "RSET" || upper == "NOOP" {
-            out.write_all(b"250 OK\r\n")?;
-        } else {
-            out.write_all(b"502 Command not implemented\r\n")?;
-        }
-    }
-}
-
-/// The message body with quoted-printable soft breaks and escapes undone.
-fn unquote(data: &str) -> String {
-    let joined = data.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn b64url(s: &str) -> Vec<u8> {
