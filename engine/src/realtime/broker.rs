@@ -44,6 +44,15 @@ pub struct SubscribeCmd {
     pub reply: oneshot::Sender<Result<(), ApiError>>,
 }
 
+/// A one-off message for one client, forwarded to the worker holding it.
+pub struct DirectCmd {
+    pub client_id: String,
+    pub ip: String,
+    pub subscription: String,
+    pub data: String,
+    pub reply: oneshot::Sender<bool>,
+}
+
 #[derive(Default)]
 struct Local {
     clients: HashMap<Rc<str>, Rc<Client>>,
@@ -127,6 +136,10 @@ impl Worker {
                             cmd.auth,
                             &cmd.subs,
                         );
+                        let _ = cmd.reply.send(r);
+                    }
+                    Inbox::Direct(cmd) => {
+                        let r = ctx.realtime.apply_direct(&ctx, &cmd);
                         let _ = cmd.reply.send(r);
                     }
                 }
@@ -235,6 +248,82 @@ impl Worker {
         st.auth = auth;
         st.subs = parsed;
         Ok(())
+    }
+
+    /// Sends one message named `subscription` with `data` to client `client_id` (wherever it
+    /// lives) if that client is connected and subscribed to exactly `subscription`, and
+    /// removes that subscription (a one-shot channel such as `@oauth2`). A client that
+    /// connected from an IP other than `ip` keeps nothing and gets nothing: the request
+    /// completing the flow must come from where the flow started. Returns whether the
+    /// message was queued.
+    pub async fn send_to_client(
+        &self,
+        ctx: &Rc<AppCtx>,
+        client_id: String,
+        ip: String,
+        subscription: String,
+        data: String,
+    ) -> bool {
+        let hub = &ctx.shared.realtime;
+        let Some(owner) = hub.owner(&client_id) else {
+            return false;
+        };
+        let (reply, answer) = oneshot::channel();
+        let cmd = Box::new(DirectCmd {
+            client_id,
+            ip,
+            subscription,
+            data,
+            reply,
+        });
+        if owner == self.index {
+            return self.apply_direct(ctx, &cmd);
+        }
+        let Some(slot) = hub.slot(owner) else {
+            return false;
+        };
+        if slot.tx.unbounded_send(Inbox::Direct(cmd)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    fn apply_direct(&self, ctx: &AppCtx, cmd: &DirectCmd) -> bool {
+        let mut local = self.local.borrow_mut();
+        let Some(client) = local.clients.get(cmd.client_id.as_str()).cloned() else {
+            return false;
+        };
+        if client.is_closed() {
+            return false;
+        }
+        let had = {
+            let mut st = client.state.borrow_mut();
+            let before = st.subs.len();
+            st.subs.retain(|s| s.name != cmd.subscription);
+            st.subs.len() != before
+        };
+        if !had {
+            return false;
+        }
+        let topic = Subscription::parse(&cmd.subscription).topic;
+        let still_on_topic = client.state.borrow().subs.iter().any(|s| s.topic == topic);
+        if !still_on_topic {
+            if let Some(set) = local.topics.get_mut(&topic) {
+                set.remove(&client.id);
+                if set.is_empty() {
+                    local.topics.remove(&topic);
+                }
+            }
+        }
+        drop(local);
+        if !client.ip.is_empty() && client.ip != cmd.ip {
+            return false;
+        }
+        let msg = Rc::new(Message {
+            name: cmd.subscription.clone(),
+            data: cmd.data.clone(),
+        });
+        client.send(msg, &ctx.shared.realtime.config)
     }
 
     /// The subscriptions of a client on this worker (tests, diagnostics).

@@ -128,6 +128,7 @@ impl RecordEvent {
 pub(crate) enum Inbox {
     Event(Arc<RecordEvent>),
     Subscribe(Box<broker::SubscribeCmd>),
+    Direct(Box<broker::DirectCmd>),
 }
 
 struct Slot {
