@@ -17,6 +17,7 @@
 
 pub mod conformance;
 pub mod http;
+pub mod node;
 mod paths;
 mod server;
 pub mod smtp;

@@ -5,7 +5,7 @@
 //! timeout, and the official JS SDK connecting, subscribing and reconnecting.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, target_dir, workspace_root, Server, ServerSpec};
+use pocketbun_tests::{conformance_dir, workspace_root, Server, ServerSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -282,24 +282,13 @@ fn idle_clients_are_disconnected() {
 /// new client id, and the 403 of a re-bound identity.
 #[test]
 fn official_js_sdk_subscribes_and_reconnects() {
-    let npm_dir = target_dir().join("js-sdk");
-    std::fs::create_dir_all(&npm_dir).unwrap();
-    let have_sdk = npm_dir.join("node_modules/pocketbase").exists()
-        && npm_dir.join("node_modules/eventsource").exists();
-    if !have_sdk {
-        let installed = std::process::Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&npm_dir)
-            .args(["pocketbase@0.28", "eventsource@3"])
-            .status();
-        match installed {
-            Ok(s) if s.success() => {}
-            other => {
-                eprintln!("SKIPPED: npm could not install the pocketbase SDK ({other:?})");
-                return;
-            }
+    let npm_dir = match pocketbun_tests::node::js_sdk_dir() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
         }
-    }
+    };
     let script = npm_dir.join("realtime.mjs");
     std::fs::copy(workspace_root().join("tests/js/realtime.mjs"), &script).unwrap();
     let bun = pocketbun(&["--realtime-idle-timeout=1"]);
