@@ -16,6 +16,7 @@
 //!   the rules of PocketBase's `tests/api.go`.
 
 pub mod conformance;
+pub mod fixture;
 pub mod http;
 pub mod node;
 mod paths;

@@ -432,6 +432,94 @@ fn apple_client_secret_is_an_es256_jwt_signed_with_the_key() {
     );
 }
 
+// ---- Ports of settings_test.go's needsGo scenarios ---------------------------------------
+//
+// Not portable over HTTP: "OnSettingsListRequest tx body write check" and
+// "OnSettingsUpdateRequest tx body write check" only assert what a Go hook that wraps the
+// handler in a transaction sees. "authorized as superuser (valid data)" of the Apple secret
+// generator is `apple_client_secret_is_an_es256_jwt_signed_with_the_key` above.
+
+/// "authorized as superuser submitting valid data": the secrets sent in the PATCH are stored
+/// (read back from `_params` in data.db after the server stopped) and never echoed.
+#[test]
+fn patched_secrets_are_persisted_but_never_answered() {
+    let mut server = start(&ServerSpec::from_env(), &fixture());
+    let valid = r#"{
+        "meta":{"appName":"update_test"},
+        "smtp":{"password": "new_smtp_password"},
+        "s3":{"secret": "new_s3_secret"},
+        "backups":{"s3":{"secret":"new_backups_s3_secret"}}
+    }"#;
+    let (status, body) = su(&server, "PATCH", "/api/settings", Some(valid));
+    assert_eq!(status, 200, "{body}");
+    for part in [
+        r#""meta":{"#,
+        r#""logs":{"#,
+        r#""smtp":{"#,
+        r#""s3":{"#,
+        r#""backups":{"#,
+        r#""batch":{"#,
+        r#""appName":"update_test""#,
+    ] {
+        assert!(body.contains(part), "{part} missing in {body}");
+    }
+    for secret in ["secret", "password"] {
+        assert!(!body.contains(secret), "{secret} answered in {body}");
+    }
+    server.stop();
+
+    let db = rusqlite::Connection::open(server.data_dir().join("data.db")).unwrap();
+    // PocketBase stores the value as a JSON blob
+    let stored: Vec<u8> = db
+        .query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let stored = json(&String::from_utf8_lossy(&stored));
+    assert_eq!(stored["meta"]["appName"], "update_test");
+    assert_eq!(stored["smtp"]["password"], "new_smtp_password");
+    assert_eq!(stored["s3"]["secret"], "new_s3_secret");
+    assert_eq!(stored["backups"]["s3"]["secret"], "new_backups_s3_secret");
+}
+
+/// "authorized as superuser (verifiation template)", "(password reset template)",
+/// "(email change)" and "(otp)": exactly one mail per call, to the given address, with the
+/// template's text.
+#[test]
+fn each_test_email_template_sends_one_mail() {
+    let (smtp_port, mail) = smtp_sink();
+    let server = start(&ServerSpec::from_env(), &fixture());
+    let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{smtp_port}}}}}"#);
+    let (status, body) = su(&server, "PATCH", "/api/settings", Some(&patch));
+    assert_eq!(status, 200, "{body}");
+
+    let cases = [
+        ("verification", "Verify"),
+        ("password-reset", "Reset password"),
+        ("email-change", "Confirm new email"),
+        ("otp", "one-time password"),
+    ];
+    for (template, text) in cases {
+        let request = format!(r#"{{"template":"{template}","email":"test@example.com"}}"#);
+        let (status, body) = su(&server, "POST", "/api/settings/test/email", Some(&request));
+        assert_eq!((status, body.as_str()), (204, ""), "{template}");
+        let got = mail
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{template}: no mail arrived"));
+        assert_eq!(got.rcpt_to, ["<test@example.com>"], "{template}");
+        let data = unquote(&got.data);
+        let html = &data[data
+            .find("text/html")
+            .unwrap_or_else(|| panic!("{template}: no HTML part in {data}"))..];
+        assert!(html.contains(text), "{template}: {text:?} not in {html}");
+        // exactly one message per request: nothing else is queued behind it
+        assert!(
+            mail.recv_timeout(Duration::from_millis(300)).is_err(),
+            "{template}: a second mail was sent"
+        );
+    }
+}
+
 fn fixture() -> std::path::PathBuf {
     conformance_dir()
         .expect("the conformance corpus (../shared/conformance) is required")

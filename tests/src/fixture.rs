@@ -1,0 +1,44 @@
+//! The conformance fixture (`shared/conformance/pb_data`), as is or edited before a start.
+//!
+//! PocketBase's Go tests prepare state with Go calls (`app.Save(...)`, settings set in
+//! memory, validation skipped); the ports of those tests prepare the same state by editing
+//! a copy of the fixture's `data.db` before the server opens it.
+
+use std::path::{Path, PathBuf};
+
+use crate::conformance_dir;
+use crate::server::copy_dir;
+
+/// The fixture's `pb_data` (never written to: servers get copies).
+pub fn fixture_dir() -> PathBuf {
+    conformance_dir()
+        .expect("the conformance corpus (../shared/conformance) is required")
+        .join("pb_data")
+}
+
+/// A copy of the fixture whose `data.db` went through `edit`; start a server with
+/// `Server::start(spec, Some(copy.path()))` (which copies it once more).
+pub struct EditedFixture {
+    dir: tempfile::TempDir,
+}
+
+impl EditedFixture {
+    pub fn new(edit: impl FnOnce(&rusqlite::Connection)) -> EditedFixture {
+        let dir = tempfile::Builder::new()
+            .prefix("pocketbun-fixture-")
+            .tempdir()
+            .expect("temp dir");
+        copy_dir(&fixture_dir(), dir.path()).expect("copy the fixture");
+        let db = rusqlite::Connection::open(dir.path().join("data.db")).expect("open data.db");
+        edit(&db);
+        // fold the WAL back so the copy made at start sees the edit in data.db alone
+        db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("checkpoint");
+        drop(db);
+        EditedFixture { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
