@@ -62,6 +62,9 @@ pub struct CompareArgs {
     /// Realtime fan-out: pause between creates.
     #[arg(long, default_value = "100ms", value_parser = util::parse_duration)]
     realtime_interval: Duration,
+    /// login-storm: connections logging in (auth-with-password) while `view` is measured.
+    #[arg(long, default_value_t = 16)]
+    storm_connections: usize,
     /// Seeded users (each a bcrypt hash).
     #[arg(long, default_value_t = 100)]
     users: usize,
@@ -333,6 +336,19 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                         drivers: vec![],
                         interrupted: false,
                     })
+                } else if w == Workload::LoginStorm {
+                    let storm = start_login_storm(&a, &cfg);
+                    let res = runner::run(&cfg, &mut progress_printer(label.clone()));
+                    let storm = storm.finish();
+                    finish_progress();
+                    eprintln!("[{label}] {storm}");
+                    res.map(|mut r| {
+                        r.describe = format!(
+                            "view p99 while {} connections log in ({storm})",
+                            a.storm_connections
+                        );
+                        r
+                    })
                 } else {
                     runner::run(&cfg, &mut progress_printer(label.clone()))
                 };
@@ -368,8 +384,9 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             if r.is_empty() {
                 continue;
             }
-            if w == Workload::Realtime {
-                // Median round by p99 delivery latency (req/s is set by the publisher).
+            if matches!(w, Workload::Realtime | Workload::LoginStorm) {
+                // Median round by p99 latency (realtime: req/s is set by the publisher;
+                // login storm: the point is the reads' tail under hashing load).
                 r.sort_by(|x, y| x.0.latency_us.p99.total_cmp(&y.0.latency_us.p99));
             } else {
                 r.sort_by(|x, y| x.0.rps.total_cmp(&y.0.rps));
@@ -421,6 +438,44 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
     };
     drop(sides);
     print_compare(&report, a.load.json.as_ref())
+}
+
+/// Logins without pause on their own connections, for as long as the measured run lasts.
+struct LoginStorm {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<pocketbun_loadtest::Result<RunResult>>,
+}
+
+fn start_login_storm(a: &CompareArgs, measured: &runner::RunConfig) -> LoginStorm {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cfg = measured.clone();
+    cfg.workload = Workload::AuthWithPassword;
+    cfg.connections = a.storm_connections.max(1);
+    cfg.threads = 1;
+    cfg.warmup = Duration::ZERO;
+    // outlasts the measured run; stopped when it ends
+    cfg.duration = measured.warmup + measured.duration + Duration::from_secs(60);
+    cfg.stop = stop.clone();
+    let thread = std::thread::spawn(move || runner::run(&cfg, &mut |_| {}));
+    LoginStorm { stop, thread }
+}
+
+impl LoginStorm {
+    /// Stops the storm; says how many logins it made.
+    fn finish(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(Ok(r)) => format!(
+                "{} logins at {:.0}/s, {} errors, login p99 {:.0} ms",
+                r.summary.responses,
+                r.summary.rps,
+                r.summary.errors.total,
+                r.summary.latency_us.p99 / 1e3
+            ),
+            Ok(Err(e)) => format!("login storm failed: {e}"),
+            Err(_) => "login storm panicked".to_string(),
+        }
+    }
 }
 
 fn round_label(round: usize, rounds: usize) -> String {

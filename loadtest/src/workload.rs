@@ -44,6 +44,10 @@ pub enum Workload {
     /// Realtime fan-out: N SSE clients, latency from create to delivery
     /// (`compare` only; not a closed-loop request workload).
     Realtime,
+    /// `view`, measured while other connections log in without pause
+    /// (`auth-with-password`): password hashing must not stall the reads
+    /// (`compare` only).
+    LoginStorm,
 }
 
 impl Workload {
@@ -64,12 +68,13 @@ impl Workload {
             Workload::AuthRefresh => "auth-refresh",
             Workload::Batch => "batch",
             Workload::Realtime => "realtime",
+            Workload::LoginStorm => "login-storm",
         }
     }
 
     /// Every API workload, in the order `compare` runs them: reads first,
     /// then logins, then writes (which grow the tables).
-    pub const COMPARE: [Workload; 13] = [
+    pub const COMPARE: [Workload; 14] = [
         Workload::Health,
         Workload::View,
         Workload::List,
@@ -79,6 +84,7 @@ impl Workload {
         Workload::AuthList,
         Workload::AuthWithPassword,
         Workload::AuthRefresh,
+        Workload::LoginStorm,
         Workload::Create,
         Workload::Update,
         Workload::Batch,
@@ -120,7 +126,7 @@ impl Workload {
             Workload::Realtime => {
                 return Err("realtime is measured by `loadtest compare` (SSE fan-out)".into())
             }
-            Workload::View => {
+            Workload::View | Workload::LoginStorm => {
                 need(&seed.post_ids, "posts")?;
                 (
                     format!("GET {posts}/{{id}}"),
