@@ -420,3 +420,332 @@ fn code_exchange_sign_up_sign_in_and_linking() {
         "{body}"
     );
 }
+
+/// Points `users` at the local provider (`oidc` over the id token, `apple` with the provider's
+/// JWKS) with `mapped` as the mapped fields.
+fn configure(server: &Server, pport: u16, mapped: Value) {
+    let base = format!("http://127.0.0.1:{pport}");
+    let provider = |name: &str| {
+        json!({
+            "name": name, "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+            "authURL": format!("{base}/authorize"), "tokenURL": format!("{base}/token"),
+            "userInfoURL": "",
+            "extra": {"jwksURL": format!("{base}/jwks"), "issuers": ["http://issuer.test"]}
+        })
+    };
+    let patch = json!({"mfa": {"enabled": false}, "oauth2": {"enabled": true, "mappedFields": mapped, "providers": [provider("oidc"), provider("apple")]}});
+    let (status, body) = call(
+        server,
+        "PATCH",
+        "/api/collections/users",
+        Some(SUPERUSER),
+        &patch,
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Signs `user` in through the provider with `create_data`.
+fn sign_in(
+    server: &Server,
+    state: &Shared,
+    pport: u16,
+    user: Value,
+    create_data: Value,
+) -> (u16, Value) {
+    state.lock().unwrap().next_user = user;
+    let (code, verifier) = authorize(server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier, "createData": create_data});
+    call(
+        server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    )
+}
+
+/// An open realtime stream subscribed (as a superuser) to `subs`.
+struct Stream {
+    sock: std::net::TcpStream,
+    buf: String,
+    id: String,
+}
+
+impl Stream {
+    fn open(port: u16, subs: &[&str]) -> Stream {
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        write!(
+            sock,
+            "GET /api/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
+        let mut s = Stream {
+            sock,
+            buf: String::new(),
+            id: String::new(),
+        };
+        assert!(
+            s.read_until(|t| t.contains("PB_CONNECT") && t.contains("\"}\n\n")),
+            "{}",
+            s.buf
+        );
+        let start = s.buf.find("{\"clientId\":\"").unwrap() + 13;
+        let end = start + s.buf[start..].find('"').unwrap();
+        s.id = s.buf[start..end].to_string();
+        let body = json!({"clientId": s.id, "subscriptions": subs}).to_string();
+        let resp = Request::new("POST", "/api/realtime")
+            .header("Host", "127.0.0.1")
+            .header("Content-Type", "application/json")
+            .header("Authorization", SUPERUSER)
+            .header("Connection", "close")
+            .header("Content-Length", &body.len().to_string())
+            .body(body.into_bytes())
+            .send(port)
+            .unwrap();
+        assert_eq!(resp.status, 204, "{}", resp.text());
+        s
+    }
+
+    fn read_until(&mut self, pred: impl Fn(&str) -> bool) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut chunk = [0u8; 16384];
+        while !pred(&self.buf) {
+            if std::time::Instant::now() > end {
+                return false;
+            }
+            match self.sock.read(&mut chunk) {
+                Ok(0) => return pred(&self.buf),
+                Ok(n) => self.buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                Err(_) => {}
+            }
+        }
+        true
+    }
+}
+
+/// PocketBase's `record_auth_with_oauth2_test.go` sign-up scenarios ("creating user ..."):
+/// the sign-up is a record create request, so `createData` is validated like one (form and
+/// record field errors), files and relations work, realtime hears of the new record, the
+/// mapped username is taken only when valid and free, and a provider avatar on a private
+/// address is not downloaded.
+#[test]
+fn sign_up_is_a_validated_record_create() {
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let fixture = conformance_dir()
+        .expect("the conformance corpus is required")
+        .join("pb_data");
+    let server =
+        Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    configure(&server, pport, json!({}));
+
+    // "creating user (submit failure - form auth fields validator)"
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "test_id"}),
+        json!({"verified": true, "email": "invalid", "rel": "invalid", "file": "invalid"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["verified"]["code"], "validation_values_mismatch",
+        "{body}"
+    );
+    for k in ["email", "rel", "file"] {
+        assert!(body["data"].get(k).is_none(), "{k}: {body}");
+    }
+
+    // "creating user (submit failure - record fields validator)"
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "test_id"}),
+        json!({"email": "invalid", "rel": "invalid", "file": "invalid"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["email"]["code"], "validation_is_email",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["rel"]["code"], "validation_missing_rel_records",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["file"]["code"], "validation_invalid_file",
+        "{body}"
+    );
+
+    // "creating user (valid create data with empty submitted email)", seen by realtime
+    let mut stream = Stream::open(server.port(), &["users/*"]);
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "test_id"}),
+        json!({"email": "", "emailVisibility": true, "password": "1234567890", "passwordConfirm": "1234567890",
+               "name": "test_name", "username": "test_username", "rel": "0yxhwia2amd8gec"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], true);
+    let rec = &body["record"];
+    assert_eq!(
+        (rec["email"].as_str(), rec["emailVisibility"].as_bool()),
+        (Some(""), Some(true)),
+        "{body}"
+    );
+    assert_eq!(
+        (rec["name"].as_str(), rec["username"].as_str()),
+        (Some("test_name"), Some("test_username")),
+        "{body}"
+    );
+    assert_eq!(
+        (rec["verified"].as_bool(), rec["rel"].as_str()),
+        (Some(true), Some("0yxhwia2amd8gec")),
+        "{body}"
+    );
+    assert!(
+        rec.get("password").is_none() && rec.get("tokenKey").is_none(),
+        "{body}"
+    );
+    let id = rec["id"].as_str().unwrap().to_string();
+    assert!(
+        stream.read_until(|t| t.contains("\"action\":\"create\"") && t.contains(&id)),
+        "no realtime create event: {}",
+        stream.buf
+    );
+    // the submitted password is the record's
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-password",
+        None,
+        &json!({"identity": "test_username", "password": "1234567890"}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // "... with mapped OAuth2 fields, case-sensitive username and avatarURL->non-file field"
+    configure(
+        &server,
+        pport,
+        json!({"username": "username", "avatarURL": "name"}),
+    );
+    let avatar = format!("http://127.0.0.1:{pport}/oauth2_avatar.png");
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "oauth2_id", "email": "oauth2@example.com", "email_verified": true,
+               "preferred_username": "tESt2_username", "name": "oauth2_name", "picture": avatar}),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let rec = &body["record"];
+    assert_eq!(rec["username"], "tESt2_username", "{body}");
+    assert_eq!(rec["name"], avatar.as_str(), "{body}");
+    assert_eq!(
+        (rec["verified"].as_bool(), rec["avatar"].as_str()),
+        (Some(true), Some("")),
+        "{body}"
+    );
+    assert_eq!(rec["emailVisibility"], false, "{body}");
+
+    // "... duplicated username" and "... username that doesn't match the field validations":
+    // the username is generated instead
+    for taken in ["test2_username", "!invalid"] {
+        let (status, body) = sign_in(
+            &server,
+            &state,
+            pport,
+            json!({"sub": format!("u-{taken}"), "email": format!("{}@example.com", taken.len()), "email_verified": true,
+                   "preferred_username": taken}),
+            json!({}),
+        );
+        assert_eq!(status, 200, "{taken}: {body}");
+        let username = body["record"]["username"].as_str().unwrap();
+        assert!(!username.is_empty() && username != taken, "{taken}: {body}");
+    }
+
+    // "... local avatarURL->file field": a loopback URL is not fetched
+    configure(&server, pport, json!({"avatarURL": "avatar"}));
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "av", "email": "av@example.com", "email_verified": true, "picture": avatar}),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["avatar"], "", "{body}");
+}
+
+/// PocketBase's "store name with Apple provider": Apple sends the user's name only with the
+/// redirect (`user` form field of a form_post); `/api/oauth2-redirect` keeps it and the code
+/// exchange fills the OAuth2 user's name with it. The apple provider runs against the local
+/// provider (its JWKS through `extra.jwksURL`). PocketBun only: PocketBase's Apple provider
+/// needs Apple's endpoints.
+#[test]
+fn apple_name_from_the_redirect() {
+    if !matches!(
+        ServerSpec::from_env().kind,
+        pocketbun_tests::ServerKind::PocketBun
+    ) {
+        println!("SKIPPED: the apple provider cannot be pointed at a local provider on PocketBase");
+        return;
+    }
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let fixture = conformance_dir()
+        .expect("the conformance corpus is required")
+        .join("pb_data");
+    let server =
+        Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    configure(&server, pport, json!({"name": "name"}));
+    state.lock().unwrap().next_user =
+        json!({"sub": "apple-1", "email": "apple@example.com", "email_verified": true});
+    let (code, verifier) = authorize(&server, pport, "apple");
+
+    let mut stream = Stream::open(server.port(), &["@oauth2"]);
+    let user = r#"{"name":{"firstName":"Ann","lastName":"Lee"}}"#;
+    let form = format!(
+        "code={code}&state={}&user={}",
+        stream.id,
+        user.bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let resp = Request::new("POST", "/api/oauth2-redirect")
+        .header("Host", "127.0.0.1")
+        .header("Connection", "close")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Length", &form.len().to_string())
+        .body(form.into_bytes())
+        .send(server.port())
+        .unwrap();
+    assert_eq!(resp.status, 303);
+    assert!(resp
+        .header("location")
+        .unwrap_or("")
+        .contains("oauth2-redirect-success"));
+    assert!(
+        stream.read_until(|t| t.contains("event:@oauth2") && t.contains(&code)),
+        "{}",
+        stream.buf
+    );
+
+    let form = json!({"provider": "apple", "code": code, "codeVerifier": verifier});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["name"], "Ann Lee", "{body}");
+    assert_eq!(body["record"]["name"], "Ann Lee", "{body}");
+}

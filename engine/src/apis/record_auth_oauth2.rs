@@ -2,10 +2,10 @@
 //! collection's provider, then sign-in of the linked record (`_externalAuths`), of the
 //! logged-in record, of the record with the provider's verified email, or sign-up with
 //! `createData`; PocketBase's auth response with the OAuth2 user as `meta` (MFA included).
+//! Sign-up is a record create request (rules, validators, files, realtime) as in PocketBase.
 //!
-//! Sign-up writes the new record with a narrow insert (system fields, mapped fields and the
-//! plain `createData` values of text, email, url, bool and number fields); the collection's
-//! create rule and field validators are not run on it yet.
+//! `GET|POST /api/oauth2-redirect`: the provider's redirect, handed to the waiting realtime
+//! client (`@oauth2`).
 
 use crate::app::{AppCtx, Routes};
 use crate::auth::flow::{
@@ -31,6 +31,81 @@ pub fn register(routes: &mut Routes) {
         "/api/collections/{collection}/auth-with-oauth2",
         |ctx, req| Box::pin(auth_with_oauth2(ctx, req)),
     );
+    routes.add(Method::Get, "/api/oauth2-redirect", |ctx, req| {
+        Box::pin(oauth2_redirect(ctx, req))
+    });
+    routes.add(Method::Post, "/api/oauth2-redirect", |ctx, req| {
+        Box::pin(oauth2_redirect(ctx, req))
+    });
+}
+
+/// The realtime subscription an SDK opens to wait for the provider's redirect.
+const OAUTH2_TOPIC: &str = "@oauth2";
+const REDIRECT_FAILURE: &str = "../_/#/auth/oauth2-redirect-failure";
+const REDIRECT_SUCCESS: &str = "../_/#/auth/oauth2-redirect-success";
+
+/// `GET|POST /api/oauth2-redirect`: the provider's redirect (query, or a `form_post` body)
+/// is handed to the realtime client whose id is the `state`, as an `@oauth2` message; the
+/// browser window is sent to the dashboard's success or failure page.
+async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let post = *req.method() != Method::Get;
+    let to = |target: &'static str| {
+        // a form_post must become a GET of the dashboard page
+        let mut resp = pocketbun_http::Response::new(if post { 303 } else { 307 });
+        resp.headers.push(("Location".into(), target.into()));
+        Ok(resp)
+    };
+    let (state, code, error, apple_user) = if post {
+        let Ok(body) = Body::parse(&req) else {
+            return to(REDIRECT_FAILURE);
+        };
+        let field = |k: &str| body.string(k);
+        match (field("state"), field("code"), field("error"), field("user")) {
+            (Ok(s), Ok(c), Ok(e), Ok(u)) => (s, c, e, u),
+            _ => return to(REDIRECT_FAILURE),
+        }
+    } else {
+        let mut q = (String::new(), String::new(), String::new());
+        let mut seen = [false; 3];
+        for (k, v) in crate::records::access::query_pairs(req.query()) {
+            let i = match k.as_str() {
+                "state" => 0,
+                "code" => 1,
+                "error" => 2,
+                _ => continue,
+            };
+            // the first value of a repeated key counts
+            if !std::mem::replace(&mut seen[i], true) {
+                *[&mut q.0, &mut q.1, &mut q.2][i] = v;
+            }
+        }
+        (q.0, q.1, q.2, String::new())
+    };
+    if state.is_empty() {
+        return to(REDIRECT_FAILURE);
+    }
+    if !apple_user.is_empty() && error.is_empty() && !code.is_empty() {
+        crate::auth::oauth2::apple_names::store(&code, &apple_user);
+    }
+    let mut data = String::with_capacity(state.len() + code.len() + error.len() + 40);
+    data.push_str("{\"state\":");
+    pocketbun_storage::collections::gojson::write_str(&mut data, &state);
+    data.push_str(",\"code\":");
+    pocketbun_storage::collections::gojson::write_str(&mut data, &code);
+    if !error.is_empty() {
+        data.push_str(",\"error\":");
+        pocketbun_storage::collections::gojson::write_str(&mut data, &error);
+    }
+    data.push('}');
+    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get(), &req);
+    let sent = ctx
+        .realtime
+        .send_to_client(&ctx, state, ip, OAUTH2_TOPIC.into(), data)
+        .await;
+    if !sent || !error.is_empty() || code.is_empty() {
+        return to(REDIRECT_FAILURE);
+    }
+    to(REDIRECT_SUCCESS)
 }
 
 async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -101,7 +176,8 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .ok_or_else(|| ApiError::new(500, "Missing or invalid provider config."))?;
 
     // the provider's HTTP calls block: they run on the CPU pool
-    let user = ctx
+    let exchanged_code = code.clone();
+    let mut user = ctx
         .shared
         .cpu
         .run(move || exchange(&provider, &code, &verifier, &redirect))
@@ -111,6 +187,12 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             ExchangeError::Token(_) => ApiError::bad_request(Some("Failed to fetch OAuth2 token.")),
             ExchangeError::User(_) => ApiError::bad_request(Some("Failed to fetch OAuth2 user.")),
         })?;
+
+    if provider_name == "apple" && user.name.is_empty() {
+        if let Some(name) = crate::auth::oauth2::apple_names::take(&exchanged_code) {
+            user.name = name;
+        }
+    }
 
     // the record: linked, logged in, or with the same (verified) email
     let link = find_link(&ctx, &coll, &provider_name, &user.id)?;
@@ -129,9 +211,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let failed = || ApiError::bad_request(Some("Failed to authenticate."));
 
     let record_id = match record {
-        None => sign_up(&ctx, &coll, &user, create_data)
-            .await
-            .map_err(|_| failed())?,
+        None => sign_up(&ctx, &req, &coll, &user, create_data).await?,
         Some(loaded) => {
             let id = loaded.id();
             let is_logged = logged.as_ref().is_some_and(|a| a.id == id);
@@ -145,6 +225,8 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         .await
                         .map_err(|_| failed())?;
                     sets.push(("password".into(), hash.into()));
+                    // a new password invalidates the tokens issued so far
+                    sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
                 }
                 link_kept = false;
             }
@@ -264,17 +346,22 @@ fn find_link(
         .map_err(|_| ApiError::internal())
 }
 
-/// Creates the record of a first OAuth2 login: `createData`, the provider's email unless one
-/// was submitted, the mapped fields, a random password; verified when its email is the
-/// provider's.
+/// Creates the record of a first OAuth2 login as PocketBase does: a record create request
+/// (same auth, headers and create rule, request context `oauth2`) with `createData`, the
+/// provider's email unless one was submitted, and the mapped fields; so `createData` is
+/// validated like any create, files are stored and realtime hears of it. Verified when its
+/// email is the provider's.
 async fn sign_up(
-    ctx: &AppCtx,
+    ctx: &Rc<AppCtx>,
+    req: &Request,
     coll: &Arc<Collection>,
     user: &AuthUser,
     mut data: serde_json::Map<String, Value>,
-) -> Result<String, String> {
+) -> Result<String, ApiError> {
+    let failed = || ApiError::bad_request(Some("Failed to authenticate."));
     if coll.name == token::SUPERUSERS {
-        return Err("superusers are not allowed to sign-up with OAuth2".into());
+        // never a superuser through OAuth2
+        return Err(failed());
     }
     if data
         .get("email")
@@ -285,83 +372,204 @@ async fn sign_up(
         data.insert("email".into(), user.email.clone().into());
     }
     let mapped = &coll.auth.oauth2.mapped_fields;
-    for (field, value) in [
-        (&mapped.id, &user.id),
-        (&mapped.name, &user.name),
-        (&mapped.username, &user.username),
-        (&mapped.avatar_url, &user.avatar_url),
-    ] {
-        if !field.is_empty() && !data.contains_key(field.as_str()) && !value.is_empty() {
-            data.insert(field.clone(), value.clone().into());
+    if !mapped.id.is_empty() && !data.contains_key(mapped.id.as_str()) {
+        data.insert(mapped.id.clone(), user.id.clone().into());
+    }
+    if !mapped.name.is_empty() && !data.contains_key(mapped.name.as_str()) {
+        data.insert(mapped.name.clone(), user.name.clone().into());
+    }
+    if !mapped.username.is_empty()
+        && !data.contains_key(mapped.username.as_str())
+        && can_assign_username(ctx, coll, &mapped.username, &user.username)
+    {
+        data.insert(mapped.username.clone(), user.username.clone().into());
+    }
+    let mut uploads = Vec::new();
+    if !mapped.avatar_url.is_empty()
+        && !data.contains_key(mapped.avatar_url.as_str())
+        && !user.avatar_url.is_empty()
+    {
+        let is_file = coll
+            .field(&mapped.avatar_url)
+            .is_some_and(|f| matches!(f.kind, FieldKind::File { .. }));
+        if is_file {
+            // a failed download only leaves the avatar out, as in PocketBase
+            let url = user.avatar_url.clone();
+            if let Ok(Ok((name, bytes))) = ctx.shared.cpu.run(move || download_avatar(&url)).await {
+                uploads.push(crate::apis::body::Upload {
+                    key: mapped.avatar_url.clone(),
+                    original_name: name,
+                    data: bytes,
+                });
+            }
+        } else {
+            data.insert(mapped.avatar_url.clone(), user.avatar_url.clone().into());
         }
     }
-    let email = data
-        .get("email")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let plain = random::random_string(30);
-    let hash = password::hash(&ctx.shared.cpu, plain, password::cost_of(coll)).await?;
-    let id = random::new_record_id();
-    let now = time::now_datetime();
-    let mut cols: Vec<(String, SqlValue)> = vec![
-        ("id".into(), id.clone().into()),
-        ("password".into(), hash.into()),
-        ("tokenKey".into(), flow::new_token_key(coll).into()),
-        ("email".into(), email.clone().into()),
-        (
-            "emailVisibility".into(),
-            SqlValue::Integer(crate::records::write::cast_bool(
-                data.get("emailVisibility").unwrap_or(&Value::Null),
-            ) as i64),
-        ),
-        (
-            "verified".into(),
-            SqlValue::Integer((email == user.email) as i64),
-        ),
-    ];
-    for f in &coll.fields {
-        if cols.iter().any(|(n, _)| *n == f.name) {
-            continue;
-        }
-        let value = match (&f.kind, data.get(&f.name)) {
-            (FieldKind::Autodate { .. }, _) => Some(now.clone().into()),
-            (_, None | Some(Value::Null)) => None,
-            (FieldKind::Bool, Some(v)) => {
-                Some(SqlValue::Integer(v.as_bool().unwrap_or(false) as i64))
-            }
-            (FieldKind::Number { .. }, Some(v)) => v.as_f64().map(SqlValue::Real),
-            (FieldKind::Text { .. } | FieldKind::Email { .. } | FieldKind::Url { .. }, Some(v)) => {
-                Some(crate::records::write::cast_string(v).into())
-            }
-            _ => None,
-        };
-        if let Some(v) = value {
-            cols.push((f.name.clone(), v));
-        }
+
+    // a random password unless one was submitted (30 characters: within the default limits
+    // of the password field, whose plain-value validators PocketBase skips here)
+    if !data.contains_key("password") {
+        let plain = random::random_string(30);
+        data.insert("passwordConfirm".into(), plain.clone().into());
+        data.insert("password".into(), plain.into());
     }
-    let names = cols
-        .iter()
-        .map(|(n, _)| crate::records::quote(n))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let marks = (1..=cols.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({names}) VALUES ({marks})",
-        crate::records::quote(&coll.name)
-    );
-    let values: Vec<SqlValue> = cols.into_iter().map(|(_, v)| v).collect();
-    ctx.shared
-        .store
-        .writer()
-        .submit(move |conn| {
-            conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
-            Ok(())
-        })
+
+    // the create request PocketBase runs internally: the caller's headers, no query
+    let mut head = req.head.clone();
+    head.method = Method::Post;
+    head.path = format!("/api/collections/{}/records", coll.name);
+    head.target = head.path.clone();
+    head.query = String::new();
+    let create_req = Request {
+        head,
+        body: Vec::new(),
+        peer: req.peer,
+        params: vec![
+            ("collection".into(), coll.name.clone()),
+            (
+                crate::records::save::CONTEXT_PARAM.into(),
+                flow::CONTEXT_OAUTH2.into(),
+            ),
+        ],
+    };
+    let body = crate::apis::body::RecordBody { data, uploads };
+    let schema = ctx.shared.schema.get();
+    let prepared = crate::records::save::prepare_upsert(
+        ctx,
+        &create_req,
+        Some(body),
+        schema,
+        coll.clone(),
+        None,
+        None,
+    )
+    .await?;
+    let crate::records::save::Prepared { write, after } = prepared;
+    let done = match crate::records::save::write_job(ctx, write).await {
+        Ok(done) => done,
+        Err(e) => return Err(after.failed(ctx, e).await),
+    };
+    let id_index = coll.fields.iter().position(|f| f.name == "id");
+    let id = match (id_index, &done.values) {
+        (Some(i), Some(values)) => match values.get(i) {
+            Some(crate::records::SqlVal::Text(s)) => s.to_string(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    // files replaced (none on a create) and the realtime create event; the rendered record
+    // is not needed
+    let _ = after.finish(ctx, done).await;
+    if id.is_empty() {
+        return Err(failed());
+    }
+    let created = find_by_id(ctx, coll, &id)?.ok_or_else(failed)?;
+    if created.text("email") == user.email && !created.verified() {
+        flow::update_record(
+            ctx,
+            coll,
+            &id,
+            vec![("verified".into(), SqlValue::Integer(1))],
+        )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| failed())?;
+    }
     Ok(id)
+}
+
+/// Whether the provider's username may fill the mapped username field (PocketBase's check,
+/// kept for records made by its older versions): it must pass the text field's limits and
+/// pattern, and be free where the field has a unique index.
+fn can_assign_username(ctx: &AppCtx, coll: &Arc<Collection>, field: &str, username: &str) -> bool {
+    let Some(f) = coll.field(field) else {
+        return false;
+    };
+    if let FieldKind::Text {
+        min, max, pattern, ..
+    } = &f.kind
+    {
+        let len = username.chars().count() as i64;
+        let max = if *max > 0 { *max } else { 5000 };
+        if (*min > 0 && len < *min) || len > max {
+            return false;
+        }
+        if !pattern.is_empty() && !regex::Regex::new(pattern).is_ok_and(|re| re.is_match(username))
+        {
+            return false;
+        }
+    }
+    match flow::unique_index_nocase(coll, field) {
+        None => true,
+        Some(nocase) => matches!(
+            flow::find_record(ctx, coll, field, username, nocase),
+            Ok(None)
+        ),
+    }
+}
+
+/// Downloads the provider's avatar, refusing loopback, private, link-local, multicast and
+/// unspecified addresses (the URL comes from the provider: it must not reach the internal
+/// network). Returns the file name (the URL's last path segment) and the bytes.
+fn download_avatar(url: &str) -> Result<(String, Vec<u8>), String> {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let parsed: ureq::http::Uri = url
+        .parse()
+        .map_err(|e: ureq::http::uri::InvalidUri| e.to_string())?;
+    let host = parsed.host().ok_or("no host")?.to_string();
+    let port = match (parsed.port_u16(), parsed.scheme_str()) {
+        (Some(p), _) => p,
+        (None, Some("https")) => 443,
+        (None, Some("http")) => 80,
+        _ => return Err("unsupported scheme".into()),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .collect();
+    let allowed = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            let seg0 = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00
+                || (seg0 & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|m| m.is_loopback() || m.is_private()))
+        }
+    };
+    if addrs.is_empty() || addrs.iter().any(|a| !allowed(a.ip())) {
+        return Err(format!("address of {url} is disallowed"));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        // PocketBase's default body limit
+        .limit(32 << 20)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    let name = parsed
+        .path()
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("avatar")
+        .to_string();
+    Ok((name, bytes))
 }

@@ -30,6 +30,8 @@ pub const VALIDATE_FAILED: &str = "An error occurred while validating the submit
 pub const METHOD_PASSWORD: &str = "password";
 pub const METHOD_OTP: &str = "otp";
 pub const METHOD_OAUTH2: &str = "oauth2";
+/// `@request.context` of the create request behind an OAuth2 sign-up.
+pub const CONTEXT_OAUTH2: &str = "oauth2";
 
 /// The auth collection named by the `{collection}` path parameter (404 otherwise).
 pub fn auth_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
@@ -883,14 +885,30 @@ pub async fn update_record(
     );
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
-    ctx.shared
+    // realtime hears of it as of any record update (the collection as the schema has it now)
+    let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
+    let rid = id.to_string();
+    let event = ctx
+        .shared
         .store
         .writer()
         .submit(move |conn| {
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
-            Ok(())
+            Ok(match current {
+                Some(c) => crate::realtime::RecordEvent::load(
+                    conn,
+                    crate::realtime::Action::Update,
+                    c,
+                    &rid,
+                )?,
+                None => None,
+            })
         })
-        .await
+        .await?;
+    if let Some(ev) = event {
+        ctx.shared.realtime.publish(ev);
+    }
+    Ok(())
 }
 
 /// A fresh token key as the collection's `tokenKey` field generates them.

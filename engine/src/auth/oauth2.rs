@@ -367,3 +367,62 @@ mod tests {
         );
     }
 }
+
+/// Apple sends the user's name only with its first redirect (as the form field `user`), never
+/// from an endpoint: the redirect keeps it for a minute under the authorization code, and the
+/// code exchange of `auth-with-oauth2` takes it from there.
+pub mod apple_names {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const KEY_PREFIX: &str = "@redirect_name_";
+    /// Longest key kept (PocketBase's limit), so a huge code cannot pin memory.
+    const MAX_KEY: usize = 1000;
+    const MAX_NAME: usize = 150;
+    const TTL: Duration = Duration::from_secs(60);
+
+    static NAMES: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
+
+    /// Keeps the name in Apple's `user` JSON (`{"name":{"firstName","lastName"}}`) for `code`.
+    /// Returns whether a name was kept.
+    pub fn store(code: &str, user_json: &str) -> bool {
+        if user_json.is_empty() || KEY_PREFIX.len() + code.len() > MAX_KEY {
+            return false;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(user_json) else {
+            return false;
+        };
+        let part = |k: &str| {
+            v.pointer(&format!("/name/{k}"))
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut full = format!("{} {}", part("firstName"), part("lastName"));
+        if full.len() > MAX_NAME {
+            let mut cut = MAX_NAME;
+            while !full.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            full.truncate(cut);
+        }
+        let full = full.trim();
+        if full.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let names = names.get_or_insert_with(HashMap::new);
+        names.retain(|_, (_, at)| now.duration_since(*at) < TTL);
+        names.insert(code.to_string(), (full.to_string(), now));
+        true
+    }
+
+    /// The name kept for `code` (removed: it serves one exchange).
+    pub fn take(code: &str) -> Option<String> {
+        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let (name, at) = names.as_mut()?.remove(code)?;
+        (at.elapsed() < TTL).then_some(name)
+    }
+}

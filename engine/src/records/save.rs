@@ -28,6 +28,10 @@ const UNSUPPORTED: &str = "Unsupported collection type.";
 const DELETE_FAILED: &str =
     "Failed to delete record. Make sure that the record is not part of a required relation reference.";
 
+/// A request parameter an internal request (OAuth2 sign-up) sets to give its rule checks
+/// another `@request.context` (a router never fills it: not a valid path parameter name).
+pub const CONTEXT_PARAM: &str = "@requestContext";
+
 /// Why a writer job refused.
 #[derive(Debug)]
 pub enum JobError {
@@ -558,12 +562,15 @@ pub async fn prepare_upsert(
     if batch.is_some() {
         caller.info.context = "batch".into();
     }
+    if let Some(context) = req.param(CONTEXT_PARAM) {
+        caller.info.context = context.to_string();
+    }
     let superuser = caller.superuser();
     let body = match body {
         Some(b) => b,
         None => record_body(req)
             .await
-            .map_err(|_| ApiError::bad_request(None))?,
+            .map_err(|_| crate::apis::body::body_error(req))?,
     };
     let rule = if is_new {
         coll.create_rule.clone()
