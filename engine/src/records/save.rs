@@ -570,7 +570,7 @@ pub async fn prepare_upsert(
         Some(b) => b,
         None => record_body(req)
             .await
-            .map_err(|_| crate::apis::body::body_error(req))?,
+            .map_err(|_| ApiError::bad_request(None))?,
     };
     let rule = if is_new {
         coll.create_rule.clone()
