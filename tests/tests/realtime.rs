@@ -312,3 +312,135 @@ fn official_js_sdk_subscribes_and_reconnects() {
     assert_eq!(seen["userClientId"].as_str().unwrap().len(), 40, "{seen}");
     assert_eq!(seen["mismatch"], 403, "{seen}");
 }
+
+/// Runs `tests/js/realtime_events.mjs` against `server` and returns what each client saw,
+/// with the values that differ between runs (new collection id, sentinel timestamps) masked.
+fn js_sdk_record_events(npm_dir: &std::path::Path, server: &Server) -> serde_json::Value {
+    let script = npm_dir.join("realtime_events.mjs");
+    std::fs::copy(
+        workspace_root().join("tests/js/realtime_events.mjs"),
+        &script,
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .args([&base, USER, SUPERUSER])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed against {:?}: {stdout}\n{}",
+        server.kind(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    fn mask(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    let varies = k == "created"
+                        || k == "updated"
+                        || (k == "collectionId" && v.as_str() != Some("_pb_users_auth_"));
+                    if varies {
+                        *v = "X".into();
+                    } else {
+                        mask(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    mask(&mut seen);
+    seen
+}
+
+/// The official JS SDK receives create, update and delete events for `subscribe('*')` and
+/// `subscribe(id)`, with hidden fields stripped and the expand/fields options applied, and
+/// only where the collection's list rule (`*`) or view rule (one record) lets the client see
+/// the record: the owner gets everything, another user only the `*` events (without the
+/// expanded owner, whose view rule it fails), a guest nothing. Same events as PocketBase.
+#[test]
+fn official_js_sdk_receives_only_permitted_record_events() {
+    let npm_dir = match pocketbun_tests::node::js_sdk_dir() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    // two workers: the three clients and the writes are spread over both
+    let bun = pocketbun(&["--workers=2"]);
+    let seen = js_sdk_record_events(&npm_dir, &bun);
+    for who in ["owner", "other", "guest"] {
+        assert_eq!(
+            seen["complete"][who], true,
+            "{who} missed the sentinel: {seen}"
+        );
+        let sentinel = &seen["seen"][who]["demo2"];
+        assert_eq!(sentinel.as_array().map(Vec::len), Some(1), "{seen}");
+        assert_eq!(sentinel[0]["record"]["id"], "rtsentinel00001");
+    }
+    let actions = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all3 = ["create", "update", "delete"];
+    let owner = &seen["seen"]["owner"];
+    assert_eq!(actions(&owner["all"]), all3, "{seen}");
+    assert_eq!(actions(&owner["one"]), all3, "{seen}");
+    let titles = ["first", "second", "second"];
+    for (i, title) in titles.iter().enumerate() {
+        let rec = &owner["all"][i]["record"];
+        assert_eq!(rec["id"], "rtnote000000001");
+        assert_eq!(rec["title"], *title);
+        assert_eq!(rec["collectionName"], "rt_notes");
+        assert!(rec.get("secret").is_none(), "hidden field sent: {rec}");
+        assert_eq!(rec["expand"]["owner"]["id"], "4q1xlclmfloku33", "{rec}");
+        // `fields` picks id,title,owner; the hidden secret stays hidden even when asked for
+        let picked = &owner["one"][i]["record"];
+        let keys: Vec<&String> = picked.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "owner", "title"], "{picked}");
+        assert_eq!(picked["title"], *title);
+    }
+    let other = &seen["seen"]["other"];
+    assert_eq!(actions(&other["all"]), all3, "{seen}");
+    assert_eq!(
+        other["one"],
+        serde_json::json!([]),
+        "view rule ignored: {seen}"
+    );
+    for ev in other["all"].as_array().unwrap() {
+        assert_eq!(ev["record"]["expand"], serde_json::json!({}), "{ev}");
+        assert!(ev["record"].get("secret").is_none());
+    }
+    let guest = &seen["seen"]["guest"];
+    assert_eq!(
+        guest["all"],
+        serde_json::json!([]),
+        "list rule ignored: {seen}"
+    );
+    assert_eq!(
+        guest["one"],
+        serde_json::json!([]),
+        "view rule ignored: {seen}"
+    );
+
+    match ServerSpec::pocketbase() {
+        Some(spec) => {
+            let pb = Server::start(&spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
+            let theirs = js_sdk_record_events(&npm_dir, &pb);
+            assert_eq!(
+                seen, theirs,
+                "PocketBun (left) and PocketBase (right) differ"
+            );
+        }
+        None => eprintln!("PocketBase binary unavailable: checked against the assertions only"),
+    }
+}
