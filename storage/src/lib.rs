@@ -7,6 +7,7 @@ mod checkpoint;
 pub mod collections;
 mod connection;
 mod error;
+pub mod files;
 mod options;
 pub mod random;
 mod reader;

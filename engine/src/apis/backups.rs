@@ -4,7 +4,9 @@
 use crate::app::{AppCtx, Routes};
 use crate::backups;
 use crate::error::{json_response, ApiError, ApiResult, FieldError, FieldErrors};
+use crate::files;
 use pocketbun_http::{Method, Request, Response};
+use pocketbun_storage::files::Fs;
 use serde::Serialize;
 use std::io::Read;
 use std::net::IpAddr;
@@ -42,7 +44,16 @@ struct BackupInfo {
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let dir = ctx.shared.store.dir().to_path_buf();
-    let files = backups::list(&dir).map_err(|e| {
+    let files = match files::backups_fs(&ctx.shared) {
+        Ok(Fs::Local(_)) => backups::list(&dir).map_err(|e| e.to_string()),
+        Ok(Fs::S3(bucket)) => bucket
+            .list("")
+            .await
+            .map(|l| l.into_iter().filter_map(backups::from_entry).collect())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let files = files.map_err(|e| {
         ApiError::bad_request(Some(&format!(
             "Failed to retrieve backup items. Raw error: \n{e}"
         )))
@@ -78,7 +89,6 @@ async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         },
         _ => return Err(load_failed()),
     };
-    let dir = ctx.shared.store.dir().to_path_buf();
     if !name.is_empty() {
         let mut errors = FieldErrors::new();
         let len = name.chars().count();
@@ -97,7 +107,7 @@ async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 "name",
                 FieldError::new("validation_match_invalid", "must be in a valid format"),
             );
-        } else if backups::find(&dir, &name).is_some() {
+        } else if exists(&ctx, &name).await {
             errors.add(
                 "name",
                 FieldError::new(
@@ -173,7 +183,7 @@ async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         format!("{name:?} mime type must be one of: application/zip."),
                     ),
                 );
-            } else if !backups::valid_key(name) || backups::find(&dir, name).is_some() {
+            } else if !backups::valid_key(name) || exists(&ctx, name).await {
                 errors.add(
                     "file",
                     FieldError::new(
@@ -191,6 +201,13 @@ async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         ));
     }
     let (name, bytes) = file.unwrap_or_default();
+    if let Ok(Fs::S3(bucket)) = files::backups_fs(&ctx.shared) {
+        let meta = [("original-filename", name.as_str())];
+        return match bucket.put(&name, bytes, "application/zip", &meta).await {
+            Ok(()) => Ok(Response::new(204)),
+            Err(_) => Err(ApiError::bad_request(Some("Failed to upload backup."))),
+        };
+    }
     let stored = ctx
         .shared
         .cpu
@@ -261,6 +278,15 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
+/// Whether backup `key` exists where backups live now.
+async fn exists(ctx: &AppCtx, key: &str) -> bool {
+    match files::backups_fs(&ctx.shared) {
+        Ok(Fs::Local(_)) => backups::find(ctx.shared.store.dir(), key).is_some(),
+        Ok(Fs::S3(bucket)) => backups::valid_key(key) && bucket.exists(key).await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 fn insufficient() -> ApiError {
     ApiError::forbidden(Some("Insufficient permissions to access the resource."))
 }
@@ -300,26 +326,49 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
     }
     let key = req.param("key").unwrap_or_default().to_string();
-    let dir = ctx.shared.store.dir().to_path_buf();
-    let Some(path) = backups::find(&dir, &key) else {
-        return Err(ApiError::not_found(None));
-    };
-    let file = std::fs::File::open(&path).map_err(|_| ApiError::not_found(None))?;
-    let meta = file.metadata().map_err(|_| ApiError::not_found(None))?;
-    let size = meta.len();
-    let stream = futures_util::stream::unfold(Some(file), |state| async move {
-        let mut file = state?;
-        let mut chunk = vec![0u8; 256 * 1024];
-        match file.read(&mut chunk) {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((chunk, Some(file)))
-            }
+    let (body, size, modified) = match files::backups_fs(&ctx.shared) {
+        Ok(Fs::S3(bucket)) if backups::valid_key(&key) => {
+            let attrs = bucket
+                .attributes(&key)
+                .await
+                .map_err(|_| ApiError::not_found(None))?;
+            let chunks = bucket.stream(&key, None);
+            let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
+                match std::future::poll_fn(|cx| rx.poll_recv(cx)).await {
+                    Some(Ok(chunk)) => Some((chunk, rx)),
+                    _ => None,
+                }
+            });
+            let modified = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(attrs.modified_ms.max(0) as u64);
+            let body: pocketbun_http::BodyStream = Box::pin(stream);
+            (body, attrs.size, Some(modified))
         }
-    });
+        Ok(Fs::Local(_)) => {
+            let dir = ctx.shared.store.dir().to_path_buf();
+            let Some(path) = backups::find(&dir, &key) else {
+                return Err(ApiError::not_found(None));
+            };
+            let file = std::fs::File::open(&path).map_err(|_| ApiError::not_found(None))?;
+            let meta = file.metadata().map_err(|_| ApiError::not_found(None))?;
+            let stream = futures_util::stream::unfold(Some(file), |state| async move {
+                let mut file = state?;
+                let mut chunk = vec![0u8; 256 * 1024];
+                match file.read(&mut chunk) {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Some((chunk, Some(file)))
+                    }
+                }
+            });
+            let body: pocketbun_http::BodyStream = Box::pin(stream);
+            (body, meta.len(), meta.modified().ok())
+        }
+        _ => return Err(ApiError::not_found(None)),
+    };
     let mut resp = Response::new(200);
-    resp.body = pocketbun_http::Body::SizedStream(Box::pin(stream), size);
+    resp.body = pocketbun_http::Body::SizedStream(body, size);
     let name = key.rsplit('/').next().unwrap_or(&key).to_string();
     resp.set_header("Content-Type", "application/zip");
     resp.set_header(
@@ -335,7 +384,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         "Content-Security-Policy",
         "default-src 'none'; media-src 'self'; style-src 'unsafe-inline'; sandbox",
     );
-    if let Some(modified) = meta.modified().ok().map(http_date) {
+    if let Some(modified) = modified.map(http_date) {
         resp.set_header("Last-Modified", modified);
     }
     Ok(resp)
@@ -356,8 +405,21 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The backup is currently being used and cannot be deleted.",
         )));
     }
-    let dir = ctx.shared.store.dir().to_path_buf();
-    backups::delete(&dir, &key).map_err(|e| {
+    let deleted = match files::backups_fs(&ctx.shared) {
+        Ok(Fs::S3(bucket)) if backups::valid_key(&key) => {
+            // a bucket deletes missing keys without complaint: look first, as PocketBase does
+            match bucket.attributes(&key).await {
+                Ok(_) => bucket.delete(&key).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Ok(Fs::S3(_)) => Err("invalid key".to_string()),
+        Ok(Fs::Local(_)) => {
+            backups::delete(ctx.shared.store.dir(), &key).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    deleted.map_err(|e| {
         ApiError::bad_request(Some(&format!(
             "Invalid or already deleted backup file. Raw error: \n[key: {key}] {e}"
         )))
@@ -373,7 +435,7 @@ async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         )));
     }
     let key = req.param("key").unwrap_or_default().to_string();
-    if backups::find(ctx.shared.store.dir(), &key).is_none() {
+    if !exists(&ctx, &key).await {
         return Err(ApiError::bad_request(Some(
             "Missing or invalid backup file.",
         )));

@@ -11,6 +11,7 @@ use crate::records::quote;
 use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::files::{Fs, S3Fs};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -205,11 +206,23 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         files::record_dir(ctx.shared.store.dir(), &coll.id, &loaded.id())
     };
+    let thumb = query_get(&query, "thumb");
+    let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
+    if let Fs::S3(fs) = files::record_fs(&ctx.shared).map_err(|_| not_found())? {
+        let prefix = files::dir_key(&ctx.shared, &dir).ok_or_else(not_found)?;
+        let wanted = S3Download {
+            prefix,
+            filename: &filename,
+            thumb: (!thumb.is_empty() && thumbs::allowed(thumb, field_thumbs.as_deref()))
+                .then_some(thumb),
+            force_attachment,
+        };
+        return download_s3(&ctx, &req, fs, wanted).await;
+    }
     let original = dir.join(&filename);
     let mut served_path = original.clone();
     let mut served_name = filename.clone();
 
-    let thumb = query_get(&query, "thumb");
     if !thumb.is_empty() && thumbs::allowed(thumb, field_thumbs.as_deref()) {
         if std::fs::metadata(&original).is_err() {
             return Err(not_found());
@@ -264,12 +277,11 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
-    let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
     let key = served_path.to_string_lossy().into_owned();
     let mut resp = serve::respond(
         &req,
         serve::Served {
-            file,
+            source: serve::Source::Local(file),
             size: meta.len(),
             modified,
             name: &served_name,
@@ -279,6 +291,78 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         },
     );
     // served files may be embedded in frames
+    crate::app::allow_framing(&mut resp);
+    Ok(resp)
+}
+
+/// What a download from the S3 bucket asks for.
+struct S3Download<'a> {
+    /// The record folder's key (`<collectionId>/<recordId>`).
+    prefix: String,
+    filename: &'a str,
+    /// An allowed `?thumb=` size.
+    thumb: Option<&'a str>,
+    force_attachment: bool,
+}
+
+/// A record file (or its thumb, made on first request and kept in the bucket under
+/// PocketBase's key) served from the S3 bucket.
+async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -> ApiResult {
+    let not_found = || ApiError::not_found(None);
+    let original = format!("{}/{}", d.prefix, d.filename);
+    let mut attrs = fs.attributes(&original).await.map_err(|_| not_found())?;
+    let mut served_key = original.clone();
+    let mut served_name = d.filename.to_string();
+    if let Some(size) = d.thumb {
+        if thumbs::IMAGE_TYPES.contains(&attrs.content_type.as_str()) {
+            let name = format!("{size}_{}", d.filename);
+            let key = format!("{}/thumbs_{}/{name}", d.prefix, d.filename);
+            let made = thumbs::ensure_s3(
+                &ctx.shared.cpu,
+                fs.clone(),
+                original.clone(),
+                key.clone(),
+                size.to_string(),
+                attrs.content_type.clone(),
+            )
+            .await;
+            let thumb_attrs = match made {
+                Ok(()) => fs.attributes(&key).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match thumb_attrs {
+                Ok(a) => {
+                    attrs = a;
+                    served_key = key;
+                    served_name = name;
+                }
+                Err(e) => {
+                    let mut data = Map::new();
+                    data.insert("error".into(), e.into());
+                    data.insert("original".into(), original.clone().into());
+                    data.insert("thumb".into(), key.into());
+                    crate::logs::log(
+                        &ctx.shared.settings.get(),
+                        crate::logs::LEVEL_WARN,
+                        &format!("Fallback to original - failed to create thumb {name}"),
+                        data,
+                    );
+                }
+            }
+        }
+    }
+    let mut resp = serve::respond(
+        req,
+        serve::Served {
+            size: attrs.size,
+            modified: attrs.modified_ms / 1000,
+            name: &served_name,
+            key: &served_key,
+            content_type: &attrs.content_type,
+            force_attachment: d.force_attachment,
+            source: serve::Source::S3(fs, served_key.clone()),
+        },
+    );
     crate::app::allow_framing(&mut resp);
     Ok(resp)
 }

@@ -125,14 +125,36 @@ async fn test_s3(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "S3 storage filesystem is not enabled",
         ));
     }
-    // no S3 client yet: report the upload as failed, as an unreachable endpoint would
-    Err(raw_error(
-        "Failed to test the S3 filesystem.",
-        &format!(
-            "failed to upload a test file: S3 uploads are not supported by this server yet (endpoint {})",
-            cfg.endpoint
-        ),
-    ))
+    let fs = crate::files::s3_client(cfg).map_err(|e| {
+        raw_error(
+            "Failed to test the S3 filesystem.",
+            &format!("failed to initialize the S3 filesystem: {e}"),
+        )
+    })?;
+    let prefix = format!(
+        "pb_settings_test_{}",
+        pocketbun_storage::random::random_string_with_alphabet(
+            5,
+            pocketbun_storage::random::ALNUM_ALPHABET
+        )
+    );
+    let key = format!("{prefix}/test.txt");
+    if let Err(e) = fs
+        .put(&key, b"test".to_vec(), "text/plain; charset=utf-8", &[])
+        .await
+    {
+        return Err(raw_error(
+            "Failed to test the S3 filesystem.",
+            &format!("failed to upload a test file: {e}"),
+        ));
+    }
+    if let Some(e) = fs.delete_prefix(&prefix).await.into_iter().next() {
+        return Err(raw_error(
+            "Failed to test the S3 filesystem.",
+            &format!("failed to delete a test file: {e}"),
+        ));
+    }
+    Ok(Response::new(204))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod token;
 
 use crate::app::Shared;
+use pocketbun_storage::files::Fs;
 use pocketbun_storage::rusqlite::Connection;
 use std::fs;
 use std::io;
@@ -200,10 +201,11 @@ pub fn snakecase(s: &str) -> String {
 /// Blocking: run it off the request workers.
 pub fn create(shared: &Shared, name: &str) -> Result<(), String> {
     let _guard = begin(name).ok_or_else(|| BUSY_MESSAGE.to_string())?;
-    create_locked(shared.store.dir(), name)
+    let dest = crate::files::backups_fs(shared)?;
+    create_locked(shared.store.dir(), name, &dest)
 }
 
-fn create_locked(data_dir: &Path, name: &str) -> Result<(), String> {
+fn create_locked(data_dir: &Path, name: &str, dest: &Fs) -> Result<(), String> {
     if !valid_key(name) {
         return Err(format!("invalid backup name {name:?}"));
     }
@@ -224,6 +226,11 @@ fn create_locked(data_dir: &Path, name: &str) -> Result<(), String> {
         let zip_path = work.join("backup.zip");
         archive::create(data_dir, &zip_path, &CREATE_EXCLUDE, &snapshots)
             .map_err(|e| format!("failed to create the archive: {e}"))?;
+        if let Fs::S3(bucket) = dest {
+            return bucket
+                .put_file_blocking(name, &zip_path, "application/zip")
+                .map_err(|e| format!("failed to upload the backup: {e}"));
+        }
         let dir = backups_dir(data_dir);
         fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         fs::rename(&zip_path, dir.join(name)).map_err(|e| e.to_string())?;
@@ -262,12 +269,24 @@ pub fn auto_backup(shared: &Arc<Shared>) {
     if max_keep <= 0 {
         return;
     }
-    rotate(shared.store.dir(), max_keep as usize);
+    rotate(shared, max_keep as usize);
 }
 
-/// Deletes the generated backups beyond the `max_keep` newest.
-pub fn rotate(data_dir: &Path, max_keep: usize) {
-    let Ok(all) = list(data_dir) else {
+/// Deletes the generated backups beyond the `max_keep` newest. Blocking (it may wait for the
+/// S3 bucket): the cron thread runs it.
+pub fn rotate(shared: &Shared, max_keep: usize) {
+    let data_dir = shared.store.dir();
+    let Ok(dest) = crate::files::backups_fs(shared) else {
+        return;
+    };
+    let all = match &dest {
+        Fs::Local(_) => list(data_dir).map_err(|e| e.to_string()),
+        Fs::S3(bucket) => bucket
+            .list_blocking("")
+            .map(|l| l.into_iter().filter_map(from_entry).collect())
+            .map_err(|e| e.to_string()),
+    };
+    let Ok(all) = all else {
         return;
     };
     let mut auto: Vec<BackupFile> = all
@@ -279,8 +298,20 @@ pub fn rotate(data_dir: &Path, max_keep: usize) {
     }
     auto.sort_by(|a, b| b.modified_ms.cmp(&a.modified_ms).then(b.key.cmp(&a.key)));
     for old in &auto[max_keep..] {
-        let _ = delete(data_dir, &old.key);
+        let _ = match &dest {
+            Fs::Local(_) => delete(data_dir, &old.key).map_err(|e| e.to_string()),
+            Fs::S3(bucket) => bucket.delete_blocking(&old.key).map_err(|e| e.to_string()),
+        };
     }
+}
+
+/// A bucket object as a backup (keys that cannot name a backup are not backups).
+pub fn from_entry(e: pocketbun_storage::files::Entry) -> Option<BackupFile> {
+    valid_key(&e.key).then_some(BackupFile {
+        key: e.key,
+        size: e.size,
+        modified_ms: e.modified_ms,
+    })
 }
 
 /// Removes the scratch folder a previous backup/restore left (done at start-up).
@@ -307,10 +338,22 @@ fn move_dir_content(src: &Path, dest: &Path, exclude: &[&str]) -> io::Result<()>
 pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
     let _guard = begin(key).ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let data_dir = shared.store.dir().to_path_buf();
-    let zip_path =
-        find(&data_dir, key).ok_or_else(|| format!("missing or invalid backup file {key:?}"))?;
     let temp = data_dir.join(TEMP_DIR);
     fs::create_dir_all(&temp).map_err(|e| format!("failed to create a temp dir: {e}"))?;
+    let zip_path = match crate::files::backups_fs(shared)? {
+        Fs::Local(_) => {
+            find(&data_dir, key).ok_or_else(|| format!("missing or invalid backup file {key:?}"))?
+        }
+        Fs::S3(bucket) => {
+            // the archive comes down next to the data first, as PocketBase does
+            let bytes = bucket
+                .read_blocking(key, None)
+                .map_err(|e| format!("missing or invalid backup file {key:?}: {e}"))?;
+            let local = temp.join(format!("pb_restore_zip_{}", random(8)));
+            fs::write(&local, bytes).map_err(|e| format!("failed to store the backup: {e}"))?;
+            local
+        }
+    };
     let extracted = temp.join(format!("pb_restore_{}", random(8)));
     if let Err(e) = archive::extract(&zip_path, &extracted) {
         let _ = fs::remove_dir_all(&extracted);

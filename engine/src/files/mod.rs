@@ -1,8 +1,10 @@
-//! Record files on local storage, served as PocketBase serves them.
+//! Record files, served as PocketBase serves them, on local storage or in an S3 bucket.
 //!
-//! Files live under `pb_data/storage/<collectionId>/<recordId>/<name>`, each with a
+//! Local files live under `pb_data/storage/<collectionId>/<recordId>/<name>`, each with a
 //! `<name>.attrs` JSON sidecar holding its content type (and MD5); thumbs are cached under
-//! `thumbs_<name>/<size>_<name>` next to the original.
+//! `thumbs_<name>/<size>_<name>` next to the original. With `s3.enabled` the same keys
+//! (`<collectionId>/<recordId>/<name>`, `.../thumbs_<name>/<size>_<name>`) are objects of the
+//! bucket, their content type in the object's `Content-Type` ([`record_fs`] picks the side).
 //!
 //! * [`serve`] — Go's `http.ServeContent` semantics: conditional requests (`If-Match`,
 //!   `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since`, `If-Range`), byte ranges
@@ -13,10 +15,11 @@
 pub mod serve;
 pub mod thumbs;
 
-use md5::{Digest, Md5};
+use crate::app::Shared;
+use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// What a sidecar without a content type (or a missing sidecar) stands for.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -59,61 +62,65 @@ pub fn content_type(file: &Path) -> std::io::Result<String> {
 /// sidecar lands first).
 pub fn write_with_attrs(file: &Path, bytes: &[u8], content_type: &str) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let md5 = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
-    };
-    let attrs = serde_json::json!({
-        "user.cache_control": "",
-        "user.content_disposition": "",
-        "user.content_encoding": "",
-        "user.content_language": "",
-        "user.content_type": content_type,
-        "user.metadata": null,
-        "md5": md5,
-    });
-    // the keys in the order Go's encoder writes the struct
-    let order = [
-        "user.cache_control",
-        "user.content_disposition",
-        "user.content_encoding",
-        "user.content_language",
-        "user.content_type",
-        "user.metadata",
-        "md5",
-    ];
-    let mut json = String::from("{");
-    for (i, key) in order.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&format!("{:?}:{}", key, attrs[key]));
-    }
-    json.push_str("}\n");
-    let mut sidecar = file.as_os_str().to_owned();
-    sidecar.push(".attrs");
-    write_atomic(Path::new(&sidecar), json.as_bytes())?;
-    write_atomic(file, bytes)
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad file name"))?;
+    LocalFs::new(dir)
+        .put(name, bytes, Some(content_type))
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}",
-        pocketbun_storage::random::random_string_with_alphabet(
-            12,
-            pocketbun_storage::random::ALNUM_ALPHABET
-        )
-    ));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
-    match written.and_then(|_| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+/// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
+pub fn record_fs(shared: &Shared) -> Result<Fs, String> {
+    let settings = shared.settings.get();
+    if settings.s3.enabled {
+        return s3_client(&settings.s3).map(Fs::S3);
     }
+    Ok(Fs::Local(LocalFs::new(shared.store.dir().join("storage"))))
+}
+
+/// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
+pub fn backups_fs(shared: &Shared) -> Result<Fs, String> {
+    let settings = shared.settings.get();
+    if settings.backups.s3.enabled {
+        return s3_client(&settings.backups.s3).map(Fs::S3);
+    }
+    Ok(Fs::Local(LocalFs::new(crate::backups::backups_dir(
+        shared.store.dir(),
+    ))))
+}
+
+/// The client of a bucket setting, made once per distinct setting (a client keeps its
+/// connection pool, so it is worth keeping across requests).
+pub fn s3_client(cfg: &crate::settings::model::S3Config) -> Result<S3Fs, String> {
+    static CLIENTS: Mutex<Vec<(pocketbun_storage::files::S3Config, S3Fs)>> = Mutex::new(Vec::new());
+    let key = pocketbun_storage::files::S3Config {
+        bucket: cfg.bucket.clone(),
+        region: cfg.region.clone(),
+        endpoint: cfg.endpoint.clone(),
+        access_key: cfg.access_key.clone(),
+        secret: cfg.secret.clone(),
+        force_path_style: cfg.force_path_style,
+    };
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, fs)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(fs.clone());
+    }
+    let fs = S3Fs::new(&key).map_err(|e| e.to_string())?;
+    // settings change rarely: a few clients cover the storage and backups buckets
+    if clients.len() >= 4 {
+        clients.remove(0);
+    }
+    clients.push((key, fs.clone()));
+    Ok(fs)
+}
+
+/// The object key of a record folder (`<collectionId>/<recordId>`) from its local path.
+pub fn dir_key(shared: &Shared, dir: &Path) -> Option<String> {
+    let rel = dir.strip_prefix(shared.store.dir().join("storage")).ok()?;
+    let key = rel.to_str()?.to_string();
+    pocketbun_storage::files::valid_key(&key).then_some(key)
 }
 
 #[cfg(test)]

@@ -359,8 +359,22 @@ enum Segment {
     File(ByteRange),
 }
 
+/// Where a served file's bytes come from.
+pub enum Source {
+    Local(std::fs::File),
+    /// An object of an S3 bucket: each span is one ranged GET, streamed as it arrives.
+    S3(pocketbun_storage::files::S3Fs, String),
+}
+
 /// Streams `segments`, reading the file spans chunk by chunk.
-fn body(file: std::fs::File, segments: Vec<Segment>) -> pocketbun_http::BodyStream {
+fn body(source: Source, segments: Vec<Segment>) -> pocketbun_http::BodyStream {
+    match source {
+        Source::Local(file) => local_body(file, segments),
+        Source::S3(fs, key) => s3_body(fs, key, segments),
+    }
+}
+
+fn local_body(file: std::fs::File, segments: Vec<Segment>) -> pocketbun_http::BodyStream {
     struct State {
         file: std::fs::File,
         segments: std::vec::IntoIter<Segment>,
@@ -399,6 +413,51 @@ fn body(file: std::fs::File, segments: Vec<Segment>) -> pocketbun_http::BodyStre
     .boxed_local()
 }
 
+/// Streams `segments`, each file span fetched from the bucket as the previous one ends (the
+/// S3 thread reads ahead a few chunks; the worker only awaits them).
+fn s3_body(
+    fs: pocketbun_storage::files::S3Fs,
+    key: String,
+    segments: Vec<Segment>,
+) -> pocketbun_http::BodyStream {
+    use pocketbun_storage::files::s3::Chunks;
+    struct State {
+        fs: pocketbun_storage::files::S3Fs,
+        key: String,
+        segments: std::vec::IntoIter<Segment>,
+        current: Option<Chunks>,
+    }
+    let state = State {
+        fs,
+        key,
+        segments: segments.into_iter(),
+        current: None,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(rx) = st.current.as_mut() {
+                match std::future::poll_fn(|cx| rx.poll_recv(cx)).await {
+                    Some(Ok(chunk)) => return Some((chunk, st)),
+                    // a failed read ends the body early, as a truncated local file does
+                    Some(Err(_)) => return None,
+                    None => st.current = None,
+                }
+            }
+            match st.segments.next()? {
+                Segment::Bytes(b) => return Some((b, st)),
+                Segment::File(r) => {
+                    let range = pocketbun_storage::files::Range {
+                        start: r.start,
+                        len: r.len,
+                    };
+                    st.current = Some(st.fs.stream(&st.key, Some(range)));
+                }
+            }
+        }
+    })
+    .boxed_local()
+}
+
 /// Asks the kernel to start reading `r` ahead, so the chunk reads find it in the page cache.
 fn read_ahead(file: &std::fs::File, r: ByteRange) {
     use std::os::fd::AsRawFd;
@@ -415,7 +474,7 @@ fn read_ahead(file: &std::fs::File, r: ByteRange) {
 
 /// A file to serve.
 pub struct Served<'a> {
-    pub file: std::fs::File,
+    pub source: Source,
     pub size: u64,
     /// Modification time, unix seconds (0: unknown).
     pub modified: i64,
@@ -517,13 +576,15 @@ pub fn respond(req: &Request, s: Served<'_>) -> Response {
     };
     resp.set_header("Accept-Ranges", "bytes");
     if *req.method() != Method::Head {
-        for seg in &segments {
-            if let Segment::File(r) = seg {
-                read_ahead(&s.file, *r);
+        if let Source::Local(file) = &s.source {
+            for seg in &segments {
+                if let Segment::File(r) = seg {
+                    read_ahead(file, *r);
+                }
             }
         }
     }
-    resp.body = Body::SizedStream(body(s.file, segments), len);
+    resp.body = Body::SizedStream(body(s.source, segments), len);
     resp
 }
 

@@ -231,12 +231,22 @@ fn encode(img: RgbaImage, format: ImageFormat) -> Result<Vec<u8>, String> {
 /// Makes the thumb of `original` (stored as `content_type`) at `thumb`, with its sidecar.
 /// CPU-heavy: run it on the CPU pool.
 pub fn create(original: &Path, thumb: &Path, size: &str, content_type: &str) -> Result<(), String> {
-    let size = parse_size(size)?;
     let bytes = std::fs::read(original).map_err(|e| e.to_string())?;
-    let img = resize(decode(&bytes)?, size)?;
-    let (format, stored_type) = output_format(content_type);
-    let encoded = encode(img, format)?;
+    let (encoded, stored_type) = render(&bytes, size, content_type)?;
     super::write_with_attrs(thumb, &encoded, stored_type).map_err(|e| e.to_string())
+}
+
+/// The thumb of the image `bytes` (stored as `content_type`) at `size`, encoded, with the
+/// content type to store it as. CPU-heavy: run it on the CPU pool.
+pub fn render(
+    bytes: &[u8],
+    size: &str,
+    content_type: &str,
+) -> Result<(Vec<u8>, &'static str), String> {
+    let size = parse_size(size)?;
+    let img = resize(decode(bytes)?, size)?;
+    let (format, stored_type) = output_format(content_type);
+    Ok((encode(img, format)?, stored_type))
 }
 
 type Waiters = Vec<futures_channel::oneshot::Sender<Result<(), String>>>;
@@ -273,6 +283,23 @@ pub async fn once<F>(cpu: &CpuPool, key: PathBuf, work: F) -> Result<(), String>
 where
     F: FnOnce() -> Result<(), String> + Send + 'static,
 {
+    let Some(mut release) = lead(key).await? else {
+        return Ok(());
+    };
+    let ran = cpu
+        .run(move || {
+            release.outcome = work();
+            let outcome = release.outcome.clone();
+            drop(release);
+            outcome
+        })
+        .await;
+    ran.unwrap_or_else(|_| Err("thumb generation was cancelled".into()))
+}
+
+/// Either waits for the run already making `key` (`Ok(None)` when it succeeded) or takes the
+/// lead: the returned guard hands its outcome to those who come later.
+async fn lead(key: PathBuf) -> Result<Option<Release>, String> {
     let waiting = {
         let mut map = pending().lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(&key) {
@@ -290,21 +317,49 @@ where
     if let Some(rx) = waiting {
         return rx
             .await
-            .unwrap_or_else(|_| Err("thumb generation was cancelled".into()));
+            .unwrap_or_else(|_| Err("thumb generation was cancelled".into()))
+            .map(|()| None);
     }
-    let mut release = Release {
+    Ok(Some(Release {
         key,
         outcome: Err("thumb generation was cancelled".into()),
+    }))
+}
+
+/// Makes sure the thumb object `thumb_key` of the S3 object `original_key` exists: the
+/// original is read from the bucket, resized on the CPU pool and the thumb stored back under
+/// PocketBase's key, once however many requests ask at the same time.
+pub async fn ensure_s3(
+    cpu: &CpuPool,
+    fs: pocketbun_storage::files::S3Fs,
+    original_key: String,
+    thumb_key: String,
+    size: String,
+    content_type: String,
+) -> Result<(), String> {
+    let Some(mut release) =
+        lead(PathBuf::from(format!("s3://{}/{thumb_key}", fs.bucket()))).await?
+    else {
+        return Ok(());
     };
-    let ran = cpu
-        .run(move || {
-            release.outcome = work();
-            let outcome = release.outcome.clone();
-            drop(release);
-            outcome
-        })
-        .await;
-    ran.unwrap_or_else(|_| Err("thumb generation was cancelled".into()))
+    release.outcome = async {
+        if fs.exists(&thumb_key).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        let original = fs
+            .read(&original_key, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (encoded, stored_type) = cpu
+            .run(move || render(&original, &size, &content_type))
+            .await
+            .map_err(|_| "thumb generation was cancelled".to_string())??;
+        fs.put(&thumb_key, encoded, stored_type, &[])
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    release.outcome.clone()
 }
 
 /// Makes sure the thumb exists: generated on the CPU pool unless it already is (or another

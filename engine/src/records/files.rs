@@ -1,6 +1,8 @@
 //! Uploaded files of records: PocketBase's stored names, the sniffed MIME type, and the
 //! local storage layout `pb_data/storage/<collectionId>/<recordId>/<name>`.
 
+use crate::app::AppCtx;
+use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use pocketbun_storage::random;
 use std::path::{Path, PathBuf};
 
@@ -111,29 +113,127 @@ pub fn record_dir(data_dir: &Path, collection_id: &str, record_id: &str) -> Path
     data_dir.join("storage").join(collection_id).join(record_id)
 }
 
-/// Writes new files (all or none: a failure removes the ones already written).
-pub fn write_all(dir: &Path, files: &[(String, std::sync::Arc<Vec<u8>>)]) -> std::io::Result<()> {
+/// Writes new files (all or none: a failure removes the ones already written), into
+/// `pb_data/storage` (on the CPU pool) or the S3 bucket, whichever holds record files now.
+pub async fn write_all(
+    ctx: &AppCtx,
+    dir: &Path,
+    files: Vec<(String, std::sync::Arc<Vec<u8>>)>,
+) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
+    let (fs, prefix) = target(ctx, dir)?;
+    let s3 = match fs {
+        Fs::Local(local) => {
+            return ctx
+                .shared
+                .cpu
+                .run(move || {
+                    for (i, (name, data)) in files.iter().enumerate() {
+                        if let Err(e) = local.put(&format!("{prefix}/{name}"), data, None) {
+                            remove_local(&local, &prefix, files[..i].iter().map(|(n, _)| n));
+                            return Err(e.to_string());
+                        }
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|_| "the file write was cancelled".to_string())?;
+        }
+        Fs::S3(s3) => s3,
+    };
     for (i, (name, data)) in files.iter().enumerate() {
-        if let Err(e) = std::fs::write(dir.join(name), &data[..]) {
-            remove_names(dir, files[..i].iter().map(|(n, _)| n.as_str()));
-            return Err(e);
+        let put = s3
+            .put(
+                &format!("{prefix}/{name}"),
+                data.to_vec(),
+                sniff(data).0,
+                &[],
+            )
+            .await;
+        if let Err(e) = put {
+            for (n, _) in &files[..i] {
+                remove_s3(&s3, &prefix, n).await;
+            }
+            return Err(e.to_string());
         }
     }
     Ok(())
 }
 
+/// The storage holding `dir`'s files and the folder's key.
+fn target(ctx: &AppCtx, dir: &Path) -> Result<(Fs, String), String> {
+    let fs = crate::files::record_fs(&ctx.shared)?;
+    let prefix = crate::files::dir_key(&ctx.shared, dir).ok_or("invalid record folder")?;
+    Ok((fs, prefix))
+}
+
+fn safe_name(name: &str) -> bool {
+    !(name.is_empty() || name.contains('/') || name.contains(".."))
+}
+
+fn remove_local<'a>(fs: &LocalFs, prefix: &str, names: impl Iterator<Item = &'a String>) {
+    for name in names.filter(|n| safe_name(n)) {
+        let _ = fs.delete(&format!("{prefix}/{name}"));
+        let _ = fs.delete_prefix(&format!("{prefix}/thumbs_{name}/"));
+    }
+}
+
+async fn remove_s3(fs: &S3Fs, prefix: &str, name: &str) {
+    if safe_name(name) {
+        let _ = fs.delete(&format!("{prefix}/{name}")).await;
+        let _ = fs.delete_prefix(&format!("{prefix}/thumbs_{name}/")).await;
+    }
+}
+
 /// Removes stored files and their thumbs (missing ones are fine).
-pub fn remove_names<'a>(dir: &Path, names: impl Iterator<Item = &'a str>) {
-    for name in names {
-        if name.is_empty() || name.contains('/') || name.contains("..") {
-            continue;
+pub async fn remove_names(ctx: &AppCtx, dir: &Path, names: Vec<String>) {
+    let Ok((fs, prefix)) = target(ctx, dir) else {
+        return;
+    };
+    match fs {
+        Fs::Local(local) => {
+            let _ = ctx
+                .shared
+                .cpu
+                .run(move || remove_local(&local, &prefix, names.iter()))
+                .await;
         }
-        let _ = std::fs::remove_file(dir.join(name));
-        let _ = std::fs::remove_dir_all(dir.join(format!("thumbs_{name}")));
+        Fs::S3(s3) => {
+            for name in &names {
+                remove_s3(&s3, &prefix, name).await;
+            }
+        }
+    }
+}
+
+/// Removes the whole folders of deleted records (missing ones are fine).
+pub async fn remove_dirs(ctx: &AppCtx, dirs: Vec<PathBuf>) {
+    let mut targets = Vec::new();
+    for d in &dirs {
+        if let Ok(t) = target(ctx, d) {
+            targets.push(t);
+        }
+    }
+    let (local, s3): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(fs, _)| !fs.is_s3());
+    if !local.is_empty() {
+        let _ = ctx
+            .shared
+            .cpu
+            .run(move || {
+                for (fs, prefix) in local {
+                    if let Fs::Local(fs) = fs {
+                        let _ = fs.delete_prefix(&format!("{prefix}/"));
+                    }
+                }
+            })
+            .await;
+    }
+    for (fs, prefix) in s3 {
+        if let Fs::S3(fs) = fs {
+            let _ = fs.delete_prefix(&format!("{prefix}/")).await;
+        }
     }
 }
 

@@ -425,26 +425,14 @@ impl After {
     /// Removes the files written for a write that did not happen.
     pub async fn discard(&self, ctx: &AppCtx) {
         if !self.written.is_empty() {
-            let d = self.dir.clone();
-            let written = self.written.clone();
-            let _ = ctx
-                .shared
-                .cpu
-                .run(move || files::remove_names(&d, written.iter().map(String::as_str)))
-                .await;
+            files::remove_names(ctx, &self.dir, self.written.clone()).await;
         }
     }
 
     /// After the commit: replaced files go, realtime hears of it, and the response.
     pub async fn finish(self, ctx: &AppCtx, done: Done) -> ApiResult {
         if !self.to_remove.is_empty() {
-            let d = self.dir.clone();
-            let to_remove = self.to_remove;
-            let _ = ctx
-                .shared
-                .cpu
-                .run(move || files::remove_names(&d, to_remove.iter().map(String::as_str)))
-                .await;
+            files::remove_names(ctx, &self.dir, self.to_remove).await;
         }
         publish_deletes(ctx, done.events).await;
         match self.op {
@@ -730,12 +718,8 @@ pub async fn prepare_upsert(
     }
     let written: Vec<String> = to_write.iter().map(|(n, _)| n.clone()).collect();
     if !to_write.is_empty() {
-        let d = dir.clone();
-        ctx.shared
-            .cpu
-            .run(move || files::write_all(&d, &to_write))
+        files::write_all(ctx, &dir, to_write)
             .await
-            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?
             .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
     }
 
@@ -940,15 +924,7 @@ pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
         .map(|e| files::record_dir(ctx.shared.store.dir(), &e.collection.id, e.record_id()))
         .collect();
     if !dirs.is_empty() {
-        let _ = ctx
-            .shared
-            .cpu
-            .run(move || {
-                for d in dirs {
-                    let _ = std::fs::remove_dir_all(d);
-                }
-            })
-            .await;
+        files::remove_dirs(ctx, dirs).await;
     }
     for ev in events {
         ctx.shared.realtime.publish(ev);
