@@ -15,10 +15,12 @@ use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CH
 use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};
 use monoio::net::TcpStream;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// the kernel does not answer its unread bytes with a reset that destroys our response.
 const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 1 << 20;
+/// Bytes a client may send while it is being streamed to before we stop reading from it.
+const WATCH_MAX_BYTES: usize = 64 * 1024;
 
 enum Read {
     Data,
@@ -301,7 +305,14 @@ pub(crate) async fn serve<S: Service>(
                     return;
                 }
                 if !is_head && allows_body {
-                    let sent = pump(&mut conn, stream, false, &ctx.shutdown).await;
+                    let sent = pump(
+                        &mut conn.stream,
+                        stream,
+                        false,
+                        &ctx.shutdown,
+                        std::pin::pin!(std::future::pending()),
+                    )
+                    .await;
                     if sent != Some(len) {
                         // the producer broke its promise: the framing is now wrong, so close
                         return;
@@ -323,10 +334,9 @@ pub(crate) async fn serve<S: Service>(
                     return;
                 }
                 if framing != Framing::NoBody {
-                    if pump(&mut conn, stream, chunked, &ctx.shutdown)
-                        .await
-                        .is_none()
-                    {
+                    let (back, sent) = pump_watched(conn, stream, chunked, &ctx.shutdown).await;
+                    conn = back;
+                    if sent.is_none() {
                         return;
                     }
                     if chunked && !conn.write_now(LAST_CHUNK.to_vec()).await {
@@ -348,18 +358,23 @@ pub(crate) async fn serve<S: Service>(
 }
 
 /// Writes a streamed body chunk by chunk, each write finished before the next chunk is
-/// pulled. Stops early when the server shuts down. Returns the bytes written, or `None` when
-/// the client went away.
-async fn pump(
-    conn: &mut Conn,
+/// pulled. Stops early when the server shuts down or `peer_gone` completes. Returns the bytes
+/// written, or `None` when the client went away.
+async fn pump<W: AsyncWriteRent>(
+    out: &mut W,
     mut stream: crate::BodyStream,
     chunked: bool,
     shutdown: &Shutdown,
+    mut peer_gone: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<u64> {
     let mut sent = 0u64;
     loop {
         let next = monoio::select! {
+            // a ready chunk is written before the peer is looked at: the watch, once armed,
+            // stays armed across chunks (one read in flight for the stream's whole life)
+            biased;
             chunk = stream.next() => chunk,
+            _ = &mut peer_gone => return None,
             _ = shutdown.wait() => None,
         };
         let Some(chunk) = next else {
@@ -369,15 +384,70 @@ async fn pump(
             continue;
         }
         sent += chunk.len() as u64;
-        let out = if chunked {
+        let framed = if chunked {
             let mut framed = Vec::with_capacity(chunk.len() + 16);
             write_chunk(&mut framed, &chunk);
             framed
         } else {
             chunk
         };
-        if !conn.write_now(out).await {
+        if out.write_all(framed).await.0.is_err() {
             return None;
+        }
+    }
+}
+
+/// [`pump`] for an endless stream (SSE) that also watches the read side: a client that
+/// closes its end is noticed at once, not at the next write (which for an idle subscriber
+/// may be minutes away), so the stream and everything it holds is dropped promptly. Bytes
+/// the client sends meanwhile are kept for the next request on the connection.
+async fn pump_watched(
+    mut conn: Conn,
+    stream: crate::BodyStream,
+    chunked: bool,
+    shutdown: &Shutdown,
+) -> (Conn, Option<u64>) {
+    // the read buffer's free space serves the watch; buffered bytes stay put
+    let spare = if conn.rbuf.is_empty() {
+        std::mem::take(&mut conn.rbuf)
+    } else {
+        Vec::with_capacity(READ_CHUNK)
+    };
+    let (mut rd, mut wr) = conn.stream.into_split();
+    let mut received = Vec::new();
+    let sent = {
+        let mut watch = std::pin::pin!(until_peer_closes(&mut rd, spare, &mut received));
+        let sent = pump(&mut wr, stream, chunked, shutdown, watch.as_mut()).await;
+        // a read that completed but was not yet polled holds client bytes: take them
+        if sent.is_some() {
+            let _ = watch.as_mut().now_or_never();
+        }
+        sent
+    };
+    conn.stream = rd
+        .reunite(wr)
+        .unwrap_or_else(|_| unreachable!("both halves come from this stream"));
+    conn.rbuf.extend_from_slice(&received);
+    (conn, sent)
+}
+
+/// Completes when the peer closes its side or the connection fails. Data read meanwhile is
+/// appended to `received` (up to a limit, then the watch stops reading).
+async fn until_peer_closes(
+    rd: &mut OwnedReadHalf<TcpStream>,
+    mut spare: Vec<u8>,
+    received: &mut Vec<u8>,
+) {
+    loop {
+        if received.len() >= WATCH_MAX_BYTES {
+            return std::future::pending().await;
+        }
+        spare.clear();
+        let (res, buf) = rd.read(spare).await;
+        spare = buf;
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => received.extend_from_slice(&spare),
         }
     }
 }

@@ -444,3 +444,87 @@ fn official_js_sdk_receives_only_permitted_record_events() {
         None => eprintln!("PocketBase binary unavailable: checked against the assertions only"),
     }
 }
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Clients that close their connection are dropped at once, not at the next event sent to
+/// them (none is, here): their client ids are forgotten and their sockets closed, with both
+/// I/O drivers.
+fn closed_clients_are_dropped(extra: &[&str]) {
+    const N: usize = 40;
+    let mut args = vec!["--workers=2"];
+    args.extend_from_slice(extra);
+    let bun = pocketbun(&args);
+    let port = bun.port();
+    let pid = bun.pid().expect("server pid");
+    let before = open_fds(pid);
+    let mut clients: Vec<(Sse, String)> = (0..N)
+        .map(|_| {
+            let mut sse = Sse::open(port, "");
+            let id = sse.client_id();
+            (sse, id)
+        })
+        .collect();
+    for (_, id) in &clients {
+        let subs = vec!["demo2/*".to_string(), "demo1/*".to_string()];
+        assert_eq!(post(port, &subs_body(id, &subs), None, &[]).0, 204);
+    }
+    let connected = open_fds(pid);
+    assert!(
+        connected >= before + N,
+        "{before} fds before, {connected} with {N} clients"
+    );
+    // half of them close both directions, half only their sending side (FIN): both are gone
+    let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
+    let mut half_closed = Vec::new();
+    for (i, (sse, _)) in clients.drain(..).enumerate() {
+        if i % 2 == 0 {
+            drop(sse);
+        } else {
+            sse.sock.shutdown(std::net::Shutdown::Write).unwrap();
+            half_closed.push(sse);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut left: Vec<&String> = ids.iter().collect();
+    while !left.is_empty() && Instant::now() < deadline {
+        left.retain(|id| post(port, &subs_body(id, &["demo2/*".into()]), None, &[]).0 != 404);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        left.is_empty(),
+        "{} of {N} closed clients still registered",
+        left.len()
+    );
+    let mut now = open_fds(pid);
+    while now > before + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        now = open_fds(pid);
+    }
+    assert!(
+        now <= before + 2,
+        "{before} fds before, {now} after the clients left"
+    );
+    // the server still serves new clients
+    let mut sse = Sse::open(port, "");
+    let id = sse.client_id();
+    assert_eq!(
+        post(port, &subs_body(&id, &["demo2/*".into()]), None, &[]).0,
+        204
+    );
+    drop(half_closed);
+}
+
+#[test]
+fn closed_clients_are_dropped_io_uring() {
+    closed_clients_are_dropped(&[]);
+}
+
+#[test]
+fn closed_clients_are_dropped_epoll() {
+    closed_clients_are_dropped(&["--epoll"]);
+}
