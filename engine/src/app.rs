@@ -64,9 +64,13 @@ const QUERY_CACHE_ENTRIES: usize = 4096;
 
 pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
 
+/// A body limit that depends on the route's path parameters (a collection's own limit).
+pub type DynamicLimit = fn(&AppCtx, &[(String, String)]) -> usize;
+
 pub struct Route {
     handler: Handler,
     body_limit: Option<usize>,
+    dynamic_limit: Option<DynamicLimit>,
 }
 
 #[derive(Default)]
@@ -98,6 +102,28 @@ impl Routes {
             Route {
                 handler: Box::new(handler),
                 body_limit: limit,
+                dynamic_limit: None,
+            },
+        );
+    }
+
+    /// A route whose body limit is computed per request from its path parameters.
+    pub fn add_with_dynamic_limit<F>(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        limit: DynamicLimit,
+        handler: F,
+    ) where
+        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
+    {
+        self.router.add(
+            method,
+            pattern,
+            Route {
+                handler: Box::new(handler),
+                body_limit: None,
+                dynamic_limit: Some(limit),
             },
         );
     }
@@ -184,7 +210,10 @@ fn add_security_headers(resp: &mut Response) {
 impl Service for App {
     fn body_limit(&self, head: &RequestHead) -> usize {
         match self.routes.router.find(&head.method, Self::raw_path(head)) {
-            Match::Found { value, .. } => value.body_limit.unwrap_or(self.ctx.shared.body_limit),
+            Match::Found { value, params } => match value.dynamic_limit {
+                Some(limit) => limit(&self.ctx, &params),
+                None => value.body_limit.unwrap_or(self.ctx.shared.body_limit),
+            },
             _ => self.ctx.shared.body_limit,
         }
     }

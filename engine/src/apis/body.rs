@@ -50,6 +50,23 @@ fn has_body(req: &Request) -> bool {
     !req.body.is_empty() || chunked
 }
 
+/// The 400 of a record body that could not be read: PocketBase names a body of a type it
+/// cannot bind; anything else is its generic 400.
+pub fn body_error(req: &Request) -> crate::error::ApiError {
+    let ct = req.header("content-type").unwrap_or("");
+    let known = [
+        "application/json",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "text/xml",
+        "application/xml",
+    ];
+    if has_body(req) && !known.iter().any(|k| ct.starts_with(k)) {
+        return crate::error::ApiError::bad_request(Some("Unsupported Content-Type."));
+    }
+    crate::error::ApiError::bad_request(None)
+}
+
 /// `application/x-www-form-urlencoded` pairs, percent- and plus-decoded.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &str) -> String {

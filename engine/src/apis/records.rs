@@ -24,14 +24,16 @@ pub fn register(routes: &mut Routes) {
         "/api/collections/{collection}/records/{id}",
         |ctx, req| Box::pin(view(ctx, req)),
     );
-    routes.add(
+    routes.add_with_dynamic_limit(
         Method::Post,
         "/api/collections/{collection}/records",
+        collection_body_limit,
         |ctx, req| Box::pin(save::create(ctx, req)),
     );
-    routes.add(
+    routes.add_with_dynamic_limit(
         Method::Patch,
         "/api/collections/{collection}/records/{id}",
+        collection_body_limit,
         |ctx, req| Box::pin(save::update(ctx, req)),
     );
     routes.add(
@@ -39,6 +41,40 @@ pub fn register(routes: &mut Routes) {
         "/api/collections/{collection}/records/{id}",
         |ctx, req| Box::pin(save::delete(ctx, req)),
     );
+}
+
+/// PocketBase's per-collection body limit of record writes: the default limit plus what the
+/// collection's file (maxSize x maxSelect), JSON and editor fields may hold at most.
+fn collection_body_limit(ctx: &AppCtx, params: &[(String, String)]) -> usize {
+    use pocketbun_storage::collections::FieldKind;
+    let base = ctx.shared.body_limit;
+    let schema = ctx.shared.schema.get();
+    let Some(coll) = params
+        .iter()
+        .find(|(k, _)| k == "collection")
+        .and_then(|(_, name)| schema.collections.get(name))
+    else {
+        return base;
+    };
+    if coll.is_view() {
+        return base;
+    }
+    let or = |size: i64, default: i64| if size <= 0 { default } else { size };
+    let extra: i64 = coll
+        .fields
+        .iter()
+        .map(|f| match &f.kind {
+            FieldKind::File {
+                max_size,
+                max_select,
+                ..
+            } => or(*max_size, 5 << 20).saturating_mul((*max_select).max(1)),
+            FieldKind::Json { max_size, .. } => or(*max_size, 1 << 20),
+            FieldKind::Editor { max_size, .. } => or(*max_size, 5 << 20),
+            _ => 0,
+        })
+        .fold(0i64, |a, b| a.saturating_add(b));
+    base.saturating_add(usize::try_from(extra).unwrap_or(usize::MAX))
 }
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";

@@ -248,9 +248,11 @@ fn persist(
     only_changed: bool,
 ) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
+    let password_changed = coll.is_auth()
+        && !draft.is_new
+        && matches!(draft.get("password"), Some(Val::Password { plain, .. }) if !plain.is_empty());
     if coll.is_auth() {
         if !draft.is_new {
-            let password_changed = matches!(draft.get("password"), Some(Val::Password { plain, .. }) if !plain.is_empty());
             let token_same = draft.str_of("tokenKey") == draft.original_str("tokenKey");
             if token_same
                 && (password_changed || draft.str_of("email") != draft.original_str("email"))
@@ -331,6 +333,14 @@ fn persist(
     };
     match result {
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
+        Ok(_) if password_changed && schema.by_name("_authOrigins").is_some() => {
+            // a new password invalidates the devices known for the old one, as PocketBase
+            conn.execute(
+                "DELETE FROM `_authOrigins` WHERE `collectionRef` = ?1 AND `recordRef` = ?2",
+                [&coll.id, &draft.original_str("id")],
+            )?;
+            Ok(())
+        }
         Ok(_) => Ok(()),
         Err(e) => match unique_errors(&e, &coll) {
             Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
@@ -558,7 +568,7 @@ pub async fn prepare_upsert(
         Some(b) => b,
         None => record_body(req)
             .await
-            .map_err(|_| ApiError::bad_request(None))?,
+            .map_err(|_| crate::apis::body::body_error(req))?,
     };
     let rule = if is_new {
         coll.create_rule.clone()
@@ -860,7 +870,7 @@ pub async fn prepare_delete(
     if batch.is_some() {
         caller.info.context = "batch".into();
     } else if record_body(req).await.is_err() {
-        return Err(ApiError::bad_request(None));
+        return Err(crate::apis::body::body_error(req));
     }
     let superuser = caller.superuser();
     if !superuser && coll.delete_rule.is_none() {
@@ -945,6 +955,14 @@ pub fn delete_record(
     let Some(ev) = RecordEvent::load(conn, Action::Delete, coll.clone(), id)? else {
         return Ok(());
     };
+    if coll.name == "_superusers" {
+        let total: i64 = conn.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
+        if total <= 1 {
+            return Err(JobFail::Refused(JobError::Api(ApiError::bad_request(
+                Some("You can't delete the only existing superuser."),
+            ))));
+        }
+    }
     events.push(ev);
     conn.execute(
         &format!("DELETE FROM {} WHERE `id` = ?1", quote(&coll.name)),
