@@ -20,6 +20,7 @@ pub mod fixture;
 pub mod http;
 pub mod node;
 mod paths;
+pub mod s3;
 mod server;
 pub mod smtp;
 

@@ -1,6 +1,17 @@
 //! `/api/backups` end to end over real servers: create/list/download (superuser file token)/
 //! upload/delete with PocketBase's validation, restore with the process restart, and backups
 //! moving both ways between PocketBun and the real PocketBase binary.
+//!
+//! needsGo scenarios of PocketBase's `apis/backup_test.go`: the backups its `BeforeTestFunc`
+//! makes (`test1.zip`..`test3.zip`, `@test4.zip`) are made here over the API (and one copied
+//! into `pb_data/backups`), the `superuserIPs` it sets are PATCHed, and what its
+//! `AfterTestFunc` checks (files created or gone) is read from the backups folder — see
+//! `backup_test_go_scenarios` and the tests above. Not portable over HTTP:
+//! * create "authorized as superuser (pending backup)", delete "existing file with matching
+//!   active backup" / "existing file and no matching active backup" (only its "no matching"
+//!   half: the plain delete is ported), restore "authorized as superuser (active backup
+//!   process)": they set the in-progress backup name in the Go app's store; over HTTP that
+//!   state exists only while a real backup runs, so a test would race it (a timing assert).
 
 use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
@@ -388,4 +399,174 @@ fn pocketbun_backup_restores_in_pocketbase() {
     wait_for_app_name(&pb, "made_by_pocketbun");
     let (status, body) = call(&pb, "GET", "/api/collections/demo1", Some(SUPERUSER), "");
     assert_eq!(status, 200, "{body}");
+}
+
+/// The listing, download, delete and restore scenarios of `backup_test.go` whose Go setup
+/// made backups first (see the module docs).
+#[test]
+fn backup_test_go_scenarios() {
+    let server = start(&ServerSpec::pocketbun());
+    for name in ["test1.zip", "test2.zip", "test3.zip"] {
+        let body = format!("{{\"name\":\"{name}\"}}");
+        let (status, body) = call(&server, "POST", "/api/backups", Some(SUPERUSER), &body);
+        assert_eq!(status, 204, "{body}");
+    }
+    // `@test4.zip` cannot be named through the create API (its name pattern): put it in place
+    let backups = server.data_dir().join("backups");
+    std::fs::copy(backups.join("test1.zip"), backups.join("@test4.zip")).unwrap();
+
+    // list
+    assert_eq!(call(&server, "GET", "/api/backups", None, "").0, 401);
+    assert_eq!(call(&server, "GET", "/api/backups", Some(USER), "").0, 403);
+    let (status, body) = call(&server, "GET", "/api/backups", Some(SUPERUSER), "");
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let items = list.as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|b| b["key"].as_str().unwrap()).collect();
+    assert_eq!(names, ["@test4.zip", "test1.zip", "test2.zip", "test3.zip"]);
+    for item in items {
+        assert!(item["size"].as_u64().unwrap() > 0, "{item}");
+        assert!(item["modified"].as_str().unwrap().ends_with('Z'), "{item}");
+    }
+
+    // download: only a superuser *file* token in the query opens it
+    let get = |target: &str, auth: Option<&str>| {
+        let mut req = Request::new("GET", target);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        send(&server, req)
+    };
+    let forbidden = "{\"data\":{},\"message\":\"Insufficient permissions to access the resource.\",\"status\":403}\n";
+    for (target, auth) in [
+        ("/api/backups/test1.zip".to_string(), None),
+        ("/api/backups/test1.zip".to_string(), Some(USER)),
+        ("/api/backups/test1.zip".to_string(), Some(SUPERUSER)),
+        ("/api/backups/test1.zip?token=".to_string(), None),
+        (format!("/api/backups/test1.zip?token={USER}"), None),
+        (format!("/api/backups/test1.zip?token={USER_FILE}"), None),
+        (format!("/api/backups/test1.zip?token={SUPERUSER}"), None),
+        (format!("/api/backups/test1.zip?token={EXPIRED_FILE}"), None),
+    ] {
+        let (status, body) = get(&target, auth);
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (403, forbidden),
+            "{target} {auth:?}"
+        );
+    }
+    let (status, body) = get(
+        &format!("/api/backups/missing?token={SUPERUSER_FILE}"),
+        None,
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let test1 = std::fs::read(backups.join("test1.zip")).unwrap();
+    let (status, body) = get(
+        &format!("/api/backups/test1.zip?token={SUPERUSER_FILE}"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body, test1);
+    let (status, body) = get(
+        &format!("/api/backups/%40test4.zip?token={SUPERUSER_FILE}"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body, test1);
+
+    // delete
+    assert_eq!(
+        call(&server, "DELETE", "/api/backups/test1.zip", None, "").0,
+        401
+    );
+    assert_eq!(
+        call(&server, "DELETE", "/api/backups/test1.zip", Some(USER), "").0,
+        403
+    );
+    let (status, body) = call(
+        &server,
+        "DELETE",
+        "/api/backups/missing.zip",
+        Some(SUPERUSER),
+        "",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"data\":{}"), "{body}");
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        "/api/backups/test1.zip",
+        Some(SUPERUSER),
+        "",
+    );
+    assert_eq!(status, 204);
+    assert!(!backups.join("test1.zip").exists());
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        "/api/backups/%40test4.zip",
+        Some(SUPERUSER),
+        "",
+    );
+    assert_eq!(status, 204);
+    assert!(!backups.join("@test4.zip").exists());
+    assert_eq!(keys(&server), ["test2.zip", "test3.zip"]);
+
+    // restore: the access checks and a missing file (a real restore is tested above)
+    assert_eq!(
+        call(&server, "POST", "/api/backups/test2.zip/restore", None, "").0,
+        401
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/api/backups/test2.zip/restore",
+            Some(USER),
+            ""
+        )
+        .0,
+        403
+    );
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/backups/missing.zip/restore",
+        Some(SUPERUSER),
+        "",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"data\":{}"), "{body}");
+
+    // superuser IP lists: a listed IP downloads, any other is refused (last: it also locks
+    // the superuser API out for this client)
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        "/api/settings",
+        Some(SUPERUSER),
+        r#"{"superuserIPs":["127.0.0.1"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(
+        &format!("/api/backups/test2.zip?token={SUPERUSER_FILE}"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        "/api/settings",
+        Some(SUPERUSER),
+        r#"{"superuserIPs":["0.0.0.0"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(
+        &format!("/api/backups/test2.zip?token={SUPERUSER_FILE}"),
+        None,
+    );
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (403, forbidden)
+    );
 }

@@ -1,6 +1,15 @@
 //! `/api/crons` end to end: PocketBase's system jobs, the auto-backup job following
 //! `backups.cron`, and jobs started on demand doing their work (logs retention, backup
 //! rotation with `cronMaxKeep`).
+//!
+//! needsGo scenarios of PocketBase's `apis/cron_test.go`: its `BeforeTestFunc` registers a
+//! Go job (`test`) and its `AfterTestFunc` checks whether that job ran. Ported here with
+//! PocketBase's own jobs in its place: "unauthorized" (401), "authorized as regular user"
+//! (403), "authorized as superuser (missing job)" (404 envelope) and "(existing job)" (204,
+//! and the job's effect: `__pbLogsCleanup__` deleting old logs, the auto-backup job making
+//! and rotating backups) — `lists_and_runs_pocketbases_jobs` and the tests below it.
+//! Not portable over HTTP: "authorized as superuser (empty list)" removes every registered
+//! job from the Go app (`app.Cron().RemoveAll()`); no API can unregister PocketBase's jobs.
 
 use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};

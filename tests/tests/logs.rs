@@ -1,6 +1,13 @@
 //! Request logs end to end: what a request leaves in `auxiliary.db` (`_logs`), the settings
 //! that shape it (`logIP`, `logAuthId`, `minLevel`, `maxDays`), and `/api/logs` listing,
 //! viewing and hourly stats with filters on `data.*` (PocketBase's `StubLogsData` fixture).
+//!
+//! needsGo scenarios of PocketBase's `apis/logs_test.go` (all 6 ported): their
+//! `BeforeTestFunc` inserts the two `StubLogsData` rows, done here by writing the same rows
+//! into a copy of the fixture's `auxiliary.db` before the server starts (`stubbed_fixture`).
+//! `list_view_and_stats_like_pocketbase` makes their requests and assertions: list
+//! "authorized as superuser" and "+ filter", view "nonexisting request log" and "existing
+//! request log", stats "authorized as superuser" and "+ filter".
 
 use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
