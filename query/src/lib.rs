@@ -52,10 +52,10 @@ pub struct CompiledQuery {
     pub where_sql: String,
     /// ORDER BY terms without `ORDER BY` (empty = none).
     pub order_sql: String,
-    /// `SELECT [DISTINCT] `t`.* FROM ... [WHERE ...] [ORDER BY ...] LIMIT ?L OFFSET ?O`
+    /// `SELECT [DISTINCT] `t`.* FROM ... [WHERE ...] [ORDER BY ...] LIMIT ?L + 0 OFFSET ?O + 0`
     /// where `?L`/`?O` are the two parameters after [`CompiledQuery::params`].
     pub select_sql: String,
-    /// `SELECT COUNT(DISTINCT `t`.<rowid or id>) FROM ... [WHERE ...]` (same params).
+    /// `SELECT COUNT(DISTINCT `t`.<rowid or id>) FROM ...` or `COUNT(*)` when no join can repeat a row (same params).
     pub count_sql: String,
     pub params: Vec<Param>,
     pub guards: Vec<Guard>,
@@ -230,15 +230,19 @@ pub fn compile_list(
         &where_sql,
         &order_sql,
     );
-    select_sql.push_str(&format!(" LIMIT ?{} OFFSET ?{}", n + 1, n + 2));
-    let count_col = if coll.is_view() { "id" } else { "_rowid_" };
-    let count_sql = assemble(
-        false,
-        &format!("COUNT(DISTINCT `{table}`.`{count_col}`)"),
-        &from_sql,
-        &where_sql,
-        "",
-    );
+    // `+ 0` keeps LIMIT/OFFSET opaque expressions: SQLite (3.46+) reads a bare bound
+    // LIMIT/OFFSET value while planning and then re-prepares the statement on every rebind
+    select_sql.push_str(&format!(" LIMIT ?{} + 0 OFFSET ?{} + 0", n + 1, n + 2));
+    // without a multiplying join every row of the table is counted once, and a plain
+    // COUNT(*) lets SQLite count without decoding rows or building a DISTINCT set
+    let count_expr = if coll.is_view() {
+        format!("COUNT(DISTINCT `{table}`.`id`)")
+    } else if distinct {
+        format!("COUNT(DISTINCT `{table}`.`_rowid_`)")
+    } else {
+        "COUNT(*)".to_string()
+    };
+    let count_sql = assemble(false, &count_expr, &from_sql, &where_sql, "");
     Ok(CompiledQuery {
         table,
         distinct,
