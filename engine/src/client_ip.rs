@@ -39,16 +39,38 @@ pub fn real_ip(settings: &Settings, req: &Request) -> Option<String> {
 
 /// An IP as Go's `netip.Addr.StringExpanded` writes it (IPv6 with every group in full).
 pub fn expanded(ip: IpAddr) -> String {
+    // dotted quad by hand: this runs for every logged request
+    fn v4_string(v4: std::net::Ipv4Addr) -> String {
+        let mut out = String::with_capacity(15);
+        for (i, o) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            if o >= 100 {
+                out.push((b'0' + o / 100) as char);
+            }
+            if o >= 10 {
+                out.push((b'0' + o / 10 % 10) as char);
+            }
+            out.push((b'0' + o % 10) as char);
+        }
+        out
+    }
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(v4) => v4_string(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6
-                .segments()
-                .iter()
-                .map(|s| format!("{s:04x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
+            Some(v4) => v4_string(v4),
+            None => {
+                use std::fmt::Write;
+                let mut out = String::with_capacity(39);
+                for (i, s) in v6.segments().iter().enumerate() {
+                    if i > 0 {
+                        out.push(':');
+                    }
+                    let _ = write!(out, "{s:04x}");
+                }
+                out
+            }
         },
     }
 }

@@ -1,11 +1,14 @@
 //! Request and application logs in `auxiliary.db` (`_logs`), written the way PocketBase writes
 //! them: one row per log with `level`, `message`, a JSON `data` object and `created`.
 //!
-//! The request path only builds a small [`RequestLog`] and hands it over a bounded channel
-//! (`try_send`: a full queue drops the log, it never waits). A dedicated thread resolves the
-//! details that cost a database read (the auth record behind the token), collects up to
-//! [`BATCH_SIZE`] logs or [`FLUSH_AFTER`] worth of them, and inserts the batch as one job of
-//! the auxiliary database's writer. A failed write loses logs, never a request.
+//! The request path only builds a small [`RequestLog`] (its `data` JSON already written as
+//! text) and hands it over a bounded channel (`try_send`: a full queue drops the log and
+//! counts it, it never waits; the queue is bounded by bytes too, so a writer that cannot keep
+//! up costs no memory growth). A dedicated thread resolves the details that cost a database
+//! read (the auth record behind the token), collects up to [`BATCH_SIZE`] logs or
+//! [`FLUSH_AFTER`] worth of them, and inserts the batch with multi-row INSERTs as one job
+//! (one transaction) of the auxiliary database's writer, a thread and connection of its own
+//! (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses logs, never a request.
 
 pub mod request;
 
@@ -16,7 +19,7 @@ use pocketbun_storage::rusqlite::{params, Connection};
 use pocketbun_storage::{Reader, Store};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,8 +33,14 @@ pub const LEVEL_ERROR: i64 = 8;
 pub const BATCH_SIZE: usize = 200;
 /// Longest a log waits in memory before it is written.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(500);
-/// Logs queued beyond this are dropped (the writer cannot keep up; requests must not wait).
+/// Logs queued beyond this many, or beyond [`QUEUE_BYTES`], are dropped (the writer cannot
+/// keep up; requests must not wait and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
+const QUEUE_BYTES: usize = 16 << 20;
+/// Rows per multi-row INSERT statement (the rest of a batch goes one row at a time).
+const ROWS_PER_INSERT: usize = 50;
+/// Shortest pause between two reports of dropped logs.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// One log on its way to `_logs`.
 pub enum Entry {
@@ -44,6 +53,18 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// Bytes the entry holds while queued (roughly, for the queue's memory bound).
+    fn size(&self) -> usize {
+        match self {
+            Entry::Request(log) => log.size(),
+            Entry::Plain { message, data, .. } => {
+                std::mem::size_of::<Self>() + message.len() + 64 * (data.len() + 1)
+            }
+        }
+    }
+}
+
 enum Msg {
     Entry(Entry),
     /// Write everything queued so far, then answer.
@@ -52,7 +73,16 @@ enum Msg {
 
 struct Logger {
     tx: Sender<Msg>,
+    queue: Arc<Queue>,
+}
+
+/// What the request workers and the log thread share about the queue.
+#[derive(Default)]
+struct Queue {
+    /// Logs dropped because the queue was full.
     dropped: AtomicU64,
+    /// Bytes of the logs in the channel.
+    bytes: AtomicUsize,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
@@ -64,13 +94,12 @@ pub fn start(store: &Arc<Store>) -> std::io::Result<()> {
     }
     let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
     let store = store.clone();
+    let queue = Arc::new(Queue::default());
+    let shared = queue.clone();
     std::thread::Builder::new()
         .name("pocketbun-logs".into())
-        .spawn(move || run(&store, &rx))?;
-    let _ = LOGGER.set(Logger {
-        tx,
-        dropped: AtomicU64::new(0),
-    });
+        .spawn(move || run(&store, &rx, &shared))?;
+    let _ = LOGGER.set(Logger { tx, queue });
     Ok(())
 }
 
@@ -82,10 +111,18 @@ pub fn enabled() -> bool {
 /// Queues a log without ever blocking; drops it when the queue is full.
 pub fn submit(entry: Entry) {
     if let Some(logger) = LOGGER.get() {
+        let q = &logger.queue;
+        let size = entry.size();
+        if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
+            q.bytes.fetch_sub(size, Ordering::Relaxed);
+            q.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match logger.tx.try_send(Msg::Entry(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                logger.dropped.fetch_add(1, Ordering::Relaxed);
+                q.bytes.fetch_sub(size, Ordering::Relaxed);
+                q.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -95,7 +132,7 @@ pub fn submit(entry: Entry) {
 pub fn dropped() -> u64 {
     LOGGER
         .get()
-        .map_or(0, |l| l.dropped.load(Ordering::Relaxed))
+        .map_or(0, |l| l.queue.dropped.load(Ordering::Relaxed))
 }
 
 /// An application (non-request) log, subject to `logs.minLevel` and `logs.maxDays`.
@@ -135,21 +172,27 @@ struct Row {
     created: String,
 }
 
-fn run(store: &Store, rx: &Receiver<Msg>) {
+fn run(store: &Store, rx: &Receiver<Msg>, queue: &Queue) {
     let writer = store.aux_writer();
     let mut auth = AuthCache::new(store.reader().ok());
     let mut batch: Vec<Entry> = Vec::with_capacity(BATCH_SIZE);
     let mut waiting: Vec<Sender<()>> = Vec::new();
+    let mut reported_drops = 0u64;
+    let mut last_report: Option<Instant> = None;
+    let take = |e: Entry, batch: &mut Vec<Entry>| {
+        queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
+        batch.push(e);
+    };
     loop {
         match rx.recv() {
-            Ok(Msg::Entry(e)) => batch.push(e),
+            Ok(Msg::Entry(e)) => take(e, &mut batch),
             Ok(Msg::Flush(done)) => waiting.push(done),
             Err(_) => return,
         }
         let deadline = Instant::now() + FLUSH_AFTER;
         while waiting.is_empty() && batch.len() < BATCH_SIZE {
             match rx.recv_deadline(deadline) {
-                Ok(Msg::Entry(e)) => batch.push(e),
+                Ok(Msg::Entry(e)) => take(e, &mut batch),
                 Ok(Msg::Flush(done)) => waiting.push(done),
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -159,10 +202,20 @@ fn run(store: &Store, rx: &Receiver<Msg>) {
         if !waiting.is_empty() {
             while let Ok(msg) = rx.try_recv() {
                 match msg {
-                    Msg::Entry(e) => batch.push(e),
+                    Msg::Entry(e) => take(e, &mut batch),
                     Msg::Flush(done) => waiting.push(done),
                 }
             }
+        }
+        let dropped = queue.dropped.load(Ordering::Relaxed);
+        if dropped > reported_drops && last_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY)
+        {
+            eprintln!(
+                "pocketbun: {} logs dropped ({dropped} in total): the log writer cannot keep up",
+                dropped - reported_drops
+            );
+            reported_drops = dropped;
+            last_report = Some(Instant::now());
         }
         if !batch.is_empty() {
             let rows: Vec<Row> = batch.drain(..).map(|e| auth.finish(e)).collect();
@@ -180,6 +233,7 @@ fn run(store: &Store, rx: &Receiver<Msg>) {
 }
 
 fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
+    use std::fmt::Write;
     // `_logs` has an `updated` column only in pb_data made by PocketBase before v0.23's
     // schema; a fresh v0.39 one does not
     let has_updated: bool = conn.query_row(
@@ -187,16 +241,53 @@ fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
         [],
         |r| r.get(0),
     )?;
-    let sql = if has_updated {
-        "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`, `updated`) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
-    } else {
-        "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`) \
-         VALUES (?1, ?2, ?3, ?4, ?5)"
+    let sql = |n: usize| {
+        let mut sql = String::from(if has_updated {
+            "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`, `updated`) VALUES "
+        } else {
+            "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`) VALUES "
+        });
+        for i in 0..n {
+            let p = i * 5;
+            let sep = if i > 0 { "," } else { "" };
+            let _ = write!(
+                sql,
+                "{sep}(?{}, ?{}, ?{}, ?{}, ?{}",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            );
+            if has_updated {
+                let _ = write!(sql, ", ?{}", p + 5);
+            }
+            sql.push(')');
+        }
+        sql
     };
-    let mut stmt = conn.prepare_cached(sql)?;
-    for r in rows {
-        stmt.execute(params![r.id, r.level, r.message, r.data, r.created])?;
+    // one statement per ROWS_PER_INSERT rows: far fewer statement executions per batch
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut stmt = conn.prepare_cached(&sql(ROWS_PER_INSERT))?;
+        for chunk in chunks.by_ref() {
+            for (i, r) in chunk.iter().enumerate() {
+                let p = i * 5;
+                stmt.raw_bind_parameter(p + 1, &r.id)?;
+                stmt.raw_bind_parameter(p + 2, r.level)?;
+                stmt.raw_bind_parameter(p + 3, &r.message)?;
+                stmt.raw_bind_parameter(p + 4, &r.data)?;
+                stmt.raw_bind_parameter(p + 5, &r.created)?;
+            }
+            stmt.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut stmt = conn.prepare_cached(&sql(1))?;
+        for r in rest {
+            stmt.execute(params![r.id, r.level, r.message, r.data, r.created])?;
+        }
     }
     Ok(())
 }
@@ -248,15 +339,18 @@ impl AuthCache {
             },
             Entry::Request(log) => {
                 let auth = log.authorization.as_deref().and_then(|h| self.resolve(h));
-                let (level, message, created) =
-                    (log.level, log.message.clone(), log.created.clone());
-                let data = log.into_data(auth.as_ref());
+                let mut data = String::with_capacity(256);
+                log.write_data(&mut data, auth.as_ref());
+                let ms = log
+                    .created
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
                 Row {
                     id: pocketbun_storage::random::new_record_id(),
-                    level,
-                    message,
-                    data: to_json(&data),
-                    created,
+                    level: log.level,
+                    message: log.message,
+                    data,
+                    created: pocketbun_storage::time::format_unix_millis(ms),
                 }
             }
         }

@@ -1,8 +1,10 @@
 //! The request log: what PocketBase's activity logger records about every request.
 //!
-//! [`PendingRequest::begin`] runs before the handler and [`PendingRequest::finish`] after it;
-//! both only copy a few strings. The auth record behind the token is resolved later, on the
-//! log thread ([`RequestLog::into_data`]).
+//! [`PendingRequest::begin`] runs before the handler and [`PendingRequest::finish`] after it.
+//! The log's `data` JSON is written as text right there, in Go's key order, except for the
+//! auth keys: the auth record behind the token is resolved later, on the log thread
+//! ([`RequestLog::write_data`]), and its keys (`auth`, `authId`) sort before all others.
+//! No JSON tree, no float formatting and no timestamp formatting happen on a request worker.
 
 use super::{Entry, LEVEL_ERROR, LEVEL_INFO};
 use crate::app::Shared;
@@ -10,8 +12,10 @@ pub use crate::client_ip::client_ip;
 use crate::client_ip::{expanded, real_ip};
 use crate::error::ApiError;
 use pocketbun_http::{Method, Request};
+use pocketbun_storage::collections::gojson;
 use serde_json::{Map, Value};
-use std::time::Instant;
+use std::borrow::Cow;
+use std::time::{Instant, SystemTime};
 
 const MAX_METHOD: usize = 50;
 const MAX_URL: usize = 3000;
@@ -20,26 +24,31 @@ const MAX_HEADER: usize = 2000;
 /// A request being served whose log will be written (logging is on).
 pub struct PendingRequest {
     started: Instant,
-    method: String,
-    uri: String,
-    referer: String,
-    user_agent: String,
+    created: SystemTime,
+    message: String,
+    /// `,"method":…,"referer":…[,"remoteIP":…]` of `data`.
+    mid: String,
+    /// `,"type":"request","url":…,"userAgent":…[,"userIP":…]}` of `data`.
+    end: String,
     authorization: Option<String>,
     log_auth_id: bool,
     min_level: i64,
-    /// `(userIP, remoteIP)` when `logs.logIP` is on.
-    ips: Option<(String, String)>,
     skip_success: bool,
 }
 
 /// A finished request's log, before its auth is resolved.
 pub struct RequestLog {
-    pub(super) created: String,
+    pub(super) created: SystemTime,
     pub(super) level: i64,
     pub(super) message: String,
     pub(super) authorization: Option<String>,
     log_auth_id: bool,
-    data: Map<String, Value>,
+    /// `"details":…,"error":…,` of a failed request (else empty).
+    error: String,
+    exec_ms: f64,
+    status: u16,
+    mid: String,
+    end: String,
 }
 
 impl PendingRequest {
@@ -54,31 +63,53 @@ impl PendingRequest {
             return None;
         }
         let started = Instant::now();
-        let method = cut(&req.head.method.as_str().to_ascii_uppercase(), MAX_METHOD);
+        let created = SystemTime::now();
+        let method = cut(req.head.method.as_str(), MAX_METHOD).to_ascii_uppercase();
         let uri = cut(request_uri(&req.head.target), MAX_URL);
         let path = uri.split('?').next().unwrap_or("");
         let skip_success = path == "/api/logs"
             || path.starts_with("/api/logs/")
             || path == "/api/oauth2-redirect"
             || (path == "/api/realtime" && matches!(req.head.method, Method::Get));
-        let ips = logs.log_ip.then(|| {
+        let referer = cut(req.header("referer").unwrap_or(""), MAX_HEADER);
+        let user_agent = cut(req.header("user-agent").unwrap_or(""), MAX_HEADER);
+
+        let mut message = String::with_capacity(method.len() + 1 + uri.len());
+        message.push_str(&method);
+        message.push(' ');
+        path_unescape_into(&mut message, &uri);
+
+        let mut mid = String::with_capacity(32 + method.len() + referer.len());
+        mid.push_str(",\"method\":");
+        gojson::write_str(&mut mid, &method);
+        mid.push_str(",\"referer\":");
+        gojson::write_str(&mut mid, &referer);
+        let mut end = String::with_capacity(48 + uri.len() + user_agent.len());
+        end.push_str(",\"type\":\"request\",\"url\":");
+        gojson::write_str(&mut end, &uri);
+        end.push_str(",\"userAgent\":");
+        gojson::write_str(&mut end, &user_agent);
+        if logs.log_ip {
             let remote = expanded(req.peer.ip());
             let user = real_ip(&settings, req).unwrap_or_else(|| remote.clone());
-            (user, remote)
-        });
+            mid.push_str(",\"remoteIP\":");
+            gojson::write_str(&mut mid, &remote);
+            end.push_str(",\"userIP\":");
+            gojson::write_str(&mut end, &user);
+        }
+        end.push('}');
         Some(PendingRequest {
             started,
-            method,
-            uri,
-            referer: cut(req.header("referer").unwrap_or(""), MAX_HEADER),
-            user_agent: cut(req.header("user-agent").unwrap_or(""), MAX_HEADER),
+            created,
+            message,
+            mid,
+            end,
             authorization: req
                 .header("authorization")
                 .filter(|h| !h.trim().is_empty())
                 .map(str::to_string),
             log_auth_id: logs.log_auth_id,
             min_level: logs.min_level,
-            ips,
             skip_success,
         })
     }
@@ -97,52 +128,65 @@ impl PendingRequest {
             return;
         }
         let exec_ms = self.started.elapsed().as_nanos() as f64 / 1_000_000.0;
-        let mut data = Map::new();
-        data.insert("type".into(), "request".into());
-        if let Some(n) = serde_json::Number::from_f64(exec_ms) {
-            data.insert("execTime".into(), Value::Number(n));
-        }
+        let mut error_keys = String::new();
         if let Some(err) = error {
-            data.insert("error".into(), err.message.clone().into());
-            data.insert("details".into(), details(&err.data));
-        }
-        let message = format!("{} {}", self.method, path_unescape(&self.uri));
-        data.insert("url".into(), self.uri.into());
-        data.insert("method".into(), self.method.into());
-        data.insert("status".into(), status.into());
-        data.insert("referer".into(), self.referer.into());
-        data.insert("userAgent".into(), self.user_agent.into());
-        if let Some((user, remote)) = self.ips {
-            data.insert("userIP".into(), user.into());
-            data.insert("remoteIP".into(), remote.into());
+            error_keys.push_str("\"details\":");
+            match crate::error::to_go_json(&details(&err.data)) {
+                Ok(b) => error_keys.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => error_keys.push_str("null"),
+            }
+            error_keys.push_str(",\"error\":");
+            gojson::write_str(&mut error_keys, &err.message);
+            error_keys.push(',');
         }
         super::submit(Entry::Request(Box::new(RequestLog {
-            created: pocketbun_storage::time::now_datetime(),
+            created: self.created,
             level,
-            message,
+            message: self.message,
             authorization: self.authorization,
             log_auth_id: self.log_auth_id,
-            data,
+            error: error_keys,
+            exec_ms,
+            status,
+            mid: self.mid,
+            end: self.end,
         })));
     }
 }
 
 impl RequestLog {
-    /// The log's `data`, completed with the request's auth record.
-    pub(super) fn into_data(self, auth: Option<&crate::auth::AuthRecord>) -> Map<String, Value> {
-        let mut data = self.data;
+    /// Writes the log's `data` JSON into `out`, completed with the request's auth record
+    /// (Go's sorted key order: `auth`, `authId`, `details`, `error`, `execTime`, …).
+    pub(super) fn write_data(&self, out: &mut String, auth: Option<&crate::auth::AuthRecord>) {
+        out.push_str("{\"auth\":");
         match auth {
             Some(a) => {
-                data.insert("auth".into(), a.collection_name.clone().into());
+                gojson::write_str(out, &a.collection_name);
                 if self.log_auth_id {
-                    data.insert("authId".into(), a.id.clone().into());
+                    out.push_str(",\"authId\":");
+                    gojson::write_str(out, &a.id);
                 }
             }
-            None => {
-                data.insert("auth".into(), "".into());
-            }
+            None => out.push_str("\"\""),
         }
-        data
+        out.push(',');
+        out.push_str(&self.error);
+        out.push_str("\"execTime\":");
+        gojson::write_f64(out, self.exec_ms);
+        out.push_str(&self.mid);
+        out.push_str(",\"status\":");
+        gojson::write_i64(out, self.status as i64);
+        out.push_str(&self.end);
+    }
+
+    /// Bytes this log holds (for the log queue's memory bound).
+    pub(super) fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.message.len()
+            + self.error.len()
+            + self.mid.len()
+            + self.end.len()
+            + self.authorization.as_ref().map_or(0, String::len)
     }
 }
 
@@ -184,21 +228,26 @@ fn request_uri(target: &str) -> &str {
 }
 
 /// Go's `cutStr`: at most `max` bytes (on a char boundary), then `...`.
-fn cut(s: &str, max: usize) -> String {
+fn cut(s: &str, max: usize) -> Cow<'_, str> {
     if s.len() <= max {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &s[..end])
+    Cow::Owned(format!("{}...", &s[..end]))
 }
 
-/// Go's `url.PathUnescape`: `%XX` decoded (`+` kept); an invalid escape leaves `s` as is.
-fn path_unescape(s: &str) -> String {
+/// Go's `url.PathUnescape` of `s` appended to `out`: `%XX` decoded (`+` kept); an invalid
+/// escape leaves `s` as is.
+fn path_unescape_into(out: &mut String, s: &str) {
+    if !s.contains('%') {
+        out.push_str(s);
+        return;
+    }
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let mut bytes = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
@@ -208,22 +257,62 @@ fn path_unescape(s: &str) -> String {
                 b.get(i + 2).and_then(|&c| hex(c)),
             ) {
                 (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
+                    bytes.push((h * 16 + l) as u8);
                     i += 3;
                     continue;
                 }
-                _ => return s.to_string(),
+                _ => {
+                    out.push_str(s);
+                    return;
+                }
             }
         }
-        out.push(b[i]);
+        bytes.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+#[cfg(test)]
+fn path_unescape(s: &str) -> String {
+    let mut out = String::new();
+    path_unescape_into(&mut out, s);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_is_go_json_with_sorted_keys() {
+        let mut mid = String::new();
+        mid.push_str(",\"method\":\"GET\",\"referer\":");
+        gojson::write_str(&mut mid, "http://a/<b>");
+        mid.push_str(",\"remoteIP\":\"127.0.0.1\"");
+        let log = RequestLog {
+            created: SystemTime::UNIX_EPOCH,
+            level: LEVEL_ERROR,
+            message: "GET /x".into(),
+            authorization: None,
+            log_auth_id: true,
+            error: "\"details\":null,\"error\":\"Oops.\",".into(),
+            exec_ms: 0.123456,
+            status: 400,
+            mid,
+            end:
+                ",\"type\":\"request\",\"url\":\"/x?a=1\",\"userAgent\":\"ua\",\"userIP\":\"::1\"}"
+                    .into(),
+        };
+        let mut out = String::new();
+        log.write_data(&mut out, None);
+        // re-encoding through a sorted map with Go's escaping must give the same text
+        let parsed: Map<String, Value> = serde_json::from_str(&out).unwrap();
+        let again = String::from_utf8(crate::error::to_go_json(&parsed).unwrap()).unwrap();
+        assert_eq!(out, again);
+        assert_eq!(parsed["execTime"], 0.123456);
+        assert_eq!(parsed["auth"], "");
+    }
 
     #[test]
     fn go_helpers() {
@@ -236,6 +325,8 @@ mod tests {
             expanded("::1".parse().unwrap()),
             "0000:0000:0000:0000:0000:0000:0000:0001"
         );
+        assert_eq!(expanded("10.0.255.7".parse().unwrap()), "10.0.255.7");
+        assert_eq!(expanded("::ffff:1.20.3.199".parse().unwrap()), "1.20.3.199");
         let mut data = Map::new();
         data.insert(
             "name".into(),
