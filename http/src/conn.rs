@@ -185,7 +185,11 @@ pub(crate) async fn serve<S: Service>(
         conn.rbuf.drain(..head_len);
 
         // ---- the body ----
-        let limit = svc.body_limit(&head);
+        // the limit costs a route lookup: only ask for it when a body comes
+        let limit = match head.framing {
+            BodyFraming::None | BodyFraming::Length(0) => usize::MAX,
+            _ => svc.body_limit(&head),
+        };
         let version = head.version;
         if let BodyFraming::Length(n) = head.framing {
             if n > limit as u64 {

@@ -71,7 +71,7 @@ fn snake_header(name: &str) -> String {
         if !out.is_empty() {
             out.push('_');
         }
-        out.push_str(&part.to_ascii_lowercase());
+        out.extend(part.chars().map(|c| c.to_ascii_lowercase()));
     }
     out
 }

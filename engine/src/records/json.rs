@@ -4,8 +4,10 @@
 use super::{value, Arena, Exp, SqlVal};
 use pocketbun_storage::collections::gojson;
 use pocketbun_storage::collections::{Collection, FieldKind};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy)]
 enum Slot {
@@ -15,11 +17,22 @@ enum Slot {
     Expand,
 }
 
-/// A collection's output keys in Go's sorted order (computed once per collection and
-/// response).
+type Plan = Rc<Vec<(String, Slot)>>;
+
+/// Most collection plans a worker keeps (a schema change brings new collection values).
+const MAX_PLANS: usize = 256;
+
+thread_local! {
+    /// Each worker's plans by collection value; the `Arc` held keeps the address unique.
+    static PLANS: RefCell<HashMap<*const Collection, (Arc<Collection>, Plan)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Writes records with each collection's output keys in Go's sorted order (computed once
+/// per collection value and worker).
 #[derive(Default)]
 pub struct Writer {
-    plans: HashMap<*const Collection, Rc<Vec<(String, Slot)>>>,
+    _private: (),
 }
 
 fn plan(coll: &Collection) -> Vec<(String, Slot)> {
@@ -51,18 +64,26 @@ impl Writer {
         Self::default()
     }
 
-    fn plan_for(&mut self, coll: &Collection) -> Rc<Vec<(String, Slot)>> {
-        self.plans
-            .entry(coll as *const Collection)
-            .or_insert_with(|| Rc::new(plan(coll)))
-            .clone()
+    fn plan_for(&mut self, coll: &Arc<Collection>) -> Plan {
+        PLANS.with(|plans| {
+            let mut plans = plans.borrow_mut();
+            if let Some((_, p)) = plans.get(&Arc::as_ptr(coll)) {
+                return p.clone();
+            }
+            if plans.len() >= MAX_PLANS {
+                plans.clear();
+            }
+            let p = Rc::new(plan(coll));
+            plans.insert(Arc::as_ptr(coll), (coll.clone(), p.clone()));
+            p
+        })
     }
 
     /// Writes record `idx` of `arena` (with its expand tree).
     pub fn write(&mut self, out: &mut String, arena: &Arena, idx: usize) {
         let rec = &arena.recs[idx];
+        let plan = self.plan_for(&rec.coll);
         let coll = &*rec.coll;
-        let plan = self.plan_for(coll);
         let hide_email = coll.is_auth()
             && !rec.show_email
             && !rec.value("emailVisibility").is_some_and(value::to_bool);

@@ -44,9 +44,10 @@ impl SqlVal {
             ValueRef::Null => SqlVal::Null,
             ValueRef::Integer(i) => SqlVal::Int(i),
             ValueRef::Real(f) => SqlVal::Real(f),
-            ValueRef::Text(t) | ValueRef::Blob(t) => {
-                SqlVal::Text(String::from_utf8_lossy(t).into_owned().into_boxed_str())
-            }
+            ValueRef::Text(t) | ValueRef::Blob(t) => SqlVal::Text(match std::str::from_utf8(t) {
+                Ok(s) => s.into(),
+                Err(_) => String::from_utf8_lossy(t).into(),
+            }),
         }
     }
 
@@ -125,10 +126,15 @@ impl Arena {
         params: &[QValue],
     ) -> rusqlite::Result<Vec<usize>> {
         // columns → field slots, resolved once per statement
-        let slots: Vec<Option<usize>> = stmt
-            .column_names()
-            .iter()
-            .map(|name| coll.fields.iter().position(|f| f.name == *name))
+        let slots: Vec<Option<usize>> = (0..stmt.column_count())
+            .map(|c| {
+                let name = stmt.column_name(c).ok()?;
+                // `t.*` lists the columns in field order: try the same position first
+                if coll.fields.get(c).is_some_and(|f| f.name == name) {
+                    return Some(c);
+                }
+                coll.fields.iter().position(|f| f.name == name)
+            })
             .collect();
         let nfields = coll.fields.len();
         let count = stmt.parameter_count();

@@ -8,41 +8,70 @@ use serde_json::Value;
 /// Appends `s` as a Go-encoded JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // bytes that may need escaping: controls, `"`, `\\`, `<`, `>`, `&`, and 0xE2 (the first
+    // byte of U+2028/U+2029); everything else is copied in runs
+    const SPECIAL: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t[b'<' as usize] = true;
+        t[b'>' as usize] = true;
+        t[b'&' as usize] = true;
+        t[0xE2] = true;
+        t
+    };
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push('"');
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            _ => None,
-        };
-        let needs = esc.is_some()
-            || (c as u32) < 0x20
-            || c == '<'
-            || c == '>'
-            || c == '&'
-            || c == '\u{2028}'
-            || c == '\u{2029}';
-        if !needs {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !SPECIAL[b as usize] {
+            i += 1;
             continue;
         }
+        let (esc, len): (Option<&str>, usize) = match b {
+            b'"' => (Some("\\\""), 1),
+            b'\\' => (Some("\\\\"), 1),
+            b'\n' => (Some("\\n"), 1),
+            b'\r' => (Some("\\r"), 1),
+            b'\t' => (Some("\\t"), 1),
+            0x08 => (Some("\\b"), 1),
+            0x0c => (Some("\\f"), 1),
+            0xE2 => {
+                if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9))
+                {
+                    (None, 3)
+                } else {
+                    i += 1;
+                    continue;
+                }
+            }
+            _ => (None, 1),
+        };
         out.push_str(&s[start..i]);
-        start = i + c.len_utf8();
         match esc {
             Some(e) => out.push_str(e),
             None => {
-                let v = c as u32;
+                let v = if len == 3 {
+                    0x2028 + u32::from(bytes[i + 2] - 0xA8)
+                } else {
+                    u32::from(b)
+                };
                 out.push_str("\\u");
                 for shift in [12, 8, 4, 0] {
                     out.push(HEX[((v >> shift) & 0xf) as usize] as char);
                 }
             }
         }
+        i += len;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -249,5 +278,9 @@ mod tests {
             s,
             "\"\\u003cp\\u003ea \\u0026 \\\"b\\\"\\\\\\n\\t\\u0001\\u2028é\\u003c/p\\u003e\""
         );
+        // other characters starting with byte 0xE2 pass through; U+2029 is escaped too
+        let mut s = String::new();
+        write_str(&mut s, "€\u{2029}\u{2027}\u{8}\u{c}x\u{e2}");
+        assert_eq!(s, "\"€\\u2029\u{2027}\\b\\fx\u{e2}\"");
     }
 }
