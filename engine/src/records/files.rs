@@ -14,9 +14,29 @@ pub fn sniff(data: &[u8]) -> (&'static str, &'static str) {
         return (t.mime_type(), t.extension());
     }
     if data.is_empty() || std::str::from_utf8(data).is_ok() {
+        if is_svg(data) {
+            return ("image/svg+xml", "svg");
+        }
         return ("text/plain", "txt");
     }
     ("application/octet-stream", "")
+}
+
+/// An SVG document: markup (possibly after an XML declaration or comments) with an `<svg`
+/// element near the start, which is how PocketBase's detector tells it from other text.
+fn is_svg(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(1024)];
+    let start = head.iter().position(|b| !b.is_ascii_whitespace());
+    start.is_some_and(|i| head[i] == b'<') && head.windows(4).any(|w| w == b"<svg")
+}
+
+/// The content type stored with an upload (the `.attrs` sidecar, the S3 object), as
+/// PocketBase's detector names it: text carries its charset.
+pub fn stored_content_type(data: &[u8]) -> String {
+    match sniff(data).0 {
+        "text/plain" => "text/plain; charset=utf-8".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Whether a sniffed type matches one of a field's allowed types (parameters ignored).
@@ -131,7 +151,11 @@ pub async fn write_all(
                 .cpu
                 .run(move || {
                     for (i, (name, data)) in files.iter().enumerate() {
-                        if let Err(e) = local.put(&format!("{prefix}/{name}"), data, None) {
+                        if let Err(e) = local.put(
+                            &format!("{prefix}/{name}"),
+                            data,
+                            Some(&stored_content_type(data)),
+                        ) {
                             remove_local(&local, &prefix, files[..i].iter().map(|(n, _)| n));
                             return Err(e.to_string());
                         }
@@ -148,7 +172,7 @@ pub async fn write_all(
             .put(
                 &format!("{prefix}/{name}"),
                 data.to_vec(),
-                sniff(data).0,
+                &stored_content_type(data),
                 &[],
             )
             .await;
@@ -253,5 +277,12 @@ mod tests {
         assert!(n.ends_with(".txt") && n.len() == 1 + 10 + 1 + 10 + 4, "{n}");
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").0, "image/png");
         assert_eq!(sniff(b"plain").0, "text/plain");
+        assert_eq!(stored_content_type(b"plain"), "text/plain; charset=utf-8");
+        let svg = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>";
+        assert_eq!(sniff(svg), ("image/svg+xml", "svg"));
+        assert_eq!(
+            stored_content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            "image/png"
+        );
     }
 }
