@@ -650,3 +650,127 @@ fn batch_is_all_or_nothing_and_publishes_after_commit() {
     assert_eq!(second["action"], "delete");
     assert_eq!(second["record"]["id"], "achvryl401bhse3");
 }
+
+/// The needsGo scenarios of PocketBase's `batch_test.go`, from the conformance corpus: the
+/// Go `BeforeTestFunc` settings become a settings PATCH, the request is the recorded one and
+/// is checked with the corpus rules; the Go `AfterTestFunc` checks of what was (not) written
+/// become the records of every collection the batch touches, read back as a superuser and
+/// compared with what PocketBase leaves behind. `#12` (transaction timeout) slows requests
+/// with a Go hook: `batch_timeout_like_pocketbase` covers it with slow password hashing.
+fn run_corpus_scenario(
+    spec: &ServerSpec,
+    fixture: &std::path::Path,
+    sc: &pocketbun_tests::conformance::Scenario,
+    setup: Option<Value>,
+) -> Vec<(u16, Value)> {
+    let server = Server::start(spec, Some(fixture)).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    if let Some(settings) = setup {
+        let body = settings.to_string();
+        let (status, v) = send(
+            port,
+            "PATCH",
+            "/api/settings",
+            "application/json",
+            true,
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{}: settings {v}", sc.id);
+    }
+    let touched: Vec<String> = {
+        let re = regex::Regex::new(r"/api/collections/([A-Za-z0-9_]+)/records").unwrap();
+        let mut names: Vec<String> = re
+            .captures_iter(sc.body.as_deref().unwrap_or(""))
+            .map(|c| c[1].to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let list = |name: &str| {
+        let target = format!("/api/collections/{name}/records?perPage=500&sort=id");
+        let (status, v) = send(port, "GET", &target, "", true, b"");
+        assert_eq!(status, 200, "{}: {target} {v}", sc.id);
+        v["items"].as_array().cloned().unwrap_or_default()
+    };
+    let mut known: Vec<String> = Vec::new();
+    for name in &touched {
+        for r in list(name) {
+            known.push(r["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let resp = sc
+        .request(None, port)
+        .send(port)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", sc.id, server.log()));
+    if let Err(why) = sc.check(resp.status, &resp.body) {
+        panic!("{:?} {}: {why}\nbody: {}", spec.kind, sc.id, resp.text());
+    }
+    let mut answer = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    mask(&mut answer, &known);
+    let mut out = vec![(resp.status, answer)];
+    for name in &touched {
+        let mut records = Value::Array(list(name));
+        mask(&mut records, &known);
+        // new records get masked ids: order them by content
+        let mut items: Vec<String> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        items.sort();
+        out.push((0, json!({ name.as_str(): items })));
+    }
+    out
+}
+
+#[test]
+fn go_batch_scenarios_with_setup() {
+    let Some(dir) = conformance_dir() else {
+        println!("batch: ../shared/conformance not found, skipping");
+        return;
+    };
+    let corpus = pocketbun_tests::conformance::Corpus::load(&dir).unwrap();
+    let fixture = corpus.fixture();
+    let setups: Vec<(&str, Option<Value>)> = vec![
+        ("#1", Some(json!({"batch": {"enabled": false}}))),
+        (
+            "#2",
+            Some(json!({"batch": {"enabled": true, "maxRequests": 2}})),
+        ),
+        (
+            "#3",
+            Some(json!({"batch": {"enabled": true, "maxRequests": 100}})),
+        ),
+        ("#5", None),
+        ("#6", None),
+        ("#7", None),
+        ("#8", None),
+        ("#9", None),
+        ("#10", None),
+        ("#11", None),
+        ("#13", None),
+        ("#15", Some(json!({"batch": {"maxBodySize": 10}}))),
+    ];
+    let reference = ServerSpec::pocketbase();
+    if reference.is_none() {
+        println!("batch: the real PocketBase is not available, corpus checks only");
+    }
+    for (n, setup) in setups {
+        let id = format!("batch_test:TestBatchRequest{n}");
+        let sc = corpus
+            .scenarios
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id} not in the corpus"));
+        let ours = run_corpus_scenario(&ServerSpec::pocketbun(), &fixture, sc, setup.clone());
+        if let Some(spec) = &reference {
+            let theirs = run_corpus_scenario(spec, &fixture, sc, setup);
+            assert_eq!(
+                ours, theirs,
+                "{id}: PocketBun (left) and PocketBase (right) differ"
+            );
+        }
+    }
+}
