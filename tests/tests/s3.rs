@@ -432,6 +432,39 @@ fn backups_live_in_the_backups_bucket() {
     assert_eq!(status, 204, "{body}");
     assert_eq!(s3.keys("pb-backups"), ["s3_test.zip", "uploaded.zip"]);
 
+    // a restore takes the archive from the bucket and restarts on its data
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        "/api/settings",
+        Some(json!({"meta": {"appName": "changed_after_backup"}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(&server, "POST", "/api/backups/s3_test.zip/restore", None);
+    assert_eq!(status, 204, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let name = Request::new("GET", "/api/settings")
+            .header("Authorization", SUPERUSER)
+            .header("Host", &format!("127.0.0.1:{}", server.port()))
+            .header("Connection", "close")
+            .timeout(Duration::from_secs(5))
+            .send(server.port())
+            .ok()
+            .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .and_then(|v| v["meta"]["appName"].as_str().map(str::to_string));
+        if name.as_deref() == Some("acme_test") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore did not bring the old app name back ({name:?})\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!server.data_dir().join(".pb_temp_to_delete").exists());
+
     // deletes: gone from the bucket, a second delete is a 400
     let (status, body) = call(&server, "DELETE", "/api/backups/s3_test.zip", None);
     assert_eq!(status, 204, "{body}");

@@ -345,12 +345,13 @@ pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
             find(&data_dir, key).ok_or_else(|| format!("missing or invalid backup file {key:?}"))?
         }
         Fs::S3(bucket) => {
-            // the archive comes down next to the data first, as PocketBase does
-            let bytes = bucket
-                .read_blocking(key, None)
-                .map_err(|e| format!("missing or invalid backup file {key:?}: {e}"))?;
+            // the archive comes down next to the data first (streamed), as PocketBase does
             let local = temp.join(format!("pb_restore_zip_{}", random(8)));
-            fs::write(&local, bytes).map_err(|e| format!("failed to store the backup: {e}"))?;
+            let stored = download(&bucket, key, &local);
+            if let Err(e) = stored {
+                let _ = fs::remove_file(&local);
+                return Err(format!("missing or invalid backup file {key:?}: {e}"));
+            }
             local
         }
     };
@@ -378,6 +379,18 @@ pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
     revert(&data_dir, &extracted, &old);
     restart();
     Err(format!("failed to restart the process: {err}"))
+}
+
+/// Copies the bucket object `key` into the file `dest`, chunk by chunk.
+fn download(bucket: &pocketbun_storage::files::S3Fs, key: &str, dest: &Path) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut file = fs::File::create(dest).map_err(|e| e.to_string())?;
+    let mut chunks = bucket.stream(key, None);
+    while let Some(chunk) = chunks.blocking_recv() {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        file.write_all(&chunk).map_err(|e| e.to_string())?;
+    }
+    file.sync_all().map_err(|e| e.to_string())
 }
 
 fn revert(data_dir: &Path, extracted: &Path, old: &Path) {
