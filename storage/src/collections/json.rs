@@ -182,6 +182,27 @@ pub fn object<'a>(
     }
 }
 
+/// Whether `b` is exactly `YYYY-MM-DD HH:MM:SS.mmmZ` with fields in range.
+fn canonical_datetime(b: &[u8]) -> bool {
+    const SHAPE: &[u8; 24] = b"0000-00-00 00:00:00.000Z";
+    let shaped = b.iter().zip(SHAPE).all(|(&c, &want)| {
+        if want == b'0' {
+            c.is_ascii_digit()
+        } else {
+            c == want
+        }
+    });
+    if !shaped {
+        return false;
+    }
+    let num = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
+    (1..=12).contains(&num(5))
+        && (1..=31).contains(&num(8))
+        && num(11) <= 23
+        && num(14) <= 59
+        && num(17) <= 59
+}
+
 /// Normalises the datetime layouts PocketBase accepts to
 /// `YYYY-MM-DD HH:MM:SS.mmmZ`; `""` stays `""`; `None` if unparseable.
 pub fn normalize_datetime(s: &str) -> Option<String> {
@@ -190,6 +211,10 @@ pub fn normalize_datetime(s: &str) -> Option<String> {
         return Some(String::new());
     }
     let b = s.as_bytes();
+    // already canonical (what every stored datetime is): no parsing and reformatting
+    if b.len() == 24 && canonical_datetime(b) {
+        return Some(s.to_string());
+    }
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
         let part = s.get(r)?;
         if part.bytes().all(|c| c.is_ascii_digit()) {
@@ -258,5 +283,12 @@ mod tests {
             Some("2022-01-02 03:04:05.123Z")
         );
         assert_eq!(normalize_datetime("nope"), None);
+        // the canonical form passes through; out-of-range fields are still rejected
+        assert_eq!(
+            normalize_datetime("2024-02-29 23:59:59.999Z").as_deref(),
+            Some("2024-02-29 23:59:59.999Z")
+        );
+        assert_eq!(normalize_datetime("2024-13-01 00:00:00.000Z"), None);
+        assert_eq!(normalize_datetime("2024-01-01 24:00:00.000Z"), None);
     }
 }
