@@ -40,6 +40,8 @@ const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 1 << 20;
 /// Bytes a client may send while it is being streamed to before we stop reading from it.
 const WATCH_MAX_BYTES: usize = 64 * 1024;
+/// Read size while watching a streamed-to client (it normally sends nothing at all).
+const WATCH_READ_BYTES: usize = 512;
 
 enum Read {
     Data,
@@ -411,12 +413,13 @@ async fn pump_watched(
     chunked: bool,
     shutdown: &Shutdown,
 ) -> (Conn, Option<u64>) {
-    // the read buffer's free space serves the watch; buffered bytes stay put
-    let spare = if conn.rbuf.is_empty() {
-        std::mem::take(&mut conn.rbuf)
-    } else {
-        Vec::with_capacity(READ_CHUNK)
-    };
+    // a stream may idle for many minutes, so it keeps no request-sized buffers meanwhile (the
+    // write buffer was flushed before the stream; the next request grows both again)
+    conn.wbuf = Vec::new();
+    if conn.rbuf.is_empty() {
+        conn.rbuf = Vec::new();
+    }
+    let spare = Vec::with_capacity(WATCH_READ_BYTES);
     let (mut rd, mut wr) = conn.stream.into_split();
     let mut received = Vec::new();
     let sent = {
