@@ -2,7 +2,22 @@
 //! against PocketBase v0.39.11, the subscription request (limits, validation, unknown client,
 //! auth binding, client IP) as PocketBase's `realtime_test.go` scenarios that need Go to
 //! replay, subscription requests landing on another worker than the stream's, the idle
-//! timeout, and the official JS SDK connecting, subscribing and reconnecting.
+//! timeout, clients that close their connection, and the official JS SDK connecting,
+//! subscribing, reconnecting and receiving only the record events its rules allow.
+//!
+//! `realtime_test.go` needsGo scenarios (15), where each is ported:
+//! - TestRealtimeConnect#1 (stream, client IP from a trusted proxy header, client removed after
+//!   the connection closes): `connect_stream_is_byte_identical_to_pocketbase`,
+//!   `subscribe_from_another_ip_is_refused`, `closed_clients_are_dropped_*`.
+//! - TestRealtimeConnect#2 "PB_CONNECT interrupt", #3 "Skipping/ignoring messages": assert Go
+//!   hook calls only (an OnRealtimeMessageSend hook failing or skipping the message); their
+//!   HTTP-observable part (200, client removed after close) is in the tests above.
+//! - TestRealtimeSubscribe#3..#14 (limits, topic length, different IP, empty / replaced
+//!   subscriptions, guest -> superuser / user, same auth, mismatched auth, unauthorized):
+//!   `subscribe_scenarios`, `subscribe_from_another_ip_is_refused` (#6) and
+//!   `subscription_request_replaces_previous_subscriptions` (the replaced-subscriptions
+//!   after-checks, seen through which events arrive). The after-checks that read the Go
+//!   client's stored auth record are seen through the 403 of a later mismatched request.
 
 use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, workspace_root, Server, ServerSpec};
@@ -527,4 +542,58 @@ fn closed_clients_are_dropped_io_uring() {
 #[test]
 fn closed_clients_are_dropped_epoll() {
     closed_clients_are_dropped(&["--epoll"]);
+}
+
+/// `existing client - 2 new subscriptions` / `valid subscriptions limit` check that a
+/// subscription request replaces the old subscriptions; over HTTP that shows in which events
+/// arrive: after replacing `demo2/*` with a record topic, a create matching only the old
+/// topic is not delivered, while one matching the new topic is.
+#[test]
+fn subscription_request_replaces_previous_subscriptions() {
+    let bun = pocketbun(&[]);
+    let port = bun.port();
+    let mut sse = Sse::open(port, "");
+    let id = sse.client_id();
+    let create = |rec: &str| {
+        let body = format!("{{\"id\":\"{rec}\",\"title\":\"{rec}\"}}");
+        let resp = Request::new("POST", "/api/collections/demo2/records")
+            .header("Host", "example.com")
+            .header("Content-Type", "application/json")
+            .header("Content-Length", &body.len().to_string())
+            .body(body.into_bytes())
+            .send(port)
+            .unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    };
+    assert_eq!(
+        post(port, &subs_body(&id, &["demo2/*".into()]), None, &[]).0,
+        204
+    );
+    create("rtfirst00000001");
+    assert!(
+        sse.read_until(Duration::from_secs(5), |b| String::from_utf8_lossy(b)
+            .contains("rtfirst00000001")),
+        "{}",
+        sse.text()
+    );
+    let replaced = vec!["test1".to_string(), "demo2/rtsentinel00001".to_string()];
+    assert_eq!(post(port, &subs_body(&id, &replaced), None, &[]).0, 204);
+    create("rtnotseen000001");
+    create("rtsentinel00001");
+    assert!(
+        sse.read_until(Duration::from_secs(5), |b| String::from_utf8_lossy(b)
+            .contains("rtsentinel00001")),
+        "{}",
+        sse.text()
+    );
+    assert!(
+        !sse.text().contains("rtnotseen000001"),
+        "old subscription still active: {}",
+        sse.text()
+    );
+    assert!(
+        sse.text().contains("event:demo2/rtsentinel00001\n"),
+        "{}",
+        sse.text()
+    );
 }
