@@ -155,6 +155,8 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
             .ok_or("pocketbun not found next to this executable; build it or pass --pocketbun")?,
     };
     let pocketbase = resolve_pocketbase(a.pocketbase.as_ref())?;
+    // before the servers are spawned, so they inherit it (realtime: a socket per client)
+    pocketbun_loadtest::realtime::raise_nofile_limit()?;
     let mut programs = Vec::new();
     for p in [pocketbun, pocketbase] {
         server::check_executable(&p)?;
@@ -325,8 +327,20 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                         uring: cfg.uring,
                         setup_timeout: Duration::from_secs(120),
                         first_seq: rt_runs * 1_000_000,
+                        server_pid: Some(pid),
                     };
-                    run_fanout(&fc, stop.clone()).map(|f| RunResult {
+                    run_fanout(&fc, stop.clone()).map(|f| {
+                        let per_client = f
+                            .rss_per_client_kib()
+                            .map(|k| format!(", server RSS +{k:.1} KiB/client"))
+                            .unwrap_or_default();
+                        eprintln!(
+                            "[{label}] server RSS {} KiB idle, {} KiB with {} clients subscribed{per_client}",
+                            f.rss_before_kib.unwrap_or(0),
+                            f.rss_subscribed_kib.unwrap_or(0),
+                            f.subscribed
+                        );
+                        RunResult {
                         describe: format!(
                             "{} SSE clients on posts/*, {} creates: delivery latency ({}/{} delivered)",
                             f.subscribed, a.realtime_events, f.delivered, f.expected
@@ -335,6 +349,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                         stats: Default::default(),
                         drivers: vec![],
                         interrupted: false,
+                    }
                     })
                 } else if w == Workload::LoginStorm {
                     let storm = start_login_storm(&a, &cfg);

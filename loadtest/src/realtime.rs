@@ -7,6 +7,12 @@
 //! (`POST /api/realtime`), then scans its stream for the ids of the published
 //! records (`rt` + 13 digits; the raw bytes are scanned, so chunked framing
 //! needs no decoding).
+//!
+//! Besides latency, a run reports the server's resident memory with no clients
+//! and with all of them subscribed (VmRSS from /proc), for the cost per client.
+//! Each client holds one socket and the server one per client, so the open-file
+//! limit is raised to its hard limit ([`raise_nofile_limit`]; call it before the
+//! servers are spawned so they inherit it).
 
 use crate::affinity;
 use crate::api::Api;
@@ -42,6 +48,8 @@ pub struct FanoutConfig {
     pub setup_timeout: Duration,
     /// First id number (so several runs on one server never collide).
     pub first_seq: u64,
+    /// The server's pid, for its memory before and after the clients connect.
+    pub server_pid: Option<u32>,
 }
 
 /// What a fan-out run measured.
@@ -52,6 +60,42 @@ pub struct FanoutResult {
     pub subscribed: usize,
     pub expected: u64,
     pub delivered: u64,
+    /// Server RSS (KiB) before the clients connected.
+    pub rss_before_kib: Option<u64>,
+    /// Server RSS (KiB) with every client connected and subscribed.
+    pub rss_subscribed_kib: Option<u64>,
+}
+
+impl FanoutResult {
+    /// Server memory per subscribed client, KiB (RSS growth over the clients).
+    pub fn rss_per_client_kib(&self) -> Option<f64> {
+        let (a, b) = (self.rss_before_kib?, self.rss_subscribed_kib?);
+        (self.subscribed > 0).then(|| b.saturating_sub(a) as f64 / self.subscribed as f64)
+    }
+}
+
+/// Raises this process's soft open-file limit to the hard limit (children
+/// spawned afterwards inherit it). Returns the new soft limit.
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    crate::server::proc_status_kib(pid?, "VmRSS")
 }
 
 struct Shared {
@@ -69,6 +113,15 @@ struct Shared {
 
 /// Runs one fan-out measurement against the server at `cfg.addr`.
 pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<FanoutResult> {
+    let limit = raise_nofile_limit()?;
+    if (limit as usize) < cfg.clients + 256 {
+        return Err(format!(
+            "{} clients need more open files than the limit allows ({limit}); raise `ulimit -Hn`",
+            cfg.clients
+        )
+        .into());
+    }
+    let rss_before_kib = rss_kib(cfg.server_pid);
     let shared = Arc::new(Shared {
         addr: cfg.addr,
         base: Instant::now(),
@@ -94,21 +147,25 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                 let (mut rt, _) = crate::rt::build(uring, 4096)?;
                 let stats = Rc::new(RefCell::new(Stats::new()));
                 rt.block_on(async {
-                    let tasks: Vec<_> = (0..n)
-                        .map(|i| {
-                            let (shared, stats) = (shared.clone(), stats.clone());
-                            monoio::spawn(async move {
-                                // Stagger connects so the listen backlog never overflows.
-                                monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
-                                client(shared, stats).await
-                            })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await;
+                    for i in 0..n {
+                        let (shared, stats) = (shared.clone(), stats.clone());
+                        monoio::spawn(async move {
+                            // Stagger connects so the listen backlog never overflows.
+                            monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
+                            client(shared, stats).await
+                        });
+                    }
+                    // The clients block in reads without a timeout (10k re-armed
+                    // reads a tick would load the generator): leaving here drops
+                    // them with the runtime.
+                    while !shared.done.load(Ordering::Relaxed)
+                        && !shared.stop.load(Ordering::Relaxed)
+                    {
+                        monoio::time::sleep(Duration::from_millis(20)).await;
                     }
                 });
                 let s = stats.borrow().clone();
+                drop(rt);
                 Ok(s)
             },
         )?);
@@ -127,6 +184,9 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         std::thread::sleep(Duration::from_millis(20));
     }
     let subscribed = shared.subscribed.load(Ordering::Relaxed);
+    // Let the server settle (the last subscriptions' buffers, a lazily grown table).
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_subscribed_kib = rss_kib(cfg.server_pid);
     // Publish.
     let mut api = Api::new(cfg.addr)?;
     let publish_start = Instant::now();
@@ -183,6 +243,8 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         subscribed,
         expected,
         delivered,
+        rss_before_kib,
+        rss_subscribed_kib,
     })
 }
 
@@ -266,16 +328,15 @@ async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>) {
     shared.subscribed.fetch_add(1, Ordering::Relaxed);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let tail = ID_PREFIX.len() + ID_DIGITS;
-    while !shared.done.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
-        let n = match monoio::time::timeout(Duration::from_millis(100), read_more(&mut s, &mut buf))
-            .await
-        {
-            Err(_) => continue,
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                stats.borrow_mut().io_errors += 1;
+    loop {
+        let n = match read_more(&mut s, &mut buf).await {
+            Ok(0) | Err(_) => {
+                if !shared.done.load(Ordering::Relaxed) {
+                    stats.borrow_mut().io_errors += 1;
+                }
                 return;
             }
-            Ok(Ok(n)) => n,
+            Ok(n) => n,
         };
         let now = Instant::now();
         let _ = n;
