@@ -888,12 +888,35 @@ pub async fn update_record(
     // realtime hears of it as of any record update (the collection as the schema has it now)
     let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
     let rid = id.to_string();
+    let table = quote(&coll.name);
+    let coll_id = coll.id.clone();
+    let fresh_key = new_token_key(coll);
     let event = ctx
         .shared
         .store
         .writer()
         .submit(move |conn| {
+            let state = |conn: &pocketbun_storage::rusqlite::Connection| {
+                conn.query_row(
+                    &format!(
+                        "SELECT `verified`, `tokenKey`, `password` FROM {table} WHERE `id` = ?1"
+                    ),
+                    [&rid],
+                    |r| {
+                        Ok((
+                            r.get::<_, bool>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+            };
+            let before = state(conn)?;
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
+            if let (Some(before), Some(after)) = (before, state(conn)?) {
+                after_auth_update(conn, &table, &coll_id, &rid, before, after, fresh_key)?;
+            }
             Ok(match current {
                 Some(c) => crate::realtime::RecordEvent::load(
                     conn,
@@ -907,6 +930,53 @@ pub async fn update_record(
         .await?;
     if let Some(ev) = event {
         ctx.shared.realtime.publish(ev);
+    }
+    Ok(())
+}
+
+/// What PocketBase does after any auth record update, by the change made (`(verified,
+/// tokenKey, password hash)` before and after): a record that becomes verified loses the
+/// provider links made while anyone could have claimed its email, and with them its tokens;
+/// a new tokenKey voids the record's pending OTPs; a new password ends its MFA sessions and
+/// forgets its known login origins.
+fn after_auth_update(
+    conn: &pocketbun_storage::rusqlite::Connection,
+    table: &str,
+    coll_id: &str,
+    id: &str,
+    before: (bool, String, String),
+    after: (bool, String, String),
+    fresh_key: String,
+) -> pocketbun_storage::rusqlite::Result<()> {
+    let (was_verified, old_key, old_hash) = before;
+    let (verified, mut key, hash) = after;
+    let by_record = "WHERE `collectionRef` = ?1 AND `recordRef` = ?2";
+    if !was_verified && verified {
+        let removed = conn.execute(
+            &format!("DELETE FROM `_externalAuths` {by_record}"),
+            params![coll_id, id],
+        )?;
+        if removed > 0 {
+            conn.execute(
+                &format!("UPDATE {table} SET `tokenKey` = ?2 WHERE `id` = ?1"),
+                params![id, fresh_key],
+            )?;
+            key = fresh_key;
+        }
+    }
+    if key != old_key {
+        conn.execute(
+            &format!("DELETE FROM `_otps` {by_record}"),
+            params![coll_id, id],
+        )?;
+    }
+    if hash != old_hash {
+        for t in ["`_mfas`", "`_authOrigins`"] {
+            conn.execute(
+                &format!("DELETE FROM {t} {by_record}"),
+                params![coll_id, id],
+            )?;
+        }
     }
     Ok(())
 }
