@@ -10,12 +10,19 @@ const NAME_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// The content's MIME type, from its bytes (never from the client's header).
 pub fn sniff(data: &[u8]) -> (&'static str, &'static str) {
+    // before the generic detector, which names an SVG with an XML declaration text/xml
+    if is_svg(data) && std::str::from_utf8(data).is_ok() {
+        return ("image/svg+xml", "svg");
+    }
     if let Some(t) = infer::get(data) {
         return (t.mime_type(), t.extension());
     }
     if data.is_empty() || std::str::from_utf8(data).is_ok() {
-        if is_svg(data) {
-            return ("image/svg+xml", "svg");
+        let trimmed = data.trim_ascii_start();
+        if matches!(trimmed.first(), Some(b'{' | b'['))
+            && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+        {
+            return ("application/json", "json");
         }
         return ("text/plain", "txt");
     }
@@ -34,7 +41,7 @@ fn is_svg(data: &[u8]) -> bool {
 /// PocketBase's detector names it: text carries its charset.
 pub fn stored_content_type(data: &[u8]) -> String {
     match sniff(data).0 {
-        "text/plain" => "text/plain; charset=utf-8".to_string(),
+        t @ ("text/plain" | "text/xml" | "text/html") => format!("{t}; charset=utf-8"),
         other => other.to_string(),
     }
 }
@@ -280,6 +287,9 @@ mod tests {
         assert_eq!(stored_content_type(b"plain"), "text/plain; charset=utf-8");
         let svg = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>";
         assert_eq!(sniff(svg), ("image/svg+xml", "svg"));
+        assert_eq!(sniff(b" {\"a\": [1]}\n"), ("application/json", "json"));
+        assert_eq!(sniff(b"{not json"), ("text/plain", "txt"));
+        assert_eq!(sniff(b"12"), ("text/plain", "txt"));
         assert_eq!(
             stored_content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
             "image/png"
