@@ -122,6 +122,7 @@ fn call(
 }
 
 /// One scenario: request, status, and substrings of the body as PocketBase's test expects.
+#[allow(clippy::too_many_arguments)]
 fn check(
     server: &Server,
     name: &str,
