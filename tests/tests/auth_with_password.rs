@@ -1,11 +1,13 @@
-//! Ports of the `needsGo` scenarios of PocketBase's `apis/record_auth_with_password_test.go`:
+//! Ports of the `needsGo` scenarios of PocketBase's `apis/record_auth_with_password_test.go`
+//! (and the rate-limit ones of `record_auth_refresh_test.go` / `record_auth_methods_test.go`):
 //! the Go setup (records saved without validation, an MFA row, collection options, rate
 //! limit rules set in memory) is redone by editing a copy of the fixture's `data.db` before
 //! the server starts, or over the HTTP API; the Go assertions on app state are checked over
 //! the API, in the SMTP sink, or in `data.db`.
 //!
-//! Not portable: "OnRecordAuthWithPasswordRequest tx body write check" only asserts what a
-//! Go hook wrapping the handler in a transaction sees.
+//! Not portable: "OnRecordAuthWithPasswordRequest tx body write check" and
+//! "OnRecordAuthRefreshRequest tx body write check" only assert what a Go hook wrapping the
+//! handler in a transaction sees.
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same table runs against PocketBase itself.
 
@@ -23,6 +25,9 @@ const USER_ID: &str = "4q1xlclmfloku33";
 const USERS_ID: &str = "_pb_users_auth_";
 /// `clients` record `test@example.com` / `clients57772`.
 const CLIENT_ID: &str = "gk390qegs4y47wn";
+
+/// Fixture user `test@example.com` of `users`.
+const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
 const EMAIL_LOGIN: &str = r#"{"identity":"test@example.com","password":"1234567890"}"#;
 
@@ -51,7 +56,10 @@ enum After {
 
 struct Case {
     name: &'static str,
+    /// `auth-with-password` of this collection, unless `request` is set.
     collection: &'static str,
+    /// Another request: method, path, user token.
+    request: Option<(&'static str, &'static str, Option<&'static str>)>,
     body: &'static str,
     setup: Setup,
     status: u16,
@@ -66,6 +74,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "valid identity field (email) and valid password",
             collection: "clients",
+            request: None,
             body: EMAIL_LOGIN,
             setup: Setup::None,
             status: 200,
@@ -75,6 +84,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "valid non-email identity field with a value that is a properly formatted email",
             collection: "clients",
+            request: None,
             body: r#"{"identity":"username_as_email@example.com","password":"1234567890"}"#,
             setup: Setup::Sql(
                 "UPDATE clients SET username = 'username_as_email@example.com' \
@@ -91,6 +101,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "with mfa first auth check",
             collection: "users",
+            request: None,
             body: EMAIL_LOGIN,
             setup: Setup::None,
             status: 401,
@@ -100,6 +111,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "with mfa second auth check",
             collection: "users",
+            request: None,
             body: r#"{"mfaId":"aaaaaaaaaaaaaaa","identity":"test@example.com","password":"1234567890"}"#,
             setup: Setup::Sql(
                 "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated) \
@@ -114,6 +126,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "with enabled mfa but unsatisfied mfa rule (aka. skip the mfa check)",
             collection: "users",
+            request: None,
             body: EMAIL_LOGIN,
             setup: Setup::UsersMfaRule("1=2"),
             status: 200,
@@ -123,6 +136,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "with explicit identityField (case-sensitive)",
             collection: "clients",
+            request: None,
             body: r#"{"identityField":"username","identity":"Clients57772","password":"1234567890"}"#,
             setup: Setup::ClientsCollate(&[("username", "")]),
             status: 400,
@@ -132,6 +146,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "with explicit identityField (case-insensitive)",
             collection: "clients",
+            request: None,
             body: r#"{"identityField":"username","identity":"Clients57772","password":"1234567890"}"#,
             setup: Setup::ClientsCollate(&[("username", "nocase")]),
             status: 200,
@@ -145,6 +160,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "without explicit identityField and non-email field (case-insensitive)",
             collection: "clients",
+            request: None,
             body: r#"{"identity":"Clients57772","password":"1234567890"}"#,
             setup: Setup::ClientsCollate(&[("username", "nocase")]),
             status: 200,
@@ -158,6 +174,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "without explicit identityField and email field (case-insensitive)",
             collection: "clients",
+            request: None,
             body: r#"{"identity":"tESt@example.com","password":"1234567890"}"#,
             setup: Setup::ClientsCollate(&[("email", "nocase")]),
             status: 200,
@@ -171,6 +188,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "RateLimit rule - users:authWithPassword",
             collection: "users",
+            request: None,
             body: "",
             setup: Setup::RateLimitRules(
                 r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithPassword"},{"maxRequests":100,"label":"users:auth"},{"maxRequests":0,"label":"users:authWithPassword"}]"#,
@@ -182,6 +200,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "RateLimit rule - *:authWithPassword",
             collection: "users",
+            request: None,
             body: "",
             setup: Setup::RateLimitRules(
                 r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:auth"},{"maxRequests":0,"label":"*:authWithPassword"}]"#,
@@ -193,6 +212,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "RateLimit rule - users:auth",
             collection: "users",
+            request: None,
             body: "",
             setup: Setup::RateLimitRules(
                 r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithPassword"},{"maxRequests":0,"label":"users:auth"}]"#,
@@ -204,9 +224,58 @@ fn cases() -> Vec<Case> {
         Case {
             name: "RateLimit rule - *:auth",
             collection: "users",
+            request: None,
             body: "",
             setup: Setup::RateLimitRules(
                 r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":0,"label":"*:auth"}]"#,
+            ),
+            status: 429,
+            contains: &[r#""data":{}"#],
+            after: After::Nothing,
+        },
+        Case {
+            name: "RateLimit rule - users:authRefresh",
+            collection: "users",
+            request: Some(("POST", "/api/collections/users/auth-refresh", Some(USER))),
+            body: "",
+            setup: Setup::RateLimitRules(
+                r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authRefresh"},{"maxRequests":0,"label":"users:authRefresh"}]"#,
+            ),
+            status: 429,
+            contains: &[r#""data":{}"#],
+            after: After::Nothing,
+        },
+        Case {
+            name: "RateLimit rule - *:authRefresh",
+            collection: "users",
+            request: Some(("POST", "/api/collections/users/auth-refresh", Some(USER))),
+            body: "",
+            setup: Setup::RateLimitRules(
+                r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":0,"label":"*:authRefresh"}]"#,
+            ),
+            status: 429,
+            contains: &[r#""data":{}"#],
+            after: After::Nothing,
+        },
+        Case {
+            name: "RateLimit rule - nologin:listAuthMethods",
+            collection: "nologin",
+            request: Some(("GET", "/api/collections/nologin/auth-methods", None)),
+            body: "",
+            setup: Setup::RateLimitRules(
+                r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:listAuthMethods"},{"maxRequests":0,"label":"nologin:listAuthMethods"}]"#,
+            ),
+            status: 429,
+            contains: &[r#""data":{}"#],
+            after: After::Nothing,
+        },
+        Case {
+            name: "RateLimit rule - *:listAuthMethods",
+            collection: "nologin",
+            request: Some(("GET", "/api/collections/nologin/auth-methods", None)),
+            body: "",
+            setup: Setup::RateLimitRules(
+                r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":0,"label":"*:listAuthMethods"}]"#,
             ),
             status: 429,
             contains: &[r#""data":{}"#],
@@ -265,8 +334,12 @@ fn run(case: &Case) -> Result<(), String> {
     };
     let origins_before = origins_of(&server, CLIENT_ID)?;
 
-    let path = format!("/api/collections/{}/auth-with-password", case.collection);
-    let (status, text) = call(&server, "POST", &path, None, case.body);
+    let login = format!("/api/collections/{}/auth-with-password", case.collection);
+    let (method, path, token) = match case.request {
+        Some((method, path, token)) => (method, path.to_string(), token),
+        None => ("POST", login, None),
+    };
+    let (status, text) = call(&server, method, &path, token, case.body);
     if status != case.status {
         return Err(format!("status {status}, want {}: {text}", case.status));
     }
