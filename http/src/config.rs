@@ -28,6 +28,10 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// How long one write of a streamed body (SSE events, file downloads) may make no
+    /// progress before the connection is dropped: a client that stops reading must not hold
+    /// its connection and queued events forever.
+    pub write_stall_timeout: Duration,
     /// Open connections across all workers; beyond it new ones get 503 and are closed.
     pub max_connections: usize,
 }
@@ -42,6 +46,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(120),
+            write_stall_timeout: Duration::from_secs(60),
             max_connections: 100_000,
         }
     }

@@ -316,6 +316,7 @@ pub(crate) async fn serve<S: Service>(
                         stream,
                         false,
                         &ctx.shutdown,
+                        limits.write_stall_timeout,
                         std::pin::pin!(std::future::pending()),
                     )
                     .await;
@@ -340,7 +341,14 @@ pub(crate) async fn serve<S: Service>(
                     return;
                 }
                 if framing != Framing::NoBody {
-                    let (back, sent) = pump_watched(conn, stream, chunked, &ctx.shutdown).await;
+                    let (back, sent) = pump_watched(
+                        conn,
+                        stream,
+                        chunked,
+                        &ctx.shutdown,
+                        limits.write_stall_timeout,
+                    )
+                    .await;
                     conn = back;
                     if sent.is_none() {
                         return;
@@ -365,12 +373,13 @@ pub(crate) async fn serve<S: Service>(
 
 /// Writes a streamed body chunk by chunk, each write finished before the next chunk is
 /// pulled. Stops early when the server shuts down or `peer_gone` completes. Returns the bytes
-/// written, or `None` when the client went away.
+/// written, or `None` when the client went away or stopped reading for `stall`.
 async fn pump<W: AsyncWriteRent>(
     out: &mut W,
     mut stream: crate::BodyStream,
     chunked: bool,
     shutdown: &Shutdown,
+    stall: Duration,
     mut peer_gone: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<u64> {
     let mut sent = 0u64;
@@ -397,8 +406,9 @@ async fn pump<W: AsyncWriteRent>(
         } else {
             chunk
         };
-        if out.write_all(framed).await.0.is_err() {
-            return None;
+        match monoio::time::timeout(stall, out.write_all(framed)).await {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(_), _)) | Err(_) => return None,
         }
     }
 }
@@ -412,6 +422,7 @@ async fn pump_watched(
     stream: crate::BodyStream,
     chunked: bool,
     shutdown: &Shutdown,
+    stall: Duration,
 ) -> (Conn, Option<u64>) {
     // a stream may idle for many minutes, so it keeps no request-sized buffers meanwhile (the
     // write buffer was flushed before the stream; the next request grows both again)
@@ -424,7 +435,7 @@ async fn pump_watched(
     let mut received = Vec::new();
     let sent = {
         let mut watch = std::pin::pin!(until_peer_closes(&mut rd, spare, &mut received));
-        let sent = pump(&mut wr, stream, chunked, shutdown, watch.as_mut()).await;
+        let sent = pump(&mut wr, stream, chunked, shutdown, stall, watch.as_mut()).await;
         // a read that completed but was not yet polled holds client bytes: take them
         if sent.is_some() {
             let _ = watch.as_mut().now_or_never();

@@ -47,6 +47,13 @@ impl Service for TestService {
                 resp.body = Body::Stream(Box::pin(ticks));
                 resp
             }
+            "/flood" => {
+                // an endless stream that never waits: only the client's reading paces it
+                let chunks = futures_util::stream::repeat_with(|| vec![b'x'; 64 * 1024]);
+                let mut resp = Response::new(200).header("Content-Type", "text/event-stream");
+                resp.body = Body::Stream(Box::pin(chunks));
+                resp
+            }
             "/nocontent" => Response::new(204),
             "/large" => Response::with_body(200, "application/json", large_body()),
             _ => {
@@ -459,6 +466,45 @@ fn panics_become_500_and_the_worker_lives() {
             read_response(&mut s, &mut pending, false).unwrap().status,
             200
         );
+    }
+}
+
+/// A client that stops reading a stream is dropped once a write has made no progress for
+/// `write_stall_timeout`: reading afterwards drains what the socket buffers held, then EOF.
+/// Without the timeout the flood never ends and the read below runs into its cap.
+#[test]
+fn clients_that_stop_reading_a_stream_are_dropped() {
+    for driver in drivers() {
+        let server = TestServer::start(driver, |c| {
+            c.limits.write_stall_timeout = Duration::from_millis(300);
+        });
+        let mut s = server.connect();
+        s.write_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        let cap = 256usize << 20;
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let eof = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => total += n,
+                Err(e) => {
+                    break !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+            if total > cap {
+                break false;
+            }
+        };
+        assert!(
+            eof,
+            "{driver:?}: stream went on after the client stalled ({total} bytes read)"
+        );
+        assert!(total > 0, "{driver:?}: nothing was streamed");
     }
 }
 
