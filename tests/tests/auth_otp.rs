@@ -4,8 +4,7 @@
 //! clock), and every check is made over HTTP.
 //!
 //! Not ported: "POST:/api/collections/users/auth-with-otp" (a Go hook makes the transaction
-//! fail: asserts Go hook behaviour only); the "RateLimit rule - ..." ones are covered by the
-//! table of `ratelimit.rs` (`*:auth` on auth-with-otp).
+//! fail: asserts Go hook behaviour only).
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
@@ -236,4 +235,52 @@ fn auth_with_otp_scenarios() {
     let (status, _, text) = auth_with_otp(&s, "otpclients00001", "1234567890");
     assert_eq!(status, 403, "{text}");
     assert!(text.contains(r#""data":{}"#), "{text}");
+}
+
+/// The "RateLimit rule - ..." scenarios: the rules (with `maxRequests` 0, which settings
+/// validation refuses, as the Go test sets them in memory) are written to the stored settings
+/// of a fixture copy before the start.
+#[test]
+fn rate_limit_rules_of_auth_with_otp() {
+    let cases = [
+        (
+            "RateLimit rule - users:authWithOTP",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithOTP"},{"maxRequests":100,"label":"users:auth"},{"maxRequests":0,"label":"users:authWithOTP"}]"#,
+        ),
+        (
+            "RateLimit rule - *:authWithOTP",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:auth"},{"maxRequests":0,"label":"*:authWithOTP"}]"#,
+        ),
+        (
+            "RateLimit rule - users:auth",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithOTP"},{"maxRequests":0,"label":"users:auth"}]"#,
+        ),
+        (
+            "RateLimit rule - *:auth",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":0,"label":"*:auth"}]"#,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, rules) in cases {
+        let fixture = pocketbun_tests::fixture::EditedFixture::new(|db| {
+            db.execute(
+                "UPDATE _params SET value = json_set(value, '$.rateLimits.enabled', json('true'), \
+                 '$.rateLimits.rules', json(?1)) WHERE id = 'settings'",
+                [rules],
+            )
+            .expect("rate limit rules");
+        });
+        let server = Server::start(&ServerSpec::from_env(), Some(fixture.path())).unwrap();
+        let (status, _, text) = call(
+            &server,
+            "POST",
+            "/api/collections/users/auth-with-otp",
+            None,
+            &Value::Null,
+        );
+        if status != 429 || !text.contains(r#""data":{}"#) {
+            failures.push(format!("{name}: {status} {text}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
