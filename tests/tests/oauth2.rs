@@ -8,7 +8,8 @@
 //!
 //! Ported needsGo scenarios of `record_auth_with_oauth2_test.go`: the linking ones
 //! (`linking_to_existing_users`), the "creating user ..." ones (`sign_up_is_a_validated_record_create`)
-//! and "store name with Apple provider" (`apple_name_from_the_redirect`). Not ported:
+//! "store name with Apple provider" (`apple_name_from_the_redirect`) and the four rate-limit
+//! ones (`rate_limit_rules_of_auth_with_oauth2`). Not ported:
 //! "creating user (with mapped OAuth2 fields and avatarURL->file field)" (its avatar must be
 //! downloaded from a public address; loopback ones are refused by design, which is ported),
 //! "OnRecordAuthWithOAuth2Request tx body write check" (asserts Go hook calls only).
@@ -1006,4 +1007,52 @@ fn linking_to_existing_users() {
         links.contains(&("oidc".to_string(), "test_id".to_string())),
         "{links:?}"
     );
+}
+
+/// The "RateLimit rule/tag - ..." scenarios: the rules (with `maxRequests` 0, which settings
+/// validation refuses, as the Go test sets them in memory) are written to the stored settings
+/// of a fixture copy before the start; the request is refused before any provider is asked.
+#[test]
+fn rate_limit_rules_of_auth_with_oauth2() {
+    let cases = [
+        (
+            "RateLimit rule - users:authWithOAuth2",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithOAuth2"},{"maxRequests":100,"label":"users:auth"},{"maxRequests":0,"label":"users:authWithOAuth2"}]"#,
+        ),
+        (
+            "RateLimit rule - *:authWithOAuth2",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:auth"},{"maxRequests":0,"label":"*:authWithOAuth2"}]"#,
+        ),
+        (
+            "RateLimit tag - users:auth",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":100,"label":"*:authWithOAuth2"},{"maxRequests":0,"label":"users:auth"}]"#,
+        ),
+        (
+            "RateLimit tag - *:auth",
+            r#"[{"maxRequests":100,"label":"abc"},{"maxRequests":0,"label":"*:auth"}]"#,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, rules) in cases {
+        let fixture = pocketbun_tests::fixture::EditedFixture::new(|db| {
+            db.execute(
+                "UPDATE _params SET value = json_set(value, '$.rateLimits.enabled', json('true'), \
+                 '$.rateLimits.rules', json(?1)) WHERE id = 'settings'",
+                [rules],
+            )
+            .expect("rate limit rules");
+        });
+        let server = Server::start(&ServerSpec::from_env(), Some(fixture.path())).unwrap();
+        let (status, body) = call(
+            &server,
+            "POST",
+            "/api/collections/users/auth-with-oauth2",
+            None,
+            &json!({}),
+        );
+        if status != 429 || body["data"] != json!({}) {
+            failures.push(format!("{name}: {status} {body}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
