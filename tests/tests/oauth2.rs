@@ -8,7 +8,12 @@
 //!
 //! Ported needsGo scenarios of `record_auth_with_oauth2_test.go`: the linking ones
 //! (`linking_to_existing_users`), the "creating user ..." ones (`sign_up_is_a_validated_record_create`)
-//! "store name with Apple provider" (`apple_name_from_the_redirect`) and the four rate-limit
+//! "store name with Apple provider" (`apple_name_from_the_redirect`), "store name with
+//! non-Apple provider" (`redirect_name_is_ignored_by_non_apple_providers`), the two "link by
+//! fallback user (user without email / unverified user with matching email)" ones
+//! (`linking_the_fallback_user`), "creating user (no extra create data ...)", "... non-empty
+//! valid submitted email" and "... empty OAuth2User.avatarURL value"
+//! (`sign_up_without_mapping_with_submitted_email_and_without_avatar`) and the four rate-limit
 //! ones (`rate_limit_rules_of_auth_with_oauth2`). Not ported:
 //! "creating user (with mapped OAuth2 fields and avatarURL->file field)" (its avatar must be
 //! downloaded from a public address; loopback ones are refused by design, which is ported),
@@ -1055,4 +1060,258 @@ fn rate_limit_rules_of_auth_with_oauth2() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `_authOrigins` rows of a record.
+fn origins_of(server: &Server, record: &str) -> u64 {
+    let (status, body) = call(
+        server,
+        "GET",
+        &format!("/api/collections/_authOrigins/records?filter=recordRef='{record}'&perPage=1"),
+        Some(SUPERUSER),
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["totalItems"].as_u64().unwrap()
+}
+
+/// An auth-with-oauth2 form without `createData`.
+fn plain_oauth2(
+    server: &Server,
+    state: &Shared,
+    pport: u16,
+    user: Value,
+    auth: Option<&str>,
+) -> (u16, Value) {
+    state.lock().unwrap().next_user = user;
+    let (code, verifier) = authorize(server, pport, "oidc");
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier});
+    call(
+        server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        auth,
+        &form,
+    )
+}
+
+/// PocketBase's "link by fallback user (user without email)" and "(unverified user with
+/// matching email)": the logged-in record is linked, takes the provider's email when it has
+/// none, becomes verified, keeps its password and gets one auth origin.
+#[test]
+fn linking_the_fallback_user() {
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let cases = [
+        ("user without email", "test_oauth2@example.com"),
+        ("unverified user with matching email", "test@example.com"),
+    ];
+    for (name, email) in cases {
+        let fixture = pocketbun_tests::fixture::EditedFixture::new(|db| {
+            if name == "user without email" {
+                // Go's app.Save with the old tokenKey restored: a plain column write
+                db.execute_batch("UPDATE users SET email = '' WHERE id = '4q1xlclmfloku33'")
+                    .unwrap();
+            }
+        });
+        let server = Server::start(&ServerSpec::from_env(), Some(fixture.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        configure(&server, pport, json!({}));
+        let (status, body) = plain_oauth2(
+            &server,
+            &state,
+            pport,
+            json!({"sub": "test_id", "email": email, "email_verified": true}),
+            Some(USER1),
+        );
+        assert_eq!(status, 200, "{name}: {body}");
+        let rec = &body["record"];
+        assert_eq!(
+            (rec["id"].as_str(), rec["email"].as_str()),
+            (Some("4q1xlclmfloku33"), Some(email)),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            (
+                rec["verified"].as_bool(),
+                body["meta"]["isNew"].as_bool(),
+                body["meta"]["id"].as_str()
+            ),
+            (Some(true), Some(false), Some("test_id")),
+            "{name}: {body}"
+        );
+        assert!(body["token"].is_string(), "{name}: {body}");
+        assert!(
+            rec.get("tokenKey").is_none() && rec.get("password").is_none(),
+            "{name}: {body}"
+        );
+        assert!(password_works(&server, email), "{name}: old password gone");
+        assert_eq!(origins_of(&server, "4q1xlclmfloku33"), 1, "{name}");
+    }
+}
+
+/// PocketBase's "creating user (no extra create data or custom fields mapping)", "... (valid
+/// create data with non-empty valid submitted email)" and "... (with mapped OAuth2 avatarURL
+/// field but empty OAuth2User.avatarURL value)".
+#[test]
+fn sign_up_without_mapping_with_submitted_email_and_without_avatar() {
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let fixture = conformance_dir()
+        .expect("the conformance corpus is required")
+        .join("pb_data");
+    let server =
+        Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    configure(&server, pport, json!({}));
+
+    // no extra create data or custom fields mapping
+    let (status, body) = plain_oauth2(&server, &state, pport, json!({"sub": "test_id"}), None);
+    assert_eq!(status, 200, "{body}");
+    let rec = &body["record"];
+    assert_eq!(
+        (
+            body["meta"]["isNew"].as_bool(),
+            body["meta"]["id"].as_str(),
+            rec["email"].as_str(),
+            rec["verified"].as_bool()
+        ),
+        (Some(true), Some("test_id"), Some(""), Some(true)),
+        "{body}"
+    );
+    assert!(body["token"].is_string(), "{body}");
+    assert!(
+        rec.get("tokenKey").is_none() && rec.get("password").is_none(),
+        "{body}"
+    );
+
+    // the submitted email wins over the provider's and is not verified
+    let (status, body) = sign_in(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "test_id2", "email": "oauth2@example.com", "email_verified": true}),
+        json!({"email": "test_create@example.com", "emailVisibility": true, "password": "1234567890",
+               "passwordConfirm": "1234567890", "name": "test_name", "username": "test_username",
+               "rel": "0yxhwia2amd8gec"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let rec = &body["record"];
+    assert_eq!(
+        (
+            rec["email"].as_str(),
+            rec["emailVisibility"].as_bool(),
+            rec["verified"].as_bool()
+        ),
+        (Some("test_create@example.com"), Some(true), Some(false)),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            rec["name"].as_str(),
+            rec["username"].as_str(),
+            rec["rel"].as_str()
+        ),
+        (
+            Some("test_name"),
+            Some("test_username"),
+            Some("0yxhwia2amd8gec")
+        ),
+        "{body}"
+    );
+    assert!(
+        rec.get("tokenKey").is_none() && rec.get("password").is_none(),
+        "{body}"
+    );
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-password",
+        None,
+        &json!({"identity": "test_username", "password": "1234567890"}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // a mapped avatar field stays empty when the provider has no picture
+    configure(&server, pport, json!({"avatarURL": "avatar"}));
+    let (status, body) = plain_oauth2(
+        &server,
+        &state,
+        pport,
+        json!({"sub": "oauth2_id", "email": "oauth2@example.com", "email_verified": true}),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rec = &body["record"];
+    assert_eq!(
+        (
+            body["meta"]["isNew"].as_bool(),
+            rec["email"].as_str(),
+            rec["emailVisibility"].as_bool(),
+            rec["verified"].as_bool(),
+            rec["avatar"].as_str()
+        ),
+        (
+            Some(true),
+            Some("oauth2@example.com"),
+            Some(false),
+            Some(true),
+            Some("")
+        ),
+        "{body}"
+    );
+}
+
+/// PocketBase's "store name with non-Apple provider": a name kept by `/api/oauth2-redirect`
+/// for a code (Apple's `user` form field) is not used by another provider's exchange.
+#[test]
+fn redirect_name_is_ignored_by_non_apple_providers() {
+    let state: Shared = Arc::new(Mutex::new(State::default()));
+    let pport = provider(state.clone());
+    let fixture = conformance_dir()
+        .expect("the conformance corpus is required")
+        .join("pb_data");
+    let server =
+        Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    configure(&server, pport, json!({"name": "name"}));
+    state.lock().unwrap().next_user = json!({"sub": "test_id"});
+    let (code, verifier) = authorize(&server, pport, "oidc");
+
+    let mut stream = Stream::open(server.port(), &["@oauth2"]);
+    let user = r#"{"name":{"firstName":"test_store","lastName":"name"}}"#;
+    let form = format!(
+        "code={code}&state={}&user={}",
+        stream.id,
+        user.bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let resp = Request::new("POST", "/api/oauth2-redirect")
+        .header("Host", "127.0.0.1")
+        .header("Connection", "close")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Length", &form.len().to_string())
+        .body(form.into_bytes())
+        .send(server.port())
+        .unwrap();
+    assert_eq!(resp.status, 303);
+    assert!(
+        stream.read_until(|t| t.contains("event:@oauth2") && t.contains(&code)),
+        "{}",
+        stream.buf
+    );
+
+    let form = json!({"provider": "oidc", "code": code, "codeVerifier": verifier});
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/collections/users/auth-with-oauth2",
+        None,
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains("test_store name"),
+        "the redirect name was used: {body}"
+    );
+    assert_eq!(body["record"]["name"], "", "{body}");
 }
