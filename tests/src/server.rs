@@ -321,6 +321,24 @@ impl Server {
 
     /// Stops the server: SIGTERM, then SIGKILL after 5 s. Returns its exit
     /// status (None when it had been stopped already). Idempotent.
+    /// One JSON API request on a fresh connection (`Authorization: token` when given);
+    /// panics with the server's log when the exchange fails at the socket level.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut req = http::Request::new(method, path)
+            .header("Host", &format!("127.0.0.1:{}", self.port()))
+            .header("Connection", "close")
+            .header("Content-Type", "application/json")
+            .header("Content-Length", &body.len().to_string());
+        if let Some(t) = token {
+            req = req.header("Authorization", t);
+        }
+        let resp = req
+            .body(body.as_bytes().to_vec())
+            .send(self.port())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", self.log()));
+        (resp.status, resp.text())
+    }
+
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {

@@ -11,7 +11,6 @@
 //! With `CONFORMANCE_SERVER=pocketbase` the same table runs against PocketBase itself.
 
 use pocketbun_tests::fixture::EditedFixture;
-use pocketbun_tests::http::Request;
 use pocketbun_tests::smtp::{smtp_sink, unquote, Delivered};
 use pocketbun_tests::{Server, ServerSpec};
 use serde_json::Value;
@@ -315,7 +314,7 @@ fn run(case: &Case) -> Result<(), String> {
     };
     match case.setup {
         Setup::SentBefore => {
-            let (status, text) = call(&server, "POST", case.path, case.token, case.body);
+            let (status, text) = server.call("POST", case.path, case.token, case.body);
             if status != 204 {
                 return Err(format!("first request: {status} {text}"));
             }
@@ -339,7 +338,7 @@ fn run(case: &Case) -> Result<(), String> {
         }
     }
 
-    let (status, text) = call(&server, "POST", case.path, case.token, case.body);
+    let (status, text) = server.call("POST", case.path, case.token, case.body);
     if status != case.status {
         return Err(format!("status {status}, want {}: {text}", case.status));
     }
@@ -379,8 +378,7 @@ fn run(case: &Case) -> Result<(), String> {
                 set_password_auth(&server, true)?;
             }
             let login = format!(r#"{{"identity":"{email}","password":"1234567890"}}"#);
-            let (status, text) = call(
-                &server,
+            let (status, text) = server.call(
                 "POST",
                 "/api/collections/users/auth-with-password",
                 None,
@@ -408,7 +406,7 @@ fn recv_within(mail: &Receiver<Delivered>, wait: Duration) -> Option<Delivered> 
 
 fn user(server: &Server) -> Result<Value, String> {
     let path = format!("/api/collections/users/records/{USER_ID}");
-    let (status, text) = call(server, "GET", &path, Some(SUPERUSER), "");
+    let (status, text) = server.call("GET", &path, Some(SUPERUSER), "");
     if status != 200 {
         return Err(format!("GET {path}: {status} {text}"));
     }
@@ -419,7 +417,7 @@ fn external_auths(server: &Server) -> Result<u64, String> {
     let path = format!(
         "/api/collections/_externalAuths/records?perPage=1&filter=recordRef%3D%27{USER_ID}%27"
     );
-    let (status, text) = call(server, "GET", &path, Some(SUPERUSER), "");
+    let (status, text) = server.call("GET", &path, Some(SUPERUSER), "");
     if status != 200 {
         return Err(format!("GET {path}: {status} {text}"));
     }
@@ -431,13 +429,7 @@ fn external_auths(server: &Server) -> Result<u64, String> {
 
 fn set_password_auth(server: &Server, on: bool) -> Result<(), String> {
     let body = format!(r#"{{"passwordAuth":{{"enabled":{on}}}}}"#);
-    let (status, text) = call(
-        server,
-        "PATCH",
-        "/api/collections/users",
-        Some(SUPERUSER),
-        &body,
-    );
+    let (status, text) = server.call("PATCH", "/api/collections/users", Some(SUPERUSER), &body);
     if status != 200 {
         return Err(format!("PATCH users passwordAuth: {status} {text}"));
     }
@@ -447,31 +439,9 @@ fn set_password_auth(server: &Server, on: bool) -> Result<(), String> {
 fn with_smtp(server: &Server) -> Result<Receiver<Delivered>, String> {
     let (port, mail) = smtp_sink();
     let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{port}}}}}"#);
-    let (status, text) = call(server, "PATCH", "/api/settings", Some(SUPERUSER), &patch);
+    let (status, text) = server.call("PATCH", "/api/settings", Some(SUPERUSER), &patch);
     if status != 200 {
         return Err(format!("PATCH settings: {status} {text}"));
     }
     Ok(mail)
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut req = Request::new(method, path)
-        .header("Host", &format!("127.0.0.1:{}", server.port()))
-        .header("Connection", "close")
-        .header("Content-Type", "application/json")
-        .header("Content-Length", &body.len().to_string());
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req
-        .body(body.as_bytes().to_vec())
-        .send(server.port())
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", server.log()));
-    (resp.status, resp.text())
 }

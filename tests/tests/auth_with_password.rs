@@ -12,7 +12,6 @@
 //! With `CONFORMANCE_SERVER=pocketbase` the same table runs against PocketBase itself.
 
 use pocketbun_tests::fixture::EditedFixture;
-use pocketbun_tests::http::Request;
 use pocketbun_tests::smtp::{smtp_sink, unquote};
 use pocketbun_tests::{Server, ServerSpec};
 use serde_json::Value;
@@ -315,13 +314,8 @@ fn run(case: &Case) -> Result<(), String> {
         Setup::ClientsCollate(collations) => set_clients_collations(&server, collations)?,
         Setup::UsersMfaRule(rule) => {
             let body = format!(r#"{{"mfa":{{"enabled":true,"rule":"{rule}"}}}}"#);
-            let (status, text) = call(
-                &server,
-                "PATCH",
-                "/api/collections/users",
-                Some(SUPERUSER),
-                &body,
-            );
+            let (status, text) =
+                server.call("PATCH", "/api/collections/users", Some(SUPERUSER), &body);
             if status != 200 {
                 return Err(format!("enabling MFA: {status} {text}"));
             }
@@ -339,7 +333,7 @@ fn run(case: &Case) -> Result<(), String> {
         Some((method, path, token)) => (method, path.to_string(), token),
         None => ("POST", login, None),
     };
-    let (status, text) = call(&server, method, &path, token, case.body);
+    let (status, text) = server.call(method, &path, token, case.body);
     if status != case.status {
         return Err(format!("status {status}, want {}: {text}", case.status));
     }
@@ -391,13 +385,7 @@ fn run(case: &Case) -> Result<(), String> {
 
 /// Sets the collation of the single-column unique indexes of `clients` (`""` = none).
 fn set_clients_collations(server: &Server, collations: &[(&str, &str)]) -> Result<(), String> {
-    let (status, text) = call(
-        server,
-        "GET",
-        "/api/collections/clients",
-        Some(SUPERUSER),
-        "",
-    );
+    let (status, text) = server.call("GET", "/api/collections/clients", Some(SUPERUSER), "");
     if status != 200 {
         return Err(format!("GET clients: {status} {text}"));
     }
@@ -421,13 +409,7 @@ fn set_clients_collations(server: &Server, collations: &[(&str, &str)]) -> Resul
         *index = index.replace(&format!("({column})"), &with);
     }
     let body = serde_json::json!({ "indexes": indexes }).to_string();
-    let (status, text) = call(
-        server,
-        "PATCH",
-        "/api/collections/clients",
-        Some(SUPERUSER),
-        &body,
-    );
+    let (status, text) = server.call("PATCH", "/api/collections/clients", Some(SUPERUSER), &body);
     if status != 200 {
         return Err(format!("PATCH clients indexes: {status} {text}"));
     }
@@ -439,7 +421,7 @@ fn with_smtp(
 ) -> Result<std::sync::mpsc::Receiver<pocketbun_tests::smtp::Delivered>, String> {
     let (port, mail) = smtp_sink();
     let patch = format!(r#"{{"smtp":{{"enabled":true,"host":"127.0.0.1","port":{port}}}}}"#);
-    let (status, text) = call(server, "PATCH", "/api/settings", Some(SUPERUSER), &patch);
+    let (status, text) = server.call("PATCH", "/api/settings", Some(SUPERUSER), &patch);
     if status != 200 {
         return Err(format!("PATCH settings: {status} {text}"));
     }
@@ -455,7 +437,7 @@ fn count(server: &Server, collection: &str, filter: &str) -> Result<usize, Strin
         "/api/collections/{collection}/records?perPage=1&filter={}",
         percent(filter)
     );
-    let (status, text) = call(server, "GET", &path, Some(SUPERUSER), "");
+    let (status, text) = server.call("GET", &path, Some(SUPERUSER), "");
     if status != 200 {
         return Err(format!("GET {path}: {status} {text}"));
     }
@@ -473,26 +455,4 @@ fn percent(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut req = Request::new(method, path)
-        .header("Host", &format!("127.0.0.1:{}", server.port()))
-        .header("Connection", "close")
-        .header("Content-Type", "application/json")
-        .header("Content-Length", &body.len().to_string());
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req
-        .body(body.as_bytes().to_vec())
-        .send(server.port())
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", server.log()));
-    (resp.status, resp.text())
 }

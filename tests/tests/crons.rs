@@ -11,7 +11,6 @@
 //! Not portable over HTTP: "authorized as superuser (empty list)" removes every registered
 //! job from the Go app (`app.Cron().RemoveAll()`); no API can unregister PocketBase's jobs.
 
-use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
 use serde_json::Value;
 use std::path::Path;
@@ -25,28 +24,6 @@ fn start() -> Server {
         .expect("the conformance corpus (../shared/conformance) is required")
         .join("pb_data");
     Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut req = Request::new(method, path)
-        .header("Host", &format!("127.0.0.1:{}", server.port()))
-        .header("Connection", "close")
-        .header("Content-Type", "application/json")
-        .header("Content-Length", &body.len().to_string())
-        .body(body.as_bytes().to_vec());
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req
-        .send(server.port())
-        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
-    (resp.status, resp.text())
 }
 
 fn wait_until(what: &str, server: &Server, mut done: impl FnMut() -> bool) {
@@ -68,16 +45,16 @@ fn lists_and_runs_pocketbases_jobs() {
         ("GET", "/api/crons"),
         ("POST", "/api/crons/__pbLogsCleanup__"),
     ] {
-        assert_eq!(call(&server, method, path, None, "").0, 401);
-        assert_eq!(call(&server, method, path, Some(USER), "").0, 403);
+        assert_eq!(server.call(method, path, None, "").0, 401);
+        assert_eq!(server.call(method, path, Some(USER), "").0, 403);
     }
-    let (status, body) = call(&server, "GET", "/api/crons", Some(SUPERUSER), "");
+    let (status, body) = server.call("GET", "/api/crons", Some(SUPERUSER), "");
     assert_eq!(status, 200);
     assert_eq!(
         body,
         "[{\"id\":\"__pbDBOptimize__\",\"expression\":\"0 0 * * *\"},{\"id\":\"__pbMFACleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbOTPCleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbLogsCleanup__\",\"expression\":\"0 */6 * * *\"}]\n"
     );
-    let (status, body) = call(&server, "POST", "/api/crons/missing", Some(SUPERUSER), "");
+    let (status, body) = server.call("POST", "/api/crons/missing", Some(SUPERUSER), "");
     assert_eq!(
         (status, body.as_str()),
         (
@@ -86,17 +63,11 @@ fn lists_and_runs_pocketbases_jobs() {
         )
     );
     for id in ["__pbDBOptimize__", "__pbMFACleanup__", "__pbOTPCleanup__"] {
-        let (status, body) = call(
-            &server,
-            "POST",
-            &format!("/api/crons/{id}"),
-            Some(SUPERUSER),
-            "",
-        );
+        let (status, body) = server.call("POST", &format!("/api/crons/{id}"), Some(SUPERUSER), "");
         assert_eq!((status, body.as_str()), (204, ""), "{id}");
     }
     // the server keeps serving while jobs run
-    assert_eq!(call(&server, "GET", "/api/health", None, "").0, 200);
+    assert_eq!(server.call("GET", "/api/health", None, "").0, 200);
 }
 
 #[test]
@@ -122,13 +93,7 @@ fn logs_cleanup_deletes_logs_older_than_max_days() {
         .unwrap()
     };
     assert_eq!(count("old_log_entry_1"), 1);
-    let (status, _) = call(
-        &server,
-        "POST",
-        "/api/crons/__pbLogsCleanup__",
-        Some(SUPERUSER),
-        "",
-    );
+    let (status, _) = server.call("POST", "/api/crons/__pbLogsCleanup__", Some(SUPERUSER), "");
     assert_eq!(status, 204);
     wait_until("the old log to go", &server, || {
         count("old_log_entry_1") == 0
@@ -151,15 +116,14 @@ fn auto_backups(dir: &Path) -> Vec<String> {
 #[test]
 fn auto_backup_follows_the_settings_and_keeps_cron_max_keep() {
     let server = start();
-    let (status, body) = call(
-        &server,
+    let (status, body) = server.call(
         "PATCH",
         "/api/settings",
         Some(SUPERUSER),
         r#"{"backups":{"cron":"0 3 * * *","cronMaxKeep":1}}"#,
     );
     assert_eq!(status, 200, "{body}");
-    let (_, body) = call(&server, "GET", "/api/crons", Some(SUPERUSER), "");
+    let (_, body) = server.call("GET", "/api/crons", Some(SUPERUSER), "");
     let jobs: Value = serde_json::from_str(&body).unwrap();
     assert!(
         jobs.as_array()
@@ -169,13 +133,7 @@ fn auto_backup_follows_the_settings_and_keeps_cron_max_keep() {
         "{body}"
     );
     let dir = server.data_dir().to_path_buf();
-    let (status, _) = call(
-        &server,
-        "POST",
-        "/api/crons/__pbAutoBackup__",
-        Some(SUPERUSER),
-        "",
-    );
+    let (status, _) = server.call("POST", "/api/crons/__pbAutoBackup__", Some(SUPERUSER), "");
     assert_eq!(status, 204);
     wait_until("the first auto backup", &server, || {
         auto_backups(&dir).len() == 1
@@ -184,13 +142,7 @@ fn auto_backup_follows_the_settings_and_keeps_cron_max_keep() {
     assert!(first.starts_with("@auto_pb_backup_acme_test_"), "{first}");
     // names have a one second resolution
     std::thread::sleep(Duration::from_millis(1100));
-    let (status, _) = call(
-        &server,
-        "POST",
-        "/api/crons/__pbAutoBackup__",
-        Some(SUPERUSER),
-        "",
-    );
+    let (status, _) = server.call("POST", "/api/crons/__pbAutoBackup__", Some(SUPERUSER), "");
     assert_eq!(status, 204);
     wait_until("the rotation", &server, || {
         let now = auto_backups(&dir);
@@ -198,13 +150,12 @@ fn auto_backup_follows_the_settings_and_keeps_cron_max_keep() {
     });
 
     // clearing backups.cron removes the job
-    call(
-        &server,
+    server.call(
         "PATCH",
         "/api/settings",
         Some(SUPERUSER),
         r#"{"backups":{"cron":""}}"#,
     );
-    let (_, body) = call(&server, "GET", "/api/crons", Some(SUPERUSER), "");
+    let (_, body) = server.call("GET", "/api/crons", Some(SUPERUSER), "");
     assert!(!body.contains("__pbAutoBackup__"), "{body}");
 }
