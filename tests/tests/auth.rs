@@ -172,6 +172,71 @@ fn pocketbase_hashes_log_in_and_issued_tokens_work() {
     assert_eq!(status, 403);
 }
 
+/// Drop-in data both ways: a password set through PocketBun (bcrypt at the collection's cost,
+/// as PocketBase hashes) logs in on the real PocketBase opening the same pb_data, the old one
+/// no longer does; and a password PocketBase sets logs in on PocketBun.
+#[test]
+fn passwords_changed_on_one_server_log_in_on_the_other() {
+    let Some(pocketbase) = ServerSpec::pocketbase() else {
+        panic!("PocketBase v0.39.11 is needed for this test");
+    };
+    let login = |server: &Server, password: &str| {
+        let body = format!(r#"{{"identity":"test@example.com","password":"{password}"}}"#);
+        post(
+            server,
+            "/api/collections/users/auth-with-password",
+            None,
+            &body,
+        )
+        .0
+    };
+    let change = |server: &Server, old: &str, new: &str| {
+        let body =
+            format!(r#"{{"oldPassword":"{old}","password":"{new}","passwordConfirm":"{new}"}}"#);
+        let (status, answer) = call(
+            server,
+            "PATCH",
+            "/api/collections/users/records/4q1xlclmfloku33",
+            Some(USER),
+            Some(&body),
+        );
+        assert_eq!(status, 200, "{}: {answer}", server.kind().name());
+    };
+    // the fixture's users have MFA on: a correct password answers 401 with an mfaId, a wrong
+    // one 400
+    let mut bun = start();
+    change(&bun, "1234567890", "set by pocketbun");
+    bun.stop();
+    let mut base =
+        Server::start(&pocketbase, Some(bun.data_dir())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        login(&base, "set by pocketbun"),
+        401,
+        "PocketBase refuses PocketBun's hash"
+    );
+    assert_eq!(login(&base, "1234567890"), 400);
+
+    // the token key rotated with the change: log in afresh to change it back on PocketBase
+    let body = r#"{"password":"set by pocketbase","passwordConfirm":"set by pocketbase"}"#;
+    let (status, answer) = call(
+        &base,
+        "PATCH",
+        "/api/collections/users/records/4q1xlclmfloku33",
+        Some(SUPERUSER),
+        Some(body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    base.stop();
+    let bun = Server::start(&ServerSpec::pocketbun(), Some(base.data_dir()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        login(&bun, "set by pocketbase"),
+        401,
+        "PocketBun refuses PocketBase's hash"
+    );
+    assert_eq!(login(&bun, "set by pocketbun"), 400);
+}
+
 #[test]
 fn impersonation_tokens_are_static() {
     let server = start();
