@@ -65,6 +65,12 @@ struct ServeArgs {
     /// Accepted for command-line compatibility with PocketBase; PocketBun writes no migration files.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     automigrate: Option<String>,
+    /// How new passwords are hashed. `bcrypt` (at the collection's cost) is what PocketBase
+    /// reads, so the data stays usable by it; `argon2id` is stronger but PocketBase cannot
+    /// log those users in. Either way a stored hash of the other kind (or a weaker bcrypt
+    /// cost) is replaced at the user's next successful login.
+    #[arg(long, value_enum, default_value_t = crate::auth::password::Scheme::Bcrypt)]
+    password_hash: crate::auth::password::Scheme,
     /// Seconds after which an idle realtime client is disconnected (PocketBase: 300).
     #[arg(long, hide = true, default_value_t = 300.0)]
     realtime_idle_timeout: f64,
@@ -136,6 +142,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         config.driver = Driver::Epoll;
     }
     config.gzip = args.gzip;
+    crate::auth::password::configure(args.password_hash);
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),

@@ -237,6 +237,78 @@ fn passwords_changed_on_one_server_log_in_on_the_other() {
     assert_eq!(login(&bun, "set by pocketbun"), 400);
 }
 
+/// `serve --password-hash argon2id`: a bcrypt user who logs in gets an argon2id hash of the
+/// same password (issued tokens stay valid); back on the default scheme the next login turns
+/// it into bcrypt again, which the real PocketBase then accepts.
+#[test]
+fn argon2id_is_opt_in_and_hashes_are_upgraded_at_login() {
+    let stored = |server: &Server| -> String {
+        let db = rusqlite::Connection::open(server.data_dir().join("data.db")).unwrap();
+        db.query_row(
+            "SELECT password FROM clients WHERE id = 'gk390qegs4y47wn'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let login = |server: &Server| {
+        post(
+            server,
+            "/api/collections/clients/auth-with-password",
+            None,
+            r#"{"identity":"test@example.com","password":"1234567890"}"#,
+        )
+    };
+    let fixture = conformance_dir().unwrap().join("pb_data");
+    let mut spec = ServerSpec::pocketbun();
+    spec.args
+        .extend(["--password-hash".to_string(), "argon2id".to_string()]);
+    let mut argon = Server::start(&spec, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored(&argon).starts_with("$2a$13$"));
+    let (status, body) = login(&argon);
+    assert_eq!(status, 200, "{body}");
+    let first_token = body["token"].as_str().unwrap().to_string();
+    assert!(
+        stored(&argon).starts_with("$argon2id$"),
+        "{}",
+        stored(&argon)
+    );
+    let (status, body) = login(&argon);
+    assert_eq!(status, 200, "the argon2id hash verifies: {body}");
+    let (status, body) = post(
+        &argon,
+        "/api/collections/clients/auth-refresh",
+        Some(&first_token),
+        "",
+    );
+    assert_eq!(status, 200, "the token key stayed: {body}");
+    let (status, _) = post(
+        &argon,
+        "/api/collections/clients/auth-with-password",
+        None,
+        r#"{"identity":"test@example.com","password":"wrong"}"#,
+    );
+    assert_eq!(status, 400);
+    argon.stop();
+
+    let mut bcrypt = Server::start(&ServerSpec::pocketbun(), Some(argon.data_dir()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored(&bcrypt).starts_with("$argon2id$"));
+    let (status, body) = login(&bcrypt);
+    assert_eq!(status, 200, "{body}");
+    assert!(stored(&bcrypt).starts_with("$2a$"), "{}", stored(&bcrypt));
+    bcrypt.stop();
+
+    let pocketbase = ServerSpec::pocketbase().expect("PocketBase v0.39.11 is needed for this test");
+    let base =
+        Server::start(&pocketbase, Some(bcrypt.data_dir())).unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = login(&base);
+    assert_eq!(
+        status, 200,
+        "PocketBase reads the re-made bcrypt hash: {body}"
+    );
+}
+
 #[test]
 fn impersonation_tokens_are_static() {
     let server = start();

@@ -191,8 +191,12 @@ async fn auth_with_password(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(fail());
     };
     let hash = loaded.text("password");
-    if !password::check(&ctx.shared.cpu, plain, hash).await {
+    if !password::check(&ctx.shared.cpu, plain.clone(), hash.clone()).await {
         return Err(fail());
+    }
+    let cost = password::cost_of(&coll);
+    if password::needs_rehash(&hash, cost) {
+        rehash(&ctx, &coll, loaded.id(), plain, hash, cost).await;
     }
     let token = flow::auth_token(&loaded)?;
     flow::respond(
@@ -206,6 +210,36 @@ async fn auth_with_password(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         None,
     )
     .await
+}
+
+/// Replaces a stored hash that is not what `--password-hash` asks for (or a cheaper bcrypt)
+/// with a fresh one of the same password. Same password, so the token key stays and issued
+/// tokens live on; the update only lands if nobody changed the password meanwhile. A failure
+/// costs nothing but the upgrade: the login itself already succeeded.
+async fn rehash(
+    ctx: &AppCtx,
+    coll: &pocketbun_storage::collections::Collection,
+    id: String,
+    plain: String,
+    old: String,
+    cost: u32,
+) {
+    let Ok(new) = password::hash(&ctx.shared.cpu, plain, cost).await else {
+        return;
+    };
+    let sql = format!(
+        "UPDATE {} SET `password` = ?1 WHERE `id` = ?2 AND `password` = ?3",
+        crate::records::quote(&coll.name)
+    );
+    let _ = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            conn.prepare_cached(&sql)?.execute([new, id, old])?;
+            Ok(())
+        })
+        .await;
 }
 
 /// The record whose identity `field` (one of the collection's identity fields with a unique

@@ -1,5 +1,7 @@
 //! Password hashes as PocketBase stores them: bcrypt (`$2a$`/`$2b$`/`$2y$`), cost from the
-//! collection's password field (Go's default 10 when unset).
+//! collection's password field (Go's default 10 when unset). `serve --password-hash argon2id`
+//! makes new hashes argon2id (PHC string) instead; both kinds always verify, and a login
+//! replaces a hash that is not what is configured ([`needs_rehash`]).
 //!
 //! Hashing and checking are slow on purpose (~74 ms at cost 10): they run on the CPU pool
 //! (`Shared::cpu`), never on a request worker. The comparison inside `bcrypt::verify` is
@@ -7,6 +9,46 @@
 
 use crate::offload::CpuPool;
 use pocketbun_storage::collections::{Collection, FieldKind};
+use std::sync::OnceLock;
+
+/// How new password hashes are made (process-wide, from the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Scheme {
+    /// PocketBase's own: the data stays usable by PocketBase.
+    #[default]
+    Bcrypt,
+    /// argon2id with the argon2 crate's defaults (19 MiB, 2 passes, 1 lane).
+    Argon2id,
+}
+
+static SCHEME: OnceLock<Scheme> = OnceLock::new();
+
+/// Sets the scheme for new hashes; the first call wins.
+pub fn configure(scheme: Scheme) {
+    let _ = SCHEME.set(scheme);
+}
+
+fn scheme() -> Scheme {
+    SCHEME.get().copied().unwrap_or_default()
+}
+
+fn is_argon2(hash: &str) -> bool {
+    hash.starts_with("$argon2")
+}
+
+/// Whether a hash that just matched should be replaced: it is of the other scheme, or a
+/// bcrypt hash cheaper than the collection's cost.
+pub fn needs_rehash(hash: &str, cost: u32) -> bool {
+    match scheme() {
+        Scheme::Argon2id => !is_argon2(hash),
+        Scheme::Bcrypt => is_argon2(hash) || bcrypt_cost(hash).is_some_and(|stored| stored < cost),
+    }
+}
+
+/// The cost of a `$2?$NN$...` hash.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2)?.parse().ok()
+}
 
 /// Go's `bcrypt.DefaultCost`.
 pub const DEFAULT_COST: u32 = 10;
@@ -24,7 +66,30 @@ pub fn matches(plain: &str, hash: &str) -> bool {
     if hash.is_empty() {
         return false;
     }
+    if is_argon2(hash) {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        return PasswordHash::new(hash).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(plain.as_bytes(), &parsed)
+                .is_ok()
+        });
+    }
     bcrypt::verify(plain.as_bytes(), hash).unwrap_or(false)
+}
+
+/// A new hash of `plain` with the configured scheme (slow: call it off the request workers).
+pub fn make(plain: &str, cost: u32) -> Result<String, String> {
+    match scheme() {
+        Scheme::Bcrypt => crate::superuser::hash_password(plain, cost),
+        Scheme::Argon2id => {
+            use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+            let salt = SaltString::generate(&mut OsRng);
+            argon2::Argon2::default()
+                .hash_password(plain.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// [`matches`] on the CPU pool.
@@ -36,7 +101,7 @@ pub async fn check(cpu: &CpuPool, plain: String, hash: String) -> bool {
 
 /// A new hash of `plain` on the CPU pool.
 pub async fn hash(cpu: &CpuPool, plain: String, cost: u32) -> Result<String, String> {
-    cpu.run(move || crate::superuser::hash_password(&plain, cost))
+    cpu.run(move || make(&plain, cost))
         .await
         .map_err(|_| "the password hashing pool is gone".to_string())?
 }
@@ -44,6 +109,29 @@ pub async fn hash(cpu: &CpuPool, plain: String, cost: u32) -> Result<String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argon2id_hashes_verify_and_schemes_are_told_apart() {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        let argon = argon2::Argon2::default()
+            .hash_password(b"1234567890", &salt)
+            .unwrap()
+            .to_string();
+        assert!(argon.starts_with("$argon2id$"));
+        assert!(matches("1234567890", &argon));
+        assert!(!matches("1234567891", &argon));
+        assert!(!matches("1234567890", "$argon2id$broken"));
+        assert_eq!(
+            bcrypt_cost("$2a$10$0CUWH81tPWUhxKqksZnO/eDfJiWTTG/xg7v5Yg8RhcLIGWY3oeCHe"),
+            Some(10)
+        );
+        // the default scheme is bcrypt: argon2 and cheaper bcrypt hashes are replaced
+        assert!(needs_rehash(&argon, 10));
+        assert!(needs_rehash("$2a$04$abc", 10));
+        assert!(!needs_rehash("$2a$10$abc", 10));
+        assert!(!needs_rehash("$2a$12$abc", 10));
+    }
 
     #[test]
     fn pocketbase_hashes_verify() {
