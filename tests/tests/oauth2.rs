@@ -436,6 +436,29 @@ fn code_exchange_sign_up_sign_in_and_linking() {
 
 /// Points `users` at the local provider (`oidc` over the id token, `apple` with the provider's
 /// JWKS) with `mapped` as the mapped fields.
+/// The provider's form POST to `/api/oauth2-redirect` with Apple's `user` field.
+fn post_redirect_with_user(
+    server: &Server,
+    code: &str,
+    state: &str,
+    user: &str,
+) -> pocketbun_tests::http::Response {
+    let form = format!(
+        "code={code}&state={state}&user={}",
+        user.bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    Request::new("POST", "/api/oauth2-redirect")
+        .header("Host", "127.0.0.1")
+        .header("Connection", "close")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Length", &form.len().to_string())
+        .body(form.into_bytes())
+        .send(server.port())
+        .unwrap()
+}
+
 fn configure(server: &Server, pport: u16, mapped: Value) {
     let base = format!("http://127.0.0.1:{pport}");
     let provider = |name: &str| {
@@ -724,21 +747,7 @@ fn apple_name_from_the_redirect() {
 
     let mut stream = Stream::open(server.port(), &["@oauth2"]);
     let user = r#"{"name":{"firstName":"Ann","lastName":"Lee"}}"#;
-    let form = format!(
-        "code={code}&state={}&user={}",
-        stream.id,
-        user.bytes()
-            .map(|b| format!("%{b:02X}"))
-            .collect::<String>()
-    );
-    let resp = Request::new("POST", "/api/oauth2-redirect")
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Content-Length", &form.len().to_string())
-        .body(form.into_bytes())
-        .send(server.port())
-        .unwrap();
+    let resp = post_redirect_with_user(&server, &code, &stream.id, user);
     assert_eq!(resp.status, 303);
     assert!(resp
         .header("location")
@@ -1278,21 +1287,7 @@ fn redirect_name_is_ignored_by_non_apple_providers() {
 
     let mut stream = Stream::open(server.port(), &["@oauth2"]);
     let user = r#"{"name":{"firstName":"test_store","lastName":"name"}}"#;
-    let form = format!(
-        "code={code}&state={}&user={}",
-        stream.id,
-        user.bytes()
-            .map(|b| format!("%{b:02X}"))
-            .collect::<String>()
-    );
-    let resp = Request::new("POST", "/api/oauth2-redirect")
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Content-Length", &form.len().to_string())
-        .body(form.into_bytes())
-        .send(server.port())
-        .unwrap();
+    let resp = post_redirect_with_user(&server, &code, &stream.id, user);
     assert_eq!(resp.status, 303);
     assert!(
         stream.read_until(|t| t.contains("event:@oauth2") && t.contains(&code)),
