@@ -47,6 +47,10 @@ pub struct SchemaState {
 pub struct SchemaPair {
     pub collections: Arc<Collections>,
     pub query: Arc<query::Schema>,
+    /// Some rule mentions `@request.headers` / `@request.query`: only then does every
+    /// request pay for building those maps (see `Caller::from_request`).
+    pub rules_read_headers: bool,
+    pub rules_read_query: bool,
 }
 
 impl SchemaState {
@@ -58,7 +62,24 @@ impl SchemaState {
 
     fn pair(collections: Collections) -> SchemaPair {
         let query = Arc::new(query_schema(&collections));
+        let rules_mention = |needle: &str| {
+            collections.iter().any(|c| {
+                [
+                    &c.list_rule,
+                    &c.view_rule,
+                    &c.create_rule,
+                    &c.update_rule,
+                    &c.delete_rule,
+                    &c.auth.auth_rule,
+                    &c.auth.manage_rule,
+                ]
+                .into_iter()
+                .any(|r| r.as_deref().is_some_and(|r| r.contains(needle)))
+            })
+        };
         SchemaPair {
+            rules_read_headers: rules_mention("@request.headers"),
+            rules_read_query: rules_mention("@request.query"),
             collections: Arc::new(collections),
             query,
         }

@@ -102,13 +102,20 @@ impl Caller {
             superuser,
             ..Default::default()
         };
-        for (k, v) in query {
-            info.query.insert(k.clone(), Json::String(v.clone()));
+        // `@request.query`/`@request.headers` can only be read by a rule or by this
+        // request's own filter/sort; most requests need neither map.
+        let asked = |needle: &str| query.iter().any(|(_, v)| v.contains(needle));
+        if schema.rules_read_query || asked("@request.query") {
+            for (k, v) in query {
+                info.query.insert(k.clone(), Json::String(v.clone()));
+            }
         }
-        for (k, v) in req.head.headers.iter() {
-            let key = snake_header(k);
-            if !info.headers.contains_key(&key) {
-                info.headers.insert(key, Json::String(v.to_string()));
+        if schema.rules_read_headers || asked("@request.headers") {
+            for (k, v) in req.head.headers.iter() {
+                let key = snake_header(k);
+                if !info.headers.contains_key(&key) {
+                    info.headers.insert(key, Json::String(v.to_string()));
+                }
             }
         }
         if let Some(a) = &auth {
