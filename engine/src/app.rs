@@ -1,6 +1,6 @@
 //! The per-worker service: routing plus PocketBase's default middleware chain.
 
-use crate::auth::{authenticate, AuthRecord};
+use crate::auth::{authenticate_in, AuthRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::offload::CpuPool;
 use crate::schema::SchemaState;
@@ -42,7 +42,9 @@ pub struct AppCtx {
 impl AppCtx {
     /// The auth record behind the request's `Authorization` header, if its token is valid.
     pub fn auth(&self, req: &Request) -> Option<AuthRecord> {
-        authenticate(&self.reader, req.header("authorization"))
+        let header = req.header("authorization")?;
+        let schema = self.shared.schema.get();
+        authenticate_in(&self.reader, &schema.collections, Some(header))
     }
 
     /// PocketBase's superuser-only guard: 401 for guests, 403 for other auth records.

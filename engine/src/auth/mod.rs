@@ -7,4 +7,4 @@ pub mod oauth2_exchange;
 pub mod password;
 pub mod token;
 
-pub use token::{authenticate, AuthRecord};
+pub use token::{authenticate, authenticate_in, AuthRecord};

@@ -5,6 +5,8 @@
 //! An unusable token is not an error: the request simply goes on as a guest, as in PocketBase.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use pocketbun_storage::collections::model::CollectionType;
+use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
 use pocketbun_storage::Reader;
 use serde::Deserialize;
@@ -44,15 +46,48 @@ fn unverified_claims(token: &str) -> Option<Claims> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The token in an `Authorization` header: bare or `Bearer <token>`.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let raw = authorization?.trim();
+    Some(
+        raw.strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or(raw)
+            .trim(),
+    )
+}
+
 /// Resolves the `Authorization` header (a bare token or `Bearer <token>`) to its auth record.
 pub fn authenticate(reader: &Reader, authorization: Option<&str>) -> Option<AuthRecord> {
-    let raw = authorization?.trim();
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .unwrap_or(raw)
-        .trim();
-    verify_typed(reader, token, TYPE_AUTH, "authToken")
+    verify_typed(reader, bearer(authorization)?, TYPE_AUTH, "authToken")
+}
+
+/// As [`authenticate`], taking the collection's name and secret from the request's schema
+/// snapshot (replaced before a schema change is answered) instead of parsing
+/// `_collections.options` on every request.
+pub fn authenticate_in(
+    reader: &Reader,
+    collections: &Collections,
+    authorization: Option<&str>,
+) -> Option<AuthRecord> {
+    let token = bearer(authorization)?;
+    if token.is_empty() {
+        return None;
+    }
+    let claims = unverified_claims(token)?;
+    if claims.kind != TYPE_AUTH {
+        return None;
+    }
+    let Some(coll) = collections.by_id(&claims.collection_id) else {
+        // not in this snapshot: let the database have the last word
+        return verify_typed(reader, token, TYPE_AUTH, "authToken");
+    };
+    if coll.kind != CollectionType::Auth {
+        return None;
+    }
+    let name = coll.name.clone();
+    let secret = coll.auth.auth_token.secret.clone();
+    verify_signature(reader, token, claims, name, Some(secret))
 }
 
 /// The record a valid, unexpired token of `kind` was issued for; `secret_option` names the
@@ -76,20 +111,33 @@ pub fn verify_typed(
                 "SELECT name, json_extract(options, '$.{secret_option}.secret') \
                  FROM _collections WHERE id = ?1 AND type = 'auth'"
             );
-            conn.query_row(&sql, params![claims.collection_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .optional()
-            .map_err(Into::into)
+            conn.prepare_cached(&sql)?
+                .query_row(params![claims.collection_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .optional()
+                .map_err(Into::into)
         })
         .ok()??;
+    verify_signature(reader, token, claims, collection_name, secret)
+}
+
+/// Checks `token` against its record's `tokenKey` and the collection's `secret`.
+fn verify_signature(
+    reader: &Reader,
+    token: &str,
+    claims: Claims,
+    collection_name: String,
+    secret: Option<String>,
+) -> Option<AuthRecord> {
     let token_key: String = reader
         .read(|conn| {
             let sql = format!(
                 "SELECT tokenKey FROM {} WHERE id = ?1",
                 quote_identifier(&collection_name)
             );
-            conn.query_row(&sql, params![claims.id], |r| r.get(0))
+            conn.prepare_cached(&sql)?
+                .query_row(params![claims.id], |r| r.get(0))
                 .optional()
                 .map_err(Into::into)
         })
