@@ -5,18 +5,21 @@
 //! on its own: an encoded slash (`%2F`) inside a record id stays inside that parameter.
 //! Among candidates the most specific wins: a literal segment beats a parameter, which beats
 //! a wildcard, whatever the order of registration.
+//!
+//! Lookups walk the path in place (no segment vector) and compare literal children one by
+//! one: a node has at most a couple of dozen of them, which is cheaper than hashing every
+//! segment.
 
 use crate::request::Method;
 use percent_encoding::percent_decode_str;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 pub struct Router<T> {
     root: Node<T>,
 }
 
 struct Node<T> {
-    literals: HashMap<String, Node<T>>,
+    literals: Vec<(Box<str>, Node<T>)>,
     param: Option<(String, Box<Node<T>>)>,
     wildcard: Option<(String, Vec<(Method, T)>)>,
     routes: Vec<(Method, T)>,
@@ -25,7 +28,7 @@ struct Node<T> {
 impl<T> Default for Node<T> {
     fn default() -> Self {
         Node {
-            literals: HashMap::new(),
+            literals: Vec::new(),
             param: None,
             wildcard: None,
             routes: Vec::new(),
@@ -92,7 +95,14 @@ impl<T> Router<T> {
                 );
                 node = child;
             } else {
-                node = node.literals.entry((*seg).to_string()).or_default();
+                let i = match node.literals.iter().position(|(k, _)| **k == **seg) {
+                    Some(i) => i,
+                    None => {
+                        node.literals.push(((*seg).into(), Node::default()));
+                        node.literals.len() - 1
+                    }
+                };
+                node = &mut node.literals[i].1;
             }
         }
         assert!(
@@ -109,12 +119,11 @@ impl<T> Router<T> {
         let Some(rest) = raw_path.strip_prefix('/') else {
             return Match::NotFound;
         };
-        let segments: Vec<&str> = rest.split('/').collect();
         let mut params = Vec::new();
         let mut path_matched = false;
         match find_in(
             &self.root,
-            &segments,
+            Some(rest),
             method,
             &mut params,
             &mut path_matched,
@@ -144,14 +153,16 @@ fn decode(segment: &str) -> Cow<'_, str> {
     }
 }
 
+/// `rest` is what follows the last matched `/` (`None`: no segment left; `Some("")`: one
+/// empty segment, as in a trailing slash).
 fn find_in<'r, T>(
     node: &'r Node<T>,
-    segments: &[&str],
+    rest: Option<&str>,
     method: &Method,
     params: &mut Vec<(String, String)>,
     path_matched: &mut bool,
 ) -> Option<&'r T> {
-    let Some((first, rest)) = segments.split_first() else {
+    let Some(rest) = rest else {
         if !node.routes.is_empty() {
             *path_matched = true;
             if let Some(v) = pick(&node.routes, method) {
@@ -160,16 +171,20 @@ fn find_in<'r, T>(
         }
         return None;
     };
+    let (first, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
     let decoded = decode(first);
-    if let Some(child) = node.literals.get(decoded.as_ref()) {
-        if let Some(v) = find_in(child, rest, method, params, path_matched) {
+    if let Some((_, child)) = node.literals.iter().find(|(k, _)| **k == *decoded) {
+        if let Some(v) = find_in(child, tail, method, params, path_matched) {
             return Some(v);
         }
     }
     if let Some((name, child)) = &node.param {
         if !first.is_empty() {
             params.push((name.clone(), decoded.into_owned()));
-            if let Some(v) = find_in(child, rest, method, params, path_matched) {
+            if let Some(v) = find_in(child, tail, method, params, path_matched) {
                 return Some(v);
             }
             params.pop();
@@ -178,7 +193,7 @@ fn find_in<'r, T>(
     if let Some((name, routes)) = &node.wildcard {
         *path_matched = true;
         if let Some(v) = pick(routes, method) {
-            params.push((name.clone(), decode(&segments.join("/")).into_owned()));
+            params.push((name.clone(), decode(rest).into_owned()));
             return Some(v);
         }
     }
@@ -238,6 +253,27 @@ mod tests {
         let (v, p) = found(&r, Method::Get, "/api/nope/deeper");
         assert_eq!(v, "static");
         assert_eq!(p, vec![("path".into(), "api/nope/deeper".into())]);
+    }
+
+    #[test]
+    fn trailing_slash_and_wildcard_rest() {
+        let r = router();
+        // an empty last segment is not a parameter: the wildcard takes it
+        let (v, p) = found(&r, Method::Get, "/api/collections/posts/records/");
+        assert_eq!(v, "static");
+        assert_eq!(
+            p,
+            vec![("path".into(), "api/collections/posts/records/".into())]
+        );
+        let (v, p) = found(&r, Method::Get, "/");
+        assert_eq!(v, "static");
+        assert_eq!(p, vec![("path".into(), "".into())]);
+        let (v, p) = found(&r, Method::Get, "/a%20b/c%2Fd");
+        assert_eq!(v, "static");
+        assert_eq!(p, vec![("path".into(), "a b/c/d".into())]);
+        // a literal matched through its encoded form
+        assert_eq!(found(&r, Method::Get, "/api/%68ealth").0, "health");
+        assert_eq!(found(&r, Method::Get, "/api/health/").0, "static");
     }
 
     #[test]
