@@ -312,10 +312,8 @@ fn persist(
             names.join(","),
             marks.join(",")
         );
-        conn.execute(
-            &sql,
-            rusqlite::params_from_iter(cols.iter().map(|(_, v)| v)),
-        )
+        conn.prepare_cached(&sql)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(cols.iter().map(|(_, v)| v))))
     } else {
         let sets: Vec<String> = cols
             .iter()
@@ -329,7 +327,8 @@ fn persist(
         );
         let mut values: Vec<SqlValue> = cols.into_iter().map(|(_, v)| v).collect();
         values.push(SqlValue::Text(draft.original_str("id")));
-        conn.execute(&sql, rusqlite::params_from_iter(values.iter()))
+        conn.prepare_cached(&sql)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter())))
     };
     match result {
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),

@@ -10,6 +10,8 @@ use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::FieldKind;
 use pocketbun_storage::rusqlite::{self, Connection, OptionalExtension};
 use regex::Regex;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Who saves: PocketBase's upsert form access levels.
@@ -109,6 +111,34 @@ fn filename_re() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"^[^\./\\][^/\\]+$").expect("filename regex"))
 }
 
+/// Most patterns a thread keeps compiled before it starts over (collections are few, but a
+/// stream of schema edits must not grow the cache without bound).
+const PATTERN_CACHE_MAX: usize = 256;
+
+thread_local! {
+    /// Field patterns compiled once per thread: compiling one (and its first search cache)
+    /// cost ~90k instructions, more than the rest of a create's validation.
+    static PATTERNS: RefCell<HashMap<String, Option<Regex>>> = RefCell::default();
+}
+
+/// Whether `s` matches the field pattern `pattern` (a pattern that does not compile
+/// matches nothing).
+fn pattern_matches(pattern: &str, s: &str) -> bool {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(pattern) {
+            return re.as_ref().is_some_and(|re| re.is_match(s));
+        }
+        if cache.len() >= PATTERN_CACHE_MAX {
+            cache.clear();
+        }
+        let re = Regex::new(pattern).ok();
+        let ok = re.as_ref().is_some_and(|re| re.is_match(s));
+        cache.insert(pattern.to_string(), re);
+        ok
+    })
+}
+
 /// Go's `%v` of a number parameter inside a message.
 fn num_text(f: f64) -> String {
     crate::apis::body::go_format_f(f)
@@ -162,8 +192,10 @@ pub fn fields(
                             "SELECT 1 FROM {} WHERE `id` = ?1 COLLATE NOCASE LIMIT 1",
                             quote(&draft.coll.name)
                         );
-                        let found: Option<i64> =
-                            conn.query_row(&sql, [s], |r| r.get(0)).optional()?;
+                        let found: Option<i64> = conn
+                            .prepare_cached(&sql)?
+                            .query_row([s], |r| r.get(0))
+                            .optional()?;
                         if found.is_some() {
                             break 'text Some(FieldError::new(
                                 "validation_pk_invalid",
@@ -193,8 +225,7 @@ pub fn fields(
                         )
                         .param("max", max),
                     )
-                } else if !pattern.is_empty() && !Regex::new(pattern).is_ok_and(|re| re.is_match(s))
-                {
+                } else if !pattern.is_empty() && !pattern_matches(pattern, s) {
                     Some(FieldError::new(
                         "validation_invalid_format",
                         "Invalid value format.",
@@ -430,13 +461,27 @@ pub fn fields(
                             "Relation connection is missing or cannot be accessed",
                         )),
                         Some(target) => {
-                            let sql = format!(
-                                "SELECT count(*) FROM {} WHERE `id` IN (SELECT value FROM json_each(?1))",
-                                quote(&target.name)
-                            );
-                            let list = serde_json::to_string(ids).unwrap_or_default();
-                            let total: i64 =
-                                conn.query_row(&sql, [list], |r| r.get(0)).unwrap_or(0);
+                            // one id (the usual case) is looked up without json_each
+                            let (sql, arg) = match ids.as_slice() {
+                                [one] => (
+                                    format!(
+                                        "SELECT count(*) FROM {} WHERE `id` = ?1",
+                                        quote(&target.name)
+                                    ),
+                                    one.clone(),
+                                ),
+                                _ => (
+                                    format!(
+                                        "SELECT count(*) FROM {} WHERE `id` IN (SELECT value FROM json_each(?1))",
+                                        quote(&target.name)
+                                    ),
+                                    serde_json::to_string(ids).unwrap_or_default(),
+                                ),
+                            };
+                            let total: i64 = conn
+                                .prepare_cached(&sql)
+                                .and_then(|mut st| st.query_row([arg], |r| r.get(0)))
+                                .unwrap_or(0);
                             (total != ids.len() as i64).then(|| {
                                 FieldError::new(
                                     "validation_missing_rel_records",
@@ -585,9 +630,7 @@ pub fn fields(
                             "validation_max_text_constraint",
                             format!("Must be less than {max} character(s)"),
                         ))
-                    } else if !pattern.is_empty()
-                        && !Regex::new(pattern).is_ok_and(|re| re.is_match(plain))
-                    {
+                    } else if !pattern.is_empty() && !pattern_matches(pattern, plain) {
                         Some(FieldError::new(
                             "validation_invalid_format",
                             "Invalid value format",
