@@ -2,8 +2,10 @@
 //!
 //! Every write is a job run on one dedicated connection. The thread takes
 //! whatever is queued (up to `max_batch` jobs) and runs it as ONE transaction:
-//! `BEGIN IMMEDIATE`, then per job `SAVEPOINT` + `RELEASE` (or `ROLLBACK TO`
-//! when that job fails, so its neighbours keep their changes), then `COMMIT`.
+//! `BEGIN IMMEDIATE`, the first job bare (its failure rolls the transaction back
+//! and the next job begins a new one), then per further job `SAVEPOINT` +
+//! `RELEASE` (or `ROLLBACK TO` when that job fails, so its neighbours keep their
+//! changes), then `COMMIT`.
 //! Only after the commit are the jobs answered, so an answered success is
 //! committed.
 //!
@@ -236,7 +238,12 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
     let mut in_tx = false;
     let mut jobs = batch.drain(..);
     while let Some(job) = jobs.next() {
-        if !in_tx {
+        // The first job of a transaction runs without a savepoint: if it fails, rolling
+        // back the whole (so far job-only) transaction undoes exactly its work. This spares
+        // the savepoint's statements and SQLite's copy of every page the job touches
+        // (~9k instructions per job) whenever the queue holds a single job.
+        let first = !in_tx;
+        if first {
             if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
                 // cannot even start (e.g. locked past the busy timeout by
                 // another process): fail the rest of the batch unrun
@@ -247,6 +254,25 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
                 break;
             }
             in_tx = true;
+        }
+        if first {
+            let (ok, finish) = job.run(conn);
+            if conn.is_autocommit() {
+                let lost = StorageError::new(
+                    ErrorKind::Internal,
+                    "the transaction was ended by a write job; batch rolled back",
+                );
+                finish(Some(&lost));
+                in_tx = false;
+            } else if ok {
+                done.push(finish);
+            } else {
+                // nothing else is in the transaction: drop it and start afresh
+                rollback(conn);
+                in_tx = false;
+                finish(None);
+            }
+            continue;
         }
         if let Err(e) = exec(conn, "SAVEPOINT pbjob") {
             finish_all(&mut done, Some(&e));
