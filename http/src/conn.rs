@@ -383,6 +383,8 @@ async fn pump<W: AsyncWriteRent>(
     mut peer_gone: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<u64> {
     let mut sent = 0u64;
+    // one shutdown listener for the stream's whole life, not one per chunk
+    let mut stopping = std::pin::pin!(shutdown.wait());
     loop {
         let next = monoio::select! {
             // a ready chunk is written before the peer is looked at: the watch, once armed,
@@ -390,7 +392,7 @@ async fn pump<W: AsyncWriteRent>(
             biased;
             chunk = stream.next() => chunk,
             _ = &mut peer_gone => return None,
-            _ = shutdown.wait() => None,
+            _ = &mut stopping => None,
         };
         let Some(chunk) = next else {
             return Some(sent);

@@ -71,6 +71,7 @@ pub(crate) fn write_head(
     framing: Framing,
     keep_alive: bool,
 ) {
+    out.reserve(256);
     out.extend_from_slice(version.as_str().as_bytes());
     out.push(b' ');
     let mut code = itoa::Buffer::new();
@@ -90,11 +91,15 @@ pub(crate) fn write_head(
         push_header(out, name, value);
     }
     if !has_date {
-        with_http_date(|d| push_header(out, "Date", d));
+        // our own value: no CR/LF scan
+        with_http_date(|d| push_trusted(out, b"Date: ", d.as_bytes()));
     }
     match framing {
         Framing::NoBody | Framing::UntilClose => {}
-        Framing::Length(n) => push_header(out, "Content-Length", code_u64(n).as_str()),
+        Framing::Length(n) => {
+            let mut len = itoa::Buffer::new();
+            push_trusted(out, b"Content-Length: ", len.format(n).as_bytes());
+        }
         Framing::Chunked => push_header(out, "Transfer-Encoding", "chunked"),
     }
     match (version, keep_alive) {
@@ -105,15 +110,22 @@ pub(crate) fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn code_u64(n: u64) -> String {
-    itoa::Buffer::new().format(n).to_string()
+/// `name_colon` includes the `: `; `value` is known to hold no CR or LF.
+fn push_trusted(out: &mut Vec<u8>, name_colon: &[u8], value: &[u8]) {
+    out.extend_from_slice(name_colon);
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
-    // a CR or LF in a value would let a handler (or the data it echoes) inject headers
-    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+    // a CR or LF in a value would let a handler (or the data it echoes) inject headers;
+    // a fold without early exit vectorizes (values are short and nearly always clean)
+    let has_crlf = value
+        .bytes()
+        .fold(false, |acc, b| acc | (b == b'\r') | (b == b'\n'));
+    if has_crlf {
         out.extend(value.bytes().filter(|&b| b != b'\r' && b != b'\n'));
     } else {
         out.extend_from_slice(value.as_bytes());
@@ -126,9 +138,46 @@ pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    // the size in hex without `format!` (an SSE fan-out frames one chunk per client)
+    let mut hex = [0u8; 16];
+    let mut n = data.len();
+    let mut at = hex.len();
+    while n > 0 {
+        at -= 1;
+        hex[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+    }
+    out.extend_from_slice(&hex[at..]);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::write_chunk;
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex() {
+        for (len, head) in [
+            (1usize, "1"),
+            (15, "f"),
+            (16, "10"),
+            (255, "ff"),
+            (4096, "1000"),
+        ] {
+            let mut out = Vec::new();
+            let data = vec![b'x'; len];
+            write_chunk(&mut out, &data);
+            let mut want = format!("{head}\r\n").into_bytes();
+            want.extend_from_slice(&data);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(out, want, "chunk of {len} bytes");
+        }
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"");
+        assert!(out.is_empty());
+    }
+}

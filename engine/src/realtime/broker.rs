@@ -396,8 +396,11 @@ pub fn deliver(ctx: &AppCtx, ev: &RecordEvent) {
     let mut seen = std::collections::HashSet::new();
     topics.retain(|(t, _)| seen.insert(t.clone()));
 
-    // group the subscribers (the broker's state is not borrowed past this block)
-    let mut groups: HashMap<(bool, String, AuthClass), Group> = HashMap::new();
+    // group the subscribers (the broker's state is not borrowed past this block); neighbours
+    // usually share a group, so the last one is tried before hashing an owned key
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<(bool, String, AuthClass), usize> = HashMap::new();
+    let mut last: Option<(bool, String, AuthClass, usize)> = None;
     {
         let local = ctx.realtime.local.borrow();
         for (topic, one) in &topics {
@@ -413,16 +416,26 @@ pub fn deliver(ctx: &AppCtx, ev: &RecordEvent) {
                 let st = client.state.borrow();
                 for sub in st.subs.iter().filter(|s| &s.topic == topic) {
                     let class = auth_class(st.auth.as_ref(), rule.as_deref(), sub, coll.is_auth());
-                    groups
-                        .entry((*one, sub.name.clone(), class))
-                        .or_insert_with(|| Group {
-                            rule: rule.clone(),
-                            sub: sub.clone(),
-                            auth: st.auth.clone(),
-                            members: Vec::new(),
-                        })
-                        .members
-                        .push(client.clone());
+                    let gi = match &last {
+                        Some((o, name, c, gi)) if o == one && *name == sub.name && *c == class => {
+                            *gi
+                        }
+                        _ => {
+                            let key = (*one, sub.name.clone(), class);
+                            let gi = *index.entry(key.clone()).or_insert_with(|| {
+                                groups.push(Group {
+                                    rule: rule.clone(),
+                                    sub: sub.clone(),
+                                    auth: st.auth.clone(),
+                                    members: Vec::new(),
+                                });
+                                groups.len() - 1
+                            });
+                            last = Some((key.0, key.1, key.2, gi));
+                            gi
+                        }
+                    };
+                    groups[gi].members.push(client.clone());
                 }
             }
         }
@@ -430,7 +443,7 @@ pub fn deliver(ctx: &AppCtx, ev: &RecordEvent) {
     if !groups.is_empty() {
         let schema = ctx.shared.schema.get();
         let config = &ctx.shared.realtime.config;
-        for (_, group) in groups {
+        for group in groups {
             let done = &ctx.realtime.evaluations;
             done.set(done.get() + 1);
             if let Some(msg) = group_message(ctx, &schema, ev, &group) {

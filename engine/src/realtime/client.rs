@@ -190,9 +190,10 @@ impl Stream for SseStream {
             }
         };
         if let Some(msg) = next {
-            // PocketBase restarts the idle timer after each delivered message
-            let idle = self.idle_timeout;
-            self.idle = Box::pin(monoio::time::sleep(idle));
+            // PocketBase restarts the idle timer after each delivered message (the timer is
+            // reset in place: a new one per message cost an aligned allocation per client)
+            let deadline = monoio::time::Instant::now() + self.idle_timeout;
+            self.idle.as_mut().reset(deadline);
             return Poll::Ready(Some(msg.frame(&self.client.id)));
         }
         if self.idle.as_mut().poll(cx).is_ready() || self.max.as_mut().poll(cx).is_ready() {
