@@ -4,17 +4,19 @@
 //! The request path only builds a small [`RequestLog`] (its `data` JSON already written as
 //! text) and hands it over a bounded channel (`try_send`: a full queue drops the log and
 //! counts it, it never waits; the queue is bounded by bytes too, so a writer that cannot keep
-//! up costs no memory growth). A dedicated thread resolves the details that cost a database
-//! read (the auth record behind the token), collects up to [`BATCH_SIZE`] logs or
-//! [`FLUSH_AFTER`] worth of them, and inserts the batch with multi-row INSERTs as one job
-//! (one transaction) of the auxiliary database's writer, a thread and connection of its own
+//! up costs no memory growth). A dedicated thread wakes every [`FLUSH_EVERY`] (or for a
+//! [`flush`]), never per log: a receiver parked on the channel would make every request's
+//! `try_send` a futex wake-up and a context switch on the worker's core. It takes what has
+//! queued, resolves the details that cost a database read (the auth record behind the token),
+//! and inserts up to [`MAX_PER_TRANSACTION`] logs with multi-row INSERTs as one job (one
+//! transaction) of the auxiliary database's writer, a thread and connection of its own
 //! (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses logs, never a request.
 
 pub mod request;
 
 pub use request::{PendingRequest, RequestLog};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use pocketbun_storage::rusqlite::{params, Connection};
 use pocketbun_storage::{Reader, Store};
 use serde_json::{Map, Value};
@@ -30,9 +32,9 @@ pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
 /// Most logs written in one transaction.
-pub const BATCH_SIZE: usize = 200;
-/// Longest a log waits in memory before it is written.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(500);
+pub const MAX_PER_TRANSACTION: usize = 2000;
+/// How often the log thread writes what has queued (so the longest a log waits in memory).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Logs queued beyond this many, or beyond [`QUEUE_BYTES`], are dropped (the writer cannot
 /// keep up; requests must not wait and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
@@ -65,14 +67,11 @@ impl Entry {
     }
 }
 
-enum Msg {
-    Entry(Entry),
-    /// Write everything queued so far, then answer.
-    Flush(Sender<()>),
-}
-
 struct Logger {
-    tx: Sender<Msg>,
+    tx: Sender<Entry>,
+    /// "Write everything queued so far, then answer": the only thing that wakes the log
+    /// thread before its next tick.
+    flushes: Sender<Sender<()>>,
     queue: Arc<Queue>,
 }
 
@@ -93,13 +92,18 @@ pub fn start(store: &Arc<Store>) -> std::io::Result<()> {
         return Ok(());
     }
     let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+    let (flushes, flush_rx) = crossbeam_channel::unbounded();
     let store = store.clone();
     let queue = Arc::new(Queue::default());
     let shared = queue.clone();
     std::thread::Builder::new()
         .name("pocketbun-logs".into())
-        .spawn(move || run(&store, &rx, &shared))?;
-    let _ = LOGGER.set(Logger { tx, queue });
+        .spawn(move || run(&store, &rx, &flush_rx, &shared))?;
+    let _ = LOGGER.set(Logger {
+        tx,
+        flushes,
+        queue,
+    });
     Ok(())
 }
 
@@ -118,7 +122,7 @@ pub fn submit(entry: Entry) {
             q.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match logger.tx.try_send(Msg::Entry(entry)) {
+        match logger.tx.try_send(entry) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 q.bytes.fetch_sub(size, Ordering::Relaxed);
@@ -157,7 +161,7 @@ pub fn log(
 pub fn flush(timeout: Duration) {
     if let Some(logger) = LOGGER.get() {
         let (done, wait) = crossbeam_channel::bounded(1);
-        if logger.tx.send_timeout(Msg::Flush(done), timeout).is_ok() {
+        if logger.flushes.send(done).is_ok() {
             let _ = wait.recv_timeout(timeout);
         }
     }
@@ -172,41 +176,43 @@ struct Row {
     created: String,
 }
 
-fn run(store: &Store, rx: &Receiver<Msg>, queue: &Queue) {
+fn run(store: &Store, rx: &Receiver<Entry>, flushes: &Receiver<Sender<()>>, queue: &Queue) {
     let writer = store.aux_writer();
     let mut auth = AuthCache::new(store.reader().ok());
-    let mut batch: Vec<Entry> = Vec::with_capacity(BATCH_SIZE);
+    let mut ids = LogIds::default();
+    let mut batch: Vec<Entry> = Vec::new();
     let mut waiting: Vec<Sender<()>> = Vec::new();
     let mut reported_drops = 0u64;
     let mut last_report: Option<Instant> = None;
-    let take = |e: Entry, batch: &mut Vec<Entry>| {
-        queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
-        batch.push(e);
-    };
+    let mut tick_started = Instant::now();
+    let mut idle = true;
     loop {
-        match rx.recv() {
-            Ok(Msg::Entry(e)) => take(e, &mut batch),
-            Ok(Msg::Flush(done)) => waiting.push(done),
-            Err(_) => return,
-        }
-        let deadline = Instant::now() + FLUSH_AFTER;
-        while waiting.is_empty() && batch.len() < BATCH_SIZE {
-            match rx.recv_deadline(deadline) {
-                Ok(Msg::Entry(e)) => take(e, &mut batch),
-                Ok(Msg::Flush(done)) => waiting.push(done),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => break,
+        if idle {
+            // nothing logged lately: park on both channels, so an idle server sleeps; the
+            // first log wakes it and starts a tick
+            crossbeam_channel::select! {
+                recv(rx) -> e => if let Ok(e) = e {
+                    queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
+                    batch.push(e);
+                },
+                recv(flushes) -> done => match done {
+                    Ok(done) => waiting.push(done),
+                    Err(_) => return,
+                },
             }
+            tick_started = Instant::now();
         }
-        // a flush request must see everything queued before it
-        if !waiting.is_empty() {
-            while let Ok(msg) = rx.try_recv() {
-                match msg {
-                    Msg::Entry(e) => take(e, &mut batch),
-                    Msg::Flush(done) => waiting.push(done),
+        let stop = waiting.is_empty()
+            && match flushes.recv_timeout(FLUSH_EVERY.saturating_sub(tick_started.elapsed())) {
+                Ok(done) => {
+                    waiting.push(done);
+                    false
                 }
-            }
-        }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+        waiting.extend(flushes.try_iter());
+        tick_started = Instant::now();
         let dropped = queue.dropped.load(Ordering::Relaxed);
         if dropped > reported_drops && last_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY)
         {
@@ -217,18 +223,70 @@ fn run(store: &Store, rx: &Receiver<Msg>, queue: &Queue) {
             reported_drops = dropped;
             last_report = Some(Instant::now());
         }
-        if !batch.is_empty() {
-            let rows: Vec<Row> = batch.drain(..).map(|e| auth.finish(e)).collect();
-            auth.forget();
+        // everything queued before a flush request is in the channel by now
+        idle = batch.is_empty() && rx.is_empty();
+        let mut drained = false;
+        while !drained {
+            while batch.len() < MAX_PER_TRANSACTION {
+                match rx.try_recv() {
+                    Ok(e) => {
+                        queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
+                        batch.push(e);
+                    }
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                        drained = true;
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let rows: Vec<Row> = batch.drain(..).map(|e| auth.finish(e, &mut ids)).collect();
             // waiting for the commit keeps at most one batch in the writer's queue
             if let Err(e) = writer.submit(move |conn| insert(conn, &rows)).wait() {
                 // once per failure streak would be nicer; a silent drop hid a schema mismatch
                 eprintln!("pocketbun: writing request logs failed: {e}");
             }
         }
+        auth.forget();
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Ids for `_logs` rows: 15 characters of PocketBase's id alphabet, like the random ids
+/// PocketBase gives its logs, but increasing: 11 base-36 digits of a strictly increasing
+/// microsecond clock, then 4 random ones. A random id put every row's primary-key entry on a
+/// random page of an index as large as the table, so each transaction and each checkpoint
+/// wrote about one index page per log; increasing ids all land on the index's last page.
+#[derive(Default)]
+struct LogIds {
+    last: i64,
+}
+
+impl LogIds {
+    const DIGITS: &'static [u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+    fn next(&mut self) -> String {
+        self.last = pocketbun_storage::time::unix_micros().max(self.last + 1);
+        let mut id = [0u8; 11];
+        let mut n = self.last as u64;
+        for d in id.iter_mut().rev() {
+            *d = Self::DIGITS[(n % 36) as usize];
+            n /= 36;
+        }
+        let mut out = String::with_capacity(15);
+        out.extend(id.iter().map(|&b| b as char));
+        out.push_str(&pocketbun_storage::random::random_string_with_alphabet(
+            4,
+            pocketbun_storage::random::ID_ALPHABET,
+        ));
+        out
     }
 }
 
@@ -236,11 +294,11 @@ fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
     use std::fmt::Write;
     // `_logs` has an `updated` column only in pb_data made by PocketBase before v0.23's
     // schema; a fresh v0.39 one does not
-    let has_updated: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('_logs') WHERE name = 'updated'",
-        [],
-        |r| r.get(0),
-    )?;
+    let has_updated: bool = conn
+        .prepare_cached(
+            "SELECT count(*) > 0 FROM pragma_table_info('_logs') WHERE name = 'updated'",
+        )?
+        .query_row([], |r| r.get(0))?;
     let sql = |n: usize| {
         let mut sql = String::from(if has_updated {
             "INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`, `updated`) VALUES "
@@ -323,7 +381,7 @@ impl AuthCache {
         self.known.clear();
     }
 
-    fn finish(&mut self, entry: Entry) -> Row {
+    fn finish(&mut self, entry: Entry, ids: &mut LogIds) -> Row {
         match entry {
             Entry::Plain {
                 created,
@@ -331,7 +389,7 @@ impl AuthCache {
                 message,
                 data,
             } => Row {
-                id: pocketbun_storage::random::new_record_id(),
+                id: ids.next(),
                 level,
                 message,
                 data: to_json(&data),
@@ -346,7 +404,7 @@ impl AuthCache {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
                 Row {
-                    id: pocketbun_storage::random::new_record_id(),
+                    id: ids.next(),
                     level: log.level,
                     message: log.message,
                     data,
@@ -372,4 +430,24 @@ pub fn delete_old(store: &Store, max_days: i64) -> pocketbun_storage::Result<usi
     store.aux_writer().submit_blocking(move |conn| {
         Ok(conn.execute("DELETE FROM `_logs` WHERE `created` <= ?1", params![before])?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogIds;
+    use pocketbun_storage::random::{ID_ALPHABET, ID_LENGTH};
+
+    #[test]
+    fn log_ids_look_like_pocketbase_ids_and_increase() {
+        let mut ids = LogIds::default();
+        let all: Vec<String> = (0..1000).map(|_| ids.next()).collect();
+        for id in &all {
+            assert_eq!(id.len(), ID_LENGTH, "{id}");
+            assert!(id.chars().all(|c| ID_ALPHABET.contains(c)), "{id}");
+        }
+        // strictly increasing even within one microsecond: every insert goes to the end
+        for pair in all.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+    }
 }
