@@ -99,11 +99,7 @@ pub fn start(store: &Arc<Store>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("pocketbun-logs".into())
         .spawn(move || run(&store, &rx, &flush_rx, &shared))?;
-    let _ = LOGGER.set(Logger {
-        tx,
-        flushes,
-        queue,
-    });
+    let _ = LOGGER.set(Logger { tx, flushes, queue });
     Ok(())
 }
 
