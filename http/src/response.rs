@@ -25,6 +25,10 @@ impl std::fmt::Debug for Body {
     }
 }
 
+/// Room for the usual headers of an API response (type, CORS, security, `Vary`) without
+/// regrowing.
+const HEADERS_CAPACITY: usize = 8;
+
 pub type HeaderName = Cow<'static, str>;
 pub type HeaderValue = Cow<'static, str>;
 
@@ -39,7 +43,8 @@ impl Response {
     pub fn new(status: u16) -> Self {
         Response {
             status,
-            headers: Vec::new(),
+            // the middleware adds CORS and security headers to nearly every response
+            headers: Vec::with_capacity(HEADERS_CAPACITY),
             body: Body::Empty,
         }
     }
@@ -47,7 +52,11 @@ impl Response {
     pub fn with_body(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
         Response {
             status,
-            headers: vec![(Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type))],
+            headers: {
+                let mut h = Vec::with_capacity(HEADERS_CAPACITY);
+                h.push((Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type)));
+                h
+            },
             body: Body::Bytes(body),
         }
     }
