@@ -155,13 +155,18 @@ impl App {
 
     pub(crate) fn raw_path(head: &RequestHead) -> &str {
         let target = head.target.as_str();
-        let path = match target.find("://") {
-            Some(i) => target[i + 3..]
-                .find('/')
-                .map_or("/", |j| &target[i + 3 + j..]),
-            None => target,
+        // origin-form (`/path?query`) is what clients send; only absolute-form has a scheme
+        let path = if target.starts_with('/') {
+            target
+        } else {
+            match target.find("://") {
+                Some(i) => target[i + 3..]
+                    .find('/')
+                    .map_or("/", |j| &target[i + 3 + j..]),
+                None => target,
+            }
         };
-        path.split('?').next().unwrap_or(path)
+        path.split_once('?').map_or(path, |(p, _)| p)
     }
 
     async fn dispatch(&self, mut req: Request) -> ApiResult {
