@@ -89,12 +89,53 @@ fn find_collection(schema: &SchemaPair, req: &Request) -> Result<Arc<Collection>
     Ok(coll)
 }
 
+/// Now as PocketBase stores datetimes (`2006-01-02 15:04:05.000Z`), written digit by digit
+/// (chrono's `format` cost ~4.5k instructions per save).
 fn now_text() -> String {
-    let ms = now_ms();
+    datetime_text(now_ms())
+}
+
+/// The Unix time `ms` (milliseconds) as PocketBase stores datetimes.
+fn datetime_text(ms: i64) -> String {
+    use chrono::{Datelike, Timelike};
     let secs = ms.div_euclid(1000);
     let dt = chrono::DateTime::from_timestamp(secs, (ms.rem_euclid(1000) * 1_000_000) as u32)
         .unwrap_or_default();
-    dt.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
+    let mut out = String::with_capacity(24);
+    push_digits(&mut out, dt.year().clamp(0, 9999) as u32, 4);
+    out.push('-');
+    push_digits(&mut out, dt.month(), 2);
+    out.push('-');
+    push_digits(&mut out, dt.day(), 2);
+    out.push(' ');
+    push_digits(&mut out, dt.hour(), 2);
+    out.push(':');
+    push_digits(&mut out, dt.minute(), 2);
+    out.push(':');
+    push_digits(&mut out, dt.second(), 2);
+    out.push('.');
+    push_digits(&mut out, ms.rem_euclid(1000) as u32, 3);
+    out.push('Z');
+    out
+}
+
+/// `n` as exactly `width` decimal digits (zero padded).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for k in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u32.pow(k) % 10) as u8));
+    }
+}
+
+/// Appends `name` quoted as [`quote`] does, without its allocations.
+fn push_quoted(sql: &mut String, name: &str) {
+    sql.push('`');
+    for c in name.chars() {
+        if c == '`' {
+            sql.push('`');
+        }
+        sql.push(c);
+    }
+    sql.push('`');
 }
 
 fn load_row(
@@ -305,13 +346,25 @@ fn persist(
     }
     let table = quote(&coll.name);
     let result = if draft.is_new {
-        let names: Vec<String> = cols.iter().map(|(n, _)| quote(n)).collect();
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES ({})",
-            names.join(","),
-            marks.join(",")
-        );
+        // built by hand: the `format!`/`join` version cost ~12k instructions per insert
+        let mut sql = String::with_capacity(32 + table.len() + cols.len() * 24);
+        sql.push_str("INSERT INTO ");
+        sql.push_str(&table);
+        sql.push_str(" (");
+        for (i, (n, _)) in cols.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            push_quoted(&mut sql, n);
+        }
+        sql.push_str(") VALUES (");
+        for i in 1..=cols.len() {
+            if i > 1 {
+                sql.push(',');
+            }
+            let _ = std::fmt::Write::write_fmt(&mut sql, format_args!("?{i}"));
+        }
+        sql.push(')');
         conn.prepare_cached(&sql)
             .and_then(|mut st| st.execute(rusqlite::params_from_iter(cols.iter().map(|(_, v)| v))))
     } else {
@@ -1058,4 +1111,39 @@ pub fn delete_record(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn datetime_text_matches_chrono() {
+        for ms in [
+            0i64,
+            1,
+            999,
+            1_000,
+            1_732_665_600_123,
+            4_102_444_799_999,
+            253_402_300_799_999,
+        ] {
+            let dt = chrono::DateTime::from_timestamp(
+                ms.div_euclid(1000),
+                (ms.rem_euclid(1000) * 1_000_000) as u32,
+            )
+            .unwrap();
+            assert_eq!(
+                super::datetime_text(ms),
+                dt.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn push_quoted_matches_quote() {
+        for name in ["posts", "a`b", "``", "ünï"] {
+            let mut out = String::new();
+            super::push_quoted(&mut out, name);
+            assert_eq!(out, super::quote(name));
+        }
+    }
 }

@@ -451,6 +451,10 @@ pub fn get_json(f: &Field, v: &Val, new_files: Option<&[NewFile]>) -> Json {
 /// A string from a simple regex of literal characters and `[class]{n}` groups (the shapes
 /// PocketBase's autogenerate patterns take).
 pub fn autogenerate(pattern: &str) -> String {
+    // the default id pattern, on every create: no pattern parsing
+    if pattern == "[a-z0-9]{15}" {
+        return random::new_record_id();
+    }
     let mut out = String::new();
     let mut rest = pattern.trim_start_matches('^').trim_end_matches('$');
     while !rest.is_empty() {
