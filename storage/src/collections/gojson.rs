@@ -86,6 +86,12 @@ pub fn write_f64(out: &mut String, f: f64) {
         return;
     }
     let abs = f.abs();
+    // whole numbers below 2^53 (counts, ids, most stored numbers): plain digits, as both
+    // Go and the general path below print them, without the float formatter
+    if f != 0.0 && abs < 9_007_199_254_740_992.0 && f.fract() == 0.0 {
+        write_i64(out, f as i64);
+        return;
+    }
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         let s = format!("{f:e}");
         let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
@@ -105,8 +111,22 @@ pub fn write_f64(out: &mut String, f: f64) {
 
 /// Appends an integer.
 pub fn write_i64(out: &mut String, v: i64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    // ASCII digits only
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends `true`/`false`.
@@ -268,6 +288,20 @@ mod tests {
         assert_eq!(f(1.5e-10), "1.5e-10");
         assert_eq!(f(123456789e30), "1.23456789e+38");
         assert_eq!(f(0.0), "0");
+        assert_eq!(f(-0.0), "-0");
+        assert_eq!(f(-42.0), "-42");
+        assert_eq!(f(9007199254740991.0), "9007199254740991");
+        assert_eq!(f(9007199254740992.0), "9007199254740992");
+        assert_eq!(f(1e15 + 0.5), "1000000000000000.5");
+    }
+
+    #[test]
+    fn integers() {
+        for v in [0, 7, -7, 10, 1234567890, i64::MAX, i64::MIN] {
+            let mut s = String::new();
+            write_i64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
     }
 
     #[test]
