@@ -225,16 +225,12 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if coll.view_rule.is_none() && !superuser {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
-    let table = quote(&coll.name);
     let rule = coll
         .view_rule
         .as_deref()
         .filter(|r| !r.is_empty() && !superuser);
-    let (sql, mut params) = match rule {
-        None => (
-            format!("SELECT {table}.* FROM {table} WHERE {table}.`id` = ?1 LIMIT 1"),
-            Vec::new(),
-        ),
+    let (sql, mut params): (Rc<str>, _) = match rule {
+        None => (plain_view_sql(&coll.name), Vec::new()),
         Some(rule) => {
             let cond = ctx
                 .queries
@@ -242,6 +238,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 .condition(&schema.query, &coll.name, rule, &caller.info, true)
                 .map_err(|_| ApiError::not_found(None))?;
             let params = cond.bind(&caller.info, now_ms());
+            let table = quote(&coll.name);
             (
                 format!(
                     "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
@@ -249,7 +246,8 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                     cond.from_sql,
                     params.len() + 1,
                     cond.where_sql
-                ),
+                )
+                .into(),
                 params,
             )
         }
@@ -270,6 +268,33 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = String::with_capacity(512);
     Writer::new().write(&mut out, &arena, found[0]);
     Ok(respond(out, query_get(&query, "fields"), false))
+}
+
+/// Most collection names whose plain view statement a worker keeps.
+const MAX_VIEW_SQL: usize = 256;
+
+thread_local! {
+    static VIEW_SQL: std::cell::RefCell<std::collections::HashMap<String, Rc<str>>> =
+        Default::default();
+}
+
+/// The view statement without a rule (it depends only on the collection's name), built
+/// once per worker.
+fn plain_view_sql(name: &str) -> Rc<str> {
+    VIEW_SQL.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(sql) = cache.get(name) {
+            return sql.clone();
+        }
+        if cache.len() >= MAX_VIEW_SQL {
+            cache.clear();
+        }
+        let table = quote(name);
+        let sql: Rc<str> =
+            format!("SELECT {table}.* FROM {table} WHERE {table}.`id` = ?1 LIMIT 1").into();
+        cache.insert(name.to_string(), sql.clone());
+        sql
+    })
 }
 
 /// PocketBase's `EnrichRecords`: visibility flags, then `expand`.

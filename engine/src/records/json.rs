@@ -17,6 +17,7 @@ enum Slot {
     Expand,
 }
 
+/// Output keys in Go's order, each as JSON text (`"name":`), with where its value comes from.
 type Plan = Rc<Vec<(String, Slot)>>;
 
 /// Most collection plans a worker keeps (a schema change brings new collection values).
@@ -56,6 +57,13 @@ fn plan(coll: &Collection) -> Vec<(String, Slot)> {
         keys.push((k.to_string(), s));
     }
     keys.sort_by(|a, b| a.0.cmp(&b.0));
+    // each key is stored ready to copy: quoted, escaped, with its colon
+    for (name, _) in &mut keys {
+        let mut quoted = String::with_capacity(name.len() + 3);
+        gojson::write_str(&mut quoted, name);
+        quoted.push(':');
+        *name = quoted;
+    }
     keys
 }
 
@@ -142,11 +150,11 @@ impl Writer {
     }
 }
 
+/// `key` is a plan key: already quoted, with its colon.
 fn sep(out: &mut String, first: &mut bool, key: &str) {
     if !*first {
         out.push(',');
     }
     *first = false;
-    gojson::write_str(out, key);
-    out.push(':');
+    out.push_str(key);
 }
