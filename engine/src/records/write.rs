@@ -663,7 +663,9 @@ impl Draft {
     /// records and the autodate values.
     pub fn prepare_save(&mut self, now: &str) {
         let is_new = self.is_new;
-        for (i, f) in self.coll.fields.clone().iter().enumerate() {
+        // the collection's `Arc`, not a deep copy of its fields, lets `self` be written to
+        let coll = self.coll.clone();
+        for (i, f) in coll.fields.iter().enumerate() {
             match &f.kind {
                 FieldKind::Text {
                     autogenerate_pattern,
