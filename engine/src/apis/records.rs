@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::records::access::{now_ms, query_error, query_get, query_pairs, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
-use crate::records::{bound, pick, quote, save, Arena};
+use crate::records::{bound, pick, quote, save, write_rows, Arena};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -163,12 +163,21 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     params.push(QValue::Integer(per_page));
     params.push(QValue::Integer(per_page.saturating_mul(page - 1)));
 
+    // records that need nothing resolved after loading go from SQLite's row to JSON
+    let plain = !coll.is_auth() && query_get(&query, "expand").is_empty();
+    let mut out = String::with_capacity(256 + 256 * per_page.min(64) as usize);
+    out.push_str("{\"items\":[");
     let mut arena = Arena::default();
     let (items, total) = ctx
         .reader
         .read(|conn| {
             let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
-            let items = arena.load(&coll, &mut stmt, &params)?;
+            let items = if plain {
+                write_rows(&coll, &mut stmt, &params, superuser, &mut out, ",")?;
+                Vec::new()
+            } else {
+                arena.load(&coll, &mut stmt, &params)?
+            };
             let total = if skip_total {
                 -1
             } else {
@@ -180,16 +189,15 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         })
         .map_err(|_| ApiError::bad_request(None))?;
 
-    enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
-
-    let mut out = String::with_capacity(256 + items.len() * 256);
-    out.push_str("{\"items\":[");
-    let mut writer = Writer::new();
-    for (i, &r) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    if !plain {
+        enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
+        let mut writer = Writer::new();
+        for (i, &r) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            writer.write(&mut out, &arena, r);
         }
-        writer.write(&mut out, &arena, r);
     }
     out.push_str("],\"page\":");
     gojson::write_i64(&mut out, page);
@@ -253,6 +261,23 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
     };
     params.push(QValue::Text(id));
+    if !coll.is_auth() && query_get(&query, "expand").is_empty() {
+        // nothing to resolve after loading: from SQLite's row straight to JSON
+        let mut out = String::with_capacity(512);
+        let found = ctx
+            .reader
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                Ok(write_rows(
+                    &coll, &mut stmt, &params, superuser, &mut out, "",
+                )?)
+            })
+            .map_err(|_| ApiError::not_found(None))?;
+        if found == 0 {
+            return Err(ApiError::not_found(None));
+        }
+        return Ok(respond(out, query_get(&query, "fields"), false));
+    }
     let mut arena = Arena::default();
     let found = ctx
         .reader

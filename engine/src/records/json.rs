@@ -1,11 +1,11 @@
 //! A record's API JSON, as PocketBase's `Record.PublicExport` encodes it: a Go map, so the
 //! keys come out sorted byte-wise (fields, `collectionId`, `collectionName`, `expand`).
 
-use super::{value, Arena, Exp, SqlVal};
+use super::{value, Arena, Exp, SqlRef, SqlVal};
 use pocketbun_storage::collections::gojson;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -90,25 +90,60 @@ impl Writer {
     /// Writes record `idx` of `arena` (with its expand tree).
     pub fn write(&mut self, out: &mut String, arena: &Arena, idx: usize) {
         let rec = &arena.recs[idx];
-        let plan = self.plan_for(&rec.coll);
-        let coll = &*rec.coll;
+        self.write_record(
+            out,
+            &rec.coll,
+            rec.show_email,
+            rec.unhide,
+            |i| rec.values.get(i).map_or(SqlRef::Null, SqlVal::borrow),
+            rec.expand.as_ref().map(|e| (arena, e)),
+        );
+    }
+
+    /// Writes a record of a non-auth collection without `expand` from its field values
+    /// (`value(i)`: field `i`), e.g. straight from a SQLite row.
+    pub fn write_plain<'v>(
+        &mut self,
+        out: &mut String,
+        coll: &Arc<Collection>,
+        unhide: bool,
+        value: impl Fn(usize) -> SqlRef<'v>,
+    ) {
+        self.write_record(out, coll, unhide, unhide, value, None);
+    }
+
+    fn write_record<'v>(
+        &mut self,
+        out: &mut String,
+        coll: &Arc<Collection>,
+        show_email: bool,
+        unhide: bool,
+        value: impl Fn(usize) -> SqlRef<'v>,
+        expand: Option<(&Arena, &BTreeMap<String, Exp>)>,
+    ) {
+        let plan = self.plan_for(coll);
         let hide_email = coll.is_auth()
-            && !rec.show_email
-            && !rec.value("emailVisibility").is_some_and(value::to_bool);
+            && !show_email
+            && !coll
+                .fields
+                .iter()
+                .position(|f| f.name == "emailVisibility")
+                .is_some_and(|i| value::ref_to_bool(value(i)));
+        let coll = &**coll;
         out.push('{');
         let mut first = true;
         for (key, slot) in plan.iter() {
             match *slot {
                 Slot::Field(i) => {
                     let f = &coll.fields[i];
-                    if f.hidden && !rec.unhide {
+                    if f.hidden && !unhide {
                         continue;
                     }
                     if hide_email && f.name == "email" {
                         continue;
                     }
                     sep(out, &mut first, key);
-                    value::write_field(out, f, rec.values.get(i).unwrap_or(&SqlVal::Null));
+                    value::write_field(out, f, value(i));
                 }
                 Slot::CollectionId => {
                     sep(out, &mut first, key);
@@ -119,7 +154,9 @@ impl Writer {
                     gojson::write_str(out, &coll.name);
                 }
                 Slot::Expand => {
-                    let Some(expand) = &rec.expand else { continue };
+                    let Some((arena, expand)) = expand else {
+                        continue;
+                    };
                     sep(out, &mut first, key);
                     out.push('{');
                     for (j, (name, exp)) in expand.iter().enumerate() {

@@ -53,11 +53,46 @@ impl SqlVal {
 
     /// The value as the string Go's `database/sql` scans it into (`NullString`).
     pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
+        self.borrow().as_text()
+    }
+
+    pub fn borrow(&self) -> SqlRef<'_> {
         match self {
-            SqlVal::Null => "".into(),
-            SqlVal::Int(i) => i.to_string().into(),
-            SqlVal::Real(f) => value::go_float_string(*f).into(),
-            SqlVal::Text(s) => (&**s).into(),
+            SqlVal::Null => SqlRef::Null,
+            SqlVal::Int(i) => SqlRef::Int(*i),
+            SqlVal::Real(f) => SqlRef::Real(*f),
+            SqlVal::Text(s) => SqlRef::Text(s),
+        }
+    }
+}
+
+/// A stored value borrowed from its row (written straight to JSON) or from a [`SqlVal`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SqlRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+impl<'a> SqlRef<'a> {
+    /// `None` for text that is not UTF-8: only [`SqlVal::from_ref`] repairs that.
+    pub fn from_value(v: ValueRef<'a>) -> Option<SqlRef<'a>> {
+        Some(match v {
+            ValueRef::Null => SqlRef::Null,
+            ValueRef::Integer(i) => SqlRef::Int(i),
+            ValueRef::Real(f) => SqlRef::Real(f),
+            ValueRef::Text(t) | ValueRef::Blob(t) => SqlRef::Text(std::str::from_utf8(t).ok()?),
+        })
+    }
+
+    /// The value as the string Go's `database/sql` scans it into (`NullString`).
+    pub fn as_text(&self) -> std::borrow::Cow<'a, str> {
+        match *self {
+            SqlRef::Null => "".into(),
+            SqlRef::Int(i) => i.to_string().into(),
+            SqlRef::Real(f) => value::go_float_string(f).into(),
+            SqlRef::Text(s) => s.into(),
         }
     }
 }
@@ -125,17 +160,7 @@ impl Arena {
         stmt: &mut Statement<'_>,
         params: &[QValue],
     ) -> rusqlite::Result<Vec<usize>> {
-        // columns → field slots, resolved once per statement
-        let slots: Vec<Option<usize>> = (0..stmt.column_count())
-            .map(|c| {
-                let name = stmt.column_name(c).ok()?;
-                // `t.*` lists the columns in field order: try the same position first
-                if coll.fields.get(c).is_some_and(|f| f.name == name) {
-                    return Some(c);
-                }
-                coll.fields.iter().position(|f| f.name == name)
-            })
-            .collect();
+        let slots = column_slots(coll, stmt);
         let nfields = coll.fields.len();
         let count = stmt.parameter_count();
         let mut rows = stmt.query(bound(params, count))?;
@@ -158,6 +183,77 @@ impl Arena {
         }
         Ok(out)
     }
+}
+
+/// Columns → field slots, resolved once per statement.
+fn column_slots(coll: &Collection, stmt: &Statement<'_>) -> Vec<Option<usize>> {
+    (0..stmt.column_count())
+        .map(|c| {
+            let name = stmt.column_name(c).ok()?;
+            // `t.*` lists the columns in field order: try the same position first
+            if coll.fields.get(c).is_some_and(|f| f.name == name) {
+                return Some(c);
+            }
+            coll.fields.iter().position(|f| f.name == name)
+        })
+        .collect()
+}
+
+/// Runs `stmt` and writes each row's record JSON straight from SQLite's buffers, `sep`
+/// between records: no [`SqlVal`] copies and no arena. Only for reads whose records need
+/// nothing resolved after loading: not an auth collection (email visibility) and no
+/// `expand`; `unhide` is the superuser flag. Returns the number of records written.
+pub fn write_rows(
+    coll: &Arc<Collection>,
+    stmt: &mut Statement<'_>,
+    params: &[QValue],
+    unhide: bool,
+    out: &mut String,
+    sep: &str,
+) -> rusqlite::Result<usize> {
+    // field → the column that fills it (a later column wins, as in `Arena::load`)
+    let mut cols: Vec<Option<usize>> = vec![None; coll.fields.len()];
+    for (c, slot) in column_slots(coll, stmt).into_iter().enumerate() {
+        if let Some(i) = slot {
+            cols[i] = Some(c);
+        }
+    }
+    let count = stmt.parameter_count();
+    let mut rows = stmt.query(bound(params, count))?;
+    let mut writer = json::Writer::new();
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        if n > 0 {
+            out.push_str(sep);
+        }
+        let start = out.len();
+        let not_utf8 = std::cell::Cell::new(false);
+        writer.write_plain(out, coll, unhide, |i| {
+            let Some(c) = cols.get(i).copied().flatten() else {
+                return SqlRef::Null;
+            };
+            match row.get_ref(c).ok().and_then(SqlRef::from_value) {
+                Some(v) => v,
+                None => {
+                    not_utf8.set(true);
+                    SqlRef::Null
+                }
+            }
+        });
+        if not_utf8.get() {
+            // rare: redo the record with owned values, invalid bytes replaced
+            out.truncate(start);
+            let values = cols
+                .iter()
+                .map(|c| c.map_or(Ok(SqlVal::Null), |c| row.get_ref(c).map(SqlVal::from_ref)))
+                .collect::<rusqlite::Result<Vec<SqlVal>>>()?;
+            writer.write_plain(out, coll, unhide, |i| {
+                values.get(i).map_or(SqlRef::Null, SqlVal::borrow)
+            });
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The values of `params` the statement takes: a compiled rule may carry parameters its SQL

@@ -1,7 +1,7 @@
 //! Stored values → PocketBase's typed field values, written as Go's `encoding/json` writes
 //! them (HTML-safe strings, float64 numbers).
 
-use super::SqlVal;
+use super::{SqlRef, SqlVal};
 use pocketbun_storage::collections::gojson;
 use pocketbun_storage::collections::json::normalize_datetime;
 use pocketbun_storage::collections::{Field, FieldKind};
@@ -15,11 +15,15 @@ pub fn go_float_string(f: f64) -> String {
 
 /// `cast.ToFloat64` of a stored value.
 pub fn to_f64(v: &SqlVal) -> f64 {
+    ref_to_f64(v.borrow())
+}
+
+fn ref_to_f64(v: SqlRef<'_>) -> f64 {
     match v {
-        SqlVal::Null => 0.0,
-        SqlVal::Int(i) => *i as f64,
-        SqlVal::Real(f) => *f,
-        SqlVal::Text(s) => s
+        SqlRef::Null => 0.0,
+        SqlRef::Int(i) => i as f64,
+        SqlRef::Real(f) => f,
+        SqlRef::Text(s) => s
             .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
@@ -29,17 +33,25 @@ pub fn to_f64(v: &SqlVal) -> f64 {
 
 /// `cast.ToBool` of a stored value (Go's `strconv.ParseBool` on its text).
 pub fn to_bool(v: &SqlVal) -> bool {
+    ref_to_bool(v.borrow())
+}
+
+pub fn ref_to_bool(v: SqlRef<'_>) -> bool {
     match v {
-        SqlVal::Null => false,
-        SqlVal::Int(i) => *i == 1,
-        SqlVal::Real(f) => *f == 1.0,
-        SqlVal::Text(s) => matches!(&**s, "1" | "t" | "T" | "true" | "TRUE" | "True"),
+        SqlRef::Null => false,
+        SqlRef::Int(i) => i == 1,
+        SqlRef::Real(f) => f == 1.0,
+        SqlRef::Text(s) => matches!(s, "1" | "t" | "T" | "true" | "TRUE" | "True"),
     }
 }
 
 /// `list.ToUniqueStringSlice` of a stored value: a JSON array of strings or a single value,
 /// empty strings and duplicates dropped.
 pub fn to_string_list(v: &SqlVal) -> Vec<String> {
+    ref_to_string_list(v.borrow())
+}
+
+fn ref_to_string_list(v: SqlRef<'_>) -> Vec<String> {
     let text = v.as_text();
     if text.is_empty() {
         return Vec::new();
@@ -68,17 +80,17 @@ pub fn relation_ids(field: &Field, v: &SqlVal) -> Vec<String> {
 }
 
 /// Writes the API JSON of `field`'s value `v` into `out`.
-pub fn write_field(out: &mut String, field: &Field, v: &SqlVal) {
+pub fn write_field(out: &mut String, field: &Field, v: SqlRef<'_>) {
     match &field.kind {
-        FieldKind::Number { .. } => gojson::write_f64(out, to_f64(v)),
-        FieldKind::Bool => gojson::write_bool(out, to_bool(v)),
+        FieldKind::Number { .. } => gojson::write_f64(out, ref_to_f64(v)),
+        FieldKind::Bool => gojson::write_bool(out, ref_to_bool(v)),
         FieldKind::Date { .. } | FieldKind::Autodate { .. } => {
             let text = v.as_text();
             let norm = normalize_datetime(&text).unwrap_or_default();
             gojson::write_str(out, &norm);
         }
         FieldKind::Select { .. } | FieldKind::File { .. } | FieldKind::Relation { .. } => {
-            let list = to_string_list(v);
+            let list = ref_to_string_list(v);
             if field.is_multiple() {
                 gojson::write_str_list(out, Some(&list));
             } else {
@@ -101,9 +113,9 @@ fn is_valid_json(s: &str) -> bool {
 
 /// A `json` field: the stored text normalised as PocketBase's field does (bare words become
 /// strings), then compacted and HTML-escaped as Go's encoder does with raw JSON.
-fn write_json_field(out: &mut String, v: &SqlVal) {
+fn write_json_field(out: &mut String, v: SqlRef<'_>) {
     let text = match v {
-        SqlVal::Null => {
+        SqlRef::Null => {
             out.push_str("null");
             return;
         }
@@ -168,9 +180,9 @@ pub fn write_compact(out: &mut String, raw: &str) {
     }
 }
 
-fn write_geo_point(out: &mut String, v: &SqlVal) {
+fn write_geo_point(out: &mut String, v: SqlRef<'_>) {
     let (mut lon, mut lat) = (0.0, 0.0);
-    if let SqlVal::Text(s) = v {
+    if let SqlRef::Text(s) = v {
         if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(s) {
             lon = m.get("lon").and_then(|x| x.as_f64()).unwrap_or(0.0);
             lat = m.get("lat").and_then(|x| x.as_f64()).unwrap_or(0.0);
@@ -190,7 +202,7 @@ mod tests {
     fn json_of(kind: &str, v: SqlVal) -> String {
         let f = Field::new("x", FieldKind::zero(kind).unwrap());
         let mut s = String::new();
-        write_field(&mut s, &f, &v);
+        write_field(&mut s, &f, v.borrow());
         s
     }
 
