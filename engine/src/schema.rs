@@ -51,6 +51,9 @@ pub struct SchemaPair {
     /// request pay for building those maps (see `Caller::from_request`).
     pub rules_read_headers: bool,
     pub rules_read_query: bool,
+    /// Some rule reads a field of the caller's auth record beyond what its token names
+    /// (`crate::records::access::reads_auth_fields`): only then is that row loaded.
+    pub rules_read_auth_fields: bool,
 }
 
 impl SchemaState {
@@ -62,7 +65,7 @@ impl SchemaState {
 
     fn pair(collections: Collections) -> SchemaPair {
         let query = Arc::new(query_schema(&collections));
-        let rules_mention = |needle: &str| {
+        let any_rule = |test: &dyn Fn(&str) -> bool| {
             collections.iter().any(|c| {
                 [
                     &c.list_rule,
@@ -74,12 +77,13 @@ impl SchemaState {
                     &c.auth.manage_rule,
                 ]
                 .into_iter()
-                .any(|r| r.as_deref().is_some_and(|r| r.contains(needle)))
+                .any(|r| r.as_deref().is_some_and(test))
             })
         };
         SchemaPair {
-            rules_read_headers: rules_mention("@request.headers"),
-            rules_read_query: rules_mention("@request.query"),
+            rules_read_headers: any_rule(&|r| r.contains("@request.headers")),
+            rules_read_query: any_rule(&|r| r.contains("@request.query")),
+            rules_read_auth_fields: any_rule(&crate::records::access::reads_auth_fields),
             collections: Arc::new(collections),
             query,
         }

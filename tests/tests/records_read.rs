@@ -96,6 +96,9 @@ const TARGETS: &[&str] = &[
     "/api/collections/demo2/records?filter=created<@now&sort=@rowid",
     "/api/collections/demo2/records?sort=-@rowid&perPage=2&page=2",
     "/api/collections/demo2/records?filter=id=@request.auth.id",
+    // auth fields beyond the token's: the caller's row is loaded for these only
+    "/api/collections/demo2/records?filter=@request.auth.verified=true",
+    "/api/collections/demo2/records?filter=title!=@request.auth.email%26%26@request.auth.emailVisibility:isset=true",
     "/api/collections/demo2/records?sort=created&expand=users(rel)",
     "/api/collections/demo2/records?filter=title%3D'test1'&filter=title%3D'test2'",
     "/api/collections/demo1/records?sort=created&fields=expand.rel_many.expand.rel.title,id&expand=rel_many.rel",

@@ -119,10 +119,37 @@ impl Caller {
             }
         }
         if let Some(a) = &auth {
-            info.auth = Some(load_auth_info(ctx, schema, a)?);
+            let row_needed =
+                schema.rules_read_auth_fields || query.iter().any(|(_, v)| reads_auth_fields(v));
+            info.auth = Some(if row_needed {
+                load_auth_info(ctx, schema, a)?
+            } else {
+                // what the token names is all any rule or filter of this request reads
+                AuthInfo {
+                    id: a.id.clone(),
+                    collection_id: a.collection_id.clone(),
+                    collection_name: a.collection_name.clone(),
+                    data: Map::new(),
+                }
+            });
         }
         Ok(Caller { auth, info })
     }
+}
+
+/// Whether the rule or filter `text` reads a field of the caller's auth record other than
+/// `id`, `collectionId` and `collectionName` (which its token already names, and which
+/// `@request.auth.*` answers without the row). Anything longer, or another name, counts.
+pub fn reads_auth_fields(text: &str) -> bool {
+    const PREFIX: &str = "@request.auth.";
+    text.match_indices(PREFIX).any(|(i, _)| {
+        let rest = &text[i + PREFIX.len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':')))
+            .unwrap_or(rest.len());
+        let name = rest[..end].split(':').next().unwrap_or("");
+        !matches!(name, "id" | "collectionId" | "collectionName")
+    })
 }
 
 /// The auth record as rules see it: every field (hidden ones too), `collectionId` and
@@ -251,4 +278,30 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_auth_fields;
+
+    #[test]
+    fn auth_fields_beyond_the_token() {
+        for text in [
+            "",
+            "@request.auth.id != \"\"",
+            "owner = @request.auth.id && @request.auth.collectionName = 'users'",
+            "@request.auth.id:isset = true || @request.auth.collectionId ?= x",
+        ] {
+            assert!(!reads_auth_fields(text), "{text}");
+        }
+        for text in [
+            "@request.auth.verified = true",
+            "@request.auth.id != '' && email = @request.auth.email",
+            "@request.auth.id.name = 'x'",
+            "@request.auth.idx = 1",
+            "@request.auth.emailVisibility:isset = true",
+        ] {
+            assert!(reads_auth_fields(text), "{text}");
+        }
+    }
 }
