@@ -896,26 +896,10 @@ pub async fn update_record(
         .store
         .writer()
         .submit(move |conn| {
-            let state = |conn: &pocketbun_storage::rusqlite::Connection| {
-                conn.query_row(
-                    &format!(
-                        "SELECT `verified`, `tokenKey`, `password` FROM {table} WHERE `id` = ?1"
-                    ),
-                    [&rid],
-                    |r| {
-                        Ok((
-                            r.get::<_, bool>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    },
-                )
-                .optional()
-            };
-            let before = state(conn)?;
+            let before = auth_state(conn, &table, &rid)?;
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
-            if let (Some(before), Some(after)) = (before, state(conn)?) {
-                after_auth_update(conn, &table, &coll_id, &rid, before, after, fresh_key)?;
+            if let Some(before) = before {
+                after_auth_update(conn, &table, &coll_id, &rid, before, fresh_key)?;
             }
             Ok(match current {
                 Some(c) => crate::realtime::RecordEvent::load(
@@ -934,20 +918,38 @@ pub async fn update_record(
     Ok(())
 }
 
-/// What PocketBase does after any auth record update, by the change made (`(verified,
-/// tokenKey, password hash)` before and after): a record that becomes verified loses the
-/// provider links made while anyone could have claimed its email, and with them its tokens;
-/// a new tokenKey voids the record's pending OTPs; a new password ends its MFA sessions and
-/// forgets its known login origins.
-fn after_auth_update(
+/// What [`after_auth_update`] compares: an auth record's `(verified, tokenKey, password
+/// hash)` as stored (`table` quoted), `None` when there is no such record.
+pub type AuthState = (bool, String, String);
+
+pub fn auth_state(
+    conn: &pocketbun_storage::rusqlite::Connection,
+    table: &str,
+    id: &str,
+) -> pocketbun_storage::rusqlite::Result<Option<AuthState>> {
+    conn.prepare_cached(&format!(
+        "SELECT `verified`, `tokenKey`, `password` FROM {table} WHERE `id` = ?1"
+    ))?
+    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .optional()
+}
+
+/// What PocketBase's record update hooks do after any update of an auth record (an auth
+/// flow or a records-API/batch write), by what changed since `before`: a record that becomes
+/// verified loses the provider links made while anyone could have claimed its email, and
+/// with them its tokens (`fresh_key`); a new tokenKey voids the record's pending OTPs; a new
+/// password ends its MFA sessions and forgets its known login origins.
+pub fn after_auth_update(
     conn: &pocketbun_storage::rusqlite::Connection,
     table: &str,
     coll_id: &str,
     id: &str,
-    before: (bool, String, String),
-    after: (bool, String, String),
+    before: AuthState,
     fresh_key: String,
 ) -> pocketbun_storage::rusqlite::Result<()> {
+    let Some(after) = auth_state(conn, table, id)? else {
+        return Ok(());
+    };
     let (was_verified, old_key, old_hash) = before;
     let (verified, mut key, hash) = after;
     let by_record = "WHERE `collectionRef` = ?1 AND `recordRef` = ?2";

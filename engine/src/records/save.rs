@@ -345,6 +345,11 @@ fn persist(
         }
     }
     let table = quote(&coll.name);
+    let auth_before = if coll.is_auth() && !draft.is_new {
+        crate::auth::flow::auth_state(conn, &table, &draft.original_str("id"))?
+    } else {
+        None
+    };
     let result = if draft.is_new {
         // built by hand: the `format!`/`join` version cost ~12k instructions per insert
         let mut sql = String::with_capacity(32 + table.len() + cols.len() * 24);
@@ -385,15 +390,17 @@ fn persist(
     };
     match result {
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
-        Ok(_) if password_changed && schema.by_name("_authOrigins").is_some() => {
-            // a new password invalidates the devices known for the old one, as PocketBase
-            conn.execute(
-                "DELETE FROM `_authOrigins` WHERE `collectionRef` = ?1 AND `recordRef` = ?2",
-                [&coll.id, &draft.original_str("id")],
-            )?;
-            Ok(())
-        }
-        Ok(_) => Ok(()),
+        Ok(_) => match auth_before {
+            Some(before) => Ok(crate::auth::flow::after_auth_update(
+                conn,
+                &table,
+                &coll.id,
+                &draft.original_str("id"),
+                before,
+                crate::auth::flow::new_token_key(&coll),
+            )?),
+            None => Ok(()),
+        },
         Err(e) => match unique_errors(&e, &coll) {
             Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
             None => Err(e.into()),
