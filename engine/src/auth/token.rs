@@ -10,6 +10,8 @@ use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
 use pocketbun_storage::Reader;
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 pub const SUPERUSERS: &str = "_superusers";
 
@@ -143,20 +145,57 @@ fn verify_signature(
         })
         .ok()??;
     let key = format!("{token_key}{}", secret.unwrap_or_default());
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.required_spec_claims = ["exp".to_string()].into_iter().collect();
-    validation.leeway = 0;
-    jsonwebtoken::decode::<serde_json::Value>(
-        token,
-        &DecodingKey::from_secret(key.as_bytes()),
-        &validation,
-    )
-    .ok()?;
+    if !signature_ok(token, key) {
+        return None;
+    }
     Some(AuthRecord {
         id: claims.id,
         collection_id: claims.collection_id,
         collection_name,
     })
+}
+
+/// Tokens a worker has verified: token → (key it was verified with, its `exp`).
+const MAX_VERIFIED: usize = 4096;
+
+thread_local! {
+    static VERIFIED: RefCell<HashMap<String, (String, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// Whether `token` is an HS256 JWT signed with `key` whose `exp` has not passed. A client
+/// sends the same token with every request: the HMAC and claim parsing are done once per
+/// worker, and repeated while the key (the record's current `tokenKey` + the collection's
+/// secret, read anew each time) is the same and `exp` is still ahead.
+fn signature_ok(token: &str, key: String) -> bool {
+    let now = unix_now().max(0) as u64;
+    let known = VERIFIED.with(|v| {
+        v.borrow()
+            .get(token)
+            .is_some_and(|(k, exp)| *k == key && now < *exp)
+    });
+    if known {
+        return true;
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims = ["exp".to_string()].into_iter().collect();
+    validation.leeway = 0;
+    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &DecodingKey::from_secret(key.as_bytes()),
+        &validation,
+    ) else {
+        return false;
+    };
+    if let Some(exp) = data.claims.get("exp").and_then(serde_json::Value::as_u64) {
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.len() >= MAX_VERIFIED {
+                v.clear();
+            }
+            v.insert(token.to_string(), (key, exp));
+        });
+    }
+    true
 }
 
 /// `name` as a quoted SQLite identifier (collection names come from `_collections`, but a
