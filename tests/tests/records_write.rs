@@ -634,6 +634,66 @@ fn password_change_resets_auth_origins() {
     });
 }
 
+/// PocketBase's auth record update hooks run for a records-API PATCH as for the auth flows:
+/// a new password (which also brings a new tokenKey) ends the record's MFA sessions and voids
+/// its OTPs; an email change (new tokenKey, same password) voids only the OTPs; other
+/// changes keep both.
+#[test]
+fn auth_changes_through_the_records_api_end_mfas_and_otps() {
+    port("records API update of an auth record: _mfas/_otps", |c| {
+        let (_, nologin) = c.get("/api/collections/nologin", Some(SUPERUSER));
+        let coll = nologin["id"].as_str().unwrap().to_string();
+        let stub = |c: &mut Client| {
+            c.setup(
+                "POST",
+                "/api/collections/_mfas/records",
+                json!({"collectionRef": coll, "recordRef": "dc49k6jgejn40h3", "method": "password"}),
+            );
+            c.setup(
+                "POST",
+                "/api/collections/_otps/records",
+                json!({"collectionRef": coll, "recordRef": "dc49k6jgejn40h3", "password": "123456"}),
+            );
+        };
+        let counts = |c: &mut Client| -> (usize, usize) {
+            let mut of = |table: &str| {
+                let (status, list) = c.get(
+                    &format!(
+                        "/api/collections/{table}/records?filter=recordRef%3D'dc49k6jgejn40h3'&perPage=100"
+                    ),
+                    Some(SUPERUSER),
+                );
+                assert_eq!(status, 200, "{list}");
+                ids(&list).len()
+            };
+            (of("_mfas"), of("_otps"))
+        };
+        let patch = |c: &mut Client, body: Value| {
+            let (status, rec) = c.json(
+                "PATCH",
+                "/api/collections/nologin/records/dc49k6jgejn40h3",
+                Some(SUPERUSER),
+                body,
+            );
+            assert_eq!(status, 200, "{rec}");
+        };
+        stub(c);
+        assert_eq!(counts(c), (1, 1));
+        patch(c, json!({"name": "renamed"}));
+        assert_eq!(counts(c), (1, 1), "a plain update keeps both");
+        patch(c, json!({"email": "changed@example.com"}));
+        assert_eq!(counts(c), (1, 0), "an email change voids the OTPs only");
+        stub(c);
+        assert_eq!(counts(c), (2, 1));
+        patch(
+            c,
+            json!({"password": "123456789", "passwordConfirm": "123456789"}),
+        );
+        assert_eq!(counts(c), (0, 0), "a password change ends both");
+        assert!(c.can_log_in("nologin", "changed@example.com", "123456789"));
+    });
+}
+
 /// record_crud_superuser_test TestRecordCrudSuperuserDelete#4.
 #[test]
 fn last_superuser_cannot_be_deleted() {

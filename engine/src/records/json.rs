@@ -3,7 +3,7 @@
 
 use super::{value, Arena, Exp, SqlRef, SqlVal};
 use pocketbun_storage::collections::gojson;
-use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::collections::Collection;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -39,9 +39,8 @@ pub struct Writer {
 fn plan(coll: &Collection) -> Vec<(String, Slot)> {
     let mut keys: Vec<(String, Slot)> = Vec::with_capacity(coll.fields.len() + 3);
     for (i, f) in coll.fields.iter().enumerate() {
-        if matches!(f.kind, FieldKind::Password { .. }) {
-            continue;
-        }
+        // other password fields (e.g. `_otps`' hidden one) are shown like any field, as ""
+        // (an API answer comes after the plain value was hashed and forgotten)
         if coll.is_auth() && (f.name == "password" || f.name == "tokenKey") {
             continue;
         }
