@@ -27,4 +27,4 @@ pub mod smtp;
 pub use paths::{
     conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,
 };
-pub use server::{Server, ServerKind, ServerSpec};
+pub use server::{copy_dir, Server, ServerKind, ServerSpec};

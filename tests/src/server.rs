@@ -393,7 +393,7 @@ fn write_sendmail_stub(bin: &Path) -> std::io::Result<()> {
 
 /// Copies a directory tree (files, dirs; symlinks are followed); the copies
 /// are writable by their owner.
-pub(crate) fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+pub fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dst)?;
     for entry in fs::read_dir(src)? {
         let entry = entry?;

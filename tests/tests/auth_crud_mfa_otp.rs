@@ -8,9 +8,8 @@
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::Value;
-use std::path::Path;
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 /// users, test@example.com (`4q1xlclmfloku33`): the owner of `user1_0`.
@@ -21,19 +20,6 @@ const NON_OWNER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImdrMzkwcWVnczR5NDd3biIsIn
 /// A PocketBase bcrypt hash (of "1234567890"): the OTP stubs' password.
 const HASH: &str = "$2a$10$0CUWH81tPWUhxKqksZnO/eDfJiWTTG/xg7v5Yg8RhcLIGWY3oeCHe";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of the fixture with the stub rows of `table` (`_mfas` or `_otps`), as PocketBase's
 /// stub helpers make them.
 fn stubbed(table: &str) -> (tempfile::TempDir, Server) {
@@ -41,7 +27,7 @@ fn stubbed(table: &str) -> (tempfile::TempDir, Server) {
         .expect("the conformance corpus (shared/conformance) is needed")
         .join("pb_data");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, dir.path());
+    copy_dir(&fixture, dir.path()).unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join("data.db")).unwrap();
         let su = |email: &str| -> String {

@@ -10,28 +10,14 @@
 
 use pocketbun_tests::http::Request;
 use pocketbun_tests::smtp::{smtp_sink, Delivered};
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 const HASH: &str = "$2a$10$0CUWH81tPWUhxKqksZnO/eDfJiWTTG/xg7v5Yg8RhcLIGWY3oeCHe";
 const USER_ID: &str = "4q1xlclmfloku33";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A server on a copy of the fixture with OTPs `otp_0..otp_{total-1}` for users
 /// test@example.com, the last `expired` of them 3 years old; its mail goes to an SMTP sink.
@@ -40,7 +26,7 @@ fn stubbed(total: usize, expired: usize) -> (tempfile::TempDir, Server, mpsc::Re
         .expect("the conformance corpus (shared/conformance) is needed")
         .join("pb_data");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, dir.path());
+    copy_dir(&fixture, dir.path()).unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join("data.db")).unwrap();
         for i in 0..total {

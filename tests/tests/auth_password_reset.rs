@@ -6,27 +6,13 @@
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
-use std::path::Path;
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 /// PocketBase's test token: passwordReset of users test@example.com (4q1xlclmfloku33).
 const RESET: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsImV4cCI6MjUyNDYwNDQ2MSwidHlwZSI6InBhc3N3b3JkUmVzZXQiLCJjb2xsZWN0aW9uSWQiOiJfcGJfdXNlcnNfYXV0aF8iLCJlbWFpbCI6InRlc3RAZXhhbXBsZS5jb20ifQ.xR-xq1oHDy0D8Q4NDOAEyYKGHWd_swzoiSoL8FLFBHY";
 const USER_ID: &str = "4q1xlclmfloku33";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A server on a copy of the fixture after `sql` ran on it.
 fn server_after(sql: &str) -> (tempfile::TempDir, Server) {
@@ -34,7 +20,7 @@ fn server_after(sql: &str) -> (tempfile::TempDir, Server) {
         .expect("the conformance corpus (shared/conformance) is needed")
         .join("pb_data");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, dir.path());
+    copy_dir(&fixture, dir.path()).unwrap();
     if !sql.is_empty() {
         let conn = rusqlite::Connection::open(dir.path().join("data.db")).unwrap();
         conn.execute_batch(sql).unwrap();

@@ -10,7 +10,7 @@
 //! request log", stats "authorized as superuser" and "+ filter".
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ fn fixture() -> PathBuf {
 /// The fixture with PocketBase's two stub logs (tests.StubLogsData) in `auxiliary.db`.
 fn stubbed_fixture() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture(), &tmp.path().join("pb_data"));
+    copy_dir(&fixture(), &tmp.path().join("pb_data")).unwrap();
     let aux = tmp.path().join("pb_data").join("auxiliary.db");
     let conn = rusqlite::Connection::open(aux).unwrap();
     conn.execute_batch(
@@ -38,23 +38,6 @@ fn stubbed_fixture() -> tempfile::TempDir {
     )
     .unwrap();
     tmp
-}
-
-fn copy_dir(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dest.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-            let mut perms = std::fs::metadata(&to).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            std::fs::set_permissions(&to, perms).unwrap();
-        }
-    }
 }
 
 /// Percent-encodes a query value.
