@@ -8,7 +8,6 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
-use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 
@@ -29,19 +28,9 @@ fn call(
     } else {
         body.to_string()
     };
-    let mut req = Request::new(method, path)
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Type", "application/json")
-        .header("Content-Length", &raw.len().to_string())
-        .body(raw.into_bytes());
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req.send(server.port()).unwrap();
-    let text = resp.text();
+    let (status, text) = server.call(method, path, token, &raw);
     (
-        resp.status,
+        status,
         serde_json::from_str(&text).unwrap_or(Value::Null),
         text,
     )

@@ -5,7 +5,6 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
-use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 
@@ -42,17 +41,7 @@ fn call(
     } else {
         body.to_string()
     };
-    let mut req = Request::new(method, path)
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Type", "application/json")
-        .header("Content-Length", &raw.len().to_string())
-        .body(raw.into_bytes());
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req.send(server.port()).unwrap();
-    (resp.status, resp.text())
+    server.call(method, path, token, &raw)
 }
 
 fn confirm(server: &Server) -> (u16, String) {
