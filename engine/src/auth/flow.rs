@@ -899,7 +899,7 @@ pub async fn update_record(
             let before = auth_state(conn, &table, &rid)?;
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
             if let Some(before) = before {
-                after_auth_update(conn, &table, &coll_id, &rid, before, fresh_key)?;
+                after_auth_update(conn, &table, &coll_id, &rid, before, move || fresh_key)?;
             }
             Ok(match current {
                 Some(c) => crate::realtime::RecordEvent::load(
@@ -937,7 +937,7 @@ pub fn auth_state(
 /// What PocketBase's record update hooks do after any update of an auth record (an auth
 /// flow or a records-API/batch write), by what changed since `before`: a record that becomes
 /// verified loses the provider links made while anyone could have claimed its email, and
-/// with them its tokens (`fresh_key`); a new tokenKey voids the record's pending OTPs; a new
+/// with them its tokens (a key from `fresh_key`, made only then); a new tokenKey voids the record's pending OTPs; a new
 /// password ends its MFA sessions and forgets its known login origins.
 pub fn after_auth_update(
     conn: &pocketbun_storage::rusqlite::Connection,
@@ -945,7 +945,7 @@ pub fn after_auth_update(
     coll_id: &str,
     id: &str,
     before: AuthState,
-    fresh_key: String,
+    fresh_key: impl FnOnce() -> String,
 ) -> pocketbun_storage::rusqlite::Result<()> {
     let Some(after) = auth_state(conn, table, id)? else {
         return Ok(());
@@ -959,11 +959,11 @@ pub fn after_auth_update(
             params![coll_id, id],
         )?;
         if removed > 0 {
+            key = fresh_key();
             conn.execute(
                 &format!("UPDATE {table} SET `tokenKey` = ?2 WHERE `id` = ?1"),
-                params![id, fresh_key],
+                params![id, key],
             )?;
-            key = fresh_key;
         }
     }
     if key != old_key {

@@ -397,7 +397,7 @@ fn persist(
                 &coll.id,
                 &draft.original_str("id"),
                 before,
-                crate::auth::flow::new_token_key(&coll),
+                || crate::auth::flow::new_token_key(&coll),
             )?),
             None => Ok(()),
         },
