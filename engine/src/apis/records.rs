@@ -163,8 +163,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     params.push(QValue::Integer(per_page));
     params.push(QValue::Integer(per_page.saturating_mul(page - 1)));
 
-    // records that need nothing resolved after loading go from SQLite's row to JSON
-    let plain = !coll.is_auth() && query_get(&query, "expand").is_empty();
+    let plain = straight_from_row(&coll, &query);
     let mut out = String::with_capacity(256 + 256 * per_page.min(64) as usize);
     out.push_str("{\"items\":[");
     let mut arena = Arena::default();
@@ -261,8 +260,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
     };
     params.push(QValue::Text(id));
-    if !coll.is_auth() && query_get(&query, "expand").is_empty() {
-        // nothing to resolve after loading: from SQLite's row straight to JSON
+    if straight_from_row(&coll, &query) {
         let mut out = String::with_capacity(512);
         let found = ctx
             .reader
@@ -293,6 +291,15 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = String::with_capacity(512);
     Writer::new().write(&mut out, &arena, found[0]);
     Ok(respond(out, query_get(&query, "fields"), false))
+}
+
+/// Whether the records of this read need nothing resolved after loading (no auth fields to
+/// hide per record, no expand), so they go from SQLite's row straight to JSON.
+fn straight_from_row(
+    coll: &pocketbun_storage::collections::Collection,
+    query: &[(String, String)],
+) -> bool {
+    !coll.is_auth() && query_get(query, "expand").is_empty()
 }
 
 /// Most collection names whose plain view statement a worker keeps.
