@@ -1,0 +1,164 @@
+// Sign-in (password, OTP, MFA's second step) and the first-run installer page.
+import { useEffect, useState } from 'preact/hooks';
+import { pb, errMessage } from '../api';
+import { navigate } from '../store';
+import { Labeled, toast } from '../ui';
+
+export function Login() {
+  const [methods, setMethods] = useState<any>(null);
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [otpId, setOtpId] = useState('');
+  const [otp, setOtp] = useState('');
+  const [mfaId, setMfaId] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const [mode, setMode] = useState<'password' | 'otp'>('password');
+  const sup = pb.collection('_superusers');
+
+  useEffect(() => {
+    sup.listAuthMethods().then(setMethods, () => setMethods({ password: { enabled: true } }));
+  }, []);
+
+  const fail = (e: any) => {
+    // MFA: the first factor passed; the server wants a second one
+    const id = e?.response?.mfaId;
+    if (id) {
+      setMfaId(id);
+      setError('');
+      toast('First factor accepted; confirm with a one-time code.');
+      return;
+    }
+    setError(errMessage(e));
+  };
+  const run = async (fn: () => Promise<any>) => {
+    setBusy(true);
+    setError('');
+    try {
+      await fn();
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const opts = () => (mfaId ? { mfaId } : {});
+  const submitPassword = (e: Event) => {
+    e.preventDefault();
+    run(async () => {
+      await sup.authWithPassword(email, password, opts());
+      navigate('/collections');
+    });
+  };
+  const requestOtp = () =>
+    run(async () => {
+      const r = await sup.requestOTP(email);
+      setOtpId(r.otpId);
+      toast('A one-time code was sent to ' + email);
+    });
+  const submitOtp = (e: Event) => {
+    e.preventDefault();
+    if (!otpId) return requestOtp();
+    run(async () => {
+      await sup.authWithOTP(otpId, otp, opts());
+      navigate('/collections');
+    });
+  };
+  const passwordOn = methods?.password?.enabled !== false;
+  const otpOn = !!methods?.otp?.enabled;
+  const m = mfaId ? (mode === 'password' ? 'otp' : 'password') : mode;
+  const useOtp = (m === 'otp' && otpOn) || !passwordOn;
+
+  return (
+    <main class="center-page">
+      <div class="card login">
+        <h1>Superuser sign-in</h1>
+        {mfaId && <p class="notice">Multi-factor authentication: confirm with your {useOtp ? 'one-time code' : 'password'}.</p>}
+        {!useOtp ? (
+          <form onSubmit={submitPassword}>
+            <Labeled label="Email">
+              <input name="email" type="email" autoComplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+            </Labeled>
+            <Labeled label="Password">
+              <input name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+            </Labeled>
+            {error && <p class="error">{error}</p>}
+            <button class="btn primary block" disabled={busy}>
+              {mfaId ? 'Confirm' : 'Sign in'}
+            </button>
+          </form>
+        ) : (
+          <form onSubmit={submitOtp}>
+            <Labeled label="Email">
+              <input name="email" type="email" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+            </Labeled>
+            {otpId && (
+              <Labeled label="One-time code">
+                <input name="otp" autoComplete="one-time-code" required value={otp} onInput={(e) => setOtp(e.currentTarget.value)} />
+              </Labeled>
+            )}
+            {error && <p class="error">{error}</p>}
+            <button class="btn primary block" disabled={busy}>
+              {otpId ? 'Sign in' : 'Send code'}
+            </button>
+          </form>
+        )}
+        {otpOn && passwordOn && !mfaId && (
+          <button class="btn link" onClick={() => setMode(mode === 'otp' ? 'password' : 'otp')}>
+            {mode === 'otp' ? 'Sign in with password' : 'Sign in with a one-time code'}
+          </button>
+        )}
+      </div>
+    </main>
+  );
+}
+
+/** `#/pbinstall/{token}`: the installer token (printed in the server's console) creates the first superuser. */
+export function Install({ token }: { token: string }) {
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [confirm, setConfirm] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      pb.authStore.save(token, null);
+      await pb.collection('_superusers').create({ email, password, passwordConfirm: confirm });
+      pb.authStore.clear();
+      await pb.collection('_superusers').authWithPassword(email, password);
+      toast('Superuser created. Welcome!');
+      navigate('/collections');
+    } catch (err) {
+      pb.authStore.clear();
+      setError(errMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="center-page">
+      <div class="card login">
+        <h1>Create your first superuser</h1>
+        <p class="muted">This link was printed by the server on its first start and works once.</p>
+        <form onSubmit={submit}>
+          <Labeled label="Email">
+            <input name="email" type="email" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+          </Labeled>
+          <Labeled label="Password" hint="At least 10 characters.">
+            <input name="password" type="password" minLength={10} required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+          </Labeled>
+          <Labeled label="Password confirm">
+            <input name="passwordConfirm" type="password" required value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />
+          </Labeled>
+          {error && <p class="error">{error}</p>}
+          <button class="btn primary block" disabled={busy}>
+            Create superuser and sign in
+          </button>
+        </form>
+      </div>
+    </main>
+  );
+}
