@@ -74,7 +74,8 @@ function App() {
 async function boot() {
   if (pb.authStore.isValid) {
     try {
-      await pb.collection('_superusers').authRefresh();
+      // bounded: a server that is restarting must not keep the page blank
+      await pb.collection('_superusers').authRefresh({ signal: AbortSignal.timeout(8000) } as any);
     } catch (e: any) {
       // a non-refreshable token (installer) or a rejected one: start over at sign-in
       if (e?.status === 401 || e?.status === 403 || e?.status === 404) pb.authStore.clear();

@@ -1,6 +1,7 @@
 // Shared state: the collections list (sidebar and editors) and the hash route.
 import { signal } from '@preact/signals';
 import { pb, Collection } from './api';
+import { mayLeave } from './ui';
 
 export const collections = signal<Collection[]>([]);
 
@@ -14,7 +15,17 @@ export function byIdOrName(key: string): Collection | undefined {
 }
 
 export const route = signal<string>(location.hash.slice(1) || '/');
-window.addEventListener('hashchange', () => (route.value = location.hash.slice(1) || '/'));
+let current = location.hash;
+window.addEventListener('hashchange', async () => {
+  const target = location.hash;
+  if (target === current) return;
+  // a link or Back while a form has unsaved changes: stay until the user agrees to leave
+  history.replaceState(null, '', current || '#/');
+  if (!(await mayLeave())) return;
+  current = target;
+  history.replaceState(null, '', target);
+  route.value = target.slice(1) || '/';
+});
 
 export function navigate(path: string) {
   if (location.hash.slice(1) !== path) location.hash = path;

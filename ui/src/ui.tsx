@@ -68,6 +68,9 @@ export function Modal(props: {
   footer?: ComponentChildren;
 }) {
   const ref = useRef<HTMLDivElement>(null);
+  // the latest onClose (it closes over the form's current dirty state)
+  const onClose = useRef(props.onClose);
+  onClose.current = props.onClose;
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
@@ -75,7 +78,7 @@ export function Modal(props: {
         const all = document.querySelectorAll('.overlay');
         if (all[all.length - 1] === ref.current?.parentElement) {
           e.stopPropagation();
-          props.onClose();
+          onClose.current();
         }
       }
     };
@@ -145,8 +148,21 @@ export function useDirtyGuard(dirty: boolean) {
 window.addEventListener('beforeunload', (e) => {
   if (dirtyForms > 0) e.preventDefault();
 });
+let leaveOnce = false;
+/** The next route change may leave a dirty form without asking (it was saved or discarded). */
+export function allowLeave() {
+  leaveOnce = true;
+}
+/** Called on a route change: whether it may go on (asks when a form is dirty). */
+export async function mayLeave(): Promise<boolean> {
+  const ok = leaveOnce || dirtyForms === 0 || (await confirmDialog('You have unsaved changes. Leave and discard them?', 'Leave'));
+  leaveOnce = false;
+  return ok;
+}
 export async function confirmDiscard(dirty: boolean): Promise<boolean> {
-  return !dirty || confirmDialog('You have unsaved changes. Discard them?', 'Discard');
+  const ok = !dirty || (await confirmDialog('You have unsaved changes. Discard them?', 'Discard'));
+  if (ok) allowLeave();
+  return ok;
 }
 
 export function fmtDate(s: string) {

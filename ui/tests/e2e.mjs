@@ -60,7 +60,8 @@ async function step(name, fn) {
     console.log(`ok   ${name} (${Date.now() - t0} ms)`);
   } catch (e) {
     failed++;
-    console.log(`FAIL ${name}\n     ${String(e.message || e).split('\n').slice(0, 12).join('\n     ')}`);
+    const why = [String(e.message || e).split('\n').slice(0, 6).join('\n     '), ...problems].join('\n     ');
+    console.log(`FAIL ${name}\n     ${why}`);
     await page.screenshot({ path: `${process.env.FAIL_SCREENSHOT_DIR || '/tmp'}/pbun-dash-fail-${passed + failed}.png` }).catch(() => {});
   }
 }
@@ -218,6 +219,11 @@ await step('read the logs: chart, list and detail', async () => {
   await go('/logs');
   await page.locator('svg.chart, .chart').first().waitFor();
   const first = page.locator('.table.logs tbody tr[data-id]').first();
+  // servers write request logs in batches: refresh until they are in
+  for (let i = 0; i < 20 && !(await first.isVisible()); i++) {
+    await page.waitForTimeout(500);
+    await page.click('button[title=Refresh]');
+  }
   await first.waitFor();
   await first.click();
   await panel().locator('dt', { hasText: 'data.' }).first().waitFor();
@@ -261,7 +267,26 @@ await step('create a backup and restore it', async () => {
   if (v !== 'Dashboard Test App') throw new Error(`appName after restore: ${v}`);
 });
 
-await step('deep links and the records search', async () => {
+await step('a dirty form asks before it is left', async () => {
+  await go('/collections/tags/records/new');
+  await panel().locator('input[name=title]').fill('unsaved');
+  // a typed URL, Back or a bookmark while the form is dirty
+  await page.evaluate(() => (location.hash = '#/logs'));
+  await page.locator('.modal.small', { hasText: 'unsaved changes' }).waitFor();
+  await page.click('.modal.small button:has-text("No")');
+  if (!(await panel().locator('input[name=title]').isVisible())) throw new Error('left the dirty form');
+  await page.keyboard.press('Escape');
+  await page.click('.modal.small button:has-text("Discard")');
+  await panel().waitFor({ state: 'detached' });
+  await page.click('.rail a:has-text("Logs")');
+  await page.waitForURL(/#\/logs/);
+});
+
+await step('deep links, keyboard and the records search', async () => {
+  await go('/collections/tags');
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+  await page.keyboard.press('/');
+  if (!(await page.evaluate(() => document.activeElement?.getAttribute('name') === 'search'))) throw new Error('"/" does not focus the search');
   await go('/collections/tags');
   await page.fill('input[name=search]', 'hello');
   await page.press('input[name=search]', 'Enter');

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { pb, Collection, Field, errMessage, fieldErrors, randomString } from '../api';
 import { collections, loadCollections, navigate } from '../store';
-import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, getPath, setPath } from '../ui';
+import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, getPath, setPath, allowLeave } from '../ui';
 import { RuleInput } from './rule-input';
 
 export const FIELD_TYPES = ['text', 'editor', 'number', 'bool', 'email', 'url', 'date', 'autodate', 'select', 'file', 'relation', 'json', 'geoPoint', 'password'];
@@ -366,6 +366,7 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
       toast(coll ? 'Collection updated.' : 'Collection created.');
       setDirty(false);
       await loadCollections();
+      allowLeave();
       navigate(`/collections/${saved.name}`);
       if (coll && saved.name === coll.name) onClose();
     } catch (err) {
@@ -393,6 +394,7 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
     try {
       await pb.collections.truncate(c.id);
       toast('Collection truncated.');
+      allowLeave();
       onClose();
     } catch (e) {
       toast(errMessage(e), 'err');
@@ -405,6 +407,7 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
       toast('Collection deleted.');
       setDirty(false);
       await loadCollections();
+      allowLeave();
       navigate('/collections');
     } catch (e) {
       toast(errMessage(e), 'err');

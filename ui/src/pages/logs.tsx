@@ -7,29 +7,39 @@ import { Modal, Toggle, toast, fmtDate, Labeled } from '../ui';
 
 const LEVELS: Record<number, string> = { [-4]: 'DEBUG', 0: 'INFO', 4: 'WARN', 8: 'ERROR' };
 
+const HOUR = 3600_000;
+const parse = (d: string) => Date.parse(d.replace(' ', 'T'));
+
+/** Requests per hour as bars, one slot per hour (empty hours too) over at least the last 24. */
 function Chart({ stats }: { stats: { total: number; date: string }[] }) {
   if (!stats.length) return <div class="chart muted center">No logs in this period.</div>;
-  const max = Math.max(...stats.map((s) => s.total), 1);
+  const byHour = new Map(stats.map((s) => [Math.floor(parse(s.date) / HOUR), s.total]));
+  const hours = [...byHour.keys()];
+  const last = Math.max(Math.floor(Date.now() / HOUR), ...hours);
+  const first = Math.max(Math.min(last - 23, ...hours), last - 24 * 7 + 1);
+  const slots = Array.from({ length: last - first + 1 }, (_, i) => ({ h: first + i, total: byHour.get(first + i) || 0 }));
+  const max = Math.max(...slots.map((s) => s.total), 1);
   const w = 1000;
   const h = 120;
-  const bw = w / stats.length;
+  const bw = w / slots.length;
+  const label = (hr: number) => new Date(hr * HOUR).toISOString().slice(0, 13).replace('T', ' ') + 'h';
   return (
     <svg class="chart" viewBox={`0 0 ${w} ${h + 20}`} preserveAspectRatio="none" role="img" aria-label="Requests per hour">
-      {stats.map((s, i) => {
+      {slots.map((s) => {
         const bh = (s.total / max) * h;
         return (
-          <rect key={s.date} x={i * bw + 1} y={h - bh} width={Math.max(bw - 2, 1)} height={bh} class="bar">
+          <rect key={s.h} x={(s.h - first) * bw + 1} y={h - bh} width={Math.max(bw - 2, 1)} height={bh} class="bar">
             <title>
-              {s.date}: {s.total}
+              {label(s.h)}: {s.total}
             </title>
           </rect>
         );
       })}
-      <text x="0" y={h + 16} class="axis">
-        {stats[0].date.slice(0, 13)}h
+      <text x="4" y={h + 16} class="axis">
+        {label(first)} UTC
       </text>
-      <text x={w} y={h + 16} class="axis" text-anchor="end">
-        {stats[stats.length - 1].date.slice(0, 13)}h · max {max}/h
+      <text x={w - 4} y={h + 16} class="axis" text-anchor="end">
+        {label(last)} · max {max}/h
       </text>
     </svg>
   );
@@ -114,7 +124,7 @@ export function LogsPage({ path }: { path: string }) {
           <button class="btn" onClick={() => setSettingsOpen(true)}>
             ⚙ Log settings
           </button>
-          <button class="btn" onClick={load}>
+          <button class="btn" title="Refresh" onClick={load}>
             ↻
           </button>
         </div>

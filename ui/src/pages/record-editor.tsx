@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { pb, Collection, Field, errMessage, fieldErrors, randomString } from '../api';
 import { byIdOrName } from '../store';
-import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, fmtDate, Spinner } from '../ui';
+import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, fmtDate, Spinner, allowLeave } from '../ui';
 
 const AUTH_SPECIAL = ['email', 'emailVisibility', 'verified', 'password', 'tokenKey'];
 
@@ -254,7 +254,6 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
           if (changePassword && data.password) {
             body.password = data.password;
             body.passwordConfirm = data.passwordConfirm || '';
-            if (id && coll.name !== '_superusers') body.oldPassword = data.oldPassword;
           }
           continue;
         }
@@ -271,11 +270,11 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
         if (f.name === 'id' && !data.id) continue;
         if (data[f.name] !== undefined) body[f.name] = data[f.name];
       }
-      if (id && coll.name === '_superusers') delete body.oldPassword;
       const saved = id ? await pb.collection(coll.name).update(id, body) : await pb.collection(coll.name).create(body);
       toast(id ? 'Record updated.' : 'Record created.');
       setDirty(false);
       onSaved();
+      allowLeave();
       if (!id) onClose();
       else {
         setRec(saved);
@@ -307,6 +306,7 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
       await pb.collection(coll.name).delete(id);
       toast('Record deleted.');
       setDirty(false);
+      allowLeave();
       onSaved();
       onClose();
     } catch (e) {

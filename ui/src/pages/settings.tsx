@@ -6,7 +6,7 @@ import { pb, errMessage, fieldErrors, randomString } from '../api';
 import { collections, loadCollections } from '../store';
 import { Labeled, Toggle, toast, confirmDialog, useDirtyGuard, getPath, setPath, fmtDate, Spinner } from '../ui';
 
-type Spec = [string, 'text' | 'number' | 'bool' | 'password' | 'list' | 'select', string, string[]?];
+type Spec = [string, 'text' | 'number' | 'bool' | 'password' | 'list' | 'select' | 'heading', string, string[]?];
 
 function SettingsForm({ title, specs, extra }: { title: string; specs: Spec[]; extra?: (s: any, setS: (v: any) => void) => any }) {
   const [s, setS] = useState<any>(null);
@@ -19,12 +19,23 @@ function SettingsForm({ title, specs, extra }: { title: string; specs: Spec[]; e
       setS(x);
       setOrig(JSON.stringify(x));
     });
-  useEffect(() => void load().catch((e) => toast(errMessage(e), 'err')), []);
+  const [loadError, setLoadError] = useState('');
+  useEffect(() => void load().catch((e) => setLoadError(errMessage(e))), []);
+  if (loadError)
+    return (
+      <p class="error">
+        {loadError}{' '}
+        <button class="btn small" onClick={() => (setLoadError(''), load().catch((e) => setLoadError(errMessage(e))))}>
+          Retry
+        </button>
+      </p>
+    );
   if (!s) return <Spinner />;
   const save = async (e: Event) => {
     e.preventDefault();
     const body: any = {};
-    for (const [p] of specs) {
+    for (const [p, kind] of specs) {
+      if (kind === 'heading') continue;
       const top = p.split('.')[0];
       body[top] = s[top];
     }
@@ -40,6 +51,7 @@ function SettingsForm({ title, specs, extra }: { title: string; specs: Spec[]; e
     }
   };
   const input = ([p, kind, label, options]: Spec) => {
+    if (kind === 'heading') return <h3 key={p}>{label}</h3>;
     const v = getPath(s, p);
     const set = (x: any) => setS(setPath(s, p, x));
     if (kind === 'bool') return <Toggle key={p} name={p} label={label} checked={v} onChange={set} />;
@@ -83,6 +95,14 @@ function RateLimits({ s, setS }: any) {
   const set = (next: any[]) => setS({ ...s, rateLimits: { ...s.rateLimits, rules: next } });
   return (
     <div>
+      {rules.length > 0 && (
+        <div class="row muted small">
+          <span class="grow">Label</span>
+          <span class="grow">Max requests</span>
+          <span class="grow">Per seconds</span>
+          <span style="width:120px">Audience</span>
+        </div>
+      )}
       {rules.map((r, i) => (
         <div class="row" key={i}>
           <input aria-label="Label" placeholder="label, e.g. /api/ or *:auth" value={r.label} onInput={(e) => set(rules.map((x, j) => (j === i ? { ...x, label: e.currentTarget.value } : x)))} />
@@ -115,13 +135,16 @@ function Application() {
         ['meta.appName', 'text', 'Application name'],
         ['meta.appURL', 'text', 'Application URL'],
         ['meta.hideControls', 'bool', 'Hide collection create and edit controls'],
+        ['h-batch', 'heading', 'Batch API'],
         ['batch.enabled', 'bool', 'Enable batch API'],
         ['batch.maxRequests', 'number', 'Batch: max requests'],
         ['batch.timeout', 'number', 'Batch: timeout (s)'],
         ['batch.maxBodySize', 'number', 'Batch: max body size (bytes, 0 = default)'],
+        ['h-proxy', 'heading', 'Trusted proxy and superuser IPs'],
         ['trustedProxy.headers', 'list', 'Trusted proxy headers (e.g. X-Forwarded-For)'],
         ['trustedProxy.useLeftmostIP', 'bool', 'Use the leftmost IP'],
         ['superuserIPs', 'list', 'Superuser IP allow-list (empty = any)'],
+        ['h-rate', 'heading', 'Rate limits'],
         ['rateLimits.enabled', 'bool', 'Enable rate limiting'],
       ]}
       extra={(s, setS) => (
@@ -258,10 +281,23 @@ function Backups() {
     if (!(await confirmDialog(`Restore ${key}? The current data is replaced and the server restarts.`, 'Restore'))) return;
     setBusy('restore');
     try {
+      // the realtime stream drops when the server process restarts and comes back with a new
+      // client id: that, not a timer, tells when the restored server is up
+      await pb.realtime.subscribe('PB_CONNECT', () => {});
+      const before = pb.realtime.clientId;
+      const restarted = new Promise<void>((resolve) => {
+        const tick = setInterval(() => {
+          if (pb.realtime.clientId && pb.realtime.clientId !== before) {
+            clearInterval(tick);
+            resolve();
+          }
+        }, 100);
+        setTimeout(() => (clearInterval(tick), resolve()), 60_000);
+      });
       await pb.backups.restore(key);
       toast('Restoring: the server restarts…');
+      await restarted;
       for (let i = 0; i < 60; i++) {
-        await new Promise((r) => setTimeout(r, 1000));
         try {
           await fetch(pb.buildURL('/api/health'), { cache: 'no-store' }).then((r) => {
             if (!r.ok) throw new Error(String(r.status));
@@ -270,6 +306,7 @@ function Backups() {
         } catch {
           /* still restarting */
         }
+        await new Promise((r) => setTimeout(r, 500));
       }
       location.reload();
     } catch (e) {
