@@ -215,6 +215,40 @@ await step('edit an API rule: a bad rule is rejected, a good one saved', async (
   await toast('Collection updated.');
 });
 
+await step('create a view collection with a live preview of its fields', async () => {
+  await go('/collections/new');
+  const p = panel();
+  await p.locator('input[name=name]').fill('post_view');
+  await p.locator('select[name=type]').selectOption('view');
+  await p.locator('textarea[name=viewQuery]').fill('SELECT id, f_text, f_number FROM posts');
+  await p.locator('.preview .chip', { hasText: 'f_number' }).waitFor();
+  await p.locator('button:has-text("Create")').click();
+  await toast('Collection created.');
+  await page.waitForURL(/#\/collections\/post_view/);
+  await page.locator('.table th', { hasText: 'f_text' }).waitFor();
+});
+
+await step('create an auth collection with OTP on, then duplicate and delete a collection', async () => {
+  await go('/collections/new');
+  const p = panel();
+  await p.locator('input[name=name]').fill('members');
+  await p.locator('select[name=type]').selectOption('auth');
+  await p.locator('[role=tab]:has-text("Options")').click();
+  await p.locator('input[name="otp.enabled"]').check();
+  await p.locator('button:has-text("Create")').click();
+  await toast('Collection created.');
+  await page.locator('.sidebar a[data-collection=members]').waitFor();
+  await go('/collections/tags/edit');
+  await panel().locator('button:has-text("Duplicate")').click();
+  await panel().locator('button:has-text("Create")').click();
+  await page.locator('.sidebar a[data-collection=tags_duplicate]').waitFor();
+  await go('/collections/tags_duplicate/edit');
+  await panel().locator('button:has-text("Delete")').click();
+  await page.locator('.modal.small button:has-text("Delete")').click();
+  await toast('Collection deleted.');
+  await page.locator('.sidebar a[data-collection=tags_duplicate]').waitFor({ state: 'detached' });
+});
+
 await step('read the logs: chart, list and detail', async () => {
   await go('/logs');
   await page.locator('svg.chart, .chart').first().waitFor();

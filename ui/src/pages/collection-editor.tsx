@@ -357,18 +357,18 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
     setErrors({});
     const body = { ...c, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
     const removed = c.fields.filter((f: Field) => f._removed && f.id).map((f: Field) => f.name);
-    if (coll && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?`, 'Delete and save'))) {
+    if (c.id && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?`, 'Delete and save'))) {
       setBusy(false);
       return;
     }
     try {
-      const saved = coll ? await pb.collections.update(coll.id, body) : await pb.collections.create(body);
-      toast(coll ? 'Collection updated.' : 'Collection created.');
+      const saved = c.id ? await pb.collections.update(c.id, body) : await pb.collections.create(body);
+      toast(c.id ? 'Collection updated.' : 'Collection created.');
       setDirty(false);
       await loadCollections();
       allowLeave();
       navigate(`/collections/${saved.name}`);
-      if (coll && saved.name === coll.name) onClose();
+      if (c.id && saved.name === coll?.name) onClose();
     } catch (err) {
       const fe = fieldErrors(err);
       setErrors(fe);
