@@ -2,7 +2,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { pb, isSuperuser, keepTokenFresh } from './api';
-import { route, navigate, loadCollections } from './store';
+import { route, navigate, loadCollections, loadMeta } from './store';
 import { Toasts, ConfirmHost, toast } from './ui';
 import { Login, Install } from './pages/auth';
 import { CollectionsPage } from './pages/collections';
@@ -15,7 +15,10 @@ function Shell() {
   const [authed, setAuthed] = useState(isSuperuser());
   useEffect(() => pb.authStore.onChange(() => setAuthed(isSuperuser())), []);
   useEffect(() => {
-    if (authed) loadCollections().catch((e) => toast(String(e?.message || e), 'err'));
+    if (authed) {
+      loadCollections().catch((e) => toast(String(e?.message || e), 'err'));
+      loadMeta().catch(() => {});
+    }
   }, [authed]);
 
   if (r.startsWith('/pbinstall/')) return <Install token={r.slice('/pbinstall/'.length)} />;

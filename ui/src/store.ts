@@ -30,3 +30,11 @@ window.addEventListener('hashchange', async () => {
 export function navigate(path: string) {
   if (location.hash.slice(1) !== path) location.hash = path;
 }
+
+/** `meta.hideControls` of the settings: hides the collection create/edit controls. */
+export const hideControls = signal(false);
+export async function loadMeta() {
+  const s: any = await pb.settings.getAll({ fields: 'meta', requestKey: null });
+  hideControls.value = !!s?.meta?.hideControls;
+  if (s?.meta?.appName) document.title = `${s.meta.appName} - PocketBun`;
+}

@@ -328,6 +328,16 @@ await step('deep links, keyboard and the records search', async () => {
   await page.fill('input[name=search]', 'title = "nothing"');
   await page.press('input[name=search]', 'Enter');
   await page.locator('text=No records found.').waitFor();
+  // the filter builder writes the expression
+  await page.fill('input[name=search]', '');
+  await page.click('button:has-text("Filter builder")');
+  await page.selectOption('select[aria-label=Field]', 'title');
+  await page.fill('input[aria-label=Value]', 'hello tag');
+  await page.click('button:has-text("+ AND")');
+  const expr = await page.inputValue('input[name=search]');
+  if (expr !== 'title = "hello tag"') throw new Error(`builder wrote ${expr}`);
+  await page.press('input[name=search]', 'Enter');
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
 });
 
 await close();

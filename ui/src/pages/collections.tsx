@@ -1,7 +1,7 @@
 // The collections section: sidebar (search, pins, collapsible System group) and the routes
 // #/collections/{name}[/edit|/api|/records/{id}|/records/new], #/collections/new.
 import { useState } from 'preact/hooks';
-import { collections, byIdOrName, navigate } from '../store';
+import { collections, byIdOrName, navigate, hideControls } from '../store';
 import { RecordsView } from './records';
 import { CollectionEditor } from './collection-editor';
 
@@ -59,9 +59,11 @@ function Sidebar({ active }: { active?: string }) {
           {(systemOpen || q) && <ul>{system.map(item)}</ul>}
         </>
       )}
-      <button class="btn block" onClick={() => navigate('/collections/new')}>
-        + New collection
-      </button>
+      {!hideControls.value && (
+        <button class="btn block" onClick={() => navigate('/collections/new')}>
+          + New collection
+        </button>
+      )}
     </aside>
   );
 }

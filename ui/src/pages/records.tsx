@@ -3,7 +3,7 @@
 // updates through the realtime API.
 import { useEffect, useMemo, useState, useRef } from 'preact/hooks';
 import { pb, Collection, errMessage } from '../api';
-import { navigate } from '../store';
+import { navigate, hideControls } from '../store';
 import { confirmDialog, toast, fmtDate, Modal } from '../ui';
 import { CollectionEditor } from './collection-editor';
 import { RecordEditor } from './record-editor';
@@ -65,6 +65,44 @@ function cell(rec: any, f: any) {
   }
 }
 
+const OPS = ['=', '!=', '>', '>=', '<', '<=', '~', '!~', '?=', '?~'];
+
+/** Writes one `field op value` condition for the search box (beyond PocketBase). */
+function FilterBuilder({ coll, onAdd }: { coll: Collection; onAdd: (expr: string, join: string) => void }) {
+  const fields = coll.fields.filter((f) => f.type !== 'password');
+  const [field, setField] = useState(fields[0]?.name || 'id');
+  const [op, setOp] = useState('=');
+  const [value, setValue] = useState('');
+  const f = fields.find((x) => x.name === field);
+  const literal = () => {
+    if (f?.type === 'number' && value !== '' && !Number.isNaN(Number(value))) return value;
+    if (f?.type === 'bool') return /^(true|1)$/i.test(value) ? 'true' : 'false';
+    if (value.startsWith('@')) return value;
+    return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  };
+  return (
+    <div class="builder row wrap">
+      <select aria-label="Field" value={field} onChange={(e) => setField(e.currentTarget.value)}>
+        {fields.map((x) => (
+          <option key={x.name}>{x.name}</option>
+        ))}
+      </select>
+      <select aria-label="Operator" value={op} onChange={(e) => setOp(e.currentTarget.value)}>
+        {OPS.map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+      </select>
+      <input aria-label="Value" placeholder={f?.type === 'bool' ? 'true / false' : 'value or @now, @request…'} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+      <button type="button" class="btn small" onClick={() => onAdd(`${field} ${op} ${literal()}`, '&&')}>
+        + AND
+      </button>
+      <button type="button" class="btn small" onClick={() => onAdd(`${field} ${op} ${literal()}`, '||')}>
+        + OR
+      </button>
+    </div>
+  );
+}
+
 export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) {
   const [items, setItems] = useState<any[]>([]);
   const [total, setTotal] = useState(0);
@@ -77,6 +115,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
   const [error, setError] = useState('');
   const [importing, setImporting] = useState(false);
   const [colsOpen, setColsOpen] = useState(false);
+  const [builderOpen, setBuilderOpen] = useState(false);
   const lastClicked = useRef<number>(-1);
   const storageKey = `pbun_cols_${coll.id}`;
   const allFields = coll.fields.filter((f) => !(f.type === 'password' || (f.hidden && f.name === 'tokenKey')));
@@ -196,9 +235,11 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
           <span class="muted">Collections /</span> {coll.name}
         </h1>
         <div class="actions">
-          <button class="btn" title="Edit collection" onClick={() => navigate(`/collections/${coll.name}/edit`)}>
-            ⚙ Edit collection
-          </button>
+          {!hideControls.value && (
+            <button class="btn" title="Edit collection" onClick={() => navigate(`/collections/${coll.name}/edit`)}>
+              ⚙ Edit collection
+            </button>
+          )}
           <button class="btn" onClick={() => navigate(`/collections/${coll.name}/api`)}>
             API preview
           </button>
@@ -229,6 +270,9 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
           onInput={(e) => setSearch(e.currentTarget.value)}
         />
         <button class="btn">Search</button>
+        <button type="button" class="btn" onClick={() => setBuilderOpen(!builderOpen)} aria-expanded={builderOpen}>
+          Filter builder
+        </button>
         <button type="button" class="btn" onClick={() => setColsOpen(!colsOpen)} aria-expanded={colsOpen}>
           Columns
         </button>
@@ -241,6 +285,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
           </button>
         )}
       </form>
+      {builderOpen && <FilterBuilder coll={coll} onAdd={(expr, join) => setSearch(search.trim() && searchFilter(coll, search) === search.trim() ? `${search.trim()} ${join} ${expr}` : expr)} />}
       {colsOpen && (
         <div class="columns-picker">
           {allFields.map((f) => (
