@@ -301,6 +301,25 @@ await step('create a backup and restore it', async () => {
   if (v !== 'Dashboard Test App') throw new Error(`appName after restore: ${v}`);
 });
 
+await step('CSV export of the list, CSV import with a dry run', async () => {
+  await go('/collections/tags');
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('button:has-text("Export CSV")')]);
+  const { readFileSync } = await import('node:fs');
+  const csv = readFileSync(await download.path(), 'utf8');
+  if (!csv.startsWith('id,title') || !csv.includes('hello tag')) throw new Error(`exported: ${csv}`);
+  await page.click('button:has-text("Import CSV")');
+  await page.fill('textarea[name=csv]', 'title,nosuch\nx,y\n');
+  await page.click('button:has-text("Dry run")');
+  await page.locator('.errors li', { hasText: 'Unknown column(s): nosuch' }).waitFor();
+  await page.fill('textarea[name=csv]', 'title\ncsv one\n"csv, two"\n');
+  await page.click('button:has-text("Dry run")');
+  await page.locator('text=2 row(s) look valid').waitFor();
+  await page.click('button:has-text("Import 2 row(s)")');
+  await toast('Imported 2 of 2 row(s).');
+  await page.locator('.table td', { hasText: 'csv, two' }).waitFor();
+});
+
 await step('a dirty form asks before it is left', async () => {
   await go('/collections/tags/records/new');
   await panel().locator('input[name=title]').fill('unsaved');
