@@ -201,7 +201,7 @@ await step('edit an API rule: a bad rule is rejected, a good one saved', async (
   await go('/collections/posts/edit');
   const p = panel();
   await p.locator('[role=tab]:has-text("API rules")').click();
-  await p.locator('.rule', { hasText: 'List/Search rule' }).locator('button:has-text("unlock")').click();
+  await p.locator('.rule', { hasText: 'List/Search rule' }).locator('button:has-text("Unlock")').click();
   const rule = p.locator('textarea[name=listRule]');
   await rule.fill('f_tex');
   await p.locator('.ac li', { hasText: 'f_text' }).first().waitFor();

@@ -131,7 +131,7 @@ function FileInput({ field, rec, existing, removed, added, onRemove, onAdd }: an
     <div class="files" data-field={field.name}>
       {existing.map((n: string) => (
         <div class={`file ${removed.includes(n) ? 'removed' : ''}`} key={n}>
-          {/\.(png|jpe?g|gif|webp)$/i.test(n) && (!field.protected || token) ? <img src={url(n, '100x100')} alt={n} /> : <span class="fileicon">📄</span>}
+          {/\.(png|jpe?g|gif|webp)$/i.test(n) && (!field.protected || token) ? <img src={url(n, '100x100')} alt={n} /> : <span class="fileicon">FILE</span>}
           <a href={url(n)} target="_blank" rel="noopener">
             {n}
           </a>
@@ -142,7 +142,7 @@ function FileInput({ field, rec, existing, removed, added, onRemove, onAdd }: an
       ))}
       {added.map((f: File, i: number) => (
         <div class="file new" key={i}>
-          {f.type.startsWith('image/') ? <img src={URL.createObjectURL(f)} alt={f.name} /> : <span class="fileicon">📄</span>}
+          {f.type.startsWith('image/') ? <img src={URL.createObjectURL(f)} alt={f.name} /> : <span class="fileicon">FILE</span>}
           <span>{f.name}</span>
           <button type="button" class="btn small" onClick={() => onAdd(added.filter((x: File) => x !== f))}>
             Remove

@@ -55,7 +55,7 @@ export function RuleInput(props: { label: string; name: string; value: string | 
       <div class="rule-head">
         <span class="label">{props.label}</span>
         <button type="button" class="btn small" onClick={() => props.onChange(locked ? '' : null)}>
-          {locked ? '🔒 Superusers only — unlock' : 'Set superusers only'}
+          {locked ? 'Unlock (superusers only now)' : 'Set superusers only'}
         </button>
       </div>
       {locked ? (
