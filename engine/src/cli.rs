@@ -194,13 +194,22 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         eprintln!("Error: cannot install signal handlers: {e}");
         return 1;
     }
+    let addr = handle.local_addr();
     println!(
-        "Server started at http://{}\n├─ REST API:  http://{}/api/\n└─ {} workers, {} driver",
-        handle.local_addr(),
-        handle.local_addr(),
+        "Server started at http://{addr}\n├─ REST API:  http://{addr}/api/\n├─ Dashboard: http://{addr}/_/\n└─ {} workers, {} driver",
         config.workers,
         handle.driver()
     );
+    // first start: the one-time link to the dashboard's "create the first superuser" page
+    match crate::superuser::installer_token(&store) {
+        Ok(Some(token)) => println!(
+            "\n(!) Launch the URL below in the browser to create your first superuser account:\n\
+             http://{addr}/_/#/pbinstall/{token}\n\
+             (you can also create your first superuser by running: pocketbun superuser upsert EMAIL PASS)\n"
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("Error: cannot prepare the installer link: {e}"),
+    }
     let served = handle.join();
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
     crate::logs::flush(std::time::Duration::from_secs(2));

@@ -640,3 +640,72 @@ mod tests {
         ]));
     }
 }
+
+/// How long the installer link printed at first start works (PocketBase: 30 minutes).
+const INSTALLER_TOKEN_SECS: i64 = 30 * 60;
+
+/// First start: when `_superusers` holds no superuser but PocketBase's installer, (re)makes the
+/// installer with a random password and returns a non-refreshable auth token for it, the one
+/// the dashboard's `#/pbinstall/{token}` page uses to create the first real superuser (which
+/// removes the installer). `None` once a real superuser exists.
+pub fn installer_token(store: &Store) -> Result<Option<String>, String> {
+    let col = load_collection(store).map_err(|e| e.to_string())?;
+    let count_sql = format!(
+        "SELECT count(*) FROM {} WHERE email != ?1",
+        quote_ident(&col.table)
+    );
+    let reader = store.reader().map_err(|e| e.to_string())?;
+    let others: i64 = reader
+        .read(|conn| Ok(conn.query_row(&count_sql, [INSTALLER_EMAIL], |r| r.get(0))?))
+        .map_err(|e| e.to_string())?;
+    if others > 0 {
+        return Ok(None);
+    }
+    run(
+        store,
+        SuperuserAction::Upsert,
+        INSTALLER_EMAIL,
+        Some(&random::random_string(30)),
+    )?;
+    let row_sql = format!(
+        "SELECT id, tokenKey FROM {} WHERE email = ?1",
+        quote_ident(&col.table)
+    );
+    let (id, token_key, options): (String, String, String) = reader
+        .read(|conn| {
+            let (id, key) = conn.query_row(&row_sql, [INSTALLER_EMAIL], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let options = conn.query_row(
+                "SELECT options FROM _collections WHERE id = ?1",
+                [&col.id],
+                |r| r.get::<_, String>(0),
+            )?;
+            Ok((id, key, options))
+        })
+        .map_err(|e| e.to_string())?;
+    let options: Value = serde_json::from_str(&options).unwrap_or_default();
+    let secret = options["authToken"]["secret"].as_str().unwrap_or_default();
+    let mut claims = serde_json::Map::new();
+    claims.insert("type".into(), "auth".into());
+    claims.insert("id".into(), id.into());
+    claims.insert("collectionId".into(), col.id.clone().into());
+    claims.insert("refreshable".into(), false.into());
+    crate::auth::token::issue(
+        &claims,
+        &format!("{token_key}{secret}"),
+        INSTALLER_TOKEN_SECS,
+    )
+    .map(Some)
+    .map_err(|e| format!("cannot sign the installer token: {e:?}"))
+}
+
+/// Deletes the installer's temporary superuser from `table` (the quoted `_superusers` table), if
+/// any; run in the writer job that created a real superuser.
+pub fn remove_installer_row(conn: &Connection, table: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!("DELETE FROM {table} WHERE email = ?1"),
+        [INSTALLER_EMAIL],
+    )?;
+    Ok(())
+}

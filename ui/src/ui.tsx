@@ -136,17 +136,18 @@ export function setPath<T>(obj: T, path: string, value: any): T {
   return copy;
 }
 
-let dirtyForms = 0;
+// the mounted forms with unsaved changes; kept during render (not in an effect, which runs
+// after paint) so that a route change right after a keystroke already sees the form dirty
+const dirtyForms = new Set<object>();
 /** Marks a form dirty while `dirty` is true: leaving the page asks first. */
 export function useDirtyGuard(dirty: boolean) {
-  useEffect(() => {
-    if (!dirty) return;
-    dirtyForms++;
-    return () => void dirtyForms--;
-  }, [dirty]);
+  const key = useRef({}).current;
+  if (dirty) dirtyForms.add(key);
+  else dirtyForms.delete(key);
+  useEffect(() => () => void dirtyForms.delete(key), []);
 }
 window.addEventListener('beforeunload', (e) => {
-  if (dirtyForms > 0) e.preventDefault();
+  if (dirtyForms.size > 0) e.preventDefault();
 });
 let leaveOnce = false;
 /** The next route change may leave a dirty form without asking (it was saved or discarded). */
@@ -155,7 +156,7 @@ export function allowLeave() {
 }
 /** Called on a route change: whether it may go on (asks when a form is dirty). */
 export async function mayLeave(): Promise<boolean> {
-  const ok = leaveOnce || dirtyForms === 0 || (await confirmDialog('You have unsaved changes. Leave and discard them?', 'Leave'));
+  const ok = leaveOnce || dirtyForms.size === 0 || (await confirmDialog('You have unsaved changes. Leave and discard them?', 'Leave'));
   leaveOnce = false;
   return ok;
 }

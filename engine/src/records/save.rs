@@ -390,6 +390,11 @@ fn persist(
     };
     match result {
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
+        Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
+            // the first real superuser retires the installer's temporary account, as in PocketBase
+            crate::superuser::remove_installer_row(conn, &table)?;
+            Ok(())
+        }
         Ok(_) => match auth_before {
             Some(before) => Ok(crate::auth::flow::after_auth_update(
                 conn,

@@ -1,0 +1,190 @@
+//! The admin dashboard at `/_/` (source in `ui/`, its committed build embedded in `pocketbun`).
+//!
+//! Over plain HTTP: `/_` redirects, `index.html` is `no-cache`, hashed assets are immutable,
+//! precompressed bodies follow Accept-Encoding, PocketBase's CSP is on every file, and a first
+//! start prints the one-time install link.
+//!
+//! In a real browser: `ui/tests/e2e.mjs` drives Debian's headless Chromium (through npm
+//! `playwright-core`, no browser download) against a fresh `pocketbun` from the install link
+//! on: sign-in, collections with every field type, records with a file upload and a relation
+//! pick, a rejected API rule, logs, a setting, a backup and its restore; any console error,
+//! failed request or request to another host fails it. The same script runs against the real
+//! PocketBase (serving the same build from `--publicDir`), which shows that the dashboard uses
+//! only PocketBase's public Web API. Without Node or Chromium the browser part is skipped with
+//! one line, and fails under `CI=true`.
+
+use pocketbun_tests::{http, workspace_root, Server, ServerSpec};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The install token from the `#/pbinstall/{token}` link the server printed on its first start.
+fn install_token(server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if let Some(i) = log.find("#/pbinstall/") {
+            let rest = &log[i + "#/pbinstall/".len()..];
+            return rest.split_whitespace().next().unwrap_or("").to_string();
+        }
+        assert!(Instant::now() < deadline, "no install link printed:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(server: &Server, target: &str, accept_encoding: Option<&str>) -> http::Response {
+    let mut req = http::Request::new("GET", target)
+        .header("Host", &format!("127.0.0.1:{}", server.port()))
+        .header("Connection", "close");
+    if let Some(ae) = accept_encoding {
+        req = req.header("Accept-Encoding", ae);
+    }
+    req.send(server.port()).expect("GET")
+}
+
+#[test]
+fn dashboard_is_served_with_caching_compression_and_csp() {
+    let server = Server::start(&ServerSpec::pocketbun(), None).unwrap_or_else(|e| panic!("{e}"));
+    let token = install_token(&server);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let r = get(&server, "/_", None);
+    assert_eq!(r.status, 307);
+    assert_eq!(r.header("location"), Some("/_/"));
+
+    let index = get(&server, "/_/", None);
+    assert_eq!(index.status, 200);
+    assert_eq!(index.header("cache-control"), Some("no-cache"));
+    assert!(index
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(index
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(index.header("content-encoding"), None);
+    let html = index.text();
+    let js = regex::Regex::new(r#"src="\./(assets/[^"]+\.js)""#)
+        .unwrap()
+        .captures(&html)
+        .unwrap_or_else(|| panic!("no script in {html}"))[1]
+        .to_string();
+
+    let plain = get(&server, &format!("/_/{js}"), None);
+    assert_eq!(plain.status, 200);
+    assert!(plain.header("content-type").unwrap().contains("javascript"));
+    assert!(plain.header("cache-control").unwrap().contains("immutable"));
+    assert!(plain.header("content-security-policy").is_some());
+    let br = get(&server, &format!("/_/{js}"), Some("gzip, deflate, br"));
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert_eq!(br.header("vary"), Some("Accept-Encoding"));
+    let gz = get(&server, &format!("/_/{js}"), Some("gzip"));
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert!(br.body.len() < gz.body.len() && gz.body.len() < plain.body.len() / 2);
+    // the precompressed body is the file itself
+    assert_eq!(gunzip(&gz.body), plain.body);
+
+    let missing = get(&server, "/_/assets/nope.js", None);
+    assert_eq!(missing.status, 404);
+    let ext = get(&server, "/_/extensions.js", None);
+    assert_eq!(ext.status, 200);
+}
+
+/// `gzip -dc` of `bytes` (keeps a zlib crate out of the tests' dependencies for one check).
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+/// `ui/` with `playwright-core` installed (npm ci on first use), node and Chromium; `Err`
+/// says what is missing.
+fn browser_setup() -> Result<PathBuf, String> {
+    let ui = workspace_root().join("ui");
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        return Err(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    match Command::new("node").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Err("no node on PATH".into()),
+    }
+    if !ui.join("node_modules/playwright-core").is_dir() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&ui)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("npm ci in ui/ failed".into());
+        }
+    }
+    Ok(ui)
+}
+
+/// Runs the browser suite against `server`, whose dashboard is at `dashboard_url`.
+fn run_e2e(ui: &std::path::Path, server: &Server, dashboard_url: &str) {
+    let token = install_token(server);
+    let out = Command::new("node")
+        .arg("tests/e2e.mjs")
+        .arg(dashboard_url)
+        .arg(&token)
+        .env("FAIL_SCREENSHOT_DIR", server.root())
+        .current_dir(ui)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{}:\n{stdout}", server.kind().name());
+    assert!(
+        out.status.success(),
+        "{}: browser suite failed\n{stdout}{}\nserver log:\n{}",
+        server.kind().name(),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}
+
+#[test]
+fn dashboard_in_headless_chromium() {
+    let ui = match browser_setup() {
+        Ok(ui) => ui,
+        Err(why) if ci() => panic!("CI=true but the browser tests cannot run: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED: dashboard browser tests: {why}");
+            return;
+        }
+    };
+    let server = Server::start(&ServerSpec::pocketbun(), None).unwrap_or_else(|e| panic!("{e}"));
+    run_e2e(
+        &ui,
+        &server,
+        &format!("http://127.0.0.1:{}/_/", server.port()),
+    );
+
+    // the same build and suite against PocketBase's API: PocketBase serves ui/dist as its public dir
+    match ServerSpec::pocketbase() {
+        Some(mut spec) => {
+            let dist = ui.join("dist");
+            spec.args.push(format!("--publicDir={}", dist.display()));
+            let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
+            run_e2e(&ui, &pb, &format!("http://127.0.0.1:{}/", pb.port()));
+        }
+        None if ci() => panic!("CI=true but no PocketBase binary for the dashboard suite"),
+        None => eprintln!(
+            "PocketBase binary unavailable: the dashboard suite ran against PocketBun only"
+        ),
+    }
+}
