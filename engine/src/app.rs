@@ -26,6 +26,17 @@ pub struct Shared {
     pub settings: crate::settings::SettingsCell,
     /// Realtime clients of all workers and the inboxes events are published to.
     pub realtime: crate::realtime::Hub,
+    /// What `serve`'s flags add around the API: allowed origins, the static files directory.
+    pub web: Web,
+}
+
+/// The `serve` options the request path reads.
+#[derive(Debug, Clone, Default)]
+pub struct Web {
+    /// `--origins`.
+    pub cors: cors::Cors,
+    /// `--publicDir` with `--indexFallback`; `None` serves no static files.
+    pub public: Option<crate::public::PublicDir>,
 }
 
 /// What a handler gets besides the request: the worker's view of the application.
@@ -169,8 +180,10 @@ impl App {
         path.split_once('?').map_or(path, |(p, _)| p)
     }
 
-    async fn dispatch(&self, mut req: Request) -> ApiResult {
-        match self
+    /// The route's answer, and whether it came from the static files route (whose successful
+    /// answers PocketBase leaves out of the request log).
+    async fn dispatch(&self, mut req: Request) -> (ApiResult, bool) {
+        let result = match self
             .routes
             .router
             .find(&req.head.method, Self::raw_path(&req.head))
@@ -181,10 +194,14 @@ impl App {
             }
             // PocketBase's catch-all static file route answers what no API route takes
             _ if matches!(req.head.method, Method::Get | Method::Head) => {
-                Err(ApiError::not_found(Some("File not found.")))
+                return match &self.ctx.shared.web.public {
+                    Some(public) => (public.serve(&req), true),
+                    None => (Err(ApiError::not_found(Some("File not found."))), true),
+                };
             }
             _ => Err(ApiError::not_found(None)),
-        }
+        };
+        (result, false)
     }
 }
 
@@ -226,19 +243,32 @@ impl Service for App {
     }
 
     async fn call(&self, req: Request) -> Response {
-        if cors::is_preflight(&req.head) {
-            return cors::preflight(&req.head);
+        // Go's ServeMux redirects a path with `//`, `.` or `..` segments before PocketBase sees it
+        if let Some(resp) =
+            crate::public::unclean_path_redirect(&req.head, Self::raw_path(&req.head))
+        {
+            return resp;
         }
-        let has_origin = req.head.headers.get("origin").is_some();
+        let allowed = &self.ctx.shared.web.cors;
+        if cors::is_preflight(&req.head) {
+            return allowed.preflight(&req.head);
+        }
+        let origin = req.head.headers.get("origin").map(str::to_string);
         // the request log is queued, never awaited (crate::logs)
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
-        let result = match crate::ratelimit::check(&self.ctx, &req) {
+        let dev_line = crate::serve_options::dev()
+            .then(|| format!("{} {}", req.head.method.as_str(), req.head.target));
+        let (result, is_static) = match crate::ratelimit::check(&self.ctx, &req) {
             Ok(()) => self.dispatch(req).await,
-            Err(err) => Err(err),
+            Err(err) => (Err(err), false),
         };
+        if let Some(line) = dev_line {
+            crate::serve_options::print_request(&line, &result, is_static);
+        }
         let mut resp = match result {
             Ok(resp) => {
-                if let Some(log) = log {
+                // successful static files stay out of the log, as in PocketBase
+                if let Some(log) = log.filter(|_| !is_static) {
                     log.finish(resp.status, None);
                 }
                 resp
@@ -250,7 +280,7 @@ impl Service for App {
                 err.into_response()
             }
         };
-        cors::decorate(has_origin, &mut resp);
+        allowed.decorate(origin.as_deref(), &mut resp);
         add_security_headers(&mut resp);
         // Go's net/http writes the header keys sorted (stable: repeated keys keep their order)
         resp.headers.sort_by(|a, b| a.0.cmp(&b.0));

@@ -16,7 +16,8 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(
     name = "pocketbun",
-    version,
+    version = crate::serve_options::VERSION_LINE,
+    disable_version_flag = true,
     about = "PocketBun: PocketBase's Web API, several times faster",
     long_about = "PocketBun serves PocketBase's Web API from a PocketBase pb_data directory, \
                   so PocketBase SDKs and existing data work unchanged."
@@ -33,6 +34,12 @@ struct GlobalArgs {
     /// The PocketBase data directory (data.db, auxiliary.db, storage/); created if missing.
     #[arg(long, global = true, default_value = "pb_data")]
     dir: PathBuf,
+    #[command(flatten)]
+    app: crate::serve_options::AppFlags,
+    /// version for pocketbun (and the PocketBase Web API version it follows)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    #[allow(dead_code)] // clap prints the version and exits; the field is never read
+    version: Option<bool>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +81,8 @@ struct ServeArgs {
     /// Seconds after which an idle realtime client is disconnected (PocketBase: 300).
     #[arg(long, hide = true, default_value_t = 300.0)]
     realtime_idle_timeout: f64,
+    #[command(flatten)]
+    web: crate::serve_options::ServeFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +112,8 @@ enum SuperuserCommand {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::encryption::configure(cli.global.app.encryption_env.as_deref());
+    crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args),
         Command::Superuser { action } => superuser(&cli.global, action),
@@ -143,6 +154,9 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     config.gzip = args.gzip;
     crate::auth::password::configure(args.password_hash);
+    for warning in global.app.warnings(&global.dir) {
+        eprintln!("{warning}");
+    }
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
@@ -171,6 +185,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
             ..Default::default()
         }),
+        web: args.web.web(&global.app),
     });
     // scratch files of an earlier backup/restore; then the log writer and the cron jobs
     crate::backups::remove_temp_dir(store.dir());
@@ -229,7 +244,11 @@ fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageE
 }
 
 fn open_store(global: &GlobalArgs) -> Result<Arc<Store>, i32> {
-    match Store::open(&global.dir, StoreOptions::default()) {
+    let opts = StoreOptions {
+        read_timeout: global.app.query_timeout(),
+        ..StoreOptions::default()
+    };
+    match Store::open(&global.dir, opts) {
         Ok(store) => Ok(Arc::new(store)),
         Err(e) => {
             eprintln!("Error: cannot open {}: {e}", global.dir.display());

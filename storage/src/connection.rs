@@ -49,5 +49,6 @@ pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Co
         Role::Checkpointer => {}
     }
     conn.set_prepared_statement_cache_capacity(256);
+    crate::dev::trace(&conn);
     Ok(conn)
 }

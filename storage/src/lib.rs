@@ -6,6 +6,7 @@
 mod checkpoint;
 pub mod collections;
 mod connection;
+mod dev;
 mod error;
 pub mod files;
 mod options;
@@ -18,6 +19,7 @@ pub mod time;
 mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
+pub use dev::set_sql_log;
 pub use error::{ErrorKind, Result, StorageError};
 pub use options::StoreOptions;
 pub use reader::Reader;

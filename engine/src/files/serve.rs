@@ -176,9 +176,10 @@ fn scan_etag(s: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// The outcome of an entity-tag list header against a response without an `ETag`:
-/// `Some(true)` when it has `*` (before any malformed tag), else `Some(false)`.
-fn etag_list_has_star(list: &str) -> bool {
+/// Whether an entity-tag list header matches the response's `etag` (none: only `*` can match),
+/// stopping at the first malformed tag as Go does. `weak` compares without the `W/` marks
+/// (`If-None-Match`); otherwise both tags must be strong and equal (`If-Match`).
+fn etag_list_matches(list: &str, etag: Option<&str>, weak: bool) -> bool {
     let mut buf = list;
     loop {
         buf = trim(buf);
@@ -187,11 +188,24 @@ fn etag_list_has_star(list: &str) -> bool {
             Some(b',') => buf = &buf[1..],
             Some(b'*') => return true,
             Some(_) => match scan_etag(buf) {
-                // no tag matches: the response has none
-                Some((_, rest)) => buf = rest,
+                Some((tag, rest)) => {
+                    if etag.is_some_and(|own| etag_eq(tag, own, weak)) {
+                        return true;
+                    }
+                    buf = rest;
+                }
                 None => return false,
             },
         }
+    }
+}
+
+/// Go's `etagWeakMatch` (`weak`) and `etagStrongMatch`.
+fn etag_eq(a: &str, b: &str, weak: bool) -> bool {
+    if weak {
+        a.trim_start_matches("W/") == b.trim_start_matches("W/")
+    } else {
+        a == b && !a.is_empty() && a.starts_with('"')
     }
 }
 
@@ -203,7 +217,7 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    fn content_range(&self, size: u64) -> String {
+    pub(crate) fn content_range(&self, size: u64) -> String {
         format!("bytes {}-{}/{size}", self.start, self.start + self.len - 1)
     }
 }
@@ -293,12 +307,23 @@ pub fn plan<'a>(
     modified: i64,
     size: u64,
 ) -> Plan {
+    plan_with_etag(method, header, modified, size, None)
+}
+
+/// [`plan`] for a response that carries the entity tag `etag` (`"…"` or `W/"…"`).
+pub fn plan_with_etag<'a>(
+    method: &Method,
+    header: impl Fn(&str) -> Option<&'a str>,
+    modified: i64,
+    size: u64,
+    etag: Option<&str>,
+) -> Plan {
     let known_time = modified != 0;
     let get_or_head = matches!(method, Method::Get | Method::Head);
     // If-Match, else If-Unmodified-Since
     let if_match = header("if-match").filter(|v| !v.is_empty());
     let precondition = match if_match {
-        Some(list) => Some(etag_list_has_star(list)),
+        Some(list) => Some(etag_list_matches(list, etag, false)),
         None => header("if-unmodified-since")
             .filter(|v| !v.is_empty() && known_time)
             .and_then(parse_http_time)
@@ -309,7 +334,7 @@ pub fn plan<'a>(
     }
     match header("if-none-match").filter(|v| !v.is_empty()) {
         Some(list) => {
-            if etag_list_has_star(list) {
+            if etag_list_matches(list, etag, true) {
                 return if get_or_head {
                     Plan::NotModified
                 } else {
@@ -331,9 +356,10 @@ pub fn plan<'a>(
     let mut range = header("range").unwrap_or("");
     if !range.is_empty() && get_or_head {
         if let Some(ir) = header("if-range").filter(|v| !v.is_empty()) {
-            let matches = scan_etag(ir).is_none()
-                && known_time
-                && parse_http_time(ir).is_some_and(|t| t == modified);
+            let matches = match scan_etag(ir) {
+                Some((tag, _)) => etag.is_some_and(|own| etag_eq(tag, own, false)),
+                None => known_time && parse_http_time(ir).is_some_and(|t| t == modified),
+            };
             if !matches {
                 range = "";
             }
@@ -354,7 +380,7 @@ pub fn plan<'a>(
 // the response
 
 /// A piece of a response body: literal bytes or a span of the file.
-enum Segment {
+pub(crate) enum Segment {
     Bytes(Vec<u8>),
     File(ByteRange),
 }
@@ -367,7 +393,7 @@ pub enum Source {
 }
 
 /// Streams `segments`, reading the file spans chunk by chunk.
-fn body(source: Source, segments: Vec<Segment>) -> pocketbun_http::BodyStream {
+pub(crate) fn body(source: Source, segments: Vec<Segment>) -> pocketbun_http::BodyStream {
     match source {
         Source::Local(file) => local_body(file, segments),
         Source::S3(fs, key) => s3_body(fs, key, segments),
@@ -459,7 +485,7 @@ fn s3_body(
 }
 
 /// Asks the kernel to start reading `r` ahead, so the chunk reads find it in the page cache.
-fn read_ahead(file: &std::fs::File, r: ByteRange) {
+pub(crate) fn read_ahead(file: &std::fs::File, r: ByteRange) {
     use std::os::fd::AsRawFd;
     // SAFETY: plain advice on an open descriptor; no memory is passed
     unsafe {
@@ -489,7 +515,7 @@ pub struct Served<'a> {
 }
 
 /// A random `multipart` boundary as Go's `mime/multipart` makes them (60 hex digits).
-fn boundary() -> String {
+pub(crate) fn boundary() -> String {
     pocketbun_storage::random::random_string_with_alphabet(60, "0123456789abcdef")
 }
 

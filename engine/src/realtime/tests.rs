@@ -61,6 +61,7 @@ fn env(config: RealtimeConfig) -> Option<Env> {
         schema: SchemaState::new(collections),
         settings: crate::settings::SettingsCell::load(&store).unwrap(),
         realtime: Hub::new(config),
+        web: Default::default(),
     });
     let ctx = Rc::new(AppCtx {
         reader: store.reader().unwrap(),

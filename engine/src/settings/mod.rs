@@ -120,11 +120,19 @@ fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
     let invalid = |why: String| {
         StorageError::new(
             ErrorKind::Invalid,
-            format!("invalid settings db data (encrypted settings are not supported): {why}"),
+            format!("invalid settings db data: {why}"),
         )
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(raw).map_err(|e| invalid(e.to_string()))?;
+    // not JSON: sealed with --encryptionEnv's key (crate::encryption)
+    let value: serde_json::Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(_) => {
+            let plain = crate::encryption::open_settings(raw).map_err(|e| {
+                StorageError::new(ErrorKind::Invalid, format!("cannot read the settings: {e}"))
+            })?;
+            serde_json::from_slice(&plain).map_err(|e| invalid(e.to_string()))?
+        }
+    };
     let mut settings = Settings::default();
     settings.bind(&value).map_err(|BindError(e)| invalid(e))?;
     Ok(settings)
@@ -133,11 +141,16 @@ fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
 /// Upserts the settings row; returns a number that grows with every save (commit order).
 fn write_stored(conn: &Connection, json: &[u8]) -> pocketbun_storage::Result<u64> {
     let now = pocketbun_storage::time::now_datetime();
-    conn.prepare_cached(
+    let stored = crate::encryption::seal_settings(json.to_vec())
+        .map_err(|e| StorageError::new(ErrorKind::Internal, e))?;
+    let mut stmt = conn.prepare_cached(
         "INSERT INTO `_params` (`id`, `value`, `created`, `updated`) VALUES ('settings', ?1, ?2, ?2) \
          ON CONFLICT(`id`) DO UPDATE SET `value` = excluded.`value`, `updated` = excluded.`updated`",
-    )?
-    .execute(params![json, now])?;
+    )?;
+    match stored {
+        crate::encryption::Stored::Plain(json) => stmt.execute(params![json, now])?,
+        crate::encryption::Stored::Sealed(text) => stmt.execute(params![text, now])?,
+    };
     static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     // runs on the single writer thread: the counter follows commit order
     Ok(SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
