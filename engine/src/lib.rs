@@ -23,3 +23,4 @@ pub mod records;
 pub mod schema;
 pub mod settings;
 pub mod superuser;
+pub mod tls;
