@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
 use pocketbun_storage::collections::Collections;
 use pocketbun_storage::{Store, StoreOptions};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -55,11 +54,17 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Optional domain names to serve, as in PocketBase (accepted; TLS is not served yet).
+    /// Domain names to serve over HTTPS with certificates from Let's Encrypt (ACME), cached in
+    /// pb_data/.autocert_cache; HTTP then redirects to HTTPS.
     domains: Vec<String>,
-    /// TCP address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    http: String,
+    /// TCP address to listen for the HTTP server (if domain args are specified: default
+    /// 0.0.0.0:80, otherwise 127.0.0.1:8090).
+    #[arg(long)]
+    http: Option<String>,
+    /// TCP address to listen for the HTTPS server (if domain args are specified: default
+    /// 0.0.0.0:443, otherwise none, aka. no TLS). HTTP traffic is then redirected to HTTPS.
+    #[arg(long)]
+    https: Option<String>,
     /// Worker threads: one event loop and one listener per core. Default: all cores.
     #[arg(long)]
     workers: Option<usize>,
@@ -120,27 +125,20 @@ pub fn main() -> i32 {
     }
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    let with_host = if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_string()
-    };
-    with_host
-        .to_socket_addrs()
-        .map_err(|e| format!("invalid --http address {addr:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("invalid --http address {addr:?}"))
-}
-
 fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
-    let addr = match resolve(&args.http) {
-        Ok(a) => a,
+    let listen = match crate::tls::plan(
+        &global.dir,
+        &args.domains,
+        args.http.as_deref(),
+        args.https.as_deref(),
+    ) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("Error: {e}");
             return 1;
         }
     };
+    let addr = listen.main;
     let store = match open_store(global) {
         Ok(s) => s,
         Err(code) => return code,
@@ -153,6 +151,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         config.driver = Driver::Epoll;
     }
     config.gzip = args.gzip;
+    config.tls = listen.tls.as_ref().map(|acme| acme.tls_config());
     crate::auth::password::configure(args.password_hash);
     for warning in global.app.warnings(&global.dir) {
         eprintln!("{warning}");
@@ -194,9 +193,12 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         return 1;
     }
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
-    let factory = move |id| {
-        App::new(shared.clone())
-            .unwrap_or_else(|e| panic!("worker {id}: cannot open a read connection: {e}"))
+    let (www_redirects, https) = (listen.www_redirects.clone(), listen.tls.is_some());
+    let factory = move |id| crate::tls::WwwRedirect {
+        inner: App::new(shared.clone())
+            .unwrap_or_else(|e| panic!("worker {id}: cannot open a read connection: {e}")),
+        hosts: www_redirects.clone(),
+        https,
     };
     let handle = match Server::start(config.clone(), factory) {
         Ok(h) => h,
@@ -209,9 +211,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         eprintln!("Error: cannot install signal handlers: {e}");
         return 1;
     }
-    let addr = handle.local_addr();
+    let redirect = crate::tls::start_redirect(&listen);
+    let base_url = match listen.tls {
+        Some(_) => listen.base_url.clone(),
+        None => format!("http://{}", handle.local_addr()),
+    };
     println!(
-        "Server started at http://{addr}\n├─ REST API:  http://{addr}/api/\n├─ Dashboard: http://{addr}/_/\n└─ {} workers, {} driver",
+        "Server started at {base_url}\n├─ REST API:  {base_url}/api/\n├─ Dashboard: {base_url}/_/\n└─ {} workers, {} driver",
         config.workers,
         handle.driver()
     );
@@ -219,13 +225,17 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     match crate::superuser::installer_token(&store) {
         Ok(Some(token)) => println!(
             "\n(!) Launch the URL below in the browser to create your first superuser account:\n\
-             http://{addr}/_/#/pbinstall/{token}\n\
+             {base_url}/_/#/pbinstall/{token}\n\
              (you can also create your first superuser by running: pocketbun superuser upsert EMAIL PASS)\n"
         ),
         Ok(None) => {}
         Err(e) => eprintln!("Error: cannot prepare the installer link: {e}"),
     }
     let served = handle.join();
+    if let Some(r) = redirect {
+        r.shutdown().trigger();
+        let _ = r.join();
+    }
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
     crate::logs::flush(std::time::Duration::from_secs(2));
     store.close();

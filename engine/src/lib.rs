@@ -26,3 +26,4 @@ pub mod schema;
 pub mod serve_options;
 pub mod settings;
 pub mod superuser;
+pub mod tls;

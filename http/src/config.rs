@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// A worker whose loop does not come round for this long is reported as stalled.
     pub stall_threshold: Duration,
+    /// Serve TLS (every connection starts with a handshake) instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -77,6 +79,7 @@ impl ServerConfig {
             gzip: false,
             shutdown_grace: Duration::from_secs(30),
             stall_threshold: Duration::from_millis(200),
+            tls: None,
         }
     }
 }

@@ -15,7 +15,9 @@ use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CH
 use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,13 +53,37 @@ enum Read {
     Failed,
 }
 
-struct Conn {
-    stream: TcpStream,
+/// A byte stream a connection is served over: plain TCP, or TLS over TCP (`tls.rs`). The
+/// connection code is generic over it, so the plain path compiles to exactly what it was.
+pub(crate) trait Transport: AsyncReadRent + AsyncWriteRent + Sized + 'static {
+    type Read: AsyncReadRent;
+    type Write: AsyncWriteRent;
+    /// Halves that can read and write concurrently (an SSE stream watches the read side).
+    fn into_halves(self) -> (Self::Read, Self::Write);
+    fn from_halves(rd: Self::Read, wr: Self::Write) -> Self;
+}
+
+impl Transport for TcpStream {
+    type Read = OwnedReadHalf<TcpStream>;
+    type Write = OwnedWriteHalf<TcpStream>;
+
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+
+    fn from_halves(rd: Self::Read, wr: Self::Write) -> Self {
+        rd.reunite(wr)
+            .unwrap_or_else(|_| unreachable!("both halves come from this stream"))
+    }
+}
+
+struct Conn<T: Transport> {
+    stream: T,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
 }
 
-impl Conn {
+impl<T: Transport> Conn<T> {
     /// Reads more bytes into `rbuf`. With `shutdown`, also returns when the server starts
     /// shutting down (used only between requests, when nothing is in flight).
     async fn read_more(&mut self, within: Duration, shutdown: Option<&Shutdown>) -> Read {
@@ -137,13 +163,12 @@ impl Conn {
     }
 }
 
-pub(crate) async fn serve<S: Service>(
-    stream: TcpStream,
+pub(crate) async fn serve<S: Service, T: Transport>(
+    stream: T,
     peer: SocketAddr,
     svc: Rc<S>,
     ctx: Rc<WorkerCtx>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         stream,
         rbuf: Vec::with_capacity(READ_CHUNK),
@@ -419,13 +444,13 @@ async fn pump<W: AsyncWriteRent>(
 /// closes its end is noticed at once, not at the next write (which for an idle subscriber
 /// may be minutes away), so the stream and everything it holds is dropped promptly. Bytes
 /// the client sends meanwhile are kept for the next request on the connection.
-async fn pump_watched(
-    mut conn: Conn,
+async fn pump_watched<T: Transport>(
+    mut conn: Conn<T>,
     stream: crate::BodyStream,
     chunked: bool,
     shutdown: &Shutdown,
     stall: Duration,
-) -> (Conn, Option<u64>) {
+) -> (Conn<T>, Option<u64>) {
     // a stream may idle for many minutes, so it keeps no request-sized buffers meanwhile (the
     // write buffer was flushed before the stream; the next request grows both again)
     conn.wbuf = Vec::new();
@@ -433,7 +458,7 @@ async fn pump_watched(
         conn.rbuf = Vec::new();
     }
     let spare = Vec::with_capacity(WATCH_READ_BYTES);
-    let (mut rd, mut wr) = conn.stream.into_split();
+    let (mut rd, mut wr) = conn.stream.into_halves();
     let mut received = Vec::new();
     let sent = {
         let mut watch = std::pin::pin!(until_peer_closes(&mut rd, spare, &mut received));
@@ -444,17 +469,15 @@ async fn pump_watched(
         }
         sent
     };
-    conn.stream = rd
-        .reunite(wr)
-        .unwrap_or_else(|_| unreachable!("both halves come from this stream"));
+    conn.stream = T::from_halves(rd, wr);
     conn.rbuf.extend_from_slice(&received);
     (conn, sent)
 }
 
 /// Completes when the peer closes its side or the connection fails. Data read meanwhile is
 /// appended to `received` (up to a limit, then the watch stops reading).
-async fn until_peer_closes(
-    rd: &mut OwnedReadHalf<TcpStream>,
+async fn until_peer_closes<R: AsyncReadRent>(
+    rd: &mut R,
     mut spare: Vec<u8>,
     received: &mut Vec<u8>,
 ) {

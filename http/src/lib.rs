@@ -9,7 +9,8 @@
 //! chunked bodies ([`chunked`]), the connection loop with keep-alive, pipelining, limits and
 //! timeouts (`conn`), response framing and streaming (`response`, `write`), the router
 //! ([`router`]), PocketBase's default CORS ([`cors`]), optional gzip ([`gzip`]), workers,
-//! graceful shutdown and stall detection (`server`, `shutdown`, `stall`).
+//! graceful shutdown and stall detection (`server`, `shutdown`, `stall`), and TLS under all of
+//! it ([`tls`]: rustls over the same monoio streams).
 //!
 //! Application behaviour (PocketBase's envelopes, auth, records) is not here: the engine
 //! implements [`Service`].
@@ -29,6 +30,7 @@ mod server;
 mod service;
 mod shutdown;
 mod stall;
+pub mod tls;
 mod write;
 
 pub use config::{Driver, Limits, ServerConfig};

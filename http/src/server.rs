@@ -213,6 +213,7 @@ where
         gzip: config.gzip,
     });
     monoio::spawn(heartbeat.run());
+    let tls = config.tls.clone();
     let open_here = Rc::new(Cell::new(0usize));
 
     loop {
@@ -235,7 +236,13 @@ where
             shared: shared.clone(),
             local: open_here.clone(),
         };
+        let _ = stream.set_nodelay(true);
         if open > shared.max_connections {
+            if tls.is_some() {
+                // a plain-text 503 means nothing to a TLS client: just close
+                drop((stream, guard));
+                continue;
+            }
             let svc = svc.clone();
             monoio::spawn(async move {
                 let _guard = guard;
@@ -245,10 +252,33 @@ where
         }
         let svc = svc.clone();
         let ctx = ctx.clone();
-        monoio::spawn(async move {
-            let _guard = guard;
-            conn::serve(stream, peer, svc, ctx).await;
-        });
+        match &tls {
+            None => {
+                monoio::spawn(async move {
+                    let _guard = guard;
+                    conn::serve(stream, peer, svc, ctx).await;
+                });
+            }
+            Some(tls) => {
+                let source = tls.0.clone();
+                monoio::spawn(async move {
+                    let _guard = guard;
+                    // the handshake counts against the head's read timeout, as in Go's server
+                    let handshake = monoio::time::timeout(
+                        ctx.limits.header_read_timeout,
+                        crate::tls::accept(stream, &*source),
+                    );
+                    let stream = monoio::select! {
+                        r = handshake => match r {
+                            Ok(Some(stream)) => stream,
+                            _ => return,
+                        },
+                        _ = ctx.shutdown.wait() => return,
+                    };
+                    conn::serve(stream, peer, svc, ctx).await;
+                });
+            }
+        }
     }
 
     // stop accepting, then let in-flight requests finish; idle connections close themselves
