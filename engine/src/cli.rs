@@ -17,6 +17,8 @@ use std::sync::Arc;
     name = "pocketbun",
     version = crate::serve_options::VERSION_LINE,
     disable_version_flag = true,
+    // PocketBase's layout: each flag with its help on the same line, however long the flag
+    term_width = 0,
     about = "PocketBun: PocketBase's Web API, several times faster",
     long_about = "PocketBun serves PocketBase's Web API from a PocketBase pb_data directory, \
                   so PocketBase SDKs and existing data work unchanged."

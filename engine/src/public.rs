@@ -214,14 +214,16 @@ fn respond(req: &Request, v: Variant, ctype: &str, vary: bool) -> Response {
     );
     match plan {
         Plan::NotModified => {
-            // Go drops Last-Modified from a 304 that has an ETag
+            // PocketBase (no ETag) keeps Last-Modified on a 304; so does PocketBun
             resp.status = 304;
             resp.set_header("ETag", etag);
+            resp.set_header("Last-Modified", content::http_date(v.modified));
             return resp;
         }
         Plan::PreconditionFailed => {
             resp.status = 412;
             resp.set_header("ETag", etag);
+            resp.set_header("Last-Modified", content::http_date(v.modified));
             return resp;
         }
         Plan::BadRange(e) => {

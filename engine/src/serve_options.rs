@@ -78,7 +78,9 @@ pub fn print_request(line: &str, result: &crate::error::ApiResult, is_static: bo
     }
 }
 
+/// PocketBase's global flags, listed under their own heading as `pocketbase --help` does.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global Flags")]
 pub struct AppFlags {
     /// enable dev mode, aka. printing logs and sql statements to the console
     #[arg(long = "dev", global = true, action = ArgAction::Set, num_args = 0..=1,
