@@ -15,16 +15,11 @@ use pocketbun_storage::collections::{
 };
 use pocketbun_storage::rusqlite::Connection;
 
-const FIXTURE: &str = "/work/shared/conformance/pb_data";
 const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 
 /// A writable copy of the fixture's data files, or `None` (SKIP) if absent.
 fn fixture_copy(test: &str) -> Option<PathBuf> {
-    let src = Path::new(FIXTURE);
-    if !src.join("data.db").exists() {
-        println!("SKIP {test}: fixture {FIXTURE} not found");
-        return None;
-    }
+    let src = pocketbun_tests::need::fixture(test)?;
     let dir = common::temp_dir(test).join("pb_data");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["data.db", "data.db-wal", "auxiliary.db"] {

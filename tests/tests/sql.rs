@@ -3,7 +3,7 @@
 //! a duration, is masked).
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{need, Server, ServerSpec};
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 
@@ -60,12 +60,10 @@ fn answers(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, String)> {
 
 #[test]
 fn sql_runner_answers_like_pocketbase() {
-    let Some(fixture) = conformance_dir().map(|d| d.join("pb_data")) else {
-        println!("sql: ../shared/conformance not found, skipping");
+    let Some(fixture) = need::fixture("sql_runner_answers_like_pocketbase") else {
         return;
     };
-    let Some(reference) = ServerSpec::pocketbase() else {
-        println!("sql: SKIP, the real PocketBase is not available");
+    let Some(reference) = ServerSpec::reference("sql_runner_answers_like_pocketbase") else {
         return;
     };
     let ours = answers(&ServerSpec::pocketbun(), &fixture);
