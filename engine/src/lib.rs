@@ -15,6 +15,7 @@ pub mod client_ip;
 pub mod crons;
 pub mod error;
 pub mod files;
+pub mod json_strict;
 pub mod logs;
 pub mod offload;
 pub mod ratelimit;

@@ -18,6 +18,7 @@ pub mod time;
 mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
+pub use connection::defensive;
 pub use error::{ErrorKind, Result, StorageError};
 pub use options::StoreOptions;
 pub use reader::Reader;

@@ -99,6 +99,30 @@ fn assert_fields_superset(ours: &str, stored: &str, name: &str) {
     }
 }
 
+/// A row stored by PocketBase 0.39 as PocketBase 0.40 (Go's `encoding/json/v2`) writes it
+/// again: `<`, `>`, `&`, U+2028 and U+2029 unescaped, a nil list `[]` and a nil map `{}`
+/// instead of `null` (the deliberate 0.40 changes; nothing else may differ).
+fn as_040(stored: &str) -> String {
+    let mut s = stored
+        .replace("\\u003c", "<")
+        .replace("\\u003e", ">")
+        .replace("\\u0026", "&")
+        .replace("\\u2028", "\u{2028}")
+        .replace("\\u2029", "\u{2029}");
+    for key in [
+        "exceptDomains",
+        "onlyDomains",
+        "thumbs",
+        "mimeTypes",
+        "providers",
+        "values",
+        "identityFields",
+    ] {
+        s = s.replace(&format!("\"{key}\":null"), &format!("\"{key}\":[]"));
+    }
+    s.replace("\"extra\":null", "\"extra\":{}")
+}
+
 /// Equality with a short report around the first difference.
 fn assert_same(ours: &str, theirs: &str, what: &str) {
     if ours == theirs {
@@ -146,6 +170,10 @@ fn fixture_rows_round_trip_identically() {
     for row in &stored {
         let c = Collection::from_row(row).unwrap_or_else(|e| panic!("{}: {e}", row.name));
         let back = c.to_row();
+        let mut row = row.clone();
+        row.options = as_040(&row.options);
+        row.fields = as_040(&row.fields);
+        let row = &row;
         assert_same(
             &back.options,
             &row.options,

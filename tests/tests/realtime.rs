@@ -133,7 +133,7 @@ fn connect_stream_is_byte_identical_to_pocketbase() {
     let bun = pocketbun(&[]);
     let headers = "Origin: http://localhost:3000\r\n";
     let ours = masked(&mut Sse::open(bun.port(), headers));
-    let expected = "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\nVary: Origin\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: SAMEORIGIN\r\nX-Xss-Protection: 1; mode=block\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n7b\r\nid:CLIENT_ID\nevent:PB_CONNECT\ndata:{\"clientId\":\"CLIENT_ID\"}\n\n\r\n";
+    let expected = "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\nCross-Origin-Opener-Policy: same-origin\r\nVary: Origin\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: SAMEORIGIN\r\nX-Xss-Protection: 1; mode=block\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n7b\r\nid:CLIENT_ID\nevent:PB_CONNECT\ndata:{\"clientId\":\"CLIENT_ID\"}\n\n\r\n";
     assert_eq!(ours, expected);
     match ServerSpec::reference("connect_stream_is_byte_identical_to_pocketbase (PocketBase part)")
     {
