@@ -172,7 +172,7 @@ pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Res
                             &format!("{prefix}/{}", f.name),
                             &f.data,
                             Some(&stored_content_type(f.mime)),
-                            &[("original-filename", &f.original_name)],
+                            &[("original-filename", f.original_name.as_str())],
                         ) {
                             remove_local(&local, &prefix, files[..i].iter().map(|f| &f.name));
                             return Err(e.to_string());
@@ -191,7 +191,7 @@ pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Res
                 &format!("{prefix}/{}", f.name),
                 f.data.to_vec(),
                 &stored_content_type(f.mime),
-                &[("original-filename", &f.original_name)],
+                &[("original-filename", f.original_name.as_str())],
             )
             .await;
         if let Err(e) = put {
