@@ -205,14 +205,44 @@ impl App {
     }
 }
 
+/// The first `fields` query value, percent-decoded, when present and not empty (Go's
+/// `url.Values.Get`). One linear pass: most requests have no `fields`.
+fn fields_param(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter(|part| !part.contains(';'))
+        .filter_map(|part| part.split_once('=').or(Some((part, ""))))
+        .find(|(k, _)| crate::records::access::url_decode(k).as_deref() == Some("fields"))
+        .and_then(|(_, v)| crate::records::access::url_decode(v))
+        .filter(|v| !v.is_empty())
+}
+
+/// PocketBase applies `fields=` to every JSON answer of a handler (not to error
+/// envelopes); a picker failure is a 400 since 0.40.
+fn pick_fields(mut resp: Response, fields: &str) -> ApiResult {
+    let is_json = resp
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.starts_with("application/json"));
+    if let (true, pocketbun_http::Body::Bytes(body)) = (is_json, &resp.body) {
+        let picked = crate::records::pick::apply_to_body(body, fields)?;
+        resp.body = pocketbun_http::Body::Bytes(picked);
+    }
+    Ok(resp)
+}
+
 /// Marks a response that may be embedded in frames (served files): PocketBase drops
 /// `X-Frame-Options` for those. The mark is an empty `X-Frame-Options`, removed on the way out.
 pub fn allow_framing(resp: &mut Response) {
     resp.headers.push(("X-Frame-Options".into(), "".into()));
 }
 
-/// The headers PocketBase's security middleware puts on every routed response.
+/// The headers PocketBase's security middleware puts on every routed response (CORS
+/// preflights are answered before it, so they get none: as in PocketBase 0.40).
 fn add_security_headers(resp: &mut Response) {
+    // 0.40: keeps a page opened with `target="_blank"` from reaching back (tab-nabbing)
+    resp.headers
+        .push(("Cross-Origin-Opener-Policy".into(), "same-origin".into()));
     resp.headers
         .push(("X-Content-Type-Options".into(), "nosniff".into()));
     let framing_allowed = resp
@@ -254,6 +284,7 @@ impl Service for App {
             return allowed.preflight(&req.head);
         }
         let origin = req.head.headers.get("origin").map(str::to_string);
+        let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
         let dev_line = crate::serve_options::dev()
@@ -265,6 +296,10 @@ impl Service for App {
         if let Some(line) = dev_line {
             crate::serve_options::print_request(&line, &result, is_static);
         }
+        let result = match (result, fields) {
+            (Ok(resp), Some(fields)) => pick_fields(resp, &fields),
+            (result, _) => result,
+        };
         let mut resp = match result {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase

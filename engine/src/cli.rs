@@ -118,7 +118,15 @@ enum SuperuserCommand {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; a usage error exits 1, as PocketBase 0.40
+        // exits from any failed command (clap's own code would be 2)
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
     crate::encryption::configure(cli.global.app.encryption_env.as_deref());
     crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {

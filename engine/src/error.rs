@@ -195,50 +195,22 @@ pub fn sentenize(message: &str) -> String {
     out
 }
 
-/// A JSON response as PocketBase writes it: compact, HTML-safe, followed by a newline.
+/// A JSON response as PocketBase 0.40 writes it (Go's `encoding/json/v2`): compact, no
+/// HTML escaping, no trailing newline.
 pub fn json_response<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
     match to_go_json(value) {
-        Ok(mut body) => {
-            body.push(b'\n');
-            Response::with_body(status, "application/json", body)
-        }
+        Ok(body) => Response::with_body(status, "application/json", body),
         Err(_) => ApiError::internal().into_response(),
     }
 }
 
-/// Compact JSON with Go's default string escaping: `<`, `>`, `&`, U+2028 and U+2029 are
-/// written as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
+/// Compact JSON as PocketBase 0.40 encodes it: only `"`, `\\` and control characters are
+/// escaped; `<`, `>`, `&`, U+2028 and U+2029 are written as they are (0.39's
+/// `encoding/json` escaped them).
 pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
-    value.serialize(&mut ser)?;
+    value.serialize(&mut serde_json::Serializer::new(&mut out))?;
     Ok(out)
-}
-
-struct GoFormatter;
-
-impl serde_json::ser::Formatter for GoFormatter {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let esc = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
-            };
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            writer.write_all(esc.as_bytes())?;
-            start = i + c.len_utf8();
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
-    }
 }
 
 pub type ApiResult = Result<Response, ApiError>;

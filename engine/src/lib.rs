@@ -16,6 +16,7 @@ pub mod crons;
 pub mod encryption;
 pub mod error;
 pub mod files;
+pub mod json_strict;
 pub mod logs;
 pub mod offload;
 pub mod public;

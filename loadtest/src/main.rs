@@ -95,7 +95,7 @@ struct HvhArgs {
     /// pocketbun binary (run as `serve --http=127.0.0.1:PORT --dir=TMP`).
     #[arg(long)]
     pocketbun: PathBuf,
-    /// Real PocketBase binary, for comparison (e.g. /work/pbvenv/bin/pocketbase).
+    /// Real PocketBase binary, for comparison (e.g. target/pocketbase-venv-0.40.6/bin/pocketbase).
     #[arg(long)]
     pocketbase: Option<PathBuf>,
     /// loadtest-hello binary. Default: next to this executable.

@@ -1112,8 +1112,11 @@ fn resolve_function(
                 r.push(resolve_operand(res, ctx, a)?);
             }
             let (lon_a, lat_a, lon_b, lat_b) = (&r[0].ident, &r[1].ident, &r[2].ident, &r[3].ident);
+            // The cosine is clamped to [-1, 1] (PocketBase 0.40.3): rounding can put it a hair
+            // above 1 for a point and itself (127 of 3,326 real coordinates), and acos() of
+            // that is NULL, which silently dropped the row from a `geoDistance(...) < x` filter.
             let mut out = RR::ident(format!(
-                "(6371 * acos(cos(radians({lat_a})) * cos(radians({lat_b})) * cos(radians({lon_b}) - radians({lon_a})) + sin(radians({lat_a})) * sin(radians({lat_b}))))"
+                "(6371 * acos(min(1.0, max(-1.0, cos(radians({lat_a})) * cos(radians({lat_b})) * cos(radians({lon_b}) - radians({lon_a})) + sin(radians({lat_a})) * sin(radians({lat_b}))))))"
             ));
             out.nf = NullFallback::Disabled;
             out.params = r.iter().flat_map(|x| x.params.clone()).collect();

@@ -9,8 +9,7 @@ use serde_json::Value as Json;
 
 #[test]
 fn guards_and_invalidation() {
-    let Some((_guard, dir)) = copy_fixture() else {
-        println!("SKIP guards_and_invalidation: fixture {FIXTURE} missing");
+    let Some((_guard, dir)) = copy_fixture("guards_and_invalidation") else {
         return;
     };
     let conn = open(&dir.join("data.db"));

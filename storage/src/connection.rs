@@ -4,6 +4,10 @@
 //! journal_mode(WAL), journal_size_limit(200000000), synchronous(NORMAL),
 //! foreign_keys(ON), temp_store(MEMORY), cache_size(-32000). The busy
 //! timeout goes first so that switching to WAL waits for other connections.
+//!
+//! Every connection also runs in SQLite's defensive mode, as PocketBase 0.40 opens its
+//! connections (`_defensive=1`): nothing, not even `/api/sql`, can corrupt the file with
+//! `PRAGMA writable_schema` or turn the journal off (`journal_mode=OFF` keeps `wal`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,12 +28,20 @@ pub(crate) enum Role {
     Checkpointer,
 }
 
+/// Turns on SQLite's defensive mode (`SQLITE_DBCONFIG_DEFENSIVE`) for `conn`; every
+/// connection PocketBun opens to a `pb_data` database goes through this.
+pub fn defensive(conn: &Connection) -> Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    Ok(())
+}
+
 pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
+    defensive(&conn)?;
     conn.busy_timeout(busy_timeout)?;
     // journal_mode returns a row; pragma_update_and_check reads it.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

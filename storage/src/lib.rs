@@ -20,6 +20,7 @@ mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
 pub use dev::set_sql_log;
+pub use connection::defensive;
 pub use error::{ErrorKind, Result, StorageError};
 pub use options::StoreOptions;
 pub use reader::Reader;

@@ -10,8 +10,10 @@ use std::time::Duration;
 /// The fixture's superuser token (valid until 2050).
 pub const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 
-/// PocketBase's test fixture (read-only; copy before use).
-pub const FIXTURE: &str = "/work/shared/conformance/pb_data";
+/// PocketBase's test fixture (`../shared/conformance/pb_data`; read-only, copy before use).
+pub fn fixture() -> Option<PathBuf> {
+    pocketbun_tests::conformance_dir().map(|d| d.join("pb_data"))
+}
 
 /// A request with the superuser token; returns (status, body without the
 /// trailing newline PocketBase's JSON encoder adds).
@@ -77,10 +79,9 @@ pub fn assert_same(ours: &str, theirs: &str, what: &str) {
 
 /// Copies the fixture's databases into `dir` (created); false if absent.
 pub fn copy_fixture(dir: &Path) -> bool {
-    let src = Path::new(FIXTURE);
-    if !src.join("data.db").exists() {
+    let Some(src) = fixture() else {
         return false;
-    }
+    };
     std::fs::create_dir_all(dir).unwrap();
     for f in ["data.db", "data.db-wal", "auxiliary.db"] {
         if src.join(f).exists() {
@@ -94,13 +95,11 @@ pub fn copy_fixture(dir: &Path) -> bool {
     true
 }
 
-/// A fixture copy under a fresh temp dir, or `None` (SKIP printed).
+/// A fixture copy under a fresh temp dir; when the fixture is missing, `None` after the
+/// policy of `pocketbun_tests::need` (fails under `CI=true`, else one SKIP line).
 pub fn fixture_copy(base: PathBuf, test: &str) -> Option<PathBuf> {
+    pocketbun_tests::need::fixture(test)?;
     let dir = base.join("pb_data");
-    if copy_fixture(&dir) {
-        Some(dir)
-    } else {
-        println!("SKIP {test}: fixture {FIXTURE} not found");
-        None
-    }
+    assert!(copy_fixture(&dir), "copy the fixture");
+    Some(dir)
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pocketbun_storage::collections::model::ROW_COLUMNS;
@@ -15,16 +15,11 @@ use pocketbun_storage::collections::{
 };
 use pocketbun_storage::rusqlite::Connection;
 
-const FIXTURE: &str = "/work/shared/conformance/pb_data";
 const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 
 /// A writable copy of the fixture's data files, or `None` (SKIP) if absent.
 fn fixture_copy(test: &str) -> Option<PathBuf> {
-    let src = Path::new(FIXTURE);
-    if !src.join("data.db").exists() {
-        println!("SKIP {test}: fixture {FIXTURE} not found");
-        return None;
-    }
+    let src = pocketbun_tests::need::fixture(test)?;
     let dir = common::temp_dir(test).join("pb_data");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["data.db", "data.db-wal", "auxiliary.db"] {
@@ -104,6 +99,30 @@ fn assert_fields_superset(ours: &str, stored: &str, name: &str) {
     }
 }
 
+/// A row stored by PocketBase 0.39 as PocketBase 0.40 (Go's `encoding/json/v2`) writes it
+/// again: `<`, `>`, `&`, U+2028 and U+2029 unescaped, a nil list `[]` and a nil map `{}`
+/// instead of `null` (the deliberate 0.40 changes; nothing else may differ).
+fn as_040(stored: &str) -> String {
+    let mut s = stored
+        .replace("\\u003c", "<")
+        .replace("\\u003e", ">")
+        .replace("\\u0026", "&")
+        .replace("\\u2028", "\u{2028}")
+        .replace("\\u2029", "\u{2029}");
+    for key in [
+        "exceptDomains",
+        "onlyDomains",
+        "thumbs",
+        "mimeTypes",
+        "providers",
+        "values",
+        "identityFields",
+    ] {
+        s = s.replace(&format!("\"{key}\":null"), &format!("\"{key}\":[]"));
+    }
+    s.replace("\"extra\":null", "\"extra\":{}")
+}
+
 /// Equality with a short report around the first difference.
 fn assert_same(ours: &str, theirs: &str, what: &str) {
     if ours == theirs {
@@ -151,6 +170,10 @@ fn fixture_rows_round_trip_identically() {
     for row in &stored {
         let c = Collection::from_row(row).unwrap_or_else(|e| panic!("{}: {e}", row.name));
         let back = c.to_row();
+        let mut row = row.clone();
+        row.options = as_040(&row.options);
+        row.fields = as_040(&row.fields);
+        let row = &row;
         assert_same(
             &back.options,
             &row.options,

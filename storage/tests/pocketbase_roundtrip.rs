@@ -201,14 +201,9 @@ fn superuser_command_messages_match_pocketbase() {
 
 #[test]
 fn pocketbase_fixture_opens_unchanged() {
-    let fixture = Path::new("/work/shared/conformance/pb_data");
-    if !fixture.join("data.db").exists() {
-        println!(
-            "SKIP pocketbase_fixture_opens_unchanged: no fixture at {}",
-            fixture.display()
-        );
+    let Some(fixture) = pocketbun_tests::need::fixture("pocketbase_fixture_opens_unchanged") else {
         return;
-    }
+    };
     let dir = common::temp_dir("fixture").join("pb_data");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["data.db", "auxiliary.db"] {

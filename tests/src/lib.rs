@@ -6,7 +6,10 @@
 //! for reference runs) on a loopback port over a fresh copy of a data
 //! directory, and talk to them over plain HTTP/1.1 sockets.
 //!
-//! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries.
+//! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries ([`pocketbase`]: the one
+//!   PocketBase locator/installer, env `POCKETBASE_VERSION`, default 0.40.6).
+//! * [`need`]: the policy when PocketBase or `../shared` is missing (fail under `CI=true`,
+//!   else skip with one printed line).
 //! * [`ServerSpec`] / [`Server`]: how to start a server, and a running one
 //!   (stopped with SIGTERM, then SIGKILL, when dropped).
 //! * [`http`]: a tiny blocking HTTP/1.1 client that sends exactly the bytes it
@@ -18,8 +21,10 @@
 pub mod conformance;
 pub mod fixture;
 pub mod http;
+pub mod need;
 pub mod node;
 mod paths;
+pub mod pocketbase;
 pub mod s3;
 mod server;
 pub mod smtp;

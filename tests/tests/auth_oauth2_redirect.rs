@@ -14,8 +14,9 @@
 //! name's use by `auth-with-oauth2` is tested in `oauth2.rs` (apple provider against the local
 //! provider).
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -23,9 +24,7 @@ use std::time::{Duration, Instant};
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 
 fn server() -> Server {
-    let fixture = conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data");
+    let fixture = fixture_dir();
     Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -8,7 +8,8 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
-use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
+use pocketbun_tests::fixture::fixture_dir;
+use pocketbun_tests::{copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
@@ -83,9 +84,7 @@ fn patch_users(server: &Server, body: Value) {
 
 #[test]
 fn auth_with_otp_scenarios() {
-    let fixture = conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture, dir.path()).unwrap();
     {

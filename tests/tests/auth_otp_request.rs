@@ -8,8 +8,9 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::smtp::{smtp_sink, Delivered};
-use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
+use pocketbun_tests::{copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -21,9 +22,7 @@ const USER_ID: &str = "4q1xlclmfloku33";
 /// A server on a copy of the fixture with OTPs `otp_0..otp_{total-1}` for users
 /// test@example.com, the last `expired` of them 3 years old; its mail goes to an SMTP sink.
 fn stubbed(total: usize, expired: usize) -> (tempfile::TempDir, Server, mpsc::Receiver<Delivered>) {
-    let fixture = conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture, dir.path()).unwrap();
     {

@@ -9,8 +9,9 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same tests run against PocketBase itself.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -20,9 +21,7 @@ const CLIENT_ID: &str = "gk390qegs4y47wn";
 const CLIENTS: &str = "v851q4r790rhknl";
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn start() -> Server {

@@ -13,8 +13,9 @@
 //!   process)": they set the in-progress backup name in the Go app's store; over HTTP that
 //!   state exists only while a real backup runs, so a test would race it (a timing assert).
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -28,9 +29,7 @@ const EXPIRED_FILE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6InN5d2J
 const USER_FILE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsImV4cCI6MjUyNDYwNDQ2MSwidHlwZSI6ImZpbGUiLCJjb2xsZWN0aW9uSWQiOiJfcGJfdXNlcnNfYXV0aF8ifQ.nSTLuCPcGpWn2K2l-BFkC3Vlzc-ZTDPByYq8dN1oPSo";
 
 fn fixture() -> std::path::PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is required")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn start(spec: &ServerSpec) -> Server {
@@ -330,11 +329,7 @@ fn restore_replaces_the_data_and_restarts() {
 }
 
 fn pocketbase() -> Option<ServerSpec> {
-    let spec = ServerSpec::pocketbase();
-    if spec.is_none() {
-        eprintln!("skipped: no PocketBase binary");
-    }
-    spec
+    ServerSpec::reference("backups moving between PocketBun and PocketBase")
 }
 
 #[test]

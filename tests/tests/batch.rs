@@ -8,7 +8,7 @@
 //! realtime hears of a batch only once it committed.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{need, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -360,18 +360,16 @@ fn run(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(String, u16, Value)
     out
 }
 
-fn fixture() -> Option<std::path::PathBuf> {
-    conformance_dir().map(|d| d.join("pb_data"))
+fn fixture(test: &str) -> Option<std::path::PathBuf> {
+    need::fixture(test)
 }
 
 #[test]
 fn batches_answer_like_pocketbase() {
-    let Some(fixture) = fixture() else {
-        println!("batch: ../shared/conformance not found, skipping");
+    let Some(fixture) = fixture("batches_answer_like_pocketbase") else {
         return;
     };
-    let Some(reference) = ServerSpec::pocketbase() else {
-        println!("batch: SKIP, the real PocketBase is not available");
+    let Some(reference) = ServerSpec::reference("batches_answer_like_pocketbase") else {
         return;
     };
     let ours = run(&ServerSpec::pocketbun(), &fixture);
@@ -425,12 +423,10 @@ fn run_settings(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value
 
 #[test]
 fn batch_settings_apply_like_pocketbase() {
-    let Some(fixture) = fixture() else {
-        println!("batch: ../shared/conformance not found, skipping");
+    let Some(fixture) = fixture("batch_settings_apply_like_pocketbase") else {
         return;
     };
-    let Some(reference) = ServerSpec::pocketbase() else {
-        println!("batch: SKIP, the real PocketBase is not available");
+    let Some(reference) = ServerSpec::reference("batch_settings_apply_like_pocketbase") else {
         return;
     };
     let ours = run_settings(&ServerSpec::pocketbun(), &fixture);
@@ -507,12 +503,10 @@ fn run_timeout(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)
 
 #[test]
 fn batch_timeout_like_pocketbase() {
-    let Some(fixture) = fixture() else {
-        println!("batch: ../shared/conformance not found, skipping");
+    let Some(fixture) = fixture("batch_timeout_like_pocketbase") else {
         return;
     };
-    let Some(reference) = ServerSpec::pocketbase() else {
-        println!("batch: SKIP, the real PocketBase is not available");
+    let Some(reference) = ServerSpec::reference("batch_timeout_like_pocketbase") else {
         return;
     };
     let ours = run_timeout(&ServerSpec::pocketbun(), &fixture);
@@ -727,8 +721,7 @@ fn run_corpus_scenario(
 
 #[test]
 fn go_batch_scenarios_with_setup() {
-    let Some(dir) = conformance_dir() else {
-        println!("batch: ../shared/conformance not found, skipping");
+    let Some(dir) = need::corpus("go_batch_scenarios_with_setup") else {
         return;
     };
     let corpus = pocketbun_tests::conformance::Corpus::load(&dir).unwrap();
@@ -753,10 +746,7 @@ fn go_batch_scenarios_with_setup() {
         ("#13", None),
         ("#15", Some(json!({"batch": {"maxBodySize": 10}}))),
     ];
-    let reference = ServerSpec::pocketbase();
-    if reference.is_none() {
-        println!("batch: the real PocketBase is not available, corpus checks only");
-    }
+    let reference = ServerSpec::reference("go_batch_scenarios_with_setup (PocketBase part)");
     for (n, setup) in setups {
         let id = format!("batch_test:TestBatchRequest{n}");
         let sc = corpus

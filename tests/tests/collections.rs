@@ -13,7 +13,7 @@
 //! PocketBun.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerKind, ServerSpec};
+use pocketbun_tests::{need, Server, ServerKind, ServerSpec};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,13 +29,7 @@ const FIXTURE_COLLECTIONS: i64 = 16;
 const DEMO5_ID: &str = "9n89pl5vkct6330";
 
 fn fixture() -> Option<PathBuf> {
-    match conformance_dir() {
-        Some(dir) => Some(dir.join("pb_data")),
-        None => {
-            println!("skipped: no conformance corpus (shared/conformance) found");
-            None
-        }
-    }
+    need::fixture("collections")
 }
 
 fn start(spec: &ServerSpec, fixture: &Path) -> Server {

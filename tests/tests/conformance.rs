@@ -3,7 +3,7 @@
 //! and one server per scenario, with the request and comparison rules of
 //! the corpus README (the same as its reference runner `replay.py`).
 //!
-//! Target: `pocketbun` (default), or the real PocketBase v0.39.11 with
+//! Target: `pocketbun` (default), or the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6) with
 //! `CONFORMANCE_SERVER=pocketbase` (then every selected scenario must pass).
 //!
 //! Against pocketbun, `tests/conformance-expected.json` lists the scenario
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use pocketbun_tests::conformance::{
     run_scenario, Corpus, Outcome, ReplayOptions, Scenario, DEFAULT_HOST,
 };
-use pocketbun_tests::{conformance_dir, target_dir, ServerKind};
+use pocketbun_tests::{need, target_dir, ServerKind};
 use serde_json::json;
 
 /// Writes a line to the real stdout, past the test harness's capture.
@@ -208,8 +208,7 @@ fn write_results(kind: ServerKind, outcomes: &[Outcome], seconds: f64, workers: 
 
 #[test]
 fn conformance() {
-    let Some(dir) = conformance_dir() else {
-        say!("conformance: ../shared not found, skipping");
+    let Some(dir) = need::corpus("conformance") else {
         return;
     };
     let corpus = Corpus::load(&dir).unwrap_or_else(|e| panic!("{e}"));

@@ -11,7 +11,8 @@
 //! Not portable over HTTP: "authorized as superuser (empty list)" removes every registered
 //! job from the Go app (`app.Cron().RemoveAll()`); no API can unregister PocketBase's jobs.
 
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::fixture::fixture_dir;
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,9 +21,7 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
 fn start() -> Server {
-    let fixture = conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -3,7 +3,7 @@
 //!
 //! * `files_answer_like_pocketbase` sends the same requests (originals, cached and fresh
 //!   thumbs, ranges, conditional requests, protected files with file tokens, view
-//!   collections, missing things) to the real PocketBase v0.39.11 and to PocketBun and
+//!   collections, missing things) to the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6) and to PocketBun and
 //!   compares status, the headers that matter and the body bytes. Freshly generated thumbs
 //!   are compared by format and dimensions only: two encoders never write the same bytes.
 //! * The other tests port the scenarios of PocketBase's `file_test.go` that need Go setup
@@ -16,8 +16,9 @@
 //! Not portable over HTTP: TestFileToken#4 ("hook token overwrite") asserts a token that a Go
 //! `OnFileTokenRequest` hook writes.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::{Request, Response};
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,9 +52,7 @@ const COMPARED: &[&str] = &[
 ];
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn send(server: &Server, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
@@ -160,7 +159,9 @@ type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, bool);
 
 #[test]
 fn files_answer_like_pocketbase() {
-    let pb_spec = ServerSpec::pocketbase().expect("PocketBase v0.39.11 is needed for this test");
+    let Some(pb_spec) = ServerSpec::reference("files_answer_like_pocketbase") else {
+        return;
+    };
     let pocketbase = Server::start(&pb_spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
     let pocketbun =
         Server::start(&ServerSpec::pocketbun(), Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
@@ -803,7 +804,7 @@ fn file_rate_limit_rules() {
         seen
     };
     let ours = run(&ServerSpec::pocketbun());
-    match ServerSpec::pocketbase() {
+    match ServerSpec::reference("file_rate_limit_rules (PocketBase part)") {
         Some(spec) => assert_eq!(ours, run(&spec)),
         None => eprintln!("PocketBase binary unavailable: checked against the assertions only"),
     }

@@ -1,7 +1,7 @@
 //! `GET/HEAD /api/health` and the 404 of an unknown API route, end to end.
 //!
 //! Runs against pocketbun, or with `CONFORMANCE_SERVER=pocketbase` against
-//! the real PocketBase v0.39.11, which proves that these expectations are
+//! the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6), which proves that these expectations are
 //! PocketBase's own answers.
 
 use pocketbun_tests::http::{Request, Response};

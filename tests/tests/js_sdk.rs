@@ -4,17 +4,16 @@
 //! `getFullList`, `getFirstListItem`, expand (nested and back-relations), `fields`, batch
 //! (with a file), file downloads and thumbs, cascade delete, and a guest's view. The script
 //! (`tests/js/records.mjs`) asserts each step and exits non-zero with a message on a mismatch.
-//! It runs against the real PocketBase v0.39.11 too (when it can be had), so its expectations
+//! It runs against the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6) too (when it can be had), so its expectations
 //! are PocketBase's.
 
-use pocketbun_tests::{conformance_dir, workspace_root, Server, ServerSpec};
+use pocketbun_tests::fixture::fixture_dir;
+use pocketbun_tests::{workspace_root, Server, ServerSpec};
 use std::path::PathBuf;
 use std::process::Command;
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 /// Runs the script against `spec` on a fresh copy of the fixture; the script's failure message.
@@ -51,7 +50,7 @@ fn official_js_sdk_app_flow() {
         }
     };
     // the script's expectations hold on PocketBase itself
-    match ServerSpec::pocketbase() {
+    match ServerSpec::reference("js_sdk (PocketBase part)") {
         Some(spec) => run_app_flow(&spec, &sdk).unwrap_or_else(|e| panic!("{e}")),
         None => eprintln!("PocketBase binary unavailable: the script runs against PocketBun only"),
     }

@@ -9,8 +9,9 @@
 //! "authorized as superuser" and "+ filter", view "nonexisting request log" and "existing
 //! request log", stats "authorized as superuser" and "+ filter".
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, copy_dir, Server, ServerSpec};
+use pocketbun_tests::{copy_dir, Server, ServerSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,9 +20,7 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is required")
-        .join("pb_data")
+    fixture_dir()
 }
 
 /// The fixture with PocketBase's two stub logs (tests.StubLogsData) in `auxiliary.db`.

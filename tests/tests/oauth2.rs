@@ -19,8 +19,9 @@
 //! downloaded from a public address; loopback ones are refused by design, which is ported),
 //! "OnRecordAuthWithOAuth2Request tx body write check" (asserts Go hook calls only).
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::collections::HashMap;
@@ -283,9 +284,7 @@ fn authorize(server: &Server, provider_port: u16, name: &str) -> (String, String
 fn code_exchange_sign_up_sign_in_and_linking() {
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let server =
         Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let base = format!("http://127.0.0.1:{pport}");
@@ -570,9 +569,7 @@ impl Stream {
 fn sign_up_is_a_validated_record_create() {
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let server =
         Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     configure(&server, pport, json!({}));
@@ -735,9 +732,7 @@ fn apple_name_from_the_redirect() {
     }
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let server =
         Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     configure(&server, pport, json!({"name": "name"}));
@@ -843,9 +838,7 @@ fn oauth2_as(
 fn linking_to_existing_users() {
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let start =
         || Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let stub_link = |server: &Server, record: &str| {
@@ -1166,9 +1159,7 @@ fn linking_the_fallback_user() {
 fn sign_up_without_mapping_with_submitted_email_and_without_avatar() {
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let server =
         Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     configure(&server, pport, json!({}));
@@ -1276,9 +1267,7 @@ fn sign_up_without_mapping_with_submitted_email_and_without_avatar() {
 fn redirect_name_is_ignored_by_non_apple_providers() {
     let state: Shared = Arc::new(Mutex::new(State::default()));
     let pport = provider(state.clone());
-    let fixture = conformance_dir()
-        .expect("the conformance corpus is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     let server =
         Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     configure(&server, pport, json!({"name": "name"}));

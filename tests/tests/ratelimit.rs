@@ -6,8 +6,9 @@
 //!
 //! With `CONFORMANCE_SERVER=pocketbase` the same table runs against PocketBase itself.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 
 /// Fixture superuser `test@example.com` (token valid until 2050).
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
@@ -302,9 +303,7 @@ fn without_trusted_headers_the_peer_is_the_client() {
 }
 
 fn start() -> Server {
-    let fixture = conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is required")
-        .join("pb_data");
+    let fixture = fixture_dir();
     Server::start(&ServerSpec::from_env(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"))
 }
 

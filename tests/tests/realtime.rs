@@ -1,5 +1,5 @@
 //! Realtime (`/api/realtime`) end to end over real sockets: the SSE stream byte for byte
-//! against PocketBase v0.39.11, the subscription request (limits, validation, unknown client,
+//! against the real PocketBase, the subscription request (limits, validation, unknown client,
 //! auth binding, client IP) as PocketBase's `realtime_test.go` scenarios that need Go to
 //! replay, subscription requests landing on another worker than the stream's, the idle
 //! timeout, clients that close their connection, and the official JS SDK connecting,
@@ -19,8 +19,9 @@
 //!   after-checks, seen through which events arrive). The after-checks that read the Go
 //!   client's stored auth record are seen through the 403 of a later mismatched request.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, workspace_root, Server, ServerSpec};
+use pocketbun_tests::{workspace_root, Server, ServerSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -31,9 +32,7 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn pocketbun(extra: &[&str]) -> Server {
@@ -134,9 +133,10 @@ fn connect_stream_is_byte_identical_to_pocketbase() {
     let bun = pocketbun(&[]);
     let headers = "Origin: http://localhost:3000\r\n";
     let ours = masked(&mut Sse::open(bun.port(), headers));
-    let expected = "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\nVary: Origin\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: SAMEORIGIN\r\nX-Xss-Protection: 1; mode=block\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n7b\r\nid:CLIENT_ID\nevent:PB_CONNECT\ndata:{\"clientId\":\"CLIENT_ID\"}\n\n\r\n";
+    let expected = "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\nCross-Origin-Opener-Policy: same-origin\r\nVary: Origin\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: SAMEORIGIN\r\nX-Xss-Protection: 1; mode=block\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n7b\r\nid:CLIENT_ID\nevent:PB_CONNECT\ndata:{\"clientId\":\"CLIENT_ID\"}\n\n\r\n";
     assert_eq!(ours, expected);
-    match ServerSpec::pocketbase() {
+    match ServerSpec::reference("connect_stream_is_byte_identical_to_pocketbase (PocketBase part)")
+    {
         Some(spec) => {
             let pb = Server::start(&spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(masked(&mut Sse::open(pb.port(), headers)), ours);
@@ -447,7 +447,9 @@ fn official_js_sdk_receives_only_permitted_record_events() {
         "view rule ignored: {seen}"
     );
 
-    match ServerSpec::pocketbase() {
+    match ServerSpec::reference(
+        "official_js_sdk_receives_only_permitted_record_events (PocketBase part)",
+    ) {
         Some(spec) => {
             let pb = Server::start(&spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
             let theirs = js_sdk_record_events(&npm_dir, &pb);

@@ -1,11 +1,12 @@
 //! The records read API (`GET /api/collections/{c}/records[/{id}]`) compared byte for byte
-//! with the real PocketBase v0.39.11: the same requests (filters, sorts, pagination,
+//! with the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6): the same requests (filters, sorts, pagination,
 //! expand incl. back-relations, `fields` with `:excerpt`, rules, hidden fields and email
 //! visibility) as a guest, regular users, a `clients` record and a superuser, each server on
 //! its own copy of the static conformance fixture. Nothing is masked.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 /// users/4q1xlclmfloku33
@@ -117,9 +118,7 @@ const CALLERS: &[(&str, Option<&str>)] = &[
 ];
 
 fn fixture() -> std::path::PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn fetch(server: &Server, target: &str, token: Option<&str>) -> (u16, String) {
@@ -137,7 +136,10 @@ fn fetch(server: &Server, target: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn list_and_view_answer_exactly_like_pocketbase() {
-    let pb_spec = ServerSpec::pocketbase().expect("PocketBase v0.39.11 is needed for this test");
+    let Some(pb_spec) = ServerSpec::reference("list_and_view_answer_exactly_like_pocketbase")
+    else {
+        return;
+    };
     let pocketbase = Server::start(&pb_spec, Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));
     let pocketbun =
         Server::start(&ServerSpec::pocketbun(), Some(&fixture())).unwrap_or_else(|e| panic!("{e}"));

@@ -3,7 +3,7 @@
 //! (collection and settings PATCHes, `_authOrigins` records), the `AfterTestFunc` checks are
 //! done over the API (records read back as a superuser, passwords checked by logging in) and
 //! on the storage folder. Each port runs on a fresh copy of the conformance fixture against
-//! PocketBun and, when it can be had, the real PocketBase v0.39.11: the same assertions must
+//! PocketBun and, when it can be had, the real PocketBase (`POCKETBASE_VERSION`, default 0.40.6): the same assertions must
 //! hold on both, and every answer of the two (timestamps and random file-name parts masked)
 //! must be the same.
 //!
@@ -15,8 +15,9 @@
 //! The `RateLimit rule` scenarios set `maxRequests: 0`, which only Go can store (the settings
 //! API requires at least 1): here the limit is 1 and the second request is the one refused.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::{Body, Request};
-use pocketbun_tests::{conformance_dir, Server, ServerKind, ServerSpec};
+use pocketbun_tests::{Server, ServerKind, ServerSpec};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -30,9 +31,7 @@ const BOUNDARY: &str = "recordswriteboundary7a8b9c";
 const DEFAULT_MAX_BODY: usize = 32 << 20;
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 /// One server under a port: sends requests, keeps a masked transcript of every answer.
@@ -202,8 +201,7 @@ fn start(spec: &ServerSpec) -> Client {
 fn port(name: &str, port: impl Fn(&mut Client)) {
     let mut bun = start(&ServerSpec::pocketbun());
     port(&mut bun);
-    let Some(spec) = ServerSpec::pocketbase() else {
-        eprintln!("{name}: PocketBase binary unavailable, checked against the assertions only");
+    let Some(spec) = ServerSpec::reference(&format!("{name} (PocketBase part)")) else {
         return;
     };
     let mut pb = start(&spec);

@@ -2,9 +2,10 @@
 //! PyPI by the support library) on loopback, PocketBun switched to it through
 //! `PATCH /api/settings`, and every effect checked in the bucket itself over plain HTTP.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
 use pocketbun_tests::s3::S3Server;
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,9 +17,7 @@ const SUPERUSER_FILE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6InN5d
 const DEMO1: &str = "wsmn24bux7wo113";
 
 fn fixture() -> PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is needed")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn moto() -> Option<S3Server> {

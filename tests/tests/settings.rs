@@ -6,9 +6,10 @@
 //! `CONFORMANCE_SERVER=pocketbase` the tests that do not inspect PocketBun's files run
 //! against PocketBase itself.
 
+use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::http::Request;
 use pocketbun_tests::smtp::{smtp_sink, unquote};
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{Server, ServerSpec};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -18,7 +19,7 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 /// Fixture regular user of `users`.
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
-const FIXTURE_SETTINGS: &str = r##"{"superuserIPs":[],"smtp":{"enabled":false,"port":587,"host":"smtp.example.com","username":"","authMethod":"","tls":false,"localName":""},"backups":{"cron":"","cronMaxKeep":0,"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false}},"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false},"meta":{"accentColor":"#1055c9","appName":"acme_test","appURL":"http://localhost:8090","senderName":"Support","senderAddress":"support@example.com","hideControls":false},"rateLimits":{"rules":[{"label":"*:auth","audience":"","duration":3,"maxRequests":2},{"label":"*:create","audience":"","duration":5,"maxRequests":20},{"label":"/api/batch","audience":"","duration":1,"maxRequests":3},{"label":"/api/","audience":"","duration":10,"maxRequests":300}],"excludedIPs":[],"enabled":false},"trustedProxy":{"headers":[],"useLeftmostIP":false},"batch":{"enabled":true,"maxRequests":50,"timeout":5,"maxBodySize":0},"logs":{"maxDays":5,"minLevel":0,"logIP":false,"logAuthId":false}}"##;
+const FIXTURE_SETTINGS: &str = r##"{"superuserIPs":[],"smtp":{"enabled":false,"port":587,"host":"smtp.example.com","username":"","authMethod":"","tls":false,"localName":""},"backups":{"cron":"","cronMaxKeep":0,"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false}},"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false},"meta":{"accentColor":"#1055c9","appName":"acme_test","appURL":"http://localhost:8090","senderName":"Support","senderAddress":"support@example.com","hideControls":false},"rateLimits":{"rules":[{"label":"*:auth","audience":"","duration":3,"maxRequests":2},{"label":"*:create","audience":"","duration":5,"maxRequests":20},{"label":"/api/batch","audience":"","duration":1,"maxRequests":3},{"label":"/api/","audience":"","duration":10,"maxRequests":300}],"excludedIPs":[],"enabled":false},"trustedProxy":{"headers":[],"useLeftmostIP":false},"batch":{"enabled":true,"maxRequests":50,"timeout":5,"maxBodySize":0},"logs":{"maxDataSize":0,"maxDays":5,"minLevel":0,"logIP":false,"logAuthId":false}}"##;
 
 const INVALID_PATCH: &str = r##"{"superuserIPs":["","1.2.3.4","abc","10.0.0.0/8","::1","fe80::/10","1.2.3.4/33"],"meta":{"accentColor":"#12","appName":"","appURL":"not a url","senderName":"","senderAddress":"bad"},"logs":{"maxDays":-1,"minLevel":-100},"smtp":{"enabled":true,"host":"","port":-5,"authMethod":"x","localName":"bad host!"},"s3":{"enabled":true,"endpoint":"nope"},"backups":{"cron":"bad","cronMaxKeep":0,"s3":{"enabled":true}},"batch":{"enabled":true,"maxRequests":0,"timeout":-1,"maxBodySize":-1},"rateLimits":{"enabled":true,"rules":[{"label":"bad label!","audience":"x","duration":-1,"maxRequests":-1}],"excludedIPs":["x",""]},"trustedProxy":{"headers":["", "X"]}}"##;
 
@@ -165,7 +166,10 @@ fn stored_settings_are_read_back_by_pocketbun_and_pocketbase() {
     );
     writer.stop();
 
-    let pocketbase = ServerSpec::pocketbase().expect("PocketBase v0.39.11 is needed for this test");
+    let Some(pocketbase) = ServerSpec::reference("settings written by PocketBun (PocketBase part)")
+    else {
+        return;
+    };
     for spec in [ServerSpec::pocketbun(), pocketbase] {
         let server = start(&spec, writer.data_dir());
         let (status, body) = su(&server, "GET", "/api/settings", None);
@@ -521,9 +525,7 @@ fn each_test_email_template_sends_one_mail() {
 }
 
 fn fixture() -> std::path::PathBuf {
-    conformance_dir()
-        .expect("the conformance corpus (../shared/conformance) is required")
-        .join("pb_data")
+    fixture_dir()
 }
 
 fn start(spec: &ServerSpec, template: &std::path::Path) -> Server {

@@ -158,7 +158,7 @@ fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
         // form bodies carry no name PocketBun understands here: same as an empty body
         return Ok(serde_json::Value::Object(Default::default()));
     }
-    serde_json::from_slice(&req.body).map_err(|_| load_failed())
+    crate::json_strict::from_slice(&req.body).map_err(|_| load_failed())
 }
 
 async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -373,7 +373,10 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     resp.set_header("Content-Type", "application/zip");
     resp.set_header(
         "Content-Disposition",
-        format!("attachment; filename={name}"),
+        format!(
+            "attachment; filename={}",
+            crate::files::serve::quoted_filename(&name)
+        ),
     );
     resp.set_header("Accept-Ranges", "bytes");
     resp.set_header(

@@ -162,7 +162,10 @@ fn read_items(body: RecordBody) -> Result<Vec<Item>, ApiError> {
             // record then suffixes again
             item.uploads.push(Upload {
                 key: field.to_string(),
-                original_name: crate::records::files::stored_name(&up.original_name, &up.data),
+                original_name: crate::records::files::stored_name(
+                    &up.original_name,
+                    crate::records::files::sniff(&up.data).1,
+                ),
                 data: up.data,
             });
         }
@@ -487,7 +490,7 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 };
                 out.push_str(&format!("{{\"body\":{body},\"status\":{}}}", resp.status));
             }
-            out.push_str("]\n");
+            out.push(']');
             Ok(Response::with_body(
                 200,
                 "application/json",

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 
 /// What the request body asks to bind, in order. Like PocketBase: no body binds nothing, a
-/// JSON body binds its first JSON value (trailing bytes are ignored), a urlencoded form binds
+/// JSON body binds its first JSON value (trailing bytes are ignored; a duplicate key or
+/// invalid UTF-8 is refused, as in 0.40: `crate::json_strict`), a urlencoded form binds
 /// its `@jsonPayload` values; other content types are refused.
 ///
 /// Plain (non-`@jsonPayload`) form fields and multipart bodies are not bound here (the
@@ -20,8 +21,7 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
     }
     let ct = req.header("content-type").unwrap_or("");
     if ct.starts_with("application/json") {
-        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
-        return match values.next() {
+        return match crate::json_strict::first_value(&req.body) {
             Some(Ok(v)) => Ok(vec![v]),
             _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
         };
@@ -30,7 +30,7 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
         let mut out = Vec::new();
         for (key, value) in form_pairs(&req.body) {
             if key == "@jsonPayload" {
-                let v = serde_json::from_str(&value)
+                let v = crate::json_strict::from_slice(value.as_bytes())
                     .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
                 out.push(v);
             }
@@ -40,7 +40,56 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
     if ct.starts_with("multipart/form-data") {
         return Ok(Vec::new());
     }
+    if is_xml(ct) {
+        // PocketBase decodes XML into the form, whose fields have no XML names: a
+        // well-formed document binds nothing, a broken one is a load failure
+        return if xml_well_formed(&req.body) {
+            Ok(Vec::new())
+        } else {
+            Err(ApiError::bad_request(Some(LOAD_FAILED)))
+        };
+    }
     Err(ApiError::bad_request(Some(LOAD_FAILED)))
+}
+
+/// `application/xml` or `text/xml`, the XML types PocketBase binds.
+pub fn is_xml(content_type: &str) -> bool {
+    content_type.starts_with("application/xml") || content_type.starts_with("text/xml")
+}
+
+/// Whether `body` starts (after the prolog) with one whole, properly nested XML element, as
+/// Go's `xml.Unmarshal` needs (bytes after that element are not read).
+pub fn xml_well_formed(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    let mut open: Vec<&str> = Vec::new();
+    let mut pending: Option<&str> = None;
+    for token in xmlparser::Tokenizer::from(text) {
+        match token {
+            Err(_) => return false,
+            Ok(xmlparser::Token::ElementStart { local, .. }) => pending = Some(local.as_str()),
+            Ok(xmlparser::Token::ElementEnd { end, .. }) => match end {
+                xmlparser::ElementEnd::Open => open.extend(pending.take()),
+                xmlparser::ElementEnd::Empty => {
+                    pending = None;
+                    if open.is_empty() {
+                        return true;
+                    }
+                }
+                xmlparser::ElementEnd::Close(_, local) => {
+                    if open.pop() != Some(local.as_str()) {
+                        return false;
+                    }
+                    if open.is_empty() {
+                        return true;
+                    }
+                }
+            },
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 fn has_body(req: &Request) -> bool {
@@ -175,7 +224,7 @@ fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Res
         data.insert(k, v);
     }
     for p in payloads {
-        match serde_json::from_str::<Value>(&p) {
+        match crate::json_strict::from_slice(p.as_bytes()) {
             Ok(Value::Object(m)) => data.extend(m),
             Ok(Value::Null) => {}
             _ => return Err(()),
@@ -194,8 +243,7 @@ pub async fn record_body(req: &Request) -> Result<RecordBody, ()> {
     let ct = req.header("content-type").unwrap_or("");
     let query_pairs = || form_pairs(req.query().as_bytes());
     if ct.starts_with("application/json") {
-        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
-        return match values.next() {
+        return match crate::json_strict::first_value(&req.body) {
             Some(Ok(Value::Object(m))) => {
                 out.data = m;
                 Ok(out)
@@ -218,7 +266,13 @@ pub async fn record_body(req: &Request) -> Result<RecordBody, ()> {
         let mut pairs = Vec::new();
         while let Some(field) = mp.next_field().await.map_err(|_| ())? {
             let name = field.name().unwrap_or("").to_string();
-            match field.file_name().map(str::to_string) {
+            // an empty `filename=""` is no file: Go's multipart reader hands that part over
+            // as a plain value (PocketBase 0.40 then refuses it as an invalid new file)
+            match field
+                .file_name()
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+            {
                 Some(file_name) => {
                     let data = field.bytes().await.map_err(|_| ())?;
                     out.uploads.push(Upload {

@@ -51,9 +51,7 @@ pub fn register(routes: &mut Routes) {
 }
 
 fn json_ok(body: String) -> Response {
-    let mut bytes = body.into_bytes();
-    bytes.push(b'\n');
-    Response::with_body(200, "application/json", bytes)
+    Response::with_body(200, "application/json", body.into_bytes())
 }
 
 /// The searchable columns of `_collections`, as the compiler's schema.
@@ -149,7 +147,6 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     items.push(']');
     let mut body = Vec::with_capacity(items.len() + 96);
     write_page(&mut body, items.as_bytes(), &params, total);
-    body.push(b'\n');
     Ok(Response::with_body(200, "application/json", body))
 }
 
@@ -276,7 +273,7 @@ fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Valu
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
-    match serde_json::from_slice::<serde_json::Value>(&req.body) {
+    match crate::json_strict::from_slice(&req.body) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         _ => Err(bad_format()),
     }

@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 
 pub fn register(routes: &mut Routes) {
     routes.add(Method::Get, "/api/logs", |c, r| Box::pin(list(c, r)));
+    routes.add(Method::Delete, "/api/logs", |c, r| {
+        Box::pin(delete_all(c, r))
+    });
     routes.add(Method::Get, "/api/logs/stats", |c, r| Box::pin(stats(c, r)));
     routes.add(Method::Get, "/api/logs/{id}", |c, r| Box::pin(view(c, r)));
 }
@@ -117,6 +120,36 @@ fn to_sql(v: &query::Value) -> rusqlite::types::Value {
     }
 }
 
+/// `DELETE /api/logs` (PocketBase 0.40): removes every log, then VACUUMs `auxiliary.db` so
+/// the space goes back to the file system. 204.
+///
+/// The delete is a job of the auxiliary writer; VACUUM cannot run inside its transaction,
+/// so it runs on a connection of its own on the CPU pool (it rewrites the whole file: never
+/// on a request worker). Log writes queued meanwhile wait on SQLite's busy timeout.
+async fn delete_all(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    ctx.require_superuser(&req)?;
+    ctx.shared
+        .store
+        .aux_writer()
+        .submit(|conn| Ok(conn.execute("DELETE FROM `_logs`", [])?))
+        .await
+        .map_err(|_| ApiError::bad_request(Some("Failed to delete the logs.")))?;
+    let path = ctx.shared.store.dir().join(pocketbun_storage::AUX_DB);
+    ctx.shared
+        .cpu
+        .run(move || -> pocketbun_storage::Result<()> {
+            let conn = rusqlite::Connection::open(&path)?;
+            pocketbun_storage::defensive(&conn)?;
+            // PocketBase's busy timeout; the log thread's next batch waits for the VACUUM
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            Ok(conn.execute_batch("VACUUM")?)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|_| ApiError::bad_request(Some("Failed to delete the logs.")))?;
+    Ok(Response::new(204))
+}
+
 fn now_ms() -> i64 {
     pocketbun_storage::time::unix_micros() / 1000
 }
@@ -164,7 +197,6 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let items_json = crate::error::to_go_json(&items).map_err(|_| ApiError::internal())?;
     let mut body = Vec::with_capacity(items_json.len() + 96);
     write_page(&mut body, &items_json, &params, total);
-    body.push(b'\n');
     Ok(Response::with_body(200, "application/json", body))
 }
 

@@ -64,7 +64,9 @@ fn bind(req: &Request) -> Result<Form, ApiError> {
             if req.body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Form::default());
             }
-            serde_json::from_slice(&req.body).map_err(|_| bad_request())
+            crate::json_strict::from_slice(&req.body)
+                .and_then(serde_json::from_value)
+                .map_err(|_| bad_request())
         }
         "application/x-www-form-urlencoded" => {
             let text = std::str::from_utf8(&req.body).map_err(|_| bad_request())?;

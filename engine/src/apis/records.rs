@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::records::access::{now_ms, query_error, query_get, query_pairs, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
-use crate::records::{bound, pick, quote, save, write_rows, Arena};
+use crate::records::{bound, quote, save, write_rows, Arena};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -94,19 +94,10 @@ fn parse_int(s: &str) -> Result<i64, ApiError> {
     s.parse::<i64>().map_err(|_| ApiError::bad_request(None))
 }
 
-/// A 200 JSON body: the encoded response, picked by `fields` when given (a malformed
-/// `fields` gives PocketBase's empty 200).
-pub(crate) fn respond(body: String, fields: &str, list: bool) -> Response {
-    let mut bytes = if fields.is_empty() {
-        body.into_bytes()
-    } else {
-        match pick::parse(fields).and_then(|p| pick::apply(&body, &p, list)) {
-            Some(picked) => picked.into_bytes(),
-            None => return Response::with_body(200, "application/json", Vec::new()),
-        }
-    };
-    bytes.push(b'\n');
-    Response::with_body(200, "application/json", bytes)
+/// A 200 JSON body: the encoded response (`fields=` is applied to it on the way out, as
+/// to every JSON answer: `crate::app`).
+pub(crate) fn respond(body: String) -> Response {
+    Response::with_body(200, "application/json", body.into_bytes())
 }
 
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -212,7 +203,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     };
     gojson::write_i64(&mut out, pages);
     out.push('}');
-    Ok(respond(out, query_get(&query, "fields"), true))
+    Ok(respond(out))
 }
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -274,7 +265,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         if found == 0 {
             return Err(ApiError::not_found(None));
         }
-        return Ok(respond(out, query_get(&query, "fields"), false));
+        return Ok(respond(out));
     }
     let mut arena = Arena::default();
     let found = ctx
@@ -290,7 +281,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
     let mut out = String::with_capacity(512);
     Writer::new().write(&mut out, &arena, found[0]);
-    Ok(respond(out, query_get(&query, "fields"), false))
+    Ok(respond(out))
 }
 
 /// Whether the records of this read need nothing resolved after loading (no auth fields to

@@ -47,7 +47,7 @@ struct SqlResult {
 
 async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let query = match serde_json::from_slice::<serde_json::Value>(&req.body) {
+    let query = match crate::json_strict::from_slice(&req.body) {
         Ok(v) => v
             .get("query")
             .and_then(|q| q.as_str())

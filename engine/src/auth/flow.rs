@@ -67,7 +67,7 @@ impl Body {
             let text = String::from_utf8_lossy(&req.body);
             for (k, v) in query_pairs(&text) {
                 if k == "@jsonPayload" {
-                    match serde_json::from_str::<Value>(&v).map_err(|_| load())? {
+                    match crate::json_strict::from_slice(v.as_bytes()).map_err(|_| load())? {
                         Value::Object(m) => out.extend(m),
                         Value::Null => {}
                         _ => return Err(load()),
@@ -81,9 +81,16 @@ impl Body {
         if ct.starts_with("multipart/form-data") {
             return Ok(Body(multipart_fields(&ct, &req.body)));
         }
+        if crate::apis::body::is_xml(&ct) {
+            // XML binds no field of the form (they have no XML names); broken XML fails
+            return if crate::apis::body::xml_well_formed(&req.body) {
+                Ok(Body::default())
+            } else {
+                Err(load())
+            };
+        }
         // JSON is the default (PocketBase decodes unknown types as JSON too)
-        let mut values = serde_json::Deserializer::from_slice(&req.body).into_iter::<Value>();
-        match values.next() {
+        match crate::json_strict::first_value(&req.body) {
             Some(Ok(Value::Object(m))) => Ok(Body(m)),
             Some(Ok(Value::Null)) => Ok(Body::default()),
             None => Ok(Body::default()),
@@ -132,7 +139,10 @@ impl Body {
             None | Some(Value::Null) => Ok(Map::new()),
             Some(Value::Object(m)) => Ok(m.clone()),
             Some(Value::String(s)) if s.trim_start().starts_with('{') => {
-                serde_json::from_str(s).map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))
+                match crate::json_strict::from_slice(s.as_bytes()) {
+                    Ok(Value::Object(m)) => Ok(m),
+                    _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+                }
             }
             Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
         }
@@ -530,7 +540,7 @@ pub async fn respond(
     Writer::new().write(&mut out, &loaded.arena, idx);
     out.push_str(",\"token\":");
     pocketbun_storage::collections::gojson::write_str(&mut out, &token);
-    out.push_str("}\n");
+    out.push('}');
     Ok(Response::with_body(
         200,
         "application/json",

@@ -244,6 +244,7 @@ fn create_locked(data_dir: &Path, name: &str, dest: &Fs) -> Result<(), String> {
 /// A consistent copy of the SQLite database `source` (its committed state, WAL included).
 fn snapshot(source: &Path, dest: &Path) -> pocketbun_storage::Result<()> {
     let conn = Connection::open(source)?;
+    pocketbun_storage::defensive(&conn)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
     Ok(())

@@ -64,6 +64,7 @@ fn optimize(shared: &Shared) {
     for file in [pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB] {
         let outcome = (|| -> pocketbun_storage::Result<()> {
             let conn = Connection::open(dir.join(file))?;
+            pocketbun_storage::defensive(&conn)?;
             conn.busy_timeout(Duration::from_millis(100))?;
             pocketbun_storage::checkpoint(&conn, "PASSIVE")?;
             Ok(())

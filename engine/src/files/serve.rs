@@ -82,6 +82,24 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A `Content-Disposition` filename as PocketBase 0.40 writes it: in double quotes, with
+/// `"` and `\` escaped (stored names are already `[A-Za-z0-9_.-]`, custom ones may not be).
+pub fn quoted_filename(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        // a header value cannot carry line breaks
+        if !matches!(c, '\r' | '\n') {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `Content-Disposition` and `Content-Type` of a served file: `real_type` is the stored
 /// content type, `key` the stored path (its extension may force the type).
 pub fn disposition_and_type(
@@ -92,8 +110,9 @@ pub fn disposition_and_type(
 ) -> (String, String) {
     let inline = !force_attachment && INLINE_TYPES.contains(&real_type);
     let disposition = format!(
-        "{}; filename={name}",
-        if inline { "inline" } else { "attachment" }
+        "{}; filename={}",
+        if inline { "inline" } else { "attachment" },
+        quoted_filename(name)
     );
     let ext = extension(key);
     let ctype = EXTENSION_TYPES
@@ -728,14 +747,14 @@ mod tests {
         let (d, t) = disposition_and_type("image/png", "a/x.png", "x.png", false);
         assert_eq!(
             (d.as_str(), t.as_str()),
-            ("inline; filename=x.png", "image/png")
+            ("inline; filename=\"x.png\"", "image/png")
         );
         let (d, _) = disposition_and_type("image/png", "a/x.png", "x.png", true);
-        assert_eq!(d, "attachment; filename=x.png");
+        assert_eq!(d, "attachment; filename=\"x.png\"");
         let (d, t) = disposition_and_type("text/xml; charset=utf-8", "a/l.svg", "l.svg", false);
         assert_eq!(
             (d.as_str(), t.as_str()),
-            ("attachment; filename=l.svg", "image/svg+xml")
+            ("attachment; filename=\"l.svg\"", "image/svg+xml")
         );
         assert_eq!(parse_bool("t"), Some(true));
         assert_eq!(parse_bool("yes"), None);

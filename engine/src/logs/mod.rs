@@ -12,6 +12,7 @@
 //! transaction) of the auxiliary database's writer, a thread and connection of its own
 //! (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses logs, never a request.
 
+pub mod fit;
 pub mod request;
 
 pub use request::{PendingRequest, RequestLog};
@@ -52,6 +53,8 @@ pub enum Entry {
         level: i64,
         message: String,
         data: Map<String, Value>,
+        /// `logs.maxDataSize` when the log was made ([`fit::data`]).
+        max_data_size: i64,
     },
 }
 
@@ -150,6 +153,7 @@ pub fn log(
         level,
         message: message.to_string(),
         data,
+        max_data_size: settings.logs.max_data_size,
     });
 }
 
@@ -384,11 +388,12 @@ impl AuthCache {
                 level,
                 message,
                 data,
+                max_data_size,
             } => Row {
                 id: ids.next(),
                 level,
-                message,
-                data: to_json(&data),
+                message: fit::message(message),
+                data: fit::data(to_json(&data), max_data_size),
                 created,
             },
             Entry::Request(log) => {
@@ -402,8 +407,8 @@ impl AuthCache {
                 Row {
                     id: ids.next(),
                     level: log.level,
-                    message: log.message,
-                    data,
+                    data: fit::data(data, log.max_data_size),
+                    message: fit::message(log.message),
                     created: pocketbun_storage::time::format_unix_millis(ms),
                 }
             }
@@ -411,7 +416,7 @@ impl AuthCache {
     }
 }
 
-/// The JSON text of a log's data as Go writes it (sorted keys, HTML-safe escaping).
+/// The JSON text of a log's data as Go writes it (sorted keys).
 fn to_json(data: &Map<String, Value>) -> String {
     crate::error::to_go_json(data)
         .ok()

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 const NAME_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// The content's MIME type, from its bytes (never from the client's header).
+/// The content's MIME type and extension, from its bytes (never from the client's header).
+/// Sniffed once per upload ([`crate::records::write::NewFile::sniffed`]): the mime-type
+/// check, the stored name and the stored content type all use that one answer.
 pub fn sniff(data: &[u8]) -> (&'static str, &'static str) {
     // before the generic detector, which names an SVG with an XML declaration text/xml
     if is_svg(data) && std::str::from_utf8(data).is_ok() {
@@ -37,10 +39,10 @@ fn is_svg(data: &[u8]) -> bool {
     start.is_some_and(|i| head[i] == b'<') && head.windows(4).any(|w| w == b"<svg")
 }
 
-/// The content type stored with an upload (the `.attrs` sidecar, the S3 object), as
-/// PocketBase's detector names it: text carries its charset.
-pub fn stored_content_type(data: &[u8]) -> String {
-    match sniff(data).0 {
+/// The content type stored with an upload (the `.attrs` sidecar, the S3 object), from its
+/// sniffed type as PocketBase's detector names it: text carries its charset.
+pub fn stored_content_type(sniffed: &str) -> String {
+    match sniffed {
         t @ ("text/plain" | "text/xml" | "text/html") => format!("{t}; charset=utf-8"),
         other => other.to_string(),
     }
@@ -87,8 +89,9 @@ fn snakecase(s: &str) -> String {
     out.to_lowercase()
 }
 
-/// The stored name of an upload: sanitised base name, `_`, 10 random characters, extension.
-pub fn stored_name(original: &str, data: &[u8]) -> String {
+/// The stored name of an upload: sanitised base name, `_`, 10 random characters, extension
+/// (`sniffed_ext`, the sniffed extension, when the name has none).
+pub fn stored_name(original: &str, sniffed_ext: &str) -> String {
     let mut name = original;
     if name.len() > 300 {
         let mut cut = name.len() - 300;
@@ -104,11 +107,10 @@ pub fn stored_name(original: &str, data: &[u8]) -> String {
         .collect();
     let mut ext = format!(".{}", cleaned.trim_matches('.'));
     if ext == "." {
-        let (_, sniffed) = sniff(data);
-        ext = if sniffed.is_empty() {
+        ext = if sniffed_ext.is_empty() {
             String::new()
         } else {
-            format!(".{sniffed}")
+            format!(".{sniffed_ext}")
         };
     }
     if ext.len() > 20 {
@@ -140,13 +142,21 @@ pub fn record_dir(data_dir: &Path, collection_id: &str, record_id: &str) -> Path
     data_dir.join("storage").join(collection_id).join(record_id)
 }
 
+/// A new file on its way to storage.
+pub struct PendingFile {
+    /// The stored name.
+    pub name: String,
+    pub data: std::sync::Arc<Vec<u8>>,
+    /// The sniffed MIME type.
+    pub mime: &'static str,
+    /// The uploaded name, kept as the object's `original-filename` metadata (as PocketBase
+    /// does, in the local `.attrs` sidecar and on S3 alike).
+    pub original_name: String,
+}
+
 /// Writes new files (all or none: a failure removes the ones already written), into
 /// `pb_data/storage` (on the CPU pool) or the S3 bucket, whichever holds record files now.
-pub async fn write_all(
-    ctx: &AppCtx,
-    dir: &Path,
-    files: Vec<(String, std::sync::Arc<Vec<u8>>)>,
-) -> Result<(), String> {
+pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
@@ -157,13 +167,14 @@ pub async fn write_all(
                 .shared
                 .cpu
                 .run(move || {
-                    for (i, (name, data)) in files.iter().enumerate() {
-                        if let Err(e) = local.put(
-                            &format!("{prefix}/{name}"),
-                            data,
-                            Some(&stored_content_type(data)),
+                    for (i, f) in files.iter().enumerate() {
+                        if let Err(e) = local.put_with_metadata(
+                            &format!("{prefix}/{}", f.name),
+                            &f.data,
+                            Some(&stored_content_type(f.mime)),
+                            &[("original-filename", f.original_name.as_str())],
                         ) {
-                            remove_local(&local, &prefix, files[..i].iter().map(|(n, _)| n));
+                            remove_local(&local, &prefix, files[..i].iter().map(|f| &f.name));
                             return Err(e.to_string());
                         }
                     }
@@ -174,17 +185,17 @@ pub async fn write_all(
         }
         Fs::S3(s3) => s3,
     };
-    for (i, (name, data)) in files.iter().enumerate() {
+    for (i, f) in files.iter().enumerate() {
         let put = s3
             .put(
-                &format!("{prefix}/{name}"),
-                data.to_vec(),
-                &stored_content_type(data),
-                &[],
+                &format!("{prefix}/{}", f.name),
+                f.data.to_vec(),
+                &stored_content_type(f.mime),
+                &[("original-filename", f.original_name.as_str())],
             )
             .await;
         if let Err(e) = put {
-            for (n, _) in &files[..i] {
+            for n in files[..i].iter().map(|f| &f.name) {
                 remove_s3(&s3, &prefix, n).await;
             }
             return Err(e.to_string());
@@ -274,24 +285,27 @@ mod tests {
 
     #[test]
     fn names_like_pocketbase() {
-        let n = stored_name("tmpfile-1.txt", b"test");
+        let n = stored_name("tmpfile-1.txt", sniff(b"test").1);
         assert!(n.starts_with("tmpfile_1_"), "{n}");
         assert!(n.ends_with(".txt"));
         assert_eq!(n.len(), "tmpfile_1_".len() + 10 + 4);
-        let n = stored_name("My Photo.TAR.gz", b"x");
+        let n = stored_name("My Photo.TAR.gz", sniff(b"x").1);
         assert!(n.starts_with("my_photo_") && n.ends_with(".TAR.gz"), "{n}");
-        let n = stored_name("a", b"hello");
+        let n = stored_name("a", sniff(b"hello").1);
         assert!(n.ends_with(".txt") && n.len() == 1 + 10 + 1 + 10 + 4, "{n}");
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").0, "image/png");
         assert_eq!(sniff(b"plain").0, "text/plain");
-        assert_eq!(stored_content_type(b"plain"), "text/plain; charset=utf-8");
+        assert_eq!(
+            stored_content_type(sniff(b"plain").0),
+            "text/plain; charset=utf-8"
+        );
         let svg = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>";
         assert_eq!(sniff(svg), ("image/svg+xml", "svg"));
         assert_eq!(sniff(b" {\"a\": [1]}\n"), ("application/json", "json"));
         assert_eq!(sniff(b"{not json"), ("text/plain", "txt"));
         assert_eq!(sniff(b"12"), ("text/plain", "txt"));
         assert_eq!(
-            stored_content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            stored_content_type(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").0),
             "image/png"
         );
     }

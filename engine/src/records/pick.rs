@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 /// The parsed `fields` parameter: dotted path → modifier.
 pub type Picks = BTreeMap<String, Option<Excerpt>>;
 
-/// Parses `fields` (`None` when malformed: PocketBase then answers 200 with no body).
+/// Parses `fields` (`None` when malformed: PocketBase 0.40 then answers 400; 0.39 gave an
+/// empty 200).
 pub fn parse(raw: &str) -> Option<Picks> {
     let parsed = parse_fields(raw).ok()?;
     let mut out = Picks::new();
@@ -18,6 +19,25 @@ pub fn parse(raw: &str) -> Option<Picks> {
         out.insert(f.path.join("."), f.excerpt);
     }
     Some(out)
+}
+
+/// Applies `fields` to a JSON answer as PocketBase 0.40 does for every JSON response: a
+/// search result (`items` with the page keys) is picked inside `items`, anything else at
+/// its root. A malformed `fields` (or a body that is not JSON) gives PocketBase's 400.
+pub fn apply_to_body(body: &[u8], fields: &str) -> Result<Vec<u8>, crate::error::ApiError> {
+    let failed = || crate::error::ApiError::bad_request(None);
+    let picks = parse(fields).ok_or_else(failed)?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|_| failed())?;
+    let search_result = matches!(&v, Value::Object(m) if m.len() == 5
+        && m.get("items").is_some_and(Value::is_array)
+        && ["page", "perPage", "totalItems", "totalPages"].iter().all(|k| m.contains_key(*k)));
+    match v.get_mut("items") {
+        Some(items) if search_result => pick_value(items, &picks),
+        _ => pick_value(&mut v, &picks),
+    }
+    let mut out = String::with_capacity(body.len());
+    gojson::write_value(&mut out, &v);
+    Ok(out.into_bytes())
 }
 
 /// Applies `picks` to an encoded response and re-encodes it. `list`: pick inside `items`.

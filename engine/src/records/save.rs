@@ -2,7 +2,7 @@
 //! validation, password hashing (CPU pool, before the write), one writer job per request,
 //! files written before and removed only after the commit, and realtime events after it.
 
-use super::access::{now_ms, query_get, query_pairs, Caller};
+use super::access::{now_ms, query_pairs, Caller};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
@@ -776,7 +776,12 @@ pub async fn prepare_upsert(
             for it in items {
                 if let super::write::FileItem::New(k) = it {
                     let nf = &draft.new_files[*k];
-                    to_write.push((nf.name.clone(), nf.data.clone()));
+                    to_write.push(files::PendingFile {
+                        name: nf.name.clone(),
+                        data: nf.data.clone(),
+                        mime: nf.sniffed.0,
+                        original_name: nf.original_name.clone(),
+                    });
                 }
             }
         }
@@ -790,7 +795,7 @@ pub async fn prepare_upsert(
             }
         }
     }
-    let written: Vec<String> = to_write.iter().map(|(n, _)| n.clone()).collect();
+    let written: Vec<String> = to_write.iter().map(|f| f.name.clone()).collect();
     if !to_write.is_empty() {
         files::write_all(ctx, &dir, to_write)
             .await
@@ -884,11 +889,7 @@ fn respond_values(
     crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
     let mut out = String::with_capacity(512);
     super::json::Writer::new().write(&mut out, &arena, found[0]);
-    Ok(crate::apis::records::respond(
-        out,
-        query_get(query, "fields"),
-        false,
-    ))
+    Ok(crate::apis::records::respond(out))
 }
 
 pub async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {

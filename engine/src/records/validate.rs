@@ -2,7 +2,7 @@
 //! (password, passwordConfirm, oldPassword, email, verified) and every field type's value
 //! checks (relation ids and custom primary keys are looked up on the caller's connection).
 
-use super::files::{mime_allowed, sniff};
+use super::files::mime_allowed;
 use super::quote;
 use super::write::{Draft, FileItem, FormInput, Val};
 use crate::error::{FieldError, FieldErrors};
@@ -413,9 +413,8 @@ pub fn fields(
                         )
                         .param("maxSize", max),
                     )
-                } else if !text.is_empty()
-                    && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
-                {
+                } else if !text.is_empty() && !crate::json_strict::is_valid(text) {
+                    // a duplicate key too (PocketBase 0.40), e.g. a multipart `json` field
                     Some(FieldError::new(
                         "validation_invalid_json",
                         "Must be a valid json value",
@@ -579,7 +578,7 @@ pub fn fields(
                         );
                     }
                     let allowed = mime_types.as_deref().unwrap_or(&[]);
-                    if !allowed.is_empty() && !mime_allowed(sniff(&nf.data).0, allowed) {
+                    if !allowed.is_empty() && !mime_allowed(nf.sniffed.0, allowed) {
                         break 'file Some(FieldError::new(
                             "validation_invalid_mime_type",
                             format!(

@@ -140,7 +140,8 @@ fn write_json_field(out: &mut String, v: SqlRef<'_>) {
     }
 }
 
-/// Go's `json.Compact` with HTML escaping (the treatment of a `json.Marshaler`'s output).
+/// Compacts a stored JSON text (whitespace outside strings dropped; strings kept as they
+/// are, with no HTML escaping since PocketBase 0.40).
 pub fn write_compact(out: &mut String, raw: &str) {
     let mut in_str = false;
     let mut escaped = false;
@@ -160,11 +161,6 @@ pub fn write_compact(out: &mut String, raw: &str) {
                     in_str = false;
                     out.push(c);
                 }
-                '<' => out.push_str("\\u003c"),
-                '>' => out.push_str("\\u003e"),
-                '&' => out.push_str("\\u0026"),
-                '\u{2028}' => out.push_str("\\u2028"),
-                '\u{2029}' => out.push_str("\\u2029"),
                 _ => out.push(c),
             }
         } else {
@@ -209,10 +205,7 @@ mod tests {
     #[test]
     fn json_field_normalisation() {
         let t = |s: &str| json_of("json", SqlVal::Text(s.into()));
-        assert_eq!(
-            t("{ \"b\": 1, \"a\": \"<x>\" }"),
-            "{\"b\":1,\"a\":\"\\u003cx\\u003e\"}"
-        );
+        assert_eq!(t("{ \"b\": 1, \"a\": \"<x>\" }"), "{\"b\":1,\"a\":\"<x>\"}");
         assert_eq!(t(""), "\"\"");
         assert_eq!(t("abc"), "\"abc\"");
         assert_eq!(t("1.50"), "1.50");

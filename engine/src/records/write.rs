@@ -46,6 +46,8 @@ pub struct NewFile {
     pub name: String,
     pub original_name: String,
     pub data: Arc<Vec<u8>>,
+    /// MIME type and extension sniffed from `data`, once (`super::files::sniff`).
+    pub sniffed: (&'static str, &'static str),
 }
 
 /// Marks an upload inside request data (`<SENTINEL><index>`).
@@ -577,10 +579,12 @@ impl Draft {
                 continue;
             }
             let idx = self.new_files.len();
+            let sniffed = super::files::sniff(&up.data);
             self.new_files.push(NewFile {
-                name: super::files::stored_name(&up.original_name, &up.data),
+                name: super::files::stored_name(&up.original_name, sniffed.1),
                 original_name: up.original_name,
                 data: Arc::new(up.data),
+                sniffed,
             });
             match by_key.iter_mut().find(|(k, _)| *k == up.key) {
                 Some((_, v)) => v.push(idx),

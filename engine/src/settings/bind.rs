@@ -1,8 +1,9 @@
 //! Applying a JSON document onto existing values the way PocketBase's JSON decoding does:
 //! objects merge into the current struct field by field (keys match exactly first, then
-//! case-insensitively; unknown keys are ignored), `null` leaves a scalar or struct as it is and
-//! empties a list, a list is replaced but its i-th object merges into the current i-th element,
-//! and a value of the wrong type fails the whole bind.
+//! case-insensitively; unknown keys are ignored), `null` sets the zero value (an empty string,
+//! `false`, 0, an empty list, a struct of zero values: PocketBase 0.40's `encoding/json/v2`;
+//! 0.39 left scalars and structs as they were), a list is replaced but its i-th object merges
+//! into the current i-th element, and a value of the wrong type fails the whole bind.
 
 use serde_json::{Map, Value};
 
@@ -38,7 +39,10 @@ fn mismatch(want: &str, got: &Value) -> BindError {
 impl Bind for String {
     fn bind(&mut self, value: &Value) -> BindResult {
         match value {
-            Value::Null => Ok(()),
+            Value::Null => {
+                self.clear();
+                Ok(())
+            }
             Value::String(s) => {
                 self.clone_from(s);
                 Ok(())
@@ -51,7 +55,10 @@ impl Bind for String {
 impl Bind for bool {
     fn bind(&mut self, value: &Value) -> BindResult {
         match value {
-            Value::Null => Ok(()),
+            Value::Null => {
+                *self = false;
+                Ok(())
+            }
             Value::Bool(b) => {
                 *self = *b;
                 Ok(())
@@ -64,7 +71,10 @@ impl Bind for bool {
 impl Bind for i64 {
     fn bind(&mut self, value: &Value) -> BindResult {
         match value {
-            Value::Null => Ok(()),
+            Value::Null => {
+                *self = 0;
+                Ok(())
+            }
             // only integer literals fit an integer field (no fractions, no exponents)
             Value::Number(n) => match n.as_i64() {
                 Some(i) => {
@@ -103,7 +113,8 @@ impl<T: Bind + Default> Bind for Vec<T> {
     }
 }
 
-/// Binds the object `value` onto a struct whose fields are listed as `(json name, binder)`.
+/// Binds the object `value` onto a struct whose fields are listed as `(json name, binder)`
+/// (a `null` is handled by the caller: [`bind_fields!`] resets the struct).
 pub fn bind_struct(
     value: &Value,
     fields: &mut [(&'static str, &mut dyn Bind)],
@@ -135,6 +146,11 @@ macro_rules! bind_fields {
     ($ty:ty { $($name:literal => $field:ident),* $(,)? }) => {
         impl $crate::settings::bind::Bind for $ty {
             fn bind(&mut self, value: &serde_json::Value) -> $crate::settings::bind::BindResult {
+                if value.is_null() {
+                    // PocketBase 0.40: `null` resets the whole object to its zero values
+                    *self = <$ty as ::core::default::Default>::default();
+                    return Ok(());
+                }
                 $crate::settings::bind::bind_struct(
                     value,
                     &mut [$(($name, &mut self.$field as &mut dyn $crate::settings::bind::Bind)),*],
@@ -186,6 +202,10 @@ mod tests {
         assert!(it.bind(&json!({"n": 1.5})).is_err());
         assert!(it.bind(&json!({"n": "1"})).is_err());
         assert!(it.bind(&json!({"a": null})).is_ok());
-        assert_eq!(it.a, "up");
+        assert_eq!(it.a, "");
+        assert_eq!(it.n, 5);
+        // a null object is the struct's zero value (PocketBase 0.40)
+        assert!(it.bind(&Value::Null).is_ok());
+        assert_eq!(it, Item::default());
     }
 }

@@ -201,6 +201,10 @@ bind_fields!(BatchConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LogsConfig {
+    /// PocketBase 0.40: the largest `data` JSON a stored log keeps, in bytes (0 = 16384);
+    /// see `crate::logs::fit_data`.
+    #[serde(rename = "maxDataSize")]
+    pub max_data_size: i64,
     #[serde(rename = "maxDays")]
     pub max_days: i64,
     #[serde(rename = "minLevel")]
@@ -211,6 +215,7 @@ pub struct LogsConfig {
     pub log_auth_id: bool,
 }
 bind_fields!(LogsConfig {
+    "maxDataSize" => max_data_size,
     "maxDays" => max_days,
     "minLevel" => min_level,
     "logIP" => log_ip,
@@ -365,7 +370,27 @@ impl MetaConfig {
 impl LogsConfig {
     fn validate(&self) -> FieldErrors {
         let mut e = FieldErrors::new();
-        field(&mut e, "maxDays", &[&|| rules::min(self.max_days, 0)]);
+        // 0.40 caps what a JSON number can carry exactly (2^53 - 1)
+        const MAX_SAFE: i64 = (1 << 53) - 1;
+        field(
+            &mut e,
+            "maxDataSize",
+            &[&|| rules::min(self.max_data_size, 0), &|| {
+                rules::max(self.max_data_size, MAX_SAFE)
+            }],
+        );
+        field(
+            &mut e,
+            "maxDays",
+            &[&|| rules::min(self.max_days, 0), &|| {
+                rules::max(self.max_days, MAX_SAFE)
+            }],
+        );
+        field(
+            &mut e,
+            "minLevel",
+            &[&|| rules::max(self.min_level, MAX_SAFE)],
+        );
         e
     }
 }
@@ -565,7 +590,7 @@ mod tests {
 
     #[test]
     fn default_matches_fresh_pocketbase_storage() {
-        let expected = r##"{"superuserIPs":[],"smtp":{"enabled":false,"port":587,"host":"smtp.example.com","username":"","password":"","authMethod":"","tls":false,"localName":""},"backups":{"cron":"","cronMaxKeep":3,"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false}},"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false},"meta":{"accentColor":"#1055c9","appName":"Acme","appURL":"http://localhost:8090","senderName":"Support","senderAddress":"support@example.com","hideControls":false},"rateLimits":{"rules":[{"label":"*:auth","audience":"","duration":3,"maxRequests":2},{"label":"*:create","audience":"","duration":5,"maxRequests":20},{"label":"/api/batch","audience":"","duration":1,"maxRequests":3},{"label":"/api/","audience":"","duration":10,"maxRequests":300}],"excludedIPs":[],"enabled":false},"trustedProxy":{"headers":[],"useLeftmostIP":false},"batch":{"enabled":false,"maxRequests":50,"timeout":3,"maxBodySize":0},"logs":{"maxDays":5,"minLevel":0,"logIP":true,"logAuthId":false}}"##;
+        let expected = r##"{"superuserIPs":[],"smtp":{"enabled":false,"port":587,"host":"smtp.example.com","username":"","password":"","authMethod":"","tls":false,"localName":""},"backups":{"cron":"","cronMaxKeep":3,"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false}},"s3":{"enabled":false,"bucket":"","region":"","endpoint":"","accessKey":"","forcePathStyle":false},"meta":{"accentColor":"#1055c9","appName":"Acme","appURL":"http://localhost:8090","senderName":"Support","senderAddress":"support@example.com","hideControls":false},"rateLimits":{"rules":[{"label":"*:auth","audience":"","duration":3,"maxRequests":2},{"label":"*:create","audience":"","duration":5,"maxRequests":20},{"label":"/api/batch","audience":"","duration":1,"maxRequests":3},{"label":"/api/","audience":"","duration":10,"maxRequests":300}],"excludedIPs":[],"enabled":false},"trustedProxy":{"headers":[],"useLeftmostIP":false},"batch":{"enabled":false,"maxRequests":50,"timeout":3,"maxBodySize":0},"logs":{"maxDataSize":0,"maxDays":5,"minLevel":0,"logIP":true,"logAuthId":false}}"##;
         let s = Settings::default();
         assert_eq!(String::from_utf8(s.to_stored_json()).unwrap(), expected);
         assert!(s.validate().is_empty());

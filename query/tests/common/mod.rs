@@ -11,39 +11,19 @@ use pocketbun_query::{
 use rusqlite::{types::Value as SqlValue, Connection, OpenFlags};
 use serde_json::{Map, Value as Json};
 
-pub const FIXTURE: &str = "/work/shared/conformance/pb_data";
 pub const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
 pub const USER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 pub const USER_ID: &str = "4q1xlclmfloku33";
 
-/// Copies the read-only fixture to a temp dir; returns (guard, pb_data path).
-pub fn copy_fixture() -> Option<(tempfile::TempDir, PathBuf)> {
-    let src = Path::new(FIXTURE);
-    if !src.join("data.db").exists() {
-        return None;
-    }
-    let dir = tempfile::tempdir().ok()?;
+/// Copies PocketBase's fixture (`../shared/conformance/pb_data`) to a temp dir; returns
+/// (guard, pb_data path). When the fixture is missing: fails under `CI=true`, else prints
+/// one SKIP line for `test` and returns `None`.
+pub fn copy_fixture(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let src = pocketbun_tests::need::fixture(test)?;
+    let dir = tempfile::tempdir().expect("temp dir");
     let dst = dir.path().join("pb_data");
-    copy_dir(src, &dst).ok()?;
+    pocketbun_tests::copy_dir(&src, &dst).expect("copy the fixture");
     Some((dir, dst))
-}
-
-fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dst)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let t = e.file_type()?;
-        let to = dst.join(e.file_name());
-        if t.is_dir() {
-            if e.file_name() == "lost+found" {
-                continue;
-            }
-            copy_dir(&e.path(), &to)?;
-        } else if t.is_file() {
-            std::fs::copy(e.path(), to)?;
-        }
-    }
-    Ok(())
 }
 
 pub fn open(db: &Path) -> Connection {

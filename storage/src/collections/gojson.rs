@@ -1,15 +1,15 @@
-//! A JSON writer that produces exactly the bytes Go's `encoding/json`
-//! produces: HTML-safe string escaping (`<`, `>`, `&` as `\u003c`...),
-//! U+2028/U+2029 escaped, float64 formatting like Go (`1e+21`, `1e-7`),
-//! and map keys sorted byte-wise.
+//! A JSON writer that produces exactly the bytes PocketBase 0.40's Go encoder
+//! (`encoding/json/v2`) produces: only `"`, `\\` and control characters escaped
+//! (0.39's `encoding/json` also escaped `<`, `>`, `&`, U+2028 and U+2029; 0.40 writes
+//! them raw, in API answers and in what it stores), float64 formatting like Go
+//! (`1e+21`, `1e-7`), and map keys sorted byte-wise.
 
 use serde_json::Value;
 
 /// Appends `s` as a Go-encoded JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // bytes that may need escaping: controls, `"`, `\\`, `<`, `>`, `&`, and 0xE2 (the first
-    // byte of U+2028/U+2029); everything else is copied in runs
+    // bytes that need escaping: controls, `"`, `\\`; everything else is copied in runs
     const SPECIAL: [bool; 256] = {
         let mut t = [false; 256];
         let mut i = 0;
@@ -19,10 +19,6 @@ pub fn write_str(out: &mut String, s: &str) {
         }
         t[b'"' as usize] = true;
         t[b'\\' as usize] = true;
-        t[b'<' as usize] = true;
-        t[b'>' as usize] = true;
-        t[b'&' as usize] = true;
-        t[0xE2] = true;
         t
     };
     let bytes = s.as_bytes();
@@ -36,41 +32,28 @@ pub fn write_str(out: &mut String, s: &str) {
             i += 1;
             continue;
         }
-        let (esc, len): (Option<&str>, usize) = match b {
-            b'"' => (Some("\\\""), 1),
-            b'\\' => (Some("\\\\"), 1),
-            b'\n' => (Some("\\n"), 1),
-            b'\r' => (Some("\\r"), 1),
-            b'\t' => (Some("\\t"), 1),
-            0x08 => (Some("\\b"), 1),
-            0x0c => (Some("\\f"), 1),
-            0xE2 => {
-                if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9))
-                {
-                    (None, 3)
-                } else {
-                    i += 1;
-                    continue;
-                }
-            }
-            _ => (None, 1),
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            _ => None,
         };
         out.push_str(&s[start..i]);
         match esc {
             Some(e) => out.push_str(e),
             None => {
-                let v = if len == 3 {
-                    0x2028 + u32::from(bytes[i + 2] - 0xA8)
-                } else {
-                    u32::from(b)
-                };
+                let v = u32::from(b);
                 out.push_str("\\u");
                 for shift in [12, 8, 4, 0] {
                     out.push(HEX[((v >> shift) & 0xf) as usize] as char);
                 }
             }
         }
-        i += len;
+        i += 1;
         start = i;
     }
     out.push_str(&s[start..]);
@@ -142,10 +125,11 @@ pub fn write_opt_str(out: &mut String, v: Option<&str>) {
     }
 }
 
-/// Appends a Go `[]string` (`null` for a nil slice).
+/// Appends a Go `[]string` (`[]` for a nil slice, as 0.40 writes it).
 pub fn write_str_list(out: &mut String, v: Option<&[String]>) {
     match v {
-        None => out.push_str("null"),
+        // PocketBase 0.40 (`encoding/json/v2`) writes a nil slice as `[]` (0.39: `null`)
+        None => out.push_str("[]"),
         Some(items) => {
             out.push('[');
             for (i, s) in items.iter().enumerate() {
@@ -308,13 +292,10 @@ mod tests {
     fn strings_like_go() {
         let mut s = String::new();
         write_str(&mut s, "<p>a & \"b\"\\\n\t\u{1}\u{2028}é</p>");
-        assert_eq!(
-            s,
-            "\"\\u003cp\\u003ea \\u0026 \\\"b\\\"\\\\\\n\\t\\u0001\\u2028é\\u003c/p\\u003e\""
-        );
-        // other characters starting with byte 0xE2 pass through; U+2029 is escaped too
+        assert_eq!(s, "\"<p>a & \\\"b\\\"\\\\\\n\\t\\u0001\u{2028}é</p>\"");
+        // U+2029 and the other characters starting with byte 0xE2 pass through
         let mut s = String::new();
         write_str(&mut s, "€\u{2029}\u{2027}\u{8}\u{c}x\u{e2}");
-        assert_eq!(s, "\"€\\u2029\u{2027}\\b\\fx\u{e2}\"");
+        assert_eq!(s, "\"€\u{2029}\u{2027}\\b\\fx\u{e2}\"");
     }
 }

@@ -39,11 +39,65 @@ const TRIM: &[char] = &[
     '`', '"', '\'', '[', ']', '\r', '\n', '\t', '\x0c', '\x0b', ' ',
 ];
 
+/// `CREATE [UNIQUE] INDEX [IF NOT EXISTS]`; the rest is read by hand (a regex cannot find
+/// the parenthesis that closes the column list when the `WHERE` has parentheses too).
 fn index_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?im)create\s+(unique\s+)?\s*index\s*(if\s+not\s+exists\s+)?(\S*)\s+on\s+(\S*)\s*\(([\s\S]*)\)(?:\s*where\s+([\s\S]*))?").expect("index regex")
+        Regex::new(r"(?i)create\s+(unique\s+)?\s*index\s*(if\s+not\s+exists\s+)?")
+            .expect("index regex")
     })
+}
+
+/// Reads an identifier token from the start of `s` (after whitespace): quoted parts are taken
+/// whole, the token ends at whitespace, or at `(` when `stop_at_paren`. Returns the token and
+/// the rest.
+fn read_token(s: &str, stop_at_paren: bool) -> (&str, &str) {
+    let s = s.trim_start();
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '`' | '"' | '\'' => quote = Some(c),
+            '[' => quote = Some(']'),
+            c if c.is_whitespace() || (stop_at_paren && c == '(') => return (&s[..i], &s[i..]),
+            _ => {}
+        }
+    }
+    (s, "")
+}
+
+/// With `s` starting at `(`: the text inside it up to its matching `)` (quotes and nested
+/// parentheses respected), and the rest after the `)`. `None` when it never closes.
+fn balanced(s: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '`' | '"' | '\'' => quote = Some(c),
+            '[' => quote = Some(']'),
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some((&s[1..i], &s[i + 1..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn column_re() -> &'static Regex {
@@ -105,23 +159,41 @@ pub fn split_top_level(s: &str, sep: char) -> Vec<String> {
 
 impl ParsedIndex {
     /// Parses `raw`; an unparseable statement gives an invalid (empty) index.
+    ///
+    /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name ON table (columns) [WHERE expr]`,
+    /// with the column list taken up to its matching parenthesis, so a `WHERE` may hold
+    /// parentheses and function calls, and `table(col)` needs no space (PocketBase 0.40.1).
     pub fn parse(raw: &str) -> ParsedIndex {
         let mut out = ParsedIndex::default();
         let Some(m) = index_re().captures(raw) else {
             return out;
         };
         let g = |i: usize| m.get(i).map(|x| x.as_str()).unwrap_or("");
-        out.unique = !g(1).trim().is_empty();
-        out.optional = !g(2).trim().is_empty();
-        let name_parts = split_top_level(g(3), '.');
+        let unique = !g(1).trim().is_empty();
+        let optional = !g(2).trim().is_empty();
+        let rest = &raw[m.get(0).map_or(0, |x| x.end())..];
+        let (name, rest) = read_token(rest, false);
+        let rest = rest.trim_start();
+        let on = rest.get(..2).filter(|k| k.eq_ignore_ascii_case("on"));
+        let after_on = &rest[on.map_or(0, |_| 2)..];
+        if on.is_none() || name.is_empty() || !after_on.starts_with(char::is_whitespace) {
+            return out;
+        }
+        let (table, rest) = read_token(after_on, true);
+        let Some((columns, rest)) = balanced(rest.trim_start()) else {
+            return out;
+        };
+        out.unique = unique;
+        out.optional = optional;
+        let name_parts = split_top_level(name, '.');
         if name_parts.len() == 2 {
             out.schema_name = name_parts[0].trim_matches(TRIM).to_string();
             out.index_name = name_parts[1].trim_matches(TRIM).to_string();
         } else if let Some(first) = name_parts.first() {
             out.index_name = first.trim_matches(TRIM).to_string();
         }
-        out.table_name = g(4).trim_matches(TRIM).to_string();
-        for col in split_top_level(g(5), ',') {
+        out.table_name = table.trim_matches(TRIM).to_string();
+        for col in split_top_level(columns, ',') {
             let Some(cm) = column_re().captures(&col) else {
                 continue;
             };
@@ -146,7 +218,13 @@ impl ParsedIndex {
                     .unwrap_or_default(),
             });
         }
-        out.where_expr = g(6).trim().to_string();
+        let rest = rest.trim_start();
+        if let Some(kw) = rest.get(..5).filter(|k| k.eq_ignore_ascii_case("where")) {
+            let expr = &rest[kw.len()..];
+            if expr.is_empty() || expr.starts_with(|c: char| c.is_whitespace() || c == '(') {
+                out.where_expr = expr.trim().to_string();
+            }
+        }
         out
     }
 
@@ -248,5 +326,43 @@ mod tests {
             "CREATE INDEX `idx1` ON `demo` (\n  `a` COLLATE nocase DESC,\n  lower(b)\n)"
         );
         assert!(!ParsedIndex::parse("nonsense").is_valid());
+    }
+
+    /// PocketBase 0.40.1: a `WHERE` with parentheses, and names next to parentheses.
+    #[test]
+    fn where_clauses_may_hold_parentheses() {
+        let p = ParsedIndex::parse(
+            "CREATE INDEX `idx_w1` ON `demo2` (`title`) WHERE (`title` != '' AND (`active` = 1))",
+        );
+        assert!(p.is_valid());
+        assert_eq!(p.columns.len(), 1);
+        assert_eq!(p.columns[0].name, "title");
+        assert_eq!(p.where_expr, "(`title` != '' AND (`active` = 1))");
+        let p = ParsedIndex::parse(
+            "CREATE UNIQUE INDEX idx_w2 ON demo2 (title) WHERE length(title) > 3",
+        );
+        assert_eq!(
+            (
+                p.index_name.as_str(),
+                p.table_name.as_str(),
+                p.where_expr.as_str()
+            ),
+            ("idx_w2", "demo2", "length(title) > 3")
+        );
+        let p = ParsedIndex::parse("CREATE INDEX idx_n1 ON demo2(title)");
+        assert_eq!((p.table_name.as_str(), p.columns.len()), ("demo2", 1));
+        let p = ParsedIndex::parse("CREATE INDEX idx_n3 ON demo2 (title) WHERE title != ')'");
+        assert_eq!(p.where_expr, "title != ')'");
+        let p = ParsedIndex::parse("CREATE INDEX idx_n4 ON demo2 ((title || 'x'))");
+        assert_eq!(p.columns[0].name, "(title || 'x')");
+        let p = ParsedIndex::parse("CREATE INDEX `a b`.`c(d` ON \"t t\" (x)");
+        assert_eq!(
+            (p.schema_name.as_str(), p.index_name.as_str()),
+            ("a b", "c(d")
+        );
+        assert_eq!(p.table_name, "t t");
+        assert!(!ParsedIndex::parse("CREATE INDEX ON demo2 (title)").is_valid());
+        assert!(!ParsedIndex::parse("CREATE INDEX i ON t (a").is_valid());
+        assert!(!ParsedIndex::parse("CREATE INDEX i ON t").is_valid());
     }
 }

@@ -955,9 +955,8 @@ impl AuthOptions {
             let out = o.key("oauth2");
             let mut a = Obj::new(out);
             match &self.oauth2.providers {
-                None if with_secrets => {
-                    a.raw("providers", "null");
-                }
+                // PocketBase 0.40 (`encoding/json/v2`) writes a nil slice as `[]`, stored or
+                // served alike (0.39 stored `null`)
                 None => {
                     a.raw("providers", "[]");
                 }
@@ -986,8 +985,9 @@ impl AuthOptions {
                             Some(m) => {
                                 gojson::write_value(po.key("extra"), &Value::Object(m.clone()))
                             }
+                            // a nil map: `{}` since 0.40 (0.39: `null`)
                             None => {
-                                po.raw("extra", "null");
+                                po.raw("extra", "{}");
                             }
                         }
                         po.end();

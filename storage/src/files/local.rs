@@ -56,14 +56,29 @@ impl LocalFs {
     /// Stores `bytes` at `key` through a temporary file and a rename, so readers never see
     /// half an object. With a content type, PocketBase's `.attrs` sidecar is written first.
     pub fn put(&self, key: &str, bytes: &[u8], content_type: Option<&str>) -> Result<()> {
+        self.put_with_metadata(key, bytes, content_type, &[])
+    }
+
+    /// [`LocalFs::put`] with user metadata in the sidecar (`original-filename` of an upload,
+    /// as PocketBase records it).
+    pub fn put_with_metadata(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        metadata: &[(&str, &str)],
+    ) -> Result<()> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(|e| io_err(key, e))?;
         if let Some(ct) = content_type {
             let mut sidecar = path.as_os_str().to_owned();
             sidecar.push(SIDECAR);
-            write_atomic(Path::new(&sidecar), sidecar_json(bytes, ct).as_bytes())
-                .map_err(|e| io_err(key, e))?;
+            write_atomic(
+                Path::new(&sidecar),
+                sidecar_json(bytes, ct, metadata).as_bytes(),
+            )
+            .map_err(|e| io_err(key, e))?;
         }
         write_atomic(&path, bytes).map_err(|e| io_err(key, e))
     }
@@ -219,16 +234,26 @@ impl LocalFs {
     }
 }
 
-/// The sidecar as PocketBase's blob store writes it (Go's field order, trailing newline).
-pub fn sidecar_json(bytes: &[u8], content_type: &str) -> String {
+/// The sidecar as PocketBase 0.40's blob store writes it (Go's field order; no trailing
+/// newline since 0.40). `metadata` empty is `null`, else an object with sorted keys.
+pub fn sidecar_json(bytes: &[u8], content_type: &str, metadata: &[(&str, &str)]) -> String {
     use base64::Engine as _;
     use md5::{Digest, Md5};
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes));
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let meta = if metadata.is_empty() {
+        "null".to_string()
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    };
     format!(
         "{{\"user.cache_control\":\"\",\"user.content_disposition\":\"\",\
          \"user.content_encoding\":\"\",\"user.content_language\":\"\",\
-         \"user.content_type\":{},\"user.metadata\":null,\"md5\":{}}}\n",
+         \"user.content_type\":{},\"user.metadata\":{meta},\"md5\":{}}}",
         q(content_type),
         q(&md5)
     )
@@ -284,7 +309,7 @@ mod tests {
             "{\"user.cache_control\":\"\",\"user.content_disposition\":\"\",\
              \"user.content_encoding\":\"\",\"user.content_language\":\"\",\
              \"user.content_type\":\"image/png\",\"user.metadata\":null,\
-             \"md5\":\"XUFAKrxLKna5cZ2REBfFkg==\"}\n"
+             \"md5\":\"XUFAKrxLKna5cZ2REBfFkg==\"}"
         );
         let keys: Vec<_> = fs
             .list_dir("c/r")

