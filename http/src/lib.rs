@@ -20,6 +20,8 @@ mod conn;
 pub mod cors;
 mod date;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gzip;
 pub mod parse;
 mod request;
