@@ -226,6 +226,16 @@ impl Service for App {
     }
 
     async fn call(&self, req: Request) -> Response {
+        // Go's ServeMux redirects an unclean path (`//`, `/./`, `/../`) before PocketBase's
+        // middleware runs: no CORS or security headers, no request log
+        let raw_path = Self::raw_path(&req.head);
+        if let Some(resp) = pocketbun_http::router::unclean_path_redirect(
+            &req.head.method,
+            raw_path,
+            &req.head.query,
+        ) {
+            return resp;
+        }
         if cors::is_preflight(&req.head) {
             return cors::preflight(&req.head);
         }

@@ -176,16 +176,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         Version::Http11 => !headers.has_token("connection", "close"),
         Version::Http10 => headers.has_token("connection", "keep-alive"),
     };
-    // Go's net/http (and so PocketBase) answers 417 to an HTTP/1.1 request whose first Expect
-    // value lists anything but `100-continue` (RFC 9110 §10.1.1 allows it); so do we, after
-    // every other check, as it does. HTTP/1.0 clients cannot expect, the header is ignored.
-    let expect = match version {
-        Version::Http11 => headers.get("expect").filter(|v| !v.trim().is_empty()),
-        Version::Http10 => None,
-    };
-    let expect_continue = match expect {
+    // Go's net/http (and so PocketBase) answers 417 to a request whose first Expect value
+    // lists anything but `100-continue` (RFC 9110 §10.1.1 allows it), HTTP/1.0 included; so do
+    // we, after every other check, as it does. `100-continue` from an HTTP/1.0 client is
+    // ignored (it cannot be answered with an interim response).
+    let expect_continue = match headers.get("expect").filter(|v| !v.trim().is_empty()) {
         None => false,
-        Some(v) if list_has_token(v, "100-continue") => true,
+        Some(v) if list_has_token(v, "100-continue") => version == Version::Http11,
         Some(_) => {
             return Err(HttpError::new(
                 HttpErrorKind::ExpectationFailed,
@@ -619,10 +616,12 @@ mod reader_tests {
             .unwrap()
             .unwrap();
         assert!(head.expect_continue);
-        let (head, _) = parse("GET / HTTP/1.0\r\nExpect: 999-bogus\r\n\r\n")
+        let (head, _) = parse("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!head.expect_continue);
+        let err = parse("GET / HTTP/1.0\r\nExpect: 999-bogus\r\n\r\n").unwrap_err();
+        assert_eq!(err.kind, HttpErrorKind::ExpectationFailed);
         // every other check comes first, as in Go
         let err = parse("GET / HTTP/1.1\r\nExpect: 999-bogus\r\n\r\n").unwrap_err();
         assert_eq!(err.kind, HttpErrorKind::MissingHost);
