@@ -15,6 +15,8 @@ pub mod client_ip;
 pub mod crons;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logs;
 pub mod offload;
 pub mod ratelimit;

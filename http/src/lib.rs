@@ -35,7 +35,7 @@ mod write;
 
 pub use config::{Driver, Limits, ServerConfig};
 pub use error::{HttpError, HttpErrorKind};
-pub use request::{Headers, Method, Request, RequestHead, Version};
+pub use request::{BodyFraming, Headers, Method, Request, RequestHead, Version};
 pub use response::{Body, BodyStream, Response};
 pub use server::{Server, ServerHandle};
 pub use service::{default_error_response, Service};
