@@ -273,10 +273,14 @@ impl Service for App {
     }
 
     async fn call(&self, req: Request) -> Response {
-        // Go's ServeMux redirects a path with `//`, `.` or `..` segments before PocketBase sees it
-        if let Some(resp) =
-            crate::public::unclean_path_redirect(&req.head, Self::raw_path(&req.head))
-        {
+        // Go's ServeMux redirects an unclean path (`//`, `/./`, `/../`) before PocketBase's
+        // middleware runs: no CORS or security headers, no request log
+        let raw_path = Self::raw_path(&req.head);
+        if let Some(resp) = pocketbun_http::router::unclean_path_redirect(
+            &req.head.method,
+            raw_path,
+            &req.head.query,
+        ) {
             return resp;
         }
         let allowed = &self.ctx.shared.web.cors;

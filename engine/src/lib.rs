@@ -16,6 +16,8 @@ pub mod crons;
 pub mod encryption;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json_strict;
 pub mod logs;
 pub mod offload;

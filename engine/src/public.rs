@@ -337,47 +337,6 @@ pub fn clean(path: &str) -> String {
     }
 }
 
-/// Go's `ServeMux` answer to a request whose raw path is not in canonical form (`//`, `.` or
-/// `..` segments): a 307 to the cleaned path, before any route or middleware sees it.
-pub fn unclean_path_redirect(head: &RequestHead, raw_path: &str) -> Option<Response> {
-    if !raw_path.starts_with('/') || head.method.as_str() == "CONNECT" {
-        return None;
-    }
-    let mut cleaned = clean(raw_path);
-    if raw_path.ends_with('/') && cleaned != "/" {
-        cleaned.push('/');
-    }
-    if cleaned == raw_path {
-        return None;
-    }
-    // the cleaned raw path becomes a URL path again, so its `%` are escaped once more
-    let mut location = cleaned.replace('%', "%25");
-    if !head.query.is_empty() {
-        location.push('?');
-        location.push_str(&head.query);
-    }
-    let mut resp = Response::new(307);
-    if matches!(head.method, Method::Get | Method::Head) {
-        resp.set_header("Content-Type", "text/html; charset=utf-8");
-    }
-    if head.method == Method::Get {
-        let body = format!(
-            "<a href=\"{}\">Temporary Redirect</a>.\n\n",
-            html_escape(&location)
-        );
-        resp.body = Body::Bytes(body.into_bytes());
-    }
-    resp.set_header("Location", location);
-    Some(resp)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&#34;")
-        .replace('\'', "&#39;")
-}
 
 // ---------------------------------------------------------------------------------------------
 // content types

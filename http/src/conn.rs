@@ -7,7 +7,7 @@
 
 use crate::chunked::ChunkedDecoder;
 use crate::error::{HttpError, HttpErrorKind};
-use crate::parse::parse_head;
+use crate::parse::HeadReader;
 use crate::request::{BodyFraming, Method, Request, Version};
 use crate::response::Body;
 use crate::service::Service;
@@ -178,8 +178,9 @@ pub(crate) async fn serve<S: Service, T: Transport>(
     loop {
         // ---- the head ----
         let mut head_started = (!conn.rbuf.is_empty()).then(Instant::now);
+        let mut reader = HeadReader::new();
         let (head, head_len) = loop {
-            match parse_head(&conn.rbuf, limits) {
+            match reader.poll(&mut conn.rbuf, limits) {
                 Ok(Some(parsed)) => break parsed,
                 Ok(None) => {}
                 Err(err) => return conn.fail(&*svc, Version::Http11, &err).await,
@@ -187,7 +188,6 @@ pub(crate) async fn serve<S: Service, T: Transport>(
             if !conn.flush().await {
                 return;
             }
-            let idle = conn.rbuf.is_empty();
             let (within, shutdown) = match head_started {
                 None => {
                     if ctx.shutdown.is_triggered() {
@@ -201,10 +201,10 @@ pub(crate) async fn serve<S: Service, T: Transport>(
                 },
             };
             match conn.read_more(within, shutdown).await {
+                // the header timeout runs from the first byte, empty lines before the request
+                // line included (they are dropped, but do not restart the clock)
                 Read::Data => {
-                    if idle {
-                        head_started = Some(Instant::now());
-                    }
+                    head_started.get_or_insert_with(Instant::now);
                 }
                 _ => return,
             }

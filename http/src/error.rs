@@ -14,6 +14,8 @@ pub enum HttpErrorKind {
     /// A transfer coding other than chunked.
     NotImplemented,
     VersionNotSupported,
+    /// An `Expect` other than `100-continue` (417, empty body, as Go answers it).
+    ExpectationFailed,
     /// The handler panicked.
     HandlerPanic,
     /// Too many open connections.
@@ -43,6 +45,7 @@ impl HttpError {
             HttpErrorKind::BodyTooLarge => 413,
             HttpErrorKind::NotImplemented => 501,
             HttpErrorKind::VersionNotSupported => 505,
+            HttpErrorKind::ExpectationFailed => 417,
             HttpErrorKind::HandlerPanic => 500,
             HttpErrorKind::Overloaded => 503,
         }

@@ -21,6 +21,8 @@ mod conn;
 pub mod cors;
 mod date;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gzip;
 pub mod parse;
 mod request;
@@ -35,7 +37,7 @@ mod write;
 
 pub use config::{Driver, Limits, ServerConfig};
 pub use error::{HttpError, HttpErrorKind};
-pub use request::{Headers, Method, Request, RequestHead, Version};
+pub use request::{BodyFraming, Headers, Method, Request, RequestHead, Version};
 pub use response::{Body, BodyStream, Response};
 pub use server::{Server, ServerHandle};
 pub use service::{default_error_response, Service};

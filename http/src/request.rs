@@ -126,7 +126,7 @@ pub struct RequestHead {
     pub method: Method,
     /// The request target exactly as sent.
     pub target: String,
-    /// The path, percent-decoded (always valid UTF-8: anything else is refused with 400).
+    /// The path, percent-decoded; bytes that are not UTF-8 become U+FFFD (`parse`).
     pub path: String,
     /// The raw query string, without the `?`.
     pub query: String,

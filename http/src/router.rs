@@ -11,6 +11,7 @@
 //! segment.
 
 use crate::request::Method;
+use crate::response::Response;
 use percent_encoding::percent_decode_str;
 use std::borrow::Cow;
 
@@ -200,6 +201,97 @@ fn find_in<'r, T>(
     None
 }
 
+/// The redirect Go's `ServeMux` (PocketBase's router) gives a path that is not in clean
+/// form: `//`, `/./` or `/../` segments are resolved lexically and the client is sent a
+/// 307 to the result, the query kept. `None` when `raw_path` is already clean (the usual case:
+/// one scan, no allocation).
+///
+/// Following PocketBase here rather than answering 404 lets clients with a sloppy base URL
+/// (`http://host/` + `/api/...`) work against both servers. It opens no redirect to another
+/// host: the cleaned path starts with exactly one `/`, and bytes a URL may not carry (`\`,
+/// which browsers read as `/`, among them) are percent-encoded in the Location.
+pub fn unclean_path_redirect(method: &Method, raw_path: &str, query: &str) -> Option<Response> {
+    if !raw_path.starts_with('/') || matches!(method, Method::Other(m) if m == "CONNECT") {
+        return None;
+    }
+    let cleaned = clean_path(raw_path)?;
+    let mut location = String::with_capacity(cleaned.len() + query.len() + 1);
+    for &b in cleaned.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@%".contains(&b) {
+            location.push(b as char);
+        } else {
+            location.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if !query.is_empty() {
+        location.push('?');
+        location.push_str(query);
+    }
+    let mut resp = if matches!(method, Method::Get | Method::Head) {
+        let body = format!(
+            "<a href=\"{}\">Temporary Redirect</a>.\n\n",
+            html_escape(&location)
+        );
+        Response::with_body(307, "text/html; charset=utf-8", body.into_bytes())
+    } else {
+        Response::new(307)
+    };
+    resp.headers.push(("Location".into(), location.into()));
+    Some(resp)
+}
+
+/// `raw_path` with empty, `.` and `..` segments resolved (never above the root), keeping a
+/// trailing slash; `None` when that changes nothing.
+fn clean_path(raw_path: &str) -> Option<String> {
+    let rest = &raw_path[1..];
+    let mut segments = rest.split('/').peekable();
+    let mut clean = true;
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+            clean = false;
+            break;
+        }
+    }
+    if clean {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in rest.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            seg => out.push(seg),
+        }
+    }
+    let mut path = String::with_capacity(raw_path.len());
+    for seg in &out {
+        path.push('/');
+        path.push_str(seg);
+    }
+    if path.is_empty() || raw_path.ends_with('/') {
+        path.push('/');
+    }
+    (path != raw_path).then_some(path)
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +375,40 @@ mod tests {
         assert_eq!(
             found(&r, Method::Get, "/api/collections//records").0,
             "static"
+        );
+    }
+
+    #[test]
+    fn unclean_paths_redirect_like_go() {
+        let loc = |path: &str, query: &str| {
+            unclean_path_redirect(&Method::Get, path, query)
+                .map(|r| r.get_header("location").unwrap().to_string())
+        };
+        assert_eq!(loc("/api/health", ""), None);
+        assert_eq!(loc("/api/health/", ""), None);
+        assert_eq!(loc("/", ""), None);
+        assert_eq!(loc("/api/%2e/health", ""), None);
+        assert_eq!(loc("/a.b/.c/..d", ""), None);
+        assert_eq!(loc("//api/health", "").as_deref(), Some("/api/health"));
+        assert_eq!(
+            loc("/api//health", "a=1").as_deref(),
+            Some("/api/health?a=1")
+        );
+        assert_eq!(loc("/api/./health", "").as_deref(), Some("/api/health"));
+        assert_eq!(loc("/api/health/.", "").as_deref(), Some("/api/health"));
+        assert_eq!(loc("/api//health/", "").as_deref(), Some("/api/health/"));
+        assert_eq!(loc("/api/x/..", "").as_deref(), Some("/api"));
+        assert_eq!(loc("/../../etc/passwd", "").as_deref(), Some("/etc/passwd"));
+        assert_eq!(loc("/..", "").as_deref(), Some("/"));
+        // never a redirect to another host
+        assert_eq!(loc("///evil.com", "").as_deref(), Some("/evil.com"));
+        assert_eq!(loc("/.//\\evil.com", "").as_deref(), Some("/%5Cevil.com"));
+        assert_eq!(loc("/./%5Cevil.com", "").as_deref(), Some("/%5Cevil.com"));
+        let post = unclean_path_redirect(&Method::Post, "//a", "").unwrap();
+        assert!(matches!(post.body, crate::Body::Empty));
+        let get = unclean_path_redirect(&Method::Get, "//a", "x&y").unwrap();
+        assert!(
+            matches!(&get.body, crate::Body::Bytes(b) if b == b"<a href=\"/a?x&amp;y\">Temporary Redirect</a>.\n\n")
         );
     }
 }

@@ -21,9 +21,15 @@ pub trait Service: 'static {
 
 pub fn default_error_response(err: &HttpError) -> Response {
     let status = err.status();
+    if err.kind == HttpErrorKind::ExpectationFailed {
+        return Response::new(status);
+    }
     let reason = crate::write::reason(status);
     let text = match err.kind {
         HttpErrorKind::MissingHost => format!("{status} {reason}: missing required Host header"),
+        HttpErrorKind::VersionNotSupported => {
+            format!("{status} {reason}: unsupported protocol version")
+        }
         _ => format!("{status} {reason}"),
     };
     Response::with_body(status, "text/plain; charset=utf-8", text.into_bytes())

@@ -34,6 +34,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         414 => "Request URI Too Long",
         415 => "Unsupported Media Type",
         416 => "Requested Range Not Satisfiable",
+        417 => "Expectation Failed",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

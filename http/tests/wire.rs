@@ -417,7 +417,7 @@ fn malformed_input_gets_400_and_close() {
     let cases: &[(&[u8], u16)] = &[
         (b"GARBAGE\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET relative HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
@@ -447,6 +447,112 @@ fn malformed_input_gets_400_and_close() {
             200
         );
     }
+}
+
+/// The protocol edges of issue 16 (finding 10), each a deliberate choice (table in
+/// ARCHITECTURE.md, "HTTP edges"); measured against PocketBase 0.40.6 with the same bytes.
+#[test]
+fn protocol_edges_are_deliberate() {
+    for driver in drivers() {
+        let server = TestServer::start(driver, |_| {});
+        // HTTP/1.2 is served as HTTP/1.1, as Go does (RFC 9112 §2.3)
+        let r = exchange(&server, b"GET /v HTTP/1.2\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((r.status, r.head.starts_with("HTTP/1.1 ")), (200, true));
+        assert_eq!(r.header("connection"), None, "kept alive like 1.1");
+        // a space inside the target is a malformed request line: 400 (Go's answer), not 505
+        let r = exchange(&server, b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.status, 400);
+        let r = exchange(&server, b"GET /a HTTP/3.0\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.status, 505);
+        assert_eq!(
+            r.body,
+            b"505 HTTP Version Not Supported: unsupported protocol version"
+        );
+        // an expectation we cannot meet: 417, empty body, closed (Go's exact answer)
+        let mut s = server.connect();
+        s.write_all(
+            b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 999-bogus\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .unwrap();
+        let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+        assert_eq!((r.status, r.body.len()), (417, 0));
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+        assert!(closed(&mut s, Duration::from_secs(5)));
+        // obs-fold: refused (Go unfolds it; a front proxy that does not would read other
+        // headers than we do, so the stricter answer stays)
+        let r = exchange(
+            &server,
+            b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 3\r\n\r\nabc",
+        )
+        .unwrap();
+        assert_eq!(r.status, 400);
+        // one Content-Length listing a value twice: refused as Go does; the same value in
+        // two headers: accepted as Go does
+        let r = exchange(
+            &server,
+            b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+        )
+        .unwrap();
+        assert_eq!(r.status, 400);
+        let r = exchange(
+            &server,
+            b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"POST /c q= len=3 body=abc"[..])
+        );
+        // a percent-encoded path that is not UTF-8 reaches the service (lossily decoded)
+        let r = exchange(&server, b"GET /p%ff HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, "GET /p\u{fffd} q= len=0 body=".as_bytes())
+        );
+        // empty lines before a request line are skipped (RFC 9112 §2.2); a lone one leaves
+        // the connection waiting for its request within the header timeout
+        let mut s = server.connect();
+        s.write_all(b"\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"GET /after q= len=0 body="[..])
+        );
+    }
+    // and a connection that sends nothing but an empty line is closed at the header timeout
+    let server = TestServer::start(Driver::Auto, |c| {
+        c.limits.header_read_timeout = Duration::from_millis(300);
+    });
+    let mut s = server.connect();
+    s.write_all(b"\r\n").unwrap();
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(s.read_to_end(&mut got).is_ok(), "closed, not left open");
+    assert!(got.is_empty(), "no answer to a request never sent");
+}
+
+/// Issue 16, finding 5: a head trickled in 100-byte pieces is answered like one sent whole
+/// (the work bound itself is tested on the parser, `parse::reader_tests`).
+#[test]
+fn trickled_heads_are_answered() {
+    let server = TestServer::start(Driver::Auto, |_| {});
+    let mut raw = b"GET /t HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..50 {
+        raw.extend_from_slice(format!("X-H{i}: {}\r\n", "v".repeat(1000)).as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    let mut s = server.connect();
+    for piece in raw.chunks(100) {
+        s.write_all(piece).unwrap();
+    }
+    let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"GET /t q= len=0 body="[..])
+    );
 }
 
 #[test]

@@ -11,6 +11,8 @@
 mod compile;
 mod error;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod parse;
 mod request;
 mod schema;

@@ -75,38 +75,62 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Starts moto on `port` and waits until it answers.
+fn spawn(port: u16) -> Child {
+    let python = moto_python().expect("moto is installed");
+    let mut child = Command::new(python)
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let up = Request::new("GET", "/moto-api/")
+            .timeout(Duration::from_secs(2))
+            .send(port)
+            .is_ok();
+        if up {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("moto did not start on port {port}");
+}
+
 impl S3Server {
     /// Starts moto on a free loopback port; `None` (after saying why) when moto cannot be
     /// installed.
     pub fn start() -> Option<S3Server> {
-        let python = moto_python()?;
+        moto_python()?;
         let port = free_port();
-        let child = Command::new(python)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto starts");
-        let server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let up = Request::new("GET", "/moto-api/")
-                .timeout(Duration::from_secs(2))
-                .send(port)
-                .is_ok();
-            if up {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("moto did not start on port {port}");
+        Some(S3Server {
+            child: spawn(port),
+            port,
+        })
+    }
+
+    /// Kills the server (an S3 outage): connections to its port are refused until
+    /// [`S3Server::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port. moto keeps nothing across restarts: buckets must be
+    /// created again.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port);
     }
 
     pub fn port(&self) -> u16 {
