@@ -15,6 +15,7 @@
 //! * [`report`] — tables and JSON.
 //! * [`api`] — blocking JSON client for seeding and pre-flight checks.
 //! * [`seed`] — the dataset every server gets, created through the Web API.
+//! * [`soak`] — a long mixed run checking errors, lost writes, realtime and memory.
 
 pub mod affinity;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod rt;
 pub mod runner;
 pub mod seed;
 pub mod server;
+pub mod soak;
 pub mod stats;
 pub mod target;
 pub mod util;

@@ -39,6 +39,46 @@ enum Cmd {
     /// API, run every workload on both alternately, print one table with the
     /// ratio per workload. Pinned (servers cpu 0, generator cpu 1) by default.
     Compare(compare::CompareArgs),
+    /// Start PocketBun, seed it, and run a long paced mix of reads, writes,
+    /// uploads, logins and realtime clients; report errors, lost writes,
+    /// missed realtime events and RSS over time. Exit 1 if anything failed.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// pocketbun binary. Default: next to this executable.
+    #[arg(long)]
+    pocketbun: Option<PathBuf>,
+    /// How long to soak, e.g. 30m, 60s.
+    #[arg(short, long, default_value = "30m", value_parser = parse_duration)]
+    duration: Duration,
+    /// RSS after this much of the run is the baseline the end is compared with.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Requests per second, all client threads together (a soak, not a stress test).
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Client threads, one keep-alive connection each.
+    #[arg(short, long, default_value_t = 8)]
+    threads: usize,
+    /// SSE clients subscribed to every create.
+    #[arg(long, default_value_t = 20)]
+    realtime_clients: usize,
+    /// Seeded users (each a bcrypt hash).
+    #[arg(long, default_value_t = 20)]
+    users: usize,
+    /// Seeded posts.
+    #[arg(long, default_value_t = 2_000)]
+    posts: usize,
+    /// Bytes of each uploaded file.
+    #[arg(long, default_value_t = 16 * 1024)]
+    upload_bytes: usize,
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -127,6 +167,7 @@ fn main() {
         Cmd::Run(a) => cmd_run(a, stop.clone()),
         Cmd::HealthVsHello(a) => cmd_hvh(a, stop.clone()),
         Cmd::Compare(a) => compare::cmd_compare(a, stop.clone()),
+        Cmd::Soak(a) => cmd_soak(a, stop.clone()),
     };
     match res {
         Ok(()) if stop.load(Ordering::Relaxed) => {
@@ -455,4 +496,38 @@ fn measure_server(
         rounds_rps: vec![res.summary.rps],
     };
     Ok((row, cfg, res))
+}
+
+fn cmd_soak(a: SoakArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> {
+    let program = match a.pocketbun {
+        Some(p) => p,
+        None => server::sibling_binary("pocketbun")
+            .ok_or("pocketbun not found next to this executable; build it or pass --pocketbun")?,
+    };
+    server::check_executable(&program)?;
+    let cfg = pocketbun_loadtest::soak::SoakConfig {
+        duration: a.duration,
+        warmup: a.warmup.min(a.duration / 2),
+        rate: a.rate,
+        threads: a.threads,
+        realtime_clients: a.realtime_clients,
+        seed: pocketbun_loadtest::seed::SeedConfig {
+            users: a.users,
+            posts: a.posts,
+            notes: 200,
+            tokens: a.users.min(20),
+            ..Default::default()
+        },
+        startup_timeout: a.startup_timeout,
+        upload_bytes: a.upload_bytes,
+    };
+    let report = pocketbun_loadtest::soak::run(&std::fs::canonicalize(&program)?, &cfg, stop)?;
+    print!("{}", report.text());
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if !report.passed() {
+        return Err("the soak failed".into());
+    }
+    Ok(())
 }

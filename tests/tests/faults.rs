@@ -435,7 +435,7 @@ fn upload(server: &Server, text: &[u8]) -> (u16, Value) {
 
 fn record_count(server: &Server) -> u64 {
     let (status, body) = call(
-        &server,
+        server,
         "GET",
         "/api/collections/demo1/records?perPage=1",
         None,
