@@ -232,7 +232,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         handle.driver()
     );
     // first start: the one-time link to the dashboard's "create the first superuser" page
-    match crate::superuser::installer_token(&store) {
+    match installer_token(&store) {
         Ok(Some(token)) => println!(
             "\n(!) Launch the URL below in the browser to create your first superuser account:\n\
              {base_url}/_/#/pbinstall/{token}\n\
@@ -307,4 +307,18 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
             1
         }
     }
+}
+
+/// The installer link's token: the installer's claims signed for 30 minutes.
+fn installer_token(store: &Store) -> Result<Option<String>, String> {
+    let Some(installer) = crate::superuser::installer_claims(store)? else {
+        return Ok(None);
+    };
+    crate::auth::token::issue(
+        &installer.claims,
+        &installer.signing_key,
+        crate::superuser::INSTALLER_TOKEN_SECS,
+    )
+    .map(Some)
+    .map_err(|e| format!("cannot sign the installer token: {e:?}"))
 }

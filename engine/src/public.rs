@@ -16,7 +16,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::files::serve::{self as content, ByteRange, Plan, RangeError, Segment, Source};
-use pocketbun_http::{Body, Method, Request, RequestHead, Response};
+use pocketbun_http::{Body, Method, Request, Response};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -336,7 +336,6 @@ pub fn clean(path: &str) -> String {
         (false, false) => joined,
     }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // content types

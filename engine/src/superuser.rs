@@ -642,13 +642,20 @@ mod tests {
 }
 
 /// How long the installer link printed at first start works (PocketBase: 30 minutes).
-const INSTALLER_TOKEN_SECS: i64 = 30 * 60;
+pub const INSTALLER_TOKEN_SECS: i64 = 30 * 60;
+
+/// What the installer's token is made of: its claims and the key that signs them.
+pub struct InstallerClaims {
+    pub claims: serde_json::Map<String, Value>,
+    pub signing_key: String,
+}
 
 /// First start: when `_superusers` holds no superuser but PocketBase's installer, (re)makes the
 /// installer with a random password and returns a non-refreshable auth token for it, the one
 /// the dashboard's `#/pbinstall/{token}` page uses to create the first real superuser (which
-/// removes the installer). `None` once a real superuser exists.
-pub fn installer_token(store: &Store) -> Result<Option<String>, String> {
+/// removes the installer). `None` once a real superuser exists. The caller signs the claims
+/// (this file stays free of the auth module: storage's round-trip test compiles it alone).
+pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String> {
     let col = load_collection(store).map_err(|e| e.to_string())?;
     let count_sql = format!(
         "SELECT count(*) FROM {} WHERE email != ?1",
@@ -691,13 +698,10 @@ pub fn installer_token(store: &Store) -> Result<Option<String>, String> {
     claims.insert("id".into(), id.into());
     claims.insert("collectionId".into(), col.id.clone().into());
     claims.insert("refreshable".into(), false.into());
-    crate::auth::token::issue(
-        &claims,
-        &format!("{token_key}{secret}"),
-        INSTALLER_TOKEN_SECS,
-    )
-    .map(Some)
-    .map_err(|e| format!("cannot sign the installer token: {e:?}"))
+    Ok(Some(InstallerClaims {
+        claims,
+        signing_key: format!("{token_key}{secret}"),
+    }))
 }
 
 /// Deletes the installer's temporary superuser from `table` (the quoted `_superusers` table), if

@@ -302,6 +302,7 @@ mod tests {
             message: "GET /x".into(),
             authorization: None,
             log_auth_id: true,
+            max_data_size: 0,
             error: "\"details\":null,\"error\":\"Oops.\",".into(),
             exec_ms: 0.123456,
             status: 400,
