@@ -592,55 +592,6 @@ fn valid_domain(domain: &str) -> bool {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_like_pocketbase() {
-        for ok in [
-            "a@b.co",
-            "A@B.CO",
-            "ä@b.co",
-            "a@b.co.",
-            "a@1.co",
-            "x.y+z@sub.example.com",
-        ] {
-            assert!(is_email(ok), "{ok} should be valid");
-        }
-        for bad in [
-            "",
-            "bad",
-            "a@b",
-            "a..b@b.co",
-            "a.@b.co",
-            "a b@b.co",
-            "a@-b.co",
-            "a@b.c1",
-            "a\"b@b.co",
-            "@b.co",
-        ] {
-            assert!(!is_email(bad), "{bad} should be invalid");
-        }
-    }
-
-    #[test]
-    fn go_quoting() {
-        assert_eq!(go_quote("a@b.co"), "\"a@b.co\"");
-        assert_eq!(go_quote("ä\"\\"), "\"ä\\\"\\\\\"");
-    }
-
-    #[test]
-    fn nocase_index_detection() {
-        assert!(!email_index_is_nocase(&[
-            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email`) WHERE `email` != ''".into()
-        ]));
-        assert!(email_index_is_nocase(&[
-            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email` COLLATE NOCASE) WHERE `email` != ''".into()
-        ]));
-    }
-}
-
 /// How long the installer link printed at first start works (PocketBase: 30 minutes).
 pub const INSTALLER_TOKEN_SECS: i64 = 30 * 60;
 
@@ -712,4 +663,53 @@ pub fn remove_installer_row(conn: &Connection, table: &str) -> rusqlite::Result<
         [INSTALLER_EMAIL],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_like_pocketbase() {
+        for ok in [
+            "a@b.co",
+            "A@B.CO",
+            "ä@b.co",
+            "a@b.co.",
+            "a@1.co",
+            "x.y+z@sub.example.com",
+        ] {
+            assert!(is_email(ok), "{ok} should be valid");
+        }
+        for bad in [
+            "",
+            "bad",
+            "a@b",
+            "a..b@b.co",
+            "a.@b.co",
+            "a b@b.co",
+            "a@-b.co",
+            "a@b.c1",
+            "a\"b@b.co",
+            "@b.co",
+        ] {
+            assert!(!is_email(bad), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn go_quoting() {
+        assert_eq!(go_quote("a@b.co"), "\"a@b.co\"");
+        assert_eq!(go_quote("ä\"\\"), "\"ä\\\"\\\\\"");
+    }
+
+    #[test]
+    fn nocase_index_detection() {
+        assert!(!email_index_is_nocase(&[
+            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email`) WHERE `email` != ''".into()
+        ]));
+        assert!(email_index_is_nocase(&[
+            "CREATE UNIQUE INDEX `idx_email` ON `_superusers` (`email` COLLATE NOCASE) WHERE `email` != ''".into()
+        ]));
+    }
 }
