@@ -19,8 +19,8 @@ pub mod time;
 mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
-pub use dev::set_sql_log;
 pub use connection::defensive;
+pub use dev::set_sql_log;
 pub use error::{ErrorKind, Result, StorageError};
 pub use options::StoreOptions;
 pub use reader::Reader;
