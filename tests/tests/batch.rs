@@ -574,8 +574,7 @@ impl Sse {
 
 #[test]
 fn batch_is_all_or_nothing_and_publishes_after_commit() {
-    let Some(fixture) = fixture() else {
-        println!("batch: ../shared/conformance not found, skipping");
+    let Some(fixture) = fixture("batch_is_all_or_nothing_and_publishes_after_commit") else {
         return;
     };
     let server = Server::start(&ServerSpec::pocketbun(), Some(&fixture)).expect("starts");
