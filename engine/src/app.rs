@@ -207,7 +207,7 @@ impl App {
 
 /// The first `fields` query value, percent-decoded, when present and not empty (Go's
 /// `url.Values.Get`). One linear pass: most requests have no `fields`.
-fn fields_param(query: &str) -> Option<String> {
+pub(crate) fn fields_param(query: &str) -> Option<String> {
     query
         .split('&')
         .filter(|part| !part.contains(';'))
@@ -219,7 +219,7 @@ fn fields_param(query: &str) -> Option<String> {
 
 /// PocketBase applies `fields=` to every JSON answer of a handler (not to error
 /// envelopes); a picker failure is a 400 since 0.40.
-fn pick_fields(mut resp: Response, fields: &str) -> ApiResult {
+pub(crate) fn pick_fields(mut resp: Response, fields: &str) -> ApiResult {
     let is_json = resp
         .headers
         .iter()

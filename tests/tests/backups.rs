@@ -168,7 +168,7 @@ fn only_superusers_manage_backups() {
         assert_eq!(status, 403, "{method} {path}: {body}");
     }
     let (status, body) = call(&server, "GET", "/api/backups", Some(SUPERUSER), "");
-    assert_eq!((status, body.as_str()), (200, "[]\n"));
+    assert_eq!((status, body.as_str()), (200, "[]"));
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn create_list_download_upload_delete() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        "{\"data\":{\"name\":{\"code\":\"validation_match_invalid\",\"message\":\"Must be in a valid format.\"}},\"message\":\"An error occurred while validating the submitted data.\",\"status\":400}\n"
+        "{\"data\":{\"name\":{\"code\":\"validation_match_invalid\",\"message\":\"Must be in a valid format.\"}},\"message\":\"An error occurred while validating the submitted data.\",\"status\":400}"
     );
     assert!(keys(&server).is_empty());
 
@@ -432,7 +432,7 @@ fn backup_test_go_scenarios() {
         }
         send(&server, req)
     };
-    let forbidden = "{\"data\":{},\"message\":\"Insufficient permissions to access the resource.\",\"status\":403}\n";
+    let forbidden = "{\"data\":{},\"message\":\"Insufficient permissions to access the resource.\",\"status\":403}";
     for (target, auth) in [
         ("/api/backups/test1.zip".to_string(), None),
         ("/api/backups/test1.zip".to_string(), Some(USER)),

@@ -51,14 +51,14 @@ fn lists_and_runs_pocketbases_jobs() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        "[{\"id\":\"__pbDBOptimize__\",\"expression\":\"0 0 * * *\"},{\"id\":\"__pbMFACleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbOTPCleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbLogsCleanup__\",\"expression\":\"0 */6 * * *\"}]\n"
+        "[{\"id\":\"__pbDBOptimize__\",\"expression\":\"0 0 * * *\"},{\"id\":\"__pbMFACleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbOTPCleanup__\",\"expression\":\"0 * * * *\"},{\"id\":\"__pbLogsCleanup__\",\"expression\":\"0 */6 * * *\"}]"
     );
     let (status, body) = server.call("POST", "/api/crons/missing", Some(SUPERUSER), "");
     assert_eq!(
         (status, body.as_str()),
         (
             404,
-            "{\"data\":{},\"message\":\"Missing or invalid cron job\",\"status\":404}\n"
+            "{\"data\":{},\"message\":\"Missing or invalid cron job\",\"status\":404}"
         )
     );
     for id in ["__pbDBOptimize__", "__pbMFACleanup__", "__pbOTPCleanup__"] {

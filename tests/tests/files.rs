@@ -463,7 +463,7 @@ fn file_tokens_open_protected_files() {
     assert_eq!(guest.status, 401, "{}", guest.text());
     assert_eq!(
         guest.text(),
-        "{\"data\":{},\"message\":\"The request requires valid record authorization token.\",\"status\":401}\n"
+        "{\"data\":{},\"message\":\"The request requires valid record authorization token.\",\"status\":401}"
     );
     let token_of = |auth: &str| -> String {
         let resp = send(

@@ -34,7 +34,7 @@ fn headers_but_date(r: &Response) -> Vec<(String, String)> {
     h
 }
 
-const HEALTHY: &str = "{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}\n";
+const HEALTHY: &str = "{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}";
 
 #[test]
 fn get_health_is_200_with_the_healthy_message() {
@@ -44,7 +44,7 @@ fn get_health_is_200_with_the_healthy_message() {
     assert_eq!(r.text(), HEALTHY);
     assert!(r.complete);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
-    assert_eq!(r.header("Content-Length"), Some("51"));
+    assert_eq!(r.header("Content-Length"), Some("50"));
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn unknown_api_route_is_a_404_json_envelope() {
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     assert_eq!(
         r.text(),
-        "{\"data\":{},\"message\":\"File not found.\",\"status\":404}\n"
+        "{\"data\":{},\"message\":\"File not found.\",\"status\":404}"
     );
 }
 

@@ -121,7 +121,7 @@ fn list_view_and_stats_like_pocketbase() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        "{\"items\":[{\"id\":\"873f2133-9f38-44fb-bf82-c8f53b310d91\",\"created\":\"2022-05-01 10:00:00.123Z\",\"data\":{\"status\":200},\"message\":\"test_message1\",\"level\":0},{\"id\":\"f2133873-44fb-9f38-bf82-c918f53b310d\",\"created\":\"2022-05-02 10:00:00.123Z\",\"data\":{\"status\":400},\"message\":\"test_message2\",\"level\":8}],\"page\":1,\"perPage\":30,\"totalItems\":2,\"totalPages\":1}\n"
+        "{\"items\":[{\"id\":\"873f2133-9f38-44fb-bf82-c8f53b310d91\",\"created\":\"2022-05-01 10:00:00.123Z\",\"data\":{\"status\":200},\"message\":\"test_message1\",\"level\":0},{\"id\":\"f2133873-44fb-9f38-bf82-c918f53b310d\",\"created\":\"2022-05-02 10:00:00.123Z\",\"data\":{\"status\":400},\"message\":\"test_message2\",\"level\":8}],\"page\":1,\"perPage\":30,\"totalItems\":2,\"totalPages\":1}"
     );
     let (_, body) = su(&server, "/api/logs?filter=data.status%3E200");
     assert!(
@@ -132,24 +132,24 @@ fn list_view_and_stats_like_pocketbase() {
     assert_eq!(status, 400, "{body}");
     let (status, body) = su(&server, "/api/logs/873f2133-9f38-44fb-bf82-c8f53b310d91");
     assert_eq!(status, 200);
-    assert_eq!(body, "{\"id\":\"873f2133-9f38-44fb-bf82-c8f53b310d91\",\"created\":\"2022-05-01 10:00:00.123Z\",\"data\":{\"status\":200},\"message\":\"test_message1\",\"level\":0}\n");
+    assert_eq!(body, "{\"id\":\"873f2133-9f38-44fb-bf82-c8f53b310d91\",\"created\":\"2022-05-01 10:00:00.123Z\",\"data\":{\"status\":200},\"message\":\"test_message1\",\"level\":0}");
     assert_eq!(
         su(&server, "/api/logs/missing1-9f38-44fb-bf82-c8f53b310d91").0,
         404
     );
     let (_, body) = su(&server, "/api/logs/stats?filter=created%3C'2022-06-01'");
-    assert_eq!(body, "[{\"date\":\"2022-05-01 10:00:00.000Z\",\"total\":1},{\"date\":\"2022-05-02 10:00:00.000Z\",\"total\":1}]\n");
+    assert_eq!(body, "[{\"date\":\"2022-05-01 10:00:00.000Z\",\"total\":1},{\"date\":\"2022-05-02 10:00:00.000Z\",\"total\":1}]");
     let (_, body) = su(&server, "/api/logs/stats?filter=data.status%3E200");
     assert_eq!(
         body,
-        "[{\"date\":\"2022-05-02 10:00:00.000Z\",\"total\":1}]\n"
+        "[{\"date\":\"2022-05-02 10:00:00.000Z\",\"total\":1}]"
     );
     let (status, body) = su(&server, "/api/logs/stats?filter=bad~");
     assert_eq!(
         (status, body.as_str()),
         (
             400,
-            "{\"data\":{},\"message\":\"Invalid filter format.\",\"status\":400}\n"
+            "{\"data\":{},\"message\":\"Invalid filter format.\",\"status\":400}"
         )
     );
 }

@@ -15,7 +15,7 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 /// Fixture regular user of `users`.
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
-const TOO_MANY: &str = "{\"data\":{},\"message\":\"Too Many Requests.\",\"status\":429}\n";
+const TOO_MANY: &str = "{\"data\":{},\"message\":\"Too Many Requests.\",\"status\":429}";
 
 const SETTINGS: &str = r#"{
   "trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false},

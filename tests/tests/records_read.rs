@@ -154,7 +154,15 @@ fn list_and_view_answer_exactly_like_pocketbase() {
             if want.0 == 200 {
                 ok_answers += 1;
             }
-            if want != got {
+            // PocketBase 0.40 encodes a `fields=` answer from a Go map, whose key order is
+            // random (encoding/json/v2): those answers are compared as JSON values
+            let same = want == got
+                || (target.contains("fields=")
+                    && want.0 == got.0
+                    && serde_json::from_str::<serde_json::Value>(&want.1).ok()
+                        == serde_json::from_str::<serde_json::Value>(&got.1).ok()
+                    && serde_json::from_str::<serde_json::Value>(&got.1).is_ok());
+            if !same {
                 mismatches.push(format!(
                     "GET {target} as {who}:\n  pocketbase {} {}\n  pocketbun  {} {}",
                     want.0, want.1, got.0, got.1

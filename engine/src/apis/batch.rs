@@ -417,9 +417,16 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut state = BatchState::default();
     let mut writes = Vec::with_capacity(items.len());
     let mut afters = Vec::with_capacity(items.len());
+    // each answer is picked by its own URL's `fields=`, as the request pipeline does
+    let mut fields = Vec::with_capacity(items.len());
     let mut prepare_err = None;
     for (i, item) in items.into_iter().enumerate() {
         let unknown = action(&item.method, &item.url).is_none();
+        fields.push(
+            item.url
+                .split_once('?')
+                .and_then(|(_, q)| crate::app::fields_param(q)),
+        );
         match prepare(&ctx, &req, item, &mut state).await {
             Ok(p) => {
                 writes.push(p.write);
@@ -475,7 +482,11 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Ok(done) => {
             let mut out = String::from("[");
             for (k, (after, d)) in afters.into_iter().zip(done).enumerate() {
-                let resp = match after.finish(&ctx, d).await {
+                let picked = match (after.finish(&ctx, d).await, &fields[k]) {
+                    (Ok(r), Some(f)) => crate::app::pick_fields(r, f),
+                    (result, _) => result,
+                };
+                let resp = match picked {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
                 };

@@ -21,7 +21,7 @@ struct Health {
 }
 
 /// What everyone but a superuser gets: the same bytes every time, so they are not rebuilt.
-const PUBLIC_HEALTH: &[u8] = b"{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}\n";
+const PUBLIC_HEALTH: &[u8] = b"{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}";
 
 async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let auth = authenticate(&ctx.reader, req.header("authorization"));

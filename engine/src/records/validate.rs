@@ -526,7 +526,8 @@ pub fn fields(
                     break 'file Some(
                         FieldError::new(
                             "validation_invalid_file",
-                            format!("Invalid new files: {}.", invalid.join(" ")),
+                            // Go prints the list with `%v`: `[a b]`
+                            format!("Invalid new files: [{}].", invalid.join(" ")),
                         )
                         .param("invalidFiles", invalid),
                     );

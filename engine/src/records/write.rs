@@ -612,7 +612,15 @@ impl Draft {
                 apply(&self.coll, &mut copy, i, m, &data[&k]);
                 out.remove(&k);
                 let f = &self.coll.fields[i];
-                out.insert(f.name.clone(), get_json(f, &copy[i], None));
+                let value = match &copy[i] {
+                    // raw JSON that PocketBase 0.40 finds invalid (a duplicate key) stays raw,
+                    // so that validation reports it (decoding would quietly drop a duplicate)
+                    Val::Json(Some(raw)) if !crate::json_strict::is_valid(raw) => {
+                        Json::String(raw.clone())
+                    }
+                    v => get_json(f, v, None),
+                };
+                out.insert(f.name.clone(), value);
             }
         }
         out
