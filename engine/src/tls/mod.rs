@@ -326,12 +326,29 @@ fn server_config(
     alpn: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signing_key = provider.key_provider.load_private_key(key)?;
+    // not `with_single_cert`: it has webpki parse the leaf, which refuses the critical
+    // acmeIdentifier extension every TLS-ALPN-01 certificate must carry
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing_key));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(OneCert(certified)));
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Always the same certificate (the SNI name was checked before this config was chosen).
+#[derive(Debug)]
+struct OneCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 // ---- the HTTP listener next to HTTPS ----
