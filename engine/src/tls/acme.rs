@@ -77,7 +77,7 @@ pub(super) fn spawn(
                             }
                             Err(e) => {
                                 eprintln!("pocketbun: no certificate for {domain}: {e}");
-                                certs.answer(&domain, None);
+                                certs.failed(&domain);
                             }
                         }
                     });

@@ -30,6 +30,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
+/// How long handshakes for a name are refused after getting its certificate failed.
+const RETRY_FAILED: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The ALPN protocol of TLS-ALPN-01 validation connections (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
@@ -135,7 +138,7 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// A ready certificate, with its expiry for renewal.
+/// A certificate ready to serve.
 struct Ready {
     config: Arc<rustls::ServerConfig>,
 }
@@ -154,6 +157,10 @@ pub struct AutoCert {
     http_tokens: RwLock<HashMap<String, String>>,
     /// Handshakes waiting for a domain's first certificate.
     waiting: Mutex<HashMap<String, Vec<Waiter>>>,
+    /// When getting a domain's certificate last failed: handshakes are refused for
+    /// `RETRY_FAILED` after it, so a stream of clients cannot turn into a stream of orders
+    /// (Let's Encrypt allows 5 failed validations per name an hour).
+    failed: Mutex<HashMap<String, std::time::Instant>>,
     jobs: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
@@ -166,6 +173,7 @@ impl AutoCert {
             alpn_certs: RwLock::default(),
             http_tokens: RwLock::default(),
             waiting: Mutex::default(),
+            failed: Mutex::default(),
             jobs,
         });
         acme::spawn(me.clone(), settings, rx)?;
@@ -193,6 +201,15 @@ impl AutoCert {
                 },
             );
         self.answer(domain, Some(config));
+    }
+
+    /// Called by the ACME thread when no certificate could be had.
+    fn failed(&self, domain: &str) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(domain.to_string(), std::time::Instant::now());
+        self.answer(domain, None);
     }
 
     /// Answers every handshake waiting for `domain`.
@@ -268,6 +285,15 @@ impl CertSource for AutoCert {
             return ready(Some(r.config.clone()));
         }
         // the first handshake for this name: ask the ACME thread (cache or new order) and wait
+        let recently_failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .is_some_and(|t| t.elapsed() < RETRY_FAILED);
+        if recently_failed {
+            return ready(None);
+        }
         let (tx, rx) = futures_channel::oneshot::channel();
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,12 +326,29 @@ fn server_config(
     alpn: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signing_key = provider.key_provider.load_private_key(key)?;
+    // not `with_single_cert`: it has webpki parse the leaf, which refuses the critical
+    // acmeIdentifier extension every TLS-ALPN-01 certificate must carry
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing_key));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(OneCert(certified)));
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Always the same certificate (the SNI name was checked before this config was chosen).
+#[derive(Debug)]
+struct OneCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 // ---- the HTTP listener next to HTTPS ----
