@@ -136,7 +136,14 @@ fn comparable(r: &Response) -> (u16, Vec<(String, String)>, String) {
     (r.status, h, body)
 }
 
-const STATIC_REQUESTS: &[(&str, &str, &[(&str, &str)])] = &[
+/// A request: method, target, headers.
+type Probe = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const STATIC_REQUESTS: &[Probe] = &[
     ("GET", "/", &[]),
     ("HEAD", "/", &[]),
     ("GET", "/index.html", &[]),

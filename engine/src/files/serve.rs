@@ -743,6 +743,38 @@ mod tests {
     }
 
     #[test]
+    fn preconditions_with_an_etag() {
+        let run = |hs: &[(&'static str, &'static str)]| {
+            let hs = hs.to_vec();
+            plan_with_etag(
+                &Method::Get,
+                move |name| hs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+                1,
+                100,
+                Some("\"abc\""),
+            )
+        };
+        assert_eq!(run(&[("if-none-match", "\"abc\"")]), Plan::NotModified);
+        assert_eq!(run(&[("if-none-match", "W/\"abc\"")]), Plan::NotModified);
+        assert_eq!(
+            run(&[("if-none-match", "\"x\", \"abc\"")]),
+            Plan::NotModified
+        );
+        assert_eq!(run(&[("if-none-match", "\"x\"")]), Plan::Full);
+        assert_eq!(run(&[("if-match", "\"abc\"")]), Plan::Full);
+        // If-Match compares strongly
+        assert_eq!(run(&[("if-match", "W/\"abc\"")]), Plan::PreconditionFailed);
+        assert_eq!(
+            run(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")]),
+            Plan::Partial(vec![r(0, 10)])
+        );
+        assert_eq!(
+            run(&[("range", "bytes=0-9"), ("if-range", "\"old\"")]),
+            Plan::Full
+        );
+    }
+
+    #[test]
     fn dispositions() {
         let (d, t) = disposition_and_type("image/png", "a/x.png", "x.png", false);
         assert_eq!(
