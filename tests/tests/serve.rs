@@ -763,9 +763,7 @@ fn serve_help_has_every_pocketbase_flag_and_the_readme_lists_them() {
         println!("serve_help: SKIP the comparison, the real PocketBase is not available");
         return;
     };
-    let mut theirs = flags_of(&help(&pb, &["serve", "--help"]));
-    // TLS (`serve DOMAIN…`, `--https`) comes with its own change (issue 17, TLS part)
-    theirs.remove("https");
+    let theirs = flags_of(&help(&pb, &["serve", "--help"]));
     let missing: Vec<&String> = theirs.difference(&ours).collect();
     assert!(missing.is_empty(), "pocketbun serve lacks {missing:?}");
     assert!(theirs.len() >= 14, "{theirs:?}");
