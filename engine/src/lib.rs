@@ -23,3 +23,6 @@ pub mod records;
 pub mod schema;
 pub mod settings;
 pub mod superuser;
+
+#[cfg(test)]
+mod complexity_tests;

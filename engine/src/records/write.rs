@@ -602,14 +602,20 @@ impl Draft {
         let mut keys: Vec<String> = data.keys().cloned().collect();
         keys.sort_by_key(|k| k.len());
         let mut copy = self.original.clone();
-        let mut out = data.clone();
+        // the field keys' new values, applied afterwards to `data` itself: no copy of the
+        // whole body (a large value under an unknown key cost its size once more)
+        let mut replaced: Vec<(String, String, Json)> = Vec::new();
         for k in keys {
             if let Some((i, m)) = setter(&self.coll, &k) {
                 apply(&self.coll, &mut copy, i, m, &data[&k]);
-                out.remove(&k);
                 let f = &self.coll.fields[i];
-                out.insert(f.name.clone(), get_json(f, &copy[i], None));
+                replaced.push((k, f.name.clone(), get_json(f, &copy[i], None)));
             }
+        }
+        let mut out = data;
+        for (key, name, value) in replaced {
+            out.remove(&key);
+            out.insert(name, value);
         }
         out
     }
