@@ -201,7 +201,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         config.workers,
         handle.driver()
     );
+    let busy = handle.busy_meter();
     let served = handle.join();
+    // the watchdog's figure of how close the workers came to a stall (tests read it)
+    eprintln!(
+        "pocketbun: longest busy stretch of a worker: {} ms",
+        busy.longest().as_millis()
+    );
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
     crate::logs::flush(std::time::Duration::from_secs(2));
     store.close();
