@@ -231,6 +231,29 @@ pub(crate) fn pick_fields(mut resp: Response, fields: &str) -> ApiResult {
     Ok(resp)
 }
 
+/// PocketBase's superuser IP allow-list, applied where the request's token is loaded: any
+/// request carrying a valid superuser token from an IP outside `superuserIPs` is refused with
+/// 403 before routing (and before the rate limiter, which runs after authentication), so a
+/// token issued before the list was set, or from an allowed IP, is useless elsewhere. The
+/// list is usually empty: then this costs one settings snapshot clone, and no token check.
+fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
+    if req.header("authorization").is_none() {
+        return Ok(());
+    }
+    let settings = ctx.shared.settings.get();
+    if settings.superuser_ips.is_empty() {
+        return Ok(());
+    }
+    if !ctx.auth(req).is_some_and(|a| a.is_superuser()) {
+        return Ok(());
+    }
+    let ip = crate::client_ip::client_ip(&settings, req);
+    if crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(None))
+}
+
 /// Marks a response that may be embedded in frames (served files): PocketBase drops
 /// `X-Frame-Options` for those. The mark is an empty `X-Frame-Options`, removed on the way out.
 pub fn allow_framing(resp: &mut Response) {
@@ -293,7 +316,9 @@ impl Service for App {
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
         let dev_line = crate::serve_options::dev()
             .then(|| format!("{} {}", req.head.method.as_str(), req.head.target));
-        let (result, is_static) = match crate::ratelimit::check(&self.ctx, &req) {
+        let (result, is_static) = match superuser_ip_check(&self.ctx, &req)
+            .and_then(|()| crate::ratelimit::check(&self.ctx, &req))
+        {
             Ok(()) => self.dispatch(req).await,
             Err(err) => (Err(err), false),
         };

@@ -241,7 +241,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         Ok(None) => {}
         Err(e) => eprintln!("Error: cannot prepare the installer link: {e}"),
     }
+    let busy = handle.busy_meter();
     let served = handle.join();
+    // the watchdog's figure of how close the workers came to a stall (tests read it)
+    eprintln!(
+        "pocketbun: longest busy stretch of a worker: {} ms",
+        busy.longest().as_millis()
+    );
     if let Some(r) = redirect {
         r.shutdown().trigger();
         let _ = r.join();

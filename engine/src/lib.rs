@@ -30,3 +30,6 @@ pub mod serve_options;
 pub mod settings;
 pub mod superuser;
 pub mod tls;
+
+#[cfg(test)]
+mod complexity_tests;

@@ -42,3 +42,4 @@ pub use response::{Body, BodyStream, Response};
 pub use server::{Server, ServerHandle};
 pub use service::{default_error_response, Service};
 pub use shutdown::Shutdown;
+pub use stall::BusyMeter;

@@ -4,7 +4,7 @@ use crate::config::{Driver, ServerConfig};
 use crate::conn::{self, WorkerCtx};
 use crate::error::{HttpError, HttpErrorKind};
 use crate::service::Service;
-use crate::stall::{Heartbeat, Watchdog};
+use crate::stall::{BusyMeter, Heartbeat, Watchdog};
 use crate::write::{write_head, Framing};
 use crate::Shutdown;
 use monoio::io::AsyncWriteRentExt;
@@ -26,6 +26,7 @@ pub struct ServerHandle {
     shutdown: Shutdown,
     threads: Vec<JoinHandle<io::Result<()>>>,
     stalls: Arc<AtomicU64>,
+    busy: BusyMeter,
     driver: &'static str,
 }
 
@@ -85,6 +86,7 @@ impl Server {
             shutdown,
             threads,
             stalls,
+            busy: watchdog.meter(),
             driver: if use_uring { "io_uring" } else { "epoll" },
         })
     }
@@ -108,6 +110,12 @@ impl ServerHandle {
     /// How many worker stalls the watchdog has seen end.
     pub fn stalls(&self) -> u64 {
         self.stalls.load(Ordering::Relaxed)
+    }
+
+    /// The longest CPU-busy stretch of each worker (see [`BusyMeter`]); keep a clone to read
+    /// it after [`ServerHandle::join`].
+    pub fn busy_meter(&self) -> BusyMeter {
+        self.busy.clone()
     }
 
     /// Triggers shutdown on the first SIGINT or SIGTERM.
@@ -212,7 +220,7 @@ where
         shutdown: shutdown.clone(),
         gzip: config.gzip,
     });
-    monoio::spawn(heartbeat.run());
+    monoio::spawn(heartbeat.clone().run());
     let tls = config.tls.clone();
     let open_here = Rc::new(Cell::new(0usize));
 
@@ -287,6 +295,8 @@ where
     while open_here.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
+    // a last beat, so that the busy meter also counts work done since the previous one
+    heartbeat.beat();
     Ok(())
 }
 

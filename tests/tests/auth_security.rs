@@ -124,6 +124,15 @@ fn crafted_tokens_are_refused_unless_signed_right() {
     let expired = sign(&claims(now() - 60), &format!("{token_key}{auth_secret}"));
     assert_eq!(refresh(&server, &expired), 401);
 
+    // `nbf`: not valid yet is refused, already valid is fine (PocketBase checks it too)
+    let with_nbf = |nbf: i64| {
+        let mut c = claims(now() + 3600);
+        c["nbf"] = json!(nbf);
+        sign(&c, &format!("{token_key}{auth_secret}"))
+    };
+    assert_eq!(refresh(&server, &with_nbf(now() + 600)), 401);
+    assert_eq!(refresh(&server, &with_nbf(now() - 600)), 200);
+
     // without the record's tokenKey, or without the collection secret
     assert_eq!(
         refresh(&server, &sign(&claims(now() + 3600), &auth_secret)),
@@ -243,4 +252,109 @@ fn brute_force_stops_at_the_rate_limit_even_for_the_right_password() {
         "{}",
     );
     assert_eq!(status, 200);
+}
+
+/// `superuserIPs` applies to every request carrying a superuser token, not only to logins:
+/// a token issued earlier is refused from any other IP (403 before routing, even on
+/// `/api/health` and unknown routes), also after a restart; other tokens, guests and CORS
+/// preflights are unaffected. Same answers from PocketBase 0.40.
+#[test]
+fn superuser_ip_allow_list_applies_to_issued_tokens() {
+    let mut server = start();
+    let forbidden = json!({"data": {}, "message": "You are not allowed to perform this request.", "status": 403});
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        "/api/settings",
+        Some(SUPERUSER),
+        r#"{"trustedProxy":{"headers":["x-test-ip"]},"superuserIPs":["10.0.0.0/8"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let from = |server: &Server, method: &str, path: &str, token: &str, ip: Option<&str>| {
+        let body = if method == "POST" { "{}" } else { "" };
+        let mut req = Request::new(method, path)
+            .header("Host", "127.0.0.1")
+            .header("Connection", "close")
+            .header("Authorization", token)
+            .header("Content-Type", "application/json")
+            .header("Content-Length", &body.len().to_string())
+            .body(body.as_bytes().to_vec());
+        if let Some(ip) = ip {
+            req = req.header("x-test-ip", ip);
+        }
+        let resp = req.send(server.port()).unwrap();
+        let text = resp.text();
+        (
+            resp.status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    let refused = [
+        ("GET", "/api/settings"),
+        ("PATCH", "/api/settings"),
+        ("POST", "/api/collections"),
+        ("GET", "/api/logs"),
+        ("GET", "/api/backups"),
+        ("GET", "/api/health"),
+        ("GET", "/api/collections/users/records"),
+        ("POST", "/api/collections/_superusers/auth-refresh"),
+        ("GET", "/api/no-such-route"),
+    ];
+    for (method, path) in refused {
+        assert_eq!(
+            from(&server, method, path, SUPERUSER, None),
+            (403, forbidden.clone()),
+            "{method} {path} from 127.0.0.1"
+        );
+        assert_eq!(
+            from(&server, method, path, SUPERUSER, Some("192.168.1.1")).0,
+            403,
+            "{method} {path} from 192.168.1.1"
+        );
+    }
+    // from an allowed IP the token still works
+    let (status, body) = from(&server, "GET", "/api/settings", SUPERUSER, Some("10.9.8.7"));
+    assert_eq!(status, 200, "{body}");
+    // guests and other auth records are not concerned
+    let (token_key, auth_secret) = keys(CLIENTS, CLIENT_ID, "authToken");
+    let client = sign(
+        &json!({"id": CLIENT_ID, "type": "auth", "collectionId": CLIENTS, "exp": now() + 3600, "refreshable": true}),
+        &format!("{token_key}{auth_secret}"),
+    );
+    assert_eq!(refresh(&server, &client), 200);
+    assert_eq!(call(&server, "GET", "/api/health", None, "").0, 200);
+    // an invalid superuser token is a guest's
+    let broken = format!("{SUPERUSER}x");
+    assert_eq!(from(&server, "GET", "/api/health", &broken, None).0, 200);
+    // CORS preflights are answered before authentication
+    let resp = Request::new("OPTIONS", "/api/settings")
+        .header("Host", "127.0.0.1")
+        .header("Connection", "close")
+        .header("Authorization", SUPERUSER)
+        .header("Origin", "http://example.com")
+        .header("Access-Control-Request-Method", "GET")
+        .send(server.port())
+        .unwrap();
+    assert_eq!(resp.status, 204);
+
+    // the list is a stored setting: a restart keeps refusing the token
+    server.stop();
+    let restarted = Server::start(&ServerSpec::from_env(), Some(server.data_dir()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        from(&restarted, "GET", "/api/settings", SUPERUSER, None),
+        (403, forbidden)
+    );
+    assert_eq!(
+        from(
+            &restarted,
+            "GET",
+            "/api/settings",
+            SUPERUSER,
+            Some("10.0.0.1")
+        )
+        .0,
+        200
+    );
 }

@@ -133,7 +133,7 @@ async fn auth_with_password(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The collection is not configured to allow password authentication.",
         )));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let identity = body.string("identity")?;
     let plain = body.string("password")?;
     let identity_field = body.string("identityField")?;
@@ -348,7 +348,7 @@ async fn impersonate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let coll = auth_collection(&ctx, &req)?;
     let loaded = flow::find_by_id(&ctx, &coll, req.param("id").unwrap_or(""))?
         .ok_or_else(|| ApiError::not_found(None))?;
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let duration = body.int("duration")?;
     let mut errs = FieldErrors::new();
     if duration < 0 {

@@ -103,7 +103,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The collection is not configured to allow OTP authentication.",
         )));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let email = body.string("email")?;
     let mut errs = FieldErrors::new();
     check_email(&mut errs, "email", &email);
@@ -207,7 +207,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The collection is not configured to allow OTP authentication.",
         )));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let otp_id = body.string("otpId")?;
     let code = body.string("password")?;
     let mut errs = FieldErrors::new();
@@ -306,7 +306,7 @@ async fn request_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if coll.name == token::SUPERUSERS {
         return Err(ApiError::bad_request(Some(SUPERUSERS_VERIFIED)));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let email = body.string("email")?;
     let mut errs = FieldErrors::new();
     check_email(&mut errs, "email", &email);
@@ -337,7 +337,7 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if coll.name == token::SUPERUSERS {
         return Err(ApiError::bad_request(Some(SUPERUSERS_VERIFIED)));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let raw = body.string("token")?;
     let mut errs = FieldErrors::new();
     let mut found = None;
@@ -405,7 +405,7 @@ async fn request_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The collection is not configured to allow password authentication.",
         )));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let email = body.string("email")?;
     let mut errs = FieldErrors::new();
     check_email(&mut errs, "email", &email);
@@ -476,7 +476,9 @@ fn password_field_error(coll: &Collection, plain: &str) -> Option<FieldError> {
 
 async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let coll = auth_collection(&ctx, &req)?;
-    let body = Body::parse(&req).map_err(|_| ApiError::bad_request(Some(flow::LOAD_FAILED)))?;
+    let body = Body::parse(&ctx, &req)
+        .await
+        .map_err(|_| ApiError::bad_request(Some(flow::LOAD_FAILED)))?;
     let raw = body.string("token")?;
     let plain = body.string("password")?;
     let confirm = body.string("passwordConfirm")?;
@@ -543,7 +545,7 @@ async fn request_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?
         .ok_or_else(|| ApiError::unauthorized(Some("The request requires valid auth record.")))?;
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let new_email = body.string("newEmail")?;
     let mut errs = FieldErrors::new();
     check_email(&mut errs, "newEmail", &new_email);
@@ -625,7 +627,7 @@ async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if coll.name == token::SUPERUSERS {
         return Err(ApiError::bad_request(Some(SUPERUSERS_EMAIL)));
     }
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let raw = body.string("token")?;
     let plain = body.string("password")?;
     let mut errs = FieldErrors::new();

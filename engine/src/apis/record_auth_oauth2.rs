@@ -56,7 +56,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Ok(resp)
     };
     let (state, code, error, apple_user) = if post {
-        let Ok(body) = Body::parse(&req) else {
+        let Ok(body) = Body::parse(&ctx, &req).await else {
             return to(REDIRECT_FAILURE);
         };
         let field = |k: &str| body.string(k);
@@ -117,7 +117,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let logged = ctx.auth(&req).filter(|a| a.collection_id == coll.id);
     let caller = caller(&ctx, &req, METHOD_OAUTH2)?;
-    let body = Body::parse(&req)?;
+    let body = Body::parse(&ctx, &req).await?;
     let provider_name = body.string("provider")?;
     let code = body.string("code")?;
     let verifier = body.string("codeVerifier")?;

@@ -3,6 +3,7 @@
 //! rule, MFA, the record JSON with expand, new-login alerts).
 
 use super::token;
+use crate::apis::body::OFFLOAD_PARSE_BYTES;
 use crate::app::AppCtx;
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::records::access::{
@@ -53,8 +54,9 @@ pub fn auth_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, A
 pub struct Body(pub Map<String, Value>);
 
 impl Body {
-    pub fn parse(req: &Request) -> Result<Body, ApiError> {
-        let load = || ApiError::bad_request(Some(LOAD_FAILED));
+    /// Parses the body of `req`; one bigger than [`OFFLOAD_PARSE_BYTES`] on the CPU pool, so a
+    /// client cannot hold the worker with a 32 MiB form.
+    pub async fn parse(ctx: &AppCtx, req: &Request) -> Result<Body, ApiError> {
         if req.body.is_empty() {
             return Ok(Body::default());
         }
@@ -62,9 +64,26 @@ impl Body {
             .header("content-type")
             .unwrap_or("")
             .to_ascii_lowercase();
+        if req.body.len() <= OFFLOAD_PARSE_BYTES {
+            return Body::parse_bytes(&ct, &req.body);
+        }
+        let body = req.body.clone();
+        ctx.shared
+            .cpu
+            .run(move || Body::parse_bytes(&ct, &body))
+            .await
+            .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?
+    }
+
+    fn parse_bytes(ct: &str, body: &[u8]) -> Result<Body, ApiError> {
+        let load = || ApiError::bad_request(Some(LOAD_FAILED));
         if ct.starts_with("application/x-www-form-urlencoded") {
+            // more than 10,000 fields: Go's form parser refuses the body
+            if crate::records::access::too_many_params(body) {
+                return Err(load());
+            }
             let mut out = Map::new();
-            let text = String::from_utf8_lossy(&req.body);
+            let text = String::from_utf8_lossy(body);
             for (k, v) in query_pairs(&text) {
                 if k == "@jsonPayload" {
                     match crate::json_strict::from_slice(v.as_bytes()).map_err(|_| load())? {
@@ -79,18 +98,18 @@ impl Body {
             return Ok(Body(out));
         }
         if ct.starts_with("multipart/form-data") {
-            return Ok(Body(multipart_fields(&ct, &req.body)));
+            return multipart_fields(ct, body).map(Body).ok_or_else(load);
         }
-        if crate::apis::body::is_xml(&ct) {
+        if crate::apis::body::is_xml(ct) {
             // XML binds no field of the form (they have no XML names); broken XML fails
-            return if crate::apis::body::xml_well_formed(&req.body) {
+            return if crate::apis::body::xml_well_formed(body) {
                 Ok(Body::default())
             } else {
                 Err(load())
             };
         }
         // JSON is the default (PocketBase decodes unknown types as JSON too)
-        match crate::json_strict::first_value(&req.body) {
+        match crate::json_strict::first_value(body) {
             Some(Ok(Value::Object(m))) => Ok(Body(m)),
             Some(Ok(Value::Null)) => Ok(Body::default()),
             None => Ok(Body::default()),
@@ -150,7 +169,7 @@ impl Body {
 }
 
 /// The plain text fields of a multipart body (files are left out).
-fn multipart_fields(content_type: &str, body: &[u8]) -> Map<String, Value> {
+fn multipart_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
     let mut out = Map::new();
     let Some(boundary) = content_type
         .split(';')
@@ -158,11 +177,16 @@ fn multipart_fields(content_type: &str, body: &[u8]) -> Map<String, Value> {
         .next()
         .map(|b| b.trim_matches('"').to_string())
     else {
-        return out;
+        return Some(out);
     };
     let text = String::from_utf8_lossy(body);
     let delim = format!("--{boundary}");
-    for part in text.split(delim.as_str()).skip(1) {
+    for (i, part) in text.split(delim.as_str()).skip(1).enumerate() {
+        // Go's multipart reader refuses more than 1,000 parts (the closing delimiter is
+        // one more piece here)
+        if i > crate::apis::body::MAX_MULTIPART_PARTS {
+            return None;
+        }
         let Some((head, content)) = part.split_once("\r\n\r\n") else {
             continue;
         };
@@ -190,7 +214,7 @@ fn multipart_fields(content_type: &str, body: &[u8]) -> Map<String, Value> {
             out.insert(name, Value::String(content.to_string()));
         }
     }
-    out
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -857,9 +881,18 @@ mod tests {
     #[test]
     fn multipart_text_fields() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
-        let m = multipart_fields("multipart/form-data; boundary=XX", body);
+        let m = multipart_fields("multipart/form-data; boundary=XX", body).unwrap();
         assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
         assert!(m.get("f").is_none());
+        // Go's part limit: 1,000 parts pass, 1,001 do not
+        let parts = |n: usize| {
+            let mut b = "--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n".repeat(n);
+            b.push_str("--XX--\r\n");
+            b
+        };
+        let ct = "multipart/form-data; boundary=XX";
+        assert!(multipart_fields(ct, parts(1000).as_bytes()).is_some());
+        assert!(multipart_fields(ct, parts(1001).as_bytes()).is_none());
     }
 }
 

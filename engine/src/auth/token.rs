@@ -162,7 +162,8 @@ thread_local! {
     static VERIFIED: RefCell<HashMap<String, (String, u64)>> = RefCell::new(HashMap::new());
 }
 
-/// Whether `token` is an HS256 JWT signed with `key` whose `exp` has not passed. A client
+/// Whether `token` is an HS256 JWT signed with `key` whose `exp` has not passed (and whose
+/// `nbf`, if any, has). A client
 /// sends the same token with every request: the HMAC and claim parsing are done once per
 /// worker, and repeated while the key (the record's current `tokenKey` + the collection's
 /// secret, read anew each time) is the same and `exp` is still ahead.
@@ -178,6 +179,9 @@ fn signature_ok(token: &str, key: String) -> bool {
     }
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims = ["exp".to_string()].into_iter().collect();
+    // a token is not valid before its `nbf`, when it has one (PocketBase's JWT parser checks
+    // it too); such a token is not cached, so it is checked again once it becomes valid
+    validation.validate_nbf = true;
     validation.leeway = 0;
     let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(
         token,

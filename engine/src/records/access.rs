@@ -36,9 +36,25 @@ pub fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The query parameters with their first values, as Go's `url.Values.Get` sees them.
+/// Go's `url.ParseQuery` refuses a query with this many `&` separators or more (GODEBUG
+/// `urlmaxqueryparams`, 10,000 parameters); `Request.URL.Query()` then holds nothing, so
+/// PocketBase sees no parameter at all. A form body over the limit is a 400 (`apis::body`).
+pub const MAX_QUERY_PARAMS: usize = 10_000;
+
+/// Whether `raw` (a query string or urlencoded body) has more parameters than Go parses.
+pub fn too_many_params(raw: &[u8]) -> bool {
+    raw.iter().filter(|&&b| b == b'&').count() >= MAX_QUERY_PARAMS
+}
+
+/// The query parameters with their first values, as Go's `url.Values.Get` sees them (none
+/// past [`MAX_QUERY_PARAMS`]). Linear: repeated keys are found through a hash set, so even
+/// 10,000 distinct keys cost microseconds (a search of the list per key took seconds).
 pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
+    if raw.is_empty() || too_many_params(raw.as_bytes()) {
+        return out;
+    }
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for part in raw.split('&') {
         if part.is_empty() || part.contains(';') {
             continue;
@@ -47,7 +63,7 @@ pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
         let (Some(k), Some(v)) = (url_decode(k), url_decode(v)) else {
             continue;
         };
-        if !out.iter().any(|(ek, _)| *ek == k) {
+        if seen.insert(k.clone()) {
             out.push((k, v));
         }
     }

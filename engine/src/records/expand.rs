@@ -16,7 +16,7 @@ use pocketbun_query::{RequestInfo, Value as QValue};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Max relation depth of one expand path.
@@ -24,26 +24,54 @@ pub const MAX_NESTED_RELS: usize = 6;
 /// Max back-related records per record (PocketBase's arbitrary cap).
 const MAX_BACK_RELS: usize = 1000;
 
+/// At most this many distinct paths of one `expand=` are expanded; later ones are ignored.
+/// PocketBase has no such cap, but each path may cost up to [`MAX_NESTED_RELS`] statements
+/// (`rel.x1,rel.x2,…` fetches `rel` once per entry before failing), so an unbounded list let one
+/// request run tens of thousands of statements on the worker; no real client names 100
+/// distinct relation paths.
+pub const MAX_EXPAND_PATHS: usize = 100;
+
 /// PocketBase's `normalizeExpands`: spaces removed, dots trimmed, paths contained in a
-/// longer one dropped, duplicates dropped.
+/// longer one dropped, duplicates dropped; then at most [`MAX_EXPAND_PATHS`] are kept.
+///
+/// Linear in the length of `raw`: duplicates and contained paths are found through hash
+/// sets (a search of the whole list per entry stalled a worker 5 s on 50k entries). Only
+/// the first [`MAX_NESTED_RELS`] segments of a path are kept, as deeper ones are never
+/// expanded; that also bounds the prefixes each path adds to the set.
 pub fn normalize(raw: &str) -> Vec<String> {
-    let paths: Vec<String> = raw
-        .split(',')
-        .map(|p| p.replace(' ', "").trim_matches('.').to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    for (i, p1) in paths.iter().enumerate() {
-        let prefix = format!("{p1}.");
-        let contained = paths
-            .iter()
-            .enumerate()
-            .any(|(j, p2)| i != j && p2.starts_with(&prefix));
-        if !contained && !out.contains(p1) {
-            out.push(p1.clone());
+    let mut paths: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for entry in raw.split(',') {
+        let cleaned = entry.replace(' ', "");
+        let path = cleaned.trim_matches('.');
+        if path.is_empty() {
+            continue;
+        }
+        let path = match path.match_indices('.').nth(MAX_NESTED_RELS - 1) {
+            Some((cut, _)) => &path[..cut],
+            None => path,
+        };
+        if !seen.contains(path) {
+            seen.insert(path.to_string());
+            paths.push(path.to_string());
         }
     }
-    out
+    // a path that is a dot-prefix of another (`a.b` of `a.b.c`) is expanded by that one
+    let contained: HashSet<&str> = paths
+        .iter()
+        .flat_map(|p| p.match_indices('.').map(move |(i, _)| &p[..i]))
+        .collect();
+    let keep: Vec<bool> = paths
+        .iter()
+        .map(|p| !contained.contains(p.as_str()))
+        .collect();
+    drop(contained);
+    paths
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(p, k)| k.then_some(p))
+        .take(MAX_EXPAND_PATHS)
+        .collect()
 }
 
 pub struct Expander<'a> {
@@ -391,6 +419,17 @@ mod tests {
             normalize("a.b.c, a.b,   test  , ,test,.x."),
             vec!["a.b.c", "test", "x"]
         );
+        // segments past the sixth are never expanded: cut, then deduplicated
+        assert_eq!(
+            normalize("a.b.c.d.e.f.g,a.b.c.d.e.f.h,a.b.c.d.e.f,x..y"),
+            vec!["a.b.c.d.e.f", "x..y"]
+        );
+        // the order of first appearance; capped
+        let many: Vec<String> = (0..500).map(|i| format!("r{i}")).collect();
+        let got = normalize(&format!("{},r1.x", many.join(",")));
+        assert_eq!(got.len(), MAX_EXPAND_PATHS);
+        assert_eq!(got[0], "r0");
+        assert_eq!(got[1], "r2");
     }
 
     #[test]

@@ -160,12 +160,14 @@ impl Arena {
         stmt: &mut Statement<'_>,
         params: &[QValue],
     ) -> rusqlite::Result<Vec<usize>> {
-        let slots = column_slots(coll, stmt);
         let nfields = coll.fields.len();
         let count = stmt.parameter_count();
         let mut rows = stmt.query(bound(params, count))?;
         let mut out = Vec::new();
+        let mut slots: Option<Vec<Option<usize>>> = None;
         while let Some(row) = rows.next()? {
+            // read the columns once the first row is there: see `column_slots`
+            let slots = slots.get_or_insert_with(|| column_slots(coll, row.as_ref()));
             let mut values = vec![SqlVal::Null; nfields];
             for (col, slot) in slots.iter().enumerate() {
                 if let Some(i) = slot {
@@ -185,7 +187,12 @@ impl Arena {
     }
 }
 
-/// Columns → field slots, resolved once per statement.
+/// Columns → field slots, resolved once per statement run.
+///
+/// Only ask a statement for its columns after its first step: a cached `SELECT *` prepared
+/// before a schema change still lists the old columns until `sqlite3_step` re-prepares it
+/// for the new schema. Reading them before made every worker answer its first read after an
+/// added field without that field (read-your-writes for schema, issue 16).
 fn column_slots(coll: &Collection, stmt: &Statement<'_>) -> Vec<Option<usize>> {
     (0..stmt.column_count())
         .map(|c| {
@@ -211,18 +218,23 @@ pub fn write_rows(
     out: &mut String,
     sep: &str,
 ) -> rusqlite::Result<usize> {
-    // field → the column that fills it (a later column wins, as in `Arena::load`)
-    let mut cols: Vec<Option<usize>> = vec![None; coll.fields.len()];
-    for (c, slot) in column_slots(coll, stmt).into_iter().enumerate() {
-        if let Some(i) = slot {
-            cols[i] = Some(c);
-        }
-    }
     let count = stmt.parameter_count();
     let mut rows = stmt.query(bound(params, count))?;
     let mut writer = json::Writer::new();
     let mut n = 0;
+    let mut field_cols: Option<Vec<Option<usize>>> = None;
     while let Some(row) = rows.next()? {
+        // field → the column that fills it (a later column wins, as in `Arena::load`),
+        // read once the statement has stepped (see `column_slots`)
+        let cols = field_cols.get_or_insert_with(|| {
+            let mut cols: Vec<Option<usize>> = vec![None; coll.fields.len()];
+            for (c, slot) in column_slots(coll, row.as_ref()).into_iter().enumerate() {
+                if let Some(i) = slot {
+                    cols[i] = Some(c);
+                }
+            }
+            cols
+        });
         if n > 0 {
             out.push_str(sep);
         }

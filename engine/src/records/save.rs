@@ -628,20 +628,23 @@ pub async fn prepare_upsert(
         caller.info.context = context.to_string();
     }
     let superuser = caller.superuser();
-    let body = match body {
-        Some(b) => b,
-        None => record_body(req)
-            .await
-            .map_err(|_| crate::apis::body::body_error(req))?,
-    };
     let rule = if is_new {
         coll.create_rule.clone()
     } else {
         coll.update_rule.clone()
     };
+    // the rule alone decides: refuse before reading the body. PocketBase parses first, so
+    // a malformed body sent by a guest here gets our 403 where it gets a 400; we keep the
+    // body unread on purpose (a guest must not make a worker parse up to 32 MiB for nothing)
     if !superuser && rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
+    let body = match body {
+        Some(b) => b,
+        None => record_body(ctx, req)
+            .await
+            .map_err(|_| crate::apis::body::body_error(req))?,
+    };
     let existing = match existing {
         Some(row) if row.is_empty() => {
             match current_row(ctx, batch.as_deref(), &coll, req.param("id").unwrap_or(""))? {
@@ -932,14 +935,15 @@ pub async fn prepare_delete(
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let query = query_pairs(req.query());
     let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
-    if batch.is_some() {
-        caller.info.context = "batch".into();
-    } else if record_body(req).await.is_err() {
-        return Err(crate::apis::body::body_error(req));
-    }
     let superuser = caller.superuser();
+    // as for create/update: a null rule refuses before the body is read
     if !superuser && coll.delete_rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    if batch.is_some() {
+        caller.info.context = "batch".into();
+    } else if record_body(ctx, req).await.is_err() {
+        return Err(crate::apis::body::body_error(req));
     }
     if current_row(ctx, batch.as_deref(), &coll, &id)?.is_none() {
         return Err(ApiError::not_found(None));

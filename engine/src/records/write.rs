@@ -606,11 +606,12 @@ impl Draft {
         let mut keys: Vec<String> = data.keys().cloned().collect();
         keys.sort_by_key(|k| k.len());
         let mut copy = self.original.clone();
-        let mut out = data.clone();
+        // the field keys' new values, applied afterwards to `data` itself: no copy of the
+        // whole body (a large value under an unknown key cost its size once more)
+        let mut replaced: Vec<(String, String, Json)> = Vec::new();
         for k in keys {
             if let Some((i, m)) = setter(&self.coll, &k) {
                 apply(&self.coll, &mut copy, i, m, &data[&k]);
-                out.remove(&k);
                 let f = &self.coll.fields[i];
                 let value = match &copy[i] {
                     // raw JSON that PocketBase 0.40 finds invalid (a duplicate key) stays raw,
@@ -620,8 +621,13 @@ impl Draft {
                     }
                     v => get_json(f, v, None),
                 };
-                out.insert(f.name.clone(), value);
+                replaced.push((k, f.name.clone(), value));
             }
+        }
+        let mut out = data;
+        for (key, name, value) in replaced {
+            out.remove(&key);
+            out.insert(name, value);
         }
         out
     }
