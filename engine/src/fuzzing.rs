@@ -6,7 +6,7 @@
 //! the code a record request runs before any storage: body binding (JSON, urlencoded,
 //! multipart), the draft a body becomes, the `fields=` picker and `expand=` normalisation.
 
-use crate::apis::body::{record_body, RecordBody};
+use crate::apis::body::{form_record_data, multipart_record_body, RecordBody};
 use crate::records::write::{get_json, Draft};
 use crate::records::{expand, pick};
 use futures_util::FutureExt;
@@ -43,9 +43,16 @@ fn request(content_type: &str, query: &str, body: &[u8]) -> Request {
 /// Binds a body the way record create/update does. The body is complete in memory, so the
 /// parse never waits: `None` would mean it did.
 fn bind(req: &Request) -> Result<RecordBody, ()> {
-    record_body(req)
-        .now_or_never()
-        .expect("binding an in-memory body never waits")
+    let ct = req.header("content-type").unwrap_or("");
+    if ct.starts_with("multipart/form-data") {
+        return multipart_record_body(ct, &req.body, req.query())
+            .now_or_never()
+            .expect("binding an in-memory body never waits");
+    }
+    Ok(RecordBody {
+        data: form_record_data(&req.body, req.query())?,
+        uploads: Vec::new(),
+    })
 }
 
 /// The first byte picks the body's type (urlencoded or multipart with a fixed boundary); up

@@ -31,9 +31,10 @@ pub fn apply_to_body(body: &[u8], fields: &str) -> Result<Vec<u8>, crate::error:
     let search_result = matches!(&v, Value::Object(m) if m.len() == 5
         && m.get("items").is_some_and(Value::is_array)
         && ["page", "perPage", "totalItems", "totalPages"].iter().all(|k| m.contains_key(*k)));
+    let mut plans = Plans::new();
     match v.get_mut("items") {
-        Some(items) if search_result => pick_value(items, &picks),
-        _ => pick_value(&mut v, &picks),
+        Some(items) if search_result => pick_value(items, &picks, &mut plans),
+        _ => pick_value(&mut v, &picks, &mut plans),
     }
     let mut out = String::with_capacity(body.len());
     gojson::write_value(&mut out, &v);
