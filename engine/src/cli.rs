@@ -309,7 +309,10 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("Error: {e}");
+            // PocketBase 0.40 reports a failed command through Go's `log`: a
+            // `2006/01/02 15:04:05 ` prefix (UTC here), then the message
+            let now = pocketbun_storage::time::now_datetime();
+            eprintln!("{} {e}", now[..19].replace('-', "/"));
             1
         }
     }

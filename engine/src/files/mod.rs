@@ -154,7 +154,7 @@ mod tests {
             "{\"user.cache_control\":\"\",\"user.content_disposition\":\"\",\
              \"user.content_encoding\":\"\",\"user.content_language\":\"\",\
              \"user.content_type\":\"image/png\",\"user.metadata\":null,\
-             \"md5\":\"XUFAKrxLKna5cZ2REBfFkg==\"}\n"
+             \"md5\":\"XUFAKrxLKna5cZ2REBfFkg==\"}"
         );
         // no sidecar: octet-stream; a broken one: an error
         std::fs::write(dir.join("y.bin"), b"1").unwrap();

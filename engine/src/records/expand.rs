@@ -47,8 +47,9 @@ pub fn normalize(raw: &str) -> Vec<String> {
         if path.is_empty() {
             continue;
         }
+        // a cut right after an empty segment (`a.b.c.d.e..f`) would leave a trailing dot
         let path = match path.match_indices('.').nth(MAX_NESTED_RELS - 1) {
-            Some((cut, _)) => &path[..cut],
+            Some((cut, _)) => path[..cut].trim_end_matches('.'),
             None => path,
         };
         if !seen.contains(path) {
