@@ -595,7 +595,7 @@ fn thumbs_fall_back_and_generate_once() {
     assert_eq!(resp.body, original);
     assert_eq!(
         resp.header("Content-Disposition"),
-        Some("inline; filename=300_1SEi6Q6U72.png")
+        Some("inline; filename=\"300_1SEi6Q6U72.png\"")
     );
     // an image that cannot be decoded: the original, and no thumb left behind
     let demo1 = server.data_dir().join(DEMO1_DIR);
@@ -644,7 +644,7 @@ fn thumbs_fall_back_and_generate_once() {
         assert_eq!(a.body, stored);
         assert_eq!(
             a.header("Content-Disposition"),
-            Some("inline; filename=70x50f_300_1SEi6Q6U72.png")
+            Some("inline; filename=\"70x50f_300_1SEi6Q6U72.png\"")
         );
     }
     let names: Vec<String> = std::fs::read_dir(&thumbs)

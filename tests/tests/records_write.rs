@@ -917,6 +917,9 @@ fn rate_limit_rules_per_collection_action() {
 /// the default limit plus its file fields' (maxSize x maxSelect) and JSON fields' maxSize.
 #[test]
 fn collection_body_limit() {
+    // within the limit PocketBase parses the body first and answers its 400. demo1's create
+    // and update rules are null, and a null rule decides before the body is parsed here
+    // (issue 16, "check rules before heavy parsing"), so a guest gets the rule's 403
     for (name, method, target) in [
         (
             "TestRecordCrudCreate#35/#36",
@@ -938,8 +941,14 @@ fn collection_body_limit() {
             assert_eq!(status, 413, "{text}");
             assert!(text.contains(r#""data":{}"#), "{text}");
             let (status, text) = c.send(method, target, None, None, Body::Zeros(limit));
-            assert_eq!(status, 400, "{text}");
+            let want = match c.kind() {
+                ServerKind::PocketBase => 400,
+                ServerKind::PocketBun => 403,
+            };
+            assert_eq!(status, want, "{text}");
             assert!(text.contains(r#""data":{}"#), "{text}");
+            // the one deliberate difference stays out of the compared transcripts
+            c.transcript.pop();
         });
     }
 }

@@ -259,7 +259,7 @@ fn record_files_live_in_the_bucket() {
     assert_eq!(resp.header("content-type"), Some("image/png"));
     assert_eq!(
         resp.header("content-disposition"),
-        Some(format!("inline; filename={image}").as_str())
+        Some(format!("inline; filename=\"{image}\"").as_str())
     );
     assert!(resp.header("last-modified").is_some());
     assert_eq!(resp.body, png);

@@ -257,7 +257,7 @@ fn index_fallback_off_answers_404() {
     assert_eq!(r.status, 404);
     assert_eq!(
         r.text(),
-        "{\"data\":{},\"message\":\"File not found.\",\"status\":404}\n"
+        "{\"data\":{},\"message\":\"File not found.\",\"status\":404}"
     );
     assert_eq!(send(&ours, "GET", "/%2e%2e/secret.txt", &[]).status, 404);
     assert_eq!(send(&ours, "GET", "/a.css", &[]).status, 200);
@@ -644,7 +644,7 @@ fn query_timeout_interrupts_a_long_select() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body,
-        "{\"data\":{},\"message\":\"Something went wrong while processing your request.\",\"status\":400}\n"
+        "{\"data\":{},\"message\":\"Something went wrong while processing your request.\",\"status\":400}"
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");
     // the worker is free again
