@@ -8,6 +8,8 @@
 //! * [`QueryCache`] — compiles on a miss and returns the cached [`CompiledQuery`] on a hit;
 //!   one per worker (no locks).
 
+#![forbid(unsafe_code)]
+
 mod compile;
 mod error;
 mod fields;

@@ -3,6 +3,8 @@
 //! per-thread read connections, and funnelling every write through one
 //! group-committing writer thread.
 
+#![forbid(unsafe_code)]
+
 mod checkpoint;
 pub mod collections;
 mod connection;
