@@ -15,7 +15,7 @@
 //! `os.DirFS`, follows such symlinks; PocketBun deliberately does not.
 
 use crate::error::{ApiError, ApiResult};
-use crate::files::serve::{self as content, ByteRange, Plan, RangeError, Segment, Source};
+use crate::files::serve::{self as content, Plan, RangeError, Segment, Source};
 use pocketbun_http::{Body, Method, Request, Response};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -248,45 +248,7 @@ fn respond(req: &Request, v: Variant, ctype: &str, vary: bool) -> Response {
         resp.set_header("Content-Encoding", coding);
     }
     resp.set_header("Content-Type", ctype.to_string());
-    let (segments, len) = match plan {
-        Plan::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            resp.status = 206;
-            resp.set_header("Content-Range", r.content_range(v.size));
-            (vec![Segment::File(r)], r.len)
-        }
-        Plan::Partial(ranges) => {
-            resp.status = 206;
-            let b = content::boundary();
-            resp.set_header(
-                "Content-Type",
-                format!("multipart/byteranges; boundary={b}"),
-            );
-            let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
-            let mut len = 0u64;
-            for (i, r) in ranges.iter().enumerate() {
-                let head = format!(
-                    "{}--{b}\r\nContent-Range: {}\r\nContent-Type: {ctype}\r\n\r\n",
-                    if i == 0 { "" } else { "\r\n" },
-                    r.content_range(v.size)
-                );
-                len += head.len() as u64 + r.len;
-                segments.push(Segment::Bytes(head.into_bytes()));
-                segments.push(Segment::File(*r));
-            }
-            let tail = format!("\r\n--{b}--\r\n");
-            len += tail.len() as u64;
-            segments.push(Segment::Bytes(tail.into_bytes()));
-            (segments, len)
-        }
-        _ => {
-            let whole = ByteRange {
-                start: 0,
-                len: v.size,
-            };
-            (vec![Segment::File(whole)], v.size)
-        }
-    };
+    let (segments, len) = content::plan_segments(&plan, v.size, ctype, &mut resp);
     if *req.method() != Method::Head {
         for seg in &segments {
             if let Segment::File(r) = seg {

@@ -277,7 +277,8 @@ fn clean_path(raw_path: &str) -> Option<String> {
     (path != raw_path).then_some(path)
 }
 
-fn html_escape(s: &str) -> String {
+/// Go's `html.EscapeString`, for the bodies of Go's redirect answers.
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

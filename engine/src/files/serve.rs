@@ -534,6 +534,56 @@ pub struct Served<'a> {
 }
 
 /// A random `multipart` boundary as Go's `mime/multipart` makes them (60 hex digits).
+/// The body of a `size`-byte file answered per `plan` (any plan but `PreconditionFailed`),
+/// as segments and their total length: one range is a 206 with `Content-Range`, several a
+/// 206 `multipart/byteranges` body whose parts are `ctype`, anything else the whole file.
+pub(crate) fn plan_segments(
+    plan: &Plan,
+    size: u64,
+    ctype: &str,
+    resp: &mut Response,
+) -> (Vec<Segment>, u64) {
+    match plan {
+        Plan::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            resp.status = 206;
+            resp.set_header("Content-Range", r.content_range(size));
+            (vec![Segment::File(r)], r.len)
+        }
+        Plan::Partial(ranges) => {
+            resp.status = 206;
+            let b = boundary();
+            resp.set_header(
+                "Content-Type",
+                format!("multipart/byteranges; boundary={b}"),
+            );
+            let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
+            let mut len = 0u64;
+            for (i, r) in ranges.iter().enumerate() {
+                let head = format!(
+                    "{}--{b}\r\nContent-Range: {}\r\nContent-Type: {ctype}\r\n\r\n",
+                    if i == 0 { "" } else { "\r\n" },
+                    r.content_range(size)
+                );
+                len += head.len() as u64 + r.len;
+                segments.push(Segment::Bytes(head.into_bytes()));
+                segments.push(Segment::File(*r));
+            }
+            let tail = format!("\r\n--{b}--\r\n");
+            len += tail.len() as u64;
+            segments.push(Segment::Bytes(tail.into_bytes()));
+            (segments, len)
+        }
+        _ => {
+            let whole = ByteRange {
+                start: 0,
+                len: size,
+            };
+            (vec![Segment::File(whole)], size)
+        }
+    }
+}
+
 pub(crate) fn boundary() -> String {
     pocketbun_storage::random::random_string_with_alphabet(60, "0123456789abcdef")
 }
@@ -581,43 +631,7 @@ pub fn respond(req: &Request, s: Served<'_>) -> Response {
             resp.status = 412;
             return resp;
         }
-        Plan::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            resp.status = 206;
-            resp.set_header("Content-Range", r.content_range(s.size));
-            (vec![Segment::File(r)], r.len)
-        }
-        Plan::Partial(ranges) => {
-            resp.status = 206;
-            let b = boundary();
-            resp.set_header(
-                "Content-Type",
-                format!("multipart/byteranges; boundary={b}"),
-            );
-            let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
-            let mut len = 0u64;
-            for (i, r) in ranges.iter().enumerate() {
-                let head = format!(
-                    "{}--{b}\r\nContent-Range: {}\r\nContent-Type: {ctype}\r\n\r\n",
-                    if i == 0 { "" } else { "\r\n" },
-                    r.content_range(s.size)
-                );
-                len += head.len() as u64 + r.len;
-                segments.push(Segment::Bytes(head.into_bytes()));
-                segments.push(Segment::File(*r));
-            }
-            let tail = format!("\r\n--{b}--\r\n");
-            len += tail.len() as u64;
-            segments.push(Segment::Bytes(tail.into_bytes()));
-            (segments, len)
-        }
-        _ => {
-            let whole = ByteRange {
-                start: 0,
-                len: s.size,
-            };
-            (vec![Segment::File(whole)], s.size)
-        }
+        plan => plan_segments(&plan, s.size, &ctype, &mut resp),
     };
     resp.set_header("Accept-Ranges", "bytes");
     if *req.method() != Method::Head {

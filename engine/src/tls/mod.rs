@@ -439,7 +439,10 @@ fn go_redirect(status: u16, target: String, method: &Method) -> Response {
     };
     let resp = match method {
         Method::Get => {
-            let body = format!("<a href=\"{}\">{reason}</a>.\n\n", html_escape(&target));
+            let body = format!(
+                "<a href=\"{}\">{reason}</a>.\n\n",
+                pocketbun_http::router::html_escape(&target)
+            );
             Response::with_body(status, "text/html; charset=utf-8", body.into_bytes())
         }
         Method::Head => Response::new(status).header("Content-Type", "text/html; charset=utf-8"),
@@ -453,21 +456,6 @@ fn split_port(host: &str) -> (&str, Option<&str>) {
         Some(i) if !host[i..].contains(']') => (&host[..i], Some(&host[i + 1..])),
         _ => (host, None),
     }
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 // ---- www. to the bare domain ----
