@@ -65,10 +65,11 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
-impl From<rusqlite::Error> for StorageError {
-    fn from(err: rusqlite::Error) -> Self {
+impl ErrorKind {
+    /// Classifies a SQLite failure by its (extended) result code, never by its message.
+    pub fn of(err: &rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as C;
-        let kind = match &err {
+        match err {
             rusqlite::Error::QueryReturnedNoRows => ErrorKind::NotFound,
             rusqlite::Error::SqliteFailure(e, _) => match e.code {
                 C::OperationInterrupted => ErrorKind::Timeout,
@@ -81,8 +82,13 @@ impl From<rusqlite::Error> for StorageError {
                 _ => ErrorKind::Sqlite,
             },
             _ => ErrorKind::Sqlite,
-        };
-        Self::new(kind, err.to_string())
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::new(ErrorKind::of(&err), err.to_string())
     }
 }
 

@@ -1,39 +1,44 @@
 //! A one-shot reply slot the writer thread fills and a caller either awaits
 //! (from an async runtime thread, without blocking it) or blocks on.
+//!
+//! The error type is the job's own (`E`, by default [`StorageError`]): a job that refuses
+//! for a domain reason hands that reason back through the slot itself, so callers need no
+//! side channel. `E: From<StorageError>` covers what the writer itself can fail with (a
+//! commit error, a dropped queue, a panicking job).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use crate::error::{ErrorKind, Result, StorageError};
+use crate::error::{ErrorKind, StorageError};
 
-struct Slot<T> {
-    value: Option<Result<T>>,
+struct Slot<T, E> {
+    value: Option<Result<T, E>>,
     waker: Option<Waker>,
     /// The sending side is gone (answered or dropped).
     closed: bool,
 }
 
-struct Shared<T> {
-    slot: Mutex<Slot<T>>,
+struct Shared<T, E> {
+    slot: Mutex<Slot<T, E>>,
     ready: Condvar,
 }
 
 /// Sending half, owned by the writer thread.
-pub(crate) struct ReplySender<T> {
-    shared: Arc<Shared<T>>,
+pub(crate) struct ReplySender<T, E = StorageError> {
+    shared: Arc<Shared<T, E>>,
 }
 
 /// The answer to a submitted write job. `.await` it on any executor (the
 /// waker may be called from the writer thread), or call [`Reply::wait`] to
 /// block the current thread.
 #[must_use = "a write's outcome is only known by awaiting its Reply"]
-pub struct Reply<T> {
-    shared: Arc<Shared<T>>,
+pub struct Reply<T, E = StorageError> {
+    shared: Arc<Shared<T, E>>,
 }
 
-pub(crate) fn channel<T>() -> (ReplySender<T>, Reply<T>) {
+pub(crate) fn channel<T, E>() -> (ReplySender<T, E>, Reply<T, E>) {
     let shared = Arc::new(Shared {
         slot: Mutex::new(Slot {
             value: None,
@@ -51,14 +56,14 @@ pub(crate) fn channel<T>() -> (ReplySender<T>, Reply<T>) {
 }
 
 /// A reply that is already answered (used when the queue is closed).
-pub(crate) fn ready<T>(value: Result<T>) -> Reply<T> {
+pub(crate) fn ready<T, E>(value: Result<T, E>) -> Reply<T, E> {
     let (tx, rx) = channel();
     tx.send(value);
     rx
 }
 
-impl<T> ReplySender<T> {
-    pub(crate) fn send(self, value: Result<T>) {
+impl<T, E> ReplySender<T, E> {
+    pub(crate) fn send(self, value: Result<T, E>) {
         let waker = {
             let mut slot = lock(&self.shared.slot);
             slot.value = Some(value);
@@ -73,7 +78,7 @@ impl<T> ReplySender<T> {
     }
 }
 
-impl<T> Drop for ReplySender<T> {
+impl<T, E> Drop for ReplySender<T, E> {
     fn drop(&mut self) {
         let waker = {
             let mut slot = lock(&self.shared.slot);
@@ -101,17 +106,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl<T> Reply<T> {
+impl<T, E: From<StorageError>> Reply<T, E> {
     /// Blocks the calling thread until the job is answered. Never call this
     /// on an async runtime thread; `.await` instead.
-    pub fn wait(self) -> Result<T> {
+    pub fn wait(self) -> Result<T, E> {
         let mut slot = lock(&self.shared.slot);
         loop {
             if let Some(v) = slot.value.take() {
                 return v;
             }
             if slot.closed {
-                return Err(dropped());
+                return Err(dropped().into());
             }
             slot = self
                 .shared
@@ -122,8 +127,8 @@ impl<T> Reply<T> {
     }
 }
 
-impl<T> Future for Reply<T> {
-    type Output = Result<T>;
+impl<T, E: From<StorageError>> Future for Reply<T, E> {
+    type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut slot = lock(&self.shared.slot);
@@ -131,7 +136,7 @@ impl<T> Future for Reply<T> {
             return Poll::Ready(v);
         }
         if slot.closed {
-            return Poll::Ready(Err(dropped()));
+            return Poll::Ready(Err(dropped().into()));
         }
         match &slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}

@@ -42,15 +42,16 @@ trait QueuedJob: Send {
 
 type ErasedJob = Box<dyn QueuedJob>;
 
-struct TypedJob<T, F> {
+struct TypedJob<T, E, F> {
     job: F,
-    reply: ReplySender<T>,
+    reply: ReplySender<T, E>,
 }
 
-impl<T, F> QueuedJob for TypedJob<T, F>
+impl<T, E, F> QueuedJob for TypedJob<T, E, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    E: From<StorageError> + Send + 'static,
+    F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
         let TypedJob { job, reply } = *self;
@@ -60,21 +61,21 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Err(StorageError::new(
-                ErrorKind::Internal,
-                format!("write job panicked: {what}"),
-            ))
+            Err(
+                StorageError::new(ErrorKind::Internal, format!("write job panicked: {what}"))
+                    .into(),
+            )
         });
         let ok = out.is_ok();
         let finish: Finish = Box::new(move |commit_err: Option<&StorageError>| match commit_err {
-            Some(e) if ok => reply.send(Err(e.clone())),
+            Some(e) if ok => reply.send(Err(e.clone().into())),
             _ => reply.send(out),
         });
         (ok, finish)
     }
 
     fn fail(self: Box<Self>, err: StorageError) {
-        self.reply.send(Err(err));
+        self.reply.send(Err(err.into()));
     }
 }
 
@@ -117,13 +118,25 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.submit_with(job)
+    }
+
+    /// [`submit`](Self::submit) for a job with its own error type: a job that refuses (a
+    /// failed validation, a rule) returns its reason as `Err(E)`, which rolls the job back
+    /// like any failure and reaches the caller unchanged through the reply.
+    pub fn submit_with<T, E, F>(&self, job: F) -> Reply<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = reply::channel();
         match self.tx.send(Msg::Job(Box::new(TypedJob {
             job,
             reply: reply_tx,
         }))) {
             Ok(()) => reply_rx,
-            Err(_) => reply::ready(Err(closed())),
+            Err(_) => reply::ready(Err(closed().into())),
         }
     }
 

@@ -182,6 +182,57 @@ fn concurrent_jobs_share_transactions_and_fail_alone() {
     assert_eq!(again, total);
 }
 
+/// A job's own error type: a refusal rolls the job back and arrives as itself, next to
+/// neighbours in the same transaction that commit; writer failures arrive converted.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    Rule(String),
+    Storage(ErrorKind),
+}
+
+impl From<StorageError> for Refusal {
+    fn from(e: StorageError) -> Self {
+        Refusal::Storage(e.kind())
+    }
+}
+
+#[test]
+fn typed_job_errors_roll_back_and_reach_the_caller() {
+    let dir = common::temp_dir("typed-job").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let writer = store.writer();
+    writer
+        .submit_blocking(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT UNIQUE NOT NULL)")?))
+        .unwrap();
+    // queue three jobs behind a busy one so they share one transaction
+    let gate = writer.submit(|_| {
+        thread::sleep(Duration::from_millis(200));
+        Ok(())
+    });
+    let insert = |v: &'static str, refuse: bool| {
+        writer.submit_with(move |c: &Connection| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])
+                .map_err(|e| Refusal::from(StorageError::from(e)))?;
+            if refuse {
+                return Err(Refusal::Rule(format!("{v} refused")));
+            }
+            Ok(v.len())
+        })
+    };
+    let kept = insert("kept", false);
+    let refused = insert("refused", true);
+    let dup = insert("kept", false);
+    gate.wait().unwrap();
+    assert_eq!(kept.wait(), Ok(4));
+    assert_eq!(refused.wait(), Err(Refusal::Rule("refused refused".into())));
+    assert_eq!(dup.wait(), Err(Refusal::Storage(ErrorKind::Unique)));
+    assert_eq!(independent_count(&store, "kept"), 1);
+    assert_eq!(independent_count(&store, "refused"), 0);
+    store.close();
+    let closed = writer.submit_with(|_| Ok::<(), Refusal>(())).wait();
+    assert_eq!(closed, Err(Refusal::Storage(ErrorKind::Closed)));
+}
+
 #[test]
 fn close_flushes_queued_jobs() {
     let dir = common::temp_dir("close-flush").join("pb_data");

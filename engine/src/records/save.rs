@@ -20,7 +20,7 @@ use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
 const MISSING_COLLECTION: &str = "Missing collection context.";
@@ -41,34 +41,34 @@ pub enum JobError {
     Api(ApiError),
 }
 
-/// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller.
+/// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller
+/// through the writer's reply (`None`: the job failed in storage).
 pub async fn write_job<T, F>(ctx: &AppCtx, job: F) -> Result<T, Option<JobError>>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
 {
-    let slot: Arc<Mutex<Option<JobError>>> = Arc::default();
-    let out = slot.clone();
-    let res = ctx
-        .shared
+    ctx.shared
         .store
         .writer()
-        .submit(move |conn| match job(conn) {
-            Ok(v) => Ok(v),
-            Err(JobFail::Refused(e)) => {
-                *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                Err(StorageError::new(ErrorKind::Invalid, "refused"))
-            }
-            Err(JobFail::Storage(e)) => Err(e),
+        .submit_with(job)
+        .await
+        .map_err(|fail| match fail {
+            JobFail::Refused(e) => Some(e),
+            JobFail::Storage(_) => None,
         })
-        .await;
-    res.map_err(|_| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
 }
 
 /// A failed job: refused on purpose or a storage failure.
 pub enum JobFail {
     Refused(JobError),
     Storage(StorageError),
+}
+
+impl From<StorageError> for JobFail {
+    fn from(e: StorageError) -> Self {
+        JobFail::Storage(e)
+    }
 }
 
 impl From<rusqlite::Error> for JobFail {
@@ -261,10 +261,12 @@ fn manage_rule(coll: &Collection, caller: &Caller) -> Option<String> {
 
 /// Maps a failed insert/update to PocketBase's unique-field errors.
 fn unique_errors(err: &rusqlite::Error, coll: &Collection) -> Option<FieldErrors> {
-    let msg = err.to_string().to_lowercase();
-    if !msg.contains("unique constraint failed") {
+    // SQLite's extended code says that a unique key failed; only which columns failed is
+    // read from its message ("UNIQUE constraint failed: posts.slug, posts.lang").
+    if ErrorKind::of(err) != ErrorKind::Unique {
         return None;
     }
+    let msg = err.to_string().to_lowercase();
     let msg = format!("{} ", msg.trim().replace(',', " "));
     let mut errs = FieldErrors::new();
     for f in &coll.fields {
