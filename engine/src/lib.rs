@@ -28,6 +28,7 @@ pub mod records;
 pub mod schema;
 pub mod serve_options;
 pub mod settings;
+pub mod snapshot;
 pub mod superuser;
 pub mod tls;
 

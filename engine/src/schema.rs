@@ -1,10 +1,11 @@
 //! The collections as the application sees them: the model snapshot shared by all workers,
 //! and the query compiler's view of it, rebuilt only when the schema changes.
 
+use crate::snapshot::Snapshot;
 use pocketbun_query as query;
 use pocketbun_storage::collections::model::{Collection, CollectionType};
 use pocketbun_storage::collections::snapshot::Collections;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The query compiler's schema for one collections snapshot.
 pub fn query_schema(collections: &Collections) -> query::Schema {
@@ -41,7 +42,7 @@ fn query_collection(c: &Collection) -> query::Collection {
 
 /// Both views of the current schema, swapped together when a collection changes.
 pub struct SchemaState {
-    current: Mutex<Arc<SchemaPair>>,
+    current: Snapshot<SchemaPair>,
 }
 
 pub struct SchemaPair {
@@ -58,8 +59,9 @@ pub struct SchemaPair {
 
 impl SchemaState {
     pub fn new(collections: Collections) -> Self {
+        let version = collections.version();
         SchemaState {
-            current: Mutex::new(Arc::new(Self::pair(collections))),
+            current: Snapshot::new(Self::pair(collections), version),
         }
     }
 
@@ -89,21 +91,16 @@ impl SchemaState {
         }
     }
 
-    /// The current snapshot (an `Arc` clone: cheap, and stable for the whole request).
+    /// The current snapshot (an `Arc` clone: cheap, lock-free, and stable for the whole
+    /// request).
     pub fn get(&self) -> Arc<SchemaPair> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.get()
     }
 
     /// Installs a newer snapshot (after a committed schema change). Older ones are ignored,
     /// so concurrent reloads cannot go back in time.
     pub fn replace(&self, next: Collections) {
-        let pair = Arc::new(Self::pair(next));
-        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if pair.collections.version() > cur.collections.version() {
-            *cur = pair;
-        }
+        let version = next.version();
+        self.current.install(Arc::new(Self::pair(next)), version);
     }
 }

@@ -13,34 +13,23 @@ pub mod templates;
 
 pub use model::Settings;
 
+use crate::snapshot::Snapshot;
 use bind::{Bind, BindError};
 use pocketbun_storage::rusqlite::{params, Connection, OptionalExtension};
 use pocketbun_storage::{ErrorKind, StorageError, Store};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// The current settings, shared by all workers and replaced as a whole on change.
 pub struct SettingsCell {
-    inner: RwLock<Versioned>,
-    /// `rateLimits.enabled` of the current settings, readable without the lock.
-    rate_limits_enabled: AtomicBool,
-}
-
-struct Versioned {
-    settings: Arc<Settings>,
-    /// Order of the save that produced `settings` (a later save never gets overwritten by an
-    /// earlier one that finished after it).
-    version: u64,
+    /// Versioned by commit order (`write_stored`'s number): a later save is never
+    /// overwritten by an earlier one that finished after it.
+    inner: Snapshot<Settings>,
 }
 
 impl SettingsCell {
     pub fn new(settings: Settings) -> Self {
         SettingsCell {
-            rate_limits_enabled: AtomicBool::new(settings.rate_limits.enabled),
-            inner: RwLock::new(Versioned {
-                settings: Arc::new(settings),
-                version: 0,
-            }),
+            inner: Snapshot::new(settings, 0),
         }
     }
 
@@ -63,28 +52,18 @@ impl SettingsCell {
         Ok(SettingsCell::new(settings))
     }
 
-    /// Whether the rate limiter is on (a plain atomic load: the per-request check when it is
-    /// off, as by default).
+    /// Whether the rate limiter is on (read in place: the per-request check when it is off,
+    /// as by default).
     pub fn rate_limits_enabled(&self) -> bool {
-        self.rate_limits_enabled.load(Ordering::Acquire)
+        self.inner.with(|s| s.rate_limits.enabled)
     }
 
     pub fn get(&self) -> Arc<Settings> {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .settings
-            .clone()
+        self.inner.get()
     }
 
     fn set(&self, settings: Settings, version: u64) {
-        let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if version >= cur.version {
-            self.rate_limits_enabled
-                .store(settings.rate_limits.enabled, Ordering::Release);
-            cur.settings = Arc::new(settings);
-            cur.version = version;
-        }
+        self.inner.install(Arc::new(settings), version);
     }
 
     /// Saves `settings` in `_params` through the writer and, once committed, makes them current.
