@@ -166,6 +166,8 @@ type Waiter = futures_channel::oneshot::Sender<Option<Arc<rustls::ServerConfig>>
 pub struct AutoCert {
     /// Names a certificate may be obtained for (the host policy).
     hosts: Vec<String>,
+    /// Ready certificates by cache name (`<domain>`, or `<domain>+rsa` for clients without
+    /// ECDSA); `waiting` and `failed` are keyed the same way.
     certs: RwLock<HashMap<String, Ready>>,
     /// TLS-ALPN-01 validation certificates by domain, while a challenge is open.
     alpn_certs: RwLock<HashMap<String, Arc<rustls::ServerConfig>>>,
@@ -205,7 +207,7 @@ impl AutoCert {
         self.hosts.iter().any(|h| h == host)
     }
 
-    /// Called by the ACME thread with a new (or renewed) certificate.
+    /// Called by the ACME thread with a new (or renewed) certificate, by its cache name.
     fn install(&self, domain: &str, config: Arc<rustls::ServerConfig>) {
         self.certs
             .write()
@@ -292,6 +294,9 @@ impl CertSource for AutoCert {
         if !self.allowed(&name) {
             return ready(None);
         }
+        // from here on, the certificate's cache name: a client that cannot take ECDSA gets
+        // the domain's RSA certificate, `<domain>+rsa` (autocert's two certificates)
+        let name = cache::cert_name(&name, !hello.ecdsa);
         if let Some(r) = self
             .certs
             .read()
