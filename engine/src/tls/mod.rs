@@ -4,8 +4,9 @@
 //!
 //! Who does what:
 //! - the workers run the handshakes (`pocketbun_http::tls`); [`AutoCert`] picks the
-//!   certificate from the SNI name. A ready certificate is one map lookup; a missing one is
-//!   asked of the ACME thread and awaited, so a worker never blocks on issuance;
+//!   certificate from the SNI name (as its punycode A-label) and, like autocert, an RSA one
+//!   for a client that cannot take ECDSA. A ready certificate is one map lookup; a missing
+//!   one is asked of the ACME thread and awaited, so a worker never blocks on issuance;
 //! - the `pocketbun-acme` thread (its own tokio runtime, `acme.rs`) reads the cache, orders
 //!   certificates (TLS-ALPN-01 first, then HTTP-01, in autocert's order), writes the cache and
 //!   renews each certificate 30 days before it expires;
