@@ -198,7 +198,11 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     });
     // scratch files of an earlier backup/restore; then the log writer and the cron jobs
     crate::backups::remove_temp_dir(store.dir());
-    if let Err(e) = crate::logs::start(&store).and_then(|_| crate::crons::start(shared.clone())) {
+    let settings = shared.clone();
+    let max_data_size = move || settings.settings.get().logs.max_data_size;
+    if let Err(e) =
+        crate::logs::start(&store, max_data_size).and_then(|_| crate::crons::start(shared.clone()))
+    {
         eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
         return 1;
     }

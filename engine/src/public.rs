@@ -41,7 +41,7 @@ impl PublicDir {
     pub fn serve(&self, req: &Request) -> ApiResult {
         // the route's `{path...}` value: the decoded path without its leading slash, cleaned
         let url_path = req.head.path.as_str();
-        let name = clean(url_path.trim_start_matches('/'));
+        let name = pocketbun_http::router::path_clean(url_path.trim_start_matches('/'));
         let fallback = |this: &Self| -> ApiResult {
             if this.index_fallback && name != INDEX {
                 this.file(req, INDEX)
@@ -274,31 +274,6 @@ fn redirect(path: &str) -> Response {
     resp
 }
 
-/// Go's `path.Clean`: the shortest equivalent slash path ("." for an empty one).
-pub fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|s| *s != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            s => out.push(s),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // content types
 
@@ -526,23 +501,6 @@ pub fn sniff(data: &[u8]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cleans_like_go() {
-        for (input, want) in [
-            ("", "."),
-            ("a/b", "a/b"),
-            ("a//b/./c/..", "a/b"),
-            ("../a", "../a"),
-            ("a/../../b", "../b"),
-            ("/../x", "/x"),
-            ("//evil.com/", "/evil.com"),
-            ("/", "/"),
-            ("sub/../a.css", "a.css"),
-        ] {
-            assert_eq!(clean(input), want, "{input}");
-        }
-    }
 
     #[test]
     fn sniffs_the_usual_cases() {

@@ -241,7 +241,7 @@ pub fn unclean_path_redirect(method: &Method, raw_path: &str, query: &str) -> Op
 }
 
 /// `raw_path` with empty, `.` and `..` segments resolved (never above the root), keeping a
-/// trailing slash; `None` when that changes nothing.
+/// trailing slash, as Go's `ServeMux` cleans it; `None` when that changes nothing.
 fn clean_path(raw_path: &str) -> Option<String> {
     let rest = &raw_path[1..];
     let mut segments = rest.split('/').peekable();
@@ -256,25 +256,37 @@ fn clean_path(raw_path: &str) -> Option<String> {
     if clean {
         return None;
     }
-    let mut out: Vec<&str> = Vec::new();
-    for seg in rest.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            seg => out.push(seg),
-        }
-    }
-    let mut path = String::with_capacity(raw_path.len());
-    for seg in &out {
-        path.push('/');
-        path.push_str(seg);
-    }
-    if path.is_empty() || raw_path.ends_with('/') {
+    let mut path = path_clean(raw_path);
+    if raw_path.ends_with('/') && path != "/" {
         path.push('/');
     }
     (path != raw_path).then_some(path)
+}
+
+/// Go's `path.Clean`: the shortest equivalent slash path ("." for an empty one); a rooted
+/// path never climbs above `/`. Also what `pb_public` resolves a request path with.
+pub fn path_clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|s| *s != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
 }
 
 /// Go's `html.EscapeString`, for the bodies of Go's redirect answers.
@@ -377,6 +389,23 @@ mod tests {
             found(&r, Method::Get, "/api/collections//records").0,
             "static"
         );
+    }
+
+    #[test]
+    fn cleans_like_go() {
+        for (input, want) in [
+            ("", "."),
+            ("a/b", "a/b"),
+            ("a//b/./c/..", "a/b"),
+            ("../a", "../a"),
+            ("a/../../b", "../b"),
+            ("/../x", "/x"),
+            ("//evil.com/", "/evil.com"),
+            ("/", "/"),
+            ("sub/../a.css", "a.css"),
+        ] {
+            assert_eq!(path_clean(input), want, "{input}");
+        }
     }
 
     #[test]

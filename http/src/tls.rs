@@ -35,6 +35,47 @@ pub struct ClientHello {
     pub server_name: Option<String>,
     /// The ALPN protocols offered, in the client's order.
     pub alpn: Vec<Vec<u8>>,
+    /// Whether the client can take an ECDSA P-256 certificate, by autocert's rule (Go's
+    /// `supportsECDSA`); one that cannot gets the RSA certificate.
+    pub ecdsa: bool,
+}
+
+/// Go autocert's `supportsECDSA`: the signature algorithms (when sent) name an ECDSA scheme,
+/// the groups (when sent) include P-256, and an ECDHE-ECDSA cipher suite is offered. The last
+/// rule means a client offering TLS 1.3 suites only gets the RSA certificate, as from
+/// PocketBase; browsers and the usual libraries offer TLS 1.2 suites too.
+pub fn supports_ecdsa(hello: &rustls::server::ClientHello<'_>) -> bool {
+    use rustls::{CipherSuite as C, NamedGroup, SignatureScheme as S};
+    let schemes = hello.signature_schemes();
+    let ecdsa_scheme = |s: &S| {
+        matches!(
+            s,
+            S::ECDSA_SHA1_Legacy
+                | S::ECDSA_NISTP256_SHA256
+                | S::ECDSA_NISTP384_SHA384
+                | S::ECDSA_NISTP521_SHA512
+        )
+    };
+    if !schemes.is_empty() && !schemes.iter().any(ecdsa_scheme) {
+        return false;
+    }
+    if let Some(groups) = hello.named_groups() {
+        if !groups.contains(&NamedGroup::secp256r1) {
+            return false;
+        }
+    }
+    hello.cipher_suites().iter().any(|c| {
+        matches!(
+            c,
+            C::TLS_ECDHE_ECDSA_WITH_RC4_128_SHA
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+                | C::TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                | C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        )
+    })
 }
 
 /// Picks the rustls configuration (and so the certificate) for each handshake.
@@ -117,6 +158,7 @@ pub(crate) async fn accept(mut tcp: TcpStream, source: &dyn CertSource) -> Optio
                 .alpn()
                 .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
                 .unwrap_or_default(),
+            ecdsa: supports_ecdsa(&h),
         }
     };
     let config = source.config_for(hello).await?;

@@ -55,6 +55,18 @@ pub fn pocketbase(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The real PocketBase binary of `version` (another release than the reference, see
+/// [`crate::pocketbase::locate_version`]), or the policy applied.
+pub fn pocketbase_version(test: &str, version: &str) -> Option<PathBuf> {
+    match crate::pocketbase::locate_version(&crate::paths::target_dir(), version) {
+        Ok(bin) => Some(bin),
+        Err(why) => {
+            unavailable(test, &format!("no PocketBase {version} binary: {why}"));
+            None
+        }
+    }
+}
+
 /// The fixture `pb_data`; when it is missing outside CI, prints one line and ends the
 /// whole test binary with status 0 (every test of the binaries that use this needs it).
 pub fn fixture_or_exit() -> PathBuf {

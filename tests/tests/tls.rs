@@ -1,6 +1,7 @@
 //! `serve DOMAIN` / `--https`: certificates from a real ACME server (Pebble, the ACME test
 //! server, Debian package `pebble`), served over real TLS handshakes that check the chain
-//! against Pebble's issuing root.
+//! against Pebble's issuing root: TLS-ALPN-01 and HTTP-01, the cache, the redirect listener,
+//! an IDNA domain, and the RSA certificate autocert serves a client without ECDSA.
 //!
 //! Pebble resolves names through `pebble-challtestsrv` (its mock DNS answers 127.0.0.1 for
 //! every name) and validates on the ports the test gives it, which are PocketBun's `--http`
@@ -234,6 +235,34 @@ fn client_config(roots: &rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
     )
 }
 
+/// A client that cannot take an ECDSA certificate: it offers RSA signature schemes only (and
+/// no ECDHE-ECDSA suite), as an old client might.
+fn rsa_only_config(roots: &rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let is_ecdsa = |name: String| name.contains("ECDSA");
+    provider
+        .cipher_suites
+        .retain(|s| !is_ecdsa(format!("{:?}", s.suite())));
+    let algs = provider.signature_verification_algorithms;
+    let mapping: Vec<_> = algs
+        .mapping
+        .iter()
+        .filter(|(scheme, _)| !is_ecdsa(format!("{scheme:?}")))
+        .copied()
+        .collect();
+    provider.signature_verification_algorithms = rustls::crypto::WebPkiSupportedAlgorithms {
+        all: algs.all,
+        mapping: Box::leak(mapping.into_boxed_slice()),
+    };
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth(),
+    )
+}
+
 /// One GET over a verified TLS connection with SNI `sni`: the raw response and the leaf
 /// certificate the server presented.
 fn https_get(
@@ -243,10 +272,21 @@ fn https_get(
     path: &str,
     host: &str,
 ) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    https_get_with(addr, sni, client_config(roots), path, host)
+}
+
+/// [`https_get`] with a given client configuration.
+fn https_get_with(
+    addr: SocketAddr,
+    sni: &str,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+    host: &str,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
     let name = ServerName::try_from(sni.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(client_config(roots), name).unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
@@ -485,5 +525,73 @@ fn http01_is_used_when_tls_alpn_cannot_be_validated() {
         "the TLS-ALPN-01 order failed:\n{log}"
     );
     assert!(log.contains("validate w/ HTTP"), "then HTTP-01:\n{log}");
+    assert!(server.terminate().success());
+}
+
+/// Whether a DER certificate's key is `oid` (the SubjectPublicKeyInfo algorithm).
+fn key_is(cert: &[u8], oid: &[u8]) -> bool {
+    cert.windows(oid.len()).any(|w| w == oid)
+}
+/// rsaEncryption (1.2.840.113549.1.1.1) and id-ecPublicKey (1.2.840.10045.2.1), as DER.
+const RSA_KEY: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+const EC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// `serve bücher.test`: the name is ordered, cached and matched as its punycode A-label (as
+/// autocert does); a client without ECDSA gets a second certificate, RSA, cached under
+/// autocert's `<domain>+rsa` name, while other clients keep the ECDSA one.
+#[test]
+fn idna_domain_and_rsa_certificate_for_clients_without_ecdsa() {
+    const ASCII: &str = "xn--bcher-kva.test";
+    let tmp = tempfile::tempdir().unwrap();
+    let (http_port, https_port) = (free_port(), free_port());
+    let Some(pebble) = Pebble::start(tmp.path(), http_port, https_port) else {
+        return;
+    };
+    let roots = pebble.issuing_roots();
+    let args = vec![
+        "bücher.test".to_string(),
+        format!("--http=127.0.0.1:{http_port}"),
+        format!("--https=127.0.0.1:{https_port}"),
+    ];
+    let server = pocketbun(tmp.path(), &pebble.env(), &args, "pocketbun.log");
+    wait_listening(https_port, &server);
+    let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        panic!(
+            "{what}: {e}\n--- pocketbun ---\n{}\n--- pebble ---\n{}",
+            server.log(),
+            pebble.server.log()
+        )
+    };
+
+    let (resp, ec_leaf) = https_get(addr, ASCII, &roots, "/api/health", ASCII)
+        .unwrap_or_else(|e| fail("ECDSA handshake", e));
+    assert!(head_of(&resp).starts_with("HTTP/1.1 200 OK"));
+    assert!(key_is(&ec_leaf, EC_KEY) && !key_is(&ec_leaf, RSA_KEY));
+    let cache = tmp.path().join("pb_data/.autocert_cache");
+    let cached = std::fs::read_to_string(cache.join(ASCII)).unwrap();
+    assert!(cached.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+
+    // a client that offers no ECDSA signature scheme: the RSA certificate, ordered now
+    let (resp, rsa_leaf) =
+        https_get_with(addr, ASCII, rsa_only_config(&roots), "/api/health", ASCII)
+            .unwrap_or_else(|e| fail("RSA-only handshake", e));
+    assert!(head_of(&resp).starts_with("HTTP/1.1 200 OK"));
+    assert!(key_is(&rsa_leaf, RSA_KEY), "an RSA certificate");
+    let cached = std::fs::read_to_string(cache.join(format!("{ASCII}+rsa"))).unwrap();
+    assert!(
+        cached.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+        "{cached}"
+    );
+    assert!(cached.contains("-----BEGIN CERTIFICATE-----"));
+
+    // each kind of client keeps its own certificate
+    let (_, again) = https_get(addr, ASCII, &roots, "/api/health", ASCII).unwrap();
+    assert_eq!(again, ec_leaf);
+    let (_, again) =
+        https_get_with(addr, ASCII, rsa_only_config(&roots), "/api/health", ASCII).unwrap();
+    assert_eq!(again, rsa_leaf);
     assert!(server.terminate().success());
 }

@@ -9,7 +9,6 @@ use pocketbun_http::{Method, Request, Response};
 use pocketbun_storage::files::Fs;
 use serde::Serialize;
 use std::io::Read;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -291,27 +290,6 @@ fn insufficient() -> ApiError {
     ApiError::forbidden(Some("Insufficient permissions to access the resource."))
 }
 
-/// Whether `ip` is one of `list` (addresses or CIDR subnets).
-pub(crate) fn ip_in_list(list: &[String], ip: &str) -> bool {
-    let Ok(ip) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    list.iter().any(|entry| match entry.split_once('/') {
-        None => entry.parse::<IpAddr>().is_ok_and(|e| e == ip),
-        Some((net, bits)) => match (net.parse::<IpAddr>(), bits.parse::<u32>(), ip) {
-            (Ok(IpAddr::V4(n)), Ok(b), IpAddr::V4(a)) if b <= 32 => {
-                let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (Ok(IpAddr::V6(n)), Ok(b), IpAddr::V6(a)) if b <= 128 => {
-                let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        },
-    })
-}
-
 async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let token = crate::apis::search::query_value(req.query(), "token").unwrap_or_default();
     let auth = backups::token::verify_file_token(&ctx.reader, &token);
@@ -321,7 +299,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let settings = ctx.shared.settings.get();
     if !settings.superuser_ips.is_empty() {
         let ip = crate::logs::request::client_ip(&settings, &req);
-        if !ip_in_list(&settings.superuser_ips, &ip) {
+        if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(insufficient());
         }
     }
@@ -464,23 +442,4 @@ async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         });
     spawned.map_err(|_| ApiError::internal())?;
     Ok(Response::new(204))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_lists() {
-        let list = vec![
-            "10.0.0.0/8".to_string(),
-            "::1".to_string(),
-            "1.2.3.4".into(),
-        ];
-        assert!(ip_in_list(&list, "10.1.2.3"));
-        assert!(ip_in_list(&list, "1.2.3.4"));
-        assert!(ip_in_list(&list, "0000:0000:0000:0000:0000:0000:0000:0001"));
-        assert!(!ip_in_list(&list, "11.0.0.1"));
-        assert!(!ip_in_list(&list, "nope"));
-    }
 }

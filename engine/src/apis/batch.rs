@@ -159,14 +159,14 @@ pub(crate) fn read_items(body: RecordBody) -> Result<Vec<Item>, ApiError> {
         };
         if let Some(item) = items.get_mut(i) {
             // PocketBase hands each file on under the name it stored it as, which the
-            // record then suffixes again
+            // record then suffixes again; the record reuses this sniff (a JSON file is
+            // parsed whole to be sniffed, so twice would double that cost)
+            let sniffed = crate::records::files::sniff(&up.data);
             item.uploads.push(Upload {
                 key: field.to_string(),
-                original_name: crate::records::files::stored_name(
-                    &up.original_name,
-                    crate::records::files::sniff(&up.data).1,
-                ),
+                original_name: crate::records::files::stored_name(&up.original_name, sniffed.1),
                 data: up.data,
+                sniffed: Some(sniffed),
             });
         }
     }
@@ -556,5 +556,70 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 None => Err(ApiError::bad_request(Some(TX_FAILED))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::files::SNIFFS;
+    use crate::records::write::Draft;
+    use pocketbun_storage::collections::Collection;
+
+    fn png() -> Vec<u8> {
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec()
+    }
+
+    fn upload(key: &str) -> Upload {
+        Upload {
+            key: key.into(),
+            original_name: "photo".into(),
+            data: png(),
+            sniffed: None,
+        }
+    }
+
+    /// Each upload is sniffed once on its way into a record, whether it came in a record
+    /// request or inside a batch (which names the file after the sniff too).
+    #[test]
+    fn uploads_are_sniffed_once() {
+        let payload = json!({"name": "docs", "type": "base", "fields": [
+            {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 1000}
+        ]});
+        let coll = Arc::new(Collection::from_create_payload(payload.as_object().unwrap()).unwrap());
+
+        // a record request
+        SNIFFS.with(|n| n.set(0));
+        let mut draft = Draft::new(coll.clone());
+        draft.resolve(Map::new(), vec![upload("doc")]);
+        assert_eq!(SNIFFS.with(|n| n.get()), 1);
+        assert_eq!(draft.new_files.len(), 1);
+        assert_eq!(draft.new_files[0].sniffed, ("image/png", "png"));
+        assert!(draft.new_files[0].name.ends_with(".png"));
+
+        // the same file in a batch request
+        SNIFFS.with(|n| n.set(0));
+        let body = RecordBody {
+            data: json!({"requests": [{"method": "POST", "url": "/api/collections/docs/records"}]})
+                .as_object()
+                .unwrap()
+                .clone(),
+            uploads: vec![upload("requests.0.doc")],
+        };
+        let mut items = read_items(body).unwrap();
+        let item = items.pop().unwrap();
+        assert_eq!(item.uploads.len(), 1);
+        // PocketBase names it once in the batch, then again in the record
+        let batch_name = item.uploads[0].original_name.clone();
+        assert!(batch_name.starts_with("photo_") && batch_name.ends_with(".png"));
+        let mut draft = Draft::new(coll);
+        draft.resolve(item.body, item.uploads);
+        assert_eq!(
+            SNIFFS.with(|n| n.get()),
+            1,
+            "sniffed once for the batch and the record"
+        );
+        assert_eq!(draft.new_files[0].sniffed, ("image/png", "png"));
+        assert_eq!(draft.new_files[0].original_name, batch_name);
     }
 }

@@ -132,12 +132,12 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
             match bytes[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                        Ok(b) => {
+                    match crate::records::access::hex_byte(&bytes[i + 1..i + 3]) {
+                        Some(b) => {
                             out.push(b);
                             i += 2;
                         }
-                        Err(_) => out.push(b'%'),
+                        None => out.push(b'%'),
                     }
                 }
                 b => out.push(b),
@@ -164,6 +164,9 @@ pub struct Upload {
     /// The client's file name.
     pub original_name: String,
     pub data: Vec<u8>,
+    /// `records::files::sniff(&data)` when already known (a batch request names the file
+    /// after it), so the record does not sniff the same bytes again.
+    pub sniffed: Option<(&'static str, &'static str)>,
 }
 
 /// A record request's body: its bound values and uploaded files.
@@ -351,6 +354,7 @@ pub(crate) async fn multipart_record_body(
                     key: name,
                     original_name: file_name,
                     data: data.to_vec(),
+                    sniffed: None,
                 });
             }
             None => {

@@ -101,7 +101,7 @@ fn may_view_protected(
             let settings = ctx.shared.settings.get();
             rec.coll().name != token::SUPERUSERS
                 || settings.superuser_ips.is_empty()
-                || crate::apis::backups::ip_in_list(
+                || crate::client_ip::ip_in_list(
                     &settings.superuser_ips,
                     &crate::logs::request::client_ip(&settings, req),
                 )

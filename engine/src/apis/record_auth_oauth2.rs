@@ -400,6 +400,7 @@ async fn sign_up(
                     key: mapped.avatar_url.clone(),
                     original_name: name,
                     data: bytes,
+                    sniffed: None,
                 });
             }
         } else {

@@ -500,7 +500,7 @@ pub async fn respond(
     let settings = ctx.shared.settings.get();
     if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
         let ip = crate::logs::request::client_ip(&settings, req);
-        if !ip_in_list(&settings.superuser_ips, &ip) {
+        if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(ApiError::forbidden(None));
         }
     }
@@ -570,41 +570,6 @@ pub async fn respond(
         "application/json",
         out.into_bytes(),
     ))
-}
-
-/// Whether `ip` is one of `list` (addresses or CIDR subnets).
-fn ip_in_list(list: &[String], ip: &str) -> bool {
-    use std::net::IpAddr;
-    let Ok(addr) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    list.iter().any(|item| match item.split_once('/') {
-        None => item.parse::<IpAddr>().is_ok_and(|a| a == addr),
-        Some((net, bits)) => {
-            let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
-                return false;
-            };
-            match (net, addr) {
-                (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
-                    let mask = if bits == 0 {
-                        0
-                    } else {
-                        u32::MAX << (32 - bits)
-                    };
-                    u32::from(n) & mask == u32::from(a) & mask
-                }
-                (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
-                    let mask = if bits == 0 {
-                        0
-                    } else {
-                        u128::MAX << (128 - bits)
-                    };
-                    u128::from(n) & mask == u128::from(a) & mask
-                }
-                _ => false,
-            }
-        }
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,15 +826,6 @@ pub async fn send_template(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ip_lists() {
-        let list = vec!["127.0.0.1".to_string(), "10.0.0.0/8".to_string()];
-        assert!(ip_in_list(&list, "127.0.0.1"));
-        assert!(ip_in_list(&list, "10.20.30.40"));
-        assert!(!ip_in_list(&list, "11.0.0.1"));
-        assert!(!ip_in_list(&list, "garbage"));
-    }
 
     #[test]
     fn expiry_by_created_datetime() {

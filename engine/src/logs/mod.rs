@@ -53,8 +53,6 @@ pub enum Entry {
         level: i64,
         message: String,
         data: Map<String, Value>,
-        /// `logs.maxDataSize` when the log was made ([`fit::data`]).
-        max_data_size: i64,
     },
 }
 
@@ -90,7 +88,13 @@ struct Queue {
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Starts the log writer thread for `store` (once per process; later calls do nothing).
-pub fn start(store: &Arc<Store>) -> std::io::Result<()> {
+/// `max_data_size` reads the current `logs.maxDataSize`: like PocketBase, which applies it
+/// when it writes a batch of logs, the log thread reads it per batch, so the log of the
+/// request that changed it is already cut to the new size.
+pub fn start(
+    store: &Arc<Store>,
+    max_data_size: impl Fn() -> i64 + Send + 'static,
+) -> std::io::Result<()> {
     if LOGGER.get().is_some() {
         return Ok(());
     }
@@ -101,7 +105,7 @@ pub fn start(store: &Arc<Store>) -> std::io::Result<()> {
     let shared = queue.clone();
     std::thread::Builder::new()
         .name("pocketbun-logs".into())
-        .spawn(move || run(&store, &rx, &flush_rx, &shared))?;
+        .spawn(move || run(&store, &rx, &flush_rx, &shared, max_data_size))?;
     let _ = LOGGER.set(Logger { tx, flushes, queue });
     Ok(())
 }
@@ -153,7 +157,6 @@ pub fn log(
         level,
         message: message.to_string(),
         data,
-        max_data_size: settings.logs.max_data_size,
     });
 }
 
@@ -176,7 +179,13 @@ struct Row {
     created: String,
 }
 
-fn run(store: &Store, rx: &Receiver<Entry>, flushes: &Receiver<Sender<()>>, queue: &Queue) {
+fn run(
+    store: &Store,
+    rx: &Receiver<Entry>,
+    flushes: &Receiver<Sender<()>>,
+    queue: &Queue,
+    max_data_size: impl Fn() -> i64,
+) {
     let writer = store.aux_writer();
     let mut auth = AuthCache::new(store.reader().ok());
     let mut ids = LogIds::default();
@@ -242,7 +251,11 @@ fn run(store: &Store, rx: &Receiver<Entry>, flushes: &Receiver<Sender<()>>, queu
             if batch.is_empty() {
                 break;
             }
-            let rows: Vec<Row> = batch.drain(..).map(|e| auth.finish(e, &mut ids)).collect();
+            let max_data = max_data_size();
+            let rows: Vec<Row> = batch
+                .drain(..)
+                .map(|e| auth.finish(e, &mut ids, max_data))
+                .collect();
             // waiting for the commit keeps at most one batch in the writer's queue
             if let Err(e) = writer.submit(move |conn| insert(conn, &rows)).wait() {
                 // once per failure streak would be nicer; a silent drop hid a schema mismatch
@@ -381,14 +394,13 @@ impl AuthCache {
         self.known.clear();
     }
 
-    fn finish(&mut self, entry: Entry, ids: &mut LogIds) -> Row {
+    fn finish(&mut self, entry: Entry, ids: &mut LogIds, max_data_size: i64) -> Row {
         match entry {
             Entry::Plain {
                 created,
                 level,
                 message,
                 data,
-                max_data_size,
             } => Row {
                 id: ids.next(),
                 level,
@@ -407,7 +419,7 @@ impl AuthCache {
                 Row {
                     id: ids.next(),
                     level: log.level,
-                    data: fit::data(data, log.max_data_size),
+                    data: fit::data(data, max_data_size),
                     message: fit::message(log.message),
                     created: pocketbun_storage::time::format_unix_millis(ms),
                 }

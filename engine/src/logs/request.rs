@@ -33,7 +33,6 @@ pub struct PendingRequest {
     authorization: Option<String>,
     log_auth_id: bool,
     min_level: i64,
-    max_data_size: i64,
     skip_success: bool,
 }
 
@@ -43,9 +42,6 @@ pub struct RequestLog {
     pub(super) level: i64,
     pub(super) message: String,
     pub(super) authorization: Option<String>,
-    /// `logs.maxDataSize` when the request began (PocketBase reads it when it writes the
-    /// batch, at most a moment later).
-    pub(super) max_data_size: i64,
     log_auth_id: bool,
     /// `"details":…,"error":…,` of a failed request (else empty).
     error: String,
@@ -114,7 +110,6 @@ impl PendingRequest {
                 .map(str::to_string),
             log_auth_id: logs.log_auth_id,
             min_level: logs.min_level,
-            max_data_size: logs.max_data_size,
             skip_success,
         })
     }
@@ -149,7 +144,6 @@ impl PendingRequest {
             level,
             message: self.message,
             authorization: self.authorization,
-            max_data_size: self.max_data_size,
             log_auth_id: self.log_auth_id,
             error: error_keys,
             exec_ms,
@@ -302,7 +296,6 @@ mod tests {
             message: "GET /x".into(),
             authorization: None,
             log_auth_id: true,
-            max_data_size: 0,
             error: "\"details\":null,\"error\":\"Oops.\",".into(),
             exec_ms: 0.123456,
             status: 400,

@@ -25,8 +25,7 @@ pub fn url_decode(s: &str) -> Option<String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                out.push(hex_byte(b.get(i + 1..i + 3)?)?);
                 i += 2;
             }
             c => out.push(c),
@@ -34,6 +33,16 @@ pub fn url_decode(s: &str) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
+}
+
+/// The byte a `%XY` escape stands for: both must be hex digits, as in Go's `unhex`
+/// (`u8::from_str_radix` alone would also take `+1`, a sign and one digit).
+pub fn hex_byte(xy: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    match xy {
+        [x, y] => Some((digit(*x)? * 16 + digit(*y)?) as u8),
+        _ => None,
+    }
 }
 
 /// Go's `url.ParseQuery` refuses a query with this many `&` separators or more (GODEBUG
@@ -298,7 +307,17 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::reads_auth_fields;
+    use super::{reads_auth_fields, url_decode};
+
+    #[test]
+    fn url_decode_refuses_what_go_refuses() {
+        // Go's url.QueryUnescape: "%+1", "%-1", "% 1" are invalid escapes, not bytes 1
+        for bad in ["%+1", "%-1", "% 1", "%1", "%", "a%zz", "%1g", "%\u{e9}1"] {
+            assert_eq!(url_decode(bad), None, "{bad}");
+        }
+        assert_eq!(url_decode("a%2Bb+c%2fd").as_deref(), Some("a+b c/d"));
+        assert_eq!(url_decode("%C3%A9").as_deref(), Some("\u{e9}"));
+    }
 
     #[test]
     fn auth_fields_beyond_the_token() {

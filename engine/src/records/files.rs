@@ -6,12 +6,20 @@ use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use pocketbun_storage::random;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread called [`sniff`] (tests check each upload is sniffed once).
+    pub static SNIFFS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 const NAME_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// The content's MIME type and extension, from its bytes (never from the client's header).
 /// Sniffed once per upload ([`crate::records::write::NewFile::sniffed`]): the mime-type
 /// check, the stored name and the stored content type all use that one answer.
 pub fn sniff(data: &[u8]) -> (&'static str, &'static str) {
+    #[cfg(test)]
+    SNIFFS.with(|n| n.set(n.get() + 1));
     // before the generic detector, which names an SVG with an XML declaration text/xml
     if is_svg(data) && std::str::from_utf8(data).is_ok() {
         return ("image/svg+xml", "svg");

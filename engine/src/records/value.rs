@@ -1,5 +1,5 @@
 //! Stored values → PocketBase's typed field values, written as Go's `encoding/json` writes
-//! them (HTML-safe strings, float64 numbers).
+//! them (no HTML escaping since PocketBase 0.40, float64 numbers).
 
 use super::{SqlRef, SqlVal};
 use pocketbun_storage::collections::gojson;
@@ -140,40 +140,109 @@ fn write_json_field(out: &mut String, v: SqlRef<'_>) {
     }
 }
 
-/// Compacts a stored JSON text (whitespace outside strings dropped; strings kept as they
-/// are, with no HTML escaping since PocketBase 0.40).
+/// A stored JSON text (already checked valid) as PocketBase 0.40 serves it: Go's
+/// `encoding/json/v2` reformats a raw value, so whitespace outside strings is dropped and
+/// every string is written again in its canonical form. Numbers, key order and duplicate
+/// keys stay as stored. A string without escapes is copied as it is; one with escapes
+/// (`\u003c`, `\u0026`, `\/`, `\u00e9`... as PocketBase 0.39 and other writers store them)
+/// is decoded and re-escaped, so `"\u003cb\u003e"` is served as `"<b>"`, a lone surrogate
+/// as U+FFFD.
 pub fn write_compact(out: &mut String, raw: &str) {
-    let mut in_str = false;
-    let mut escaped = false;
-    for c in raw.chars() {
-        if in_str {
-            if escaped {
-                escaped = false;
-                out.push(c);
-                continue;
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                let mut escapes = false;
+                while j < b.len() && b[j] != b'"' {
+                    if b[j] == b'\\' {
+                        escapes = true;
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let end = j.min(b.len());
+                let body = raw.get(start..end).unwrap_or("");
+                if escapes {
+                    gojson::write_str(out, &unescape(body));
+                } else {
+                    out.push('"');
+                    out.push_str(body);
+                    out.push('"');
+                }
+                i = end + 1;
             }
-            match c {
-                '\\' => {
-                    escaped = true;
-                    out.push(c);
+            _ => {
+                // a run of punctuation, numbers and literals (ASCII in valid JSON)
+                let start = i;
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'"') {
+                    i += 1;
                 }
-                '"' => {
-                    in_str = false;
-                    out.push(c);
-                }
-                _ => out.push(c),
-            }
-        } else {
-            match c {
-                ' ' | '\t' | '\n' | '\r' => {}
-                '"' => {
-                    in_str = true;
-                    out.push(c);
-                }
-                _ => out.push(c),
+                out.push_str(raw.get(start..i).unwrap_or(""));
             }
         }
     }
+}
+
+/// The text of a JSON string's body (between its quotes): escapes decoded, UTF-16 surrogate
+/// pairs joined, and a lone surrogate replaced by U+FFFD, as Go does.
+fn unescape(body: &str) -> String {
+    let b = body.as_bytes();
+    let mut out = String::with_capacity(body.len());
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = body.get(at..at + 4)?;
+        if !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(h, 16).ok()
+    };
+    let mut i = 0;
+    let mut run = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.push_str(&body[run..i]);
+        let Some(&e) = b.get(i + 1) else {
+            break;
+        };
+        i += 2;
+        match e {
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'n' => out.push('\n'),
+            b'r' => out.push('\r'),
+            b't' => out.push('\t'),
+            b'u' => {
+                let Some(u) = hex4(i) else {
+                    break;
+                };
+                i += 4;
+                let c = if (0xD800..0xDC00).contains(&u) {
+                    // a high surrogate: joined with a low one right after it, else U+FFFD
+                    match (b.get(i..i + 2), hex4(i + 2)) {
+                        (Some(b"\\u"), Some(lo)) if (0xDC00..0xE000).contains(&lo) => {
+                            i += 6;
+                            char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
+                        }
+                        _ => None,
+                    }
+                } else {
+                    char::from_u32(u)
+                };
+                out.push(c.unwrap_or('\u{FFFD}'));
+            }
+            // `"`, `\` and `/` stand for themselves
+            other => out.push(other as char),
+        }
+        run = i;
+    }
+    out.push_str(body.get(run..).unwrap_or(""));
+    out
 }
 
 fn write_geo_point(out: &mut String, v: SqlRef<'_>) {
@@ -211,6 +280,22 @@ mod tests {
         assert_eq!(t("1.50"), "1.50");
         assert_eq!(t("[1,2"), "\"[1,2\"");
         assert_eq!(json_of("json", SqlVal::Null), "null");
+        // strings come back in canonical form, as PocketBase 0.40 serves a raw value
+        // (checked against 0.40.6 on a pb_data written by 0.39.11)
+        assert_eq!(
+            t(r#"{"h":"\u003cb\u003e\u0026amp;\u003c/b\u003e","s":"\u2028x"}"#),
+            "{\"h\":\"<b>&amp;</b>\",\"s\":\"\u{2028}x\"}"
+        );
+        assert_eq!(
+            t(r#"{"e":"\u00e9\/\u0041\t\u001f\b\f\"\\\ud83d\ude00","n":[1.0,1e2,-0,1E+2]}"#),
+            "{\"e\":\"\u{e9}/A\\t\\u001f\\b\\f\\\"\\\\\u{1f600}\",\"n\":[1.0,1e2,-0,1E+2]}"
+        );
+        assert_eq!(
+            t(r#"["\u0026", "\ud800", "\ud800x", "\udc00\u0041"]"#),
+            "[\"&\",\"\u{fffd}\",\"\u{fffd}x\",\"\u{fffd}A\"]"
+        );
+        assert_eq!(t(r#"{"d":1, "d":2}"#), r#"{"d":1,"d":2}"#);
+        assert_eq!(t(r#""\u003cx\u003e""#), "\"<x>\"");
     }
 
     #[test]

@@ -579,7 +579,7 @@ impl Draft {
                 continue;
             }
             let idx = self.new_files.len();
-            let sniffed = super::files::sniff(&up.data);
+            let sniffed = up.sniffed.unwrap_or_else(|| super::files::sniff(&up.data));
             self.new_files.push(NewFile {
                 name: super::files::stored_name(&up.original_name, sniffed.1),
                 original_name: up.original_name,

@@ -3,7 +3,7 @@
 //! so nothing here ever runs on a request worker; workers reach it through `AutoCert`'s job
 //! channel and are answered through one-shot channels.
 
-use super::cache::{self, CachedCert};
+use super::cache::{self, CachedCert, CertKey};
 use super::{server_config, AutoCert, ACME_TLS_ALPN};
 use instant_acme::{Account, ChallengeType, Identifier, Key, NewOrder, OrderStatus, RetryPolicy};
 use pocketbun_http::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -113,33 +113,37 @@ async fn renew_loop(
     }
 }
 
-/// Installs a certificate for `domain`, from the cache unless `renew`, else from a new order.
-/// Returns its expiry.
+/// Installs the certificate of cache name `name` (`<domain>`, or `<domain>+rsa` for the RSA
+/// one), from the cache unless `renew`, else from a new order. Returns its expiry.
 async fn obtain(
     certs: &AutoCert,
     settings: &Settings,
     account: &AccountCell,
-    domain: &str,
+    name: &str,
     renew: bool,
 ) -> Result<SystemTime, String> {
+    let (domain, rsa) = match name.strip_suffix(cache::RSA_SUFFIX) {
+        Some(domain) => (domain, true),
+        None => (name, false),
+    };
     if !renew {
         if let Some(cached) =
-            cache::get(&settings.cache_dir, domain).and_then(|d| CachedCert::parse(&d))
+            cache::get(&settings.cache_dir, name).and_then(|d| CachedCert::parse(&d))
         {
             if let Some(not_after) = usable(&cached) {
-                certs.install(domain, config_of(&cached)?);
+                certs.install(name, config_of(&cached)?);
                 return Ok(not_after);
             }
         }
     }
     let account = account.get_or_try_init(|| open_account(settings)).await?;
-    let cert = tokio::time::timeout(ORDER_TIMEOUT, order(certs, settings, account, domain))
+    let cert = tokio::time::timeout(ORDER_TIMEOUT, order(certs, settings, account, domain, rsa))
         .await
         .map_err(|_| "the order took too long".to_string())??;
     let not_after = usable(&cert).ok_or("the CA sent a certificate that is not valid now")?;
-    cache::put(&settings.cache_dir, domain, &cert.encode())
+    cache::put(&settings.cache_dir, name, &cert.encode())
         .map_err(|e| format!("cannot write the certificate cache: {e}"))?;
-    certs.install(domain, config_of(&cert)?);
+    certs.install(name, config_of(&cert)?);
     Ok(not_after)
 }
 
@@ -156,7 +160,10 @@ fn config_of(cert: &CachedCert) -> Result<Arc<pocketbun_http::tls::rustls::Serve
         .iter()
         .map(|c| CertificateDer::from(c.clone()))
         .collect();
-    let key = PrivateKeyDer::Sec1(cert.key_sec1.clone().into());
+    let key = match &cert.key {
+        CertKey::Ec(der) => PrivateKeyDer::Sec1(der.clone().into()),
+        CertKey::Rsa(der) => PrivateKeyDer::Pkcs1(der.clone().into()),
+    };
     server_config(chain, key, b"http/1.1").map_err(|e| format!("unusable certificate: {e}"))
 }
 
@@ -199,13 +206,33 @@ async fn open_account(settings: &Settings) -> Result<Account, String> {
 }
 
 /// One certificate for `domain` from the ACME server: TLS-ALPN-01 first, then HTTP-01 (when
-/// the HTTP listener runs), each try a new order, as autocert does.
+/// the HTTP listener runs), each try a new order, as autocert does. Its key is ECDSA P-256,
+/// or RSA 2048 when `rsa` (autocert's two kinds).
 async fn order(
     certs: &AutoCert,
     settings: &Settings,
     account: &Account,
     domain: &str,
+    rsa: bool,
 ) -> Result<CachedCert, String> {
+    // an RSA key takes a while to find (tens of milliseconds in release, seconds in a debug
+    // build): on the blocking pool, so the runtime keeps answering other orders meanwhile
+    let key = if rsa {
+        let (pkcs8, pkcs1) = tokio::task::spawn_blocking(rsa_key)
+            .await
+            .map_err(|e| e.to_string())??;
+        let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(pkcs8),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(|e| e.to_string())?;
+        (signer, CertKey::Rsa(pkcs1))
+    } else {
+        let signer = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| e.to_string())?;
+        let sec1 = cache::pkcs8_to_sec1(&signer.serialize_der()).ok_or("cannot encode a key")?;
+        (signer, CertKey::Ec(sec1))
+    };
     let mut types = vec![ChallengeType::TlsAlpn01];
     if settings.http01 {
         types.push(ChallengeType::Http01);
@@ -271,12 +298,13 @@ async fn order(
             }
         }
     };
-    let key =
-        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let (signer, key) = key;
     let mut params =
         rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(|e| e.to_string())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+    let csr = params
+        .serialize_request(&signer)
+        .map_err(|e| e.to_string())?;
     order
         .finalize_csr(csr.der())
         .await
@@ -294,10 +322,19 @@ async fn order(
     if chain.is_empty() {
         return Err("the CA sent no certificate".into());
     }
-    Ok(CachedCert {
-        key_sec1: cache::pkcs8_to_sec1(&key.serialize_der()).ok_or("cannot encode a key")?,
-        chain,
-    })
+    Ok(CachedCert { key, chain })
+}
+
+/// A new RSA 2048 key (autocert's size), as PKCS#8 (for signing the CSR) and PKCS#1 DER
+/// (the cache's `RSA PRIVATE KEY`). ring signs with RSA keys but cannot make them.
+fn rsa_key() -> Result<(Vec<u8>, Vec<u8>), String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::EncodePrivateKey;
+    let key =
+        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+    let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    let pkcs1 = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+    Ok((pkcs8.as_bytes().to_vec(), pkcs1.as_bytes().to_vec()))
 }
 
 /// Closes the challenge a try opened, however the try ends.

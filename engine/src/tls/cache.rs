@@ -4,6 +4,8 @@
 //!
 //! - `<domain>`: the ECDSA P-256 private key as `EC PRIVATE KEY` (SEC1, with the curve named),
 //!   then the chain as `CERTIFICATE` blocks, leaf first;
+//! - `<domain>+rsa`: the same for the RSA certificate served to clients without ECDSA, the
+//!   key as `RSA PRIVATE KEY` (PKCS#1);
 //! - `acme_account+key` (older autocert: `acme_account.key`): the ACME account key, same PEM;
 //! - the folder is 0700 and files are 0600, written whole through a rename.
 //!
@@ -21,6 +23,18 @@ const LEGACY_ACCOUNT_KEY: &str = "acme_account.key";
 pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join(".autocert_cache")
 }
+
+/// The cache name of a domain's certificate: `<domain>`, or `<domain>+rsa` for the RSA one.
+pub fn cert_name(domain: &str, rsa: bool) -> String {
+    if rsa {
+        format!("{domain}{RSA_SUFFIX}")
+    } else {
+        domain.to_string()
+    }
+}
+
+/// The suffix of an RSA certificate's cache name.
+pub const RSA_SUFFIX: &str = "+rsa";
 
 pub fn get(dir: &Path, name: &str) -> Option<Vec<u8>> {
     std::fs::read(dir.join(name)).ok()
@@ -89,30 +103,41 @@ pub fn parse_pem(text: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     Some(blocks)
 }
 
-/// A cached certificate: the key (SEC1 DER) and the chain (DER, leaf first).
+/// A certificate's private key, in the encodings autocert writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CertKey {
+    /// ECDSA P-256, SEC1 DER (`EC PRIVATE KEY`).
+    Ec(Vec<u8>),
+    /// RSA, PKCS#1 DER (`RSA PRIVATE KEY`).
+    Rsa(Vec<u8>),
+}
+
+/// A cached certificate: the key and the chain (DER, leaf first).
 pub struct CachedCert {
-    pub key_sec1: Vec<u8>,
+    pub key: CertKey,
     pub chain: Vec<Vec<u8>>,
 }
 
 impl CachedCert {
     pub fn parse(data: &[u8]) -> Option<CachedCert> {
         let mut blocks = parse_pem(data)?.into_iter();
-        let (label, key_sec1) = blocks.next()?;
-        if label != "EC PRIVATE KEY" {
-            // autocert keeps RSA certificates (for clients without ECDSA) under `<domain>+rsa`;
-            // every client we serve does ECDSA
-            return None;
-        }
+        let key = match blocks.next()? {
+            (label, der) if label == "EC PRIVATE KEY" => CertKey::Ec(der),
+            (label, der) if label == "RSA PRIVATE KEY" => CertKey::Rsa(der),
+            _ => return None,
+        };
         let chain: Vec<Vec<u8>> = blocks
             .filter(|(l, _)| l == "CERTIFICATE")
             .map(|(_, d)| d)
             .collect();
-        (!chain.is_empty()).then_some(CachedCert { key_sec1, chain })
+        (!chain.is_empty()).then_some(CachedCert { key, chain })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = pem("EC PRIVATE KEY", &self.key_sec1);
+        let mut out = match &self.key {
+            CertKey::Ec(der) => pem("EC PRIVATE KEY", der),
+            CertKey::Rsa(der) => pem("RSA PRIVATE KEY", der),
+        };
         for cert in &self.chain {
             out.push_str(&pem("CERTIFICATE", cert));
         }
@@ -272,11 +297,11 @@ mod tests {
         assert_eq!(to.duration_since(UNIX_EPOCH).unwrap().as_secs(), 2561500800);
 
         let cached = CachedCert {
-            key_sec1: sec1.clone(),
+            key: CertKey::Ec(sec1.clone()),
             chain: vec![cert.der().to_vec()],
         };
         let parsed = CachedCert::parse(&cached.encode()).unwrap();
-        assert_eq!(parsed.key_sec1, sec1);
+        assert_eq!(parsed.key, CertKey::Ec(sec1));
         assert_eq!(parsed.chain, vec![cert.der().to_vec()]);
         assert!(CachedCert::parse(b"garbage").is_none());
         assert!(CachedCert::parse(b"-----BEGIN EC PRIVATE KEY-----\n!!\n").is_none());

@@ -4,8 +4,9 @@
 //!
 //! Who does what:
 //! - the workers run the handshakes (`pocketbun_http::tls`); [`AutoCert`] picks the
-//!   certificate from the SNI name. A ready certificate is one map lookup; a missing one is
-//!   asked of the ACME thread and awaited, so a worker never blocks on issuance;
+//!   certificate from the SNI name (as its punycode A-label) and, like autocert, an RSA one
+//!   for a client that cannot take ECDSA. A ready certificate is one map lookup; a missing
+//!   one is asked of the ACME thread and awaited, so a worker never blocks on issuance;
 //! - the `pocketbun-acme` thread (its own tokio runtime, `acme.rs`) reads the cache, orders
 //!   certificates (TLS-ALPN-01 first, then HTTP-01, in autocert's order), writes the cache and
 //!   renews each certificate 30 days before it expires;
@@ -87,6 +88,9 @@ pub fn plan(
     } else {
         domains.iter().map(|d| normalize(d)).collect()
     };
+    // a name that is no valid IDNA name can never match a handshake (autocert's whitelist
+    // drops it, likewise)
+    hosts.retain(|h| !h.is_empty());
     let mut www = Vec::new();
     for host in hosts.clone() {
         if host.starts_with("www.") {
@@ -133,9 +137,22 @@ fn host_of(addr: &str) -> String {
     normalize(host.trim_start_matches('[').trim_end_matches(']'))
 }
 
-/// Lower case, without a trailing dot: `Example.COM.` and `example.com` are one name.
+/// A host name as autocert compares and orders it: the IDNA A-label (UTS #46 with Go's
+/// `idna.Lookup` profile: STD3 rules, hyphen checks), so `Bücher.example.` and
+/// `xn--bcher-kva.example` are one name, and the ACME order, the cache file and the SNI match
+/// all use the punycode form. Empty when the name is not a valid IDNA name.
 fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+    use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
+    let name = name.trim_end_matches('.');
+    match Uts46::new().to_ascii(
+        name.as_bytes(),
+        AsciiDenyList::STD3,
+        Hyphens::Check,
+        DnsLength::Ignore,
+    ) {
+        Ok(ascii) => ascii.into_owned(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A certificate ready to serve.
@@ -150,6 +167,8 @@ type Waiter = futures_channel::oneshot::Sender<Option<Arc<rustls::ServerConfig>>
 pub struct AutoCert {
     /// Names a certificate may be obtained for (the host policy).
     hosts: Vec<String>,
+    /// Ready certificates by cache name (`<domain>`, or `<domain>+rsa` for clients without
+    /// ECDSA); `waiting` and `failed` are keyed the same way.
     certs: RwLock<HashMap<String, Ready>>,
     /// TLS-ALPN-01 validation certificates by domain, while a challenge is open.
     alpn_certs: RwLock<HashMap<String, Arc<rustls::ServerConfig>>>,
@@ -189,7 +208,7 @@ impl AutoCert {
         self.hosts.iter().any(|h| h == host)
     }
 
-    /// Called by the ACME thread with a new (or renewed) certificate.
+    /// Called by the ACME thread with a new (or renewed) certificate, by its cache name.
     fn install(&self, domain: &str, config: Arc<rustls::ServerConfig>) {
         self.certs
             .write()
@@ -260,7 +279,7 @@ impl CertSource for AutoCert {
         let Some(name) = hello.server_name.as_deref().map(normalize) else {
             return ready(None);
         };
-        if !name.contains('.') {
+        if name.is_empty() || !name.contains('.') {
             return ready(None);
         }
         // a TLS-ALPN-01 validation connection offers exactly that one protocol
@@ -276,6 +295,9 @@ impl CertSource for AutoCert {
         if !self.allowed(&name) {
             return ready(None);
         }
+        // from here on, the certificate's cache name: a client that cannot take ECDSA gets
+        // the domain's RSA certificate, `<domain>+rsa` (autocert's two certificates)
+        let name = cache::cert_name(&name, !hello.ecdsa);
         if let Some(r) = self
             .certs
             .read()
@@ -488,5 +510,46 @@ impl<S: Service> Service for WwwRedirect<S> {
 
     fn error_response(&self, err: &HttpError) -> Response {
         self.inner.error_response(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_idna_a_labels() {
+        assert_eq!(normalize("bücher.example"), "xn--bcher-kva.example");
+        assert_eq!(normalize("Bücher.EXAMPLE."), "xn--bcher-kva.example");
+        assert_eq!(normalize("xn--bcher-kva.example"), "xn--bcher-kva.example");
+        assert_eq!(normalize("Example.COM."), "example.com");
+        assert_eq!(normalize("127.0.0.1"), "127.0.0.1");
+        // not host names under Go's idna.Lookup profile (STD3 rules, hyphen checks)
+        for bad in ["a_b.example", "-a.example", "ab--c.example", "a b.example"] {
+            assert_eq!(normalize(bad), "", "{bad}");
+        }
+    }
+
+    #[test]
+    fn idna_domains_are_ordered_and_matched_as_punycode() {
+        let dir = std::env::temp_dir().join("pocketbun-idna-plan-unused");
+        let listen = plan(
+            &dir,
+            &["bücher.example".to_string()],
+            Some("127.0.0.1:0"),
+            Some("127.0.0.1:0"),
+        )
+        .unwrap();
+        let acme = listen.tls.unwrap();
+        assert_eq!(
+            acme.hosts,
+            ["xn--bcher-kva.example", "www.xn--bcher-kva.example"]
+        );
+        assert_eq!(*listen.www_redirects, ["www.xn--bcher-kva.example"]);
+        // PocketBase prints the name as given
+        assert_eq!(listen.base_url, "https://bücher.example");
+        assert!(acme.allowed(&normalize("BÜCHER.example")));
+        assert!(!acme.allowed("bücher.example"));
+        assert!(!dir.exists(), "nothing is written before a handshake asks");
     }
 }
