@@ -1,7 +1,11 @@
 //! Request data that `@request.*` identifiers read, the parameter sources a compiled query
 //! binds from, and the guards that decide whether a cached compilation fits a request.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json};
+
+use crate::fold::{FoldCheck, Truth};
 
 /// A value bound to a positional SQL parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +213,8 @@ pub enum Guard {
     BodyRelCount(String, usize),
     /// Number of items of a body value (`:length`).
     BodyLen(String, usize),
+    /// A comparison folded to a constant ([`crate::fold`]) and its outcome.
+    Fold(Arc<FoldCheck>, Truth),
 }
 
 impl Guard {
@@ -221,6 +227,7 @@ impl Guard {
             }
             Guard::BodyRelCount(f, n) => unique_strings(req.body.get(f)).len() == *n,
             Guard::BodyLen(f, n) => to_slice(req.body.get(f)).len() == *n,
+            Guard::Fold(check, t) => check.outcome(req) == Some(*t),
         }
     }
 }
