@@ -28,7 +28,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::parse::{Group, Item, Join, Op};
-use crate::request::{eval, extract, like_wrap, ParamSource, RequestInfo, Value};
+use crate::request::{extract, json_to_value, like_wrap, RequestInfo, Value};
 
 thread_local! {
     static OFF: Cell<bool> = const { Cell::new(false) };
@@ -136,12 +136,9 @@ impl Known {
 
     /// `None`: not known for this request, or not foldable exactly (left to SQLite).
     fn atom(&self, req: &RequestInfo) -> Option<Atom> {
+        // the value `ParamSource::Request` binds (without building one per evaluation)
         let bound = |path: &[String], number_field: bool, lower: bool| {
-            let src = ParamSource::Request {
-                path: path.to_vec(),
-                number_field,
-            };
-            match eval(&src, req, 0) {
+            match json_to_value(extract(req, path).ok().flatten(), number_field) {
                 // the compiler writes a NULL value as the literal NULL (and no LOWER)
                 Value::Null => Atom {
                     value: Value::Null,

@@ -298,7 +298,7 @@ fn nested(v: &Json, keys: &[String]) -> Result<Option<Json>, ()> {
 }
 
 /// Converts a request JSON value to the bound SQL value the way PocketBase does.
-fn json_to_value(v: Option<Json>, number_field: bool) -> Value {
+pub(crate) fn json_to_value(v: Option<Json>, number_field: bool) -> Value {
     match v {
         None | Some(Json::Null) => Value::Null,
         Some(Json::Bool(b)) => Value::Integer(b as i64),
