@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::error::QueryError;
-use crate::parse::{self, Group, Item, Join as JoinOp, Op, Operand};
+use crate::fold::{and_value, chains, FoldCheck, FoldTree, Known, Plan, Truth};
+use crate::parse::{self, Group, Item, Op, Operand};
 use crate::request::{
     class_of, eval, extract, to_slice, unique_strings, Guard, Macro, Param, ParamSource,
     RequestInfo, Value, ValueClass,
@@ -308,6 +309,119 @@ impl<'s> Resolver<'s> {
             rule_joins: vec![],
             suffix: String::new(),
         }
+    }
+
+    /// A resolver over the same collection and request with nothing registered: the parts
+    /// of a filter that folding dropped are resolved into it only to raise their errors.
+    fn scratch(&self) -> Resolver<'s> {
+        Resolver {
+            schema: self.schema,
+            base: self.base.clone(),
+            base_alias: self.base_alias.clone(),
+            req: self.req,
+            allow_hidden: self.allow_hidden,
+            joins: vec![],
+            rule_joins: vec![],
+            suffix: self.suffix.clone(),
+        }
+    }
+
+    /// Whether any operand may be folded for this request: a caller whose auth collection
+    /// the schema does not know reads NULL from every `@request.auth.*` in SQL, which the
+    /// folding does not model (a token is only ever verified against a known collection).
+    fn can_fold(&self) -> bool {
+        can_fold(self.schema, self.req)
+    }
+
+    /// What `op` is when its value is known per request ([`crate::fold`]); `None` when
+    /// only SQLite knows it, or when resolving it is an error (the SQL path raises it).
+    fn known(&self, op: &Operand) -> Option<Known> {
+        match op {
+            Operand::Text(s) => Some(Known::Const {
+                value: Value::Text(s.clone()),
+                param: true,
+            }),
+            Operand::Number(s) => Some(Known::Const {
+                value: Value::Real(s.parse().unwrap_or(0.0)),
+                param: true,
+            }),
+            Operand::Func { .. } => None,
+            Operand::Ident(name) => {
+                if Macro::from_name(name).is_some() {
+                    return None;
+                }
+                if name.starts_with("@request.") {
+                    return self.known_request(name);
+                }
+                // `null`/`true`/`false` are keywords only where the name resolves to nothing
+                let value = [
+                    ("null", Value::Null),
+                    ("true", Value::Integer(1)),
+                    ("false", Value::Integer(0)),
+                ]
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))?
+                .1;
+                match self.scratch().resolve(&mut Ctx::default(), name) {
+                    Ok(rr) if !rr.ident.is_empty() => None,
+                    _ => Some(Known::Const {
+                        value,
+                        param: false,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// [`Resolver::known`] of a `@request.*` identifier, mirroring [`Resolver::resolve`]'s
+    /// static fields.
+    fn known_request(&self, name: &str) -> Option<Known> {
+        if !allowed_field(name) || name.starts_with("@request.body.") {
+            return None;
+        }
+        let mut path: Vec<String> = name.split('.').skip(1).map(str::to_string).collect();
+        let number_field = |prop: &str| {
+            self.base
+                .field(prop)
+                .is_some_and(|f| f.kind == FieldType::Number)
+        };
+        if name.starts_with("@request.auth.") {
+            let number_field = number_field(path.last()?);
+            return Some(Known::Auth {
+                path,
+                number_field,
+                plain: PLAIN_AUTH_FIELDS.contains(&name),
+            });
+        }
+        let last = path.last()?.clone();
+        let (prop, modifier) = split_modifier(&last).ok()?;
+        let number_field = number_field(prop);
+        let modifier = modifier.to_string();
+        *path.last_mut()? = prop.to_string();
+        match modifier.as_str() {
+            "isset" => Some(Known::Isset(path)),
+            "" | "lower" => Some(Known::Request {
+                path,
+                number_field,
+                lower: modifier == "lower",
+            }),
+            _ => None,
+        }
+    }
+
+    /// The fold tree of `groups`: each comparison of two known operands becomes a check.
+    fn fold_tree(&self, groups: &[Group]) -> FoldTree {
+        let fold = self.can_fold() && crate::fold::enabled();
+        FoldTree::build(groups, &mut |e| {
+            if !fold {
+                return None;
+            }
+            Some(FoldCheck {
+                left: self.known(&e.left)?,
+                op: e.op,
+                right: self.known(&e.right)?,
+            })
+        })
     }
 
     fn load(&self, name_or_id: &str) -> Option<Arc<Collection>> {
@@ -1021,42 +1135,154 @@ fn split_via(prop: &str) -> Option<(&str, &str)> {
 // ---------------------------------------------------------------------------------------
 // expression building
 
-/// Builds the SQL of parsed groups. `limit` counts down the expression budget.
+/// A filter part after folding: a constant, or SQL for SQLite to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Built {
+    Const(Truth),
+    Sql(String),
+}
+
+/// Builds the SQL of parsed groups. `limit` counts down the expression budget. A part
+/// that folds to a constant is written as its literal (`(TRUE)`, ...).
 pub(crate) fn build_groups(
     res: &mut Resolver<'_>,
     ctx: &mut Ctx,
     groups: &[Group],
     limit: &mut usize,
 ) -> Result<String, QueryError> {
+    Ok(match build_folded(res, ctx, groups, limit)? {
+        Built::Sql(s) => s,
+        Built::Const(t) => format!("({})", t.sql()),
+    })
+}
+
+/// Builds parsed groups with every comparison known for this request folded
+/// ([`crate::fold`]): first the fold tree decides the parts (no side effects), then SQL is
+/// built only for the parts that depend on the row. Each folded comparison becomes a
+/// guard with its outcome. Dropped parts are still resolved (into a scratch resolver), in
+/// order, so a filter that PocketBase refuses is refused here too.
+pub(crate) fn build_folded(
+    res: &mut Resolver<'_>,
+    ctx: &mut Ctx,
+    groups: &[Group],
+    limit: &mut usize,
+) -> Result<Built, QueryError> {
     if groups.is_empty() {
         return Err(fail("empty filter expression"));
     }
-    let mut out = String::from("(");
-    for (n, g) in groups.iter().enumerate() {
-        let sql = match &g.item {
-            Item::Expr(e) => {
-                if *limit == 0 {
-                    return Err(fail("max filter expressions limit reached"));
-                }
-                *limit -= 1;
-                let l = resolve_operand(res, ctx, &e.left)
-                    .map_err(|err| fail(format!("invalid left operand - {}", err.detail)))?;
-                let r = resolve_operand(res, ctx, &e.right)
-                    .map_err(|err| fail(format!("invalid right operand - {}", err.detail)))?;
-                build_expr(ctx, &l, e.op, &r)
-            }
-            Item::Group(inner) => build_groups(res, ctx, inner, limit)?,
-        };
-        if n > 0 {
-            out.push_str(match g.join {
-                JoinOp::And => " AND ",
-                JoinOp::Or => " OR ",
-            });
+    let tree = res.fold_tree(groups);
+    let auth = res.req.auth.as_ref().map(|a| a.collection_id.clone());
+    let plan = tree.plan(res.req, &mut |check, t| {
+        if check.depends_on_request() {
+            ctx.guard(Guard::Fold(check.clone(), t));
         }
-        out.push_str(&sql);
+        if check.reads_auth() {
+            ctx.guard(Guard::AuthCollection(auth.clone()));
+        }
+    });
+    emit_group(res, ctx, groups, &plan, limit)
+}
+
+/// The SQL of a group whose plan is `plan`.
+fn emit_group(
+    res: &mut Resolver<'_>,
+    ctx: &mut Ctx,
+    groups: &[Group],
+    plan: &Plan,
+    limit: &mut usize,
+) -> Result<Built, QueryError> {
+    let Plan::Group(items, value) = plan else {
+        return Err(fail("invalid filter plan"));
+    };
+    if let Some(t) = value {
+        for g in groups {
+            validate_item(res, g, limit)?;
+        }
+        return Ok(Built::Const(*t));
+    }
+    let mut out = String::from("(");
+    for (n, range) in chains(items).into_iter().enumerate() {
+        let chain = match and_value(items[range.clone()].iter().map(|(_, p)| p.value())) {
+            Some(t) => {
+                for g in &groups[range] {
+                    validate_item(res, g, limit)?;
+                }
+                if t == Truth::False {
+                    continue; // `x OR FALSE` is `x`
+                }
+                t.sql().to_string()
+            }
+            None => {
+                let mut parts: Vec<String> = Vec::new();
+                for i in range {
+                    match items[i].1.value() {
+                        // `x AND TRUE` is `x`
+                        Some(Truth::True) => validate_item(res, &groups[i], limit)?,
+                        Some(t) => {
+                            validate_item(res, &groups[i], limit)?;
+                            parts.push(t.sql().to_string());
+                        }
+                        None => parts.push(emit_item(res, ctx, &groups[i], &items[i].1, limit)?),
+                    }
+                }
+                parts.join(" AND ")
+            }
+        };
+        if n > 0 && out.len() > 1 {
+            out.push_str(" OR ");
+        }
+        out.push_str(&chain);
     }
     out.push(')');
-    Ok(out)
+    Ok(Built::Sql(out))
+}
+
+/// The SQL of one item that depends on the row.
+fn emit_item(
+    res: &mut Resolver<'_>,
+    ctx: &mut Ctx,
+    g: &Group,
+    plan: &Plan,
+    limit: &mut usize,
+) -> Result<String, QueryError> {
+    match &g.item {
+        Item::Expr(e) => {
+            if *limit == 0 {
+                return Err(fail("max filter expressions limit reached"));
+            }
+            *limit -= 1;
+            let l = resolve_operand(res, ctx, &e.left)
+                .map_err(|err| fail(format!("invalid left operand - {}", err.detail)))?;
+            let r = resolve_operand(res, ctx, &e.right)
+                .map_err(|err| fail(format!("invalid right operand - {}", err.detail)))?;
+            Ok(build_expr(ctx, &l, e.op, &r))
+        }
+        Item::Group(inner) => Ok(match emit_group(res, ctx, inner, plan, limit)? {
+            Built::Sql(s) => s,
+            Built::Const(t) => t.sql().to_string(),
+        }),
+    }
+}
+
+/// Resolves an item that folding dropped into a scratch resolver, only for its errors (and
+/// its share of the expression budget).
+fn validate_item(res: &Resolver<'_>, g: &Group, limit: &mut usize) -> Result<(), QueryError> {
+    match &g.item {
+        Item::Expr(e) => {
+            if *limit == 0 {
+                return Err(fail("max filter expressions limit reached"));
+            }
+            *limit -= 1;
+            let mut scratch = res.scratch();
+            let mut ctx = Ctx::default();
+            resolve_operand(&mut scratch, &mut ctx, &e.left)
+                .map_err(|err| fail(format!("invalid left operand - {}", err.detail)))?;
+            resolve_operand(&mut scratch, &mut ctx, &e.right)
+                .map_err(|err| fail(format!("invalid right operand - {}", err.detail)))?;
+            Ok(())
+        }
+        Item::Group(inner) => inner.iter().try_for_each(|g| validate_item(res, g, limit)),
+    }
 }
 
 fn resolve_operand(res: &mut Resolver<'_>, ctx: &mut Ctx, op: &Operand) -> Result<RR, QueryError> {
@@ -1309,13 +1535,29 @@ fn build_expr(ctx: &mut Ctx, l: &RR, op: Op, r: &RR) -> String {
     expr
 }
 
-/// Compiles one filter/rule against a resolver (shared with other parts of the statement).
+/// Compiles one filter/rule against a resolver (shared with other parts of the statement),
+/// folding what is known for the request.
 pub(crate) fn compile_filter_into(
     res: &mut Resolver<'_>,
     ctx: &mut Ctx,
     text: &str,
-) -> Result<String, QueryError> {
+) -> Result<Built, QueryError> {
     let groups = parse::parse(text)?;
     let mut limit = MAX_FILTER_EXPRESSIONS;
-    build_groups(res, ctx, &groups, &mut limit)
+    build_folded(res, ctx, &groups, &mut limit)
+}
+
+/// The fold tree of `text` for `collection` (`None`: it does not parse). It does not
+/// depend on the request; [`can_fold`] tells whether it applies to one.
+pub(crate) fn fold_tree_of(schema: &Schema, coll: Arc<Collection>, text: &str) -> Option<FoldTree> {
+    let groups = parse::parse(text).ok()?;
+    let guest = RequestInfo::default();
+    Some(Resolver::new(schema, coll, &guest, true).fold_tree(&groups))
+}
+
+/// Whether folding applies to `req` at all (see [`Resolver::can_fold`]).
+pub(crate) fn can_fold(schema: &Schema, req: &RequestInfo) -> bool {
+    req.auth
+        .as_ref()
+        .is_none_or(|a| schema.collection(&a.collection_id).is_some())
 }

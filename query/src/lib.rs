@@ -5,6 +5,10 @@
 //!   into SQL (except where PocketBase's SQL *shape* depends on them: null/empty values,
 //!   `:isset`, `:length` of body values, body relation id counts, the auth collection —
 //!   these become [`Guard`]s of the cached compilation).
+//! * Folding ([`FoldTree`]) — comparisons whose operands are known per request (the
+//!   caller, method, headers, query, literals) are evaluated before any SQL is built: a
+//!   rule that folds to TRUE adds no WHERE, to FALSE answers "no rows" without a query;
+//!   each folded outcome is a [`Guard`] of the cached compilation.
 //! * [`QueryCache`] — compiles on a miss and returns the cached [`CompiledQuery`] on a hit;
 //!   one per worker (no locks).
 
@@ -13,6 +17,7 @@
 mod compile;
 mod error;
 mod fields;
+mod fold;
 #[doc(hidden)]
 pub mod fuzzing;
 mod parse;
@@ -27,13 +32,14 @@ use std::sync::Arc;
 pub use compile::{MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
 pub use error::{ErrorKind, QueryError, BAD_REQUEST_MESSAGE};
 pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
+pub use fold::{without_folding, FoldCheck, FoldTree, Known, Truth};
 pub use parse::{parse, Expr, Group, Item, Join, Op, Operand};
 pub use request::{
     eval, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo, Value, ValueClass,
 };
 pub use schema::{Collection, CollectionType, Field, FieldType, Schema};
 
-use compile::{compile_filter_into, Ctx, Resolver};
+use compile::{can_fold, compile_filter_into, fold_tree_of, Built, Ctx, Resolver};
 
 /// Max sort terms.
 pub const MAX_SORT_FIELDS: usize = 8;
@@ -63,6 +69,10 @@ pub struct CompiledQuery {
     pub count_sql: String,
     pub params: Vec<Param>,
     pub guards: Vec<Guard>,
+    /// The rule or the filter folded to FALSE (or NULL) for this request's shape: no row
+    /// can match, so the answer is an empty page without running the statements (which
+    /// stay valid SQL, with a `FALSE` term).
+    pub never: bool,
 }
 
 impl CompiledQuery {
@@ -94,6 +104,10 @@ pub struct CompiledFilter {
     pub where_sql: String,
     pub params: Vec<Param>,
     pub guards: Vec<Guard>,
+    /// The whole condition folded to a constant for this request's shape: `Some(true)`
+    /// (every row passes; `where_sql` is `TRUE`) or `Some(false)` (none does, a NULL
+    /// included; `where_sql` is `FALSE`).
+    pub constant: Option<bool>,
 }
 
 impl CompiledFilter {
@@ -189,9 +203,19 @@ pub fn compile_list(
     let mut ctx = Ctx::default();
     let mut res = Resolver::new(schema, coll.clone(), req, true);
     let mut wheres: Vec<String> = Vec::new();
+    let mut never = false;
+    // a part folded to TRUE adds nothing; to FALSE or NULL, no row can match
+    let mut add = |b: Built| match b {
+        Built::Sql(s) => wheres.push(s),
+        Built::Const(Truth::True) => {}
+        Built::Const(_) => {
+            never = true;
+            wheres.push("FALSE".to_string());
+        }
+    };
     if !superuser {
         if let Some(rule) = coll.list_rule.as_deref().filter(|r| !r.is_empty()) {
-            wheres.push(compile_filter_into(&mut res, &mut ctx, rule)?);
+            add(compile_filter_into(&mut res, &mut ctx, rule)?);
         }
     }
     res.allow_hidden = superuser;
@@ -201,7 +225,7 @@ pub fn compile_list(
                 "max filter length limit reached",
             ));
         }
-        wheres.push(compile_filter_into(&mut res, &mut ctx, filter)?);
+        add(compile_filter_into(&mut res, &mut ctx, filter)?);
     }
     let mut order = Vec::new();
     if !sort.is_empty() {
@@ -257,6 +281,7 @@ pub fn compile_list(
         count_sql,
         params: ctx.params,
         guards: ctx.guards,
+        never,
     })
 }
 
@@ -276,9 +301,24 @@ pub fn compile_condition(
         .ok_or_else(|| QueryError::invalid_param(format!("missing collection {collection:?}")))?;
     let mut ctx = Ctx::default();
     let mut res = Resolver::new(schema, coll.clone(), req, allow_hidden);
-    let mut wheres = vec![compile_filter_into(&mut res, &mut ctx, text)?];
+    let main = compile_filter_into(&mut res, &mut ctx, text)?;
     let (joins, extra, distinct) = res.finish(&mut ctx)?;
-    wheres.extend(extra);
+    let mut wheres = Vec::new();
+    let mut constant = None;
+    match main {
+        Built::Sql(s) => wheres.push(s),
+        Built::Const(Truth::True) if extra.is_empty() => constant = Some(true),
+        Built::Const(Truth::True) => {}
+        Built::Const(_) => constant = Some(false),
+    }
+    if constant == Some(false) {
+        wheres = vec!["FALSE".to_string()];
+    } else {
+        wheres.extend(extra);
+    }
+    if wheres.is_empty() {
+        wheres.push("TRUE".to_string());
+    }
     Ok(CompiledFilter {
         table: coll.name.clone(),
         distinct,
@@ -286,6 +326,7 @@ pub fn compile_condition(
         where_sql: wheres.join(" AND "),
         params: ctx.params,
         guards: ctx.guards,
+        constant,
     })
 }
 
@@ -293,6 +334,7 @@ pub fn compile_condition(
 enum EntryKind {
     List,
     Condition { allow_hidden: bool },
+    Fold,
 }
 
 #[derive(Debug)]
@@ -306,6 +348,9 @@ struct Entry<T> {
     guards: Vec<Guard>,
 }
 
+/// A rule's fold tree by (collection, rule text); `None`: the rule does not parse.
+type FoldEntry = (String, String, Option<Arc<FoldTree>>);
+
 /// Max compilations kept per key (distinct request shapes).
 const MAX_VARIANTS: usize = 8;
 
@@ -318,6 +363,8 @@ pub struct QueryCache {
     len: usize,
     lists: HashMap<u64, Vec<Entry<CompiledQuery>>>,
     conditions: HashMap<u64, Vec<Entry<CompiledFilter>>>,
+    /// Fold trees of rules for [`QueryCache::decide`], by (collection, rule).
+    folds: HashMap<u64, Vec<FoldEntry>>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -341,6 +388,7 @@ impl QueryCache {
             len: 0,
             lists: HashMap::new(),
             conditions: HashMap::new(),
+            folds: HashMap::new(),
             hits: 0,
             misses: 0,
         }
@@ -357,6 +405,7 @@ impl QueryCache {
     pub fn clear(&mut self) {
         self.lists.clear();
         self.conditions.clear();
+        self.folds.clear();
         self.len = 0;
     }
 
@@ -426,6 +475,47 @@ impl QueryCache {
         });
         self.len += 1;
         Ok(compiled)
+    }
+
+    /// Whether `rule` is decided for `req` by what is known without the request body and
+    /// without the database ([`fold`](crate::FoldTree)): `Some(true)` passes, `Some(false)`
+    /// fails (a NULL outcome included), `None` depends on a record, the body, the database
+    /// or the clock, or the rule does not parse. A record write refuses on `Some(false)`
+    /// before reading its body (issue 16).
+    pub fn decide(
+        &mut self,
+        schema: &Schema,
+        collection: &str,
+        rule: &str,
+        req: &RequestInfo,
+    ) -> Option<bool> {
+        self.check_version(schema);
+        if !can_fold(schema, req) {
+            return None;
+        }
+        let h = key_hash(EntryKind::Fold, collection, rule, "", false);
+        let found = self
+            .folds
+            .get(&h)
+            .and_then(|v| v.iter().find(|(c, r, _)| c == collection && r == rule))
+            .map(|(_, _, t)| t.clone());
+        let tree = match found {
+            Some(t) => t,
+            None => {
+                let coll = schema.collection(collection)?.clone();
+                let tree = fold_tree_of(schema, coll, rule).map(Arc::new);
+                if self.folds.len() >= self.capacity {
+                    self.folds.clear();
+                }
+                self.folds.entry(h).or_default().push((
+                    collection.to_string(),
+                    rule.to_string(),
+                    tree.clone(),
+                ));
+                tree
+            }
+        };
+        Some(tree?.decide(req)? == Truth::True)
     }
 
     /// A rule/filter condition for `collection` and this request's shape.

@@ -1,7 +1,11 @@
 //! Request data that `@request.*` identifiers read, the parameter sources a compiled query
 //! binds from, and the guards that decide whether a cached compilation fits a request.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json};
+
+use crate::fold::{FoldCheck, Truth};
 
 /// A value bound to a positional SQL parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +213,8 @@ pub enum Guard {
     BodyRelCount(String, usize),
     /// Number of items of a body value (`:length`).
     BodyLen(String, usize),
+    /// A comparison folded to a constant ([`crate::fold`]) and its outcome.
+    Fold(Arc<FoldCheck>, Truth),
 }
 
 impl Guard {
@@ -221,6 +227,7 @@ impl Guard {
             }
             Guard::BodyRelCount(f, n) => unique_strings(req.body.get(f)).len() == *n,
             Guard::BodyLen(f, n) => to_slice(req.body.get(f)).len() == *n,
+            Guard::Fold(check, t) => check.outcome(req) == Some(*t),
         }
     }
 }
@@ -291,7 +298,7 @@ fn nested(v: &Json, keys: &[String]) -> Result<Option<Json>, ()> {
 }
 
 /// Converts a request JSON value to the bound SQL value the way PocketBase does.
-fn json_to_value(v: Option<Json>, number_field: bool) -> Value {
+pub(crate) fn json_to_value(v: Option<Json>, number_field: bool) -> Value {
     match v {
         None | Some(Json::Null) => Value::Null,
         Some(Json::Bool(b)) => Value::Integer(b as i64),

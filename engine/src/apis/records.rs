@@ -158,26 +158,31 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = String::with_capacity(256 + 256 * per_page.min(64) as usize);
     out.push_str("{\"items\":[");
     let mut arena = Arena::default();
-    let (items, total) = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
-            let items = if plain {
-                write_rows(&coll, &mut stmt, &params, superuser, &mut out, ",")?;
-                Vec::new()
-            } else {
-                arena.load(&coll, &mut stmt, &params)?
-            };
-            let total = if skip_total {
-                -1
-            } else {
-                let mut count = conn.prepare_cached(&compiled.count_sql)?;
-                let k = count.parameter_count();
-                count.query_row(bound(&params[..n], k), |r| r.get::<_, i64>(0))?
-            };
-            Ok((items, total))
-        })
-        .map_err(|_| ApiError::bad_request(None))?;
+    // a rule or filter folded to FALSE for this caller: PocketBase's query finds nothing,
+    // so the page is empty without touching the table
+    let (items, total) = if compiled.never {
+        (Vec::new(), if skip_total { -1 } else { 0 })
+    } else {
+        ctx.reader
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
+                let items = if plain {
+                    write_rows(&coll, &mut stmt, &params, superuser, &mut out, ",")?;
+                    Vec::new()
+                } else {
+                    arena.load(&coll, &mut stmt, &params)?
+                };
+                let total = if skip_total {
+                    -1
+                } else {
+                    let mut count = conn.prepare_cached(&compiled.count_sql)?;
+                    let k = count.parameter_count();
+                    count.query_row(bound(&params[..n], k), |r| r.get::<_, i64>(0))?
+                };
+                Ok((items, total))
+            })
+            .map_err(|_| ApiError::bad_request(None))?
+    };
 
     if !plain {
         enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
@@ -235,19 +240,13 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 .borrow_mut()
                 .condition(&schema.query, &coll.name, rule, &caller.info, true)
                 .map_err(|_| ApiError::not_found(None))?;
-            let params = cond.bind(&caller.info, now_ms());
-            let table = quote(&coll.name);
-            (
-                format!(
-                    "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
-                    if cond.distinct { "DISTINCT " } else { "" },
-                    cond.from_sql,
-                    params.len() + 1,
-                    cond.where_sql
-                )
-                .into(),
-                params,
-            )
+            match cond.constant {
+                // the rule folded for this caller: FALSE finds no record (PocketBase's 404),
+                // TRUE reads the record as without a rule
+                Some(false) => return Err(ApiError::not_found(None)),
+                Some(true) if !cond.distinct => (plain_view_sql(&coll.name), Vec::new()),
+                _ => rule_view(&coll, &cond, &caller),
+            }
         }
     };
     params.push(QValue::Text(id));
@@ -282,6 +281,27 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = String::with_capacity(512);
     Writer::new().write(&mut out, &arena, found[0]);
     Ok(respond(out))
+}
+
+/// The view statement with a rule's condition, and its parameters before the id.
+fn rule_view(
+    coll: &pocketbun_storage::collections::Collection,
+    cond: &pocketbun_query::CompiledFilter,
+    caller: &Caller,
+) -> (Rc<str>, Vec<QValue>) {
+    let params = cond.bind(&caller.info, now_ms());
+    let table = quote(&coll.name);
+    (
+        format!(
+            "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
+            if cond.distinct { "DISTINCT " } else { "" },
+            cond.from_sql,
+            params.len() + 1,
+            cond.where_sql
+        )
+        .into(),
+        params,
+    )
 }
 
 /// Whether the records of this read need nothing resolved after loading (no auth fields to

@@ -601,6 +601,56 @@ fn draft_row(draft: &Draft) -> Vec<SqlVal> {
         .collect()
 }
 
+/// Checks a create/update/delete `rule` before the request body is read, where what
+/// precedes the body decides it (issue 16: a guest must not make a worker parse a body
+/// that a rule refuses anyway). A rule that folds to FALSE for the caller, method,
+/// headers and query ([`pocketbun_query::QueryCache::decide`]) refuses with PocketBase's
+/// answer to that rule failing (create: 400 "Failed to create record.", update and
+/// delete: 404). An update or delete rule that reads no `@request.body` is also checked
+/// against the stored record here (`unparsed`: the body is still to be read), which gives
+/// PocketBase's answer too: it reads the body, finds the record, then checks the rule, and
+/// for such a rule the body changes nothing. Returns whether the rule passed that check.
+#[allow(clippy::too_many_arguments)]
+fn rule_before_body(
+    ctx: &AppCtx,
+    req: &Request,
+    schema: &SchemaPair,
+    coll: &Collection,
+    rule: &str,
+    caller: &Caller,
+    unparsed: bool,
+    is_new: bool,
+) -> Result<bool, ApiError> {
+    let refused = || {
+        if is_new {
+            ApiError::bad_request(Some("Failed to create record."))
+        } else {
+            ApiError::not_found(None)
+        }
+    };
+    let decided = ctx
+        .queries
+        .borrow_mut()
+        .decide(&schema.query, &coll.name, rule, &caller.info);
+    if decided == Some(false) {
+        return Err(refused());
+    }
+    if is_new || !unparsed || rule.contains("@request.body") {
+        return Ok(false);
+    }
+    match stored_check(
+        ctx,
+        schema,
+        coll,
+        rule,
+        caller,
+        req.param("id").unwrap_or(""),
+    ) {
+        Some((sql, values)) if read_check(ctx, &sql, &values) => Ok(true),
+        _ => Err(refused()),
+    }
+}
+
 /// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `id` is loaded
 /// after the body and access checks) up to its writer job. `body` `None`: parsed from `req`.
 /// In a batch, the checks that read the database run in the job once earlier operations
@@ -641,6 +691,10 @@ pub async fn prepare_upsert(
     if !superuser && rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
+    let rule_checked = match rule.as_deref().filter(|r| !superuser && !r.is_empty()) {
+        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, body.is_none(), is_new)?,
+        None => false,
+    };
     let body = match body {
         Some(b) => b,
         None => record_body(ctx, req)
@@ -676,7 +730,7 @@ pub async fn prepare_upsert(
     } else {
         Access::Default
     };
-    if !is_new && !superuser {
+    if !is_new && !superuser && !rule_checked {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
             let check = stored_check(ctx, &schema, &coll, r, &caller, &draft.id());
             match check {
@@ -942,6 +996,14 @@ pub async fn prepare_delete(
     if !superuser && coll.delete_rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
+    let rule_checked = match coll
+        .delete_rule
+        .as_deref()
+        .filter(|r| !superuser && !r.is_empty())
+    {
+        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, batch.is_none(), false)?,
+        None => false,
+    };
     if batch.is_some() {
         caller.info.context = "batch".into();
     } else if record_body(ctx, req).await.is_err() {
@@ -951,7 +1013,7 @@ pub async fn prepare_delete(
         return Err(ApiError::not_found(None));
     }
     let mut checks: Vec<Check> = Vec::new();
-    if !superuser {
+    if !superuser && !rule_checked {
         if let Some(r) = coll.delete_rule.as_deref().filter(|r| !r.is_empty()) {
             match stored_check(ctx, &schema, &coll, r, &caller, &id) {
                 Some((sql, values)) if defer => {
