@@ -66,6 +66,7 @@ export function Modal(props: {
   small?: boolean;
   panel?: boolean;
   footer?: ComponentChildren;
+  class?: string;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   // the latest onClose (it closes over the form's current dirty state)
@@ -89,7 +90,7 @@ export function Modal(props: {
   }, []);
   return (
     <div class="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
-      <div ref={ref} class={`modal ${props.small ? 'small' : ''} ${props.panel ? 'panel' : ''}`} role="dialog" aria-modal="true">
+      <div ref={ref} class={`modal ${props.small ? 'small' : ''} ${props.panel ? 'panel' : ''} ${props.class || ''}`} role="dialog" aria-modal="true">
         <header>
           <h2>{props.title}</h2>
           <button class="btn icon" aria-label="Close" onClick={props.onClose}>
