@@ -2,7 +2,7 @@
 // dirty-form guard used by every editor.
 import { signal } from '@preact/signals';
 import { ComponentChildren } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 
 type Toast = { id: number; kind: 'ok' | 'err'; text: string };
 const toasts = signal<Toast[]>([]);
@@ -72,7 +72,9 @@ export function Modal(props: {
   // the latest onClose (it closes over the form's current dirty state)
   const onClose = useRef(props.onClose);
   onClose.current = props.onClose;
-  useEffect(() => {
+  // a layout effect: Escape works from the first painted frame (a plain effect runs after
+  // paint, and a key pressed in between was lost)
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
         // only the topmost dialog answers

@@ -547,6 +547,40 @@ await step('OTP and MFA on _superusers: password, then the emailed code', async 
   await page.locator('.sidebar a[data-collection=users]').waitFor();
 });
 
+await step('records: column toggle, header sort, bulk delete; API preview; crons "run now"', async () => {
+  await go('/collections/tags');
+  await page.locator('.table td', { hasText: 'csv, two' }).waitFor();
+  await page.click('button:has-text("Columns")');
+  await page.locator('.columns-picker label', { hasText: 'title' }).locator('input').uncheck();
+  await page.locator('.table th', { hasText: 'title' }).waitFor({ state: 'detached' });
+  await page.locator('.columns-picker label', { hasText: 'title' }).locator('input').check();
+  await page.click('button:has-text("Columns")');
+  const titles = () => page.locator('.table tbody tr').evaluateAll((rows) => rows.map((r) => r.textContent));
+  await page.click('.table th button:has-text("title")');
+  await page.waitForFunction(() => /title ↑/.test(document.querySelector('.table thead')?.textContent || ''));
+  await page.locator('.table tbody tr').nth(2).waitFor();
+  const asc = await titles();
+  if (!(asc[0].includes('csv one') && asc[1].includes('csv, two') && asc[2].includes('hello tag'))) throw new Error(`ascending: ${asc}`);
+  for (const t of ['csv one', 'csv, two']) await page.locator('.table tr', { hasText: t }).locator('.check input').check();
+  await page.locator('.bulkbar', { hasText: 'Selected 2' }).waitFor();
+  await page.click('.bulkbar button:has-text("Delete selected")');
+  await page.click('.modal.small button:has-text("Delete")');
+  await toast('Deleted 2 record(s).');
+  await page.locator('.table td', { hasText: 'csv one' }).waitFor({ state: 'detached' });
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+  await go('/collections/tags/api');
+  await panel().locator('code', { hasText: '/api/collections/tags/records' }).first().waitFor();
+  await panel().locator('[role=tab]:has-text("create")').click();
+  await panel().locator('pre', { hasText: '"title"' }).first().waitFor();
+  await page.keyboard.press('Escape');
+  await go('/settings/crons');
+  const first = page.locator('.main table tbody tr:has(button:has-text("Run now"))').first();
+  await first.waitFor();
+  const id = (await first.locator('td').first().textContent()).trim();
+  await first.locator('button:has-text("Run now")').click();
+  await toast(`Cron ${id} started.`);
+});
+
 await close();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
