@@ -7,13 +7,17 @@
 //! In a real browser: `ui/tests/e2e.mjs` drives Debian's headless Chromium (through npm
 //! `playwright-core`, no browser download) against a fresh `pocketbun` from the install link
 //! on: sign-in, collections with every field type, records with a file upload and a relation
-//! pick, a rejected API rule, logs, a setting, a backup and its restore; any console error,
-//! failed request or request to another host fails it. The same script runs against the real
-//! PocketBase (serving the same build from `--publicDir`), which shows that the dashboard uses
-//! only PocketBase's public Web API. Without Node or Chromium the browser part is skipped with
-//! one line, and fails under `CI=true`.
+//! pick, a rejected API rule, logs, a setting, a backup and its restore, the SQL console,
+//! "Explain" with its suggested index, impersonation, the installer restoring a backup on a
+//! second fresh server, and an OTP + MFA sign-in whose code comes from a real SMTP sink; any
+//! console error, failed request or request to another host fails it. The same script runs
+//! against the real PocketBase of `POCKETBASE_VERSION` (serving the same build from
+//! `--publicDir`), which shows that the dashboard uses only PocketBase's public Web API.
+//! Without Node or Chromium the browser part is skipped with one line, and fails under
+//! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::{http, workspace_root, Server, ServerSpec};
+use pocketbun_tests::smtp::{smtp_sink, unquote};
+use pocketbun_tests::{http, pocketbase, workspace_root, Server, ServerSpec};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -135,25 +139,69 @@ fn browser_setup() -> Result<PathBuf, String> {
     Ok(ui)
 }
 
-/// Runs the browser suite against `server`, whose dashboard is at `dashboard_url`.
-fn run_e2e(ui: &std::path::Path, server: &Server, dashboard_url: &str) {
+/// The OTP mails of a run: an SMTP sink whose messages are written (quoted-printable undone)
+/// to `mail-N.eml` files in a directory the browser suite polls for the code.
+struct MailDrop {
+    port: u16,
+    dir: PathBuf,
+}
+
+fn mail_drop(root: &std::path::Path) -> MailDrop {
+    let (port, mail) = smtp_sink();
+    let dir = root.join("mail");
+    std::fs::create_dir_all(&dir).expect("mail dir");
+    let out = dir.clone();
+    std::thread::spawn(move || {
+        for (n, msg) in mail.iter().enumerate() {
+            // written under a temporary name and renamed, so a reader never sees half a mail
+            let tmp = out.join(format!(".mail-{n}"));
+            if std::fs::write(&tmp, unquote(&msg.data)).is_err()
+                || std::fs::rename(&tmp, out.join(format!("mail-{n}.eml"))).is_err()
+            {
+                return;
+            }
+        }
+    });
+    MailDrop { port, dir }
+}
+
+/// Runs the browser suite against `server`, whose dashboard is at `dashboard_url`; `fresh` is
+/// a second never-installed server of the same kind (at `fresh_url`) for the installer's
+/// "initialize from a backup".
+fn run_e2e(
+    ui: &std::path::Path,
+    server: &Server,
+    dashboard_url: &str,
+    fresh: &Server,
+    fresh_url: &str,
+    version: &str,
+) {
     let token = install_token(server);
+    let fresh_token = install_token(fresh);
+    let mail = mail_drop(server.root());
     let out = Command::new("node")
         .arg("tests/e2e.mjs")
         .arg(dashboard_url)
         .arg(&token)
         .env("FAIL_SCREENSHOT_DIR", server.root())
+        .env("SERVER_KIND", server.kind().name())
+        .env("SERVER_VERSION", version)
+        .env("SMTP_PORT", mail.port.to_string())
+        .env("MAIL_DIR", &mail.dir)
+        .env("INSTALL2_URL", fresh_url)
+        .env("INSTALL2_TOKEN", &fresh_token)
         .current_dir(ui)
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{}:\n{stdout}", server.kind().name());
+    println!("{} {version}:\n{stdout}", server.kind().name());
     assert!(
         out.status.success(),
-        "{}: browser suite failed\n{stdout}{}\nserver log:\n{}",
+        "{} {version}: browser suite failed\n{stdout}{}\nserver log:\n{}\nfresh server log:\n{}",
         server.kind().name(),
         String::from_utf8_lossy(&out.stderr),
-        server.log()
+        server.log(),
+        fresh.log()
     );
 }
 
@@ -167,24 +215,42 @@ fn dashboard_in_headless_chromium() {
             return;
         }
     };
-    let server = Server::start(&ServerSpec::pocketbun(), None).unwrap_or_else(|e| panic!("{e}"));
+    let spec = ServerSpec::pocketbun();
+    let server = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
+    let fresh = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
     run_e2e(
         &ui,
         &server,
         &format!("http://127.0.0.1:{}/_/", server.port()),
+        &fresh,
+        &format!("http://127.0.0.1:{}/_/", fresh.port()),
+        env!("CARGO_PKG_VERSION"),
     );
+    drop((server, fresh));
 
-    // the same build and suite against PocketBase's API: PocketBase serves ui/dist as its public dir
-    match ServerSpec::pocketbase() {
-        Some(mut spec) => {
-            let dist = ui.join("dist");
-            spec.args.push(format!("--publicDir={}", dist.display()));
-            let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-            run_e2e(&ui, &pb, &format!("http://127.0.0.1:{}/", pb.port()));
-        }
-        None if ci() => panic!("CI=true but no PocketBase binary for the dashboard suite"),
-        None => eprintln!(
-            "PocketBase binary unavailable: the dashboard suite ran against PocketBun only"
-        ),
-    }
+    // the same build and suite against PocketBase's API (the version tests/src/pocketbase.rs
+    // picks: POCKETBASE_VERSION, default 0.40.6): PocketBase serves ui/dist as its public dir
+    let Some(mut spec) = ServerSpec::reference("dashboard_in_headless_chromium") else {
+        return;
+    };
+    let wanted = pocketbase::wanted_version();
+    let version = pocketbase::version_of(&spec.program).unwrap_or_default();
+    assert_eq!(
+        version,
+        wanted,
+        "{} is PocketBase {version:?}, but POCKETBASE_VERSION asks for {wanted}",
+        spec.program.display()
+    );
+    let dist = ui.join("dist");
+    spec.args.push(format!("--publicDir={}", dist.display()));
+    let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
+    let fresh = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
+    run_e2e(
+        &ui,
+        &pb,
+        &format!("http://127.0.0.1:{}/", pb.port()),
+        &fresh,
+        &format!("http://127.0.0.1:{}/", fresh.port()),
+        &version,
+    );
 }

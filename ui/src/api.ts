@@ -72,3 +72,33 @@ export function randomString(n: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(n));
   return Array.from(buf, (b) => chars[b % chars.length]).join('');
 }
+
+/**
+ * Runs `start` (a backup restore) and resolves once the restarted server answers again. The
+ * realtime stream drops when the server process restarts and comes back with a new client id:
+ * that, not a timer, tells when the restored server is up; `/api/health` then confirms it.
+ */
+export async function untilRestarted(start: () => Promise<any>) {
+  await pb.realtime.subscribe('PB_CONNECT', () => {});
+  const before = pb.realtime.clientId;
+  const restarted = new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      if (pb.realtime.clientId && pb.realtime.clientId !== before) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 100);
+    setTimeout(() => (clearInterval(tick), resolve()), 60_000);
+  });
+  await start();
+  await restarted;
+  for (let i = 0; i < 60; i++) {
+    try {
+      const r = await fetch(pb.buildURL('/api/health'), { cache: 'no-store' });
+      if (r.ok) return;
+    } catch {
+      /* still restarting */
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -2,7 +2,7 @@
 // dirty-form guard used by every editor.
 import { signal } from '@preact/signals';
 import { ComponentChildren } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 
 type Toast = { id: number; kind: 'ok' | 'err'; text: string };
 const toasts = signal<Toast[]>([]);
@@ -66,12 +66,15 @@ export function Modal(props: {
   small?: boolean;
   panel?: boolean;
   footer?: ComponentChildren;
+  class?: string;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   // the latest onClose (it closes over the form's current dirty state)
   const onClose = useRef(props.onClose);
   onClose.current = props.onClose;
-  useEffect(() => {
+  // a layout effect: Escape works from the first painted frame (a plain effect runs after
+  // paint, and a key pressed in between was lost)
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
         // only the topmost dialog answers
@@ -89,7 +92,7 @@ export function Modal(props: {
   }, []);
   return (
     <div class="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
-      <div ref={ref} class={`modal ${props.small ? 'small' : ''} ${props.panel ? 'panel' : ''}`} role="dialog" aria-modal="true">
+      <div ref={ref} class={`modal ${props.small ? 'small' : ''} ${props.panel ? 'panel' : ''} ${props.class || ''}`} role="dialog" aria-modal="true">
         <header>
           <h2>{props.title}</h2>
           <button class="btn icon" aria-label="Close" onClick={props.onClose}>

@@ -5,7 +5,13 @@
 // install link the server printed on its first start. Every step must pass, with no console
 // error, no failed request and no request to another host (steps that expect an API error
 // declare it). Prints "N passed, M failed" and exits non-zero on any failure.
+// Env (set by tests/tests/dashboard.rs): SERVER_KIND (pocketbun | pocketbase), SMTP_PORT and
+// MAIL_DIR (a real SMTP sink that writes each mail to MAIL_DIR/mail-N.eml: the OTP codes),
+// INSTALL2_URL and INSTALL2_TOKEN (a second, never-installed server of the same kind, for the
+// installer's "initialize from a backup").
 import { launch, PNG } from './browser.mjs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const [dashUrl, installToken] = process.argv.slice(2);
 if (!dashUrl || !installToken) {
@@ -13,11 +19,15 @@ if (!dashUrl || !installToken) {
   process.exit(2);
 }
 const origin = new URL(dashUrl).origin;
+const KIND = process.env.SERVER_KIND || 'pocketbun';
+const { SMTP_PORT, MAIL_DIR, INSTALL2_URL, INSTALL2_TOKEN } = process.env;
+const origins = [origin, ...(INSTALL2_URL ? [new URL(INSTALL2_URL).origin] : [])];
 const EMAIL = 'admin@example.com';
 const PASSWORD = 'dashboard-pass-123';
 const TIMEOUT = 15000;
 
 const { ctx, close } = await launch();
+await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
 const page = ctx.pages()[0] || (await ctx.newPage());
 page.setDefaultTimeout(TIMEOUT);
 
@@ -34,12 +44,12 @@ page.on('console', (m) => {
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 page.on('request', (r) => {
   const u = new URL(r.url());
-  if (!['data:', 'blob:'].includes(u.protocol) && u.origin !== origin) problems.push(`request to another host: ${r.url()}`);
+  if (!['data:', 'blob:'].includes(u.protocol) && !origins.includes(u.origin)) problems.push(`request to another host: ${r.url()}`);
 });
 page.on('requestfailed', (r) => {
   const err = r.failure()?.errorText || '';
   // the realtime stream and in-flight loads are cancelled by navigation and reloads: not failures
-  if (err.includes('ERR_ABORTED') && (r.url().includes('/api/realtime') || r.resourceType() !== 'fetch')) return;
+  if (err.includes('ERR_ABORTED') && (leaving || r.url().includes('/api/realtime') || r.resourceType() !== 'fetch')) return;
   if (restarting) return;
   problems.push(`request failed: ${r.method()} ${r.url()} ${err}`);
 });
@@ -47,6 +57,7 @@ page.on('response', (r) => {
   if (r.status() >= 400 && !expectErrors && !restarting) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
 });
 let restarting = false;
+let leaving = false; // a step leaves a page on purpose: its in-flight loads are cancelled
 
 let passed = 0;
 let failed = 0;
@@ -186,6 +197,13 @@ await step('edit the record: file preview, invalid JSON refused, change a value'
   await p.locator('input[name=f_text]').fill('edited post');
   await p.locator('button:has-text("Save changes")').click();
   await toast('Record updated.');
+  // the toast stays clear of the open editor (title bar and all) and of the rail's Sign out
+  const t = await page.locator('.toast', { hasText: 'Record updated.' }).first().boundingBox();
+  const boxes = { panel: await p.boundingBox(), 'Sign out': await page.locator('button:has-text("Sign out")').boundingBox() };
+  for (const [what, b] of Object.entries(boxes)) {
+    if (!t || !b) throw new Error(`no box for the toast or ${what}`);
+    if (t.x < b.x + b.width && b.x < t.x + t.width && t.y < b.y + b.height && b.y < t.y + t.height) throw new Error(`toast ${JSON.stringify(t)} overlaps ${what} ${JSON.stringify(b)}`);
+  }
   await page.keyboard.press('Escape');
   await page.locator('.table td', { hasText: 'edited post' }).waitFor();
 });
@@ -358,6 +376,209 @@ await step('deep links, keyboard and the records search', async () => {
   if (expr !== 'title = "hello tag"') throw new Error(`builder wrote ${expr}`);
   await page.press('input[name=search]', 'Enter');
   await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+});
+
+await step('SQL console: rows sorted in the browser, an error, a confirmed write', async () => {
+  await go('/settings/sql');
+  const editor = page.locator('textarea[name=query]');
+  await editor.fill("SELECT name, type FROM _collections WHERE name IN ('tags', 'posts', 'users') ORDER BY name");
+  await editor.press('Control+Enter');
+  const names = () => page.locator('.sql-result tbody td[data-name=name]').allTextContents();
+  await page.locator('.sql-result td', { hasText: 'users' }).waitFor();
+  if ((await names()).join() !== 'posts,tags,users') throw new Error(`rows: ${await names()}`);
+  await page.click('.sql-result th button:has-text("name")');
+  await page.click('.sql-result th button:has-text("name")');
+  if ((await names()).join() !== 'users,tags,posts') throw new Error(`sorted descending: ${await names()}`);
+  await expecting4xx(async () => {
+    await editor.fill('SELECT * FROM no_such_table');
+    await page.click('button:has-text("Execute")');
+    await page.locator('.alert.err', { hasText: 'no such table: no_such_table' }).waitFor();
+  });
+  await editor.fill("DELETE FROM tags WHERE title = 'no such title'");
+  await page.click('button:has-text("Execute")');
+  await page.locator('.modal.small', { hasText: 'may change data' }).waitFor();
+  await page.click('.modal.small button:has-text("Execute")');
+  await page.locator('.alert.ok', { hasText: 'Query executed successfully.' }).waitFor();
+  // the history keeps what ran, newest first
+  const recent = await page.locator('select[name=history] option').allTextContents();
+  if (!recent[1]?.startsWith('DELETE FROM tags')) throw new Error(`history: ${recent}`);
+});
+
+await step('explain: the plan of a filter, the suggested index added in one click', async () => {
+  await go('/collections/tags');
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+  await page.fill('input[name=search]', 'title = "hello tag"');
+  await page.press('input[name=search]', 'Enter');
+  if (KIND === 'pocketbase') {
+    // PocketBase has no explain endpoint (a 404, or index.html from its --publicDir fallback):
+    // the button turns off
+    await expecting4xx(async () => {
+      await page.click('button:has-text("Explain")');
+      await page.locator('.explain-error', { hasText: 'no explain endpoint' }).waitFor();
+    });
+    await page.keyboard.press('Escape');
+    await page.locator('.searchbar button:has-text("Explain")').waitFor({ state: 'detached' });
+    return;
+  }
+  await page.click('button:has-text("Explain")');
+  const m = page.locator('.modal.explain');
+  await m.locator('.plan li.scan', { hasText: 'SCAN tags' }).first().waitFor();
+  const suggested = await m.locator('.suggested-index').textContent();
+  if (!/^CREATE INDEX `idx_tags_title\w*` ON `tags` \(`title`/.test(suggested)) throw new Error(`suggested: ${suggested}`);
+  await m.locator('button:has-text("Add index")').click();
+  await toast('Index added.');
+  await m.locator('.plan li.search', { hasText: /SEARCH tags USING INDEX idx_tags_title\w* \(title=\?\)/ }).first().waitFor();
+  await m.locator('.note', { hasText: 'already leads with these columns' }).waitFor();
+  await page.keyboard.press('Escape');
+  // the index is the collection's own, as the index editor shows it
+  await go('/collections/tags/edit');
+  await panel().locator('input[name^="indexes."]').first().waitFor();
+  const indexes = await panel().locator('input[name^="indexes."]').evaluateAll((els) => els.map((e) => e.value));
+  if (!indexes.includes(suggested)) throw new Error(`indexes: ${indexes}`);
+  await page.keyboard.press('Escape');
+});
+
+await step('impersonate an auth record: a token for the chosen duration, copied', async () => {
+  await go('/collections/users/records/new');
+  const p = panel();
+  await p.locator('input[name=email]').fill('someone@example.com');
+  await p.locator('input[name=password]').fill('user-pass-12345');
+  await p.locator('input[name=passwordConfirm]').fill('user-pass-12345');
+  await p.locator('button:has-text("Create")').click();
+  await toast('Record created.');
+  const row = page.locator('.table tr', { hasText: 'someone@example.com' });
+  await row.waitFor();
+  const id = await row.getAttribute('data-id');
+  await row.click();
+  await panel().locator('button:has-text("Impersonate")').click();
+  const m = page.locator('.modal.impersonate');
+  await m.locator('input[name=impersonateDuration]').fill('3600');
+  await m.locator('button:has-text("Generate token")').click();
+  const token = await m.locator('textarea[name=impersonateToken]').inputValue();
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  const left = claims.exp - Date.now() / 1000;
+  if (claims.id !== id || left < 3300 || left > 3700) throw new Error(`claims ${JSON.stringify(claims)}, ${left} s left`);
+  await m.locator('button:has-text("Copy")').click();
+  await toast('Token copied.');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  if (copied !== token) throw new Error('the clipboard does not hold the token');
+  // the token acts as the user (users' view rule: id = @request.auth.id)
+  const r = await fetch(`${origin}/api/collections/users/records/${id}`, { headers: { Authorization: token } });
+  if (r.status !== 200) throw new Error(`view as the impersonated user: ${r.status}`);
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Escape');
+  await panel().waitFor({ state: 'detached' });
+});
+
+await step('installer: a fresh server initialized from a backup', async () => {
+  if (!INSTALL2_URL || !INSTALL2_TOKEN) throw new Error('INSTALL2_URL and INSTALL2_TOKEN are not set');
+  await go('/settings/backups');
+  const row = page.locator('tr[data-key="e2e_backup.zip"]');
+  const [download] = await Promise.all([page.waitForEvent('download'), row.locator('button:has-text("Download")').click()]);
+  const zip = readFileSync(await download.path());
+  if (zip.subarray(0, 2).toString() !== 'PK') throw new Error('the download is not a zip');
+  await page.goto(`${INSTALL2_URL}#/pbinstall/${INSTALL2_TOKEN}`);
+  await page.locator('h1', { hasText: 'Create your first superuser' }).waitFor();
+  await page.locator('input[name=installBackup]').setInputFiles({ name: 'e2e_backup.zip', mimeType: 'application/zip', buffer: zip });
+  await page.locator('.modal.small', { hasText: 'e2e_backup.zip' }).waitFor();
+  restarting = true;
+  try {
+    await page.click('.modal.small button:has-text("Upload and restore")');
+    await page.waitForURL(/#\/login/, { timeout: 60000 });
+    await toast('Backup restored');
+  } finally {
+    restarting = false;
+  }
+  // the superuser of the backup signs in and finds the backup's collections
+  await page.fill('input[name=email]', EMAIL);
+  await page.fill('input[name=password]', PASSWORD);
+  await page.click('button:has-text("Sign in")');
+  await page.locator('.sidebar a[data-collection=posts]').waitFor();
+  // back to the first server: the loads still running on this one are cancelled, not failed
+  leaving = true;
+  try {
+    await page.goto(`${dashUrl}#/collections`);
+  } finally {
+    leaving = false;
+  }
+  await page.locator('.sidebar').waitFor();
+});
+
+await step('OTP and MFA on _superusers: password, then the emailed code', async () => {
+  if (!SMTP_PORT || !MAIL_DIR) throw new Error('SMTP_PORT and MAIL_DIR are not set');
+  await go('/settings/mail');
+  await page.locator('input[name="smtp.enabled"]').check();
+  await page.fill('input[name="smtp.host"]', '127.0.0.1');
+  await page.fill('input[name="smtp.port"]', SMTP_PORT);
+  await page.click('button:has-text("Save changes")');
+  await toast('Settings saved.');
+  await go('/collections/_superusers/edit');
+  const p = panel();
+  await p.locator('[role=tab]:has-text("Options")').click();
+  await p.locator('input[name="otp.enabled"]').check();
+  await p.locator('input[name="mfa.enabled"]').check();
+  await p.locator('button:has-text("Save changes")').click();
+  await toast('Collection updated.');
+  await page.keyboard.press('Escape');
+  await page.click('button:has-text("Sign out")');
+  await page.waitForURL(/#\/login/);
+  await expecting4xx(async () => {
+    await page.fill('input[name=email]', EMAIL);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('button:has-text("Sign in")');
+    await page.locator('.notice', { hasText: 'Multi-factor' }).waitFor();
+  });
+  const before = new Set(readdirSync(MAIL_DIR));
+  await page.click('button:has-text("Send code")');
+  await toast('A one-time code was sent');
+  let code = '';
+  for (let i = 0; i < 100 && !code; i++) {
+    const fresh = readdirSync(MAIL_DIR).filter((f) => f.endsWith('.eml') && !before.has(f));
+    for (const f of fresh) {
+      const mail = readFileSync(join(MAIL_DIR, f), 'utf8');
+      if (mail.includes(`To: ${EMAIL}`) || mail.includes(`<${EMAIL}>`)) code = mail.match(/<strong>(\d+)<\/strong>/)?.[1] || '';
+    }
+    if (!code) await page.waitForTimeout(100);
+  }
+  if (!code) throw new Error(`no OTP mail for ${EMAIL} in ${MAIL_DIR}`);
+  await page.fill('input[name=otp]', code);
+  await page.click('button:has-text("Sign in")');
+  await page.locator('.sidebar').waitFor();
+  await page.locator('.sidebar a[data-collection=users]').waitFor();
+});
+
+await step('records: column toggle, header sort, bulk delete; API preview; crons "run now"', async () => {
+  await go('/collections/tags');
+  await page.locator('.table td', { hasText: 'csv, two' }).waitFor();
+  await page.click('button:has-text("Columns")');
+  await page.locator('.columns-picker label', { hasText: 'title' }).locator('input').uncheck();
+  await page.locator('.table th', { hasText: 'title' }).waitFor({ state: 'detached' });
+  await page.locator('.columns-picker label', { hasText: 'title' }).locator('input').check();
+  await page.click('button:has-text("Columns")');
+  const titles = () => page.locator('.table tbody tr').evaluateAll((rows) => rows.map((r) => r.textContent));
+  await page.click('.table th button:has-text("title")');
+  await page.waitForFunction(() => /title ↑/.test(document.querySelector('.table thead')?.textContent || ''));
+  await page.locator('.table tbody tr').nth(2).waitFor();
+  const asc = await titles();
+  if (!(asc[0].includes('csv one') && asc[1].includes('csv, two') && asc[2].includes('hello tag'))) throw new Error(`ascending: ${asc}`);
+  for (const t of ['csv one', 'csv, two']) await page.locator('.table tr', { hasText: t }).locator('.check input').check();
+  await page.locator('.bulkbar', { hasText: 'Selected 2' }).waitFor();
+  await page.click('.bulkbar button:has-text("Delete selected")');
+  await page.click('.modal.small button:has-text("Delete")');
+  await toast('Deleted 2 record(s).');
+  await page.locator('.table td', { hasText: 'csv one' }).waitFor({ state: 'detached' });
+  await page.locator('.table td', { hasText: 'hello tag' }).waitFor();
+  await go('/collections/tags/api');
+  await panel().locator('code', { hasText: '/api/collections/tags/records' }).first().waitFor();
+  await panel().locator('[role=tab]:has-text("create")').click();
+  await panel().locator('pre', { hasText: '"title"' }).first().waitFor();
+  await page.keyboard.press('Escape');
+  await go('/settings/crons');
+  const first = page.locator('.main table tbody tr:has(button:has-text("Run now"))').first();
+  await first.waitFor();
+  const id = (await first.locator('td').first().textContent()).trim();
+  await first.locator('button:has-text("Run now")').click();
+  await toast(`Cron ${id} started.`);
 });
 
 await close();

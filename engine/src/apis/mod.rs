@@ -6,6 +6,7 @@ pub mod body;
 pub mod collections;
 pub mod crons;
 pub mod dashboard;
+pub mod explain;
 pub mod files;
 pub mod health;
 pub mod logs;
@@ -26,6 +27,7 @@ pub fn register(routes: &mut Routes) {
     collections::register(routes);
     crons::register(routes);
     dashboard::register(routes);
+    explain::register(routes);
     files::register(routes);
     health::register(routes);
     sql::register(routes);

@@ -1,8 +1,8 @@
 // Sign-in (password, OTP, MFA's second step) and the first-run installer page.
 import { useEffect, useState } from 'preact/hooks';
-import { pb, errMessage } from '../api';
+import { pb, errMessage, untilRestarted } from '../api';
 import { navigate } from '../store';
-import { Labeled, toast } from '../ui';
+import { Labeled, toast, confirmDialog } from '../ui';
 
 export function Login() {
   const [methods, setMethods] = useState<any>(null);
@@ -113,13 +113,43 @@ export function Login() {
   );
 }
 
-/** `#/pbinstall/{token}`: the installer token (printed in the server's console) creates the first superuser. */
+/**
+ * `#/pbinstall/{token}`: the installer token (printed in the server's console) creates the first
+ * superuser, or uploads a backup and restores it (the superusers are then those of the backup).
+ */
 export function Install({ token }: { token: string }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [restoring, setRestoring] = useState('');
+  const restoreBackup = async (input: HTMLInputElement) => {
+    const file = input.files?.[0];
+    input.value = '';
+    if (!file) return;
+    const ok = await confirmDialog(
+      `Backups are not validated. Upload "${file.name}" and initialize this server from it only if you trust where it comes from. The server restarts.`,
+      'Upload and restore',
+    );
+    if (!ok) return;
+    setBusy(true);
+    setError('');
+    setRestoring(file.name);
+    const headers = { Authorization: token };
+    try {
+      await pb.backups.upload({ file }, { headers, requestKey: null });
+      await untilRestarted(() => pb.backups.restore(file.name, { headers, requestKey: null }));
+      await pb.realtime.unsubscribe();
+      toast('Backup restored: sign in with a superuser of the backup.');
+      navigate('/login');
+    } catch (err) {
+      setError(errMessage(err));
+      setRestoring('');
+    } finally {
+      setBusy(false);
+    }
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
@@ -158,6 +188,15 @@ export function Install({ token }: { token: string }) {
             Create superuser and sign in
           </button>
         </form>
+        <hr />
+        {restoring ? (
+          <p class="notice">Restoring {restoring}… the server restarts; this page continues when it is back.</p>
+        ) : (
+          <label class={`btn block ${busy ? 'disabled' : ''}`}>
+            Or initialize from a backup
+            <input type="file" accept=".zip" hidden name="installBackup" disabled={busy} onChange={(e) => restoreBackup(e.currentTarget)} />
+          </label>
+        )}
       </div>
     </main>
   );

@@ -8,6 +8,9 @@ const esc = (v: any) => {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
+/** One CSV line of `values`, quoted where needed. */
+export const csvLine = (values: any[]) => values.map(esc).join(',');
+
 export function toCsv(coll: Collection, rows: any[]): string {
   const cols = coll.fields.filter((f) => !f.hidden && f.type !== 'password').map((f) => f.name);
   return [cols.join(','), ...rows.map((r) => cols.map((c) => esc(r[c])).join(','))].join('\r\n') + '\r\n';

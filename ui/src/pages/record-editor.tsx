@@ -193,6 +193,65 @@ function JsonInput({ value, onChange, name, setInvalid }: any) {
   );
 }
 
+/** Impersonate: a non-refreshable token of this auth record for a chosen duration, shown with copy. */
+function ImpersonateModal({ coll, id, onClose }: { coll: Collection; id: string; onClose: () => void }) {
+  const [duration, setDuration] = useState('');
+  const [token, setToken] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const generate = async (e: Event) => {
+    e.preventDefault();
+    // this dialog renders inside the editor's form: its submit must not save the record
+    e.stopPropagation();
+    setBusy(true);
+    setError('');
+    try {
+      const client = await pb.collection(coll.name).impersonate(id, Number(duration) || 0, { requestKey: null });
+      setToken(client.authStore.token);
+    } catch (err) {
+      setError(errMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(token);
+      toast('Token copied.');
+    } catch {
+      toast('Copying is not allowed here: select the token and copy it.', 'err');
+    }
+  };
+  return (
+    <Modal title="Impersonate" onClose={onClose} class="impersonate">
+      <form onSubmit={generate}>
+        <p class="muted">A token that acts as this record. It cannot be refreshed; anyone holding it is this user until it expires.</p>
+        <Labeled label="Token duration in seconds" hint={`Empty or 0: the collection's auth token duration (${coll.authToken?.duration ?? '?'} s).`}>
+          <input name="impersonateDuration" type="number" min={0} placeholder="0" value={duration} onInput={(e) => setDuration(e.currentTarget.value)} />
+        </Labeled>
+        {error && <p class="error">{error}</p>}
+        <div class="actions">
+          <button class="btn primary" disabled={busy}>
+            {token ? 'Generate a new token' : 'Generate token'}
+          </button>
+        </div>
+      </form>
+      {token && (
+        <>
+          <Labeled label="Token">
+            <textarea class="code" readOnly rows={4} value={token} name="impersonateToken" onFocus={(e) => e.currentTarget.select()} />
+          </Labeled>
+          <div class="actions">
+            <button type="button" class="btn" onClick={copy}>
+              Copy
+            </button>
+          </div>
+        </>
+      )}
+    </Modal>
+  );
+}
+
 export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection; id: string; onClose: () => void; onSaved: () => void }) {
   const [rec, setRec] = useState<any>(id ? null : {});
   const [data, setData] = useState<any>({});
@@ -203,7 +262,7 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
   const [dirty, setDirty] = useState(false);
   const [busy, setBusy] = useState(false);
   const [changePassword, setChangePassword] = useState(!id);
-  const [impersonated, setImpersonated] = useState('');
+  const [impersonating, setImpersonating] = useState(false);
   const [externals, setExternals] = useState<any[]>([]);
   useDirtyGuard(dirty);
   const isAuth = coll.type === 'auth';
@@ -309,16 +368,6 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
       allowLeave();
       onSaved();
       onClose();
-    } catch (e) {
-      toast(errMessage(e), 'err');
-    }
-  };
-  const impersonate = async () => {
-    const dur = prompt('Token duration in seconds (0 = the collection default)', '0');
-    if (dur === null) return;
-    try {
-      const client = await pb.collection(coll.name).impersonate(id, Number(dur) || 0);
-      setImpersonated(client.authStore.token);
     } catch (e) {
       toast(errMessage(e), 'err');
     }
@@ -493,16 +542,12 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
                   <button type="button" class="btn small" onClick={() => action(() => pb.collection(coll.name).requestPasswordReset(data.email), 'Password reset email sent.')}>
                     Send password reset email
                   </button>
-                  <button type="button" class="btn small" onClick={impersonate}>
+                  <button type="button" class="btn small" onClick={() => setImpersonating(true)}>
                     Impersonate
                   </button>
                 </div>
               )}
-              {impersonated && (
-                <Labeled label="Impersonation token">
-                  <textarea class="code" readOnly rows={3} value={impersonated} name="impersonateToken" />
-                </Labeled>
-              )}
+              {impersonating && <ImpersonateModal coll={coll} id={id} onClose={() => setImpersonating(false)} />}
               {id && coll.name !== '_superusers' && (
                 <div>
                   <span class="label">External auths</span>

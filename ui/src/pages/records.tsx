@@ -1,6 +1,6 @@
 // The records table of one collection: columns (selectable, remembered), sort by header, search
 // (plain text or a filter expression), pages, bulk select/delete, CSV export/import, and live
-// updates through the realtime API.
+// updates through the realtime API; "Explain" shows SQLite's plan of the filter (pages/explain.tsx).
 import { useEffect, useMemo, useState, useRef } from 'preact/hooks';
 import { pb, Collection, errMessage } from '../api';
 import { navigate, hideControls } from '../store';
@@ -9,6 +9,7 @@ import { CollectionEditor } from './collection-editor';
 import { RecordEditor } from './record-editor';
 import { ApiPreview } from './api-preview';
 import { CsvImport, toCsv } from './csv';
+import { ExplainModal, explainUnsupported } from './explain';
 
 const PER_PAGE = 40;
 
@@ -116,6 +117,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
   const [importing, setImporting] = useState(false);
   const [colsOpen, setColsOpen] = useState(false);
   const [builderOpen, setBuilderOpen] = useState(false);
+  const [explaining, setExplaining] = useState(false);
   const lastClicked = useRef<number>(-1);
   const storageKey = `pbun_cols_${coll.id}`;
   const allFields = coll.fields.filter((f) => !(f.type === 'password' || (f.hidden && f.name === 'tokenKey')));
@@ -276,6 +278,11 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
         <button type="button" class="btn" onClick={() => setColsOpen(!colsOpen)} aria-expanded={colsOpen}>
           Columns
         </button>
+        {!explainUnsupported.value && (
+          <button type="button" class="btn" title="SQLite's plan for this filter and sort, and the index that would help" onClick={() => setExplaining(true)}>
+            Explain
+          </button>
+        )}
         <button type="button" class="btn" onClick={exportCsv}>
           Export CSV
         </button>
@@ -376,6 +383,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
       {sub[0] === 'edit' && <CollectionEditor coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
       {sub[0] === 'api' && <ApiPreview coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
       {recordId && <RecordEditor key={recordId} coll={coll} id={recordId === 'new' ? '' : recordId} onClose={() => navigate(`/collections/${coll.name}`)} onSaved={load} />}
+      {explaining && <ExplainModal coll={coll} filter={searchFilter(coll, search)} sort={sort} onClose={() => setExplaining(false)} />}
       {importing && (
         <Modal title={`Import CSV into ${coll.name}`} onClose={() => setImporting(false)}>
           <CsvImport

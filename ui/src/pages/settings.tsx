@@ -1,9 +1,10 @@
-// #/settings[/mail|/storage|/backups|/crons|/export|/import|/tokens]: application settings, SMTP
-// with a test email, S3 storage with a test, backups, crons, collections export/import with a
-// diff preview, and token invalidation.
+// #/settings[/mail|/storage|/backups|/crons|/export|/import|/tokens|/sql]: application settings,
+// SMTP with a test email, S3 storage with a test, backups, crons, collections export/import with
+// a diff preview, token invalidation, and the SQL console (pages/sql.tsx).
 import { useEffect, useState } from 'preact/hooks';
-import { pb, errMessage, fieldErrors, randomString } from '../api';
+import { pb, errMessage, fieldErrors, randomString, untilRestarted } from '../api';
 import { collections, loadCollections } from '../store';
+import { SqlConsole } from './sql';
 import { Labeled, Toggle, toast, confirmDialog, useDirtyGuard, getPath, setPath, fmtDate, Spinner } from '../ui';
 
 type Spec = [string, 'text' | 'number' | 'bool' | 'password' | 'list' | 'select' | 'heading', string, string[]?];
@@ -281,33 +282,10 @@ function Backups() {
     if (!(await confirmDialog(`Restore ${key}? The current data is replaced and the server restarts.`, 'Restore'))) return;
     setBusy('restore');
     try {
-      // the realtime stream drops when the server process restarts and comes back with a new
-      // client id: that, not a timer, tells when the restored server is up
-      await pb.realtime.subscribe('PB_CONNECT', () => {});
-      const before = pb.realtime.clientId;
-      const restarted = new Promise<void>((resolve) => {
-        const tick = setInterval(() => {
-          if (pb.realtime.clientId && pb.realtime.clientId !== before) {
-            clearInterval(tick);
-            resolve();
-          }
-        }, 100);
-        setTimeout(() => (clearInterval(tick), resolve()), 60_000);
+      await untilRestarted(async () => {
+        await pb.backups.restore(key);
+        toast('Restoring: the server restarts…');
       });
-      await pb.backups.restore(key);
-      toast('Restoring: the server restarts…');
-      await restarted;
-      for (let i = 0; i < 60; i++) {
-        try {
-          await fetch(pb.buildURL('/api/health'), { cache: 'no-store' }).then((r) => {
-            if (!r.ok) throw new Error(String(r.status));
-          });
-          break;
-        } catch {
-          /* still restarting */
-        }
-        await new Promise((r) => setTimeout(r, 500));
-      }
       location.reload();
     } catch (e) {
       toast(errMessage(e), 'err');
@@ -587,6 +565,7 @@ const PAGES: [string, string][] = [
   ['export', 'Export collections'],
   ['import', 'Import collections'],
   ['tokens', 'Token secrets'],
+  ['sql', 'SQL console'],
 ];
 
 export function SettingsPage({ path }: { path: string }) {
@@ -615,6 +594,7 @@ export function SettingsPage({ path }: { path: string }) {
         {sub === 'export' && <Export />}
         {sub === 'import' && <Import />}
         {sub === 'tokens' && <Tokens />}
+        {sub === 'sql' && <SqlConsole />}
       </main>
     </>
   );
