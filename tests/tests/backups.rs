@@ -565,3 +565,74 @@ fn backup_test_go_scenarios() {
         (403, forbidden)
     );
 }
+
+/// 0.40's backups copy the databases with `VACUUM INTO` from a reader, so writers go on while
+/// the archive is made: record creates issued during a backup of a big `data.db` are answered
+/// before the backup is. (A backup that held the writer would answer every one of them only
+/// after it: the order of answers, not their timing, is what is checked.)
+#[test]
+fn a_backup_does_not_hold_writers() {
+    // 48 MiB of random bytes: incompressible, so the archive takes seconds to make even
+    // in a release build, against ~1 ms for a create
+    let fixture = pocketbun_tests::fixture::EditedFixture::new(|db| {
+        db.execute_batch(
+            "CREATE TABLE bulk (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48)
+             INSERT INTO bulk SELECT randomblob(1048576) FROM n;",
+        )
+        .expect("fill data.db");
+    });
+    let server = Server::start(&ServerSpec::pocketbun(), Some(fixture.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    let backup = std::thread::spawn(move || {
+        let body = r#"{"name":"big.zip"}"#;
+        let resp = Request::new("POST", "/api/backups")
+            .header("Host", &format!("127.0.0.1:{port}"))
+            .header("Authorization", SUPERUSER)
+            .header("Content-Type", "application/json")
+            .header("Content-Length", &body.len().to_string())
+            .header("Connection", "close")
+            .body(body.as_bytes().to_vec())
+            .timeout(Duration::from_secs(300))
+            .send(port)
+            .expect("backup request");
+        resp.status
+    });
+    // wait until the backup is under way: its work folder exists in pb_data's temp folder
+    let temp = server.data_dir().join(".pb_temp_to_delete");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(&temp).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("pb_backup_"))
+    }) {
+        assert!(
+            !backup.is_finished(),
+            "the backup ended before a write could be tried during it"
+        );
+        assert!(Instant::now() < deadline, "the backup never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut created_during = 0;
+    while !backup.is_finished() && created_during < 20 {
+        let (status, body) = call(
+            &server,
+            "POST",
+            "/api/collections/demo2/records",
+            Some(SUPERUSER),
+            &format!(r#"{{"title":"during the backup {created_during}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        if !backup.is_finished() {
+            created_during += 1;
+        }
+    }
+    assert_eq!(backup.join().unwrap(), 204, "{}", server.log());
+    assert!(
+        created_during > 0,
+        "no create was answered while the backup ran\n{}",
+        server.log()
+    );
+    assert!(keys(&server).contains(&"big.zip".to_string()));
+}
