@@ -63,7 +63,8 @@ pub struct ServerConfig {
     pub gzip: bool,
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace: Duration,
-    /// A worker whose loop does not come round for this long is reported as stalled.
+    /// A worker whose loop does not come round for this long (wall clock), or that spends
+    /// this much CPU time in one turn, is reported as stalled on stderr (`crate::stall`).
     pub stall_threshold: Duration,
     /// Serve TLS (every connection starts with a handshake) instead of plain HTTP.
     pub tls: Option<crate::tls::TlsConfig>,

@@ -54,9 +54,9 @@ impl Server {
             open_connections: AtomicUsize::new(0),
             max_connections: config.limits.max_connections,
         });
-        let watchdog = Watchdog::new(workers);
+        let watchdog = Watchdog::new(workers, config.stall_threshold);
         let stalls = Arc::new(AtomicU64::new(0));
-        watchdog.spawn(config.stall_threshold, shutdown.clone(), stalls.clone());
+        watchdog.spawn(shutdown.clone(), stalls.clone());
         let use_uring = config.driver == Driver::Auto && monoio::utils::detect_uring();
 
         let mut threads = Vec::with_capacity(workers);

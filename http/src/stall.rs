@@ -6,8 +6,10 @@
 //! beats is the longest stretch the loop ran without coming round (plus at most one 20 ms
 //! beat interval of ordinary work). Unlike the wall-clock gap it does not grow when the
 //! machine is busy and the thread merely waits for a core, so tests can assert on it:
-//! [`BusyMeter`] keeps the longest such stretch per worker (the test hook of issue 16's "no
-//! stalls"; the server prints it when it exits).
+//! [`BusyMeter`] keeps the longest such stretch per worker (the server prints it when it
+//! exits), and every stretch over the stall threshold is reported on stderr by the watchdog
+//! thread as `pocketbun: worker N ran M ms of CPU without yielding ...`: the test hook of
+//! issue 16's "no stalls" (`tests/tests/no_stalls.rs` reads both lines from the server log).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,15 +27,21 @@ pub(crate) struct Heartbeat {
     last_cpu_us: Arc<AtomicU64>,
     /// The most CPU time the worker spent between two beats (µs).
     longest_busy_us: Arc<AtomicU64>,
+    /// Stretches over `threshold_us` not reported yet (the longest of them, µs; 0 = none):
+    /// the worker only stores it, the watchdog thread prints it (no stderr write on a worker).
+    over_us: Arc<AtomicU64>,
+    threshold_us: u64,
 }
 
 impl Heartbeat {
-    fn new(epoch: Instant) -> Self {
+    fn new(epoch: Instant, threshold: Duration) -> Self {
         Heartbeat {
             epoch,
             last_ms: Arc::new(AtomicU64::new(0)),
             last_cpu_us: Arc::new(AtomicU64::new(NO_CPU_YET)),
             longest_busy_us: Arc::new(AtomicU64::new(0)),
+            over_us: Arc::new(AtomicU64::new(0)),
+            threshold_us: threshold.as_micros() as u64,
         }
     }
 
@@ -50,8 +58,11 @@ impl Heartbeat {
         };
         let last = self.last_cpu_us.swap(cpu, Ordering::Relaxed);
         if last != NO_CPU_YET {
-            self.longest_busy_us
-                .fetch_max(cpu.saturating_sub(last), Ordering::Relaxed);
+            let busy = cpu.saturating_sub(last);
+            self.longest_busy_us.fetch_max(busy, Ordering::Relaxed);
+            if busy > self.threshold_us {
+                self.over_us.fetch_max(busy, Ordering::Relaxed);
+            }
         }
     }
 
@@ -100,9 +111,13 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn new(workers: usize) -> Self {
+    /// `threshold`: a worker whose loop does not come round for this long (wall clock), or
+    /// that spends this much CPU time in one turn, is reported as stalled.
+    pub(crate) fn new(workers: usize, threshold: Duration) -> Self {
         let epoch = Instant::now();
-        let beats: Vec<Heartbeat> = (0..workers).map(|_| Heartbeat::new(epoch)).collect();
+        let beats: Vec<Heartbeat> = (0..workers)
+            .map(|_| Heartbeat::new(epoch, threshold))
+            .collect();
         for b in &beats {
             b.beat_wall();
         }
@@ -119,17 +134,32 @@ impl Watchdog {
         }
     }
 
-    /// Starts the watching thread; it ends when `done` flips.
-    pub(crate) fn spawn(&self, threshold: Duration, done: crate::Shutdown, count: Arc<AtomicU64>) {
+    /// Starts the watching thread; it ends when `done` flips. (Work a worker does after that,
+    /// while it drains its connections, only shows in [`BusyMeter::longest`].)
+    pub(crate) fn spawn(&self, done: crate::Shutdown, count: Arc<AtomicU64>) {
         let beats = self.beats.clone();
-        let threshold_ms = threshold.as_millis() as u64;
         let _ = std::thread::Builder::new()
             .name("pocketbun-watchdog".into())
             .spawn(move || {
                 let mut stalled = vec![0u64; beats.len()];
+                let report_busy = || {
+                    for (i, b) in beats.iter().enumerate() {
+                        let over = b.over_us.swap(0, Ordering::Relaxed);
+                        if over > 0 {
+                            eprintln!(
+                                "pocketbun: worker {i} ran {} ms of CPU without yielding \
+                                 (stall threshold {} ms)",
+                                over / 1000,
+                                b.threshold_us / 1000
+                            );
+                        }
+                    }
+                };
                 while !done.is_triggered() {
                     std::thread::sleep(Duration::from_millis(50));
+                    report_busy();
                     for (i, b) in beats.iter().enumerate() {
+                        let threshold_ms = b.threshold_us / 1000;
                         let now = b.epoch.elapsed().as_millis() as u64;
                         let last = b.last_ms.load(Ordering::Relaxed);
                         let behind = now.saturating_sub(last);
@@ -145,6 +175,7 @@ impl Watchdog {
                         }
                     }
                 }
+                report_busy();
             });
     }
 }

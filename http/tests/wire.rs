@@ -28,6 +28,14 @@ impl Service for TestService {
                 std::thread::sleep(Duration::from_millis(400));
                 Response::with_body(200, "text/plain", b"blocked".to_vec())
             }
+            "/spin" => {
+                // burns 300 ms of the core's CPU on purpose: the busy meter must count it
+                let start = cpu_now();
+                while cpu_now() - start < Duration::from_millis(300) {
+                    std::hint::black_box(0u64);
+                }
+                Response::with_body(200, "text/plain", b"spun".to_vec())
+            }
             "/panic" => panic!("handler panic on purpose"),
             "/stream" => {
                 let chunks = futures_util::stream::iter(
@@ -740,6 +748,47 @@ fn stalls_are_detected() {
     let handle = server.stop();
     assert!(handle.stalls() >= 1, "a 400 ms block went unnoticed");
     handle.join().unwrap();
+}
+
+/// The calling thread's CPU time.
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn busy_meter_counts_cpu_not_waiting() {
+    // a handler that sleeps 400 ms holds the loop but uses no CPU: the meter stays low (epoll:
+    // under io_uring this blocking handler loses its answer, as in `stalls_are_detected`)
+    let server = TestServer::start(Driver::Epoll, |c| c.workers = 1);
+    let r = exchange(&server, b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200);
+    let handle = server.stop();
+    let busy = handle.busy_meter();
+    handle.join().unwrap();
+    assert!(
+        busy.longest() < Duration::from_millis(200),
+        "{:?}",
+        busy.longest()
+    );
+    // one that computes for 300 ms of CPU is seen whole, however long it waited for a core
+    let server = TestServer::start(Driver::Epoll, |c| c.workers = 1);
+    let r = exchange(&server, b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let handle = server.stop();
+    let busy = handle.busy_meter();
+    handle.join().unwrap();
+    assert!(
+        busy.longest() >= Duration::from_millis(290),
+        "{:?}",
+        busy.longest()
+    );
 }
 
 #[test]

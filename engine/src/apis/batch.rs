@@ -508,7 +508,7 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let mut out = String::from("[");
             for (k, (after, d)) in afters.into_iter().zip(done).enumerate() {
                 let picked = match (after.finish(&ctx, d).await, &fields[k]) {
-                    (Ok(r), Some(f)) => crate::app::pick_fields(r, f),
+                    (Ok(r), Some(f)) => crate::app::pick_fields_offloaded(&ctx, r, f.clone()).await,
                     (result, _) => result,
                 };
                 let resp = match picked {

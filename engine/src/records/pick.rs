@@ -329,7 +329,11 @@ fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        let semi = tail[..tail.len().min(12)].find(';');
+        // bytes, not a str slice: the 12th byte may fall inside a multi-byte character (found
+        // by the `fields_pick` fuzz target); `;` is ASCII, so its index is a char boundary
+        let semi = tail.as_bytes()[..tail.len().min(12)]
+            .iter()
+            .position(|&b| b == b';');
         let decoded = semi.and_then(|e| {
             let ent = &tail[1..e];
             let c = match ent {
