@@ -312,32 +312,27 @@ pub(crate) fn chains<T>(items: &[(Join, T)]) -> Vec<std::ops::Range<usize>> {
 
 /// Kleene AND of known values and unknowns (`None`).
 pub(crate) fn and_value(vals: impl Iterator<Item = Option<Truth>>) -> Option<Truth> {
-    let (mut unknown, mut null) = (false, false);
-    for v in vals {
-        match v {
-            Some(Truth::False) => return Some(Truth::False),
-            Some(Truth::Null) => null = true,
-            Some(Truth::True) => {}
-            None => unknown = true,
-        }
-    }
-    if unknown {
-        None
-    } else if null {
-        Some(Truth::Null)
-    } else {
-        Some(Truth::True)
-    }
+    kleene(vals, Truth::False, Truth::True)
 }
 
 /// Kleene OR of known values and unknowns (`None`).
 pub(crate) fn or_value(vals: impl Iterator<Item = Option<Truth>>) -> Option<Truth> {
+    kleene(vals, Truth::True, Truth::False)
+}
+
+/// AND (`absorbing` FALSE, `neutral` TRUE) or OR (the reverse): one absorbing value decides;
+/// otherwise an unknown leaves the result unknown, a NULL makes it NULL, else it is `neutral`.
+fn kleene(
+    vals: impl Iterator<Item = Option<Truth>>,
+    absorbing: Truth,
+    neutral: Truth,
+) -> Option<Truth> {
     let (mut unknown, mut null) = (false, false);
     for v in vals {
         match v {
-            Some(Truth::True) => return Some(Truth::True),
+            Some(t) if t == absorbing => return Some(absorbing),
             Some(Truth::Null) => null = true,
-            Some(Truth::False) => {}
+            Some(_) => {}
             None => unknown = true,
         }
     }
@@ -346,7 +341,7 @@ pub(crate) fn or_value(vals: impl Iterator<Item = Option<Truth>>) -> Option<Trut
     } else if null {
         Some(Truth::Null)
     } else {
-        Some(Truth::False)
+        Some(neutral)
     }
 }
 
