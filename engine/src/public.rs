@@ -15,7 +15,7 @@
 //! `os.DirFS`, follows such symlinks; PocketBun deliberately does not.
 
 use crate::error::{ApiError, ApiResult};
-use crate::files::serve::{self as content, Plan, RangeError, Segment, Source};
+use crate::files::serve::{self as content, Plan, Segment, Source};
 use pocketbun_http::{Body, Method, Request, Response};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -227,16 +227,7 @@ fn respond(req: &Request, v: Variant, ctype: &str, vary: bool) -> Response {
             return resp;
         }
         Plan::BadRange(e) => {
-            resp.status = 416;
-            if e == RangeError::NoOverlap {
-                resp.set_header("Content-Range", format!("bytes */{}", v.size));
-            }
-            resp.set_header("Content-Type", "text/plain; charset=utf-8");
-            let msg: &[u8] = match e {
-                RangeError::NoOverlap => b"invalid range: failed to overlap\n",
-                RangeError::Invalid => b"invalid range\n",
-            };
-            resp.body = Body::Bytes(msg.to_vec());
+            content::bad_range(&mut resp, e, v.size);
             return resp;
         }
         _ => {}

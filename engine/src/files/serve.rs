@@ -589,6 +589,21 @@ pub(crate) fn boundary() -> String {
 }
 
 /// The response PocketBase's `Serve` (through `ServeContent`) gives for `req`.
+/// Go's `http.ServeContent` answer to an unsatisfiable or malformed `Range` (416, plain text),
+/// for record files and `pb_public` alike.
+pub(crate) fn bad_range(resp: &mut Response, e: RangeError, size: u64) {
+    resp.status = 416;
+    if e == RangeError::NoOverlap {
+        resp.set_header("Content-Range", format!("bytes */{size}"));
+    }
+    resp.set_header("Content-Type", "text/plain; charset=utf-8");
+    let msg: &[u8] = match e {
+        RangeError::NoOverlap => b"invalid range: failed to overlap\n",
+        RangeError::Invalid => b"invalid range\n",
+    };
+    resp.body = Body::Bytes(msg.to_vec());
+}
+
 pub fn respond(req: &Request, s: Served<'_>) -> Response {
     let (disposition, ctype) =
         disposition_and_type(s.content_type, s.key, s.name, s.force_attachment);
@@ -607,16 +622,7 @@ pub fn respond(req: &Request, s: Served<'_>) -> Response {
             return resp;
         }
         Plan::BadRange(e) => {
-            resp.status = 416;
-            if e == RangeError::NoOverlap {
-                resp.set_header("Content-Range", format!("bytes */{}", s.size));
-            }
-            resp.set_header("Content-Type", "text/plain; charset=utf-8");
-            let msg: &[u8] = match e {
-                RangeError::NoOverlap => b"invalid range: failed to overlap\n",
-                RangeError::Invalid => b"invalid range\n",
-            };
-            resp.body = Body::Bytes(msg.to_vec());
+            bad_range(&mut resp, e, s.size);
             return resp;
         }
         _ => {}
