@@ -327,8 +327,6 @@ impl Server {
         http::get(self.port, target)
     }
 
-    /// Stops the server: SIGTERM, then SIGKILL after 5 s. Returns its exit
-    /// status (None when it had been stopped already). Idempotent.
     /// One JSON API request on a fresh connection (`Authorization: token` when given);
     /// panics with the server's log when the exchange fails at the socket level.
     pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
@@ -347,6 +345,39 @@ impl Server {
         (resp.status, resp.text())
     }
 
+    /// One request with any body and content type (none when empty) on a fresh connection;
+    /// the answer as (status, its JSON, or the raw text as a JSON string).
+    pub fn send_body(
+        &self,
+        method: &str,
+        target: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let mut req = http::Request::new(method, target)
+            .header("Host", "127.0.0.1")
+            .header("Connection", "close")
+            .header("Content-Length", &body.len().to_string())
+            .body(body.to_vec());
+        if !content_type.is_empty() {
+            req = req.header("Content-Type", content_type);
+        }
+        if let Some(t) = token {
+            req = req.header("Authorization", t);
+        }
+        let resp = req
+            .send(self.port())
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}\n{}", self.log()));
+        let text = resp.text();
+        (
+            resp.status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL after 5 s. Returns its exit
+    /// status (None when it had been stopped already). Idempotent.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {

@@ -10,7 +10,6 @@
 //! Tests that need `../shared/conformance` or PocketBase fail when `CI=true` and they are
 //! missing; elsewhere they print one line and skip.
 
-use pocketbun_tests::http::Request;
 use pocketbun_tests::{conformance_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -41,36 +40,6 @@ fn reference(test: &str) -> Option<ServerSpec> {
             None
         }
     }
-}
-
-/// Sends one request; the answer as (status, JSON body or the raw text).
-fn send(
-    server: &Server,
-    method: &str,
-    target: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, Value) {
-    let mut req = Request::new(method, target)
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Length", &body.len().to_string())
-        .body(body.to_vec());
-    if !content_type.is_empty() {
-        req = req.header("Content-Type", content_type);
-    }
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req
-        .send(server.port())
-        .unwrap_or_else(|e| panic!("{method} {target}: {e}\n{}", server.log()));
-    let text = resp.text();
-    (
-        resp.status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 /// A record answer without what differs between two servers (ids, dates).
@@ -128,13 +97,13 @@ fn limit_answers(server: &Server) -> Vec<(String, (u16, Value))> {
         let q = format!("perPage=1&{}", params(extra, "k"));
         ask(
             name,
-            send(server, "GET", &format!("{list}?{q}"), None, "", b""),
+            server.send_body("GET", &format!("{list}?{q}"), None, "", b""),
         );
     }
     let q = format!("perPage=1{}", "&".repeat(10_000));
     ask(
         "query of 10,000 empty params",
-        send(server, "GET", &format!("{list}?{q}"), None, "", b""),
+        server.send_body("GET", &format!("{list}?{q}"), None, "", b""),
     );
     // urlencoded bodies
     for (name, extra, title) in [
@@ -144,18 +113,17 @@ fn limit_answers(server: &Server) -> Vec<(String, (u16, Value))> {
         let body = format!("title={title}&{}", params(extra, "k"));
         ask(
             name,
-            send(server, "POST", list, None, FORM, body.as_bytes()),
+            server.send_body("POST", list, None, FORM, body.as_bytes()),
         );
     }
     let big_query = format!("{list}?{}", "&".repeat(10_000));
     ask(
         "form with a query of 10,001 params",
-        send(server, "POST", &big_query, None, FORM, b"title=form-c"),
+        server.send_body("POST", &big_query, None, FORM, b"title=form-c"),
     );
     ask(
         "json with a query of 10,001 params",
-        send(
-            server,
+        server.send_body(
             "POST",
             &big_query,
             None,
@@ -171,14 +139,13 @@ fn limit_answers(server: &Server) -> Vec<(String, (u16, Value))> {
         ("multipart 990 fields + 11 files", 990, 11, "mp-d"),
     ] {
         let (ct, body) = multipart(fields, files, title);
-        ask(name, send(server, "POST", list, None, &ct, &body));
+        ask(name, server.send_body("POST", list, None, &ct, &body));
     }
     // an auth form over the limit
     let body = format!("identity=a@b.c&password=1234567890&{}", params(10_000, "k"));
     ask(
         "auth form 10,002 fields",
-        send(
-            server,
+        server.send_body(
             "POST",
             "/api/collections/users/auth-with-password",
             None,
@@ -242,33 +209,26 @@ fn a_null_rule_answers_before_the_body_is_read() {
         ("DELETE", "/api/collections/demo1/records/84nmscqy84lsi1t"),
     ] {
         assert_eq!(
-            send(&server, method, target, None, form, too_many.as_bytes()),
+            server.send_body(method, target, None, form, too_many.as_bytes()),
             (403, only.clone()),
             "{method} {target}"
         );
         assert_eq!(
-            send(
-                &server,
-                method,
-                target,
-                None,
-                "application/json",
-                b"{\"broken"
-            ),
+            server.send_body(method, target, None, "application/json", b"{\"broken"),
             (403, only.clone()),
             "{method} {target}"
         );
         // the superuser's malformed body is still a 400
         assert_eq!(
-            send(
-                &server,
-                method,
-                target,
-                Some(SUPERUSER),
-                "application/json",
-                b"{\"broken"
-            )
-            .0,
+            server
+                .send_body(
+                    method,
+                    target,
+                    Some(SUPERUSER),
+                    "application/json",
+                    b"{\"broken"
+                )
+                .0,
             400,
             "{method} {target}"
         );
@@ -286,8 +246,7 @@ fn a_schema_change_is_visible_on_every_worker_at_once() {
     spec.args.push("--workers=2".into());
     let server = Server::start(&spec, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let json_ct = "application/json";
-    let (status, created) = send(
-        &server,
+    let (status, created) = server.send_body(
         "POST",
         "/api/collections/demo2/records",
         None,
@@ -301,35 +260,22 @@ fn a_schema_change_is_visible_on_every_worker_at_once() {
         // warm both workers' statement caches (each request is a new connection, which
         // the kernel spreads over the workers' listeners)
         for _ in 0..8 {
-            assert_eq!(send(&server, "GET", &view, None, "", b"").0, 200);
+            assert_eq!(server.send_body("GET", &view, None, "", b"").0, 200);
             assert_eq!(
-                send(
-                    &server,
-                    "GET",
-                    "/api/collections/demo2/records",
-                    None,
-                    "",
-                    b""
-                )
-                .0,
+                server
+                    .send_body("GET", "/api/collections/demo2/records", None, "", b"")
+                    .0,
                 200
             );
         }
         let field = format!("added{round}");
-        let (status, coll) = send(
-            &server,
-            "GET",
-            "/api/collections/demo2",
-            Some(SUPERUSER),
-            "",
-            b"",
-        );
+        let (status, coll) =
+            server.send_body("GET", "/api/collections/demo2", Some(SUPERUSER), "", b"");
         assert_eq!(status, 200);
         let mut fields = coll["fields"].as_array().unwrap().clone();
         fields.push(json!({"name": field, "type": "text"}));
         let patch = json!({ "fields": fields }).to_string();
-        let (status, body) = send(
-            &server,
+        let (status, body) = server.send_body(
             "PATCH",
             "/api/collections/demo2",
             Some(SUPERUSER),
@@ -339,8 +285,7 @@ fn a_schema_change_is_visible_on_every_worker_at_once() {
         assert_eq!(status, 200, "{body}");
         // a create right after, and its record seen from every connection
         let body = json!({ "title": format!("schema-{round}"), field.as_str(): "v" }).to_string();
-        let (status, rec) = send(
-            &server,
+        let (status, rec) = server.send_body(
             "POST",
             "/api/collections/demo2/records",
             None,
@@ -353,8 +298,7 @@ fn a_schema_change_is_visible_on_every_worker_at_once() {
             "v",
             "round {round}: the create's answer"
         );
-        let (status, patched) = send(
-            &server,
+        let (status, patched) = server.send_body(
             "PATCH",
             &view,
             None,
@@ -363,11 +307,10 @@ fn a_schema_change_is_visible_on_every_worker_at_once() {
         );
         assert_eq!(status, 200, "{patched}");
         for i in 0..8 {
-            let (status, got) = send(&server, "GET", &view, None, "", b"");
+            let (status, got) = server.send_body("GET", &view, None, "", b"");
             assert_eq!(status, 200);
             assert_eq!(got[field.as_str()], "w", "round {round}, read {i}");
-            let (_, list) = send(
-                &server,
+            let (_, list) = server.send_body(
                 "GET",
                 "/api/collections/demo2/records?perPage=500",
                 None,

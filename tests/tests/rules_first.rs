@@ -15,7 +15,6 @@
 //! deliberate differences). Needs `../shared/conformance` and PocketBase: fails under
 //! `CI=true` without them, else prints one line and skips.
 
-use pocketbun_tests::http::Request;
 use pocketbun_tests::{need, Server, ServerSpec};
 use serde_json::{json, Value};
 
@@ -24,36 +23,6 @@ const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsIn
 const USER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
 
 const AUTHED: &str = "@request.auth.id != \"\"";
-
-/// Sends one request; the answer as (status, JSON body or the raw text).
-fn send(
-    server: &Server,
-    method: &str,
-    target: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, Value) {
-    let mut req = Request::new(method, target)
-        .header("Host", "127.0.0.1")
-        .header("Connection", "close")
-        .header("Content-Length", &body.len().to_string())
-        .body(body.to_vec());
-    if !content_type.is_empty() {
-        req = req.header("Content-Type", content_type);
-    }
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    let resp = req
-        .send(server.port())
-        .unwrap_or_else(|e| panic!("{method} {target}: {e}\n{}", server.log()));
-    let text = resp.text();
-    (
-        resp.status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// An answer without what differs between two servers (ids, dates).
 fn comparable((status, mut body): (u16, Value)) -> (u16, Value) {
@@ -100,8 +69,7 @@ fn setup(server: &Server) -> (String, String) {
         collection("fold_notes", AUTHED, AUTHED),
         collection("fold_owned", "title = \"mine\"", "title = \"mine\""),
     ] {
-        let (status, body) = send(
-            server,
+        let (status, body) = server.send_body(
             "POST",
             "/api/collections",
             Some(SUPERUSER),
@@ -111,8 +79,7 @@ fn setup(server: &Server) -> (String, String) {
         assert_eq!(status, 200, "{body}");
     }
     let create = |coll: &str, title: &str| {
-        let (status, body) = send(
-            server,
+        let (status, body) = server.send_body(
             "POST",
             &format!("/api/collections/{coll}/records"),
             Some(SUPERUSER),
@@ -134,7 +101,7 @@ fn answers(server: &Server) -> Vec<(String, (u16, Value))> {
     let notes = "/api/collections/fold_notes/records";
     let mut out = Vec::new();
     let mut ask = |label: &str, method: &str, target: &str, token, ct: &str, body: &[u8]| {
-        let a = comparable(send(server, method, target, token, ct, body));
+        let a = comparable(server.send_body(method, target, token, ct, body));
         out.push((label.to_string(), a));
     };
     for (who, token) in [("guest", None), ("user", Some(USER))] {
@@ -361,7 +328,8 @@ fn a_refusing_rule_answers_before_a_malformed_body() {
             ),
         ];
         for (method, target, token, refused) in cases {
-            let (status, body) = send(server, method, &target, token, "application/json", broken);
+            let (status, body) =
+                server.send_body(method, &target, token, "application/json", broken);
             if is_ours {
                 let want = refused["status"].as_u64().map(|s| s as u16);
                 assert_eq!((Some(status), body), (want, refused), "{method} {target}");
