@@ -174,6 +174,28 @@ export function fmtDate(s: string) {
   return s.replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC');
 }
 
+/** The footer of a paged list: total, Prev/Next, and optionally "Page n / m". */
+export function Pager(props: { total: number; page: number; pages: number; setPage: (p: number) => void; showPage?: boolean }) {
+  const { total, page, pages, setPage } = props;
+  return (
+    <footer class="pager">
+      <span class="muted">Total found: {total}</span>
+      <span class="grow" />
+      <button class="btn" disabled={page <= 1} onClick={() => setPage(page - 1)}>
+        ‹ Prev
+      </button>
+      {props.showPage && (
+        <span>
+          Page {page} / {pages}
+        </span>
+      )}
+      <button class="btn" disabled={page >= pages} onClick={() => setPage(page + 1)}>
+        Next ›
+      </button>
+    </footer>
+  );
+}
+
 export function Spinner() {
   return <span class="spinner" aria-label="Loading" />;
 }

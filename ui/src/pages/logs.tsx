@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { pb, errMessage } from '../api';
 import { navigate } from '../store';
-import { Modal, Toggle, toast, fmtDate, Labeled } from '../ui';
+import { Modal, Toggle, toast, fmtDate, Labeled, Pager } from '../ui';
 
 const LEVELS: Record<number, string> = { [-4]: 'DEBUG', 0: 'INFO', 4: 'WARN', 8: 'ERROR' };
 
@@ -193,16 +193,7 @@ export function LogsPage({ path }: { path: string }) {
           </tbody>
         </table>
       </div>
-      <footer class="pager">
-        <span class="muted">Total found: {total}</span>
-        <span class="grow" />
-        <button class="btn" disabled={page <= 1} onClick={() => setPage(page - 1)}>
-          ‹ Prev
-        </button>
-        <button class="btn" disabled={page * 50 >= total} onClick={() => setPage(page + 1)}>
-          Next ›
-        </button>
-      </footer>
+      <Pager total={total} page={page} pages={Math.ceil(total / 50)} setPage={setPage} />
       {detail && (
         <Modal panel title="Log details" onClose={() => navigate('/logs')}>
           <dl class="kv">

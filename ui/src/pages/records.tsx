@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState, useRef } from 'preact/hooks';
 import { pb, Collection, errMessage } from '../api';
 import { navigate, hideControls } from '../store';
-import { confirmDialog, toast, fmtDate, Modal } from '../ui';
+import { confirmDialog, toast, fmtDate, Modal, Pager } from '../ui';
 import { CollectionEditor } from './collection-editor';
 import { RecordEditor } from './record-editor';
 import { ApiPreview } from './api-preview';
@@ -367,19 +367,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
           </tbody>
         </table>
       </div>
-      <footer class="pager">
-        <span class="muted">Total found: {total}</span>
-        <span class="grow" />
-        <button class="btn" disabled={page <= 1} onClick={() => setPage(page - 1)}>
-          ‹ Prev
-        </button>
-        <span>
-          Page {page} / {pages}
-        </span>
-        <button class="btn" disabled={page >= pages} onClick={() => setPage(page + 1)}>
-          Next ›
-        </button>
-      </footer>
+      <Pager total={total} page={page} pages={pages} setPage={setPage} showPage />
       {sub[0] === 'edit' && <CollectionEditor coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
       {sub[0] === 'api' && <ApiPreview coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
       {recordId && <RecordEditor key={recordId} coll={coll} id={recordId === 'new' ? '' : recordId} onClose={() => navigate(`/collections/${coll.name}`)} onSaved={load} />}
