@@ -1,7 +1,8 @@
 //! The `pocketbun` command line, with PocketBase's command and flag names so existing scripts
 //! and service files keep working.
 
-use crate::app::{App, Shared};
+use crate::app::App;
+use crate::ctx::Shared;
 use crate::offload::CpuPool;
 use crate::schema::SchemaState;
 use crate::superuser::SuperuserAction;

@@ -13,11 +13,13 @@ pub mod backups;
 pub mod cli;
 pub mod client_ip;
 pub mod crons;
+pub mod ctx;
 pub mod encryption;
 pub mod error;
 pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod go;
 pub mod json_strict;
 pub mod logs;
 pub mod offload;

@@ -1,7 +1,7 @@
 //! `GET|HEAD /api/health`.
 
-use crate::app::{AppCtx, Routes};
 use crate::auth::authenticate;
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use serde::Serialize;

@@ -7,12 +7,12 @@
 //! record: unknown emails get the same 204 (or a made-up `otpId`).
 
 use crate::apis::record_auth::require_same_collection_auth;
-use crate::app::{AppCtx, Routes};
 use crate::auth::flow::{
     self, auth_collection, caller, compose, find_by_email, record_of_token, send_detached,
     throttle, Body, Loaded, TokenProblem, METHOD_OTP, VALIDATE_FAILED,
 };
 use crate::auth::{password, token};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::settings::rules;
 use pocketbun_http::{Method, Request, Response};

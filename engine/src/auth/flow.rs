@@ -4,11 +4,10 @@
 
 use super::token;
 use crate::apis::body::OFFLOAD_PARSE_BYTES;
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use crate::error::{json_response, ApiError, ApiResult};
-use crate::records::access::{
-    load_auth_info, now_ms, query_get, query_pairs, resolve_flags, Caller,
-};
+use crate::go::{query_get, query_pairs};
+use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
 use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
@@ -79,7 +78,7 @@ impl Body {
         let load = || ApiError::bad_request(Some(LOAD_FAILED));
         if ct.starts_with("application/x-www-form-urlencoded") {
             // more than 10,000 fields: Go's form parser refuses the body
-            if crate::records::access::too_many_params(body) {
+            if crate::go::too_many_params(body) {
                 return Err(load());
             }
             let mut out = Map::new();
@@ -499,7 +498,7 @@ pub async fn respond(
     let coll = loaded.coll().clone();
     let settings = ctx.shared.settings.get();
     if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
-        let ip = crate::logs::request::client_ip(&settings, req);
+        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(ApiError::forbidden(None));
         }
@@ -695,7 +694,7 @@ const MAX_AUTH_ORIGINS: usize = 5;
 async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<(), String> {
     use md5::Digest as _;
     let settings = ctx.shared.settings.get();
-    let ip = crate::logs::request::client_ip(&settings, req);
+    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
     let mut agent = req.header("user-agent").unwrap_or("").to_string();
     if agent.len() > 200 {
         let mut cut = 200;

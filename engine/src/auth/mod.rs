@@ -2,6 +2,7 @@
 //! record flows (responses, MFA, login alerts, one-time passwords).
 
 pub mod flow;
+pub mod installer;
 pub mod oauth2;
 pub mod oauth2_exchange;
 pub mod password;

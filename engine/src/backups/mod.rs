@@ -9,8 +9,8 @@
 pub mod archive;
 pub mod token;
 
-use crate::app::Shared;
-use pocketbun_storage::files::Fs;
+use crate::ctx::Shared;
+use pocketbun_storage::files::{Fs, LocalFs};
 use pocketbun_storage::rusqlite::Connection;
 use std::fs;
 use std::io;
@@ -67,6 +67,15 @@ pub fn begin(name: &str) -> Option<ActiveGuard> {
 
 pub fn backups_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(BACKUPS_DIR)
+}
+
+/// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
+pub fn backups_fs(shared: &Shared) -> Result<Fs, String> {
+    let settings = shared.settings.get();
+    if settings.backups.s3.enabled {
+        return crate::files::s3_client(&settings.backups.s3).map(Fs::S3);
+    }
+    Ok(Fs::Local(LocalFs::new(backups_dir(shared.store.dir()))))
 }
 
 /// A stored backup.
@@ -201,7 +210,7 @@ pub fn snakecase(s: &str) -> String {
 /// Blocking: run it off the request workers.
 pub fn create(shared: &Shared, name: &str) -> Result<(), String> {
     let _guard = begin(name).ok_or_else(|| BUSY_MESSAGE.to_string())?;
-    let dest = crate::files::backups_fs(shared)?;
+    let dest = backups_fs(shared)?;
     create_locked(shared.store.dir(), name, &dest)
 }
 
@@ -277,7 +286,7 @@ pub fn auto_backup(shared: &Arc<Shared>) {
 /// S3 bucket): the cron thread runs it.
 pub fn rotate(shared: &Shared, max_keep: usize) {
     let data_dir = shared.store.dir();
-    let Ok(dest) = crate::files::backups_fs(shared) else {
+    let Ok(dest) = backups_fs(shared) else {
         return;
     };
     let all = match &dest {
@@ -341,7 +350,7 @@ pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
     let data_dir = shared.store.dir().to_path_buf();
     let temp = data_dir.join(TEMP_DIR);
     fs::create_dir_all(&temp).map_err(|e| format!("failed to create a temp dir: {e}"))?;
-    let zip_path = match crate::files::backups_fs(shared)? {
+    let zip_path = match backups_fs(shared)? {
         Fs::Local(_) => {
             find(&data_dir, key).ok_or_else(|| format!("missing or invalid backup file {key:?}"))?
         }

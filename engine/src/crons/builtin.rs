@@ -1,7 +1,7 @@
 //! PocketBase's system jobs, with its ids and schedules.
 
 use super::{JobFn, Scheduler};
-use crate::app::Shared;
+use crate::ctx::Shared;
 use pocketbun_storage::rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

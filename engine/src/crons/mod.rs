@@ -7,7 +7,7 @@
 
 mod builtin;
 
-use crate::app::Shared;
+use crate::ctx::Shared;
 use chrono::{DateTime, Timelike, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;

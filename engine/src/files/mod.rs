@@ -15,7 +15,7 @@
 pub mod serve;
 pub mod thumbs;
 
-use crate::app::Shared;
+use crate::ctx::Shared;
 use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -78,17 +78,6 @@ pub fn record_fs(shared: &Shared) -> Result<Fs, String> {
         return s3_client(&settings.s3).map(Fs::S3);
     }
     Ok(Fs::Local(LocalFs::new(shared.store.dir().join("storage"))))
-}
-
-/// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
-pub fn backups_fs(shared: &Shared) -> Result<Fs, String> {
-    let settings = shared.settings.get();
-    if settings.backups.s3.enabled {
-        return s3_client(&settings.backups.s3).map(Fs::S3);
-    }
-    Ok(Fs::Local(LocalFs::new(crate::backups::backups_dir(
-        shared.store.dir(),
-    ))))
 }
 
 /// The client of a bucket setting, made once per distinct setting (a client keeps its

@@ -5,8 +5,8 @@
 use super::broker::deliver;
 use super::client::{ClientAuth, SseStream};
 use super::{Action, Hub, RealtimeConfig, RecordEvent, Worker};
-use crate::app::{AppCtx, Shared};
 use crate::auth::AuthRecord;
+use crate::ctx::{AppCtx, Shared};
 use crate::offload::CpuPool;
 use crate::records::access::load_auth_info;
 use crate::schema::SchemaState;

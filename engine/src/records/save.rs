@@ -2,13 +2,14 @@
 //! validation, password hashing (CPU pool, before the write), one writer job per request,
 //! files written before and removed only after the commit, and realtime events after it.
 
-use super::access::{now_ms, query_pairs, Caller};
+use super::access::{now_ms, Caller};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
 use crate::apis::body::{record_body, RecordBody};
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::go::query_pairs;
 use crate::realtime::{Action, RecordEvent};
 use crate::schema::SchemaPair;
 use pocketbun_http::{Request, Response};
@@ -394,7 +395,7 @@ fn persist(
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
         Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
             // the first real superuser retires the installer's temporary account, as in PocketBase
-            crate::superuser::remove_installer_row(conn, &table)?;
+            crate::auth::installer::remove_installer_row(conn, &table)?;
             Ok(())
         }
         Ok(_) => match auth_before {
