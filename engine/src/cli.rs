@@ -167,6 +167,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     for warning in global.app.warnings(&global.dir) {
         eprintln!("{warning}");
     }
+    let hub = Arc::new(crate::realtime::Hub::new(crate::realtime::RealtimeConfig {
+        idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
+        ..Default::default()
+    }));
     let shared = Arc::new(Shared {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
@@ -191,10 +195,12 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
-        realtime: crate::realtime::Hub::new(crate::realtime::RealtimeConfig {
-            idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
-            ..Default::default()
-        }),
+        record_hooks: {
+            let mut hooks = crate::records::event::RecordHooks::default();
+            hooks.add(hub.clone());
+            hooks
+        },
+        realtime: hub,
         web: args.web.web(&global.app),
     });
     // scratch files of an earlier backup/restore; then the log writer and the cron jobs

@@ -32,7 +32,9 @@ pub struct Shared {
     /// The application settings (`_params`), replaced as a whole when they change.
     pub settings: crate::settings::SettingsCell,
     /// Realtime clients of all workers and the inboxes events are published to.
-    pub realtime: crate::realtime::Hub,
+    pub realtime: Arc<crate::realtime::Hub>,
+    /// Who hears of committed record changes (the realtime hub, added at start-up).
+    pub record_hooks: crate::records::event::RecordHooks,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.
     pub web: Web,
 }

@@ -900,9 +900,9 @@ pub async fn update_record(
                 after_auth_update(conn, &table, &coll_id, &rid, before, move || fresh_key)?;
             }
             Ok(match current {
-                Some(c) => crate::realtime::RecordEvent::load(
+                Some(c) => crate::records::event::RecordEvent::load(
                     conn,
-                    crate::realtime::Action::Update,
+                    crate::records::event::Action::Update,
                     c,
                     &rid,
                 )?,
@@ -911,7 +911,7 @@ pub async fn update_record(
         })
         .await?;
     if let Some(ev) = event {
-        ctx.shared.realtime.publish(ev);
+        ctx.shared.record_hooks.committed(ev);
     }
     Ok(())
 }

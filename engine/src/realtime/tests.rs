@@ -60,7 +60,8 @@ fn env(config: RealtimeConfig) -> Option<Env> {
         cpu: CpuPool::new(1).unwrap(),
         schema: SchemaState::new(collections),
         settings: crate::settings::SettingsCell::load(&store).unwrap(),
-        realtime: Hub::new(config),
+        record_hooks: Default::default(),
+        realtime: Arc::new(Hub::new(config)),
         web: Default::default(),
     });
     let ctx = Rc::new(AppCtx {

@@ -3,6 +3,7 @@
 //! files written before and removed only after the commit, and realtime events after it.
 
 use super::access::{now_ms, Caller};
+use super::event::{Action, RecordEvent};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
@@ -10,7 +11,6 @@ use crate::apis::body::{record_body, RecordBody};
 use crate::ctx::AppCtx;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::go::query_pairs;
-use crate::realtime::{Action, RecordEvent};
 use crate::schema::SchemaPair;
 use pocketbun_http::{Request, Response};
 use pocketbun_query::Value as QValue;
@@ -1060,7 +1060,7 @@ pub async fn prepare_delete(
     })
 }
 
-/// After a committed delete: the deleted records' files go, then realtime hears of it.
+/// After a commit: the deleted records' files go, then the listeners hear of every change.
 pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
     let dirs: Vec<std::path::PathBuf> = events
         .iter()
@@ -1071,7 +1071,7 @@ pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
         files::remove_dirs(ctx, dirs).await;
     }
     for ev in events {
-        ctx.shared.realtime.publish(ev);
+        ctx.shared.record_hooks.committed(ev);
     }
 }
 
