@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::ctx::Shared;
 use crate::offload::CpuPool;
 use crate::schema::SchemaState;
+use crate::state::Core;
 use crate::superuser::SuperuserAction;
 use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
@@ -171,7 +172,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
         ..Default::default()
     }));
-    let shared = Arc::new(Shared {
+    let core = Arc::new(Core {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
         schema: match load_schema(&store) {
@@ -195,6 +196,9 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
+    });
+    let shared = Arc::new(Shared {
+        core,
         record_hooks: {
             let mut hooks = crate::records::event::RecordHooks::default();
             hooks.add(hub.clone());
@@ -207,8 +211,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     crate::backups::remove_temp_dir(store.dir());
     let settings = shared.clone();
     let max_data_size = move || settings.settings.get().logs.max_data_size;
-    if let Err(e) =
-        crate::logs::start(&store, max_data_size).and_then(|_| crate::crons::start(shared.clone()))
+    if let Err(e) = crate::logs::start(&store, max_data_size)
+        .and_then(|_| crate::crons::start(shared.core.clone()))
     {
         eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
         return 1;

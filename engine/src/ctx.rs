@@ -7,36 +7,36 @@
 
 use crate::auth::{authenticate_in, AuthRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::offload::CpuPool;
-use crate::schema::SchemaState;
+use crate::state::Core;
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::Router;
 use pocketbun_http::{Method, Request, RequestHead};
 use pocketbun_query::QueryCache;
-use pocketbun_storage::{Reader, StorageError, Store};
+use pocketbun_storage::{Reader, StorageError};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 pub use crate::serve_options::Web;
 
-/// State shared by all workers.
+/// State shared by all workers: the domain's [`Core`] plus what only the request path needs.
+/// It dereferences to the `Core`, so `shared.store` and `shared.settings` read through.
 pub struct Shared {
-    /// Default request body limit (PocketBase: 32 MiB).
-    pub body_limit: usize,
-    pub store: Arc<Store>,
-    /// Where password hashing and other CPU-heavy work runs, off the request workers.
-    pub cpu: CpuPool,
-    /// The collections and their compiled view for the query crate.
-    pub schema: SchemaState,
-    /// The application settings (`_params`), replaced as a whole when they change.
-    pub settings: crate::settings::SettingsCell,
+    pub core: Arc<Core>,
     /// Realtime clients of all workers and the inboxes events are published to.
     pub realtime: Arc<crate::realtime::Hub>,
     /// Who hears of committed record changes (the realtime hub, added at start-up).
     pub record_hooks: crate::records::event::RecordHooks,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.
     pub web: Web,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// What a handler gets besides the request: the worker's view of the application.

@@ -31,6 +31,7 @@ pub mod schema;
 pub mod serve_options;
 pub mod settings;
 pub mod snapshot;
+pub mod state;
 pub mod superuser;
 pub mod tls;
 

@@ -9,7 +9,7 @@
 pub mod archive;
 pub mod token;
 
-use crate::ctx::Shared;
+use crate::state::Core;
 use pocketbun_storage::files::{Fs, LocalFs};
 use pocketbun_storage::rusqlite::Connection;
 use std::fs;
@@ -70,7 +70,7 @@ pub fn backups_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
-pub fn backups_fs(shared: &Shared) -> Result<Fs, String> {
+pub fn backups_fs(shared: &Core) -> Result<Fs, String> {
     let settings = shared.settings.get();
     if settings.backups.s3.enabled {
         return crate::files::s3_client(&settings.backups.s3).map(Fs::S3);
@@ -208,7 +208,7 @@ pub fn snakecase(s: &str) -> String {
 
 /// Creates backup `name` of the store's `pb_data` (replacing a backup of the same name).
 /// Blocking: run it off the request workers.
-pub fn create(shared: &Shared, name: &str) -> Result<(), String> {
+pub fn create(shared: &Core, name: &str) -> Result<(), String> {
     let _guard = begin(name).ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let dest = backups_fs(shared)?;
     create_locked(shared.store.dir(), name, &dest)
@@ -261,7 +261,7 @@ fn snapshot(source: &Path, dest: &Path) -> pocketbun_storage::Result<()> {
 
 /// The `__pbAutoBackup__` job: a generated backup, then `backups.cronMaxKeep` rotation of the
 /// generated ones.
-pub fn auto_backup(shared: &Arc<Shared>) {
+pub fn auto_backup(shared: &Arc<Core>) {
     let settings = shared.settings.get();
     let name = generate_name(&settings.meta.app_name, AUTO_PREFIX);
     if let Err(e) = create(shared, &name) {
@@ -284,7 +284,7 @@ pub fn auto_backup(shared: &Arc<Shared>) {
 
 /// Deletes the generated backups beyond the `max_keep` newest. Blocking (it may wait for the
 /// S3 bucket): the cron thread runs it.
-pub fn rotate(shared: &Shared, max_keep: usize) {
+pub fn rotate(shared: &Core, max_keep: usize) {
     let data_dir = shared.store.dir();
     let Ok(dest) = backups_fs(shared) else {
         return;
@@ -345,7 +345,7 @@ fn move_dir_content(src: &Path, dest: &Path, exclude: &[&str]) -> io::Result<()>
 
 /// Restores backup `key` and restarts the process; returns only on failure (with the data
 /// left as it was). Blocking: run it on a thread of its own.
-pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
+pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
     let _guard = begin(key).ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let data_dir = shared.store.dir().to_path_buf();
     let temp = data_dir.join(TEMP_DIR);

@@ -1,7 +1,7 @@
 //! PocketBase's system jobs, with its ids and schedules.
 
 use super::{JobFn, Scheduler};
-use crate::ctx::Shared;
+use crate::state::Core;
 use pocketbun_storage::rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,7 @@ pub const OTP_CLEANUP_ID: &str = "__pbOTPCleanup__";
 pub const LOGS_CLEANUP_ID: &str = "__pbLogsCleanup__";
 pub const AUTO_BACKUP_ID: &str = "__pbAutoBackup__";
 
-pub(super) fn register(s: &Scheduler, shared: &Arc<Shared>) {
+pub(super) fn register(s: &Scheduler, shared: &Arc<Core>) {
     let add = |id: &str, expr: &str, f: JobFn| {
         s.add(id, expr, f)
             .unwrap_or_else(|e| panic!("built-in cron {id}: {e}"));
@@ -45,7 +45,7 @@ pub(super) fn register(s: &Scheduler, shared: &Arc<Shared>) {
     sync_auto_backup(s, shared);
 }
 
-fn warn(shared: &Shared, message: &str, error: &str) {
+fn warn(shared: &Core, message: &str, error: &str) {
     let mut data = serde_json::Map::new();
     data.insert("error".into(), error.into());
     crate::logs::log(
@@ -59,7 +59,7 @@ fn warn(shared: &Shared, message: &str, error: &str) {
 /// Checkpoints both WALs and lets SQLite refresh its statistics. The checkpoint is PASSIVE:
 /// a blocking (TRUNCATE) one would hold up every write while it waits for readers; the
 /// store's own checkpointer keeps the WAL short anyway.
-fn optimize(shared: &Shared) {
+fn optimize(shared: &Core) {
     let dir = shared.store.dir();
     for file in [pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB] {
         let outcome = (|| -> pocketbun_storage::Result<()> {
@@ -91,7 +91,7 @@ fn optimize(shared: &Shared) {
 }
 
 /// Deletes the MFA/OTP records older than their auth collection's `duration` option.
-fn delete_expired(shared: &Shared, table: &'static str, option: &'static str) {
+fn delete_expired(shared: &Core, table: &'static str, option: &'static str) {
     let outcome = shared.store.writer().submit_blocking(move |conn| {
         let durations: Vec<(String, i64)> = {
             let sql = format!(
@@ -132,7 +132,7 @@ fn delete_expired(shared: &Shared, table: &'static str, option: &'static str) {
 }
 
 /// Keeps `__pbAutoBackup__` in line with `backups.cron` (added, rescheduled or removed).
-pub(super) fn sync_auto_backup(s: &Scheduler, shared: &Arc<Shared>) {
+pub(super) fn sync_auto_backup(s: &Scheduler, shared: &Arc<Core>) {
     static CURRENT: Mutex<Option<String>> = Mutex::new(None);
     let wanted = shared.settings.get().backups.cron.trim().to_string();
     let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,8 +9,8 @@
 use super::{Entry, LEVEL_ERROR, LEVEL_INFO};
 pub use crate::client_ip::client_ip;
 use crate::client_ip::{expanded, real_ip};
-use crate::ctx::Shared;
 use crate::error::ApiError;
+use crate::state::Core;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::gojson;
 use serde_json::{Map, Value};
@@ -53,7 +53,7 @@ pub struct RequestLog {
 
 impl PendingRequest {
     /// `None` when nothing will be logged (no log writer, `logs.maxDays` 0).
-    pub fn begin(shared: &Shared, req: &Request) -> Option<PendingRequest> {
+    pub fn begin(shared: &Core, req: &Request) -> Option<PendingRequest> {
         if !super::enabled() {
             return None;
         }

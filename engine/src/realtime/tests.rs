@@ -55,11 +55,13 @@ fn env(config: RealtimeConfig) -> Option<Env> {
     let store = Arc::new(Store::open(&dir, StoreOptions::default()).unwrap());
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
     let shared = Arc::new(Shared {
-        body_limit: 1 << 20,
-        store: store.clone(),
-        cpu: CpuPool::new(1).unwrap(),
-        schema: SchemaState::new(collections),
-        settings: crate::settings::SettingsCell::load(&store).unwrap(),
+        core: Arc::new(crate::state::Core {
+            body_limit: 1 << 20,
+            store: store.clone(),
+            cpu: CpuPool::new(1).unwrap(),
+            schema: SchemaState::new(collections),
+            settings: crate::settings::SettingsCell::load(&store).unwrap(),
+        }),
         record_hooks: Default::default(),
         realtime: Arc::new(Hub::new(config)),
         web: Default::default(),
