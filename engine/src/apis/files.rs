@@ -1,7 +1,7 @@
 //! `/api/files`: short-lived file tokens for protected files, and record file downloads
 //! (thumbs, ranges, conditional requests) as PocketBase serves them.
 
-use crate::auth::flow::{self, Loaded};
+use crate::apis::auth_flow::{self as flow, Loaded};
 use crate::auth::token;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};

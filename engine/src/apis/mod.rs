@@ -1,6 +1,7 @@
 //! One module per API area of PocketBase's Web API; each registers its routes.
 
 pub mod answer;
+pub mod auth_flow;
 pub mod backups;
 pub mod batch;
 pub mod body;

@@ -7,8 +7,8 @@
 //! `GET|POST /api/oauth2-redirect`: the provider's redirect, handed to the waiting realtime
 //! client (`@oauth2`).
 
-use crate::auth::flow::{
-    self, auth_collection, caller, find_by_email, find_by_id, Body, Loaded, LOAD_FAILED,
+use crate::apis::auth_flow::{
+    self as flow, auth_collection, caller, find_by_email, find_by_id, Body, Loaded, LOAD_FAILED,
     METHOD_OAUTH2,
 };
 use crate::auth::oauth2::Provider;
@@ -226,7 +226,10 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         .map_err(|_| failed())?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
-                    sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
+                    sets.push((
+                        "tokenKey".into(),
+                        crate::auth::cleanup::new_token_key(&coll).into(),
+                    ));
                 }
                 link_kept = false;
             }

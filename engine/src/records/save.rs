@@ -349,7 +349,7 @@ fn persist(
     }
     let table = quote(&coll.name);
     let auth_before = if coll.is_auth() && !draft.is_new {
-        crate::auth::flow::auth_state(conn, &table, &draft.original_str("id"))?
+        crate::auth::cleanup::auth_state(conn, &table, &draft.original_str("id"))?
     } else {
         None
     };
@@ -399,13 +399,13 @@ fn persist(
             Ok(())
         }
         Ok(_) => match auth_before {
-            Some(before) => Ok(crate::auth::flow::after_auth_update(
+            Some(before) => Ok(crate::auth::cleanup::after_auth_update(
                 conn,
                 &table,
                 &coll.id,
                 &draft.original_str("id"),
                 before,
-                || crate::auth::flow::new_token_key(&coll),
+                || crate::auth::cleanup::new_token_key(&coll),
             )?),
             None => Ok(()),
         },
