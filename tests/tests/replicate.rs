@@ -321,6 +321,10 @@ fn supervisor_restarts_a_killed_litestream() {
     assert_eq!(first["running"], true, "{first}");
     assert_eq!(first["restarts"], 0, "{first}");
     assert_eq!(first["syncInterval"], 1, "{first}");
+    assert_eq!(
+        (&first["lastError"], &first["lastExit"]),
+        (&json!(""), &json!(""))
+    );
     let pid = first["pid"].as_u64().unwrap() as u32;
     assert!(pid > 0 && alive(pid), "{first}");
 
@@ -340,7 +344,7 @@ fn supervisor_restarts_a_killed_litestream() {
     let new_pid = again["pid"].as_u64().unwrap() as u32;
     assert_ne!(new_pid, pid);
     assert!(
-        again["lastError"].as_str().unwrap().contains("SIGKILL"),
+        again["lastExit"].as_str().unwrap().contains("SIGKILL"),
         "{again}"
     );
     assert!(node.log().contains("litestream: litestream exited"));

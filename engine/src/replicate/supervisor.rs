@@ -43,6 +43,7 @@ struct State {
     pid: AtomicU32,
     restarts: AtomicU64,
     last_error: Mutex<String>,
+    last_exit: Mutex<String>,
     stopping: Mutex<bool>,
     wake: Condvar,
 }
@@ -69,6 +70,7 @@ pub fn start(config: Config) -> Result<(), String> {
         pid: AtomicU32::new(0),
         restarts: AtomicU64::new(0),
         last_error: Mutex::new(String::new()),
+        last_exit: Mutex::new(String::new()),
         stopping: Mutex::new(false),
         wake: Condvar::new(),
     });
@@ -105,8 +107,9 @@ pub fn stop() {
 }
 
 /// The `replication` object of a superuser's `GET /api/health`, or `None` without
-/// `--replicate`: `running`, `pid` (0 while down), `restarts`, `lastError` ("" if none) and
-/// `syncInterval` (seconds).
+/// `--replicate`: `running`, `pid` (0 while down), `restarts`, `lastError` (Litestream's latest
+/// error line, or why it could not be started; "" if none), `lastExit` (how the latest run
+/// ended, e.g. `signal: 9 (SIGKILL)`; "" if none) and `syncInterval` (seconds).
 pub fn health() -> Option<serde_json::Value> {
     let st = &SUPERVISOR.get()?.state;
     Some(serde_json::json!({
@@ -114,6 +117,7 @@ pub fn health() -> Option<serde_json::Value> {
         "pid": st.pid.load(Ordering::SeqCst),
         "restarts": st.restarts.load(Ordering::SeqCst),
         "lastError": lock(&st.last_error).clone(),
+        "lastExit": lock(&st.last_exit).clone(),
         "syncInterval": super::SYNC_INTERVAL_SECS,
     }))
 }
@@ -193,15 +197,18 @@ fn supervise(mut child: Child, bin: &Path, config: &Path, state: &Arc<State>, ve
         };
         state.pid.store(0, Ordering::SeqCst);
         state.running.store(false, Ordering::SeqCst);
-        let why = match status {
-            Ok(s) => format!("litestream exited ({s})"),
-            Err(e) => format!("litestream could not be waited for: {e}"),
+        let exit = match status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("cannot be waited for: {e}"),
         };
         if started.elapsed() >= STABLE_RUN {
             backoff = FIRST_BACKOFF;
         }
-        eprintln!("litestream: {why}; restarting in {} s", backoff.as_secs());
-        *lock(&state.last_error) = why;
+        eprintln!(
+            "litestream: litestream exited ({exit}); restarting in {} s",
+            backoff.as_secs()
+        );
+        *lock(&state.last_exit) = exit;
         loop {
             if !sleep_unless_stopped(state, backoff) {
                 return;
