@@ -7,7 +7,8 @@
 //!   margin for the upload and this loaded 2-core machine) before the kill is in it; the
 //!   restored `pb_data` opens in PocketBase, which lists the same records over HTTP.
 //! * The supervisor restarts a killed Litestream and a superuser's health shows it; guests
-//!   see PocketBase's health unchanged; `--timestamp` restores a point in time.
+//!   see PocketBase's health unchanged; `--timestamp` restores a point in time; Litestream's
+//!   error lines reach the log (prefixed) and health, with a doubling restart backoff.
 //! * With replication on, PocketBun's close leaves the WAL alone (no TRUNCATE checkpoint),
 //!   while without it the same close empties the WAL.
 //!
@@ -452,4 +453,55 @@ fn a_missing_litestream_stops_the_start() {
         .expect("pocketbun runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid replica URL"));
+}
+
+#[test]
+fn litestream_errors_reach_the_log_and_health() {
+    const TEST: &str = "litestream_errors_reach_the_log_and_health";
+    let Some(litestream) = need::litestream(TEST) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // a scheme Litestream does not know: it says so and exits 1, again after each restart
+    let node = Server::start(
+        &spec(Some(("nosuch://replica/path", &litestream))),
+        Some(&template(root.path())),
+    )
+    .unwrap();
+    let token = token(&node);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = replication(&node, &token);
+        if r["restarts"].as_u64().unwrap() >= 2 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{r}\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        r["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("unknown replica type"),
+        "{r}"
+    );
+    assert_eq!(r["lastExit"], "exit status: 1", "{r}");
+    let log = node.log();
+    assert!(
+        log.contains("litestream: Error: unknown replica type"),
+        "{log}"
+    );
+    // the backoff doubles while it keeps failing
+    assert!(
+        log.contains("restarting in 1 s") && log.contains("restarting in 2 s"),
+        "{log}"
+    );
+    // the API keeps serving meanwhile
+    let (status, _) = node.call(
+        "GET",
+        "/api/collections/_superusers/records",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 200);
 }
