@@ -8,7 +8,8 @@
 //!   restored `pb_data` opens in PocketBase, which lists the same records over HTTP.
 //! * The supervisor restarts a killed Litestream and a superuser's health shows it; guests
 //!   see PocketBase's health unchanged; `--timestamp` restores a point in time; Litestream's
-//!   error lines reach the log (prefixed) and health, with a doubling restart backoff.
+//!   error lines reach the log (prefixed) and health, with a doubling restart backoff; after a
+//!   backup restore (a re-exec) the replica follows the restored data.
 //! * With replication on, PocketBun's close leaves the WAL alone (no TRUNCATE checkpoint),
 //!   while without it the same close empties the WAL.
 //!
@@ -504,4 +505,61 @@ fn litestream_errors_reach_the_log_and_health() {
         "",
     );
     assert_eq!(status, 200);
+}
+
+#[test]
+fn replication_follows_a_backup_restore() {
+    const TEST: &str = "replication_follows_a_backup_restore";
+    let Some(litestream) = need::litestream(TEST) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", root.path().join("replica").display());
+    let mut node = Server::start(
+        &spec(Some((&url, &litestream))),
+        Some(&template(root.path())),
+    )
+    .unwrap();
+    let token = token(&node);
+    create_notes(&node, &token);
+    for n in 1..=3 {
+        create_note(&node, &token, n);
+    }
+    let (status, text) = node.call("POST", "/api/backups", Some(&token), r#"{"name":"b1.zip"}"#);
+    assert_eq!(status, 204, "{text}");
+    for n in 4..=5 {
+        create_note(&node, &token, n);
+    }
+    let (status, text) = node.call("POST", "/api/backups/b1.zip/restore", Some(&token), "");
+    assert_eq!(status, 204, "{text}");
+    // the process re-executes itself on the restored data (same pid, same port)
+    let port = node.port();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = pocketbun_tests::http::Request::new("GET", "/api/collections/notes/records")
+            .header("Host", &format!("127.0.0.1:{port}"))
+            .header("Connection", "close")
+            .timeout(Duration::from_secs(2))
+            .send(port);
+        if let Ok(r) = listed {
+            if r.status == 200 && r.text().contains(r#""totalItems":3"#) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no restart\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replication(&node, &token)["running"] != true {
+        assert!(Instant::now() < deadline, "{}", node.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    create_note(&node, &token, 6);
+    std::thread::sleep(SYNC_INTERVAL + MARGIN);
+    let status = node.stop().expect("exit status");
+    assert!(status.success(), "{status:?}\n{}", node.log());
+    let restored = root.path().join("restored");
+    let (ok, stderr) = restore(&url, &restored, &litestream, None);
+    assert!(ok, "{stderr}");
+    assert_eq!(restored_notes(&restored), vec![1, 2, 3, 6]);
 }
