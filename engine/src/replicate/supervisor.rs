@@ -74,8 +74,10 @@ pub fn start(config: Config) -> Result<(), String> {
         stopping: Mutex::new(false),
         wake: Condvar::new(),
     });
-    let first = spawn(&config.bin, &config_path, &state, config.verbose)
-        .map_err(|e| format!("cannot start {}: {e}", config.bin.display()))?;
+    let first = spawn(&config.bin, &config_path, &state, config.verbose).map_err(|e| {
+        let _ = std::fs::remove_file(&config_path);
+        format!("cannot start {}: {e}", config.bin.display())
+    })?;
     let thread = {
         let (state, path, bin) = (state.clone(), config_path.clone(), config.bin.clone());
         std::thread::Builder::new()
