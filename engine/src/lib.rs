@@ -27,6 +27,7 @@ pub mod public;
 pub mod ratelimit;
 pub mod realtime;
 pub mod records;
+pub mod replicate;
 pub mod schema;
 pub mod serve_options;
 pub mod settings;

@@ -39,6 +39,10 @@ async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         data.insert("possibleProxyHeader".into(), "".into());
         data.insert("realIP".into(), req.peer.ip().to_string().into());
     }
+    // PocketBun only, with `serve --replicate`: the Litestream supervisor's snapshot
+    if let Some(replication) = crate::replicate::supervisor::health() {
+        data.insert("replication".into(), replication);
+    }
     Ok(json_response(
         200,
         &Health {

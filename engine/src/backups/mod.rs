@@ -377,6 +377,8 @@ pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
     // nothing may write while the files move: commit what is queued, stop the writers
     crate::logs::flush(Duration::from_secs(2));
     shared.store.close();
+    // Litestream must not ship the swap; the restarted process replicates the restored data
+    crate::replicate::supervisor::stop();
     let old = temp.join(format!("old_pb_data_{}", random(8)));
     let swap = move_dir_content(&data_dir, &old, &RESTORE_EXCLUDE)
         .and_then(|_| move_dir_content(&extracted, &data_dir, &RESTORE_EXCLUDE));

@@ -58,10 +58,16 @@ fn warn(shared: &Core, message: &str, error: &str) {
 
 /// Checkpoints both WALs and lets SQLite refresh its statistics. The checkpoint is PASSIVE:
 /// a blocking (TRUNCATE) one would hold up every write while it waits for readers; the
-/// store's own checkpointer keeps the WAL short anyway.
+/// store's own checkpointer keeps the WAL short anyway. With `serve --replicate` there is no
+/// checkpoint at all: Litestream owns them (`external_checkpoints`).
 fn optimize(shared: &Core) {
     let dir = shared.store.dir();
-    for file in [pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB] {
+    let files = if shared.store.options().external_checkpoints {
+        &[][..]
+    } else {
+        &[pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB][..]
+    };
+    for file in files {
         let outcome = (|| -> pocketbun_storage::Result<()> {
             let conn = Connection::open(dir.join(file))?;
             pocketbun_storage::defensive(&conn)?;
