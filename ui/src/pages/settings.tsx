@@ -316,43 +316,45 @@ function Backups() {
         </label>
       </div>
       {busy === 'restore' && <p class="notice">Restoring… the page reloads when the server is back.</p>}
-      <table class="table backups">
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>Size</th>
-            <th>Modified</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {(list || []).map((b) => (
-            <tr key={b.key} data-key={b.key}>
-              <td>{b.key}</td>
-              <td>{(b.size / 1024).toFixed(1)} KB</td>
-              <td class="nowrap">{fmtDate(b.modified)}</td>
-              <td class="nowrap">
-                <button class="btn small" onClick={() => download(b.key)}>
-                  Download
-                </button>{' '}
-                <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
-                  Restore
-                </button>{' '}
-                <button class="btn small danger" onClick={() => del(b.key)}>
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-          {list && !list.length && (
+      <div class="table-wrap">
+        <table class="table backups">
+          <thead>
             <tr>
-              <td colSpan={4} class="muted center">
-                No backups yet.
-              </td>
+              <th>Name</th>
+              <th>Size</th>
+              <th>Modified</th>
+              <th />
             </tr>
-          )}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {(list || []).map((b) => (
+              <tr key={b.key} data-key={b.key}>
+                <td>{b.key}</td>
+                <td>{(b.size / 1024).toFixed(1)} KB</td>
+                <td class="nowrap">{fmtDate(b.modified)}</td>
+                <td class="nowrap">
+                  <button class="btn small" onClick={() => download(b.key)}>
+                    Download
+                  </button>{' '}
+                  <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
+                    Restore
+                  </button>{' '}
+                  <button class="btn small danger" onClick={() => del(b.key)}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+            {list && !list.length && (
+              <tr>
+                <td colSpan={4} class="muted center">
+                  No backups yet.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
       <SettingsForm
         title="Backup options"
         specs={[['backups.cron', 'text', 'Auto backup cron (e.g. 0 0 * * *; empty = off)'], ['backups.cronMaxKeep', 'number', 'Max auto backups to keep'], ...s3Specs('backups.s3')]}
