@@ -137,6 +137,7 @@ await step('token secrets: "invalidate all" ends the sessions of an auth collect
   await page.locator('li.row').filter({ has: page.locator('span.grow', { hasText: /^users$/ }) }).locator('button:has-text("Invalidate all")').click();
   await confirm('Invalidate');
   await toast('Tokens invalidated.');
+  await shoot('tokens-phone-dark');
   const r = await api('POST', '/api/collections/users/auth-refresh', null, userToken);
   if (r.status !== 401) throw new Error(`the old user token after "invalidate all": ${r.status}`);
   // the superuser's own session (another collection) goes on
@@ -152,13 +153,19 @@ await step('mail settings: SMTP saved, a test email arrives in the SMTP sink', a
   await page.fill('input[name="smtp.port"]', SMTP_PORT);
   await page.click('button:has-text("Save changes")');
   await toast('Settings saved.');
+  // the users collection's own password-reset template, told apart by its subject
+  const users = await ok('GET', '/api/collections/users');
+  await ok('PATCH', '/api/collections/users', { resetPasswordTemplate: { ...users.resetPasswordTemplate, subject: 'Users-only reset subject' } });
+  await page.reload();
+  await page.locator('select[aria-label="Auth collection"] option', { hasText: 'users' }).first().waitFor({ state: 'attached' });
   const seen = new Set(mailFiles());
   await page.fill('input[name=testEmail]', 'test-to@example.com');
   await page.selectOption('select[aria-label=Template]', 'password-reset');
+  await page.selectOption('select[aria-label="Auth collection"]', 'users');
   await page.click('button:has-text("Send")');
   await toast('Test email sent.');
   const mail = await mailTo('test-to@example.com', seen);
-  if (!/reset/i.test(mail)) throw new Error(`not the password-reset template:\n${mail.slice(0, 400)}`);
+  if (!mail.includes('Subject: Users-only reset subject')) throw new Error(`not the users' password-reset template:\n${mail.slice(0, 400)}`);
   await shoot('mail-settings-phone-dark');
 });
 
@@ -248,6 +255,7 @@ await step('storage settings: S3 "test connection" succeeds, a wrong secret give
   await toast('Settings saved.');
   await page.click('button:has-text("Test connection")');
   await toast('S3 connection successful.');
+  await shoot('storage-phone-dark');
   await page.fill('input[name="s3.secret"]', 'not-the-secret');
   await page.click('button:has-text("Save changes")');
   await toast('Settings saved.');
@@ -304,6 +312,7 @@ await step('superusers page: create a superuser', async () => {
   await p.locator('button:has-text("Create")').click();
   await toast('Record created.');
   await page.locator('.table td', { hasText: 'second-admin@example.com' }).waitFor();
+  await shoot('superusers-phone-dark');
   const list = await ok('GET', `/api/collections/_superusers/records?filter=${encodeURIComponent('email="second-admin@example.com"')}`);
   if (list.totalItems !== 1) throw new Error(`the new superuser through the API: ${list.totalItems}`);
   await ok('POST', '/api/collections/_superusers/auth-with-password', { identity: 'second-admin@example.com', password: 'second-pass-123' }, '');
@@ -322,6 +331,7 @@ await step('realtime: records created, changed and deleted through the API show 
   await row.locator('td', { hasText: 'pushed by the API' }).waitFor();
   await ok('PATCH', `/api/collections/notes/records/${rec.id}`, { title: 'changed by the API' });
   await row.locator('td', { hasText: 'changed by the API' }).waitFor();
+  await shoot('realtime-phone-dark');
   await ok('DELETE', `/api/collections/notes/records/${rec.id}`);
   await row.waitFor({ state: 'detached' });
 });
