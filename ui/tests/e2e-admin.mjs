@@ -103,10 +103,14 @@ await step('token refresh: on load, and before the token expires', async () => {
   await page.locator('.sidebar').waitFor();
   const after = (await storedAuth()).token;
   if (!after || after === before || claims(after).exp <= claims(before).exp) throw new Error('the token was not replaced on load');
-  // an open dashboard refreshes its token when it nears expiry: a page whose clock jumps to
-  // 15 minutes before the token's exp (the token itself stays valid)
-  const p2 = await ctx.newPage();
+  // an open dashboard refreshes its token when it nears expiry: a browser whose clock jumps to
+  // 15 minutes before the token's exp (the token itself stays valid). Its own browser, signed in
+  // with the same session: a page's clock is its whole context's, and would stay off in this one
+  const auth = JSON.stringify(await storedAuth());
+  const other = await launch();
   try {
+    const p2 = other.ctx.pages()[0] || (await other.ctx.newPage());
+    await p2.addInitScript((a) => localStorage.getItem('pbun_superuser_auth') || localStorage.setItem('pbun_superuser_auth', a), auth);
     await p2.clock.install();
     await p2.goto(`${dashUrl}#/settings/crons`);
     await p2.locator('.sidebar').waitFor();
@@ -122,7 +126,7 @@ await step('token refresh: on load, and before the token expires', async () => {
     const r = await api('GET', '/api/collections/_superusers/records', null, t3);
     if (r.status !== 200) throw new Error(`the refreshed token: ${r.status}`);
   } finally {
-    await p2.close();
+    await other.close();
   }
 });
 
@@ -222,7 +226,7 @@ await step('logs: the level filter and the superuser-requests toggle change the 
   const guest = rows.filter({ hasText: 'no_such_collection' });
   const superuserRow = rows.filter({ has: page.locator('.chip', { hasText: '_superusers' }) });
   // servers write request logs in batches: refresh until the guest's request is in
-  await until(async () => (await guest.count()) > 0 || (await page.click('button[title=Refresh]'), false), 'the guest request in the logs', 20000);
+  await until(async () => (await guest.count()) > 0 || (await page.click('button[title=Refresh]'), await page.waitForTimeout(400), false), 'the guest request in the logs', 20000);
   await superuserRow.first().waitFor();
   await page.selectOption('select[name=level]', '4');
   await until(async () => (await rows.count()) > 0 && (await page.locator('.table.logs tbody .badge').allTextContents()).every((l) => l === 'WARN' || l === 'ERROR'), 'only WARN+ rows');
