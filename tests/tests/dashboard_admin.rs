@@ -17,7 +17,7 @@
 
 use pocketbun_tests::dashboard::{browser_setup, install_token, mail_drop};
 use pocketbun_tests::s3::{moto_python, S3Server};
-use pocketbun_tests::{need, pocketbase, Server, ServerSpec};
+use pocketbun_tests::{need, pocketbase, target_dir, Server, ServerSpec};
 use std::path::Path;
 use std::process::Command;
 
@@ -57,6 +57,11 @@ fn s3_credentials(s3: &S3Server) -> (String, String) {
 fn run_admin_e2e(ui: &Path, server: &Server, dashboard_url: &str, version: &str) {
     let token = install_token(server);
     let mail = mail_drop(server.root());
+    // kept after the run (the server's temp dir is not): a failed step's screenshot
+    let shots = target_dir()
+        .join("dashboard-admin")
+        .join(server.kind().name());
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
     // a fresh S3 server per run: moto's signature checks stay on once switched on
     let s3 = S3Server::start().expect("moto starts");
     let (key, secret) = s3_credentials(&s3);
@@ -64,7 +69,7 @@ fn run_admin_e2e(ui: &Path, server: &Server, dashboard_url: &str, version: &str)
         .arg("tests/e2e-admin.mjs")
         .arg(dashboard_url)
         .arg(&token)
-        .env("FAIL_SCREENSHOT_DIR", server.root())
+        .env("FAIL_SCREENSHOT_DIR", &shots)
         .env("SERVER_KIND", server.kind().name())
         .env("SMTP_PORT", mail.port.to_string())
         .env("MAIL_DIR", &mail.dir)
@@ -79,8 +84,9 @@ fn run_admin_e2e(ui: &Path, server: &Server, dashboard_url: &str, version: &str)
     println!("{} {version}:\n{stdout}", server.kind().name());
     assert!(
         out.status.success(),
-        "{} {version}: admin browser suite failed\n{stdout}{}\nserver log:\n{}",
+        "{} {version}: admin browser suite failed (screenshots of failed steps in {})\n{stdout}{}\nserver log:\n{}",
         server.kind().name(),
+        shots.display(),
         String::from_utf8_lossy(&out.stderr),
         server.log(),
     );

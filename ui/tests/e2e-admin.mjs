@@ -325,11 +325,17 @@ await step('superusers page: create a superuser', async () => {
 await step('realtime: records created, changed and deleted through the API show up without a reload', async () => {
   await ok('POST', '/api/collections', { name: 'notes', type: 'base', fields: [{ name: 'title', type: 'text' }, { name: 'body', type: 'editor' }] });
   await go('/collections/notes');
-  // the dashboard loaded its collections list before this one existed
+  // the dashboard loaded its collections list before this one existed: it says so, and a reload
+  // (only once the route has changed, else it reloads the page left) loads it; the table then
+  // subscribes to the collection
+  await page.locator('main', { hasText: /notes.{0,3} not found/ }).waitFor();
+  const subscribed = page
+    .waitForResponse((r) => r.url().includes('/api/realtime') && r.request().method() === 'POST' && (r.request().postData() || '').includes('notes/*'))
+    .catch(() => null);
   await page.reload();
-  await page.locator('text=No records found.').waitFor();
-  // the table's subscription is in place once the realtime stream has connected
-  await page.waitForTimeout(500);
+  await page.locator('.table th', { hasText: 'title' }).waitFor();
+  const sub = await subscribed;
+  if (sub?.status() !== 204) throw new Error(`the table's realtime subscription: ${sub ? sub.status() : 'never sent'}`);
   const rec = await ok('POST', '/api/collections/notes/records', { title: 'pushed by the API' });
   const row = page.locator(`.table tr[data-id="${rec.id}"]`);
   await row.locator('td', { hasText: 'pushed by the API' }).waitFor();

@@ -36,7 +36,7 @@ export function stepRunner(page, origins) {
     } catch (e) {
       state.failed++;
       const why = [String(e.message || e).split('\n').slice(0, 6).join('\n     '), ...state.problems].join('\n     ');
-      console.log(`FAIL ${name}\n     ${why}`);
+      console.log(`FAIL ${name} (at ${page.url()})\n     ${why}`);
       const n = state.passed + state.failed;
       await page.screenshot({ path: `${process.env.FAIL_SCREENSHOT_DIR || '/tmp'}/pbun-dash-fail-${n}.png` }).catch(() => {});
     }
