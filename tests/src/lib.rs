@@ -20,6 +20,7 @@
 //!   the rules of PocketBase's `tests/api.go`.
 
 pub mod conformance;
+pub mod dashboard;
 pub mod fixture;
 pub mod http;
 pub mod litestream;

@@ -61,7 +61,9 @@ function SettingsForm({ title, specs, extra }: { title: string; specs: Spec[]; e
         {kind === 'select' ? (
           <select name={p} value={v} onChange={(e) => set(e.currentTarget.value)}>
             {options!.map((o) => (
-              <option key={o}>{o}</option>
+              <option key={o} value={o}>
+                {o || 'default'}
+              </option>
             ))}
           </select>
         ) : kind === 'list' ? (
@@ -166,9 +168,12 @@ function Application() {
 function Mail() {
   const [email, setEmail] = useState('');
   const [template, setTemplate] = useState('verification');
+  // the auth collection whose mail template is sent (its templates can differ)
+  const [coll, setColl] = useState('_superusers');
+  const auths = collections.value.filter((c) => c.type === 'auth');
   const test = async () => {
     try {
-      await pb.settings.testEmail('_superusers', email, template);
+      await pb.settings.testEmail(coll, email, template);
       toast('Test email sent.');
     } catch (e) {
       toast(errMessage(e), 'err');
@@ -186,7 +191,7 @@ function Mail() {
           ['smtp.port', 'number', 'Port'],
           ['smtp.username', 'text', 'Username'],
           ['smtp.password', 'password', 'Password'],
-          ['smtp.authMethod', 'select', 'Auth method', ['PLAIN', 'LOGIN']],
+          ['smtp.authMethod', 'select', 'Auth method', ['', 'PLAIN', 'LOGIN']],
           ['smtp.tls', 'bool', 'TLS encryption'],
           ['smtp.localName', 'text', 'EHLO/HELO domain'],
         ]}
@@ -198,6 +203,11 @@ function Mail() {
           <select value={template} onChange={(e) => setTemplate(e.currentTarget.value)} aria-label="Template">
             {['verification', 'password-reset', 'email-change', 'otp', 'login-alert'].map((t) => (
               <option key={t}>{t}</option>
+            ))}
+          </select>
+          <select value={coll} onChange={(e) => setColl(e.currentTarget.value)} aria-label="Auth collection">
+            {(auths.length ? auths : [{ name: '_superusers' }]).map((c) => (
+              <option key={c.name}>{c.name}</option>
             ))}
           </select>
           <button class="btn" onClick={test} disabled={!email}>
@@ -316,43 +326,45 @@ function Backups() {
         </label>
       </div>
       {busy === 'restore' && <p class="notice">Restoring… the page reloads when the server is back.</p>}
-      <table class="table backups">
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>Size</th>
-            <th>Modified</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {(list || []).map((b) => (
-            <tr key={b.key} data-key={b.key}>
-              <td>{b.key}</td>
-              <td>{(b.size / 1024).toFixed(1)} KB</td>
-              <td class="nowrap">{fmtDate(b.modified)}</td>
-              <td class="nowrap">
-                <button class="btn small" onClick={() => download(b.key)}>
-                  Download
-                </button>{' '}
-                <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
-                  Restore
-                </button>{' '}
-                <button class="btn small danger" onClick={() => del(b.key)}>
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-          {list && !list.length && (
+      <div class="table-wrap">
+        <table class="table backups">
+          <thead>
             <tr>
-              <td colSpan={4} class="muted center">
-                No backups yet.
-              </td>
+              <th>Name</th>
+              <th>Size</th>
+              <th>Modified</th>
+              <th />
             </tr>
-          )}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {(list || []).map((b) => (
+              <tr key={b.key} data-key={b.key}>
+                <td>{b.key}</td>
+                <td>{(b.size / 1024).toFixed(1)} KB</td>
+                <td class="nowrap">{fmtDate(b.modified)}</td>
+                <td class="nowrap">
+                  <button class="btn small" onClick={() => download(b.key)}>
+                    Download
+                  </button>{' '}
+                  <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
+                    Restore
+                  </button>{' '}
+                  <button class="btn small danger" onClick={() => del(b.key)}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+            {list && !list.length && (
+              <tr>
+                <td colSpan={4} class="muted center">
+                  No backups yet.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
       <SettingsForm
         title="Backup options"
         specs={[['backups.cron', 'text', 'Auto backup cron (e.g. 0 0 * * *; empty = off)'], ['backups.cronMaxKeep', 'number', 'Max auto backups to keep'], ...s3Specs('backups.s3')]}
