@@ -135,13 +135,13 @@ function IndexesEditor({ c, setC, errors }: any) {
       ))}
       {errors.indexes && <small class="error">{errors.indexes}</small>}
       {adding ? (
-        <div class="card sub">
-          <Toggle label="Unique" checked={unique} onChange={setUnique} />
+        <div class="card sub new-index">
+          <Toggle label="Unique" name="newIndex.unique" checked={unique} onChange={setUnique} />
           <div class="row wrap">
             {c.fields
               .filter((f: Field) => !f._removed)
               .map((f: Field) => (
-                <Toggle key={f.name} label={f.name} checked={cols.includes(f.name)} onChange={(on) => setCols(on ? [...cols, f.name] : cols.filter((x) => x !== f.name))} />
+                <Toggle key={f.name} label={f.name} name={`newIndex.columns.${f.name}`} checked={cols.includes(f.name)} onChange={(on) => setCols(on ? [...cols, f.name] : cols.filter((x) => x !== f.name))} />
               ))}
           </div>
           <Labeled label="WHERE (optional partial index)">
@@ -259,17 +259,17 @@ function AuthOptions({ c, setC, errors }: any) {
       {list.map((p, i) => (
         <div class="card sub" key={i}>
           <div class="row">
-            <strong class="grow">{p.displayName || p.name}</strong>
+            <strong class="grow">{p.displayName || providers.find((x) => x.name === p.name)?.displayName || p.name}</strong>
             <button type="button" class="btn small danger" onClick={() => s('oauth2.providers', list.filter((_, j) => j !== i))}>
               Remove
             </button>
           </div>
           <div class="row">
             <Labeled label="Client ID" error={errors[`oauth2.providers.${i}.clientId`]}>
-              <input value={p.clientId || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientId: e.currentTarget.value } : x)))} />
+              <input name={`oauth2.providers.${i}.clientId`} value={p.clientId || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientId: e.currentTarget.value } : x)))} />
             </Labeled>
             <Labeled label="Client secret" error={errors[`oauth2.providers.${i}.clientSecret`]}>
-              <input type="password" value={p.clientSecret || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientSecret: e.currentTarget.value } : x)))} />
+              <input type="password" autocomplete="new-password" name={`oauth2.providers.${i}.clientSecret`} value={p.clientSecret || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientSecret: e.currentTarget.value } : x)))} />
             </Labeled>
           </div>
         </div>
@@ -321,7 +321,7 @@ function AuthOptions({ c, setC, errors }: any) {
   );
 }
 
-export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose: () => void }) {
+export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collection; onClose: () => void; onTruncated?: () => void }) {
   const [c, setCRaw] = useState<any>(coll ? structuredClone(coll) : null);
   const [tab, setTab] = useState('fields');
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -394,6 +394,8 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
     try {
       await pb.collections.truncate(c.id);
       toast('Collection truncated.');
+      // a truncate sends no realtime events: the records list reloads itself
+      onTruncated?.();
       allowLeave();
       onClose();
     } catch (e) {
