@@ -106,6 +106,23 @@ function FieldRow({ f, i, n, errors, onChange, onRemove, onMove }: any) {
   );
 }
 
+// The column list (and WHERE clause) of `CREATE [UNIQUE] INDEX name ON table (...)`: the part
+// after the table name, where a field's name is a column.
+const INDEX_HEAD = /^(.*?\bON\s+(?:`[^`]*`|"[^"]*"|\[[^\]]*\]|\w+)\s*)([\s\S]*)$/i;
+const columnRe = (name: string) => new RegExp(`(^|[^\\w])([\`"\\[]?)${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([\`"\\]]?)(?![\\w])`, 'g');
+
+/** `sql` with column `from` renamed to `to` (the index's own name and table left alone). */
+export function renameIndexColumn(sql: string, from: string, to: string): string {
+  const m = sql.match(INDEX_HEAD);
+  return m ? m[1] + m[2].replace(columnRe(from), (_x, pre, q1, q2) => `${pre}${q1}${to}${q2}`) : sql;
+}
+
+/** Whether index `sql` names column `name`. */
+export function indexUsesColumn(sql: string, name: string): boolean {
+  const m = sql.match(INDEX_HEAD);
+  return !!m && columnRe(name).test(m[2]);
+}
+
 function IndexesEditor({ c, setC, errors }: any) {
   const [adding, setAdding] = useState(false);
   const [unique, setUnique] = useState(false);
@@ -355,9 +372,19 @@ export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collec
     e?.preventDefault();
     setBusy(true);
     setErrors({});
-    const body = { ...c, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
-    const removed = c.fields.filter((f: Field) => f._removed && f.id).map((f: Field) => f.name);
-    if (c.id && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?`, 'Delete and save'))) {
+    // the server re-creates every index and refuses one that names a column that is gone, so
+    // (as PocketBase's dashboard does) a renamed field is renamed in the indexes too, and the
+    // indexes of a deleted field are dropped with it
+    const original = (f: Field) => (f.id && coll?.fields.find((x) => x.id === f.id)?.name) || f.name;
+    let indexes: string[] = c.indexes || [];
+    for (const f of c.fields.filter((f: Field) => !f._removed && original(f) !== f.name)) indexes = indexes.map((sql) => renameIndexColumn(sql, original(f), f.name));
+    const removedFields = c.fields.filter((f: Field) => f._removed && f.id);
+    const dropped = indexes.filter((sql) => removedFields.some((f: Field) => indexUsesColumn(sql, original(f))));
+    indexes = indexes.filter((sql) => !dropped.includes(sql));
+    const body = { ...c, indexes, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
+    const removed = removedFields.map((f: Field) => f.name);
+    const also = dropped.length ? ` Their index(es) ${dropped.map((sql) => sql.match(/INDEX\s+(?:IF NOT EXISTS\s+)?[`"[]?(\w+)/i)?.[1] || sql).join(', ')} go too.` : '';
+    if (c.id && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?${also}`, 'Delete and save'))) {
       setBusy(false);
       return;
     }
