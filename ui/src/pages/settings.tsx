@@ -511,7 +511,7 @@ function Import() {
       <input type="file" accept=".json" onChange={async (e) => setText(await e.currentTarget.files![0].text())} />
       <textarea class="code" rows={10} name="importJson" placeholder="Paste the exported JSON" value={text} onInput={(e) => (setText(e.currentTarget.value), setParsed(null))} />
       {error && <p class="error">{error}</p>}
-      <Toggle label="Delete collections (and their data) missing from the import" checked={deleteMissing} onChange={setDeleteMissing} />
+      <Toggle label="Delete collections (and their data) missing from the import" name="deleteMissing" checked={deleteMissing} onChange={(v) => (setDeleteMissing(v), setParsed(null))} />
       <div class="row">
         <button class="btn" onClick={review} disabled={!text}>
           Review
