@@ -417,7 +417,10 @@ const strip = (c: any) => {
 };
 
 function Export() {
-  const json = JSON.stringify(collections.value.map(strip), null, 2);
+  // the collections left out of the export (all are in by default, as in PocketBase)
+  const [left, setLeft] = useState<string[]>([]);
+  const picked = collections.value.filter((c) => !left.includes(c.id));
+  const json = JSON.stringify(picked.map(strip), null, 2);
   const download = () => {
     const a = document.createElement('a');
     a.href = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
@@ -427,11 +430,17 @@ function Export() {
   return (
     <>
       <h2>Export collections</h2>
+      <div class="row wrap export-pick">
+        <Toggle label={<strong>All</strong>} name="export.all" checked={!left.length} onChange={(on) => setLeft(on ? [] : collections.value.map((c) => c.id))} />
+        {collections.value.map((c) => (
+          <Toggle key={c.id} label={c.name} name={`export.${c.name}`} checked={!left.includes(c.id)} onChange={(on) => setLeft(on ? left.filter((id) => id !== c.id) : [...left, c.id])} />
+        ))}
+      </div>
       <div class="row">
         <button class="btn" onClick={() => navigator.clipboard?.writeText(json).then(() => toast('Copied.'))}>
           Copy
         </button>
-        <button class="btn primary" onClick={download}>
+        <button class="btn primary" onClick={download} disabled={!picked.length}>
           Download JSON
         </button>
       </div>
