@@ -192,6 +192,8 @@ await step('sidebar: search, the collapsible System group, pinning (kept over a 
   await sb.locator('input[type=search]').fill('superu');
   await link('_superusers').waitFor();
   check((await sb.locator('a[data-collection]').count()) === 1, 'search "superu" shows more than _superusers');
+  await sb.locator('input[type=search]').fill('zzz');
+  await sb.locator('text=No collections found.').waitFor();
   await sb.locator('input[type=search]').fill('');
   await link('notes').waitFor();
   // pin projects: it moves to the Pinned group at the top and stays there after a reload
@@ -394,6 +396,16 @@ await step('collections export, then an import with its diff preview', async () 
   await go('/settings/export');
   const pre = page.locator('pre.export');
   await pre.waitFor();
+  // a collection left out of the export, then all of them again
+  const exportedNames = async () => JSON.parse(await pre.textContent()).map((c) => c.name);
+  await page.locator('input[name="export.projects"]').uncheck();
+  check(!(await exportedNames()).includes('projects') && (await exportedNames()).includes('notes'), `export without projects: ${await exportedNames()}`);
+  check(!(await page.locator('input[name="export.all"]').isChecked()), '"All" still checked');
+  await page.locator('input[name="export.all"]').check();
+  check((await exportedNames()).includes('projects'), 'projects not back in the export');
+  await page.locator('input[name="export.all"]').uncheck();
+  await page.locator('button:has-text("Download JSON")[disabled]').waitFor();
+  await page.locator('input[name="export.all"]').check();
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('button:has-text("Download JSON")')]);
   const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
   check(JSON.stringify(exported) === JSON.stringify(JSON.parse(await pre.textContent())), 'the download differs from the shown JSON');
