@@ -233,6 +233,14 @@ const TOKENS: [string, string][] = [
   ['fileToken', 'Protected file access'],
 ];
 
+// the optional settings of an OAuth2 provider that are plain text
+const PROVIDER_TEXT: [string, string][] = [
+  ['displayName', 'Display name'],
+  ['authURL', 'Auth URL'],
+  ['tokenURL', 'Token URL'],
+  ['userInfoURL', 'User info URL'],
+];
+
 function AuthOptions({ c, setC, errors }: any) {
   const [providers, setProviders] = useState<any[]>([]);
   const [addName, setAddName] = useState('');
@@ -289,6 +297,24 @@ function AuthOptions({ c, setC, errors }: any) {
               <input type="password" autocomplete="new-password" name={`oauth2.providers.${i}.clientSecret`} value={p.clientSecret || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientSecret: e.currentTarget.value } : x)))} />
             </Labeled>
           </div>
+          <details>
+            <summary>Display name, endpoints, PKCE (optional)</summary>
+            <small class="hint">The endpoints are needed for OIDC and self-hosted providers; empty ones use the provider's defaults.</small>
+            <div class="row wrap">
+              {PROVIDER_TEXT.map(([k, label]) => (
+                <Labeled key={k} label={label} error={errors[`oauth2.providers.${i}.${k}`]}>
+                  <input name={`oauth2.providers.${i}.${k}`} value={p[k] || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, [k]: e.currentTarget.value } : x)))} />
+                </Labeled>
+              ))}
+              <Labeled label="PKCE">
+                <select name={`oauth2.providers.${i}.pkce`} value={p.pkce == null ? '' : String(p.pkce)} onChange={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, pkce: e.currentTarget.value === '' ? null : e.currentTarget.value === 'true' } : x)))}>
+                  <option value="">provider default</option>
+                  <option value="true">on</option>
+                  <option value="false">off</option>
+                </select>
+              </Labeled>
+            </div>
+          </details>
         </div>
       ))}
       <div class="row">
