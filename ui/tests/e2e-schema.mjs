@@ -360,6 +360,10 @@ await step('auth options: an OAuth2 provider, token durations, a mail template',
   await p.locator('.auth-options button:has-text("Add")').click();
   await p.locator('input[name="oauth2.providers.0.clientId"]').fill('e2e-client-id');
   await p.locator('input[name="oauth2.providers.0.clientSecret"]').fill('e2e-client-secret');
+  await p.locator('.auth-options summary', { hasText: 'Display name, endpoints' }).click();
+  await p.locator('input[name="oauth2.providers.0.displayName"]').fill('Company GitLab');
+  await p.locator('input[name="oauth2.providers.0.authURL"]').fill('https://gitlab.example.com/oauth/authorize');
+  await p.locator('select[name="oauth2.providers.0.pkce"]').selectOption('true');
   await p.locator('input[name="authToken.duration"]').fill('7200');
   await p.locator('input[name="passwordResetToken.duration"]').fill('900');
   await p.locator('details', { hasText: 'Verification email' }).locator('summary').click();
@@ -370,10 +374,16 @@ await step('auth options: an OAuth2 provider, token durations, a mail template',
   // public: the provider is offered to sign-in forms
   const methods = await (await fetch(`${origin}/api/collections/users/auth-methods`)).json();
   check(methods.oauth2?.enabled === true, `auth-methods oauth2: ${JSON.stringify(methods.oauth2)}`);
-  check(methods.oauth2.providers.some((x) => x.name === 'gitlab'), `providers: ${methods.oauth2.providers.map((x) => x.name)}`);
+  const offered = methods.oauth2.providers.find((x) => x.name === 'gitlab');
+  check(offered, `providers: ${methods.oauth2.providers.map((x) => x.name)}`);
+  check(offered.displayName === 'Company GitLab', `displayName: ${offered.displayName}`);
+  // the sign-in link goes to the configured endpoint with the client id and a PKCE challenge
+  const link = new URL(offered.authURL);
+  check(link.origin + link.pathname === 'https://gitlab.example.com/oauth/authorize', `authURL: ${offered.authURL}`);
+  check(link.searchParams.get('client_id') === 'e2e-client-id' && link.searchParams.get('code_challenge') === offered.codeChallenge && offered.codeChallenge, `authURL params: ${offered.authURL}`);
   const c = await collection('users');
   const gl = c.oauth2.providers.find((x) => x.name === 'gitlab');
-  check(gl?.clientId === 'e2e-client-id', `provider: ${JSON.stringify(gl)}`);
+  check(gl?.clientId === 'e2e-client-id' && gl.pkce === true && !('clientSecret' in gl), `provider: ${JSON.stringify(gl)}`);
   check(c.authToken.duration === 7200 && c.passwordResetToken.duration === 900, `durations: ${c.authToken.duration} ${c.passwordResetToken.duration}`);
   check(c.verificationTemplate.subject === 'Verify your {APP_NAME} account, please', `subject: ${c.verificationTemplate.subject}`);
   check(c.verificationTemplate.body.includes('/verify/{TOKEN}'), `body: ${c.verificationTemplate.body}`);
