@@ -95,6 +95,9 @@ function FieldRow({ f, i, n, errors, onChange, onRemove, onMove }: any) {
               )}
             </Labeled>
           ))}
+          <Labeled label="Help text (shown under the input in the record form)" error={err('help')}>
+            <input name={`fields.${i}.help`} value={f.help || ''} onInput={(e) => onChange({ ...f, help: e.currentTarget.value })} />
+          </Labeled>
           <div class="row wrap flags">
             {f.type !== 'autodate' && <Toggle label="Nonempty (required)" name={`fields.${i}.required`} checked={f.required} onChange={(v) => onChange({ ...f, required: v })} />}
             <Toggle label="Hidden" name={`fields.${i}.hidden`} checked={f.hidden} onChange={(v) => onChange({ ...f, hidden: v })} />
@@ -233,6 +236,14 @@ const TOKENS: [string, string][] = [
   ['fileToken', 'Protected file access'],
 ];
 
+// oauth2.mappedFields: the OAuth2 profile values copied into a new user's fields
+const MAPPED: [string, string][] = [
+  ['id', 'OAuth2 id'],
+  ['name', 'OAuth2 name'],
+  ['username', 'OAuth2 username'],
+  ['avatarURL', 'OAuth2 avatar'],
+];
+
 // the optional settings of an OAuth2 provider that are plain text
 const PROVIDER_TEXT: [string, string][] = [
   ['displayName', 'Display name'],
@@ -332,6 +343,27 @@ function AuthOptions({ c, setC, errors }: any) {
           Add
         </button>
       </div>
+      {g('oauth2.enabled') && (
+        <>
+          <h4>Fields filled from the OAuth2 profile of a new user</h4>
+          <div class="row wrap">
+            {MAPPED.map(([k, label]) => (
+              <Labeled key={k} label={label} error={errors[`oauth2.mappedFields.${k}`]}>
+                <select name={`oauth2.mappedFields.${k}`} value={g(`oauth2.mappedFields.${k}`) || ''} onChange={(e) => s(`oauth2.mappedFields.${k}`, e.currentTarget.value)}>
+                  <option value="">- none -</option>
+                  {c.fields
+                    .filter((f: Field) => !f._removed && !['password', 'tokenKey', 'email', 'emailVisibility', 'verified', 'id'].includes(f.name))
+                    .map((f: Field) => (
+                      <option key={f.name} value={f.name}>
+                        {f.name}
+                      </option>
+                    ))}
+                </select>
+              </Labeled>
+            ))}
+          </div>
+        </>
+      )}
       <h3>Token durations (seconds)</h3>
       <div class="row wrap">{TOKENS.map(([k, label]) => num(`${k}.duration`, label))}</div>
       <button
