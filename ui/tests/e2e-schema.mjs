@@ -216,6 +216,7 @@ await step('fields: hidden / presentable / required flags, rename, reorder, dele
   const p = panel();
   await p.locator('.frow[data-field-row="title"]').waitFor();
   await (await fieldOptions('title')).locator('input[name$=".presentable"]').check();
+  await (await fieldOptions('title')).locator('input[name$=".help"]').fill('The headline of the note');
   await (await fieldOptions('score')).locator('input[name$=".required"]').check();
   // rename body -> content; move score above it; remove extra
   await p.locator('.frow[data-field-row="body"] input.fname').fill('content');
@@ -236,7 +237,7 @@ await step('fields: hidden / presentable / required flags, rename, reorder, dele
   const names = c.fields.filter((f) => !f.system).map((f) => f.name);
   check(names.join() === 'title,score,content', `fields after save: ${names}`);
   const f = Object.fromEntries(c.fields.map((x) => [x.name, x]));
-  check(f.title.presentable && !f.title.hidden && !f.title.required, `title flags: ${JSON.stringify(f.title)}`);
+  check(f.title.presentable && !f.title.hidden && !f.title.required && f.title.help === 'The headline of the note', `title flags: ${JSON.stringify(f.title)}`);
   check(f.score.required && !f.score.presentable, `score flags: ${JSON.stringify(f.score)}`);
   // required: a record without a score is refused now
   const noScore = await api('POST', '/api/collections/notes/records', { title: 'no score' });
@@ -364,6 +365,7 @@ await step('auth options: an OAuth2 provider, token durations, a mail template',
   await p.locator('input[name="oauth2.providers.0.displayName"]').fill('Company GitLab');
   await p.locator('input[name="oauth2.providers.0.authURL"]').fill('https://gitlab.example.com/oauth/authorize');
   await p.locator('select[name="oauth2.providers.0.pkce"]').selectOption('true');
+  await p.locator('select[name="oauth2.mappedFields.username"]').selectOption('name');
   await p.locator('input[name="authToken.duration"]').fill('7200');
   await p.locator('input[name="passwordResetToken.duration"]').fill('900');
   await p.locator('details', { hasText: 'Verification email' }).locator('summary').click();
@@ -384,6 +386,7 @@ await step('auth options: an OAuth2 provider, token durations, a mail template',
   const c = await collection('users');
   const gl = c.oauth2.providers.find((x) => x.name === 'gitlab');
   check(gl?.clientId === 'e2e-client-id' && gl.pkce === true && !('clientSecret' in gl), `provider: ${JSON.stringify(gl)}`);
+  check(c.oauth2.mappedFields.username === 'name' && c.oauth2.mappedFields.avatarURL === 'avatar', `mappedFields: ${JSON.stringify(c.oauth2.mappedFields)}`);
   check(c.authToken.duration === 7200 && c.passwordResetToken.duration === 900, `durations: ${c.authToken.duration} ${c.passwordResetToken.duration}`);
   check(c.verificationTemplate.subject === 'Verify your {APP_NAME} account, please', `subject: ${c.verificationTemplate.subject}`);
   check(c.verificationTemplate.body.includes('/verify/{TOKEN}'), `body: ${c.verificationTemplate.body}`);
