@@ -440,9 +440,15 @@ export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collec
     const dropped = indexes.filter((sql) => removedFields.some((f: Field) => indexUsesColumn(sql, original(f))));
     indexes = indexes.filter((sql) => !dropped.includes(sql));
     const body = { ...c, indexes, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
-    const removed = removedFields.map((f: Field) => f.name);
-    const also = dropped.length ? ` Their index(es) ${dropped.map((sql) => sql.match(/INDEX\s+(?:IF NOT EXISTS\s+)?[`"[]?(\w+)/i)?.[1] || sql).join(', ')} go too.` : '';
-    if (c.id && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?${also}`, 'Delete and save'))) {
+    // what an existing collection's clients or data lose: said before saving, as PocketBase's
+    // dashboard does
+    const changes: string[] = [];
+    if (coll && c.name !== coll.name) changes.push(`Rename collection ${coll.name} to ${c.name} (clients using the old name stop working).`);
+    for (const f of c.fields.filter((f: Field) => !f._removed && original(f) !== f.name)) changes.push(`Rename field ${original(f)} to ${f.name}.`);
+    for (const f of removedFields) changes.push(`Delete field ${original(f)} and all its data.`);
+    for (const sql of dropped) changes.push(`Drop index ${sql.match(/INDEX\s+(?:IF NOT EXISTS\s+)?[`"[]?(\w+)/i)?.[1] || sql} (it uses a deleted field).`);
+    if (coll && c.type === 'view' && c.viewQuery !== coll.viewQuery) changes.push('Change the view query (the view is re-created).');
+    if (c.id && changes.length && !(await confirmDialog(`Save these changes?\n${changes.map((x) => `• ${x}`).join('\n')}`, 'Confirm'))) {
       setBusy(false);
       return;
     }
