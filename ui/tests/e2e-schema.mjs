@@ -225,12 +225,15 @@ await step('fields: hidden / presentable / required flags, rename, reorder, dele
   await p.locator('.frow.removed[data-field-row="extra"]').waitFor();
   await shot('fields-edited', p);
   await p.locator('button:has-text("Save changes")').click();
-  // the removal asks first; "No" keeps the form as it is
-  await page.locator('.modal.small', { hasText: 'Delete field(s) extra' }).waitFor();
+  // the rename and the removal are listed first; "No" keeps the form as it is
+  const ask = page.locator('.modal.small', { hasText: 'Save these changes?' });
+  await ask.waitFor();
+  const asked = await ask.locator('.confirm-text').textContent();
+  check(asked.includes('Rename field body to content.') && asked.includes('Delete field extra and all its data.'), `confirmation: ${asked}`);
   await confirm('No');
   check((await fieldsOf('notes')).join() === 'title,body,score,extra', 'saved although the deletion was declined');
   await p.locator('button:has-text("Save changes")').click();
-  await confirm('Delete and save');
+  await confirm('Confirm');
   await toast('Collection updated.');
   await panel().waitFor({ state: 'detached' });
   const c = await collection('notes');
@@ -314,7 +317,11 @@ await step('index editor: a unique and a plain multi-column index; a duplicate t
   // column that is gone), and its values stay
   await go('/collections/notes/edit');
   await p.locator('.frow[data-field-row="content"] input.fname').fill('summary');
-  await saveCollection();
+  await p.locator('button:has-text("Save changes")').click();
+  await page.locator('.modal.small', { hasText: 'Rename field content to summary.' }).waitFor();
+  await confirm('Confirm');
+  await toast('Collection updated.');
+  await panel().waitFor({ state: 'detached' });
   const renamed = (await collection('notes')).indexes;
   check(renamed.length === 2 && renamed.some((s) => /^CREATE INDEX `\w+` ON `notes` \(\s*`score`,\s*`summary`\s*\)$/.test(s)), `indexes after the rename: ${renamed}`);
   const bySummary = await apiOk('GET', `/api/collections/notes/records?filter=${encodeURIComponent('summary = "beta body"')}`);
@@ -323,8 +330,8 @@ await step('index editor: a unique and a plain multi-column index; a duplicate t
   await go('/collections/notes/edit');
   await p.locator('.frow[data-field-row="summary"]').getByRole('button', { name: 'Remove field summary' }).click();
   await p.locator('button:has-text("Save changes")').click();
-  await page.locator('.modal.small', { hasText: /Delete field\(s\) summary .*index\(es\) idx_notes_score_content go too/ }).waitFor();
-  await confirm('Delete and save');
+  await page.locator('.modal.small', { hasText: /Delete field summary and all its data\.\s*• Drop index idx_notes_score_content / }).waitFor();
+  await confirm('Confirm');
   await toast('Collection updated.');
   await panel().waitFor({ state: 'detached' });
   const left = await collection('notes');
@@ -483,6 +490,23 @@ await step('collections export, then an import with its diff preview', async () 
   const back = await collection('notes');
   check(back.listRule === '' && !back.fields.some((f) => f.name === 'imported_note'), `notes after the second import: ${back.listRule} ${back.fields.map((f) => f.name)}`);
   check((await collection('users')).oauth2.providers.some((x) => x.name === 'gitlab'), 'the import lost users\' provider');
+});
+
+await step('rename a collection after a confirmation: its link, API path and indexes follow', async () => {
+  await go('/collections/notes/edit');
+  const p = panel();
+  await p.locator('input[name=name]').fill('journal');
+  await p.locator('button:has-text("Save changes")').click();
+  await page.locator('.modal.small', { hasText: 'Rename collection notes to journal' }).waitFor();
+  await confirm('Confirm');
+  await toast('Collection updated.');
+  await page.waitForURL(/#\/collections\/journal$/);
+  await page.locator('.sidebar a[data-collection=journal]').waitFor();
+  await page.locator('.sidebar a[data-collection=notes]').waitFor({ state: 'detached' });
+  check((await api('GET', '/api/collections/notes')).status === 404, 'notes still answers');
+  const j = await collection('journal');
+  check(j.indexes.length === 1 && /^CREATE UNIQUE INDEX `\w+` ON `journal`/.test(j.indexes[0]), `indexes after the rename: ${j.indexes}`);
+  check((await apiOk('GET', '/api/collections/journal/records')).totalItems === 0, 'journal records');
 });
 
 await close();
