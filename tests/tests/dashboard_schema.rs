@@ -1,12 +1,14 @@
 //! The schema side of the admin dashboard at `/_/` in a real browser: `ui/tests/e2e-schema.mjs`
 //! drives Debian's headless Chromium (through npm `playwright-core`) against a fresh `pocketbun`
 //! from its install link on: the sidebar's search, pins and collapsible System group; truncate
-//! after a confirmation; field flags (hidden, presentable, required), rename with the values
-//! kept, reorder and delete; a unique and a plain multi-column index from the index editor (a
-//! duplicate insert is then refused); an auth collection's OAuth2 provider, token durations and
-//! a mail template; and the collections export and import with its diff preview. Each effect is
-//! checked through the Web API or after a reload; any console error, failed request or request
-//! to another host fails the run.
+//! after a confirmation; field flags (hidden, presentable, required), help text, rename with the
+//! values kept, reorder and delete, listed in one confirmation before the save; a unique and a
+//! plain multi-column index from the index editor (a duplicate insert is then refused; a renamed
+//! field is renamed in its index, a deleted one drops it); an auth collection's OAuth2 provider
+//! (display name, auth URL, PKCE, mapped fields), token durations and a mail template; the
+//! collections export (with its collection picker) and import with its diff preview, also with
+//! "delete missing"; and a collection rename. Each effect is checked through the Web API or
+//! after a reload; any console error, failed request or request to another host fails the run.
 //!
 //! The same script then runs against the real PocketBase of `POCKETBASE_VERSION` serving the
 //! same build from `--publicDir`, which shows that these screens use only PocketBase's public

@@ -1,7 +1,7 @@
 // Browser test of the dashboard's schema side in headless Chromium against a running server:
-// the sidebar (search, pins, the System group), truncate, field flags / rename / reorder /
-// delete, the index editor, auth options (OAuth2, token durations, a mail template) and the
-// collections export and import with its diff preview.
+// the sidebar (search, pins, the System group), truncate, field flags / help / rename / reorder /
+// delete, the index editor, auth options (OAuth2 provider and mapped fields, token durations, a
+// mail template), the collections export and import with its diff preview, a collection rename.
 //   node tests/e2e-schema.mjs DASHBOARD_URL INSTALL_TOKEN
 // DASHBOARD_URL is where the built dashboard is served (pocketbun: http://127.0.0.1:PORT/_/;
 // PocketBase: its --publicDir at http://127.0.0.1:PORT/). INSTALL_TOKEN is the token of the
