@@ -145,11 +145,13 @@ function IndexesEditor({ c, setC, errors }: any) {
     <div class="indexes">
       <h3>Indexes</h3>
       {(c.indexes || []).map((sql: string, i: number) => (
-        <div class="row" key={i}>
-          <input class="code grow" name={`indexes.${i}`} value={sql} onInput={(e) => setC({ ...c, indexes: c.indexes.map((x: string, j: number) => (j === i ? e.currentTarget.value : x)) })} />
-          <button type="button" class="btn small danger" onClick={() => setC({ ...c, indexes: c.indexes.filter((_: any, j: number) => j !== i) })}>
-            Remove
-          </button>
+        <div class={`index ${errors[`indexes.${i}`] ? 'has-error' : ''}`} key={i}>
+          <div class="row">
+            <input class="code grow" name={`indexes.${i}`} value={sql} onInput={(e) => setC({ ...c, indexes: c.indexes.map((x: string, j: number) => (j === i ? e.currentTarget.value : x)) })} />
+            <button type="button" class="btn small danger" onClick={() => setC({ ...c, indexes: c.indexes.filter((_: any, j: number) => j !== i) })}>
+              Remove
+            </button>
+          </div>
           {errors[`indexes.${i}`] && <small class="error">{errors[`indexes.${i}`]}</small>}
         </div>
       ))}
