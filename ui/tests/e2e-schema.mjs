@@ -290,7 +290,7 @@ await step('index editor: a unique and a plain multi-column index; a duplicate t
   // a third one, removed again before saving
   await addIndex(false, ['title']);
   check((await shown()).length === 3, `the editor shows ${(await shown()).length} indexes`);
-  await p.locator('.indexes .row:has(input[name="indexes.2"]) button:has-text("Remove")').click();
+  await p.locator('.indexes .index:has(input[name="indexes.2"]) button:has-text("Remove")').click();
   await shot('indexes', p.locator('.indexes'));
   await saveCollection();
   const idx = (await collection('notes')).indexes;
@@ -313,6 +313,18 @@ await step('index editor: a unique and a plain multi-column index; a duplicate t
   await page.keyboard.press('Escape');
   await confirm('Discard');
   await panel().waitFor({ state: 'detached' });
+  // a broken index is refused, and the error shows at its row
+  await go('/collections/notes/edit');
+  await p.locator('input[name="indexes.1"]').fill('CREATE INDEX `idx_broken` ON `notes` (`no_such_column`)');
+  await expecting4xx(async () => {
+    await p.locator('button:has-text("Save changes")').click();
+    await p.locator('.indexes .index:has(input[name="indexes.1"]) .error').waitFor();
+    await shot('index-error', p.locator('.indexes'));
+  });
+  await page.keyboard.press('Escape');
+  await confirm('Discard');
+  await panel().waitFor({ state: 'detached' });
+  check(JSON.stringify((await collection('notes')).indexes) === JSON.stringify(idx), 'the broken index changed the collection');
   // renaming an indexed field renames it in the index (the server refuses an index on a
   // column that is gone), and its values stay
   await go('/collections/notes/edit');
