@@ -7,7 +7,7 @@
 //! field is renamed in its index, a deleted one drops it); an auth collection's OAuth2 provider
 //! (display name, auth URL, PKCE, mapped fields), token durations and a mail template; the
 //! collections export (with its collection picker) and import with its diff preview, also with
-//! "delete missing"; and a collection rename. Each effect is checked through the Web API or
+//! "delete missing"; a collection rename; and a view query edit. Each effect is checked through the Web API or
 //! after a reload; any console error, failed request or request to another host fails the run.
 //!
 //! The same script then runs against the real PocketBase of `POCKETBASE_VERSION` serving the

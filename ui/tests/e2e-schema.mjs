@@ -521,6 +521,25 @@ await step('rename a collection after a confirmation: its link, API path and ind
   check((await apiOk('GET', '/api/collections/journal/records')).totalItems === 0, 'journal records');
 });
 
+await step('edit a view query: the live preview follows, the change is confirmed and saved', async () => {
+  await apiOk('POST', '/api/collections', { name: 'journal_view', type: 'view', viewQuery: 'SELECT id, title FROM journal' });
+  // made outside the dashboard: a reload loads it
+  await go('/collections/journal_view/edit');
+  await page.reload();
+  const p = panel();
+  await p.locator('.preview .chip', { hasText: 'title' }).waitFor();
+  await p.locator('textarea[name=viewQuery]').fill('SELECT id, title, score FROM journal');
+  await p.locator('.preview .chip', { hasText: 'score' }).waitFor();
+  await p.locator('button:has-text("Save changes")').click();
+  await page.locator('.modal.small', { hasText: 'Change the view query' }).waitFor();
+  await confirm('Confirm');
+  await toast('Collection updated.');
+  await panel().waitFor({ state: 'detached' });
+  const v = await collection('journal_view');
+  check(v.viewQuery === 'SELECT id, title, score FROM journal' && v.fields.some((f) => f.name === 'score'), `view after save: ${v.viewQuery} ${v.fields.map((f) => f.name)}`);
+  await page.locator('.table th', { hasText: 'score' }).waitFor();
+});
+
 await close();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
