@@ -16,28 +16,12 @@
 //! Without Node or Chromium the browser part is skipped with one line, and fails under
 //! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::smtp::{smtp_sink, unquote};
-use pocketbun_tests::{http, pocketbase, workspace_root, Server, ServerSpec};
-use std::path::PathBuf;
+use pocketbun_tests::dashboard::{browser_setup, install_token, mail_drop};
+use pocketbun_tests::{http, pocketbase, Server, ServerSpec};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The install token from the `#/pbinstall/{token}` link the server printed on its first start.
-fn install_token(server: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        if let Some(i) = log.find("#/pbinstall/") {
-            let rest = &log[i + "#/pbinstall/".len()..];
-            return rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "no install link printed:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn get(server: &Server, target: &str, accept_encoding: Option<&str>) -> http::Response {
@@ -110,59 +94,6 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
         .expect("gzip");
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     child.wait_with_output().unwrap().stdout
-}
-
-/// `ui/` with `playwright-core` installed (npm ci on first use), node and Chromium; `Err`
-/// says what is missing.
-fn browser_setup() -> Result<PathBuf, String> {
-    let ui = workspace_root().join("ui");
-    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists() {
-        return Err(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Err("no node on PATH".into()),
-    }
-    if !ui.join("node_modules/playwright-core").is_dir() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&ui)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("npm ci in ui/ failed".into());
-        }
-    }
-    Ok(ui)
-}
-
-/// The OTP mails of a run: an SMTP sink whose messages are written (quoted-printable undone)
-/// to `mail-N.eml` files in a directory the browser suite polls for the code.
-struct MailDrop {
-    port: u16,
-    dir: PathBuf,
-}
-
-fn mail_drop(root: &std::path::Path) -> MailDrop {
-    let (port, mail) = smtp_sink();
-    let dir = root.join("mail");
-    std::fs::create_dir_all(&dir).expect("mail dir");
-    let out = dir.clone();
-    std::thread::spawn(move || {
-        for (n, msg) in mail.iter().enumerate() {
-            // written under a temporary name and renamed, so a reader never sees half a mail
-            let tmp = out.join(format!(".mail-{n}"));
-            if std::fs::write(&tmp, unquote(&msg.data)).is_err()
-                || std::fs::rename(&tmp, out.join(format!("mail-{n}.eml"))).is_err()
-            {
-                return;
-            }
-        }
-    });
-    MailDrop { port, dir }
 }
 
 /// Runs the browser suite against `server`, whose dashboard is at `dashboard_url`; `fresh` is

@@ -15,53 +15,12 @@
 //! Web API. Without Node or Chromium the test is skipped with one line, and fails under
 //! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::{need, pocketbase, workspace_root, Server, ServerSpec};
-use std::path::{Path, PathBuf};
+use pocketbun_tests::dashboard::{browser_setup, install_token};
+use pocketbun_tests::{need, pocketbase, Server, ServerSpec};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const TEST: &str = "dashboard_schema_in_headless_chromium";
-
-/// The install token from the `#/pbinstall/{token}` link the server printed on its first start.
-fn install_token(server: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        if let Some(i) = log.find("#/pbinstall/") {
-            let rest = &log[i + "#/pbinstall/".len()..];
-            return rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "no install link printed:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `ui/` with `playwright-core` installed (npm ci on first use), node and Chromium; `Err`
-/// says what is missing.
-fn browser_setup() -> Result<PathBuf, String> {
-    let ui = workspace_root().join("ui");
-    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Err("no node on PATH".into()),
-    }
-    if !ui.join("node_modules/playwright-core").is_dir() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&ui)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("npm ci in ui/ failed".into());
-        }
-    }
-    Ok(ui)
-}
 
 /// Runs the schema suite against `server`, whose dashboard is at `dashboard_url`.
 fn run_suite(ui: &Path, server: &Server, dashboard_url: &str, version: &str) {
