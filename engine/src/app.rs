@@ -4,7 +4,7 @@
 //! out (`fields=`, security headers) is in [`crate::apis::answer`].
 
 use crate::apis::answer::{add_security_headers, fields_param, pick_fields_offloaded};
-use crate::ctx::{raw_path, AppCtx, Routes, Shared};
+use crate::ctx::{raw_path, AppCtx, BodyLimit, Routes, Shared};
 use crate::error::{ApiError, ApiResult};
 use pocketbun_http::router::Match;
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
@@ -78,9 +78,10 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
 impl Service for App {
     fn body_limit(&self, head: &RequestHead) -> usize {
         match self.routes.router.find(&head.method, raw_path(head)) {
-            Match::Found { value, params } => match value.dynamic_limit {
-                Some(limit) => limit(&self.ctx, &params),
-                None => value.body_limit.unwrap_or(self.ctx.shared.body_limit),
+            Match::Found { value, params } => match value.body_limit {
+                BodyLimit::Default => self.ctx.shared.body_limit,
+                BodyLimit::Fixed(limit) => limit,
+                BodyLimit::PerRequest(limit) => limit(&self.ctx, &params),
             },
             _ => self.ctx.shared.body_limit,
         }

@@ -92,11 +92,21 @@ pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, Ap
 /// A body limit that depends on the route's path parameters (a collection's own limit).
 pub type DynamicLimit = fn(&AppCtx, &[(String, String)]) -> usize;
 
+/// The body limit of a route, known when it is registered.
+#[derive(Clone, Copy)]
+pub enum BodyLimit {
+    /// [`Shared`]'s default (PocketBase: 32 MiB).
+    Default,
+    /// Its own limit (uploads, imports, backups).
+    Fixed(usize),
+    /// Computed per request from the path parameters (a collection's own limit).
+    PerRequest(DynamicLimit),
+}
+
 /// A registered route: its handler and the body limit that applies before it runs.
 pub struct Route {
     pub(crate) handler: Handler,
-    pub(crate) body_limit: Option<usize>,
-    pub(crate) dynamic_limit: Option<DynamicLimit>,
+    pub(crate) body_limit: BodyLimit,
 }
 
 #[derive(Default)]
@@ -109,7 +119,7 @@ impl Routes {
     where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
-        self.add_with_limit(method, pattern, None, handler);
+        self.insert(method, pattern, BodyLimit::Default, handler);
     }
 
     /// A route whose body limit differs from the default (uploads, imports, backups).
@@ -122,15 +132,8 @@ impl Routes {
     ) where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
-        self.router.add(
-            method,
-            pattern,
-            Route {
-                handler: Box::new(handler),
-                body_limit: limit,
-                dynamic_limit: None,
-            },
-        );
+        let limit = limit.map_or(BodyLimit::Default, BodyLimit::Fixed);
+        self.insert(method, pattern, limit, handler);
     }
 
     /// A route whose body limit is computed per request from its path parameters.
@@ -143,13 +146,20 @@ impl Routes {
     ) where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
+        self.insert(method, pattern, BodyLimit::PerRequest(limit), handler);
+    }
+
+    fn insert<F>(&mut self, method: Method, pattern: &str, body_limit: BodyLimit, handler: F)
+    where
+        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
+    {
+        let handler: Handler = Box::new(handler);
         self.router.add(
             method,
             pattern,
             Route {
-                handler: Box::new(handler),
-                body_limit: None,
-                dynamic_limit: Some(limit),
+                handler,
+                body_limit,
             },
         );
     }
