@@ -217,17 +217,6 @@ pub const OFFLOAD_ENCODE_BYTES: usize = 64 << 10;
 /// [`OFFLOAD_ENCODE_BYTES`]): where in `out` each one belongs, and its values in field order.
 pub type BigRows = Vec<(usize, Vec<SqlVal>)>;
 
-/// Bytes a row's values take (text length; 8 for a number): what encoding it costs.
-fn row_bytes(row: &rusqlite::Row<'_>, cols: &[Option<usize>]) -> usize {
-    cols.iter()
-        .flatten()
-        .map(|&c| match row.get_ref(c) {
-            Ok(ValueRef::Text(t) | ValueRef::Blob(t)) => t.len(),
-            _ => 8,
-        })
-        .sum()
-}
-
 /// Encodes the rows [`write_rows`] left in `big` and puts each in its place in `out`: on the
 /// CPU pool (they are big by definition); `out` as it is when there are none.
 pub async fn encode_big_rows(
@@ -339,7 +328,36 @@ pub fn write_rows(
         if n > 0 {
             out.push_str(sep);
         }
-        if row_bytes(row, cols) > OFFLOAD_ENCODE_BYTES {
+        let start = out.len();
+        let not_utf8 = std::cell::Cell::new(false);
+        // bytes of the values written so far: past OFFLOAD_ENCODE_BYTES the rest are skipped
+        // and the row goes to `big` (at most that much was encoded here for nothing; summing
+        // the sizes first instead read every column twice: +15 % instructions on a page of 30)
+        let seen = std::cell::Cell::new(0usize);
+        writer.write_plain(out, coll, unhide, |i| {
+            let Some(c) = cols.get(i).copied().flatten() else {
+                return SqlRef::Null;
+            };
+            if seen.get() > OFFLOAD_ENCODE_BYTES {
+                return SqlRef::Null;
+            }
+            let v = row.get_ref(c).ok();
+            if let Some(ValueRef::Text(t) | ValueRef::Blob(t)) = v {
+                seen.set(seen.get() + t.len());
+                if seen.get() > OFFLOAD_ENCODE_BYTES {
+                    return SqlRef::Null;
+                }
+            }
+            match v.and_then(SqlRef::from_value) {
+                Some(v) => v,
+                None => {
+                    not_utf8.set(true);
+                    SqlRef::Null
+                }
+            }
+        });
+        if seen.get() > OFFLOAD_ENCODE_BYTES {
+            out.truncate(start);
             let values = cols
                 .iter()
                 .map(|c| c.map_or(Ok(SqlVal::Null), |c| row.get_ref(c).map(SqlVal::from_ref)))
@@ -348,20 +366,6 @@ pub fn write_rows(
             n += 1;
             continue;
         }
-        let start = out.len();
-        let not_utf8 = std::cell::Cell::new(false);
-        writer.write_plain(out, coll, unhide, |i| {
-            let Some(c) = cols.get(i).copied().flatten() else {
-                return SqlRef::Null;
-            };
-            match row.get_ref(c).ok().and_then(SqlRef::from_value) {
-                Some(v) => v,
-                None => {
-                    not_utf8.set(true);
-                    SqlRef::Null
-                }
-            }
-        });
         if not_utf8.get() {
             // rare: redo the record with owned values, invalid bytes replaced
             out.truncate(start);
