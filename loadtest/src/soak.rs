@@ -647,9 +647,22 @@ struct RtClient {
 }
 
 /// Why the server ended a stream on purpose.
+#[derive(Debug, PartialEq, Eq)]
 enum ServerClose {
     Lifetime,
     Idle,
+}
+
+/// Which of PocketBase's deliberate closes explains a stream opened at `opened`, last sent a
+/// message at `last_message` and ended at `now` (`None`: neither, a lost stream).
+fn server_close(opened: Instant, last_message: Instant, now: Instant) -> Option<ServerClose> {
+    if now >= opened + SERVER_MAX_LIFETIME - CLOSE_SLACK {
+        Some(ServerClose::Lifetime)
+    } else if now >= last_message + SERVER_IDLE_TIMEOUT - CLOSE_SLACK {
+        Some(ServerClose::Idle)
+    } else {
+        None
+    }
 }
 
 fn realtime_client(addr: SocketAddr, i: usize, stop: &AtomicBool, done: &AtomicBool) -> RtClient {
@@ -705,11 +718,8 @@ fn stream_once(
                 if let Some(t) = subscribed {
                     out.windows.push((t, now));
                 }
-                if now >= opened + SERVER_MAX_LIFETIME - CLOSE_SLACK {
-                    return Ok(Some(ServerClose::Lifetime));
-                }
-                if now >= last_message + SERVER_IDLE_TIMEOUT - CLOSE_SLACK {
-                    return Ok(Some(ServerClose::Idle));
+                if let Some(why) = server_close(opened, last_message, now) {
+                    return Ok(Some(why));
                 }
                 return Err(format!(
                     "the stream ended after {:.0?} ({:.0?} after its last message)",
@@ -779,5 +789,45 @@ fn stream_once(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliberate_closes_are_told_from_lost_streams() {
+        let t0 = Instant::now();
+        let min = |m: u64| Duration::from_secs(60 * m);
+        // busy for 30 minutes: the lifetime
+        let end = t0 + min(30);
+        assert_eq!(
+            server_close(t0, end - Duration::from_millis(10), end),
+            Some(ServerClose::Lifetime)
+        );
+        // quiet for 5 minutes: the idle timeout
+        assert_eq!(
+            server_close(t0, t0 + min(3), t0 + min(8)),
+            Some(ServerClose::Idle)
+        );
+        // ended after 20 minutes, 1 second after its last message: lost
+        assert_eq!(
+            server_close(t0, t0 + min(20), t0 + min(20) + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn rss_is_flat_within_the_limit() {
+        let report = |reference: u64, end: u64| SoakReport {
+            rss_after_warmup_kib: reference,
+            rss_end_kib: end,
+            ..SoakReport::default()
+        };
+        assert!(report(65_000, 67_900).rss_flat());
+        assert!(report(65_000, 71_500).rss_flat());
+        assert!(!report(65_000, 71_600).rss_flat());
+        assert!(!report(65_000, 71_600).passed());
     }
 }
