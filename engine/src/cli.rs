@@ -1,9 +1,11 @@
 //! The `pocketbun` command line, with PocketBase's command and flag names so existing scripts
 //! and service files keep working.
 
-use crate::app::{App, Shared};
+use crate::app::App;
+use crate::ctx::Shared;
 use crate::offload::CpuPool;
 use crate::schema::SchemaState;
+use crate::state::Core;
 use crate::superuser::SuperuserAction;
 use clap::{Args, Parser, Subcommand};
 use pocketbun_http::{Driver, Server, ServerConfig};
@@ -47,6 +49,9 @@ struct GlobalArgs {
 enum Command {
     /// Starts the web server (default address 127.0.0.1:8090).
     Serve(ServeArgs),
+    /// Rebuilds a pb_data directory (--dir, which must be missing or empty) from a Litestream
+    /// replica written by `serve --replicate`.
+    Restore(RestoreArgs),
     /// Manages superusers from the command line.
     Superuser {
         #[command(subcommand)]
@@ -88,8 +93,29 @@ struct ServeArgs {
     /// Seconds after which an idle realtime client is disconnected (PocketBase: 300).
     #[arg(long, hide = true, default_value_t = 300.0)]
     realtime_idle_timeout: f64,
+    /// Continuous backup: run Litestream (supervised) to replicate data.db and auxiliary.db to
+    /// this URL, e.g. s3://bucket/path (S3 credentials from the AWS_* env) or file:///path.
+    /// PocketBun then leaves WAL checkpoints to Litestream.
+    #[arg(long, value_name = "url")]
+    replicate: Option<String>,
+    /// The litestream binary for --replicate (default: env LITESTREAM_BIN, else PATH).
+    #[arg(long, value_name = "path")]
+    litestream: Option<PathBuf>,
     #[command(flatten)]
     web: crate::serve_options::ServeFlags,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    /// The replica URL given to `serve --replicate`.
+    #[arg(long, value_name = "url")]
+    from: String,
+    /// Point in time to restore (RFC 3339, e.g. 2026-12-07T02:31:38Z); default: the latest.
+    #[arg(long, value_name = "time")]
+    timestamp: Option<String>,
+    /// The litestream binary (default: env LITESTREAM_BIN, else PATH).
+    #[arg(long, value_name = "path")]
+    litestream: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +157,7 @@ pub fn main() -> i32 {
     crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args),
+        Command::Restore(args) => restore(&cli.global, args),
         Command::Superuser { action } => superuser(&cli.global, action),
     }
 }
@@ -149,7 +176,20 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         }
     };
     let addr = listen.main;
-    let store = match open_store(global) {
+    // --replicate: a missing litestream or a malformed URL stops the start-up here
+    let litestream = match &args.replicate {
+        Some(url) => match crate::replicate::check_url(url)
+            .and_then(|_| crate::replicate::locate(args.litestream.as_deref()))
+        {
+            Ok(bin) => Some((bin, url.clone())),
+            Err(e) => {
+                eprintln!("Error: --replicate: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let store = match open_store(global, litestream.is_some()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -166,7 +206,11 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     for warning in global.app.warnings(&global.dir) {
         eprintln!("{warning}");
     }
-    let shared = Arc::new(Shared {
+    let hub = Arc::new(crate::realtime::Hub::new(crate::realtime::RealtimeConfig {
+        idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
+        ..Default::default()
+    }));
+    let core = Arc::new(Core {
         body_limit: config.limits.default_body_bytes,
         store: store.clone(),
         schema: match load_schema(&store) {
@@ -190,18 +234,44 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
-        realtime: crate::realtime::Hub::new(crate::realtime::RealtimeConfig {
-            idle_timeout: std::time::Duration::from_secs_f64(args.realtime_idle_timeout.max(0.001)),
-            ..Default::default()
-        }),
+    });
+    let shared = Arc::new(Shared {
+        core,
+        record_hooks: {
+            let mut hooks = crate::records::event::RecordHooks::default();
+            hooks.add(hub.clone());
+            hooks
+        },
+        realtime: hub,
         web: args.web.web(&global.app),
     });
+    if let Some((bin, url)) = litestream {
+        if !shared.settings.get().s3.enabled {
+            eprintln!(
+                "Warning: --replicate copies data.db and auxiliary.db only; uploaded files are \
+                 on local storage ({}), so a restore from the replica will lack them. Use S3 \
+                 file storage for a full recovery.",
+                store.dir().join("storage").display()
+            );
+        }
+        let config = crate::replicate::supervisor::Config {
+            bin,
+            dir: global.dir.clone(),
+            url,
+            verbose: global.app.dev,
+        };
+        if let Err(e) = crate::replicate::supervisor::start(config) {
+            eprintln!("Error: --replicate: {e}");
+            store.close();
+            return 1;
+        }
+    }
     // scratch files of an earlier backup/restore; then the log writer and the cron jobs
     crate::backups::remove_temp_dir(store.dir());
     let settings = shared.clone();
     let max_data_size = move || settings.settings.get().logs.max_data_size;
-    if let Err(e) =
-        crate::logs::start(&store, max_data_size).and_then(|_| crate::crons::start(shared.clone()))
+    if let Err(e) = crate::logs::start(&store, max_data_size)
+        .and_then(|_| crate::crons::start(shared.core.clone()))
     {
         eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
         return 1;
@@ -259,6 +329,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
     crate::logs::flush(std::time::Duration::from_secs(2));
     store.close();
+    // after the last commit: Litestream's final sync, then it stops
+    crate::replicate::supervisor::stop();
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -273,9 +345,11 @@ fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageE
     Ok(SchemaState::new(collections))
 }
 
-fn open_store(global: &GlobalArgs) -> Result<Arc<Store>, i32> {
+/// Opens `--dir`; `replicated`: Litestream owns the WAL checkpoints.
+fn open_store(global: &GlobalArgs, replicated: bool) -> Result<Arc<Store>, i32> {
     let opts = StoreOptions {
         read_timeout: global.app.query_timeout(),
+        external_checkpoints: replicated,
         ..StoreOptions::default()
     };
     match Store::open(&global.dir, opts) {
@@ -301,7 +375,7 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
         (_, 2) => Some(args[1].as_str()),
         _ => None,
     };
-    let store = match open_store(global) {
+    let store = match open_store(global, false) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -317,6 +391,22 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
             // `2006/01/02 15:04:05 ` prefix (UTC here), then the message
             let now = pocketbun_storage::time::now_datetime();
             eprintln!("{} {e}", now[..19].replace('-', "/"));
+            1
+        }
+    }
+}
+
+fn restore(global: &GlobalArgs, args: RestoreArgs) -> i32 {
+    let outcome = crate::replicate::locate(args.litestream.as_deref()).and_then(|bin| {
+        crate::replicate::restore::run(&bin, &args.from, args.timestamp.as_deref(), &global.dir)
+    });
+    match outcome {
+        Ok(()) => {
+            println!("Restored {} from {}", global.dir.display(), args.from);
+            0
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
             1
         }
     }

@@ -2,21 +2,27 @@
 //! with IPs written as Go's `netip.Addr.StringExpanded` does. Used by the request log, the
 //! realtime subscriptions, the auth flows and the rate limiter.
 
-use crate::settings::Settings;
 use pocketbun_http::Request;
 use std::net::IpAddr;
 
+/// The `trustedProxy` settings: which headers name the client, and which end of their list.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TrustedProxyConfig {
+    pub headers: Vec<String>,
+    #[serde(rename = "useLeftmostIP")]
+    pub use_leftmost_ip: bool,
+}
+
 /// The client IP: the first trusted proxy header naming a valid IP, else the peer address.
-pub fn client_ip(settings: &Settings, req: &Request) -> String {
-    real_ip(settings, req).unwrap_or_else(|| expanded(req.peer.ip()))
+pub fn client_ip(proxy: &TrustedProxyConfig, req: &Request) -> String {
+    real_ip(proxy, req).unwrap_or_else(|| expanded(req.peer.ip()))
 }
 
 /// The client IP from the trusted proxy headers (`trustedProxy.headers`), if any names one.
 ///
 /// Of a repeated header the last one counts (the one the proxy controls); of its
 /// comma-separated list the rightmost valid IP, or the leftmost with `useLeftmostIP`.
-pub fn real_ip(settings: &Settings, req: &Request) -> Option<String> {
-    let proxy = &settings.trusted_proxy;
+pub fn real_ip(proxy: &TrustedProxyConfig, req: &Request) -> Option<String> {
     for name in &proxy.headers {
         let Some(list) = req.head.headers.get_all(name).last() else {
             continue;

@@ -140,7 +140,7 @@ fn query_string_is_linear() {
     assert_linear("query string", 900, |n| {
         let q = keys(n, "&", |i| format!("k{i}=v%20{i}"));
         Box::new(move || {
-            black_box(crate::records::access::query_pairs(black_box(&q)));
+            black_box(crate::go::query_pairs(black_box(&q)));
         })
     });
 }

@@ -13,11 +13,13 @@ pub mod backups;
 pub mod cli;
 pub mod client_ip;
 pub mod crons;
+pub mod ctx;
 pub mod encryption;
 pub mod error;
 pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod go;
 pub mod json_strict;
 pub mod logs;
 pub mod offload;
@@ -25,10 +27,12 @@ pub mod public;
 pub mod ratelimit;
 pub mod realtime;
 pub mod records;
+pub mod replicate;
 pub mod schema;
 pub mod serve_options;
 pub mod settings;
 pub mod snapshot;
+pub mod state;
 pub mod superuser;
 pub mod tls;
 

@@ -53,7 +53,7 @@ pub struct SchemaPair {
     pub rules_read_headers: bool,
     pub rules_read_query: bool,
     /// Some rule reads a field of the caller's auth record beyond what its token names
-    /// (`crate::records::access::reads_auth_fields`): only then is that row loaded.
+    /// ([`reads_auth_fields`]): only then is that row loaded.
     pub rules_read_auth_fields: bool,
 }
 
@@ -85,7 +85,7 @@ impl SchemaState {
         SchemaPair {
             rules_read_headers: any_rule(&|r| r.contains("@request.headers")),
             rules_read_query: any_rule(&|r| r.contains("@request.query")),
-            rules_read_auth_fields: any_rule(&crate::records::access::reads_auth_fields),
+            rules_read_auth_fields: any_rule(&reads_auth_fields),
             collections: Arc::new(collections),
             query,
         }
@@ -102,5 +102,46 @@ impl SchemaState {
     pub fn replace(&self, next: Collections) {
         let version = next.version();
         self.current.install(Arc::new(Self::pair(next)), version);
+    }
+}
+
+/// Whether the rule or filter `text` reads a field of the caller's auth record other than
+/// `id`, `collectionId` and `collectionName` (which its token already names, and which
+/// `@request.auth.*` answers without the row). Anything longer, or another name, counts.
+pub fn reads_auth_fields(text: &str) -> bool {
+    const PREFIX: &str = "@request.auth.";
+    text.match_indices(PREFIX).any(|(i, _)| {
+        let rest = &text[i + PREFIX.len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':')))
+            .unwrap_or(rest.len());
+        let name = rest[..end].split(':').next().unwrap_or("");
+        !matches!(name, "id" | "collectionId" | "collectionName")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_auth_fields;
+
+    #[test]
+    fn auth_fields_beyond_the_token() {
+        for text in [
+            "",
+            "@request.auth.id != \"\"",
+            "owner = @request.auth.id && @request.auth.collectionName = 'users'",
+            "@request.auth.id:isset = true || @request.auth.collectionId ?= x",
+        ] {
+            assert!(!reads_auth_fields(text), "{text}");
+        }
+        for text in [
+            "@request.auth.verified = true",
+            "@request.auth.id != '' && email = @request.auth.email",
+            "@request.auth.id.name = 'x'",
+            "@request.auth.idx = 1",
+            "@request.auth.emailVisibility:isset = true",
+        ] {
+            assert!(reads_auth_fields(text), "{text}");
+        }
     }
 }

@@ -10,6 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The `serve` options the request path reads.
+#[derive(Debug, Clone, Default)]
+pub struct Web {
+    /// `--origins`.
+    pub cors: pocketbun_http::cors::Cors,
+    /// `--publicDir` with `--indexFallback`; `None` serves no static files.
+    pub public: Option<crate::public::PublicDir>,
+}
+
 /// The PocketBase release whose Web API PocketBun follows.
 pub const POCKETBASE_API_VERSION: &str = "0.40.6";
 
@@ -36,14 +45,14 @@ pub struct ServeFlags {
 
 impl ServeFlags {
     /// What the request path needs of these and the global flags.
-    pub fn web(&self, app: &AppFlags) -> crate::app::Web {
+    pub fn web(&self, app: &AppFlags) -> Web {
         let origins = self
             .origins
             .iter()
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect();
-        crate::app::Web {
+        Web {
             cors: pocketbun_http::cors::Cors::new(origins),
             public: Some(crate::public::PublicDir {
                 root: app.public_dir(),

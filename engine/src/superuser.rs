@@ -6,6 +6,7 @@
 //! `Ok` is the line to print on stdout; `Err` is the error text — PocketBase
 //! prints it as `Error: {text}` (also on stdout) and still exits with 0.
 
+use crate::auth::installer::INSTALLER_EMAIL;
 use pocketbun_storage::rusqlite::{self, params, Connection, OptionalExtension};
 use pocketbun_storage::{random, time, Store};
 use serde_json::Value;
@@ -24,9 +25,6 @@ pub enum SuperuserAction {
 }
 
 const COLLECTION: &str = "_superusers";
-/// Email of the temporary superuser PocketBase's installer creates; it is
-/// removed once a real superuser is created.
-const INSTALLER_EMAIL: &str = "__pbinstaller@example.com";
 /// Record-proxy collections whose rows point at auth records and are removed
 /// with them.
 const AUTH_REF_COLLECTIONS: [&str; 4] = ["_externalAuths", "_mfas", "_otps", "_authOrigins"];
@@ -90,8 +88,8 @@ pub fn run(
     if let Err(msg) = validate_password(&collection.password, password) {
         return Err(format!("{context}: password: {msg}."));
     }
-    let hash =
-        hash_password(password, collection.password.cost).map_err(|e| format!("{context}: {e}"))?;
+    let hash = crate::auth::password::bcrypt_hash(password, collection.password.cost)
+        .map_err(|e| format!("{context}: {e}"))?;
     let token_key = random::from_autogenerate_pattern(&collection.token_key_pattern)
         .unwrap_or_else(|_| random::random_string(50));
     let now = time::now_datetime();
@@ -332,17 +330,6 @@ fn validate_password(rules: &PasswordRules, password: &str) -> Result<(), String
         return Err(format!("Must be less than {} character(s)", rules.max));
     }
     Ok(())
-}
-
-/// A PocketBase-compatible bcrypt hash (`$2a$`, Go's 72 byte input limit). Slow by design:
-/// call it off the request workers (`Shared::cpu`).
-pub fn hash_password(password: &str, cost: u32) -> Result<String, String> {
-    // bcrypt only looks at the first 72 bytes, like Go's implementation
-    let bytes = password.as_bytes();
-    let bytes = &bytes[..bytes.len().min(72)];
-    bcrypt::hash_with_result(bytes, cost)
-        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
-        .map_err(|e| e.to_string())
 }
 
 fn insert(
@@ -653,16 +640,6 @@ pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String
         claims,
         signing_key: format!("{token_key}{secret}"),
     }))
-}
-
-/// Deletes the installer's temporary superuser from `table` (the quoted `_superusers` table), if
-/// any; run in the writer job that created a real superuser.
-pub fn remove_installer_row(conn: &Connection, table: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!("DELETE FROM {table} WHERE email = ?1"),
-        [INSTALLER_EMAIL],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 //! once per interval. PASSIVE never waits for readers or the writer. When
 //! the store closes it finishes with a TRUNCATE checkpoint so the directory
 //! is left with an empty WAL, like a cleanly stopped PocketBase.
+//!
+//! With `external_checkpoints` (Litestream owns checkpointing) the thread runs no checkpoint
+//! at all: it only waits for the writer to stop, so the store's shape stays the same.
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -41,6 +44,7 @@ impl Checkpointer {
         busy_timeout: Duration,
         interval: Duration,
         wal_bytes: u64,
+        external: bool,
         name: &str,
     ) -> Result<(Self, Sender<()>)> {
         let conn = connection::open(db_path, Role::Checkpointer, busy_timeout)?;
@@ -48,7 +52,14 @@ impl Checkpointer {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(conn, rx, wal_path, interval, wal_bytes))?;
+            .spawn(move || {
+                if external {
+                    // the kicks are drained until the writer stops; Litestream checkpoints
+                    while rx.recv().is_ok() {}
+                    return;
+                }
+                run(conn, rx, wal_path, interval, wal_bytes)
+            })?;
         Ok((
             Self {
                 handle: Some(handle),

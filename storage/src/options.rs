@@ -18,6 +18,11 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// WAL size (bytes) above which the checkpointer runs right after a commit.
     pub checkpoint_wal_bytes: u64,
+    /// Another process owns checkpointing (Litestream, `serve --replicate`): the store
+    /// issues no checkpoint at all, neither the periodic PASSIVE ones nor the TRUNCATE at
+    /// close. With Litestream attached an app's TRUNCATE blocked 10 s and failed a
+    /// concurrent writer with "database is locked" (issue 19).
+    pub external_checkpoints: bool,
 }
 
 impl Default for StoreOptions {
@@ -28,6 +33,7 @@ impl Default for StoreOptions {
             max_batch: 1024,
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_wal_bytes: 4 * 1024 * 1024,
+            external_checkpoints: false,
         }
     }
 }

@@ -30,6 +30,7 @@ impl Database {
             opts.busy_timeout,
             opts.checkpoint_interval,
             opts.checkpoint_wal_bytes,
+            opts.external_checkpoints,
             &format!("pb-ckpt-{label}"),
         )?;
         let writer_thread = WriterThread::spawn(

@@ -8,6 +8,7 @@
 //!
 //! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries ([`pocketbase`]: the one
 //!   PocketBase locator/installer, env `POCKETBASE_VERSION`, default 0.40.6).
+//! * [`litestream`]: the Litestream binary of the replication tests (pip-installed on first use).
 //! * [`need`]: the policy when PocketBase or `../shared` is missing (fail under `CI=true`,
 //!   else skip with one printed line).
 //! * [`ServerSpec`] / [`Server`]: how to start a server, and a running one
@@ -19,8 +20,10 @@
 //!   the rules of PocketBase's `tests/api.go`.
 
 pub mod conformance;
+pub mod dashboard;
 pub mod fixture;
 pub mod http;
+pub mod litestream;
 pub mod need;
 pub mod node;
 mod paths;

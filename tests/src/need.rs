@@ -55,6 +55,26 @@ pub fn pocketbase(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The litestream binary (see [`crate::litestream`]), or the policy applied.
+pub fn litestream(test: &str) -> Option<PathBuf> {
+    match crate::litestream::locate() {
+        Ok(bin) => Some(bin),
+        Err(why) => {
+            unavailable(test, &format!("no litestream binary: {why}"));
+            None
+        }
+    }
+}
+
+/// A running moto S3 server (see [`crate::s3`]), or the policy applied.
+pub fn moto(test: &str) -> Option<crate::s3::S3Server> {
+    let s3 = crate::s3::S3Server::start();
+    if s3.is_none() {
+        unavailable(test, "moto[server] cannot be installed here");
+    }
+    s3
+}
+
 /// The real PocketBase binary of `version` (another release than the reference, see
 /// [`crate::pocketbase::locate_version`]), or the policy applied.
 pub fn pocketbase_version(test: &str, version: &str) -> Option<PathBuf> {

@@ -16,6 +16,8 @@ function Shell() {
   useEffect(() => pb.authStore.onChange(() => setAuthed(isSuperuser())), []);
   useEffect(() => {
     if (authed) {
+      // this browser has seen a superuser: the sign-in page drops its first-run hint
+      localStorage.setItem('pbun_signed_in', '1');
       loadCollections().catch((e) => toast(String(e?.message || e), 'err'));
       loadMeta().catch(() => {});
     }

@@ -1,10 +1,9 @@
 //! `/api/backups`: list, create, upload, download (superuser file token), delete and restore
 //! the `pb_data` backups.
 
-use crate::app::{AppCtx, Routes};
 use crate::backups;
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult, FieldError, FieldErrors};
-use crate::files;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_storage::files::Fs;
 use serde::Serialize;
@@ -43,7 +42,7 @@ struct BackupInfo {
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let dir = ctx.shared.store.dir().to_path_buf();
-    let files = match files::backups_fs(&ctx.shared) {
+    let files = match backups::backups_fs(&ctx.shared) {
         Ok(Fs::Local(_)) => backups::list(&dir).map_err(|e| e.to_string()),
         Ok(Fs::S3(bucket)) => bucket
             .list("")
@@ -200,7 +199,7 @@ async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         ));
     }
     let (name, bytes) = file.unwrap_or_default();
-    if let Ok(Fs::S3(bucket)) = files::backups_fs(&ctx.shared) {
+    if let Ok(Fs::S3(bucket)) = backups::backups_fs(&ctx.shared) {
         let meta = [("original-filename", name.as_str())];
         return match bucket.put(&name, bytes, "application/zip", &meta).await {
             Ok(()) => Ok(Response::new(204)),
@@ -279,7 +278,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Whether backup `key` exists where backups live now.
 async fn exists(ctx: &AppCtx, key: &str) -> bool {
-    match files::backups_fs(&ctx.shared) {
+    match backups::backups_fs(&ctx.shared) {
         Ok(Fs::Local(_)) => backups::find(ctx.shared.store.dir(), key).is_some(),
         Ok(Fs::S3(bucket)) => backups::valid_key(key) && bucket.exists(key).await.unwrap_or(false),
         Err(_) => false,
@@ -298,13 +297,13 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let settings = ctx.shared.settings.get();
     if !settings.superuser_ips.is_empty() {
-        let ip = crate::logs::request::client_ip(&settings, &req);
+        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, &req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(insufficient());
         }
     }
     let key = req.param("key").unwrap_or_default().to_string();
-    let (body, size, modified) = match files::backups_fs(&ctx.shared) {
+    let (body, size, modified) = match backups::backups_fs(&ctx.shared) {
         Ok(Fs::S3(bucket)) if backups::valid_key(&key) => {
             let attrs = bucket
                 .attributes(&key)
@@ -386,7 +385,7 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The backup is currently being used and cannot be deleted.",
         )));
     }
-    let deleted = match files::backups_fs(&ctx.shared) {
+    let deleted = match backups::backups_fs(&ctx.shared) {
         Ok(Fs::S3(bucket)) if backups::valid_key(&key) => {
             // a bucket deletes missing keys without complaint: look first, as PocketBase does
             match bucket.attributes(&key).await {

@@ -20,7 +20,7 @@
 //!   state rather than the state right after that operation.
 
 use crate::apis::body::{json_record_data, record_body, RecordBody, Upload, OFFLOAD_PARSE_BYTES};
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::records::save::{
     batch_exists, prepare_delete, prepare_upsert, BatchState, Done, JobError, JobFail, Prepared,
@@ -452,7 +452,7 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         fields.push(
             item.url
                 .split_once('?')
-                .and_then(|(_, q)| crate::app::fields_param(q)),
+                .and_then(|(_, q)| crate::apis::answer::fields_param(q)),
         );
         match prepare(&ctx, &req, item, &mut state).await {
             Ok(p) => {
@@ -510,7 +510,9 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let mut out = String::from("[");
             for (k, (after, d)) in afters.into_iter().zip(done).enumerate() {
                 let picked = match (after.finish(&ctx, d).await, &fields[k]) {
-                    (Ok(r), Some(f)) => crate::app::pick_fields_offloaded(&ctx, r, f.clone()).await,
+                    (Ok(r), Some(f)) => {
+                        crate::apis::answer::pick_fields_offloaded(&ctx, r, f.clone()).await
+                    }
                     (result, _) => result,
                 };
                 let resp = match picked {

@@ -2,9 +2,9 @@
 //! urlencoded and multipart forms (with their `@jsonPayload` values), and the uploaded files of
 //! multipart bodies.
 
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use crate::error::ApiError;
-use crate::records::access::too_many_params;
+use crate::go::too_many_params;
 use pocketbun_http::Request;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -131,15 +131,13 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
         while i < bytes.len() {
             match bytes[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    match crate::records::access::hex_byte(&bytes[i + 1..i + 3]) {
-                        Some(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
+                b'%' if i + 2 < bytes.len() => match crate::go::hex_byte(&bytes[i + 1..i + 3]) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
                     }
-                }
+                    None => out.push(b'%'),
+                },
                 b => out.push(b),
             }
             i += 1;
@@ -191,7 +189,7 @@ pub fn infer_value(raw: &str) -> Value {
                     .all(|c| c == b'-' || c == b'.' || c.is_ascii_digit())
             {
                 if let Ok(f) = raw.parse::<f64>() {
-                    if f.is_finite() && go_format_f(f) == raw {
+                    if f.is_finite() && crate::go::format_float(f) == raw {
                         if let Some(n) = serde_json::Number::from_f64(f) {
                             return Value::Number(n);
                         }
@@ -201,12 +199,6 @@ pub fn infer_value(raw: &str) -> Value {
             Value::String(raw.to_string())
         }
     }
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
-pub fn go_format_f(f: f64) -> String {
-    // Rust prints floats in their shortest round-trip form without an exponent, as Go does
-    format!("{f}")
 }
 
 /// Binds form pairs onto `data` as PocketBase's `UnmarshalRequestData` does: a key given
@@ -401,7 +393,5 @@ mod tests {
         assert_eq!(infer_value("01"), Value::String("01".into()));
         assert_eq!(infer_value("1.0"), Value::String("1.0".into()));
         assert_eq!(infer_value("abc"), Value::String("abc".into()));
-        assert_eq!(go_format_f(3.0), "3");
-        assert_eq!(go_format_f(0.1), "0.1");
     }
 }

@@ -1,7 +1,7 @@
 //! `/api/collections`: the collections API, superusers only.
 
 use crate::apis::search::{write_page, ListParams};
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;

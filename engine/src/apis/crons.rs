@@ -1,6 +1,6 @@
 //! `/api/crons`: the scheduled jobs, listed and started on demand, superusers only.
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use std::rc::Rc;

@@ -7,7 +7,7 @@
 //! with `.br` and `.gz` siblings made at build time (maximum levels), picked by Accept-Encoding,
 //! so serving costs no compression work.
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use std::rc::Rc;

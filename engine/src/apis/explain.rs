@@ -17,9 +17,10 @@
 //! (`PRAGMA index_list`, so SQLite's own primary-key index too) already leads with those
 //! columns, nothing is suggested.
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
-use crate::records::access::{now_ms, query_error, query_get, query_pairs, Caller};
+use crate::go::{query_get, query_pairs};
+use crate::records::access::{now_ms, query_error, Caller};
 use crate::records::{bound, quote};
 use pocketbun_http::{Method, Request};
 use pocketbun_query::{

@@ -1,12 +1,13 @@
 //! `/api/files`: short-lived file tokens for protected files, and record file downloads
 //! (thumbs, ranges, conditional requests) as PocketBase serves them.
 
-use crate::app::{AppCtx, Routes};
-use crate::auth::flow::{self, Loaded};
+use crate::apis::auth_flow::{self as flow, Loaded};
 use crate::auth::token;
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::files::{self, serve, thumbs};
-use crate::records::access::{self, query_get, query_pairs, Caller};
+use crate::go::{query_get, query_pairs};
+use crate::records::access::{self, Caller};
 use crate::records::quote;
 use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request};
@@ -103,7 +104,7 @@ fn may_view_protected(
                 || settings.superuser_ips.is_empty()
                 || crate::client_ip::ip_in_list(
                     &settings.superuser_ips,
-                    &crate::logs::request::client_ip(&settings, req),
+                    &crate::client_ip::client_ip(&settings.trusted_proxy, req),
                 )
         });
     let mut caller = Caller::from_request(ctx, schema, req, query)?;
@@ -291,7 +292,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         },
     );
     // served files may be embedded in frames
-    crate::app::allow_framing(&mut resp);
+    crate::apis::answer::allow_framing(&mut resp);
     Ok(resp)
 }
 
@@ -363,7 +364,7 @@ async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -
             source: serve::Source::S3(fs, served_key.clone()),
         },
     );
-    crate::app::allow_framing(&mut resp);
+    crate::apis::answer::allow_framing(&mut resp);
     Ok(resp)
 }
 

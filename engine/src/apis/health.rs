@@ -1,7 +1,7 @@
 //! `GET|HEAD /api/health`.
 
-use crate::app::{AppCtx, Routes};
 use crate::auth::authenticate;
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use serde::Serialize;
@@ -38,6 +38,10 @@ async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         data.insert("canBackup".into(), true.into());
         data.insert("possibleProxyHeader".into(), "".into());
         data.insert("realIP".into(), req.peer.ip().to_string().into());
+    }
+    // PocketBun only, with `serve --replicate`: the Litestream supervisor's snapshot
+    if let Some(replication) = crate::replicate::supervisor::health() {
+        data.insert("replication".into(), replication);
     }
     Ok(json_response(
         200,

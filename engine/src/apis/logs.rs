@@ -5,7 +5,7 @@
 //! PocketBase.
 
 use crate::apis::search::{query_value, write_page, ListParams};
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;

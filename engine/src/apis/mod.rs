@@ -1,5 +1,7 @@
 //! One module per API area of PocketBase's Web API; each registers its routes.
 
+pub mod answer;
+pub mod auth_flow;
 pub mod backups;
 pub mod batch;
 pub mod body;
@@ -19,7 +21,7 @@ pub mod search;
 pub mod settings;
 pub mod sql;
 
-use crate::app::Routes;
+use crate::ctx::Routes;
 
 pub fn register(routes: &mut Routes) {
     backups::register(routes);

@@ -1,10 +1,11 @@
 //! The realtime API: `GET /api/realtime` (the SSE stream) and `POST /api/realtime` (set the
 //! client's subscriptions). The broker behind them is `crate::realtime`.
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
+use crate::go::url_decode;
 use crate::realtime::client::ClientAuth;
-use crate::records::access::{load_auth_info, url_decode};
+use crate::records::access::load_auth_info;
 use pocketbun_http::{Body, Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -176,5 +177,5 @@ async fn set_subscriptions(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 /// PocketBase's `RealIP` (the shared resolver, `crate::client_ip`).
 fn client_ip(ctx: &AppCtx, req: &Request) -> String {
-    crate::client_ip::client_ip(&ctx.shared.settings.get(), req)
+    crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, req)
 }

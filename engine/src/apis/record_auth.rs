@@ -2,12 +2,12 @@
 //! `impersonate` (the email flows live in `record_auth_email`, OAuth2 in
 //! `record_auth_oauth2`).
 
-use crate::app::{AppCtx, Routes};
-use crate::auth::flow::{
-    self, auth_collection, caller, find_record, unique_index_nocase, Body, Loaded, METHOD_PASSWORD,
-    VALIDATE_FAILED,
+use crate::apis::auth_flow::{
+    self as flow, auth_collection, caller, find_record, unique_index_nocase, Body, Loaded,
+    METHOD_PASSWORD, VALIDATE_FAILED,
 };
 use crate::auth::{password, token, AuthRecord};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult, FieldErrors};
 use crate::settings::rules;
 use pocketbun_http::{Method, Request};

@@ -6,13 +6,13 @@
 //! Like PocketBase, the `request-*` endpoints do not tell whether an email belongs to a
 //! record: unknown emails get the same 204 (or a made-up `otpId`).
 
-use crate::apis::record_auth::require_same_collection_auth;
-use crate::app::{AppCtx, Routes};
-use crate::auth::flow::{
-    self, auth_collection, caller, compose, find_by_email, record_of_token, send_detached,
+use crate::apis::auth_flow::{
+    self as flow, auth_collection, caller, compose, find_by_email, record_of_token, send_detached,
     throttle, Body, Loaded, TokenProblem, METHOD_OTP, VALIDATE_FAILED,
 };
+use crate::apis::record_auth::require_same_collection_auth;
 use crate::auth::{password, token};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::settings::rules;
 use pocketbun_http::{Method, Request, Response};
@@ -279,7 +279,10 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 .await
                 .map_err(|_| ApiError::internal())?;
             sets.push(("password".into(), h.into()));
-            sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
+            sets.push((
+                "tokenKey".into(),
+                crate::auth::cleanup::new_token_key(&coll).into(),
+            ));
         }
         if flow::update_record(&ctx, &coll, &record_ref, sets)
             .await
@@ -383,7 +386,10 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .await
             .map_err(|_| ApiError::internal())?;
             sets.push(("password".into(), h.into()));
-            sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
+            sets.push((
+                "tokenKey".into(),
+                crate::auth::cleanup::new_token_key(&coll).into(),
+            ));
         }
         flow::update_record(&ctx, &coll, &loaded.id(), sets)
             .await
@@ -520,7 +526,10 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut sets: Vec<(String, SqlValue)> = vec![
         ("password".into(), hash.into()),
         // a new password ends every session of the old one
-        ("tokenKey".into(), flow::new_token_key(&coll).into()),
+        (
+            "tokenKey".into(),
+            crate::auth::cleanup::new_token_key(&coll).into(),
+        ),
     ];
     if !loaded.verified()
         && claims.get("email").and_then(Value::as_str) == Some(loaded.text("email").as_str())
@@ -667,7 +676,10 @@ async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         ("email".into(), new_email.into()),
         ("verified".into(), SqlValue::Integer(1)),
         // a new email ends every session of the old one
-        ("tokenKey".into(), flow::new_token_key(&coll).into()),
+        (
+            "tokenKey".into(),
+            crate::auth::cleanup::new_token_key(&coll).into(),
+        ),
     ];
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await

@@ -7,14 +7,14 @@
 //! `GET|POST /api/oauth2-redirect`: the provider's redirect, handed to the waiting realtime
 //! client (`@oauth2`).
 
-use crate::app::{AppCtx, Routes};
-use crate::auth::flow::{
-    self, auth_collection, caller, find_by_email, find_by_id, Body, Loaded, LOAD_FAILED,
+use crate::apis::auth_flow::{
+    self as flow, auth_collection, caller, find_by_email, find_by_id, Body, Loaded, LOAD_FAILED,
     METHOD_OAUTH2,
 };
 use crate::auth::oauth2::Provider;
 use crate::auth::oauth2_exchange::{exchange, AuthUser, ExchangeError};
 use crate::auth::{password, token};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
@@ -67,7 +67,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         let mut q = (String::new(), String::new(), String::new());
         let mut seen = [false; 3];
-        for (k, v) in crate::records::access::query_pairs(req.query()) {
+        for (k, v) in crate::go::query_pairs(req.query()) {
             let i = match k.as_str() {
                 "state" => 0,
                 "code" => 1,
@@ -97,7 +97,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         pocketbun_storage::collections::gojson::write_str(&mut data, &error);
     }
     data.push('}');
-    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get(), &req);
+    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
     let sent = ctx
         .realtime
         .send_to_client(&ctx, state, ip, OAUTH2_TOPIC.into(), data)
@@ -226,7 +226,10 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         .map_err(|_| failed())?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
-                    sets.push(("tokenKey".into(), flow::new_token_key(&coll).into()));
+                    sets.push((
+                        "tokenKey".into(),
+                        crate::auth::cleanup::new_token_key(&coll).into(),
+                    ));
                 }
                 link_kept = false;
             }

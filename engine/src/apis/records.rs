@@ -2,9 +2,10 @@
 //! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
 //! update, delete) are in [`crate::records::save`].
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
-use crate::records::access::{now_ms, query_error, query_get, query_pairs, resolve_flags, Caller};
+use crate::go::{query_get, query_pairs};
+use crate::records::access::{now_ms, query_error, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::{
     bound, encode_big_rows, quote, save, write_records, write_rows, Arena, BigRows,
@@ -96,7 +97,7 @@ fn parse_int(s: &str) -> Result<i64, ApiError> {
 }
 
 /// A 200 JSON body: the encoded response (`fields=` is applied to it on the way out, as
-/// to every JSON answer: `crate::app`).
+/// to every JSON answer: `crate::apis::answer`).
 pub(crate) fn respond(body: String) -> Response {
     Response::with_body(200, "application/json", body.into_bytes())
 }

@@ -16,7 +16,7 @@ pub struct ListParams {
 }
 
 /// Go's query parsing (first value of a repeated key wins, malformed pairs are skipped).
-pub use crate::records::access::query_pairs;
+pub use crate::go::query_pairs;
 
 /// The first value of `key` in a raw query string.
 pub fn query_value(raw: &str, key: &str) -> Option<String> {

@@ -2,8 +2,8 @@
 //! connection, and generate an Apple client secret. Superusers only.
 
 use crate::apis::body::{body_values, LOAD_FAILED};
-use crate::app::{AppCtx, Routes};
 use crate::bind_fields;
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, sentenize, ApiError, ApiResult, FieldError, FieldErrors};
 use crate::settings::bind::Bind;
 use crate::settings::mail::{self, Message};

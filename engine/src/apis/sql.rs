@@ -5,7 +5,7 @@
 //! connection on the CPU pool, never on the request worker: an admin's slow query must not
 //! stall the other connections of this core.
 
-use crate::app::{AppCtx, Routes};
+use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult, FieldError, FieldErrors};
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::rusqlite::fallible_iterator::FallibleIterator;

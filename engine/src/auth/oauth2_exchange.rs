@@ -177,9 +177,7 @@ fn post_token(
         let mut m = Map::new();
         for pair in body.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| {
-                crate::records::access::url_decode(&s.replace('+', " ")).unwrap_or_default()
-            };
+            let dec = |s: &str| crate::go::url_decode(&s.replace('+', " ")).unwrap_or_default();
             m.insert(dec(k), Value::String(dec(v)));
         }
         return Ok(m);

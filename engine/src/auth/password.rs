@@ -77,10 +77,21 @@ pub fn matches(plain: &str, hash: &str) -> bool {
     bcrypt::verify(plain.as_bytes(), hash).unwrap_or(false)
 }
 
+/// A PocketBase-compatible bcrypt hash (`$2a$`, Go's 72 byte input limit). Slow by design:
+/// call it off the request workers (`Shared::cpu`); the `superuser` command uses it as is.
+pub fn bcrypt_hash(password: &str, cost: u32) -> Result<String, String> {
+    // bcrypt only looks at the first 72 bytes, like Go's implementation
+    let bytes = password.as_bytes();
+    let bytes = &bytes[..bytes.len().min(72)];
+    bcrypt::hash_with_result(bytes, cost)
+        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+        .map_err(|e| e.to_string())
+}
+
 /// A new hash of `plain` with the configured scheme (slow: call it off the request workers).
 pub fn make(plain: &str, cost: u32) -> Result<String, String> {
     match scheme() {
-        Scheme::Bcrypt => crate::superuser::hash_password(plain, cost),
+        Scheme::Bcrypt => bcrypt_hash(plain, cost),
         Scheme::Argon2id => {
             use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
             let salt = SaltString::generate(&mut OsRng);
@@ -139,7 +150,7 @@ mod tests {
         let stored = "$2a$10$0CUWH81tPWUhxKqksZnO/eDfJiWTTG/xg7v5Yg8RhcLIGWY3oeCHe";
         assert!(matches("1234567890", stored));
         assert!(!matches("1234567891", stored));
-        let fresh = crate::superuser::hash_password("1234567890", 4).unwrap();
+        let fresh = bcrypt_hash("1234567890", 4).unwrap();
         assert!(fresh.starts_with("$2a$04$"));
         assert!(matches("1234567890", &fresh));
         assert!(!matches("123456789", &fresh));

@@ -9,8 +9,8 @@
 pub mod archive;
 pub mod token;
 
-use crate::app::Shared;
-use pocketbun_storage::files::Fs;
+use crate::state::Core;
+use pocketbun_storage::files::{Fs, LocalFs};
 use pocketbun_storage::rusqlite::Connection;
 use std::fs;
 use std::io;
@@ -67,6 +67,15 @@ pub fn begin(name: &str) -> Option<ActiveGuard> {
 
 pub fn backups_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(BACKUPS_DIR)
+}
+
+/// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
+pub fn backups_fs(shared: &Core) -> Result<Fs, String> {
+    let settings = shared.settings.get();
+    if settings.backups.s3.enabled {
+        return crate::files::s3_client(&settings.backups.s3).map(Fs::S3);
+    }
+    Ok(Fs::Local(LocalFs::new(backups_dir(shared.store.dir()))))
 }
 
 /// A stored backup.
@@ -199,9 +208,9 @@ pub fn snakecase(s: &str) -> String {
 
 /// Creates backup `name` of the store's `pb_data` (replacing a backup of the same name).
 /// Blocking: run it off the request workers.
-pub fn create(shared: &Shared, name: &str) -> Result<(), String> {
+pub fn create(shared: &Core, name: &str) -> Result<(), String> {
     let _guard = begin(name).ok_or_else(|| BUSY_MESSAGE.to_string())?;
-    let dest = crate::files::backups_fs(shared)?;
+    let dest = backups_fs(shared)?;
     create_locked(shared.store.dir(), name, &dest)
 }
 
@@ -252,7 +261,7 @@ fn snapshot(source: &Path, dest: &Path) -> pocketbun_storage::Result<()> {
 
 /// The `__pbAutoBackup__` job: a generated backup, then `backups.cronMaxKeep` rotation of the
 /// generated ones.
-pub fn auto_backup(shared: &Arc<Shared>) {
+pub fn auto_backup(shared: &Arc<Core>) {
     let settings = shared.settings.get();
     let name = generate_name(&settings.meta.app_name, AUTO_PREFIX);
     if let Err(e) = create(shared, &name) {
@@ -275,9 +284,9 @@ pub fn auto_backup(shared: &Arc<Shared>) {
 
 /// Deletes the generated backups beyond the `max_keep` newest. Blocking (it may wait for the
 /// S3 bucket): the cron thread runs it.
-pub fn rotate(shared: &Shared, max_keep: usize) {
+pub fn rotate(shared: &Core, max_keep: usize) {
     let data_dir = shared.store.dir();
-    let Ok(dest) = crate::files::backups_fs(shared) else {
+    let Ok(dest) = backups_fs(shared) else {
         return;
     };
     let all = match &dest {
@@ -336,12 +345,12 @@ fn move_dir_content(src: &Path, dest: &Path, exclude: &[&str]) -> io::Result<()>
 
 /// Restores backup `key` and restarts the process; returns only on failure (with the data
 /// left as it was). Blocking: run it on a thread of its own.
-pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
+pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
     let _guard = begin(key).ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let data_dir = shared.store.dir().to_path_buf();
     let temp = data_dir.join(TEMP_DIR);
     fs::create_dir_all(&temp).map_err(|e| format!("failed to create a temp dir: {e}"))?;
-    let zip_path = match crate::files::backups_fs(shared)? {
+    let zip_path = match backups_fs(shared)? {
         Fs::Local(_) => {
             find(&data_dir, key).ok_or_else(|| format!("missing or invalid backup file {key:?}"))?
         }
@@ -368,6 +377,8 @@ pub fn restore(shared: &Shared, key: &str) -> Result<(), String> {
     // nothing may write while the files move: commit what is queued, stop the writers
     crate::logs::flush(Duration::from_secs(2));
     shared.store.close();
+    // Litestream must not ship the swap; the restarted process replicates the restored data
+    crate::replicate::supervisor::stop();
     let old = temp.join(format!("old_pb_data_{}", random(8)));
     let swap = move_dir_content(&data_dir, &old, &RESTORE_EXCLUDE)
         .and_then(|_| move_dir_content(&extracted, &data_dir, &RESTORE_EXCLUDE));

@@ -1,7 +1,7 @@
 //! PocketBase's system jobs, with its ids and schedules.
 
 use super::{JobFn, Scheduler};
-use crate::app::Shared;
+use crate::state::Core;
 use pocketbun_storage::rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,7 @@ pub const OTP_CLEANUP_ID: &str = "__pbOTPCleanup__";
 pub const LOGS_CLEANUP_ID: &str = "__pbLogsCleanup__";
 pub const AUTO_BACKUP_ID: &str = "__pbAutoBackup__";
 
-pub(super) fn register(s: &Scheduler, shared: &Arc<Shared>) {
+pub(super) fn register(s: &Scheduler, shared: &Arc<Core>) {
     let add = |id: &str, expr: &str, f: JobFn| {
         s.add(id, expr, f)
             .unwrap_or_else(|e| panic!("built-in cron {id}: {e}"));
@@ -45,7 +45,7 @@ pub(super) fn register(s: &Scheduler, shared: &Arc<Shared>) {
     sync_auto_backup(s, shared);
 }
 
-fn warn(shared: &Shared, message: &str, error: &str) {
+fn warn(shared: &Core, message: &str, error: &str) {
     let mut data = serde_json::Map::new();
     data.insert("error".into(), error.into());
     crate::logs::log(
@@ -58,10 +58,16 @@ fn warn(shared: &Shared, message: &str, error: &str) {
 
 /// Checkpoints both WALs and lets SQLite refresh its statistics. The checkpoint is PASSIVE:
 /// a blocking (TRUNCATE) one would hold up every write while it waits for readers; the
-/// store's own checkpointer keeps the WAL short anyway.
-fn optimize(shared: &Shared) {
+/// store's own checkpointer keeps the WAL short anyway. With `serve --replicate` there is no
+/// checkpoint at all: Litestream owns them (`external_checkpoints`).
+fn optimize(shared: &Core) {
     let dir = shared.store.dir();
-    for file in [pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB] {
+    let files = if shared.store.options().external_checkpoints {
+        &[][..]
+    } else {
+        &[pocketbun_storage::DATA_DB, pocketbun_storage::AUX_DB][..]
+    };
+    for file in files {
         let outcome = (|| -> pocketbun_storage::Result<()> {
             let conn = Connection::open(dir.join(file))?;
             pocketbun_storage::defensive(&conn)?;
@@ -91,7 +97,7 @@ fn optimize(shared: &Shared) {
 }
 
 /// Deletes the MFA/OTP records older than their auth collection's `duration` option.
-fn delete_expired(shared: &Shared, table: &'static str, option: &'static str) {
+fn delete_expired(shared: &Core, table: &'static str, option: &'static str) {
     let outcome = shared.store.writer().submit_blocking(move |conn| {
         let durations: Vec<(String, i64)> = {
             let sql = format!(
@@ -132,7 +138,7 @@ fn delete_expired(shared: &Shared, table: &'static str, option: &'static str) {
 }
 
 /// Keeps `__pbAutoBackup__` in line with `backups.cron` (added, rescheduled or removed).
-pub(super) fn sync_auto_backup(s: &Scheduler, shared: &Arc<Shared>) {
+pub(super) fn sync_auto_backup(s: &Scheduler, shared: &Arc<Core>) {
     static CURRENT: Mutex<Option<String>> = Mutex::new(None);
     let wanted = shared.settings.get().backups.cron.trim().to_string();
     let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());

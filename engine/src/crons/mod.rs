@@ -7,7 +7,7 @@
 
 mod builtin;
 
-use crate::app::Shared;
+use crate::state::Core;
 use chrono::{DateTime, Timelike, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
@@ -56,7 +56,7 @@ pub struct Scheduler {
     jobs: Mutex<Vec<Job>>,
     /// Runs started so far (all jobs), for tests and diagnostics.
     started: AtomicU64,
-    shared: Option<Arc<Shared>>,
+    shared: Option<Arc<Core>>,
 }
 
 /// One job as the API lists it.
@@ -67,7 +67,7 @@ pub struct JobInfo {
 }
 
 impl Scheduler {
-    pub fn new(shared: Option<Arc<Shared>>) -> Scheduler {
+    pub fn new(shared: Option<Arc<Core>>) -> Scheduler {
         Scheduler {
             jobs: Mutex::new(Vec::new()),
             started: AtomicU64::new(0),
@@ -176,7 +176,7 @@ pub fn scheduler() -> Option<&'static Arc<Scheduler>> {
 }
 
 /// Registers PocketBase's system jobs and starts ticking (once per process).
-pub fn start(shared: Arc<Shared>) -> std::io::Result<()> {
+pub fn start(shared: Arc<Core>) -> std::io::Result<()> {
     if SCHEDULER.get().is_some() {
         return Ok(());
     }

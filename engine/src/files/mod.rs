@@ -15,7 +15,7 @@
 pub mod serve;
 pub mod thumbs;
 
-use crate::app::Shared;
+use crate::state::Core;
 use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -72,23 +72,12 @@ pub fn write_with_attrs(file: &Path, bytes: &[u8], content_type: &str) -> std::i
 }
 
 /// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
-pub fn record_fs(shared: &Shared) -> Result<Fs, String> {
+pub fn record_fs(shared: &Core) -> Result<Fs, String> {
     let settings = shared.settings.get();
     if settings.s3.enabled {
         return s3_client(&settings.s3).map(Fs::S3);
     }
     Ok(Fs::Local(LocalFs::new(shared.store.dir().join("storage"))))
-}
-
-/// Where backups live now: the `backups.s3` bucket when enabled, else `pb_data/backups`.
-pub fn backups_fs(shared: &Shared) -> Result<Fs, String> {
-    let settings = shared.settings.get();
-    if settings.backups.s3.enabled {
-        return s3_client(&settings.backups.s3).map(Fs::S3);
-    }
-    Ok(Fs::Local(LocalFs::new(crate::backups::backups_dir(
-        shared.store.dir(),
-    ))))
 }
 
 /// The client of a bucket setting, made once per distinct setting (a client keeps its
@@ -117,7 +106,7 @@ pub fn s3_client(cfg: &crate::settings::model::S3Config) -> Result<S3Fs, String>
 }
 
 /// The object key of a record folder (`<collectionId>/<recordId>`) from its local path.
-pub fn dir_key(shared: &Shared, dir: &Path) -> Option<String> {
+pub fn dir_key(shared: &Core, dir: &Path) -> Option<String> {
     let rel = dir.strip_prefix(shared.store.dir().join("storage")).ok()?;
     let key = rel.to_str()?.to_string();
     pocketbun_storage::files::valid_key(&key).then_some(key)

@@ -7,10 +7,10 @@
 //! No JSON tree, no float formatting and no timestamp formatting happen on a request worker.
 
 use super::{Entry, LEVEL_ERROR, LEVEL_INFO};
-use crate::app::Shared;
 pub use crate::client_ip::client_ip;
 use crate::client_ip::{expanded, real_ip};
 use crate::error::ApiError;
+use crate::state::Core;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::gojson;
 use serde_json::{Map, Value};
@@ -53,7 +53,7 @@ pub struct RequestLog {
 
 impl PendingRequest {
     /// `None` when nothing will be logged (no log writer, `logs.maxDays` 0).
-    pub fn begin(shared: &Shared, req: &Request) -> Option<PendingRequest> {
+    pub fn begin(shared: &Core, req: &Request) -> Option<PendingRequest> {
         if !super::enabled() {
             return None;
         }
@@ -91,7 +91,7 @@ impl PendingRequest {
         gojson::write_str(&mut end, &user_agent);
         if logs.log_ip {
             let remote = expanded(req.peer.ip());
-            let user = real_ip(&settings, req).unwrap_or_else(|| remote.clone());
+            let user = real_ip(&settings.trusted_proxy, req).unwrap_or_else(|| remote.clone());
             mid.push_str(",\"remoteIP\":");
             gojson::write_str(&mut mid, &remote);
             end.push_str(",\"userIP\":");

@@ -18,8 +18,8 @@
 //! connection lands on), reset when the settings change, as PocketBase does on reload. When
 //! the limiter is off (the default) the whole check is one atomic load.
 
-use crate::app::AppCtx;
 use crate::client_ip::{client_ip, ip_in_list};
+use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::settings::model::{RateLimitRule, RateLimitsConfig};
 use crate::settings::Settings;
@@ -46,13 +46,13 @@ pub fn check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
     if auth.as_ref().is_some_and(|a| a.is_superuser()) {
         return Ok(());
     }
-    let ip = client_ip(&settings, req);
+    let ip = client_ip(&settings.trusted_proxy, req);
     if ip.is_empty() || ip_in_list(&settings.rate_limits.excluded_ips, &ip) {
         return Ok(());
     }
-    let raw = crate::app::App::raw_path(&req.head);
+    let raw = crate::ctx::raw_path(&req.head);
     let path = if raw.contains('%') {
-        crate::records::access::url_decode(raw).unwrap_or_else(|| raw.to_string())
+        crate::go::url_decode(raw).unwrap_or_else(|| raw.to_string())
     } else {
         raw.to_string()
     };

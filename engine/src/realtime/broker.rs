@@ -11,7 +11,7 @@
 use super::client::{Client, ClientAuth, Message, OnClose, SseStream};
 use super::topic::Subscription;
 use super::{Action, Hub, Inbox, RecordEvent, Slot};
-use crate::app::{AppCtx, Shared};
+use crate::ctx::{AppCtx, Shared};
 use crate::error::ApiError;
 use crate::records::access::{now_ms, resolve_flags};
 use crate::records::expand::Expander;

@@ -4,7 +4,8 @@
 //!   subscriptions, auth and outgoing queue are that worker's plain data, never locked.
 //! * The [`Hub`] (shared by all workers) knows which worker holds which client id, and has one
 //!   inbox per worker. `POST /api/realtime` landing on another worker is forwarded there.
-//! * The write path calls [`Hub::publish`] once per committed record change. The event is
+//! * The write path announces each committed record change to its listeners
+//!   ([`crate::records::event::RecordHooks`]); the [`Hub`] is one, and [`Hub::publish`]s it. The event is
 //!   queued (never awaited: the writer is not slowed) into the inbox of every worker that has
 //!   clients; each worker checks the rules for its own clients only, grouping subscribers that
 //!   share topic, options and auth identity class so that one rule check and one serialisation
@@ -19,15 +20,14 @@ pub mod topic;
 #[cfg(test)]
 mod tests;
 
-use crate::records::SqlVal;
+use crate::records::event::{RecordEvent, RecordListener};
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
-use pocketbun_storage::collections::Collection;
-use pocketbun_storage::rusqlite;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::records::event::Action;
 pub use broker::Worker;
 
 /// PocketBase's realtime limits and timeouts.
@@ -54,76 +54,6 @@ impl Default for RealtimeConfig {
     }
 }
 
-/// What happened to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-        }
-    }
-}
-
-/// One committed record change, as the write path publishes it.
-#[derive(Debug, Clone)]
-pub struct RecordEvent {
-    pub action: Action,
-    /// The record's collection as it was when the change committed.
-    pub collection: Arc<Collection>,
-    /// The record's stored values, one per collection field in field order: after the change
-    /// for create/update, as it was before the delete for delete.
-    pub values: Vec<SqlVal>,
-}
-
-impl RecordEvent {
-    /// The event for the stored row `id` of `collection` (`None`: no such row). The write path
-    /// calls it on its connection after a create/update and before a delete.
-    pub fn load(
-        conn: &rusqlite::Connection,
-        action: Action,
-        collection: Arc<Collection>,
-        id: &str,
-    ) -> rusqlite::Result<Option<RecordEvent>> {
-        let sql = format!(
-            "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-            crate::records::quote(&collection.name)
-        );
-        let mut arena = crate::records::Arena::default();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let found = arena.load(
-            &collection,
-            &mut stmt,
-            &[pocketbun_query::Value::Text(id.to_string())],
-        )?;
-        Ok(found.first().map(|&i| RecordEvent {
-            action,
-            collection,
-            values: std::mem::take(&mut arena.recs[i].values),
-        }))
-    }
-
-    /// The record's id.
-    pub fn record_id(&self) -> &str {
-        self.collection
-            .fields
-            .iter()
-            .position(|f| f.name == "id")
-            .and_then(|i| match self.values.get(i) {
-                Some(SqlVal::Text(s)) => Some(&**s),
-                _ => None,
-            })
-            .unwrap_or("")
-    }
-}
-
 /// A message into a worker's inbox.
 pub(crate) enum Inbox {
     Event(Arc<RecordEvent>),
@@ -147,6 +77,13 @@ pub struct Hub {
     clients: Mutex<HashMap<String, usize>>,
 }
 
+/// Realtime hears of every committed record change.
+impl RecordListener for Hub {
+    fn committed(&self, event: &Arc<RecordEvent>) {
+        self.publish(event);
+    }
+}
+
 impl Hub {
     pub fn new(config: RealtimeConfig) -> Self {
         Hub {
@@ -158,8 +95,7 @@ impl Hub {
 
     /// Publishes a committed record change to every worker that has realtime clients. Never
     /// blocks: the write path calls it after each commit.
-    pub fn publish(&self, event: RecordEvent) {
-        let event = Arc::new(event);
+    pub fn publish(&self, event: &Arc<RecordEvent>) {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         for slot in workers.iter() {
             if slot.clients.load(Ordering::Acquire) > 0 {

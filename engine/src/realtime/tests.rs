@@ -5,8 +5,8 @@
 use super::broker::deliver;
 use super::client::{ClientAuth, SseStream};
 use super::{Action, Hub, RealtimeConfig, RecordEvent, Worker};
-use crate::app::{AppCtx, Shared};
 use crate::auth::AuthRecord;
+use crate::ctx::{AppCtx, Shared};
 use crate::offload::CpuPool;
 use crate::records::access::load_auth_info;
 use crate::schema::SchemaState;
@@ -55,12 +55,15 @@ fn env(config: RealtimeConfig) -> Option<Env> {
     let store = Arc::new(Store::open(&dir, StoreOptions::default()).unwrap());
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
     let shared = Arc::new(Shared {
-        body_limit: 1 << 20,
-        store: store.clone(),
-        cpu: CpuPool::new(1).unwrap(),
-        schema: SchemaState::new(collections),
-        settings: crate::settings::SettingsCell::load(&store).unwrap(),
-        realtime: Hub::new(config),
+        core: Arc::new(crate::state::Core {
+            body_limit: 1 << 20,
+            store: store.clone(),
+            cpu: CpuPool::new(1).unwrap(),
+            schema: SchemaState::new(collections),
+            settings: crate::settings::SettingsCell::load(&store).unwrap(),
+        }),
+        record_hooks: Default::default(),
+        realtime: Arc::new(Hub::new(config)),
         web: Default::default(),
     });
     let ctx = Rc::new(AppCtx {

@@ -1,7 +1,7 @@
 //! A subscription string: its topic (`posts/*`, `posts/RECORD_ID`, the deprecated `posts`)
 //! and its `?options={"query":{...},"headers":{...}}`, normalised as PocketBase does.
 
-use crate::records::access::query_pairs;
+use crate::go::query_pairs;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 

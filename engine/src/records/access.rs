@@ -2,8 +2,8 @@
 //! auth record's full row, and the visibility flags of loaded records.
 
 use super::{bound, quote, Arena};
-use crate::app::AppCtx;
 use crate::auth::AuthRecord;
+use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
 use pocketbun_http::Request;
@@ -14,77 +14,6 @@ use serde_json::{Map, Value as Json};
 /// `@request.context` of the main request and of expand fetches.
 pub const CONTEXT_DEFAULT: &str = "default";
 pub const CONTEXT_EXPAND: &str = "expand";
-
-/// Percent- and plus-decoding of one query string component (`None`: invalid escape, which
-/// Go's `url.ParseQuery` drops the pair for).
-pub fn url_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                out.push(hex_byte(b.get(i + 1..i + 3)?)?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The byte a `%XY` escape stands for: both must be hex digits, as in Go's `unhex`
-/// (`u8::from_str_radix` alone would also take `+1`, a sign and one digit).
-pub fn hex_byte(xy: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    match xy {
-        [x, y] => Some((digit(*x)? * 16 + digit(*y)?) as u8),
-        _ => None,
-    }
-}
-
-/// Go's `url.ParseQuery` refuses a query with this many `&` separators or more (GODEBUG
-/// `urlmaxqueryparams`, 10,000 parameters); `Request.URL.Query()` then holds nothing, so
-/// PocketBase sees no parameter at all. A form body over the limit is a 400 (`apis::body`).
-pub const MAX_QUERY_PARAMS: usize = 10_000;
-
-/// Whether `raw` (a query string or urlencoded body) has more parameters than Go parses.
-pub fn too_many_params(raw: &[u8]) -> bool {
-    raw.iter().filter(|&&b| b == b'&').count() >= MAX_QUERY_PARAMS
-}
-
-/// The query parameters with their first values, as Go's `url.Values.Get` sees them (none
-/// past [`MAX_QUERY_PARAMS`]). Linear: repeated keys are found through a hash set, so even
-/// 10,000 distinct keys cost microseconds (a search of the list per key took seconds).
-pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    if raw.is_empty() || too_many_params(raw.as_bytes()) {
-        return out;
-    }
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for part in raw.split('&') {
-        if part.is_empty() || part.contains(';') {
-            continue;
-        }
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let (Some(k), Some(v)) = (url_decode(k), url_decode(v)) else {
-            continue;
-        };
-        if seen.insert(k.clone()) {
-            out.push((k, v));
-        }
-    }
-    out
-}
-
-pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or("", |(_, v)| v.as_str())
-}
 
 /// `inflector.Snakecase` of a canonical header name (`X-Token` → `x_token`).
 fn snake_header(name: &str) -> String {
@@ -144,8 +73,10 @@ impl Caller {
             }
         }
         if let Some(a) = &auth {
-            let row_needed =
-                schema.rules_read_auth_fields || query.iter().any(|(_, v)| reads_auth_fields(v));
+            let row_needed = schema.rules_read_auth_fields
+                || query
+                    .iter()
+                    .any(|(_, v)| crate::schema::reads_auth_fields(v));
             info.auth = Some(if row_needed {
                 load_auth_info(ctx, schema, a)?
             } else {
@@ -160,21 +91,6 @@ impl Caller {
         }
         Ok(Caller { auth, info })
     }
-}
-
-/// Whether the rule or filter `text` reads a field of the caller's auth record other than
-/// `id`, `collectionId` and `collectionName` (which its token already names, and which
-/// `@request.auth.*` answers without the row). Anything longer, or another name, counts.
-pub fn reads_auth_fields(text: &str) -> bool {
-    const PREFIX: &str = "@request.auth.";
-    text.match_indices(PREFIX).any(|(i, _)| {
-        let rest = &text[i + PREFIX.len()..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':')))
-            .unwrap_or(rest.len());
-        let name = rest[..end].split(':').next().unwrap_or("");
-        !matches!(name, "id" | "collectionId" | "collectionName")
-    })
 }
 
 /// The auth record as rules see it: every field (hidden ones too), `collectionId` and
@@ -303,40 +219,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{reads_auth_fields, url_decode};
-
-    #[test]
-    fn url_decode_refuses_what_go_refuses() {
-        // Go's url.QueryUnescape: "%+1", "%-1", "% 1" are invalid escapes, not bytes 1
-        for bad in ["%+1", "%-1", "% 1", "%1", "%", "a%zz", "%1g", "%\u{e9}1"] {
-            assert_eq!(url_decode(bad), None, "{bad}");
-        }
-        assert_eq!(url_decode("a%2Bb+c%2fd").as_deref(), Some("a+b c/d"));
-        assert_eq!(url_decode("%C3%A9").as_deref(), Some("\u{e9}"));
-    }
-
-    #[test]
-    fn auth_fields_beyond_the_token() {
-        for text in [
-            "",
-            "@request.auth.id != \"\"",
-            "owner = @request.auth.id && @request.auth.collectionName = 'users'",
-            "@request.auth.id:isset = true || @request.auth.collectionId ?= x",
-        ] {
-            assert!(!reads_auth_fields(text), "{text}");
-        }
-        for text in [
-            "@request.auth.verified = true",
-            "@request.auth.id != '' && email = @request.auth.email",
-            "@request.auth.id.name = 'x'",
-            "@request.auth.idx = 1",
-            "@request.auth.emailVisibility:isset = true",
-        ] {
-            assert!(reads_auth_fields(text), "{text}");
-        }
-    }
 }

@@ -9,7 +9,7 @@
 
 use super::access::{now_ms, resolve_flags, CONTEXT_EXPAND};
 use super::{quote, value, Arena, Exp};
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
 use pocketbun_query::{RequestInfo, Value as QValue};

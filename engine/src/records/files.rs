@@ -1,7 +1,7 @@
 //! Uploaded files of records: PocketBase's stored names, the sniffed MIME type, and the
 //! local storage layout `pb_data/storage/<collectionId>/<recordId>/<name>`.
 
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use pocketbun_storage::random;
 use std::path::{Path, PathBuf};

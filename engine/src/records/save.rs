@@ -2,15 +2,16 @@
 //! validation, password hashing (CPU pool, before the write), one writer job per request,
 //! files written before and removed only after the commit, and realtime events after it.
 
-use super::access::{now_ms, query_pairs, Caller};
+use super::access::{now_ms, Caller};
+use super::event::{Action, RecordEvent};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
 use crate::apis::body::{record_body, RecordBody, OFFLOAD_PARSE_BYTES};
-use crate::app::AppCtx;
+use crate::ctx::AppCtx;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::go::query_pairs;
 use crate::offload::DropOnPool;
-use crate::realtime::{Action, RecordEvent};
 use crate::schema::SchemaPair;
 use pocketbun_http::{Request, Response};
 use pocketbun_query::Value as QValue;
@@ -349,7 +350,7 @@ fn persist(
     }
     let table = quote(&coll.name);
     let auth_before = if coll.is_auth() && !draft.is_new {
-        crate::auth::flow::auth_state(conn, &table, &draft.original_str("id"))?
+        crate::auth::cleanup::auth_state(conn, &table, &draft.original_str("id"))?
     } else {
         None
     };
@@ -395,17 +396,17 @@ fn persist(
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
         Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
             // the first real superuser retires the installer's temporary account, as in PocketBase
-            crate::superuser::remove_installer_row(conn, &table)?;
+            crate::auth::installer::remove_installer_row(conn, &table)?;
             Ok(())
         }
         Ok(_) => match auth_before {
-            Some(before) => Ok(crate::auth::flow::after_auth_update(
+            Some(before) => Ok(crate::auth::cleanup::after_auth_update(
                 conn,
                 &table,
                 &coll.id,
                 &draft.original_str("id"),
                 before,
-                || crate::auth::flow::new_token_key(&coll),
+                || crate::auth::cleanup::new_token_key(&coll),
             )?),
             None => Ok(()),
         },
@@ -1127,7 +1128,7 @@ pub async fn prepare_delete(
     })
 }
 
-/// After a committed delete: the deleted records' files go, then realtime hears of it.
+/// After a commit: the deleted records' files go, then the listeners hear of every change.
 pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
     let dirs: Vec<std::path::PathBuf> = events
         .iter()
@@ -1138,7 +1139,7 @@ pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
         files::remove_dirs(ctx, dirs).await;
     }
     for ev in events {
-        ctx.shared.realtime.publish(ev);
+        ctx.shared.record_hooks.committed(ev);
     }
 }
 

@@ -141,7 +141,7 @@ fn pattern_matches(pattern: &str, s: &str) -> bool {
 
 /// Go's `%v` of a number parameter inside a message.
 fn num_text(f: f64) -> String {
-    crate::apis::body::go_format_f(f)
+    crate::go::format_float(f)
 }
 
 fn host_of(url: &str) -> &str {

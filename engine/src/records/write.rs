@@ -4,7 +4,7 @@
 
 use super::value::to_string_list;
 use super::SqlVal;
-use crate::apis::body::{go_format_f, Upload};
+use crate::apis::body::Upload;
 use pocketbun_storage::collections::json::normalize_datetime;
 use pocketbun_storage::collections::{gojson, Collection, Field, FieldKind};
 use pocketbun_storage::random;
@@ -132,7 +132,7 @@ pub fn setter(coll: &Collection, key: &str) -> Option<(usize, Modifier)> {
 pub fn cast_string(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
-        Json::Number(n) => go_format_f(n.as_f64().unwrap_or(0.0)),
+        Json::Number(n) => crate::go::format_float(n.as_f64().unwrap_or(0.0)),
         Json::Bool(b) => b.to_string(),
         _ => String::new(),
     }

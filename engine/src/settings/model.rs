@@ -170,12 +170,8 @@ bind_fields!(RateLimitRule {
     "maxRequests" => max_requests,
 });
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct TrustedProxyConfig {
-    pub headers: Vec<String>,
-    #[serde(rename = "useLeftmostIP")]
-    pub use_leftmost_ip: bool,
-}
+/// Defined beside the resolver that reads it, so `client_ip` needs no settings.
+pub use crate::client_ip::TrustedProxyConfig;
 bind_fields!(TrustedProxyConfig {
     "headers" => headers,
     "useLeftmostIP" => use_leftmost_ip,

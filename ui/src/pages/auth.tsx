@@ -108,6 +108,14 @@ export function Login() {
             {mode === 'otp' ? 'Sign in with password' : 'Sign in with a one-time code'}
           </button>
         )}
+        {!mfaId && !localStorage.getItem('pbun_signed_in') && (
+          // the public API cannot tell whether a superuser exists: the hint shows until a
+          // superuser has signed in from this browser
+          <p class="install-hint muted small">
+            No superuser yet? On its first start the server printed a one-time install link (<code>…/_/#/pbinstall/…</code>) in its output: open it to
+            create the first one, or run <code>superuser upsert EMAIL PASSWORD</code> beside the data directory.
+          </p>
+        )}
       </div>
     </main>
   );

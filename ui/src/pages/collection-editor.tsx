@@ -95,6 +95,9 @@ function FieldRow({ f, i, n, errors, onChange, onRemove, onMove }: any) {
               )}
             </Labeled>
           ))}
+          <Labeled label="Help text (shown under the input in the record form)" error={err('help')}>
+            <input name={`fields.${i}.help`} value={f.help || ''} onInput={(e) => onChange({ ...f, help: e.currentTarget.value })} />
+          </Labeled>
           <div class="row wrap flags">
             {f.type !== 'autodate' && <Toggle label="Nonempty (required)" name={`fields.${i}.required`} checked={f.required} onChange={(v) => onChange({ ...f, required: v })} />}
             <Toggle label="Hidden" name={`fields.${i}.hidden`} checked={f.hidden} onChange={(v) => onChange({ ...f, hidden: v })} />
@@ -104,6 +107,23 @@ function FieldRow({ f, i, n, errors, onChange, onRemove, onMove }: any) {
       )}
     </div>
   );
+}
+
+// The column list (and WHERE clause) of `CREATE [UNIQUE] INDEX name ON table (...)`: the part
+// after the table name, where a field's name is a column.
+const INDEX_HEAD = /^(.*?\bON\s+(?:`[^`]*`|"[^"]*"|\[[^\]]*\]|\w+)\s*)([\s\S]*)$/i;
+const columnRe = (name: string) => new RegExp(`(^|[^\\w])([\`"\\[]?)${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([\`"\\]]?)(?![\\w])`, 'g');
+
+/** `sql` with column `from` renamed to `to` (the index's own name and table left alone). */
+export function renameIndexColumn(sql: string, from: string, to: string): string {
+  const m = sql.match(INDEX_HEAD);
+  return m ? m[1] + m[2].replace(columnRe(from), (_x, pre, q1, q2) => `${pre}${q1}${to}${q2}`) : sql;
+}
+
+/** Whether index `sql` names column `name`. */
+export function indexUsesColumn(sql: string, name: string): boolean {
+  const m = sql.match(INDEX_HEAD);
+  return !!m && columnRe(name).test(m[2]);
 }
 
 function IndexesEditor({ c, setC, errors }: any) {
@@ -125,23 +145,25 @@ function IndexesEditor({ c, setC, errors }: any) {
     <div class="indexes">
       <h3>Indexes</h3>
       {(c.indexes || []).map((sql: string, i: number) => (
-        <div class="row" key={i}>
-          <input class="code grow" name={`indexes.${i}`} value={sql} onInput={(e) => setC({ ...c, indexes: c.indexes.map((x: string, j: number) => (j === i ? e.currentTarget.value : x)) })} />
-          <button type="button" class="btn small danger" onClick={() => setC({ ...c, indexes: c.indexes.filter((_: any, j: number) => j !== i) })}>
-            Remove
-          </button>
+        <div class={`index ${errors[`indexes.${i}`] ? 'has-error' : ''}`} key={i}>
+          <div class="row">
+            <input class="code grow" name={`indexes.${i}`} value={sql} onInput={(e) => setC({ ...c, indexes: c.indexes.map((x: string, j: number) => (j === i ? e.currentTarget.value : x)) })} />
+            <button type="button" class="btn small danger" onClick={() => setC({ ...c, indexes: c.indexes.filter((_: any, j: number) => j !== i) })}>
+              Remove
+            </button>
+          </div>
           {errors[`indexes.${i}`] && <small class="error">{errors[`indexes.${i}`]}</small>}
         </div>
       ))}
       {errors.indexes && <small class="error">{errors.indexes}</small>}
       {adding ? (
-        <div class="card sub">
-          <Toggle label="Unique" checked={unique} onChange={setUnique} />
+        <div class="card sub new-index">
+          <Toggle label="Unique" name="newIndex.unique" checked={unique} onChange={setUnique} />
           <div class="row wrap">
             {c.fields
               .filter((f: Field) => !f._removed)
               .map((f: Field) => (
-                <Toggle key={f.name} label={f.name} checked={cols.includes(f.name)} onChange={(on) => setCols(on ? [...cols, f.name] : cols.filter((x) => x !== f.name))} />
+                <Toggle key={f.name} label={f.name} name={`newIndex.columns.${f.name}`} checked={cols.includes(f.name)} onChange={(on) => setCols(on ? [...cols, f.name] : cols.filter((x) => x !== f.name))} />
               ))}
           </div>
           <Labeled label="WHERE (optional partial index)">
@@ -216,6 +238,22 @@ const TOKENS: [string, string][] = [
   ['fileToken', 'Protected file access'],
 ];
 
+// oauth2.mappedFields: the OAuth2 profile values copied into a new user's fields
+const MAPPED: [string, string][] = [
+  ['id', 'OAuth2 id'],
+  ['name', 'OAuth2 name'],
+  ['username', 'OAuth2 username'],
+  ['avatarURL', 'OAuth2 avatar'],
+];
+
+// the optional settings of an OAuth2 provider that are plain text
+const PROVIDER_TEXT: [string, string][] = [
+  ['displayName', 'Display name'],
+  ['authURL', 'Auth URL'],
+  ['tokenURL', 'Token URL'],
+  ['userInfoURL', 'User info URL'],
+];
+
 function AuthOptions({ c, setC, errors }: any) {
   const [providers, setProviders] = useState<any[]>([]);
   const [addName, setAddName] = useState('');
@@ -259,19 +297,37 @@ function AuthOptions({ c, setC, errors }: any) {
       {list.map((p, i) => (
         <div class="card sub" key={i}>
           <div class="row">
-            <strong class="grow">{p.displayName || p.name}</strong>
+            <strong class="grow">{p.displayName || providers.find((x) => x.name === p.name)?.displayName || p.name}</strong>
             <button type="button" class="btn small danger" onClick={() => s('oauth2.providers', list.filter((_, j) => j !== i))}>
               Remove
             </button>
           </div>
           <div class="row">
             <Labeled label="Client ID" error={errors[`oauth2.providers.${i}.clientId`]}>
-              <input value={p.clientId || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientId: e.currentTarget.value } : x)))} />
+              <input name={`oauth2.providers.${i}.clientId`} value={p.clientId || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientId: e.currentTarget.value } : x)))} />
             </Labeled>
             <Labeled label="Client secret" error={errors[`oauth2.providers.${i}.clientSecret`]}>
-              <input type="password" value={p.clientSecret || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientSecret: e.currentTarget.value } : x)))} />
+              <input type="password" autocomplete="new-password" name={`oauth2.providers.${i}.clientSecret`} value={p.clientSecret || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, clientSecret: e.currentTarget.value } : x)))} />
             </Labeled>
           </div>
+          <details>
+            <summary>Display name, endpoints, PKCE (optional)</summary>
+            <small class="hint">The endpoints are needed for OIDC and self-hosted providers; empty ones use the provider's defaults.</small>
+            <div class="row wrap">
+              {PROVIDER_TEXT.map(([k, label]) => (
+                <Labeled key={k} label={label} error={errors[`oauth2.providers.${i}.${k}`]}>
+                  <input name={`oauth2.providers.${i}.${k}`} value={p[k] || ''} onInput={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, [k]: e.currentTarget.value } : x)))} />
+                </Labeled>
+              ))}
+              <Labeled label="PKCE">
+                <select name={`oauth2.providers.${i}.pkce`} value={p.pkce == null ? '' : String(p.pkce)} onChange={(e) => s(`oauth2.providers`, list.map((x, j) => (j === i ? { ...x, pkce: e.currentTarget.value === '' ? null : e.currentTarget.value === 'true' } : x)))}>
+                  <option value="">provider default</option>
+                  <option value="true">on</option>
+                  <option value="false">off</option>
+                </select>
+              </Labeled>
+            </div>
+          </details>
         </div>
       ))}
       <div class="row">
@@ -289,6 +345,27 @@ function AuthOptions({ c, setC, errors }: any) {
           Add
         </button>
       </div>
+      {g('oauth2.enabled') && (
+        <>
+          <h4>Fields filled from the OAuth2 profile of a new user</h4>
+          <div class="row wrap">
+            {MAPPED.map(([k, label]) => (
+              <Labeled key={k} label={label} error={errors[`oauth2.mappedFields.${k}`]}>
+                <select name={`oauth2.mappedFields.${k}`} value={g(`oauth2.mappedFields.${k}`) || ''} onChange={(e) => s(`oauth2.mappedFields.${k}`, e.currentTarget.value)}>
+                  <option value="">- none -</option>
+                  {c.fields
+                    .filter((f: Field) => !f._removed && !['password', 'tokenKey', 'email', 'emailVisibility', 'verified', 'id'].includes(f.name))
+                    .map((f: Field) => (
+                      <option key={f.name} value={f.name}>
+                        {f.name}
+                      </option>
+                    ))}
+                </select>
+              </Labeled>
+            ))}
+          </div>
+        </>
+      )}
       <h3>Token durations (seconds)</h3>
       <div class="row wrap">{TOKENS.map(([k, label]) => num(`${k}.duration`, label))}</div>
       <button
@@ -321,7 +398,7 @@ function AuthOptions({ c, setC, errors }: any) {
   );
 }
 
-export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose: () => void }) {
+export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collection; onClose: () => void; onTruncated?: () => void }) {
   const [c, setCRaw] = useState<any>(coll ? structuredClone(coll) : null);
   const [tab, setTab] = useState('fields');
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -355,9 +432,25 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
     e?.preventDefault();
     setBusy(true);
     setErrors({});
-    const body = { ...c, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
-    const removed = c.fields.filter((f: Field) => f._removed && f.id).map((f: Field) => f.name);
-    if (c.id && removed.length && !(await confirmDialog(`Delete field(s) ${removed.join(', ')} and all their data?`, 'Delete and save'))) {
+    // the server re-creates every index and refuses one that names a column that is gone, so
+    // (as PocketBase's dashboard does) a renamed field is renamed in the indexes too, and the
+    // indexes of a deleted field are dropped with it
+    const original = (f: Field) => (f.id && coll?.fields.find((x) => x.id === f.id)?.name) || f.name;
+    let indexes: string[] = c.indexes || [];
+    for (const f of c.fields.filter((f: Field) => !f._removed && original(f) !== f.name)) indexes = indexes.map((sql) => renameIndexColumn(sql, original(f), f.name));
+    const removedFields = c.fields.filter((f: Field) => f._removed && f.id);
+    const dropped = indexes.filter((sql) => removedFields.some((f: Field) => indexUsesColumn(sql, original(f))));
+    indexes = indexes.filter((sql) => !dropped.includes(sql));
+    const body = { ...c, indexes, fields: c.fields.filter((f: Field) => !f._removed).map(({ _removed, ...f }: any) => f) };
+    // what an existing collection's clients or data lose: said before saving, as PocketBase's
+    // dashboard does
+    const changes: string[] = [];
+    if (coll && c.name !== coll.name) changes.push(`Rename collection ${coll.name} to ${c.name} (clients using the old name stop working).`);
+    for (const f of c.fields.filter((f: Field) => !f._removed && original(f) !== f.name)) changes.push(`Rename field ${original(f)} to ${f.name}.`);
+    for (const f of removedFields) changes.push(`Delete field ${original(f)} and all its data.`);
+    for (const sql of dropped) changes.push(`Drop index ${sql.match(/INDEX\s+(?:IF NOT EXISTS\s+)?[`"[]?(\w+)/i)?.[1] || sql} (it uses a deleted field).`);
+    if (coll && c.type === 'view' && c.viewQuery !== coll.viewQuery) changes.push('Change the view query (the view is re-created).');
+    if (c.id && changes.length && !(await confirmDialog(`Save these changes?\n${changes.map((x) => `• ${x}`).join('\n')}`, 'Confirm'))) {
       setBusy(false);
       return;
     }
@@ -394,6 +487,8 @@ export function CollectionEditor({ coll, onClose }: { coll?: Collection; onClose
     try {
       await pb.collections.truncate(c.id);
       toast('Collection truncated.');
+      // a truncate sends no realtime events: the records list reloads itself
+      onTruncated?.();
       allowLeave();
       onClose();
     } catch (e) {

@@ -44,6 +44,7 @@ function Sidebar({ active }: { active?: string }) {
         </>
       )}
       <ul>{rest.map(item)}</ul>
+      {q && !all.length && <p class="muted empty-search">No collections found.</p>}
       {system.length > 0 && (
         <>
           <button

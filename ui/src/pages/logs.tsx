@@ -23,25 +23,29 @@ function Chart({ stats }: { stats: { total: number; date: string }[] }) {
   const h = 120;
   const bw = w / slots.length;
   const label = (hr: number) => new Date(hr * HOUR).toISOString().slice(0, 13).replace('T', ' ') + 'h';
+  // the axis labels are HTML under the chart: inside the stretched SVG they were squeezed
+  // to a third of their width on a phone
   return (
-    <svg class="chart" viewBox={`0 0 ${w} ${h + 20}`} preserveAspectRatio="none" role="img" aria-label="Requests per hour">
-      {slots.map((s) => {
-        const bh = (s.total / max) * h;
-        return (
-          <rect key={s.h} x={(s.h - first) * bw + 1} y={h - bh} width={Math.max(bw - 2, 1)} height={bh} class="bar">
-            <title>
-              {label(s.h)}: {s.total}
-            </title>
-          </rect>
-        );
-      })}
-      <text x="4" y={h + 16} class="axis">
-        {label(first)} UTC
-      </text>
-      <text x={w - 4} y={h + 16} class="axis" text-anchor="end">
-        {label(last)} · max {max}/h
-      </text>
-    </svg>
+    <div class="chart-box">
+      <svg class="chart" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img" aria-label="Requests per hour">
+        {slots.map((s) => {
+          const bh = (s.total / max) * h;
+          return (
+            <rect key={s.h} x={(s.h - first) * bw + 1} y={h - bh} width={Math.max(bw - 2, 1)} height={bh} class="bar">
+              <title>
+                {label(s.h)}: {s.total}
+              </title>
+            </rect>
+          );
+        })}
+      </svg>
+      <div class="chart-axis">
+        <span>{label(first)} UTC</span>
+        <span>
+          {label(last)} · max {max}/h
+        </span>
+      </div>
+    </div>
   );
 }
 

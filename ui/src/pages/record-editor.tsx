@@ -1,6 +1,7 @@
 // The record editor: one input per field type, files with previews/removal, a relation picker,
 // JSON validation, auth-record actions (verify, email/password, impersonate, external auths).
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { signal } from '@preact/signals';
 import { pb, Collection, Field, errMessage, fieldErrors, randomString } from '../api';
 import { byIdOrName } from '../store';
 import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, fmtDate, Spinner, allowLeave } from '../ui';
@@ -11,15 +12,84 @@ const AUTH_SPECIAL = ['email', 'emailVisibility', 'verified', 'password', 'token
 const toLocalInput = (v: string) => (v ? v.replace(' ', 'T').slice(0, 19) : '');
 const fromLocalInput = (v: string) => (v ? v.replace('T', ' ') + (v.length === 16 ? ':00' : '') + '.000Z' : '');
 
+/** The open link dialog of a rich-text input: the record editor renders it beside its form,
+ * outside the field's <label> (whose clicks go to its first button) and the <form> (Enter). */
+const linkDialog = signal<((url: string) => void) | null>(null);
+
+/** The link dialog of the rich-text editor: the URL for the selected text (or, with no text
+ * selected, a link whose text is the URL). Enter inserts. */
+function LinkDialog({ onInsert, onClose }: { onInsert: (url: string) => void; onClose: () => void }) {
+  const [url, setUrl] = useState('https://');
+  const insert = () => {
+    const u = url.trim();
+    if (u && u !== 'https://') onInsert(u);
+  };
+  return (
+    <Modal title="Insert link" onClose={onClose} small class="link-dialog">
+      <Labeled label="URL">
+        <input
+          name="linkUrl"
+          type="url"
+          value={url}
+          onInput={(e) => setUrl(e.currentTarget.value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter') {
+              e.preventDefault();
+              insert();
+            }
+          }}
+        />
+      </Labeled>
+      <div class="actions">
+        <button type="button" class="btn" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" class="btn primary" onClick={insert} disabled={!url.trim() || url.trim() === 'https://'}>
+          Insert link
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
 function RichText({ value, onChange, name }: { value: string; onChange: (v: string) => void; name: string }) {
   const ref = useRef<HTMLDivElement>(null);
+  // the editor's selection when the link dialog opened (the dialog's input takes the focus)
+  const saved = useRef<Range | null>(null);
   useEffect(() => {
     if (ref.current && ref.current.innerHTML !== value) ref.current.innerHTML = value || '';
+    return () => void (linkDialog.value = null);
   }, []);
   const cmd = (c: string, arg?: string) => {
     document.execCommand(c, false, arg);
     ref.current?.focus();
     onChange(ref.current!.innerHTML);
+  };
+  const openLink = () => {
+    const sel = window.getSelection();
+    const r = sel && sel.rangeCount ? sel.getRangeAt(0) : null;
+    saved.current = r && ref.current?.contains(r.commonAncestorContainer) ? r.cloneRange() : null;
+    linkDialog.value = insertLink;
+  };
+  const insertLink = (url: string) => {
+    linkDialog.value = null;
+    const el = ref.current!;
+    el.focus();
+    const sel = window.getSelection()!;
+    sel.removeAllRanges();
+    if (saved.current) sel.addRange(saved.current);
+    else {
+      const end = document.createRange();
+      end.selectNodeContents(el);
+      end.collapse(false);
+      sel.addRange(end);
+    }
+    if (sel.isCollapsed) {
+      const a = document.createElement('a');
+      a.href = url;
+      a.textContent = url;
+      cmd('insertHTML', a.outerHTML);
+    } else cmd('createLink', url);
   };
   return (
     <div class="rte">
@@ -36,14 +106,7 @@ function RichText({ value, onChange, name }: { value: string; onChange: (v: stri
         <button type="button" class="btn small" onClick={() => cmd('formatBlock', 'h3')}>
           H
         </button>
-        <button
-          type="button"
-          class="btn small"
-          onClick={() => {
-            const url = prompt('Link URL');
-            if (url) cmd('createLink', url);
-          }}
-        >
+        <button type="button" class="btn small" onMouseDown={(e) => e.preventDefault()} onClick={openLink}>
           Link
         </button>
       </div>
@@ -549,7 +612,7 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
               )}
               {impersonating && <ImpersonateModal coll={coll} id={id} onClose={() => setImpersonating(false)} />}
               {id && coll.name !== '_superusers' && (
-                <div>
+                <div class="external-auths">
                   <span class="label">External auths</span>
                   {externals.length ? (
                     <ul class="plain">
@@ -602,6 +665,7 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
           )}
         </form>
       )}
+      {linkDialog.value && <LinkDialog onInsert={linkDialog.value} onClose={() => (linkDialog.value = null)} />}
     </Modal>
   );
 }

@@ -368,7 +368,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
         </table>
       </div>
       <Pager total={total} page={page} pages={pages} setPage={setPage} showPage />
-      {sub[0] === 'edit' && <CollectionEditor coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
+      {sub[0] === 'edit' && <CollectionEditor coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} onTruncated={load} />}
       {sub[0] === 'api' && <ApiPreview coll={coll} onClose={() => navigate(`/collections/${coll.name}`)} />}
       {recordId && <RecordEditor key={recordId} coll={coll} id={recordId === 'new' ? '' : recordId} onClose={() => navigate(`/collections/${coll.name}`)} onSaved={load} />}
       {explaining && <ExplainModal coll={coll} filter={searchFilter(coll, search)} sort={sort} onClose={() => setExplaining(false)} />}

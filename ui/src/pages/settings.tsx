@@ -61,7 +61,9 @@ function SettingsForm({ title, specs, extra }: { title: string; specs: Spec[]; e
         {kind === 'select' ? (
           <select name={p} value={v} onChange={(e) => set(e.currentTarget.value)}>
             {options!.map((o) => (
-              <option key={o}>{o}</option>
+              <option key={o} value={o}>
+                {o || 'default'}
+              </option>
             ))}
           </select>
         ) : kind === 'list' ? (
@@ -166,9 +168,12 @@ function Application() {
 function Mail() {
   const [email, setEmail] = useState('');
   const [template, setTemplate] = useState('verification');
+  // the auth collection whose mail template is sent (its templates can differ)
+  const [coll, setColl] = useState('_superusers');
+  const auths = collections.value.filter((c) => c.type === 'auth');
   const test = async () => {
     try {
-      await pb.settings.testEmail('_superusers', email, template);
+      await pb.settings.testEmail(coll, email, template);
       toast('Test email sent.');
     } catch (e) {
       toast(errMessage(e), 'err');
@@ -186,7 +191,7 @@ function Mail() {
           ['smtp.port', 'number', 'Port'],
           ['smtp.username', 'text', 'Username'],
           ['smtp.password', 'password', 'Password'],
-          ['smtp.authMethod', 'select', 'Auth method', ['PLAIN', 'LOGIN']],
+          ['smtp.authMethod', 'select', 'Auth method', ['', 'PLAIN', 'LOGIN']],
           ['smtp.tls', 'bool', 'TLS encryption'],
           ['smtp.localName', 'text', 'EHLO/HELO domain'],
         ]}
@@ -198,6 +203,11 @@ function Mail() {
           <select value={template} onChange={(e) => setTemplate(e.currentTarget.value)} aria-label="Template">
             {['verification', 'password-reset', 'email-change', 'otp', 'login-alert'].map((t) => (
               <option key={t}>{t}</option>
+            ))}
+          </select>
+          <select value={coll} onChange={(e) => setColl(e.currentTarget.value)} aria-label="Auth collection">
+            {(auths.length ? auths : [{ name: '_superusers' }]).map((c) => (
+              <option key={c.name}>{c.name}</option>
             ))}
           </select>
           <button class="btn" onClick={test} disabled={!email}>
@@ -316,43 +326,45 @@ function Backups() {
         </label>
       </div>
       {busy === 'restore' && <p class="notice">Restoring… the page reloads when the server is back.</p>}
-      <table class="table backups">
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>Size</th>
-            <th>Modified</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {(list || []).map((b) => (
-            <tr key={b.key} data-key={b.key}>
-              <td>{b.key}</td>
-              <td>{(b.size / 1024).toFixed(1)} KB</td>
-              <td class="nowrap">{fmtDate(b.modified)}</td>
-              <td class="nowrap">
-                <button class="btn small" onClick={() => download(b.key)}>
-                  Download
-                </button>{' '}
-                <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
-                  Restore
-                </button>{' '}
-                <button class="btn small danger" onClick={() => del(b.key)}>
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-          {list && !list.length && (
+      <div class="table-wrap">
+        <table class="table backups">
+          <thead>
             <tr>
-              <td colSpan={4} class="muted center">
-                No backups yet.
-              </td>
+              <th>Name</th>
+              <th>Size</th>
+              <th>Modified</th>
+              <th />
             </tr>
-          )}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {(list || []).map((b) => (
+              <tr key={b.key} data-key={b.key}>
+                <td>{b.key}</td>
+                <td>{(b.size / 1024).toFixed(1)} KB</td>
+                <td class="nowrap">{fmtDate(b.modified)}</td>
+                <td class="nowrap">
+                  <button class="btn small" onClick={() => download(b.key)}>
+                    Download
+                  </button>{' '}
+                  <button class="btn small" onClick={() => restore(b.key)} disabled={!!busy}>
+                    Restore
+                  </button>{' '}
+                  <button class="btn small danger" onClick={() => del(b.key)}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+            {list && !list.length && (
+              <tr>
+                <td colSpan={4} class="muted center">
+                  No backups yet.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
       <SettingsForm
         title="Backup options"
         specs={[['backups.cron', 'text', 'Auto backup cron (e.g. 0 0 * * *; empty = off)'], ['backups.cronMaxKeep', 'number', 'Max auto backups to keep'], ...s3Specs('backups.s3')]}
@@ -417,7 +429,10 @@ const strip = (c: any) => {
 };
 
 function Export() {
-  const json = JSON.stringify(collections.value.map(strip), null, 2);
+  // the collections left out of the export (all are in by default, as in PocketBase)
+  const [left, setLeft] = useState<string[]>([]);
+  const picked = collections.value.filter((c) => !left.includes(c.id));
+  const json = JSON.stringify(picked.map(strip), null, 2);
   const download = () => {
     const a = document.createElement('a');
     a.href = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
@@ -427,17 +442,55 @@ function Export() {
   return (
     <>
       <h2>Export collections</h2>
+      <div class="row wrap export-pick">
+        <Toggle label={<strong>All</strong>} name="export.all" checked={!left.length} onChange={(on) => setLeft(on ? [] : collections.value.map((c) => c.id))} />
+        {collections.value.map((c) => (
+          <Toggle key={c.id} label={c.name} name={`export.${c.name}`} checked={!left.includes(c.id)} onChange={(on) => setLeft(on ? left.filter((id) => id !== c.id) : [...left, c.id])} />
+        ))}
+      </div>
       <div class="row">
         <button class="btn" onClick={() => navigator.clipboard?.writeText(json).then(() => toast('Copied.'))}>
           Copy
         </button>
-        <button class="btn primary" onClick={download}>
+        <button class="btn primary" onClick={download} disabled={!picked.length}>
           Download JSON
         </button>
       </div>
       <pre class="code export">{json}</pre>
     </>
   );
+}
+
+const show = (v: any) => (v === undefined ? '(unset)' : JSON.stringify(v));
+
+/** What importing `nu` over the existing collection `old` changes, one line per change:
+ * fields added, removed (their data goes), renamed or with changed options (fields are matched
+ * by id, then by name), and any other changed property. Properties absent from `nu` are left
+ * alone by the import, so they are not compared. */
+function schemaDiff(old: any, nu: any): string[] {
+  const lines: string[] = [];
+  if (Array.isArray(nu.fields)) {
+    const olds: any[] = old.fields || [];
+    const matched = new Set<any>();
+    const inNewOrder: any[] = []; // the existing fields, in the order of the import
+    for (const f of nu.fields) {
+      const o = olds.find((x) => f.id && x.id === f.id) || olds.find((x) => !matched.has(x) && x.name === f.name && !nu.fields.some((y: any) => y !== f && y.id && y.id === x.id));
+      if (!o) {
+        lines.push(`+ field ${f.name} (${f.type})`);
+        continue;
+      }
+      matched.add(o);
+      inNewOrder.push(o);
+      if (o.name !== f.name) lines.push(`~ field ${o.name} renamed to ${f.name}`);
+      for (const k of Object.keys(f).filter((k) => k !== 'name' && k !== 'id' && JSON.stringify(f[k]) !== JSON.stringify(o[k]))) lines.push(`~ field ${f.name}.${k}: ${show(o[k])} → ${show(f[k])}`);
+    }
+    for (const o of olds.filter((x) => !matched.has(x))) lines.push(`− field ${o.name} (${o.type}) and its data`);
+    if (inNewOrder.some((o, i) => o !== olds.filter((x) => matched.has(x))[i])) lines.push('~ fields reordered');
+  }
+  for (const k of Object.keys(nu).filter((k) => !['id', 'fields', 'created', 'updated'].includes(k))) {
+    if (JSON.stringify(nu[k]) !== JSON.stringify(old[k])) lines.push(`~ ${k}: ${show(old[k])} → ${show(nu[k])}`);
+  }
+  return lines;
 }
 
 function Import() {
@@ -459,7 +512,7 @@ function Import() {
   const existing = collections.value;
   const find = (c: any) => existing.find((x) => (c.id && x.id === c.id) || x.name === c.name);
   const added = (parsed || []).filter((c) => !find(c));
-  const changed = (parsed || []).filter((c) => find(c) && JSON.stringify(strip(find(c))) !== JSON.stringify(strip({ ...find(c), ...c })));
+  const changed = (parsed || []).filter((c) => find(c) && schemaDiff(find(c), c).length > 0);
   const deleted = deleteMissing ? existing.filter((x) => !x.system && !(parsed || []).some((c) => (c.id && c.id === x.id) || c.name === x.name)) : [];
   const apply = async () => {
     if (deleted.length && !(await confirmDialog(`Import will DELETE ${deleted.map((d) => d.name).join(', ')} with their data. Continue?`, 'Import'))) return;
@@ -479,7 +532,7 @@ function Import() {
       <input type="file" accept=".json" onChange={async (e) => setText(await e.currentTarget.files![0].text())} />
       <textarea class="code" rows={10} name="importJson" placeholder="Paste the exported JSON" value={text} onInput={(e) => (setText(e.currentTarget.value), setParsed(null))} />
       {error && <p class="error">{error}</p>}
-      <Toggle label="Delete collections (and their data) missing from the import" checked={deleteMissing} onChange={setDeleteMissing} />
+      <Toggle label="Delete collections (and their data) missing from the import" name="deleteMissing" checked={deleteMissing} onChange={(v) => (setDeleteMissing(v), setParsed(null))} />
       <div class="row">
         <button class="btn" onClick={review} disabled={!text}>
           Review
@@ -494,17 +547,18 @@ function Import() {
               + {c.name} (new {c.type || 'base'} collection)
             </div>
           ))}
-          {changed.map((c) => {
-            const old = find(c)!;
-            const fieldsOld = old.fields.map((f: any) => f.name);
-            const fieldsNew = (c.fields || old.fields).map((f: any) => f.name);
-            return (
-              <div class="diff-change" key={c.name}>
-                ~ {c.name}: fields +[{fieldsNew.filter((n: string) => !fieldsOld.includes(n)).join(', ')}] −[{fieldsOld.filter((n: string) => !fieldsNew.includes(n)).join(', ')}]
-                {['listRule', 'viewRule', 'createRule', 'updateRule', 'deleteRule'].filter((r) => r in c && c[r] !== old[r]).map((r) => ` ${r}: ${JSON.stringify(old[r])} → ${JSON.stringify(c[r])}`)}
-              </div>
-            );
-          })}
+          {changed.map((c) => (
+            <div class="diff-change" key={c.name}>
+              ~ {c.name}
+              <ul>
+                {schemaDiff(find(c)!, c).map((line, i) => (
+                  <li key={i} class={line[0] === '+' ? 'diff-add' : line[0] === '−' ? 'diff-del' : ''}>
+                    {line}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ))}
           {deleted.map((c) => (
             <div class="diff-del" key={c.name}>
               − {c.name} (deleted)

