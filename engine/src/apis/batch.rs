@@ -285,7 +285,7 @@ fn sub_request(base: &Request, item: &Item, query: &str, params: Vec<(String, St
 async fn prepare(
     ctx: &AppCtx,
     base: &Request,
-    item: Item,
+    mut item: Item,
     state: &mut BatchState,
 ) -> Result<Prepared, ApiError> {
     let unknown = || ApiError::bad_request(Some(UNKNOWN));
@@ -309,9 +309,10 @@ async fn prepare(
         }
         v
     };
+    // taken, not copied: a batch value may be 128 MiB
     let body = RecordBody {
-        data: item.body.clone(),
-        uploads: item.uploads.clone(),
+        data: std::mem::take(&mut item.body),
+        uploads: std::mem::take(&mut item.uploads),
     };
     match &act {
         Action::Create(c) => {
@@ -344,7 +345,7 @@ async fn prepare(
             .await
         }
         Action::Upsert(c) => {
-            let id = match item.body.get("id") {
+            let id = match body.data.get("id") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(v) => v.to_string(),
@@ -440,6 +441,7 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
     let started = Instant::now();
     let mut state = BatchState::default();
+    state.big = req.body.len() > OFFLOAD_PARSE_BYTES;
     let mut writes = Vec::with_capacity(items.len());
     let mut afters = Vec::with_capacity(items.len());
     // each answer is picked by its own URL's `fields=`, as the request pipeline does

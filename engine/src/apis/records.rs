@@ -7,8 +7,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{now_ms, query_error, resolve_flags, Caller};
 use crate::records::expand::Expander;
-use crate::records::json::Writer;
-use crate::records::{bound, quote, save, write_rows, Arena};
+use crate::records::{
+    bound, encode_big_rows, quote, save, write_records, write_rows, Arena, BigRows,
+};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -159,6 +160,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = String::with_capacity(256 + 256 * per_page.min(64) as usize);
     out.push_str("{\"items\":[");
     let mut arena = Arena::default();
+    let mut big = BigRows::new();
     // a rule or filter folded to FALSE for this caller: PocketBase's query finds nothing,
     // so the page is empty without touching the table
     let (items, total) = if compiled.never {
@@ -168,7 +170,9 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .read(|conn| {
                 let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
                 let items = if plain {
-                    write_rows(&coll, &mut stmt, &params, superuser, &mut out, ",")?;
+                    write_rows(
+                        &coll, &mut stmt, &params, superuser, &mut out, ",", &mut big,
+                    )?;
                     Vec::new()
                 } else {
                     arena.load(&coll, &mut stmt, &params)?
@@ -185,16 +189,14 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .map_err(|_| ApiError::bad_request(None))?
     };
 
-    if !plain {
+    let cpu = &ctx.shared.cpu;
+    let mut out = if plain {
+        encode_big_rows(cpu, &coll, superuser, out, big).await
+    } else {
         enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
-        let mut writer = Writer::new();
-        for (i, &r) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            writer.write(&mut out, &arena, r);
-        }
+        write_records(cpu, arena, items.to_vec(), ",", out).await
     }
+    .map_err(|_| ApiError::internal())?;
     out.push_str("],\"page\":");
     gojson::write_i64(&mut out, page);
     out.push_str(",\"perPage\":");
@@ -253,18 +255,22 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     params.push(QValue::Text(id));
     if straight_from_row(&coll, &query) {
         let mut out = String::with_capacity(512);
+        let mut big = BigRows::new();
         let found = ctx
             .reader
             .read(|conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 Ok(write_rows(
-                    &coll, &mut stmt, &params, superuser, &mut out, "",
+                    &coll, &mut stmt, &params, superuser, &mut out, "", &mut big,
                 )?)
             })
             .map_err(|_| ApiError::not_found(None))?;
         if found == 0 {
             return Err(ApiError::not_found(None));
         }
+        let out = encode_big_rows(&ctx.shared.cpu, &coll, superuser, out, big)
+            .await
+            .map_err(|_| ApiError::internal())?;
         return Ok(respond(out));
     }
     let mut arena = Arena::default();
@@ -279,8 +285,15 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(ApiError::not_found(None));
     }
     enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
-    let mut out = String::with_capacity(512);
-    Writer::new().write(&mut out, &arena, found[0]);
+    let out = write_records(
+        &ctx.shared.cpu,
+        arena,
+        vec![found[0]],
+        "",
+        String::with_capacity(512),
+    )
+    .await
+    .map_err(|_| ApiError::internal())?;
     Ok(respond(out))
 }
 

@@ -23,6 +23,7 @@ pub mod validate;
 pub mod value;
 pub mod write;
 
+use crate::offload::{Canceled, CpuPool};
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite::types::ValueRef;
@@ -207,10 +208,98 @@ fn column_slots(coll: &Collection, stmt: &Statement<'_>) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// Records whose stored values hold more than this many bytes are encoded as JSON on the CPU
+/// pool (`crate::offload`), not on the worker: a 48 MiB record (32 MiB of small JSON numbers,
+/// 16 MiB of text) held the worker 1.3 s of CPU (debug build) while its answer was written.
+/// Below it a record costs well under a millisecond, and stays on the worker (no pool hop).
+pub const OFFLOAD_ENCODE_BYTES: usize = 64 << 10;
+
+/// Rows [`write_rows`] copied out instead of encoding them (each bigger than
+/// [`OFFLOAD_ENCODE_BYTES`]): where in `out` each one belongs, and its values in field order.
+pub type BigRows = Vec<(usize, Vec<SqlVal>)>;
+
+/// Encodes the rows [`write_rows`] left in `big` and puts each in its place in `out`: on the
+/// CPU pool (they are big by definition); `out` as it is when there are none.
+pub async fn encode_big_rows(
+    cpu: &CpuPool,
+    coll: &Arc<Collection>,
+    unhide: bool,
+    out: String,
+    big: BigRows,
+) -> Result<String, Canceled> {
+    if big.is_empty() {
+        return Ok(out);
+    }
+    let coll = coll.clone();
+    cpu.run(move || {
+        let values: usize = big
+            .iter()
+            .flat_map(|(_, v)| v)
+            .map(|v| match v {
+                SqlVal::Text(t) => t.len(),
+                _ => 8,
+            })
+            .sum();
+        let mut joined = String::with_capacity(out.len() + values + values / 8);
+        let mut writer = json::Writer::new();
+        let mut at = 0;
+        for (offset, values) in big {
+            joined.push_str(&out[at..offset]);
+            at = offset;
+            writer.write_plain(&mut joined, &coll, unhide, |i| {
+                values.get(i).map_or(SqlRef::Null, SqlVal::borrow)
+            });
+        }
+        joined.push_str(&out[at..]);
+        joined
+    })
+    .await
+}
+
+/// Bytes the values of `arena`'s records take (text length; 8 for anything else).
+pub fn arena_bytes(arena: &Arena) -> usize {
+    arena
+        .recs
+        .iter()
+        .flat_map(|r| &r.values)
+        .map(|v| match v {
+            SqlVal::Text(t) => t.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// Appends the records `items` of `arena` to `out`, `sep` between them: on the CPU pool when
+/// the arena's values are over [`OFFLOAD_ENCODE_BYTES`], else here.
+pub async fn write_records(
+    cpu: &CpuPool,
+    arena: Arena,
+    items: Vec<usize>,
+    sep: &'static str,
+    mut out: String,
+) -> Result<String, Canceled> {
+    let big = arena_bytes(&arena) > OFFLOAD_ENCODE_BYTES;
+    let write = move || {
+        let mut writer = json::Writer::new();
+        for (i, &r) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            writer.write(&mut out, &arena, r);
+        }
+        out
+    };
+    if !big {
+        return Ok(write());
+    }
+    cpu.run(write).await
+}
+
 /// Runs `stmt` and writes each row's record JSON straight from SQLite's buffers, `sep`
 /// between records: no [`SqlVal`] copies and no arena. Only for reads whose records need
 /// nothing resolved after loading: not an auth collection (email visibility) and no
 /// `expand`; `unhide` is the superuser flag. Returns the number of records written.
+/// A row over [`OFFLOAD_ENCODE_BYTES`] is copied into `big` instead, for [`encode_big_rows`].
 pub fn write_rows(
     coll: &Arc<Collection>,
     stmt: &mut Statement<'_>,
@@ -218,6 +307,7 @@ pub fn write_rows(
     unhide: bool,
     out: &mut String,
     sep: &str,
+    big: &mut BigRows,
 ) -> rusqlite::Result<usize> {
     let count = stmt.parameter_count();
     let mut rows = stmt.query(bound(params, count))?;
@@ -241,11 +331,25 @@ pub fn write_rows(
         }
         let start = out.len();
         let not_utf8 = std::cell::Cell::new(false);
+        // bytes of the values written so far: past OFFLOAD_ENCODE_BYTES the rest are skipped
+        // and the row goes to `big` (at most that much was encoded here for nothing; summing
+        // the sizes first instead read every column twice: +15 % instructions on a page of 30)
+        let seen = std::cell::Cell::new(0usize);
         writer.write_plain(out, coll, unhide, |i| {
             let Some(c) = cols.get(i).copied().flatten() else {
                 return SqlRef::Null;
             };
-            match row.get_ref(c).ok().and_then(SqlRef::from_value) {
+            if seen.get() > OFFLOAD_ENCODE_BYTES {
+                return SqlRef::Null;
+            }
+            let v = row.get_ref(c).ok();
+            if let Some(ValueRef::Text(t) | ValueRef::Blob(t)) = v {
+                seen.set(seen.get() + t.len());
+                if seen.get() > OFFLOAD_ENCODE_BYTES {
+                    return SqlRef::Null;
+                }
+            }
+            match v.and_then(SqlRef::from_value) {
                 Some(v) => v,
                 None => {
                     not_utf8.set(true);
@@ -253,6 +357,16 @@ pub fn write_rows(
                 }
             }
         });
+        if seen.get() > OFFLOAD_ENCODE_BYTES {
+            out.truncate(start);
+            let values = cols
+                .iter()
+                .map(|c| c.map_or(Ok(SqlVal::Null), |c| row.get_ref(c).map(SqlVal::from_ref)))
+                .collect::<rusqlite::Result<Vec<SqlVal>>>()?;
+            big.push((out.len(), values));
+            n += 1;
+            continue;
+        }
         if not_utf8.get() {
             // rare: redo the record with owned values, invalid bytes replaced
             out.truncate(start);

@@ -7,10 +7,11 @@ use super::event::{Action, RecordEvent};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
-use crate::apis::body::{record_body, RecordBody};
+use crate::apis::body::{record_body, RecordBody, OFFLOAD_PARSE_BYTES};
 use crate::ctx::AppCtx;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::go::query_pairs;
+use crate::offload::DropOnPool;
 use crate::schema::SchemaPair;
 use pocketbun_http::{Request, Response};
 use pocketbun_query::Value as QValue;
@@ -441,6 +442,9 @@ pub struct Done {
 #[derive(Default)]
 pub struct BatchState {
     rows: HashMap<(String, String), Option<Vec<SqlVal>>>,
+    /// The batch body was over [`OFFLOAD_PARSE_BYTES`]: each operation's data is converted
+    /// on the CPU pool (its own size is not known without walking it).
+    pub big: bool,
 }
 
 impl BatchState {
@@ -478,7 +482,7 @@ pub struct After {
     op: Op,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
-    caller: Caller,
+    caller: DropOnPool<Caller>,
     query: Vec<(String, String)>,
     id: String,
     dir: PathBuf,
@@ -515,25 +519,80 @@ impl After {
         match self.op {
             Op::Delete => Ok(Response::new(204)),
             Op::Upsert => match done.values {
-                Some(values) => respond_values(
-                    ctx,
-                    &self.schema,
-                    &self.caller,
-                    &self.coll,
-                    values,
-                    &self.query,
-                ),
-                None => respond_record(
-                    ctx,
-                    &self.schema,
-                    &self.caller,
-                    &self.coll,
-                    &self.id,
-                    &self.query,
-                ),
+                Some(values) => {
+                    respond_values(
+                        ctx,
+                        &self.schema,
+                        &self.caller,
+                        &self.coll,
+                        values,
+                        &self.query,
+                    )
+                    .await
+                }
+                None => {
+                    respond_record(
+                        ctx,
+                        &self.schema,
+                        &self.caller,
+                        &self.coll,
+                        &self.id,
+                        &self.query,
+                    )
+                    .await
+                }
             },
         }
     }
+}
+
+/// The request data onto the draft: PocketBase's resolution of modifiers and uploads, hidden
+/// fields dropped for non-superusers, the `@request.body` rules see, the draft's id before
+/// the data set it (what the stored record is looked up by), then the form load. `big`
+/// (on the CPU pool): JSON values over [`OFFLOAD_PARSE_BYTES`] are also checked here, so
+/// validation on the worker does not parse them again. A 64 MiB create (32 MiB of small JSON
+/// numbers) spent seconds of CPU here (debug build): each JSON value is encoded, checked and
+/// decoded by the resolution, and encoded again by the load.
+fn convert_body(
+    mut draft: Draft,
+    body: RecordBody,
+    superuser: bool,
+    big: bool,
+) -> (
+    Draft,
+    serde_json::Map<String, serde_json::Value>,
+    String,
+    FormInput,
+) {
+    let coll = draft.coll.clone();
+    let mut data = draft.resolve(body.data, body.uploads);
+    if !superuser {
+        for f in &coll.fields {
+            if f.hidden && !(coll.is_auth() && f.name == "password") {
+                data.remove(&f.name);
+            }
+        }
+    }
+    // superusers skip the rules: no copy of the body for them
+    let rules_body = if superuser {
+        serde_json::Map::new()
+    } else {
+        draft.body_for_rules(&data)
+    };
+    let stored_id = draft.id();
+    let form = draft.load(&data, superuser);
+    if big {
+        for (i, v) in draft.vals.iter().enumerate() {
+            if let Val::Json(Some(text)) = v {
+                if text.len() > OFFLOAD_PARSE_BYTES && crate::json_strict::is_valid(text) {
+                    draft.valid_json.push(i);
+                }
+            }
+        }
+    }
+    // the request data goes here too, off the worker when big
+    drop(data);
+    (draft, rules_body, stored_id, form)
 }
 
 /// Runs one prepared write in its own writer job and renders its outcome.
@@ -583,6 +642,7 @@ fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
         }
     }
     draft.original = now.original;
+    draft.valid_json.clear();
     Ok(())
 }
 
@@ -673,7 +733,13 @@ pub async fn prepare_upsert(
     };
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let query = query_pairs(req.query());
-    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
+    let caller = Caller::from_request(ctx, &schema, req, &query)?;
+    let big = match batch.as_deref() {
+        Some(b) => b.big,
+        None => req.body.len() > OFFLOAD_PARSE_BYTES,
+    };
+    // holds the `@request.body` of rules, as big as the body: freed on the pool then
+    let mut caller = DropOnPool::new(caller, &ctx.shared.cpu, big);
     if batch.is_some() {
         caller.info.context = "batch".into();
     }
@@ -711,19 +777,20 @@ pub async fn prepare_upsert(
         }
         other => other,
     };
-    let mut draft = match &existing {
+    let draft = match &existing {
         None => Draft::new(coll.clone()),
         Some(row) => Draft::from_row(coll.clone(), row),
     };
-    let mut data = draft.resolve(body.data, body.uploads);
-    if !superuser {
-        for f in &coll.fields {
-            if f.hidden && !(coll.is_auth() && f.name == "password") {
-                data.remove(&f.name);
-            }
-        }
-    }
-    caller.info.body = draft.body_for_rules(&data);
+    let (mut draft, rules_body, stored_id, form) = if big {
+        ctx.shared
+            .cpu
+            .run(move || convert_body(draft, body, superuser, true))
+            .await
+            .map_err(|_| ApiError::internal())?
+    } else {
+        convert_body(draft, body, superuser, false)
+    };
+    caller.info.body = rules_body;
 
     let mut checks: Vec<Check> = Vec::new();
     let mut access = if superuser {
@@ -733,7 +800,7 @@ pub async fn prepare_upsert(
     };
     if !is_new && !superuser && !rule_checked {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            let check = stored_check(ctx, &schema, &coll, r, &caller, &draft.id());
+            let check = stored_check(ctx, &schema, &coll, r, &caller, &stored_id);
             match check {
                 Some((sql, values)) if defer => {
                     checks.push((sql, values, ApiError::not_found(None)));
@@ -743,7 +810,6 @@ pub async fn prepare_upsert(
             }
         }
     }
-    let form: FormInput = draft.load(&data, superuser);
     if is_new && !superuser {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
             match draft_check(ctx, &schema, &draft, r, &caller) {
@@ -914,7 +980,7 @@ pub async fn prepare_upsert(
 }
 
 /// The saved record as the read path serialises it (flags, `expand`, `fields`).
-fn respond_record(
+async fn respond_record(
     ctx: &AppCtx,
     schema: &SchemaPair,
     caller: &Caller,
@@ -925,11 +991,12 @@ fn respond_record(
     let values = load_row(ctx, coll, id)
         .map_err(|_| ApiError::internal())?
         .ok_or_else(|| ApiError::not_found(None))?;
-    respond_values(ctx, schema, caller, coll, values, query)
+    respond_values(ctx, schema, caller, coll, values, query).await
 }
 
-/// A record row as the read path serialises it.
-fn respond_values(
+/// A record row as the read path serialises it (on the CPU pool when big:
+/// [`super::write_records`]).
+async fn respond_values(
     ctx: &AppCtx,
     schema: &SchemaPair,
     caller: &Caller,
@@ -947,8 +1014,9 @@ fn respond_values(
     });
     let found = [0];
     crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
-    let mut out = String::with_capacity(512);
-    super::json::Writer::new().write(&mut out, &arena, found[0]);
+    let out = super::write_records(&ctx.shared.cpu, arena, found.to_vec(), "", String::new())
+        .await
+        .map_err(|_| ApiError::internal())?;
     Ok(crate::apis::records::respond(out))
 }
 
@@ -1050,7 +1118,7 @@ pub async fn prepare_delete(
             dir: files::record_dir(ctx.shared.store.dir(), &coll.id, &id),
             schema,
             coll,
-            caller,
+            caller: DropOnPool::new(caller, &ctx.shared.cpu, false),
             query,
             id,
             written: Vec::new(),

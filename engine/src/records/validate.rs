@@ -413,7 +413,10 @@ pub fn fields(
                         )
                         .param("maxSize", max),
                     )
-                } else if !text.is_empty() && !crate::json_strict::is_valid(text) {
+                } else if !text.is_empty()
+                    && !draft.valid_json.contains(&i)
+                    && !crate::json_strict::is_valid(text)
+                {
                     // a duplicate key too (PocketBase 0.40), e.g. a multipart `json` field
                     Some(FieldError::new(
                         "validation_invalid_json",

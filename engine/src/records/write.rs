@@ -493,6 +493,9 @@ pub struct Draft {
     pub original: Vec<Val>,
     pub is_new: bool,
     pub new_files: Vec<NewFile>,
+    /// Fields whose JSON text (as `vals` holds it now) was already found valid, off the
+    /// worker (`save::convert_body`); validation does not parse them again.
+    pub valid_json: Vec<usize>,
 }
 
 /// What the upsert form reads besides the fields (auth collections).
@@ -512,6 +515,7 @@ impl Draft {
             coll,
             is_new: true,
             new_files: Vec::new(),
+            valid_json: Vec::new(),
         }
     }
 
@@ -528,6 +532,7 @@ impl Draft {
             coll,
             is_new: false,
             new_files: Vec::new(),
+            valid_json: Vec::new(),
         }
     }
 
