@@ -1,19 +1,22 @@
 //! pb_data directories move between PocketBun and the real PocketBase:
 //! PocketBun creates the directory and the superusers, PocketBase logs in;
-//! PocketBase creates them, PocketBun reads (and updates) them. The
-//! superuser command (engine/src/superuser.rs) is compiled in here so it is
-//! exercised against the real binary, message for message.
+//! PocketBase creates them, PocketBun reads (and updates) them. PocketBun's
+//! `superuser` command runs as the real `pocketbun` binary, and is compared
+//! with PocketBase's message for message.
 
 mod common;
-
-#[path = "../../engine/src/superuser.rs"]
-#[allow(dead_code)]
-mod superuser;
 
 use std::path::Path;
 
 use pocketbun_storage::{Store, StoreOptions};
-use superuser::SuperuserAction as A;
+
+/// `pocketbun superuser …` on `dir`: what it printed, without Go's log time prefix.
+fn pocketbun_superuser(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["superuser"];
+    all.extend_from_slice(args);
+    let out = common::pb_cli(&pocketbun_tests::pocketbun_bin(), dir, &all);
+    without_go_log_time(out.trim_end()).to_string()
+}
 
 fn login_ok(port: u16, email: &str, password: &str) -> bool {
     let (status, body) = common::superuser_login(port, email, password);
@@ -31,26 +34,18 @@ fn pocketbun_dir_and_superusers_work_in_pocketbase() {
         return;
     };
     let dir = common::temp_dir("pbun-to-pb").join("pb_data");
-    let store = Store::open(&dir, StoreOptions::default()).unwrap();
     assert_eq!(
-        superuser::run(&store, A::Create, "admin@example.com", Some("1234567890")),
-        Ok("Successfully created new superuser \"admin@example.com\"!".into())
+        pocketbun_superuser(&dir, &["create", "admin@example.com", "1234567890"]),
+        "Successfully created new superuser \"admin@example.com\"!"
     );
     assert_eq!(
-        superuser::run(&store, A::Upsert, "second@example.com", Some("abcdefghij")),
-        Ok("Successfully saved superuser \"second@example.com\"!".into())
+        pocketbun_superuser(&dir, &["upsert", "second@example.com", "abcdefghij"]),
+        "Successfully saved superuser \"second@example.com\"!"
     );
     assert_eq!(
-        superuser::run(
-            &store,
-            A::Update,
-            "second@example.com",
-            Some("new-password-1")
-        ),
-        Ok("Successfully changed superuser \"second@example.com\" password!".into())
+        pocketbun_superuser(&dir, &["update", "second@example.com", "new-password-1"]),
+        "Successfully changed superuser \"second@example.com\" password!"
     );
-    store.close();
-    drop(store);
 
     let server = common::PbServer::start(&bin, &dir);
     assert!(login_ok(server.port, "admin@example.com", "1234567890"));
@@ -102,17 +97,14 @@ fn pocketbase_dir_and_superusers_open_in_pocketbun() {
         .unwrap();
     assert_eq!(collections, 6);
 
-    // PocketBun changes the password, PocketBase accepts the new one
-    assert!(superuser::run(
-        &store,
-        A::Update,
-        "root@example.com",
-        Some("changed-by-pbun")
-    )
-    .is_ok());
     drop(reader);
     store.close();
     drop(store);
+    // PocketBun changes the password, PocketBase accepts the new one
+    assert_eq!(
+        pocketbun_superuser(&dir, &["update", "root@example.com", "changed-by-pbun"]),
+        "Successfully changed superuser \"root@example.com\" password!"
+    );
     let server = common::PbServer::start(&bin, &dir);
     assert!(login_ok(server.port, "root@example.com", "changed-by-pbun"));
     assert!(!login_ok(server.port, "root@example.com", "pa55word!!"));
@@ -127,7 +119,6 @@ fn superuser_command_messages_match_pocketbase() {
     };
     let pb_dir = common::temp_dir("su-pb").join("pb_data");
     let our_dir = common::temp_dir("su-ours").join("pb_data");
-    let store = Store::open(&our_dir, StoreOptions::default()).unwrap();
     let long = "x".repeat(72);
     let max = "x".repeat(71);
     let cases: Vec<(&str, &str, Option<&str>)> = vec![
@@ -172,17 +163,8 @@ fn superuser_command_messages_match_pocketbase() {
         let theirs = common::pb_cli(&bin, &pb_dir, &args);
         let theirs = without_go_log_time(theirs.trim_end());
         assert!(!theirs.is_empty(), "no output from pocketbase {args:?}");
-        let act = match action {
-            "create" => A::Create,
-            "update" => A::Update,
-            "upsert" => A::Upsert,
-            _ => A::Delete,
-        };
-        let ours = match superuser::run(&store, act, email, password) {
-            Ok(msg) => msg,
-            // the CLI prints a failure after Go's log time prefix, as PocketBase 0.40 does
-            Err(e) => e,
-        };
+        // a failure is printed after Go's log time prefix by both, as PocketBase 0.40 does
+        let ours = pocketbun_superuser(&our_dir, &args[1..]);
         assert_eq!(ours, theirs, "superuser {action} {email:?} {password:?}");
     }
     // both directories end with the same superusers
@@ -196,7 +178,6 @@ fn superuser_command_messages_match_pocketbase() {
             .map(Result::unwrap)
             .collect()
     };
-    store.close();
     assert_eq!(emails(&our_dir), emails(&pb_dir));
 }
 
