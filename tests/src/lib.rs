@@ -31,6 +31,7 @@ pub mod pocketbase;
 pub mod s3;
 mod server;
 pub mod smtp;
+pub mod venv;
 
 pub use paths::{
     conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,
