@@ -65,9 +65,12 @@ fn spec(replicate: Option<(&str, &Path)>) -> ServerSpec {
     spec
 }
 
-/// A `file://` replica URL under `root`.
-fn file_replica(root: &Path) -> String {
-    format!("file://{}", root.join("replica").display())
+/// For `test`: Litestream (or the `need` policy), a temp dir, and a `file://` replica URL in it.
+fn setup(test: &str) -> Option<(PathBuf, tempfile::TempDir, String)> {
+    let litestream = need::litestream(test)?;
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", root.path().join("replica").display());
+    Some((litestream, root, url))
 }
 
 /// A `pocketbun` over a fresh [`template`] in `root`, replicating to `url` with `litestream`,
@@ -308,11 +311,9 @@ fn kill_9_loses_no_write_older_than_the_sync_interval() {
 #[test]
 fn supervisor_restarts_a_killed_litestream() {
     const TEST: &str = "supervisor_restarts_a_killed_litestream";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = file_replica(root.path());
     let (mut node, token) = replicated_node(root.path(), &url, &litestream);
 
     // guests (and the health probe) get PocketBase's exact answer
@@ -389,11 +390,9 @@ fn supervisor_restarts_a_killed_litestream() {
 #[test]
 fn replication_leaves_the_wal_to_litestream() {
     const TEST: &str = "replication_leaves_the_wal_to_litestream";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = file_replica(root.path());
     let template = template(root.path());
     // the same writes and the same clean stop, with a foreign connection open (so SQLite's
     // own close does not checkpoint): only PocketBun's TRUNCATE can empty the WAL
@@ -462,10 +461,9 @@ fn a_missing_litestream_stops_the_start() {
 #[test]
 fn litestream_errors_reach_the_log_and_health() {
     const TEST: &str = "litestream_errors_reach_the_log_and_health";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, _)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
     // a scheme Litestream does not know: it says so and exits 1, again after each restart
     let (node, token) = replicated_node(root.path(), "nosuch://replica/path", &litestream);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -508,11 +506,9 @@ fn litestream_errors_reach_the_log_and_health() {
 #[test]
 fn replication_follows_a_backup_restore() {
     const TEST: &str = "replication_follows_a_backup_restore";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = file_replica(root.path());
     let (mut node, token) = replicated_node(root.path(), &url, &litestream);
     create_notes(&node, &token);
     for n in 1..=3 {
