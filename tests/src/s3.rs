@@ -33,31 +33,9 @@ fn install() -> Option<PathBuf> {
     if python.is_file() && ready(&python) {
         return Some(python);
     }
-    let staging = target_dir().join(format!("moto-venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    eprintln!("installing moto[server] into {} ...", venv.display());
-    let ok = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&staging)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(staging.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "moto[server]",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        let _ = std::fs::remove_dir_all(&staging);
-        eprintln!("could not install moto[server]");
+    if let Err(e) = crate::venv::pip_install(&venv, "moto[server]") {
+        eprintln!("{e}");
         return None;
-    }
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging); // another process won the race
     }
     ready(&python).then_some(python)
 }

@@ -16,13 +16,9 @@
 //! Without Node or Chromium the browser part is skipped with one line, and fails under
 //! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::dashboard::{browser_setup, install_token, mail_drop};
-use pocketbun_tests::{http, pocketbase, Server, ServerSpec};
+use pocketbun_tests::dashboard::{dashboard_url, install_token, mail_drop, on_both_servers, Suite};
+use pocketbun_tests::{http, Server, ServerSpec};
 use std::process::Command;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn get(server: &Server, target: &str, accept_encoding: Option<&str>) -> http::Response {
     let mut req = http::Request::new("GET", target)
@@ -96,92 +92,28 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     child.wait_with_output().unwrap().stdout
 }
 
-/// Runs the browser suite against `server`, whose dashboard is at `dashboard_url`; `fresh` is
-/// a second never-installed server of the same kind (at `fresh_url`) for the installer's
-/// "initialize from a backup".
-fn run_e2e(
-    ui: &std::path::Path,
-    server: &Server,
-    dashboard_url: &str,
-    fresh: &Server,
-    fresh_url: &str,
-    version: &str,
-) {
-    let token = install_token(server);
+/// Runs the browser suite against `server`; `fresh` is a second never-installed server of the
+/// same kind for the installer's "initialize from a backup".
+fn run_e2e(ui: &std::path::Path, server: &Server, fresh: &Server, version: &str) {
     let fresh_token = install_token(fresh);
     let mail = mail_drop(server.root());
-    let out = Command::new("node")
-        .arg("tests/e2e.mjs")
-        .arg(dashboard_url)
-        .arg(&token)
-        .env("FAIL_SCREENSHOT_DIR", server.root())
-        .env("SERVER_KIND", server.kind().name())
-        .env("SERVER_VERSION", version)
-        .env("SMTP_PORT", mail.port.to_string())
-        .env("MAIL_DIR", &mail.dir)
-        .env("INSTALL2_URL", fresh_url)
-        .env("INSTALL2_TOKEN", &fresh_token)
-        .current_dir(ui)
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{} {version}:\n{stdout}", server.kind().name());
-    assert!(
-        out.status.success(),
-        "{} {version}: browser suite failed\n{stdout}{}\nserver log:\n{}\nfresh server log:\n{}",
-        server.kind().name(),
-        String::from_utf8_lossy(&out.stderr),
-        server.log(),
-        fresh.log()
-    );
+    let mut suite = Suite::new("e2e.mjs", "browser suite");
+    suite.env = vec![
+        ("SERVER_VERSION", version.into()),
+        ("SMTP_PORT", mail.port.to_string().into()),
+        ("MAIL_DIR", mail.dir.into()),
+        ("INSTALL2_URL", dashboard_url(fresh).into()),
+        ("INSTALL2_TOKEN", fresh_token.into()),
+    ];
+    suite.also_logs = vec![("fresh server", fresh)];
+    suite.run(ui, server, version);
 }
 
 #[test]
 fn dashboard_in_headless_chromium() {
-    let ui = match browser_setup() {
-        Ok(ui) => ui,
-        Err(why) if ci() => panic!("CI=true but the browser tests cannot run: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED: dashboard browser tests: {why}");
-            return;
-        }
-    };
-    let spec = ServerSpec::pocketbun();
-    let server = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    let fresh = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    run_e2e(
-        &ui,
-        &server,
-        &format!("http://127.0.0.1:{}/_/", server.port()),
-        &fresh,
-        &format!("http://127.0.0.1:{}/_/", fresh.port()),
-        env!("CARGO_PKG_VERSION"),
-    );
-    drop((server, fresh));
-
-    // the same build and suite against PocketBase's API (the version tests/src/pocketbase.rs
-    // picks: POCKETBASE_VERSION, default 0.40.6): PocketBase serves ui/dist as its public dir
-    let Some(mut spec) = ServerSpec::reference("dashboard_in_headless_chromium") else {
-        return;
-    };
-    let wanted = pocketbase::wanted_version();
-    let version = pocketbase::version_of(&spec.program).unwrap_or_default();
-    assert_eq!(
-        version,
-        wanted,
-        "{} is PocketBase {version:?}, but POCKETBASE_VERSION asks for {wanted}",
-        spec.program.display()
-    );
-    let dist = ui.join("dist");
-    spec.args.push(format!("--publicDir={}", dist.display()));
-    let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    let fresh = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    run_e2e(
-        &ui,
-        &pb,
-        &format!("http://127.0.0.1:{}/", pb.port()),
-        &fresh,
-        &format!("http://127.0.0.1:{}/", fresh.port()),
-        &version,
-    );
+    on_both_servers("dashboard_in_headless_chromium", |ui, spec, version| {
+        let server = Server::start(spec, None).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = Server::start(spec, None).unwrap_or_else(|e| panic!("{e}"));
+        run_e2e(ui, &server, &fresh, version);
+    });
 }

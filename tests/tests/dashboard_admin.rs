@@ -15,9 +15,9 @@
 //! Without Node, Chromium or moto the test is skipped with one line, and fails under
 //! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::dashboard::{browser_setup, install_token, mail_drop};
+use pocketbun_tests::dashboard::{mail_drop, on_both_servers, Suite};
 use pocketbun_tests::s3::{moto_python, S3Server};
-use pocketbun_tests::{need, pocketbase, target_dir, Server, ServerSpec};
+use pocketbun_tests::{need, target_dir, Server};
 use std::path::Path;
 use std::process::Command;
 
@@ -53,9 +53,8 @@ fn s3_credentials(s3: &S3Server) -> (String, String) {
     (lines.next().unwrap(), lines.next().unwrap())
 }
 
-/// Runs the admin browser suite against `server`, whose dashboard is at `dashboard_url`.
-fn run_admin_e2e(ui: &Path, server: &Server, dashboard_url: &str, version: &str) {
-    let token = install_token(server);
+/// Runs the admin browser suite against `server`.
+fn run_admin_e2e(ui: &Path, server: &Server, version: &str) {
     let mail = mail_drop(server.root());
     // kept after the run (the server's temp dir is not): a failed step's screenshot
     let shots = target_dir()
@@ -65,71 +64,26 @@ fn run_admin_e2e(ui: &Path, server: &Server, dashboard_url: &str, version: &str)
     // a fresh S3 server per run: moto's signature checks stay on once switched on
     let s3 = S3Server::start().expect("moto starts");
     let (key, secret) = s3_credentials(&s3);
-    let out = Command::new("node")
-        .arg("tests/e2e-admin.mjs")
-        .arg(dashboard_url)
-        .arg(&token)
-        .env("FAIL_SCREENSHOT_DIR", &shots)
-        .env("SERVER_KIND", server.kind().name())
-        .env("SMTP_PORT", mail.port.to_string())
-        .env("MAIL_DIR", &mail.dir)
-        .env("S3_ENDPOINT", s3.endpoint())
-        .env("S3_BUCKET", BUCKET)
-        .env("S3_KEY", key)
-        .env("S3_SECRET", secret)
-        .current_dir(ui)
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{} {version}:\n{stdout}", server.kind().name());
-    assert!(
-        out.status.success(),
-        "{} {version}: admin browser suite failed (screenshots of failed steps in {})\n{stdout}{}\nserver log:\n{}",
-        server.kind().name(),
-        shots.display(),
-        String::from_utf8_lossy(&out.stderr),
-        server.log(),
-    );
+    let mut suite = Suite::new("e2e-admin.mjs", "admin browser suite");
+    suite.screenshots = Some(shots);
+    suite.env = vec![
+        ("SMTP_PORT", mail.port.to_string().into()),
+        ("MAIL_DIR", mail.dir.into()),
+        ("S3_ENDPOINT", s3.endpoint().into()),
+        ("S3_BUCKET", BUCKET.into()),
+        ("S3_KEY", key.into()),
+        ("S3_SECRET", secret.into()),
+    ];
+    suite.run(ui, server, version);
 }
 
 #[test]
 fn dashboard_admin_in_headless_chromium() {
-    let ui = match browser_setup() {
-        Ok(ui) => ui,
-        Err(why) => return need::unavailable(TEST, &why),
-    };
     if moto_python().is_none() {
         return need::unavailable(TEST, "moto[server] cannot be installed here");
     }
-    let server = Server::start(&ServerSpec::pocketbun(), None).unwrap_or_else(|e| panic!("{e}"));
-    run_admin_e2e(
-        &ui,
-        &server,
-        &format!("http://127.0.0.1:{}/_/", server.port()),
-        env!("CARGO_PKG_VERSION"),
-    );
-    drop(server);
-
-    // the same build and suite against PocketBase's API (POCKETBASE_VERSION, default 0.40.6),
-    // which serves ui/dist as its public dir
-    let Some(mut spec) = ServerSpec::reference(TEST) else {
-        return;
-    };
-    let wanted = pocketbase::wanted_version();
-    let version = pocketbase::version_of(&spec.program).unwrap_or_default();
-    assert_eq!(
-        version,
-        wanted,
-        "{} is PocketBase {version:?}, but POCKETBASE_VERSION asks for {wanted}",
-        spec.program.display()
-    );
-    spec.args
-        .push(format!("--publicDir={}", ui.join("dist").display()));
-    let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    run_admin_e2e(
-        &ui,
-        &pb,
-        &format!("http://127.0.0.1:{}/", pb.port()),
-        &version,
-    );
+    on_both_servers(TEST, |ui, spec, version| {
+        let server = Server::start(spec, None).unwrap_or_else(|e| panic!("{e}"));
+        run_admin_e2e(ui, &server, version);
+    });
 }

@@ -15,76 +15,21 @@
 //! Web API. Without Node or Chromium the test is skipped with one line, and fails under
 //! `CI=true`; so does a missing PocketBase (`need` policy).
 
-use pocketbun_tests::dashboard::{browser_setup, install_token};
-use pocketbun_tests::{need, pocketbase, Server, ServerSpec};
-use std::path::Path;
-use std::process::Command;
-
-const TEST: &str = "dashboard_schema_in_headless_chromium";
-
-/// Runs the schema suite against `server`, whose dashboard is at `dashboard_url`.
-fn run_suite(ui: &Path, server: &Server, dashboard_url: &str, version: &str) {
-    let token = install_token(server);
-    let out = Command::new("node")
-        .arg("tests/e2e-schema.mjs")
-        .arg(dashboard_url)
-        .arg(&token)
-        .env("FAIL_SCREENSHOT_DIR", server.root())
-        .current_dir(ui)
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{} {version}:\n{stdout}", server.kind().name());
-    assert!(
-        out.status.success(),
-        "{} {version}: schema browser suite failed\n{stdout}{}\nserver log:\n{}",
-        server.kind().name(),
-        String::from_utf8_lossy(&out.stderr),
-        server.log(),
-    );
-    assert!(
-        stdout.contains(" passed, 0 failed"),
-        "no summary line from the suite:\n{stdout}"
-    );
-}
+use pocketbun_tests::dashboard::{on_both_servers, Suite};
+use pocketbun_tests::Server;
 
 #[test]
 fn dashboard_schema_in_headless_chromium() {
-    let ui = match browser_setup() {
-        Ok(ui) => ui,
-        Err(why) => {
-            need::unavailable(TEST, &format!("the browser tests cannot run: {why}"));
-            return;
-        }
-    };
-    let server = Server::start(&ServerSpec::pocketbun(), None).unwrap_or_else(|e| panic!("{e}"));
-    run_suite(
-        &ui,
-        &server,
-        &format!("http://127.0.0.1:{}/_/", server.port()),
-        env!("CARGO_PKG_VERSION"),
-    );
-    drop(server);
-
-    // the same build and suite against PocketBase's API: it serves ui/dist as its public dir
-    let Some(mut spec) = ServerSpec::reference(TEST) else {
-        return;
-    };
-    let wanted = pocketbase::wanted_version();
-    let version = pocketbase::version_of(&spec.program).unwrap_or_default();
-    assert_eq!(
-        version,
-        wanted,
-        "{} is PocketBase {version:?}, but POCKETBASE_VERSION asks for {wanted}",
-        spec.program.display()
-    );
-    spec.args
-        .push(format!("--publicDir={}", ui.join("dist").display()));
-    let pb = Server::start(&spec, None).unwrap_or_else(|e| panic!("{e}"));
-    run_suite(
-        &ui,
-        &pb,
-        &format!("http://127.0.0.1:{}/", pb.port()),
-        &version,
+    on_both_servers(
+        "dashboard_schema_in_headless_chromium",
+        |ui, spec, version| {
+            let server = Server::start(spec, None).unwrap_or_else(|e| panic!("{e}"));
+            let stdout =
+                Suite::new("e2e-schema.mjs", "schema browser suite").run(ui, &server, version);
+            assert!(
+                stdout.contains(" passed, 0 failed"),
+                "no summary line from the suite:\n{stdout}"
+            );
+        },
     );
 }

@@ -5,23 +5,9 @@
 //! own 400 envelope; guests 401, other auth records 403, as on every superuser route. On the
 //! real PocketBase the route does not exist (404), so it clashes with none of its routes.
 
+use pocketbun_tests::dashboard::install_token;
 use pocketbun_tests::{Server, ServerSpec};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-/// The one-time installer token a fresh server prints.
-fn install_token(server: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        if let Some(i) = log.find("#/pbinstall/") {
-            let rest = &log[i + "#/pbinstall/".len()..];
-            return rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "no install link printed:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn call(
     server: &Server,

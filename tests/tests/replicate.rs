@@ -65,6 +65,22 @@ fn spec(replicate: Option<(&str, &Path)>) -> ServerSpec {
     spec
 }
 
+/// For `test`: Litestream (or the `need` policy), a temp dir, and a `file://` replica URL in it.
+fn setup(test: &str) -> Option<(PathBuf, tempfile::TempDir, String)> {
+    let litestream = need::litestream(test)?;
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", root.path().join("replica").display());
+    Some((litestream, root, url))
+}
+
+/// A `pocketbun` over a fresh [`template`] in `root`, replicating to `url` with `litestream`,
+/// and its superuser's token.
+fn replicated_node(root: &Path, url: &str, litestream: &Path) -> (Server, String) {
+    let node = Server::start(&spec(Some((url, litestream))), Some(&template(root))).unwrap();
+    let token = token(&node);
+    (node, token)
+}
+
 fn token(server: &Server) -> String {
     let body = json!({"identity": EMAIL, "password": PASSWORD}).to_string();
     let (status, text) = server.call(
@@ -187,17 +203,12 @@ fn kill_9_loses_no_write_older_than_the_sync_interval() {
         s3.endpoint()
     );
     let root = tempfile::tempdir().unwrap();
-    let mut node = Server::start(
-        &spec(Some((&url, &litestream))),
-        Some(&template(root.path())),
-    )
-    .unwrap();
+    let (mut node, token) = replicated_node(root.path(), &url, &litestream);
     assert!(
         node.log().contains("uploaded files are on local storage"),
         "{}",
         node.log()
     );
-    let token = token(&node);
     create_notes(&node, &token);
     assert_eq!(replication(&node, &token)["running"], true);
 
@@ -300,17 +311,10 @@ fn kill_9_loses_no_write_older_than_the_sync_interval() {
 #[test]
 fn supervisor_restarts_a_killed_litestream() {
     const TEST: &str = "supervisor_restarts_a_killed_litestream";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", root.path().join("replica").display());
-    let mut node = Server::start(
-        &spec(Some((&url, &litestream))),
-        Some(&template(root.path())),
-    )
-    .unwrap();
-    let token = token(&node);
+    let (mut node, token) = replicated_node(root.path(), &url, &litestream);
 
     // guests (and the health probe) get PocketBase's exact answer
     let (status, text) = node.call("GET", "/api/health", None, "");
@@ -386,11 +390,9 @@ fn supervisor_restarts_a_killed_litestream() {
 #[test]
 fn replication_leaves_the_wal_to_litestream() {
     const TEST: &str = "replication_leaves_the_wal_to_litestream";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", root.path().join("replica").display());
     let template = template(root.path());
     // the same writes and the same clean stop, with a foreign connection open (so SQLite's
     // own close does not checkpoint): only PocketBun's TRUNCATE can empty the WAL
@@ -459,17 +461,11 @@ fn a_missing_litestream_stops_the_start() {
 #[test]
 fn litestream_errors_reach_the_log_and_health() {
     const TEST: &str = "litestream_errors_reach_the_log_and_health";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, _)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
     // a scheme Litestream does not know: it says so and exits 1, again after each restart
-    let node = Server::start(
-        &spec(Some(("nosuch://replica/path", &litestream))),
-        Some(&template(root.path())),
-    )
-    .unwrap();
-    let token = token(&node);
+    let (node, token) = replicated_node(root.path(), "nosuch://replica/path", &litestream);
     let deadline = Instant::now() + Duration::from_secs(20);
     let r = loop {
         let r = replication(&node, &token);
@@ -510,17 +506,10 @@ fn litestream_errors_reach_the_log_and_health() {
 #[test]
 fn replication_follows_a_backup_restore() {
     const TEST: &str = "replication_follows_a_backup_restore";
-    let Some(litestream) = need::litestream(TEST) else {
+    let Some((litestream, root, url)) = setup(TEST) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", root.path().join("replica").display());
-    let mut node = Server::start(
-        &spec(Some((&url, &litestream))),
-        Some(&template(root.path())),
-    )
-    .unwrap();
-    let token = token(&node);
+    let (mut node, token) = replicated_node(root.path(), &url, &litestream);
     create_notes(&node, &token);
     for n in 1..=3 {
         create_note(&node, &token, n);

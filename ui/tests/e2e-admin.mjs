@@ -9,30 +9,20 @@
 // real S3 server that checks signatures); SCREENSHOT_DIR (optional): phone-width and dark
 // screenshots of the pages these steps visit.
 import { launch } from './browser.mjs';
-import { stepRunner, until } from './steps.mjs';
+import { dashboard, openPage, stepRunner, suiteArgs, until } from './steps.mjs';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [dashUrl, installToken] = process.argv.slice(2);
-if (!dashUrl || !installToken) {
-  console.error('usage: node tests/e2e-admin.mjs DASHBOARD_URL INSTALL_TOKEN');
-  process.exit(2);
-}
-const origin = new URL(dashUrl).origin;
+const { dashUrl, installToken, origin } = suiteArgs('e2e-admin.mjs');
 const { SMTP_PORT, MAIL_DIR, S3_ENDPOINT, S3_BUCKET, S3_KEY, S3_SECRET, SCREENSHOT_DIR } = process.env;
 const EMAIL = 'admin@example.com';
 const PASSWORD = 'dashboard-pass-123';
 
 // with SCREENSHOT_DIR the whole run is at phone width in dark mode, and leaves screenshots
-const { ctx, close } = await launch(SCREENSHOT_DIR ? { viewport: { width: 390, height: 844 }, colorScheme: 'dark' } : {});
-const page = ctx.pages()[0] || (await ctx.newPage());
-page.setDefaultTimeout(15000);
+const { page, close } = await openPage(origin, SCREENSHOT_DIR ? { viewport: { width: 390, height: 844 }, colorScheme: 'dark' } : {});
 const { step, expecting4xx, done, state } = stepRunner(page, [origin]);
 
-const go = (hash) => page.goto(`${dashUrl}#${hash}`);
-const toast = (text) => page.locator('.toast', { hasText: text }).first().waitFor();
-const panel = () => page.locator('.modal.panel');
-const confirm = (yes) => page.click(`.modal.small button:has-text("${yes}")`);
+const { go, toast, install, enableSmtp, panel, confirm } = dashboard(page, dashUrl);
 
 // the API as a superuser, from outside the browser (to seed data and to check effects)
 let suToken = '';
@@ -85,11 +75,7 @@ await step('before any superuser: /_/ says where the install link is', async () 
 });
 
 await step('the install link creates the first superuser', async () => {
-  await go(`/pbinstall/${installToken}`);
-  await page.fill('input[name=email]', EMAIL);
-  await page.fill('input[name=password]', PASSWORD);
-  await page.fill('input[name=passwordConfirm]', PASSWORD);
-  await page.click('button:has-text("Create superuser")');
+  await install(installToken, EMAIL, PASSWORD);
   await page.locator('.sidebar').waitFor();
   suToken = (await ok('POST', '/api/collections/_superusers/auth-with-password', { identity: EMAIL, password: PASSWORD }, '')).token;
 });
@@ -151,12 +137,7 @@ await step('token secrets: "invalidate all" ends the sessions of an auth collect
 
 await step('mail settings: SMTP saved, a test email arrives in the SMTP sink', async () => {
   if (!SMTP_PORT || !MAIL_DIR) throw new Error('SMTP_PORT and MAIL_DIR are not set');
-  await go('/settings/mail');
-  await page.locator('input[name="smtp.enabled"]').check();
-  await page.fill('input[name="smtp.host"]', '127.0.0.1');
-  await page.fill('input[name="smtp.port"]', SMTP_PORT);
-  await page.click('button:has-text("Save changes")');
-  await toast('Settings saved.');
+  await enableSmtp(SMTP_PORT);
   // the users collection's own password-reset template, told apart by its subject
   const users = await ok('GET', '/api/collections/users');
   await ok('PATCH', '/api/collections/users', { resetPasswordTemplate: { ...users.resetPasswordTemplate, subject: 'Users-only reset subject' } });

@@ -11,89 +11,16 @@
 // declare it). Prints "N passed, M failed" and exits non-zero on any failure.
 // Env: FAIL_SCREENSHOT_DIR (where a failing step's screenshot goes), SCREENSHOT_DIR (when set,
 // screenshots of the screens this suite covers are written there).
-import { launch } from './browser.mjs';
+import { dashboard, openPage, stepRunner, suiteArgs } from './steps.mjs';
 import { readFileSync } from 'node:fs';
 
-const [dashUrl, installToken] = process.argv.slice(2);
-if (!dashUrl || !installToken) {
-  console.error('usage: node tests/e2e-schema.mjs DASHBOARD_URL INSTALL_TOKEN');
-  process.exit(2);
-}
-const origin = new URL(dashUrl).origin;
+const { dashUrl, installToken, origin } = suiteArgs('e2e-schema.mjs');
 const EMAIL = 'schema@example.com';
 const PASSWORD = 'schema-pass-123';
-const TIMEOUT = 15000;
 
-const { ctx, close } = await launch();
-await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
-const page = ctx.pages()[0] || (await ctx.newPage());
-page.setDefaultTimeout(TIMEOUT);
-
-let problems = [];
-let expectErrors = 0; // > 0 while a step expects 4xx answers
-page.on('console', (m) => {
-  if (m.type() !== 'error') return;
-  if (expectErrors && /status of 4\d\d/.test(m.text())) return;
-  problems.push(`console error: ${m.text()}`);
-});
-page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-page.on('request', (r) => {
-  const u = new URL(r.url());
-  if (!['data:', 'blob:'].includes(u.protocol) && u.origin !== origin) problems.push(`request to another host: ${r.url()}`);
-});
-page.on('requestfailed', (r) => {
-  const err = r.failure()?.errorText || '';
-  // the realtime stream and in-flight loads are cancelled by navigation and reloads: not failures
-  if (err.includes('ERR_ABORTED') && (r.url().includes('/api/realtime') || r.resourceType() !== 'fetch')) return;
-  problems.push(`request failed: ${r.method()} ${r.url()} ${err}`);
-});
-page.on('response', (r) => {
-  if (r.status() >= 400 && !expectErrors) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
-});
-
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  problems = [];
-  const t0 = Date.now();
-  try {
-    await fn();
-    await page.waitForTimeout(50);
-    if (problems.length) throw new Error(problems.join('\n'));
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    const why = [String(e.message || e).split('\n').slice(0, 6).join('\n     '), ...problems].join('\n     ');
-    console.log(`FAIL ${name}\n     ${why}`);
-    await page.screenshot({ path: `${process.env.FAIL_SCREENSHOT_DIR || '/tmp'}/pbun-schema-fail-${passed + failed}.png` }).catch(() => {});
-  }
-}
-async function expecting4xx(fn) {
-  expectErrors++;
-  try {
-    return await fn();
-  } finally {
-    await page.waitForTimeout(100);
-    expectErrors--;
-  }
-}
-/** Opens route `hash` and waits until the app has taken it: its hashchange handler first puts
- * the old hash back while it asks whether a dirty form may be left, then the new one. */
-async function go(hash) {
-  await page.goto(`${dashUrl}#${hash}`);
-  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
-  await page.waitForFunction((h) => location.hash === h, `#${hash}`);
-}
-/** Waits for a toast and dismisses it (a click), so a later wait for the same text cannot be
- * answered by this one (toasts stay 3 s). */
-async function toast(text) {
-  const t = page.locator('.toast', { hasText: text }).first();
-  await t.waitFor();
-  await t.click().catch(() => {});
-}
-const panel = () => page.locator('.modal.panel');
-const confirm = (yes) => page.click(`.modal.small button:has-text("${yes}")`);
+const { page, close } = await openPage(origin, { clipboard: true });
+const { step, expecting4xx, done } = stepRunner(page, [origin], { shotPrefix: 'pbun-schema-fail' });
+const { go, toast, install, panel, confirm } = dashboard(page, dashUrl);
 const shot = async (name, target = page) => {
   if (process.env.SCREENSHOT_DIR) await target.screenshot({ path: `${process.env.SCREENSHOT_DIR}/schema-${name}.png` });
 };
@@ -133,11 +60,7 @@ async function fieldOptions(name) {
 }
 
 await step('first run: the install link creates the first superuser', async () => {
-  await go(`/pbinstall/${installToken}`);
-  await page.fill('input[name=email]', EMAIL);
-  await page.fill('input[name=password]', PASSWORD);
-  await page.fill('input[name=passwordConfirm]', PASSWORD);
-  await page.click('button:has-text("Create superuser")');
+  await install(installToken, EMAIL, PASSWORD);
   await page.waitForURL(/#\/collections/);
   await page.locator('.sidebar').waitFor();
   const r = await fetch(`${origin}/api/collections/_superusers/auth-with-password`, {
@@ -541,5 +464,4 @@ await step('edit a view query: the live preview follows, the change is confirmed
 });
 
 await close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());

@@ -9,93 +9,24 @@
 // MAIL_DIR (a real SMTP sink that writes each mail to MAIL_DIR/mail-N.eml: the OTP codes),
 // INSTALL2_URL and INSTALL2_TOKEN (a second, never-installed server of the same kind, for the
 // installer's "initialize from a backup").
-import { launch, PNG } from './browser.mjs';
+import { PNG } from './browser.mjs';
+import { dashboard, openPage, stepRunner, suiteArgs, until } from './steps.mjs';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [dashUrl, installToken] = process.argv.slice(2);
-if (!dashUrl || !installToken) {
-  console.error('usage: node tests/e2e.mjs DASHBOARD_URL INSTALL_TOKEN');
-  process.exit(2);
-}
-const origin = new URL(dashUrl).origin;
+const { dashUrl, installToken, origin } = suiteArgs('e2e.mjs');
 const KIND = process.env.SERVER_KIND || 'pocketbun';
 const { SMTP_PORT, MAIL_DIR, INSTALL2_URL, INSTALL2_TOKEN } = process.env;
 const origins = [origin, ...(INSTALL2_URL ? [new URL(INSTALL2_URL).origin] : [])];
 const EMAIL = 'admin@example.com';
 const PASSWORD = 'dashboard-pass-123';
-const TIMEOUT = 15000;
 
-const { ctx, close } = await launch();
-await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
-const page = ctx.pages()[0] || (await ctx.newPage());
-page.setDefaultTimeout(TIMEOUT);
-
-let problems = [];
-let expectErrors = 0; // > 0 while a step expects 4xx answers (console errors of those are fine)
-page.on('console', (m) => {
-  if (m.type() !== 'error') return;
-  if (expectErrors && /status of 4\d\d/.test(m.text())) return;
-  // while the server restarts after a restore its realtime stream is cut and the page polls
-  // /api/health until it answers
-  if (restarting && /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED_ENCODING/.test(m.text())) return;
-  problems.push(`console error: ${m.text()}`);
-});
-page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-page.on('request', (r) => {
-  const u = new URL(r.url());
-  if (!['data:', 'blob:'].includes(u.protocol) && !origins.includes(u.origin)) problems.push(`request to another host: ${r.url()}`);
-});
-page.on('requestfailed', (r) => {
-  const err = r.failure()?.errorText || '';
-  // the realtime stream and in-flight loads are cancelled by navigation and reloads: not failures
-  if (err.includes('ERR_ABORTED') && (leaving || r.url().includes('/api/realtime') || r.resourceType() !== 'fetch')) return;
-  if (restarting) return;
-  problems.push(`request failed: ${r.method()} ${r.url()} ${err}`);
-});
-page.on('response', (r) => {
-  if (r.status() >= 400 && !expectErrors && !restarting) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
-});
-let restarting = false;
-let leaving = false; // a step leaves a page on purpose: its in-flight loads are cancelled
-
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  problems = [];
-  const t0 = Date.now();
-  try {
-    await fn();
-    await page.waitForTimeout(50);
-    if (problems.length) throw new Error(problems.join('\n'));
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    const why = [String(e.message || e).split('\n').slice(0, 6).join('\n     '), ...problems].join('\n     ');
-    console.log(`FAIL ${name}\n     ${why}`);
-    await page.screenshot({ path: `${process.env.FAIL_SCREENSHOT_DIR || '/tmp'}/pbun-dash-fail-${passed + failed}.png` }).catch(() => {});
-  }
-}
-async function expecting4xx(fn) {
-  expectErrors++;
-  try {
-    return await fn();
-  } finally {
-    await page.waitForTimeout(100);
-    expectErrors--;
-  }
-}
-const go = (hash) => page.goto(`${dashUrl}#${hash}`);
-const toast = (text) => page.locator('.toast', { hasText: text }).first().waitFor();
-const panel = () => page.locator('.modal.panel');
+const { page, close } = await openPage(origin, { clipboard: true });
+const { step, expecting4xx, done, state } = stepRunner(page, origins);
+const { go, toast, install, enableSmtp, panel } = dashboard(page, dashUrl);
 
 await step('first run: the install link creates the first superuser', async () => {
-  await go(`/pbinstall/${installToken}`);
-  await page.fill('input[name=email]', EMAIL);
-  await page.fill('input[name=password]', PASSWORD);
-  await page.fill('input[name=passwordConfirm]', PASSWORD);
-  await page.click('button:has-text("Create superuser")');
+  await install(installToken, EMAIL, PASSWORD);
   await page.waitForURL(/#\/collections/);
   await page.locator('.sidebar').waitFor();
 });
@@ -196,9 +127,11 @@ await step('edit the record: file preview, invalid JSON refused, change a value'
   await p.locator('textarea[name=f_json]').fill('{"answer": 43}');
   await p.locator('input[name=f_text]').fill('edited post');
   await p.locator('button:has-text("Save changes")').click();
-  await toast('Record updated.');
   // the toast stays clear of the open editor (title bar and all) and of the rail's Sign out
-  const t = await page.locator('.toast', { hasText: 'Record updated.' }).first().boundingBox();
+  // (measured while it shows, so waited for here rather than with the dismissing `toast`)
+  const shown = page.locator('.toast', { hasText: 'Record updated.' }).first();
+  await shown.waitFor();
+  const t = await shown.boundingBox();
   const boxes = { panel: await p.boundingBox(), 'Sign out': await page.locator('button:has-text("Sign out")').boundingBox() };
   for (const [what, b] of Object.entries(boxes)) {
     if (!t || !b) throw new Error(`no box for the toast or ${what}`);
@@ -309,11 +242,11 @@ await step('create a backup and restore it', async () => {
   await toast('Settings saved.');
   await go('/settings/backups');
   await row.locator('button:has-text("Restore")').click();
-  restarting = true;
+  state.restarting = true;
   await page.locator('.modal.small button:has-text("Restore")').click();
   await page.waitForEvent('load', { timeout: 60000 });
   await page.locator('tr[data-key="e2e_backup.zip"]').waitFor({ timeout: 30000 });
-  restarting = false;
+  state.restarting = false;
   await go('/settings');
   await page.locator('input[name="meta.appName"]').waitFor();
   const v = await page.inputValue('input[name="meta.appName"]');
@@ -481,13 +414,13 @@ await step('installer: a fresh server initialized from a backup', async () => {
   await page.locator('h1', { hasText: 'Create your first superuser' }).waitFor();
   await page.locator('input[name=installBackup]').setInputFiles({ name: 'e2e_backup.zip', mimeType: 'application/zip', buffer: zip });
   await page.locator('.modal.small', { hasText: 'e2e_backup.zip' }).waitFor();
-  restarting = true;
+  state.restarting = true;
   try {
     await page.click('.modal.small button:has-text("Upload and restore")');
     await page.waitForURL(/#\/login/, { timeout: 60000 });
     await toast('Backup restored');
   } finally {
-    restarting = false;
+    state.restarting = false;
   }
   // the superuser of the backup signs in and finds the backup's collections
   await page.fill('input[name=email]', EMAIL);
@@ -495,23 +428,18 @@ await step('installer: a fresh server initialized from a backup', async () => {
   await page.click('button:has-text("Sign in")');
   await page.locator('.sidebar a[data-collection=posts]').waitFor();
   // back to the first server: the loads still running on this one are cancelled, not failed
-  leaving = true;
+  state.leaving = true;
   try {
     await page.goto(`${dashUrl}#/collections`);
   } finally {
-    leaving = false;
+    state.leaving = false;
   }
   await page.locator('.sidebar').waitFor();
 });
 
 await step('OTP and MFA on _superusers: password, then the emailed code', async () => {
   if (!SMTP_PORT || !MAIL_DIR) throw new Error('SMTP_PORT and MAIL_DIR are not set');
-  await go('/settings/mail');
-  await page.locator('input[name="smtp.enabled"]').check();
-  await page.fill('input[name="smtp.host"]', '127.0.0.1');
-  await page.fill('input[name="smtp.port"]', SMTP_PORT);
-  await page.click('button:has-text("Save changes")');
-  await toast('Settings saved.');
+  await enableSmtp(SMTP_PORT);
   await go('/collections/_superusers/edit');
   const p = panel();
   await p.locator('[role=tab]:has-text("Options")').click();
@@ -558,9 +486,15 @@ await step('records: column toggle, header sort, bulk delete; API preview; crons
   const titles = () => page.locator('.table tbody tr').evaluateAll((rows) => rows.map((r) => r.textContent));
   await page.click('.table th button:has-text("title")');
   await page.waitForFunction(() => /title ↑/.test(document.querySelector('.table thead')?.textContent || ''));
-  await page.locator('.table tbody tr').nth(2).waitFor();
-  const asc = await titles();
-  if (!(asc[0].includes('csv one') && asc[1].includes('csv, two') && asc[2].includes('hello tag'))) throw new Error(`ascending: ${asc}`);
+  // the header shows the sort at once, the rows when the sorted page has loaded
+  let asc = [];
+  const sorted = () => asc.length >= 3 && asc[0].includes('csv one') && asc[1].includes('csv, two') && asc[2].includes('hello tag');
+  await until(async () => {
+    asc = await titles();
+    return sorted();
+  }, 'the sorted rows').catch(() => {
+    throw new Error(`ascending: ${asc}`);
+  });
   for (const t of ['csv one', 'csv, two']) await page.locator('.table tr', { hasText: t }).locator('.check input').check();
   await page.locator('.bulkbar', { hasText: 'Selected 2' }).waitFor();
   await page.click('.bulkbar button:has-text("Delete selected")');
@@ -582,5 +516,4 @@ await step('records: column toggle, header sort, bulk delete; API preview; crons
 });
 
 await close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());
