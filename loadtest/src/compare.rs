@@ -23,6 +23,10 @@ use std::time::Duration;
 #[path = "../../tests/src/pocketbase.rs"]
 #[allow(dead_code)] // the tests use more of it than `compare` does
 mod pocketbase;
+/// Its pip installer (`pocketbase` names it as `super::venv`).
+#[path = "../../tests/src/venv.rs"]
+#[allow(dead_code)]
+mod venv;
 
 #[derive(Args)]
 pub struct CompareArgs {

