@@ -468,6 +468,19 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// The server's descriptors at rest: the lowest of readings over a second. Right after start the
+/// harness's readiness probe may still hold a socket on the server side (a loaded CI machine
+/// once counted it: 31 before, then 70 with 40 clients), which would inflate the baseline.
+fn settled_fds(pid: u32) -> usize {
+    (0..20)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            open_fds(pid)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 /// Clients that close their connection are dropped at once, not at the next event sent to
 /// them (none is, here): their client ids are forgotten and their sockets closed, with both
 /// I/O drivers.
@@ -478,7 +491,7 @@ fn closed_clients_are_dropped(extra: &[&str]) {
     let bun = pocketbun(&args);
     let port = bun.port();
     let pid = bun.pid().expect("server pid");
-    let before = open_fds(pid);
+    let before = settled_fds(pid);
     let mut clients: Vec<(Sse, String)> = (0..N)
         .map(|_| {
             let mut sse = Sse::open(port, "");
