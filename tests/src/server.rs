@@ -156,6 +156,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// PocketBun and the reference PocketBase, each over its own copy of PocketBase's fixture
+    /// `pb_data`, for a differential test; `None` when the corpus or PocketBase is missing
+    /// (the [`crate::need`] policy: a failure under `CI=true`, else one printed line).
+    pub fn pair_on_fixture(test: &str) -> Option<(Server, Server)> {
+        let fixture = crate::need::fixture(test)?;
+        let reference = ServerSpec::reference(test)?;
+        let ours = Server::start(&ServerSpec::pocketbun(), Some(&fixture))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let theirs = Server::start(&reference, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
+        Some((ours, theirs))
+    }
+
     /// Starts `spec` over a copy of `template` (a data dir; `None` = an empty
     /// data dir) on a free loopback port and waits until `GET /api/health`
     /// answers 200. The error tells why, with the tail of the server's log.

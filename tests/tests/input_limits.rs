@@ -10,37 +10,10 @@
 //! Tests that need `../shared/conformance` or PocketBase fail when `CI=true` and they are
 //! missing; elsewhere they print one line and skip.
 
-use pocketbun_tests::{conformance_dir, Server, ServerSpec};
+use pocketbun_tests::{need, Server, ServerSpec};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn fixture(test: &str) -> Option<PathBuf> {
-    match conformance_dir() {
-        Some(d) => Some(d.join("pb_data")),
-        None if in_ci() => panic!("{test}: ../shared/conformance is required under CI"),
-        None => {
-            println!("{test}: ../shared/conformance not found, skipping");
-            None
-        }
-    }
-}
-
-fn reference(test: &str) -> Option<ServerSpec> {
-    match ServerSpec::pocketbase() {
-        Some(s) => Some(s),
-        None if in_ci() => panic!("{test}: PocketBase is required under CI"),
-        None => {
-            println!("{test}: PocketBase not available, skipping");
-            None
-        }
-    }
-}
 
 /// A record answer without what differs between two servers (ids, dates).
 fn comparable((status, mut body): (u16, Value)) -> (u16, Value) {
@@ -159,12 +132,9 @@ fn limit_answers(server: &Server) -> Vec<(String, (u16, Value))> {
 #[test]
 fn parameter_limits_answer_like_pocketbase() {
     let test = "parameter_limits_answer_like_pocketbase";
-    let (Some(fixture), Some(reference)) = (fixture(test), reference(test)) else {
+    let Some((ours, theirs)) = Server::pair_on_fixture(test) else {
         return;
     };
-    let ours =
-        Server::start(&ServerSpec::pocketbun(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
-    let theirs = Server::start(&reference, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let a = limit_answers(&ours);
     let b = limit_answers(&theirs);
     for ((name, mine), (_, pb)) in a.iter().zip(&b) {
@@ -194,7 +164,7 @@ fn parameter_limits_answer_like_pocketbase() {
 /// is still read and checked.
 #[test]
 fn a_null_rule_answers_before_the_body_is_read() {
-    let Some(fixture) = fixture("a_null_rule_answers_before_the_body_is_read") else {
+    let Some(fixture) = need::fixture("a_null_rule_answers_before_the_body_is_read") else {
         return;
     };
     let server =
@@ -239,7 +209,7 @@ fn a_null_rule_answers_before_the_body_is_read() {
 /// answered, every worker (each with its own cached statements) answers with the field.
 #[test]
 fn a_schema_change_is_visible_on_every_worker_at_once() {
-    let Some(fixture) = fixture("a_schema_change_is_visible_on_every_worker_at_once") else {
+    let Some(fixture) = need::fixture("a_schema_change_is_visible_on_every_worker_at_once") else {
         return;
     };
     let mut spec = ServerSpec::pocketbun();

@@ -15,7 +15,7 @@
 //! deliberate differences). Needs `../shared/conformance` and PocketBase: fails under
 //! `CI=true` without them, else prints one line and skips.
 
-use pocketbun_tests::{need, Server, ServerSpec};
+use pocketbun_tests::Server;
 use serde_json::{json, Value};
 
 const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
@@ -265,15 +265,9 @@ fn answers(server: &Server) -> Vec<(String, (u16, Value))> {
 #[test]
 fn request_only_rules_answer_as_pocketbase() {
     let test = "request_only_rules_answer_as_pocketbase";
-    let Some(fixture) = need::fixture(test) else {
+    let Some((ours, theirs)) = Server::pair_on_fixture(test) else {
         return;
     };
-    let Some(reference) = ServerSpec::reference(test) else {
-        return;
-    };
-    let ours =
-        Server::start(&ServerSpec::pocketbun(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
-    let theirs = Server::start(&reference, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = (answers(&ours), answers(&theirs));
     assert_eq!(a.len(), b.len());
     for ((label, ours), (_, theirs)) in a.iter().zip(&b) {
@@ -300,15 +294,9 @@ fn request_only_rules_answer_as_pocketbase() {
 #[test]
 fn a_refusing_rule_answers_before_a_malformed_body() {
     let test = "a_refusing_rule_answers_before_a_malformed_body";
-    let Some(fixture) = need::fixture(test) else {
+    let Some((ours, theirs)) = Server::pair_on_fixture(test) else {
         return;
     };
-    let Some(reference) = ServerSpec::reference(test) else {
-        return;
-    };
-    let ours =
-        Server::start(&ServerSpec::pocketbun(), Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
-    let theirs = Server::start(&reference, Some(&fixture)).unwrap_or_else(|e| panic!("{e}"));
     let failed = json!({"data": {}, "message": "Failed to create record.", "status": 400});
     let missing =
         json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404});
