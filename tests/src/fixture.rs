@@ -15,6 +15,19 @@ pub fn fixture_dir() -> PathBuf {
     crate::need::fixture_or_exit()
 }
 
+/// The fixture's `data.db`, opened read-only and `immutable` so SQLite creates no `-wal` or
+/// `-shm` beside it. A plain open (as root, which CI is, the read-only bits don't stop it)
+/// adds and removes those files while other tests copy the fixture: a copy then lists a
+/// file that is gone by the time it is read (ENOENT; failed CI once, in `v040`).
+pub fn fixture_db() -> rusqlite::Connection {
+    let path = fixture_dir().join("data.db");
+    rusqlite::Connection::open_with_flags(
+        format!("file:{}?immutable=1", path.display()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap_or_else(|e| panic!("open {} read-only: {e}", path.display()))
+}
+
 /// A copy of the fixture whose `data.db` went through `edit`; start a server with
 /// `Server::start(spec, Some(copy.path()))` (which copies it once more).
 pub struct EditedFixture {

@@ -17,7 +17,7 @@
 //! - uploads record `original-filename`;
 //! - the CLI exits non-zero on errors.
 
-use pocketbun_tests::fixture::fixture_dir;
+use pocketbun_tests::fixture::{fixture_db, fixture_dir};
 use pocketbun_tests::http::{Request, Response};
 use pocketbun_tests::{pocketbun_bin, Server, ServerSpec};
 use serde_json::{json, Value};
@@ -772,7 +772,7 @@ fn body_edges_of_issue_16() {
     assert_eq!(last.status, 200, "{}", last.text());
     assert_eq!(masked(&last.body)["items"], json!([]), "{}", last.text());
     // kept: a token without `exp`, correctly signed, is refused (PocketBase accepts it)
-    let db = rusqlite::Connection::open(fixture_dir().join("data.db")).unwrap();
+    let db = fixture_db();
     let options: String = db
         .query_row(
             "SELECT options FROM _collections WHERE name = 'users'",
