@@ -4,9 +4,8 @@
 //! out (`fields=`, security headers) is in [`crate::apis::answer`].
 
 use crate::apis::answer::{add_security_headers, fields_param, pick_fields_offloaded};
-use crate::ctx::{raw_path, AppCtx, BodyLimit, Routes, Shared};
+use crate::ctx::{raw_path, AppCtx, BodyLimit, Matched, Route, Routes, Shared};
 use crate::error::{ApiError, ApiResult};
-use pocketbun_http::router::Match;
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
 use pocketbun_storage::StorageError;
 use std::rc::Rc;
@@ -29,16 +28,9 @@ impl App {
 
     /// The route's answer, and whether it came from the static files route (whose successful
     /// answers PocketBase leaves out of the request log).
-    async fn dispatch(&self, mut req: Request) -> (ApiResult, bool) {
-        let result = match self
-            .routes
-            .router
-            .find(&req.head.method, raw_path(&req.head))
-        {
-            Match::Found { value, params } => {
-                req.params = params;
-                (value.handler)(self.ctx.clone(), req).await
-            }
+    async fn dispatch(&self, route: Option<Rc<Route>>, req: Request) -> (ApiResult, bool) {
+        let result = match route {
+            Some(route) => (route.handler)(self.ctx.clone(), req).await,
             // PocketBase's catch-all static file route answers what no API route takes
             _ if matches!(req.head.method, Method::Get | Method::Head) => {
                 return match &self.ctx.shared.web.public {
@@ -76,18 +68,19 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
 }
 
 impl Service for App {
-    fn body_limit(&self, head: &RequestHead) -> usize {
-        match self.routes.router.find(&head.method, raw_path(head)) {
-            Match::Found { value, params } => match value.body_limit {
-                BodyLimit::Default => self.ctx.shared.body_limit,
-                BodyLimit::Fixed(limit) => limit,
-                BodyLimit::PerRequest(limit) => limit(&self.ctx, &params),
-            },
-            _ => self.ctx.shared.body_limit,
-        }
+    type Route = Matched;
+
+    fn route(&self, head: &RequestHead) -> (Matched, usize) {
+        let matched = self.routes.resolve(head);
+        let limit = match matched.route.as_deref().map(|r| r.body_limit) {
+            Some(BodyLimit::Fixed(limit)) => limit,
+            Some(BodyLimit::PerRequest(limit)) => limit(&self.ctx, &matched.params),
+            Some(BodyLimit::Default) | None => self.ctx.shared.body_limit,
+        };
+        (matched, limit)
     }
 
-    async fn call(&self, req: Request) -> Response {
+    async fn call(&self, matched: Matched, mut req: Request) -> Response {
         // Go's ServeMux redirects an unclean path (`//`, `/./`, `/../`) before PocketBase's
         // middleware runs: no CORS or security headers, no request log
         let raw_path = raw_path(&req.head);
@@ -108,10 +101,11 @@ impl Service for App {
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
         let dev_line = crate::serve_options::dev()
             .then(|| format!("{} {}", req.head.method.as_str(), req.head.target));
+        req.params = matched.params;
         let (result, is_static) = match superuser_ip_check(&self.ctx, &req)
-            .and_then(|()| crate::ratelimit::check(&self.ctx, &req))
+            .and_then(|()| crate::ratelimit::check(&self.ctx, &req, matched.route.as_deref()))
         {
-            Ok(()) => self.dispatch(req).await,
+            Ok(()) => self.dispatch(matched.route, req).await,
             Err(err) => (Err(err), false),
         };
         if let Some(line) = dev_line {

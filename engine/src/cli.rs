@@ -244,6 +244,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         },
         realtime: hub,
         web: args.web.web(&global.app),
+        rate_windows: Default::default(),
     });
     if let Some((bin, url)) = litestream {
         if !shared.settings.get().s3.enabled {

@@ -7,9 +7,11 @@
 
 use crate::auth::{authenticate_in, AuthRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::fixed_windows::FixedWindows;
+use crate::settings::Settings;
 use crate::state::Core;
 use futures_util::future::LocalBoxFuture;
-use pocketbun_http::router::Router;
+use pocketbun_http::router::{Match, Router};
 use pocketbun_http::{Method, Request, RequestHead};
 use pocketbun_query::QueryCache;
 use pocketbun_storage::{Reader, StorageError};
@@ -29,6 +31,8 @@ pub struct Shared {
     pub record_hooks: crate::records::event::RecordHooks,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.
     pub web: Web,
+    /// The rate limiter's counters, shared by all workers ([`crate::ratelimit`]).
+    pub rate_windows: FixedWindows<Settings>,
 }
 
 impl std::ops::Deref for Shared {
@@ -103,23 +107,62 @@ pub enum BodyLimit {
     PerRequest(DynamicLimit),
 }
 
-/// A registered route: its handler and the body limit that applies before it runs.
+/// A registered route: its handler and what is known of it before it runs. The route is
+/// resolved once per request, from the head, and travels with it ([`Matched`]): the body
+/// limit, the rate limiter and dispatch all read it from there.
 pub struct Route {
     pub(crate) handler: Handler,
     pub(crate) body_limit: BodyLimit,
+    /// `METHOD /pattern` as registered.
+    pub(crate) name: String,
+    /// Set on the routes PocketBase rate-limits per collection (records, auth, files).
+    pub(crate) collection_limit: Option<CollectionLimit>,
+}
+
+/// How PocketBase rate-limits a collection route: by its tags (`users:create`, `*:create`,
+/// then the method+path labels), in a limiter of its own per collection and route.
+pub struct CollectionLimit {
+    pub tags: &'static [&'static str],
+    /// Create/update: not limited on view collections (the handler refuses those first).
+    pub writes: bool,
+}
+
+impl Route {
+    /// Marks the route as rate-limited per collection (its `{collection}` parameter) with
+    /// PocketBase's `tags` for it, e.g. `["authWithPassword", "auth"]`.
+    pub fn collection_limit(&mut self, tags: &'static [&'static str]) -> &mut Route {
+        self.collection_limit = Some(CollectionLimit {
+            tags,
+            writes: false,
+        });
+        self
+    }
+
+    /// [`Route::collection_limit`] for a record create or update.
+    pub fn collection_write_limit(&mut self, tags: &'static [&'static str]) -> &mut Route {
+        self.collection_limit = Some(CollectionLimit { tags, writes: true });
+        self
+    }
+}
+
+/// A request's route, resolved from its head before the body is read; `route` is `None`
+/// when no route takes the method and path.
+pub struct Matched {
+    pub route: Option<Rc<Route>>,
+    pub params: Vec<(String, String)>,
 }
 
 #[derive(Default)]
 pub struct Routes {
-    pub(crate) router: Router<Route>,
+    pub(crate) router: Router<Rc<Route>>,
 }
 
 impl Routes {
-    pub fn add<F>(&mut self, method: Method, pattern: &str, handler: F)
+    pub fn add<F>(&mut self, method: Method, pattern: &str, handler: F) -> &mut Route
     where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
-        self.insert(method, pattern, BodyLimit::Default, handler);
+        self.insert(method, pattern, BodyLimit::Default, handler)
     }
 
     /// A route whose body limit differs from the default (uploads, imports, backups).
@@ -129,11 +172,12 @@ impl Routes {
         pattern: &str,
         limit: Option<usize>,
         handler: F,
-    ) where
+    ) -> &mut Route
+    where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
         let limit = limit.map_or(BodyLimit::Default, BodyLimit::Fixed);
-        self.insert(method, pattern, limit, handler);
+        self.insert(method, pattern, limit, handler)
     }
 
     /// A route whose body limit is computed per request from its path parameters.
@@ -143,25 +187,45 @@ impl Routes {
         pattern: &str,
         limit: DynamicLimit,
         handler: F,
-    ) where
-        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
-    {
-        self.insert(method, pattern, BodyLimit::PerRequest(limit), handler);
-    }
-
-    fn insert<F>(&mut self, method: Method, pattern: &str, body_limit: BodyLimit, handler: F)
+    ) -> &mut Route
     where
         F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
     {
-        let handler: Handler = Box::new(handler);
-        self.router.add(
-            method,
-            pattern,
-            Route {
-                handler,
-                body_limit,
+        self.insert(method, pattern, BodyLimit::PerRequest(limit), handler)
+    }
+
+    fn insert<F>(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        body_limit: BodyLimit,
+        handler: F,
+    ) -> &mut Route
+    where
+        F: Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult> + 'static,
+    {
+        let route = Route {
+            handler: Box::new(handler),
+            body_limit,
+            name: format!("{} {pattern}", method.as_str()),
+            collection_limit: None,
+        };
+        let stored = self.router.add(method, pattern, Rc::new(route));
+        Rc::get_mut(stored).expect("a route is not shared while routes are registered")
+    }
+
+    /// Resolves a request's route from its head (HEAD falls back to GET).
+    pub fn resolve(&self, head: &RequestHead) -> Matched {
+        match self.router.find(&head.method, raw_path(head)) {
+            Match::Found { value, params } => Matched {
+                route: Some(value.clone()),
+                params,
             },
-        );
+            _ => Matched {
+                route: None,
+                params: Vec::new(),
+            },
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod ctx;
 pub mod encryption;
 pub mod error;
 pub mod files;
+mod fixed_windows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod go;

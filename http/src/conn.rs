@@ -212,11 +212,8 @@ pub(crate) async fn serve<S: Service, T: Transport>(
         conn.rbuf.drain(..head_len);
 
         // ---- the body ----
-        // the limit costs a route lookup: only ask for it when a body comes
-        let limit = match head.framing {
-            BodyFraming::None | BodyFraming::Length(0) => usize::MAX,
-            _ => svc.body_limit(&head),
-        };
+        // the route is resolved once, here: it decides the body limit and goes to the handler
+        let (route, limit) = svc.route(&head);
         let version = head.version;
         if let BodyFraming::Length(n) = head.framing {
             if n > limit as u64 {
@@ -284,7 +281,7 @@ pub(crate) async fn serve<S: Service, T: Transport>(
             peer,
             params: Vec::new(),
         };
-        let mut resp = match AssertUnwindSafe(svc.call(req)).catch_unwind().await {
+        let mut resp = match AssertUnwindSafe(svc.call(route, req)).catch_unwind().await {
             Ok(resp) => resp,
             Err(_) => {
                 let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");

@@ -65,7 +65,9 @@ impl<T> Router<T> {
     /// # Panics
     /// On a malformed pattern or a duplicate registration: both are programming errors that
     /// must surface at start-up, not on some later request.
-    pub fn add(&mut self, method: Method, pattern: &str, value: T) {
+    ///
+    /// Returns the stored value, for the caller to finish describing the route.
+    pub fn add(&mut self, method: Method, pattern: &str, value: T) -> &mut T {
         assert!(
             pattern.starts_with('/'),
             "route pattern must start with /: {pattern}"
@@ -84,7 +86,7 @@ impl<T> Router<T> {
                     method.as_str()
                 );
                 routes.push((method, value));
-                return;
+                return &mut routes.last_mut().expect("just pushed").1;
             }
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 let (existing, child) = node
@@ -112,6 +114,7 @@ impl<T> Router<T> {
             method.as_str()
         );
         node.routes.push((method, value));
+        &mut node.routes.last_mut().expect("just pushed").1
     }
 
     /// Finds the route for `method` and the raw (percent-encoded) `path`. HEAD falls back to

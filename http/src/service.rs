@@ -6,11 +6,16 @@ use std::future::Future;
 /// What the server calls for each request. One instance lives on each worker thread (built by
 /// the factory given to [`crate::Server::start`]), so it may hold `Rc`s and per-core state.
 pub trait Service: 'static {
-    /// The body limit for this request, decided from its head before any body byte is read
-    /// (routes may raise or lower the default).
-    fn body_limit(&self, head: &RequestHead) -> usize;
+    /// What the service resolves from a request's head before its body is read (its route,
+    /// say), handed back to [`Service::call`] with the request, so that a route is looked up
+    /// once per request (axum's `MatchedPath` idea: the match travels with the request).
+    type Route;
 
-    fn call(&self, req: Request) -> impl Future<Output = Response>;
+    /// Resolves the head: the route for [`Service::call`], and the body limit, decided before
+    /// any body byte is read (routes may raise or lower the default).
+    fn route(&self, head: &RequestHead) -> (Self::Route, usize);
+
+    fn call(&self, route: Self::Route, req: Request) -> impl Future<Output = Response>;
 
     /// The response for a protocol-level error or a handler panic. The default mirrors Go's
     /// net/http plain-text answers.

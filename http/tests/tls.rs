@@ -11,11 +11,13 @@ use std::time::Duration;
 struct TestService;
 
 impl Service for TestService {
-    fn body_limit(&self, _: &RequestHead) -> usize {
-        8 << 20
+    type Route = ();
+
+    fn route(&self, _: &RequestHead) -> ((), usize) {
+        ((), 8 << 20)
     }
 
-    async fn call(&self, req: Request) -> Response {
+    async fn call(&self, (): (), req: Request) -> Response {
         match req.path() {
             "/big" => Response::with_body(200, "text/plain", big(3 << 20)),
             "/stream" => {

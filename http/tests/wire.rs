@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 struct TestService;
 
 impl Service for TestService {
-    fn body_limit(&self, head: &RequestHead) -> usize {
-        if head.path == "/small" {
-            16
-        } else {
-            1 << 20
-        }
+    type Route = ();
+
+    fn route(&self, head: &RequestHead) -> ((), usize) {
+        let limit = if head.path == "/small" { 16 } else { 1 << 20 };
+        ((), limit)
     }
 
-    async fn call(&self, req: Request) -> Response {
+    async fn call(&self, (): (), req: Request) -> Response {
         match req.path() {
             "/slow" => {
                 monoio::time::sleep(Duration::from_millis(400)).await;

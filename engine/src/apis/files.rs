@@ -25,11 +25,13 @@ pub fn register(routes: &mut Routes) {
     routes.add(Method::Post, "/api/files/token", |c, r| {
         Box::pin(file_token(c, r))
     });
-    routes.add(
-        Method::Get,
-        "/api/files/{collection}/{recordId}/{filename}",
-        |c, r| Box::pin(download(c, r)),
-    );
+    routes
+        .add(
+            Method::Get,
+            "/api/files/{collection}/{recordId}/{filename}",
+            |c, r| Box::pin(download(c, r)),
+        )
+        .collection_limit(&["file"]);
 }
 
 async fn file_token(ctx: Rc<AppCtx>, req: Request) -> ApiResult {

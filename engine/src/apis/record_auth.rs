@@ -15,21 +15,27 @@ use serde::Serialize;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
-    routes.add(
-        Method::Get,
-        "/api/collections/{collection}/auth-methods",
-        |ctx, req| Box::pin(auth_methods(ctx, req)),
-    );
-    routes.add(
-        Method::Post,
-        "/api/collections/{collection}/auth-with-password",
-        |ctx, req| Box::pin(auth_with_password(ctx, req)),
-    );
-    routes.add(
-        Method::Post,
-        "/api/collections/{collection}/auth-refresh",
-        |ctx, req| Box::pin(auth_refresh(ctx, req)),
-    );
+    routes
+        .add(
+            Method::Get,
+            "/api/collections/{collection}/auth-methods",
+            |ctx, req| Box::pin(auth_methods(ctx, req)),
+        )
+        .collection_limit(&["listAuthMethods"]);
+    routes
+        .add(
+            Method::Post,
+            "/api/collections/{collection}/auth-with-password",
+            |ctx, req| Box::pin(auth_with_password(ctx, req)),
+        )
+        .collection_limit(&["authWithPassword", "auth"]);
+    routes
+        .add(
+            Method::Post,
+            "/api/collections/{collection}/auth-refresh",
+            |ctx, req| Box::pin(auth_refresh(ctx, req)),
+        )
+        .collection_limit(&["authRefresh"]);
     routes.add(
         Method::Post,
         "/api/collections/{collection}/impersonate/{id}",

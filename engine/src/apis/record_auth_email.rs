@@ -27,22 +27,48 @@ use std::time::Duration;
 
 pub fn register(routes: &mut Routes) {
     macro_rules! post {
-        ($path:literal, $handler:ident) => {
-            routes.add(
-                Method::Post,
-                concat!("/api/collections/{collection}/", $path),
-                |ctx, req| Box::pin($handler(ctx, req)),
-            );
+        ($path:literal, $handler:ident, $tags:expr) => {
+            routes
+                .add(
+                    Method::Post,
+                    concat!("/api/collections/{collection}/", $path),
+                    |ctx, req| Box::pin($handler(ctx, req)),
+                )
+                .collection_limit($tags);
         };
     }
-    post!("request-otp", request_otp);
-    post!("auth-with-otp", auth_with_otp);
-    post!("request-verification", request_verification);
-    post!("confirm-verification", confirm_verification);
-    post!("request-password-reset", request_password_reset);
-    post!("confirm-password-reset", confirm_password_reset);
-    post!("request-email-change", request_email_change);
-    post!("confirm-email-change", confirm_email_change);
+    post!("request-otp", request_otp, &["requestOTP"]);
+    post!("auth-with-otp", auth_with_otp, &["authWithOTP", "auth"]);
+    post!(
+        "request-verification",
+        request_verification,
+        &["requestVerification"]
+    );
+    post!(
+        "confirm-verification",
+        confirm_verification,
+        &["confirmVerification"]
+    );
+    post!(
+        "request-password-reset",
+        request_password_reset,
+        &["requestPasswordReset"]
+    );
+    post!(
+        "confirm-password-reset",
+        confirm_password_reset,
+        &["confirmPasswordReset"]
+    );
+    post!(
+        "request-email-change",
+        request_email_change,
+        &["requestEmailChange"]
+    );
+    post!(
+        "confirm-email-change",
+        confirm_email_change,
+        &["confirmEmailChange"]
+    );
 }
 
 const RESEND_WAIT: Duration = Duration::from_secs(120);

@@ -26,11 +26,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub fn register(routes: &mut Routes) {
-    routes.add(
-        Method::Post,
-        "/api/collections/{collection}/auth-with-oauth2",
-        |ctx, req| Box::pin(auth_with_oauth2(ctx, req)),
-    );
+    routes
+        .add(
+            Method::Post,
+            "/api/collections/{collection}/auth-with-oauth2",
+            |ctx, req| Box::pin(auth_with_oauth2(ctx, req)),
+        )
+        .collection_limit(&["authWithOAuth2", "auth"]);
     routes.add(Method::Get, "/api/oauth2-redirect", |ctx, req| {
         Box::pin(oauth2_redirect(ctx, req))
     });

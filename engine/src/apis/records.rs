@@ -16,33 +16,43 @@ use pocketbun_storage::collections::gojson;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
-    routes.add(
-        Method::Get,
-        "/api/collections/{collection}/records",
-        |ctx, req| Box::pin(list(ctx, req)),
-    );
-    routes.add(
-        Method::Get,
-        "/api/collections/{collection}/records/{id}",
-        |ctx, req| Box::pin(view(ctx, req)),
-    );
-    routes.add_with_dynamic_limit(
-        Method::Post,
-        "/api/collections/{collection}/records",
-        collection_body_limit,
-        |ctx, req| Box::pin(save::create(ctx, req)),
-    );
-    routes.add_with_dynamic_limit(
-        Method::Patch,
-        "/api/collections/{collection}/records/{id}",
-        collection_body_limit,
-        |ctx, req| Box::pin(save::update(ctx, req)),
-    );
-    routes.add(
-        Method::Delete,
-        "/api/collections/{collection}/records/{id}",
-        |ctx, req| Box::pin(save::delete(ctx, req)),
-    );
+    routes
+        .add(
+            Method::Get,
+            "/api/collections/{collection}/records",
+            |ctx, req| Box::pin(list(ctx, req)),
+        )
+        .collection_limit(&["list"]);
+    routes
+        .add(
+            Method::Get,
+            "/api/collections/{collection}/records/{id}",
+            |ctx, req| Box::pin(view(ctx, req)),
+        )
+        .collection_limit(&["view"]);
+    routes
+        .add_with_dynamic_limit(
+            Method::Post,
+            "/api/collections/{collection}/records",
+            collection_body_limit,
+            |ctx, req| Box::pin(save::create(ctx, req)),
+        )
+        .collection_write_limit(&["create"]);
+    routes
+        .add_with_dynamic_limit(
+            Method::Patch,
+            "/api/collections/{collection}/records/{id}",
+            collection_body_limit,
+            |ctx, req| Box::pin(save::update(ctx, req)),
+        )
+        .collection_write_limit(&["update"]);
+    routes
+        .add(
+            Method::Delete,
+            "/api/collections/{collection}/records/{id}",
+            |ctx, req| Box::pin(save::delete(ctx, req)),
+        )
+        .collection_limit(&["delete"]);
 }
 
 /// PocketBase's per-collection body limit of record writes: the default limit plus what the

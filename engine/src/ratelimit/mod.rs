@@ -1,8 +1,9 @@
 //! PocketBase's rate limiter, driven by the `rateLimits` settings.
 //!
-//! Every request is matched against the rules once, before dispatch:
-//! - the record CRUD routes (`/api/collections/{c}/records[/{id}]`), the collection auth
-//!   routes (`auth-with-password`, `request-otp`, ...) and file downloads are checked with
+//! Every request is matched against the rules once, before dispatch, with its route (resolved
+//! once, from the head: [`crate::ctx::Matched`]):
+//! - the routes registered with a [`CollectionLimit`] (record CRUD, the collection auth
+//!   routes such as `auth-with-password` or `request-otp`, file downloads) are checked with
 //!   their collection tags first (`users:create`, `*:create`, `users:auth`, `*:auth`,
 //!   `users:file`...), then the method+path and path labels, in a limiter of their own per
 //!   collection and route (PocketBase's `checkCollectionRateLimit`);
@@ -14,27 +15,21 @@
 //! Windows are fixed, per client and limiter: `maxRequests` per `duration` seconds counted
 //! from the first request of the window. A refused request gets PocketBase's 429.
 //!
-//! The limiter state is one table shared by all workers (so limits hold whatever worker a
-//! connection lands on), reset when the settings change, as PocketBase does on reload. When
-//! the limiter is off (the default) the whole check is one atomic load.
+//! The counters are one table shared by all workers ([`crate::fixed_windows`], in
+//! [`crate::ctx::Shared`]), reset when the settings change, as PocketBase does on reload.
+//! When the limiter is off (the default) the whole check is one atomic load.
 
 use crate::client_ip::{client_ip, ip_in_list};
-use crate::ctx::AppCtx;
+use crate::ctx::{AppCtx, CollectionLimit, Route};
 use crate::error::ApiError;
+use crate::fixed_windows::Limit;
 use crate::settings::model::{RateLimitRule, RateLimitsConfig};
-use crate::settings::Settings;
-use pocketbun_http::{Method, Request};
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use pocketbun_http::Request;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Idle clients are forgotten this long (seconds) after their last window ended.
-const MIN_DELETE_INTERVAL: i64 = 1800;
-/// How often (seconds) idle clients are swept.
-const SWEEP_EVERY: i64 = 3600;
-
-/// Checks the request against the rate limit rules: `Err` is the 429 to answer with.
-pub fn check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
+/// Checks the request (whose route is `route`, `None` when no route takes it) against the
+/// rate limit rules: `Err` is the 429 to answer with.
+pub fn check(ctx: &AppCtx, req: &Request, route: Option<&Route>) -> Result<(), ApiError> {
     if !ctx.shared.settings.rate_limits_enabled() {
         return Ok(());
     }
@@ -64,34 +59,34 @@ pub fn check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
     };
     let default_labels = [format!("{method} {path}"), path.clone()];
 
-    let (limiter_id, rule) = match collection_route(&req.head.method, &path) {
-        Some(route) => {
+    let collection_route = route.and_then(|r| {
+        let limit = r.collection_limit.as_ref()?;
+        let collection = req.param("collection").filter(|c| !c.is_empty())?;
+        Some((r, limit, collection))
+    });
+    let (limiter_id, rule) = match collection_route {
+        Some((route, limit, collection)) => {
             let schema = ctx.shared.schema.get();
-            let Some(collection) = schema.collections.get(&route.collection) else {
+            let Some(collection) = schema.collections.get(collection) else {
                 // the handler answers the 404
                 return Ok(());
             };
-            if route.writes && collection.is_view() {
+            if limit.writes && collection.is_view() {
                 // the handler answers the 400 before any limit is counted
                 return Ok(());
             }
-            let mut labels: Vec<String> = Vec::with_capacity(2 * route.tags.len() + 2);
-            labels.extend(
-                route
-                    .tags
-                    .iter()
-                    .map(|t| format!("{}:{t}", collection.name)),
-            );
-            labels.extend(route.tags.iter().map(|t| format!("*:{t}")));
-            labels.extend(default_labels);
-            let Some(rule) = find_rule(&settings.rate_limits, &labels, &audiences) else {
+            let Some(rule) = find_rule(
+                &settings.rate_limits,
+                &collection_labels(limit, &collection.name, default_labels),
+                &audiences,
+            ) else {
                 return Ok(());
             };
             let id = format!(
                 "{}{}{}{}",
                 collection.id,
-                route.pattern,
-                route.tags.concat(),
+                route.name,
+                limit.tags.concat(),
                 rule.audience
             );
             (id, rule)
@@ -103,154 +98,35 @@ pub fn check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
             (format!("{}{}", rule.label, rule.audience), rule)
         }
     };
-    if consume(&settings, &limiter_id, rule, ip, now()) {
+    let limit = Limit {
+        max: rule.max_requests,
+        interval: rule.duration,
+    };
+    if ctx
+        .shared
+        .rate_windows
+        .consume(&settings, &limiter_id, &ip, limit, now())
+    {
         Ok(())
     } else {
         Err(ApiError::new(429, "Too Many Requests."))
     }
 }
 
-/// A route PocketBase limits with collection tags.
-struct CollectionRoute {
-    collection: String,
-    /// The route's pattern (part of the limiter's identity).
-    pattern: &'static str,
-    tags: &'static [&'static str],
-    /// Create/update: not checked for view collections (the handler refuses them first).
-    writes: bool,
+/// The labels a collection route is matched with, in order: `name:tag` for each tag, then
+/// `*:tag`, then the method+path and path labels every route has.
+fn collection_labels(limit: &CollectionLimit, name: &str, default: [String; 2]) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::with_capacity(2 * limit.tags.len() + 2);
+    labels.extend(limit.tags.iter().map(|t| format!("{name}:{t}")));
+    labels.extend(limit.tags.iter().map(|t| format!("*:{t}")));
+    labels.extend(default);
+    labels
 }
 
-fn collection_route(method: &Method, path: &str) -> Option<CollectionRoute> {
-    let route = |collection: &str, pattern, tags, writes| {
-        Some(CollectionRoute {
-            collection: collection.to_string(),
-            pattern,
-            tags,
-            writes,
-        })
-    };
-    if let Some(rest) = path.strip_prefix("/api/files/") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        return match (method, parts.as_slice()) {
-            (Method::Get | Method::Head, [c, id, file])
-                if !c.is_empty() && !id.is_empty() && !file.is_empty() =>
-            {
-                route(
-                    c,
-                    "GET /api/files/{collection}/{recordId}/{filename}",
-                    &["file"],
-                    false,
-                )
-            }
-            _ => None,
-        };
-    }
-    let rest = path.strip_prefix("/api/collections/")?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let (c, action) = match parts.as_slice() {
-        [c, action] if !c.is_empty() => (*c, *action),
-        [c, "records", id] if !c.is_empty() && !id.is_empty() => {
-            return match method {
-                Method::Get | Method::Head => route(
-                    c,
-                    "GET /api/collections/{collection}/records/{id}",
-                    &["view"],
-                    false,
-                ),
-                Method::Patch => route(
-                    c,
-                    "PATCH /api/collections/{collection}/records/{id}",
-                    &["update"],
-                    true,
-                ),
-                Method::Delete => route(
-                    c,
-                    "DELETE /api/collections/{collection}/records/{id}",
-                    &["delete"],
-                    false,
-                ),
-                _ => None,
-            };
-        }
-        _ => return None,
-    };
-    let post = matches!(method, Method::Post);
-    match action {
-        "records" => match method {
-            Method::Get | Method::Head => route(
-                c,
-                "GET /api/collections/{collection}/records",
-                &["list"],
-                false,
-            ),
-            Method::Post => route(
-                c,
-                "POST /api/collections/{collection}/records",
-                &["create"],
-                true,
-            ),
-            _ => None,
-        },
-        "auth-methods" if matches!(method, Method::Get | Method::Head) => route(
-            c,
-            "GET /api/collections/{collection}/auth-methods",
-            &["listAuthMethods"],
-            false,
-        ),
-        _ if !post => None,
-        "auth-refresh" => route(c, "POST auth-refresh", &["authRefresh"], false),
-        "auth-with-password" => route(
-            c,
-            "POST auth-with-password",
-            &["authWithPassword", "auth"],
-            false,
-        ),
-        "auth-with-oauth2" => route(
-            c,
-            "POST auth-with-oauth2",
-            &["authWithOAuth2", "auth"],
-            false,
-        ),
-        "request-otp" => route(c, "POST request-otp", &["requestOTP"], false),
-        "auth-with-otp" => route(c, "POST auth-with-otp", &["authWithOTP", "auth"], false),
-        "request-password-reset" => route(
-            c,
-            "POST request-password-reset",
-            &["requestPasswordReset"],
-            false,
-        ),
-        "confirm-password-reset" => route(
-            c,
-            "POST confirm-password-reset",
-            &["confirmPasswordReset"],
-            false,
-        ),
-        "request-verification" => route(
-            c,
-            "POST request-verification",
-            &["requestVerification"],
-            false,
-        ),
-        "confirm-verification" => route(
-            c,
-            "POST confirm-verification",
-            &["confirmVerification"],
-            false,
-        ),
-        "request-email-change" => route(
-            c,
-            "POST request-email-change",
-            &["requestEmailChange"],
-            false,
-        ),
-        "confirm-email-change" => route(
-            c,
-            "POST confirm-email-change",
-            &["confirmEmailChange"],
-            false,
-        ),
-        _ => None,
-    }
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The first rule matching the labels in order (exactly, or — rules ending with `/` — as a
@@ -283,90 +159,6 @@ pub fn find_rule<'a>(
         }
     }
     None
-}
-
-struct Limiters {
-    /// The settings the limiters were made for (a settings change resets them all).
-    settings: Option<Arc<Settings>>,
-    limiters: HashMap<String, Limiter>,
-    last_sweep: i64,
-}
-
-struct Limiter {
-    max: i64,
-    interval: i64,
-    clients: HashMap<String, Window>,
-}
-
-/// A client's fixed window: requests left and when the window started (unix seconds).
-struct Window {
-    available: i64,
-    start: i64,
-}
-
-static LIMITERS: LazyLock<Mutex<Limiters>> = LazyLock::new(|| {
-    Mutex::new(Limiters {
-        settings: None,
-        limiters: HashMap::new(),
-        last_sweep: 0,
-    })
-});
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Takes one request from `client`'s window in limiter `id`; false when none is left.
-fn consume(
-    settings: &Arc<Settings>,
-    id: &str,
-    rule: &RateLimitRule,
-    client: String,
-    now: i64,
-) -> bool {
-    let mut all = LIMITERS.lock().unwrap_or_else(|p| p.into_inner());
-    if !all
-        .settings
-        .as_ref()
-        .is_some_and(|s| Arc::ptr_eq(s, settings))
-    {
-        all.settings = Some(settings.clone());
-        all.limiters.clear();
-    }
-    if now - all.last_sweep >= SWEEP_EVERY {
-        all.last_sweep = now;
-        for limiter in all.limiters.values_mut() {
-            let interval = limiter.interval;
-            limiter
-                .clients
-                .retain(|_, w| now - (w.start + interval) <= MIN_DELETE_INTERVAL);
-        }
-    }
-    let limiter = match all.limiters.get_mut(id) {
-        Some(l) => l,
-        None => all.limiters.entry(id.to_string()).or_insert(Limiter {
-            max: rule.max_requests,
-            interval: rule.duration,
-            clients: HashMap::new(),
-        }),
-    };
-    let (max, interval) = (limiter.max, limiter.interval);
-    let window = limiter.clients.entry(client).or_insert(Window {
-        available: 0,
-        start: i64::MIN / 2,
-    });
-    if now - window.start >= interval {
-        window.available = max;
-        window.start = now;
-    }
-    if window.available > 0 {
-        window.available -= 1;
-        true
-    } else {
-        false
-    }
 }
 
 #[cfg(test)]
@@ -430,25 +222,5 @@ mod tests {
             r("/api/", "")
         );
         assert_eq!(found(&["GET /other", "/other"], &guest), None);
-    }
-
-    #[test]
-    fn fixed_windows() {
-        let settings = Arc::new(Settings::default());
-        let rule = RateLimitRule {
-            label: "x".into(),
-            audience: "".into(),
-            duration: 3,
-            max_requests: 2,
-        };
-        let id = "unit-test-fixed-windows";
-        let take = |ip: &str, t| consume(&settings, id, &rule, ip.into(), t);
-        assert!(take("a", 100));
-        assert!(take("a", 101));
-        assert!(!take("a", 102));
-        assert!(take("b", 102));
-        assert!(take("a", 103));
-        assert!(take("a", 105));
-        assert!(!take("a", 105));
     }
 }

@@ -65,6 +65,7 @@ fn env(config: RealtimeConfig) -> Option<Env> {
         record_hooks: Default::default(),
         realtime: Arc::new(Hub::new(config)),
         web: Default::default(),
+        rate_windows: Default::default(),
     });
     let ctx = Rc::new(AppCtx {
         reader: store.reader().unwrap(),

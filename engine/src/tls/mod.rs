@@ -411,12 +411,14 @@ fn text(status: u16, body: String) -> Response {
 }
 
 impl Service for ChallengeOrRedirect {
-    fn body_limit(&self, _: &RequestHead) -> usize {
+    type Route = ();
+
+    fn route(&self, _: &RequestHead) -> ((), usize) {
         // nothing here reads a body
-        1 << 20
+        ((), 1 << 20)
     }
 
-    async fn call(&self, req: Request) -> Response {
+    async fn call(&self, (): (), req: Request) -> Response {
         let host = req.header("host").unwrap_or("");
         if let Some(token) = req.path().strip_prefix(CHALLENGE_PREFIX) {
             // the host policy, on the name without its port (a validator on a port other
@@ -491,11 +493,13 @@ pub struct WwwRedirect<S> {
 }
 
 impl<S: Service> Service for WwwRedirect<S> {
-    fn body_limit(&self, head: &RequestHead) -> usize {
-        self.inner.body_limit(head)
+    type Route = S::Route;
+
+    fn route(&self, head: &RequestHead) -> (S::Route, usize) {
+        self.inner.route(head)
     }
 
-    async fn call(&self, req: Request) -> Response {
+    async fn call(&self, route: S::Route, req: Request) -> Response {
         if !self.hosts.is_empty() {
             if let Some(host) = req.header("host") {
                 if host.starts_with("www.") && self.hosts.iter().any(|h| h == host) {
@@ -505,7 +509,7 @@ impl<S: Service> Service for WwwRedirect<S> {
                 }
             }
         }
-        self.inner.call(req).await
+        self.inner.call(route, req).await
     }
 
     fn error_response(&self, err: &HttpError) -> Response {
