@@ -9,9 +9,8 @@ use pocketbun_storage::collections::model::{Collection, CollectionType};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::sync::{self, SaveError};
 use pocketbun_storage::rusqlite::Connection;
-use pocketbun_storage::{ErrorKind, StorageError};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 pub fn register(routes: &mut Routes) {
     routes.add(Method::Get, "/api/collections", |c, r| Box::pin(list(c, r)));
@@ -208,40 +207,25 @@ async fn scaffolds(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     Ok(json_ok(out))
 }
 
-/// Runs a schema change as one writer job and, once committed, installs the new snapshot.
-/// A refusal rolls the job back (it returns an error to the writer) but reaches the caller
-/// with its details intact.
+/// Runs a schema change as one writer job and, once committed, installs the new snapshot
+/// before the caller answers (read-your-writes for schema). A refusal rolls the job back and
+/// reaches the caller through the writer's typed reply with its details intact.
 pub async fn change_schema<T, F>(ctx: &AppCtx, change: F) -> Result<T, SaveError>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, SaveError> + Send + 'static,
 {
-    let refusal: Arc<Mutex<Option<SaveError>>> = Arc::default();
-    let slot = refusal.clone();
-    let outcome = ctx
+    let (value, collections) = ctx
         .shared
         .store
         .writer()
-        .submit(move |conn| match change(conn) {
-            Ok(value) => Ok((value, Collections::load(conn)?)),
-            Err(e) => {
-                let folded = StorageError::new(ErrorKind::Invalid, e.to_string());
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                Err(folded)
-            }
+        .submit_with(move |conn| {
+            let value = change(conn)?;
+            Ok::<_, SaveError>((value, Collections::load(conn)?))
         })
-        .await;
-    match outcome {
-        Ok((value, collections)) => {
-            ctx.shared.schema.replace(collections);
-            Ok(value)
-        }
-        Err(e) => Err(refusal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or(SaveError::Storage(e))),
-    }
+        .await?;
+    ctx.shared.schema.replace(collections);
+    Ok(value)
 }
 
 async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
