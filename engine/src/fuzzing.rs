@@ -9,7 +9,6 @@
 use crate::apis::body::{form_record_data, multipart_record_body, RecordBody};
 use crate::records::write::{get_json, Draft};
 use crate::records::{expand, pick};
-use futures_util::FutureExt;
 use pocketbun_http::{BodyFraming, Headers, Method, Request, RequestHead, Version};
 use pocketbun_storage::collections::{Collection, CollectionType, Field, FieldKind};
 use serde_json::{json, Value};
@@ -40,14 +39,11 @@ fn request(content_type: &str, query: &str, body: &[u8]) -> Request {
     }
 }
 
-/// Binds a body the way record create/update does. The body is complete in memory, so the
-/// parse never waits: `None` would mean it did.
+/// Binds a body the way record create/update does.
 fn bind(req: &Request) -> Result<RecordBody, ()> {
     let ct = req.header("content-type").unwrap_or("");
     if ct.starts_with("multipart/form-data") {
-        return multipart_record_body(ct, &req.body, req.query())
-            .now_or_never()
-            .expect("binding an in-memory body never waits");
+        return multipart_record_body(ct, &req.body, req.query());
     }
     Ok(RecordBody {
         data: form_record_data(&req.body, req.query())?,

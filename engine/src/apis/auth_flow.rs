@@ -168,50 +168,20 @@ impl Body {
     }
 }
 
-/// The plain text fields of a multipart body (files are left out).
+/// The plain text fields of a multipart body (files are left out); `@jsonPayload` holds
+/// more fields as a JSON object. `None`: a body the parser refuses.
 fn multipart_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
     let mut out = Map::new();
-    let Some(boundary) = content_type
-        .split(';')
-        .filter_map(|p| p.trim().strip_prefix("boundary="))
-        .next()
-        .map(|b| b.trim_matches('"').to_string())
-    else {
-        return Some(out);
-    };
-    let text = String::from_utf8_lossy(body);
-    let delim = format!("--{boundary}");
-    for (i, part) in text.split(delim.as_str()).skip(1).enumerate() {
-        // Go's multipart reader refuses more than 1,000 parts (the closing delimiter is
-        // one more piece here)
-        if i > crate::apis::body::MAX_MULTIPART_PARTS {
-            return None;
-        }
-        let Some((head, content)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let content = content.strip_suffix("\r\n").unwrap_or(content);
-        let disposition = head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-            .unwrap_or("");
-        if disposition.contains("filename=") {
+    for part in crate::apis::multipart::parts(content_type, body).ok()? {
+        if part.file_name.is_some() {
             continue;
         }
-        let Some(name) = disposition
-            .split(';')
-            .filter_map(|p| p.trim().strip_prefix("name="))
-            .next()
-            .map(|n| n.trim_matches('"').to_string())
-        else {
-            continue;
-        };
-        if name == "@jsonPayload" {
-            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(content) {
+        if part.name == "@jsonPayload" {
+            if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&part.data) {
                 out.extend(m);
             }
         } else {
-            out.insert(name, Value::String(content.to_string()));
+            out.insert(part.name.clone(), Value::String(part.text()));
         }
     }
     Some(out)

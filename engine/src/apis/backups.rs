@@ -159,11 +159,11 @@ fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
     crate::json_strict::from_slice(&req.body).map_err(|_| load_failed())
 }
 
-async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+async fn upload(ctx: Rc<AppCtx>, mut req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let dir = ctx.shared.store.dir().to_path_buf();
     let mut errors = FieldErrors::new();
-    let file = multipart_file(&req, "file");
+    let file = multipart_file(&ctx, &mut req, "file").await;
     match &file {
         None => errors.add(
             "file",
@@ -218,62 +218,35 @@ async fn upload(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 }
 
 /// The first uploaded file of form field `field` of a `multipart/form-data` body, as
-/// (file name without any folder, content).
-fn multipart_file(req: &Request, field: &str) -> Option<(String, Vec<u8>)> {
-    let ct = req.header("content-type")?;
+/// (file name without any folder, content). Parsed on the CPU pool: an upload has no body
+/// limit, and splitting a backup of gigabytes would hold the worker for seconds.
+/// The body is moved out of `req`, not copied.
+async fn multipart_file(
+    ctx: &AppCtx,
+    req: &mut Request,
+    field: &'static str,
+) -> Option<(String, Vec<u8>)> {
+    let ct = req.header("content-type")?.to_string();
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
         return None;
     }
-    let boundary = ct.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })?;
-    let delimiter = format!("--{boundary}");
-    let body = &req.body;
-    let mut pos = find(body, delimiter.as_bytes(), 0)? + delimiter.len();
-    loop {
-        if body.get(pos..pos + 2) == Some(b"--") {
-            return None; // closing delimiter
-        }
-        let headers_start = find(body, b"\r\n", pos)? + 2;
-        let headers_end = find(body, b"\r\n\r\n", headers_start)?;
-        let content_start = headers_end + 4;
-        let next = find(body, format!("\r\n{delimiter}").as_bytes(), content_start)?;
-        let headers = String::from_utf8_lossy(&body[headers_start..headers_end]);
-        let disposition = headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-disposition")
-                .then(|| v.to_string())
-        });
-        if let Some(d) = disposition {
-            let param = |key: &str| {
-                d.split(';').skip(1).find_map(|p| {
-                    let (k, v) = p.trim().split_once('=')?;
-                    (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
-                })
-            };
-            if param("name").as_deref() == Some(field) {
-                if let Some(filename) = param("filename").filter(|f| !f.is_empty()) {
-                    let base = filename.rsplit('/').next().unwrap_or(&filename).to_string();
-                    return Some((base, body[content_start..next].to_vec()));
-                }
-            }
-        }
-        pos = next + 2 + delimiter.len();
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if from > hay.len() || needle.is_empty() {
-        return None;
-    }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    let body = std::mem::take(&mut req.body);
+    let parts = ctx
+        .shared
+        .cpu
+        .run(move || crate::apis::multipart::parts(&ct, &body))
+        .await
+        .ok()?
+        .ok()?;
+    parts.into_iter().find_map(|part| {
+        let file_name = part.file_name.filter(|_| part.name == field)?;
+        let base = file_name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&file_name)
+            .to_string();
+        Some((base, part.data.to_vec()))
+    })
 }
 
 /// Whether backup `key` exists where backups live now.

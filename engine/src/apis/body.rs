@@ -240,10 +240,6 @@ fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Res
     Ok(())
 }
 
-/// Go's `multipart.Reader.ReadForm` refuses a body of more parts than this (GODEBUG
-/// `multipartmaxparts`; files count too), which PocketBase answers with its generic 400.
-pub const MAX_MULTIPART_PARTS: usize = 1000;
-
 /// Bodies larger than this are parsed on the CPU pool (`crate::offload`), not on the worker:
 /// 32 MiB of small JSON values take ~150 ms to parse (release build), a stall for every
 /// connection of the worker; below it a parse costs well under a millisecond.
@@ -309,21 +305,15 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
     }
     if ct.starts_with("multipart/form-data") {
         if req.body.len() <= OFFLOAD_PARSE_BYTES {
-            return multipart_record_body(ct, &req.body, req.query()).await;
+            return multipart_record_body(ct, &req.body, req.query());
         }
-        // the whole body is in memory, so the parse never waits: it completes in one poll
         // on the pool (64 MiB in 1,000 parts: the worker's longest turn went from 111 to 27 ms
         // of CPU, debug build)
         let (ct, body, query) = (ct.to_string(), req.body.clone(), req.query().to_string());
         return ctx
             .shared
             .cpu
-            .run(move || {
-                use futures_util::FutureExt;
-                multipart_record_body(&ct, &body, &query)
-                    .now_or_never()
-                    .unwrap_or(Err(()))
-            })
+            .run(move || multipart_record_body(&ct, &body, &query))
             .await
             .map_err(|_| ())?;
     }
@@ -331,44 +321,22 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
 }
 
 /// A multipart record body: its files and its fields bound with the URL query's values.
-/// The body is in memory, so this never waits (it is async because `multer` is).
-pub(crate) async fn multipart_record_body(
-    ct: &str,
-    body: &[u8],
-    query: &str,
-) -> Result<RecordBody, ()> {
+pub(crate) fn multipart_record_body(ct: &str, body: &[u8], query: &str) -> Result<RecordBody, ()> {
     let mut out = RecordBody::default();
-    let boundary = multer::parse_boundary(ct).map_err(|_| ())?;
-    let body = bytes::Bytes::copy_from_slice(body);
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let mut mp = multer::Multipart::new(stream, boundary);
     let mut pairs = Vec::new();
-    let mut parts = 0;
-    while let Some(field) = mp.next_field().await.map_err(|_| ())? {
-        parts += 1;
-        if parts > MAX_MULTIPART_PARTS {
-            return Err(());
-        }
-        let name = field.name().unwrap_or("").to_string();
-        // an empty `filename=""` is no file: Go's multipart reader hands that part over
-        // as a plain value (PocketBase 0.40 then refuses it as an invalid new file)
-        match field
-            .file_name()
-            .filter(|n| !n.is_empty())
-            .map(str::to_string)
-        {
-            Some(file_name) => {
-                let data = field.bytes().await.map_err(|_| ())?;
-                out.uploads.push(Upload {
-                    key: name,
-                    original_name: file_name,
-                    data: data.to_vec(),
-                    sniffed: None,
-                });
-            }
+    for part in crate::apis::multipart::parts(ct, body)? {
+        match part.file_name {
+            Some(original_name) => out.uploads.push(Upload {
+                key: part.name,
+                original_name,
+                data: part.data.to_vec(),
+                sniffed: None,
+            }),
+            // an empty `filename=""` is no file (the parser's rule, Go's): a plain value,
+            // which PocketBase 0.40 then refuses as an invalid new file
             None => {
-                let text = field.text().await.map_err(|_| ())?;
-                pairs.push((name, text));
+                let text = String::from_utf8_lossy(&part.data).into_owned();
+                pairs.push((part.name, text));
             }
         }
     }
