@@ -99,7 +99,11 @@ impl Service for App {
         let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
         let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
-        let dev_line = crate::serve_options::dev()
+        let dev_line = self
+            .ctx
+            .shared
+            .web
+            .dev
             .then(|| format!("{} {}", req.head.method.as_str(), req.head.target));
         req.params = matched.params;
         let (result, is_static) = match superuser_ip_check(&self.ctx, &req)

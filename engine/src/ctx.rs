@@ -52,6 +52,8 @@ pub struct AppCtx {
     pub queries: RefCell<QueryCache>,
     /// This worker's realtime clients and their subscriptions.
     pub realtime: crate::realtime::Worker,
+    /// This worker's read connection to `auxiliary.db` (the logs API), opened on first use.
+    pub aux: std::cell::OnceCell<Rc<Reader>>,
 }
 
 impl AppCtx {
@@ -64,6 +66,7 @@ impl AppCtx {
             reader,
             queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
             realtime,
+            aux: Default::default(),
         })
     }
 

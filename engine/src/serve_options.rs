@@ -7,7 +7,6 @@
 
 use clap::{ArgAction, Args};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The `serve` options the request path reads.
@@ -17,6 +16,8 @@ pub struct Web {
     pub cors: pocketbun_http::cors::Cors,
     /// `--publicDir` with `--indexFallback`; `None` serves no static files.
     pub public: Option<crate::public::PublicDir>,
+    /// `--dev`: each request printed to the console ([`print_request`]).
+    pub dev: bool,
 }
 
 /// The PocketBase release whose Web API PocketBun follows.
@@ -58,22 +59,15 @@ impl ServeFlags {
                 root: app.public_dir(),
                 index_fallback: app.index_fallback,
             }),
+            dev: app.dev,
         }
     }
 }
 
-/// `--dev`: SQL statements and request logs printed to the console.
-static DEV: AtomicBool = AtomicBool::new(false);
-
-/// Turns `--dev` on for the process (the storage crate prints each SQL statement it runs).
+/// Turns `--dev`'s SQL log on for the process (the storage crate prints each SQL statement it
+/// runs); the request lines follow [`Web::dev`].
 pub fn configure_dev(on: bool) {
-    DEV.store(on, Ordering::Relaxed);
     pocketbun_storage::set_sql_log(on);
-}
-
-/// Whether `--dev` is on.
-pub fn dev() -> bool {
-    DEV.load(Ordering::Relaxed)
 }
 
 /// `--dev`'s console line for a request, as PocketBase prints its request logs there:

@@ -12,7 +12,6 @@ use pocketbun_query as query;
 use pocketbun_storage::rusqlite::{self, params_from_iter, OptionalExtension};
 use pocketbun_storage::Reader;
 use serde::Serialize;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -53,26 +52,18 @@ fn logs_schema() -> &'static query::Schema {
     })
 }
 
-thread_local! {
-    /// This worker's read connection to `auxiliary.db`, opened on first use.
-    static AUX: RefCell<Option<Rc<Reader>>> = const { RefCell::new(None) };
-}
-
+/// This worker's read connection to `auxiliary.db`, opened on first use.
 fn aux_reader(ctx: &AppCtx) -> Result<Rc<Reader>, ApiError> {
-    AUX.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if let Some(r) = slot.as_ref() {
-            return Ok(r.clone());
-        }
-        let reader = Rc::new(
-            ctx.shared
-                .store
-                .aux_reader()
-                .map_err(|_| ApiError::internal())?,
-        );
-        *slot = Some(reader.clone());
-        Ok(reader)
-    })
+    if let Some(r) = ctx.aux.get() {
+        return Ok(r.clone());
+    }
+    let reader = Rc::new(
+        ctx.shared
+            .store
+            .aux_reader()
+            .map_err(|_| ApiError::internal())?,
+    );
+    Ok(ctx.aux.get_or_init(|| reader).clone())
 }
 
 fn superuser_info() -> query::RequestInfo {

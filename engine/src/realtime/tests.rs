@@ -71,6 +71,7 @@ fn env(config: RealtimeConfig) -> Option<Env> {
         reader: store.reader().unwrap(),
         queries: RefCell::new(QueryCache::new(64)),
         realtime: Worker::new(&shared.realtime),
+        aux: Default::default(),
         shared,
     });
     Some(Env { ctx, dir })
