@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The fixture's superuser token (valid until 2050).
-pub const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+pub const SUPERUSER_TOKEN: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 
 /// PocketBase's test fixture (`../shared/conformance/pb_data`; read-only, copy before use).
 pub fn fixture() -> Option<PathBuf> {

@@ -15,7 +15,7 @@ use pocketbun_storage::collections::{
 };
 use pocketbun_storage::rusqlite::Connection;
 
-const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER_TOKEN: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 
 /// A writable copy of the fixture's data files, or `None` (SKIP) if absent.
 fn fixture_copy(test: &str) -> Option<PathBuf> {

@@ -6,6 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// An auth token of the fixture's superuser `test@example.com` (`sywbhecnh46rhm0`), valid until
+/// 2050, as PocketBase's own tests use it.
+pub const SUPERUSER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+
+/// An auth token of the fixture's `users` record `test@example.com` (`4q1xlclmfloku33`), valid
+/// until 2050.
+pub const USER_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+
 use crate::server::copy_dir;
 
 /// The fixture's `pb_data` (never written to: servers get copies). When the corpus is

@@ -12,7 +12,7 @@ use pocketbun_tests::fixture::fixture_dir;
 use pocketbun_tests::{copy_dir, Server, ServerSpec};
 use serde_json::{json, Value};
 
-const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 /// bcrypt of "1234567890", made by PocketBase: the stub OTPs' password.
 const HASH: &str = "$2a$10$0CUWH81tPWUhxKqksZnO/eDfJiWTTG/xg7v5Yg8RhcLIGWY3oeCHe";
 const USER_ID: &str = "4q1xlclmfloku33";

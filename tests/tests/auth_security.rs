@@ -15,7 +15,7 @@ use pocketbun_tests::{Server, ServerSpec};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 /// clients, test@example.com (password 1234567890, no MFA).
 const CLIENT_ID: &str = "gk390qegs4y47wn";
 const CLIENTS: &str = "v851q4r790rhknl";

@@ -29,7 +29,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 
 /// The provider's signing key (RSA 2048, made for this test only).
 const KEY_DER_B64: &str = "MIIEowIBAAKCAQEApofWXvbBKqDe3CDgOWkWCCq89TvtVCvXVQszS4BkXqiFByt6UkNdE2wEuBwyru7aEyckJsgWjIcTx8uf/pMRU+kPBIciqYQ39rq3c9VxfyD7W7058ZUTRQkKNgF9XLdbA5GPzF14u7HMG+4ClquiGlhSfJaeuHXJqaqyL5cW5jlMocnZAP+q5DuHoD/vs4RNKGa15sgZACjPokiyIfhSY35QFG12OsHdndqbRaDt1ZcMaU9Cay2qsMGjjnLvQXF4wecsb/wSCj1VHC0O2wDZNRRlpDPTY/YLD6t/kiLyB5Xmx11ATIj38+CEYzbMKotX0vLTVeYOxOEdtvvdxhy3nwIDAQABAoIBAADKTjsfIqWII+aZhVbgZ8lcIo9rXGH03025AuJN1qwYUqFJFIiFZ1CrR450G812trQ2kFZaxrid/3sIPVcg7YkfZwHXflOdnAJgunQjRCmdR3QU/sxlr7S5KUI+WZDyEc1/iFYo72S8oEJVq895Owiy+Jk8wb4QWQekFrphFiu7gemSuN1AeWuLboruCd2Oddmb0uKnw5qVyc8E1u1M9IQqBMveS3Pc9p+ZyJOI0s2yCXEotbESXsgKhuO54A3KpGxGLe+3+tQaFfjGvUSAc/T9/53R/fdEy/umBhz+5f6BjZzcU8sHNjwraRIjBXsBP14ja/ky7lhbrx6Hy71dTKECgYEA3ioWCJnVts/H42ve5XXZiCgWB+5n0zLbX6zWKf/yNZC1YPLyWoIO87zD1fWzWftifFfrk4Y0cf3JOPe6hYvA6+XU4LEJS5YeLmeAOtuXIg0wbLUTRUP0sDFVWhOvDCJSTjg6aTTqjmDzz2doNQxtUuFgI1iYrD51yaWyx+THsVECgYEAv+SowMjXFdBAiL4wpIDls6iBqXXImXnXZxAT6fj2n5sxgb6gtYVSNFJZTN7TyBtdm25H0aWKN4mPHC5fsZkhJTYfSwGxS7yhJf7/G2nUWPM+11WFJ9bwr0lXKmqv/xSOZ6cOi+SUUWN5RJWpClZQv3s2ZwqNJIz6/KMNmKEYHe8CgYAXRLEqFXKcwwZce1/NCJrP9+LW0dFt/VWcn62OmI/1rEJS9R8M+7I1NQAN2L4AHqQiAdNakCPODJaWsNuIQSrjih7RqbkfgYmHsq9rerRJjLgVqqFqD8QA8CnQVV9wFego6Rq1CiXG48ClaF8xryuEErbO/OiAocoUZJZk+UExAQKBgBL7eKIRfA1hW3Drd35ebdqW2bS8vQpJnkBIu9+STDs/q+cMx3MNbDNWzhSnmkWaR2k/wIUBnimeRvTftYGpBzlaIEBYO4SldT9/+RZqIqJl9ZpxkEl/nrGITMIaaayPCQNB6FN4Wh+u+mkJcP5fyX8XnisVRR8PfyiMrKSjkvIrAoGBAJfAE500cz6t0CdmDRzDXk9IIxNN+BK308//2LxKs1R7MIdnCXRs6T9WYzbsNVfnDuYLSkZAGlCIYQRTyffjmMuSPqiJx+sU3XU0vVoA8W7ZQTU9qqWXAeo+hbAGyzPoDAQTEi4HOSEsegiYDr9R3DvFU6bxLQBd1vtcaKqnLjmF";
@@ -807,7 +807,7 @@ fn password_works(server: &Server, email: &str) -> bool {
 /// users test2@example.com (oap640cot4yru2s).
 const USER2: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6Im9hcDY0MGNvdDR5cnUycyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.GfJo6EHIobgas_AXt-M-tj5IoQendPnrkMSe9ExuSEY";
 /// users test@example.com (4q1xlclmfloku33, unverified in the fixture).
-const USER1: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IjRxMXhsY2xtZmxva3UzMyIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoiX3BiX3VzZXJzX2F1dGhfIiwiZXhwIjoyNTI0NjA0NDYxLCJyZWZyZXNoYWJsZSI6dHJ1ZX0.ZT3F0Z3iM-xbGgSG3LEKiEzHrPHr8t8IuHLZGGNuxLo";
+const USER1: &str = pocketbun_tests::fixture::USER_TOKEN;
 
 /// Runs one auth-with-oauth2 for `user` (id token claims) with `auth` as the caller.
 fn oauth2_as(

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 /// Fixture superuser `test@example.com` (token valid until 2050).
-const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 
 /// The real PocketBase spec; `None` (after one printed line) when it cannot be had, which
 /// fails the test under `CI=true`.

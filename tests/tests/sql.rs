@@ -5,7 +5,7 @@
 use pocketbun_tests::http::Request;
 use pocketbun_tests::{need, Server, ServerSpec};
 
-const SUPERUSER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InN5d2JoZWNuaDQ2cmhtMCIsInR5cGUiOiJhdXRoIiwiY29sbGVjdGlvbklkIjoicGJjXzMxNDI2MzU4MjMiLCJleHAiOjI1MjQ2MDQ0NjEsInJlZnJlc2hhYmxlIjp0cnVlfQ.UXgO3j-0BumcugrFjbd7j0M4MQvbrLggLlcu_YNGjoY";
+const SUPERUSER: &str = pocketbun_tests::fixture::SUPERUSER_TOKEN;
 
 /// Applied in order to each server: later queries see earlier writes.
 const QUERIES: &[&str] = &[
