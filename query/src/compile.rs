@@ -259,6 +259,9 @@ fn fail(msg: impl Into<String>) -> QueryError {
     QueryError::invalid_filter(msg)
 }
 
+/// `@request.auth.*` fields read from the request info ([`crate::AuthInfo`]) rather than
+/// joined from the auth collection's table: the three the token names, and
+/// [`AUTH_INFO_FIELDS`].
 const PLAIN_AUTH_FIELDS: [&str; 6] = [
     "@request.auth.id",
     "@request.auth.collectionId",
@@ -267,6 +270,12 @@ const PLAIN_AUTH_FIELDS: [&str; 6] = [
     "@request.auth.emailVisibility",
     "@request.auth.verified",
 ];
+
+/// The fields of the caller's auth record that rules and filters read from
+/// [`crate::AuthInfo::data`]: every other `@request.auth.<field>` is joined from the auth
+/// collection's table in SQL, and `id`, `collectionId`, `collectionName` come from the token.
+/// So `data` needs no other field (a caller's row is loaded with these columns only).
+pub const AUTH_INFO_FIELDS: [&str; 3] = ["email", "emailVisibility", "verified"];
 
 /// Resolves field paths for one collection within one statement.
 pub(crate) struct Resolver<'s> {
@@ -1560,4 +1569,24 @@ pub(crate) fn can_fold(schema: &Schema, req: &RequestInfo) -> bool {
     req.auth
         .as_ref()
         .is_none_or(|a| schema.collection(&a.collection_id).is_some())
+}
+
+#[cfg(test)]
+mod auth_info_fields {
+    use super::{AUTH_INFO_FIELDS, PLAIN_AUTH_FIELDS};
+
+    /// What the engine loads of a caller's row for `AuthInfo::data` is exactly what the
+    /// compiler reads from it.
+    #[test]
+    fn plain_auth_fields_are_the_token_ones_and_the_auth_info_ones() {
+        let mut expected: Vec<String> = ["id", "collectionId", "collectionName"]
+            .iter()
+            .chain(AUTH_INFO_FIELDS.iter())
+            .map(|f| format!("@request.auth.{f}"))
+            .collect();
+        let mut plain: Vec<String> = PLAIN_AUTH_FIELDS.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        plain.sort();
+        assert_eq!(plain, expected);
+    }
 }

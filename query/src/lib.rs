@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-pub use compile::{MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
+pub use compile::{AUTH_INFO_FIELDS, MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
 pub use error::{ErrorKind, QueryError, BAD_REQUEST_MESSAGE};
 pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
 pub use fold::{without_folding, FoldCheck, FoldTree, Known, Truth};

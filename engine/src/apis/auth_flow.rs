@@ -10,7 +10,6 @@ use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
-use crate::records::json::Writer;
 use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
 use crate::schema::SchemaPair;
 use crate::settings::{mail, templates};
@@ -531,7 +530,10 @@ pub async fn respond(
         out.push(',');
     }
     out.push_str("\"record\":");
-    Writer::new().write(&mut out, &loaded.arena, idx);
+    // a record over 64 KiB is written on the CPU pool (a 48 MiB one held the worker ~1 s)
+    let mut out = crate::records::write_records(&ctx.shared.cpu, loaded.arena, vec![idx], "", out)
+        .await
+        .map_err(|_| ApiError::internal())?;
     out.push_str(",\"token\":");
     pocketbun_storage::collections::gojson::write_str(&mut out, &token);
     out.push('}');

@@ -85,7 +85,9 @@ impl Client {
         }
     }
 
-    /// Queues `msg`; a client whose queue is over the limits is disconnected instead.
+    /// Queues `msg`; a client whose queue is over the limits is disconnected instead. The
+    /// byte limit bounds a backlog, not one message: an empty queue takes a message of any
+    /// size (a 48 MiB record's event reaches its subscriber, as from PocketBase).
     /// Returns false when the client is (now) disconnected.
     pub fn send(&self, msg: Rc<Message>, config: &RealtimeConfig) -> bool {
         let mut st = self.state.borrow_mut();
@@ -93,7 +95,7 @@ impl Client {
             return false;
         }
         if st.queue.len() >= config.max_queued_messages
-            || st.queued_bytes + msg.cost() > config.max_queued_bytes
+            || (!st.queue.is_empty() && st.queued_bytes + msg.cost() > config.max_queued_bytes)
         {
             st.closed = true;
             st.queue.clear();

@@ -362,6 +362,28 @@ fn slow_clients_are_cut_off_alone() {
     });
 }
 
+/// The byte limit bounds a backlog: one message bigger than it reaches a client whose queue
+/// is empty; a second one queued behind it cuts the client off.
+#[test]
+fn one_message_over_the_byte_limit_is_delivered() {
+    let config = RealtimeConfig {
+        max_queued_bytes: 64,
+        ..Default::default()
+    };
+    let Some(env) = env(config) else { return };
+    let ctx = env.ctx.clone();
+    run(async move {
+        let mut c = client(&ctx, None, &["demo2/*"]).await;
+        let ev = event(&ctx, Action::Update, "demo2", "achvryl401bhse3");
+        deliver(&ctx, &ev);
+        assert_eq!(drain(&mut c).await.len(), 1);
+        deliver(&ctx, &ev);
+        assert!(!c.client().is_closed());
+        deliver(&ctx, &ev);
+        assert!(c.client().is_closed());
+    });
+}
+
 #[test]
 fn subscribe_checks_client_ip_and_auth() {
     let Some(env) = env(RealtimeConfig::default()) else {
@@ -405,5 +427,57 @@ fn subscribe_checks_client_ip_and_auth() {
         );
         drop(stream);
         assert_eq!(hub.client_count(), 0);
+    });
+}
+
+/// A record over 64 KiB takes the CPU-pool path (`deliver_big`): its messages are byte for
+/// byte what the worker's path writes (rule, `fields`, `expand`, big text and JSON values put
+/// back), in the same order, and later events follow them.
+#[test]
+fn big_events_are_written_on_the_pool_as_on_the_worker() {
+    use super::broker::{deliver_big, is_big};
+    use crate::records::SqlVal;
+    let Some(env) = env(RealtimeConfig::default()) else {
+        return;
+    };
+    let ctx = env.ctx.clone();
+    run(async move {
+        let subs = [
+            "demo1/*",
+            r#"demo1/*?options={"query":{"fields":"id,text:excerpt(20),json,expand","expand":"rel_one"}}"#,
+        ];
+        let mut su = client(&ctx, Some(SUPERUSER), &subs).await;
+        let mut ev = event(&ctx, Action::Update, "demo1", "al1h9ijdeojtsjy");
+        let field = |name: &str| ev.collection.fields.iter().position(|f| f.name == name);
+        let (text, json) = (field("text").unwrap(), field("json").unwrap());
+        ev.values[text] = SqlVal::Text("t\"\\".repeat(40_000).into());
+        let array: Vec<String> = (0..30_000).map(|i| i.to_string()).collect();
+        ev.values[json] = SqlVal::Text(format!("[{}]", array.join(",")).into());
+        assert!(is_big(&ev));
+
+        deliver(&ctx, &ev);
+        let on_worker = drain(&mut su).await;
+        let ev = Arc::new(ev);
+        deliver_big(&ctx, &ev).await;
+        deliver(
+            &ctx,
+            &event(&ctx, Action::Update, "demo1", "al1h9ijdeojtsjy"),
+        );
+        let on_pool = drain(&mut su).await;
+        assert_eq!(on_worker.len(), 2, "{on_worker:?}");
+        assert_eq!(on_pool.len(), 4);
+        assert_eq!(on_pool[..2], on_worker[..]);
+        assert_eq!(
+            on_pool[0].1["record"]["text"].as_str().unwrap().len(),
+            120_000
+        );
+        assert_eq!(on_pool[1].1["record"]["text"].as_str().unwrap().len(), 20);
+        let expanded = &on_pool[1].1["record"]["expand"]["rel_one"]["id"];
+        assert_eq!(expanded, "84nmscqy84lsi1t");
+        // the small event after it comes last
+        assert_ne!(
+            on_pool[2].1["record"]["text"],
+            on_pool[0].1["record"]["text"]
+        );
     });
 }

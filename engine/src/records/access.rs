@@ -1,13 +1,14 @@
 //! Who is calling and what they may see: the request info that `@request.*` reads, the
 //! auth record's full row, and the visibility flags of loaded records.
 
-use super::{bound, quote, Arena};
+use super::{bound, quote, Arena, SqlVal};
 use crate::auth::AuthRecord;
 use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
 use pocketbun_http::Request;
-use pocketbun_query::{AuthInfo, QueryError, RequestInfo};
+use pocketbun_query::{AuthInfo, QueryError, RequestInfo, AUTH_INFO_FIELDS};
+use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
 use serde_json::{Map, Value as Json};
 
@@ -93,8 +94,12 @@ impl Caller {
     }
 }
 
-/// The auth record as rules see it: every field (hidden ones too), `collectionId` and
-/// `collectionName`.
+/// The auth record as rules see it: `id`, `collectionId`, `collectionName` (from the token)
+/// and, in `data`, the fields rules read from the request info ([`AUTH_INFO_FIELDS`]:
+/// `email`, `emailVisibility`, `verified`), as its JSON answer holds them. Any other
+/// `@request.auth.<field>` is joined from the auth collection's table in SQL, so only those
+/// columns are read: the whole row (a 48 MiB auth record) was copied, written as JSON and
+/// parsed on the worker for every request of that caller, ~1 s of CPU in a debug build.
 pub fn load_auth_info(
     ctx: &AppCtx,
     schema: &SchemaPair,
@@ -109,33 +114,72 @@ pub fn load_auth_info(
     let Some(coll) = schema.collections.get(&auth.collection_id).cloned() else {
         return Ok(info);
     };
-    let mut arena = Arena::default();
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        quote(&coll.name)
-    );
-    let idx = ctx
+    let fields = auth_info_fields(&coll);
+    let mut sql = String::from("SELECT `id`");
+    for &i in &fields {
+        sql.push_str(", ");
+        sql.push_str(&quote(&coll.fields[i].name));
+    }
+    sql.push_str(" FROM ");
+    sql.push_str(&quote(&coll.name));
+    sql.push_str(" WHERE `id` = ?1 LIMIT 1");
+    let row: Option<Vec<SqlVal>> = ctx
         .reader
         .read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(
-                &coll,
-                &mut stmt,
-                &[pocketbun_query::Value::Text(auth.id.clone())],
-            )?)
+            let mut rows = stmt.query([&auth.id])?;
+            Ok(match rows.next()? {
+                Some(row) => Some(
+                    (0..fields.len())
+                        .map(|c| row.get_ref(c + 1).map(SqlVal::from_ref))
+                        .collect::<rusqlite::Result<_>>()?,
+                ),
+                None => None,
+            })
         })
         .map_err(|_| ApiError::internal())?;
-    if let Some(&i) = idx.first() {
-        let rec = &mut arena.recs[i];
-        rec.unhide = true;
-        rec.show_email = true;
-        let mut out = String::new();
-        super::json::Writer::new().write(&mut out, &arena, i);
-        if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&out) {
-            info.data = m;
-        }
+    if let Some(values) = row {
+        info.data = auth_info_data(&coll, fields.iter().copied().zip(values.iter()));
     }
     Ok(info)
+}
+
+/// The indexes of `coll`'s fields in [`AUTH_INFO_FIELDS`].
+fn auth_info_fields(coll: &Collection) -> Vec<usize> {
+    (coll.fields.iter().enumerate())
+        .filter(|(_, f)| AUTH_INFO_FIELDS.contains(&f.name.as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// [`AuthInfo::data`] from the values of [`AUTH_INFO_FIELDS`] (field index, stored value):
+/// each as the record's JSON writes it (hidden ones too), parsed back.
+fn auth_info_data<'a>(
+    coll: &Collection,
+    values: impl Iterator<Item = (usize, &'a SqlVal)>,
+) -> Map<String, Json> {
+    let mut data = Map::new();
+    let mut out = String::new();
+    for (i, v) in values {
+        out.clear();
+        super::value::write_field(&mut out, &coll.fields[i], v.borrow());
+        if let Ok(v) = serde_json::from_str::<Json>(&out) {
+            data.insert(coll.fields[i].name.clone(), v);
+        }
+    }
+    data
+}
+
+/// [`AuthInfo::data`] of an auth record from all its stored values (one per field, in field
+/// order), e.g. those of a realtime event.
+pub fn auth_info_data_of(coll: &Collection, values: &[SqlVal]) -> Map<String, Json> {
+    let fields = auth_info_fields(coll);
+    auth_info_data(
+        coll,
+        fields
+            .into_iter()
+            .filter_map(|i| values.get(i).map(|v| (i, v))),
+    )
 }
 
 /// A query error as PocketBase answers it.

@@ -140,6 +140,14 @@ fn push_quoted(sql: &mut String, name: &str) {
     sql.push('`');
 }
 
+/// Bytes a stored value takes (text length; 8 for anything else).
+fn value_bytes(v: &SqlVal) -> usize {
+    match v {
+        SqlVal::Text(t) => t.len(),
+        _ => 8,
+    }
+}
+
 fn load_row(
     ctx: &AppCtx,
     coll: &Arc<Collection>,
@@ -777,18 +785,25 @@ pub async fn prepare_upsert(
         }
         other => other,
     };
-    let draft = match &existing {
-        None => Draft::new(coll.clone()),
-        Some(row) => Draft::from_row(coll.clone(), row),
+    // a big stored row (even under a small body) is turned into the draft, converted and its
+    // JSON values checked on the CPU pool: copying a 48 MiB row into a draft twice and
+    // validating its 32 MiB JSON value took the worker ~1 s of CPU (debug build)
+    let big_row = existing.as_deref().is_some_and(|row| {
+        row.iter().map(value_bytes).sum::<usize>() > super::OFFLOAD_ENCODE_BYTES
+    });
+    let draft_of = |coll: Arc<Collection>, existing: Option<Vec<SqlVal>>| match existing {
+        None => Draft::new(coll),
+        Some(row) => Draft::from_row(coll, &row),
     };
-    let (mut draft, rules_body, stored_id, form) = if big {
+    let (mut draft, rules_body, stored_id, form) = if big || big_row {
+        let coll = coll.clone();
         ctx.shared
             .cpu
-            .run(move || convert_body(draft, body, superuser, true))
+            .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
             .await
             .map_err(|_| ApiError::internal())?
     } else {
-        convert_body(draft, body, superuser, false)
+        convert_body(draft_of(coll.clone(), existing), body, superuser, false)
     };
     caller.info.body = rules_body;
 
