@@ -12,6 +12,7 @@ pub mod explain;
 pub mod files;
 pub mod health;
 pub mod logs;
+pub mod proxy;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;
