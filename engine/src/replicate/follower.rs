@@ -69,15 +69,29 @@ fn txid_path(dir: &Path) -> PathBuf {
 }
 
 /// Before the follower starts: `dir` must be new, or a replica's earlier `pb_data` (a
-/// `data.db` with Litestream's `data.db-txid` beside it, which it resumes from). A primary's
-/// `pb_data` is refused: the follower would overwrite it.
+/// `data.db` with Litestream's `data.db-txid` beside it). A primary's `pb_data` is refused:
+/// the follower would overwrite it. An earlier copy is removed and restored afresh:
+/// Litestream 0.5.17 resumes a follower only while its saved TXID is within the latest
+/// *snapshot* (taken daily), so after any later write it refuses ("saved TXID … is ahead of
+/// latest snapshot"); a fresh restore costs one download of the database.
 pub fn check_dir(dir: &Path, primary: &str) -> Result<(), String> {
-    if data_path(dir).exists() && !txid_path(dir).exists() {
+    let data = data_path(dir);
+    if data.exists() && !txid_path(dir).exists() {
         return Err(format!(
             "{} holds a data.db that is not a replica's copy (no data.db-txid beside it); \
              give a replica its own, empty --dir",
             dir.display()
         ));
+    }
+    if data.exists() {
+        eprintln!("replica: restoring data.db afresh from the replica");
+        for path in [data.clone(), txid_path(dir)] {
+            std::fs::remove_file(&path)
+                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(dir.join(format!("data.db{suffix}")));
+        }
     }
     let _ = STATE.set(State {
         primary: primary.trim_end_matches('/').to_string(),
