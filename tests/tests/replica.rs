@@ -8,6 +8,8 @@
 //! * A create sent to the replica is stored on the primary and answered exactly like a
 //!   direct create (status, JSON keys, the headers an SDK sees).
 //! * An auth-with-password through the replica returns a token that works on both nodes.
+//! * An SSE client of the replica gets the events of writes made on the primary (realtime is
+//!   relayed to the primary).
 //! * A superuser's health on the replica names the primary and the applied transaction.
 //! * With the primary down the replica still serves reads and answers writes with 503 and
 //!   PocketBase's error envelope.
@@ -19,6 +21,8 @@
 use pocketbun_tests::http::{Request, Response};
 use pocketbun_tests::{need, pocketbun_bin, Server, ServerSpec};
 use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
@@ -171,6 +175,22 @@ fn wait_for(server: &Server, path: &str, ok: impl Fn(&Value) -> bool) -> Duratio
     }
 }
 
+/// Reads the SSE socket into `seen` until `done(text)` holds (or fails after 10 s).
+fn read_sse(sock: &mut TcpStream, seen: &mut Vec<u8>, done: impl Fn(&str) -> bool) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 16384];
+    loop {
+        let text = String::from_utf8_lossy(seen).into_owned();
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < end, "SSE stream: {text}");
+        if let Ok(n) = sock.read(&mut chunk) {
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 fn total(v: &Value) -> i64 {
     v["totalItems"].as_i64().unwrap_or(-1)
 }
@@ -275,6 +295,37 @@ fn a_replica_reads_the_primary_and_forwards_writes() {
         (bad.status, bad.text()),
         (bad_direct.status, bad_direct.text())
     );
+
+    // realtime through the replica: the stream and its subscriptions are relayed to the
+    // primary, so a create made on the primary reaches an SSE client of the replica
+    let mut sse = TcpStream::connect(("127.0.0.1", p.replica.port())).unwrap();
+    sse.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    write!(
+        sse,
+        "GET /api/realtime HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        p.replica.port()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let text = read_sse(&mut sse, &mut seen, |t| t.contains("\"clientId\":\""));
+    assert!(text.contains("text/event-stream"), "{text}");
+    let at = text.find("\"clientId\":\"").unwrap() + 12;
+    let client_id = &text[at..at + 40];
+    let body = json!({"clientId": client_id, "subscriptions": ["notes"]}).to_string();
+    let r = send(&p.replica, "POST", "/api/realtime", None, &body);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let created = send(
+        &p.primary,
+        "POST",
+        "/api/collections/notes/records",
+        None,
+        r#"{"n":77}"#,
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    let text = read_sse(&mut sse, &mut seen, |t| t.contains("\"n\":77"));
+    assert!(text.contains("event:notes"), "{text}");
+    drop(sse);
 
     // auth through the replica: the token works on both nodes
     let via_token = login(&p.replica);

@@ -3,8 +3,9 @@
 //! records, batch, auth flows, settings, collections, backups, logs, crons, `/api/sql`), and
 //! the reads of state only the primary holds (backups, logs, crons; files while they are on
 //! local storage). The primary's answer goes back unchanged (status, headers with Go's
-//! spelling, body), so an SDK cannot tell. `POST /api/realtime` stays here: it sets the
-//! subscriptions of an SSE client connected to this node.
+//! spelling, body), so an SDK cannot tell. Realtime goes to the primary as well (the SSE
+//! stream is relayed chunk by chunk, its subscriptions and the OAuth2 redirect follow it):
+//! the primary sees every write, so its events and rule checks are complete.
 //!
 //! A primary that cannot be reached gets 503 with PocketBase's error envelope.
 
@@ -52,8 +53,11 @@ pub fn wanted(ctx: &AppCtx, req: &Request) -> bool {
                 || under("/api/logs")
                 || under("/api/crons")
                 || (under("/api/files") && !ctx.shared.settings.get().s3.enabled)
+                // realtime runs on the primary, which sees every write: the SSE stream, its
+                // subscriptions and the OAuth2 redirect that reaches an SSE client
+                || path == "/api/realtime"
+                || path == "/api/oauth2-redirect"
         }
-        Method::Post if path == "/api/realtime" => false,
         _ => true,
     }
 }
@@ -83,39 +87,57 @@ pub async fn forward(req: Request) -> Response {
         }
         None => headers.push(("X-Forwarded-For".into(), peer)),
     }
-    let sent = proxy::forward(proxy::Forward {
+    let forward = proxy::Forward {
         base: base.to_string(),
         method: req.head.method.as_str().to_string(),
         target: req.head.target.clone(),
         headers,
         body: req.body,
-    })
-    .await;
+    };
+    if req.head.path == "/api/realtime" && matches!(req.head.method, Method::Get) {
+        return match proxy::forward_stream(forward).await {
+            Ok(answer) => {
+                let mut resp = Response::new(answer.status);
+                copy_headers(&mut resp, answer.headers);
+                resp.body = Body::Stream(Box::pin(answer.chunks));
+                resp
+            }
+            Err(proxy::Unavailable(why)) => unavailable(&why),
+        };
+    }
+    let sent = proxy::forward(forward).await;
     match sent {
         Ok(answer) => {
             let mut resp = Response::new(answer.status);
-            for (name, value) in answer.headers {
-                if !DROP_ANSWER.iter().any(|d| name.eq_ignore_ascii_case(d)) {
-                    resp.headers.push((go_name(&name).into(), value.into()));
-                }
-            }
+            copy_headers(&mut resp, answer.headers);
             let head_only = matches!(req.head.method, Method::Head);
             if !answer.body.is_empty() && !head_only {
                 resp.body = Body::Bytes(answer.body);
             }
             resp
         }
-        Err(proxy::Unavailable(why)) => {
-            eprintln!("replica: {why}");
-            let mut resp = ApiError::new(
-                503,
-                "The primary server is unavailable, please try again later.",
-            )
-            .into_response();
-            crate::apis::answer::add_security_headers(&mut resp);
-            resp
+        Err(proxy::Unavailable(why)) => unavailable(&why),
+    }
+}
+
+fn copy_headers(resp: &mut Response, headers: Vec<(String, String)>) {
+    for (name, value) in headers {
+        if !DROP_ANSWER.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+            resp.headers.push((go_name(&name).into(), value.into()));
         }
     }
+}
+
+/// 503 with PocketBase's envelope, and why on stderr.
+fn unavailable(why: &str) -> Response {
+    eprintln!("replica: {why}");
+    let mut resp = ApiError::new(
+        503,
+        "The primary server is unavailable, please try again later.",
+    )
+    .into_response();
+    crate::apis::answer::add_security_headers(&mut resp);
+    resp
 }
 
 /// `name` as Go's `textproto.CanonicalMIMEHeaderKey` spells it (`content-type` ->

@@ -118,3 +118,122 @@ fn exchange(req: Forward) -> Result<Answer, Unavailable> {
         body,
     })
 }
+
+/// An answer whose body arrives over time (the realtime SSE stream): the head, and the body
+/// chunks as the primary sends them. The channel holds a few chunks; when the client goes
+/// away the receiver is dropped and the helper thread ends the primary's stream at its next
+/// chunk.
+pub struct StreamAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub chunks: futures_channel::mpsc::Receiver<Vec<u8>>,
+}
+
+fn stream_agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .build()
+            .into()
+    })
+}
+
+/// Forwards a request whose answer is a stream (`GET /api/realtime`); its helper thread
+/// lives as long as the stream and counts toward [`MAX_IN_FLIGHT`].
+pub async fn forward_stream(req: Forward) -> Result<StreamAnswer, Unavailable> {
+    if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        return Err(Unavailable("too many requests wait for the primary".into()));
+    }
+    let (head_tx, head_rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("pb-proxy-sse".into())
+        .spawn(move || {
+            stream_exchange(req, head_tx);
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        return Err(Unavailable(format!("cannot start a proxy thread: {e}")));
+    }
+    head_rx
+        .await
+        .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
+}
+
+type Head = Result<StreamAnswer, Unavailable>;
+
+fn stream_exchange(req: Forward, head: oneshot::Sender<Head>) {
+    use std::io::Read;
+    let url = format!("{}{}", req.base.trim_end_matches('/'), req.target);
+    let mut builder = ureq::http::Request::builder()
+        .method(req.method.as_str())
+        .uri(&url);
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let sent = builder
+        .body(req.body)
+        .map_err(|e| Unavailable(format!("cannot forward to {url}: {e}")))
+        .and_then(|r| {
+            stream_agent()
+                .run(r)
+                .map_err(|e| Unavailable(format!("the primary {} is unreachable: {e}", req.base)))
+        });
+    let resp = match sent {
+        Ok(resp) => resp,
+        Err(e) => {
+            let _ = head.send(Err(e));
+            return;
+        }
+    };
+    let (tx, rx) = futures_channel::mpsc::channel(8);
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let answer = StreamAnswer {
+        status: resp.status().as_u16(),
+        headers,
+        chunks: rx,
+    };
+    if head.send(Ok(answer)).is_err() {
+        return;
+    }
+    let mut body = resp.into_body().into_reader();
+    let mut tx = tx;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if futures_executor_send(&mut tx, buf[..n].to_vec()).is_err() {
+                    return; // the client went away
+                }
+            }
+        }
+    }
+}
+
+/// Sends `chunk`, waiting (on this helper thread) while the channel is full: a slow client
+/// slows only its own stream.
+fn futures_executor_send(
+    tx: &mut futures_channel::mpsc::Sender<Vec<u8>>,
+    mut chunk: Vec<u8>,
+) -> Result<(), ()> {
+    loop {
+        match tx.try_send(chunk) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_full() => {
+                chunk = e.into_inner();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return Err(()),
+        }
+    }
+}
