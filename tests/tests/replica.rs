@@ -417,4 +417,36 @@ fn primary_down_and_replica_restart() {
         "{}",
         replica.log()
     );
+
+    // a primary that accepts and never answers: a forwarded write waits on its helper
+    // thread while the replica's only worker keeps serving reads
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut spec = replica_spec(silent.local_addr().unwrap().port(), &p.url, &p.litestream);
+    spec.args.push("--workers=1".into());
+    let one = Server::start(&spec, None).unwrap();
+    let port = one.port();
+    let pending = std::thread::spawn(move || {
+        let body = r#"{"n":8}"#;
+        Request::new("POST", "/api/collections/notes/records")
+            .header("Host", &format!("127.0.0.1:{port}"))
+            .header("Content-Type", "application/json")
+            .header("Content-Length", &body.len().to_string())
+            .body(body.as_bytes().to_vec())
+            .timeout(Duration::from_secs(5))
+            .send(port)
+    });
+    let (held, _) = silent.accept().unwrap(); // the forwarded write reached the "primary"
+    let started = Instant::now();
+    let r = send(&one, "GET", "/api/collections/notes/records", None, "");
+    assert_eq!((r.status, total(&json_of(&r))), (200, 5), "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a read waited {:?} behind a forwarded write",
+        started.elapsed()
+    );
+    assert!(!pending.is_finished(), "the forwarded write did not wait");
+    // the "primary" hangs up: the write gets the 503 envelope
+    drop(held);
+    let r = pending.join().unwrap().expect("an answer");
+    assert_eq!(r.status, 503, "{}", r.text());
 }
