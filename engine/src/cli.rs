@@ -98,9 +98,23 @@ struct ServeArgs {
     /// PocketBun then leaves WAL checkpoints to Litestream.
     #[arg(long, value_name = "url")]
     replicate: Option<String>,
-    /// The litestream binary for --replicate (default: env LITESTREAM_BIN, else PATH).
+    /// The litestream binary for --replicate and --replica (default: env LITESTREAM_BIN,
+    /// else PATH).
     #[arg(long, value_name = "path")]
     litestream: Option<PathBuf>,
+    /// Read replica: the primary's base URL (e.g. http://10.0.0.1:8090). Reads are served
+    /// from a copy of data.db kept current from --replica; writes are forwarded to the
+    /// primary. Crons, auto-backups and request logs run on the primary only.
+    #[arg(
+        long,
+        value_name = "url",
+        requires = "replica",
+        conflicts_with = "replicate"
+    )]
+    replica_of: Option<String>,
+    /// Read replica: the Litestream replica URL the primary writes with --replicate.
+    #[arg(long, value_name = "url", requires = "replica_of")]
+    replica: Option<String>,
     #[command(flatten)]
     web: crate::serve_options::ServeFlags,
 }
@@ -189,9 +203,21 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         },
         None => None,
     };
-    let store = match open_store(global, litestream.is_some()) {
+    // --replica-of: the follower copy of data.db must exist before the store opens it
+    let replica = args.replica_of.is_some();
+    if let (Some(primary), Some(url)) = (&args.replica_of, &args.replica) {
+        if let Err(e) = start_follower(global, primary, url, args.litestream.as_deref()) {
+            eprintln!("Error: --replica: {e}");
+            crate::replicate::supervisor::stop();
+            return 1;
+        }
+    }
+    let store = match open_store(global, litestream.is_some(), replica) {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(code) => {
+            crate::replicate::supervisor::stop();
+            return code;
+        }
     };
     let mut config = ServerConfig::new(addr);
     if let Some(n) = args.workers {
@@ -260,6 +286,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             dir: global.dir.clone(),
             url,
             verbose: global.app.dev,
+            mode: crate::replicate::supervisor::Mode::Replicate,
         };
         if let Err(e) = crate::replicate::supervisor::start(config) {
             eprintln!("Error: --replicate: {e}");
@@ -271,9 +298,15 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     crate::backups::remove_temp_dir(store.dir());
     let settings = shared.clone();
     let max_data_size = move || settings.settings.get().logs.max_data_size;
-    if let Err(e) = crate::logs::start(&store, max_data_size)
-        .and_then(|_| crate::crons::start(shared.core.clone()))
-    {
+    let started = if replica {
+        // the primary runs crons, backups and log retention, and logs the requests it is
+        // forwarded; the replica writes no request log (its auxiliary.db stays local)
+        watch_follower(&global.dir, shared.core.clone())
+    } else {
+        crate::logs::start(&store, max_data_size)
+            .and_then(|_| crate::crons::start(shared.core.clone()))
+    };
+    if let Err(e) = started {
         eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
         return 1;
     }
@@ -346,11 +379,70 @@ fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageE
     Ok(SchemaState::new(collections))
 }
 
-/// Opens `--dir`; `replicated`: Litestream owns the WAL checkpoints.
-fn open_store(global: &GlobalArgs, replicated: bool) -> Result<Arc<Store>, i32> {
+/// Starts `litestream restore -f` for a read replica and waits for its first copy of
+/// `data.db` (up to 2 minutes: a first restore downloads the whole database).
+fn start_follower(
+    global: &GlobalArgs,
+    primary: &str,
+    url: &str,
+    litestream: Option<&std::path::Path>,
+) -> Result<(), String> {
+    if !(primary.starts_with("http://") || primary.starts_with("https://")) {
+        return Err(format!(
+            "invalid primary URL {primary:?} for --replica-of: expected http://host:port"
+        ));
+    }
+    crate::replicate::check_url(url)?;
+    let bin = crate::replicate::locate(litestream)?;
+    std::fs::create_dir_all(&global.dir)
+        .map_err(|e| format!("cannot create {}: {e}", global.dir.display()))?;
+    crate::replicate::follower::check_dir(&global.dir, primary)?;
+    crate::replicate::supervisor::start(crate::replicate::supervisor::Config {
+        bin,
+        dir: global.dir.clone(),
+        url: url.to_string(),
+        verbose: global.app.dev,
+        mode: crate::replicate::supervisor::Mode::Follow,
+    })?;
+    crate::replicate::follower::wait_ready(&global.dir, std::time::Duration::from_secs(120))
+}
+
+/// A read replica's watcher: after the follower applied transactions, the collections and
+/// settings snapshots are reloaded when their rows changed (one small query per advance).
+fn watch_follower(dir: &std::path::Path, core: Arc<Core>) -> std::io::Result<()> {
+    let reader = core
+        .store
+        .reader()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut last = reader
+        .read(crate::replicate::follower::fingerprint)
+        .unwrap_or_default();
+    crate::replicate::follower::watch(dir.to_path_buf(), move || {
+        let fp = match reader.read(crate::replicate::follower::fingerprint) {
+            Ok(fp) => fp,
+            Err(e) => return eprintln!("replica: cannot read the collections: {e}"),
+        };
+        if fp == last {
+            return;
+        }
+        match reader.read(Collections::load) {
+            Ok(collections) => core.schema.replace(collections),
+            Err(e) => return eprintln!("replica: cannot reload the collections: {e}"),
+        }
+        if let Err(e) = core.settings.reload(&reader) {
+            return eprintln!("replica: cannot reload the settings: {e}");
+        }
+        last = fp;
+    })
+}
+
+/// Opens `--dir`; `replicated`: Litestream owns the WAL checkpoints; `follower`: data.db is
+/// a read replica's follower copy.
+fn open_store(global: &GlobalArgs, replicated: bool, follower: bool) -> Result<Arc<Store>, i32> {
     let opts = StoreOptions {
+        follower_data: follower,
         read_timeout: global.app.query_timeout(),
-        external_checkpoints: replicated,
+        external_checkpoints: replicated || follower,
         ..StoreOptions::default()
     };
     match Store::open(&global.dir, opts) {
@@ -376,7 +468,7 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
         (_, 2) => Some(args[1].as_str()),
         _ => None,
     };
-    let store = match open_store(global, false) {
+    let store = match open_store(global, false, false) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -46,8 +46,10 @@ impl Checkpointer {
         wal_bytes: u64,
         external: bool,
         name: &str,
+        follower: bool,
     ) -> Result<(Self, Sender<()>)> {
-        let conn = connection::open(db_path, Role::Checkpointer, busy_timeout)?;
+        let conn = connection::open_as(db_path, Role::Checkpointer, busy_timeout, follower)?;
+        let external = external || follower;
         let wal_path = wal_path(db_path);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = std::thread::Builder::new()

@@ -35,6 +35,51 @@ pub fn defensive(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The most `mmap_size` a follower connection asks for: SQLite's default compile-time cap
+/// (`SQLITE_MAX_MMAP_SIZE`, 0x7fff0000 ≈ 2 GiB) is what it grants; pages past it would be read
+/// through the page cache (see [`open_follower`]).
+const FOLLOWER_MMAP: i64 = 0x7fff_0000;
+
+/// A read-only connection to a follower copy: a database that `litestream restore -f`
+/// rewrites page by page under SQLite's own file locks, in rollback-journal mode. No WAL
+/// pragma (a WAL connection would hold a shared lock for its whole life and the follower
+/// would wait forever). Pages are read through mmap because the follower changes the file
+/// without always touching page 1's change counter: a page cache kept across transactions
+/// would then serve stale pages (measured: a plain connection never saw a commit; with mmap
+/// each read transaction sees the file as the last applied transaction left it).
+pub(crate) fn open_follower(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    defensive(&conn)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA mmap_size = {FOLLOWER_MMAP};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -2000;
+         PRAGMA query_only = ON;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    crate::dev::trace(&conn);
+    Ok(conn)
+}
+
+/// [`open`], or [`open_follower`] for a follower copy.
+pub(crate) fn open_as(
+    path: &Path,
+    role: Role,
+    busy_timeout: Duration,
+    follower: bool,
+) -> Result<Connection> {
+    if follower {
+        open_follower(path, busy_timeout)
+    } else {
+        open(path, role, busy_timeout)
+    }
+}
+
 pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE

@@ -23,6 +23,11 @@ pub struct StoreOptions {
     /// close. With Litestream attached an app's TRUNCATE blocked 10 s and failed a
     /// concurrent writer with "database is locked" (issue 19).
     pub external_checkpoints: bool,
+    /// `data.db` is a read replica's follower copy, written only by `litestream restore -f`
+    /// (`serve --replica`): it is opened read-only in rollback-journal mode with every page
+    /// read through mmap (see [`crate::connection`]), never initialised, never checkpointed;
+    /// a write job fails with SQLite's "readonly database". `auxiliary.db` stays local.
+    pub follower_data: bool,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +39,7 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_wal_bytes: 4 * 1024 * 1024,
             external_checkpoints: false,
+            follower_data: false,
         }
     }
 }

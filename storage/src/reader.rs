@@ -1,5 +1,6 @@
 //! Read connections: one per worker thread, with a deadline per read.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,11 +27,28 @@ pub struct Reader {
     origin: Instant,
     /// Nanoseconds after `origin` at which the current read must stop.
     deadline: Arc<AtomicU64>,
+    /// On a follower copy ([`crate::StoreOptions::follower_data`]): the file, and its
+    /// (mtime, size) when this connection's page cache was last known to match it.
+    follower: Option<(std::fs::File, Cell<(i128, u64)>)>,
 }
 
 impl Reader {
-    pub(crate) fn open(path: &Path, timeout: Duration, busy_timeout: Duration) -> Result<Self> {
-        let conn = connection::open(path, Role::Reader, busy_timeout)?;
+    pub(crate) fn open(
+        path: &Path,
+        timeout: Duration,
+        busy_timeout: Duration,
+        follower: bool,
+    ) -> Result<Self> {
+        let conn = connection::open_as(path, Role::Reader, busy_timeout, follower)?;
+        let follower = match follower {
+            true => Some((
+                std::fs::File::open(path).map_err(|e| {
+                    StorageError::new(ErrorKind::Io, format!("{}: {e}", path.display()))
+                })?,
+                Cell::new((0, 0)),
+            )),
+            false => None,
+        };
         let origin = Instant::now();
         let deadline = Arc::new(AtomicU64::new(NO_DEADLINE));
         let handler_deadline = Arc::clone(&deadline);
@@ -47,6 +65,7 @@ impl Reader {
             timeout,
             origin,
             deadline,
+            follower,
         })
     }
 
@@ -67,7 +86,10 @@ impl Reader {
             .as_nanos()
             .min(u128::from(NO_DEADLINE - 1)) as u64;
         self.deadline.store(limit, Ordering::Relaxed);
-        let result = f(&self.conn);
+        let result = match &self.follower {
+            None => f(&self.conn),
+            Some((file, seen)) => self.follower_read(file, seen, f),
+        };
         let expired = self.origin.elapsed().as_nanos() as u64 >= limit;
         self.deadline.store(NO_DEADLINE, Ordering::Relaxed);
         match result {
@@ -82,6 +104,48 @@ impl Reader {
             }
             other => other,
         }
+    }
+
+    /// A read of a follower copy, which `litestream restore -f` rewrites in place between
+    /// our transactions. SQLite notices that only when page 1's change counter moved, which
+    /// Litestream changes only when the transaction rewrote page 1; otherwise pages kept in
+    /// this connection's cache (page 1, and pages past the mmap taken at an earlier size)
+    /// would be stale. So the read runs in one transaction: once its shared lock is held (the
+    /// follower cannot write meanwhile), the file's mtime and size are compared with those
+    /// of the previous read, and the page cache is dropped if the file changed. Costs a
+    /// `BEGIN`/`COMMIT` and one fstat per read; `PRAGMA shrink_memory` only after a change.
+    fn follower_read<T>(
+        &self,
+        file: &std::fs::File,
+        seen: &Cell<(i128, u64)>,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.conn.execute_batch("BEGIN")?;
+        let outcome = (|| {
+            // takes the shared lock
+            self.conn
+                .query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| StorageError::new(ErrorKind::Io, format!("follower copy: {e}")))?;
+            let stamp = (
+                meta.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128),
+                meta.len(),
+            );
+            if seen.get() != stamp {
+                // sqlite3_db_release_memory: frees every cached page not in use (none are)
+                self.conn.execute_batch("PRAGMA shrink_memory")?;
+                seen.set(stamp);
+            }
+            f(&self.conn)
+        })();
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("COMMIT");
+        }
+        outcome
     }
 
     /// The default per-read timeout.

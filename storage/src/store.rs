@@ -19,12 +19,14 @@ pub const AUX_DB: &str = "auxiliary.db";
 /// One SQLite file with its writer and checkpointer threads.
 struct Database {
     path: PathBuf,
+    /// A follower copy (`StoreOptions::follower_data`): every connection read-only.
+    follower: bool,
     writer: Writer,
     threads: Mutex<Option<(WriterThread, Checkpointer)>>,
 }
 
 impl Database {
-    fn start(path: PathBuf, opts: &StoreOptions, label: &str) -> Result<Self> {
+    fn start(path: PathBuf, opts: &StoreOptions, label: &str, follower: bool) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
             opts.busy_timeout,
@@ -32,6 +34,7 @@ impl Database {
             opts.checkpoint_wal_bytes,
             opts.external_checkpoints,
             &format!("pb-ckpt-{label}"),
+            follower,
         )?;
         let writer_thread = WriterThread::spawn(
             &path,
@@ -39,9 +42,11 @@ impl Database {
             opts.max_batch,
             kick,
             &format!("pb-writer-{label}"),
+            follower,
         )?;
         Ok(Self {
             path,
+            follower,
             writer: writer_thread.writer.clone(),
             threads: Mutex::new(Some((writer_thread, checkpointer))),
         })
@@ -86,7 +91,7 @@ impl Store {
         })?;
         let data_path = dir.join(DATA_DB);
         let aux_path = dir.join(AUX_DB);
-        {
+        if !opts.follower_data {
             let conn = connection::open(&data_path, Role::Checkpointer, opts.busy_timeout)?;
             if schema::inspect_data(&conn)? == Found::Empty {
                 schema::init_data(&conn)?;
@@ -98,8 +103,8 @@ impl Store {
                 schema::init_aux(&conn)?;
             }
         }
-        let data = Database::start(data_path, &opts, "data")?;
-        let aux = Database::start(aux_path, &opts, "aux")?;
+        let data = Database::start(data_path, &opts, "data", opts.follower_data)?;
+        let aux = Database::start(aux_path, &opts, "aux", false)?;
         Ok(Store {
             dir: dir.to_path_buf(),
             opts,
@@ -124,6 +129,7 @@ impl Store {
             &self.data.path,
             self.opts.read_timeout,
             self.opts.busy_timeout,
+            self.data.follower,
         )
     }
 
@@ -133,6 +139,7 @@ impl Store {
             &self.aux.path,
             self.opts.read_timeout,
             self.opts.busy_timeout,
+            self.aux.follower,
         )
     }
 

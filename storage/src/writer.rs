@@ -182,8 +182,9 @@ impl WriterThread {
         max_batch: usize,
         kick: Sender<()>,
         name: &str,
+        follower: bool,
     ) -> Result<Self> {
-        let conn = connection::open(path, Role::Writer, busy_timeout)?;
+        let conn = connection::open_as(path, Role::Writer, busy_timeout, follower)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(Counters::default());
         let thread_stats = Arc::clone(&stats);

@@ -43,6 +43,10 @@ async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if let Some(replication) = crate::replicate::supervisor::health() {
         data.insert("replication".into(), replication);
     }
+    // on a read replica (`serve --replica-of`): the primary and the last applied transaction
+    if let Some(replica) = crate::replicate::follower::health() {
+        data.insert("replica".into(), replica);
+    }
     Ok(json_response(
         200,
         &Health {

@@ -13,6 +13,7 @@ pub mod files;
 pub mod health;
 pub mod logs;
 pub(crate) mod multipart;
+pub mod proxy;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;

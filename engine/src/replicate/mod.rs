@@ -5,11 +5,15 @@
 //! it is restarted with backoff when it exits, its warning and error lines go to our stderr
 //! prefixed with `litestream: `, and its state is what `GET /api/health` shows a superuser.
 //! `restore --from <url>` rebuilds a `pb_data` from such a replica ([`restore`]).
+//! `serve --replica-of <primary> --replica <url>` runs a read replica (item 2): a follower
+//! copy of `data.db` ([`follower`]) and writes forwarded to the primary ([`proxy`]).
 //!
 //! Litestream owns checkpointing while it runs: the store is opened with
 //! `external_checkpoints` and the optimize cron skips its checkpoint. The replica is
 //! asynchronous: a commit reaches it within [`SYNC_INTERVAL_SECS`] (plus the upload).
 
+pub mod follower;
+pub mod proxy;
 pub mod restore;
 pub mod supervisor;
 

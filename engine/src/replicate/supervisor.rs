@@ -10,6 +10,7 @@
 //! * The child gets `PR_SET_PDEATHSIG(SIGKILL)`: if PocketBun dies (even `kill -9`) it does
 //!   not outlive it, as a sidecar would; a clean stop sends SIGTERM and waits for it.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,7 +26,7 @@ const STABLE_RUN: Duration = Duration::from_secs(60);
 /// How long a clean stop waits for Litestream's final sync before killing it.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// What `serve --replicate` starts.
+/// What `serve --replicate` (or `serve --replica`) starts.
 pub struct Config {
     /// The litestream binary ([`super::locate`]).
     pub bin: PathBuf,
@@ -35,6 +36,18 @@ pub struct Config {
     pub url: String,
     /// Also forward Litestream's `INFO` lines (`--dev`).
     pub verbose: bool,
+    /// What the child does.
+    pub mode: Mode,
+}
+
+/// The Litestream command the supervisor keeps running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `litestream replicate`: ship `data.db` and `auxiliary.db` to the replica (a primary).
+    Replicate,
+    /// `litestream restore -f`: keep `data.db` a follower copy of the replica (a read
+    /// replica, [`super::follower`]).
+    Follow,
 }
 
 /// The supervisor's shared state.
@@ -50,7 +63,8 @@ struct State {
 
 struct Supervisor {
     state: Arc<State>,
-    config_path: PathBuf,
+    /// The generated config file (`Mode::Replicate`), removed at [`stop`].
+    config_path: Option<PathBuf>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -61,10 +75,23 @@ static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
 pub fn start(config: Config) -> Result<(), String> {
     let dir = std::path::absolute(&config.dir)
         .map_err(|e| format!("cannot resolve {}: {e}", config.dir.display()))?;
-    let config_path =
-        std::env::temp_dir().join(format!("pocketbun-litestream-{}.yml", std::process::id()));
-    std::fs::write(&config_path, super::config_yaml(&dir, &config.url))
-        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+    let (args, config_path) = match config.mode {
+        Mode::Replicate => {
+            let path = std::env::temp_dir()
+                .join(format!("pocketbun-litestream-{}.yml", std::process::id()));
+            std::fs::write(&path, super::config_yaml(&dir, &config.url))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let args: Vec<OsString> = vec![
+                "replicate".into(),
+                "-no-expand-env".into(),
+                "-config".into(),
+                path.clone().into(),
+            ];
+            (args, Some(path))
+        }
+        Mode::Follow => (super::follower::command(&dir, &config.url), None),
+    };
+    let args = Arc::new(args);
     let state = Arc::new(State {
         running: AtomicBool::new(false),
         pid: AtomicU32::new(0),
@@ -74,15 +101,17 @@ pub fn start(config: Config) -> Result<(), String> {
         stopping: Mutex::new(false),
         wake: Condvar::new(),
     });
-    let first = spawn(&config.bin, &config_path, &state, config.verbose).map_err(|e| {
-        let _ = std::fs::remove_file(&config_path);
+    let first = spawn(&config.bin, &args, &state, config.verbose).map_err(|e| {
+        if let Some(path) = &config_path {
+            let _ = std::fs::remove_file(path);
+        }
         format!("cannot start {}: {e}", config.bin.display())
     })?;
     let thread = {
-        let (state, path, bin) = (state.clone(), config_path.clone(), config.bin.clone());
+        let (state, args, bin) = (state.clone(), args.clone(), config.bin.clone());
         std::thread::Builder::new()
             .name("pb-litestream".into())
-            .spawn(move || supervise(first, &bin, &path, &state, config.verbose))
+            .spawn(move || supervise(first, &bin, &args, &state, config.verbose))
             .map_err(|e| format!("cannot start the litestream supervisor: {e}"))?
     };
     SUPERVISOR
@@ -105,7 +134,9 @@ pub fn stop() {
     if let Some(t) = lock(&sup.thread).take() {
         let _ = t.join();
     }
-    let _ = std::fs::remove_file(&sup.config_path);
+    if let Some(path) = &sup.config_path {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The `replication` object of a superuser's `GET /api/health`, or `None` without
@@ -133,12 +164,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Spawns `litestream replicate` and the threads that read its output.
-fn spawn(bin: &Path, config: &Path, state: &Arc<State>, verbose: bool) -> std::io::Result<Child> {
+/// Spawns `litestream <args>` and the threads that read its output.
+fn spawn(
+    bin: &Path,
+    args: &[OsString],
+    state: &Arc<State>,
+    verbose: bool,
+) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(bin);
-    cmd.args(["replicate", "-no-expand-env", "-config"])
-        .arg(config)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -189,7 +224,7 @@ fn on_line(state: &State, line: &str, verbose: bool) {
 /// The supervisor loop: watches the child, records its exit, restarts it after the backoff
 /// until [`stop`] (which it carries out on the child itself, so no pid is signalled after it
 /// was reaped).
-fn supervise(mut child: Child, bin: &Path, config: &Path, state: &Arc<State>, verbose: bool) {
+fn supervise(mut child: Child, bin: &Path, args: &[OsString], state: &Arc<State>, verbose: bool) {
     let mut backoff = FIRST_BACKOFF;
     let mut started = Instant::now();
     loop {
@@ -217,7 +252,7 @@ fn supervise(mut child: Child, bin: &Path, config: &Path, state: &Arc<State>, ve
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             started = Instant::now();
-            match spawn(bin, config, state, verbose) {
+            match spawn(bin, args, state, verbose) {
                 Ok(c) => {
                     state.restarts.fetch_add(1, Ordering::SeqCst);
                     child = c;

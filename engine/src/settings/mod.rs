@@ -62,6 +62,20 @@ impl SettingsCell {
         self.inner.get()
     }
 
+    /// Re-reads the stored settings with `reader` and makes them current: a read replica
+    /// does this after its follower copy of `data.db` moved (`crate::replicate::follower`).
+    /// A replica never commits, so its versions come from a counter of its own, above any
+    /// commit version a process reaches.
+    pub fn reload(&self, reader: &pocketbun_storage::Reader) -> Result<(), StorageError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
+        if let Some(raw) = reader.read(read_stored)? {
+            let settings = parse_stored(&raw)?;
+            let version = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.set(settings, version);
+        }
+        Ok(())
+    }
+
     fn set(&self, settings: Settings, version: u64) {
         self.inner.install(Arc::new(settings), version);
     }
