@@ -1,10 +1,11 @@
 //! [`Store`]: a `pb_data` directory opened for serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::checkpoint::Checkpointer;
 use crate::connection::{self, Role};
+use crate::deps::Generations;
 use crate::error::{ErrorKind, Result, StorageError};
 use crate::options::StoreOptions;
 use crate::reader::Reader;
@@ -24,7 +25,12 @@ struct Database {
 }
 
 impl Database {
-    fn start(path: PathBuf, opts: &StoreOptions, label: &str) -> Result<Self> {
+    fn start(
+        path: PathBuf,
+        opts: &StoreOptions,
+        label: &str,
+        generations: Option<Arc<Generations>>,
+    ) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
             opts.busy_timeout,
@@ -39,6 +45,7 @@ impl Database {
             opts.max_batch,
             kick,
             &format!("pb-writer-{label}"),
+            generations,
         )?;
         Ok(Self {
             path,
@@ -71,6 +78,8 @@ pub struct Store {
     opts: StoreOptions,
     data: Database,
     aux: Database,
+    /// `data.db`'s per-table generations, when read tracking is on ([`crate::deps`]).
+    generations: Option<Arc<Generations>>,
 }
 
 impl Store {
@@ -98,13 +107,15 @@ impl Store {
                 schema::init_aux(&conn)?;
             }
         }
-        let data = Database::start(data_path, &opts, "data")?;
-        let aux = Database::start(aux_path, &opts, "aux")?;
+        let generations = crate::deps::tracking().then(|| Arc::new(Generations::default()));
+        let data = Database::start(data_path, &opts, "data", generations.clone())?;
+        let aux = Database::start(aux_path, &opts, "aux", None)?;
         Ok(Store {
             dir: dir.to_path_buf(),
             opts,
             data,
             aux,
+            generations,
         })
     }
 
@@ -118,13 +129,20 @@ impl Store {
         &self.opts
     }
 
-    /// A new read connection to `data.db`, for one worker thread.
+    /// A new read connection to `data.db`, for one worker thread. With read tracking on
+    /// it reports the statements it runs ([`crate::deps`]).
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(
             &self.data.path,
             self.opts.read_timeout,
             self.opts.busy_timeout,
+            self.generations.clone(),
         )
+    }
+
+    /// `data.db`'s per-table generations, when read tracking was on at open.
+    pub fn generations(&self) -> Option<&Arc<Generations>> {
+        self.generations.as_ref()
     }
 
     /// A new read connection to `auxiliary.db`, for one worker thread.
@@ -133,6 +151,7 @@ impl Store {
             &self.aux.path,
             self.opts.read_timeout,
             self.opts.busy_timeout,
+            None,
         )
     }
 
