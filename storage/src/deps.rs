@@ -152,22 +152,52 @@ impl Touched {
     /// The writer's authorizer: notes schema statements, and keeps `DELETE FROM t` (no
     /// WHERE) from SQLite's truncate optimization, which empties a table without calling
     /// the update hook. `SQLITE_IGNORE` on `SQLITE_DELETE` is SQLite's documented way to
-    /// turn it off; the rows are then deleted one by one.
-    pub(crate) fn authorize(&self, ctx: &AuthContext<'_>) -> Authorization {
+    /// turn it off (the rows are then deleted one by one), but SQLite asks the same question
+    /// inside `DROP TABLE`/`DROP VIEW` (right after `SQLITE_DROP_*` for that name) and for
+    /// its own `sqlite_schema` row, where IGNORE would silently skip the drop: those are
+    /// allowed. `dropping` is the authorizer's memory of the last `SQLITE_DROP_*` name.
+    pub(crate) fn authorize(
+        &self,
+        ctx: &AuthContext<'_>,
+        dropping: &mut Option<String>,
+    ) -> Authorization {
         use AuthAction as A;
+        let dropped = dropping.take();
         match ctx.action {
             A::Delete { table_name } => {
                 self.row(table_name);
-                Authorization::Ignore
+                let own = table_name
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"));
+                let in_drop = dropped.is_some_and(|d| d.eq_ignore_ascii_case(table_name));
+                if own || in_drop {
+                    Authorization::Allow
+                } else {
+                    Authorization::Ignore
+                }
+            }
+            A::DropTable { table_name } | A::DropTempTable { table_name } => {
+                self.ddl.store(true, Ordering::Relaxed);
+                *dropping = Some(table_name.to_owned());
+                Authorization::Allow
+            }
+            A::DropView { view_name } | A::DropTempView { view_name } => {
+                self.ddl.store(true, Ordering::Relaxed);
+                *dropping = Some(view_name.to_owned());
+                Authorization::Allow
             }
             A::CreateIndex { .. }
             | A::CreateTable { .. }
             | A::CreateTrigger { .. }
             | A::CreateView { .. }
+            | A::CreateTempIndex { .. }
+            | A::CreateTempTable { .. }
+            | A::CreateTempTrigger { .. }
+            | A::CreateTempView { .. }
             | A::DropIndex { .. }
-            | A::DropTable { .. }
+            | A::DropTempIndex { .. }
             | A::DropTrigger { .. }
-            | A::DropView { .. }
+            | A::DropTempTrigger { .. }
             | A::AlterTable { .. }
             | A::CreateVtable { .. }
             | A::DropVtable { .. }

@@ -193,8 +193,9 @@ impl WriterThread {
                 move |_: rusqlite::hooks::Action, _: &str, table: &str, _| hook.row(table),
             ));
             let auth = Arc::clone(&touched);
+            let mut dropping = None;
             conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
-                auth.authorize(&ctx)
+                auth.authorize(&ctx, &mut dropping)
             }));
             (gens, touched)
         });

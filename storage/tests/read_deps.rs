@@ -85,14 +85,19 @@ fn a_commit_stamps_its_tables_before_it_is_answered() {
     assert!(!gens.fresh(&[notes], epoch));
 
     // `DELETE FROM t` without WHERE (SQLite's truncate optimization skips the update hook)
-    let epoch = gens.clock();
     store
         .writer()
         .submit_blocking(|c| {
-            c.execute("DELETE FROM spare", [])?;
+            c.execute("INSERT INTO spare VALUES ('s1'), ('s2')", [])?;
             Ok(())
         })
         .unwrap();
+    let epoch = gens.clock();
+    let deleted = store
+        .writer()
+        .submit_blocking(|c| Ok(c.execute("DELETE FROM spare", [])?))
+        .unwrap();
+    assert_eq!(deleted, 2, "the rows are deleted (one by one)");
     assert!(!gens.fresh(&[spare], epoch));
 
     // a failed job changes nothing and, alone in its batch, stamps nothing it did not touch
@@ -114,6 +119,18 @@ fn a_commit_stamps_its_tables_before_it_is_answered() {
         })
         .unwrap();
     assert!(!gens.fresh(&[], epoch));
+    // and they still do what they say (the authorizer lets SQLite edit its own schema):
+    // a dropped index or table is gone, so it can be created again
+    store
+        .writer()
+        .submit_blocking(|c| {
+            c.execute_batch(
+                "DROP INDEX idx_title; CREATE INDEX idx_title ON notes (title);
+                 DROP VIEW feed; DROP TABLE spare; CREATE TABLE spare (id TEXT PRIMARY KEY);",
+            )?;
+            Ok(())
+        })
+        .unwrap();
 }
 
 #[test]
