@@ -12,6 +12,7 @@ pub mod explain;
 pub mod files;
 pub mod health;
 pub mod logs;
+pub mod read_cache;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;
