@@ -81,6 +81,10 @@ struct ServeArgs {
     /// Gzip responses for clients that accept it (off by default, as in PocketBase).
     #[arg(long)]
     gzip: bool,
+    /// Turn off the fresh-read cache (repeated record lists and views answered from memory
+    /// while no commit touched what they read).
+    #[arg(long)]
+    no_cache: bool,
     /// Accepted for command-line compatibility with PocketBase; PocketBun writes no migration files.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     automigrate: Option<String>,
@@ -212,6 +216,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return 1;
         }
     }
+    // read tracking (the fresh-read cache) is decided before the store opens its connections.
+    // A replica's data.db changes under it (Litestream applies the primary's commits, not our
+    // writer), so no generation would be stamped: no cache there.
+    pocketbun_storage::set_read_tracking(!args.no_cache && !replica);
     let store = match open_store(global, litestream.is_some(), replica) {
         Ok(s) => s,
         Err(code) => {

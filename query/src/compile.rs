@@ -515,6 +515,7 @@ impl<'s> Resolver<'s> {
                             if !field.kind.is_multi_valuer() {
                                 return Err(fail("field doesn't support multivalue operations"));
                             }
+                            crate::request::mark_volatile();
                             let n = to_slice(self.req.body.get(&field.name)).len();
                             ctx.guard(Guard::BodyLen(field.name.clone(), n));
                             return Ok(RR::ident(n.to_string()));
@@ -708,6 +709,7 @@ impl<'s> Resolver<'s> {
             .as_deref()
             .and_then(|c| self.load(c))
             .ok_or_else(|| fail("failed to load body relation collection"))?;
+        crate::request::mark_volatile();
         let ids = unique_strings(self.req.body.get(&field.name));
         ctx.guard(Guard::BodyRelCount(field.name.clone(), ids.len()));
         if ids.is_empty() {

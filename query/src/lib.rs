@@ -35,7 +35,8 @@ pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
 pub use fold::{without_folding, FoldCheck, FoldTree, Known, Truth};
 pub use parse::{parse, Expr, Group, Item, Join, Op, Operand};
 pub use request::{
-    eval, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo, Value, ValueClass,
+    eval, set_volatile, take_volatile, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo,
+    Value, ValueClass,
 };
 pub use schema::{Collection, CollectionType, Field, FieldType, Schema};
 

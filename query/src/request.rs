@@ -86,6 +86,7 @@ impl Macro {
 
     /// The macro's value at `now` (unix time in milliseconds, UTC).
     pub fn eval(self, now_ms: i64) -> Value {
+        mark_volatile();
         let days = now_ms.div_euclid(86_400_000);
         let ms_of_day = now_ms.rem_euclid(86_400_000);
         let (y, m, d) = civil_from_days(days);
@@ -225,16 +226,46 @@ impl Guard {
             Guard::AuthCollection(c) => {
                 req.auth.as_ref().map(|a| a.collection_id.as_str()) == c.as_deref()
             }
-            Guard::BodyRelCount(f, n) => unique_strings(req.body.get(f)).len() == *n,
-            Guard::BodyLen(f, n) => to_slice(req.body.get(f)).len() == *n,
+            Guard::BodyRelCount(f, n) => {
+                mark_volatile();
+                unique_strings(req.body.get(f)).len() == *n
+            }
+            Guard::BodyLen(f, n) => {
+                mark_volatile();
+                to_slice(req.body.get(f)).len() == *n
+            }
             Guard::Fold(check, t) => check.outcome(req) == Some(*t),
         }
     }
 }
 
+thread_local! {
+    static VOLATILE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub(crate) fn mark_volatile() {
+    VOLATILE.with(|v| v.set(true));
+}
+
+/// Whether this thread, since the last call, evaluated something a request's method, path,
+/// query string and caller do not decide: a datetime macro, `@request.headers.*`,
+/// `@request.context` or `@request.body.*` (the engine's fresh-read cache keeps no answer
+/// that depends on one). Clears the flag.
+pub fn take_volatile() -> bool {
+    VOLATILE.with(|v| v.replace(false))
+}
+
+/// Sets the flag [`take_volatile`] reads (restoring a caller's state).
+pub fn set_volatile(on: bool) {
+    VOLATILE.with(|v| v.set(on));
+}
+
 /// Looks up a `@request.*` path: `Err(())` when a key is missing.
 pub(crate) fn extract(req: &RequestInfo, path: &[String]) -> Result<Option<Json>, ()> {
     let (first, rest) = path.split_first().ok_or(())?;
+    if matches!(first.as_str(), "context" | "headers" | "body") {
+        mark_volatile();
+    }
     let root: Json = match first.as_str() {
         "context" => Json::String(req.context.clone()),
         "method" => Json::String(req.method.clone()),
@@ -381,14 +412,21 @@ pub fn eval(src: &ParamSource, req: &RequestInfo, now_ms: i64) -> Value {
         ParamSource::Request { path, number_field } => {
             json_to_value(extract(req, path).ok().flatten(), *number_field)
         }
-        ParamSource::BodyString(f) => Value::Text(json_to_string(req.body.get(f))),
+        ParamSource::BodyString(f) => {
+            mark_volatile();
+            Value::Text(json_to_string(req.body.get(f)))
+        }
         ParamSource::BodyJsonArray(f) => {
+            mark_volatile();
             Value::Text(Json::Array(to_slice(req.body.get(f))).to_string())
         }
-        ParamSource::BodyRelId(f, i) => unique_strings(req.body.get(f))
-            .get(*i)
-            .map(|s| Value::Text(s.clone()))
-            .unwrap_or(Value::Null),
+        ParamSource::BodyRelId(f, i) => {
+            mark_volatile();
+            unique_strings(req.body.get(f))
+                .get(*i)
+                .map(|s| Value::Text(s.clone()))
+                .unwrap_or(Value::Null)
+        }
         ParamSource::AuthId => req
             .auth
             .as_ref()

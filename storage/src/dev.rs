@@ -19,15 +19,29 @@ pub fn set_sql_log(on: bool) {
 /// Registers the printer on `conn` when the switch is on.
 pub(crate) fn trace(conn: &Connection) {
     if SQL_LOG.load(Ordering::Relaxed) {
-        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(print));
+        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(on_event));
     }
 }
 
-fn print(event: TraceEvent<'_>) {
-    if let TraceEvent::Profile(stmt, took) = event {
-        let sql = stmt
-            .expanded_sql()
-            .unwrap_or_else(|| stmt.sql().into_owned());
-        eprintln!("[{:.2}ms] {}", took.as_secs_f64() * 1000.0, sql.trim());
+/// Registers the printer (when the switch is on) and the report of each statement started
+/// to [`crate::deps`] (a connection has one trace callback, so both share it).
+pub(crate) fn trace_with_stmts(conn: &Connection) {
+    let mut mask = TraceEventCodes::SQLITE_TRACE_STMT;
+    if SQL_LOG.load(Ordering::Relaxed) {
+        mask |= TraceEventCodes::SQLITE_TRACE_PROFILE;
+    }
+    conn.trace_v2(mask, Some(on_event));
+}
+
+fn on_event(event: TraceEvent<'_>) {
+    match event {
+        TraceEvent::Stmt(_, sql) => crate::deps::on_stmt(sql),
+        TraceEvent::Profile(stmt, took) => {
+            let sql = stmt
+                .expanded_sql()
+                .unwrap_or_else(|| stmt.sql().into_owned());
+            eprintln!("[{:.2}ms] {}", took.as_secs_f64() * 1000.0, sql.trim());
+        }
+        _ => {}
     }
 }

@@ -8,6 +8,7 @@
 mod checkpoint;
 pub mod collections;
 mod connection;
+pub mod deps;
 mod dev;
 mod error;
 pub mod files;
@@ -22,6 +23,7 @@ mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
 pub use connection::defensive;
+pub use deps::{set_read_tracking, Generations};
 pub use dev::set_sql_log;
 pub use error::{ErrorKind, Result, StorageError};
 pub use options::StoreOptions;

@@ -1,6 +1,7 @@
 //! Read connections: one per worker thread, with a deadline per read.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::connection::{self, Role};
+use crate::deps::Generations;
 use crate::error::{ErrorKind, Result, StorageError};
 
 /// How many SQLite VM steps run between deadline checks.
@@ -30,6 +32,22 @@ pub struct Reader {
     /// On a follower copy ([`crate::StoreOptions::follower_data`]): the file, and its
     /// (mtime, size) when this connection's page cache was last known to match it.
     follower: Option<(std::fs::File, Cell<(i128, u64)>)>,
+    /// With read tracking on: the database's generations and the tables each SQL text
+    /// read ([`crate::deps`]).
+    tracked: Option<Tracked>,
+}
+
+/// Most SQL texts whose tables a reader remembers; past it the memo starts over (a
+/// worker's distinct statements number in the hundreds: rules, filters, expands).
+const MAX_MEMO: usize = 4096;
+
+/// SQL text -> table slots (`None`: calls a volatile function).
+type Memo = HashMap<String, Option<Arc<[u16]>>>;
+
+struct Tracked {
+    generations: Arc<Generations>,
+    /// The memo, valid while the schema generation is the first value.
+    memo: RefCell<(u64, Memo)>,
 }
 
 impl Reader {
@@ -38,6 +56,7 @@ impl Reader {
         timeout: Duration,
         busy_timeout: Duration,
         follower: bool,
+        generations: Option<Arc<Generations>>,
     ) -> Result<Self> {
         let conn = connection::open_as(path, Role::Reader, busy_timeout, follower)?;
         let follower = match follower {
@@ -49,6 +68,16 @@ impl Reader {
             )),
             false => None,
         };
+        let tracked = generations.map(|generations| {
+            crate::dev::trace_with_stmts(&conn);
+            conn.authorizer(Some(|ctx: rusqlite::hooks::AuthContext<'_>| {
+                crate::deps::on_authorize(&ctx)
+            }));
+            Tracked {
+                generations,
+                memo: RefCell::new((0, HashMap::new())),
+            }
+        });
         let origin = Instant::now();
         let deadline = Arc::new(AtomicU64::new(NO_DEADLINE));
         let handler_deadline = Arc::clone(&deadline);
@@ -66,7 +95,44 @@ impl Reader {
             origin,
             deadline,
             follower,
+            tracked,
         })
+    }
+
+    /// The database's generations, when this reader reports its statements.
+    pub fn generations(&self) -> Option<&Arc<Generations>> {
+        self.tracked.as_ref().map(|t| &t.generations)
+    }
+
+    /// The table slots read by the statements `stmts` (SQL texts recorded between
+    /// [`crate::deps::begin`] and [`crate::deps::end`] on this reader's thread), sorted and
+    /// without repeats; `None` when tracking is off, or a statement calls a volatile
+    /// function or no longer prepares. Each new SQL text is prepared once, uncached, to
+    /// learn its tables.
+    pub fn dependencies(&self, stmts: &[String]) -> Option<Vec<u16>> {
+        let tracked = self.tracked.as_ref()?;
+        let mut memo = tracked.memo.borrow_mut();
+        let ddl = tracked.generations.ddl();
+        if memo.0 != ddl || memo.1.len() >= MAX_MEMO {
+            // a schema change can change what a view reads
+            *memo = (ddl, HashMap::new());
+        }
+        let mut out: Vec<u16> = Vec::new();
+        for sql in stmts {
+            let tables = match memo.1.get(sql.as_str()) {
+                Some(known) => known.clone(),
+                None => {
+                    let learnt = crate::deps::learn(|| self.conn.prepare(sql).is_ok())
+                        .map(|t| Arc::<[u16]>::from(t.as_slice()));
+                    memo.1.insert(sql.clone(), learnt.clone());
+                    learnt
+                }
+            };
+            out.extend_from_slice(&tables?);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
     }
 
     /// Runs `f` with the store's default read timeout.

@@ -1,10 +1,11 @@
 //! [`Store`]: a `pb_data` directory opened for serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::checkpoint::Checkpointer;
 use crate::connection::{self, Role};
+use crate::deps::Generations;
 use crate::error::{ErrorKind, Result, StorageError};
 use crate::options::StoreOptions;
 use crate::reader::Reader;
@@ -26,7 +27,13 @@ struct Database {
 }
 
 impl Database {
-    fn start(path: PathBuf, opts: &StoreOptions, label: &str, follower: bool) -> Result<Self> {
+    fn start(
+        path: PathBuf,
+        opts: &StoreOptions,
+        label: &str,
+        follower: bool,
+        generations: Option<Arc<Generations>>,
+    ) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
             opts.busy_timeout,
@@ -43,6 +50,7 @@ impl Database {
             kick,
             &format!("pb-writer-{label}"),
             follower,
+            generations,
         )?;
         Ok(Self {
             path,
@@ -76,6 +84,8 @@ pub struct Store {
     opts: StoreOptions,
     data: Database,
     aux: Database,
+    /// `data.db`'s per-table generations, when read tracking is on ([`crate::deps`]).
+    generations: Option<Arc<Generations>>,
 }
 
 impl Store {
@@ -103,13 +113,21 @@ impl Store {
                 schema::init_aux(&conn)?;
             }
         }
-        let data = Database::start(data_path, &opts, "data", opts.follower_data)?;
-        let aux = Database::start(aux_path, &opts, "aux", false)?;
+        let generations = crate::deps::tracking().then(|| Arc::new(Generations::default()));
+        let data = Database::start(
+            data_path,
+            &opts,
+            "data",
+            opts.follower_data,
+            generations.clone(),
+        )?;
+        let aux = Database::start(aux_path, &opts, "aux", false, None)?;
         Ok(Store {
             dir: dir.to_path_buf(),
             opts,
             data,
             aux,
+            generations,
         })
     }
 
@@ -123,14 +141,21 @@ impl Store {
         &self.opts
     }
 
-    /// A new read connection to `data.db`, for one worker thread.
+    /// A new read connection to `data.db`, for one worker thread. With read tracking on
+    /// it reports the statements it runs ([`crate::deps`]).
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(
             &self.data.path,
             self.opts.read_timeout,
             self.opts.busy_timeout,
             self.data.follower,
+            self.generations.clone(),
         )
+    }
+
+    /// `data.db`'s per-table generations, when read tracking was on at open.
+    pub fn generations(&self) -> Option<&Arc<Generations>> {
+        self.generations.as_ref()
     }
 
     /// A new read connection to `auxiliary.db`, for one worker thread.
@@ -140,6 +165,7 @@ impl Store {
             self.opts.read_timeout,
             self.opts.busy_timeout,
             self.aux.follower,
+            None,
         )
     }
 

@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::Connection;
 
 use crate::connection::{self, Role};
+use crate::deps::{Generations, Touched};
 use crate::error::{ErrorKind, Result, StorageError};
 use crate::reply::{self, Reply, ReplySender};
 
@@ -183,14 +184,37 @@ impl WriterThread {
         kick: Sender<()>,
         name: &str,
         follower: bool,
+        generations: Option<Arc<Generations>>,
     ) -> Result<Self> {
         let conn = connection::open_as(path, Role::Writer, busy_timeout, follower)?;
+        let tracked = generations.map(|gens| {
+            let touched = Arc::new(Touched::default());
+            let hook = Arc::clone(&touched);
+            conn.update_hook(Some(
+                move |_: rusqlite::hooks::Action, _: &str, table: &str, _| hook.row(table),
+            ));
+            let auth = Arc::clone(&touched);
+            let mut dropping = None;
+            conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
+                auth.authorize(&ctx, &mut dropping)
+            }));
+            (gens, touched)
+        });
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(Counters::default());
         let thread_stats = Arc::clone(&stats);
         let handle = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(conn, rx, max_batch.max(1), kick, &thread_stats))?;
+            .spawn(move || {
+                run(
+                    conn,
+                    rx,
+                    max_batch.max(1),
+                    kick,
+                    &thread_stats,
+                    tracked.as_ref(),
+                )
+            })?;
         Ok(Self {
             writer: Writer { tx, stats },
             handle: Some(handle),
@@ -212,7 +236,17 @@ impl Drop for WriterThread {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>, stats: &Counters) {
+/// The generations a writer stamps after each commit, and what its hooks collected.
+type Tracked = (Arc<Generations>, Arc<Touched>);
+
+fn run(
+    conn: Connection,
+    rx: Receiver<Msg>,
+    max_batch: usize,
+    kick: Sender<()>,
+    stats: &Counters,
+    tracked: Option<&Tracked>,
+) {
     let mut batch: Vec<ErasedJob> = Vec::with_capacity(max_batch.min(1024));
     loop {
         let mut stop = match rx.recv() {
@@ -232,7 +266,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>, 
         if !batch.is_empty() {
             stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
             stats.transactions.fetch_add(1, Ordering::Relaxed);
-            run_batch(&conn, &mut batch);
+            run_batch(&conn, &mut batch, tracked);
             match kick.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
             }
@@ -247,7 +281,16 @@ fn run(conn: Connection, rx: Receiver<Msg>, max_batch: usize, kick: Sender<()>, 
 
 /// Runs `batch` as one transaction (or more, if a job's failure makes SQLite
 /// abandon the transaction) and answers every job.
-fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
+///
+/// With `tracked`, the touched tables' generations are stamped after a commit and before its
+/// jobs are answered (read-your-writes for the fresh-read cache), and once more at the end
+/// for anything that changed outside a clean commit (a stamp too many only costs a miss).
+fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>, tracked: Option<&Tracked>) {
+    let publish = || {
+        if let Some((gens, touched)) = tracked {
+            gens.publish(touched);
+        }
+    };
     let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut in_tx = false;
     let mut jobs = batch.drain(..);
@@ -324,13 +367,17 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>) {
     }
     if in_tx {
         match exec(conn, "COMMIT") {
-            Ok(()) => finish_all(&mut done, None),
+            Ok(()) => {
+                publish();
+                finish_all(&mut done, None)
+            }
             Err(e) => {
                 rollback(conn);
                 finish_all(&mut done, Some(&e));
             }
         }
     }
+    publish();
 }
 
 fn finish_all(done: &mut Vec<Finish>, err: Option<&StorageError>) {

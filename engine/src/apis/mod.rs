@@ -14,6 +14,7 @@ pub mod health;
 pub mod logs;
 pub(crate) mod multipart;
 pub mod proxy;
+pub mod read_cache;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_auth_email;

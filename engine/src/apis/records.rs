@@ -2,6 +2,7 @@
 //! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
 //! update, delete) are in [`crate::records::save`].
 
+use crate::apis::read_cache;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
@@ -20,14 +21,14 @@ pub fn register(routes: &mut Routes) {
         .add(
             Method::Get,
             "/api/collections/{collection}/records",
-            |ctx, req| Box::pin(list(ctx, req)),
+            |ctx, req| Box::pin(read_cache::tracked(ctx.clone(), list(ctx, req))),
         )
         .collection_limit(&["list"]);
     routes
         .add(
             Method::Get,
             "/api/collections/{collection}/records/{id}",
-            |ctx, req| Box::pin(view(ctx, req)),
+            |ctx, req| Box::pin(read_cache::tracked(ctx.clone(), view(ctx, req))),
         )
         .collection_limit(&["view"]);
     routes
@@ -124,6 +125,9 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let superuser = caller.superuser();
     if coll.list_rule.is_none() && !superuser {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    if let Some(hit) = read_cache::lookup(&ctx, &req, &caller, schema.collections.version()) {
+        return Ok(hit);
     }
     let filter = query_get(&query, "filter");
     let sort = query_get(&query, "sort");
@@ -240,6 +244,9 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let superuser = caller.superuser();
     if coll.view_rule.is_none() && !superuser {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
+    }
+    if let Some(hit) = read_cache::lookup(&ctx, &req, &caller, schema.collections.version()) {
+        return Ok(hit);
     }
     let rule = coll
         .view_rule

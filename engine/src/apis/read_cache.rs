@@ -1,0 +1,231 @@
+//! The fresh-read cache (issue 18): a worker answers a repeated records list or view from
+//! memory, exactly as it would compute it again.
+//!
+//! * **Key**: method, path, the raw query string (so every parameter a filter, sort,
+//!   `fields`, `expand`, page or `@request.query.*` reads is in it) and the caller: the auth
+//!   record's collection and id as its token resolved *for this request* (a token is still
+//!   verified on every hit, so an expired or revoked token never reaches an entry).
+//! * **Validity**: while the handler runs, every statement it starts on the worker's
+//!   connection is recorded (`pocketbun_storage::deps`), the auth record's read included;
+//!   the entry keeps the tables those statements read and the clock read before the first
+//!   of them. A lookup serves the entry only while no commit stamped one of those tables (or
+//!   the schema) since, and while the collections snapshot is the one it was computed with
+//!   (the snapshot is replaced just after a schema change's commit). The writer stamps a
+//!   commit's tables before answering its jobs, so a client that saw its write succeed never
+//!   reads the older answer.
+//! * **Never kept**: answers other than 200, answers over 1 MiB, and any computed with a
+//!   value the key does not hold: a datetime macro, `@request.headers.*`,
+//!   `@request.context` or `@request.body.*` (`pocketbun_query::take_volatile`), or SQL whose
+//!   value is not a function of the data (`random()`, SQLite's clock).
+//! * **Memory**: per worker (a thread-local: no lock, no shared cache line), least recently
+//!   used first out, bounded by entries and bytes.
+//!
+//! The request log, the rate limiter, CORS, `fields=` and the security headers run around
+//! the handler as before: a hit only replaces what the handler computes.
+
+use crate::ctx::AppCtx;
+use crate::error::ApiResult;
+use crate::records::access::Caller;
+use lru::LruCache;
+use pocketbun_http::{Body, Request, Response};
+use pocketbun_storage::deps;
+use std::cell::RefCell;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+
+/// Most entries a worker keeps.
+const MAX_ENTRIES: usize = 4096;
+/// Most bytes of answers a worker keeps (keys and bodies): 16 MiB per core keeps the cache
+/// well under the 32 MiB SQLite page cache each connection may already hold.
+const MAX_BYTES: usize = 16 << 20;
+/// Larger answers are not kept (one entry must not push out hundreds).
+const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+struct Entry {
+    body: Rc<[u8]>,
+    deps: Box<[u16]>,
+    epoch: u64,
+    schema: u64,
+}
+
+struct Cache {
+    map: LruCache<String, Entry>,
+    bytes: usize,
+    stats: Stats,
+}
+
+/// Counters of this worker's cache.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub stored: u64,
+}
+
+impl Cache {
+    fn new() -> Self {
+        Cache {
+            map: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).expect("non-zero")),
+            bytes: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.pop(key) {
+            self.bytes -= key.len() + old.body.len();
+        }
+    }
+
+    fn insert(&mut self, key: String, entry: Entry) {
+        self.remove(&key);
+        let size = key.len() + entry.body.len();
+        while self.bytes + size > MAX_BYTES || self.map.len() >= MAX_ENTRIES {
+            match self.map.pop_lru() {
+                Some((k, e)) => self.bytes -= k.len() + e.body.len(),
+                None => break,
+            }
+        }
+        self.bytes += size;
+        self.stats.stored += 1;
+        self.map.put(key, entry);
+    }
+}
+
+impl Drop for Cache {
+    /// A worker's cache goes with its thread: its counters are the server's last word on
+    /// it (`tests/tests/read_cache.rs` reads them to know the cache was exercised).
+    fn drop(&mut self) {
+        let s = self.stats;
+        if s.hits + s.misses > 0 {
+            eprintln!(
+                "pocketbun: fresh-read cache of a worker: {} hits, {} misses, {} answers kept",
+                s.hits, s.misses, s.stored
+            );
+        }
+    }
+}
+
+/// What the running handler asked to keep: its key and the collections version it used.
+struct Want {
+    key: String,
+    schema: u64,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::new());
+    /// The [`Want`] of the handler being polled (moved in and out around each poll).
+    static WANT: RefCell<Option<Want>> = const { RefCell::new(None) };
+}
+
+/// This worker's counters.
+pub fn stats() -> Stats {
+    CACHE.with(|c| c.borrow().stats)
+}
+
+/// Runs a cacheable handler (`fut`), recording what it reads, and keeps its answer when it
+/// asked to ([`lookup`] missed) and may be kept. Without read tracking (`--no-cache`) it
+/// only awaits `fut`.
+pub async fn tracked<F: Future<Output = ApiResult>>(ctx: Rc<AppCtx>, fut: F) -> ApiResult {
+    let Some(gens) = ctx.reader.generations() else {
+        return fut.await;
+    };
+    // read before the handler's first statement: a commit after this makes the answer stale
+    let epoch = gens.clock();
+    let mut stmts: Vec<String> = Vec::new();
+    let mut volatile = false;
+    let mut want: Option<Want> = None;
+    let mut fut = std::pin::pin!(fut);
+    let out = std::future::poll_fn(|cx| {
+        // scoped to this poll: other requests of the worker run between polls
+        let saved = deps::begin();
+        let outer_volatile = pocketbun_query::take_volatile();
+        let outer_want = WANT.with(|w| w.replace(want.take()));
+        let poll = fut.as_mut().poll(cx);
+        want = WANT.with(|w| w.replace(outer_want));
+        volatile |= pocketbun_query::take_volatile();
+        pocketbun_query::set_volatile(outer_volatile);
+        deps::end(saved, &mut stmts);
+        poll
+    })
+    .await;
+    if let (Ok(resp), Some(want), false) = (&out, want, volatile) {
+        keep(&ctx, resp, want, epoch, &stmts);
+    }
+    out
+}
+
+fn keep(ctx: &AppCtx, resp: &Response, want: Want, epoch: u64, stmts: &[String]) {
+    let Body::Bytes(body) = &resp.body else {
+        return;
+    };
+    let plain_json = matches!(resp.headers.as_slice(), [(name, value)]
+        if name.eq_ignore_ascii_case("content-type") && value == "application/json");
+    if resp.status != 200 || !plain_json || body.len() > MAX_ENTRY_BYTES {
+        return;
+    }
+    let Some(deps) = ctx.reader.dependencies(stmts) else {
+        return;
+    };
+    let entry = Entry {
+        body: Rc::from(body.as_slice()),
+        deps: deps.into_boxed_slice(),
+        epoch,
+        schema: want.schema,
+    };
+    CACHE.with(|c| c.borrow_mut().insert(want.key, entry));
+}
+
+/// The kept answer to `req` from `caller`, if it is still exact; on a miss, asks the
+/// surrounding [`tracked`] to keep what the handler computes. `schema`: the version of the
+/// collections snapshot the handler uses.
+pub fn lookup(ctx: &AppCtx, req: &Request, caller: &Caller, schema: u64) -> Option<Response> {
+    let gens = ctx.reader.generations()?;
+    let key = key(req, caller);
+    let hit = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let fresh = c
+            .map
+            .get(&key)
+            .map(|e| e.schema == schema && gens.fresh(&e.deps, e.epoch));
+        match fresh {
+            Some(true) => {
+                c.stats.hits += 1;
+                c.map.peek(&key).map(|e| e.body.clone())
+            }
+            Some(false) => {
+                c.remove(&key);
+                c.stats.misses += 1;
+                None
+            }
+            None => {
+                c.stats.misses += 1;
+                None
+            }
+        }
+    });
+    match hit {
+        Some(body) => Some(Response::with_body(200, "application/json", body.to_vec())),
+        None => {
+            WANT.with(|w| *w.borrow_mut() = Some(Want { key, schema }));
+            None
+        }
+    }
+}
+
+fn key(req: &Request, caller: &Caller) -> String {
+    let (coll, id) = caller
+        .auth
+        .as_ref()
+        .map_or(("", ""), |a| (a.collection_id.as_str(), a.id.as_str()));
+    let method = req.method().as_str();
+    let mut k = String::with_capacity(
+        method.len() + req.path().len() + req.query().len() + coll.len() + id.len() + 4,
+    );
+    for part in [method, req.path(), req.query(), coll, id] {
+        k.push_str(part);
+        k.push('\0');
+    }
+    k
+}
