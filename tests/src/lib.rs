@@ -38,4 +38,4 @@ pub mod venv;
 pub use paths::{
     conformance_dir, pocketbase_bin, pocketbun_bin, shared_dir, target_dir, workspace_root,
 };
-pub use server::{copy_dir, Server, ServerKind, ServerSpec};
+pub use server::{copy_dir, data_dir_with_superuser, Server, ServerKind, ServerSpec};

@@ -47,3 +47,16 @@ fn find() -> Result<PathBuf, String> {
         Err(format!("{} does not run after the install", bin.display()))
     }
 }
+
+/// The S3 credentials Litestream reads from the environment (moto accepts any), and no
+/// `AWS_CA_BUNDLE`: Litestream 0.5.17's S3 client refuses to start with one set ("unable to
+/// add custom RootCAs HTTPClient"). Set once per test binary.
+pub fn s3_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::remove_var("AWS_CA_BUNDLE");
+    });
+}

@@ -465,3 +465,14 @@ pub fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A new data dir `dir` with one superuser, made by the real `pocketbun superuser upsert`.
+pub fn data_dir_with_superuser(dir: &Path, email: &str, password: &str) -> PathBuf {
+    let out = Command::new(pocketbun_bin())
+        .args(["superuser", "upsert", email, password])
+        .arg(format!("--dir={}", dir.display()))
+        .output()
+        .expect("pocketbun superuser upsert runs");
+    assert!(out.status.success(), "superuser upsert: {out:?}");
+    dir.to_path_buf()
+}

@@ -20,12 +20,11 @@
 //! name contains `a` or `b`.
 
 use pocketbun_tests::http::Request;
-use pocketbun_tests::{copy_dir, Server, ServerSpec};
+use pocketbun_tests::{copy_dir, data_dir_with_superuser, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const EMAIL: &str = "stall@example.com";
@@ -107,13 +106,7 @@ fn number_array(bytes: usize) -> String {
 fn prepare() -> Prepared {
     let spec = ServerSpec::pocketbun();
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("pb_data");
-    let out = Command::new(&spec.program)
-        .args(["superuser", "upsert", EMAIL, PASSWORD])
-        .arg(format!("--dir={}", data.display()))
-        .output()
-        .expect("pocketbun superuser upsert runs");
-    assert!(out.status.success(), "superuser upsert: {out:?}");
+    let data = data_dir_with_superuser(&root.path().join("pb_data"), EMAIL, PASSWORD);
     let server = Server::start(&spec, Some(&data)).expect("pocketbun starts");
     let (status, auth) = call(
         &server,

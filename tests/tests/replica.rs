@@ -19,13 +19,12 @@
 //! Missing Litestream or moto fails under `CI=true`, else skips with one line.
 
 use pocketbun_tests::http::{Request, Response};
-use pocketbun_tests::{need, pocketbun_bin, Server, ServerSpec};
+use pocketbun_tests::litestream::s3_env;
+use pocketbun_tests::{data_dir_with_superuser, need, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const EMAIL: &str = "replica@example.com";
@@ -34,27 +33,9 @@ const PASSWORD: &str = "replica-pass-123";
 /// 250 ms follow interval); the rest is margin for moto and this loaded 2-core machine.
 const CATCH_UP: Duration = Duration::from_secs(20);
 
-/// moto accepts any credentials; Litestream 0.5.17 refuses to start with `AWS_CA_BUNDLE` set.
-fn s3_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_CA_BUNDLE");
-    });
-}
-
-/// A data dir with one superuser, made by `pocketbun superuser upsert`.
+/// A data dir with one superuser.
 fn template(root: &Path) -> PathBuf {
-    let dir = root.join("template");
-    let out = Command::new(pocketbun_bin())
-        .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("pocketbun runs");
-    assert!(out.status.success(), "{out:?}");
-    dir
+    data_dir_with_superuser(&root.join("template"), EMAIL, PASSWORD)
 }
 
 /// A primary replicating to `url`, and a replica of it following `url`.

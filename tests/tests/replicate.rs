@@ -15,12 +15,13 @@
 //!
 //! Missing Litestream, moto or PocketBase fails under `CI=true`, else skips with one line.
 
-use pocketbun_tests::{need, pocketbun_bin, Server, ServerSpec};
+use pocketbun_tests::litestream::s3_env;
+use pocketbun_tests::{data_dir_with_superuser, need, pocketbun_bin, Server, ServerSpec};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 const EMAIL: &str = "replica@example.com";
@@ -31,29 +32,9 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// ~10-50 ms idle, but this machine's 2 cores are shared with builds.
 const MARGIN: Duration = Duration::from_secs(2);
 
-/// The S3 credentials Litestream reads from the environment (moto accepts any), and no
-/// `AWS_CA_BUNDLE`: Litestream 0.5.17's S3 client refuses to start with one set ("unable to
-/// add custom RootCAs HTTPClient").
-fn s3_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_CA_BUNDLE");
-    });
-}
-
-/// A data dir with one superuser, made by `pocketbun superuser upsert`.
+/// A data dir with one superuser.
 fn template(root: &Path) -> PathBuf {
-    let dir = root.join("template");
-    let out = Command::new(pocketbun_bin())
-        .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("pocketbun runs");
-    assert!(out.status.success(), "{out:?}");
-    dir
+    data_dir_with_superuser(&root.join("template"), EMAIL, PASSWORD)
 }
 
 fn spec(replicate: Option<(&str, &Path)>) -> ServerSpec {
