@@ -48,45 +48,55 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct Unavailable(pub String);
 
+/// The client of plain exchanges: the whole exchange within [`TOTAL_TIMEOUT`].
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(TOTAL_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .allow_non_standard_methods(true)
-            // the client's own User-Agent is forwarded, ureq adds none
-            .user_agent(ureq::config::AutoHeaderValue::None)
-            .build()
-            .into()
-    })
+    AGENT.get_or_init(|| new_agent(Some(TOTAL_TIMEOUT)))
 }
 
-/// Sends `req` to the primary on a helper thread and awaits its answer.
-pub async fn forward(req: Forward) -> Result<Answer, Unavailable> {
+/// The client of streams, which last as long as the client stays.
+fn stream_agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| new_agent(None))
+}
+
+fn new_agent(total: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(total)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .allow_non_standard_methods(true)
+        // the client's own User-Agent is forwarded, ureq adds none
+        .user_agent(ureq::config::AutoHeaderValue::None)
+        .build()
+        .into()
+}
+
+/// Runs `work` on a helper thread of its own, counted in [`MAX_IN_FLIGHT`] until it ends.
+fn spawn_counted(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), Unavailable> {
     if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         return Err(Unavailable("too many requests wait for the primary".into()));
     }
-    let (done, answer) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("pb-proxy".into())
+    std::thread::Builder::new()
+        .name(name.into())
         .spawn(move || {
-            let _ = done.send(exchange(req));
+            work();
             IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        return Err(Unavailable(format!("cannot start a proxy thread: {e}")));
-    }
-    answer
-        .await
-        .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
+        })
+        .map(drop)
+        .map_err(|e| {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            Unavailable(format!("cannot start a proxy thread: {e}"))
+        })
 }
 
-fn exchange(req: Forward) -> Result<Answer, Unavailable> {
+/// Sends `req` to the primary with `agent`: the answer's head, its body still to read.
+fn send(
+    agent: &ureq::Agent,
+    req: Forward,
+) -> Result<ureq::http::Response<ureq::Body>, Unavailable> {
     let url = format!("{}{}", req.base.trim_end_matches('/'), req.target);
     let mut builder = ureq::http::Request::builder()
         .method(req.method.as_str())
@@ -97,15 +107,34 @@ fn exchange(req: Forward) -> Result<Answer, Unavailable> {
     let request = builder
         .body(req.body)
         .map_err(|e| Unavailable(format!("cannot forward to {url}: {e}")))?;
-    let mut resp = agent()
+    agent
         .run(request)
-        .map_err(|e| Unavailable(format!("the primary {} is unreachable: {e}", req.base)))?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
+        .map_err(|e| Unavailable(format!("the primary {} is unreachable: {e}", req.base)))
+}
+
+/// An answer's headers, those whose value is text.
+fn headers_of(resp: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    resp.headers()
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+        .collect()
+}
+
+/// Sends `req` to the primary on a helper thread and awaits its answer.
+pub async fn forward(req: Forward) -> Result<Answer, Unavailable> {
+    let (done, answer) = oneshot::channel();
+    spawn_counted("pb-proxy", move || {
+        let _ = done.send(exchange(req));
+    })?;
+    answer
+        .await
+        .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
+}
+
+fn exchange(req: Forward) -> Result<Answer, Unavailable> {
+    let mut resp = send(agent(), req)?;
+    let status = resp.status().as_u16();
+    let headers = headers_of(&resp);
     let body = resp
         .body_mut()
         .with_config()
@@ -129,37 +158,11 @@ pub struct StreamAnswer {
     pub chunks: futures_channel::mpsc::Receiver<Vec<u8>>,
 }
 
-fn stream_agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(ureq::config::AutoHeaderValue::None)
-            .build()
-            .into()
-    })
-}
-
 /// Forwards a request whose answer is a stream (`GET /api/realtime`); its helper thread
 /// lives as long as the stream and counts toward [`MAX_IN_FLIGHT`].
 pub async fn forward_stream(req: Forward) -> Result<StreamAnswer, Unavailable> {
-    if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        return Err(Unavailable("too many requests wait for the primary".into()));
-    }
     let (head_tx, head_rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("pb-proxy-sse".into())
-        .spawn(move || {
-            stream_exchange(req, head_tx);
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        return Err(Unavailable(format!("cannot start a proxy thread: {e}")));
-    }
+    spawn_counted("pb-proxy-sse", move || stream_exchange(req, head_tx))?;
     head_rx
         .await
         .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
@@ -169,22 +172,7 @@ type Head = Result<StreamAnswer, Unavailable>;
 
 fn stream_exchange(req: Forward, head: oneshot::Sender<Head>) {
     use std::io::Read;
-    let url = format!("{}{}", req.base.trim_end_matches('/'), req.target);
-    let mut builder = ureq::http::Request::builder()
-        .method(req.method.as_str())
-        .uri(&url);
-    for (name, value) in &req.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let sent = builder
-        .body(req.body)
-        .map_err(|e| Unavailable(format!("cannot forward to {url}: {e}")))
-        .and_then(|r| {
-            stream_agent()
-                .run(r)
-                .map_err(|e| Unavailable(format!("the primary {} is unreachable: {e}", req.base)))
-        });
-    let resp = match sent {
+    let resp = match send(stream_agent(), req) {
         Ok(resp) => resp,
         Err(e) => {
             let _ = head.send(Err(e));
@@ -192,14 +180,9 @@ fn stream_exchange(req: Forward, head: oneshot::Sender<Head>) {
         }
     };
     let (tx, rx) = futures_channel::mpsc::channel(8);
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
     let answer = StreamAnswer {
         status: resp.status().as_u16(),
-        headers,
+        headers: headers_of(&resp),
         chunks: rx,
     };
     if head.send(Ok(answer)).is_err() {
