@@ -87,6 +87,13 @@ fn call(server: &Server, method: &str, path: &str, token: &str, body: &Value) ->
     )
 }
 
+/// [`call`], which must answer 200: the answer's JSON.
+fn ok(server: &Server, method: &str, path: &str, token: &str, body: &Value) -> Value {
+    let (status, answer) = call(server, method, path, token, body);
+    assert_eq!(status, 200, "{method} {path}: {answer}");
+    answer
+}
+
 /// A JSON array of small numbers, `bytes` long.
 fn number_array(bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 8);
@@ -108,16 +115,15 @@ fn prepare() -> Prepared {
     let root = tempfile::tempdir().unwrap();
     let data = data_dir_with_superuser(&root.path().join("pb_data"), EMAIL, PASSWORD);
     let server = Server::start(&spec, Some(&data)).expect("pocketbun starts");
-    let (status, auth) = call(
+    let auth = ok(
         &server,
         "POST",
         "/api/collections/_superusers/auth-with-password",
         "",
         &json!({"identity": EMAIL, "password": PASSWORD}),
     );
-    assert_eq!(status, 200, "{auth}");
     let token = auth["token"].as_str().unwrap().to_string();
-    let (status, body) = call(
+    let body = ok(
         &server,
         "POST",
         "/api/collections",
@@ -133,21 +139,19 @@ fn prepare() -> Prepared {
             ],
         }),
     );
-    assert_eq!(status, 200, "{body}");
     let big_collection = body["id"].as_str().unwrap().to_string();
     let mut fields = body["fields"].clone();
     // batches are off by default; the timeout must not cut the biggest short
-    let (status, body) = call(
+    ok(
         &server,
         "PATCH",
         "/api/settings",
         &token,
         &json!({"batch": {"enabled": true, "maxRequests": BATCH_REQUESTS, "timeout": 600}}),
     );
-    assert_eq!(status, 200, "{body}");
     // the same fields without the relation: one record as big as a single write may make,
     // for the big answers (kept out of `big`, whose lists must stay small)
-    let (status, body) = call(
+    ok(
         &server,
         "POST",
         "/api/collections",
@@ -162,20 +166,18 @@ fn prepare() -> Prepared {
             ],
         }),
     );
-    assert_eq!(status, 200, "{body}");
     // a relation to its own collection, added once the id is known
     fields.as_array_mut().unwrap().push(json!({
         "name": "rel", "type": "relation", "collectionId": big_collection, "maxSelect": 999,
     }));
-    let (status, body) = call(
+    ok(
         &server,
         "PATCH",
         "/api/collections/big",
         &token,
         &json!({"fields": fields}),
     );
-    assert_eq!(status, 200, "{body}");
-    let (status, rec) = call(
+    let rec = ok(
         &server,
         "POST",
         "/api/collections/huge/records",
@@ -185,11 +187,10 @@ fn prepare() -> Prepared {
             "data": serde_json::from_str::<Value>(&number_array(JSON_MAX - 1024)).unwrap(),
         }),
     );
-    assert_eq!(status, 200, "big record: {rec}");
     let big_id = rec["id"].as_str().unwrap().to_string();
     // an auth collection with a record as big as `huge`'s, and a collection whose list rule
     // reads a field of the caller's auth record (so the caller's row is loaded for it)
-    let (status, body) = call(
+    ok(
         &server,
         "POST",
         "/api/collections",
@@ -203,8 +204,7 @@ fn prepare() -> Prepared {
             ],
         }),
     );
-    assert_eq!(status, 200, "{body}");
-    let (status, user) = call(
+    ok(
         &server,
         "POST",
         "/api/collections/hugeusers/records",
@@ -217,17 +217,15 @@ fn prepare() -> Prepared {
             "data": serde_json::from_str::<Value>(&number_array(JSON_MAX - 1024)).unwrap(),
         }),
     );
-    assert_eq!(status, 200, "big auth record: {user}");
-    let (status, auth) = call(
+    let auth = ok(
         &server,
         "POST",
         "/api/collections/hugeusers/auth-with-password",
         "",
         &json!({"identity": USER_EMAIL, "password": PASSWORD}),
     );
-    assert_eq!(status, 200, "{auth}");
     let user_token = auth["token"].as_str().unwrap().to_string();
-    let (status, body) = call(
+    ok(
         &server,
         "POST",
         "/api/collections",
@@ -239,26 +237,23 @@ fn prepare() -> Prepared {
             "fields": [{"name": "title", "type": "text"}],
         }),
     );
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
+    ok(
         &server,
         "POST",
         "/api/collections/gated/records",
         &token,
         &json!({"title": "seen by unverified callers"}),
     );
-    assert_eq!(status, 200, "{body}");
     // 200 small records, each related to the one before, for lists and expand
     let mut prev: Vec<String> = Vec::new();
     for i in 0..200 {
-        let (status, body) = call(
+        let body = ok(
             &server,
             "POST",
             "/api/collections/big/records",
             &token,
             &json!({"title": format!("small {i}"), "rel": prev}),
         );
-        assert_eq!(status, 200, "{body}");
         prev = vec![body["id"].as_str().unwrap().to_string()];
     }
     drop(server_stop(server, &data));
