@@ -86,6 +86,16 @@ impl Request {
         self
     }
 
+    /// A JSON body with its `Content-Type` and `Content-Length`; an empty `json` adds nothing.
+    pub fn json_body(self, json: &str) -> Request {
+        if json.is_empty() {
+            return self;
+        }
+        self.header("Content-Type", "application/json")
+            .header("Content-Length", &json.len().to_string())
+            .body(json.as_bytes().to_vec())
+    }
+
     /// Sets the overall timeout.
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = timeout;

@@ -94,6 +94,19 @@ fn ok(server: &Server, method: &str, path: &str, token: &str, body: &Value) -> V
     answer
 }
 
+/// The token of `email` (password [`PASSWORD`]) signing in to auth collection `collection`.
+fn sign_in(server: &Server, collection: &str, email: &str) -> String {
+    let path = format!("/api/collections/{collection}/auth-with-password");
+    let auth = ok(
+        server,
+        "POST",
+        &path,
+        "",
+        &json!({"identity": email, "password": PASSWORD}),
+    );
+    auth["token"].as_str().unwrap().to_string()
+}
+
 /// A JSON array of small numbers, `bytes` long.
 fn number_array(bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 8);
@@ -115,14 +128,7 @@ fn prepare() -> Prepared {
     let root = tempfile::tempdir().unwrap();
     let data = data_dir_with_superuser(&root.path().join("pb_data"), EMAIL, PASSWORD);
     let server = Server::start(&spec, Some(&data)).expect("pocketbun starts");
-    let auth = ok(
-        &server,
-        "POST",
-        "/api/collections/_superusers/auth-with-password",
-        "",
-        &json!({"identity": EMAIL, "password": PASSWORD}),
-    );
-    let token = auth["token"].as_str().unwrap().to_string();
+    let token = sign_in(&server, "_superusers", EMAIL);
     let body = ok(
         &server,
         "POST",
@@ -217,14 +223,7 @@ fn prepare() -> Prepared {
             "data": serde_json::from_str::<Value>(&number_array(JSON_MAX - 1024)).unwrap(),
         }),
     );
-    let auth = ok(
-        &server,
-        "POST",
-        "/api/collections/hugeusers/auth-with-password",
-        "",
-        &json!({"identity": USER_EMAIL, "password": PASSWORD}),
-    );
-    let user_token = auth["token"].as_str().unwrap().to_string();
+    let user_token = sign_in(&server, "hugeusers", USER_EMAIL);
     ok(
         &server,
         "POST",

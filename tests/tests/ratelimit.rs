@@ -324,13 +324,8 @@ fn send(
     if let Some(t) = token {
         req = req.header("Authorization", t);
     }
-    if !body.is_empty() {
-        req = req
-            .header("Content-Type", "application/json")
-            .header("Content-Length", &body.len().to_string())
-            .body(body.as_bytes().to_vec());
-    }
     let resp = req
+        .json_body(body)
         .send(server.port())
         .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver log:\n{}", server.log()));
     (resp.status, resp.text())

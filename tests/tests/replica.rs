@@ -100,12 +100,7 @@ fn send(server: &Server, method: &str, path: &str, token: Option<&str>, body: &s
     if let Some(t) = token {
         req = req.header("Authorization", t);
     }
-    if !body.is_empty() {
-        req = req
-            .header("Content-Type", "application/json")
-            .header("Content-Length", &body.len().to_string())
-            .body(body.as_bytes().to_vec());
-    }
+    req = req.json_body(body);
     req.send(port).expect("the server answers")
 }
 
@@ -127,6 +122,20 @@ fn login(server: &Server) -> String {
 }
 
 /// A base collection `notes` with a number field `n`: anyone may list, view and create.
+/// Creates a `notes` record with `n` = each of `ns` on `server` (guests may create).
+fn add_notes(server: &Server, ns: std::ops::RangeInclusive<u32>) {
+    for n in ns {
+        let r = send(
+            server,
+            "POST",
+            "/api/collections/notes/records",
+            None,
+            &format!(r#"{{"n":{n}}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
 fn create_notes(server: &Server, token: &str) {
     let body = json!({
         "name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
@@ -342,16 +351,7 @@ fn primary_down_and_replica_restart() {
     };
     let token = login(&p.primary);
     create_notes(&p.primary, &token);
-    for n in 1..=3 {
-        let r = send(
-            &p.primary,
-            "POST",
-            "/api/collections/notes/records",
-            None,
-            &format!(r#"{{"n":{n}}}"#),
-        );
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
+    add_notes(&p.primary, 1..=3);
     wait_for(&p.replica, "/api/collections/notes/records", |v| {
         total(v) == 3
     });
@@ -360,16 +360,7 @@ fn primary_down_and_replica_restart() {
     let dir = p.replica.data_dir().to_path_buf();
     let status = p.replica.stop().expect("exit status");
     assert!(status.success(), "{status:?}\n{}", p.replica.log());
-    for n in 4..=5 {
-        let r = send(
-            &p.primary,
-            "POST",
-            "/api/collections/notes/records",
-            None,
-            &format!(r#"{{"n":{n}}}"#),
-        );
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
+    add_notes(&p.primary, 4..=5);
     let spec = replica_spec(p.primary.port(), &p.url, &p.litestream);
     let replica = Server::start(&spec, Some(&dir)).unwrap();
     wait_for(&replica, "/api/collections/notes/records", |v| {
