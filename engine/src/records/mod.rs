@@ -16,6 +16,7 @@ pub mod access;
 pub mod event;
 pub mod expand;
 pub mod files;
+pub mod input;
 pub mod json;
 pub mod pick;
 pub mod save;

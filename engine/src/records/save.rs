@@ -4,16 +4,14 @@
 
 use super::access::{now_ms, Caller};
 use super::event::{Action, RecordEvent};
+use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
-use crate::apis::body::{record_body, RecordBody, OFFLOAD_PARSE_BYTES};
 use crate::ctx::AppCtx;
-use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
-use crate::go::query_pairs;
-use crate::offload::DropOnPool;
+use crate::error::{ApiError, FieldError, FieldErrors};
+use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
-use pocketbun_http::{Request, Response};
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
@@ -21,18 +19,11 @@ use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, Op
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
-const MISSING_COLLECTION: &str = "Missing collection context.";
-const UNSUPPORTED: &str = "Unsupported collection type.";
 const DELETE_FAILED: &str =
     "Failed to delete record. Make sure that the record is not part of a required relation reference.";
-
-/// A request parameter an internal request (OAuth2 sign-up) sets to give its rule checks
-/// another `@request.context` (a router never fills it: not a valid path parameter name).
-pub const CONTEXT_PARAM: &str = "@requestContext";
 
 /// Why a writer job refused.
 #[derive(Debug)]
@@ -77,18 +68,6 @@ impl From<rusqlite::Error> for JobFail {
     fn from(e: rusqlite::Error) -> Self {
         JobFail::Storage(StorageError::from(e))
     }
-}
-
-fn find_collection(schema: &SchemaPair, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
-    if coll.is_view() {
-        return Err(ApiError::bad_request(Some(UNSUPPORTED)));
-    }
-    Ok(coll)
 }
 
 /// Now as PocketBase stores datetimes (`2006-01-02 15:04:05.000Z`), written digit by digit
@@ -518,17 +497,17 @@ impl After {
         }
     }
 
-    /// After the commit: replaced files go, realtime hears of it, and the response.
-    pub async fn finish(self, ctx: &AppCtx, done: Done) -> ApiResult {
+    /// After the commit: replaced files go, realtime hears of it, and the answer.
+    pub async fn finish(self, ctx: &AppCtx, done: Done) -> Result<Outcome, ApiError> {
         if !self.to_remove.is_empty() {
             files::remove_names(ctx, &self.dir, self.to_remove).await;
         }
         publish_deletes(ctx, done.events).await;
         match self.op {
-            Op::Delete => Ok(Response::new(204)),
+            Op::Delete => Ok(Outcome::Deleted),
             Op::Upsert => match done.values {
                 Some(values) => {
-                    respond_values(
+                    record_json(
                         ctx,
                         &self.schema,
                         &self.caller,
@@ -539,7 +518,7 @@ impl After {
                     .await
                 }
                 None => {
-                    respond_record(
+                    stored_record_json(
                         ctx,
                         &self.schema,
                         &self.caller,
@@ -549,9 +528,19 @@ impl After {
                     )
                     .await
                 }
-            },
+            }
+            .map(Outcome::Record),
         }
     }
+}
+
+/// What a committed operation answers.
+pub enum Outcome {
+    /// The saved record's JSON, as the read path serialises it (`expand`, flags; `fields=`
+    /// is applied to it on the way out).
+    Record(String),
+    /// A delete: no body (204).
+    Deleted,
 }
 
 /// The request data onto the draft: PocketBase's resolution of modifiers and uploads, hidden
@@ -603,8 +592,8 @@ fn convert_body(
     (draft, rules_body, stored_id, form)
 }
 
-/// Runs one prepared write in its own writer job and renders its outcome.
-async fn run_single(ctx: &AppCtx, prepared: Prepared) -> ApiResult {
+/// Runs one prepared write in its own writer job, then what follows it.
+pub async fn run_single(ctx: &AppCtx, prepared: Prepared) -> Result<Outcome, ApiError> {
     let Prepared { write, after } = prepared;
     match write_job(ctx, write).await {
         Ok(done) => after.finish(ctx, done).await,
@@ -682,7 +671,7 @@ fn draft_row(draft: &Draft) -> Vec<SqlVal> {
 #[allow(clippy::too_many_arguments)]
 fn rule_before_body(
     ctx: &AppCtx,
-    req: &Request,
+    id: &str,
     schema: &SchemaPair,
     coll: &Collection,
     rule: &str,
@@ -707,27 +696,20 @@ fn rule_before_body(
     if is_new || !unparsed || rule.contains("@request.body") {
         return Ok(false);
     }
-    match stored_check(
-        ctx,
-        schema,
-        coll,
-        rule,
-        caller,
-        req.param("id").unwrap_or(""),
-    ) {
+    match stored_check(ctx, schema, coll, rule, caller, id) {
         Some((sql, values)) if read_check(ctx, &sql, &values) => Ok(true),
         _ => Err(refused()),
     }
 }
 
-/// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `id` is loaded
-/// after the body and access checks) up to its writer job. `body` `None`: parsed from `req`.
-/// In a batch, the checks that read the database run in the job once earlier operations
-/// wrote something.
+/// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `input.id` is
+/// loaded after the body and access checks) up to its writer job. An unread `body` is read
+/// once the rules decided what they can without it. In a batch, the checks that read the
+/// database run in the job once earlier operations wrote something.
 pub async fn prepare_upsert(
     ctx: &AppCtx,
-    req: &Request,
-    body: Option<RecordBody>,
+    input: WriteInput,
+    body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
     existing: Option<Vec<SqlVal>>,
@@ -740,19 +722,20 @@ pub async fn prepare_upsert(
         "Failed to update record."
     };
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
-    let query = query_pairs(req.query());
-    let caller = Caller::from_request(ctx, &schema, req, &query)?;
+    let WriteInput {
+        caller,
+        query,
+        id: target,
+        body_len,
+    } = input;
     let big = match batch.as_deref() {
         Some(b) => b.big,
-        None => req.body.len() > OFFLOAD_PARSE_BYTES,
+        None => body_len > OFFLOAD_PARSE_BYTES,
     };
     // holds the `@request.body` of rules, as big as the body: freed on the pool then
     let mut caller = DropOnPool::new(caller, &ctx.shared.cpu, big);
     if batch.is_some() {
         caller.info.context = "batch".into();
-    }
-    if let Some(context) = req.param(CONTEXT_PARAM) {
-        caller.info.context = context.to_string();
     }
     let superuser = caller.superuser();
     let rule = if is_new {
@@ -767,22 +750,18 @@ pub async fn prepare_upsert(
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
     let rule_checked = match rule.as_deref().filter(|r| !superuser && !r.is_empty()) {
-        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, body.is_none(), is_new)?,
+        Some(r) => {
+            let unread = body.is_unread();
+            rule_before_body(ctx, &target, &schema, &coll, r, &caller, unread, is_new)?
+        }
         None => false,
     };
-    let body = match body {
-        Some(b) => b,
-        None => record_body(ctx, req)
-            .await
-            .map_err(|_| crate::apis::body::body_error(req))?,
-    };
+    let body: RecordBody = body.read().await?;
     let existing = match existing {
-        Some(row) if row.is_empty() => {
-            match current_row(ctx, batch.as_deref(), &coll, req.param("id").unwrap_or(""))? {
-                Some(row) => Some(row),
-                None => return Err(ApiError::not_found(None)),
-            }
-        }
+        Some(row) if row.is_empty() => match current_row(ctx, batch.as_deref(), &coll, &target)? {
+            Some(row) => Some(row),
+            None => return Err(ApiError::not_found(None)),
+        },
         other => other,
     };
     // a big stored row (even under a small body) is turned into the draft, converted and its
@@ -994,31 +973,31 @@ pub async fn prepare_upsert(
     })
 }
 
-/// The saved record as the read path serialises it (flags, `expand`, `fields`).
-async fn respond_record(
+/// The saved record as the read path serialises it (flags, `expand`).
+async fn stored_record_json(
     ctx: &AppCtx,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
     id: &str,
     query: &[(String, String)],
-) -> ApiResult {
+) -> Result<String, ApiError> {
     let values = load_row(ctx, coll, id)
         .map_err(|_| ApiError::internal())?
         .ok_or_else(|| ApiError::not_found(None))?;
-    respond_values(ctx, schema, caller, coll, values, query).await
+    record_json(ctx, schema, caller, coll, values, query).await
 }
 
 /// A record row as the read path serialises it (on the CPU pool when big:
 /// [`super::write_records`]).
-async fn respond_values(
+async fn record_json(
     ctx: &AppCtx,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
     values: Vec<SqlVal>,
     query: &[(String, String)],
-) -> ApiResult {
+) -> Result<String, ApiError> {
     let mut arena = Arena::default();
     arena.recs.push(super::Rec {
         coll: coll.clone(),
@@ -1028,53 +1007,32 @@ async fn respond_values(
         expand: None,
     });
     let found = [0];
-    crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
-    let out = super::write_records(&ctx.shared.cpu, arena, found.to_vec(), "", String::new())
+    super::expand::enrich(ctx, schema, caller, &mut arena, &found, query)?;
+    super::write_records(&ctx.shared.cpu, arena, found.to_vec(), "", String::new())
         .await
-        .map_err(|_| ApiError::internal())?;
-    Ok(crate::apis::records::respond(out))
+        .map_err(|_| ApiError::internal())
 }
 
-pub async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, None, None).await?;
-    run_single(&ctx, prepared).await
-}
-
-pub async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    if req.param("id").unwrap_or("").is_empty() {
-        return Err(ApiError::not_found(None));
-    }
-    // an empty row: load it after the body and access checks
-    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, Some(Vec::new()), None).await?;
-    run_single(&ctx, prepared).await
-}
-
-pub async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    let prepared = prepare_delete(&ctx, &req, schema, coll, None).await?;
-    run_single(&ctx, prepared).await
-}
-
-/// Prepares a delete up to its writer job (a batch's operations carry no body to check).
+/// Prepares a delete up to its writer job. A request's body is read (a body that cannot be
+/// bound is PocketBase's 400) but not used; a batch's operations carry none.
 pub async fn prepare_delete(
     ctx: &AppCtx,
-    req: &Request,
+    input: WriteInput,
+    body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
     batch: Option<&mut BatchState>,
 ) -> Result<Prepared, ApiError> {
-    let id = req.param("id").unwrap_or("").to_string();
+    let WriteInput {
+        mut caller,
+        query,
+        id,
+        ..
+    } = input;
     if id.is_empty() {
         return Err(ApiError::not_found(None));
     }
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
-    let query = query_pairs(req.query());
-    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
     let superuser = caller.superuser();
     // as for create/update: a null rule refuses before the body is read
     if !superuser && coll.delete_rule.is_none() {
@@ -1085,14 +1043,16 @@ pub async fn prepare_delete(
         .as_deref()
         .filter(|r| !superuser && !r.is_empty())
     {
-        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, batch.is_none(), false)?,
+        Some(r) => {
+            let unread = body.is_unread();
+            rule_before_body(ctx, &id, &schema, &coll, r, &caller, unread, false)?
+        }
         None => false,
     };
     if batch.is_some() {
         caller.info.context = "batch".into();
-    } else if record_body(ctx, req).await.is_err() {
-        return Err(crate::apis::body::body_error(req));
     }
+    body.read().await?;
     if current_row(ctx, batch.as_deref(), &coll, &id)?.is_none() {
         return Err(ApiError::not_found(None));
     }
