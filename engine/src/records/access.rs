@@ -1,9 +1,9 @@
 //! Who is calling and what they may see: the request info that `@request.*` reads, the
 //! auth record's full row, and the visibility flags of loaded records.
 
+use super::db::Db;
 use super::{bound, quote, Arena, SqlVal};
 use crate::auth::AuthRecord;
-use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
 use pocketbun_query::{AuthInfo, QueryError, RequestInfo, AUTH_INFO_FIELDS};
@@ -46,7 +46,7 @@ impl Caller {
     /// The auth record's row is loaded only when a rule or the query reads
     /// `@request.auth.*` beyond what the token names.
     pub fn new<'h>(
-        ctx: &AppCtx,
+        ctx: &Db,
         schema: &SchemaPair,
         auth: Option<AuthRecord>,
         method: &str,
@@ -104,7 +104,7 @@ impl Caller {
 /// columns are read: the whole row (a 48 MiB auth record) was copied, written as JSON and
 /// parsed on the worker for every request of that caller, ~1 s of CPU in a debug build.
 pub fn load_auth_info(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     auth: &AuthRecord,
 ) -> Result<AuthInfo, ApiError> {
@@ -194,7 +194,7 @@ pub fn query_error(err: &QueryError) -> ApiError {
 /// hidden fields and every email; the owner sees its own email; so do the callers the
 /// collection's `manageRule` lets manage the record.
 pub fn resolve_flags(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     info: &RequestInfo,
     arena: &mut Arena,

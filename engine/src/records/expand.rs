@@ -8,8 +8,8 @@
 //! records an expanded path reached get an `expand` key even when nothing was found.
 
 use super::access::{now_ms, resolve_flags, Caller, CONTEXT_EXPAND};
+use super::db::Db;
 use super::{quote, value, Arena, Exp};
-use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::go::query_get;
 use crate::schema::SchemaPair;
@@ -77,14 +77,14 @@ pub fn normalize(raw: &str) -> Vec<String> {
 }
 
 pub struct Expander<'a> {
-    pub ctx: &'a AppCtx,
+    pub ctx: &'a Db,
     pub schema: &'a SchemaPair,
     /// The caller's request info with the `expand` context.
     pub info: RequestInfo,
 }
 
 impl<'a> Expander<'a> {
-    pub fn new(ctx: &'a AppCtx, schema: &'a SchemaPair, info: &RequestInfo) -> Self {
+    pub fn new(ctx: &'a Db, schema: &'a SchemaPair, info: &RequestInfo) -> Self {
         let mut info = info.clone();
         info.context = CONTEXT_EXPAND.into();
         Expander { ctx, schema, info }
@@ -413,7 +413,7 @@ fn merge_expand(arena: &mut Arena, target: usize, src: BTreeMap<String, Exp>) {
 
 /// PocketBase's `EnrichRecords`: visibility flags, then `expand`.
 pub fn enrich(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     caller: &Caller,
     arena: &mut Arena,

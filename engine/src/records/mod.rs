@@ -13,6 +13,7 @@
 //!   record (modifiers), PocketBase's validation codes, uploads, create/update/delete.
 
 pub mod access;
+pub mod db;
 pub mod event;
 pub mod expand;
 pub mod files;

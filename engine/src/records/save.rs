@@ -3,12 +3,12 @@
 //! files written before and removed only after the commit, and realtime events after it.
 
 use super::access::{now_ms, Caller};
+use super::db::Db;
 use super::event::{Action, RecordEvent};
 use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
-use crate::ctx::AppCtx;
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
@@ -36,12 +36,12 @@ pub enum JobError {
 
 /// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller
 /// through the writer's reply (`None`: the job failed in storage).
-pub async fn write_job<T, F>(ctx: &AppCtx, job: F) -> Result<T, Option<JobError>>
+pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, Option<JobError>>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
 {
-    ctx.shared
+    ctx.core
         .store
         .writer()
         .submit_with(job)
@@ -127,11 +127,7 @@ fn value_bytes(v: &SqlVal) -> usize {
     }
 }
 
-fn load_row(
-    ctx: &AppCtx,
-    coll: &Arc<Collection>,
-    id: &str,
-) -> Result<Option<Vec<SqlVal>>, ApiError> {
+fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
     let sql = format!(
         "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
         quote(&coll.name)
@@ -152,7 +148,7 @@ fn load_row(
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
 /// the rule does not compile, so it fails).
 fn stored_check(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     coll: &Collection,
     rule: &str,
@@ -187,7 +183,7 @@ fn run_check(conn: &Connection, sql: &str, values: &[SqlValue]) -> rusqlite::Res
 }
 
 /// [`run_check`] on a reader.
-fn read_check(ctx: &AppCtx, sql: &str, values: &[SqlValue]) -> bool {
+fn read_check(ctx: &Db, sql: &str, values: &[SqlValue]) -> bool {
     ctx.reader
         .read(|conn| Ok(run_check(conn, sql, values)?))
         .unwrap_or(false)
@@ -196,7 +192,7 @@ fn read_check(ctx: &AppCtx, sql: &str, values: &[SqlValue]) -> bool {
 /// The query telling whether the not yet saved `draft` passes `rule` (checked against a
 /// one-row CTE shadowing the collection's table, as PocketBase does).
 fn draft_check(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     draft: &Draft,
     rule: &str,
@@ -442,7 +438,7 @@ impl BatchState {
 
 /// The stored row `id`, as an earlier operation of the batch left it if any.
 fn current_row(
-    ctx: &AppCtx,
+    ctx: &Db,
     batch: Option<&BatchState>,
     coll: &Arc<Collection>,
     id: &str,
@@ -454,7 +450,7 @@ fn current_row(
 }
 
 /// Whether a batch operation sees the record `id` (PUT decides create or update with it).
-pub fn batch_exists(ctx: &AppCtx, batch: &BatchState, coll: &Arc<Collection>, id: &str) -> bool {
+pub fn batch_exists(ctx: &Db, batch: &BatchState, coll: &Arc<Collection>, id: &str) -> bool {
     matches!(current_row(ctx, Some(batch), coll, id), Ok(Some(_)))
 }
 
@@ -480,7 +476,7 @@ pub struct After {
 
 impl After {
     /// The operation's error after its job failed (its new files are removed).
-    pub async fn failed(self, ctx: &AppCtx, err: Option<JobError>) -> ApiError {
+    pub async fn failed(self, ctx: &Db, err: Option<JobError>) -> ApiError {
         self.discard(ctx).await;
         match (err, &self.op) {
             (Some(JobError::Api(e)), _) => e,
@@ -491,14 +487,14 @@ impl After {
     }
 
     /// Removes the files written for a write that did not happen.
-    pub async fn discard(&self, ctx: &AppCtx) {
+    pub async fn discard(&self, ctx: &Db) {
         if !self.written.is_empty() {
             files::remove_names(ctx, &self.dir, self.written.clone()).await;
         }
     }
 
     /// After the commit: replaced files go, realtime hears of it, and the answer.
-    pub async fn finish(self, ctx: &AppCtx, done: Done) -> Result<Outcome, ApiError> {
+    pub async fn finish(self, ctx: &Db, done: Done) -> Result<Outcome, ApiError> {
         if !self.to_remove.is_empty() {
             files::remove_names(ctx, &self.dir, self.to_remove).await;
         }
@@ -593,7 +589,7 @@ fn convert_body(
 }
 
 /// Runs one prepared write in its own writer job, then what follows it.
-pub async fn run_single(ctx: &AppCtx, prepared: Prepared) -> Result<Outcome, ApiError> {
+pub async fn run_single(ctx: &Db, prepared: Prepared) -> Result<Outcome, ApiError> {
     let Prepared { write, after } = prepared;
     match write_job(ctx, write).await {
         Ok(done) => after.finish(ctx, done).await,
@@ -670,7 +666,7 @@ fn draft_row(draft: &Draft) -> Vec<SqlVal> {
 /// for such a rule the body changes nothing. Returns whether the rule passed that check.
 #[allow(clippy::too_many_arguments)]
 fn rule_before_body(
-    ctx: &AppCtx,
+    ctx: &Db,
     id: &str,
     schema: &SchemaPair,
     coll: &Collection,
@@ -707,7 +703,7 @@ fn rule_before_body(
 /// once the rules decided what they can without it. In a batch, the checks that read the
 /// database run in the job once earlier operations wrote something.
 pub async fn prepare_upsert(
-    ctx: &AppCtx,
+    ctx: &Db,
     input: WriteInput,
     body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
@@ -733,7 +729,7 @@ pub async fn prepare_upsert(
         None => body_len > OFFLOAD_PARSE_BYTES,
     };
     // holds the `@request.body` of rules, as big as the body: freed on the pool then
-    let mut caller = DropOnPool::new(caller, &ctx.shared.cpu, big);
+    let mut caller = DropOnPool::new(caller, &ctx.core.cpu, big);
     if batch.is_some() {
         caller.info.context = "batch".into();
     }
@@ -776,7 +772,7 @@ pub async fn prepare_upsert(
     };
     let (mut draft, rules_body, stored_id, form) = if big || big_row {
         let coll = coll.clone();
-        ctx.shared
+        ctx.core
             .cpu
             .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
             .await
@@ -843,8 +839,7 @@ pub async fn prepare_upsert(
             Some(Val::Password { hash, .. }) => hash.clone(),
             _ => String::new(),
         };
-        old_ok =
-            crate::auth::password::check(&ctx.shared.cpu, form.old_password.clone(), hash).await;
+        old_ok = crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
     }
     let errs = validate::form(&draft, &form, access, old_ok);
     if !errs.is_empty() {
@@ -872,7 +867,7 @@ pub async fn prepare_upsert(
                     FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
                     _ => crate::auth::password::DEFAULT_COST,
                 };
-                let hash = crate::auth::password::hash(&ctx.shared.cpu, plain.clone(), cost)
+                let hash = crate::auth::password::hash(&ctx.core.cpu, plain.clone(), cost)
                     .await
                     .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
@@ -883,7 +878,7 @@ pub async fn prepare_upsert(
     }
 
     // new files go to disk before the row, removed again if the write fails
-    let data_dir = ctx.shared.store.dir().to_path_buf();
+    let data_dir = ctx.core.store.dir().to_path_buf();
     let dir = files::record_dir(&data_dir, &coll.id, &draft.id());
     let mut to_write = Vec::new();
     let mut to_remove = Vec::new();
@@ -975,7 +970,7 @@ pub async fn prepare_upsert(
 
 /// The saved record as the read path serialises it (flags, `expand`).
 async fn stored_record_json(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
@@ -991,7 +986,7 @@ async fn stored_record_json(
 /// A record row as the read path serialises it (on the CPU pool when big:
 /// [`super::write_records`]).
 async fn record_json(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
@@ -1008,7 +1003,7 @@ async fn record_json(
     });
     let found = [0];
     super::expand::enrich(ctx, schema, caller, &mut arena, &found, query)?;
-    super::write_records(&ctx.shared.cpu, arena, found.to_vec(), "", String::new())
+    super::write_records(&ctx.core.cpu, arena, found.to_vec(), "", String::new())
         .await
         .map_err(|_| ApiError::internal())
 }
@@ -1016,7 +1011,7 @@ async fn record_json(
 /// Prepares a delete up to its writer job. A request's body is read (a body that cannot be
 /// bound is PocketBase's 400) but not used; a batch's operations carry none.
 pub async fn prepare_delete(
-    ctx: &AppCtx,
+    ctx: &Db,
     input: WriteInput,
     body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
@@ -1090,10 +1085,10 @@ pub async fn prepare_delete(
         write,
         after: After {
             op: Op::Delete,
-            dir: files::record_dir(ctx.shared.store.dir(), &coll.id, &id),
+            dir: files::record_dir(ctx.core.store.dir(), &coll.id, &id),
             schema,
             coll,
-            caller: DropOnPool::new(caller, &ctx.shared.cpu, false),
+            caller: DropOnPool::new(caller, &ctx.core.cpu, false),
             query,
             id,
             written: Vec::new(),
@@ -1104,17 +1099,17 @@ pub async fn prepare_delete(
 }
 
 /// After a commit: the deleted records' files go, then the listeners hear of every change.
-pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
+pub async fn publish_deletes(ctx: &Db, events: Vec<RecordEvent>) {
     let dirs: Vec<std::path::PathBuf> = events
         .iter()
         .filter(|e| e.action == Action::Delete)
-        .map(|e| files::record_dir(ctx.shared.store.dir(), &e.collection.id, e.record_id()))
+        .map(|e| files::record_dir(ctx.core.store.dir(), &e.collection.id, e.record_id()))
         .collect();
     if !dirs.is_empty() {
         files::remove_dirs(ctx, dirs).await;
     }
     for ev in events {
-        ctx.shared.record_hooks.committed(ev);
+        ctx.hooks.committed(ev);
     }
 }
 
