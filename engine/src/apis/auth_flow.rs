@@ -10,13 +10,14 @@ use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
-use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
+use crate::records::{bound, value, Arena, Rec, SqlVal};
 use crate::schema::SchemaPair;
 use crate::settings::{mail, templates};
 use pocketbun_http::{Request, Response};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
+use pocketbun_storage::Ident;
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -237,8 +238,8 @@ pub fn find_record(
 ) -> Result<Option<Loaded>, ApiError> {
     let sql = format!(
         "SELECT * FROM {} WHERE {} = ?1{} LIMIT 1",
-        quote(&coll.name),
-        quote(column),
+        Ident(&coll.name),
+        Ident(column),
         if nocase { " COLLATE NOCASE" } else { "" }
     );
     let mut arena = Arena::default();
@@ -418,7 +419,7 @@ fn rule_matches(
         .condition(&schema.query, &coll.name, rule, info, true)
         .map_err(|e| crate::records::access::query_error(&e))?;
     let mut params = cond.bind(info, now_ms());
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     let sql = format!(
         "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
         cond.from_sql,
@@ -847,19 +848,19 @@ pub async fn update_record(
     let assignments = sets
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| format!("{} = ?{}", quote(name), i + 2))
+        .map(|(i, (name, _))| format!("{} = ?{}", Ident(name), i + 2))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
         "UPDATE {} SET {assignments} WHERE `id` = ?1",
-        quote(&coll.name)
+        Ident(&coll.name)
     );
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
     let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
     let rid = id.to_string();
-    let table = quote(&coll.name);
+    let table_name = coll.name.clone();
     let coll_id = coll.id.clone();
     let fresh_key = new_token_key(coll);
     let event = ctx
@@ -867,10 +868,11 @@ pub async fn update_record(
         .store
         .writer()
         .submit(move |conn| {
-            let before = auth_state(conn, &table, &rid)?;
+            let table = Ident(&table_name);
+            let before = auth_state(conn, table, &rid)?;
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
             if let Some(before) = before {
-                after_auth_update(conn, &table, &coll_id, &rid, before, move || fresh_key)?;
+                after_auth_update(conn, table, &coll_id, &rid, before, move || fresh_key)?;
             }
             Ok(match current {
                 Some(c) => crate::records::event::RecordEvent::load(

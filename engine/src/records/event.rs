@@ -7,6 +7,7 @@
 use super::SqlVal;
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
+use pocketbun_storage::Ident;
 use std::sync::Arc;
 
 /// What happened to a record.
@@ -49,7 +50,7 @@ impl RecordEvent {
     ) -> rusqlite::Result<Option<RecordEvent>> {
         let sql = format!(
             "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-            super::quote(&collection.name)
+            Ident(&collection.name)
         );
         let mut arena = super::Arena::default();
         let mut stmt = conn.prepare_cached(&sql)?;

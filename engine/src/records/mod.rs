@@ -405,8 +405,3 @@ pub fn to_sql(v: &QValue) -> rusqlite::types::Value {
         QValue::Text(s) => V::Text(s.clone()),
     }
 }
-
-/// `name` as a quoted SQLite identifier.
-pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
