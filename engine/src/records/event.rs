@@ -7,7 +7,6 @@
 use super::SqlVal;
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
-use pocketbun_storage::Ident;
 use std::sync::Arc;
 
 /// What happened to a record.
@@ -48,22 +47,13 @@ impl RecordEvent {
         collection: Arc<Collection>,
         id: &str,
     ) -> rusqlite::Result<Option<RecordEvent>> {
-        let sql = format!(
-            "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-            Ident(&collection.name)
-        );
-        let mut arena = super::Arena::default();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let found = arena.load(
-            &collection,
-            &mut stmt,
-            &[pocketbun_query::Value::Text(id.to_string())],
-        )?;
-        Ok(found.first().map(|&i| RecordEvent {
-            action,
-            collection,
-            values: std::mem::take(&mut arena.recs[i].values),
-        }))
+        Ok(
+            super::row_by_id(conn, &collection, id)?.map(|values| RecordEvent {
+                action,
+                collection,
+                values,
+            }),
+        )
     }
 
     /// The record's id.

@@ -117,21 +117,9 @@ fn value_bytes(v: &SqlVal) -> usize {
 }
 
 fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        Ident(&coll.name)
-    );
-    let mut arena = Arena::default();
-    let found = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?)
-        })
-        .map_err(|_| ApiError::not_found(None))?;
-    Ok(found
-        .first()
-        .map(|&i| std::mem::take(&mut arena.recs[i].values)))
+    ctx.reader
+        .read(|conn| Ok(super::row_by_id(conn, coll, id)?))
+        .map_err(|_| ApiError::not_found(None))
 }
 
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
@@ -603,19 +591,10 @@ fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
 /// earlier operation of the batch, a cascade for one, may have changed them since).
 fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        Ident(&coll.name)
-    );
-    let mut arena = Arena::default();
-    let found = {
-        let mut stmt = conn.prepare_cached(&sql)?;
-        arena.load(&coll, &mut stmt, &[QValue::Text(draft.original_str("id"))])?
-    };
-    let Some(&k) = found.first() else {
+    let Some(row) = super::row_by_id(conn, &coll, &draft.original_str("id"))? else {
         return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))));
     };
-    let now = Draft::from_row(coll.clone(), &arena.recs[k].values);
+    let now = Draft::from_row(coll.clone(), &row);
     let mut before = draft.clone();
     before.vals = draft.original.clone();
     for i in 0..coll.fields.len() {
