@@ -268,6 +268,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
+        app_store: Default::default(),
+        backup_slot: Default::default(),
     });
     let shared = Arc::new(Shared {
         core,

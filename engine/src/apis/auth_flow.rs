@@ -796,35 +796,6 @@ pub async fn send_template(
     mail::send_off_thread(settings.smtp.clone(), msg).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_by_created_datetime() {
-        let now = time::now_datetime();
-        assert!(!expired(&now, 60));
-        assert!(expired("2020-01-01 00:00:00.000Z", 60));
-    }
-
-    #[test]
-    fn multipart_text_fields() {
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
-        let m = multipart_fields("multipart/form-data; boundary=XX", body).unwrap();
-        assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
-        assert!(m.get("f").is_none());
-        // Go's part limit: 1,000 parts pass, 1,001 do not
-        let parts = |n: usize| {
-            let mut b = "--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n".repeat(n);
-            b.push_str("--XX--\r\n");
-            b
-        };
-        let ct = "multipart/form-data; boundary=XX";
-        assert!(multipart_fields(ct, parts(1000).as_bytes()).is_some());
-        assert!(multipart_fields(ct, parts(1001).as_bytes()).is_none());
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // writes, throttles and detached mail
 
@@ -891,47 +862,6 @@ pub async fn update_record(
     Ok(())
 }
 
-/// PocketBase's in-memory app store keys with an expiry (resend throttles) and hit counters
-/// (fixed-window limits), shared by all workers.
-pub mod throttle {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    use std::time::{Duration, Instant};
-
-    static KEYS: LazyLock<Mutex<HashMap<String, (Instant, u32)>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
-
-    /// Whether `key` is set (and not expired).
-    pub fn has(key: &str) -> bool {
-        let map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .is_some_and(|(until, _)| *until > Instant::now())
-    }
-
-    pub fn set(key: &str, ttl: Duration) {
-        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (until, _)| *until > Instant::now());
-        map.insert(key.to_string(), (Instant::now() + ttl, 1));
-    }
-
-    pub fn remove(key: &str) {
-        KEYS.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-    }
-
-    /// Counts a hit on `key`; `false` once more than `max` hits fell in the current window
-    /// of `window`.
-    pub fn allow(key: &str, max: u32, window: Duration) -> bool {
-        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let entry = map.entry(key.to_string()).or_insert((now + window, 0));
-        if entry.0 <= now {
-            *entry = (now + window, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= max
-    }
-}
-
 /// One of the collection's auth emails to `to`, filled for `loaded` (+ `extra` placeholders).
 pub fn compose(
     ctx: &AppCtx,
@@ -960,4 +890,33 @@ pub fn send_detached(
         .spawn(move || done(mail::send(&smtp, &msg)));
     // like a failed send, a thread that cannot start only loses this mail
     drop(spawned);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_by_created_datetime() {
+        let now = time::now_datetime();
+        assert!(!expired(&now, 60));
+        assert!(expired("2020-01-01 00:00:00.000Z", 60));
+    }
+
+    #[test]
+    fn multipart_text_fields() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
+        let m = multipart_fields("multipart/form-data; boundary=XX", body).unwrap();
+        assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
+        assert!(m.get("f").is_none());
+        // Go's part limit: 1,000 parts pass, 1,001 do not
+        let parts = |n: usize| {
+            let mut b = "--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n".repeat(n);
+            b.push_str("--XX--\r\n");
+            b
+        };
+        let ct = "multipart/form-data; boundary=XX";
+        assert!(multipart_fields(ct, parts(1000).as_bytes()).is_some());
+        assert!(multipart_fields(ct, parts(1001).as_bytes()).is_none());
+    }
 }
