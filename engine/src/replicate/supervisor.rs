@@ -79,7 +79,7 @@ pub fn start(config: Config) -> Result<(), String> {
         Mode::Replicate => {
             let path = std::env::temp_dir()
                 .join(format!("pocketbun-litestream-{}.yml", std::process::id()));
-            std::fs::write(&path, super::config_yaml(&dir, &config.url))
+            std::fs::write(&path, super::config_yaml(&dir, &config.url, &socket_path()))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             let args: Vec<OsString> = vec![
                 "replicate".into(),
@@ -114,6 +114,11 @@ pub fn start(config: Config) -> Result<(), String> {
             .spawn(move || supervise(first, &bin, &args, &state, config.verbose))
             .map_err(|e| format!("cannot start the litestream supervisor: {e}"))?
     };
+    if config.mode == Mode::Replicate {
+        let db = dir.join(pocketbun_storage::DATA_DB);
+        super::position::init(socket_path(), &db)
+            .map_err(|e| format!("cannot start the replication position thread: {e}"))?;
+    }
     SUPERVISOR
         .set(Supervisor {
             state,
@@ -136,7 +141,14 @@ pub fn stop() {
     }
     if let Some(path) = &sup.config_path {
         let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(socket_path());
     }
+}
+
+/// Litestream's control socket ([`super::position`]): in the temp dir, named by our pid like
+/// the config (a Unix socket path must stay under 108 bytes).
+fn socket_path() -> PathBuf {
+    std::env::temp_dir().join(format!("pocketbun-litestream-{}.sock", std::process::id()))
 }
 
 /// The `replication` object of a superuser's `GET /api/health`, or `None` without
