@@ -68,15 +68,24 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
 }
 
 /// The TXID holding a committed write, in the answer's header and cookie
-/// ([`crate::replicate::ryw`]); ~2 ms (the control socket), shared by concurrent writes.
-/// Without a position (Litestream down or restarting) the answer goes without them.
+/// ([`crate::replicate::ryw`]): [`position::covering`] (~2 ms through Litestream's control
+/// socket, shared by concurrent writes; no sync when one ran in the last 10 ms), or an exact
+/// sync that waits for the upload when the caller asked for durability. Without a position
+/// (Litestream down or restarting) the answer goes without them.
+///
+/// [`position::covering`]: crate::replicate::position::covering
 async fn add_txid(resp: &mut Response, durable: bool) {
     use crate::replicate::{position, ryw};
-    if let Ok(pos) = position::sync(durable).await {
+    let txid = if durable {
+        position::sync(true).await.map(|p| p.txid)
+    } else {
+        position::covering().await
+    };
+    if let Ok(txid) = txid {
         resp.headers
-            .push((ryw::TXID_HEADER.into(), position::hex(pos.txid).into()));
+            .push((ryw::TXID_HEADER.into(), position::hex(txid).into()));
         resp.headers
-            .push(("Set-Cookie".into(), ryw::cookie(pos.txid).into()));
+            .push(("Set-Cookie".into(), ryw::cookie(txid).into()));
     }
 }
 

@@ -17,9 +17,13 @@
 //! Every forced sync makes one L0 LTX file, which the replica uploads as one object: a sync
 //! per write would turn Litestream's one PUT per second into one per write. So all calls go
 //! through one thread that coalesces: requests queued while a sync runs share the next one
-//! (it starts after they were queued, so it covers their commits), and forced syncs that do
-//! not wait are at least [`MIN_GAP`] apart, bounding the extra objects to ~1/[`MIN_GAP`] per
-//! second under a steady write load. A request asking for `wait` makes its batch wait.
+//! (it starts after they were queued, so it covers their commits). [`sync`] always forces
+//! one (exact). [`covering`], for write answers, forces one only when the last was at least
+//! [`MIN_GAP`] ago; sooner, it reads `GET /txid` (P, no new object) and answers P + 2: the
+//! sync that makes P + 1 may have read the WAL before the commit, but the one making P + 2
+//! starts after P + 1 exists, so after the call, so it holds the commit. That bound can be
+//! one transaction late, which makes a replica forward a read it could have served; it
+//! keeps forced syncs at no more than ~1/[`MIN_GAP`] a second and never delays a write.
 //!
 //! Callers never block a request worker: [`sync`] is async (a oneshot the position thread
 //! completes), [`request`] takes a callback run on the position thread, and [`sync_blocking`]
@@ -33,9 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The least time between two forced syncs that do not wait: each makes one more object in
-/// the replica store, so at most ~100 extra PUTs a second however many writes; a write made
-/// while the previous sync is this recent waits at most this long more for its TXID.
+/// The least time between two forced syncs for [`covering`]: each makes one more object in
+/// the replica store, so at most ~100 extra PUTs a second however many writes.
 pub const MIN_GAP: Duration = Duration::from_millis(10);
 /// One exchange with the control socket; `wait` includes an upload, which S3 may take long
 /// over (and never finishes while the store is unreachable).
@@ -61,8 +64,16 @@ impl std::fmt::Display for Unavailable {
 
 type Reply = Box<dyn FnOnce(Result<Position, Unavailable>) + Send>;
 
+/// What a caller wants: an exact sync (`wait` for the upload too), or any TXID covering its
+/// commits ([`covering`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Exact { wait: bool },
+    Cover,
+}
+
 struct Pending {
-    wait: bool,
+    want: Want,
     reply: Reply,
 }
 
@@ -117,12 +128,16 @@ pub fn last() -> Option<Position> {
 /// Asks for the position of every commit made before this call; `reply` runs on the
 /// position thread (keep it short). `wait`: answer only once the replica store has it.
 pub fn request(wait: bool, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
+    enqueue(Want::Exact { wait }, reply)
+}
+
+fn enqueue(want: Want, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
     let Some(c) = CLIENT.get() else {
         reply(Err(Unavailable("replication is off".into())));
         return;
     };
     lock(&c.queue).push(Pending {
-        wait,
+        want,
         reply: Box::new(reply),
     });
     c.wake.notify_one();
@@ -136,6 +151,19 @@ pub async fn sync(wait: bool) -> Result<Position, Unavailable> {
     });
     rx.await
         .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+}
+
+/// A TXID at least that of every commit made before this call, at the least cost: exact
+/// (a forced sync) when none ran in the last [`MIN_GAP`], else the latest local TXID + 2
+/// without a sync (see the module doc). Safe on a request worker.
+pub async fn covering() -> Result<u64, Unavailable> {
+    let (tx, rx) = oneshot::channel();
+    enqueue(Want::Cover, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+        .map(|p| p.txid)
 }
 
 /// [`request`] on a thread that may block (never a request worker).
@@ -152,33 +180,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The position thread: takes every queued request, runs one sync for them all (waiting if
-/// any asked to), answers them, and keeps forced syncs that do not wait [`MIN_GAP`] apart.
+/// The position thread: takes every queued request and answers them all with one call: a
+/// forced sync (waiting if any asked to) when any wants an exact one or the last forced
+/// sync is [`MIN_GAP`] old, else `GET /txid` + 2 for [`covering`].
 fn run() {
     let Some(c) = CLIENT.get() else { return };
     let mut last_sync: Option<Instant> = None;
     loop {
-        let mut batch = {
+        let batch = {
             let mut q = lock(&c.queue);
             while q.is_empty() {
                 q = c.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             std::mem::take(&mut *q)
         };
-        let wait = batch.iter().any(|p| p.wait);
-        if !wait {
-            if let Some(gap) = last_sync.map(|t| MIN_GAP.saturating_sub(t.elapsed())) {
-                if !gap.is_zero() {
-                    std::thread::sleep(gap);
-                    // what came meanwhile rides along: the sync below starts after it
-                    batch.append(&mut *lock(&c.queue));
-                }
-            }
-        }
-        let wait = batch.iter().any(|p| p.wait);
-        let outcome = call(&c.socket, &c.db, wait);
-        last_sync = Some(Instant::now());
-        if let Ok(pos) = &outcome {
+        let wait = batch.iter().any(|p| p.want == Want::Exact { wait: true });
+        let exact = batch.iter().any(|p| p.want != Want::Cover);
+        let recent = last_sync.is_some_and(|t| t.elapsed() < MIN_GAP);
+        let outcome = if exact || !recent {
+            let outcome = call(&c.socket, &c.db, wait);
+            last_sync = Some(Instant::now());
+            outcome
+        } else {
+            local_txid(&c.socket, &c.db).map(|p| Position {
+                txid: p + 2,
+                replicated: c.replicated.load(Ordering::SeqCst),
+            })
+        };
+        if let (Ok(pos), true) = (&outcome, exact || !recent) {
             c.txid.fetch_max(pos.txid, Ordering::SeqCst);
             c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
         }
@@ -188,9 +217,45 @@ fn run() {
     }
 }
 
-/// One `POST /sync` over the control socket (HTTP/1.1, `Connection: close`, read to the end).
+/// One `POST /sync` over the control socket.
 fn call(socket: &Path, db: &str, wait: bool) -> Result<Position, Unavailable> {
     let body = serde_json::json!({ "path": db, "wait": wait }).to_string();
+    let request = format!(
+        "POST /sync HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let json = exchange(socket, &request)?;
+    match (json["txid"].as_u64(), json["replicated_txid"].as_u64()) {
+        (Some(txid), Some(replicated)) => Ok(Position { txid, replicated }),
+        _ => Err(Unavailable(format!(
+            "litestream's answer has no position: {json}"
+        ))),
+    }
+}
+
+/// The latest local TXID (`GET /txid`): no sync, no new object; ~0.5 ms.
+fn local_txid(socket: &Path, db: &str) -> Result<u64, Unavailable> {
+    let mut query = String::from("path=");
+    for b in db.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                query.push(b as char)
+            }
+            _ => query.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let request =
+        format!("GET /txid?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let json = exchange(socket, &request)?;
+    json["txid"]
+        .as_u64()
+        .ok_or_else(|| Unavailable(format!("litestream's answer has no txid: {json}")))
+}
+
+/// One exchange over the control socket (HTTP/1.1, `Connection: close`, read to the end):
+/// the JSON of a 200 answer, or Litestream's error.
+fn exchange(socket: &Path, request: &str) -> Result<serde_json::Value, Unavailable> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         Unavailable(format!(
             "litestream's control socket {} is not answering: {e}",
@@ -200,19 +265,14 @@ fn call(socket: &Path, db: &str, wait: bool) -> Result<Position, Unavailable> {
     let io = |e: std::io::Error| Unavailable(format!("litestream's control socket: {e}"));
     stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    let request = format!(
-        "POST /sync HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::with_capacity(512);
     stream.take(64 * 1024).read_to_end(&mut raw).map_err(io)?;
     parse_answer(&raw)
 }
 
-/// The position in Litestream's answer, or its error.
-fn parse_answer(raw: &[u8]) -> Result<Position, Unavailable> {
+/// The JSON of Litestream's 200 answer, or its error.
+fn parse_answer(raw: &[u8]) -> Result<serde_json::Value, Unavailable> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -237,13 +297,7 @@ fn parse_answer(raw: &[u8]) -> Result<Position, Unavailable> {
         let why = json["error"].as_str().unwrap_or("unknown error");
         return Err(Unavailable(format!("litestream answered {status}: {why}")));
     }
-    match (json["txid"].as_u64(), json["replicated_txid"].as_u64()) {
-        (Some(txid), Some(replicated)) => Ok(Position { txid, replicated }),
-        _ => Err(Unavailable(format!(
-            "litestream's answer has no position: {}",
-            body.trim()
-        ))),
-    }
+    Ok(json)
 }
 
 /// A chunked body's data (Go's server chunks answers it cannot size up front).
@@ -273,22 +327,10 @@ mod tests {
     fn answers_parse() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n\
             {\"status\":\"synced_local\",\"path\":\"/d/data.db\",\"txid\":55,\"replicated_txid\":5}\n";
-        assert_eq!(
-            parse_answer(ok),
-            Ok(Position {
-                txid: 55,
-                replicated: 5
-            })
-        );
+        assert_eq!(parse_answer(ok).unwrap()["replicated_txid"], 5);
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
             10\r\n{\"txid\":3,\"repli\r\n14\r\ncated_txid\":3,\"x\":1}\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_answer(chunked),
-            Ok(Position {
-                txid: 3,
-                replicated: 3
-            })
-        );
+        assert_eq!(parse_answer(chunked).unwrap()["txid"], 3);
         let missing = b"HTTP/1.1 404 Not Found\r\n\r\n{\"error\":\"database not found: /x\"}\n";
         assert_eq!(
             parse_answer(missing),
@@ -393,6 +435,35 @@ mod litestream_tests {
             before = pos;
         }
         assert_eq!(last().map(|p| p.txid), Some(before.txid));
+
+        // covering: exact after a quiet spell, else the local TXID + 2 without a sync; each
+        // answer holds the commit made before it
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        std::thread::sleep(MIN_GAP * 2);
+        conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
+        let quiet = rt.block_on(covering()).unwrap();
+        assert_eq!(quiet, before.txid + 1, "a forced sync: the exact TXID");
+        conn.execute("INSERT INTO t VALUES (5)", []).unwrap();
+        let busy = rt.block_on(covering()).unwrap();
+        assert_eq!(
+            busy,
+            quiet + 2,
+            "within MIN_GAP: the local TXID + 2, no sync"
+        );
+        // the bound exists once later commits made transactions up to it, and holds row 5
+        let mut top = sync_blocking(true).unwrap();
+        for n in 6..10 {
+            if top.txid >= busy {
+                break;
+            }
+            conn.execute("INSERT INTO t VALUES (?1)", [n]).unwrap();
+            top = sync_blocking(true).unwrap();
+        }
+        assert_eq!(top.txid, busy, "{top:?}");
+        assert!(rows_restored(&bin, &replica_db, busy, &restored) >= 5);
 
         // concurrent callers: each answer covers its own commit
         let writers: Vec<_> = (0..8)
