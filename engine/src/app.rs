@@ -128,6 +128,8 @@ impl Service for App {
         // a primary with replication tells a write's TXID (crate::replicate::ryw)
         let txid_wanted = crate::replicate::position::active()
             && !matches!(req.head.method, Method::Get | Method::Head);
+        let replica_read = crate::replicate::follower::active()
+            && matches!(req.head.method, Method::Get | Method::Head);
         let durable = txid_wanted
             && crate::replicate::ryw::durable(req.header(crate::replicate::ryw::DURABLE_HEADER));
         let origin = req.head.headers.get("origin").map(str::to_string);
@@ -171,6 +173,15 @@ impl Service for App {
         };
         if txid_wanted && (200..300).contains(&resp.status) {
             add_txid(&mut resp, durable).await;
+        }
+        // a replica's own read from a copy known to trail the primary says so
+        if replica_read {
+            if let Some(behind) = crate::replicate::ryw::stale() {
+                resp.headers.push((
+                    crate::replicate::ryw::STALE_HEADER.into(),
+                    behind.as_secs().to_string().into(),
+                ));
+            }
         }
         allowed.decorate(origin.as_deref(), &mut resp);
         add_security_headers(&mut resp);

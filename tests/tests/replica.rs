@@ -15,6 +15,9 @@
 //!   PocketBase's error envelope.
 //! * A restarted replica (its `pb_data` copied to a new process) catches up from the replica
 //!   store.
+//! * S3 down (moto frozen, then let go): the primary keeps accepting writes, its health
+//!   shows the replication lag growing, the replica serves its older copy marked stale, and
+//!   all of it recovers when S3 is back.
 //! * Read-your-writes: the primary's write answers carry their TXID (header and cookie); a
 //!   replica read asking for a newer TXID gets the write (or the primary's answer); the JS
 //!   SDK creates through the replica and reads back at once, 1,000 times, never missing.
@@ -47,7 +50,7 @@ struct Pair {
     replica: Server,
     url: String,
     litestream: PathBuf,
-    _s3: pocketbun_tests::s3::S3Server,
+    s3: pocketbun_tests::s3::S3Server,
     _root: tempfile::TempDir,
 }
 
@@ -89,7 +92,7 @@ fn pair(test: &str) -> Option<Pair> {
         replica,
         url,
         litestream,
-        _s3: s3,
+        s3,
         _root: root,
     })
 }
@@ -565,4 +568,74 @@ fn read_your_writes() {
         started.elapsed(),
         stdout.trim().trim_start_matches("ok ")
     );
+}
+
+/// Polls until `ok()` holds (or fails after [`CATCH_UP`] with `what`).
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < CATCH_UP, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn s3_down() {
+    const TEST: &str = "s3_down";
+    let Some(p) = pair(TEST) else {
+        return;
+    };
+    let notes = "/api/collections/notes/records";
+    let token = login(&p.primary);
+    create_notes(&p.primary, &token);
+    add_notes(&p.primary, 1..=2);
+    wait_for(&p.replica, notes, |v| total(v) == 2);
+    let replication = || {
+        json_of(&send(&p.primary, "GET", "/api/health", Some(&token), ""))["data"]["replication"]
+            .clone()
+    };
+    eventually("the replica store catches up", || {
+        let r = replication();
+        r["lagMs"] == 0 && r["txid"] == r["replicatedTxid"]
+    });
+    let read = || send(&p.replica, "GET", notes, None, "");
+    assert_eq!(read().header("X-PocketBun-Stale"), None);
+
+    p.s3.pause();
+    // the primary keeps accepting writes, each answered with its TXID
+    for n in 3..=5 {
+        let r = send(&p.primary, "POST", notes, None, &format!(r#"{{"n":{n}}}"#));
+        assert_eq!(r.status, 200, "{}", r.text());
+        txid_of(&r);
+    }
+    // the lag shows in the primary's health, and grows
+    let mut seen = Value::Null;
+    eventually("the lag shows in health", || {
+        seen = replication();
+        seen["lagMs"].as_u64().unwrap_or(0) >= 3000
+    });
+    assert!(
+        seen["replicatedTxid"].as_str() < seen["txid"].as_str(),
+        "{seen}"
+    );
+    // the replica still serves its older copy, and says it is stale
+    let mut stale = None;
+    eventually("the replica marks its answers stale", || {
+        let r = read();
+        assert_eq!((r.status, total(&json_of(&r))), (200, 2), "{}", r.text());
+        stale = r.header("X-PocketBun-Stale").map(str::to_string);
+        stale.is_some()
+    });
+    let secs: u64 = stale.unwrap().parse().expect("seconds");
+    assert!(secs >= 3, "{secs}");
+
+    p.s3.resume();
+    wait_for(&p.replica, notes, |v| total(v) == 5);
+    eventually("the replica is no longer stale", || {
+        read().header("X-PocketBun-Stale").is_none()
+    });
+    eventually("the replica store catches up again", || {
+        let r = replication();
+        r["lagMs"] == 0 && r["txid"] == r["replicatedTxid"]
+    });
 }

@@ -141,6 +141,7 @@ pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
                 .and_then(|(_, v)| ryw::parse_txid(v));
             if let (Some(key), Some(txid)) = (writer, txid) {
                 ryw::remember(key, txid);
+                ryw::saw_primary(txid);
             }
             let mut resp = Response::new(answer.status);
             copy_headers(&mut resp, answer.headers);

@@ -85,7 +85,14 @@ struct Client {
     /// The latest answer (0 before one): cheap to read for health and lag.
     txid: AtomicU64,
     replicated: AtomicU64,
+    /// When an answer last had the store caught up (`replicated >= txid`), ms since the
+    /// epoch; 0 before.
+    caught_up_ms: AtomicU64,
 }
+
+/// How often the position is refreshed while nothing asks ([`lag`], health): a forced sync
+/// that does not wait, as Litestream's own monitor does every second, so no extra objects.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 static CLIENT: OnceLock<Client> = OnceLock::new();
 
@@ -100,14 +107,41 @@ pub fn init(socket: PathBuf, db: &Path) -> std::io::Result<()> {
         wake: Condvar::new(),
         txid: AtomicU64::new(0),
         replicated: AtomicU64::new(0),
+        caught_up_ms: AtomicU64::new(0),
     };
     if CLIENT.set(client).is_err() {
         return Ok(());
     }
     std::thread::Builder::new()
         .name("pb-litestream-pos".into())
-        .spawn(run)
+        .spawn(run)?;
+    std::thread::Builder::new()
+        .name("pb-litestream-poll".into())
+        .spawn(|| loop {
+            std::thread::sleep(POLL_EVERY);
+            let _ = sync_blocking(false);
+        })
         .map(drop)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// How far the replica store trails: the latest position (refreshed every second) and how
+/// long ago the store last had everything (zero while it does). `None` before the first
+/// answer.
+pub fn lag() -> Option<(Position, Duration)> {
+    let c = CLIENT.get()?;
+    let pos = last()?;
+    if pos.replicated >= pos.txid {
+        return Some((pos, Duration::ZERO));
+    }
+    let since = c.caught_up_ms.load(Ordering::SeqCst);
+    Some((pos, Duration::from_millis(now_ms().saturating_sub(since))))
 }
 
 /// Whether positions can be asked for (`serve --replicate` in this process).
@@ -210,6 +244,9 @@ fn run() {
         if let (Ok(pos), true) = (&outcome, exact || !recent) {
             c.txid.fetch_max(pos.txid, Ordering::SeqCst);
             c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
+            if pos.replicated >= pos.txid || c.caught_up_ms.load(Ordering::SeqCst) == 0 {
+                c.caught_up_ms.store(now_ms(), Ordering::SeqCst);
+            }
         }
         for p in batch {
             (p.reply)(outcome.clone());

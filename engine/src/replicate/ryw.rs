@@ -11,6 +11,10 @@
 //!   what the follower has applied waits up to [`WAIT_BUDGET`] for the follower, then goes
 //!   to the primary instead. Plain SDK clients keep no cookies; the per-caller memory covers
 //!   them when their writes went through this replica.
+//! * A replica also learns the primary's latest TXID (from forwarded writes, and from the
+//!   [`TXID_HEADER`] of the primary's `/api/health`, polled every second). When its copy has
+//!   stayed behind a known primary TXID for [`STALE_AFTER`] (the replica store unreachable,
+//!   the follower stuck), the GET/HEAD answers it serves itself carry [`STALE_HEADER`].
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -38,6 +42,15 @@ const POLL: Duration = Duration::from_millis(2);
 /// Callers remembered by a replica at once (least recently written dropped first): 16 k
 /// entries of ~40 bytes.
 const MAX_CALLERS: usize = 16 * 1024;
+
+/// The answer header of a replica read served from a copy known to be stale: how many
+/// seconds it has been behind a TXID the primary had.
+pub const STALE_HEADER: &str = "X-PocketBun-Stale";
+/// How long a copy may trail a known primary TXID before its answers say stale: the normal
+/// lag is ~1 s, plus up to 1 s until the next poll of the primary saw a newer TXID.
+pub const STALE_AFTER: Duration = Duration::from_secs(3);
+/// How often a replica asks the primary's `/api/health` for its TXID.
+const PRIMARY_POLL: Duration = Duration::from_secs(1);
 
 /// The `Set-Cookie` value for a write at `txid`.
 pub fn cookie(txid: u64) -> String {
@@ -144,6 +157,62 @@ pub async fn wait_for(txid: u64) -> bool {
         }
         monoio::time::sleep(POLL).await;
     }
+}
+
+/// The oldest primary TXID the copy has not reached, and when it was learned.
+fn behind() -> &'static Mutex<Option<(u64, Instant)>> {
+    static BEHIND: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
+    &BEHIND
+}
+
+/// On a replica: the primary had `txid` (a forwarded write's answer, or its health).
+pub fn saw_primary(txid: u64) {
+    if txid <= super::follower::applied() {
+        return;
+    }
+    let mut b = behind().lock().unwrap_or_else(|p| p.into_inner());
+    if b.is_none_or(|(t, _)| t <= super::follower::applied()) {
+        *b = Some((txid, Instant::now()));
+    }
+}
+
+/// On a replica: how long its copy has trailed a TXID the primary had, once that is at
+/// least [`STALE_AFTER`]; `None` while it is current or within the normal lag.
+pub fn stale() -> Option<Duration> {
+    let mut b = behind().lock().unwrap_or_else(|p| p.into_inner());
+    let (txid, since) = (*b)?;
+    if txid <= super::follower::applied() {
+        *b = None;
+        return None;
+    }
+    Some(since.elapsed()).filter(|d| *d >= STALE_AFTER)
+}
+
+/// On a replica: a thread that asks the primary's `/api/health` for its TXID every second
+/// ([`saw_primary`]); a primary that is down or answers without it is skipped.
+pub fn watch_primary(primary: String) -> std::io::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/api/health", primary.trim_end_matches('/'));
+    std::thread::Builder::new()
+        .name("pb-primary-poll".into())
+        .spawn(move || loop {
+            std::thread::sleep(PRIMARY_POLL);
+            if let Ok(resp) = agent.get(&url).call() {
+                let txid = resp
+                    .headers()
+                    .get(TXID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_txid);
+                if let Some(txid) = txid {
+                    saw_primary(txid);
+                }
+            }
+        })
+        .map(drop)
 }
 
 #[cfg(test)]
