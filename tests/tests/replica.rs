@@ -432,8 +432,8 @@ fn primary_down_and_replica_restart() {
 /// The TXID header of a write's answer on the primary, checked against its cookie.
 fn txid_of(r: &Response) -> String {
     let txid = r
-        .header("X-PocketBun-Txid")
-        .unwrap_or_else(|| panic!("no X-PocketBun-Txid: {:?}", r.headers))
+        .header("X-Pocketbun-Txid")
+        .unwrap_or_else(|| panic!("no X-Pocketbun-Txid: {:?}", r.headers))
         .to_string();
     assert!(
         txid.len() == 16 && txid.chars().all(|c| c.is_ascii_hexdigit()),
@@ -468,7 +468,7 @@ fn read_your_writes() {
     assert!(t2 > t1, "{t2} after {t1}");
     let read = send(&p.primary, "GET", notes, None, "");
     assert_eq!(read.status, 200);
-    assert_eq!(read.header("X-PocketBun-Txid"), None);
+    assert_eq!(read.header("X-Pocketbun-Txid"), None);
     assert_eq!(read.header("Set-Cookie"), None);
     let bad = send(
         &p.primary,
@@ -478,13 +478,13 @@ fn read_your_writes() {
         "{}",
     );
     assert_eq!(bad.status, 404);
-    assert_eq!(bad.header("X-PocketBun-Txid"), None);
+    assert_eq!(bad.header("X-Pocketbun-Txid"), None);
     // a durable write: answered once the replica store has it
     let port = p.primary.port();
     let durable = Request::new("POST", notes)
         .header("Host", &format!("127.0.0.1:{port}"))
         .header("Connection", "close")
-        .header("X-PocketBun-Durable", "true")
+        .header("X-Pocketbun-Durable", "true")
         .json_body(r#"{"n":3}"#)
         .send(port)
         .unwrap();
@@ -493,7 +493,7 @@ fn read_your_writes() {
 
     // a read on the replica asking for a write it has not applied yet gets that write:
     // by the header, or by the cookie a browser sends back
-    for (i, how) in ["X-PocketBun-Txid", "Cookie"].into_iter().enumerate() {
+    for (i, how) in ["X-Pocketbun-Txid", "Cookie"].into_iter().enumerate() {
         let created = send(
             &p.primary,
             "POST",
@@ -526,7 +526,7 @@ fn read_your_writes() {
             .header("Connection", "close")
             .header("Authorization", &token);
         if let Some(t) = txid {
-            req = req.header("X-PocketBun-Txid", t);
+            req = req.header("X-Pocketbun-Txid", t);
         }
         json_of(&req.send(rport).unwrap())
     };
@@ -599,7 +599,7 @@ fn s3_down() {
         r["lagMs"] == 0 && r["txid"] == r["replicatedTxid"]
     });
     let read = || send(&p.replica, "GET", notes, None, "");
-    assert_eq!(read().header("X-PocketBun-Stale"), None);
+    assert_eq!(read().header("X-Pocketbun-Stale"), None);
 
     p.s3.pause();
     // the primary keeps accepting writes, each answered with its TXID
@@ -623,7 +623,7 @@ fn s3_down() {
     eventually("the replica marks its answers stale", || {
         let r = read();
         assert_eq!((r.status, total(&json_of(&r))), (200, 2), "{}", r.text());
-        stale = r.header("X-PocketBun-Stale").map(str::to_string);
+        stale = r.header("X-Pocketbun-Stale").map(str::to_string);
         stale.is_some()
     });
     let secs: u64 = stale.unwrap().parse().expect("seconds");
@@ -632,7 +632,7 @@ fn s3_down() {
     p.s3.resume();
     wait_for(&p.replica, notes, |v| total(v) == 5);
     eventually("the replica is no longer stale", || {
-        read().header("X-PocketBun-Stale").is_none()
+        read().header("X-Pocketbun-Stale").is_none()
     });
     eventually("the replica store catches up again", || {
         let r = replication();

@@ -24,12 +24,14 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The answer header with a write's TXID (16 hex digits, as health writes TXIDs); a client
-/// may send it back on a read to ask for data at least that new.
-pub const TXID_HEADER: &str = "X-PocketBun-Txid";
+/// may send it back on a read to ask for data at least that new. PocketBun's headers are
+/// spelled as Go canonicalizes them, so a write forwarded by a replica (whose answer headers
+/// are re-spelled that way) comes back with the same names as a direct one.
+pub const TXID_HEADER: &str = "X-Pocketbun-Txid";
 /// The cookie with a write's TXID, for browsers.
 pub const COOKIE: &str = "pb_txid";
 /// The request header asking a write to wait until the replica store has it.
-pub const DURABLE_HEADER: &str = "X-PocketBun-Durable";
+pub const DURABLE_HEADER: &str = "X-Pocketbun-Durable";
 /// How long the cookie and the per-caller memory live: the replica lag is ~1 s (sync
 /// interval 1 s plus the follower's 250 ms poll), so 5 s covers it with room for a slow
 /// upload; later reads are served by the replica as they are.
@@ -45,7 +47,7 @@ const MAX_CALLERS: usize = 16 * 1024;
 
 /// The answer header of a replica read served from a copy known to be stale: how many
 /// seconds it has been behind a TXID the primary had.
-pub const STALE_HEADER: &str = "X-PocketBun-Stale";
+pub const STALE_HEADER: &str = "X-Pocketbun-Stale";
 /// How long a copy may trail a known primary TXID before its answers say stale: the normal
 /// lag is ~1 s, plus up to 1 s until the next poll of the primary saw a newer TXID.
 pub const STALE_AFTER: Duration = Duration::from_secs(3);
