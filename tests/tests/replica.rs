@@ -602,12 +602,28 @@ fn s3_down() {
     assert_eq!(read().header("X-Pocketbun-Stale"), None);
 
     p.s3.pause();
-    // the primary keeps accepting writes, each answered with its TXID
-    for n in 3..=5 {
+    // a durable write cannot be confirmed: it is stored, answered without a TXID
+    let port = p.primary.port();
+    let durable = std::thread::spawn(move || {
+        Request::new("POST", "/api/collections/notes/records")
+            .header("Host", &format!("127.0.0.1:{port}"))
+            .header("Connection", "close")
+            .header("X-Pocketbun-Durable", "true")
+            .json_body(r#"{"n":3}"#)
+            .timeout(Duration::from_secs(30))
+            .send(port)
+            .unwrap()
+    });
+    // meanwhile the primary keeps accepting writes, each answered with its TXID
+    for n in 4..=5 {
         let r = send(&p.primary, "POST", notes, None, &format!(r#"{{"n":{n}}}"#));
         assert_eq!(r.status, 200, "{}", r.text());
         txid_of(&r);
     }
+    let durable = durable.join().unwrap();
+    assert_eq!(durable.status, 200, "{}", durable.text());
+    assert_eq!(durable.header("X-Pocketbun-Txid"), None);
+    assert_eq!(durable.header("Set-Cookie"), None);
     // the lag shows in the primary's health, and grows
     let mut seen = Value::Null;
     eventually("the lag shows in health", || {

@@ -10,9 +10,10 @@
 //!   holds every commit made before the call, `replicated_txid` what the replica store has.
 //!   1.7 ms p50, 7.6 ms max over 50 calls. `"no_change"` when nothing new was committed.
 //! * `wait: true` also uploads before answering (`"synced"`, `replicated_txid == txid`):
-//!   2.3 ms p50 to a file replica, ~20 ms to S3.
-//! * `GET /txid` answers the latest local LTX without reading the WAL, so a commit made in
-//!   the last second (Litestream's monitor interval) is not in it: no use for a commit's TXID.
+//!   2.3 ms p50 to a file replica (~20 ms to S3 as measured for issue 19).
+//! * `GET /txid` answers the latest local LTX without reading the WAL (0.5 ms), so a commit
+//!   made in the last second (Litestream's monitor interval) may not be in it: alone it is
+//!   no commit's TXID, but it bounds one (below).
 //!
 //! Every forced sync makes one L0 LTX file, which the replica uploads as one object: a sync
 //! per write would turn Litestream's one PUT per second into one per write. So all calls go
@@ -24,6 +25,8 @@
 //! starts after P + 1 exists, so after the call, so it holds the commit. That bound can be
 //! one transaction late, which makes a replica forward a read it could have served; it
 //! keeps forced syncs at no more than ~1/[`MIN_GAP`] a second and never delays a write.
+//! Requests that wait for the upload run on a helper thread per batch, so an unreachable
+//! store delays only them.
 //!
 //! Callers never block a request worker: [`sync`] is async (a oneshot the position thread
 //! completes), [`request`] takes a callback run on the position thread, and [`sync_blocking`]
@@ -33,7 +36,7 @@ use futures_channel::oneshot;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -215,25 +218,37 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The position thread: takes every queued request and answers them all with one call: a
-/// forced sync (waiting if any asked to) when any wants an exact one or the last forced
-/// sync is [`MIN_GAP`] old, else `GET /txid` + 2 for [`covering`].
+/// forced sync when any wants an exact one or the last forced sync is [`MIN_GAP`] old, else
+/// `GET /txid` + 2 for [`covering`]. Requests that wait for the upload go to a thread of
+/// their own ([`durable`]), so an unreachable store (each such call then takes up to
+/// [`IO_TIMEOUT`]) never holds up the others.
 fn run() {
     let Some(c) = CLIENT.get() else { return };
     let mut last_sync: Option<Instant> = None;
     loop {
-        let batch = {
+        let (waiters, batch): (Vec<Pending>, Vec<Pending>) = {
             let mut q = lock(&c.queue);
             while q.is_empty() {
                 q = c.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             std::mem::take(&mut *q)
-        };
-        let wait = batch.iter().any(|p| p.want == Want::Exact { wait: true });
+        }
+        .into_iter()
+        .partition(|p| p.want == Want::Exact { wait: true });
+        if !waiters.is_empty() {
+            durable(c, waiters);
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let exact = batch.iter().any(|p| p.want != Want::Cover);
         let recent = last_sync.is_some_and(|t| t.elapsed() < MIN_GAP);
         let outcome = if exact || !recent {
-            let outcome = call(&c.socket, &c.db, wait);
+            let outcome = call(&c.socket, &c.db, false);
             last_sync = Some(Instant::now());
+            if let Ok(pos) = &outcome {
+                note(c, pos);
+            }
             outcome
         } else {
             local_txid(&c.socket, &c.db).map(|p| Position {
@@ -241,16 +256,57 @@ fn run() {
                 replicated: c.replicated.load(Ordering::SeqCst),
             })
         };
-        if let (Ok(pos), true) = (&outcome, exact || !recent) {
-            c.txid.fetch_max(pos.txid, Ordering::SeqCst);
-            c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
-            if pos.replicated >= pos.txid || c.caught_up_ms.load(Ordering::SeqCst) == 0 {
-                c.caught_up_ms.store(now_ms(), Ordering::SeqCst);
-            }
-        }
         for p in batch {
             (p.reply)(outcome.clone());
         }
+    }
+}
+
+/// Keeps a forced sync's answer for [`last`] and [`lag`].
+fn note(c: &Client, pos: &Position) {
+    c.txid.fetch_max(pos.txid, Ordering::SeqCst);
+    c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
+    if pos.replicated >= pos.txid || c.caught_up_ms.load(Ordering::SeqCst) == 0 {
+        c.caught_up_ms.store(now_ms(), Ordering::SeqCst);
+    }
+}
+
+/// Durable requests waiting for the upload at once; past it they are answered unavailable
+/// at once rather than with one more thread (an S3 outage with many durable writes).
+const MAX_DURABLE: usize = 64;
+static DURABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers `waiters` with one `wait: true` sync on a helper thread.
+fn durable(c: &'static Client, waiters: Vec<Pending>) {
+    let refuse = |waiters: Vec<Pending>, why: &str| {
+        for p in waiters {
+            (p.reply)(Err(Unavailable(why.to_string())));
+        }
+    };
+    if DURABLE.fetch_add(1, Ordering::SeqCst) >= MAX_DURABLE {
+        DURABLE.fetch_sub(1, Ordering::SeqCst);
+        return refuse(waiters, "too many writes wait for the replica store");
+    }
+    let waiters = std::sync::Arc::new(Mutex::new(Some(waiters)));
+    let mine = waiters.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pb-litestream-wait".into())
+        .spawn(move || {
+            let outcome = call(&c.socket, &c.db, true);
+            if let Ok(pos) = &outcome {
+                note(c, pos);
+            }
+            for p in lock(&mine).take().into_iter().flatten() {
+                (p.reply)(outcome.clone());
+            }
+            DURABLE.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        DURABLE.fetch_sub(1, Ordering::SeqCst);
+        refuse(
+            lock(&waiters).take().unwrap_or_default(),
+            "cannot start a thread to wait for the replica store",
+        );
     }
 }
 
