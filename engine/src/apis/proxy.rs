@@ -78,7 +78,11 @@ pub async fn read_too_new(ctx: &AppCtx, req: &Request) -> bool {
         return false;
     }
     let asked = ryw::requested(req.header(ryw::TXID_HEADER), req.header("cookie"));
-    let want = asked.max(ryw::remembered(caller(ctx, req)));
+    // the caller (client IP, a hash) only while some caller is remembered
+    let mine = ryw::remembers_any()
+        .then(|| ryw::remembered(caller(ctx, req)))
+        .flatten();
+    let want = asked.max(mine);
     match want {
         Some(txid) if txid > follower::applied() => !ryw::wait_for(txid).await,
         _ => false,

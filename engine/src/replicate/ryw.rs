@@ -128,6 +128,11 @@ pub fn remember(key: u64, txid: u64) {
     c.len.store(map.len(), Ordering::Relaxed);
 }
 
+/// On a replica: whether any caller's write is remembered (one atomic load).
+pub fn remembers_any() -> bool {
+    callers().len.load(Ordering::Relaxed) != 0
+}
+
 /// On a replica: the TXID the caller `key` last wrote at, while it is fresh.
 pub fn remembered(key: u64) -> Option<u64> {
     let c = callers();
