@@ -13,8 +13,10 @@
 //! asynchronous: a commit reaches it within [`SYNC_INTERVAL_SECS`] (plus the upload).
 
 pub mod follower;
+pub mod position;
 pub mod proxy;
 pub mod restore;
+pub mod ryw;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -98,11 +100,15 @@ pub fn db_url(base: &str, db: &str) -> String {
 }
 
 /// Litestream's YAML config for the databases of `dir` (an absolute path) replicated below
-/// `url`. Values are single-quoted YAML scalars (a quote doubled), so any URL is taken as is.
-pub fn config_yaml(dir: &Path, url: &str) -> String {
+/// `url`, with its control socket at `socket` ([`position`]). Values are single-quoted YAML
+/// scalars (a quote doubled), so any URL is taken as is.
+pub fn config_yaml(dir: &Path, url: &str, socket: &Path) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let mut out =
-        String::from("# written by pocketbun serve --replicate; not to be edited\ndbs:\n");
+    let mut out = format!(
+        "# written by pocketbun serve --replicate; not to be edited\n\
+         socket:\n  enabled: true\n  path: {}\ndbs:\n",
+        quote(&socket.to_string_lossy())
+    );
     for db in DATABASES {
         out.push_str(&format!(
             "  - path: {}\n    replica:\n      url: {}\n      sync-interval: {SYNC_INTERVAL_SECS}s\n",
@@ -143,7 +149,11 @@ mod tests {
 
     #[test]
     fn config_quotes_paths_and_urls() {
-        let yaml = config_yaml(Path::new("/data/it's"), "file:///r");
+        let yaml = config_yaml(Path::new("/data/it's"), "file:///r", Path::new("/t/s.sock"));
+        assert!(
+            yaml.contains("socket:\n  enabled: true\n  path: '/t/s.sock'"),
+            "{yaml}"
+        );
         assert!(yaml.contains("path: '/data/it''s/data.db'"), "{yaml}");
         assert!(yaml.contains("url: 'file:///r/auxiliary.db'"), "{yaml}");
         assert!(yaml.contains("sync-interval: 1s"), "{yaml}");

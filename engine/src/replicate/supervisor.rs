@@ -79,7 +79,7 @@ pub fn start(config: Config) -> Result<(), String> {
         Mode::Replicate => {
             let path = std::env::temp_dir()
                 .join(format!("pocketbun-litestream-{}.yml", std::process::id()));
-            std::fs::write(&path, super::config_yaml(&dir, &config.url))
+            std::fs::write(&path, super::config_yaml(&dir, &config.url, &socket_path()))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             let args: Vec<OsString> = vec![
                 "replicate".into(),
@@ -114,6 +114,11 @@ pub fn start(config: Config) -> Result<(), String> {
             .spawn(move || supervise(first, &bin, &args, &state, config.verbose))
             .map_err(|e| format!("cannot start the litestream supervisor: {e}"))?
     };
+    if config.mode == Mode::Replicate {
+        let db = dir.join(pocketbun_storage::DATA_DB);
+        super::position::init(socket_path(), &db)
+            .map_err(|e| format!("cannot start the replication position thread: {e}"))?;
+    }
     SUPERVISOR
         .set(Supervisor {
             state,
@@ -136,23 +141,41 @@ pub fn stop() {
     }
     if let Some(path) = &sup.config_path {
         let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(socket_path());
     }
+}
+
+/// Litestream's control socket ([`super::position`]): in the temp dir, named by our pid like
+/// the config (a Unix socket path must stay under 108 bytes).
+fn socket_path() -> PathBuf {
+    std::env::temp_dir().join(format!("pocketbun-litestream-{}.sock", std::process::id()))
 }
 
 /// The `replication` object of a superuser's `GET /api/health`, or `None` without
 /// `--replicate`: `running`, `pid` (0 while down), `restarts`, `lastError` (Litestream's latest
 /// error line, or why it could not be started; "" if none), `lastExit` (how the latest run
 /// ended, e.g. `signal: 9 (SIGKILL)`; "" if none) and `syncInterval` (seconds).
+///
+/// A primary adds its position ([`super::position::lag`], refreshed every second): `txid`
+/// (the latest local transaction), `replicatedTxid` (the latest the replica store has; both
+/// 16 hex digits) and `lagMs` (how long the store has lacked some transaction; 0 while it
+/// has them all). With the store unreachable, writes go on and `lagMs` grows.
 pub fn health() -> Option<serde_json::Value> {
     let st = &SUPERVISOR.get()?.state;
-    Some(serde_json::json!({
+    let mut out = serde_json::json!({
         "running": st.running.load(Ordering::SeqCst),
         "pid": st.pid.load(Ordering::SeqCst),
         "restarts": st.restarts.load(Ordering::SeqCst),
         "lastError": lock(&st.last_error).clone(),
         "lastExit": lock(&st.last_exit).clone(),
         "syncInterval": super::SYNC_INTERVAL_SECS,
-    }))
+    });
+    if let Some((pos, lag)) = super::position::lag() {
+        out["txid"] = super::position::hex(pos.txid).into();
+        out["replicatedTxid"] = super::position::hex(pos.replicated).into();
+        out["lagMs"] = (lag.as_millis() as u64).into();
+    }
+    Some(out)
 }
 
 /// Whether `serve --replicate` is on in this process.
