@@ -155,7 +155,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
 
     let mut headers = Headers::new();
     for h in req.headers.iter() {
-        headers.push(h.name, String::from_utf8_lossy(h.value).into_owned());
+        // header values are nearly always ASCII: std's validator has a fast path for that,
+        // `from_utf8_lossy`'s chunk iterator does not (~0.15k instructions per header)
+        let value = match std::str::from_utf8(h.value) {
+            Ok(v) => v.to_owned(),
+            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
+        };
+        headers.push(h.name, value);
     }
 
     let (path, query) = split_target(target)?;
