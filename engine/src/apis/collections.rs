@@ -225,6 +225,7 @@ where
         })
         .await?;
     ctx.shared.schema.replace(collections);
+    crate::cluster::schema_changed();
     Ok(value)
 }
 
