@@ -9,7 +9,8 @@
 //!   Delivery latency across nodes is measured (printed, not asserted).
 //! * A client whose SSE stream is on one replica gets its subscriptions set through the other
 //!   replica and through the primary, and an OAuth2 redirect through the primary; an unknown
-//!   client id answers 404 with PocketBase's envelope.
+//!   client id answers 404 with PocketBase's envelope. A collection made on the primary and
+//!   written to at once: the replica's client gets the record's event.
 //! * NATS killed: every node keeps serving, the primary's own SSE clients still get its
 //!   events, each node logs the outage; NATS restarted: the replica's SSE client (still
 //!   connected) gets the primary's events again.
@@ -359,7 +360,7 @@ fn subscriptions_route_across_nodes_and_survive_a_nats_outage() {
     let Some(mut c) = cluster(TEST) else {
         return;
     };
-    setup(&c);
+    let (su, _, _) = setup(&c);
     let (r1, r2) = (&c.replicas[0], &c.replicas[1]);
     let mut sse = Sse::open(r1);
     // served by the replica itself: its own tag, not the primary's
@@ -373,6 +374,31 @@ fn subscriptions_route_across_nodes_and_survive_a_nats_outage() {
     assert_eq!(status, 204, "{text}\n{}", c.primary.log());
     ping(&c.primary, 101);
     sse.wait_for(|t| t.contains("event:pings") && t.contains("\"n\":101"));
+
+    // a collection made on the primary and written at once: the replica delivers the record's
+    // event once its copy and its schema snapshot hold both
+    let mut fresh = Sse::open(r2);
+    let (status, text) = subscribe(r1, &fresh.id, &["fresh"]);
+    assert_eq!(status, 204, "{text}\n{}", r1.log());
+    let coll = json!({
+        "name": "fresh", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "word", "type": "text"}],
+    });
+    call(
+        &c.primary,
+        "POST",
+        "/api/collections",
+        Some(&su),
+        &coll.to_string(),
+    );
+    call(
+        &c.primary,
+        "POST",
+        "/api/collections/fresh/records",
+        None,
+        r#"{"word":"hello"}"#,
+    );
+    fresh.wait_for(|t| t.contains("event:fresh") && t.contains("\"word\":\"hello\""));
 
     // clients no node holds: a known node's tag, and an unknown one
     let missing = json!({"status": 404, "message": "Missing or invalid client id.", "data": {}});
