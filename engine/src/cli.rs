@@ -295,14 +295,14 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     let shared = Arc::new(Shared {
         core,
-        record_hooks: {
+        record_hooks: Arc::new({
             let mut hooks = crate::records::event::RecordHooks::default();
             hooks.add(hub.clone());
             if nats.is_some() && !replica {
                 hooks.add(Arc::new(crate::cluster::Publisher));
             }
             hooks
-        },
+        }),
         realtime: hub,
         web: args.web.web(&global.app),
         rate_windows: Default::default(),

@@ -266,7 +266,7 @@ fn batch_is_linear() {
         .into_bytes();
         Box::new(move || {
             let data = crate::apis::body::json_record_data(black_box(&body)).unwrap();
-            let items = crate::apis::batch::read_items(crate::apis::body::RecordBody {
+            let items = crate::apis::batch::read_items(crate::records::input::RecordBody {
                 data,
                 uploads: Vec::new(),
             })

@@ -8,14 +8,13 @@
 use crate::auth::{authenticate_in, AuthRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::fixed_windows::FixedWindows;
+use crate::records::db::Db;
 use crate::settings::Settings;
 use crate::state::Core;
 use futures_util::future::LocalBoxFuture;
 use pocketbun_http::router::{Match, Router};
 use pocketbun_http::{Method, Request, RequestHead};
-use pocketbun_query::QueryCache;
 use pocketbun_storage::{Reader, StorageError};
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ pub struct Shared {
     /// Realtime clients of all workers and the inboxes events are published to.
     pub realtime: Arc<crate::realtime::Hub>,
     /// Who hears of committed record changes (the realtime hub, added at start-up).
-    pub record_hooks: crate::records::event::RecordHooks,
+    pub record_hooks: Arc<crate::records::event::RecordHooks>,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.
     pub web: Web,
     /// The rate limiter's counters, shared by all workers ([`crate::ratelimit`]).
@@ -43,28 +42,34 @@ impl std::ops::Deref for Shared {
     }
 }
 
-/// What a handler gets besides the request: the worker's view of the application.
+/// What a handler gets besides the request: the worker's view of the application. It
+/// dereferences to the worker's [`Db`] (its read connection and compiled queries), which is
+/// what the domain takes.
 pub struct AppCtx {
     pub shared: Arc<Shared>,
-    /// This worker's own read connection to `data.db`: reads never leave the worker.
-    pub reader: Reader,
-    /// This worker's compiled filters and sorts (no locks: one per worker).
-    pub queries: RefCell<QueryCache>,
+    pub db: Db,
     /// This worker's realtime clients and their subscriptions.
     pub realtime: crate::realtime::Worker,
     /// This worker's read connection to `auxiliary.db` (the logs API), opened on first use.
     pub aux: std::cell::OnceCell<Rc<Reader>>,
 }
 
+impl std::ops::Deref for AppCtx {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
 impl AppCtx {
     /// A worker's context: its own read connection, query cache and realtime registry.
     pub fn new(shared: Arc<Shared>) -> Result<Self, StorageError> {
-        let reader = shared.store.reader()?;
+        let db = Db::new(shared.core.clone(), shared.record_hooks.clone())?;
         let realtime = crate::realtime::Worker::new(&shared.realtime);
         Ok(AppCtx {
             shared,
-            reader,
-            queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
+            db,
             realtime,
             aux: Default::default(),
         })
@@ -90,9 +95,6 @@ impl AppCtx {
         }
     }
 }
-
-/// Compiled filters kept per worker; enough for every rule and the common client filters.
-const QUERY_CACHE_ENTRIES: usize = 4096;
 
 pub type Handler = Box<dyn Fn(Rc<AppCtx>, Request) -> LocalBoxFuture<'static, ApiResult>>;
 

@@ -6,7 +6,8 @@
 //! the code a record request runs before any storage: body binding (JSON, urlencoded,
 //! multipart), the draft a body becomes, the `fields=` picker and `expand=` normalisation.
 
-use crate::apis::body::{form_record_data, multipart_record_body, RecordBody};
+use crate::apis::body::{form_record_data, multipart_record_body};
+use crate::records::input::RecordBody;
 use crate::records::write::{get_json, Draft};
 use crate::records::{expand, pick};
 use pocketbun_http::{BodyFraming, Headers, Method, Request, RequestHead, Version};

@@ -109,6 +109,11 @@ fn yield_to_request_workers() {
     }
 }
 
+/// Bodies larger than this are parsed on the CPU pool (`crate::offload`), not on the worker:
+/// 32 MiB of small JSON values take ~150 ms to parse (release build), a stall for every
+/// connection of the worker; below it a parse costs well under a millisecond.
+pub const OFFLOAD_PARSE_BYTES: usize = 64 << 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,7 @@ pub struct SchemaPair {
     pub collections: Arc<Collections>,
     pub query: Arc<query::Schema>,
     /// Some rule mentions `@request.headers` / `@request.query`: only then does every
-    /// request pay for building those maps (see `Caller::from_request`).
+    /// request pay for building those maps (see `Caller::new`).
     pub rules_read_headers: bool,
     pub rules_read_query: bool,
     /// Some rule reads a field of the caller's auth record beyond what its token names

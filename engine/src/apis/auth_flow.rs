@@ -442,7 +442,7 @@ fn rule_matches(
 pub fn caller(ctx: &AppCtx, req: &Request, context: &str) -> Result<Caller, ApiError> {
     let schema = ctx.shared.schema.get();
     let query = query_pairs(req.query());
-    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
+    let mut caller = crate::apis::caller::caller(ctx, &schema, req, &query)?;
     if !context.is_empty() {
         caller.info.context = context.to_string();
     }

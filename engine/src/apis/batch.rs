@@ -19,12 +19,17 @@
 //! - `expand` in a response is resolved after the commit, so it shows the batch's final
 //!   state rather than the state right after that operation.
 
-use crate::apis::body::{json_record_data, record_body, RecordBody, Upload, OFFLOAD_PARSE_BYTES};
+use crate::apis::body::{json_record_data, record_body, OFFLOAD_PARSE_BYTES};
+use crate::apis::record_write::outcome_response;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
+use crate::go::query_pairs;
+use crate::records::access::Caller;
+use crate::records::input::{BodyInput, RecordBody, Upload, WriteInput};
 use crate::records::save::{
     batch_exists, prepare_delete, prepare_upsert, BatchState, Done, JobError, JobFail, Prepared,
 };
+use crate::schema::SchemaPair;
 use pocketbun_http::{Body, Method, Request, Response};
 use serde_json::{json, Map, Value};
 use std::rc::Rc;
@@ -243,43 +248,48 @@ fn failed_at(index: usize, err: ApiError) -> ApiError {
     e
 }
 
-/// The sub-request as a request of its own: the batch's headers (its auth too) with the
-/// item's on top, except `Authorization`.
-fn sub_request(base: &Request, item: &Item, query: &str, params: Vec<(String, String)>) -> Request {
-    let mut head = base.head.clone();
-    head.method = match item.method.as_str() {
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "PATCH" => Method::Patch,
-        "DELETE" => Method::Delete,
-        _ => Method::Get,
-    };
-    head.target = item.url.clone();
-    head.path = item.url.split('?').next().unwrap_or("").to_string();
-    head.query = query.to_string();
-    let mut headers = pocketbun_http::Headers::new();
+/// A sub-request's write input: the batch's caller (its token; an item's own
+/// `Authorization` is ignored) with the item's method, the batch's headers with the item's on
+/// top (`@request.headers.*`), the item's query and target id.
+fn sub_input(
+    ctx: &AppCtx,
+    schema: &SchemaPair,
+    base: &Request,
+    item: &Item,
+    query: &str,
+    id: &str,
+) -> Result<WriteInput, ApiError> {
+    let mut headers: Vec<(&str, &str)> = Vec::new();
     for (k, v) in base.head.headers.iter() {
         let overridden = item
             .headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(k) && !n.eq_ignore_ascii_case("authorization"));
         if !overridden && !k.eq_ignore_ascii_case("content-type") {
-            headers.push(k, v);
+            headers.push((k, v));
         }
     }
     for (k, v) in &item.headers {
         if !k.eq_ignore_ascii_case("authorization") {
-            headers.push(k.as_str(), v.as_str());
+            headers.push((k.as_str(), v.as_str()));
         }
     }
-    headers.push("content-type", "multipart/form-data");
-    head.headers = headers;
-    Request {
-        head,
-        body: Vec::new(),
-        peer: base.peer,
-        params,
-    }
+    headers.push(("content-type", "multipart/form-data"));
+    let query = query_pairs(query);
+    let caller = Caller::new(
+        ctx,
+        schema,
+        ctx.auth(base),
+        &item.method,
+        headers.into_iter(),
+        &query,
+    )?;
+    Ok(WriteInput {
+        caller,
+        query,
+        id: id.to_string(),
+        body_len: 0,
+    })
 }
 
 async fn prepare(
@@ -302,26 +312,20 @@ async fn prepare(
         }
         Ok(coll)
     };
-    let p = |c: &str, id: Option<&str>| {
-        let mut v = vec![("collection".to_string(), c.to_string())];
-        if let Some(id) = id {
-            v.push(("id".to_string(), id.to_string()));
-        }
-        v
-    };
     // taken, not copied: a batch value may be 128 MiB
     let body = RecordBody {
         data: std::mem::take(&mut item.body),
         uploads: std::mem::take(&mut item.uploads),
     };
+    let body = BodyInput::Parsed(body);
+    let input = |id: &str| sub_input(ctx, &schema, base, &item, &query, id);
     match &act {
         Action::Create(c) => {
-            let req = sub_request(base, &item, &query, p(c, None));
             let coll = find(c)?;
             prepare_upsert(
                 ctx,
-                &req,
-                Some(body),
+                input("")?,
+                body,
                 schema.clone(),
                 coll,
                 None,
@@ -330,13 +334,13 @@ async fn prepare(
             .await
         }
         Action::Update(c, id) => {
-            let req = sub_request(base, &item, &query, p(c, Some(id)));
             let coll = find(c)?;
             let existing = Some(Vec::new());
+            let input = input(id)?;
             prepare_upsert(
                 ctx,
-                &req,
-                Some(body),
+                input,
+                body,
                 schema.clone(),
                 coll,
                 existing,
@@ -345,19 +349,22 @@ async fn prepare(
             .await
         }
         Action::Upsert(c) => {
-            let id = match body.data.get("id") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(v) => v.to_string(),
+            let id = match &body {
+                BodyInput::Parsed(b) => match b.data.get("id") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                },
+                BodyInput::Unread(_) => String::new(),
             };
             let coll = find(c)?;
             if !id.is_empty() && batch_exists(ctx, state, &coll, &id) {
-                let req = sub_request(base, &item, &query, p(c, Some(&id)));
                 let existing = Some(Vec::new());
+                let input = input(&id)?;
                 prepare_upsert(
                     ctx,
-                    &req,
-                    Some(body),
+                    input,
+                    body,
                     schema.clone(),
                     coll,
                     existing,
@@ -365,11 +372,10 @@ async fn prepare(
                 )
                 .await
             } else {
-                let req = sub_request(base, &item, &query, p(c, None));
                 prepare_upsert(
                     ctx,
-                    &req,
-                    Some(body),
+                    input("")?,
+                    body,
                     schema.clone(),
                     coll,
                     None,
@@ -379,9 +385,8 @@ async fn prepare(
             }
         }
         Action::Delete(c, id) => {
-            let req = sub_request(base, &item, &query, p(c, Some(id)));
             let coll = find(c)?;
-            prepare_delete(ctx, &req, schema.clone(), coll, Some(state)).await
+            prepare_delete(ctx, input(id)?, body, schema.clone(), coll, Some(state)).await
         }
     }
 }
@@ -509,7 +514,8 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Ok(done) => {
             let mut out = String::from("[");
             for (k, (after, d)) in afters.into_iter().zip(done).enumerate() {
-                let picked = match (after.finish(&ctx, d).await, &fields[k]) {
+                let finished = after.finish(&ctx, d).await.map(outcome_response);
+                let picked = match (finished, &fields[k]) {
                     (Ok(r), Some(f)) => {
                         crate::apis::answer::pick_fields_offloaded(&ctx, r, f.clone()).await
                     }

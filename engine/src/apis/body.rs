@@ -5,6 +5,8 @@
 use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::go::too_many_params;
+pub use crate::offload::OFFLOAD_PARSE_BYTES;
+use crate::records::input::{RecordBody, Upload};
 use pocketbun_http::Request;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -154,26 +156,6 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One uploaded file of a multipart body.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    /// The form key it came under (`documents`, `documents+`...).
-    pub key: String,
-    /// The client's file name.
-    pub original_name: String,
-    pub data: Vec<u8>,
-    /// `records::files::sniff(&data)` when already known (a batch request names the file
-    /// after it), so the record does not sniff the same bytes again.
-    pub sniffed: Option<(&'static str, &'static str)>,
-}
-
-/// A record request's body: its bound values and uploaded files.
-#[derive(Debug, Default)]
-pub struct RecordBody {
-    pub data: Map<String, Value>,
-    pub uploads: Vec<Upload>,
-}
-
 /// A form value as PocketBase infers it: `true`/`false`, numbers that print back the same,
 /// otherwise the string.
 pub fn infer_value(raw: &str) -> Value {
@@ -239,11 +221,6 @@ fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Res
     }
     Ok(())
 }
-
-/// Bodies larger than this are parsed on the CPU pool (`crate::offload`), not on the worker:
-/// 32 MiB of small JSON values take ~150 ms to parse (release build), a stall for every
-/// connection of the worker; below it a parse costs well under a millisecond.
-pub const OFFLOAD_PARSE_BYTES: usize = 64 << 10;
 
 /// A JSON record body: its first value, an object or `null` (trailing bytes ignored).
 pub(crate) fn json_record_data(body: &[u8]) -> Result<Map<String, Value>, ()> {

@@ -20,7 +20,7 @@
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
-use crate::records::access::{now_ms, query_error, Caller};
+use crate::records::access::{now_ms, query_error};
 use crate::records::{bound, quote};
 use pocketbun_http::{Method, Request};
 use pocketbun_query::{
@@ -73,7 +73,7 @@ async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .cloned()
         .ok_or_else(|| ApiError::not_found(Some("Missing collection context.")))?;
     let pairs = query_pairs(req.query());
-    let caller = Caller::from_request(&ctx, &schema, &req, &pairs)?;
+    let caller = crate::apis::caller::caller(&ctx, &schema, &req, &pairs)?;
     let filter = query_get(&pairs, "filter");
     let sort = query_get(&pairs, "sort");
     let compiled = ctx

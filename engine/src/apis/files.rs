@@ -7,7 +7,7 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::files::{self, serve, thumbs};
 use crate::go::{query_get, query_pairs};
-use crate::records::access::{self, Caller};
+use crate::records::access;
 use crate::records::quote;
 use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request};
@@ -109,7 +109,7 @@ fn may_view_protected(
                     &crate::client_ip::client_ip(&settings.trusted_proxy, req),
                 )
         });
-    let mut caller = Caller::from_request(ctx, schema, req, query)?;
+    let mut caller = crate::apis::caller::caller(ctx, schema, req, query)?;
     caller.info.context = CONTEXT_PROTECTED_FILE.into();
     caller.info.superuser = false;
     caller.info.auth = None;

@@ -408,7 +408,7 @@ async fn sign_up(
             // a failed download only leaves the avatar out, as in PocketBase
             let url = user.avatar_url.clone();
             if let Ok(Ok((name, bytes))) = ctx.shared.cpu.run(move || download_avatar(&url)).await {
-                uploads.push(crate::apis::body::Upload {
+                uploads.push(crate::records::input::Upload {
                     key: mapped.avatar_url.clone(),
                     original_name: name,
                     data: bytes,
@@ -428,36 +428,31 @@ async fn sign_up(
         data.insert("password".into(), plain.into());
     }
 
-    // the create request PocketBase runs internally: the caller's headers, no query
-    let mut head = req.head.clone();
-    head.method = Method::Post;
-    head.path = format!("/api/collections/{}/records", coll.name);
-    head.target = head.path.clone();
-    head.query = String::new();
-    let create_req = Request {
-        head,
-        body: Vec::new(),
-        peer: req.peer,
-        params: vec![
-            ("collection".into(), coll.name.clone()),
-            (
-                crate::records::save::CONTEXT_PARAM.into(),
-                flow::CONTEXT_OAUTH2.into(),
-            ),
-        ],
-    };
-    let body = crate::apis::body::RecordBody { data, uploads };
+    // the create PocketBase runs internally: the caller's token and headers, no query, in
+    // the `oauth2` request context
     let schema = ctx.shared.schema.get();
-    let prepared = crate::records::save::prepare_upsert(
+    let mut caller = crate::records::access::Caller::new(
         ctx,
-        &create_req,
-        Some(body),
-        schema,
-        coll.clone(),
-        None,
-        None,
-    )
-    .await?;
+        &schema,
+        ctx.auth(req),
+        "POST",
+        req.head.headers.iter(),
+        &[],
+    )?;
+    caller.info.context = flow::CONTEXT_OAUTH2.into();
+    let input = crate::records::input::WriteInput {
+        caller,
+        query: Vec::new(),
+        id: String::new(),
+        body_len: 0,
+    };
+    let body = crate::records::input::BodyInput::Parsed(crate::records::input::RecordBody {
+        data,
+        uploads,
+    });
+    let prepared =
+        crate::records::save::prepare_upsert(ctx, input, body, schema, coll.clone(), None, None)
+            .await?;
     let crate::records::save::Prepared { write, after } = prepared;
     let done = match crate::records::save::write_job(ctx, write).await {
         Ok(done) => done,

@@ -1,16 +1,14 @@
 //! The records API read path: `GET /api/collections/{collection}/records` (list/search)
 //! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
-//! update, delete) are in [`crate::records::save`].
+//! update, delete) are in [`crate::apis::record_write`].
 
 use crate::apis::read_cache;
+use crate::apis::record_write;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
-use crate::records::access::{now_ms, query_error, resolve_flags, Caller};
-use crate::records::expand::Expander;
-use crate::records::{
-    bound, encode_big_rows, quote, save, write_records, write_rows, Arena, BigRows,
-};
+use crate::records::access::{now_ms, query_error, Caller};
+use crate::records::{bound, encode_big_rows, quote, write_records, write_rows, Arena, BigRows};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -36,7 +34,7 @@ pub fn register(routes: &mut Routes) {
             Method::Post,
             "/api/collections/{collection}/records",
             collection_body_limit,
-            |ctx, req| Box::pin(save::create(ctx, req)),
+            |ctx, req| Box::pin(record_write::create(ctx, req)),
         )
         .collection_write_limit(&["create"]);
     routes
@@ -44,14 +42,14 @@ pub fn register(routes: &mut Routes) {
             Method::Patch,
             "/api/collections/{collection}/records/{id}",
             collection_body_limit,
-            |ctx, req| Box::pin(save::update(ctx, req)),
+            |ctx, req| Box::pin(record_write::update(ctx, req)),
         )
         .collection_write_limit(&["update"]);
     routes
         .add(
             Method::Delete,
             "/api/collections/{collection}/records/{id}",
-            |ctx, req| Box::pin(save::delete(ctx, req)),
+            |ctx, req| Box::pin(record_write::delete(ctx, req)),
         )
         .collection_limit(&["delete"]);
 }
@@ -121,7 +119,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .cloned()
         .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
     let query = query_pairs(req.query());
-    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let caller = crate::apis::caller::caller(&ctx, &schema, &req, &query)?;
     let superuser = caller.superuser();
     if coll.list_rule.is_none() && !superuser {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
@@ -207,7 +205,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut out = if plain {
         encode_big_rows(cpu, &coll, superuser, out, big).await
     } else {
-        enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
+        crate::records::expand::enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
         write_records(cpu, arena, items.to_vec(), ",", out).await
     }
     .map_err(|_| ApiError::internal())?;
@@ -240,7 +238,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(ApiError::not_found(None));
     }
     let query = query_pairs(req.query());
-    let caller = Caller::from_request(&ctx, &schema, &req, &query)?;
+    let caller = crate::apis::caller::caller(&ctx, &schema, &req, &query)?;
     let superuser = caller.superuser();
     if coll.view_rule.is_none() && !superuser {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
@@ -301,7 +299,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if found.is_empty() {
         return Err(ApiError::not_found(None));
     }
-    enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
+    crate::records::expand::enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
     let out = write_records(
         &ctx.shared.cpu,
         arena,
@@ -369,28 +367,4 @@ fn plain_view_sql(name: &str) -> Rc<str> {
         cache.insert(name.to_string(), sql.clone());
         sql
     })
-}
-
-/// PocketBase's `EnrichRecords`: visibility flags, then `expand`.
-pub(crate) fn enrich(
-    ctx: &AppCtx,
-    schema: &crate::schema::SchemaPair,
-    caller: &Caller,
-    arena: &mut Arena,
-    recs: &[usize],
-    query: &[(String, String)],
-) -> Result<(), ApiError> {
-    if recs.is_empty() {
-        return Ok(());
-    }
-    // PocketBase only logs enrich failures (and then skips the expand)
-    if resolve_flags(ctx, schema, &caller.info, arena, recs).is_err() {
-        return Ok(());
-    }
-    let expand = query_get(query, "expand");
-    if !expand.is_empty() {
-        // failed paths are only logged by PocketBase
-        let _failed = Expander::new(ctx, schema, &caller.info).expand_all(arena, recs, expand)?;
-    }
-    Ok(())
 }

@@ -4,17 +4,15 @@
 
 use super::broker::deliver;
 use super::client::{ClientAuth, SseStream};
-use super::{Action, Hub, RealtimeConfig, RecordEvent, Worker};
+use super::{Action, Hub, RealtimeConfig, RecordEvent};
 use crate::auth::AuthRecord;
 use crate::ctx::{AppCtx, Shared};
 use crate::offload::CpuPool;
 use crate::records::access::load_auth_info;
 use crate::schema::SchemaState;
 use futures_util::StreamExt;
-use pocketbun_query::QueryCache;
 use pocketbun_storage::collections::Collections;
 use pocketbun_storage::{Store, StoreOptions};
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -67,13 +65,7 @@ fn env(config: RealtimeConfig) -> Option<Env> {
         web: Default::default(),
         rate_windows: Default::default(),
     });
-    let ctx = Rc::new(AppCtx {
-        reader: store.reader().unwrap(),
-        queries: RefCell::new(QueryCache::new(64)),
-        realtime: Worker::new(&shared.realtime),
-        aux: Default::default(),
-        shared,
-    });
+    let ctx = Rc::new(AppCtx::new(shared).unwrap());
     Some(Env { ctx, dir })
 }
 

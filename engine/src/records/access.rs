@@ -1,12 +1,11 @@
 //! Who is calling and what they may see: the request info that `@request.*` reads, the
 //! auth record's full row, and the visibility flags of loaded records.
 
+use super::db::Db;
 use super::{bound, quote, Arena, SqlVal};
 use crate::auth::AuthRecord;
-use crate::ctx::AppCtx;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
-use pocketbun_http::Request;
 use pocketbun_query::{AuthInfo, QueryError, RequestInfo, AUTH_INFO_FIELDS};
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
@@ -42,18 +41,22 @@ impl Caller {
         self.info.superuser
     }
 
-    /// Builds the caller of `req`; the auth record's row is loaded for `@request.auth.*`.
-    pub fn from_request(
-        ctx: &AppCtx,
+    /// Builds a caller: `auth` the record its token names, `method` and `headers` as the
+    /// request sent them (`@request.method`, `@request.headers.*`), `query` its URL query.
+    /// The auth record's row is loaded only when a rule or the query reads
+    /// `@request.auth.*` beyond what the token names.
+    pub fn new<'h>(
+        ctx: &Db,
         schema: &SchemaPair,
-        req: &Request,
+        auth: Option<AuthRecord>,
+        method: &str,
+        headers: impl Iterator<Item = (&'h str, &'h str)>,
         query: &[(String, String)],
     ) -> Result<Caller, ApiError> {
-        let auth = ctx.auth(req);
         let superuser = auth.as_ref().is_some_and(AuthRecord::is_superuser);
         let mut info = RequestInfo {
             context: CONTEXT_DEFAULT.into(),
-            method: req.method().as_str().to_string(),
+            method: method.to_string(),
             superuser,
             ..Default::default()
         };
@@ -66,7 +69,7 @@ impl Caller {
             }
         }
         if schema.rules_read_headers || asked("@request.headers") {
-            for (k, v) in req.head.headers.iter() {
+            for (k, v) in headers {
                 let key = snake_header(k);
                 if !info.headers.contains_key(&key) {
                     info.headers.insert(key, Json::String(v.to_string()));
@@ -101,7 +104,7 @@ impl Caller {
 /// columns are read: the whole row (a 48 MiB auth record) was copied, written as JSON and
 /// parsed on the worker for every request of that caller, ~1 s of CPU in a debug build.
 pub fn load_auth_info(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     auth: &AuthRecord,
 ) -> Result<AuthInfo, ApiError> {
@@ -191,7 +194,7 @@ pub fn query_error(err: &QueryError) -> ApiError {
 /// hidden fields and every email; the owner sees its own email; so do the callers the
 /// collection's `manageRule` lets manage the record.
 pub fn resolve_flags(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     info: &RequestInfo,
     arena: &mut Arena,

@@ -7,10 +7,11 @@
 //! collection without a view rule for a non-superuser) leaves its relations unexpanded;
 //! records an expanded path reached get an `expand` key even when nothing was found.
 
-use super::access::{now_ms, resolve_flags, CONTEXT_EXPAND};
+use super::access::{now_ms, resolve_flags, Caller, CONTEXT_EXPAND};
+use super::db::Db;
 use super::{quote, value, Arena, Exp};
-use crate::ctx::AppCtx;
 use crate::error::ApiError;
+use crate::go::query_get;
 use crate::schema::SchemaPair;
 use pocketbun_query::{RequestInfo, Value as QValue};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
@@ -76,14 +77,14 @@ pub fn normalize(raw: &str) -> Vec<String> {
 }
 
 pub struct Expander<'a> {
-    pub ctx: &'a AppCtx,
+    pub ctx: &'a Db,
     pub schema: &'a SchemaPair,
     /// The caller's request info with the `expand` context.
     pub info: RequestInfo,
 }
 
 impl<'a> Expander<'a> {
-    pub fn new(ctx: &'a AppCtx, schema: &'a SchemaPair, info: &RequestInfo) -> Self {
+    pub fn new(ctx: &'a Db, schema: &'a SchemaPair, info: &RequestInfo) -> Self {
         let mut info = info.clone();
         info.context = CONTEXT_EXPAND.into();
         Expander { ctx, schema, info }
@@ -408,6 +409,30 @@ fn merge_expand(arena: &mut Arena, target: usize, src: BTreeMap<String, Exp>) {
         old_map.insert(key, merged);
     }
     arena.recs[target].expand = Some(old_map);
+}
+
+/// PocketBase's `EnrichRecords`: visibility flags, then `expand`.
+pub fn enrich(
+    ctx: &Db,
+    schema: &SchemaPair,
+    caller: &Caller,
+    arena: &mut Arena,
+    recs: &[usize],
+    query: &[(String, String)],
+) -> Result<(), ApiError> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    // PocketBase only logs enrich failures (and then skips the expand)
+    if resolve_flags(ctx, schema, &caller.info, arena, recs).is_err() {
+        return Ok(());
+    }
+    let expand = query_get(query, "expand");
+    if !expand.is_empty() {
+        // failed paths are only logged by PocketBase
+        let _failed = Expander::new(ctx, schema, &caller.info).expand_all(arena, recs, expand)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

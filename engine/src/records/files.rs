@@ -1,7 +1,7 @@
 //! Uploaded files of records: PocketBase's stored names, the sniffed MIME type, and the
 //! local storage layout `pb_data/storage/<collectionId>/<recordId>/<name>`.
 
-use crate::ctx::AppCtx;
+use super::db::Db;
 use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use pocketbun_storage::random;
 use std::path::{Path, PathBuf};
@@ -164,7 +164,7 @@ pub struct PendingFile {
 
 /// Writes new files (all or none: a failure removes the ones already written), into
 /// `pb_data/storage` (on the CPU pool) or the S3 bucket, whichever holds record files now.
-pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Result<(), String> {
+pub async fn write_all(ctx: &Db, dir: &Path, files: Vec<PendingFile>) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
@@ -172,7 +172,7 @@ pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Res
     let s3 = match fs {
         Fs::Local(local) => {
             return ctx
-                .shared
+                .core
                 .cpu
                 .run(move || {
                     for (i, f) in files.iter().enumerate() {
@@ -213,9 +213,9 @@ pub async fn write_all(ctx: &AppCtx, dir: &Path, files: Vec<PendingFile>) -> Res
 }
 
 /// The storage holding `dir`'s files and the folder's key.
-fn target(ctx: &AppCtx, dir: &Path) -> Result<(Fs, String), String> {
-    let fs = crate::files::record_fs(&ctx.shared)?;
-    let prefix = crate::files::dir_key(&ctx.shared, dir).ok_or("invalid record folder")?;
+fn target(ctx: &Db, dir: &Path) -> Result<(Fs, String), String> {
+    let fs = crate::files::record_fs(&ctx.core)?;
+    let prefix = crate::files::dir_key(&ctx.core, dir).ok_or("invalid record folder")?;
     Ok((fs, prefix))
 }
 
@@ -238,14 +238,14 @@ async fn remove_s3(fs: &S3Fs, prefix: &str, name: &str) {
 }
 
 /// Removes stored files and their thumbs (missing ones are fine).
-pub async fn remove_names(ctx: &AppCtx, dir: &Path, names: Vec<String>) {
+pub async fn remove_names(ctx: &Db, dir: &Path, names: Vec<String>) {
     let Ok((fs, prefix)) = target(ctx, dir) else {
         return;
     };
     match fs {
         Fs::Local(local) => {
             let _ = ctx
-                .shared
+                .core
                 .cpu
                 .run(move || remove_local(&local, &prefix, names.iter()))
                 .await;
@@ -259,7 +259,7 @@ pub async fn remove_names(ctx: &AppCtx, dir: &Path, names: Vec<String>) {
 }
 
 /// Removes the whole folders of deleted records (missing ones are fine).
-pub async fn remove_dirs(ctx: &AppCtx, dirs: Vec<PathBuf>) {
+pub async fn remove_dirs(ctx: &Db, dirs: Vec<PathBuf>) {
     let mut targets = Vec::new();
     for d in &dirs {
         if let Ok(t) = target(ctx, d) {
@@ -269,7 +269,7 @@ pub async fn remove_dirs(ctx: &AppCtx, dirs: Vec<PathBuf>) {
     let (local, s3): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(fs, _)| !fs.is_s3());
     if !local.is_empty() {
         let _ = ctx
-            .shared
+            .core
             .cpu
             .run(move || {
                 for (fs, prefix) in local {

@@ -13,9 +13,11 @@
 //!   record (modifiers), PocketBase's validation codes, uploads, create/update/delete.
 
 pub mod access;
+pub mod db;
 pub mod event;
 pub mod expand;
 pub mod files;
+pub mod input;
 pub mod json;
 pub mod pick;
 pub mod save;

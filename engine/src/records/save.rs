@@ -3,17 +3,15 @@
 //! files written before and removed only after the commit, and realtime events after it.
 
 use super::access::{now_ms, Caller};
+use super::db::Db;
 use super::event::{Action, RecordEvent};
+use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
 use super::{files, quote, to_sql, Arena, SqlVal};
-use crate::apis::body::{record_body, RecordBody, OFFLOAD_PARSE_BYTES};
-use crate::ctx::AppCtx;
-use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
-use crate::go::query_pairs;
-use crate::offload::DropOnPool;
+use crate::error::{ApiError, FieldError, FieldErrors};
+use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
-use pocketbun_http::{Request, Response};
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
@@ -21,18 +19,11 @@ use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, Op
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
-const MISSING_COLLECTION: &str = "Missing collection context.";
-const UNSUPPORTED: &str = "Unsupported collection type.";
 const DELETE_FAILED: &str =
     "Failed to delete record. Make sure that the record is not part of a required relation reference.";
-
-/// A request parameter an internal request (OAuth2 sign-up) sets to give its rule checks
-/// another `@request.context` (a router never fills it: not a valid path parameter name).
-pub const CONTEXT_PARAM: &str = "@requestContext";
 
 /// Why a writer job refused.
 #[derive(Debug)]
@@ -45,12 +36,12 @@ pub enum JobError {
 
 /// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller
 /// through the writer's reply (`None`: the job failed in storage).
-pub async fn write_job<T, F>(ctx: &AppCtx, job: F) -> Result<T, Option<JobError>>
+pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, Option<JobError>>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
 {
-    ctx.shared
+    ctx.core
         .store
         .writer()
         .submit_with(job)
@@ -77,18 +68,6 @@ impl From<rusqlite::Error> for JobFail {
     fn from(e: rusqlite::Error) -> Self {
         JobFail::Storage(StorageError::from(e))
     }
-}
-
-fn find_collection(schema: &SchemaPair, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
-    if coll.is_view() {
-        return Err(ApiError::bad_request(Some(UNSUPPORTED)));
-    }
-    Ok(coll)
 }
 
 /// Now as PocketBase stores datetimes (`2006-01-02 15:04:05.000Z`), written digit by digit
@@ -148,11 +127,7 @@ fn value_bytes(v: &SqlVal) -> usize {
     }
 }
 
-fn load_row(
-    ctx: &AppCtx,
-    coll: &Arc<Collection>,
-    id: &str,
-) -> Result<Option<Vec<SqlVal>>, ApiError> {
+fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
     let sql = format!(
         "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
         quote(&coll.name)
@@ -173,7 +148,7 @@ fn load_row(
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
 /// the rule does not compile, so it fails).
 fn stored_check(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     coll: &Collection,
     rule: &str,
@@ -208,7 +183,7 @@ fn run_check(conn: &Connection, sql: &str, values: &[SqlValue]) -> rusqlite::Res
 }
 
 /// [`run_check`] on a reader.
-fn read_check(ctx: &AppCtx, sql: &str, values: &[SqlValue]) -> bool {
+fn read_check(ctx: &Db, sql: &str, values: &[SqlValue]) -> bool {
     ctx.reader
         .read(|conn| Ok(run_check(conn, sql, values)?))
         .unwrap_or(false)
@@ -217,7 +192,7 @@ fn read_check(ctx: &AppCtx, sql: &str, values: &[SqlValue]) -> bool {
 /// The query telling whether the not yet saved `draft` passes `rule` (checked against a
 /// one-row CTE shadowing the collection's table, as PocketBase does).
 fn draft_check(
-    ctx: &AppCtx,
+    ctx: &Db,
     schema: &SchemaPair,
     draft: &Draft,
     rule: &str,
@@ -463,7 +438,7 @@ impl BatchState {
 
 /// The stored row `id`, as an earlier operation of the batch left it if any.
 fn current_row(
-    ctx: &AppCtx,
+    ctx: &Db,
     batch: Option<&BatchState>,
     coll: &Arc<Collection>,
     id: &str,
@@ -475,7 +450,7 @@ fn current_row(
 }
 
 /// Whether a batch operation sees the record `id` (PUT decides create or update with it).
-pub fn batch_exists(ctx: &AppCtx, batch: &BatchState, coll: &Arc<Collection>, id: &str) -> bool {
+pub fn batch_exists(ctx: &Db, batch: &BatchState, coll: &Arc<Collection>, id: &str) -> bool {
     matches!(current_row(ctx, Some(batch), coll, id), Ok(Some(_)))
 }
 
@@ -501,7 +476,7 @@ pub struct After {
 
 impl After {
     /// The operation's error after its job failed (its new files are removed).
-    pub async fn failed(self, ctx: &AppCtx, err: Option<JobError>) -> ApiError {
+    pub async fn failed(self, ctx: &Db, err: Option<JobError>) -> ApiError {
         self.discard(ctx).await;
         match (err, &self.op) {
             (Some(JobError::Api(e)), _) => e,
@@ -512,23 +487,23 @@ impl After {
     }
 
     /// Removes the files written for a write that did not happen.
-    pub async fn discard(&self, ctx: &AppCtx) {
+    pub async fn discard(&self, ctx: &Db) {
         if !self.written.is_empty() {
             files::remove_names(ctx, &self.dir, self.written.clone()).await;
         }
     }
 
-    /// After the commit: replaced files go, realtime hears of it, and the response.
-    pub async fn finish(self, ctx: &AppCtx, done: Done) -> ApiResult {
+    /// After the commit: replaced files go, realtime hears of it, and the answer.
+    pub async fn finish(self, ctx: &Db, done: Done) -> Result<Outcome, ApiError> {
         if !self.to_remove.is_empty() {
             files::remove_names(ctx, &self.dir, self.to_remove).await;
         }
         publish_deletes(ctx, done.events).await;
         match self.op {
-            Op::Delete => Ok(Response::new(204)),
+            Op::Delete => Ok(Outcome::Deleted),
             Op::Upsert => match done.values {
                 Some(values) => {
-                    respond_values(
+                    record_json(
                         ctx,
                         &self.schema,
                         &self.caller,
@@ -539,7 +514,7 @@ impl After {
                     .await
                 }
                 None => {
-                    respond_record(
+                    stored_record_json(
                         ctx,
                         &self.schema,
                         &self.caller,
@@ -549,9 +524,19 @@ impl After {
                     )
                     .await
                 }
-            },
+            }
+            .map(Outcome::Record),
         }
     }
+}
+
+/// What a committed operation answers.
+pub enum Outcome {
+    /// The saved record's JSON, as the read path serialises it (`expand`, flags; `fields=`
+    /// is applied to it on the way out).
+    Record(String),
+    /// A delete: no body (204).
+    Deleted,
 }
 
 /// The request data onto the draft: PocketBase's resolution of modifiers and uploads, hidden
@@ -603,8 +588,8 @@ fn convert_body(
     (draft, rules_body, stored_id, form)
 }
 
-/// Runs one prepared write in its own writer job and renders its outcome.
-async fn run_single(ctx: &AppCtx, prepared: Prepared) -> ApiResult {
+/// Runs one prepared write in its own writer job, then what follows it.
+pub async fn run_single(ctx: &Db, prepared: Prepared) -> Result<Outcome, ApiError> {
     let Prepared { write, after } = prepared;
     match write_job(ctx, write).await {
         Ok(done) => after.finish(ctx, done).await,
@@ -681,8 +666,8 @@ fn draft_row(draft: &Draft) -> Vec<SqlVal> {
 /// for such a rule the body changes nothing. Returns whether the rule passed that check.
 #[allow(clippy::too_many_arguments)]
 fn rule_before_body(
-    ctx: &AppCtx,
-    req: &Request,
+    ctx: &Db,
+    id: &str,
     schema: &SchemaPair,
     coll: &Collection,
     rule: &str,
@@ -707,27 +692,20 @@ fn rule_before_body(
     if is_new || !unparsed || rule.contains("@request.body") {
         return Ok(false);
     }
-    match stored_check(
-        ctx,
-        schema,
-        coll,
-        rule,
-        caller,
-        req.param("id").unwrap_or(""),
-    ) {
+    match stored_check(ctx, schema, coll, rule, caller, id) {
         Some((sql, values)) if read_check(ctx, &sql, &values) => Ok(true),
         _ => Err(refused()),
     }
 }
 
-/// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `id` is loaded
-/// after the body and access checks) up to its writer job. `body` `None`: parsed from `req`.
-/// In a batch, the checks that read the database run in the job once earlier operations
-/// wrote something.
+/// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `input.id` is
+/// loaded after the body and access checks) up to its writer job. An unread `body` is read
+/// once the rules decided what they can without it. In a batch, the checks that read the
+/// database run in the job once earlier operations wrote something.
 pub async fn prepare_upsert(
-    ctx: &AppCtx,
-    req: &Request,
-    body: Option<RecordBody>,
+    ctx: &Db,
+    input: WriteInput,
+    body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
     existing: Option<Vec<SqlVal>>,
@@ -740,19 +718,20 @@ pub async fn prepare_upsert(
         "Failed to update record."
     };
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
-    let query = query_pairs(req.query());
-    let caller = Caller::from_request(ctx, &schema, req, &query)?;
+    let WriteInput {
+        caller,
+        query,
+        id: target,
+        body_len,
+    } = input;
     let big = match batch.as_deref() {
         Some(b) => b.big,
-        None => req.body.len() > OFFLOAD_PARSE_BYTES,
+        None => body_len > OFFLOAD_PARSE_BYTES,
     };
     // holds the `@request.body` of rules, as big as the body: freed on the pool then
-    let mut caller = DropOnPool::new(caller, &ctx.shared.cpu, big);
+    let mut caller = DropOnPool::new(caller, &ctx.core.cpu, big);
     if batch.is_some() {
         caller.info.context = "batch".into();
-    }
-    if let Some(context) = req.param(CONTEXT_PARAM) {
-        caller.info.context = context.to_string();
     }
     let superuser = caller.superuser();
     let rule = if is_new {
@@ -767,22 +746,18 @@ pub async fn prepare_upsert(
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
     let rule_checked = match rule.as_deref().filter(|r| !superuser && !r.is_empty()) {
-        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, body.is_none(), is_new)?,
+        Some(r) => {
+            let unread = body.is_unread();
+            rule_before_body(ctx, &target, &schema, &coll, r, &caller, unread, is_new)?
+        }
         None => false,
     };
-    let body = match body {
-        Some(b) => b,
-        None => record_body(ctx, req)
-            .await
-            .map_err(|_| crate::apis::body::body_error(req))?,
-    };
+    let body: RecordBody = body.read().await?;
     let existing = match existing {
-        Some(row) if row.is_empty() => {
-            match current_row(ctx, batch.as_deref(), &coll, req.param("id").unwrap_or(""))? {
-                Some(row) => Some(row),
-                None => return Err(ApiError::not_found(None)),
-            }
-        }
+        Some(row) if row.is_empty() => match current_row(ctx, batch.as_deref(), &coll, &target)? {
+            Some(row) => Some(row),
+            None => return Err(ApiError::not_found(None)),
+        },
         other => other,
     };
     // a big stored row (even under a small body) is turned into the draft, converted and its
@@ -797,7 +772,7 @@ pub async fn prepare_upsert(
     };
     let (mut draft, rules_body, stored_id, form) = if big || big_row {
         let coll = coll.clone();
-        ctx.shared
+        ctx.core
             .cpu
             .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
             .await
@@ -864,8 +839,7 @@ pub async fn prepare_upsert(
             Some(Val::Password { hash, .. }) => hash.clone(),
             _ => String::new(),
         };
-        old_ok =
-            crate::auth::password::check(&ctx.shared.cpu, form.old_password.clone(), hash).await;
+        old_ok = crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
     }
     let errs = validate::form(&draft, &form, access, old_ok);
     if !errs.is_empty() {
@@ -893,7 +867,7 @@ pub async fn prepare_upsert(
                     FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
                     _ => crate::auth::password::DEFAULT_COST,
                 };
-                let hash = crate::auth::password::hash(&ctx.shared.cpu, plain.clone(), cost)
+                let hash = crate::auth::password::hash(&ctx.core.cpu, plain.clone(), cost)
                     .await
                     .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
@@ -904,7 +878,7 @@ pub async fn prepare_upsert(
     }
 
     // new files go to disk before the row, removed again if the write fails
-    let data_dir = ctx.shared.store.dir().to_path_buf();
+    let data_dir = ctx.core.store.dir().to_path_buf();
     let dir = files::record_dir(&data_dir, &coll.id, &draft.id());
     let mut to_write = Vec::new();
     let mut to_remove = Vec::new();
@@ -994,31 +968,31 @@ pub async fn prepare_upsert(
     })
 }
 
-/// The saved record as the read path serialises it (flags, `expand`, `fields`).
-async fn respond_record(
-    ctx: &AppCtx,
+/// The saved record as the read path serialises it (flags, `expand`).
+async fn stored_record_json(
+    ctx: &Db,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
     id: &str,
     query: &[(String, String)],
-) -> ApiResult {
+) -> Result<String, ApiError> {
     let values = load_row(ctx, coll, id)
         .map_err(|_| ApiError::internal())?
         .ok_or_else(|| ApiError::not_found(None))?;
-    respond_values(ctx, schema, caller, coll, values, query).await
+    record_json(ctx, schema, caller, coll, values, query).await
 }
 
 /// A record row as the read path serialises it (on the CPU pool when big:
 /// [`super::write_records`]).
-async fn respond_values(
-    ctx: &AppCtx,
+async fn record_json(
+    ctx: &Db,
     schema: &SchemaPair,
     caller: &Caller,
     coll: &Arc<Collection>,
     values: Vec<SqlVal>,
     query: &[(String, String)],
-) -> ApiResult {
+) -> Result<String, ApiError> {
     let mut arena = Arena::default();
     arena.recs.push(super::Rec {
         coll: coll.clone(),
@@ -1028,53 +1002,32 @@ async fn respond_values(
         expand: None,
     });
     let found = [0];
-    crate::apis::records::enrich(ctx, schema, caller, &mut arena, &found, query)?;
-    let out = super::write_records(&ctx.shared.cpu, arena, found.to_vec(), "", String::new())
+    super::expand::enrich(ctx, schema, caller, &mut arena, &found, query)?;
+    super::write_records(&ctx.core.cpu, arena, found.to_vec(), "", String::new())
         .await
-        .map_err(|_| ApiError::internal())?;
-    Ok(crate::apis::records::respond(out))
+        .map_err(|_| ApiError::internal())
 }
 
-pub async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, None, None).await?;
-    run_single(&ctx, prepared).await
-}
-
-pub async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    if req.param("id").unwrap_or("").is_empty() {
-        return Err(ApiError::not_found(None));
-    }
-    // an empty row: load it after the body and access checks
-    let prepared = prepare_upsert(&ctx, &req, None, schema, coll, Some(Vec::new()), None).await?;
-    run_single(&ctx, prepared).await
-}
-
-pub async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let schema = ctx.shared.schema.get();
-    let coll = find_collection(&schema, &req)?;
-    let prepared = prepare_delete(&ctx, &req, schema, coll, None).await?;
-    run_single(&ctx, prepared).await
-}
-
-/// Prepares a delete up to its writer job (a batch's operations carry no body to check).
+/// Prepares a delete up to its writer job. A request's body is read (a body that cannot be
+/// bound is PocketBase's 400) but not used; a batch's operations carry none.
 pub async fn prepare_delete(
-    ctx: &AppCtx,
-    req: &Request,
+    ctx: &Db,
+    input: WriteInput,
+    body: BodyInput<'_>,
     schema: Arc<SchemaPair>,
     coll: Arc<Collection>,
     batch: Option<&mut BatchState>,
 ) -> Result<Prepared, ApiError> {
-    let id = req.param("id").unwrap_or("").to_string();
+    let WriteInput {
+        mut caller,
+        query,
+        id,
+        ..
+    } = input;
     if id.is_empty() {
         return Err(ApiError::not_found(None));
     }
     let defer = batch.as_deref().is_some_and(BatchState::dirty);
-    let query = query_pairs(req.query());
-    let mut caller = Caller::from_request(ctx, &schema, req, &query)?;
     let superuser = caller.superuser();
     // as for create/update: a null rule refuses before the body is read
     if !superuser && coll.delete_rule.is_none() {
@@ -1085,14 +1038,16 @@ pub async fn prepare_delete(
         .as_deref()
         .filter(|r| !superuser && !r.is_empty())
     {
-        Some(r) => rule_before_body(ctx, req, &schema, &coll, r, &caller, batch.is_none(), false)?,
+        Some(r) => {
+            let unread = body.is_unread();
+            rule_before_body(ctx, &id, &schema, &coll, r, &caller, unread, false)?
+        }
         None => false,
     };
     if batch.is_some() {
         caller.info.context = "batch".into();
-    } else if record_body(ctx, req).await.is_err() {
-        return Err(crate::apis::body::body_error(req));
     }
+    body.read().await?;
     if current_row(ctx, batch.as_deref(), &coll, &id)?.is_none() {
         return Err(ApiError::not_found(None));
     }
@@ -1130,10 +1085,10 @@ pub async fn prepare_delete(
         write,
         after: After {
             op: Op::Delete,
-            dir: files::record_dir(ctx.shared.store.dir(), &coll.id, &id),
+            dir: files::record_dir(ctx.core.store.dir(), &coll.id, &id),
             schema,
             coll,
-            caller: DropOnPool::new(caller, &ctx.shared.cpu, false),
+            caller: DropOnPool::new(caller, &ctx.core.cpu, false),
             query,
             id,
             written: Vec::new(),
@@ -1144,17 +1099,17 @@ pub async fn prepare_delete(
 }
 
 /// After a commit: the deleted records' files go, then the listeners hear of every change.
-pub async fn publish_deletes(ctx: &AppCtx, events: Vec<RecordEvent>) {
+pub async fn publish_deletes(ctx: &Db, events: Vec<RecordEvent>) {
     let dirs: Vec<std::path::PathBuf> = events
         .iter()
         .filter(|e| e.action == Action::Delete)
-        .map(|e| files::record_dir(ctx.shared.store.dir(), &e.collection.id, e.record_id()))
+        .map(|e| files::record_dir(ctx.core.store.dir(), &e.collection.id, e.record_id()))
         .collect();
     if !dirs.is_empty() {
         files::remove_dirs(ctx, dirs).await;
     }
     for ev in events {
-        ctx.shared.record_hooks.committed(ev);
+        ctx.hooks.committed(ev);
     }
 }
 

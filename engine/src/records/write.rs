@@ -2,9 +2,9 @@
 //! the setters of the request data (with the `field+`, `+field`, `field-` modifiers and
 //! `:autogenerate`), and the values as they are stored.
 
+use super::input::Upload;
 use super::value::to_string_list;
 use super::SqlVal;
-use crate::apis::body::Upload;
 use pocketbun_storage::collections::json::normalize_datetime;
 use pocketbun_storage::collections::{gojson, Collection, Field, FieldKind};
 use pocketbun_storage::random;
