@@ -149,7 +149,7 @@ pub fn start(opts: Options, tag: String, shared: Arc<Shared>, replica: bool) -> 
     }
     eprintln!(
         "cluster: NATS {} (subjects {}.*), node {tag}, {}",
-        opts.url,
+        redacted(&opts.url),
         opts.prefix,
         if replica {
             "delivering the primary's events"
@@ -289,7 +289,7 @@ async fn run(
     replica: bool,
     rx: tokio::sync::mpsc::Receiver<Cmd>,
 ) {
-    let url = opts.url.clone();
+    let url = redacted(&opts.url);
     let options = async_nats::ConnectOptions::new()
         .name(format!("pocketbun {tag}"))
         .retry_on_initial_connect()
@@ -319,7 +319,7 @@ async fn run(
         });
     let client = match options.connect(opts.url.as_str()).await {
         Ok(c) => c,
-        Err(e) => return eprintln!("cluster: cannot use NATS at {}: {e}", opts.url),
+        Err(e) => return eprintln!("cluster: cannot use NATS at {}: {e}", redacted(&opts.url)),
     };
     let node_subject = format!("{}.node.{tag}", opts.prefix);
     let events_subject = format!("{}.events", opts.prefix);
@@ -408,6 +408,18 @@ async fn commands(
                 dropped(link, &format!("cannot publish: {e}"));
             }
         }
+    }
+}
+
+/// `url` for the log: credentials (`nats://user:pass@host`) replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority.len()..]),
+        None => url.to_string(),
     }
 }
 
@@ -562,4 +574,31 @@ fn deliver(shared: &Shared, reader: &Reader, broadcast: Broadcast) {
     };
     let event = wire::event_of(coll, action, &values, stored.as_ref());
     shared.realtime.publish(&Arc::new(event));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_prefixes_are_checked() {
+        let opts = |url: &str, prefix: &str| Options {
+            url: url.into(),
+            prefix: prefix.into(),
+        };
+        assert!(opts("nats://127.0.0.1:4222", "pocketbun").check().is_ok());
+        assert!(opts("tls://u:p@nats.example.com", "app-1.eu_west")
+            .check()
+            .is_ok());
+        assert!(opts("nats://127.0.0.1:4222", "a.*").check().is_err());
+        assert!(opts("nats://127.0.0.1:4222", "a..b").check().is_err());
+        assert!(opts("nats://127.0.0.1:4222", "").check().is_err());
+        assert!(opts("http://[::1", "a").check().is_err());
+    }
+
+    #[test]
+    fn logged_urls_hide_credentials() {
+        assert_eq!(redacted("nats://u:secret@h:4222"), "nats://***@h:4222");
+        assert_eq!(redacted("nats://h:4222"), "nats://h:4222");
+    }
 }

@@ -3,11 +3,14 @@
 //! requests one node routes to the node holding a realtime client.
 //!
 //! A record's values travel by field name, so a replica puts them in its own snapshot's
-//! field order; a value it does not know becomes NULL.
+//! field order; a value it does not know becomes NULL. An auth record's password hash and
+//! token key never travel: no event shows them, and whoever reads the NATS subjects must not
+//! be able to sign tokens.
 
 use crate::error::ApiError;
 use crate::records::event::{Action, RecordEvent};
 use crate::records::SqlVal;
+use pocketbun_storage::collections::fields::{FIELD_PASSWORD, FIELD_TOKEN_KEY};
 use pocketbun_storage::collections::Collection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -46,7 +49,11 @@ impl Broadcast {
     pub fn record(event: &RecordEvent, txid: u64, big: Option<usize>) -> Broadcast {
         let mut values = Map::new();
         let mut reload = Vec::new();
+        let auth = event.collection.is_auth();
         for (field, value) in event.collection.fields.iter().zip(&event.values) {
+            if auth && (field.name == FIELD_PASSWORD || field.name == FIELD_TOKEN_KEY) {
+                continue;
+            }
             let json = match value {
                 SqlVal::Null => Json::Null,
                 SqlVal::Int(i) => Json::from(*i),
@@ -229,6 +236,26 @@ mod tests {
         assert_eq!(stored.values, ev.values);
         let filled = event_of(c, Action::Update, &values, Some(&ev));
         assert_eq!(filled.values, ev.values);
+    }
+
+    #[test]
+    fn secrets_of_auth_records_stay_home() {
+        let users = Arc::new(Collection::new(CollectionType::Auth, "users", None));
+        let values: Vec<SqlVal> = (users.fields.iter())
+            .map(|f| SqlVal::Text(format!("v-{}", f.name).into()))
+            .collect();
+        let ev = RecordEvent {
+            action: Action::Create,
+            collection: users.clone(),
+            values,
+            from_values: false,
+        };
+        let text = serde_json::to_string(&Broadcast::record(&ev, 1, None)).unwrap();
+        assert!(text.contains("v-email"), "{text}");
+        assert!(
+            !text.contains("v-password") && !text.contains("v-tokenKey"),
+            "{text}"
+        );
     }
 
     #[test]
