@@ -332,6 +332,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     if let (Some(opts), Some(tag)) = (nats, node_tag) {
         if let Err(e) = crate::cluster::start(opts, tag, shared.clone(), replica) {
             eprintln!("Error: --nats: {e}");
+            store.close();
+            crate::replicate::supervisor::stop();
             return 1;
         }
     }
