@@ -36,7 +36,7 @@ LAYERS = {
     "schema": 1,
     # foundation: shared helpers with no knowledge of features
     "error": 0, "go": 0, "json_strict": 0, "offload": 0, "client_ip": 0, "encryption": 0,
-    "snapshot": 0, "fixed_windows": 0,
+    "snapshot": 0, "fixed_windows": 0, "app_store": 0, "named_slot": 0,
 }
 NAMES = {3: "api", 2: "domain", 1: "data", 0: "foundation"}
 CRATE_PATH = re.compile(r"\bcrate::([a-z_0-9]+)")

@@ -288,6 +288,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
+        app_store: Default::default(),
+        backup_slot: Default::default(),
     });
     let node_tag = nats.as_ref().map(|_| crate::cluster::new_tag());
     if let Some(tag) = &node_tag {

@@ -8,6 +8,7 @@
 
 pub mod apis;
 pub mod app;
+pub mod app_store;
 pub mod auth;
 pub mod backups;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod fuzzing;
 pub mod go;
 pub mod json_strict;
 pub mod logs;
+pub mod named_slot;
 pub mod offload;
 pub mod public;
 pub mod ratelimit;

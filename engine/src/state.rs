@@ -5,6 +5,8 @@
 //! The request path's own additions (realtime hub, record hooks, `serve` options) are in
 //! `ctx::Shared`, which dereferences to this, so the domain never names the API layer.
 
+use crate::app_store::AppStore;
+use crate::named_slot::NamedSlot;
 use crate::offload::CpuPool;
 use crate::schema::SchemaState;
 use crate::settings::SettingsCell;
@@ -22,4 +24,8 @@ pub struct Core {
     pub schema: SchemaState,
     /// The application settings (`_params`), replaced as a whole when they change.
     pub settings: SettingsCell,
+    /// PocketBase's in-memory app store: throttles and short-lived keys of the auth flows.
+    pub app_store: AppStore,
+    /// The one backup/restore that may run at a time (its name while it runs).
+    pub backup_slot: NamedSlot,
 }

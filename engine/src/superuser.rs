@@ -8,6 +8,7 @@
 
 use crate::auth::installer::INSTALLER_EMAIL;
 use pocketbun_storage::rusqlite::{self, params, Connection, OptionalExtension};
+use pocketbun_storage::Ident;
 use pocketbun_storage::{random, time, Store};
 use serde_json::Value;
 
@@ -297,7 +298,7 @@ fn find_by_email(store: &Store, col: &Collection, email: &str) -> Result<Option<
     let reader = store.reader().map_err(|e| e.to_string())?;
     let sql = format!(
         "SELECT id, email FROM {} WHERE email = ?1{} LIMIT 1",
-        quote_ident(&col.table),
+        Ident(&col.table),
         if col.email_nocase {
             " COLLATE NOCASE"
         } else {
@@ -368,10 +369,10 @@ fn insert(
     }
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
-        quote_ident(&col.table),
+        Ident(&col.table),
         names
             .iter()
-            .map(|n| quote_ident(n))
+            .map(|n| Ident(n).to_string())
             .collect::<Vec<_>>()
             .join(", "),
         (1..=names.len())
@@ -400,12 +401,12 @@ fn update(
     ];
     for (name, _, on_update) in &col.autodates {
         if *on_update {
-            sets.push(format!("{} = ?5", quote_ident(name)));
+            sets.push(format!("{} = ?5", Ident(name)));
         }
     }
     let sql = format!(
         "UPDATE {} SET {} WHERE id = ?1",
-        quote_ident(&col.table),
+        Ident(&col.table),
         sets.join(", ")
     );
     conn.execute(&sql, params![id, email, hash, token_key, now])?;
@@ -415,7 +416,7 @@ fn update(
 fn remove_installer(conn: &Connection, col: &Collection) -> pocketbun_storage::Result<()> {
     let sql = format!(
         "SELECT id FROM {} WHERE email = ?1 LIMIT 1",
-        quote_ident(&col.table)
+        Ident(&col.table)
     );
     let installer: Option<String> = conn
         .query_row(&sql, [INSTALLER_EMAIL], |r| r.get(0))
@@ -427,7 +428,7 @@ fn remove_installer(conn: &Connection, col: &Collection) -> pocketbun_storage::R
 }
 
 fn delete_record(conn: &Connection, col: &Collection, id: &str) -> pocketbun_storage::Result<()> {
-    let count_sql = format!("SELECT count(*) FROM {}", quote_ident(&col.table));
+    let count_sql = format!("SELECT count(*) FROM {}", Ident(&col.table));
     let total: i64 = conn.query_row(&count_sql, [], |r| r.get(0))?;
     if total == 1 {
         return Err(pocketbun_storage::StorageError::new(
@@ -447,14 +448,14 @@ fn delete_record(conn: &Connection, col: &Collection, id: &str) -> pocketbun_sto
             conn.execute(
                 &format!(
                     "DELETE FROM {} WHERE collectionRef = ?1 AND recordRef = ?2",
-                    quote_ident(table)
+                    Ident(table)
                 ),
                 params![col.id, id],
             )?;
         }
     }
     conn.execute(
-        &format!("DELETE FROM {} WHERE id = ?1", quote_ident(&col.table)),
+        &format!("DELETE FROM {} WHERE id = ?1", Ident(&col.table)),
         [id],
     )?;
     Ok(())
@@ -476,10 +477,6 @@ fn unique_message(sqlite_msg: &str) -> String {
         .map(|f| format!("{f}: Value must be unique"))
         .collect();
     format!("{}.", parts.join("; "))
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 /// Go's `%q` for the strings this command prints.
@@ -597,7 +594,7 @@ pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String
     let col = load_collection(store).map_err(|e| e.to_string())?;
     let count_sql = format!(
         "SELECT count(*) FROM {} WHERE email != ?1",
-        quote_ident(&col.table)
+        Ident(&col.table)
     );
     let reader = store.reader().map_err(|e| e.to_string())?;
     let others: i64 = reader
@@ -614,7 +611,7 @@ pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String
     )?;
     let row_sql = format!(
         "SELECT id, tokenKey FROM {} WHERE email = ?1",
-        quote_ident(&col.table)
+        Ident(&col.table)
     );
     let (id, token_key, options): (String, String, String) = reader
         .read(|conn| {

@@ -10,13 +10,14 @@ use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
-use crate::records::{bound, quote, value, Arena, Rec, SqlVal};
+use crate::records::{bound, value, Arena, Rec, SqlVal};
 use crate::schema::SchemaPair;
 use crate::settings::{mail, templates};
 use pocketbun_http::{Request, Response};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
+use pocketbun_storage::Ident;
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -237,8 +238,8 @@ pub fn find_record(
 ) -> Result<Option<Loaded>, ApiError> {
     let sql = format!(
         "SELECT * FROM {} WHERE {} = ?1{} LIMIT 1",
-        quote(&coll.name),
-        quote(column),
+        Ident(&coll.name),
+        Ident(column),
         if nocase { " COLLATE NOCASE" } else { "" }
     );
     let mut arena = Arena::default();
@@ -418,7 +419,7 @@ fn rule_matches(
         .condition(&schema.query, &coll.name, rule, info, true)
         .map_err(|e| crate::records::access::query_error(&e))?;
     let mut params = cond.bind(info, now_ms());
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     let sql = format!(
         "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
         cond.from_sql,
@@ -795,35 +796,6 @@ pub async fn send_template(
     mail::send_off_thread(settings.smtp.clone(), msg).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_by_created_datetime() {
-        let now = time::now_datetime();
-        assert!(!expired(&now, 60));
-        assert!(expired("2020-01-01 00:00:00.000Z", 60));
-    }
-
-    #[test]
-    fn multipart_text_fields() {
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
-        let m = multipart_fields("multipart/form-data; boundary=XX", body).unwrap();
-        assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
-        assert!(m.get("f").is_none());
-        // Go's part limit: 1,000 parts pass, 1,001 do not
-        let parts = |n: usize| {
-            let mut b = "--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n".repeat(n);
-            b.push_str("--XX--\r\n");
-            b
-        };
-        let ct = "multipart/form-data; boundary=XX";
-        assert!(multipart_fields(ct, parts(1000).as_bytes()).is_some());
-        assert!(multipart_fields(ct, parts(1001).as_bytes()).is_none());
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // writes, throttles and detached mail
 
@@ -847,19 +819,19 @@ pub async fn update_record(
     let assignments = sets
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| format!("{} = ?{}", quote(name), i + 2))
+        .map(|(i, (name, _))| format!("{} = ?{}", Ident(name), i + 2))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
         "UPDATE {} SET {assignments} WHERE `id` = ?1",
-        quote(&coll.name)
+        Ident(&coll.name)
     );
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
     let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
     let rid = id.to_string();
-    let table = quote(&coll.name);
+    let table_name = coll.name.clone();
     let coll_id = coll.id.clone();
     let fresh_key = new_token_key(coll);
     let event = ctx
@@ -867,10 +839,11 @@ pub async fn update_record(
         .store
         .writer()
         .submit(move |conn| {
-            let before = auth_state(conn, &table, &rid)?;
+            let table = Ident(&table_name);
+            let before = auth_state(conn, table, &rid)?;
             conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
             if let Some(before) = before {
-                after_auth_update(conn, &table, &coll_id, &rid, before, move || fresh_key)?;
+                after_auth_update(conn, table, &coll_id, &rid, before, move || fresh_key)?;
             }
             Ok(match current {
                 Some(c) => crate::records::event::RecordEvent::load(
@@ -887,47 +860,6 @@ pub async fn update_record(
         ctx.shared.record_hooks.committed(ev);
     }
     Ok(())
-}
-
-/// PocketBase's in-memory app store keys with an expiry (resend throttles) and hit counters
-/// (fixed-window limits), shared by all workers.
-pub mod throttle {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    use std::time::{Duration, Instant};
-
-    static KEYS: LazyLock<Mutex<HashMap<String, (Instant, u32)>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
-
-    /// Whether `key` is set (and not expired).
-    pub fn has(key: &str) -> bool {
-        let map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .is_some_and(|(until, _)| *until > Instant::now())
-    }
-
-    pub fn set(key: &str, ttl: Duration) {
-        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (until, _)| *until > Instant::now());
-        map.insert(key.to_string(), (Instant::now() + ttl, 1));
-    }
-
-    pub fn remove(key: &str) {
-        KEYS.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-    }
-
-    /// Counts a hit on `key`; `false` once more than `max` hits fell in the current window
-    /// of `window`.
-    pub fn allow(key: &str, max: u32, window: Duration) -> bool {
-        let mut map = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let entry = map.entry(key.to_string()).or_insert((now + window, 0));
-        if entry.0 <= now {
-            *entry = (now + window, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= max
-    }
 }
 
 /// One of the collection's auth emails to `to`, filled for `loaded` (+ `extra` placeholders).
@@ -958,4 +890,33 @@ pub fn send_detached(
         .spawn(move || done(mail::send(&smtp, &msg)));
     // like a failed send, a thread that cannot start only loses this mail
     drop(spawned);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_by_created_datetime() {
+        let now = time::now_datetime();
+        assert!(!expired(&now, 60));
+        assert!(expired("2020-01-01 00:00:00.000Z", 60));
+    }
+
+    #[test]
+    fn multipart_text_fields() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"identity\"\r\n\r\na@b.co\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nbin\r\n--XX--\r\n";
+        let m = multipart_fields("multipart/form-data; boundary=XX", body).unwrap();
+        assert_eq!(m.get("identity"), Some(&Value::String("a@b.co".into())));
+        assert!(m.get("f").is_none());
+        // Go's part limit: 1,000 parts pass, 1,001 do not
+        let parts = |n: usize| {
+            let mut b = "--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n".repeat(n);
+            b.push_str("--XX--\r\n");
+            b
+        };
+        let ct = "multipart/form-data; boundary=XX";
+        assert!(multipart_fields(ct, parts(1000).as_bytes()).is_some());
+        assert!(multipart_fields(ct, parts(1001).as_bytes()).is_none());
+    }
 }

@@ -74,7 +74,7 @@ fn name_regex() -> &'static regex::Regex {
 
 async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    if backups::active().is_some() {
+    if ctx.shared.backup_slot.active().is_some() {
         return Err(ApiError::bad_request(Some(
             "Try again later - another backup/restore process has already been started",
         )));
@@ -353,7 +353,7 @@ fn http_date(t: std::time::SystemTime) -> String {
 async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let key = req.param("key").unwrap_or_default().to_string();
-    if !key.is_empty() && backups::active().as_deref() == Some(key.as_str()) {
+    if !key.is_empty() && ctx.shared.backup_slot.active().as_deref() == Some(key.as_str()) {
         return Err(ApiError::bad_request(Some(
             "The backup is currently being used and cannot be deleted.",
         )));
@@ -382,7 +382,7 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    if backups::active().is_some() {
+    if ctx.shared.backup_slot.active().is_some() {
         return Err(ApiError::bad_request(Some(
             "Try again later - another backup/restore process has already been started.",
         )));

@@ -9,6 +9,7 @@ use pocketbun_storage::collections::model::{Collection, CollectionType};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::sync::{self, SaveError};
 use pocketbun_storage::rusqlite::Connection;
+use pocketbun_storage::Ident;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
@@ -548,7 +549,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         let ids: Vec<String> = {
             let sql = format!(
                 "SELECT `id` FROM {}",
-                crate::auth::token::quote_identifier(&coll.name)
+                Ident(&coll.name)
             );
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

@@ -21,12 +21,13 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{now_ms, query_error};
-use crate::records::{bound, quote};
+use crate::records::bound;
 use pocketbun_http::{Method, Request};
 use pocketbun_query::{
     self as query, parse_sort, FieldType, Group, Item, Op, Operand, Value as QValue,
     DEFAULT_PER_PAGE,
 };
+use pocketbun_storage::Ident;
 use serde::Serialize;
 use std::rc::Rc;
 
@@ -228,10 +229,10 @@ fn index_sql(table: &str, columns: &[(String, bool)], taken: &[String]) -> Strin
     }
     let cols = columns
         .iter()
-        .map(|(c, desc)| format!("{}{}", quote(c), if *desc { " DESC" } else { "" }))
+        .map(|(c, desc)| format!("{}{}", Ident(c), if *desc { " DESC" } else { "" }))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("CREATE INDEX {} ON {} ({cols})", quote(&name), quote(table))
+    format!("CREATE INDEX {} ON {} ({cols})", Ident(&name), Ident(table))
 }
 
 /// What the filter and sort constrain, by kind.

@@ -8,11 +8,11 @@ use crate::error::{json_response, ApiError, ApiResult};
 use crate::files::{self, serve, thumbs};
 use crate::go::{query_get, query_pairs};
 use crate::records::access;
-use crate::records::quote;
 use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::files::{Fs, S3Fs};
+use pocketbun_storage::Ident;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -153,8 +153,8 @@ fn view_file_dir(
         let FieldKind::File { max_select, .. } = original.kind else {
             return None;
         };
-        let table = quote(&source.name);
-        let col = quote(&original.name);
+        let table = Ident(&source.name);
+        let col = Ident(&original.name);
         let sql = if max_select > 1 {
             format!(
                 "SELECT {table}.`id` FROM {table} INNER JOIN json_each(CASE WHEN json_valid({table}.{col}) \

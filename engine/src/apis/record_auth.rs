@@ -11,6 +11,7 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult, FieldErrors};
 use crate::settings::rules;
 use pocketbun_http::{Method, Request};
+use pocketbun_storage::Ident;
 use serde::Serialize;
 use std::rc::Rc;
 
@@ -235,7 +236,7 @@ async fn rehash(
     };
     let sql = format!(
         "UPDATE {} SET `password` = ?1 WHERE `id` = ?2 AND `password` = ?3",
-        crate::records::quote(&coll.name)
+        Ident(&coll.name)
     );
     let _ = ctx
         .shared
@@ -270,10 +271,7 @@ fn any_password_hash(
     ctx: &AppCtx,
     coll: &pocketbun_storage::collections::Collection,
 ) -> Option<String> {
-    let sql = format!(
-        "SELECT `password` FROM {} LIMIT 1",
-        crate::records::quote(&coll.name)
-    );
+    let sql = format!("SELECT `password` FROM {} LIMIT 1", Ident(&coll.name));
     ctx.reader
         .read(|conn| {
             use pocketbun_storage::rusqlite::OptionalExtension;

@@ -8,7 +8,7 @@
 
 use crate::apis::auth_flow::{
     self as flow, auth_collection, caller, compose, find_by_email, record_of_token, send_detached,
-    throttle, Body, Loaded, TokenProblem, METHOD_OTP, VALIDATE_FAILED,
+    Body, Loaded, TokenProblem, METHOD_OTP, VALIDATE_FAILED,
 };
 use crate::apis::record_auth::require_same_collection_auth;
 use crate::auth::{password, token};
@@ -269,7 +269,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(bad());
     }
     let loaded = flow::find_by_id(&ctx, &coll, &record_ref)?.ok_or_else(bad)?;
-    if !throttle::allow(
+    if !ctx.shared.app_store.allow(
         &format!("@pb_otp_{record_ref}"),
         5,
         Duration::from_secs(180),
@@ -346,7 +346,7 @@ async fn request_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return no_content();
     };
     let key = resend_key("@limitVerificationEmail_", &loaded);
-    if loaded.verified() || throttle::has(&key) {
+    if loaded.verified() || ctx.shared.app_store.has(&key) {
         return no_content();
     }
     let token = flow::record_token(&loaded, token::TYPE_VERIFICATION, &[], 0)?;
@@ -357,7 +357,8 @@ async fn request_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         &loaded.text("email"),
         vec![("{TOKEN}".into(), token)],
     );
-    send_detached(&ctx, msg, move |_| throttle::set(&key, RESEND_WAIT));
+    let core = ctx.shared.core.clone();
+    send_detached(&ctx, msg, move |_| core.app_store.set(&key, RESEND_WAIT));
     no_content()
 }
 
@@ -423,7 +424,9 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 ApiError::bad_request(Some("An error occurred while saving the verified state."))
             })?;
     }
-    throttle::remove(&resend_key("@limitVerificationEmail_", &loaded));
+    ctx.shared
+        .app_store
+        .remove(&resend_key("@limitVerificationEmail_", &loaded));
     no_content()
 }
 
@@ -448,7 +451,7 @@ async fn request_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return no_content();
     };
     let key = resend_key("@limitPasswordResetEmail_", &loaded);
-    if throttle::has(&key) {
+    if ctx.shared.app_store.has(&key) {
         return no_content();
     }
     let token = flow::record_token(&loaded, token::TYPE_PASSWORD_RESET, &[], 0)?;
@@ -459,9 +462,10 @@ async fn request_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         &loaded.text("email"),
         vec![("{TOKEN}".into(), token)],
     );
+    let core = ctx.shared.core.clone();
     send_detached(&ctx, msg, move |sent| {
         if sent.is_ok() {
-            throttle::set(&key, RESEND_WAIT);
+            core.app_store.set(&key, RESEND_WAIT);
         }
     });
     no_content()
@@ -565,7 +569,9 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await
         .map_err(|_| ApiError::bad_request(Some("Failed to set new password.")))?;
-    throttle::remove(&resend_key("@limitPasswordResetEmail_", &loaded));
+    ctx.shared
+        .app_store
+        .remove(&resend_key("@limitPasswordResetEmail_", &loaded));
     no_content()
 }
 

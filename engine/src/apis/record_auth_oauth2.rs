@@ -87,7 +87,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return to(REDIRECT_FAILURE);
     }
     if !apple_user.is_empty() && error.is_empty() && !code.is_empty() {
-        crate::auth::oauth2::apple_names::store(&code, &apple_user);
+        crate::auth::oauth2::apple_names::store(&ctx.shared.app_store, &code, &apple_user);
     }
     let mut data = String::with_capacity(state.len() + code.len() + error.len() + 40);
     data.push_str("{\"state\":");
@@ -198,7 +198,9 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         })?;
 
     if provider_name == "apple" && user.name.is_empty() {
-        if let Some(name) = crate::auth::oauth2::apple_names::take(&exchanged_code) {
+        if let Some(name) =
+            crate::auth::oauth2::apple_names::take(&ctx.shared.app_store, &exchanged_code)
+        {
             user.name = name;
         }
     }

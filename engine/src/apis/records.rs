@@ -8,10 +8,11 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{now_ms, query_error, Caller};
-use crate::records::{bound, encode_big_rows, quote, write_records, write_rows, Arena, BigRows};
+use crate::records::{bound, encode_big_rows, write_records, write_rows, Arena, BigRows};
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
+use pocketbun_storage::Ident;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
@@ -319,7 +320,7 @@ fn rule_view(
     caller: &Caller,
 ) -> (Rc<str>, Vec<QValue>) {
     let params = cond.bind(&caller.info, now_ms());
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     (
         format!(
             "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
@@ -361,7 +362,7 @@ fn plain_view_sql(name: &str) -> Rc<str> {
         if cache.len() >= MAX_VIEW_SQL {
             cache.clear();
         }
-        let table = quote(name);
+        let table = Ident(name);
         let sql: Rc<str> =
             format!("SELECT {table}.* FROM {table} WHERE {table}.`id` = ?1 LIMIT 1").into();
         cache.insert(name.to_string(), sql.clone());

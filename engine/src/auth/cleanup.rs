@@ -5,14 +5,15 @@
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::random;
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
+use pocketbun_storage::Ident;
 
 /// What [`after_auth_update`] compares: an auth record's `(verified, tokenKey, password
-/// hash)` as stored (`table` quoted), `None` when there is no such record.
+/// hash)` as stored , `None` when there is no such record.
 pub type AuthState = (bool, String, String);
 
 pub fn auth_state(
     conn: &pocketbun_storage::rusqlite::Connection,
-    table: &str,
+    table: Ident,
     id: &str,
 ) -> pocketbun_storage::rusqlite::Result<Option<AuthState>> {
     conn.prepare_cached(&format!(
@@ -29,7 +30,7 @@ pub fn auth_state(
 /// password ends its MFA sessions and forgets its known login origins.
 pub fn after_auth_update(
     conn: &pocketbun_storage::rusqlite::Connection,
-    table: &str,
+    table: Ident,
     coll_id: &str,
     id: &str,
     before: AuthState,

@@ -372,9 +372,8 @@ mod tests {
 /// from an endpoint: the redirect keeps it for a minute under the authorization code, and the
 /// code exchange of `auth-with-oauth2` takes it from there.
 pub mod apple_names {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    use std::time::{Duration, Instant};
+    use crate::app_store::AppStore;
+    use std::time::Duration;
 
     const KEY_PREFIX: &str = "@redirect_name_";
     /// Longest key kept (PocketBase's limit), so a huge code cannot pin memory.
@@ -382,11 +381,9 @@ pub mod apple_names {
     const MAX_NAME: usize = 150;
     const TTL: Duration = Duration::from_secs(60);
 
-    static NAMES: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
-
     /// Keeps the name in Apple's `user` JSON (`{"name":{"firstName","lastName"}}`) for `code`.
     /// Returns whether a name was kept.
-    pub fn store(code: &str, user_json: &str) -> bool {
+    pub fn store(app: &AppStore, code: &str, user_json: &str) -> bool {
         if user_json.is_empty() || KEY_PREFIX.len() + code.len() > MAX_KEY {
             return false;
         }
@@ -411,18 +408,12 @@ pub mod apple_names {
         if full.is_empty() {
             return false;
         }
-        let now = Instant::now();
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-        let names = names.get_or_insert_with(HashMap::new);
-        names.retain(|_, (_, at)| now.duration_since(*at) < TTL);
-        names.insert(code.to_string(), (full.to_string(), now));
+        app.set_value(&format!("{KEY_PREFIX}{code}"), full.to_string(), TTL);
         true
     }
 
     /// The name kept for `code` (removed: it serves one exchange).
-    pub fn take(code: &str) -> Option<String> {
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-        let (name, at) = names.as_mut()?.remove(code)?;
-        (at.elapsed() < TTL).then_some(name)
+    pub fn take(app: &AppStore, code: &str) -> Option<String> {
+        app.take(&format!("{KEY_PREFIX}{code}"))
     }
 }

@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use pocketbun_storage::collections::model::CollectionType;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
+use pocketbun_storage::Ident;
 use pocketbun_storage::Reader;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -136,7 +137,7 @@ fn verify_signature(
         .read(|conn| {
             let sql = format!(
                 "SELECT tokenKey FROM {} WHERE id = ?1",
-                quote_identifier(&collection_name)
+                Ident(&collection_name)
             );
             conn.prepare_cached(&sql)?
                 .query_row(params![claims.id], |r| r.get(0))
@@ -200,12 +201,6 @@ fn signature_ok(token: &str, key: String) -> bool {
         });
     }
     true
-}
-
-/// `name` as a quoted SQLite identifier (collection names come from `_collections`, but a
-/// name is still data, never SQL).
-pub fn quote_identifier(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 /// The token types PocketBase issues for auth records.

@@ -15,7 +15,7 @@ use pocketbun_storage::rusqlite::Connection;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 pub const BACKUPS_DIR: &str = "backups";
@@ -38,32 +38,6 @@ const RESTORE_EXCLUDE: [&str; 4] = [BACKUPS_DIR, TEMP_DIR, AUTOCERT_DIR, LOST_FO
 
 pub const BUSY_MESSAGE: &str =
     "try again later - another backup/restore operation has already been started";
-
-static ACTIVE: Mutex<Option<String>> = Mutex::new(None);
-
-/// The name of the backup being made or restored, if any.
-pub fn active() -> Option<String> {
-    ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// Holds the one backup/restore slot until dropped.
-pub struct ActiveGuard(());
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        *ACTIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
-
-/// Takes the backup/restore slot for `name`; `None` when another operation holds it.
-pub fn begin(name: &str) -> Option<ActiveGuard> {
-    let mut slot = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
-    if slot.is_some() {
-        return None;
-    }
-    *slot = Some(name.to_string());
-    Some(ActiveGuard(()))
-}
 
 pub fn backups_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(BACKUPS_DIR)
@@ -209,7 +183,10 @@ pub fn snakecase(s: &str) -> String {
 /// Creates backup `name` of the store's `pb_data` (replacing a backup of the same name).
 /// Blocking: run it off the request workers.
 pub fn create(shared: &Core, name: &str) -> Result<(), String> {
-    let _guard = begin(name).ok_or_else(|| BUSY_MESSAGE.to_string())?;
+    let _guard = shared
+        .backup_slot
+        .begin(name)
+        .ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let dest = backups_fs(shared)?;
     create_locked(shared.store.dir(), name, &dest)
 }
@@ -346,7 +323,10 @@ fn move_dir_content(src: &Path, dest: &Path, exclude: &[&str]) -> io::Result<()>
 /// Restores backup `key` and restarts the process; returns only on failure (with the data
 /// left as it was). Blocking: run it on a thread of its own.
 pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
-    let _guard = begin(key).ok_or_else(|| BUSY_MESSAGE.to_string())?;
+    let _guard = shared
+        .backup_slot
+        .begin(key)
+        .ok_or_else(|| BUSY_MESSAGE.to_string())?;
     let data_dir = shared.store.dir().to_path_buf();
     let temp = data_dir.join(TEMP_DIR);
     fs::create_dir_all(&temp).map_err(|e| format!("failed to create a temp dir: {e}"))?;
@@ -463,15 +443,5 @@ mod tests {
         assert!(n.ends_with(".zip") && n.len() == "@auto_pb_backup_acme_".len() + 14 + 4);
         assert!(valid_key("a.zip") && valid_key("@test4.zip"));
         assert!(!valid_key("../a.zip") && !valid_key("..") && !valid_key("a.zip.attrs"));
-    }
-
-    #[test]
-    fn one_operation_at_a_time() {
-        let g = begin("a.zip").unwrap();
-        assert_eq!(active().as_deref(), Some("a.zip"));
-        assert!(begin("b.zip").is_none());
-        drop(g);
-        assert!(active().is_none());
-        assert!(begin("b.zip").is_some());
     }
 }

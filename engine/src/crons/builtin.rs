@@ -3,7 +3,7 @@
 use super::{JobFn, Scheduler};
 use crate::state::Core;
 use pocketbun_storage::rusqlite::{params, Connection};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DB_OPTIMIZE_ID: &str = "__pbDBOptimize__";
@@ -139,9 +139,8 @@ fn delete_expired(shared: &Core, table: &'static str, option: &'static str) {
 
 /// Keeps `__pbAutoBackup__` in line with `backups.cron` (added, rescheduled or removed).
 pub(super) fn sync_auto_backup(s: &Scheduler, shared: &Arc<Core>) {
-    static CURRENT: Mutex<Option<String>> = Mutex::new(None);
     let wanted = shared.settings.get().backups.cron.trim().to_string();
-    let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut current = s.auto_backup.lock().unwrap_or_else(|p| p.into_inner());
     if current.as_deref() == Some(wanted.as_str()) {
         return;
     }

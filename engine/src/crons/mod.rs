@@ -57,6 +57,9 @@ pub struct Scheduler {
     /// Runs started so far (all jobs), for tests and diagnostics.
     started: AtomicU64,
     shared: Option<Arc<Core>>,
+    /// The `backups.cron` expression `__pbAutoBackup__` is scheduled with (`None`: not yet
+    /// synced), so a settings change reschedules it only when the expression changed.
+    auto_backup: Mutex<Option<String>>,
 }
 
 /// One job as the API lists it.
@@ -72,6 +75,7 @@ impl Scheduler {
             jobs: Mutex::new(Vec::new()),
             started: AtomicU64::new(0),
             shared,
+            auto_backup: Mutex::new(None),
         }
     }
 

@@ -16,13 +16,14 @@ use crate::error::ApiError;
 use crate::records::access::{auth_info_data_of, now_ms, resolve_flags};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
-use crate::records::{bound, pick, quote, Arena, Rec, SqlVal, OFFLOAD_ENCODE_BYTES};
+use crate::records::{bound, pick, Arena, Rec, SqlVal, OFFLOAD_ENCODE_BYTES};
 use crate::schema::SchemaPair;
 use futures_channel::oneshot;
 use futures_util::{FutureExt, StreamExt};
 use pocketbun_query::{check_superuser_only, RequestInfo, Value as QValue};
 use pocketbun_storage::collections::gojson;
 use pocketbun_storage::collections::FieldKind;
+use pocketbun_storage::Ident;
 use serde_json::Value as Json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -811,7 +812,7 @@ fn matches(
     };
     let mut params = cond.bind(info, now_ms());
     let n = params.len();
-    let table = quote(&cond.table);
+    let table = Ident(&cond.table);
     let wh = if cond.where_sql.is_empty() {
         "1"
     } else {
@@ -821,13 +822,13 @@ fn matches(
     params.push(QValue::Text(ev.record_id().to_string()));
     if ev.action == Action::Delete || ev.from_values {
         sql.push_str("WITH ");
-        sql.push_str(&table);
+        table.push_to(&mut sql);
         sql.push('(');
         for (i, f) in ev.collection.fields.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&quote(&f.name));
+            Ident(&f.name).push_to(&mut sql);
         }
         sql.push_str(") AS (VALUES(");
         for (i, v) in ev.values.iter().enumerate() {

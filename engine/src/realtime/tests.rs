@@ -59,6 +59,8 @@ fn env(config: RealtimeConfig) -> Option<Env> {
             cpu: CpuPool::new(1).unwrap(),
             schema: SchemaState::new(collections),
             settings: crate::settings::SettingsCell::load(&store).unwrap(),
+            app_store: Default::default(),
+            backup_slot: Default::default(),
         }),
         record_hooks: Default::default(),
         realtime: Arc::new(Hub::new(config)),

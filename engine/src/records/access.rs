@@ -2,13 +2,14 @@
 //! auth record's full row, and the visibility flags of loaded records.
 
 use super::db::Db;
-use super::{bound, quote, Arena, SqlVal};
+use super::{bound, Arena, SqlVal};
 use crate::auth::AuthRecord;
 use crate::error::ApiError;
 use crate::schema::SchemaPair;
 use pocketbun_query::{AuthInfo, QueryError, RequestInfo, AUTH_INFO_FIELDS};
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
+use pocketbun_storage::Ident;
 use serde_json::{Map, Value as Json};
 
 /// `@request.context` of the main request and of expand fetches.
@@ -121,10 +122,10 @@ pub fn load_auth_info(
     let mut sql = String::from("SELECT `id`");
     for &i in &fields {
         sql.push_str(", ");
-        sql.push_str(&quote(&coll.fields[i].name));
+        Ident(&coll.fields[i].name).push_to(&mut sql);
     }
     sql.push_str(" FROM ");
-    sql.push_str(&quote(&coll.name));
+    Ident(&coll.name).push_to(&mut sql);
     sql.push_str(" WHERE `id` = ?1 LIMIT 1");
     let row: Option<Vec<SqlVal>> = ctx
         .reader
@@ -235,7 +236,7 @@ pub fn resolve_flags(
     let mut params = cond.bind(info, now_ms());
     let n = params.len();
     params.push(pocketbun_query::Value::Text(Json::Array(ids).to_string()));
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     let sql = format!(
         "SELECT {}{table}.`id` FROM {} WHERE {table}.`id` IN (SELECT value FROM json_each(?{})) AND ({})",
         if cond.distinct { "DISTINCT " } else { "" },

@@ -51,23 +51,14 @@ impl RecordEvent {
         collection: Arc<Collection>,
         id: &str,
     ) -> rusqlite::Result<Option<RecordEvent>> {
-        let sql = format!(
-            "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-            super::quote(&collection.name)
-        );
-        let mut arena = super::Arena::default();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let found = arena.load(
-            &collection,
-            &mut stmt,
-            &[pocketbun_query::Value::Text(id.to_string())],
-        )?;
-        Ok(found.first().map(|&i| RecordEvent {
-            action,
-            collection,
-            values: std::mem::take(&mut arena.recs[i].values),
-            from_values: false,
-        }))
+        Ok(
+            super::row_by_id(conn, &collection, id)?.map(|values| RecordEvent {
+                action,
+                collection,
+                values,
+                from_values: false,
+            }),
+        )
     }
 
     /// The record's id.

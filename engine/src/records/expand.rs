@@ -9,7 +9,7 @@
 
 use super::access::{now_ms, resolve_flags, Caller, CONTEXT_EXPAND};
 use super::db::Db;
-use super::{quote, value, Arena, Exp};
+use super::{value, Arena, Exp};
 use crate::error::ApiError;
 use crate::go::query_get;
 use crate::schema::SchemaPair;
@@ -17,6 +17,7 @@ use pocketbun_query::{RequestInfo, Value as QValue};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite;
+use pocketbun_storage::Ident;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -239,8 +240,8 @@ impl<'a> Expander<'a> {
         indirect: &Collection,
         field: &pocketbun_storage::collections::Field,
     ) -> Result<Vec<Vec<String>>, Failure> {
-        let table = quote(&indirect.name);
-        let col = quote(&field.name);
+        let table = Ident(&indirect.name);
+        let col = Ident(&field.name);
         let sql = if field.is_multiple() {
             format!(
                 "SELECT {table}.`id`, je.value FROM {table}, json_each(CASE WHEN iif(json_valid({table}.{col}), json_type({table}.{col})='array', FALSE) THEN {table}.{col} ELSE json_array({table}.{col}) END) je WHERE je.value IN (SELECT value FROM json_each(?1))"
@@ -295,7 +296,7 @@ impl<'a> Expander<'a> {
             return Ok(Vec::new());
         }
         let ids_param = QValue::Text(serde_json::Value::from(ids.to_vec()).to_string());
-        let table = quote(&coll.name);
+        let table = Ident(&coll.name);
         let rule = coll
             .view_rule
             .as_deref()

@@ -406,7 +406,22 @@ pub fn to_sql(v: &QValue) -> rusqlite::types::Value {
     }
 }
 
-/// `name` as a quoted SQLite identifier.
-pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+/// The stored row `id` of `coll`, one value per field (`None`: no such row). The one
+/// statement every by-id load uses: the write path's reads, its rebase inside a batch job
+/// and the realtime event of a write.
+pub fn row_by_id(
+    conn: &rusqlite::Connection,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> rusqlite::Result<Option<Vec<SqlVal>>> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
+        pocketbun_storage::Ident(&coll.name)
+    );
+    let mut arena = Arena::default();
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let found = arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?;
+    Ok(found
+        .first()
+        .map(|&i| std::mem::take(&mut arena.recs[i].values)))
 }

@@ -8,7 +8,7 @@ use super::event::{Action, RecordEvent};
 use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
-use super::{files, quote, to_sql, Arena, SqlVal};
+use super::{files, to_sql, Arena, SqlVal};
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
@@ -16,6 +16,7 @@ use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
+use pocketbun_storage::Ident;
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -107,18 +108,6 @@ fn push_digits(out: &mut String, n: u32, width: u32) {
     }
 }
 
-/// Appends `name` quoted as [`quote`] does, without its allocations.
-fn push_quoted(sql: &mut String, name: &str) {
-    sql.push('`');
-    for c in name.chars() {
-        if c == '`' {
-            sql.push('`');
-        }
-        sql.push(c);
-    }
-    sql.push('`');
-}
-
 /// Bytes a stored value takes (text length; 8 for anything else).
 fn value_bytes(v: &SqlVal) -> usize {
     match v {
@@ -128,21 +117,9 @@ fn value_bytes(v: &SqlVal) -> usize {
 }
 
 fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        quote(&coll.name)
-    );
-    let mut arena = Arena::default();
-    let found = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?)
-        })
-        .map_err(|_| ApiError::not_found(None))?;
-    Ok(found
-        .first()
-        .map(|&i| std::mem::take(&mut arena.recs[i].values)))
+    ctx.reader
+        .read(|conn| Ok(super::row_by_id(conn, coll, id)?))
+        .map_err(|_| ApiError::not_found(None))
 }
 
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
@@ -160,7 +137,7 @@ fn stored_check(
         .borrow_mut()
         .condition(&schema.query, &coll.name, rule, &caller.info, true)
         .ok()?;
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     let mut params = cond.bind(&caller.info, now_ms());
     let sql = format!(
         "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
@@ -223,11 +200,11 @@ fn draft_check(
     let selects: Vec<String> = cols
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| format!("?{} AS {}", n + i + 1, quote(name)))
+        .map(|(i, (name, _))| format!("?{} AS {}", n + i + 1, Ident(name)))
         .collect();
     let sql = format!(
         "WITH {} AS (SELECT {}) SELECT 1 FROM {} WHERE {} LIMIT 1",
-        quote(&coll.name),
+        Ident(&coll.name),
         selects.join(","),
         cond.from_sql,
         cond.where_sql
@@ -299,7 +276,7 @@ fn persist(
         for other in schema.iter().filter(|c| c.is_auth() && c.id != coll.id) {
             let sql = format!(
                 "SELECT 1 FROM {} WHERE `id` = ?1 LIMIT 1",
-                quote(&other.name)
+                Ident(&other.name)
             );
             if conn
                 .query_row(&sql, [&id], |_| Ok(()))
@@ -331,23 +308,23 @@ fn persist(
             cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
         }
     }
-    let table = quote(&coll.name);
+    let table = Ident(&coll.name);
     let auth_before = if coll.is_auth() && !draft.is_new {
-        crate::auth::cleanup::auth_state(conn, &table, &draft.original_str("id"))?
+        crate::auth::cleanup::auth_state(conn, table, &draft.original_str("id"))?
     } else {
         None
     };
     let result = if draft.is_new {
         // built by hand: the `format!`/`join` version cost ~12k instructions per insert
-        let mut sql = String::with_capacity(32 + table.len() + cols.len() * 24);
+        let mut sql = String::with_capacity(32 + table.0.len() + cols.len() * 24);
         sql.push_str("INSERT INTO ");
-        sql.push_str(&table);
+        table.push_to(&mut sql);
         sql.push_str(" (");
         for (i, (n, _)) in cols.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
             }
-            push_quoted(&mut sql, n);
+            Ident(n).push_to(&mut sql);
         }
         sql.push_str(") VALUES (");
         for i in 1..=cols.len() {
@@ -363,7 +340,7 @@ fn persist(
         let sets: Vec<String> = cols
             .iter()
             .enumerate()
-            .map(|(i, (n, _))| format!("{}=?{}", quote(n), i + 1))
+            .map(|(i, (n, _))| format!("{}=?{}", Ident(n), i + 1))
             .collect();
         let sql = format!(
             "UPDATE {table} SET {} WHERE `id` = ?{}",
@@ -379,13 +356,13 @@ fn persist(
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
         Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
             // the first real superuser retires the installer's temporary account, as in PocketBase
-            crate::auth::installer::remove_installer_row(conn, &table)?;
+            crate::auth::installer::remove_installer_row(conn, table)?;
             Ok(())
         }
         Ok(_) => match auth_before {
             Some(before) => Ok(crate::auth::cleanup::after_auth_update(
                 conn,
-                &table,
+                table,
                 &coll.id,
                 &draft.original_str("id"),
                 before,
@@ -614,19 +591,10 @@ fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
 /// earlier operation of the batch, a cascade for one, may have changed them since).
 fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        quote(&coll.name)
-    );
-    let mut arena = Arena::default();
-    let found = {
-        let mut stmt = conn.prepare_cached(&sql)?;
-        arena.load(&coll, &mut stmt, &[QValue::Text(draft.original_str("id"))])?
-    };
-    let Some(&k) = found.first() else {
+    let Some(row) = super::row_by_id(conn, &coll, &draft.original_str("id"))? else {
         return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))));
     };
-    let now = Draft::from_row(coll.clone(), &arena.recs[k].values);
+    let now = Draft::from_row(coll.clone(), &row);
     let mut before = draft.clone();
     before.vals = draft.original.clone();
     for i in 0..coll.fields.len() {
@@ -1137,7 +1105,7 @@ pub fn delete_record(
     }
     events.push(ev);
     conn.execute(
-        &format!("DELETE FROM {} WHERE `id` = ?1", quote(&coll.name)),
+        &format!("DELETE FROM {} WHERE `id` = ?1", Ident(&coll.name)),
         [id],
     )?;
     if coll.is_auth() {
@@ -1151,7 +1119,7 @@ pub fn delete_record(
                 conn.execute(
                     &format!(
                         "DELETE FROM {} WHERE `{coll_col}` = ?1 AND `recordRef` = ?2",
-                        quote(table)
+                        Ident(table)
                     ),
                     [&coll.id, id],
                 )?;
@@ -1166,12 +1134,12 @@ pub fn delete_record(
     refs.sort_by(|a, b| a.name.cmp(&b.name));
     let now = now_text();
     for rc in refs {
-        let table = quote(&rc.name);
+        let table = Ident(&rc.name);
         for f in rc.relations_to(&coll.id) {
             let FieldKind::Relation { cascade_delete, .. } = f.kind else {
                 continue;
             };
-            let col = format!("{table}.{}", quote(&f.name));
+            let col = format!("{table}.{}", Ident(&f.name));
             let mut sql = if f.is_multiple() {
                 format!("SELECT {table}.* FROM {table} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({col}) THEN {col} ELSE json_array({col}) END) AS __je__ WHERE __je__.value = ?1)")
             } else {
@@ -1208,7 +1176,7 @@ pub fn delete_record(
                 } else {
                     ids.last().cloned().unwrap_or_default()
                 };
-                let mut sets = format!("{}=?1", quote(&f.name));
+                let mut sets = format!("{}=?1", Ident(&f.name));
                 let mut params = vec![SqlValue::Text(value)];
                 for af in &rc.fields {
                     if let FieldKind::Autodate {
@@ -1216,7 +1184,7 @@ pub fn delete_record(
                     } = af.kind
                     {
                         params.push(SqlValue::Text(now.clone()));
-                        sets.push_str(&format!(",{}=?{}", quote(&af.name), params.len()));
+                        sets.push_str(&format!(",{}=?{}", Ident(&af.name), params.len()));
                     }
                 }
                 params.push(SqlValue::Text(rid.clone()));
@@ -1255,15 +1223,6 @@ mod tests {
                 super::datetime_text(ms),
                 dt.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
             );
-        }
-    }
-
-    #[test]
-    fn push_quoted_matches_quote() {
-        for name in ["posts", "a`b", "``", "ünï"] {
-            let mut out = String::new();
-            super::push_quoted(&mut out, name);
-            assert_eq!(out, super::quote(name));
         }
     }
 }

@@ -3,12 +3,12 @@
 //! checks (relation ids and custom primary keys are looked up on the caller's connection).
 
 use super::files::mime_allowed;
-use super::quote;
 use super::write::{Draft, FileItem, FormInput, Val};
 use crate::error::{FieldError, FieldErrors};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::FieldKind;
 use pocketbun_storage::rusqlite::{self, Connection, OptionalExtension};
+use pocketbun_storage::Ident;
 use regex::Regex;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -190,7 +190,7 @@ pub fn fields(
                     } else if pattern != DEFAULT_ID_PATTERN {
                         let sql = format!(
                             "SELECT 1 FROM {} WHERE `id` = ?1 COLLATE NOCASE LIMIT 1",
-                            quote(&draft.coll.name)
+                            Ident(&draft.coll.name)
                         );
                         let found: Option<i64> = conn
                             .prepare_cached(&sql)?
@@ -468,14 +468,14 @@ pub fn fields(
                                 [one] => (
                                     format!(
                                         "SELECT count(*) FROM {} WHERE `id` = ?1",
-                                        quote(&target.name)
+                                        Ident(&target.name)
                                     ),
                                     one.clone(),
                                 ),
                                 _ => (
                                     format!(
                                         "SELECT count(*) FROM {} WHERE `id` IN (SELECT value FROM json_each(?1))",
-                                        quote(&target.name)
+                                        Ident(&target.name)
                                     ),
                                     serde_json::to_string(ids).unwrap_or_default(),
                                 ),

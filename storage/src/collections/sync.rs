@@ -10,6 +10,7 @@
 //! }).await?;
 //! ```
 
+use crate::Ident;
 use std::collections::HashSet;
 
 use rusqlite::Connection;
@@ -72,10 +73,6 @@ impl From<rusqlite::Error> for SaveError {
 }
 
 type SResult<T> = std::result::Result<T, SaveError>;
-
-fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
 
 /// Whether a table (not a view) named `name` exists (case-insensitive).
 pub fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -155,7 +152,7 @@ pub fn drop_unchecked(conn: &Connection, c: &Collection) -> SResult<()> {
     if c.kind == CollectionType::View {
         view::delete_view(conn, &c.name).map_err(|e| SaveError::Refused(e.0))?;
     } else {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", q(&c.name)))?;
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Ident(&c.name)))?;
     }
     conn.execute("DELETE FROM `_collections` WHERE `id` = ?1", [&c.id])?;
     Ok(())
@@ -367,10 +364,13 @@ pub fn sync_record_table(
                 .map(|f| (f.name.as_str(), f.column_type()))
                 .collect();
             cols.sort_by(|a, b| a.0.cmp(b.0));
-            let defs: Vec<String> = cols.iter().map(|(n, t)| format!("{} {t}", q(n))).collect();
+            let defs: Vec<String> = cols
+                .iter()
+                .map(|(n, t)| format!("{} {t}", Ident(n)))
+                .collect();
             conn.execute_batch(&format!(
                 "CREATE TABLE {} ({})",
-                q(&new.name),
+                Ident(&new.name),
                 defs.join(", ")
             ))?;
             return create_indexes(conn, new);
@@ -391,17 +391,18 @@ pub fn sync_record_table(
     if rename_table {
         conn.execute_batch(&format!(
             "ALTER TABLE {} RENAME TO {}",
-            q(&old.name),
-            q(&new.name)
+            Ident(&old.name),
+            Ident(&new.name)
         ))?;
     }
-    let table = q(&new.name);
+    let table = Ident(&new.name);
     for of in &old.fields {
         if new.field_by_id(&of.id).is_none() {
-            conn.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {}", q(&of.name)))
-                .map_err(|e| {
-                    SaveError::Refused(format!("failed to drop column {} - {e}", of.name))
-                })?;
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} DROP COLUMN {}",
+                Ident(&of.name)
+            ))
+            .map_err(|e| SaveError::Refused(format!("failed to drop column {} - {e}", of.name)))?;
         }
     }
     // new and renamed columns go through temporary names so that swaps
@@ -420,7 +421,7 @@ pub fn sync_record_table(
                 let t = temp();
                 conn.execute_batch(&format!(
                     "ALTER TABLE {table} ADD {} {}",
-                    q(&t),
+                    Ident(&t),
                     nf.column_type()
                 ))
                 .map_err(|e| {
@@ -432,8 +433,8 @@ pub fn sync_record_table(
                 let t = temp();
                 conn.execute_batch(&format!(
                     "ALTER TABLE {table} RENAME COLUMN {} TO {}",
-                    q(&of.name),
-                    q(&t)
+                    Ident(&of.name),
+                    Ident(&t)
                 ))
                 .map_err(|e| {
                     SaveError::Refused(format!("failed to rename column {} - {e}", of.name))
@@ -446,8 +447,8 @@ pub fn sync_record_table(
     for (temp, name) in &to_rename {
         conn.execute_batch(&format!(
             "ALTER TABLE {table} RENAME COLUMN {} TO {}",
-            q(temp),
-            q(name)
+            Ident(temp),
+            Ident(name)
         ))?;
     }
     normalize_single_vs_multiple(conn, new, old)?;
@@ -481,11 +482,11 @@ fn normalize_single_vs_multiple(
             rows
         };
         for (name, _) in &views {
-            conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", q(name)))?;
+            conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", Ident(name)))?;
         }
-        let table = q(&new.name);
-        let name = q(&nf.name);
-        let temp = q(&format!(
+        let table = Ident(&new.name);
+        let name = Ident(&nf.name);
+        let temp = Ident(&format!(
             "_{}{}",
             nf.name,
             random::random_string_with_alphabet(5, random::ALNUM_ALPHABET)
@@ -526,7 +527,7 @@ fn drop_indexes(conn: &Connection, c: &Collection) -> SResult<()> {
                 "failed to drop index - missing index name: {raw}"
             )));
         }
-        conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", q(&p.index_name)))?;
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", Ident(&p.index_name)))?;
     }
     Ok(())
 }
@@ -655,7 +656,7 @@ fn delete_inner(conn: &Connection, id_or_name: &str) -> SResult<Collection> {
     if c.kind == CollectionType::View {
         view::delete_view(conn, &c.name).map_err(|e| SaveError::Refused(e.0))?;
     } else {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", q(&c.name)))?;
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Ident(&c.name)))?;
     }
     conn.execute("DELETE FROM `_collections` WHERE `id` = ?1", [&c.id])?;
     let failures = resave_views_with_changed_fields(conn, &[c.id.as_str()]);

@@ -98,13 +98,9 @@ pub fn normalize_view_select_query(query: &str) -> VResult<String> {
     Ok(q)
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 /// `DROP VIEW IF EXISTS`.
 pub fn delete_view(conn: &Connection, name: &str) -> VResult<()> {
-    conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", quote_ident(name)))?;
+    conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", crate::Ident(name)))?;
     Ok(())
 }
 
@@ -115,7 +111,7 @@ pub fn save_view(conn: &Connection, name: &str, query: &str) -> VResult<()> {
     let q = normalize_view_select_query(query)?;
     conn.execute_batch(&format!(
         "CREATE VIEW {} AS SELECT * FROM ({q})",
-        quote_ident(name)
+        crate::Ident(name)
     ))?;
     if let Err(e) = table_info(conn, name) {
         let _ = delete_view(conn, name);
@@ -126,7 +122,7 @@ pub fn save_view(conn: &Connection, name: &str, query: &str) -> VResult<()> {
 
 /// `(name, declared type)` of a table's or view's columns.
 pub fn table_info(conn: &Connection, name: &str) -> VResult<Vec<(String, String)>> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote_ident(name)))?;
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", crate::Ident(name)))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
