@@ -67,6 +67,28 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
     Err(ApiError::forbidden(None))
 }
 
+/// The TXID holding a committed write, in the answer's header and cookie
+/// ([`crate::replicate::ryw`]): [`position::covering`] (~2 ms through Litestream's control
+/// socket, shared by concurrent writes; no sync when one ran in the last 10 ms), or an exact
+/// sync that waits for the upload when the caller asked for durability. Without a position
+/// (Litestream down or restarting) the answer goes without them.
+///
+/// [`position::covering`]: crate::replicate::position::covering
+async fn add_txid(resp: &mut Response, durable: bool) {
+    use crate::replicate::{position, ryw};
+    let txid = if durable {
+        position::sync(true).await.map(|p| p.txid)
+    } else {
+        position::covering().await
+    };
+    if let Ok(txid) = txid {
+        resp.headers
+            .push((ryw::TXID_HEADER.into(), position::hex(txid).into()));
+        resp.headers
+            .push(("Set-Cookie".into(), ryw::cookie(txid).into()));
+    }
+}
+
 impl Service for App {
     type Route = Matched;
 
@@ -97,8 +119,19 @@ impl Service for App {
         }
         // a read replica hands writes to the primary, whose answer goes back as it is
         if crate::apis::proxy::wanted(&self.ctx, &req) {
-            return crate::apis::proxy::forward(req).await;
+            return crate::apis::proxy::forward(&self.ctx, req).await;
         }
+        // ... and a read that wants data newer than its copy, unless the copy catches up soon
+        if crate::apis::proxy::read_too_new(&self.ctx, &req).await {
+            return crate::apis::proxy::forward(&self.ctx, req).await;
+        }
+        // a primary with replication tells a write's TXID (crate::replicate::ryw)
+        let txid_wanted = crate::replicate::position::active()
+            && !matches!(req.head.method, Method::Get | Method::Head);
+        let replica_read = crate::replicate::follower::active()
+            && matches!(req.head.method, Method::Get | Method::Head);
+        let durable = txid_wanted
+            && crate::replicate::ryw::durable(req.header(crate::replicate::ryw::DURABLE_HEADER));
         let origin = req.head.headers.get("origin").map(str::to_string);
         let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
@@ -138,6 +171,18 @@ impl Service for App {
                 err.into_response()
             }
         };
+        if txid_wanted && (200..300).contains(&resp.status) {
+            add_txid(&mut resp, durable).await;
+        }
+        // a replica's own read from a copy known to trail the primary says so
+        if replica_read {
+            if let Some(behind) = crate::replicate::ryw::stale() {
+                resp.headers.push((
+                    crate::replicate::ryw::STALE_HEADER.into(),
+                    behind.as_secs().to_string().into(),
+                ));
+            }
+        }
         allowed.decorate(origin.as_deref(), &mut resp);
         add_security_headers(&mut resp);
         // Go's net/http writes the header keys sorted (stable: repeated keys keep their order)

@@ -449,7 +449,9 @@ fn start_follower(
         verbose: global.app.dev,
         mode: crate::replicate::supervisor::Mode::Follow,
     })?;
-    crate::replicate::follower::wait_ready(&global.dir, std::time::Duration::from_secs(120))
+    crate::replicate::follower::wait_ready(&global.dir, std::time::Duration::from_secs(120))?;
+    crate::replicate::ryw::watch_primary(primary.to_string())
+        .map_err(|e| format!("cannot start the primary's position poll: {e}"))
 }
 
 /// A read replica's watcher: after the follower applied transactions, the collections and

@@ -5,13 +5,20 @@ use pocketbun_http::{HttpError, HttpErrorKind, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// An API failure as the client sees it.
+/// What caused an [`ApiError`], kept for the log and `Error::source`, never sent.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// An API failure as the client sees it, with the internal failure behind it if any.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: u16,
     pub message: String,
     pub data: Map<String, Value>,
+    /// The internal error this answer stands for (a storage failure behind a 500 …); the
+    /// client sees only the envelope, `--dev` prints the cause.
+    pub source: Option<Cause>,
 }
 
 /// The envelope, with its keys in the order PocketBase writes them.
@@ -28,7 +35,14 @@ impl ApiError {
             status,
             message: message.into(),
             data: Map::new(),
+            source: None,
         }
+    }
+
+    /// The same answer, keeping `cause` as its source.
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.source = Some(Arc::from(cause.into()));
+        self
     }
 
     pub fn not_found(message: Option<&str>) -> Self {
@@ -70,6 +84,7 @@ impl ApiError {
             status: 400,
             message: message.into(),
             data: errors.to_data(),
+            source: None,
         }
     }
 
@@ -82,6 +97,47 @@ impl ApiError {
                 status: self.status,
             },
         )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A storage failure the handler cannot answer otherwise: PocketBase's generic 500, cause kept.
+impl From<pocketbun_storage::StorageError> for ApiError {
+    fn from(err: pocketbun_storage::StorageError) -> Self {
+        ApiError::internal().caused_by(err)
+    }
+}
+
+impl From<pocketbun_storage::rusqlite::Error> for ApiError {
+    fn from(err: pocketbun_storage::rusqlite::Error) -> Self {
+        ApiError::internal().caused_by(err)
+    }
+}
+
+/// A response that could not be encoded.
+impl From<serde_json::Error> for ApiError {
+    fn from(err: serde_json::Error) -> Self {
+        ApiError::internal().caused_by(err)
+    }
+}
+
+/// Work handed to the CPU pool that never answered (the pool shut down or the task panicked).
+impl From<crate::offload::Canceled> for ApiError {
+    fn from(err: crate::offload::Canceled) -> Self {
+        ApiError::internal().caused_by(err)
     }
 }
 
@@ -214,3 +270,30 @@ pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8
 }
 
 pub type ApiResult = Result<Response, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+    use pocketbun_storage::rusqlite;
+    use std::error::Error;
+
+    #[test]
+    fn a_storage_failure_answers_500_and_keeps_its_cause_out_of_the_envelope() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let cause = conn.execute("SELECT * FROM missing_table", []).unwrap_err();
+        let text = cause.to_string();
+        let err = ApiError::from(cause);
+        assert_eq!(err.status, 500);
+        assert_eq!(
+            err.message,
+            "Something went wrong while processing your request."
+        );
+        assert_eq!(err.source().map(|c| c.to_string()), Some(text.clone()));
+        let pocketbun_http::Body::Bytes(body) = err.into_response().body else {
+            panic!("an envelope is a plain body");
+        };
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("\"status\":500"), "{body}");
+        assert!(!body.contains("missing_table"), "the cause leaked: {body}");
+    }
+}

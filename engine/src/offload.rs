@@ -19,6 +19,14 @@ pub struct CpuPool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Canceled;
 
+impl std::fmt::Display for Canceled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the CPU pool did not run the task to its end")
+    }
+}
+
+impl std::error::Error for Canceled {}
+
 impl CpuPool {
     pub fn new(threads: usize) -> std::io::Result<CpuPool> {
         let (tx, rx) = crossbeam_channel::unbounded::<Task>();

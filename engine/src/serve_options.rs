@@ -77,7 +77,11 @@ pub fn print_request(line: &str, result: &crate::error::ApiResult, is_static: bo
     match result {
         Ok(_) if is_static => {}
         Ok(_) => eprintln!("INFO {line}"),
-        Err(e) => eprintln!("ERROR {line}\n└─ {}", e.message),
+        Err(e) => match &e.source {
+            // the internal failure behind the answer, which the client never sees
+            Some(cause) => eprintln!("ERROR {line}\n└─ {}\n   cause: {cause}", e.message),
+            None => eprintln!("ERROR {line}\n└─ {}", e.message),
+        },
     }
 }
 

@@ -104,6 +104,23 @@ impl S3Server {
         let _ = self.child.wait();
     }
 
+    /// Freezes the server (SIGSTOP), keeping its buckets: an S3 that is unreachable (its
+    /// connections hang) until [`S3Server::resume`].
+    pub fn pause(&self) {
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a [`S3Server::pause`]d server go on (SIGCONT) with what it held.
+    pub fn resume(&self) {
+        // SAFETY: as in `pause`.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT);
+        }
+    }
+
     /// Starts it again on the same port. moto keeps nothing across restarts: buckets must be
     /// created again.
     pub fn restart(&mut self) {

@@ -15,6 +15,12 @@
 //!   PocketBase's error envelope.
 //! * A restarted replica (its `pb_data` copied to a new process) catches up from the replica
 //!   store.
+//! * S3 down (moto frozen, then let go): the primary keeps accepting writes, its health
+//!   shows the replication lag growing, the replica serves its older copy marked stale, and
+//!   all of it recovers when S3 is back.
+//! * Read-your-writes: the primary's write answers carry their TXID (header and cookie); a
+//!   replica read asking for a newer TXID gets the write (or the primary's answer); the JS
+//!   SDK creates through the replica and reads back at once, 1,000 times, never missing.
 //!
 //! Missing Litestream or moto fails under `CI=true`, else skips with one line.
 
@@ -44,7 +50,7 @@ struct Pair {
     replica: Server,
     url: String,
     litestream: PathBuf,
-    _s3: pocketbun_tests::s3::S3Server,
+    s3: pocketbun_tests::s3::S3Server,
     _root: tempfile::TempDir,
 }
 
@@ -86,7 +92,7 @@ fn pair(test: &str) -> Option<Pair> {
         replica,
         url,
         litestream,
-        _s3: s3,
+        s3,
         _root: root,
     })
 }
@@ -421,4 +427,231 @@ fn primary_down_and_replica_restart() {
     drop(held);
     let r = pending.join().unwrap().expect("an answer");
     assert_eq!(r.status, 503, "{}", r.text());
+}
+
+/// The TXID header of a write's answer on the primary, checked against its cookie.
+fn txid_of(r: &Response) -> String {
+    let txid = r
+        .header("X-Pocketbun-Txid")
+        .unwrap_or_else(|| panic!("no X-Pocketbun-Txid: {:?}", r.headers))
+        .to_string();
+    assert!(
+        txid.len() == 16 && txid.chars().all(|c| c.is_ascii_hexdigit()),
+        "{txid}"
+    );
+    assert_eq!(
+        r.header("Set-Cookie"),
+        Some(format!("pb_txid={txid}; Path=/; Max-Age=5; HttpOnly; SameSite=Lax").as_str())
+    );
+    txid
+}
+
+#[test]
+fn read_your_writes() {
+    const TEST: &str = "read_your_writes";
+    let Some(p) = pair(TEST) else {
+        return;
+    };
+    let token = login(&p.primary);
+    create_notes(&p.primary, &token);
+    wait_for(&p.replica, "/api/collections/notes/records", |v| {
+        total(v) == 0
+    });
+
+    // the primary's writes carry their TXID, growing; reads and failed writes carry none
+    let notes = "/api/collections/notes/records";
+    let first = send(&p.primary, "POST", notes, None, r#"{"n":1}"#);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let t1 = txid_of(&first);
+    let second = send(&p.primary, "POST", notes, None, r#"{"n":2}"#);
+    let t2 = txid_of(&second);
+    assert!(t2 > t1, "{t2} after {t1}");
+    let read = send(&p.primary, "GET", notes, None, "");
+    assert_eq!(read.status, 200);
+    assert_eq!(read.header("X-Pocketbun-Txid"), None);
+    assert_eq!(read.header("Set-Cookie"), None);
+    let bad = send(
+        &p.primary,
+        "POST",
+        "/api/collections/nosuch/records",
+        None,
+        "{}",
+    );
+    assert_eq!(bad.status, 404);
+    assert_eq!(bad.header("X-Pocketbun-Txid"), None);
+    // a durable write: answered once the replica store has it
+    let port = p.primary.port();
+    let durable = Request::new("POST", notes)
+        .header("Host", &format!("127.0.0.1:{port}"))
+        .header("Connection", "close")
+        .header("X-Pocketbun-Durable", "true")
+        .json_body(r#"{"n":3}"#)
+        .send(port)
+        .unwrap();
+    assert_eq!(durable.status, 200, "{}", durable.text());
+    assert!(txid_of(&durable) > t1, "an exact TXID after both writes");
+
+    // a read on the replica asking for a write it has not applied yet gets that write:
+    // by the header, or by the cookie a browser sends back
+    for (i, how) in ["X-Pocketbun-Txid", "Cookie"].into_iter().enumerate() {
+        let created = send(
+            &p.primary,
+            "POST",
+            notes,
+            None,
+            &format!(r#"{{"n":{}}}"#, 10 + i),
+        );
+        let txid = txid_of(&created);
+        let id = json_of(&created)["id"].as_str().unwrap().to_string();
+        let rport = p.replica.port();
+        let value = match how {
+            "Cookie" => format!("theme=dark; pb_txid={txid}"),
+            _ => txid.clone(),
+        };
+        let r = Request::new("GET", &format!("{notes}/{id}"))
+            .header("Host", &format!("127.0.0.1:{rport}"))
+            .header("Connection", "close")
+            .header(how, &value)
+            .send(rport)
+            .unwrap();
+        assert_eq!(r.status, 200, "{how}: {}", r.text());
+        assert_eq!(json_of(&r)["n"], 10 + i as u32, "{how}");
+    }
+    // a TXID the replica cannot reach soon: the read is answered by the primary (whose
+    // health has no `replica` object), not from the replica's older copy
+    let health = |txid: Option<&str>| {
+        let rport = p.replica.port();
+        let mut req = Request::new("GET", "/api/health")
+            .header("Host", &format!("127.0.0.1:{rport}"))
+            .header("Connection", "close")
+            .header("Authorization", &token);
+        if let Some(t) = txid {
+            req = req.header("X-Pocketbun-Txid", t);
+        }
+        json_of(&req.send(rport).unwrap())
+    };
+    assert!(health(None)["data"]["replica"].is_object());
+    let forwarded = health(Some("00000000ffffffff"));
+    assert!(forwarded["data"]["replica"].is_null(), "{forwarded}");
+    assert_eq!(forwarded["data"]["replication"]["running"], true);
+
+    // the JS SDK (no cookies) creates through the replica and reads back at once
+    let sdk = match pocketbun_tests::node::js_sdk_dir() {
+        Ok(dir) => dir,
+        Err(why) => {
+            need::unavailable(TEST, &why);
+            return;
+        }
+    };
+    let script = sdk.join("read_your_writes.mjs");
+    std::fs::copy(
+        pocketbun_tests::workspace_root().join("tests/js/read_your_writes.mjs"),
+        &script,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{}", p.replica.port()))
+        .arg("1000")
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok"),
+        "{stdout}{}\nreplica log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        p.replica.log()
+    );
+    eprintln!(
+        "read-your-writes: 1000 create+read rounds through the replica in {:?} ({} ms each)",
+        started.elapsed(),
+        stdout.trim().trim_start_matches("ok ")
+    );
+}
+
+/// Polls until `ok()` holds (or fails after [`CATCH_UP`] with `what`).
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < CATCH_UP, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn s3_down() {
+    const TEST: &str = "s3_down";
+    let Some(p) = pair(TEST) else {
+        return;
+    };
+    let notes = "/api/collections/notes/records";
+    let token = login(&p.primary);
+    create_notes(&p.primary, &token);
+    add_notes(&p.primary, 1..=2);
+    wait_for(&p.replica, notes, |v| total(v) == 2);
+    let replication = || {
+        json_of(&send(&p.primary, "GET", "/api/health", Some(&token), ""))["data"]["replication"]
+            .clone()
+    };
+    eventually("the replica store catches up", || {
+        let r = replication();
+        r["lagMs"] == 0 && r["txid"] == r["replicatedTxid"]
+    });
+    let read = || send(&p.replica, "GET", notes, None, "");
+    assert_eq!(read().header("X-Pocketbun-Stale"), None);
+
+    p.s3.pause();
+    // a durable write cannot be confirmed: it is stored, answered without a TXID
+    let port = p.primary.port();
+    let durable = std::thread::spawn(move || {
+        Request::new("POST", "/api/collections/notes/records")
+            .header("Host", &format!("127.0.0.1:{port}"))
+            .header("Connection", "close")
+            .header("X-Pocketbun-Durable", "true")
+            .json_body(r#"{"n":3}"#)
+            .timeout(Duration::from_secs(30))
+            .send(port)
+            .unwrap()
+    });
+    // meanwhile the primary keeps accepting writes, each answered with its TXID
+    for n in 4..=5 {
+        let r = send(&p.primary, "POST", notes, None, &format!(r#"{{"n":{n}}}"#));
+        assert_eq!(r.status, 200, "{}", r.text());
+        txid_of(&r);
+    }
+    let durable = durable.join().unwrap();
+    assert_eq!(durable.status, 200, "{}", durable.text());
+    assert_eq!(durable.header("X-Pocketbun-Txid"), None);
+    assert_eq!(durable.header("Set-Cookie"), None);
+    // the lag shows in the primary's health, and grows
+    let mut seen = Value::Null;
+    eventually("the lag shows in health", || {
+        seen = replication();
+        seen["lagMs"].as_u64().unwrap_or(0) >= 3000
+    });
+    assert!(
+        seen["replicatedTxid"].as_str() < seen["txid"].as_str(),
+        "{seen}"
+    );
+    // the replica still serves its older copy, and says it is stale
+    let mut stale = None;
+    eventually("the replica marks its answers stale", || {
+        let r = read();
+        assert_eq!((r.status, total(&json_of(&r))), (200, 2), "{}", r.text());
+        stale = r.header("X-Pocketbun-Stale").map(str::to_string);
+        stale.is_some()
+    });
+    let secs: u64 = stale.unwrap().parse().expect("seconds");
+    assert!(secs >= 3, "{secs}");
+
+    p.s3.resume();
+    wait_for(&p.replica, notes, |v| total(v) == 5);
+    eventually("the replica is no longer stale", || {
+        read().header("X-Pocketbun-Stale").is_none()
+    });
+    eventually("the replica store catches up again", || {
+        let r = replication();
+        r["lagMs"] == 0 && r["txid"] == r["replicatedTxid"]
+    });
 }

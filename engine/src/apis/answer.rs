@@ -2,7 +2,7 @@
 //! and its security headers.
 
 use crate::ctx::AppCtx;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use pocketbun_http::Response;
 
 /// The first `fields` query value, percent-decoded, when present and not empty (Go's
@@ -50,8 +50,7 @@ pub async fn pick_fields_offloaded(ctx: &AppCtx, mut resp: Response, fields: Str
         .shared
         .cpu
         .run(move || crate::records::pick::apply_to_body(&body, &fields))
-        .await
-        .map_err(|_| ApiError::internal())??;
+        .await??;
     resp.body = pocketbun_http::Body::Bytes(picked);
     Ok(resp)
 }

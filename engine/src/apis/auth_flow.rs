@@ -243,17 +243,14 @@ pub fn find_record(
         if nocase { " COLLATE NOCASE" } else { "" }
     );
     let mut arena = Arena::default();
-    let found = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(
-                coll,
-                &mut stmt,
-                &[pocketbun_query::Value::Text(value.to_string())],
-            )?)
-        })
-        .map_err(|_| ApiError::internal())?;
+    let found = ctx.reader.read(|conn| {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        Ok(arena.load(
+            coll,
+            &mut stmt,
+            &[pocketbun_query::Value::Text(value.to_string())],
+        )?)
+    })?;
     Ok(found.first().map(|&idx| Loaded { arena, idx }))
 }
 
@@ -436,7 +433,7 @@ fn rule_matches(
                 .optional()?
                 .is_some())
         })
-        .map_err(|_| ApiError::internal())
+        .map_err(ApiError::from)
 }
 
 /// The request info of the request being answered, with `context` set for the auth method.
@@ -526,15 +523,14 @@ pub async fn respond(
     out.push('{');
     if let Some(meta) = meta {
         out.push_str("\"meta\":");
-        let bytes = crate::error::to_go_json(&meta).map_err(|_| ApiError::internal())?;
+        let bytes = crate::error::to_go_json(&meta)?;
         out.push_str(&String::from_utf8_lossy(&bytes));
         out.push(',');
     }
     out.push_str("\"record\":");
     // a record over 64 KiB is written on the CPU pool (a 48 MiB one held the worker ~1 s)
-    let mut out = crate::records::write_records(&ctx.shared.cpu, loaded.arena, vec![idx], "", out)
-        .await
-        .map_err(|_| ApiError::internal())?;
+    let mut out =
+        crate::records::write_records(&ctx.shared.cpu, loaded.arena, vec![idx], "", out).await?;
     out.push_str(",\"token\":");
     pocketbun_storage::collections::gojson::write_str(&mut out, &token);
     out.push('}');
@@ -602,20 +598,17 @@ async fn check_mfa(
         return Ok(Some(id));
     }
 
-    let found: Option<(String, String, String, String)> = ctx
-        .reader
-        .read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT `collectionRef`, `recordRef`, `method`, `created` FROM `_mfas` \
+    let found: Option<(String, String, String, String)> = ctx.reader.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT `collectionRef`, `recordRef`, `method`, `created` FROM `_mfas` \
                      WHERE `id` = ?1 LIMIT 1",
-                )?
-                .query_row([&mfa_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()?)
-        })
-        .map_err(|_| ApiError::internal())?;
+            )?
+            .query_row([&mfa_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?)
+    })?;
     let delete = |id: String| async move {
         let _ = ctx
             .shared

@@ -412,6 +412,6 @@ async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 eprintln!("Error: failed to restore backup: {e}");
             }
         });
-    spawned.map_err(|_| ApiError::internal())?;
+    spawned.map_err(|e| ApiError::internal().caused_by(e))?;
     Ok(Response::new(204))
 }

@@ -24,6 +24,19 @@ struct Health {
 const PUBLIC_HEALTH: &[u8] = b"{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}";
 
 async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
+    let mut resp = answer(ctx, req)?;
+    // PocketBun only, a primary with `serve --replicate`: its latest Litestream TXID, which
+    // its replicas poll to tell when their copy is stale (crate::replicate::ryw)
+    if let Some(pos) = crate::replicate::position::last() {
+        resp.headers.push((
+            crate::replicate::ryw::TXID_HEADER.into(),
+            crate::replicate::position::hex(pos.txid).into(),
+        ));
+    }
+    Ok(resp)
+}
+
+fn answer(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let auth = authenticate(&ctx.reader, req.header("authorization"));
     if !auth.as_ref().is_some_and(|a| a.is_superuser()) {
         return Ok(Response::with_body(

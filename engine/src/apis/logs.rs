@@ -57,12 +57,7 @@ fn aux_reader(ctx: &AppCtx) -> Result<Rc<Reader>, ApiError> {
     if let Some(r) = ctx.aux.get() {
         return Ok(r.clone());
     }
-    let reader = Rc::new(
-        ctx.shared
-            .store
-            .aux_reader()
-            .map_err(|_| ApiError::internal())?,
-    );
+    let reader = Rc::new(ctx.shared.store.aux_reader()?);
     Ok(ctx.aux.get_or_init(|| reader).clone())
 }
 
@@ -135,8 +130,7 @@ async fn delete_all(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             Ok(conn.execute_batch("VACUUM")?)
         })
-        .await
-        .map_err(|_| ApiError::internal())?
+        .await?
         .map_err(|_| ApiError::bad_request(Some("Failed to delete the logs.")))?;
     Ok(Response::new(204))
 }
@@ -185,7 +179,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .map_err(|_| ApiError::bad_request(None))?;
-    let items_json = crate::error::to_go_json(&items).map_err(|_| ApiError::internal())?;
+    let items_json = crate::error::to_go_json(&items)?;
     let mut body = Vec::with_capacity(items_json.len() + 96);
     write_page(&mut body, &items_json, &params, total);
     Ok(Response::with_body(200, "application/json", body))

@@ -6,12 +6,14 @@
 //! spelling, body), so an SDK cannot tell. Realtime goes to the primary as well (the SSE
 //! stream is relayed chunk by chunk, its subscriptions and the OAuth2 redirect follow it):
 //! the primary sees every write, so its events and rule checks are complete.
+//! A read asking for data newer than the follower's copy goes there too
+//! ([`read_too_new`], [`crate::replicate::ryw`]).
 //!
 //! A primary that cannot be reached gets 503 with PocketBase's error envelope.
 
 use crate::ctx::AppCtx;
 use crate::error::ApiError;
-use crate::replicate::{follower, proxy};
+use crate::replicate::{follower, proxy, ryw};
 use pocketbun_http::{Body, Method, Request, Response};
 
 /// Request headers not forwarded: hop-by-hop ones (RFC 9110 §7.6.1) and those the client
@@ -66,11 +68,39 @@ pub fn wanted(ctx: &AppCtx, req: &Request) -> bool {
     }
 }
 
-/// Forwards `req` to the primary and answers with its answer, or 503.
-pub async fn forward(req: Request) -> Response {
+/// The caller of `req` for read-your-writes: its client IP and `Authorization` header.
+fn caller(ctx: &AppCtx, req: &Request) -> u64 {
+    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, req);
+    ryw::caller_key(&ip, req.header("authorization"))
+}
+
+/// On a replica, whether the GET/HEAD `req` wants data newer than the follower has applied
+/// (its TXID header or cookie, or its caller's last forwarded write) and the follower did
+/// not catch up within [`ryw::WAIT_BUDGET`]: then it goes to the primary.
+pub async fn read_too_new(ctx: &AppCtx, req: &Request) -> bool {
+    if !follower::active() || !matches!(req.head.method, Method::Get | Method::Head) {
+        return false;
+    }
+    let asked = ryw::requested(req.header(ryw::TXID_HEADER), req.header("cookie"));
+    // the caller (client IP, a hash) only while some caller is remembered
+    let mine = ryw::remembers_any()
+        .then(|| ryw::remembered(caller(ctx, req)))
+        .flatten();
+    let want = asked.max(mine);
+    match want {
+        Some(txid) if txid > follower::applied() => !ryw::wait_for(txid).await,
+        _ => false,
+    }
+}
+
+/// Forwards `req` to the primary and answers with its answer, or 503. The TXID of a
+/// forwarded write's answer is remembered for its caller ([`ryw::remember`]).
+pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
     let Some(base) = follower::primary() else {
         return ApiError::new(503, "No primary to forward to.").into_response();
     };
+    let writer =
+        (!matches!(req.head.method, Method::Get | Method::Head)).then(|| caller(ctx, &req));
     let mut headers: Vec<(String, String)> = req
         .head
         .headers
@@ -112,6 +142,15 @@ pub async fn forward(req: Request) -> Response {
     let sent = proxy::forward(forward).await;
     match sent {
         Ok(answer) => {
+            let txid = answer
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(ryw::TXID_HEADER))
+                .and_then(|(_, v)| ryw::parse_txid(v));
+            if let (Some(key), Some(txid)) = (writer, txid) {
+                ryw::remember(key, txid);
+                ryw::saw_primary(txid);
+            }
             let mut resp = Response::new(answer.status);
             copy_headers(&mut resp, answer.headers);
             let head_only = matches!(req.head.method, Method::Head);

@@ -172,7 +172,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let otps_cost = otp_hash_cost(&ctx);
     let hash = password::hash(&ctx.shared.cpu, code.clone(), otps_cost)
         .await
-        .map_err(|_| ApiError::internal())?;
+        .map_err(|e| ApiError::internal().caused_by(e))?;
     let otp_id = random::new_record_id();
     let (id, cid, rid) = (otp_id.clone(), coll.id.clone(), record_id.clone());
     ctx.shared
@@ -187,8 +187,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .execute(params![id, cid, rid, hash, now])?;
             Ok(())
         })
-        .await
-        .map_err(|_| ApiError::internal())?;
+        .await?;
 
     let to = loaded.text("email");
     let msg = compose(
@@ -248,20 +247,17 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let caller = caller(&ctx, &req, METHOD_OTP)?;
     let bad = || ApiError::bad_request(Some("Invalid or expired OTP"));
-    let otp: Option<(String, String, String, String, String)> = ctx
-        .reader
-        .read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT `collectionRef`, `recordRef`, `password`, `sentTo`, `created` \
+    let otp: Option<(String, String, String, String, String)> = ctx.reader.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT `collectionRef`, `recordRef`, `password`, `sentTo`, `created` \
                      FROM `_otps` WHERE `id` = ?1 LIMIT 1",
-                )?
-                .query_row([&otp_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()?)
-        })
-        .map_err(|_| ApiError::internal())?;
+            )?
+            .query_row([&otp_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?)
+    })?;
     let Some((coll_ref, record_ref, hash, sent_to, created)) = otp else {
         return Err(bad());
     };
@@ -303,7 +299,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let random_pw = random::random_string(30);
             let h = password::hash(&ctx.shared.cpu, random_pw, password::cost_of(&coll))
                 .await
-                .map_err(|_| ApiError::internal())?;
+                .map_err(|e| ApiError::internal().caused_by(e))?;
             sets.push(("password".into(), h.into()));
             sets.push((
                 "tokenKey".into(),
@@ -411,7 +407,7 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 password::cost_of(&coll),
             )
             .await
-            .map_err(|_| ApiError::internal())?;
+            .map_err(|e| ApiError::internal().caused_by(e))?;
             sets.push(("password".into(), h.into()));
             sets.push((
                 "tokenKey".into(),
@@ -552,7 +548,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let hash = password::hash(&ctx.shared.cpu, plain, password::cost_of(&coll))
         .await
-        .map_err(|_| ApiError::internal())?;
+        .map_err(|e| ApiError::internal().caused_by(e))?;
     let mut sets: Vec<(String, SqlValue)> = vec![
         ("password".into(), hash.into()),
         // a new password ends every session of the old one

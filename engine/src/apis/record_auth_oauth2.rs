@@ -190,8 +190,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .shared
         .cpu
         .run(move || exchange(&provider, &code, &verifier, &redirect))
-        .await
-        .map_err(|_| ApiError::internal())?
+        .await?
         .map_err(|e| match e {
             ExchangeError::Token(_) => ApiError::bad_request(Some("Failed to fetch OAuth2 token.")),
             ExchangeError::User(_) => ApiError::bad_request(Some("Failed to fetch OAuth2 user.")),
@@ -357,7 +356,7 @@ fn find_link(
                 })
                 .optional()?)
         })
-        .map_err(|_| ApiError::internal())
+        .map_err(ApiError::from)
 }
 
 /// Creates the record of a first OAuth2 login as PocketBase does: a record create request

@@ -208,8 +208,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         crate::records::expand::enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
         write_records(cpu, arena, items.to_vec(), ",", out).await
-    }
-    .map_err(|_| ApiError::internal())?;
+    }?;
     out.push_str("],\"page\":");
     gojson::write_i64(&mut out, page);
     out.push_str(",\"perPage\":");
@@ -284,9 +283,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         if found == 0 {
             return Err(ApiError::not_found(None));
         }
-        let out = encode_big_rows(&ctx.shared.cpu, &coll, superuser, out, big)
-            .await
-            .map_err(|_| ApiError::internal())?;
+        let out = encode_big_rows(&ctx.shared.cpu, &coll, superuser, out, big).await?;
         return Ok(respond(out));
     }
     let mut arena = Arena::default();
@@ -308,8 +305,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         "",
         String::with_capacity(512),
     )
-    .await
-    .map_err(|_| ApiError::internal())?;
+    .await?;
     Ok(respond(out))
 }
 

@@ -192,8 +192,7 @@ async fn test_email(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     };
     let collection = ctx
         .reader
-        .read(|conn| AuthCollection::find(conn, &collection_name))
-        .map_err(|_| ApiError::internal())?;
+        .read(|conn| AuthCollection::find(conn, &collection_name))?;
 
     let mut errs = FieldErrors::new();
     if let Err(e) = rules::length(&form.collection, 1, 255).and_then(|()| {

@@ -127,21 +127,18 @@ pub fn load_auth_info(
     sql.push_str(" FROM ");
     Ident(&coll.name).push_to(&mut sql);
     sql.push_str(" WHERE `id` = ?1 LIMIT 1");
-    let row: Option<Vec<SqlVal>> = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([&auth.id])?;
-            Ok(match rows.next()? {
-                Some(row) => Some(
-                    (0..fields.len())
-                        .map(|c| row.get_ref(c + 1).map(SqlVal::from_ref))
-                        .collect::<rusqlite::Result<_>>()?,
-                ),
-                None => None,
-            })
+    let row: Option<Vec<SqlVal>> = ctx.reader.read(|conn| {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([&auth.id])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(
+                (0..fields.len())
+                    .map(|c| row.get_ref(c + 1).map(SqlVal::from_ref))
+                    .collect::<rusqlite::Result<_>>()?,
+            ),
+            None => None,
         })
-        .map_err(|_| ApiError::internal())?;
+    })?;
     if let Some(values) = row {
         info.data = auth_info_data(&coll, fields.iter().copied().zip(values.iter()));
     }
@@ -244,15 +241,12 @@ pub fn resolve_flags(
         n + 1,
         cond.where_sql
     );
-    let managed: Vec<String> = ctx
-        .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let k = stmt.parameter_count();
-            let rows = stmt.query_map(bound(&params, k), |r| r.get::<_, String>(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .map_err(|_| ApiError::internal())?;
+    let managed: Vec<String> = ctx.reader.read(|conn| {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let k = stmt.parameter_count();
+        let rows = stmt.query_map(bound(&params, k), |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
     for &i in recs {
         if managed.iter().any(|m| m == arena.recs[i].id()) {
             arena.recs[i].show_email = true;

@@ -743,8 +743,7 @@ pub async fn prepare_upsert(
         ctx.core
             .cpu
             .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
-            .await
-            .map_err(|_| ApiError::internal())?
+            .await?
     } else {
         convert_body(draft_of(coll.clone(), existing), body, superuser, false)
     };
@@ -945,9 +944,7 @@ async fn stored_record_json(
     id: &str,
     query: &[(String, String)],
 ) -> Result<String, ApiError> {
-    let values = load_row(ctx, coll, id)
-        .map_err(|_| ApiError::internal())?
-        .ok_or_else(|| ApiError::not_found(None))?;
+    let values = load_row(ctx, coll, id)?.ok_or_else(|| ApiError::not_found(None))?;
     record_json(ctx, schema, caller, coll, values, query).await
 }
 
@@ -973,7 +970,7 @@ async fn record_json(
     super::expand::enrich(ctx, schema, caller, &mut arena, &found, query)?;
     super::write_records(&ctx.core.cpu, arena, found.to_vec(), "", String::new())
         .await
-        .map_err(|_| ApiError::internal())
+        .map_err(ApiError::from)
 }
 
 /// Prepares a delete up to its writer job. A request's body is read (a body that cannot be

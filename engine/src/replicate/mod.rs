@@ -16,6 +16,7 @@ pub mod follower;
 pub mod position;
 pub mod proxy;
 pub mod restore;
+pub mod ryw;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

@@ -10,16 +10,23 @@
 //!   holds every commit made before the call, `replicated_txid` what the replica store has.
 //!   1.7 ms p50, 7.6 ms max over 50 calls. `"no_change"` when nothing new was committed.
 //! * `wait: true` also uploads before answering (`"synced"`, `replicated_txid == txid`):
-//!   2.3 ms p50 to a file replica, ~20 ms to S3.
-//! * `GET /txid` answers the latest local LTX without reading the WAL, so a commit made in
-//!   the last second (Litestream's monitor interval) is not in it: no use for a commit's TXID.
+//!   2.3 ms p50 to a file replica (~20 ms to S3 as measured for issue 19).
+//! * `GET /txid` answers the latest local LTX without reading the WAL (0.5 ms), so a commit
+//!   made in the last second (Litestream's monitor interval) may not be in it: alone it is
+//!   no commit's TXID, but it bounds one (below).
 //!
 //! Every forced sync makes one L0 LTX file, which the replica uploads as one object: a sync
 //! per write would turn Litestream's one PUT per second into one per write. So all calls go
 //! through one thread that coalesces: requests queued while a sync runs share the next one
-//! (it starts after they were queued, so it covers their commits), and forced syncs that do
-//! not wait are at least [`MIN_GAP`] apart, bounding the extra objects to ~1/[`MIN_GAP`] per
-//! second under a steady write load. A request asking for `wait` makes its batch wait.
+//! (it starts after they were queued, so it covers their commits). [`sync`] always forces
+//! one (exact). [`covering`], for write answers, forces one only when the last was at least
+//! [`MIN_GAP`] ago; sooner, it reads `GET /txid` (P, no new object) and answers P + 2: the
+//! sync that makes P + 1 may have read the WAL before the commit, but the one making P + 2
+//! starts after P + 1 exists, so after the call, so it holds the commit. That bound can be
+//! one transaction late, which makes a replica forward a read it could have served; it
+//! keeps forced syncs at no more than ~1/[`MIN_GAP`] a second and never delays a write.
+//! Requests that wait for the upload run on a helper thread per batch, so an unreachable
+//! store delays only them.
 //!
 //! Callers never block a request worker: [`sync`] is async (a oneshot the position thread
 //! completes), [`request`] takes a callback run on the position thread, and [`sync_blocking`]
@@ -29,13 +36,12 @@ use futures_channel::oneshot;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The least time between two forced syncs that do not wait: each makes one more object in
-/// the replica store, so at most ~100 extra PUTs a second however many writes; a write made
-/// while the previous sync is this recent waits at most this long more for its TXID.
+/// The least time between two forced syncs for [`covering`]: each makes one more object in
+/// the replica store, so at most ~100 extra PUTs a second however many writes.
 pub const MIN_GAP: Duration = Duration::from_millis(10);
 /// One exchange with the control socket; `wait` includes an upload, which S3 may take long
 /// over (and never finishes while the store is unreachable).
@@ -61,8 +67,16 @@ impl std::fmt::Display for Unavailable {
 
 type Reply = Box<dyn FnOnce(Result<Position, Unavailable>) + Send>;
 
+/// What a caller wants: an exact sync (`wait` for the upload too), or any TXID covering its
+/// commits ([`covering`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Exact { wait: bool },
+    Cover,
+}
+
 struct Pending {
-    wait: bool,
+    want: Want,
     reply: Reply,
 }
 
@@ -74,7 +88,14 @@ struct Client {
     /// The latest answer (0 before one): cheap to read for health and lag.
     txid: AtomicU64,
     replicated: AtomicU64,
+    /// When an answer last had the store caught up (`replicated >= txid`), ms since the
+    /// epoch; 0 before.
+    caught_up_ms: AtomicU64,
 }
+
+/// How often the position is refreshed while nothing asks ([`lag`], health): a forced sync
+/// that does not wait, as Litestream's own monitor does every second, so no extra objects.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 static CLIENT: OnceLock<Client> = OnceLock::new();
 
@@ -89,14 +110,41 @@ pub fn init(socket: PathBuf, db: &Path) -> std::io::Result<()> {
         wake: Condvar::new(),
         txid: AtomicU64::new(0),
         replicated: AtomicU64::new(0),
+        caught_up_ms: AtomicU64::new(0),
     };
     if CLIENT.set(client).is_err() {
         return Ok(());
     }
     std::thread::Builder::new()
         .name("pb-litestream-pos".into())
-        .spawn(run)
+        .spawn(run)?;
+    std::thread::Builder::new()
+        .name("pb-litestream-poll".into())
+        .spawn(|| loop {
+            std::thread::sleep(POLL_EVERY);
+            let _ = sync_blocking(false);
+        })
         .map(drop)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// How far the replica store trails: the latest position (refreshed every second) and how
+/// long ago the store last had everything (zero while it does). `None` before the first
+/// answer.
+pub fn lag() -> Option<(Position, Duration)> {
+    let c = CLIENT.get()?;
+    let pos = last()?;
+    if pos.replicated >= pos.txid {
+        return Some((pos, Duration::ZERO));
+    }
+    let since = c.caught_up_ms.load(Ordering::SeqCst);
+    Some((pos, Duration::from_millis(now_ms().saturating_sub(since))))
 }
 
 /// Whether positions can be asked for (`serve --replicate` in this process).
@@ -117,12 +165,16 @@ pub fn last() -> Option<Position> {
 /// Asks for the position of every commit made before this call; `reply` runs on the
 /// position thread (keep it short). `wait`: answer only once the replica store has it.
 pub fn request(wait: bool, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
+    enqueue(Want::Exact { wait }, reply)
+}
+
+fn enqueue(want: Want, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
     let Some(c) = CLIENT.get() else {
         reply(Err(Unavailable("replication is off".into())));
         return;
     };
     lock(&c.queue).push(Pending {
-        wait,
+        want,
         reply: Box::new(reply),
     });
     c.wake.notify_one();
@@ -136,6 +188,19 @@ pub async fn sync(wait: bool) -> Result<Position, Unavailable> {
     });
     rx.await
         .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+}
+
+/// A TXID at least that of every commit made before this call, at the least cost: exact
+/// (a forced sync) when none ran in the last [`MIN_GAP`], else the latest local TXID + 2
+/// without a sync (see the module doc). Safe on a request worker.
+pub async fn covering() -> Result<u64, Unavailable> {
+    let (tx, rx) = oneshot::channel();
+    enqueue(Want::Cover, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+        .map(|p| p.txid)
 }
 
 /// [`request`] on a thread that may block (never a request worker).
@@ -152,45 +217,138 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The position thread: takes every queued request, runs one sync for them all (waiting if
-/// any asked to), answers them, and keeps forced syncs that do not wait [`MIN_GAP`] apart.
+/// The position thread: takes every queued request and answers them all with one call: a
+/// forced sync when any wants an exact one or the last forced sync is [`MIN_GAP`] old, else
+/// `GET /txid` + 2 for [`covering`]. Requests that wait for the upload go to a thread of
+/// their own ([`durable`]), so an unreachable store (each such call then takes up to
+/// [`IO_TIMEOUT`]) never holds up the others.
 fn run() {
     let Some(c) = CLIENT.get() else { return };
     let mut last_sync: Option<Instant> = None;
     loop {
-        let mut batch = {
+        let (waiters, batch): (Vec<Pending>, Vec<Pending>) = {
             let mut q = lock(&c.queue);
             while q.is_empty() {
                 q = c.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             std::mem::take(&mut *q)
-        };
-        let wait = batch.iter().any(|p| p.wait);
-        if !wait {
-            if let Some(gap) = last_sync.map(|t| MIN_GAP.saturating_sub(t.elapsed())) {
-                if !gap.is_zero() {
-                    std::thread::sleep(gap);
-                    // what came meanwhile rides along: the sync below starts after it
-                    batch.append(&mut *lock(&c.queue));
-                }
+        }
+        .into_iter()
+        .partition(|p| p.want == Want::Exact { wait: true });
+        if !waiters.is_empty() {
+            durable(c, waiters);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let exact = batch.iter().any(|p| p.want != Want::Cover);
+        let recent = last_sync.is_some_and(|t| t.elapsed() < MIN_GAP);
+        let outcome = if exact || !recent {
+            let outcome = call(&c.socket, &c.db, false);
+            last_sync = Some(Instant::now());
+            if let Ok(pos) = &outcome {
+                note(c, pos);
             }
-        }
-        let wait = batch.iter().any(|p| p.wait);
-        let outcome = call(&c.socket, &c.db, wait);
-        last_sync = Some(Instant::now());
-        if let Ok(pos) = &outcome {
-            c.txid.fetch_max(pos.txid, Ordering::SeqCst);
-            c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
-        }
+            outcome
+        } else {
+            local_txid(&c.socket, &c.db).map(|p| Position {
+                txid: p + 2,
+                replicated: c.replicated.load(Ordering::SeqCst),
+            })
+        };
         for p in batch {
             (p.reply)(outcome.clone());
         }
     }
 }
 
-/// One `POST /sync` over the control socket (HTTP/1.1, `Connection: close`, read to the end).
+/// Keeps a forced sync's answer for [`last`] and [`lag`].
+fn note(c: &Client, pos: &Position) {
+    c.txid.fetch_max(pos.txid, Ordering::SeqCst);
+    c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
+    if pos.replicated >= pos.txid || c.caught_up_ms.load(Ordering::SeqCst) == 0 {
+        c.caught_up_ms.store(now_ms(), Ordering::SeqCst);
+    }
+}
+
+/// Durable requests waiting for the upload at once; past it they are answered unavailable
+/// at once rather than with one more thread (an S3 outage with many durable writes).
+const MAX_DURABLE: usize = 64;
+static DURABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers `waiters` with one `wait: true` sync on a helper thread.
+fn durable(c: &'static Client, waiters: Vec<Pending>) {
+    let refuse = |waiters: Vec<Pending>, why: &str| {
+        for p in waiters {
+            (p.reply)(Err(Unavailable(why.to_string())));
+        }
+    };
+    if DURABLE.fetch_add(1, Ordering::SeqCst) >= MAX_DURABLE {
+        DURABLE.fetch_sub(1, Ordering::SeqCst);
+        return refuse(waiters, "too many writes wait for the replica store");
+    }
+    let waiters = std::sync::Arc::new(Mutex::new(Some(waiters)));
+    let mine = waiters.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pb-litestream-wait".into())
+        .spawn(move || {
+            let outcome = call(&c.socket, &c.db, true);
+            if let Ok(pos) = &outcome {
+                note(c, pos);
+            }
+            for p in lock(&mine).take().into_iter().flatten() {
+                (p.reply)(outcome.clone());
+            }
+            DURABLE.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        DURABLE.fetch_sub(1, Ordering::SeqCst);
+        refuse(
+            lock(&waiters).take().unwrap_or_default(),
+            "cannot start a thread to wait for the replica store",
+        );
+    }
+}
+
+/// One `POST /sync` over the control socket.
 fn call(socket: &Path, db: &str, wait: bool) -> Result<Position, Unavailable> {
     let body = serde_json::json!({ "path": db, "wait": wait }).to_string();
+    let request = format!(
+        "POST /sync HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let json = exchange(socket, &request)?;
+    match (json["txid"].as_u64(), json["replicated_txid"].as_u64()) {
+        (Some(txid), Some(replicated)) => Ok(Position { txid, replicated }),
+        _ => Err(Unavailable(format!(
+            "litestream's answer has no position: {json}"
+        ))),
+    }
+}
+
+/// The latest local TXID (`GET /txid`): no sync, no new object; ~0.5 ms.
+fn local_txid(socket: &Path, db: &str) -> Result<u64, Unavailable> {
+    let mut query = String::from("path=");
+    for b in db.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                query.push(b as char)
+            }
+            _ => query.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let request =
+        format!("GET /txid?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let json = exchange(socket, &request)?;
+    json["txid"]
+        .as_u64()
+        .ok_or_else(|| Unavailable(format!("litestream's answer has no txid: {json}")))
+}
+
+/// One exchange over the control socket (HTTP/1.1, `Connection: close`, read to the end):
+/// the JSON of a 200 answer, or Litestream's error.
+fn exchange(socket: &Path, request: &str) -> Result<serde_json::Value, Unavailable> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         Unavailable(format!(
             "litestream's control socket {} is not answering: {e}",
@@ -200,19 +358,14 @@ fn call(socket: &Path, db: &str, wait: bool) -> Result<Position, Unavailable> {
     let io = |e: std::io::Error| Unavailable(format!("litestream's control socket: {e}"));
     stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    let request = format!(
-        "POST /sync HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::with_capacity(512);
     stream.take(64 * 1024).read_to_end(&mut raw).map_err(io)?;
     parse_answer(&raw)
 }
 
-/// The position in Litestream's answer, or its error.
-fn parse_answer(raw: &[u8]) -> Result<Position, Unavailable> {
+/// The JSON of Litestream's 200 answer, or its error.
+fn parse_answer(raw: &[u8]) -> Result<serde_json::Value, Unavailable> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -237,13 +390,7 @@ fn parse_answer(raw: &[u8]) -> Result<Position, Unavailable> {
         let why = json["error"].as_str().unwrap_or("unknown error");
         return Err(Unavailable(format!("litestream answered {status}: {why}")));
     }
-    match (json["txid"].as_u64(), json["replicated_txid"].as_u64()) {
-        (Some(txid), Some(replicated)) => Ok(Position { txid, replicated }),
-        _ => Err(Unavailable(format!(
-            "litestream's answer has no position: {}",
-            body.trim()
-        ))),
-    }
+    Ok(json)
 }
 
 /// A chunked body's data (Go's server chunks answers it cannot size up front).
@@ -273,22 +420,10 @@ mod tests {
     fn answers_parse() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n\
             {\"status\":\"synced_local\",\"path\":\"/d/data.db\",\"txid\":55,\"replicated_txid\":5}\n";
-        assert_eq!(
-            parse_answer(ok),
-            Ok(Position {
-                txid: 55,
-                replicated: 5
-            })
-        );
+        assert_eq!(parse_answer(ok).unwrap()["replicated_txid"], 5);
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
             10\r\n{\"txid\":3,\"repli\r\n14\r\ncated_txid\":3,\"x\":1}\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_answer(chunked),
-            Ok(Position {
-                txid: 3,
-                replicated: 3
-            })
-        );
+        assert_eq!(parse_answer(chunked).unwrap()["txid"], 3);
         let missing = b"HTTP/1.1 404 Not Found\r\n\r\n{\"error\":\"database not found: /x\"}\n";
         assert_eq!(
             parse_answer(missing),
@@ -393,6 +528,35 @@ mod litestream_tests {
             before = pos;
         }
         assert_eq!(last().map(|p| p.txid), Some(before.txid));
+
+        // covering: exact after a quiet spell, else the local TXID + 2 without a sync; each
+        // answer holds the commit made before it
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        std::thread::sleep(MIN_GAP * 2);
+        conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
+        let quiet = rt.block_on(covering()).unwrap();
+        assert_eq!(quiet, before.txid + 1, "a forced sync: the exact TXID");
+        conn.execute("INSERT INTO t VALUES (5)", []).unwrap();
+        let busy = rt.block_on(covering()).unwrap();
+        assert_eq!(
+            busy,
+            quiet + 2,
+            "within MIN_GAP: the local TXID + 2, no sync"
+        );
+        // the bound exists once later commits made transactions up to it, and holds row 5
+        let mut top = sync_blocking(true).unwrap();
+        for n in 6..10 {
+            if top.txid >= busy {
+                break;
+            }
+            conn.execute("INSERT INTO t VALUES (?1)", [n]).unwrap();
+            top = sync_blocking(true).unwrap();
+        }
+        assert_eq!(top.txid, busy, "{top:?}");
+        assert!(rows_restored(&bin, &replica_db, busy, &restored) >= 5);
 
         // concurrent callers: each answer covers its own commit
         let writers: Vec<_> = (0..8)

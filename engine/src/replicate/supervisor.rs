@@ -155,16 +155,27 @@ fn socket_path() -> PathBuf {
 /// `--replicate`: `running`, `pid` (0 while down), `restarts`, `lastError` (Litestream's latest
 /// error line, or why it could not be started; "" if none), `lastExit` (how the latest run
 /// ended, e.g. `signal: 9 (SIGKILL)`; "" if none) and `syncInterval` (seconds).
+///
+/// A primary adds its position ([`super::position::lag`], refreshed every second): `txid`
+/// (the latest local transaction), `replicatedTxid` (the latest the replica store has; both
+/// 16 hex digits) and `lagMs` (how long the store has lacked some transaction; 0 while it
+/// has them all). With the store unreachable, writes go on and `lagMs` grows.
 pub fn health() -> Option<serde_json::Value> {
     let st = &SUPERVISOR.get()?.state;
-    Some(serde_json::json!({
+    let mut out = serde_json::json!({
         "running": st.running.load(Ordering::SeqCst),
         "pid": st.pid.load(Ordering::SeqCst),
         "restarts": st.restarts.load(Ordering::SeqCst),
         "lastError": lock(&st.last_error).clone(),
         "lastExit": lock(&st.last_exit).clone(),
         "syncInterval": super::SYNC_INTERVAL_SECS,
-    }))
+    });
+    if let Some((pos, lag)) = super::position::lag() {
+        out["txid"] = super::position::hex(pos.txid).into();
+        out["replicatedTxid"] = super::position::hex(pos.replicated).into();
+        out["lagMs"] = (lag.as_millis() as u64).into();
+    }
+    Some(out)
 }
 
 /// Whether `serve --replicate` is on in this process.
