@@ -45,6 +45,8 @@ struct GlobalArgs {
     version: Option<bool>,
 }
 
+// parsed once at start-up and matched at once: the size of the `serve` variant costs nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Starts the web server (default address 127.0.0.1:8090).
@@ -119,6 +121,15 @@ struct ServeArgs {
     /// Read replica: the Litestream replica URL the primary writes with --replicate.
     #[arg(long, value_name = "url", requires = "replica_of")]
     replica: Option<String>,
+    /// Realtime across nodes: the NATS server (e.g. nats://10.0.0.5:4222), given to the
+    /// primary and every replica. The primary publishes its record and schema changes; each
+    /// replica delivers them to its own SSE clients once its copy has them.
+    #[arg(long, value_name = "url")]
+    nats: Option<String>,
+    /// The NATS subject prefix of this cluster (default: pocketbun); clusters sharing one
+    /// NATS server need different ones.
+    #[arg(long, value_name = "prefix")]
+    nats_prefix: Option<String>,
     #[command(flatten)]
     web: crate::serve_options::ServeFlags,
 }
@@ -207,6 +218,15 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         },
         None => None,
     };
+    // --nats: a malformed URL or prefix stops the start-up here
+    let nats = args.nats.as_ref().map(|url| crate::cluster::Options {
+        url: url.clone(),
+        prefix: (args.nats_prefix.clone()).unwrap_or_else(|| crate::cluster::DEFAULT_PREFIX.into()),
+    });
+    if let Some(Err(e)) = nats.as_ref().map(crate::cluster::Options::check) {
+        eprintln!("Error: --nats: {e}");
+        return 1;
+    }
     // --replica-of: the follower copy of data.db must exist before the store opens it
     let replica = args.replica_of.is_some();
     if let (Some(primary), Some(url)) = (&args.replica_of, &args.replica) {
@@ -271,11 +291,18 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         app_store: Default::default(),
         backup_slot: Default::default(),
     });
+    let node_tag = nats.as_ref().map(|_| crate::cluster::new_tag());
+    if let Some(tag) = &node_tag {
+        hub.set_node_tag(tag.clone());
+    }
     let shared = Arc::new(Shared {
         core,
         record_hooks: Arc::new({
             let mut hooks = crate::records::event::RecordHooks::default();
             hooks.add(hub.clone());
+            if nats.is_some() && !replica {
+                hooks.add(Arc::new(crate::cluster::Publisher));
+            }
             hooks
         }),
         realtime: hub,
@@ -301,6 +328,14 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         if let Err(e) = crate::replicate::supervisor::start(config) {
             eprintln!("Error: --replicate: {e}");
             store.close();
+            return 1;
+        }
+    }
+    if let (Some(opts), Some(tag)) = (nats, node_tag) {
+        if let Err(e) = crate::cluster::start(opts, tag, shared.clone(), replica) {
+            eprintln!("Error: --nats: {e}");
+            store.close();
+            crate::replicate::supervisor::stop();
             return 1;
         }
     }
@@ -437,12 +472,8 @@ fn watch_follower(dir: &std::path::Path, core: Arc<Core>) -> std::io::Result<()>
         if fp == last {
             return;
         }
-        match reader.read(Collections::load) {
-            Ok(collections) => core.schema.replace(collections),
-            Err(e) => return eprintln!("replica: cannot reload the collections: {e}"),
-        }
-        if let Err(e) = core.settings.reload(&reader) {
-            return eprintln!("replica: cannot reload the settings: {e}");
+        if let Err(e) = crate::cluster::reload_snapshots(&core, &reader) {
+            return eprintln!("replica: {e}");
         }
         last = fp;
     })

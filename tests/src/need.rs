@@ -66,6 +66,17 @@ pub fn litestream(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The nats-server binary (see [`crate::nats`]), or the policy applied.
+pub fn nats_server(test: &str) -> Option<PathBuf> {
+    match crate::nats::locate() {
+        Ok(bin) => Some(bin),
+        Err(why) => {
+            unavailable(test, &format!("no nats-server binary: {why}"));
+            None
+        }
+    }
+}
+
 /// A running moto S3 server (see [`crate::s3`]), or the policy applied.
 pub fn moto(test: &str) -> Option<crate::s3::S3Server> {
     let s3 = crate::s3::S3Server::start();

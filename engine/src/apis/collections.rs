@@ -226,6 +226,7 @@ where
         })
         .await?;
     ctx.shared.schema.replace(collections);
+    crate::cluster::schema_changed();
     Ok(value)
 }
 

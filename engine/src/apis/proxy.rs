@@ -43,6 +43,10 @@ pub fn wanted(ctx: &AppCtx, req: &Request) -> bool {
         return false;
     }
     let path = req.head.path.as_str();
+    // with `--nats` the replica serves its own SSE clients and routes the rest by client id
+    if crate::cluster::active() && (path == "/api/realtime" || path == "/api/oauth2-redirect") {
+        return false;
+    }
     let under = |prefix: &str| {
         path == prefix
             || path

@@ -100,10 +100,17 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     data.push('}');
     let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
-    let sent = ctx
-        .realtime
-        .send_to_client(&ctx, state, ip, OAUTH2_TOPIC.into(), data)
-        .await;
+    let sent = match crate::cluster::elsewhere(&ctx.shared.realtime, &state) {
+        // the SSE client is on another node of the cluster (`--nats`)
+        Some(node) => {
+            crate::cluster::direct_there(node, state, ip, OAUTH2_TOPIC.into(), data).await
+        }
+        None => {
+            ctx.realtime
+                .send_to_client(&ctx, state, ip, OAUTH2_TOPIC.into(), data)
+                .await
+        }
+    };
     if !sent || !error.is_empty() || code.is_empty() {
         return to(REDIRECT_FAILURE);
     }

@@ -46,6 +46,16 @@ pub struct SubscribeCmd {
     pub reply: oneshot::Sender<Result<(), ApiError>>,
 }
 
+/// A subscription request from another node ([`crate::cluster`]), for the worker holding
+/// the client: the caller's `Authorization` header is resolved against this node's data.
+pub struct RemoteSubscribeCmd {
+    pub client_id: String,
+    pub ip: String,
+    pub authorization: Option<String>,
+    pub subs: Vec<String>,
+    pub reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
 /// A one-off message for one client, forwarded to the worker holding it.
 pub struct DirectCmd {
     pub client_id: String,
@@ -152,6 +162,11 @@ impl Worker {
                         let r = ctx.realtime.apply_direct(&ctx, &cmd);
                         let _ = cmd.reply.send(r);
                     }
+                    Inbox::Remote(cmd) => {
+                        let cmd = *cmd;
+                        let r = ctx.realtime.apply_remote(&ctx, &cmd);
+                        let _ = cmd.reply.send(r);
+                    }
                 }
             }
         });
@@ -160,7 +175,12 @@ impl Worker {
     /// Registers a new client on this worker and returns its SSE stream.
     pub fn connect(&self, ctx: &Rc<AppCtx>, ip: String) -> SseStream {
         self.ensure_started(ctx);
-        let id = pocketbun_storage::random::random_string(CLIENT_ID_LENGTH);
+        // with `serve --nats` the id starts with the node's tag (same alphabet and length)
+        let tag = ctx.shared.realtime.node_tag().unwrap_or("");
+        let id = format!(
+            "{tag}{}",
+            pocketbun_storage::random::random_string(CLIENT_ID_LENGTH - tag.len())
+        );
         let client = Rc::new(Client::new(&id, ip));
         self.local
             .borrow_mut()
@@ -210,6 +230,25 @@ impl Worker {
         answer
             .await
             .unwrap_or_else(|_| Err(ApiError::not_found(Some(MISSING_CLIENT))))
+    }
+
+    /// A subscription request from another node: the caller's auth is resolved from its
+    /// token against this node's data, then applied as a local one.
+    fn apply_remote(&self, ctx: &AppCtx, cmd: &RemoteSubscribeCmd) -> Result<(), ApiError> {
+        let schema = ctx.shared.schema.get();
+        let record = crate::auth::authenticate_in(
+            &ctx.reader,
+            &schema.collections,
+            cmd.authorization.as_deref(),
+        );
+        let auth = match record {
+            Some(record) => {
+                let info = crate::records::access::load_auth_info(ctx, &schema, &record)?;
+                Some(ClientAuth { record, info })
+            }
+            None => None,
+        };
+        self.apply_subscribe(&cmd.client_id, &cmd.ip, auth, &cmd.subs)
     }
 
     fn apply_subscribe(
@@ -751,7 +790,8 @@ fn to_query_value(v: &SqlVal) -> QValue {
 
 /// Whether the event's record satisfies `text` (a rule or filter) for `info`. Created and
 /// updated records are checked in the database (the change is committed); a deleted record
-/// is checked against its last values, which stand in for its table in the statement.
+/// (or another node's event, see [`RecordEvent::from_values`]) is checked against its
+/// values, which stand in for its table in the statement.
 fn matches(
     ctx: &AppCtx,
     schema: &SchemaPair,
@@ -780,7 +820,7 @@ fn matches(
     };
     let mut sql = String::with_capacity(128 + cond.from_sql.len() + wh.len());
     params.push(QValue::Text(ev.record_id().to_string()));
-    if ev.action == Action::Delete {
+    if ev.action == Action::Delete || ev.from_values {
         sql.push_str("WITH ");
         table.push_to(&mut sql);
         sql.push('(');

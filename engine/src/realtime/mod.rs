@@ -59,6 +59,9 @@ pub(crate) enum Inbox {
     Event(Arc<RecordEvent>),
     Subscribe(Box<broker::SubscribeCmd>),
     Direct(Box<broker::DirectCmd>),
+    /// A subscription request another node received for a client of this one
+    /// ([`crate::cluster`]): its auth is resolved here, from the caller's token.
+    Remote(Box<broker::RemoteSubscribeCmd>),
 }
 
 struct Slot {
@@ -75,6 +78,9 @@ pub struct Hub {
     workers: Mutex<Vec<Arc<Slot>>>,
     /// Client id → the worker holding it.
     clients: Mutex<HashMap<String, usize>>,
+    /// With `serve --nats`: this node's tag, the first characters of every client id it
+    /// makes, so another node knows where to route the client's requests.
+    node_tag: std::sync::OnceLock<String>,
 }
 
 /// Realtime hears of every committed record change.
@@ -90,7 +96,68 @@ impl Hub {
             config,
             workers: Mutex::new(Vec::new()),
             clients: Mutex::new(HashMap::new()),
+            node_tag: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes every client id this node gives out start with `tag` (set once, before the
+    /// server starts; see [`crate::cluster`]).
+    pub fn set_node_tag(&self, tag: String) {
+        let _ = self.node_tag.set(tag);
+    }
+
+    /// This node's tag, with `serve --nats`.
+    pub fn node_tag(&self) -> Option<&str> {
+        self.node_tag.get().map(String::as_str)
+    }
+
+    /// Whether client `id` is connected to this node.
+    pub fn holds(&self, id: &str) -> bool {
+        self.owner(id).is_some()
+    }
+
+    /// Hands a subscription request received from another node to the worker holding the
+    /// client; `None` when no worker here holds it.
+    pub fn remote_subscribe(
+        &self,
+        client_id: String,
+        ip: String,
+        authorization: Option<String>,
+        subs: Vec<String>,
+    ) -> Option<futures_channel::oneshot::Receiver<Result<(), crate::error::ApiError>>> {
+        let slot = self.slot(self.owner(&client_id)?)?;
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let cmd = Box::new(broker::RemoteSubscribeCmd {
+            client_id,
+            ip,
+            authorization,
+            subs,
+            reply,
+        });
+        slot.tx.unbounded_send(Inbox::Remote(cmd)).ok()?;
+        Some(answer)
+    }
+
+    /// Hands a one-off message (the OAuth2 redirect) received from another node to the
+    /// worker holding the client; `None` when no worker here holds it.
+    pub fn remote_direct(
+        &self,
+        client_id: String,
+        ip: String,
+        subscription: String,
+        data: String,
+    ) -> Option<futures_channel::oneshot::Receiver<bool>> {
+        let slot = self.slot(self.owner(&client_id)?)?;
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let cmd = Box::new(broker::DirectCmd {
+            client_id,
+            ip,
+            subscription,
+            data,
+            reply,
+        });
+        slot.tx.unbounded_send(Inbox::Direct(cmd)).ok()?;
+        Some(answer)
     }
 
     /// Publishes a committed record change to every worker that has realtime clients. Never

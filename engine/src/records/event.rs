@@ -36,6 +36,10 @@ pub struct RecordEvent {
     /// The record's stored values, one per collection field in field order: after the change
     /// for create/update, as it was before the delete for delete.
     pub values: Vec<SqlVal>,
+    /// Rules are checked against `values` rather than the stored row: an event another node
+    /// committed ([`crate::cluster`]), whose local copy may already hold later changes of the
+    /// record (a create and its delete applied in one go).
+    pub from_values: bool,
 }
 
 impl RecordEvent {
@@ -52,6 +56,7 @@ impl RecordEvent {
                 action,
                 collection,
                 values,
+                from_values: false,
             }),
         )
     }

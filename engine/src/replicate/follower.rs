@@ -47,6 +47,9 @@ struct State {
     txid: AtomicU64,
     /// When the watcher last saw the TXID move (ms since the epoch), 0 before.
     advanced_ms: AtomicU64,
+    /// The TXID whose snapshots (collections, settings) are reloaded: `txid` once the
+    /// watcher's `on_advance` for it returned.
+    refreshed: AtomicU64,
     started: Instant,
 }
 
@@ -102,6 +105,7 @@ pub fn check_dir(dir: &Path, primary: &str) -> Result<(), String> {
         primary: primary.trim_end_matches('/').to_string(),
         txid: AtomicU64::new(0),
         advanced_ms: AtomicU64::new(0),
+        refreshed: AtomicU64::new(0),
         started: Instant::now(),
     });
     Ok(())
@@ -124,7 +128,12 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), String> {
     }
     patch_header(&data_path(dir))
         .map_err(|e| format!("cannot prepare {}: {e}", data_path(dir).display()))?;
-    record(read_txid(dir).unwrap_or(0));
+    let txid = read_txid(dir).unwrap_or(0);
+    record(txid);
+    // the snapshots are loaded from this copy after it is ready
+    if let Some(st) = STATE.get() {
+        st.refreshed.store(txid, Ordering::SeqCst);
+    }
     Ok(())
 }
 
@@ -199,10 +208,21 @@ pub fn watch(dir: PathBuf, mut on_advance: impl FnMut() + Send + 'static) -> std
                     last = txid;
                     record(txid);
                     on_advance();
+                    if let Some(st) = STATE.get() {
+                        st.refreshed.store(txid, Ordering::SeqCst);
+                    }
                 }
             }
         })
         .map(|_| ())
+}
+
+/// The last applied transaction whose snapshots are reloaded (0 before the first, and on a
+/// node that is not a replica): what is in the copy up to it is what the node serves.
+pub fn refreshed_txid() -> u64 {
+    STATE
+        .get()
+        .map_or(0, |s| s.refreshed.load(Ordering::SeqCst))
 }
 
 /// Whether this process is a read replica.
