@@ -31,7 +31,7 @@ LAYERS = {
     "serve_options": 3, "tls": 3, "superuser": 3, "fuzzing": 3, "complexity_tests": 3,
     # domain: PocketBase's features, no HTTP request types
     "records": 2, "auth": 2, "realtime": 2, "files": 2, "settings": 2, "logs": 2,
-    "backups": 2, "crons": 2, "state": 2, "replicate": 2,
+    "backups": 2, "crons": 2, "state": 2, "replicate": 2, "cluster": 2,
     # data: the schema model over the storage crate
     "schema": 1,
     # foundation: shared helpers with no knowledge of features

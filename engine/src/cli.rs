@@ -332,7 +332,15 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         }
     }
     if let (Some(opts), Some(tag)) = (nats, node_tag) {
-        if let Err(e) = crate::cluster::start(opts, tag, shared.clone(), replica) {
+        if let Err(e) = crate::cluster::start(
+            opts,
+            tag,
+            Arc::new(crate::cluster::Node {
+                core: shared.core.clone(),
+                hub: shared.realtime.clone(),
+            }),
+            replica,
+        ) {
             eprintln!("Error: --nats: {e}");
             store.close();
             crate::replicate::supervisor::stop();

@@ -79,6 +79,8 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .map_err(|_| {
             ApiError::bad_request(Some("An error occurred while saving the new settings."))
         })?;
+    // the other nodes of a cluster (`--nats`) reload theirs
+    crate::cluster::schema_changed();
     Ok(settings_response(&ctx.shared.settings.get()))
 }
 

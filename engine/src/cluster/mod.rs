@@ -29,7 +29,6 @@
 
 pub mod wire;
 
-use crate::ctx::Shared;
 use crate::error::ApiError;
 use crate::realtime::Hub;
 use crate::records::event::{Action, RecordEvent, RecordListener};
@@ -133,9 +132,15 @@ pub fn new_tag() -> String {
     pocketbun_storage::random::random_string(TAG_LEN)
 }
 
+/// What the NATS thread works with: the process's state and its realtime hub.
+pub struct Node {
+    pub core: Arc<crate::state::Core>,
+    pub hub: Arc<crate::realtime::Hub>,
+}
+
 /// Starts the NATS thread. `tag` is the one given to the hub ([`Hub::set_node_tag`]);
 /// `replica`: this node follows a primary (it subscribes to the events and publishes none).
-pub fn start(opts: Options, tag: String, shared: Arc<Shared>, replica: bool) -> Result<(), String> {
+pub fn start(opts: Options, tag: String, shared: Arc<Node>, replica: bool) -> Result<(), String> {
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
     let link = Link {
         tag: tag.clone(),
@@ -285,7 +290,7 @@ pub fn reload_snapshots(core: &Core, reader: &Reader) -> Result<(), String> {
 async fn run(
     opts: Options,
     tag: String,
-    shared: Arc<Shared>,
+    shared: Arc<Node>,
     replica: bool,
     rx: tokio::sync::mpsc::Receiver<Cmd>,
 ) {
@@ -325,7 +330,7 @@ async fn run(
     let events_subject = format!("{}.events", opts.prefix);
     match client.subscribe(node_subject.clone()).await {
         Ok(sub) => {
-            tokio::spawn(serve_requests(client.clone(), sub, shared.realtime.clone()));
+            tokio::spawn(serve_requests(client.clone(), sub, shared.hub.clone()));
         }
         Err(e) => eprintln!("cluster: cannot subscribe to {node_subject}: {e}"),
     }
@@ -501,8 +506,8 @@ async fn serve_requests(
 
 /// A replica's delivery of the primary's broadcasts, one at a time in their order: each
 /// waits for the follower copy to reach its TXID.
-async fn follow(mut sub: async_nats::Subscriber, shared: Arc<Shared>) {
-    let reader = match shared.store.reader() {
+async fn follow(mut sub: async_nats::Subscriber, shared: Arc<Node>) {
+    let reader = match shared.core.store.reader() {
         Ok(r) => r,
         Err(e) => return eprintln!("cluster: cannot open a reader for realtime events: {e}"),
     };
@@ -532,7 +537,7 @@ async fn catch_up(txid: u64) {
     }
 }
 
-fn deliver(shared: &Shared, reader: &Reader, broadcast: Broadcast) {
+fn deliver(shared: &Node, reader: &Reader, broadcast: Broadcast) {
     let (action, collection, values, reload) = match broadcast {
         Broadcast::Schema { .. } => {
             if let Err(e) = reload_snapshots(&shared.core, reader) {
@@ -551,7 +556,15 @@ fn deliver(shared: &Shared, reader: &Reader, broadcast: Broadcast) {
     let Some(action) = wire::action_of(&action) else {
         return;
     };
-    let find = || shared.schema.get().collections.by_id(&collection).cloned();
+    let find = || {
+        shared
+            .core
+            .schema
+            .get()
+            .collections
+            .by_id(&collection)
+            .cloned()
+    };
     let coll = match find() {
         Some(c) => c,
         None => {
@@ -573,7 +586,7 @@ fn deliver(shared: &Shared, reader: &Reader, broadcast: Broadcast) {
             .flatten()
     };
     let event = wire::event_of(coll, action, &values, stored.as_ref());
-    shared.realtime.publish(&Arc::new(event));
+    shared.hub.publish(&Arc::new(event));
 }
 
 #[cfg(test)]

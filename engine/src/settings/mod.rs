@@ -88,8 +88,6 @@ impl SettingsCell {
             .submit(move |conn| write_stored(conn, &json))
             .await?;
         self.set(settings, version);
-        // the other nodes of a cluster (`--nats`) reload theirs
-        crate::cluster::schema_changed();
         Ok(())
     }
 }
