@@ -4,8 +4,10 @@
 //! `pb_data`. Through its round-robin front (`examples/cluster/front.py`):
 //!
 //! * the official JS SDK acceptance flow (`tests/js/records.mjs`, as in `js_sdk.rs`) passes,
-//!   although its requests land on the primary and both replicas in turn: the front's
-//!   read-your-writes header is what makes a create readable at once through a replica;
+//!   its requests landing on the primary and both replicas in turn;
+//! * the front's read-your-writes header: `tests/js/read_your_writes.mjs` has the SDK create
+//!   and read back at once 300 times, each read on another node than its create (with the
+//!   header taken out of the front, the first read missed);
 //! * a realtime subscription works: an SSE stream opened through the front (on one node) gets
 //!   the event of a create sent through the front (to another node) after its subscriptions
 //!   were set through the front (a third node);
@@ -27,6 +29,8 @@ use std::time::{Duration, Instant};
 /// How long `run.py` may take to have everything up: a replica's first start restores the
 /// database from moto (seconds); the rest is margin for this loaded 2-core machine.
 const START: Duration = Duration::from_secs(240);
+/// Create-then-read rounds of the JS SDK through the front (~80 ms each on the debug build).
+const ROUNDS: u32 = 300;
 /// How long an event may take to reach an SSE client of a replica: ~1 s replica lag, measured
 /// in `cluster_realtime.rs`; the rest is margin.
 const EVENT: Duration = Duration::from_secs(30);
@@ -284,6 +288,44 @@ fn the_cluster_example_passes_the_sdk_flow_through_its_front() {
         run.logs()
     );
     eprintln!("SDK flow through the front: {:?}", started.elapsed());
+
+    // create-then-read at once, round after round: each read lands on another node than its
+    // create, so this fails without the front's TXID header (at round 0 when it was removed)
+    let notes = serde_json::json!({
+        "name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "n", "type": "number"}],
+    });
+    let (status, text) = call(
+        port,
+        "POST",
+        "/api/collections",
+        Some(SUPERUSER_TOKEN),
+        &notes.to_string(),
+    );
+    assert_eq!(status, 200, "notes: {text}");
+    let script = sdk.join("read_your_writes.mjs");
+    std::fs::copy(
+        workspace_root().join("tests/js/read_your_writes.mjs"),
+        &script,
+    )
+    .unwrap();
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&front)
+        .arg(ROUNDS.to_string())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok"),
+        "read-your-writes through the front: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        run.logs()
+    );
+    eprintln!(
+        "read-your-writes through the front: {ROUNDS} create+read rounds, {} ms each",
+        stdout.trim().trim_start_matches("ok ")
+    );
 
     realtime_through_the_front(port);
 
