@@ -110,11 +110,14 @@ impl RunPy {
 
 impl Drop for RunPy {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child, not yet waited for (a failed test lands here)
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        // a failed test lands here; once waited for, the pid may belong to someone else
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on our own child, not yet reaped
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let _ = self.child.wait();
         }
-        let _ = self.child.wait();
     }
 }
 
