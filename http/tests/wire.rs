@@ -146,6 +146,18 @@ impl Resp {
     }
 }
 
+/// One `read` of `s`, retried when a signal interrupted it (EINTR: seen about once in 12
+/// runs of this file on a loaded machine; `read_exact` retries it too). `None`: an error or
+/// the read timeout.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other.ok(),
+        }
+    }
+}
+
 /// Reads one response from `s`, using `pending` as the carry-over buffer between calls.
 fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> Option<Resp> {
     let mut buf = [0u8; 8192];
@@ -153,7 +165,7 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -
         if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = s.read(&mut buf).ok()?;
+        let n = read_some(s, &mut buf)?;
         if n == 0 {
             return None;
         }
@@ -173,7 +185,7 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -
     if let Some(len) = resp.header("content-length") {
         let len: usize = len.parse().ok()?;
         while pending.len() < len {
-            let n = s.read(&mut buf).ok()?;
+            let n = read_some(s, &mut buf)?;
             if n == 0 {
                 return None;
             }
@@ -186,7 +198,7 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -
                 if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
                     break i;
                 }
-                let n = s.read(&mut buf).ok()?;
+                let n = read_some(s, &mut buf)?;
                 if n == 0 {
                     return None;
                 }
@@ -196,7 +208,7 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -
                 usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).ok()?, 16).ok()?;
             pending.drain(..line_end + 2);
             while pending.len() < size + 2 {
-                let n = s.read(&mut buf).ok()?;
+                let n = read_some(s, &mut buf)?;
                 if n == 0 {
                     return None;
                 }
@@ -228,6 +240,7 @@ fn closed(s: &mut TcpStream, within: Duration) -> bool {
     match s.read(&mut b) {
         Ok(0) => true,
         Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => closed(s, within),
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -602,6 +615,7 @@ fn clients_that_stop_reading_a_stream_are_dropped() {
             match s.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     break !matches!(
                         e.kind(),
