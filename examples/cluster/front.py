@@ -7,8 +7,9 @@ replica forwards writes to the primary itself). Answers are streamed back as the
 
 Read-your-writes: clients such as the JS SDK in Node keep no cookies, and a replica only
 remembers the writes it forwarded itself, so a create sent to one node and read back through
-another could miss. The front therefore remembers, per client (its IP plus its
-``Authorization`` header), the last ``X-Pocketbun-Txid`` an answer carried, for 5 s (the
+another could miss. The front therefore remembers, per client IP (so a guest client on the
+same machine also sees what a signed-in one just wrote), the last ``X-Pocketbun-Txid`` an
+answer carried, for 5 s (the
 nodes' own ``pb_txid`` cookie lifetime; the replica lag is ~1 s), and adds it as the
 ``X-Pocketbun-Txid`` request header on that client's next requests. A replica whose copy is
 older waits up to 20 ms for it, else asks the primary.
@@ -51,7 +52,7 @@ class Front:
         self.upstreams = [urllib.parse.urlsplit(u) for u in upstreams]
         self._next = itertools.cycle(range(len(self.upstreams)))
         self._lock = threading.Lock()
-        self._txids = {}  # (ip, authorization) -> (txid int, hex, expires at)
+        self._txids = {}  # client ip -> (txid int, hex, expires at)
 
     def pick(self):
         with self._lock:
@@ -116,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _proxy(self):
         front = self.front
-        client = (self.client_address[0], self.headers.get("Authorization", ""))
+        client = self.client_address[0]
         body = self._body()
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
         if body is not None:
