@@ -62,6 +62,20 @@ impl std::ops::Deref for AppCtx {
     }
 }
 
+impl crate::realtime::Host for AppCtx {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn hub(&self) -> &Arc<crate::realtime::Hub> {
+        &self.shared.realtime
+    }
+
+    fn worker(&self) -> &crate::realtime::Worker {
+        &self.realtime
+    }
+}
+
 impl AppCtx {
     /// A worker's context: its own read connection, query cache and realtime registry.
     pub fn new(shared: Arc<Shared>) -> Result<Self, StorageError> {

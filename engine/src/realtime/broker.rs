@@ -10,8 +10,8 @@
 
 use super::client::{Client, ClientAuth, Message, OnClose, SseStream};
 use super::topic::Subscription;
+use super::Host;
 use super::{Action, Hub, Inbox, RecordEvent, Slot};
-use crate::ctx::{AppCtx, Shared};
 use crate::error::ApiError;
 use crate::records::access::{auth_info_data_of, now_ms, resolve_flags};
 use crate::records::expand::Expander;
@@ -118,7 +118,7 @@ impl Worker {
     }
 
     /// Starts this worker's inbox task (once, on its first client).
-    fn ensure_started(&self, ctx: &Rc<AppCtx>) {
+    fn ensure_started<H: Host + 'static>(&self, ctx: &Rc<H>) {
         if self.started.replace(true) {
             return;
         }
@@ -150,7 +150,7 @@ impl Worker {
                         }
                     }
                     Inbox::Subscribe(cmd) => {
-                        let r = ctx.realtime.apply_subscribe(
+                        let r = ctx.worker().apply_subscribe(
                             &cmd.client_id,
                             &cmd.ip,
                             cmd.auth,
@@ -159,12 +159,12 @@ impl Worker {
                         let _ = cmd.reply.send(r);
                     }
                     Inbox::Direct(cmd) => {
-                        let r = ctx.realtime.apply_direct(&ctx, &cmd);
+                        let r = ctx.worker().apply_direct(&ctx, &cmd);
                         let _ = cmd.reply.send(r);
                     }
                     Inbox::Remote(cmd) => {
                         let cmd = *cmd;
-                        let r = ctx.realtime.apply_remote(&ctx, &cmd);
+                        let r = ctx.worker().apply_remote(&ctx, &cmd);
                         let _ = cmd.reply.send(r);
                     }
                 }
@@ -173,10 +173,10 @@ impl Worker {
     }
 
     /// Registers a new client on this worker and returns its SSE stream.
-    pub fn connect(&self, ctx: &Rc<AppCtx>, ip: String) -> SseStream {
+    pub fn connect<H: Host + 'static>(&self, ctx: &Rc<H>, ip: String) -> SseStream {
         self.ensure_started(ctx);
         // with `serve --nats` the id starts with the node's tag (same alphabet and length)
-        let tag = ctx.shared.realtime.node_tag().unwrap_or("");
+        let tag = ctx.hub().node_tag().unwrap_or("");
         let id = format!(
             "{tag}{}",
             pocketbun_storage::random::random_string(CLIENT_ID_LENGTH - tag.len())
@@ -186,12 +186,12 @@ impl Worker {
             .borrow_mut()
             .clients
             .insert(client.id.clone(), client.clone());
-        ctx.shared.realtime.register(&id, self.index);
+        ctx.hub().register(&id, self.index);
         SseStream::new(
             client,
-            &ctx.shared.realtime.config,
+            &ctx.hub().config,
             Box::new(Unregister {
-                shared: ctx.shared.clone(),
+                hub: ctx.hub().clone(),
                 index: self.index,
                 local: self.local.clone(),
             }),
@@ -234,16 +234,16 @@ impl Worker {
 
     /// A subscription request from another node: the caller's auth is resolved from its
     /// token against this node's data, then applied as a local one.
-    fn apply_remote(&self, ctx: &AppCtx, cmd: &RemoteSubscribeCmd) -> Result<(), ApiError> {
-        let schema = ctx.shared.schema.get();
+    fn apply_remote(&self, ctx: &impl Host, cmd: &RemoteSubscribeCmd) -> Result<(), ApiError> {
+        let schema = ctx.db().core.schema.get();
         let record = crate::auth::authenticate_in(
-            &ctx.reader,
+            &ctx.db().reader,
             &schema.collections,
             cmd.authorization.as_deref(),
         );
         let auth = match record {
             Some(record) => {
-                let info = crate::records::access::load_auth_info(ctx, &schema, &record)?;
+                let info = crate::records::access::load_auth_info(ctx.db(), &schema, &record)?;
                 Some(ClientAuth { record, info })
             }
             None => None,
@@ -307,13 +307,13 @@ impl Worker {
     /// message was queued.
     pub async fn send_to_client(
         &self,
-        ctx: &Rc<AppCtx>,
+        ctx: &impl Host,
         client_id: String,
         ip: String,
         subscription: String,
         data: String,
     ) -> bool {
-        let hub = &ctx.shared.realtime;
+        let hub = &ctx.hub();
         let Some(owner) = hub.owner(&client_id) else {
             return false;
         };
@@ -337,7 +337,7 @@ impl Worker {
         answer.await.unwrap_or(false)
     }
 
-    fn apply_direct(&self, ctx: &AppCtx, cmd: &DirectCmd) -> bool {
+    fn apply_direct(&self, ctx: &impl Host, cmd: &DirectCmd) -> bool {
         let mut local = self.local.borrow_mut();
         let Some(client) = local.clients.get(cmd.client_id.as_str()).cloned() else {
             return false;
@@ -372,7 +372,7 @@ impl Worker {
             name: cmd.subscription.clone(),
             data: cmd.data.clone(),
         });
-        client.send(msg, &ctx.shared.realtime.config)
+        client.send(msg, &ctx.hub().config)
     }
 
     /// The subscriptions of a client on this worker (tests, diagnostics).
@@ -391,7 +391,7 @@ impl Worker {
 }
 
 struct Unregister {
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
     index: usize,
     local: Rc<RefCell<Local>>,
 }
@@ -402,7 +402,7 @@ impl OnClose for Unregister {
             local.unindex(client);
             local.clients.remove(&client.id);
         }
-        self.shared.realtime.unregister(&client.id, self.index);
+        self.hub.unregister(&client.id, self.index);
     }
 }
 
@@ -424,13 +424,13 @@ struct Group {
 }
 
 /// Delivers one published event to this worker's subscribers.
-pub fn deliver(ctx: &AppCtx, ev: &RecordEvent) {
+pub fn deliver(ctx: &impl Host, ev: &RecordEvent) {
     let groups = groups_of(ctx, ev);
     if !groups.is_empty() {
-        let schema = ctx.shared.schema.get();
-        let config = &ctx.shared.realtime.config;
+        let schema = ctx.db().core.schema.get();
+        let config = &ctx.hub().config;
         for group in groups {
-            let done = &ctx.realtime.evaluations;
+            let done = &ctx.worker().evaluations;
             done.set(done.get() + 1);
             if let Some(msg) = group_message(ctx, &schema, ev, &group) {
                 let msg = Rc::new(msg);
@@ -460,14 +460,14 @@ pub fn is_big(ev: &RecordEvent) -> bool {
 /// messages (the record's JSON, `fields` picked) are written on the CPU pool, all groups in
 /// one task, and queued in group order when it is done. All on the worker, a 48 MiB record's
 /// message held it ~1 s of CPU per group (debug build).
-pub async fn deliver_big(ctx: &AppCtx, ev: &Arc<RecordEvent>) {
+pub async fn deliver_big(ctx: &impl Host, ev: &Arc<RecordEvent>) {
     let groups = groups_of(ctx, ev);
     if !groups.is_empty() {
-        let schema = ctx.shared.schema.get();
+        let schema = ctx.db().core.schema.get();
         let mut drafts = Vec::new();
         let mut members = Vec::new();
         for group in groups {
-            let done = &ctx.realtime.evaluations;
+            let done = &ctx.worker().evaluations;
             done.set(done.get() + 1);
             if let Some(draft) = group_draft(ctx, &schema, ev, &group, light_values(ev)) {
                 drafts.push(draft);
@@ -477,7 +477,8 @@ pub async fn deliver_big(ctx: &AppCtx, ev: &Arc<RecordEvent>) {
         if !drafts.is_empty() {
             let full = ev.clone();
             let messages = ctx
-                .shared
+                .db()
+                .core
                 .cpu
                 .run(move || {
                     (drafts.into_iter())
@@ -489,7 +490,7 @@ pub async fn deliver_big(ctx: &AppCtx, ev: &Arc<RecordEvent>) {
                 })
                 .await;
             // a pool that went away (shutting down) delivers nothing
-            let config = &ctx.shared.realtime.config;
+            let config = &ctx.hub().config;
             for (msg, members) in messages.unwrap_or_default().into_iter().zip(members) {
                 let msg = Rc::new(msg);
                 for client in &members {
@@ -536,7 +537,7 @@ fn fill_values(values: &mut [SqlVal], ev: &RecordEvent) {
 }
 
 /// What follows the messages of an event: a deleted auth record's clients become guests.
-fn after_delivery(ctx: &AppCtx, ev: &RecordEvent) {
+fn after_delivery(ctx: &impl Host, ev: &RecordEvent) {
     let coll = &ev.collection;
     if coll.is_auth() && ev.action == Action::Delete {
         unset_auth(ctx, &coll.id, ev.record_id());
@@ -545,7 +546,7 @@ fn after_delivery(ctx: &AppCtx, ev: &RecordEvent) {
 
 /// The subscribers of an event on this worker, grouped by the message they would get (and,
 /// for an auth record's update, the clients bound to it refreshed first).
-fn groups_of(ctx: &AppCtx, ev: &RecordEvent) -> Vec<Group> {
+fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
     let coll = ev.collection.clone();
     if coll.is_auth() {
         match ev.action {
@@ -572,7 +573,7 @@ fn groups_of(ctx: &AppCtx, ev: &RecordEvent) -> Vec<Group> {
     let mut index: HashMap<(bool, String, AuthClass), usize> = HashMap::new();
     let mut last: Option<(bool, String, AuthClass, usize)> = None;
     {
-        let local = ctx.realtime.local.borrow();
+        let local = ctx.worker().local.borrow();
         for (topic, one) in &topics {
             let Some(clients) = local.topics.get(topic) else {
                 continue;
@@ -661,7 +662,7 @@ fn request_info(sub: &Subscription, auth: Option<&ClientAuth>) -> RequestInfo {
 
 /// The message of one group, or `None` when its members may not see the record.
 fn group_message(
-    ctx: &AppCtx,
+    ctx: &impl Host,
     schema: &SchemaPair,
     ev: &RecordEvent,
     group: &Group,
@@ -704,7 +705,7 @@ fn render(draft: Draft) -> Message {
 /// The checks of one group (rule, `filter` option, visibility flags, expand) on the record
 /// with `values`: its [`Draft`], or `None` when its members may not see the record.
 fn group_draft(
-    ctx: &AppCtx,
+    ctx: &impl Host,
     schema: &SchemaPair,
     ev: &RecordEvent,
     group: &Group,
@@ -732,13 +733,13 @@ fn group_draft(
         unhide: false,
         expand: None,
     });
-    if resolve_flags(ctx, schema, &info, &mut arena, &[0]).is_err() {
+    if resolve_flags(ctx.db(), schema, &info, &mut arena, &[0]).is_err() {
         return None;
     }
     let expand = group.sub.options.query("expand");
     if !expand.is_empty() {
         // failed paths are skipped, as by PocketBase
-        let _ = Expander::new(ctx, schema, &info).expand_all(&mut arena, &[0], expand);
+        let _ = Expander::new(ctx.db(), schema, &info).expand_all(&mut arena, &[0], expand);
     }
     Some(Draft {
         arena,
@@ -751,7 +752,7 @@ fn group_draft(
 /// PocketBase's realtime access check: the collection rule, then the subscription's own
 /// `filter` option.
 fn can_access(
-    ctx: &AppCtx,
+    ctx: &impl Host,
     schema: &SchemaPair,
     ev: &RecordEvent,
     rule: Option<&str>,
@@ -793,14 +794,14 @@ fn to_query_value(v: &SqlVal) -> QValue {
 /// (or another node's event, see [`RecordEvent::from_values`]) is checked against its
 /// values, which stand in for its table in the statement.
 fn matches(
-    ctx: &AppCtx,
+    ctx: &impl Host,
     schema: &SchemaPair,
     ev: &RecordEvent,
     text: &str,
     info: &RequestInfo,
     allow_hidden: bool,
 ) -> bool {
-    let cond = match ctx.queries.borrow_mut().condition(
+    let cond = match ctx.db().queries.borrow_mut().condition(
         &schema.query,
         &ev.collection.name,
         text,
@@ -845,7 +846,8 @@ fn matches(
         cond.from_sql,
         n + 1
     ));
-    ctx.reader
+    ctx.db()
+        .reader
         .read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let k = stmt.parameter_count();
@@ -855,9 +857,9 @@ fn matches(
 }
 
 /// An auth record changed: the clients bound to it see its new data in their rules.
-fn refresh_auth(ctx: &AppCtx, ev: &RecordEvent) {
+fn refresh_auth(ctx: &impl Host, ev: &RecordEvent) {
     let id = ev.record_id();
-    let local = ctx.realtime.local.borrow();
+    let local = ctx.worker().local.borrow();
     let bound_here: Vec<Rc<Client>> =
         local
             .clients
@@ -883,8 +885,8 @@ fn refresh_auth(ctx: &AppCtx, ev: &RecordEvent) {
 }
 
 /// An auth record was deleted: its clients stay connected as guests.
-fn unset_auth(ctx: &AppCtx, collection_id: &str, id: &str) {
-    let local = ctx.realtime.local.borrow();
+fn unset_auth(ctx: &impl Host, collection_id: &str, id: &str) {
+    let local = ctx.worker().local.borrow();
     for client in local.clients.values() {
         let mut st = client.state.borrow_mut();
         if st

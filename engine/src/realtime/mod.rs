@@ -72,6 +72,29 @@ struct Slot {
     clients: AtomicUsize,
 }
 
+/// What realtime needs of the worker it runs on: the worker's records handle, the process's
+/// hub and the worker's own realtime state. The API layer's per-worker context implements
+/// it; a test can implement it over its own parts.
+pub trait Host {
+    fn db(&self) -> &crate::records::db::Db;
+    fn hub(&self) -> &Arc<Hub>;
+    fn worker(&self) -> &Worker;
+}
+
+impl<T: Host + ?Sized> Host for std::rc::Rc<T> {
+    fn db(&self) -> &crate::records::db::Db {
+        (**self).db()
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        (**self).hub()
+    }
+
+    fn worker(&self) -> &Worker {
+        (**self).worker()
+    }
+}
+
 /// The realtime state shared by all workers: their inboxes and the client directory.
 pub struct Hub {
     pub config: RealtimeConfig,

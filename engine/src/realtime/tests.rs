@@ -5,10 +5,11 @@
 use super::broker::deliver;
 use super::client::{ClientAuth, SseStream};
 use super::{Action, Hub, RealtimeConfig, RecordEvent};
+use super::{Host, Worker};
 use crate::auth::AuthRecord;
-use crate::ctx::{AppCtx, Shared};
 use crate::offload::CpuPool;
 use crate::records::access::load_auth_info;
+use crate::records::db::Db;
 use crate::schema::SchemaState;
 use futures_util::StreamExt;
 use pocketbun_storage::collections::Collections;
@@ -24,14 +25,35 @@ fn fixture() -> Option<PathBuf> {
     dir.join("data.db").exists().then_some(dir)
 }
 
+/// The realtime host of these tests: a worker's parts without the API layer.
+struct TestHost {
+    db: Db,
+    hub: Arc<Hub>,
+    worker: Worker,
+}
+
+impl Host for TestHost {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn worker(&self) -> &Worker {
+        &self.worker
+    }
+}
+
 struct Env {
-    ctx: Rc<AppCtx>,
+    ctx: Rc<TestHost>,
     dir: PathBuf,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        self.ctx.shared.store.close();
+        self.ctx.db.core.store.close();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -52,22 +74,21 @@ fn env(config: RealtimeConfig) -> Option<Env> {
     }
     let store = Arc::new(Store::open(&dir, StoreOptions::default()).unwrap());
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
-    let shared = Arc::new(Shared {
-        core: Arc::new(crate::state::Core {
-            body_limit: 1 << 20,
-            store: store.clone(),
-            cpu: CpuPool::new(1).unwrap(),
-            schema: SchemaState::new(collections),
-            settings: crate::settings::SettingsCell::load(&store).unwrap(),
-            app_store: Default::default(),
-            backup_slot: Default::default(),
-        }),
-        record_hooks: Default::default(),
-        realtime: Arc::new(Hub::new(config)),
-        web: Default::default(),
-        rate_windows: Default::default(),
+    let core = Arc::new(crate::state::Core {
+        body_limit: 1 << 20,
+        store: store.clone(),
+        cpu: CpuPool::new(1).unwrap(),
+        schema: SchemaState::new(collections),
+        settings: crate::settings::SettingsCell::load(&store).unwrap(),
+        app_store: Default::default(),
+        backup_slot: Default::default(),
     });
-    let ctx = Rc::new(AppCtx::new(shared).unwrap());
+    let hub = Arc::new(Hub::new(config));
+    let ctx = Rc::new(TestHost {
+        db: Db::new(core, Default::default()).unwrap(),
+        worker: Worker::new(&hub),
+        hub,
+    });
     Some(Env { ctx, dir })
 }
 
@@ -84,19 +105,19 @@ const USER: (&str, &str, &str) = ("4q1xlclmfloku33", "_pb_users_auth_", "users")
 const USER2: (&str, &str, &str) = ("oap640cot4yru2s", "_pb_users_auth_", "users");
 const CLIENT: (&str, &str, &str) = ("gk390qegs4y47wn", "v851q4r790rhknl", "clients");
 
-fn auth(ctx: &AppCtx, who: (&str, &str, &str)) -> ClientAuth {
+fn auth(ctx: &TestHost, who: (&str, &str, &str)) -> ClientAuth {
     let record = AuthRecord {
         id: who.0.into(),
         collection_id: who.1.into(),
         collection_name: who.2.into(),
     };
-    let info = load_auth_info(ctx, &ctx.shared.schema.get(), &record).unwrap();
+    let info = load_auth_info(&ctx.db, &ctx.db.core.schema.get(), &record).unwrap();
     ClientAuth { record, info }
 }
 
 /// A connected client (its `PB_CONNECT` read) subscribed to `subs`.
-async fn client(ctx: &Rc<AppCtx>, who: Option<(&str, &str, &str)>, subs: &[&str]) -> SseStream {
-    let mut stream = ctx.realtime.connect(ctx, IP.into());
+async fn client(ctx: &Rc<TestHost>, who: Option<(&str, &str, &str)>, subs: &[&str]) -> SseStream {
+    let mut stream = ctx.worker.connect(ctx, IP.into());
     let first = String::from_utf8(stream.next().await.unwrap()).unwrap();
     let id = stream.client().id.to_string();
     assert_eq!(
@@ -104,9 +125,9 @@ async fn client(ctx: &Rc<AppCtx>, who: Option<(&str, &str, &str)>, subs: &[&str]
         format!("id:{id}\nevent:PB_CONNECT\ndata:{{\"clientId\":\"{id}\"}}\n\n")
     );
     let auth = who.map(|w| auth(ctx, w));
-    ctx.realtime
+    ctx.worker
         .subscribe(
-            &ctx.shared.realtime,
+            &ctx.hub,
             id,
             IP.into(),
             auth,
@@ -131,16 +152,18 @@ async fn drain(stream: &mut SseStream) -> Vec<(String, serde_json::Value)> {
     out
 }
 
-fn event(ctx: &AppCtx, action: Action, collection: &str, id: &str) -> RecordEvent {
+fn event(ctx: &TestHost, action: Action, collection: &str, id: &str) -> RecordEvent {
     let coll = ctx
-        .shared
+        .db
+        .core
         .schema
         .get()
         .collections
         .get(collection)
         .cloned()
         .unwrap();
-    ctx.reader
+    ctx.db
+        .reader
         .read(|conn| Ok(RecordEvent::load(conn, action, coll, id)?))
         .unwrap()
         .unwrap()
@@ -228,7 +251,8 @@ fn view_rule_owner_email_and_delete() {
         // delete: the row is gone when the event is delivered; the rule sees its last values
         let del = event(&ctx, Action::Delete, "users", USER.0);
         let sql = format!("DELETE FROM users WHERE id = '{}'", USER.0);
-        ctx.shared
+        ctx.db
+            .core
             .store
             .writer()
             .submit(move |conn| Ok(conn.execute_batch(&sql)?))
@@ -306,14 +330,14 @@ fn one_evaluation_per_group_and_raw_record_json() {
             crowd.push(client(&ctx, who, &["demo2/*"]).await);
         }
         let mut su = client(&ctx, Some(SUPERUSER), &["demo2/*"]).await;
-        let before = ctx.realtime.evaluations();
+        let before = ctx.worker.evaluations();
         deliver(
             &ctx,
             &event(&ctx, Action::Create, "demo2", "0yxhwia2amd8gec"),
         );
         // guests and users share one group (the rule does not look at the auth record);
         // superusers are the other one
-        assert_eq!(ctx.realtime.evaluations() - before, 2);
+        assert_eq!(ctx.worker.evaluations() - before, 2);
         let mut frames = std::collections::HashSet::new();
         for s in &mut crowd {
             let frame = String::from_utf8(s.next().await.unwrap()).unwrap();
@@ -339,7 +363,7 @@ fn slow_clients_are_cut_off_alone() {
     run(async move {
         let mut slow = client(&ctx, None, &["demo2/*"]).await;
         let mut fast = client(&ctx, None, &["demo2/*"]).await;
-        assert_eq!(ctx.shared.realtime.client_count(), 2);
+        assert_eq!(ctx.hub.client_count(), 2);
         let ev = event(&ctx, Action::Update, "demo2", "achvryl401bhse3");
         for _ in 0..5 {
             deliver(&ctx, &ev);
@@ -349,8 +373,8 @@ fn slow_clients_are_cut_off_alone() {
         assert!(slow.client().is_closed());
         assert!(slow.next().await.is_none());
         drop(slow);
-        assert_eq!(ctx.shared.realtime.client_count(), 1);
-        assert_eq!(ctx.realtime.client_count(), 1);
+        assert_eq!(ctx.hub.client_count(), 1);
+        assert_eq!(ctx.worker.client_count(), 1);
         deliver(&ctx, &ev);
         assert_eq!(drain(&mut fast).await.len(), 1);
     });
@@ -385,12 +409,12 @@ fn subscribe_checks_client_ip_and_auth() {
     };
     let ctx = env.ctx.clone();
     run(async move {
-        let hub = &ctx.shared.realtime;
+        let hub = &ctx.hub;
         let stream = client(&ctx, Some(USER), &["demo2/*"]).await;
         let id = stream.client().id.to_string();
         let sub = |ip: &str, who: Option<(&str, &str, &str)>| {
             let auth = who.map(|w| auth(&ctx, w));
-            ctx.realtime.subscribe(
+            ctx.worker.subscribe(
                 hub,
                 id.clone(),
                 ip.into(),
@@ -409,9 +433,9 @@ fn subscribe_checks_client_ip_and_auth() {
         );
         assert_eq!(sub(IP, None).await.unwrap_err().status, 403);
         sub(IP, Some(USER)).await.unwrap();
-        assert_eq!(ctx.realtime.subscriptions(&id).unwrap(), vec!["a", "b"]);
+        assert_eq!(ctx.worker.subscriptions(&id).unwrap(), vec!["a", "b"]);
         let err = ctx
-            .realtime
+            .worker
             .subscribe(hub, "missing".into(), IP.into(), None, vec![])
             .await
             .unwrap_err();
