@@ -193,6 +193,8 @@ fn stream_exchange(req: Forward, head: oneshot::Sender<Head>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match body.read(&mut buf) {
+            // a signal interrupted the read (EINTR, seen in-process under load): not the end
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 if futures_executor_send(&mut tx, buf[..n].to_vec()).is_err() {
