@@ -119,6 +119,7 @@ fn callers() -> &'static Callers {
 pub fn remember(key: u64, txid: u64) {
     let c = callers();
     let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
+    drop_expired(&mut map);
     let until = Instant::now() + Duration::from_secs(COOKIE_MAX_AGE);
     let txid = map
         .peek(&key)
@@ -140,14 +141,19 @@ pub fn remembered(key: u64) -> Option<u64> {
         return None;
     }
     let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
-    match map.peek(&key) {
-        Some((txid, until)) if *until > Instant::now() => Some(*txid),
-        Some(_) => {
-            map.pop(&key);
-            c.len.store(map.len(), Ordering::Relaxed);
-            None
-        }
-        None => None,
+    drop_expired(&mut map);
+    c.len.store(map.len(), Ordering::Relaxed);
+    map.peek(&key).map(|(txid, _)| *txid)
+}
+
+/// Drops the entries that expired. Every entry lives the same [`COOKIE_MAX_AGE`] from its
+/// last `put`, which also makes it the most recent, so the expired ones are the least
+/// recent: popped from that end until a live one. Without it an expired caller stayed (and
+/// kept every read of the replica on this lock) until that same caller read again.
+fn drop_expired(map: &mut lru::LruCache<u64, (u64, Instant)>) {
+    let now = Instant::now();
+    while map.peek_lru().is_some_and(|(_, (_, until))| *until <= now) {
+        map.pop_lru();
     }
 }
 
