@@ -8,8 +8,8 @@
 use crate::chunked::ChunkedDecoder;
 use crate::error::{HttpError, HttpErrorKind};
 use crate::parse::HeadReader;
-use crate::request::{BodyFraming, Method, Request, Version};
-use crate::response::Body;
+use crate::request::{BodyFraming, Method, Request, RequestHead, Version};
+use crate::response::{Body, Response};
 use crate::service::Service;
 use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CHUNK};
 use crate::{Limits, Shutdown};
@@ -163,146 +163,141 @@ impl<T: Transport> Conn<T> {
     }
 }
 
-pub(crate) async fn serve<S: Service, T: Transport>(
-    stream: T,
-    peer: SocketAddr,
-    svc: Rc<S>,
-    ctx: Rc<WorkerCtx>,
-) {
-    let mut conn = Conn {
-        stream,
-        rbuf: Vec::with_capacity(READ_CHUNK),
-        wbuf: Vec::with_capacity(READ_CHUNK),
-    };
-    let limits = &ctx.limits;
-    loop {
-        // ---- the head ----
-        let mut head_started = (!conn.rbuf.is_empty()).then(Instant::now);
+/// Why a connection stops: quietly (the peer left, a timeout, shutdown), or with an error
+/// response first (a malformed head, a body over the limit).
+enum Stop {
+    Close,
+    Fail(Version, HttpError),
+}
+
+impl<T: Transport> Conn<T> {
+    /// Reads until a whole request head is buffered and takes it out of `rbuf`. Pending output
+    /// is flushed before every wait, so pipelined answers never sit in `wbuf`.
+    async fn read_head(&mut self, ctx: &WorkerCtx) -> Result<RequestHead, Stop> {
+        let limits = &ctx.limits;
+        let mut head_started = (!self.rbuf.is_empty()).then(Instant::now);
         let mut reader = HeadReader::new();
-        let (head, head_len) = loop {
-            match reader.poll(&mut conn.rbuf, limits) {
-                Ok(Some(parsed)) => break parsed,
+        loop {
+            match reader.poll(&mut self.rbuf, limits) {
+                Ok(Some((head, head_len))) => {
+                    self.rbuf.drain(..head_len);
+                    return Ok(head);
+                }
                 Ok(None) => {}
-                Err(err) => return conn.fail(&*svc, Version::Http11, &err).await,
+                Err(err) => return Err(Stop::Fail(Version::Http11, err)),
             }
-            if !conn.flush().await {
-                return;
+            if !self.flush().await {
+                return Err(Stop::Close);
             }
             let (within, shutdown) = match head_started {
                 None => {
                     if ctx.shutdown.is_triggered() {
-                        return;
+                        return Err(Stop::Close);
                     }
                     (limits.idle_timeout, Some(&ctx.shutdown))
                 }
                 Some(t) => match limits.header_read_timeout.checked_sub(t.elapsed()) {
                     Some(left) => (left, None),
-                    None => return,
+                    None => return Err(Stop::Close),
                 },
             };
-            match conn.read_more(within, shutdown).await {
+            match self.read_more(within, shutdown).await {
                 // the header timeout runs from the first byte, empty lines before the request
                 // line included (they are dropped, but do not restart the clock)
                 Read::Data => {
                     head_started.get_or_insert_with(Instant::now);
                 }
-                _ => return,
+                _ => return Err(Stop::Close),
             }
-        };
-        conn.rbuf.drain(..head_len);
+        }
+    }
 
-        // ---- the body ----
-        // the route is resolved once, here: it decides the body limit and goes to the handler
-        let (route, limit) = svc.route(&head);
+    /// Reads the body `head` announces, at most `limit` bytes (the route's), within the body
+    /// read timeout; answers `Expect: 100-continue` first when nothing of the body is here yet.
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        limit: usize,
+        limits: &Limits,
+    ) -> Result<Vec<u8>, Stop> {
         let version = head.version;
         if let BodyFraming::Length(n) = head.framing {
             if n > limit as u64 {
                 let err = HttpError::new(HttpErrorKind::BodyTooLarge, "body over the limit");
-                return conn.fail(&*svc, version, &err).await;
+                return Err(Stop::Fail(version, err));
             }
         }
-        if head.expect_continue && head.framing != BodyFraming::None && conn.rbuf.is_empty() {
-            conn.wbuf
+        if head.expect_continue && head.framing != BodyFraming::None && self.rbuf.is_empty() {
+            self.wbuf
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if !conn.flush().await {
-                return;
+            if !self.flush().await {
+                return Err(Stop::Close);
             }
         }
-        let body_deadline = Instant::now() + limits.body_read_timeout;
-        let body = match head.framing {
-            BodyFraming::None => Vec::new(),
+        let deadline = Instant::now() + limits.body_read_timeout;
+        match head.framing {
+            BodyFraming::None => Ok(Vec::new()),
             BodyFraming::Length(n) => {
                 let n = n as usize;
-                while conn.rbuf.len() < n {
-                    let left = body_deadline.saturating_duration_since(Instant::now());
-                    let want = (n - conn.rbuf.len()).min(1 << 20);
-                    conn.rbuf.reserve(want);
-                    match conn.read_more(left, None).await {
+                while self.rbuf.len() < n {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let want = (n - self.rbuf.len()).min(1 << 20);
+                    self.rbuf.reserve(want);
+                    match self.read_more(left, None).await {
                         Read::Data => {}
-                        _ => return,
+                        _ => return Err(Stop::Close),
                     }
                 }
-                let rest = conn.rbuf.split_off(n);
-                std::mem::replace(&mut conn.rbuf, rest)
+                let rest = self.rbuf.split_off(n);
+                Ok(std::mem::replace(&mut self.rbuf, rest))
             }
             BodyFraming::Chunked => {
                 let mut decoder = ChunkedDecoder::new(limit as u64);
                 let mut body = Vec::new();
                 loop {
-                    match decoder.decode(&conn.rbuf, &mut body) {
+                    match decoder.decode(&self.rbuf, &mut body) {
                         Ok(used) => {
-                            conn.rbuf.drain(..used);
+                            self.rbuf.drain(..used);
                         }
-                        Err(err) => return conn.fail(&*svc, version, &err).await,
+                        Err(err) => return Err(Stop::Fail(version, err)),
                     }
                     if decoder.is_done() {
-                        break body;
+                        return Ok(body);
                     }
-                    let left = body_deadline.saturating_duration_since(Instant::now());
-                    match conn.read_more(left, None).await {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.read_more(left, None).await {
                         Read::Data => {}
-                        _ => return,
+                        _ => return Err(Stop::Close),
                     }
                 }
             }
-        };
-
-        // ---- the handler ----
-        let is_head = head.method == Method::Head;
-        let accept_encoding = if ctx.gzip {
-            head.headers.get("accept-encoding").map(str::to_string)
-        } else {
-            None
-        };
-        let mut keep_alive = head.keep_alive;
-        let req = Request {
-            head,
-            body,
-            peer,
-            params: Vec::new(),
-        };
-        let mut resp = match AssertUnwindSafe(svc.call(route, req)).catch_unwind().await {
-            Ok(resp) => resp,
-            Err(_) => {
-                let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");
-                svc.error_response(&err)
-            }
-        };
-        if let Some(ae) = accept_encoding.as_deref() {
-            crate::gzip::maybe_compress(ae, &mut resp);
         }
-        keep_alive &= !ctx.shutdown.is_triggered();
+    }
 
-        // ---- the response ----
+    /// Writes one response: small bodies join `wbuf` (pipelined answers go out in one write),
+    /// streams are pumped until they end. Returns the connection if it may serve another
+    /// request, `None` once it is closed or broken.
+    async fn respond(
+        mut self,
+        mut resp: Response,
+        exchange: Exchange,
+        ctx: &WorkerCtx,
+    ) -> Option<Self> {
+        let Exchange {
+            version,
+            is_head,
+            mut keep_alive,
+        } = exchange;
+        let stall = ctx.limits.write_stall_timeout;
         let body = std::mem::replace(&mut resp.body, Body::Empty);
         let allows_body = status_allows_body(resp.status);
         match body {
             Body::Empty | Body::Bytes(_) if !allows_body => {
-                write_head(&mut conn.wbuf, version, &resp, Framing::NoBody, keep_alive);
+                write_head(&mut self.wbuf, version, &resp, Framing::NoBody, keep_alive);
             }
             Body::Empty => {
                 write_head(
-                    &mut conn.wbuf,
+                    &mut self.wbuf,
                     version,
                     &resp,
                     Framing::Length(0),
@@ -311,14 +306,14 @@ pub(crate) async fn serve<S: Service, T: Transport>(
             }
             Body::Bytes(bytes) => {
                 let framing = Framing::Length(bytes.len() as u64);
-                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
+                write_head(&mut self.wbuf, version, &resp, framing, keep_alive);
                 if !is_head {
-                    if conn.wbuf.len() + bytes.len() > FLUSH_AT {
-                        if !conn.flush().await || !conn.write_now(bytes).await {
-                            return;
+                    if self.wbuf.len() + bytes.len() > FLUSH_AT {
+                        if !self.flush().await || !self.write_now(bytes).await {
+                            return None;
                         }
                     } else {
-                        conn.wbuf.extend_from_slice(&bytes);
+                        self.wbuf.extend_from_slice(&bytes);
                     }
                 }
             }
@@ -328,23 +323,17 @@ pub(crate) async fn serve<S: Service, T: Transport>(
                 } else {
                     Framing::NoBody
                 };
-                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
-                if !conn.flush().await {
-                    return;
+                write_head(&mut self.wbuf, version, &resp, framing, keep_alive);
+                if !self.flush().await {
+                    return None;
                 }
                 if !is_head && allows_body {
-                    let sent = pump(
-                        &mut conn.stream,
-                        stream,
-                        false,
-                        &ctx.shutdown,
-                        limits.write_stall_timeout,
-                        std::pin::pin!(std::future::pending()),
-                    )
-                    .await;
+                    let never = std::pin::pin!(std::future::pending());
+                    let sent =
+                        pump(&mut self.stream, stream, false, &ctx.shutdown, stall, never).await;
                     if sent != Some(len) {
                         // the producer broke its promise: the framing is now wrong, so close
-                        return;
+                        return None;
                     }
                 }
             }
@@ -358,38 +347,116 @@ pub(crate) async fn serve<S: Service, T: Transport>(
                     (false, true) => Framing::Chunked,
                     (false, false) => Framing::UntilClose,
                 };
-                write_head(&mut conn.wbuf, version, &resp, framing, keep_alive);
-                if !conn.flush().await {
-                    return;
+                write_head(&mut self.wbuf, version, &resp, framing, keep_alive);
+                if !self.flush().await {
+                    return None;
                 }
                 if framing != Framing::NoBody {
-                    let (back, sent) = pump_watched(
-                        conn,
-                        stream,
-                        chunked,
-                        &ctx.shutdown,
-                        limits.write_stall_timeout,
-                    )
-                    .await;
-                    conn = back;
-                    if sent.is_none() {
-                        return;
-                    }
-                    if chunked && !conn.write_now(LAST_CHUNK.to_vec()).await {
-                        return;
+                    let (back, sent) =
+                        pump_watched(self, stream, chunked, &ctx.shutdown, stall).await;
+                    self = back;
+                    // the client went away or stopped reading
+                    sent?;
+                    if chunked && !self.write_now(LAST_CHUNK.to_vec()).await {
+                        return None;
                     }
                 }
             }
         }
-        if conn.wbuf.len() >= FLUSH_AT && !conn.flush().await {
-            return;
+        if self.wbuf.len() >= FLUSH_AT && !self.flush().await {
+            return None;
         }
         if !keep_alive {
-            if conn.flush().await {
-                let _ = conn.stream.shutdown().await;
+            if self.flush().await {
+                let _ = self.stream.shutdown().await;
             }
-            return;
+            return None;
         }
+        Some(self)
+    }
+
+    /// Ends the connection as `stop` says.
+    async fn stop<S: Service>(self, svc: &S, stop: Stop) {
+        if let Stop::Fail(version, err) = stop {
+            self.fail(svc, version, &err).await;
+        }
+    }
+}
+
+/// What the response writer needs to know of the request it answers.
+struct Exchange {
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+}
+
+/// Runs the handler; a panic becomes the service's error response instead of a dropped
+/// connection, and the answer is gzipped when the client asked and the server allows it.
+async fn handle<S: Service>(
+    svc: &S,
+    route: S::Route,
+    req: Request,
+    accept_encoding: Option<String>,
+) -> Response {
+    let mut resp = match AssertUnwindSafe(svc.call(route, req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");
+            svc.error_response(&err)
+        }
+    };
+    if let Some(ae) = accept_encoding.as_deref() {
+        crate::gzip::maybe_compress(ae, &mut resp);
+    }
+    resp
+}
+
+/// Serves one connection: head, body, handler, response, again while the connection is kept
+/// alive.
+pub(crate) async fn serve<S: Service, T: Transport>(
+    stream: T,
+    peer: SocketAddr,
+    svc: Rc<S>,
+    ctx: Rc<WorkerCtx>,
+) {
+    let mut conn = Conn {
+        stream,
+        rbuf: Vec::with_capacity(READ_CHUNK),
+        wbuf: Vec::with_capacity(READ_CHUNK),
+    };
+    loop {
+        let head = match conn.read_head(&ctx).await {
+            Ok(head) => head,
+            Err(stop) => return conn.stop(&*svc, stop).await,
+        };
+        // the route is resolved once, here: it decides the body limit and goes to the handler
+        let (route, limit) = svc.route(&head);
+        let body = match conn.read_body(&head, limit, &ctx.limits).await {
+            Ok(body) => body,
+            Err(stop) => return conn.stop(&*svc, stop).await,
+        };
+        let accept_encoding = if ctx.gzip {
+            head.headers.get("accept-encoding").map(str::to_string)
+        } else {
+            None
+        };
+        let mut exchange = Exchange {
+            version: head.version,
+            is_head: head.method == Method::Head,
+            keep_alive: head.keep_alive,
+        };
+        let req = Request {
+            head,
+            body,
+            peer,
+            params: Vec::new(),
+        };
+        let resp = handle(&*svc, route, req, accept_encoding).await;
+        exchange.keep_alive &= !ctx.shutdown.is_triggered();
+        conn = match conn.respond(resp, exchange, &ctx).await {
+            Some(conn) => conn,
+            None => return,
+        };
     }
 }
 
