@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TrySendError};
 use rusqlite::Connection;
 
 use crate::connection::{self, Role};
@@ -236,6 +236,13 @@ impl Drop for WriterThread {
     }
 }
 
+/// A writer idle this long hands its page cache back (`sqlite3_db_release_memory`). Under
+/// load the cache stays (up to `cache_size`, ~31 MiB per connection); a quiet server's RSS
+/// then falls back instead of keeping the peak of its last burst of writes (the log writer's
+/// cache is full within minutes of steady traffic). Refilling costs one read per page, which
+/// the OS page cache usually answers.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
 /// The generations a writer stamps after each commit, and what its hooks collected.
 type Tracked = (Arc<Generations>, Arc<Touched>);
 
@@ -248,8 +255,23 @@ fn run(
     tracked: Option<&Tracked>,
 ) {
     let mut batch: Vec<ErasedJob> = Vec::with_capacity(max_batch.min(1024));
+    // whether the connection may hold cached pages worth handing back (see IDLE_RELEASE)
+    let mut warm = false;
     loop {
-        let mut stop = match rx.recv() {
+        let next = if warm {
+            match rx.recv_timeout(IDLE_RELEASE) {
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = conn.release_memory();
+                    warm = false;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => Err(RecvError),
+                Ok(msg) => Ok(msg),
+            }
+        } else {
+            rx.recv()
+        };
+        let mut stop = match next {
             Ok(Msg::Job(j)) => {
                 batch.push(j);
                 false
@@ -267,6 +289,7 @@ fn run(
             stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
             stats.transactions.fetch_add(1, Ordering::Relaxed);
             run_batch(&conn, &mut batch, tracked);
+            warm = true;
             match kick.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
             }
