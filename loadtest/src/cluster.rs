@@ -351,8 +351,9 @@ struct WriteLoad {
 
 impl Writes {
     fn start(self, stop: Arc<AtomicBool>) -> WriteLoad {
-        // each connection at ≤ 25 creates/s (a 40 ms budget; a create takes 1-5 ms here)
-        let threads = ((self.rate / 25.0).ceil() as usize).clamp(1, 16);
+        // each connection at ≤ 5 creates/s: a 200 ms budget per create (through the Python
+        // front on this loaded box a create's p99 was 150-260 ms; 1-20 ms on the primary)
+        let threads = ((self.rate / 5.0).ceil() as usize).clamp(1, 32);
         let start = Instant::now();
         if !(self.rate.is_finite() && self.rate > 0.0) {
             // no writes asked for
@@ -434,18 +435,20 @@ impl WriteLoad {
 }
 
 /// Polls one replica for the sampled writes until each is visible; their lag in its stats
-/// (a write still missing after `give_up` counts as a timeout).
+/// (a write still missing after `give_up` counts as a timeout), and each sample as
+/// (2xx time, lag).
 fn lag_poller(
     addr: SocketAddr,
     rx: mpsc::Receiver<(String, Instant)>,
     poll: Duration,
     give_up: Duration,
     stop: Arc<AtomicBool>,
-) -> Stats {
+) -> (Stats, Vec<(Instant, Duration)>) {
     let mut stats = Stats::new();
+    let mut series = Vec::new();
     let Ok(mut api) = Api::new(addr) else {
         stats.connect_errors += 1;
-        return stats;
+        return (stats, series);
     };
     let mut pending: Vec<(String, Instant)> = Vec::new();
     let mut senders_done = false;
@@ -470,7 +473,9 @@ fn lag_poller(
             let sent = Instant::now();
             match api.call("GET", &path, Some(""), None) {
                 Ok(r) if r.ok() => {
-                    stats.record(sent.saturating_duration_since(*acked), 200);
+                    let lag = sent.saturating_duration_since(*acked);
+                    stats.record(lag, 200);
+                    series.push((*acked, lag));
                     false
                 }
                 Ok(r) if r.status == 404 && acked.elapsed() < give_up => true,
@@ -493,7 +498,7 @@ fn lag_poller(
         });
         std::thread::sleep(poll.saturating_sub(tick.elapsed()));
     }
-    stats
+    (stats, series)
 }
 
 /// Read throughput on one set of nodes.
@@ -540,6 +545,13 @@ pub struct LagRow {
     /// S3 requests per second during the run (moto's log).
     pub s3_per_s: Option<S3Counts>,
     pub other_cpu: Option<f64>,
+    /// Median lag (ms) of the samples written in the first and in the last quarter of the
+    /// run: a replica that keeps up shows the same figure twice, one falling behind a
+    /// growing one.
+    pub lag_p50_first_quarter_ms: Option<f64>,
+    pub lag_p50_last_quarter_ms: Option<f64>,
+    /// Every sample: (seconds from the first write to its 2xx, lag in seconds).
+    pub series: Vec<(f64, f64)>,
 }
 
 /// Realtime delivery across nodes.
@@ -756,11 +768,41 @@ fn wait_replicas(cluster: &Cluster, seeded: &Seeded, stop: &AtomicBool) -> Resul
     Ok(())
 }
 
-/// Lets the nodes finish what the previous run queued (a checkpoint, Litestream's uploads).
+/// Lets the nodes finish what the previous run queued (a checkpoint, Litestream's uploads),
+/// and until every replica has caught up with the primary: a marker record created on the
+/// primary is readable on each (up to 5 minutes), so a phase never starts on a backlog.
 fn settle(cluster: &Cluster, stop: &AtomicBool) {
+    static MARKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     for pid in cluster.node_pids(&[vec![cluster.primary], cluster.replicas.clone()].concat()) {
         util::wait_process_idle(pid, 0.05, Duration::from_secs(15), stop);
     }
+    let id = format!("m{:014}", MARKS.fetch_add(1, Ordering::Relaxed));
+    let path = format!("/api/collections/{WRITES}/records");
+    let body = serde_json::json!({"id": &id, "title": "catch-up marker"});
+    let created = Api::new(cluster.primary)
+        .and_then(|mut api| api.call("POST", &path, Some(""), Some(&body)))
+        .is_ok_and(|r| r.ok());
+    if !created {
+        eprintln!("warning: cannot create the catch-up marker on the primary");
+        return;
+    }
+    let t0 = Instant::now();
+    for &r in &cluster.replicas {
+        let Ok(mut api) = Api::new(r) else { continue };
+        while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(300) {
+            if api
+                .call("GET", &format!("{path}/{id}"), Some(""), None)
+                .is_ok_and(|x| x.ok())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    eprintln!(
+        "[settle] replicas caught up with the primary in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 fn nodes_label(k: usize) -> String {
@@ -958,9 +1000,24 @@ fn measure_lag(
     let write_secs = t0.elapsed().as_secs_f64();
     let s3_1 = cluster.s3();
     let mut lag = Stats::new();
+    let mut series = Vec::new();
     for p in pollers {
-        lag.merge(&p.join().map_err(|_| "lag poller panicked")?);
+        let (st, se) = p.join().map_err(|_| "lag poller panicked")?;
+        lag.merge(&st);
+        series.extend(
+            se.into_iter()
+                .map(|(at, l)| (at.duration_since(t0).as_secs_f64(), l.as_secs_f64())),
+        );
     }
+    series.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let quarter = a.lag_duration.as_secs_f64() / 4.0;
+    let median_ms = |keep: &dyn Fn(f64) -> bool| {
+        let mut v: Vec<f64> = series.iter().filter(|x| keep(x.0)).map(|x| x.1).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2] * 1e3)
+    };
+    let lag_p50_first_quarter_ms = median_ms(&|t| t < quarter);
+    let lag_p50_last_quarter_ms = median_ms(&|t| t >= 3.0 * quarter);
     let other_cpu = probe.and_then(|p| p.finish());
     let lag = lag.summary(Duration::from_secs_f64(write_secs));
     let s3_per_s = S3Counts::rate(s3_0, s3_1, write_secs);
@@ -979,6 +1036,9 @@ fn measure_lag(
         lag,
         s3_per_s,
         other_cpu,
+        lag_p50_first_quarter_ms,
+        lag_p50_last_quarter_ms,
+        series,
     })
 }
 
@@ -1155,6 +1215,7 @@ fn print_report(r: &ClusterReport) {
             "lag p90",
             "lag p99",
             "lag max",
+            "p50 1st/4th qtr",
             "missed",
             "S3 PUT/s",
             "S3 LIST/s",
@@ -1176,6 +1237,10 @@ fn print_report(r: &ClusterReport) {
                     us(l.latency_us.p90),
                     us(l.latency_us.p99),
                     us(l.latency_us.max),
+                    match (x.lag_p50_first_quarter_ms, x.lag_p50_last_quarter_ms) {
+                        (Some(f), Some(l)) => format!("{} / {}", us(f * 1e3), us(l * 1e3)),
+                        _ => "-".into(),
+                    },
                     l.errors.total.to_string(),
                     rate(x.s3_per_s.map(|c| c.put)),
                     rate(x.s3_per_s.map(|c| c.list)),
