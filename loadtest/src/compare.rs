@@ -303,6 +303,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                     );
                     let fc = FanoutConfig {
                         addr: side.proc.addr,
+                        sse_addrs: Vec::new(),
                         clients: a.realtime_clients,
                         events: a.realtime_events,
                         interval: a.realtime_interval,

@@ -1,5 +1,6 @@
 //! `loadtest` — PocketBun's HTTP load generator. See loadtest/README.md.
 
+mod cluster;
 mod compare;
 
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +44,11 @@ enum Cmd {
     /// uploads, logins and realtime clients; report errors, lost writes,
     /// missed realtime events and RSS over time. Exit 1 if anything failed.
     Soak(SoakArgs),
+    /// Start a cluster on loopback with examples/cluster/run.py (moto, nats-server, a
+    /// primary, N read replicas, the front), seed it, then measure read throughput on the
+    /// primary and on 1..=N replicas (creates through the front meanwhile), replication lag
+    /// under write load and realtime delivery across nodes; one table each.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Args)]
@@ -170,6 +176,7 @@ fn main() {
         Cmd::HealthVsHello(a) => cmd_hvh(a, stop.clone()),
         Cmd::Compare(a) => compare::cmd_compare(a, stop.clone()),
         Cmd::Soak(a) => cmd_soak(a, stop.clone()),
+        Cmd::Cluster(a) => cluster::cmd_cluster(a, stop.clone()),
     };
     match res {
         Ok(()) if stop.load(Ordering::Relaxed) => {

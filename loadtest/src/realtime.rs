@@ -35,7 +35,11 @@ const ID_DIGITS: usize = 13;
 /// Fan-out parameters.
 #[derive(Clone, Debug)]
 pub struct FanoutConfig {
+    /// Where the records are created (and, when `sse_addrs` is empty, where clients connect).
     pub addr: SocketAddr,
+    /// Nodes the SSE clients connect and subscribe to, client `i` to `sse_addrs[i % len]`
+    /// (`loadtest cluster`: the replicas, while creates go to the primary). Empty = `addr`.
+    pub sse_addrs: Vec<SocketAddr>,
     pub clients: usize,
     /// Records created (events published), one at a time.
     pub events: usize,
@@ -99,7 +103,8 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
 }
 
 struct Shared {
-    addr: SocketAddr,
+    /// Where the SSE clients connect, in turn.
+    sse_addrs: Vec<SocketAddr>,
     base: Instant,
     /// Send time of event `seq - first_seq` (ns since `base`; 0 = not sent yet).
     sent: Vec<AtomicU64>,
@@ -122,8 +127,13 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         .into());
     }
     let rss_before_kib = rss_kib(cfg.server_pid);
+    let sse_addrs = if cfg.sse_addrs.is_empty() {
+        vec![cfg.addr]
+    } else {
+        cfg.sse_addrs.clone()
+    };
     let shared = Arc::new(Shared {
-        addr: cfg.addr,
+        sse_addrs,
         base: Instant::now(),
         sent: (0..cfg.events).map(|_| AtomicU64::new(0)).collect(),
         first_seq: cfg.first_seq,
@@ -149,10 +159,12 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                 rt.block_on(async {
                     for i in 0..n {
                         let (shared, stats) = (shared.clone(), stats.clone());
+                        // client number t + i·threads, over the nodes in turn
+                        let addr = shared.sse_addrs[(t + i * threads) % shared.sse_addrs.len()];
                         monoio::spawn(async move {
                             // Stagger connects so the listen backlog never overflows.
                             monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
-                            client(shared, stats).await
+                            client(shared, stats, addr).await
                         });
                     }
                     // The clients block in reads without a timeout (10k re-armed
@@ -264,8 +276,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
-    let host = shared.addr;
+async fn setup(host: SocketAddr) -> Result<TcpStream, ()> {
     let mut s = TcpStream::connect_addr(host).await.map_err(drop)?;
     let _ = s.set_nodelay(true);
     let req = format!(
@@ -317,8 +328,8 @@ async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
     Ok(s)
 }
 
-async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>) {
-    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(&shared)).await {
+async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>, addr: SocketAddr) {
+    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(addr)).await {
         Ok(Ok(s)) => s,
         _ => {
             shared.setup_failed.fetch_add(1, Ordering::Relaxed);

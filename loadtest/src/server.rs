@@ -197,6 +197,18 @@ impl ServerProcess {
 
     /// Stops the server: SIGTERM, then SIGKILL after 3 s. Idempotent.
     pub fn kill(&mut self) {
+        self.stop_within(Duration::from_secs(3));
+    }
+
+    /// Path of the file the server's stdout and stderr go to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL if it still runs after `grace` (a supervisor
+    /// such as `examples/cluster/run.py` needs longer than 3 s to stop its children in
+    /// order). Removes its scratch dir. Idempotent.
+    pub fn stop_within(&mut self, grace: Duration) {
         if let Some(mut child) = self.child.take() {
             let pid = child.id() as libc::pid_t;
             // SAFETY: plain kill(2) on our own child, which has not been reaped.
@@ -205,7 +217,7 @@ impl ServerProcess {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if t0.elapsed() > Duration::from_secs(3) => {
+                    Ok(None) if t0.elapsed() > grace => {
                         let _ = child.kill();
                         let _ = child.wait();
                         break;
