@@ -1,6 +1,7 @@
 //! `loadtest` — PocketBun's HTTP load generator. See loadtest/README.md.
 
 mod compare;
+mod growth;
 
 use clap::{Args, Parser, Subcommand};
 use pocketbun_loadtest::affinity::{self, fmt_cpu_list, CpuList};
@@ -43,6 +44,10 @@ enum Cmd {
     /// uploads, logins and realtime clients; report errors, lost writes,
     /// missed realtime events and RSS over time. Exit 1 if anything failed.
     Soak(SoakArgs),
+    /// How each server's cost grows: server CPU time per request for lists, counts, filters
+    /// and expands at 10k/100k/1M rows, creates from 1/64/256 writers, realtime fan-out,
+    /// RSS per idle keep-alive connection, and PocketBun's reads with 1 and 2 workers.
+    Growth(growth::GrowthArgs),
 }
 
 #[derive(Args)]
@@ -170,6 +175,7 @@ fn main() {
         Cmd::HealthVsHello(a) => cmd_hvh(a, stop.clone()),
         Cmd::Compare(a) => compare::cmd_compare(a, stop.clone()),
         Cmd::Soak(a) => cmd_soak(a, stop.clone()),
+        Cmd::Growth(a) => growth::cmd_growth(a, stop.clone()),
     };
     match res {
         Ok(()) if stop.load(Ordering::Relaxed) => {

@@ -64,6 +64,9 @@ pub struct FanoutResult {
     pub rss_before_kib: Option<u64>,
     /// Server RSS (KiB) with every client connected and subscribed.
     pub rss_subscribed_kib: Option<u64>,
+    /// Server CPU time (utime + stime of all its threads, clock ticks) from the first create
+    /// until every delivery arrived (or the wait for them ended): the creates and the fan-out.
+    pub server_cpu_ticks: Option<u64>,
 }
 
 impl FanoutResult {
@@ -189,6 +192,7 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
     let rss_subscribed_kib = rss_kib(cfg.server_pid);
     // Publish.
     let mut api = Api::new(cfg.addr)?;
+    let cpu_before = cfg.server_pid.and_then(crate::util::process_cpu_ticks);
     let publish_start = Instant::now();
     let mut publish_err = None;
     for k in 0..cfg.events {
@@ -227,6 +231,11 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         std::thread::sleep(Duration::from_millis(20));
     }
     let window = publish_start.elapsed();
+    let server_cpu_ticks = cfg
+        .server_pid
+        .and_then(crate::util::process_cpu_ticks)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     shared.done.store(true, Ordering::Relaxed);
     let mut stats = Stats::new();
     for h in handles {
@@ -245,6 +254,7 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         delivered,
         rss_before_kib,
         rss_subscribed_kib,
+        server_cpu_ticks,
     })
 }
 
