@@ -23,6 +23,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -149,23 +150,40 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                 }
                 let (mut rt, _) = crate::rt::build(uring, 4096)?;
                 let stats = Rc::new(RefCell::new(Stats::new()));
+                let streams: Rc<RefCell<Vec<RawFd>>> = Rc::default();
                 rt.block_on(async {
+                    let mut tasks = Vec::with_capacity(n);
                     for i in 0..n {
-                        let (shared, stats) = (shared.clone(), stats.clone());
-                        monoio::spawn(async move {
+                        let (shared, stats, streams) =
+                            (shared.clone(), stats.clone(), streams.clone());
+                        tasks.push(monoio::spawn(async move {
                             // Stagger connects so the listen backlog never overflows.
                             monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
-                            client(shared, stats).await
-                        });
+                            client(shared, stats, streams).await
+                        }));
                     }
                     // The clients block in reads without a timeout (10k re-armed
-                    // reads a tick would load the generator): leaving here drops
-                    // them with the runtime.
+                    // reads a tick would load the generator).
                     while !shared.done.load(Ordering::Relaxed)
                         && !shared.stop.load(Ordering::Relaxed)
                     {
                         monoio::time::sleep(Duration::from_millis(20)).await;
                     }
+                    // Dropping the runtime does not end a task parked on a read, so its
+                    // socket would stay open for the life of the process (a second run
+                    // in the same process then ran out of files): shut every stream
+                    // down, so each read ends and each task drops its socket.
+                    for &fd in streams.borrow().iter() {
+                        // SAFETY: shutdown(2) on a socket the task still owns (it is
+                        // closed only when the task ends, after this).
+                        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    }
+                    let all = async {
+                        for t in tasks {
+                            t.await;
+                        }
+                    };
+                    let _ = monoio::time::timeout(Duration::from_secs(10), all).await;
                 });
                 let s = stats.borrow().clone();
                 drop(rt);
@@ -327,7 +345,7 @@ async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
     Ok(s)
 }
 
-async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>) {
+async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>, streams: Rc<RefCell<Vec<RawFd>>>) {
     let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(&shared)).await {
         Ok(Ok(s)) => s,
         _ => {
@@ -336,6 +354,7 @@ async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>) {
         }
     };
     shared.subscribed.fetch_add(1, Ordering::Relaxed);
+    streams.borrow_mut().push(s.as_raw_fd());
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let tail = ID_PREFIX.len() + ID_DIGITS;
     loop {
