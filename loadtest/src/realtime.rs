@@ -184,6 +184,9 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                         }
                     };
                     let _ = monoio::time::timeout(Duration::from_secs(10), all).await;
+                    // A dropped socket's close is an io_uring request: let the runtime
+                    // submit those before it is dropped.
+                    monoio::time::sleep(Duration::from_millis(50)).await;
                 });
                 let s = stats.borrow().clone();
                 drop(rt);
