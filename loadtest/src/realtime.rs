@@ -148,7 +148,9 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                 if let Some(c) = cpu {
                     affinity::pin_current_thread(&[c])?;
                 }
-                let (mut rt, _) = crate::rt::build(uring, 4096)?;
+                let (mut rt, driver) = crate::rt::build(uring, 4096)?;
+                // epoll needs non-blocking sockets
+                let legacy = driver == "epoll";
                 let stats = Rc::new(RefCell::new(Stats::new()));
                 let streams: Rc<RefCell<Vec<RawFd>>> = Rc::default();
                 rt.block_on(async {
@@ -159,7 +161,7 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
                         tasks.push(monoio::spawn(async move {
                             // Stagger connects so the listen backlog never overflows.
                             monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
-                            client(shared, stats, streams).await
+                            client(shared, stats, streams, legacy).await
                         }));
                     }
                     // The clients block in reads without a timeout (10k re-armed
@@ -295,9 +297,36 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
+/// Source addresses used in turn for connections to 127.0.0.1 (127.0.0.2–17).
+const SOURCES: usize = 16;
+static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects to `addr`; to 127.0.0.1 from 127.0.0.`2 + k`. Each source address has its own
+/// ephemeral ports: from one, 20,000 streams plus their subscribe connections (whose closed
+/// pairs stay in TIME_WAIT for a minute) ran out of the ~28k ports and connects failed. Both
+/// connections of one client use the same `k`: PocketBase and PocketBun answer 400 to a
+/// subscription sent from another address than the stream's. A blocking connect: on
+/// loopback the kernel completes it at once.
+fn connect_spread(addr: SocketAddr, legacy: bool, k: usize) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        let src = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 2 + k as u8), 0);
+        s.bind(&src.into())?;
+    }
+    s.connect(&addr.into())?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(legacy)?;
+    TcpStream::from_std(s.into())
+}
+
+async fn setup(shared: &Shared, legacy: bool) -> Result<TcpStream, ()> {
     let host = shared.addr;
-    let mut s = TcpStream::connect_addr(host).await.map_err(drop)?;
+    let k = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
+    let mut s = connect_spread(host, legacy, k).map_err(drop)?;
     let _ = s.set_nodelay(true);
     let req = format!(
         "GET /api/realtime HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nUser-Agent: pocketbun-loadtest\r\n\r\n"
@@ -323,7 +352,7 @@ async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
         "POST /api/realtime HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut c = TcpStream::connect_addr(host).await.map_err(drop)?;
+    let mut c = connect_spread(host, legacy, k).map_err(drop)?;
     let (r, _) = c.write_all(req.into_bytes()).await;
     r.map_err(drop)?;
     let mut parser = ResponseParser::new();
@@ -348,8 +377,13 @@ async fn setup(shared: &Shared) -> Result<TcpStream, ()> {
     Ok(s)
 }
 
-async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>, streams: Rc<RefCell<Vec<RawFd>>>) {
-    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(&shared)).await {
+async fn client(
+    shared: Arc<Shared>,
+    stats: Rc<RefCell<Stats>>,
+    streams: Rc<RefCell<Vec<RawFd>>>,
+    legacy: bool,
+) {
+    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(&shared, legacy)).await {
         Ok(Ok(s)) => s,
         _ => {
             shared.setup_failed.fetch_add(1, Ordering::Relaxed);
