@@ -312,6 +312,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                         setup_timeout: Duration::from_secs(120),
                         first_seq: rt_runs * 1_000_000,
                         server_pid: Some(pid),
+                        stagger: Duration::from_micros(200),
                     };
                     run_fanout(&fc, stop.clone()).map(|f| {
                         let per_client = f

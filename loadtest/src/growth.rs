@@ -100,6 +100,10 @@ pub struct GrowthArgs {
     /// Realtime part: creates published, one at a time, 100 ms apart.
     #[arg(long, default_value_t = 20)]
     events: usize,
+    /// Realtime part: pause between two clients' connects (200 µs is `compare`'s; at 20k
+    /// clients that overflowed the servers' accept queues).
+    #[arg(long, default_value = "1ms", value_parser = util::parse_duration)]
+    stagger: Duration,
     /// Idle keep-alive connections (idle part); same limit as `--subscribers`.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 50_000])]
     idle: Vec<usize>,
@@ -862,6 +866,7 @@ pub fn cmd_growth(mut a: GrowthArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtes
                     setup_timeout: Duration::from_secs(180),
                     first_seq: run * 1_000_000,
                     server_pid: Some(proc.pid()),
+                    stagger: a.stagger,
                 };
                 let probe = util::NoiseProbe::start(&[proc.pid()]);
                 match run_fanout(&fc, stop.clone()) {
