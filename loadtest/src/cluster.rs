@@ -1068,6 +1068,7 @@ fn measure_realtime(
         setup_timeout: Duration::from_secs(180),
         first_seq: 1_000_000,
         server_pid: cluster.pid_of("replica1"),
+        stagger: Duration::from_micros(200),
     };
     let f = run_fanout(&fc, stop.clone())?;
     eprintln!(

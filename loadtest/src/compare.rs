@@ -107,7 +107,7 @@ struct Side {
     seed_error: Option<String>,
 }
 
-fn version_of(program: &Path) -> String {
+pub(crate) fn version_of(program: &Path) -> String {
     Command::new(program)
         .arg("--version")
         .output()
@@ -119,7 +119,7 @@ fn version_of(program: &Path) -> String {
 }
 
 /// Finds PocketBase (see `tests/src/pocketbase.rs`), installing it with pip if needed.
-fn resolve_pocketbase(given: Option<&PathBuf>) -> pocketbun_loadtest::Result<PathBuf> {
+pub(crate) fn resolve_pocketbase(given: Option<&PathBuf>) -> pocketbun_loadtest::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
@@ -313,6 +313,7 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                         setup_timeout: Duration::from_secs(120),
                         first_seq: rt_runs * 1_000_000,
                         server_pid: Some(pid),
+                        stagger: Duration::from_micros(200),
                     };
                     run_fanout(&fc, stop.clone()).map(|f| {
                         let per_client = f

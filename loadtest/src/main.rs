@@ -2,6 +2,7 @@
 
 mod cluster;
 mod compare;
+mod growth;
 
 use clap::{Args, Parser, Subcommand};
 use pocketbun_loadtest::affinity::{self, fmt_cpu_list, CpuList};
@@ -49,6 +50,10 @@ enum Cmd {
     /// primary and on 1..=N replicas (creates through the front meanwhile), replication lag
     /// under write load and realtime delivery across nodes; one table each.
     Cluster(cluster::ClusterArgs),
+    /// How each server's cost grows: server CPU time per request for lists, counts, filters
+    /// and expands at 10k/100k/1M rows, creates from 1/64/256 writers, realtime fan-out,
+    /// RSS per idle keep-alive connection, and PocketBun's reads with 1 and 2 workers.
+    Growth(growth::GrowthArgs),
 }
 
 #[derive(Args)]
@@ -177,6 +182,7 @@ fn main() {
         Cmd::Compare(a) => compare::cmd_compare(a, stop.clone()),
         Cmd::Soak(a) => cmd_soak(a, stop.clone()),
         Cmd::Cluster(a) => cluster::cmd_cluster(a, stop.clone()),
+        Cmd::Growth(a) => growth::cmd_growth(a, stop.clone()),
     };
     match res {
         Ok(()) if stop.load(Ordering::Relaxed) => {

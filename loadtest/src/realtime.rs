@@ -23,6 +23,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub struct FanoutConfig {
     pub first_seq: u64,
     /// The server's pid, for its memory before and after the clients connect.
     pub server_pid: Option<u32>,
+    /// Pause between two clients' connects on one generator thread. 200 µs suits 10k
+    /// clients; 20k that fast overflowed the servers' accept queues (a connection the
+    /// kernel completed but the server never accepted waits out the setup timeout).
+    pub stagger: Duration,
 }
 
 /// What a fan-out run measured.
@@ -68,6 +73,9 @@ pub struct FanoutResult {
     pub rss_before_kib: Option<u64>,
     /// Server RSS (KiB) with every client connected and subscribed.
     pub rss_subscribed_kib: Option<u64>,
+    /// Server CPU time (utime + stime of all its threads, clock ticks) from the first create
+    /// until every delivery arrived (or the wait for them ended): the creates and the fan-out.
+    pub server_cpu_ticks: Option<u64>,
 }
 
 impl FanoutResult {
@@ -148,33 +156,55 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
     for t in 0..threads {
         let n = (t..cfg.clients).step_by(threads).count();
         let cpu = cfg.gen_cpus.as_ref().map(|c| c[t % c.len()]);
-        let (shared, uring) = (shared.clone(), cfg.uring);
+        let (shared, uring, stagger) = (shared.clone(), cfg.uring, cfg.stagger);
         handles.push(std::thread::Builder::new().name(format!("sse-{t}")).spawn(
             move || -> crate::Result<Stats> {
                 if let Some(c) = cpu {
                     affinity::pin_current_thread(&[c])?;
                 }
-                let (mut rt, _) = crate::rt::build(uring, 4096)?;
+                let (mut rt, driver) = crate::rt::build(uring, 4096)?;
+                // epoll needs non-blocking sockets
+                let legacy = driver == "epoll";
                 let stats = Rc::new(RefCell::new(Stats::new()));
+                let streams: Rc<RefCell<Vec<RawFd>>> = Rc::default();
                 rt.block_on(async {
+                    let mut tasks = Vec::with_capacity(n);
                     for i in 0..n {
-                        let (shared, stats) = (shared.clone(), stats.clone());
+                        let (shared, stats, streams) =
+                            (shared.clone(), stats.clone(), streams.clone());
                         // client number t + i·threads, over the nodes in turn
                         let addr = shared.sse_addrs[(t + i * threads) % shared.sse_addrs.len()];
-                        monoio::spawn(async move {
+                        tasks.push(monoio::spawn(async move {
                             // Stagger connects so the listen backlog never overflows.
-                            monoio::time::sleep(Duration::from_micros(200 * i as u64)).await;
-                            client(shared, stats, addr).await
-                        });
+                            monoio::time::sleep(stagger * i as u32).await;
+                            client(shared, stats, streams, legacy, addr).await
+                        }));
                     }
                     // The clients block in reads without a timeout (10k re-armed
-                    // reads a tick would load the generator): leaving here drops
-                    // them with the runtime.
+                    // reads a tick would load the generator).
                     while !shared.done.load(Ordering::Relaxed)
                         && !shared.stop.load(Ordering::Relaxed)
                     {
                         monoio::time::sleep(Duration::from_millis(20)).await;
                     }
+                    // Dropping the runtime does not end a task parked on a read, so its
+                    // socket would stay open for the life of the process (a second run
+                    // in the same process then ran out of files): shut every stream
+                    // down, so each read ends and each task drops its socket.
+                    for &fd in streams.borrow().iter() {
+                        // SAFETY: shutdown(2) on a socket the task still owns (it is
+                        // closed only when the task ends, after this).
+                        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    }
+                    let all = async {
+                        for t in tasks {
+                            t.await;
+                        }
+                    };
+                    let _ = monoio::time::timeout(Duration::from_secs(10), all).await;
+                    // A dropped socket's close is an io_uring request: let the runtime
+                    // submit those before it is dropped.
+                    monoio::time::sleep(Duration::from_millis(50)).await;
                 });
                 let s = stats.borrow().clone();
                 drop(rt);
@@ -201,6 +231,7 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
     let rss_subscribed_kib = rss_kib(cfg.server_pid);
     // Publish.
     let mut api = Api::new(cfg.addr)?;
+    let cpu_before = cfg.server_pid.and_then(crate::util::process_cpu_ticks);
     let publish_start = Instant::now();
     let mut publish_err = None;
     for k in 0..cfg.events {
@@ -239,6 +270,11 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         std::thread::sleep(Duration::from_millis(20));
     }
     let window = publish_start.elapsed();
+    let server_cpu_ticks = cfg
+        .server_pid
+        .and_then(crate::util::process_cpu_ticks)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     shared.done.store(true, Ordering::Relaxed);
     let mut stats = Stats::new();
     for h in handles {
@@ -257,6 +293,7 @@ pub fn run_fanout(cfg: &FanoutConfig, stop: Arc<AtomicBool>) -> crate::Result<Fa
         delivered,
         rss_before_kib,
         rss_subscribed_kib,
+        server_cpu_ticks,
     })
 }
 
@@ -276,8 +313,35 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn setup(host: SocketAddr) -> Result<TcpStream, ()> {
-    let mut s = TcpStream::connect_addr(host).await.map_err(drop)?;
+/// Source addresses used in turn for connections to 127.0.0.1 (127.0.0.2–17).
+const SOURCES: usize = 16;
+static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects to `addr`; to 127.0.0.1 from 127.0.0.`2 + k`. Each source address has its own
+/// ephemeral ports: from one, 20,000 streams plus their subscribe connections (whose closed
+/// pairs stay in TIME_WAIT for a minute) ran out of the ~28k ports and connects failed. Both
+/// connections of one client use the same `k`: PocketBase and PocketBun answer 400 to a
+/// subscription sent from another address than the stream's. A blocking connect: on
+/// loopback the kernel completes it at once.
+fn connect_spread(addr: SocketAddr, legacy: bool, k: usize) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        let src = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 2 + k as u8), 0);
+        s.bind(&src.into())?;
+    }
+    s.connect(&addr.into())?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(legacy)?;
+    TcpStream::from_std(s.into())
+}
+
+async fn setup(host: SocketAddr, legacy: bool) -> Result<TcpStream, ()> {
+    let k = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
+    let mut s = connect_spread(host, legacy, k).map_err(drop)?;
     let _ = s.set_nodelay(true);
     let req = format!(
         "GET /api/realtime HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nUser-Agent: pocketbun-loadtest\r\n\r\n"
@@ -303,7 +367,7 @@ async fn setup(host: SocketAddr) -> Result<TcpStream, ()> {
         "POST /api/realtime HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut c = TcpStream::connect_addr(host).await.map_err(drop)?;
+    let mut c = connect_spread(host, legacy, k).map_err(drop)?;
     let (r, _) = c.write_all(req.into_bytes()).await;
     r.map_err(drop)?;
     let mut parser = ResponseParser::new();
@@ -328,8 +392,14 @@ async fn setup(host: SocketAddr) -> Result<TcpStream, ()> {
     Ok(s)
 }
 
-async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>, addr: SocketAddr) {
-    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(addr)).await {
+async fn client(
+    shared: Arc<Shared>,
+    stats: Rc<RefCell<Stats>>,
+    streams: Rc<RefCell<Vec<RawFd>>>,
+    legacy: bool,
+    addr: SocketAddr,
+) {
+    let mut s = match monoio::time::timeout(Duration::from_secs(60), setup(addr, legacy)).await {
         Ok(Ok(s)) => s,
         _ => {
             shared.setup_failed.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +407,7 @@ async fn client(shared: Arc<Shared>, stats: Rc<RefCell<Stats>>, addr: SocketAddr
         }
     };
     shared.subscribed.fetch_add(1, Ordering::Relaxed);
+    streams.borrow_mut().push(s.as_raw_fd());
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let tail = ID_PREFIX.len() + ID_DIGITS;
     loop {

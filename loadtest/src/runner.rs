@@ -72,11 +72,21 @@ fn grace(cfg: &RunConfig) -> Duration {
 
 /// Runs `cfg`, calling `progress` about once a second from the calling thread.
 pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&Progress)) -> crate::Result<RunResult> {
+    let plan: Arc<dyn Plan> = cfg.workload.plan(&cfg.target, cfg.seed.as_deref())?;
+    run_plan(cfg, plan, progress)
+}
+
+/// Like [`run`], with a plan built by the caller (`cfg.workload` is then ignored): requests
+/// no named workload makes, e.g. `loadtest growth`'s count and sampled views.
+pub fn run_plan(
+    cfg: &RunConfig,
+    plan: Arc<dyn Plan>,
+    progress: &mut dyn FnMut(&Progress),
+) -> crate::Result<RunResult> {
     if cfg.connections == 0 {
         return Err("need at least one connection".into());
     }
     let threads = cfg.threads.clamp(1, cfg.connections);
-    let plan: Arc<dyn Plan> = cfg.workload.plan(&cfg.target, cfg.seed.as_deref())?;
     let sync = Arc::new((Barrier::new(threads + 1), OnceLock::<Schedule>::new()));
     let mut handles = Vec::with_capacity(threads);
     let mut lives = Vec::with_capacity(threads);
