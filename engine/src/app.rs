@@ -135,7 +135,11 @@ impl Service for App {
         let origin = req.head.headers.get("origin").map(str::to_string);
         let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
-        let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
+        let log = crate::logs::PendingRequest::begin(
+            &self.ctx.shared.logs,
+            &self.ctx.shared.settings,
+            &req,
+        );
         let dev_line = self
             .ctx
             .shared
@@ -160,13 +164,13 @@ impl Service for App {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase
                 if let Some(log) = log.filter(|_| !is_static) {
-                    log.finish(resp.status, None);
+                    log.finish(&self.ctx.shared.logs, resp.status, None);
                 }
                 resp
             }
             Err(err) => {
                 if let Some(log) = log {
-                    log.finish(err.status, Some(&err));
+                    log.finish(&self.ctx.shared.logs, err.status, Some(&err));
                 }
                 err.into_response()
             }

@@ -182,13 +182,17 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
-    crate::encryption::configure(cli.global.app.encryption_env.as_deref());
     crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args),
         Command::Restore(args) => restore(&cli.global, args),
         Command::Superuser { action } => superuser(&cli.global, action),
     }
+}
+
+/// `--encryptionEnv`'s key for the stored settings.
+fn settings_key(global: &GlobalArgs) -> crate::encryption::SettingsKey {
+    crate::encryption::SettingsKey::from_env(global.app.encryption_env.as_deref())
 }
 
 fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
@@ -256,7 +260,6 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     config.gzip = args.gzip;
     config.tls = listen.tls.as_ref().map(|acme| acme.tls_config());
-    crate::auth::password::configure(args.password_hash);
     for warning in global.app.warnings(&global.dir) {
         eprintln!("{warning}");
     }
@@ -281,7 +284,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
-        settings: match crate::settings::SettingsCell::load(&store) {
+        settings: match crate::settings::SettingsCell::load(&store, settings_key(global)) {
             Ok(settings) => settings,
             Err(e) => {
                 eprintln!("Error: cannot load the settings: {e}");
@@ -290,11 +293,34 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         },
         app_store: Default::default(),
         backup_slot: Default::default(),
+        password_scheme: args.password_hash,
+        logs: Default::default(),
+        files: Default::default(),
     });
     let node_tag = nats.as_ref().map(|_| crate::cluster::new_tag());
     if let Some(tag) = &node_tag {
         hub.set_node_tag(tag.clone());
     }
+    // scratch files of an earlier backup/restore; then the log writer and the cron jobs
+    crate::backups::remove_temp_dir(store.dir());
+    let settings = core.clone();
+    let max_data_size = move || settings.settings.get().logs.max_data_size;
+    let crons = if replica {
+        // the primary runs crons, backups and log retention, and logs the requests it is
+        // forwarded; the replica writes no request log (its auxiliary.db stays local)
+        watch_follower(&global.dir, core.clone()).map(|()| None)
+    } else {
+        (core.logs.start(&store, max_data_size))
+            .and_then(|_| crate::crons::start(core.clone()))
+            .map(Some)
+    };
+    let crons = match crons {
+        Ok(crons) => crons,
+        Err(e) => {
+            eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
+            return 1;
+        }
+    };
     let shared = Arc::new(Shared {
         core,
         record_hooks: Arc::new({
@@ -308,6 +334,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         realtime: hub,
         web: args.web.web(&global.app),
         rate_windows: Default::default(),
+        crons,
     });
     if let Some((bin, url)) = litestream {
         if !shared.settings.get().s3.enabled {
@@ -347,22 +374,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return 1;
         }
     }
-    // scratch files of an earlier backup/restore; then the log writer and the cron jobs
-    crate::backups::remove_temp_dir(store.dir());
-    let settings = shared.clone();
-    let max_data_size = move || settings.settings.get().logs.max_data_size;
-    let started = if replica {
-        // the primary runs crons, backups and log retention, and logs the requests it is
-        // forwarded; the replica writes no request log (its auxiliary.db stays local)
-        watch_follower(&global.dir, shared.core.clone())
-    } else {
-        crate::logs::start(&store, max_data_size)
-            .and_then(|_| crate::crons::start(shared.core.clone()))
-    };
-    if let Err(e) = started {
-        eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
-        return 1;
-    }
+    let shared_core = shared.core.clone();
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let (www_redirects, https) = (listen.www_redirects.clone(), listen.tls.is_some());
     let factory = move |id| crate::tls::WwwRedirect {
@@ -414,7 +426,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         let _ = r.join();
     }
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
-    crate::logs::flush(std::time::Duration::from_secs(2));
+    shared_core.logs.flush(std::time::Duration::from_secs(2));
     store.close();
     // after the last commit: Litestream's final sync, then it stops
     crate::replicate::supervisor::stop();

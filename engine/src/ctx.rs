@@ -32,6 +32,8 @@ pub struct Shared {
     pub web: Web,
     /// The rate limiter's counters, shared by all workers ([`crate::ratelimit`]).
     pub rate_windows: FixedWindows<Settings>,
+    /// The cron scheduler `/api/crons` lists and runs (none on a read replica).
+    pub crons: Option<Arc<crate::crons::Scheduler>>,
 }
 
 impl std::ops::Deref for Shared {

@@ -28,4 +28,22 @@ pub struct Core {
     pub app_store: AppStore,
     /// The one backup/restore that may run at a time (its name while it runs).
     pub backup_slot: NamedSlot,
+    /// How new password hashes are made (`serve --password-hash`).
+    pub password_scheme: crate::auth::password::Scheme,
+    /// The request and application logs' writer (started by `serve` on a primary).
+    pub logs: crate::logs::Logs,
+    /// File storage's S3 clients and the thumbs being made.
+    pub files: crate::files::Files,
+}
+
+impl Core {
+    /// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
+    pub fn record_fs(&self) -> Result<pocketbun_storage::files::Fs, String> {
+        (self.files).record_fs(&self.settings.get(), self.store.dir())
+    }
+
+    /// The object key of a record folder (`<collectionId>/<recordId>`) from its local path.
+    pub fn dir_key(&self, dir: &std::path::Path) -> Option<String> {
+        crate::files::dir_key(self.store.dir(), dir)
+    }
 }

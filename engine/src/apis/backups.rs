@@ -403,7 +403,7 @@ async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 let mut data = serde_json::Map::new();
                 data.insert("key".into(), key.into());
                 data.insert("error".into(), e.clone().into());
-                crate::logs::log(
+                shared.logs.log(
                     &shared.settings.get(),
                     crate::logs::LEVEL_ERROR,
                     "Failed to restore backup",
