@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 pub use crate::serve_options::Web;
 
+pub mod read_cache;
+
 /// State shared by all workers: the domain's [`Core`] plus what only the request path needs.
 /// It dereferences to the `Core`, so `shared.store` and `shared.settings` read through.
 pub struct Shared {
@@ -54,6 +56,8 @@ pub struct AppCtx {
     pub realtime: crate::realtime::Worker,
     /// This worker's read connection to `auxiliary.db` (the logs API), opened on first use.
     pub aux: std::cell::OnceCell<Rc<Reader>>,
+    /// This worker's fresh-read cache (`crate::apis::read_cache`).
+    pub read_cache: read_cache::ReadCache,
 }
 
 impl std::ops::Deref for AppCtx {
@@ -88,6 +92,7 @@ impl AppCtx {
             db,
             realtime,
             aux: Default::default(),
+            read_cache: Default::default(),
         })
     }
 
@@ -95,7 +100,12 @@ impl AppCtx {
     pub fn auth(&self, req: &Request) -> Option<AuthRecord> {
         let header = req.header("authorization")?;
         let schema = self.shared.schema.get();
-        authenticate_in(&self.reader, &schema.collections, Some(header))
+        authenticate_in(
+            &self.reader,
+            &self.verified,
+            &schema.collections,
+            Some(header),
+        )
     }
 
     /// PocketBase's superuser-only guard: 401 for guests, 403 for other auth records.

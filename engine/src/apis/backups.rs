@@ -264,7 +264,7 @@ fn insufficient() -> ApiError {
 
 async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let token = crate::apis::search::query_value(req.query(), "token").unwrap_or_default();
-    let auth = backups::token::verify_file_token(&ctx.reader, &token);
+    let auth = backups::token::verify_file_token(&ctx.reader, &ctx.verified, &token);
     if !auth.is_some_and(|a| a.is_superuser()) {
         return Err(insufficient());
     }

@@ -37,7 +37,7 @@ async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 }
 
 fn answer(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let auth = authenticate(&ctx.reader, req.header("authorization"));
+    let auth = authenticate(&ctx.reader, &ctx.verified, req.header("authorization"));
     if !auth.as_ref().is_some_and(|a| a.is_superuser()) {
         return Ok(Response::with_body(
             200,

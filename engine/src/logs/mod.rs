@@ -427,6 +427,8 @@ fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
 /// batch (a client usually sends many requests with the same token).
 struct AuthCache {
     reader: Option<Reader>,
+    /// The log thread's own verified tokens (across batches).
+    verified: crate::auth::token::Verified,
     known: HashMap<String, Option<crate::auth::AuthRecord>>,
 }
 
@@ -434,6 +436,7 @@ impl AuthCache {
     fn new(reader: Option<Reader>) -> Self {
         AuthCache {
             reader,
+            verified: Default::default(),
             known: HashMap::new(),
         }
     }
@@ -445,7 +448,7 @@ impl AuthCache {
         let found = self
             .reader
             .as_ref()
-            .and_then(|r| crate::auth::authenticate(r, Some(header)));
+            .and_then(|r| crate::auth::authenticate(r, &self.verified, Some(header)));
         self.known.insert(header.to_string(), found.clone());
         found
     }
