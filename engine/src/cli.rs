@@ -233,10 +233,18 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     // --replica-of: the follower copy of data.db must exist before the store opens it
     let replica = args.replica_of.is_some();
+    // Litestream's child, a primary's positions, a replica's follower: owned by Core below
+    let replication = Arc::new(crate::replicate::Replication::default());
     if let (Some(primary), Some(url)) = (&args.replica_of, &args.replica) {
-        if let Err(e) = start_follower(global, primary, url, args.litestream.as_deref()) {
+        if let Err(e) = start_follower(
+            &replication,
+            global,
+            primary,
+            url,
+            args.litestream.as_deref(),
+        ) {
             eprintln!("Error: --replica: {e}");
-            crate::replicate::supervisor::stop();
+            crate::replicate::supervisor::stop(&replication);
             return 1;
         }
     }
@@ -247,7 +255,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let store = match open_store(global, litestream.is_some(), replica) {
         Ok(s) => s,
         Err(code) => {
-            crate::replicate::supervisor::stop();
+            crate::replicate::supervisor::stop(&replication);
             return code;
         }
     };
@@ -269,6 +277,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }));
     let core = Arc::new(Core {
         body_limit: config.limits.default_body_bytes,
+        replication,
         store: store.clone(),
         schema: match load_schema(&store) {
             Ok(schema) => schema,
@@ -321,16 +330,35 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return 1;
         }
     };
+    let cluster = match nats.zip(node_tag) {
+        Some((opts, tag)) => {
+            let node = Arc::new(crate::cluster::Node {
+                core: core.clone(),
+                hub: hub.clone(),
+            });
+            match crate::cluster::start(opts, tag, node, replica) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    eprintln!("Error: --nats: {e}");
+                    store.close();
+                    crate::replicate::supervisor::stop(&core.replication);
+                    return 1;
+                }
+            }
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         core,
         record_hooks: Arc::new({
             let mut hooks = crate::records::event::RecordHooks::default();
             hooks.add(hub.clone());
-            if nats.is_some() && !replica {
-                hooks.add(Arc::new(crate::cluster::Publisher));
+            if let Some(link) = cluster.as_ref().filter(|_| !replica) {
+                hooks.add(Arc::new(crate::cluster::Publisher(link.clone())));
             }
             hooks
         }),
+        cluster,
         realtime: hub,
         web: args.web.web(&global.app),
         rate_windows: Default::default(),
@@ -352,25 +380,9 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             verbose: global.app.dev,
             mode: crate::replicate::supervisor::Mode::Replicate,
         };
-        if let Err(e) = crate::replicate::supervisor::start(config) {
+        if let Err(e) = crate::replicate::supervisor::start(&shared.replication, config) {
             eprintln!("Error: --replicate: {e}");
             store.close();
-            return 1;
-        }
-    }
-    if let (Some(opts), Some(tag)) = (nats, node_tag) {
-        if let Err(e) = crate::cluster::start(
-            opts,
-            tag,
-            Arc::new(crate::cluster::Node {
-                core: shared.core.clone(),
-                hub: shared.realtime.clone(),
-            }),
-            replica,
-        ) {
-            eprintln!("Error: --nats: {e}");
-            store.close();
-            crate::replicate::supervisor::stop();
             return 1;
         }
     }
@@ -429,7 +441,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     shared_core.logs.flush(std::time::Duration::from_secs(2));
     store.close();
     // after the last commit: Litestream's final sync, then it stops
-    crate::replicate::supervisor::stop();
+    crate::replicate::supervisor::stop(&shared_core.replication);
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -447,6 +459,7 @@ fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageE
 /// Starts `litestream restore -f` for a read replica and waits for its first copy of
 /// `data.db` (up to 2 minutes: a first restore downloads the whole database).
 fn start_follower(
+    replication: &Arc<crate::replicate::Replication>,
     global: &GlobalArgs,
     primary: &str,
     url: &str,
@@ -461,16 +474,23 @@ fn start_follower(
     let bin = crate::replicate::locate(litestream)?;
     std::fs::create_dir_all(&global.dir)
         .map_err(|e| format!("cannot create {}: {e}", global.dir.display()))?;
-    crate::replicate::follower::check_dir(&global.dir, primary)?;
-    crate::replicate::supervisor::start(crate::replicate::supervisor::Config {
-        bin,
-        dir: global.dir.clone(),
-        url: url.to_string(),
-        verbose: global.app.dev,
-        mode: crate::replicate::supervisor::Mode::Follow,
-    })?;
-    crate::replicate::follower::wait_ready(&global.dir, std::time::Duration::from_secs(120))?;
-    crate::replicate::ryw::watch_primary(primary.to_string())
+    crate::replicate::follower::check_dir(&replication.follower, &global.dir, primary)?;
+    crate::replicate::supervisor::start(
+        replication,
+        crate::replicate::supervisor::Config {
+            bin,
+            dir: global.dir.clone(),
+            url: url.to_string(),
+            verbose: global.app.dev,
+            mode: crate::replicate::supervisor::Mode::Follow,
+        },
+    )?;
+    crate::replicate::follower::wait_ready(
+        &replication.follower,
+        &global.dir,
+        std::time::Duration::from_secs(120),
+    )?;
+    crate::replicate::ryw::watch_primary(replication.clone(), primary.to_string())
         .map_err(|e| format!("cannot start the primary's position poll: {e}"))
 }
 
@@ -484,7 +504,8 @@ fn watch_follower(dir: &std::path::Path, core: Arc<Core>) -> std::io::Result<()>
     let mut last = reader
         .read(crate::replicate::follower::fingerprint)
         .unwrap_or_default();
-    crate::replicate::follower::watch(dir.to_path_buf(), move || {
+    let replication = core.replication.clone();
+    replication.follower.watch(dir.to_path_buf(), move || {
         let fp = match reader.read(crate::replicate::follower::fingerprint) {
             Ok(fp) => fp,
             Err(e) => return eprintln!("replica: cannot read the collections: {e}"),

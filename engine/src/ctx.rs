@@ -28,6 +28,8 @@ pub struct Shared {
     pub core: Arc<Core>,
     /// Realtime clients of all workers and the inboxes events are published to.
     pub realtime: Arc<crate::realtime::Hub>,
+    /// The link to the other nodes of a cluster (`serve --nats`).
+    pub cluster: Option<Arc<crate::cluster::Link>>,
     /// Who hears of committed record changes (the realtime hub, added at start-up).
     pub record_hooks: Arc<crate::records::event::RecordHooks>,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.

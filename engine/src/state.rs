@@ -1,9 +1,14 @@
 //! The process-wide state the domain works with: the store, the schema and settings
-//! snapshots, and the CPU pool. Built once at start-up, shared by every worker and background
-//! thread (crons, backups, the log writer) as an `Arc<Core>`.
+//! snapshots, the CPU pool, the log writer, file storage's clients, replication, and what
+//! `serve`'s flags fix for the process (the password scheme; the settings key is inside the
+//! settings cell).
+//! Built once at start-up, shared by every worker and background thread (crons, backups,
+//! the log writer) as an `Arc<Core>`, so a test can build two of them in one process. Mutable
+//! statics are refused by `.ci/statics.py`.
 //!
-//! The request path's own additions (realtime hub, record hooks, `serve` options) are in
-//! `ctx::Shared`, which dereferences to this, so the domain never names the API layer.
+//! The request path's own additions (realtime hub, record hooks, `serve` options, the cron
+//! scheduler, the NATS link) are in `ctx::Shared`, which dereferences to this, so the domain
+//! never names the API layer.
 
 use crate::app_store::AppStore;
 use crate::named_slot::NamedSlot;
@@ -17,6 +22,8 @@ use std::sync::Arc;
 pub struct Core {
     /// Default request body limit (PocketBase: 32 MiB).
     pub body_limit: usize,
+    /// Litestream's child, a primary's positions, a replica's follower and forwarding.
+    pub replication: Arc<crate::replicate::Replication>,
     pub store: Arc<Store>,
     /// Where password hashing and other CPU-heavy work runs, off the request workers.
     pub cpu: CpuPool,

@@ -80,7 +80,7 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             ApiError::bad_request(Some("An error occurred while saving the new settings."))
         })?;
     // the other nodes of a cluster (`--nats`) reload theirs
-    crate::cluster::schema_changed();
+    crate::cluster::schema_changed(ctx.shared.cluster.as_deref());
     Ok(settings_response(&ctx.shared.settings.get()))
 }
 

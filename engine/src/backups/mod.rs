@@ -358,7 +358,7 @@ pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
     shared.logs.flush(Duration::from_secs(2));
     shared.store.close();
     // Litestream must not ship the swap; the restarted process replicates the restored data
-    crate::replicate::supervisor::stop();
+    crate::replicate::supervisor::stop(&shared.replication);
     let old = temp.join(format!("old_pb_data_{}", random(8)));
     let swap = move_dir_content(&data_dir, &old, &RESTORE_EXCLUDE)
         .and_then(|_| move_dir_content(&extracted, &data_dir, &RESTORE_EXCLUDE));

@@ -76,6 +76,7 @@ fn env(config: RealtimeConfig) -> Option<Env> {
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
     let core = Arc::new(crate::state::Core {
         body_limit: 1 << 20,
+        replication: Default::default(),
         store: store.clone(),
         cpu: CpuPool::new(1).unwrap(),
         schema: SchemaState::new(collections),
