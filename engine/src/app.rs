@@ -11,6 +11,11 @@ use pocketbun_storage::StorageError;
 use std::rc::Rc;
 use std::sync::Arc;
 
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
 pub struct App {
     ctx: Rc<AppCtx>,
     routes: Routes,
