@@ -11,6 +11,11 @@ use pocketbun_storage::StorageError;
 use std::rc::Rc;
 use std::sync::Arc;
 
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
 pub struct App {
     ctx: Rc<AppCtx>,
     routes: Routes,
@@ -68,18 +73,19 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
 }
 
 /// The TXID holding a committed write, in the answer's header and cookie
-/// ([`crate::replicate::ryw`]): [`position::covering`] (~2 ms through Litestream's control
+/// ([`crate::replicate::ryw`]): [`Positions::covering`] (~2 ms through Litestream's control
 /// socket, shared by concurrent writes; no sync when one ran in the last 10 ms), or an exact
 /// sync that waits for the upload when the caller asked for durability. Without a position
 /// (Litestream down or restarting) the answer goes without them.
 ///
-/// [`position::covering`]: crate::replicate::position::covering
-async fn add_txid(resp: &mut Response, durable: bool) {
+/// [`Positions::covering`]: crate::replicate::position::Positions::covering
+async fn add_txid(ctx: &AppCtx, resp: &mut Response, durable: bool) {
     use crate::replicate::{position, ryw};
+    let positions = &ctx.shared.replication.position;
     let txid = if durable {
-        position::sync(true).await.map(|p| p.txid)
+        positions.sync(true).await.map(|p| p.txid)
     } else {
-        position::covering().await
+        positions.covering().await
     };
     if let Ok(txid) = txid {
         resp.headers
@@ -126,16 +132,21 @@ impl Service for App {
             return crate::apis::proxy::forward(&self.ctx, req).await;
         }
         // a primary with replication tells a write's TXID (crate::replicate::ryw)
-        let txid_wanted = crate::replicate::position::active()
-            && !matches!(req.head.method, Method::Get | Method::Head);
-        let replica_read = crate::replicate::follower::active()
-            && matches!(req.head.method, Method::Get | Method::Head);
+        let replication = &self.ctx.shared.replication;
+        let txid_wanted =
+            replication.position.active() && !matches!(req.head.method, Method::Get | Method::Head);
+        let replica_read =
+            replication.follower.active() && matches!(req.head.method, Method::Get | Method::Head);
         let durable = txid_wanted
             && crate::replicate::ryw::durable(req.header(crate::replicate::ryw::DURABLE_HEADER));
         let origin = req.head.headers.get("origin").map(str::to_string);
         let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
-        let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
+        let log = crate::logs::PendingRequest::begin(
+            &self.ctx.shared.logs,
+            &self.ctx.shared.settings,
+            &req,
+        );
         let dev_line = self
             .ctx
             .shared
@@ -160,23 +171,23 @@ impl Service for App {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase
                 if let Some(log) = log.filter(|_| !is_static) {
-                    log.finish(resp.status, None);
+                    log.finish(&self.ctx.shared.logs, resp.status, None);
                 }
                 resp
             }
             Err(err) => {
                 if let Some(log) = log {
-                    log.finish(err.status, Some(&err));
+                    log.finish(&self.ctx.shared.logs, err.status, Some(&err));
                 }
                 err.into_response()
             }
         };
         if txid_wanted && (200..300).contains(&resp.status) {
-            add_txid(&mut resp, durable).await;
+            add_txid(&self.ctx, &mut resp, durable).await;
         }
         // a replica's own read from a copy known to trail the primary says so
         if replica_read {
-            if let Some(behind) = crate::replicate::ryw::stale() {
+            if let Some(behind) = replication.stale() {
                 resp.headers.push((
                     crate::replicate::ryw::STALE_HEADER.into(),
                     behind.as_secs().to_string().into(),

@@ -182,13 +182,17 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
-    crate::encryption::configure(cli.global.app.encryption_env.as_deref());
     crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args),
         Command::Restore(args) => restore(&cli.global, args),
         Command::Superuser { action } => superuser(&cli.global, action),
     }
+}
+
+/// `--encryptionEnv`'s key for the stored settings.
+fn settings_key(global: &GlobalArgs) -> crate::encryption::SettingsKey {
+    crate::encryption::SettingsKey::from_env(global.app.encryption_env.as_deref())
 }
 
 fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
@@ -229,10 +233,18 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     // --replica-of: the follower copy of data.db must exist before the store opens it
     let replica = args.replica_of.is_some();
+    // Litestream's child, a primary's positions, a replica's follower: owned by Core below
+    let replication = Arc::new(crate::replicate::Replication::default());
     if let (Some(primary), Some(url)) = (&args.replica_of, &args.replica) {
-        if let Err(e) = start_follower(global, primary, url, args.litestream.as_deref()) {
+        if let Err(e) = start_follower(
+            &replication,
+            global,
+            primary,
+            url,
+            args.litestream.as_deref(),
+        ) {
             eprintln!("Error: --replica: {e}");
-            crate::replicate::supervisor::stop();
+            crate::replicate::supervisor::stop(&replication);
             return 1;
         }
     }
@@ -243,7 +255,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let store = match open_store(global, litestream.is_some(), replica) {
         Ok(s) => s,
         Err(code) => {
-            crate::replicate::supervisor::stop();
+            crate::replicate::supervisor::stop(&replication);
             return code;
         }
     };
@@ -256,7 +268,6 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }
     config.gzip = args.gzip;
     config.tls = listen.tls.as_ref().map(|acme| acme.tls_config());
-    crate::auth::password::configure(args.password_hash);
     for warning in global.app.warnings(&global.dir) {
         eprintln!("{warning}");
     }
@@ -266,6 +277,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     }));
     let core = Arc::new(Core {
         body_limit: config.limits.default_body_bytes,
+        replication,
         store: store.clone(),
         schema: match load_schema(&store) {
             Ok(schema) => schema,
@@ -281,7 +293,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
                 return 1;
             }
         },
-        settings: match crate::settings::SettingsCell::load(&store) {
+        settings: match crate::settings::SettingsCell::load(&store, settings_key(global)) {
             Ok(settings) => settings,
             Err(e) => {
                 eprintln!("Error: cannot load the settings: {e}");
@@ -290,24 +302,67 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         },
         app_store: Default::default(),
         backup_slot: Default::default(),
+        password_scheme: args.password_hash,
+        logs: Default::default(),
+        files: Default::default(),
     });
     let node_tag = nats.as_ref().map(|_| crate::cluster::new_tag());
     if let Some(tag) = &node_tag {
         hub.set_node_tag(tag.clone());
     }
+    // scratch files of an earlier backup/restore; then the log writer and the cron jobs
+    crate::backups::remove_temp_dir(store.dir());
+    let settings = core.clone();
+    let max_data_size = move || settings.settings.get().logs.max_data_size;
+    let crons = if replica {
+        // the primary runs crons, backups and log retention, and logs the requests it is
+        // forwarded; the replica writes no request log (its auxiliary.db stays local)
+        watch_follower(&global.dir, core.clone()).map(|()| None)
+    } else {
+        (core.logs.start(&store, max_data_size))
+            .and_then(|_| crate::crons::start(core.clone()))
+            .map(Some)
+    };
+    let crons = match crons {
+        Ok(crons) => crons,
+        Err(e) => {
+            eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
+            return 1;
+        }
+    };
+    let cluster = match nats.zip(node_tag) {
+        Some((opts, tag)) => {
+            let node = Arc::new(crate::cluster::Node {
+                core: core.clone(),
+                hub: hub.clone(),
+            });
+            match crate::cluster::start(opts, tag, node, replica) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    eprintln!("Error: --nats: {e}");
+                    store.close();
+                    crate::replicate::supervisor::stop(&core.replication);
+                    return 1;
+                }
+            }
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         core,
         record_hooks: Arc::new({
             let mut hooks = crate::records::event::RecordHooks::default();
             hooks.add(hub.clone());
-            if nats.is_some() && !replica {
-                hooks.add(Arc::new(crate::cluster::Publisher));
+            if let Some(link) = cluster.as_ref().filter(|_| !replica) {
+                hooks.add(Arc::new(crate::cluster::Publisher(link.clone())));
             }
             hooks
         }),
+        cluster,
         realtime: hub,
         web: args.web.web(&global.app),
         rate_windows: Default::default(),
+        crons,
     });
     if let Some((bin, url)) = litestream {
         if !shared.settings.get().s3.enabled {
@@ -325,44 +380,13 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             verbose: global.app.dev,
             mode: crate::replicate::supervisor::Mode::Replicate,
         };
-        if let Err(e) = crate::replicate::supervisor::start(config) {
+        if let Err(e) = crate::replicate::supervisor::start(&shared.replication, config) {
             eprintln!("Error: --replicate: {e}");
             store.close();
             return 1;
         }
     }
-    if let (Some(opts), Some(tag)) = (nats, node_tag) {
-        if let Err(e) = crate::cluster::start(
-            opts,
-            tag,
-            Arc::new(crate::cluster::Node {
-                core: shared.core.clone(),
-                hub: shared.realtime.clone(),
-            }),
-            replica,
-        ) {
-            eprintln!("Error: --nats: {e}");
-            store.close();
-            crate::replicate::supervisor::stop();
-            return 1;
-        }
-    }
-    // scratch files of an earlier backup/restore; then the log writer and the cron jobs
-    crate::backups::remove_temp_dir(store.dir());
-    let settings = shared.clone();
-    let max_data_size = move || settings.settings.get().logs.max_data_size;
-    let started = if replica {
-        // the primary runs crons, backups and log retention, and logs the requests it is
-        // forwarded; the replica writes no request log (its auxiliary.db stays local)
-        watch_follower(&global.dir, shared.core.clone())
-    } else {
-        crate::logs::start(&store, max_data_size)
-            .and_then(|_| crate::crons::start(shared.core.clone()))
-    };
-    if let Err(e) = started {
-        eprintln!("Error: cannot start the log writer and the cron scheduler: {e}");
-        return 1;
-    }
+    let shared_core = shared.core.clone();
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let (www_redirects, https) = (listen.www_redirects.clone(), listen.tls.is_some());
     let factory = move |id| crate::tls::WwwRedirect {
@@ -414,10 +438,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
         let _ = r.join();
     }
     // workers are gone: write the queued logs, let the writer commit what is queued, stop it
-    crate::logs::flush(std::time::Duration::from_secs(2));
+    shared_core.logs.flush(std::time::Duration::from_secs(2));
     store.close();
     // after the last commit: Litestream's final sync, then it stops
-    crate::replicate::supervisor::stop();
+    crate::replicate::supervisor::stop(&shared_core.replication);
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -435,6 +459,7 @@ fn load_schema(store: &Store) -> Result<SchemaState, pocketbun_storage::StorageE
 /// Starts `litestream restore -f` for a read replica and waits for its first copy of
 /// `data.db` (up to 2 minutes: a first restore downloads the whole database).
 fn start_follower(
+    replication: &Arc<crate::replicate::Replication>,
     global: &GlobalArgs,
     primary: &str,
     url: &str,
@@ -449,16 +474,23 @@ fn start_follower(
     let bin = crate::replicate::locate(litestream)?;
     std::fs::create_dir_all(&global.dir)
         .map_err(|e| format!("cannot create {}: {e}", global.dir.display()))?;
-    crate::replicate::follower::check_dir(&global.dir, primary)?;
-    crate::replicate::supervisor::start(crate::replicate::supervisor::Config {
-        bin,
-        dir: global.dir.clone(),
-        url: url.to_string(),
-        verbose: global.app.dev,
-        mode: crate::replicate::supervisor::Mode::Follow,
-    })?;
-    crate::replicate::follower::wait_ready(&global.dir, std::time::Duration::from_secs(120))?;
-    crate::replicate::ryw::watch_primary(primary.to_string())
+    crate::replicate::follower::check_dir(&replication.follower, &global.dir, primary)?;
+    crate::replicate::supervisor::start(
+        replication,
+        crate::replicate::supervisor::Config {
+            bin,
+            dir: global.dir.clone(),
+            url: url.to_string(),
+            verbose: global.app.dev,
+            mode: crate::replicate::supervisor::Mode::Follow,
+        },
+    )?;
+    crate::replicate::follower::wait_ready(
+        &replication.follower,
+        &global.dir,
+        std::time::Duration::from_secs(120),
+    )?;
+    crate::replicate::ryw::watch_primary(replication.clone(), primary.to_string())
         .map_err(|e| format!("cannot start the primary's position poll: {e}"))
 }
 
@@ -472,7 +504,8 @@ fn watch_follower(dir: &std::path::Path, core: Arc<Core>) -> std::io::Result<()>
     let mut last = reader
         .read(crate::replicate::follower::fingerprint)
         .unwrap_or_default();
-    crate::replicate::follower::watch(dir.to_path_buf(), move || {
+    let replication = core.replication.clone();
+    replication.follower.watch(dir.to_path_buf(), move || {
         let fp = match reader.read(crate::replicate::follower::fingerprint) {
             Ok(fp) => fp,
             Err(e) => return eprintln!("replica: cannot read the collections: {e}"),

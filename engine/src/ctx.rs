@@ -20,18 +20,24 @@ use std::sync::Arc;
 
 pub use crate::serve_options::Web;
 
+pub mod read_cache;
+
 /// State shared by all workers: the domain's [`Core`] plus what only the request path needs.
 /// It dereferences to the `Core`, so `shared.store` and `shared.settings` read through.
 pub struct Shared {
     pub core: Arc<Core>,
     /// Realtime clients of all workers and the inboxes events are published to.
     pub realtime: Arc<crate::realtime::Hub>,
+    /// The link to the other nodes of a cluster (`serve --nats`).
+    pub cluster: Option<Arc<crate::cluster::Link>>,
     /// Who hears of committed record changes (the realtime hub, added at start-up).
     pub record_hooks: Arc<crate::records::event::RecordHooks>,
     /// What `serve`'s flags add around the API: allowed origins, the static files directory.
     pub web: Web,
     /// The rate limiter's counters, shared by all workers ([`crate::ratelimit`]).
     pub rate_windows: FixedWindows<Settings>,
+    /// The cron scheduler `/api/crons` lists and runs (none on a read replica).
+    pub crons: Option<Arc<crate::crons::Scheduler>>,
 }
 
 impl std::ops::Deref for Shared {
@@ -52,6 +58,8 @@ pub struct AppCtx {
     pub realtime: crate::realtime::Worker,
     /// This worker's read connection to `auxiliary.db` (the logs API), opened on first use.
     pub aux: std::cell::OnceCell<Rc<Reader>>,
+    /// This worker's fresh-read cache (`crate::apis::read_cache`).
+    pub read_cache: read_cache::ReadCache,
 }
 
 impl std::ops::Deref for AppCtx {
@@ -86,6 +94,7 @@ impl AppCtx {
             db,
             realtime,
             aux: Default::default(),
+            read_cache: Default::default(),
         })
     }
 
@@ -93,7 +102,12 @@ impl AppCtx {
     pub fn auth(&self, req: &Request) -> Option<AuthRecord> {
         let header = req.header("authorization")?;
         let schema = self.shared.schema.get();
-        authenticate_in(&self.reader, &schema.collections, Some(header))
+        authenticate_in(
+            &self.reader,
+            &self.verified,
+            &schema.collections,
+            Some(header),
+        )
     }
 
     /// PocketBase's superuser-only guard: 401 for guests, 403 for other auth records.

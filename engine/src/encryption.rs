@@ -8,31 +8,36 @@
 //! plain settings readable until the next save encrypts them.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, NONCE_LEN};
-use std::sync::OnceLock;
 
-/// The settings key of this process: set once at start-up from `--encryptionEnv`.
-static KEY: OnceLock<SettingsKey> = OnceLock::new();
-
-/// The encryption key and the name of the variable it came from (for error messages).
+/// The settings key and the name of the variable it came from (for error messages). Read
+/// once at start-up; the settings cell that loads and saves the settings owns it
+/// (`crate::settings::SettingsCell`).
+#[derive(Default)]
 pub struct SettingsKey {
     env: String,
     key: Option<Vec<u8>>,
 }
 
-/// Reads the key from the environment variable named by `--encryptionEnv` (unset or empty:
-/// settings stay plain). Called once, before the settings are loaded.
-pub fn configure(env: Option<&str>) {
-    let env = env.unwrap_or("").to_string();
-    let key = (!env.is_empty())
-        .then(|| std::env::var_os(&env))
-        .flatten()
-        .map(|v| v.into_encoded_bytes())
-        .filter(|v| !v.is_empty());
-    let _ = KEY.set(SettingsKey { env, key });
-}
+impl SettingsKey {
+    /// Reads the key from the environment variable named by `--encryptionEnv` (unset or
+    /// empty: settings stay plain).
+    pub fn from_env(env: Option<&str>) -> Self {
+        let env = env.unwrap_or("").to_string();
+        let key = (!env.is_empty())
+            .then(|| std::env::var_os(&env))
+            .flatten()
+            .map(|v| v.into_encoded_bytes())
+            .filter(|v| !v.is_empty());
+        SettingsKey { env, key }
+    }
 
-fn current() -> Option<&'static SettingsKey> {
-    KEY.get()
+    /// A key given as is (tests; `env` names where it came from).
+    pub fn new(env: &str, key: Option<Vec<u8>>) -> Self {
+        SettingsKey {
+            env: env.to_string(),
+            key,
+        }
+    }
 }
 
 fn cipher(key: &[u8]) -> Result<LessSafeKey, String> {
@@ -92,19 +97,19 @@ pub enum Stored {
     Sealed(String),
 }
 
-/// The stored form of `json` under the process's key.
-pub fn seal_settings(json: Vec<u8>) -> Result<Stored, String> {
-    match current().and_then(|k| k.key.as_deref()) {
+/// The stored form of `json` under `key`.
+pub fn seal_settings(key: &SettingsKey, json: Vec<u8>) -> Result<Stored, String> {
+    match key.key.as_deref() {
         Some(key) => encrypt(&json, key).map(Stored::Sealed),
         None => Ok(Stored::Plain(json)),
     }
 }
 
 /// The settings JSON of a stored value that is not plain JSON (`raw` failed to parse): decrypted
-/// with the process's key, or PocketBase's error when there is none.
-pub fn open_settings(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let env = current().map_or("", |k| k.env.as_str());
-    match current().and_then(|k| k.key.as_deref()) {
+/// with `key`, or PocketBase's error when there is none.
+pub fn open_settings(key: &SettingsKey, raw: &[u8]) -> Result<Vec<u8>, String> {
+    let env = key.env.as_str();
+    match key.key.as_deref() {
         Some(key) => decrypt(raw, key),
         None => Err(format!(
             "invalid settings db data or missing encryption key {env:?}"

@@ -1,9 +1,14 @@
 //! The process-wide state the domain works with: the store, the schema and settings
-//! snapshots, and the CPU pool. Built once at start-up, shared by every worker and background
-//! thread (crons, backups, the log writer) as an `Arc<Core>`.
+//! snapshots, the CPU pool, the log writer, file storage's clients, replication, and what
+//! `serve`'s flags fix for the process (the password scheme; the settings key is inside the
+//! settings cell).
+//! Built once at start-up, shared by every worker and background thread (crons, backups,
+//! the log writer) as an `Arc<Core>`, so a test can build two of them in one process. Mutable
+//! statics are refused by `.ci/statics.py`.
 //!
-//! The request path's own additions (realtime hub, record hooks, `serve` options) are in
-//! `ctx::Shared`, which dereferences to this, so the domain never names the API layer.
+//! The request path's own additions (realtime hub, record hooks, `serve` options, the cron
+//! scheduler, the NATS link) are in `ctx::Shared`, which dereferences to this, so the domain
+//! never names the API layer.
 
 use crate::app_store::AppStore;
 use crate::named_slot::NamedSlot;
@@ -17,6 +22,8 @@ use std::sync::Arc;
 pub struct Core {
     /// Default request body limit (PocketBase: 32 MiB).
     pub body_limit: usize,
+    /// Litestream's child, a primary's positions, a replica's follower and forwarding.
+    pub replication: Arc<crate::replicate::Replication>,
     pub store: Arc<Store>,
     /// Where password hashing and other CPU-heavy work runs, off the request workers.
     pub cpu: CpuPool,
@@ -28,4 +35,22 @@ pub struct Core {
     pub app_store: AppStore,
     /// The one backup/restore that may run at a time (its name while it runs).
     pub backup_slot: NamedSlot,
+    /// How new password hashes are made (`serve --password-hash`).
+    pub password_scheme: crate::auth::password::Scheme,
+    /// The request and application logs' writer (started by `serve` on a primary).
+    pub logs: crate::logs::Logs,
+    /// File storage's S3 clients and the thumbs being made.
+    pub files: crate::files::Files,
+}
+
+impl Core {
+    /// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
+    pub fn record_fs(&self) -> Result<pocketbun_storage::files::Fs, String> {
+        (self.files).record_fs(&self.settings.get(), self.store.dir())
+    }
+
+    /// The object key of a record folder (`<collectionId>/<recordId>`) from its local path.
+    pub fn dir_key(&self, dir: &std::path::Path) -> Option<String> {
+        crate::files::dir_key(self.store.dir(), dir)
+    }
 }

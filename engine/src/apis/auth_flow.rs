@@ -529,8 +529,7 @@ pub async fn respond(
     }
     out.push_str("\"record\":");
     // a record over 64 KiB is written on the CPU pool (a 48 MiB one held the worker ~1 s)
-    let mut out =
-        crate::records::write_records(&ctx.shared.cpu, loaded.arena, vec![idx], "", out).await?;
+    let mut out = crate::records::write_records(ctx, loaded.arena, vec![idx], "", out).await?;
     out.push_str(",\"token\":");
     pocketbun_storage::collections::gojson::write_str(&mut out, &token);
     out.push('}');

@@ -264,7 +264,7 @@ fn insufficient() -> ApiError {
 
 async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let token = crate::apis::search::query_value(req.query(), "token").unwrap_or_default();
-    let auth = backups::token::verify_file_token(&ctx.reader, &token);
+    let auth = backups::token::verify_file_token(&ctx.reader, &ctx.verified, &token);
     if !auth.is_some_and(|a| a.is_superuser()) {
         return Err(insufficient());
     }
@@ -403,7 +403,7 @@ async fn restore(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 let mut data = serde_json::Map::new();
                 data.insert("key".into(), key.into());
                 data.insert("error".into(), e.clone().into());
-                crate::logs::log(
+                shared.logs.log(
                     &shared.settings.get(),
                     crate::logs::LEVEL_ERROR,
                     "Failed to restore backup",

@@ -226,7 +226,7 @@ where
         })
         .await?;
     ctx.shared.schema.replace(collections);
-    crate::cluster::schema_changed();
+    crate::cluster::schema_changed(ctx.shared.cluster.as_deref());
     Ok(value)
 }
 

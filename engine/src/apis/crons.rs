@@ -12,7 +12,7 @@ pub fn register(routes: &mut Routes) {
 
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let jobs = crate::crons::scheduler()
+    let jobs = (ctx.shared.crons.as_ref())
         .map(|s| s.jobs())
         .unwrap_or_default();
     Ok(json_response(200, &jobs))
@@ -22,7 +22,7 @@ async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let id = req.param("id").unwrap_or_default();
     // the job starts on a thread of its own; the answer does not wait for it
-    let started = crate::crons::scheduler().is_some_and(|s| s.run_now(id));
+    let started = (ctx.shared.crons.as_ref()).is_some_and(|s| s.run_now(id));
     if !started {
         return Err(ApiError::not_found(Some("Missing or invalid cron job")));
     }

@@ -211,8 +211,8 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     };
     let thumb = query_get(&query, "thumb");
     let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
-    if let Fs::S3(fs) = files::record_fs(&ctx.shared).map_err(|_| not_found())? {
-        let prefix = files::dir_key(&ctx.shared, &dir).ok_or_else(not_found)?;
+    if let Fs::S3(fs) = ctx.shared.record_fs().map_err(|_| not_found())? {
+        let prefix = ctx.shared.dir_key(&dir).ok_or_else(not_found)?;
         let wanted = S3Download {
             prefix,
             filename: &filename,
@@ -237,6 +237,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let ready = path.exists()
                 || match thumbs::ensure(
                     &ctx.shared.cpu,
+                    &ctx.shared.files.thumbs,
                     original.clone(),
                     path.clone(),
                     thumb.to_string(),
@@ -253,7 +254,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                             original.to_string_lossy().into_owned().into(),
                         );
                         data.insert("thumb".into(), path.to_string_lossy().into_owned().into());
-                        crate::logs::log(
+                        ctx.shared.logs.log(
                             &ctx.shared.settings.get(),
                             crate::logs::LEVEL_WARN,
                             &format!("Fallback to original - failed to create thumb {name}"),
@@ -322,6 +323,7 @@ async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -
             let key = format!("{}/thumbs_{}/{name}", d.prefix, d.filename);
             let made = thumbs::ensure_s3(
                 &ctx.shared.cpu,
+                &ctx.shared.files.thumbs,
                 fs.clone(),
                 original.clone(),
                 key.clone(),
@@ -344,7 +346,7 @@ async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -
                     data.insert("error".into(), e.into());
                     data.insert("original".into(), original.clone().into());
                     data.insert("thumb".into(), key.into());
-                    crate::logs::log(
+                    ctx.shared.logs.log(
                         &ctx.shared.settings.get(),
                         crate::logs::LEVEL_WARN,
                         &format!("Fallback to original - failed to create thumb {name}"),

@@ -24,10 +24,11 @@ struct Health {
 const PUBLIC_HEALTH: &[u8] = b"{\"message\":\"API is healthy.\",\"code\":200,\"data\":{}}";
 
 async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let mut resp = answer(ctx, req)?;
     // PocketBun only, a primary with `serve --replicate`: its latest Litestream TXID, which
     // its replicas poll to tell when their copy is stale (crate::replicate::ryw)
-    if let Some(pos) = crate::replicate::position::last() {
+    let position = ctx.shared.replication.position.last();
+    let mut resp = answer(ctx, req)?;
+    if let Some(pos) = position {
         resp.headers.push((
             crate::replicate::ryw::TXID_HEADER.into(),
             crate::replicate::position::hex(pos.txid).into(),
@@ -37,7 +38,7 @@ async fn health(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 }
 
 fn answer(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let auth = authenticate(&ctx.reader, req.header("authorization"));
+    let auth = authenticate(&ctx.reader, &ctx.verified, req.header("authorization"));
     if !auth.as_ref().is_some_and(|a| a.is_superuser()) {
         return Ok(Response::with_body(
             200,
@@ -53,11 +54,12 @@ fn answer(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         data.insert("realIP".into(), req.peer.ip().to_string().into());
     }
     // PocketBun only, with `serve --replicate`: the Litestream supervisor's snapshot
-    if let Some(replication) = crate::replicate::supervisor::health() {
+    let rep = &ctx.shared.replication;
+    if let Some(replication) = crate::replicate::supervisor::health(rep) {
         data.insert("replication".into(), replication);
     }
     // on a read replica (`serve --replica-of`): the primary and the last applied transaction
-    if let Some(replica) = crate::replicate::follower::health() {
+    if let Some(replica) = rep.follower.health() {
         data.insert("replica".into(), replica);
     }
     Ok(json_response(

@@ -13,7 +13,7 @@
 
 use crate::ctx::AppCtx;
 use crate::error::ApiError;
-use crate::replicate::{follower, proxy, ryw};
+use crate::replicate::{proxy, ryw};
 use pocketbun_http::{Body, Method, Request, Response};
 
 /// Request headers not forwarded: hop-by-hop ones (RFC 9110 §7.6.1) and those the client
@@ -39,12 +39,12 @@ const DROP_ANSWER: [&str; 4] = [
 
 /// Whether this request goes to the primary (always false on a primary).
 pub fn wanted(ctx: &AppCtx, req: &Request) -> bool {
-    if !follower::active() {
+    if !ctx.shared.replication.follower.active() {
         return false;
     }
     let path = req.head.path.as_str();
     // with `--nats` the replica serves its own SSE clients and routes the rest by client id
-    if crate::cluster::active() && (path == "/api/realtime" || path == "/api/oauth2-redirect") {
+    if ctx.shared.cluster.is_some() && (path == "/api/realtime" || path == "/api/oauth2-redirect") {
         return false;
     }
     let under = |prefix: &str| {
@@ -78,25 +78,27 @@ fn caller(ctx: &AppCtx, req: &Request) -> u64 {
 /// (its TXID header or cookie, or its caller's last forwarded write) and the follower did
 /// not catch up within [`ryw::WAIT_BUDGET`]: then it goes to the primary.
 pub async fn read_too_new(ctx: &AppCtx, req: &Request) -> bool {
-    if !follower::active() || !matches!(req.head.method, Method::Get | Method::Head) {
+    let rep = &ctx.shared.replication;
+    if !rep.follower.active() || !matches!(req.head.method, Method::Get | Method::Head) {
         return false;
     }
     let asked = ryw::requested(req.header(ryw::TXID_HEADER), req.header("cookie"));
     // the caller (client IP, a hash) only while some caller is remembered
-    let mine = ryw::remembers_any()
-        .then(|| ryw::remembered(caller(ctx, req)))
+    let mine = (rep.ryw.remembers_any())
+        .then(|| rep.ryw.remembered(caller(ctx, req)))
         .flatten();
     let want = asked.max(mine);
     match want {
-        Some(txid) if txid > follower::applied() => !ryw::wait_for(txid).await,
+        Some(txid) if txid > rep.follower.applied() => !rep.wait_for(txid).await,
         _ => false,
     }
 }
 
 /// Forwards `req` to the primary and answers with its answer, or 503. The TXID of a
-/// forwarded write's answer is remembered for its caller ([`ryw::remember`]).
+/// forwarded write's answer is remembered for its caller ([`ryw::Ryw::remember`]).
 pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
-    let Some(base) = follower::primary() else {
+    let rep = &ctx.shared.replication;
+    let Some(base) = rep.follower.primary() else {
         return ApiError::new(503, "No primary to forward to.").into_response();
     };
     let writer =
@@ -129,7 +131,7 @@ pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
         body: req.body,
     };
     if req.head.path == "/api/realtime" && matches!(req.head.method, Method::Get) {
-        return match proxy::forward_stream(forward).await {
+        return match rep.proxy.forward_stream(forward).await {
             Ok(answer) => {
                 let mut resp = Response::new(answer.status);
                 copy_headers(&mut resp, answer.headers);
@@ -139,7 +141,7 @@ pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
             Err(proxy::Unavailable(why)) => unavailable(&why),
         };
     }
-    let sent = proxy::forward(forward).await;
+    let sent = rep.proxy.forward(forward).await;
     match sent {
         Ok(answer) => {
             let txid = answer
@@ -148,8 +150,8 @@ pub async fn forward(ctx: &AppCtx, req: Request) -> Response {
                 .find(|(n, _)| n.eq_ignore_ascii_case(ryw::TXID_HEADER))
                 .and_then(|(_, v)| ryw::parse_txid(v));
             if let (Some(key), Some(txid)) = (writer, txid) {
-                ryw::remember(key, txid);
-                ryw::saw_primary(txid);
+                rep.ryw.remember(key, txid);
+                rep.saw_primary(txid);
             }
             let mut resp = Response::new(answer.status);
             copy_headers(&mut resp, answer.headers);

@@ -17,112 +17,23 @@
 //!   value the key does not hold: a datetime macro, `@request.headers.*`,
 //!   `@request.context` or `@request.body.*` (`pocketbun_query::take_volatile`), or SQL whose
 //!   value is not a function of the data (`random()`, SQLite's clock).
-//! * **Memory**: per worker (a thread-local: no lock, no shared cache line), least recently
-//!   used first out, bounded by entries and bytes.
+//! * **Memory**: per worker (`ctx::AppCtx::read_cache`: no lock, no shared cache line), least
+//!   recently used first out, bounded by entries and bytes (`ctx/read_cache.rs`).
 //!
 //! The request log, the rate limiter, CORS, `fields=` and the security headers run around
 //! the handler as before: a hit only replaces what the handler computes.
 
+use crate::ctx::read_cache::{Entry, Want};
 use crate::ctx::AppCtx;
 use crate::error::ApiResult;
 use crate::records::access::Caller;
-use lru::LruCache;
 use pocketbun_http::{Body, Request, Response};
 use pocketbun_storage::deps;
-use std::cell::RefCell;
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::rc::Rc;
 
-/// Most entries a worker keeps.
-const MAX_ENTRIES: usize = 4096;
-/// Most bytes of answers a worker keeps (keys and bodies): 16 MiB per core keeps the cache
-/// well under the 32 MiB SQLite page cache each connection may already hold.
-const MAX_BYTES: usize = 16 << 20;
 /// Larger answers are not kept (one entry must not push out hundreds).
 const MAX_ENTRY_BYTES: usize = 1 << 20;
-
-struct Entry {
-    body: Rc<[u8]>,
-    deps: Box<[u16]>,
-    epoch: u64,
-    schema: u64,
-}
-
-struct Cache {
-    map: LruCache<String, Entry>,
-    bytes: usize,
-    stats: Stats,
-}
-
-/// Counters of this worker's cache.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Stats {
-    pub hits: u64,
-    pub misses: u64,
-    pub stored: u64,
-}
-
-impl Cache {
-    fn new() -> Self {
-        Cache {
-            map: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).expect("non-zero")),
-            bytes: 0,
-            stats: Stats::default(),
-        }
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some(old) = self.map.pop(key) {
-            self.bytes -= key.len() + old.body.len();
-        }
-    }
-
-    fn insert(&mut self, key: String, entry: Entry) {
-        self.remove(&key);
-        let size = key.len() + entry.body.len();
-        while self.bytes + size > MAX_BYTES || self.map.len() >= MAX_ENTRIES {
-            match self.map.pop_lru() {
-                Some((k, e)) => self.bytes -= k.len() + e.body.len(),
-                None => break,
-            }
-        }
-        self.bytes += size;
-        self.stats.stored += 1;
-        self.map.put(key, entry);
-    }
-}
-
-impl Drop for Cache {
-    /// A worker's cache goes with its thread: its counters are the server's last word on
-    /// it (`tests/tests/read_cache.rs` reads them to know the cache was exercised).
-    fn drop(&mut self) {
-        let s = self.stats;
-        if s.hits + s.misses > 0 {
-            eprintln!(
-                "pocketbun: fresh-read cache of a worker: {} hits, {} misses, {} answers kept",
-                s.hits, s.misses, s.stored
-            );
-        }
-    }
-}
-
-/// What the running handler asked to keep: its key and the collections version it used.
-struct Want {
-    key: String,
-    schema: u64,
-}
-
-thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::new());
-    /// The [`Want`] of the handler being polled (moved in and out around each poll).
-    static WANT: RefCell<Option<Want>> = const { RefCell::new(None) };
-}
-
-/// This worker's counters.
-pub fn stats() -> Stats {
-    CACHE.with(|c| c.borrow().stats)
-}
 
 /// Runs a cacheable handler (`fut`), recording what it reads, and keeps its answer when it
 /// asked to ([`lookup`] missed) and may be kept. Without read tracking (`--no-cache`) it
@@ -141,9 +52,9 @@ pub async fn tracked<F: Future<Output = ApiResult>>(ctx: Rc<AppCtx>, fut: F) -> 
         // scoped to this poll: other requests of the worker run between polls
         let saved = deps::begin();
         let outer_volatile = pocketbun_query::take_volatile();
-        let outer_want = WANT.with(|w| w.replace(want.take()));
+        let outer_want = ctx.read_cache.want.replace(want.take());
         let poll = fut.as_mut().poll(cx);
-        want = WANT.with(|w| w.replace(outer_want));
+        want = ctx.read_cache.want.replace(outer_want);
         volatile |= pocketbun_query::take_volatile();
         pocketbun_query::set_volatile(outer_volatile);
         deps::end(saved, &mut stmts);
@@ -174,7 +85,7 @@ fn keep(ctx: &AppCtx, resp: &Response, want: Want, epoch: u64, stmts: &[String])
         epoch,
         schema: want.schema,
     };
-    CACHE.with(|c| c.borrow_mut().insert(want.key, entry));
+    ctx.read_cache.cache.borrow_mut().insert(want.key, entry);
 }
 
 /// The kept answer to `req` from `caller`, if it is still exact; on a miss, asks the
@@ -183,8 +94,8 @@ fn keep(ctx: &AppCtx, resp: &Response, want: Want, epoch: u64, stmts: &[String])
 pub fn lookup(ctx: &AppCtx, req: &Request, caller: &Caller, schema: u64) -> Option<Response> {
     let gens = ctx.reader.generations()?;
     let key = key(req, caller);
-    let hit = CACHE.with(|c| {
-        let mut c = c.borrow_mut();
+    let hit = {
+        let mut c = ctx.read_cache.cache.borrow_mut();
         let fresh = c
             .map
             .get(&key)
@@ -204,11 +115,11 @@ pub fn lookup(ctx: &AppCtx, req: &Request, caller: &Caller, schema: u64) -> Opti
                 None
             }
         }
-    });
+    };
     match hit {
         Some(body) => Some(Response::with_body(200, "application/json", body.to_vec())),
         None => {
-            WANT.with(|w| *w.borrow_mut() = Some(Want { key, schema }));
+            *ctx.read_cache.want.borrow_mut() = Some(Want { key, schema });
             None
         }
     }

@@ -155,11 +155,12 @@ async fn set_subscriptions(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     validate(&form)?;
     let client_id = form.client_id.unwrap_or_default();
     // a client of another node of the cluster (`--nats`): the request goes there
-    if let Some(node) = crate::cluster::elsewhere(&ctx.shared.realtime, &client_id) {
+    let link = ctx.shared.cluster.as_deref();
+    if let Some(node) = crate::cluster::elsewhere(link, &ctx.shared.realtime, &client_id) {
         let authorization = req.header("authorization").map(str::to_string);
         let subs = form.subscriptions.unwrap_or_default();
         let ip = client_ip(&ctx, &req);
-        crate::cluster::subscribe_there(node, client_id, ip, authorization, subs).await?;
+        crate::cluster::subscribe_there(link, node, client_id, ip, authorization, subs).await?;
         return Ok(Response::new(204));
     }
     let auth = match ctx.auth(&req) {

@@ -202,7 +202,7 @@ async fn auth_with_password(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(fail());
     }
     let cost = password::cost_of(&coll);
-    if password::needs_rehash(&hash, cost) {
+    if password::needs_rehash(ctx.shared.password_scheme, &hash, cost) {
         rehash(&ctx, &coll, loaded.id(), plain, hash, cost).await;
     }
     let token = flow::auth_token(&loaded)?;
@@ -231,7 +231,8 @@ async fn rehash(
     old: String,
     cost: u32,
 ) {
-    let Ok(new) = password::hash(&ctx.shared.cpu, plain, cost).await else {
+    let Ok(new) = password::hash(&ctx.shared.cpu, ctx.shared.password_scheme, plain, cost).await
+    else {
         return;
     };
     let sql = format!(

@@ -100,10 +100,11 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     data.push('}');
     let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
-    let sent = match crate::cluster::elsewhere(&ctx.shared.realtime, &state) {
+    let link = ctx.shared.cluster.as_deref();
+    let sent = match crate::cluster::elsewhere(link, &ctx.shared.realtime, &state) {
         // the SSE client is on another node of the cluster (`--nats`)
         Some(node) => {
-            crate::cluster::direct_there(node, state, ip, OAUTH2_TOPIC.into(), data).await
+            crate::cluster::direct_there(link, node, state, ip, OAUTH2_TOPIC.into(), data).await
         }
         None => {
             ctx.realtime
@@ -231,9 +232,14 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             if !verified {
                 if !is_logged {
                     let plain = random::random_string(30);
-                    let hash = password::hash(&ctx.shared.cpu, plain, password::cost_of(&coll))
-                        .await
-                        .map_err(|_| failed())?;
+                    let hash = password::hash(
+                        &ctx.shared.cpu,
+                        ctx.shared.password_scheme,
+                        plain,
+                        password::cost_of(&coll),
+                    )
+                    .await
+                    .map_err(|_| failed())?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
                     sets.push((

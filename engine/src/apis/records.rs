@@ -184,7 +184,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
                 let items = if plain {
                     write_rows(
-                        &coll, &mut stmt, &params, superuser, &mut out, ",", &mut big,
+                        &coll, &mut stmt, &params, superuser, &mut out, ",", &mut big, &ctx.plans,
                     )?;
                     Vec::new()
                 } else {
@@ -207,7 +207,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         encode_big_rows(cpu, &coll, superuser, out, big).await
     } else {
         crate::records::expand::enrich(&ctx, &schema, &caller, &mut arena, &items, &query)?;
-        write_records(cpu, arena, items.to_vec(), ",", out).await
+        write_records(&ctx, arena, items.to_vec(), ",", out).await
     }?;
     out.push_str("],\"page\":");
     gojson::write_i64(&mut out, page);
@@ -276,7 +276,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .read(|conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 Ok(write_rows(
-                    &coll, &mut stmt, &params, superuser, &mut out, "", &mut big,
+                    &coll, &mut stmt, &params, superuser, &mut out, "", &mut big, &ctx.plans,
                 )?)
             })
             .map_err(|_| ApiError::not_found(None))?;
@@ -298,14 +298,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(ApiError::not_found(None));
     }
     crate::records::expand::enrich(&ctx, &schema, &caller, &mut arena, &found, &query)?;
-    let out = write_records(
-        &ctx.shared.cpu,
-        arena,
-        vec![found[0]],
-        "",
-        String::with_capacity(512),
-    )
-    .await?;
+    let out = write_records(&ctx, arena, vec![found[0]], "", String::with_capacity(512)).await?;
     Ok(respond(out))
 }
 

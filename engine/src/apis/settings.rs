@@ -80,7 +80,7 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             ApiError::bad_request(Some("An error occurred while saving the new settings."))
         })?;
     // the other nodes of a cluster (`--nats`) reload theirs
-    crate::cluster::schema_changed();
+    crate::cluster::schema_changed(ctx.shared.cluster.as_deref());
     Ok(settings_response(&ctx.shared.settings.get()))
 }
 
@@ -127,7 +127,7 @@ async fn test_s3(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "S3 storage filesystem is not enabled",
         ));
     }
-    let fs = crate::files::s3_client(cfg).map_err(|e| {
+    let fs = ctx.shared.files.s3_client(cfg).map_err(|e| {
         raw_error(
             "Failed to test the S3 filesystem.",
             &format!("failed to initialize the S3 filesystem: {e}"),

@@ -9,9 +9,8 @@
 
 use crate::offload::CpuPool;
 use pocketbun_storage::collections::{Collection, FieldKind};
-use std::sync::OnceLock;
 
-/// How new password hashes are made (process-wide, from the command line).
+/// How new password hashes are made (`serve --password-hash`; a field of `state::Core`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Scheme {
     /// PocketBase's own: the data stays usable by PocketBase.
@@ -21,25 +20,14 @@ pub enum Scheme {
     Argon2id,
 }
 
-static SCHEME: OnceLock<Scheme> = OnceLock::new();
-
-/// Sets the scheme for new hashes; the first call wins.
-pub fn configure(scheme: Scheme) {
-    let _ = SCHEME.set(scheme);
-}
-
-fn scheme() -> Scheme {
-    SCHEME.get().copied().unwrap_or_default()
-}
-
 fn is_argon2(hash: &str) -> bool {
     hash.starts_with("$argon2")
 }
 
 /// Whether a hash that just matched should be replaced: it is of the other scheme, or a
-/// bcrypt hash cheaper than the collection's cost.
-pub fn needs_rehash(hash: &str, cost: u32) -> bool {
-    match scheme() {
+/// bcrypt hash cheaper than the collection's cost (new hashes are of `scheme`).
+pub fn needs_rehash(scheme: Scheme, hash: &str, cost: u32) -> bool {
+    match scheme {
         Scheme::Argon2id => !is_argon2(hash),
         Scheme::Bcrypt => is_argon2(hash) || bcrypt_cost(hash).is_some_and(|stored| stored < cost),
     }
@@ -88,9 +76,9 @@ pub fn bcrypt_hash(password: &str, cost: u32) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A new hash of `plain` with the configured scheme (slow: call it off the request workers).
-pub fn make(plain: &str, cost: u32) -> Result<String, String> {
-    match scheme() {
+/// A new hash of `plain` with `scheme` (slow: call it off the request workers).
+pub fn make(scheme: Scheme, plain: &str, cost: u32) -> Result<String, String> {
+    match scheme {
         Scheme::Bcrypt => bcrypt_hash(plain, cost),
         Scheme::Argon2id => {
             use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
@@ -110,9 +98,14 @@ pub async fn check(cpu: &CpuPool, plain: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
-/// A new hash of `plain` on the CPU pool.
-pub async fn hash(cpu: &CpuPool, plain: String, cost: u32) -> Result<String, String> {
-    cpu.run(move || make(&plain, cost))
+/// A new hash of `plain` with `scheme` on the CPU pool.
+pub async fn hash(
+    cpu: &CpuPool,
+    scheme: Scheme,
+    plain: String,
+    cost: u32,
+) -> Result<String, String> {
+    cpu.run(move || make(scheme, &plain, cost))
         .await
         .map_err(|_| "the password hashing pool is gone".to_string())?
 }
@@ -138,10 +131,16 @@ mod tests {
             Some(10)
         );
         // the default scheme is bcrypt: argon2 and cheaper bcrypt hashes are replaced
-        assert!(needs_rehash(&argon, 10));
-        assert!(needs_rehash("$2a$04$abc", 10));
-        assert!(!needs_rehash("$2a$10$abc", 10));
-        assert!(!needs_rehash("$2a$12$abc", 10));
+        let bcrypt = Scheme::default();
+        assert!(needs_rehash(bcrypt, &argon, 10));
+        assert!(needs_rehash(bcrypt, "$2a$04$abc", 10));
+        assert!(!needs_rehash(bcrypt, "$2a$10$abc", 10));
+        assert!(!needs_rehash(bcrypt, "$2a$12$abc", 10));
+        // with argon2id, every bcrypt hash is replaced and argon2 ones stay
+        assert!(needs_rehash(Scheme::Argon2id, "$2a$12$abc", 10));
+        assert!(!needs_rehash(Scheme::Argon2id, &argon, 10));
+        let made = make(Scheme::Argon2id, "1234567890", 4).unwrap();
+        assert!(made.starts_with("$argon2id$") && matches("1234567890", &made));
     }
 
     #[test]

@@ -61,8 +61,18 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 }
 
 /// Resolves the `Authorization` header (a bare token or `Bearer <token>`) to its auth record.
-pub fn authenticate(reader: &Reader, authorization: Option<&str>) -> Option<AuthRecord> {
-    verify_typed(reader, bearer(authorization)?, TYPE_AUTH, "authToken")
+pub fn authenticate(
+    reader: &Reader,
+    verified: &Verified,
+    authorization: Option<&str>,
+) -> Option<AuthRecord> {
+    verify_typed(
+        reader,
+        verified,
+        bearer(authorization)?,
+        TYPE_AUTH,
+        "authToken",
+    )
 }
 
 /// As [`authenticate`], taking the collection's name and secret from the request's schema
@@ -70,6 +80,7 @@ pub fn authenticate(reader: &Reader, authorization: Option<&str>) -> Option<Auth
 /// `_collections.options` on every request.
 pub fn authenticate_in(
     reader: &Reader,
+    verified: &Verified,
     collections: &Collections,
     authorization: Option<&str>,
 ) -> Option<AuthRecord> {
@@ -83,20 +94,21 @@ pub fn authenticate_in(
     }
     let Some(coll) = collections.by_id(&claims.collection_id) else {
         // not in this snapshot: let the database have the last word
-        return verify_typed(reader, token, TYPE_AUTH, "authToken");
+        return verify_typed(reader, verified, token, TYPE_AUTH, "authToken");
     };
     if coll.kind != CollectionType::Auth {
         return None;
     }
     let name = coll.name.clone();
     let secret = coll.auth.auth_token.secret.clone();
-    verify_signature(reader, token, claims, name, Some(secret))
+    verify_signature(reader, verified, token, claims, name, Some(secret))
 }
 
 /// The record a valid, unexpired token of `kind` was issued for; `secret_option` names the
 /// collection option whose secret signs that kind (`authToken`, `fileToken`, ...).
 pub fn verify_typed(
     reader: &Reader,
+    verified: &Verified,
     token: &str,
     kind: &str,
     secret_option: &'static str,
@@ -122,12 +134,13 @@ pub fn verify_typed(
                 .map_err(Into::into)
         })
         .ok()??;
-    verify_signature(reader, token, claims, collection_name, secret)
+    verify_signature(reader, verified, token, claims, collection_name, secret)
 }
 
 /// Checks `token` against its record's `tokenKey` and the collection's `secret`.
 fn verify_signature(
     reader: &Reader,
+    verified: &Verified,
     token: &str,
     claims: Claims,
     collection_name: String,
@@ -146,7 +159,7 @@ fn verify_signature(
         })
         .ok()??;
     let key = format!("{token_key}{}", secret.unwrap_or_default());
-    if !signature_ok(token, key) {
+    if !verified.signature_ok(token, key) {
         return None;
     }
     Some(AuthRecord {
@@ -156,51 +169,65 @@ fn verify_signature(
     })
 }
 
-/// Tokens a worker has verified: token → (key it was verified with, its `exp`).
+/// Most tokens a [`Verified`] remembers (it starts over when full).
 const MAX_VERIFIED: usize = 4096;
 
-thread_local! {
-    static VERIFIED: RefCell<HashMap<String, (String, u64)>> = RefCell::new(HashMap::new());
+/// Tokens verified so far: token → (key it was verified with, its `exp`). One per worker
+/// (`records::db::Db` holds it; not `Sync`, no lock) and one per other thread that checks
+/// tokens (the log writer).
+#[derive(Default)]
+pub struct Verified(RefCell<HashMap<String, (String, u64)>>);
+
+impl Verified {
+    /// Whether `token` is an HS256 JWT signed with `key` whose `exp` has not passed (and
+    /// whose `nbf`, if any, has). A client sends the same token with every request: the HMAC
+    /// and claim parsing are done once per worker, and repeated while the key (the record's
+    /// current `tokenKey` + the collection's secret, read anew each time) is the same and
+    /// `exp` is still ahead.
+    fn signature_ok(&self, token: &str, key: String) -> bool {
+        let now = unix_now().max(0) as u64;
+        let known = (self.0.borrow())
+            .get(token)
+            .is_some_and(|(k, exp)| *k == key && now < *exp);
+        if known {
+            return true;
+        }
+        let Some(exp) = signature_exp(token, &key) else {
+            return false;
+        };
+        if let Some(exp) = exp {
+            let mut v = self.0.borrow_mut();
+            if v.len() >= MAX_VERIFIED {
+                v.clear();
+            }
+            v.insert(token.to_string(), (key, exp));
+        }
+        true
+    }
+
+    /// Tokens remembered (tests).
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.0.borrow().len()
+    }
 }
 
-/// Whether `token` is an HS256 JWT signed with `key` whose `exp` has not passed (and whose
-/// `nbf`, if any, has). A client
-/// sends the same token with every request: the HMAC and claim parsing are done once per
-/// worker, and repeated while the key (the record's current `tokenKey` + the collection's
-/// secret, read anew each time) is the same and `exp` is still ahead.
-fn signature_ok(token: &str, key: String) -> bool {
-    let now = unix_now().max(0) as u64;
-    let known = VERIFIED.with(|v| {
-        v.borrow()
-            .get(token)
-            .is_some_and(|(k, exp)| *k == key && now < *exp)
-    });
-    if known {
-        return true;
-    }
+/// `Some(exp)` when `token` is valid for `key` (`exp`: its expiry, `None` when it has no
+/// numeric one), `None` when it is not.
+fn signature_exp(token: &str, key: &str) -> Option<Option<u64>> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims = ["exp".to_string()].into_iter().collect();
     // a token is not valid before its `nbf`, when it has one (PocketBase's JWT parser checks
     // it too); such a token is not cached, so it is checked again once it becomes valid
     validation.validate_nbf = true;
     validation.leeway = 0;
-    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(
+    let data = jsonwebtoken::decode::<serde_json::Value>(
         token,
         &DecodingKey::from_secret(key.as_bytes()),
         &validation,
-    ) else {
-        return false;
-    };
-    if let Some(exp) = data.claims.get("exp").and_then(serde_json::Value::as_u64) {
-        VERIFIED.with(|v| {
-            let mut v = v.borrow_mut();
-            if v.len() >= MAX_VERIFIED {
-                v.clear();
-            }
-            v.insert(token.to_string(), (key, exp));
-        });
-    }
-    true
+    )
+    .ok()?;
+    Some(data.claims.get("exp").and_then(serde_json::Value::as_u64))
 }
 
 /// The token types PocketBase issues for auth records.
@@ -333,6 +360,19 @@ mod tests {
         assert!(verify(&expired, "k1").is_none());
         assert!(unverified_payload(&expired).is_none());
         assert_eq!(unverified_payload(&token).unwrap()["type"], "auth");
+    }
+
+    #[test]
+    fn a_cache_remembers_a_token_with_its_key() {
+        let mut claims = serde_json::Map::new();
+        claims.insert("id".into(), "abc".into());
+        let token = issue(&claims, "k1", 60).unwrap();
+        let verified = Verified::default();
+        assert!(verified.signature_ok(&token, "k1".into()));
+        assert!(verified.signature_ok(&token, "k1".into()));
+        assert_eq!(verified.remembered(), 1);
+        // a remembered token with another key is checked again, and refused
+        assert!(!verified.signature_ok(&token, "k2".into()));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn backups_dir(data_dir: &Path) -> PathBuf {
 pub fn backups_fs(shared: &Core) -> Result<Fs, String> {
     let settings = shared.settings.get();
     if settings.backups.s3.enabled {
-        return crate::files::s3_client(&settings.backups.s3).map(Fs::S3);
+        return shared.files.s3_client(&settings.backups.s3).map(Fs::S3);
     }
     Ok(Fs::Local(LocalFs::new(backups_dir(shared.store.dir()))))
 }
@@ -245,7 +245,7 @@ pub fn auto_backup(shared: &Arc<Core>) {
         let mut data = serde_json::Map::new();
         data.insert("name".into(), name.clone().into());
         data.insert("error".into(), e.into());
-        crate::logs::log(
+        shared.logs.log(
             &settings,
             crate::logs::LEVEL_ERROR,
             "[Backup cron] Failed to create backup",
@@ -355,10 +355,10 @@ pub fn restore(shared: &Core, key: &str) -> Result<(), String> {
         return Err("data.db file is missing or invalid".into());
     }
     // nothing may write while the files move: commit what is queued, stop the writers
-    crate::logs::flush(Duration::from_secs(2));
+    shared.logs.flush(Duration::from_secs(2));
     shared.store.close();
     // Litestream must not ship the swap; the restarted process replicates the restored data
-    crate::replicate::supervisor::stop();
+    crate::replicate::supervisor::stop(&shared.replication);
     let old = temp.join(format!("old_pb_data_{}", random(8)));
     let swap = move_dir_content(&data_dir, &old, &RESTORE_EXCLUDE)
         .and_then(|_| move_dir_content(&extracted, &data_dir, &RESTORE_EXCLUDE));

@@ -32,14 +32,13 @@ pub mod wire;
 use crate::error::ApiError;
 use crate::realtime::Hub;
 use crate::records::event::{Action, RecordEvent, RecordListener};
-use crate::replicate::follower;
 use crate::state::Core;
 use futures_channel::oneshot;
 use futures_util::StreamExt;
 use pocketbun_storage::collections::Collections;
 use pocketbun_storage::Reader;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::{Broadcast, NodeReply, NodeRequest};
 
@@ -109,7 +108,9 @@ enum Cmd {
     },
 }
 
-struct Link {
+/// This node's link to the cluster (`--nats`): what workers queue for the NATS thread. Held
+/// by the API layer (`ctx::Shared::cluster`), the primary's [`Publisher`] and the NATS thread.
+pub struct Link {
     tag: String,
     /// Whether this node publishes its commits (not a replica).
     publisher: bool,
@@ -118,13 +119,6 @@ struct Link {
     dropped: AtomicU64,
     /// One log line per outage: set when the first event of it is dropped.
     warned: AtomicBool,
-}
-
-static LINK: OnceLock<Link> = OnceLock::new();
-
-/// Whether this process runs with `--nats`.
-pub fn active() -> bool {
-    LINK.get().is_some()
 }
 
 /// A new node tag (the first [`TAG_LEN`] characters of this node's client ids).
@@ -138,20 +132,24 @@ pub struct Node {
     pub hub: Arc<crate::realtime::Hub>,
 }
 
-/// Starts the NATS thread. `tag` is the one given to the hub ([`Hub::set_node_tag`]);
-/// `replica`: this node follows a primary (it subscribes to the events and publishes none).
-pub fn start(opts: Options, tag: String, shared: Arc<Node>, replica: bool) -> Result<(), String> {
+/// Starts the NATS thread and answers the link to it. `tag` is the one given to the hub
+/// ([`Hub::set_node_tag`]); `replica`: this node follows a primary (it subscribes to the
+/// events and publishes none).
+pub fn start(
+    opts: Options,
+    tag: String,
+    shared: Arc<Node>,
+    replica: bool,
+) -> Result<Arc<Link>, String> {
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
-    let link = Link {
+    let link = Arc::new(Link {
         tag: tag.clone(),
         publisher: !replica,
         tx,
         dropped: AtomicU64::new(0),
         warned: AtomicBool::new(false),
-    };
-    if LINK.set(link).is_err() {
-        return Err("the NATS link is already running".into());
-    }
+    });
+    let ours = link.clone();
     eprintln!(
         "cluster: NATS {} (subjects {}.*), node {tag}, {}",
         redacted(&opts.url),
@@ -172,29 +170,29 @@ pub fn start(opts: Options, tag: String, shared: Arc<Node>, replica: bool) -> Re
                 Ok(rt) => rt,
                 Err(e) => return eprintln!("cluster: cannot start the NATS runtime: {e}"),
             };
-            rt.block_on(run(opts, tag, shared, replica, rx));
+            rt.block_on(run(opts, tag, shared, replica, ours, rx));
         })
-        .map(drop)
+        .map(|_| link)
         .map_err(|e| format!("cannot start the NATS thread: {e}"))
 }
 
 /// The primary's listener of committed record changes: queues each for the NATS thread.
-pub struct Publisher;
+pub struct Publisher(pub Arc<Link>);
 
 impl RecordListener for Publisher {
     fn committed(&self, event: &Arc<RecordEvent>) {
-        queue(Cmd::Publish(event.clone()));
+        queue(Some(&*self.0), Cmd::Publish(event.clone()));
     }
 }
 
 /// Collections or settings were changed (committed) on this node: every replica reloads
-/// its snapshots once it has the change.
-pub fn schema_changed() {
-    queue(Cmd::Schema);
+/// its snapshots once it has the change (`link`: the node's, without `--nats` none).
+pub fn schema_changed(link: Option<&Link>) {
+    queue(link, Cmd::Schema);
 }
 
-fn queue(cmd: Cmd) {
-    let Some(link) = LINK.get().filter(|l| l.publisher) else {
+fn queue(link: Option<&Link>, cmd: Cmd) {
+    let Some(link) = link.filter(|l| l.publisher) else {
         return;
     };
     if link.tx.try_send(cmd).is_err() {
@@ -214,8 +212,8 @@ fn dropped(link: &Link, why: &str) {
 
 /// The tag of the node holding client `id`, when that is another node of the cluster (with
 /// `--nats` only; `None` when this node holds it or it cannot be a cluster client id).
-pub fn elsewhere(hub: &Hub, id: &str) -> Option<String> {
-    let link = LINK.get()?;
+pub fn elsewhere(link: Option<&Link>, hub: &Hub, id: &str) -> Option<String> {
+    let link = link?;
     let tag = id.get(..TAG_LEN)?;
     if tag == link.tag || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) || hub.holds(id) {
         return None;
@@ -225,6 +223,7 @@ pub fn elsewhere(hub: &Hub, id: &str) -> Option<String> {
 
 /// `POST /api/realtime` for a client held by node `node`: sent there, its answer returned.
 pub async fn subscribe_there(
+    link: Option<&Link>,
     node: String,
     client_id: String,
     ip: String,
@@ -237,7 +236,7 @@ pub async fn subscribe_there(
         authorization,
         subscriptions,
     };
-    match ask(node, &req).await {
+    match ask(link, node, &req).await {
         Ok(reply) => reply.into_result(),
         Err(why) => {
             eprintln!("cluster: {why}");
@@ -248,6 +247,7 @@ pub async fn subscribe_there(
 
 /// An OAuth2 redirect's message for a client held by node `node`: whether it was handed over.
 pub async fn direct_there(
+    link: Option<&Link>,
     node: String,
     client_id: String,
     ip: String,
@@ -260,11 +260,11 @@ pub async fn direct_there(
         subscription,
         data,
     };
-    matches!(ask(node, &req).await, Ok(reply) if reply.status < 300)
+    matches!(ask(link, node, &req).await, Ok(reply) if reply.status < 300)
 }
 
-async fn ask(node: String, req: &NodeRequest) -> Result<NodeReply, String> {
-    let link = LINK.get().ok_or("no NATS link")?;
+async fn ask(link: Option<&Link>, node: String, req: &NodeRequest) -> Result<NodeReply, String> {
+    let link = link.ok_or("no NATS link")?;
     let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     let (reply, answer) = oneshot::channel();
     link.tx
@@ -292,9 +292,11 @@ async fn run(
     tag: String,
     shared: Arc<Node>,
     replica: bool,
+    link: Arc<Link>,
     rx: tokio::sync::mpsc::Receiver<Cmd>,
 ) {
     let url = redacted(&opts.url);
+    let connected = link.clone();
     let options = async_nats::ConnectOptions::new()
         .name(format!("pocketbun {tag}"))
         .retry_on_initial_connect()
@@ -303,6 +305,7 @@ async fn run(
         .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).clamp(100, 2000)))
         .event_callback(move |event| {
             let url = url.clone();
+            let link = connected.clone();
             async move {
                 match event {
                     async_nats::Event::Disconnected => eprintln!(
@@ -310,9 +313,7 @@ async fn run(
                          (local only) until it is back"
                     ),
                     async_nats::Event::Connected => {
-                        if let Some(link) = LINK.get() {
-                            link.warned.store(false, Ordering::Relaxed);
-                        }
+                        link.warned.store(false, Ordering::Relaxed);
                         eprintln!(
                             "cluster: connected to NATS at {url}: realtime events flow between nodes"
                         )
@@ -342,7 +343,8 @@ async fn run(
             Err(e) => eprintln!("cluster: cannot subscribe to {events_subject}: {e}"),
         }
     }
-    commands(client, rx, opts.prefix, events_subject).await;
+    let replication = shared.core.replication.clone();
+    commands(client, rx, &link, &replication, opts.prefix, events_subject).await;
 }
 
 /// Publishes what the workers queued, in order: each batch's events share one TXID asked
@@ -350,10 +352,14 @@ async fn run(
 async fn commands(
     client: async_nats::Client,
     mut rx: tokio::sync::mpsc::Receiver<Cmd>,
+    link: &Link,
+    replication: &crate::replicate::Replication,
     prefix: String,
     events: String,
 ) {
     let mut last_sync: Option<Instant> = None;
+    // one log line when Litestream cannot give a position
+    let mut warned = false;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -374,7 +380,11 @@ async fn commands(
             }
             last_sync = Some(Instant::now());
         }
-        let txid = if publishes { txid_now().await } else { 0 };
+        let txid = if publishes {
+            txid_now(replication, &mut warned).await
+        } else {
+            0
+        };
         let up = client.connection_state() == async_nats::connection::State::Connected;
         let limit = match client.server_info().max_payload {
             0 => 1 << 20,
@@ -404,7 +414,6 @@ async fn commands(
                     continue;
                 }
             };
-            let Some(link) = LINK.get() else { continue };
             if !up {
                 dropped(link, "NATS is unreachable");
                 continue;
@@ -435,19 +444,18 @@ fn encode(msg: &Broadcast) -> Vec<u8> {
 /// The Litestream TXID that holds every commit made so far (0 without `--replicate`: no
 /// replica can follow then). If Litestream cannot answer, the next transaction after the
 /// last known one: a replica then waits for the copy to move past what it last saw.
-async fn txid_now() -> u64 {
-    use crate::replicate::position;
-    if !position::active() {
+async fn txid_now(replication: &crate::replicate::Replication, warned: &mut bool) -> u64 {
+    let positions = &replication.position;
+    if !positions.active() {
         return 0;
     }
-    match position::sync(false).await {
+    match positions.sync(false).await {
         Ok(pos) => pos.txid,
         Err(e) => {
-            static WARNED: AtomicBool = AtomicBool::new(false);
-            if !WARNED.swap(true, Ordering::Relaxed) {
+            if !std::mem::replace(warned, true) {
                 eprintln!("cluster: no replication position for realtime events: {e}");
             }
-            position::last().map_or(0, |p| p.txid + 1)
+            positions.last().map_or(0, |p| p.txid + 1)
         }
     }
 }
@@ -516,15 +524,15 @@ async fn follow(mut sub: async_nats::Subscriber, shared: Arc<Node>) {
             eprintln!("cluster: a message on {} that is not ours", msg.subject);
             continue;
         };
-        catch_up(broadcast.txid()).await;
+        catch_up(&shared.core.replication.follower, broadcast.txid()).await;
         deliver(&shared, &reader, broadcast);
     }
 }
 
 /// Waits until the follower copy has applied `txid` and reloaded its snapshots.
-async fn catch_up(txid: u64) {
+async fn catch_up(follower: &crate::replicate::follower::Follower, txid: u64) {
     let start = Instant::now();
-    while follower::refreshed_txid() < txid {
+    while follower.refreshed_txid() < txid {
         if start.elapsed() > CATCH_UP_LIMIT {
             eprintln!(
                 "cluster: the copy did not reach transaction {txid:016x} in {} s; \

@@ -48,7 +48,7 @@ pub(super) fn register(s: &Scheduler, shared: &Arc<Core>) {
 fn warn(shared: &Core, message: &str, error: &str) {
     let mut data = serde_json::Map::new();
     data.insert("error".into(), error.into());
-    crate::logs::log(
+    shared.logs.log(
         &shared.settings.get(),
         crate::logs::LEVEL_WARN,
         message,

@@ -12,7 +12,7 @@ use chrono::{DateTime, Timelike, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use builtin::AUTO_BACKUP_ID;
@@ -172,18 +172,9 @@ impl Scheduler {
     }
 }
 
-static SCHEDULER: OnceLock<Arc<Scheduler>> = OnceLock::new();
-
-/// The process's scheduler, if started.
-pub fn scheduler() -> Option<&'static Arc<Scheduler>> {
-    SCHEDULER.get()
-}
-
-/// Registers PocketBase's system jobs and starts ticking (once per process).
-pub fn start(shared: Arc<Core>) -> std::io::Result<()> {
-    if SCHEDULER.get().is_some() {
-        return Ok(());
-    }
+/// Registers PocketBase's system jobs and starts ticking. The scheduler is the API layer's
+/// (`ctx::Shared::crons`, for `/api/crons`); its thread keeps its own handle.
+pub fn start(shared: Arc<Core>) -> std::io::Result<Arc<Scheduler>> {
     let scheduler = Arc::new(Scheduler::new(Some(shared.clone())));
     builtin::register(&scheduler, &shared);
     let ticking = scheduler.clone();
@@ -206,8 +197,7 @@ pub fn start(shared: Arc<Core>) -> std::io::Result<()> {
                 ticking.tick(moment.with_second(0).unwrap_or(moment));
             }
         })?;
-    let _ = SCHEDULER.set(scheduler);
-    Ok(())
+    Ok(scheduler)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! `<name>.attrs` JSON sidecar holding its content type (and MD5); thumbs are cached under
 //! `thumbs_<name>/<size>_<name>` next to the original. With `s3.enabled` the same keys
 //! (`<collectionId>/<recordId>/<name>`, `.../thumbs_<name>/<size>_<name>`) are objects of the
-//! bucket, their content type in the object's `Content-Type` ([`record_fs`] picks the side).
+//! bucket, their content type in the object's `Content-Type` ([`Files::record_fs`] picks the side).
 //!
 //! * [`serve`] — Go's `http.ServeContent` semantics: conditional requests (`If-Match`,
 //!   `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since`, `If-Range`), byte ranges
@@ -15,7 +15,6 @@
 pub mod serve;
 pub mod thumbs;
 
-use crate::state::Core;
 use pocketbun_storage::files::{Fs, LocalFs, S3Fs};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -71,43 +70,59 @@ pub fn write_with_attrs(file: &Path, bytes: &[u8], content_type: &str) -> std::i
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
-pub fn record_fs(shared: &Core) -> Result<Fs, String> {
-    let settings = shared.settings.get();
-    if settings.s3.enabled {
-        return s3_client(&settings.s3).map(Fs::S3);
-    }
-    Ok(Fs::Local(LocalFs::new(shared.store.dir().join("storage"))))
+/// What file storage keeps for the process (a field of `state::Core`): the S3 clients in use
+/// and the thumbs being made.
+#[derive(Default)]
+pub struct Files {
+    /// A client per distinct bucket setting (a client keeps its connection pool, so it is
+    /// worth keeping across requests).
+    s3: Mutex<Vec<(pocketbun_storage::files::S3Config, S3Fs)>>,
+    /// Thumbs being made right now, with the requests waiting for each.
+    pub thumbs: thumbs::Pending,
 }
 
-/// The client of a bucket setting, made once per distinct setting (a client keeps its
-/// connection pool, so it is worth keeping across requests).
-pub fn s3_client(cfg: &crate::settings::model::S3Config) -> Result<S3Fs, String> {
-    static CLIENTS: Mutex<Vec<(pocketbun_storage::files::S3Config, S3Fs)>> = Mutex::new(Vec::new());
-    let key = pocketbun_storage::files::S3Config {
-        bucket: cfg.bucket.clone(),
-        region: cfg.region.clone(),
-        endpoint: cfg.endpoint.clone(),
-        access_key: cfg.access_key.clone(),
-        secret: cfg.secret.clone(),
-        force_path_style: cfg.force_path_style,
-    };
-    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, fs)) = clients.iter().find(|(k, _)| *k == key) {
-        return Ok(fs.clone());
+impl Files {
+    /// Where record files live now: the `s3` bucket when enabled, else `storage` under the
+    /// data directory `data_dir`.
+    pub fn record_fs(
+        &self,
+        settings: &crate::settings::Settings,
+        data_dir: &Path,
+    ) -> Result<Fs, String> {
+        if settings.s3.enabled {
+            return self.s3_client(&settings.s3).map(Fs::S3);
+        }
+        Ok(Fs::Local(LocalFs::new(data_dir.join("storage"))))
     }
-    let fs = S3Fs::new(&key).map_err(|e| e.to_string())?;
-    // settings change rarely: a few clients cover the storage and backups buckets
-    if clients.len() >= 4 {
-        clients.remove(0);
+
+    /// The client of a bucket setting, made once per distinct setting.
+    pub fn s3_client(&self, cfg: &crate::settings::model::S3Config) -> Result<S3Fs, String> {
+        let key = pocketbun_storage::files::S3Config {
+            bucket: cfg.bucket.clone(),
+            region: cfg.region.clone(),
+            endpoint: cfg.endpoint.clone(),
+            access_key: cfg.access_key.clone(),
+            secret: cfg.secret.clone(),
+            force_path_style: cfg.force_path_style,
+        };
+        let mut clients = self.s3.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, fs)) = clients.iter().find(|(k, _)| *k == key) {
+            return Ok(fs.clone());
+        }
+        let fs = S3Fs::new(&key).map_err(|e| e.to_string())?;
+        // settings change rarely: a few clients cover the storage and backups buckets
+        if clients.len() >= 4 {
+            clients.remove(0);
+        }
+        clients.push((key, fs.clone()));
+        Ok(fs)
     }
-    clients.push((key, fs.clone()));
-    Ok(fs)
 }
 
-/// The object key of a record folder (`<collectionId>/<recordId>`) from its local path.
-pub fn dir_key(shared: &Core, dir: &Path) -> Option<String> {
-    let rel = dir.strip_prefix(shared.store.dir().join("storage")).ok()?;
+/// The object key of a record folder (`<collectionId>/<recordId>`) from its local path
+/// (`data_dir`: the data directory, `pb_data`).
+pub fn dir_key(data_dir: &Path, dir: &Path) -> Option<String> {
+    let rel = dir.strip_prefix(data_dir.join("storage")).ok()?;
     let key = rel.to_str()?.to_string();
     pocketbun_storage::files::valid_key(&key).then_some(key)
 }

@@ -11,7 +11,7 @@ use fast_image_resize as fr;
 use image::{DynamicImage, ImageFormat, RgbaImage};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Sizes every file field allows besides its own `thumbs` list.
 pub const DEFAULT_SIZES: &[&str] = &["100x100"];
@@ -251,22 +251,22 @@ pub fn render(
 
 type Waiters = Vec<futures_channel::oneshot::Sender<Result<(), String>>>;
 
-/// Thumbs being made right now, with the requests waiting for each.
-fn pending() -> &'static Mutex<HashMap<PathBuf, Waiters>> {
-    static PENDING: OnceLock<Mutex<HashMap<PathBuf, Waiters>>> = OnceLock::new();
-    PENDING.get_or_init(Default::default)
-}
+/// Thumbs being made right now, with the requests waiting for each (one per process, in
+/// `files::Files`: requests of every worker share a run).
+#[derive(Default, Clone)]
+pub struct Pending(Arc<Mutex<HashMap<PathBuf, Waiters>>>);
 
 /// Hands the outcome to everyone waiting on `key` when dropped: after the work ran, or when
 /// the task never ran or panicked (then as an error), so no waiter is left hanging.
 struct Release {
+    pending: Pending,
     key: PathBuf,
     outcome: Result<(), String>,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let waiters = pending()
+        let waiters = (self.pending.0)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.key)
@@ -279,11 +279,11 @@ impl Drop for Release {
 
 /// Runs `work` on the CPU pool once per `key` at a time: requests arriving while it runs
 /// (from any worker) wait for that run's outcome instead of starting their own.
-pub async fn once<F>(cpu: &CpuPool, key: PathBuf, work: F) -> Result<(), String>
+pub async fn once<F>(cpu: &CpuPool, pending: &Pending, key: PathBuf, work: F) -> Result<(), String>
 where
     F: FnOnce() -> Result<(), String> + Send + 'static,
 {
-    let Some(mut release) = lead(key).await? else {
+    let Some(mut release) = lead(pending, key).await? else {
         return Ok(());
     };
     let ran = cpu
@@ -299,9 +299,9 @@ where
 
 /// Either waits for the run already making `key` (`Ok(None)` when it succeeded) or takes the
 /// lead: the returned guard hands its outcome to those who come later.
-async fn lead(key: PathBuf) -> Result<Option<Release>, String> {
+async fn lead(pending: &Pending, key: PathBuf) -> Result<Option<Release>, String> {
     let waiting = {
-        let mut map = pending().lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = pending.0.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(&key) {
             Some(waiters) => {
                 let (tx, rx) = futures_channel::oneshot::channel();
@@ -321,6 +321,7 @@ async fn lead(key: PathBuf) -> Result<Option<Release>, String> {
             .map(|()| None);
     }
     Ok(Some(Release {
+        pending: pending.clone(),
         key,
         outcome: Err("thumb generation was cancelled".into()),
     }))
@@ -331,14 +332,18 @@ async fn lead(key: PathBuf) -> Result<Option<Release>, String> {
 /// PocketBase's key, once however many requests ask at the same time.
 pub async fn ensure_s3(
     cpu: &CpuPool,
+    pending: &Pending,
     fs: pocketbun_storage::files::S3Fs,
     original_key: String,
     thumb_key: String,
     size: String,
     content_type: String,
 ) -> Result<(), String> {
-    let Some(mut release) =
-        lead(PathBuf::from(format!("s3://{}/{thumb_key}", fs.bucket()))).await?
+    let Some(mut release) = lead(
+        pending,
+        PathBuf::from(format!("s3://{}/{thumb_key}", fs.bucket())),
+    )
+    .await?
     else {
         return Ok(());
     };
@@ -366,13 +371,14 @@ pub async fn ensure_s3(
 /// request is making it right now).
 pub async fn ensure(
     cpu: &CpuPool,
+    pending: &Pending,
     original: PathBuf,
     thumb: PathBuf,
     size: String,
     content_type: String,
 ) -> Result<(), String> {
     let key = thumb.clone();
-    once(cpu, key, move || {
+    once(cpu, pending, key, move || {
         if thumb.exists() {
             return Ok(());
         }
@@ -510,12 +516,14 @@ mod tests {
     #[test]
     fn concurrent_requests_run_the_work_once() {
         let pool = CpuPool::new(4).unwrap();
+        let pending = Pending::default();
         let runs = Arc::new(AtomicUsize::new(0));
         let key = PathBuf::from(format!("/nonexistent/once-test-{}", std::process::id()));
         // several threads (workers) and several tasks per thread ask at once
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let (pool, runs, key) = (pool.clone(), runs.clone(), key.clone());
+                let pending = pending.clone();
                 std::thread::spawn(move || {
                     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                         .enable_timer()
@@ -525,8 +533,9 @@ mod tests {
                         let tasks: Vec<_> = (0..4)
                             .map(|_| {
                                 let (pool, runs, key) = (pool.clone(), runs.clone(), key.clone());
+                                let pending = pending.clone();
                                 monoio::spawn(async move {
-                                    once(&pool, key, move || {
+                                    once(&pool, &pending, key, move || {
                                         runs.fetch_add(1, Ordering::SeqCst);
                                         std::thread::sleep(std::time::Duration::from_millis(300));
                                         Ok(())
@@ -552,9 +561,12 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let failed = once(&pool, key.clone(), || panic!("thumb panic on purpose")).await;
+            let failed = once(&pool, &pending, key.clone(), || {
+                panic!("thumb panic on purpose")
+            })
+            .await;
             assert!(failed.is_err());
-            assert_eq!(once(&pool, key.clone(), || Ok(())).await, Ok(()));
+            assert_eq!(once(&pool, &pending, key.clone(), || Ok(())).await, Ok(()));
         });
     }
 }

@@ -5,7 +5,7 @@
 //! text) and hands it over a bounded channel (`try_send`: a full queue drops the log and
 //! counts it, it never waits; the queue is bounded by bytes too, so a writer that cannot keep
 //! up costs no memory growth). A dedicated thread wakes every [`FLUSH_EVERY`] (or for a
-//! [`flush`]), never per log: a receiver parked on the channel would make every request's
+//! [`Logs::flush`]), never per log: a receiver parked on the channel would make every request's
 //! `try_send` a futex wake-up and a context switch on the worker's core. It takes what has
 //! queued, resolves the details that cost a database read (the auth record behind the token),
 //! and inserts up to [`MAX_PER_TRANSACTION`] logs with multi-row INSERTs as one job (one
@@ -91,87 +91,97 @@ struct Queue {
     bytes: AtomicUsize,
 }
 
-static LOGGER: OnceLock<Logger> = OnceLock::new();
-
-/// Starts the log writer thread for `store` (once per process; later calls do nothing).
-/// `max_data_size` reads the current `logs.maxDataSize`: like PocketBase, which applies it
-/// when it writes a batch of logs, the log thread reads it per batch, so the log of the
-/// request that changed it is already cut to the new size.
-pub fn start(
-    store: &Arc<Store>,
-    max_data_size: impl Fn() -> i64 + Send + 'static,
-) -> std::io::Result<()> {
-    if LOGGER.get().is_some() {
-        return Ok(());
-    }
-    let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-    let (flushes, flush_rx) = crossbeam_channel::unbounded();
-    let store = store.clone();
-    let queue = Arc::new(Queue::default());
-    let shared = queue.clone();
-    std::thread::Builder::new()
-        .name("pocketbun-logs".into())
-        .spawn(move || run(&store, &rx, &flush_rx, &shared, max_data_size))?;
-    let _ = LOGGER.set(Logger { tx, flushes, queue });
-    Ok(())
+/// The process's log writer, once started: a field of `state::Core`. Until [`Logs::start`]
+/// (and in a process that never starts it: a read replica, the CLI commands) nothing is
+/// logged.
+#[derive(Default)]
+pub struct Logs {
+    logger: OnceLock<Logger>,
 }
 
-/// Whether a log writer runs (request logging is skipped entirely without one).
-pub fn enabled() -> bool {
-    LOGGER.get().is_some()
-}
-
-/// Queues a log without ever blocking; drops it when the queue is full.
-pub fn submit(entry: Entry) {
-    if let Some(logger) = LOGGER.get() {
-        let q = &logger.queue;
-        let size = entry.size();
-        if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
-            q.bytes.fetch_sub(size, Ordering::Relaxed);
-            q.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+impl Logs {
+    /// Starts the log writer thread for `store` (once; later calls do nothing).
+    /// `max_data_size` reads the current `logs.maxDataSize`: like PocketBase, which applies it
+    /// when it writes a batch of logs, the log thread reads it per batch, so the log of the
+    /// request that changed it is already cut to the new size.
+    pub fn start(
+        &self,
+        store: &Arc<Store>,
+        max_data_size: impl Fn() -> i64 + Send + 'static,
+    ) -> std::io::Result<()> {
+        if self.logger.get().is_some() {
+            return Ok(());
         }
-        match logger.tx.try_send(entry) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (flushes, flush_rx) = crossbeam_channel::unbounded();
+        let store = store.clone();
+        let queue = Arc::new(Queue::default());
+        let shared = queue.clone();
+        std::thread::Builder::new()
+            .name("pocketbun-logs".into())
+            .spawn(move || run(&store, &rx, &flush_rx, &shared, max_data_size))?;
+        let _ = self.logger.set(Logger { tx, flushes, queue });
+        Ok(())
+    }
+
+    /// Whether a log writer runs (request logging is skipped entirely without one).
+    pub fn enabled(&self) -> bool {
+        self.logger.get().is_some()
+    }
+
+    /// Queues a log without ever blocking; drops it when the queue is full.
+    pub fn submit(&self, entry: Entry) {
+        if let Some(logger) = self.logger.get() {
+            let q = &logger.queue;
+            let size = entry.size();
+            if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
                 q.bytes.fetch_sub(size, Ordering::Relaxed);
                 q.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            match logger.tx.try_send(entry) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    q.bytes.fetch_sub(size, Ordering::Relaxed);
+                    q.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
-}
 
-/// Logs dropped because the queue was full.
-pub fn dropped() -> u64 {
-    LOGGER
-        .get()
-        .map_or(0, |l| l.queue.dropped.load(Ordering::Relaxed))
-}
-
-/// An application (non-request) log, subject to `logs.minLevel` and `logs.maxDays`.
-pub fn log(
-    settings: &crate::settings::Settings,
-    level: i64,
-    message: &str,
-    data: Map<String, Value>,
-) {
-    if settings.logs.max_days == 0 || level < settings.logs.min_level {
-        return;
+    /// Logs dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.logger
+            .get()
+            .map_or(0, |l| l.queue.dropped.load(Ordering::Relaxed))
     }
-    submit(Entry::Plain {
-        created: pocketbun_storage::time::now_datetime(),
-        level,
-        message: message.to_string(),
-        data,
-    });
-}
 
-/// Writes everything queued so far (waits at most `timeout`). For shutdown and tests.
-pub fn flush(timeout: Duration) {
-    if let Some(logger) = LOGGER.get() {
-        let (done, wait) = crossbeam_channel::bounded(1);
-        if logger.flushes.send(done).is_ok() {
-            let _ = wait.recv_timeout(timeout);
+    /// An application (non-request) log, subject to `logs.minLevel` and `logs.maxDays`.
+    pub fn log(
+        &self,
+        settings: &crate::settings::Settings,
+        level: i64,
+        message: &str,
+        data: Map<String, Value>,
+    ) {
+        if settings.logs.max_days == 0 || level < settings.logs.min_level {
+            return;
+        }
+        self.submit(Entry::Plain {
+            created: pocketbun_storage::time::now_datetime(),
+            level,
+            message: message.to_string(),
+            data,
+        });
+    }
+
+    /// Writes everything queued so far (waits at most `timeout`). For shutdown and tests.
+    pub fn flush(&self, timeout: Duration) {
+        if let Some(logger) = self.logger.get() {
+            let (done, wait) = crossbeam_channel::bounded(1);
+            if logger.flushes.send(done).is_ok() {
+                let _ = wait.recv_timeout(timeout);
+            }
         }
     }
 }
@@ -417,6 +427,8 @@ fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
 /// batch (a client usually sends many requests with the same token).
 struct AuthCache {
     reader: Option<Reader>,
+    /// The log thread's own verified tokens (across batches).
+    verified: crate::auth::token::Verified,
     known: HashMap<String, Option<crate::auth::AuthRecord>>,
 }
 
@@ -424,6 +436,7 @@ impl AuthCache {
     fn new(reader: Option<Reader>) -> Self {
         AuthCache {
             reader,
+            verified: Default::default(),
             known: HashMap::new(),
         }
     }
@@ -435,7 +448,7 @@ impl AuthCache {
         let found = self
             .reader
             .as_ref()
-            .and_then(|r| crate::auth::authenticate(r, Some(header)));
+            .and_then(|r| crate::auth::authenticate(r, &self.verified, Some(header)));
         self.known.insert(header.to_string(), found.clone());
         found
     }

@@ -6,11 +6,11 @@
 //! ([`RequestLog::write_data`]), and its keys (`auth`, `authId`) sort before all others.
 //! No JSON tree, no float formatting and no timestamp formatting happen on a request worker.
 
-use super::{Entry, LEVEL_ERROR, LEVEL_INFO};
+use super::{Entry, Logs, LEVEL_ERROR, LEVEL_INFO};
 pub use crate::client_ip::client_ip;
 use crate::client_ip::{expanded, real_ip};
 use crate::error::ApiError;
-use crate::state::Core;
+use crate::settings::SettingsCell;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::gojson;
 use serde_json::{Map, Value};
@@ -54,11 +54,11 @@ pub struct RequestLog {
 
 impl PendingRequest {
     /// `None` when nothing will be logged (no log writer, `logs.maxDays` 0).
-    pub fn begin(shared: &Core, req: &Request) -> Option<PendingRequest> {
-        if !super::enabled() {
+    pub fn begin(logs: &Logs, settings: &SettingsCell, req: &Request) -> Option<PendingRequest> {
+        if !logs.enabled() {
             return None;
         }
-        let settings = shared.settings.get();
+        let settings = settings.get();
         let logs = &settings.logs;
         if logs.max_days == 0 {
             return None;
@@ -123,8 +123,9 @@ impl PendingRequest {
         })
     }
 
-    /// Queues the log of the answered request (`error`: the handler's failure, if any).
-    pub fn finish(self, status: u16, error: Option<&ApiError>) {
+    /// Queues the log of the answered request on `logs` (`error`: the handler's failure, if
+    /// any).
+    pub fn finish(self, logs: &Logs, status: u16, error: Option<&ApiError>) {
         if error.is_none() && self.skip_success {
             return;
         }
@@ -148,7 +149,7 @@ impl PendingRequest {
             gojson::write_str(&mut error_keys, &err.message);
             error_keys.push(',');
         }
-        super::submit(Entry::Request(Box::new(RequestLog {
+        logs.submit(Entry::Request(Box::new(RequestLog {
             created: self.created,
             level,
             message: self.message,

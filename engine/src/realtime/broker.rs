@@ -238,6 +238,7 @@ impl Worker {
         let schema = ctx.db().core.schema.get();
         let record = crate::auth::authenticate_in(
             &ctx.db().reader,
+            &ctx.db().verified,
             &schema.collections,
             cmd.authorization.as_deref(),
         );
@@ -481,10 +482,12 @@ pub async fn deliver_big(ctx: &impl Host, ev: &Arc<RecordEvent>) {
                 .core
                 .cpu
                 .run(move || {
+                    // one set of key orders for the batch (it runs on the CPU pool)
+                    let mut writer = Writer::new();
                     (drafts.into_iter())
                         .map(|mut d| {
                             fill_values(&mut d.arena.recs[0].values, &full);
-                            render(d)
+                            render(&mut writer, d)
                         })
                         .collect::<Vec<Message>>()
                 })
@@ -667,7 +670,8 @@ fn group_message(
     ev: &RecordEvent,
     group: &Group,
 ) -> Option<Message> {
-    group_draft(ctx, schema, ev, group, ev.values.clone()).map(render)
+    let draft = group_draft(ctx, schema, ev, group, ev.values.clone())?;
+    Some(render(&mut Writer::with(&ctx.db().plans), draft))
 }
 
 /// A group's message before it is written: the record (rec 0, with what it expands), the
@@ -680,9 +684,9 @@ struct Draft {
 }
 
 /// Writes a group's message: the record's JSON, `fields` picked, in `{"record","action"}`.
-fn render(draft: Draft) -> Message {
+fn render(writer: &mut Writer, draft: Draft) -> Message {
     let mut record = String::with_capacity(512);
-    Writer::new().write(&mut record, &draft.arena, 0);
+    writer.write(&mut record, &draft.arena, 0);
     if !draft.fields.is_empty() {
         if let Some(picked) =
             pick::parse(&draft.fields).and_then(|p| pick::apply(&record, &p, false))

@@ -76,12 +76,16 @@ fn env(config: RealtimeConfig) -> Option<Env> {
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
     let core = Arc::new(crate::state::Core {
         body_limit: 1 << 20,
+        replication: Default::default(),
         store: store.clone(),
         cpu: CpuPool::new(1).unwrap(),
         schema: SchemaState::new(collections),
-        settings: crate::settings::SettingsCell::load(&store).unwrap(),
+        settings: crate::settings::SettingsCell::load(&store, Default::default()).unwrap(),
         app_store: Default::default(),
         backup_slot: Default::default(),
+        password_scheme: Default::default(),
+        logs: Default::default(),
+        files: Default::default(),
     });
     let hub = Arc::new(Hub::new(config));
     let ctx = Rc::new(TestHost {

@@ -22,6 +22,12 @@ pub struct Db {
     pub reader: Reader,
     /// This worker's compiled filters and sorts (no locks: one per worker).
     pub queries: RefCell<QueryCache>,
+    /// Auth tokens this worker has verified (the HMAC is checked once per token and key).
+    pub verified: crate::auth::token::Verified,
+    /// Output key orders of record JSON, per collection value ([`super::json::Writer`]).
+    pub plans: super::json::Plans,
+    /// Field patterns compiled so far ([`super::validate::fields`]).
+    pub patterns: super::validate::Patterns,
 }
 
 impl Db {
@@ -32,6 +38,9 @@ impl Db {
             core,
             hooks,
             queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
+            verified: Default::default(),
+            plans: Default::default(),
+            patterns: Default::default(),
         })
     }
 }

@@ -214,8 +214,8 @@ pub async fn write_all(ctx: &Db, dir: &Path, files: Vec<PendingFile>) -> Result<
 
 /// The storage holding `dir`'s files and the folder's key.
 fn target(ctx: &Db, dir: &Path) -> Result<(Fs, String), String> {
-    let fs = crate::files::record_fs(&ctx.core)?;
-    let prefix = crate::files::dir_key(&ctx.core, dir).ok_or("invalid record folder")?;
+    let fs = ctx.core.record_fs()?;
+    let prefix = ctx.core.dir_key(dir).ok_or("invalid record folder")?;
     Ok((fs, prefix))
 }
 

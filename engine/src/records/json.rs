@@ -23,17 +23,21 @@ type Plan = Rc<Vec<(String, Slot)>>;
 /// Most collection plans a worker keeps (a schema change brings new collection values).
 const MAX_PLANS: usize = 256;
 
-thread_local! {
-    /// Each worker's plans by collection value; the `Arc` held keeps the address unique.
-    static PLANS: RefCell<HashMap<*const Collection, (Arc<Collection>, Plan)>> =
-        RefCell::new(HashMap::new());
-}
+/// Plans by collection value; the `Arc` held keeps the address unique. Each worker keeps one
+/// (`records::db::Db::plans`: not `Sync`, no lock).
+#[derive(Default)]
+pub struct Plans(RefCell<HashMap<*const Collection, (Arc<Collection>, Plan)>>);
 
 /// Writes records with each collection's output keys in Go's sorted order (computed once
-/// per collection value and worker).
-#[derive(Default)]
-pub struct Writer {
-    _private: (),
+/// per collection value and [`Plans`]).
+pub struct Writer<'p> {
+    plans: PlansOf<'p>,
+}
+
+/// A worker's plans, or a writer's own (work on the CPU pool: one set per batch).
+enum PlansOf<'p> {
+    Worker(&'p Plans),
+    Own(Plans),
 }
 
 fn plan(coll: &Collection) -> Vec<(String, Slot)> {
@@ -66,24 +70,44 @@ fn plan(coll: &Collection) -> Vec<(String, Slot)> {
     keys
 }
 
-impl Writer {
+impl Writer<'static> {
+    /// A writer with plans of its own (off the workers: a batch on the CPU pool).
     pub fn new() -> Self {
-        Self::default()
+        Writer {
+            plans: PlansOf::Own(Plans::default()),
+        }
+    }
+}
+
+impl Default for Writer<'static> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'p> Writer<'p> {
+    /// A writer using a worker's `plans`.
+    pub fn with(plans: &'p Plans) -> Self {
+        Writer {
+            plans: PlansOf::Worker(plans),
+        }
     }
 
     fn plan_for(&mut self, coll: &Arc<Collection>) -> Plan {
-        PLANS.with(|plans| {
-            let mut plans = plans.borrow_mut();
-            if let Some((_, p)) = plans.get(&Arc::as_ptr(coll)) {
-                return p.clone();
-            }
-            if plans.len() >= MAX_PLANS {
-                plans.clear();
-            }
-            let p = Rc::new(plan(coll));
-            plans.insert(Arc::as_ptr(coll), (coll.clone(), p.clone()));
-            p
-        })
+        let plans = match &self.plans {
+            PlansOf::Worker(plans) => plans,
+            PlansOf::Own(plans) => plans,
+        };
+        let mut plans = plans.0.borrow_mut();
+        if let Some((_, p)) = plans.get(&Arc::as_ptr(coll)) {
+            return p.clone();
+        }
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        let p = Rc::new(plan(coll));
+        plans.insert(Arc::as_ptr(coll), (coll.clone(), p.clone()));
+        p
     }
 
     /// Writes record `idx` of `arena` (with its expand tree).

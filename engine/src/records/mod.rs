@@ -25,6 +25,7 @@ pub mod validate;
 pub mod value;
 pub mod write;
 
+use self::db::Db;
 use crate::offload::{Canceled, CpuPool};
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::Collection;
@@ -274,27 +275,39 @@ pub fn arena_bytes(arena: &Arena) -> usize {
 /// Appends the records `items` of `arena` to `out`, `sep` between them: on the CPU pool when
 /// the arena's values are over [`OFFLOAD_ENCODE_BYTES`], else here.
 pub async fn write_records(
-    cpu: &CpuPool,
+    db: &Db,
     arena: Arena,
     items: Vec<usize>,
     sep: &'static str,
-    mut out: String,
+    out: String,
 ) -> Result<String, Canceled> {
-    let big = arena_bytes(&arena) > OFFLOAD_ENCODE_BYTES;
-    let write = move || {
-        let mut writer = json::Writer::new();
+    fn write(
+        mut writer: json::Writer,
+        arena: &Arena,
+        items: &[usize],
+        sep: &str,
+        mut out: String,
+    ) -> String {
         for (i, &r) in items.iter().enumerate() {
             if i > 0 {
                 out.push_str(sep);
             }
-            writer.write(&mut out, &arena, r);
+            writer.write(&mut out, arena, r);
         }
         out
-    };
-    if !big {
-        return Ok(write());
     }
-    cpu.run(write).await
+    if arena_bytes(&arena) <= OFFLOAD_ENCODE_BYTES {
+        return Ok(write(
+            json::Writer::with(&db.plans),
+            &arena,
+            &items,
+            sep,
+            out,
+        ));
+    }
+    (db.core.cpu)
+        .run(move || write(json::Writer::new(), &arena, &items, sep, out))
+        .await
 }
 
 /// Runs `stmt` and writes each row's record JSON straight from SQLite's buffers, `sep`
@@ -302,6 +315,7 @@ pub async fn write_records(
 /// nothing resolved after loading: not an auth collection (email visibility) and no
 /// `expand`; `unhide` is the superuser flag. Returns the number of records written.
 /// A row over [`OFFLOAD_ENCODE_BYTES`] is copied into `big` instead, for [`encode_big_rows`].
+#[allow(clippy::too_many_arguments)]
 pub fn write_rows(
     coll: &Arc<Collection>,
     stmt: &mut Statement<'_>,
@@ -310,10 +324,11 @@ pub fn write_rows(
     out: &mut String,
     sep: &str,
     big: &mut BigRows,
+    plans: &json::Plans,
 ) -> rusqlite::Result<usize> {
     let count = stmt.parameter_count();
     let mut rows = stmt.query(bound(params, count))?;
-    let mut writer = json::Writer::new();
+    let mut writer = json::Writer::with(plans);
     let mut n = 0;
     let mut field_cols: Option<Vec<Option<usize>>> = None;
     while let Some(row) = rows.next()? {

@@ -820,7 +820,7 @@ pub async fn prepare_upsert(
     if !defer {
         let errs = ctx
             .reader
-            .read(|conn| Ok(validate::fields(&draft, &collections, conn)?))
+            .read(|conn| Ok(validate::fields(&draft, &collections, conn, &ctx.patterns)?))
             .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
         if !errs.is_empty() {
             return Err(failed(fail_msg, errs));
@@ -834,9 +834,14 @@ pub async fn prepare_upsert(
                     FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
                     _ => crate::auth::password::DEFAULT_COST,
                 };
-                let hash = crate::auth::password::hash(&ctx.core.cpu, plain.clone(), cost)
-                    .await
-                    .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+                let hash = crate::auth::password::hash(
+                    &ctx.core.cpu,
+                    ctx.core.password_scheme,
+                    plain.clone(),
+                    cost,
+                )
+                .await
+                .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
                     *h = hash;
                 }
@@ -905,7 +910,8 @@ pub async fn prepare_upsert(
             rebase(conn, &mut draft)?;
         }
         if defer {
-            let errs = validate::fields(&draft, &collections, conn)?;
+            let patterns = validate::Patterns::default();
+            let errs = validate::fields(&draft, &collections, conn, &patterns)?;
             if !errs.is_empty() {
                 return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
             }
@@ -968,7 +974,7 @@ async fn record_json(
     });
     let found = [0];
     super::expand::enrich(ctx, schema, caller, &mut arena, &found, query)?;
-    super::write_records(&ctx.core.cpu, arena, found.to_vec(), "", String::new())
+    super::write_records(ctx, arena, found.to_vec(), "", String::new())
         .await
         .map_err(ApiError::from)
 }

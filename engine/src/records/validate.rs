@@ -115,17 +115,18 @@ fn filename_re() -> &'static Regex {
 /// stream of schema edits must not grow the cache without bound).
 const PATTERN_CACHE_MAX: usize = 256;
 
-thread_local! {
-    /// Field patterns compiled once per thread: compiling one (and its first search cache)
-    /// cost ~90k instructions, more than the rest of a create's validation.
-    static PATTERNS: RefCell<HashMap<String, Option<Regex>>> = RefCell::default();
-}
+/// Field patterns compiled so far: compiling one (and its first search cache) cost ~90k
+/// instructions, more than the rest of a create's validation. Each worker keeps one
+/// (`records::db::Db::patterns`: not `Sync`, no lock); a write validated inside the
+/// writer's job (a batch item after an earlier one changed the data) uses its own.
+#[derive(Default)]
+pub struct Patterns(RefCell<HashMap<String, Option<Regex>>>);
 
-/// Whether `s` matches the field pattern `pattern` (a pattern that does not compile
-/// matches nothing).
-fn pattern_matches(pattern: &str, s: &str) -> bool {
-    PATTERNS.with(|cache| {
-        let mut cache = cache.borrow_mut();
+impl Patterns {
+    /// Whether `s` matches the field pattern `pattern` (a pattern that does not compile
+    /// matches nothing).
+    fn matches(&self, pattern: &str, s: &str) -> bool {
+        let mut cache = self.0.borrow_mut();
         if let Some(re) = cache.get(pattern) {
             return re.as_ref().is_some_and(|re| re.is_match(s));
         }
@@ -136,7 +137,7 @@ fn pattern_matches(pattern: &str, s: &str) -> bool {
         let ok = re.as_ref().is_some_and(|re| re.is_match(s));
         cache.insert(pattern.to_string(), re);
         ok
-    })
+    }
 }
 
 /// Go's `%v` of a number parameter inside a message.
@@ -160,6 +161,7 @@ pub fn fields(
     draft: &Draft,
     schema: &Collections,
     conn: &Connection,
+    patterns: &Patterns,
 ) -> rusqlite::Result<FieldErrors> {
     let mut errs = FieldErrors::new();
     for (i, f) in draft.coll.fields.iter().enumerate() {
@@ -225,7 +227,7 @@ pub fn fields(
                         )
                         .param("max", max),
                     )
-                } else if !pattern.is_empty() && !pattern_matches(pattern, s) {
+                } else if !pattern.is_empty() && !patterns.matches(pattern, s) {
                     Some(FieldError::new(
                         "validation_invalid_format",
                         "Invalid value format.",
@@ -633,7 +635,7 @@ pub fn fields(
                             "validation_max_text_constraint",
                             format!("Must be less than {max} character(s)"),
                         ))
-                    } else if !pattern.is_empty() && !pattern_matches(pattern, plain) {
+                    } else if !pattern.is_empty() && !patterns.matches(pattern, plain) {
                         Some(FieldError::new(
                             "validation_invalid_format",
                             "Invalid value format",

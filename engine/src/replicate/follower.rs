@@ -29,7 +29,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Litestream's polling interval in follow mode: how often it lists the replica for new
@@ -39,6 +39,13 @@ pub const FOLLOW_INTERVAL: &str = "250ms";
 /// TXID up to 20 ms ([`super::ryw::WAIT_BUDGET`]), so it is read every 20 ms (one small file
 /// read, ~10 µs, 50 times a second).
 const WATCH_EVERY: Duration = Duration::from_millis(20);
+
+/// A read replica's follower copy (none on a primary): a part of
+/// [`super::Replication`].
+#[derive(Default)]
+pub struct Follower {
+    state: OnceLock<Arc<State>>,
+}
 
 /// The follower's state, read by health.
 struct State {
@@ -52,8 +59,6 @@ struct State {
     refreshed: AtomicU64,
     started: Instant,
 }
-
-static STATE: OnceLock<State> = OnceLock::new();
 
 /// `litestream restore -f` arguments for the follower copy of `dir/data.db`.
 pub fn command(dir: &Path, url: &str) -> Vec<OsString> {
@@ -82,7 +87,7 @@ fn txid_path(dir: &Path) -> PathBuf {
 /// Litestream 0.5.17 resumes a follower only while its saved TXID is within the latest
 /// *snapshot* (taken daily), so after any later write it refuses ("saved TXID … is ahead of
 /// latest snapshot"); a fresh restore costs one download of the database.
-pub fn check_dir(dir: &Path, primary: &str) -> Result<(), String> {
+pub fn check_dir(follower: &Follower, dir: &Path, primary: &str) -> Result<(), String> {
     let data = data_path(dir);
     if data.exists() && !txid_path(dir).exists() {
         return Err(format!(
@@ -101,20 +106,20 @@ pub fn check_dir(dir: &Path, primary: &str) -> Result<(), String> {
             let _ = std::fs::remove_file(dir.join(format!("data.db{suffix}")));
         }
     }
-    let _ = STATE.set(State {
+    let _ = follower.state.set(Arc::new(State {
         primary: primary.trim_end_matches('/').to_string(),
         txid: AtomicU64::new(0),
         advanced_ms: AtomicU64::new(0),
         refreshed: AtomicU64::new(0),
         started: Instant::now(),
-    });
+    }));
     Ok(())
 }
 
 /// Waits until the follower has restored `data.db` (its TXID file exists), up to `timeout`,
 /// then makes the copy readable ([`patch_header`]). The error names what was missing; the
 /// supervisor's last Litestream error is on stderr above it.
-pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), String> {
+pub fn wait_ready(follower: &Follower, dir: &Path, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     while read_txid(dir).is_none() {
         if Instant::now() >= deadline {
@@ -129,9 +134,9 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), String> {
     patch_header(&data_path(dir))
         .map_err(|e| format!("cannot prepare {}: {e}", data_path(dir).display()))?;
     let txid = read_txid(dir).unwrap_or(0);
-    record(txid);
-    // the snapshots are loaded from this copy after it is ready
-    if let Some(st) = STATE.get() {
+    if let Some(st) = follower.state.get() {
+        record(st, txid);
+        // the snapshots are loaded from this copy after it is ready
         st.refreshed.store(txid, Ordering::SeqCst);
     }
     Ok(())
@@ -183,85 +188,89 @@ fn read_txid(dir: &Path) -> Option<u64> {
     u64::from_str_radix(text.trim(), 16).ok()
 }
 
-fn record(txid: u64) {
-    if let Some(st) = STATE.get() {
-        if st.txid.swap(txid, Ordering::SeqCst) != txid {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as u64;
-            st.advanced_ms.store(now, Ordering::SeqCst);
-        }
+fn record(st: &State, txid: u64) {
+    if st.txid.swap(txid, Ordering::SeqCst) != txid {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        st.advanced_ms.store(now, Ordering::SeqCst);
     }
 }
 
-/// Starts the watcher thread: each time the follower applied new transactions,
-/// `on_advance` runs on it (the caller refreshes snapshots there).
-pub fn watch(dir: PathBuf, mut on_advance: impl FnMut() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("pb-replica-watch".into())
-        .spawn(move || {
-            let mut last = STATE.get().map_or(0, |s| s.txid.load(Ordering::SeqCst));
-            loop {
-                std::thread::sleep(WATCH_EVERY);
-                if let Some(txid) = read_txid(&dir).filter(|t| *t != last) {
-                    last = txid;
-                    record(txid);
-                    on_advance();
-                    if let Some(st) = STATE.get() {
+impl Follower {
+    /// Starts the watcher thread: each time the follower applied new transactions,
+    /// `on_advance` runs on it (the caller refreshes snapshots there). Without a follower
+    /// ([`check_dir`] not run) there is nothing to watch.
+    pub fn watch(
+        &self,
+        dir: PathBuf,
+        mut on_advance: impl FnMut() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Some(st) = self.state.get().cloned() else {
+            return Ok(());
+        };
+        std::thread::Builder::new()
+            .name("pb-replica-watch".into())
+            .spawn(move || {
+                let mut last = st.txid.load(Ordering::SeqCst);
+                loop {
+                    std::thread::sleep(WATCH_EVERY);
+                    if let Some(txid) = read_txid(&dir).filter(|t| *t != last) {
+                        last = txid;
+                        record(&st, txid);
+                        on_advance();
                         st.refreshed.store(txid, Ordering::SeqCst);
                     }
                 }
-            }
-        })
-        .map(|_| ())
-}
+            })
+            .map(|_| ())
+    }
 
-/// The last applied transaction whose snapshots are reloaded (0 before the first, and on a
-/// node that is not a replica): what is in the copy up to it is what the node serves.
-pub fn refreshed_txid() -> u64 {
-    STATE
-        .get()
-        .map_or(0, |s| s.refreshed.load(Ordering::SeqCst))
-}
+    /// The last applied transaction whose snapshots are reloaded (0 before the first, and on
+    /// a node that is not a replica): what is in the copy up to it is what the node serves.
+    pub fn refreshed_txid(&self) -> u64 {
+        (self.state.get()).map_or(0, |s| s.refreshed.load(Ordering::SeqCst))
+    }
 
-/// Whether this process is a read replica.
-pub fn active() -> bool {
-    STATE.get().is_some()
-}
+    /// Whether this process is a read replica.
+    pub fn active(&self) -> bool {
+        self.state.get().is_some()
+    }
 
-/// The last transaction the follower applied (as of the watcher's latest read), 0 before
-/// the first or when this is no replica.
-pub fn applied() -> u64 {
-    STATE.get().map_or(0, |s| s.txid.load(Ordering::SeqCst))
-}
+    /// The last transaction the follower applied (as of the watcher's latest read), 0 before
+    /// the first or when this is no replica.
+    pub fn applied(&self) -> u64 {
+        (self.state.get()).map_or(0, |s| s.txid.load(Ordering::SeqCst))
+    }
 
-/// The primary's base URL (`--replica-of`), on a replica.
-pub fn primary() -> Option<&'static str> {
-    STATE.get().map(|s| s.primary.as_str())
-}
+    /// The primary's base URL (`--replica-of`), on a replica.
+    pub fn primary(&self) -> Option<&str> {
+        self.state.get().map(|s| s.primary.as_str())
+    }
 
-/// The `replica` object of a superuser's `GET /api/health` on a replica: `primary`, `txid`
-/// (the last applied transaction, 16 hex digits as Litestream writes it), `appliedAt` (when
-/// the follower last moved, RFC 3339 in UTC with ms; "" before) and `uptime` (seconds).
-/// How far behind the primary it is cannot be known here without asking the primary; with
-/// writes flowing, `appliedAt` trails them by about the sync interval plus 250 ms.
-pub fn health() -> Option<serde_json::Value> {
-    let st = STATE.get()?;
-    let ms = st.advanced_ms.load(Ordering::SeqCst);
-    let applied_at = if ms == 0 {
-        String::new()
-    } else {
-        chrono::DateTime::from_timestamp_millis(ms as i64)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
-            .unwrap_or_default()
-    };
-    Some(serde_json::json!({
-        "primary": st.primary,
-        "txid": format!("{:016x}", st.txid.load(Ordering::SeqCst)),
-        "appliedAt": applied_at,
-        "uptime": st.started.elapsed().as_secs(),
-    }))
+    /// The `replica` object of a superuser's `GET /api/health` on a replica: `primary`, `txid`
+    /// (the last applied transaction, 16 hex digits as Litestream writes it), `appliedAt` (when
+    /// the follower last moved, RFC 3339 in UTC with ms; "" before) and `uptime` (seconds).
+    /// How far behind the primary it is cannot be known here without asking the primary; with
+    /// writes flowing, `appliedAt` trails them by about the sync interval plus 250 ms.
+    pub fn health(&self) -> Option<serde_json::Value> {
+        let st = self.state.get()?;
+        let ms = st.advanced_ms.load(Ordering::SeqCst);
+        let applied_at = if ms == 0 {
+            String::new()
+        } else {
+            chrono::DateTime::from_timestamp_millis(ms as i64)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default()
+        };
+        Some(serde_json::json!({
+            "primary": st.primary,
+            "txid": format!("{:016x}", st.txid.load(Ordering::SeqCst)),
+            "appliedAt": applied_at,
+            "uptime": st.started.elapsed().as_secs(),
+        }))
+    }
 }
 
 /// A cheap fingerprint of the collections and settings rows: it changes when the primary

@@ -20,6 +20,25 @@ pub mod ryw;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Replication's state for the process, a field of `state::Core` (its threads hold their own
+/// parts): the supervised Litestream child, a primary's position client, a replica's
+/// follower copy, and what read-your-writes and forwarding keep. All empty in a process
+/// without `--replicate` / `--replica-of`.
+#[derive(Default)]
+pub struct Replication {
+    /// The Litestream child (`serve --replicate`, or a replica's follower).
+    pub(crate) supervisor: OnceLock<supervisor::Supervisor>,
+    /// A primary's positions ([`position`]).
+    pub position: position::Positions,
+    /// A replica's follower copy ([`follower`]).
+    pub follower: follower::Follower,
+    /// A replica's callers and lag ([`ryw`]).
+    pub ryw: ryw::Ryw,
+    /// A replica's forwarding to the primary ([`proxy`]).
+    pub proxy: proxy::Proxy,
+}
 
 /// Litestream's `sync-interval` for both databases: how often new WAL frames are shipped, so
 /// the longest a commit can be acknowledged without being in the replica (the async window),

@@ -18,8 +18,8 @@
 //! Every forced sync makes one L0 LTX file, which the replica uploads as one object: a sync
 //! per write would turn Litestream's one PUT per second into one per write. So all calls go
 //! through one thread that coalesces: requests queued while a sync runs share the next one
-//! (it starts after they were queued, so it covers their commits). [`sync`] always forces
-//! one (exact). [`covering`], for write answers, forces one only when the last was at least
+//! (it starts after they were queued, so it covers their commits). [`Positions::sync`] always forces
+//! one (exact). [`Positions::covering`], for write answers, forces one only when the last was at least
 //! [`MIN_GAP`] ago; sooner, it reads `GET /txid` (P, no new object) and answers P + 2: the
 //! sync that makes P + 1 may have read the WAL before the commit, but the one making P + 2
 //! starts after P + 1 exists, so after the call, so it holds the commit. That bound can be
@@ -28,19 +28,20 @@
 //! Requests that wait for the upload run on a helper thread per batch, so an unreachable
 //! store delays only them.
 //!
-//! Callers never block a request worker: [`sync`] is async (a oneshot the position thread
-//! completes), [`request`] takes a callback run on the position thread, and [`sync_blocking`]
-//! is for threads that may block (e.g. a publisher thread).
+//! Callers never block a request worker: [`Positions::sync`] is async (a oneshot the
+//! position thread completes), [`Positions::request`] takes a callback run on the position
+//! thread, and [`Positions::sync_blocking`] is for threads that may block (e.g. a publisher
+//! thread).
 
 use futures_channel::oneshot;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The least time between two forced syncs for [`covering`]: each makes one more object in
+/// The least time between two forced syncs for [`Positions::covering`]: each makes one more object in
 /// the replica store, so at most ~100 extra PUTs a second however many writes.
 pub const MIN_GAP: Duration = Duration::from_millis(10);
 /// One exchange with the control socket; `wait` includes an upload, which S3 may take long
@@ -68,7 +69,7 @@ impl std::fmt::Display for Unavailable {
 type Reply = Box<dyn FnOnce(Result<Position, Unavailable>) + Send>;
 
 /// What a caller wants: an exact sync (`wait` for the upload too), or any TXID covering its
-/// commits ([`covering`]).
+/// commits ([`Positions::covering`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
     Exact { wait: bool },
@@ -91,40 +92,117 @@ struct Client {
     /// When an answer last had the store caught up (`replicated >= txid`), ms since the
     /// epoch; 0 before.
     caught_up_ms: AtomicU64,
+    /// Durable requests waiting for the upload now ([`MAX_DURABLE`]).
+    durable: AtomicUsize,
 }
 
-/// How often the position is refreshed while nothing asks ([`lag`], health): a forced sync
-/// that does not wait, as Litestream's own monitor does every second, so no extra objects.
+/// How often the position is refreshed while nothing asks ([`Positions::lag`], health): a
+/// forced sync that does not wait, as Litestream's own monitor does every second, so no
+/// extra objects.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
-static CLIENT: OnceLock<Client> = OnceLock::new();
+/// A primary's position client (none without `serve --replicate`): a part of
+/// [`super::Replication`]; its threads hold the client too.
+#[derive(Default)]
+pub struct Positions {
+    client: OnceLock<Arc<Client>>,
+}
 
-/// Starts the position thread for Litestream's control socket `socket` and the database at
-/// `db` (the absolute path Litestream's config names). Once per process; later calls are
-/// ignored.
-pub fn init(socket: PathBuf, db: &Path) -> std::io::Result<()> {
-    let client = Client {
-        socket,
-        db: db.to_string_lossy().into_owned(),
-        queue: Mutex::new(Vec::new()),
-        wake: Condvar::new(),
-        txid: AtomicU64::new(0),
-        replicated: AtomicU64::new(0),
-        caught_up_ms: AtomicU64::new(0),
-    };
-    if CLIENT.set(client).is_err() {
-        return Ok(());
+impl Positions {
+    /// Starts the position thread for Litestream's control socket `socket` and the database
+    /// at `db` (the absolute path Litestream's config names). Once; later calls are ignored.
+    pub fn init(&self, socket: PathBuf, db: &Path) -> std::io::Result<()> {
+        let client = Arc::new(Client {
+            socket,
+            db: db.to_string_lossy().into_owned(),
+            queue: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            txid: AtomicU64::new(0),
+            replicated: AtomicU64::new(0),
+            caught_up_ms: AtomicU64::new(0),
+            durable: AtomicUsize::new(0),
+        });
+        if self.client.set(client.clone()).is_err() {
+            return Ok(());
+        }
+        let runs = client.clone();
+        std::thread::Builder::new()
+            .name("pb-litestream-pos".into())
+            .spawn(move || run(&runs))?;
+        std::thread::Builder::new()
+            .name("pb-litestream-poll".into())
+            .spawn(move || loop {
+                std::thread::sleep(POLL_EVERY);
+                let _ = blocking(Some(&client), false);
+            })
+            .map(drop)
     }
-    std::thread::Builder::new()
-        .name("pb-litestream-pos".into())
-        .spawn(run)?;
-    std::thread::Builder::new()
-        .name("pb-litestream-poll".into())
-        .spawn(|| loop {
-            std::thread::sleep(POLL_EVERY);
-            let _ = sync_blocking(false);
+
+    /// How far the replica store trails: the latest position (refreshed every second) and
+    /// how long ago the store last had everything (zero while it does). `None` before the
+    /// first answer.
+    pub fn lag(&self) -> Option<(Position, Duration)> {
+        let c = self.client.get()?;
+        let pos = self.last()?;
+        if pos.replicated >= pos.txid {
+            return Some((pos, Duration::ZERO));
+        }
+        let since = c.caught_up_ms.load(Ordering::SeqCst);
+        Some((pos, Duration::from_millis(now_ms().saturating_sub(since))))
+    }
+
+    /// Whether positions can be asked for (`serve --replicate` in this process).
+    pub fn active(&self) -> bool {
+        self.client.get().is_some()
+    }
+
+    /// The latest position learned by any call, or `None` before one succeeded.
+    pub fn last(&self) -> Option<Position> {
+        let c = self.client.get()?;
+        let txid = c.txid.load(Ordering::SeqCst);
+        (txid != 0).then(|| Position {
+            txid,
+            replicated: c.replicated.load(Ordering::SeqCst),
         })
-        .map(drop)
+    }
+
+    /// Asks for the position of every commit made before this call; `reply` runs on the
+    /// position thread (keep it short). `wait`: answer only once the replica store has it.
+    pub fn request(
+        &self,
+        wait: bool,
+        reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static,
+    ) {
+        enqueue(self.client.get(), Want::Exact { wait }, reply)
+    }
+
+    /// [`Positions::request`] awaited: safe on a request worker (it only awaits a channel).
+    pub async fn sync(&self, wait: bool) -> Result<Position, Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.request(wait, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+    }
+
+    /// A TXID at least that of every commit made before this call, at the least cost: exact
+    /// (a forced sync) when none ran in the last [`MIN_GAP`], else the latest local TXID + 2
+    /// without a sync (see the module doc). Safe on a request worker.
+    pub async fn covering(&self) -> Result<u64, Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        enqueue(self.client.get(), Want::Cover, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
+            .map(|p| p.txid)
+    }
+
+    /// [`Positions::request`] on a thread that may block (never a request worker).
+    pub fn sync_blocking(&self, wait: bool) -> Result<Position, Unavailable> {
+        blocking(self.client.get(), wait)
+    }
 }
 
 fn now_ms() -> u64 {
@@ -134,42 +212,12 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// How far the replica store trails: the latest position (refreshed every second) and how
-/// long ago the store last had everything (zero while it does). `None` before the first
-/// answer.
-pub fn lag() -> Option<(Position, Duration)> {
-    let c = CLIENT.get()?;
-    let pos = last()?;
-    if pos.replicated >= pos.txid {
-        return Some((pos, Duration::ZERO));
-    }
-    let since = c.caught_up_ms.load(Ordering::SeqCst);
-    Some((pos, Duration::from_millis(now_ms().saturating_sub(since))))
-}
-
-/// Whether positions can be asked for (`serve --replicate` in this process).
-pub fn active() -> bool {
-    CLIENT.get().is_some()
-}
-
-/// The latest position learned by any call, or `None` before one succeeded.
-pub fn last() -> Option<Position> {
-    let c = CLIENT.get()?;
-    let txid = c.txid.load(Ordering::SeqCst);
-    (txid != 0).then(|| Position {
-        txid,
-        replicated: c.replicated.load(Ordering::SeqCst),
-    })
-}
-
-/// Asks for the position of every commit made before this call; `reply` runs on the
-/// position thread (keep it short). `wait`: answer only once the replica store has it.
-pub fn request(wait: bool, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
-    enqueue(Want::Exact { wait }, reply)
-}
-
-fn enqueue(want: Want, reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static) {
-    let Some(c) = CLIENT.get() else {
+fn enqueue(
+    client: Option<&Arc<Client>>,
+    want: Want,
+    reply: impl FnOnce(Result<Position, Unavailable>) + Send + 'static,
+) {
+    let Some(c) = client else {
         reply(Err(Unavailable("replication is off".into())));
         return;
     };
@@ -180,33 +228,10 @@ fn enqueue(want: Want, reply: impl FnOnce(Result<Position, Unavailable>) + Send 
     c.wake.notify_one();
 }
 
-/// [`request`] awaited: safe on a request worker (it only awaits a channel).
-pub async fn sync(wait: bool) -> Result<Position, Unavailable> {
-    let (tx, rx) = oneshot::channel();
-    request(wait, move |r| {
-        let _ = tx.send(r);
-    });
-    rx.await
-        .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
-}
-
-/// A TXID at least that of every commit made before this call, at the least cost: exact
-/// (a forced sync) when none ran in the last [`MIN_GAP`], else the latest local TXID + 2
-/// without a sync (see the module doc). Safe on a request worker.
-pub async fn covering() -> Result<u64, Unavailable> {
-    let (tx, rx) = oneshot::channel();
-    enqueue(Want::Cover, move |r| {
-        let _ = tx.send(r);
-    });
-    rx.await
-        .unwrap_or_else(|_| Err(Unavailable("the position thread ended".into())))
-        .map(|p| p.txid)
-}
-
-/// [`request`] on a thread that may block (never a request worker).
-pub fn sync_blocking(wait: bool) -> Result<Position, Unavailable> {
+/// An exact sync awaited on a thread that may block.
+fn blocking(client: Option<&Arc<Client>>, wait: bool) -> Result<Position, Unavailable> {
     let (tx, rx) = std::sync::mpsc::channel();
-    request(wait, move |r| {
+    enqueue(client, Want::Exact { wait }, move |r| {
         let _ = tx.send(r);
     });
     rx.recv()
@@ -219,11 +244,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The position thread: takes every queued request and answers them all with one call: a
 /// forced sync when any wants an exact one or the last forced sync is [`MIN_GAP`] old, else
-/// `GET /txid` + 2 for [`covering`]. Requests that wait for the upload go to a thread of
-/// their own ([`durable`]), so an unreachable store (each such call then takes up to
-/// [`IO_TIMEOUT`]) never holds up the others.
-fn run() {
-    let Some(c) = CLIENT.get() else { return };
+/// `GET /txid` + 2 for [`Positions::covering`]. Requests that wait for the upload go to a
+/// thread of their own ([`durable`]), so an unreachable store (each such call then takes up
+/// to [`IO_TIMEOUT`]) never holds up the others.
+fn run(c: &Arc<Client>) {
     let mut last_sync: Option<Instant> = None;
     loop {
         let (waiters, batch): (Vec<Pending>, Vec<Pending>) = {
@@ -262,7 +286,7 @@ fn run() {
     }
 }
 
-/// Keeps a forced sync's answer for [`last`] and [`lag`].
+/// Keeps a forced sync's answer for [`Positions::last`] and [`Positions::lag`].
 fn note(c: &Client, pos: &Position) {
     c.txid.fetch_max(pos.txid, Ordering::SeqCst);
     c.replicated.fetch_max(pos.replicated, Ordering::SeqCst);
@@ -274,35 +298,36 @@ fn note(c: &Client, pos: &Position) {
 /// Durable requests waiting for the upload at once; past it they are answered unavailable
 /// at once rather than with one more thread (an S3 outage with many durable writes).
 const MAX_DURABLE: usize = 64;
-static DURABLE: AtomicUsize = AtomicUsize::new(0);
 
 /// Answers `waiters` with one `wait: true` sync on a helper thread.
-fn durable(c: &'static Client, waiters: Vec<Pending>) {
+fn durable(c: &Arc<Client>, waiters: Vec<Pending>) {
     let refuse = |waiters: Vec<Pending>, why: &str| {
         for p in waiters {
             (p.reply)(Err(Unavailable(why.to_string())));
         }
     };
-    if DURABLE.fetch_add(1, Ordering::SeqCst) >= MAX_DURABLE {
-        DURABLE.fetch_sub(1, Ordering::SeqCst);
+    if c.durable.fetch_add(1, Ordering::SeqCst) >= MAX_DURABLE {
+        c.durable.fetch_sub(1, Ordering::SeqCst);
         return refuse(waiters, "too many writes wait for the replica store");
     }
     let waiters = std::sync::Arc::new(Mutex::new(Some(waiters)));
     let mine = waiters.clone();
+    let helper = c.clone();
     let spawned = std::thread::Builder::new()
         .name("pb-litestream-wait".into())
         .spawn(move || {
+            let c = helper;
             let outcome = call(&c.socket, &c.db, true);
             if let Ok(pos) = &outcome {
-                note(c, pos);
+                note(&c, pos);
             }
             for p in lock(&mine).take().into_iter().flatten() {
                 (p.reply)(outcome.clone());
             }
-            DURABLE.fetch_sub(1, Ordering::SeqCst);
+            c.durable.fetch_sub(1, Ordering::SeqCst);
         });
     if spawned.is_err() {
-        DURABLE.fetch_sub(1, Ordering::SeqCst);
+        c.durable.fetch_sub(1, Ordering::SeqCst);
         refuse(
             lock(&waiters).take().unwrap_or_default(),
             "cannot start a thread to wait for the replica store",
@@ -509,25 +534,26 @@ mod litestream_tests {
         while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        init(socket, &db).unwrap();
+        let positions = Arc::new(Positions::default());
+        positions.init(socket, &db).unwrap();
         let replica_db = format!("{replica}/data.db");
         let restored = dir.join("restored.db");
 
-        let mut before = sync_blocking(true).expect("a position");
+        let mut before = positions.sync_blocking(true).expect("a position");
         assert_eq!(before.txid, before.replicated, "wait: the store has it");
         for i in 1..=3 {
             conn.execute("INSERT INTO t VALUES (?1)", [i]).unwrap();
-            let pos = sync_blocking(false).expect("a position");
+            let pos = positions.sync_blocking(false).expect("a position");
             assert!(pos.txid > before.txid, "{pos:?} after {before:?}");
-            let same = sync_blocking(false).unwrap();
+            let same = positions.sync_blocking(false).unwrap();
             assert_eq!(same.txid, pos.txid, "no commit since: the same TXID");
-            let waited = sync_blocking(true).unwrap();
+            let waited = positions.sync_blocking(true).unwrap();
             assert_eq!(waited.replicated, pos.txid, "{waited:?}");
             // everything committed before the call is at or below its TXID
             assert_eq!(rows_restored(&bin, &replica_db, pos.txid, &restored), i);
             before = pos;
         }
-        assert_eq!(last().map(|p| p.txid), Some(before.txid));
+        assert_eq!(positions.last().map(|p| p.txid), Some(before.txid));
 
         // covering: exact after a quiet spell, else the local TXID + 2 without a sync; each
         // answer holds the commit made before it
@@ -537,23 +563,23 @@ mod litestream_tests {
             .unwrap();
         std::thread::sleep(MIN_GAP * 2);
         conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
-        let quiet = rt.block_on(covering()).unwrap();
+        let quiet = rt.block_on(positions.covering()).unwrap();
         assert_eq!(quiet, before.txid + 1, "a forced sync: the exact TXID");
         conn.execute("INSERT INTO t VALUES (5)", []).unwrap();
-        let busy = rt.block_on(covering()).unwrap();
+        let busy = rt.block_on(positions.covering()).unwrap();
         assert_eq!(
             busy,
             quiet + 2,
             "within MIN_GAP: the local TXID + 2, no sync"
         );
         // the bound exists once later commits made transactions up to it, and holds row 5
-        let mut top = sync_blocking(true).unwrap();
+        let mut top = positions.sync_blocking(true).unwrap();
         for n in 6..10 {
             if top.txid >= busy {
                 break;
             }
             conn.execute("INSERT INTO t VALUES (?1)", [n]).unwrap();
-            top = sync_blocking(true).unwrap();
+            top = positions.sync_blocking(true).unwrap();
         }
         assert_eq!(top.txid, busy, "{top:?}");
         assert!(rows_restored(&bin, &replica_db, busy, &restored) >= 5);
@@ -561,7 +587,7 @@ mod litestream_tests {
         // concurrent callers: each answer covers its own commit
         let writers: Vec<_> = (0..8)
             .map(|_| {
-                let db = db.clone();
+                let (db, positions) = (db.clone(), positions.clone());
                 std::thread::spawn(move || {
                     let conn = Connection::open(&db).unwrap();
                     conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -569,14 +595,14 @@ mod litestream_tests {
                     let total: i64 = conn
                         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
                         .unwrap();
-                    (total, sync_blocking(false).unwrap())
+                    (total, positions.sync_blocking(false).unwrap())
                 })
             })
             .collect();
         let answers: Vec<(i64, Position)> =
             writers.into_iter().map(|w| w.join().unwrap()).collect();
         let top = answers.iter().map(|(_, p)| p.txid).max().unwrap();
-        assert_eq!(sync_blocking(true).unwrap().replicated, top);
+        assert_eq!(positions.sync_blocking(true).unwrap().replicated, top);
         for (total, pos) in answers {
             assert!(
                 rows_restored(&bin, &replica_db, pos.txid, &restored) >= total,

@@ -9,7 +9,7 @@
 
 use futures_channel::oneshot;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Forwarded requests in flight at once; past it a request gets 503 at once rather than a
@@ -23,7 +23,16 @@ const TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
 /// The largest answer body read back (file downloads of local storage go through here).
 const MAX_ANSWER: u64 = 4 << 30;
 
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// A replica's forwarding (unused on a primary): a part of [`super::Replication`].
+#[derive(Default)]
+pub struct Proxy {
+    /// Forwarded requests in flight ([`MAX_IN_FLIGHT`]); each helper thread holds it.
+    in_flight: Arc<AtomicUsize>,
+    /// The client of plain exchanges: the whole exchange within [`TOTAL_TIMEOUT`].
+    agent: OnceLock<ureq::Agent>,
+    /// The client of streams, which last as long as the client stays.
+    stream_agent: OnceLock<ureq::Agent>,
+}
 
 /// A request to forward.
 pub struct Forward {
@@ -48,18 +57,6 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct Unavailable(pub String);
 
-/// The client of plain exchanges: the whole exchange within [`TOTAL_TIMEOUT`].
-fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| new_agent(Some(TOTAL_TIMEOUT)))
-}
-
-/// The client of streams, which last as long as the client stays.
-fn stream_agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| new_agent(None))
-}
-
 fn new_agent(total: Option<Duration>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
@@ -73,23 +70,56 @@ fn new_agent(total: Option<Duration>) -> ureq::Agent {
         .into()
 }
 
-/// Runs `work` on a helper thread of its own, counted in [`MAX_IN_FLIGHT`] until it ends.
-fn spawn_counted(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), Unavailable> {
-    if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        return Err(Unavailable("too many requests wait for the primary".into()));
+impl Proxy {
+    /// Sends `req` to the primary on a helper thread and awaits its answer.
+    pub async fn forward(&self, req: Forward) -> Result<Answer, Unavailable> {
+        let (done, answer) = oneshot::channel();
+        let agent = (self.agent.get_or_init(|| new_agent(Some(TOTAL_TIMEOUT)))).clone();
+        self.spawn_counted("pb-proxy", move || {
+            let _ = done.send(exchange(&agent, req));
+        })?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
     }
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            work();
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        })
-        .map(drop)
-        .map_err(|e| {
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-            Unavailable(format!("cannot start a proxy thread: {e}"))
-        })
+
+    /// Forwards a request whose answer is a stream (`GET /api/realtime`); its helper thread
+    /// lives as long as the stream and counts toward [`MAX_IN_FLIGHT`].
+    pub async fn forward_stream(&self, req: Forward) -> Result<StreamAnswer, Unavailable> {
+        let (head_tx, head_rx) = oneshot::channel();
+        let agent = (self.stream_agent.get_or_init(|| new_agent(None))).clone();
+        self.spawn_counted("pb-proxy-sse", move || {
+            stream_exchange(&agent, req, head_tx)
+        })?;
+        head_rx
+            .await
+            .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
+    }
+
+    /// Runs `work` on a helper thread of its own, counted in [`MAX_IN_FLIGHT`] until it ends.
+    fn spawn_counted(
+        &self,
+        name: &str,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Unavailable> {
+        let in_flight = self.in_flight.clone();
+        if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Unavailable("too many requests wait for the primary".into()));
+        }
+        let counted = in_flight.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                work();
+                counted.fetch_sub(1, Ordering::SeqCst);
+            })
+            .map(drop)
+            .map_err(|e| {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Unavailable(format!("cannot start a proxy thread: {e}"))
+            })
+    }
 }
 
 /// Sends `req` to the primary with `agent`: the answer's head, its body still to read.
@@ -120,19 +150,8 @@ fn headers_of(resp: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> 
         .collect()
 }
 
-/// Sends `req` to the primary on a helper thread and awaits its answer.
-pub async fn forward(req: Forward) -> Result<Answer, Unavailable> {
-    let (done, answer) = oneshot::channel();
-    spawn_counted("pb-proxy", move || {
-        let _ = done.send(exchange(req));
-    })?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
-}
-
-fn exchange(req: Forward) -> Result<Answer, Unavailable> {
-    let mut resp = send(agent(), req)?;
+fn exchange(agent: &ureq::Agent, req: Forward) -> Result<Answer, Unavailable> {
+    let mut resp = send(agent, req)?;
     let status = resp.status().as_u16();
     let headers = headers_of(&resp);
     let body = resp
@@ -158,21 +177,11 @@ pub struct StreamAnswer {
     pub chunks: futures_channel::mpsc::Receiver<Vec<u8>>,
 }
 
-/// Forwards a request whose answer is a stream (`GET /api/realtime`); its helper thread
-/// lives as long as the stream and counts toward [`MAX_IN_FLIGHT`].
-pub async fn forward_stream(req: Forward) -> Result<StreamAnswer, Unavailable> {
-    let (head_tx, head_rx) = oneshot::channel();
-    spawn_counted("pb-proxy-sse", move || stream_exchange(req, head_tx))?;
-    head_rx
-        .await
-        .unwrap_or_else(|_| Err(Unavailable("the proxy thread died".into())))
-}
-
 type Head = Result<StreamAnswer, Unavailable>;
 
-fn stream_exchange(req: Forward, head: oneshot::Sender<Head>) {
+fn stream_exchange(agent: &ureq::Agent, req: Forward, head: oneshot::Sender<Head>) {
     use std::io::Read;
-    let resp = match send(stream_agent(), req) {
+    let resp = match send(agent, req) {
         Ok(resp) => resp,
         Err(e) => {
             let _ = head.send(Err(e));

@@ -7,7 +7,7 @@
 //!   sent with [`DURABLE_HEADER`]`: true` is answered only once the replica store has it
 //!   (~20 ms to S3); otherwise the TXID is read without waiting for the upload.
 //! * On a read replica, a GET/HEAD carrying a TXID (the header, the cookie, or the TXID of
-//!   the caller's own last write that this replica forwarded, see [`remember`]) newer than
+//!   the caller's own last write that this replica forwarded, see [`Ryw::remember`]) newer than
 //!   what the follower has applied waits up to [`WAIT_BUDGET`] for the follower, then goes
 //!   to the primary instead. Plain SDK clients keep no cookies; the per-caller memory covers
 //!   them when their writes went through this replica.
@@ -20,7 +20,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The answer header with a write's TXID (16 hex digits, as health writes TXIDs); a client
@@ -98,52 +98,65 @@ pub fn caller_key(ip: &str, authorization: Option<&str>) -> u64 {
     h.finish()
 }
 
+/// What a replica keeps for read-your-writes: a part of [`super::Replication`].
+pub struct Ryw {
+    callers: Callers,
+    /// The oldest primary TXID the copy has not reached, and when it was learned.
+    behind: Mutex<Option<(u64, Instant)>>,
+}
+
+impl Default for Ryw {
+    fn default() -> Self {
+        Ryw {
+            callers: Callers {
+                map: Mutex::new(lru::LruCache::new(
+                    NonZeroUsize::new(MAX_CALLERS).expect("non-zero"),
+                )),
+                len: AtomicUsize::new(0),
+            },
+            behind: Mutex::new(None),
+        }
+    }
+}
+
 struct Callers {
     map: Mutex<lru::LruCache<u64, (u64, Instant)>>,
     /// Entries in `map`: reads skip the lock while no caller is remembered.
     len: AtomicUsize,
 }
 
-fn callers() -> &'static Callers {
-    static CALLERS: OnceLock<Callers> = OnceLock::new();
-    CALLERS.get_or_init(|| Callers {
-        map: Mutex::new(lru::LruCache::new(
-            NonZeroUsize::new(MAX_CALLERS).expect("non-zero"),
-        )),
-        len: AtomicUsize::new(0),
-    })
-}
-
-/// On a replica: the caller `key` wrote at `txid` (the primary's answer to a forwarded
-/// write); their reads in the next [`COOKIE_MAX_AGE`] seconds want at least it.
-pub fn remember(key: u64, txid: u64) {
-    let c = callers();
-    let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
-    drop_expired(&mut map);
-    let until = Instant::now() + Duration::from_secs(COOKIE_MAX_AGE);
-    let txid = map
-        .peek(&key)
-        .filter(|(_, t)| *t > Instant::now())
-        .map_or(txid, |(old, _)| txid.max(*old));
-    map.put(key, (txid, until));
-    c.len.store(map.len(), Ordering::Relaxed);
-}
-
-/// On a replica: whether any caller's write is remembered (one atomic load).
-pub fn remembers_any() -> bool {
-    callers().len.load(Ordering::Relaxed) != 0
-}
-
-/// On a replica: the TXID the caller `key` last wrote at, while it is fresh.
-pub fn remembered(key: u64) -> Option<u64> {
-    let c = callers();
-    if c.len.load(Ordering::Relaxed) == 0 {
-        return None;
+impl Ryw {
+    /// On a replica: the caller `key` wrote at `txid` (the primary's answer to a forwarded
+    /// write); their reads in the next [`COOKIE_MAX_AGE`] seconds want at least it.
+    pub fn remember(&self, key: u64, txid: u64) {
+        let c = &self.callers;
+        let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
+        drop_expired(&mut map);
+        let until = Instant::now() + Duration::from_secs(COOKIE_MAX_AGE);
+        let txid = map
+            .peek(&key)
+            .filter(|(_, t)| *t > Instant::now())
+            .map_or(txid, |(old, _)| txid.max(*old));
+        map.put(key, (txid, until));
+        c.len.store(map.len(), Ordering::Relaxed);
     }
-    let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
-    drop_expired(&mut map);
-    c.len.store(map.len(), Ordering::Relaxed);
-    map.peek(&key).map(|(txid, _)| *txid)
+
+    /// On a replica: whether any caller's write is remembered (one atomic load).
+    pub fn remembers_any(&self) -> bool {
+        self.callers.len.load(Ordering::Relaxed) != 0
+    }
+
+    /// On a replica: the TXID the caller `key` last wrote at, while it is fresh.
+    pub fn remembered(&self, key: u64) -> Option<u64> {
+        let c = &self.callers;
+        if c.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut map = c.map.lock().unwrap_or_else(|p| p.into_inner());
+        drop_expired(&mut map);
+        c.len.store(map.len(), Ordering::Relaxed);
+        map.peek(&key).map(|(txid, _)| *txid)
+    }
 }
 
 /// Drops the entries that expired. Every entry lives the same [`COOKIE_MAX_AGE`] from its
@@ -157,53 +170,50 @@ fn drop_expired(map: &mut lru::LruCache<u64, (u64, Instant)>) {
     }
 }
 
-/// On a replica: waits (a timer, never blocking the worker) up to [`WAIT_BUDGET`] until the
-/// follower has applied `txid`; false if it has not.
-pub async fn wait_for(txid: u64) -> bool {
-    let deadline = Instant::now() + WAIT_BUDGET;
-    loop {
-        if super::follower::applied() >= txid {
-            return true;
+impl super::Replication {
+    /// On a replica: waits (a timer, never blocking the worker) up to [`WAIT_BUDGET`] until
+    /// the follower has applied `txid`; false if it has not.
+    pub async fn wait_for(&self, txid: u64) -> bool {
+        let deadline = Instant::now() + WAIT_BUDGET;
+        loop {
+            if self.follower.applied() >= txid {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            monoio::time::sleep(POLL).await;
         }
-        if Instant::now() >= deadline {
-            return false;
+    }
+
+    /// On a replica: the primary had `txid` (a forwarded write's answer, or its health).
+    pub fn saw_primary(&self, txid: u64) {
+        if txid <= self.follower.applied() {
+            return;
         }
-        monoio::time::sleep(POLL).await;
+        let mut b = self.ryw.behind.lock().unwrap_or_else(|p| p.into_inner());
+        if b.is_none_or(|(t, _)| t <= self.follower.applied()) {
+            *b = Some((txid, Instant::now()));
+        }
     }
-}
 
-/// The oldest primary TXID the copy has not reached, and when it was learned.
-fn behind() -> &'static Mutex<Option<(u64, Instant)>> {
-    static BEHIND: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
-    &BEHIND
-}
-
-/// On a replica: the primary had `txid` (a forwarded write's answer, or its health).
-pub fn saw_primary(txid: u64) {
-    if txid <= super::follower::applied() {
-        return;
+    /// On a replica: how long its copy has trailed a TXID the primary had, once that is at
+    /// least [`STALE_AFTER`]; `None` while it is current or within the normal lag.
+    pub fn stale(&self) -> Option<Duration> {
+        let mut b = self.ryw.behind.lock().unwrap_or_else(|p| p.into_inner());
+        let (txid, since) = (*b)?;
+        if txid <= self.follower.applied() {
+            *b = None;
+            return None;
+        }
+        Some(since.elapsed()).filter(|d| *d >= STALE_AFTER)
     }
-    let mut b = behind().lock().unwrap_or_else(|p| p.into_inner());
-    if b.is_none_or(|(t, _)| t <= super::follower::applied()) {
-        *b = Some((txid, Instant::now()));
-    }
-}
-
-/// On a replica: how long its copy has trailed a TXID the primary had, once that is at
-/// least [`STALE_AFTER`]; `None` while it is current or within the normal lag.
-pub fn stale() -> Option<Duration> {
-    let mut b = behind().lock().unwrap_or_else(|p| p.into_inner());
-    let (txid, since) = (*b)?;
-    if txid <= super::follower::applied() {
-        *b = None;
-        return None;
-    }
-    Some(since.elapsed()).filter(|d| *d >= STALE_AFTER)
 }
 
 /// On a replica: a thread that asks the primary's `/api/health` for its TXID every second
-/// ([`saw_primary`]); a primary that is down or answers without it is skipped.
-pub fn watch_primary(primary: String) -> std::io::Result<()> {
+/// ([`super::Replication::saw_primary`]); a primary that is down or answers without it is
+/// skipped.
+pub fn watch_primary(replication: Arc<super::Replication>, primary: String) -> std::io::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(2)))
         .http_status_as_error(false)
@@ -221,7 +231,7 @@ pub fn watch_primary(primary: String) -> std::io::Result<()> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_txid);
                 if let Some(txid) = txid {
-                    saw_primary(txid);
+                    replication.saw_primary(txid);
                 }
             }
         })
@@ -255,13 +265,14 @@ mod tests {
             caller_key("10.0.0.1", None),
         );
         assert_ne!(a, b);
-        remember(a, 7);
-        remember(a, 5);
+        let ryw = Ryw::default();
+        ryw.remember(a, 7);
+        ryw.remember(a, 5);
         assert_eq!(
-            remembered(a),
+            ryw.remembered(a),
             Some(7),
             "a later, older answer does not lower it"
         );
-        assert_eq!(remembered(b), None);
+        assert_eq!(ryw.remembered(b), None);
     }
 }

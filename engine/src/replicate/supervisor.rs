@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,18 +61,18 @@ struct State {
     wake: Condvar,
 }
 
-struct Supervisor {
+/// The running supervisor: a part of [`super::Replication`], set by [`start`].
+pub(crate) struct Supervisor {
     state: Arc<State>,
     /// The generated config file (`Mode::Replicate`), removed at [`stop`].
     config_path: Option<PathBuf>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
-
-/// Writes Litestream's config and starts the supervisor thread (once per process). Returns
-/// when the first `litestream replicate` has been spawned, or with why it could not be.
-pub fn start(config: Config) -> Result<(), String> {
+/// Writes Litestream's config and starts the supervisor thread (once per `replication`).
+/// Returns when the first `litestream replicate` has been spawned, or with why it could not
+/// be.
+pub fn start(replication: &super::Replication, config: Config) -> Result<(), String> {
     let dir = std::path::absolute(&config.dir)
         .map_err(|e| format!("cannot resolve {}: {e}", config.dir.display()))?;
     let (args, config_path) = match config.mode {
@@ -116,10 +116,11 @@ pub fn start(config: Config) -> Result<(), String> {
     };
     if config.mode == Mode::Replicate {
         let db = dir.join(pocketbun_storage::DATA_DB);
-        super::position::init(socket_path(), &db)
+        (replication.position)
+            .init(socket_path(), &db)
             .map_err(|e| format!("cannot start the replication position thread: {e}"))?;
     }
-    SUPERVISOR
+    (replication.supervisor)
         .set(Supervisor {
             state,
             config_path,
@@ -130,8 +131,8 @@ pub fn start(config: Config) -> Result<(), String> {
 
 /// Stops Litestream (SIGTERM, its final sync, SIGKILL after [`STOP_GRACE`]) and the
 /// supervisor, and removes the config. A no-op without replication; idempotent.
-pub fn stop() {
-    let Some(sup) = SUPERVISOR.get() else {
+pub fn stop(replication: &super::Replication) {
+    let Some(sup) = replication.supervisor.get() else {
         return;
     };
     *lock(&sup.state.stopping) = true;
@@ -156,12 +157,13 @@ fn socket_path() -> PathBuf {
 /// error line, or why it could not be started; "" if none), `lastExit` (how the latest run
 /// ended, e.g. `signal: 9 (SIGKILL)`; "" if none) and `syncInterval` (seconds).
 ///
-/// A primary adds its position ([`super::position::lag`], refreshed every second): `txid`
-/// (the latest local transaction), `replicatedTxid` (the latest the replica store has; both
-/// 16 hex digits) and `lagMs` (how long the store has lacked some transaction; 0 while it
-/// has them all). With the store unreachable, writes go on and `lagMs` grows.
-pub fn health() -> Option<serde_json::Value> {
-    let st = &SUPERVISOR.get()?.state;
+/// A primary adds its position ([`super::position::Positions::lag`], refreshed every
+/// second): `txid` (the latest local transaction), `replicatedTxid` (the latest the replica
+/// store has; both 16 hex digits) and `lagMs` (how long the store has lacked some
+/// transaction; 0 while it has them all). With the store unreachable, writes go on and
+/// `lagMs` grows.
+pub fn health(replication: &super::Replication) -> Option<serde_json::Value> {
+    let st = &replication.supervisor.get()?.state;
     let mut out = serde_json::json!({
         "running": st.running.load(Ordering::SeqCst),
         "pid": st.pid.load(Ordering::SeqCst),
@@ -170,7 +172,7 @@ pub fn health() -> Option<serde_json::Value> {
         "lastExit": lock(&st.last_exit).clone(),
         "syncInterval": super::SYNC_INTERVAL_SECS,
     });
-    if let Some((pos, lag)) = super::position::lag() {
+    if let Some((pos, lag)) = replication.position.lag() {
         out["txid"] = super::position::hex(pos.txid).into();
         out["replicatedTxid"] = super::position::hex(pos.replicated).into();
         out["lagMs"] = (lag.as_millis() as u64).into();
@@ -178,9 +180,9 @@ pub fn health() -> Option<serde_json::Value> {
     Some(out)
 }
 
-/// Whether `serve --replicate` is on in this process.
-pub fn active() -> bool {
-    SUPERVISOR.get().is_some()
+/// Whether `serve --replicate` (or a replica's follower) runs for `replication`.
+pub fn active(replication: &super::Replication) -> bool {
+    replication.supervisor.get().is_some()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

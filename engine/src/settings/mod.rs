@@ -13,43 +13,60 @@ pub mod templates;
 
 pub use model::Settings;
 
+use crate::encryption::{SettingsKey, Stored};
 use crate::snapshot::Snapshot;
 use bind::{Bind, BindError};
 use pocketbun_storage::rusqlite::{params, Connection, OptionalExtension};
 use pocketbun_storage::{ErrorKind, StorageError, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The current settings, shared by all workers and replaced as a whole on change.
+/// The current settings, shared by all workers and replaced as a whole on change, with what
+/// loading and saving them needs: the key they are stored under and the version counters.
 pub struct SettingsCell {
     /// Versioned by commit order (`write_stored`'s number): a later save is never
     /// overwritten by an earlier one that finished after it.
     inner: Snapshot<Settings>,
+    /// `--encryptionEnv`'s key ([`crate::encryption`]): stored settings are sealed with it.
+    key: SettingsKey,
+    /// Saves so far; bumped inside the writer job, so it follows commit order.
+    saves: Arc<AtomicU64>,
+    /// Versions of a read replica's reloads: above any commit version a process reaches.
+    reloads: AtomicU64,
 }
 
 impl SettingsCell {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings, key: SettingsKey) -> Self {
         SettingsCell {
             inner: Snapshot::new(settings, 0),
+            key,
+            saves: Arc::new(AtomicU64::new(1)),
+            reloads: AtomicU64::new(1 << 48),
         }
     }
 
     /// Reads the stored settings of `store` (saving the defaults first when there are none, as
-    /// PocketBase does at start-up).
-    pub fn load(store: &Store) -> Result<Self, StorageError> {
+    /// PocketBase does at start-up); `key` opens and seals them.
+    pub fn load(store: &Store, key: SettingsKey) -> Result<Self, StorageError> {
         let reader = store.reader()?;
         let stored = reader.read(read_stored)?;
-        let settings = match stored {
-            Some(raw) => parse_stored(&raw)?,
-            None => {
-                let defaults = Settings::default();
-                let json = defaults.to_stored_json();
-                store
-                    .writer()
-                    .submit_blocking(move |conn| write_stored(conn, &json).map(|_| ()))?;
-                defaults
-            }
-        };
-        Ok(SettingsCell::new(settings))
+        if let Some(raw) = stored {
+            let settings = parse_stored(&key, &raw)?;
+            return Ok(SettingsCell::new(settings, key));
+        }
+        let cell = SettingsCell::new(Settings::default(), key);
+        let stored = cell.seal(&Settings::default())?;
+        let saves = cell.saves.clone();
+        store
+            .writer()
+            .submit_blocking(move |conn| write_stored(conn, stored, &saves).map(|_| ()))?;
+        Ok(cell)
+    }
+
+    /// The stored form of `settings` under this cell's key.
+    fn seal(&self, settings: &Settings) -> Result<Stored, StorageError> {
+        crate::encryption::seal_settings(&self.key, settings.to_stored_json())
+            .map_err(|e| StorageError::new(ErrorKind::Internal, e))
     }
 
     /// Whether the rate limiter is on (read in place: the per-request check when it is off,
@@ -67,10 +84,9 @@ impl SettingsCell {
     /// A replica never commits, so its versions come from a counter of its own, above any
     /// commit version a process reaches.
     pub fn reload(&self, reader: &pocketbun_storage::Reader) -> Result<(), StorageError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
         if let Some(raw) = reader.read(read_stored)? {
-            let settings = parse_stored(&raw)?;
-            let version = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let settings = parse_stored(&self.key, &raw)?;
+            let version = self.reloads.fetch_add(1, Ordering::SeqCst);
             self.set(settings, version);
         }
         Ok(())
@@ -82,10 +98,11 @@ impl SettingsCell {
 
     /// Saves `settings` in `_params` through the writer and, once committed, makes them current.
     pub async fn save(&self, store: &Store, settings: Settings) -> Result<(), StorageError> {
-        let json = settings.to_stored_json();
+        let stored = self.seal(&settings)?;
+        let saves = self.saves.clone();
         let version = store
             .writer()
-            .submit(move |conn| write_stored(conn, &json))
+            .submit(move |conn| write_stored(conn, stored, &saves))
             .await?;
         self.set(settings, version);
         Ok(())
@@ -109,7 +126,7 @@ fn read_stored(conn: &Connection) -> pocketbun_storage::Result<Option<Vec<u8>>> 
 }
 
 /// Applies a stored document onto the defaults (fields it lacks keep their default).
-fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
+fn parse_stored(key: &SettingsKey, raw: &[u8]) -> Result<Settings, StorageError> {
     let invalid = |why: String| {
         StorageError::new(
             ErrorKind::Invalid,
@@ -120,7 +137,7 @@ fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
     let value: serde_json::Value = match serde_json::from_slice(raw) {
         Ok(v) => v,
         Err(_) => {
-            let plain = crate::encryption::open_settings(raw).map_err(|e| {
+            let plain = crate::encryption::open_settings(key, raw).map_err(|e| {
                 StorageError::new(ErrorKind::Invalid, format!("cannot read the settings: {e}"))
             })?;
             serde_json::from_slice(&plain).map_err(|e| invalid(e.to_string()))?
@@ -132,19 +149,20 @@ fn parse_stored(raw: &[u8]) -> Result<Settings, StorageError> {
 }
 
 /// Upserts the settings row; returns a number that grows with every save (commit order).
-fn write_stored(conn: &Connection, json: &[u8]) -> pocketbun_storage::Result<u64> {
+fn write_stored(
+    conn: &Connection,
+    stored: Stored,
+    saves: &AtomicU64,
+) -> pocketbun_storage::Result<u64> {
     let now = pocketbun_storage::time::now_datetime();
-    let stored = crate::encryption::seal_settings(json.to_vec())
-        .map_err(|e| StorageError::new(ErrorKind::Internal, e))?;
     let mut stmt = conn.prepare_cached(
         "INSERT INTO `_params` (`id`, `value`, `created`, `updated`) VALUES ('settings', ?1, ?2, ?2) \
          ON CONFLICT(`id`) DO UPDATE SET `value` = excluded.`value`, `updated` = excluded.`updated`",
     )?;
     match stored {
-        crate::encryption::Stored::Plain(json) => stmt.execute(params![json, now])?,
-        crate::encryption::Stored::Sealed(text) => stmt.execute(params![text, now])?,
+        Stored::Plain(json) => stmt.execute(params![json, now])?,
+        Stored::Sealed(text) => stmt.execute(params![text, now])?,
     };
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     // runs on the single writer thread: the counter follows commit order
-    Ok(SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    Ok(saves.fetch_add(1, Ordering::Relaxed))
 }
