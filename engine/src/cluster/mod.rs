@@ -61,9 +61,11 @@ const POLL: Duration = Duration::from_millis(10);
 /// A message's text values are left out (read back from the replica's copy) when the whole
 /// would pass NATS's `max_payload` (1 MiB by default): values above this size go.
 const BIG_VALUE: usize = 64 * 1024;
-/// The least time between two TXID syncs for events: each forced sync makes one more object
-/// in the replica store, so under a steady write load at most ~20 extra a second, and events
-/// wait at most this much longer (small next to the ~1 s a replica takes to get the data).
+/// The least time between two TXID requests for events, so a steady write load sends the
+/// position thread one request per 50 ms, not one per event (that thread spaces the forced
+/// syncs themselves by `replicate::position::MIN_GAP`, each one more object in the replica
+/// store); events wait at most that much longer, small next to the ~1 s a replica takes to
+/// get the data.
 const SYNC_GAP: Duration = Duration::from_millis(50);
 const MISSING_CLIENT: &str = "Missing or invalid client id.";
 
@@ -368,6 +370,9 @@ async fn commands(
         let publishes = batch
             .iter()
             .any(|c| matches!(c, Cmd::Publish(_) | Cmd::Schema));
+        // whether NATS is up when the events are taken, not after the wait for their TXID:
+        // an event committed during an outage stays local even if NATS is back meanwhile
+        let up = client.connection_state() == async_nats::connection::State::Connected;
         if publishes {
             if let Some(wait) = last_sync.map(|t| SYNC_GAP.saturating_sub(t.elapsed())) {
                 if !wait.is_zero() {
@@ -385,7 +390,6 @@ async fn commands(
         } else {
             0
         };
-        let up = client.connection_state() == async_nats::connection::State::Connected;
         let limit = match client.server_info().max_payload {
             0 => 1 << 20,
             n => n,

@@ -25,6 +25,9 @@
 //! starts after P + 1 exists, so after the call, so it holds the commit. That bound can be
 //! one transaction late, which makes a replica forward a read it could have served; it
 //! keeps forced syncs at no more than ~1/[`MIN_GAP`] a second and never delays a write.
+//! An exact [`Positions::sync`] within [`MIN_GAP`] of the last one waits for the gap to pass (the
+//! realtime publisher's per-event TXID: up to 250 ms later, which a replica ~1 s behind
+//! does not notice), so it cannot bring back one object per write either.
 //! Requests that wait for the upload run on a helper thread per batch, so an unreachable
 //! store delays only them.
 //!
@@ -41,9 +44,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The least time between two forced syncs for [`Positions::covering`]: each makes one more object in
-/// the replica store, so at most ~100 extra PUTs a second however many writes.
-pub const MIN_GAP: Duration = Duration::from_millis(10);
+/// The least time between two forced syncs (but those that wait for the upload): each makes
+/// one more L0 object in the replica store, so at most ~4 extra PUTs a second however many
+/// writes. At 10 ms, a steady 50 creates/s made ~25–30 PUTs/s (all S3 took on this machine)
+/// and replicas fell 8–11 s behind (`loadtest cluster`, BENCHMARKS.md "Cluster").
+pub const MIN_GAP: Duration = Duration::from_millis(250);
 /// One exchange with the control socket; `wait` includes an upload, which S3 may take long
 /// over (and never finishes while the store is unreachable).
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -250,15 +255,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn run(c: &Arc<Client>) {
     let mut last_sync: Option<Instant> = None;
     loop {
-        let (waiters, batch): (Vec<Pending>, Vec<Pending>) = {
+        let mut pending = {
             let mut q = lock(&c.queue);
             while q.is_empty() {
                 q = c.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             std::mem::take(&mut *q)
+        };
+        // an exact answer needs a sync that starts after the request: within MIN_GAP of the
+        // last one, wait the gap out and take what queued meanwhile along (a realtime
+        // publisher asks once per event, and each sync is one more object in the store)
+        let exact_soon = pending
+            .iter()
+            .any(|p| p.want == Want::Exact { wait: false });
+        if let (true, Some(t)) = (exact_soon, last_sync) {
+            if let Some(left) = MIN_GAP.checked_sub(t.elapsed()) {
+                std::thread::sleep(left);
+                pending.append(&mut lock(&c.queue));
+            }
         }
-        .into_iter()
-        .partition(|p| p.want == Want::Exact { wait: true });
+        let (waiters, batch): (Vec<Pending>, Vec<Pending>) = pending
+            .into_iter()
+            .partition(|p| p.want == Want::Exact { wait: true });
         if !waiters.is_empty() {
             durable(c, waiters);
         }
