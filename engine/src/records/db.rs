@@ -22,6 +22,8 @@ pub struct Db {
     pub reader: Reader,
     /// This worker's compiled filters and sorts (no locks: one per worker).
     pub queries: RefCell<QueryCache>,
+    /// This worker's plain view statements, one per collection name.
+    pub view_sql: RefCell<crate::recstore::rows::ViewSql>,
 }
 
 impl Db {
@@ -32,6 +34,7 @@ impl Db {
             core,
             hooks,
             queries: RefCell::new(QueryCache::new(QUERY_CACHE_ENTRIES)),
+            view_sql: RefCell::default(),
         })
     }
 }
