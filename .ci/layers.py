@@ -32,8 +32,8 @@ LAYERS = {
     # domain: PocketBase's features, no HTTP request types
     "records": 2, "auth": 2, "realtime": 2, "files": 2, "settings": 2, "logs": 2,
     "backups": 2, "crons": 2, "state": 2, "replicate": 2, "cluster": 2,
-    # data: the schema model over the storage crate
-    "schema": 1,
+    # data: the schema model over the storage crate; all record and auth-row SQL
+    "schema": 1, "recstore": 1,
     # foundation: shared helpers with no knowledge of features
     "error": 0, "go": 0, "json_strict": 0, "offload": 0, "client_ip": 0, "encryption": 0,
     "snapshot": 0, "fixed_windows": 0, "app_store": 0, "named_slot": 0,

@@ -31,6 +31,7 @@ pub mod public;
 pub mod ratelimit;
 pub mod realtime;
 pub mod records;
+pub mod recstore;
 pub mod replicate;
 pub mod schema;
 pub mod serve_options;

@@ -7,8 +7,8 @@
 //! prints it as `Error: {text}` (also on stdout) and still exits with 0.
 
 use crate::auth::installer::INSTALLER_EMAIL;
-use pocketbun_storage::rusqlite::{self, params, Connection, OptionalExtension};
-use pocketbun_storage::Ident;
+use crate::recstore::superusers;
+use pocketbun_storage::rusqlite::{self, Connection};
 use pocketbun_storage::{random, time, Store};
 use serde_json::Value;
 
@@ -209,16 +209,7 @@ struct Found {
 
 fn load_collection(store: &Store) -> pocketbun_storage::Result<Collection> {
     let reader = store.reader()?;
-    let row: Option<(String, String, String, String)> = reader.read(|conn| {
-        Ok(conn
-            .query_row(
-                "SELECT id, name, fields, indexes FROM _collections
-                 WHERE id = ?1 OR name = ?1 COLLATE NOCASE LIMIT 1",
-                [COLLECTION],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?)
-    })?;
+    let row = reader.read(|conn| Ok(superusers::collection_row(conn, COLLECTION)?))?;
     let Some((id, table, fields, indexes)) = row else {
         return Err(pocketbun_storage::StorageError::new(
             pocketbun_storage::ErrorKind::NotFound,
@@ -296,25 +287,10 @@ fn email_index_is_nocase(indexes: &[String]) -> bool {
 
 fn find_by_email(store: &Store, col: &Collection, email: &str) -> Result<Option<Found>, String> {
     let reader = store.reader().map_err(|e| e.to_string())?;
-    let sql = format!(
-        "SELECT id, email FROM {} WHERE email = ?1{} LIMIT 1",
-        Ident(&col.table),
-        if col.email_nocase {
-            " COLLATE NOCASE"
-        } else {
-            ""
-        }
-    );
     reader
         .read(|conn| {
-            Ok(conn
-                .query_row(&sql, [email], |r| {
-                    Ok(Found {
-                        id: r.get(0)?,
-                        email: r.get(1)?,
-                    })
-                })
-                .optional()?)
+            let found = superusers::find_by_email(conn, &col.table, email, col.email_nocase)?;
+            Ok(found.map(|(id, email)| Found { id, email }))
         })
         .map_err(|e| e.to_string())
 }
@@ -367,20 +343,7 @@ fn insert(
             values.push(now.to_string().into());
         }
     }
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        Ident(&col.table),
-        names
-            .iter()
-            .map(|n| Ident(n).to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        (1..=names.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    conn.execute(&sql, rusqlite::params_from_iter(values))?;
+    superusers::insert(conn, &col.table, &names, values)?;
     Ok(())
 }
 
@@ -393,34 +356,17 @@ fn update(
     token_key: &str,
     now: &str,
 ) -> pocketbun_storage::Result<()> {
-    let mut sets = vec![
-        "`email` = ?2".to_string(),
-        "`password` = ?3".to_string(),
-        "`tokenKey` = ?4".to_string(),
-        "`verified` = TRUE".to_string(),
-    ];
-    for (name, _, on_update) in &col.autodates {
-        if *on_update {
-            sets.push(format!("{} = ?5", Ident(name)));
-        }
-    }
-    let sql = format!(
-        "UPDATE {} SET {} WHERE id = ?1",
-        Ident(&col.table),
-        sets.join(", ")
-    );
-    conn.execute(&sql, params![id, email, hash, token_key, now])?;
+    let on_update = col
+        .autodates
+        .iter()
+        .filter(|(_, _, on_update)| *on_update)
+        .map(|(name, _, _)| name.as_str());
+    superusers::update(conn, &col.table, on_update, id, email, hash, token_key, now)?;
     Ok(())
 }
 
 fn remove_installer(conn: &Connection, col: &Collection) -> pocketbun_storage::Result<()> {
-    let sql = format!(
-        "SELECT id FROM {} WHERE email = ?1 LIMIT 1",
-        Ident(&col.table)
-    );
-    let installer: Option<String> = conn
-        .query_row(&sql, [INSTALLER_EMAIL], |r| r.get(0))
-        .optional()?;
+    let installer = superusers::id_by_email(conn, &col.table, INSTALLER_EMAIL)?;
     if let Some(id) = installer {
         delete_record(conn, col, &id)?;
     }
@@ -428,36 +374,14 @@ fn remove_installer(conn: &Connection, col: &Collection) -> pocketbun_storage::R
 }
 
 fn delete_record(conn: &Connection, col: &Collection, id: &str) -> pocketbun_storage::Result<()> {
-    let count_sql = format!("SELECT count(*) FROM {}", Ident(&col.table));
-    let total: i64 = conn.query_row(&count_sql, [], |r| r.get(0))?;
+    let total = superusers::count(conn, &col.table)?;
     if total == 1 {
         return Err(pocketbun_storage::StorageError::new(
             pocketbun_storage::ErrorKind::Invalid,
             "You can't delete the only existing superuser.",
         ));
     }
-    for table in AUTH_REF_COLLECTIONS {
-        let exists: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            conn.execute(
-                &format!(
-                    "DELETE FROM {} WHERE collectionRef = ?1 AND recordRef = ?2",
-                    Ident(table)
-                ),
-                params![col.id, id],
-            )?;
-        }
-    }
-    conn.execute(
-        &format!("DELETE FROM {} WHERE id = ?1", Ident(&col.table)),
-        [id],
-    )?;
+    superusers::delete(conn, &col.table, &col.id, id, &AUTH_REF_COLLECTIONS)?;
     Ok(())
 }
 
@@ -592,13 +516,15 @@ pub struct InstallerClaims {
 /// (this file stays free of the auth module: storage's round-trip test compiles it alone).
 pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String> {
     let col = load_collection(store).map_err(|e| e.to_string())?;
-    let count_sql = format!(
-        "SELECT count(*) FROM {} WHERE email != ?1",
-        Ident(&col.table)
-    );
     let reader = store.reader().map_err(|e| e.to_string())?;
-    let others: i64 = reader
-        .read(|conn| Ok(conn.query_row(&count_sql, [INSTALLER_EMAIL], |r| r.get(0))?))
+    let others = reader
+        .read(|conn| {
+            Ok(superusers::count_other_than(
+                conn,
+                &col.table,
+                INSTALLER_EMAIL,
+            )?)
+        })
         .map_err(|e| e.to_string())?;
     if others > 0 {
         return Ok(None);
@@ -609,20 +535,10 @@ pub fn installer_claims(store: &Store) -> Result<Option<InstallerClaims>, String
         INSTALLER_EMAIL,
         Some(&random::random_string(30)),
     )?;
-    let row_sql = format!(
-        "SELECT id, tokenKey FROM {} WHERE email = ?1",
-        Ident(&col.table)
-    );
     let (id, token_key, options): (String, String, String) = reader
         .read(|conn| {
-            let (id, key) = conn.query_row(&row_sql, [INSTALLER_EMAIL], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let options = conn.query_row(
-                "SELECT options FROM _collections WHERE id = ?1",
-                [&col.id],
-                |r| r.get::<_, String>(0),
-            )?;
+            let (id, key) = superusers::id_and_token_key(conn, &col.table, INSTALLER_EMAIL)?;
+            let options = superusers::collection_options(conn, &col.id)?;
             Ok((id, key, options))
         })
         .map_err(|e| e.to_string())?;

@@ -11,13 +11,13 @@ use crate::go::{query_get, query_pairs};
 use crate::records::access::{load_auth_info, now_ms, resolve_flags, Caller};
 use crate::records::expand::Expander;
 use crate::records::{bound, value, Arena, Rec, SqlVal};
+use crate::recstore::authrows;
 use crate::schema::SchemaPair;
 use crate::settings::{mail, templates};
 use pocketbun_http::{Request, Response};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
-use pocketbun_storage::rusqlite::{params, OptionalExtension};
-use pocketbun_storage::Ident;
+use pocketbun_storage::rusqlite::OptionalExtension;
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -236,15 +236,9 @@ pub fn find_record(
     value: &str,
     nocase: bool,
 ) -> Result<Option<Loaded>, ApiError> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE {} = ?1{} LIMIT 1",
-        Ident(&coll.name),
-        Ident(column),
-        if nocase { " COLLATE NOCASE" } else { "" }
-    );
     let mut arena = Arena::default();
     let found = ctx.reader.read(|conn| {
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut stmt = crate::recstore::rows::by_field(conn, &coll.name, column, nocase)?;
         Ok(arena.load(
             coll,
             &mut stmt,
@@ -416,13 +410,7 @@ fn rule_matches(
         .condition(&schema.query, &coll.name, rule, info, true)
         .map_err(|e| crate::records::access::query_error(&e))?;
     let mut params = cond.bind(info, now_ms());
-    let table = Ident(&coll.name);
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
-        cond.from_sql,
-        params.len() + 1,
-        cond.where_sql
-    );
+    let sql = crate::recstore::rules::check_by_id(&coll.name, &cond, params.len() + 1);
     params.push(pocketbun_query::Value::Text(loaded.id()));
     ctx.reader
         .read(|conn| {
@@ -585,11 +573,7 @@ async fn check_mfa(
         writer
             .submit(move |conn| {
                 let now = time::now_datetime();
-                conn.prepare_cached(
-                    "INSERT INTO `_mfas` (`id`, `collectionRef`, `recordRef`, `method`, \
-                     `created`, `updated`) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                )?
-                .execute(params![new_id, cid, rid, m, now])?;
+                authrows::insert_mfa(conn, &new_id, &cid, &rid, &m, &now)?;
                 Ok(())
             })
             .await
@@ -597,25 +581,14 @@ async fn check_mfa(
         return Ok(Some(id));
     }
 
-    let found: Option<(String, String, String, String)> = ctx.reader.read(|conn| {
-        Ok(conn
-            .prepare_cached(
-                "SELECT `collectionRef`, `recordRef`, `method`, `created` FROM `_mfas` \
-                     WHERE `id` = ?1 LIMIT 1",
-            )?
-            .query_row([&mfa_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?)
-    })?;
+    let found = ctx.reader.read(|conn| Ok(authrows::mfa(conn, &mfa_id)?))?;
     let delete = |id: String| async move {
         let _ = ctx
             .shared
             .store
             .writer()
             .submit(move |conn| {
-                conn.prepare_cached("DELETE FROM `_mfas` WHERE `id` = ?1")?
-                    .execute([id])?;
+                authrows::delete_mfa(conn, &id)?;
                 Ok(())
             })
             .await;
@@ -676,15 +649,7 @@ async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<
 
     let origins: Vec<(String, String)> = ctx
         .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT `id`, `fingerprint` FROM `_authOrigins` WHERE `collectionRef` = ?1 \
-                 AND `recordRef` = ?2 ORDER BY `created` DESC",
-            )?;
-            let rows =
-                stmt.query_map(params![coll.id, record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        .read(|conn| Ok(authrows::origins_of(conn, &coll.id, &record_id)?))
         .map_err(|e| e.to_string())?;
     let current = origins.iter().find(|(_, f)| *f == fingerprint).cloned();
     let email = loaded.text("email");
@@ -715,28 +680,15 @@ async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<
         .submit(move |conn| {
             let now = time::now_datetime();
             for id in &stale {
-                conn.prepare_cached("DELETE FROM `_authOrigins` WHERE `id` = ?1")?
-                    .execute([id])?;
+                authrows::delete_origin(conn, id)?;
             }
             match existing {
                 Some(id) => {
-                    conn.prepare_cached(
-                        "UPDATE `_authOrigins` SET `updated` = ?2 WHERE `id` = ?1",
-                    )?
-                    .execute(params![id, now])?;
+                    authrows::touch_origin(conn, &id, &now)?;
                 }
                 None => {
-                    conn.prepare_cached(
-                        "INSERT INTO `_authOrigins` (`id`, `collectionRef`, `recordRef`, \
-                         `fingerprint`, `created`, `updated`) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    )?
-                    .execute(params![
-                        random::new_record_id(),
-                        cid,
-                        rid,
-                        fingerprint,
-                        now
-                    ])?;
+                    let id = random::new_record_id();
+                    authrows::insert_origin(conn, &id, &cid, &rid, &fingerprint, &now)?;
                 }
             }
             Ok(())
@@ -808,16 +760,8 @@ pub async fn update_record(
             sets.push((f.name.clone(), now.clone().into()));
         }
     }
-    let assignments = sets
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| format!("{} = ?{}", Ident(name), i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "UPDATE {} SET {assignments} WHERE `id` = ?1",
-        Ident(&coll.name)
-    );
+    let sql =
+        crate::recstore::rows::update_by_id_sql(&coll.name, sets.iter().map(|(n, _)| n.as_str()));
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
@@ -831,9 +775,9 @@ pub async fn update_record(
         .store
         .writer()
         .submit(move |conn| {
-            let table = Ident(&table_name);
+            let table = table_name.as_str();
             let before = auth_state(conn, table, &rid)?;
-            conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
+            crate::recstore::rows::run_update(conn, &sql, values)?;
             if let Some(before) = before {
                 after_auth_update(conn, table, &coll_id, &rid, before, move || fresh_key)?;
             }

@@ -9,7 +9,6 @@ use pocketbun_storage::collections::model::{Collection, CollectionType};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::sync::{self, SaveError};
 use pocketbun_storage::rusqlite::Connection;
-use pocketbun_storage::Ident;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
@@ -546,15 +545,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let collections = ctx.shared.schema.get().collections.clone();
     let events = crate::records::save::write_job(&ctx, move |conn| {
-        let ids: Vec<String> = {
-            let sql = format!(
-                "SELECT `id` FROM {}",
-                Ident(&coll.name)
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let ids = crate::recstore::rows::all_ids(conn, &coll.name)?;
         let mut events = Vec::new();
         for id in ids {
             crate::records::save::delete_record(conn, &collections, &coll, &id, &mut events)?;
@@ -622,10 +613,9 @@ async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 temp.fields = fields;
                 let select = view::normalize_view_query_id(conn, &select)
                     .map_err(|e| format!("failed to normalize view query id: {}", e.0))?;
-                let sql = format!("SELECT * FROM (SELECT * FROM ({select})) as {name} LIMIT 10");
                 let fetch =
                     || -> pocketbun_storage::rusqlite::Result<Vec<Vec<crate::records::SqlVal>>> {
-                        let mut stmt = conn.prepare(&sql)?;
+                        let mut stmt = crate::recstore::rows::view_preview(conn, &select, &name)?;
                         let names: Vec<String> =
                             stmt.column_names().iter().map(|n| n.to_string()).collect();
                         let slots: Vec<Option<usize>> = temp

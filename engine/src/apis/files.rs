@@ -12,7 +12,6 @@ use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::files::{Fs, S3Fs};
-use pocketbun_storage::Ident;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -153,22 +152,16 @@ fn view_file_dir(
         let FieldKind::File { max_select, .. } = original.kind else {
             return None;
         };
-        let table = Ident(&source.name);
-        let col = Ident(&original.name);
-        let sql = if max_select > 1 {
-            format!(
-                "SELECT {table}.`id` FROM {table} INNER JOIN json_each(CASE WHEN json_valid({table}.{col}) \
-                 THEN {table}.{col} ELSE json_array({table}.{col}) END) AS `_je_file` \
-                 WHERE `_je_file`.`value` = ?1 LIMIT 1"
-            )
-        } else {
-            format!("SELECT {table}.`id` FROM {table} WHERE {table}.{col} = ?1 LIMIT 1")
-        };
         let id: Option<String> = ctx
             .reader
             .read(|conn| {
-                use pocketbun_storage::rusqlite::OptionalExtension;
-                Ok(conn.query_row(&sql, [filename], |r| r.get(0)).optional()?)
+                Ok(crate::recstore::rows::id_by_file(
+                    conn,
+                    &source.name,
+                    &original.name,
+                    max_select > 1,
+                    filename,
+                )?)
             })
             .ok()?;
         return Some(files::record_dir(ctx.shared.store.dir(), &source.id, &id?));

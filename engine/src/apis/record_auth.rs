@@ -11,7 +11,6 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult, FieldErrors};
 use crate::settings::rules;
 use pocketbun_http::{Method, Request};
-use pocketbun_storage::Ident;
 use serde::Serialize;
 use std::rc::Rc;
 
@@ -235,16 +234,13 @@ async fn rehash(
     else {
         return;
     };
-    let sql = format!(
-        "UPDATE {} SET `password` = ?1 WHERE `id` = ?2 AND `password` = ?3",
-        Ident(&coll.name)
-    );
+    let sql = crate::recstore::auth::rehash_password_sql(&coll.name);
     let _ = ctx
         .shared
         .store
         .writer()
         .submit(move |conn| {
-            conn.prepare_cached(&sql)?.execute([new, id, old])?;
+            crate::recstore::auth::rehash_password(conn, &sql, new, id, old)?;
             Ok(())
         })
         .await;
@@ -272,14 +268,8 @@ fn any_password_hash(
     ctx: &AppCtx,
     coll: &pocketbun_storage::collections::Collection,
 ) -> Option<String> {
-    let sql = format!("SELECT `password` FROM {} LIMIT 1", Ident(&coll.name));
     ctx.reader
-        .read(|conn| {
-            use pocketbun_storage::rusqlite::OptionalExtension;
-            Ok(conn
-                .query_row(&sql, [], |r| r.get::<_, String>(0))
-                .optional()?)
-        })
+        .read(|conn| Ok(crate::recstore::auth::any_password_hash(conn, &coll.name)?))
         .ok()
         .flatten()
 }

@@ -14,11 +14,11 @@ use crate::apis::record_auth::require_same_collection_auth;
 use crate::auth::{password, token};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::recstore::authrows;
 use crate::settings::rules;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::types::Value as SqlValue;
-use pocketbun_storage::rusqlite::{params, OptionalExtension};
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -149,15 +149,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     // more than 9 live OTPs: the newest is handed out again instead of a new one
     let recent: Vec<(String, String)> = ctx
         .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT `id`, `created` FROM `_otps` WHERE `collectionRef` = ?1 \
-                 AND `recordRef` = ?2 ORDER BY `created` DESC",
-            )?;
-            let rows =
-                stmt.query_map(params![coll.id, record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        .read(|conn| Ok(authrows::otps_of(conn, &coll.id, &record_id)?))
         .map_err(|_| ApiError::new(500, "Failed to fetch previous record OTPs."))?;
     let live = recent
         .iter()
@@ -185,11 +177,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .writer()
         .submit(move |conn| {
             let now = time::now_datetime();
-            conn.prepare_cached(
-                "INSERT INTO `_otps` (`id`, `collectionRef`, `recordRef`, `password`, `sentTo`, \
-                 `created`, `updated`) VALUES (?1, ?2, ?3, ?4, '', ?5, ?5)",
-            )?
-            .execute(params![id, cid, rid, hash, now])?;
+            authrows::insert_otp(conn, &id, &cid, &rid, &hash, &now)?;
             Ok(())
         })
         .await?;
@@ -208,11 +196,8 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         let _ = store.writer().submit_blocking(move |conn| {
             match sent {
                 // remember where the code went (auth-with-otp verifies that address)
-                Ok(()) => conn.execute(
-                    "UPDATE `_otps` SET `sentTo` = ?2 WHERE `id` = ?1 AND `sentTo` = ''",
-                    params![id, to],
-                )?,
-                Err(_) => conn.execute("DELETE FROM `_otps` WHERE `id` = ?1", [&id])?,
+                Ok(()) => authrows::set_otp_sent_to(conn, &id, &to)?,
+                Err(_) => authrows::delete_otp(conn, &id)?,
             };
             Ok(())
         });
@@ -252,18 +237,15 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let caller = caller(&ctx, &req, METHOD_OTP)?;
     let bad = || ApiError::bad_request(Some("Invalid or expired OTP"));
-    let otp: Option<(String, String, String, String, String)> = ctx.reader.read(|conn| {
-        Ok(conn
-            .prepare_cached(
-                "SELECT `collectionRef`, `recordRef`, `password`, `sentTo`, `created` \
-                     FROM `_otps` WHERE `id` = ?1 LIMIT 1",
-            )?
-            .query_row([&otp_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()?)
-    })?;
-    let Some((coll_ref, record_ref, hash, sent_to, created)) = otp else {
+    let otp = ctx.reader.read(|conn| Ok(authrows::otp(conn, &otp_id)?))?;
+    let Some(authrows::Otp {
+        collection_ref: coll_ref,
+        record_ref,
+        hash,
+        sent_to,
+        created,
+    }) = otp
+    else {
         return Err(bad());
     };
     if coll_ref != coll.id || flow::expired(&created, coll.auth.otp.duration) {
@@ -291,7 +273,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .store
         .writer()
         .submit(move |conn| {
-            conn.execute("DELETE FROM `_otps` WHERE `id` = ?1", [&id])?;
+            authrows::delete_otp(conn, &id)?;
             Ok(())
         })
         .await;

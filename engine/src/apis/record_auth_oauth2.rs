@@ -16,10 +16,10 @@ use crate::auth::oauth2_exchange::{exchange, AuthUser, ExchangeError};
 use crate::auth::{password, token};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::recstore::authrows;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::types::Value as SqlValue;
-use pocketbun_storage::rusqlite::{params, OptionalExtension};
 use pocketbun_storage::{random, time};
 use serde_json::Value;
 use std::rc::Rc;
@@ -263,10 +263,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                     .store
                     .writer()
                     .submit(move |conn| {
-                        conn.execute(
-                            "DELETE FROM `_externalAuths` WHERE `collectionRef` = ?1 AND `recordRef` = ?2",
-                            params![cid, rid],
-                        )?;
+                        authrows::delete_external_auths(conn, &cid, &rid)?;
                         Ok(())
                     })
                     .await
@@ -315,11 +312,7 @@ async fn finish(
             .writer()
             .submit(move |conn| {
                 let now = time::now_datetime();
-                conn.execute(
-                    "INSERT INTO `_externalAuths` (`id`, `collectionRef`, `recordRef`, `provider`, \
-                     `providerId`, `created`, `updated`) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![id, cid, rid, provider, pid, now],
-                )?;
+                authrows::insert_external_auth(conn, &id, &cid, &rid, &provider, &pid, &now)?;
                 Ok(())
             })
             .await
@@ -352,15 +345,12 @@ fn find_link(
 ) -> Result<Option<(String, String)>, ApiError> {
     ctx.reader
         .read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT `id`, `recordRef` FROM `_externalAuths` WHERE `collectionRef` = ?1 \
-                     AND `provider` = ?2 AND `providerId` = ?3 LIMIT 1",
-                )?
-                .query_row(params![coll.id, provider, provider_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?)
+            Ok(authrows::find_external_auth(
+                conn,
+                &coll.id,
+                provider,
+                provider_id,
+            )?)
         })
         .map_err(ApiError::from)
 }

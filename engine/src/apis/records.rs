@@ -12,7 +12,6 @@ use crate::records::{bound, encode_big_rows, write_records, write_rows, Arena, B
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
-use pocketbun_storage::Ident;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
@@ -251,7 +250,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .as_deref()
         .filter(|r| !r.is_empty() && !superuser);
     let (sql, mut params): (Rc<str>, _) = match rule {
-        None => (plain_view_sql(&coll.name), Vec::new()),
+        None => (ctx.view_sql.borrow_mut().get(&coll.name), Vec::new()),
         Some(rule) => {
             let cond = ctx
                 .queries
@@ -262,7 +261,9 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 // the rule folded for this caller: FALSE finds no record (PocketBase's 404),
                 // TRUE reads the record as without a rule
                 Some(false) => return Err(ApiError::not_found(None)),
-                Some(true) if !cond.distinct => (plain_view_sql(&coll.name), Vec::new()),
+                Some(true) if !cond.distinct => {
+                    (ctx.view_sql.borrow_mut().get(&coll.name), Vec::new())
+                }
                 _ => rule_view(&coll, &cond, &caller),
             }
         }
@@ -309,16 +310,8 @@ fn rule_view(
     caller: &Caller,
 ) -> (Rc<str>, Vec<QValue>) {
     let params = cond.bind(&caller.info, now_ms());
-    let table = Ident(&coll.name);
     (
-        format!(
-            "SELECT {}{table}.* FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
-            if cond.distinct { "DISTINCT " } else { "" },
-            cond.from_sql,
-            params.len() + 1,
-            cond.where_sql
-        )
-        .into(),
+        crate::recstore::rules::view_by_id(&coll.name, cond, params.len() + 1).into(),
         params,
     )
 }
@@ -330,31 +323,4 @@ fn straight_from_row(
     query: &[(String, String)],
 ) -> bool {
     !coll.is_auth() && query_get(query, "expand").is_empty()
-}
-
-/// Most collection names whose plain view statement a worker keeps.
-const MAX_VIEW_SQL: usize = 256;
-
-thread_local! {
-    static VIEW_SQL: std::cell::RefCell<std::collections::HashMap<String, Rc<str>>> =
-        Default::default();
-}
-
-/// The view statement without a rule (it depends only on the collection's name), built
-/// once per worker.
-fn plain_view_sql(name: &str) -> Rc<str> {
-    VIEW_SQL.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(sql) = cache.get(name) {
-            return sql.clone();
-        }
-        if cache.len() >= MAX_VIEW_SQL {
-            cache.clear();
-        }
-        let table = Ident(name);
-        let sql: Rc<str> =
-            format!("SELECT {table}.* FROM {table} WHERE {table}.`id` = ?1 LIMIT 1").into();
-        cache.insert(name.to_string(), sql.clone());
-        sql
-    })
 }

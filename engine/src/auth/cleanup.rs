@@ -4,24 +4,8 @@
 
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::random;
-use pocketbun_storage::rusqlite::{params, OptionalExtension};
-use pocketbun_storage::Ident;
 
-/// What [`after_auth_update`] compares: an auth record's `(verified, tokenKey, password
-/// hash)` as stored , `None` when there is no such record.
-pub type AuthState = (bool, String, String);
-
-pub fn auth_state(
-    conn: &pocketbun_storage::rusqlite::Connection,
-    table: Ident,
-    id: &str,
-) -> pocketbun_storage::rusqlite::Result<Option<AuthState>> {
-    conn.prepare_cached(&format!(
-        "SELECT `verified`, `tokenKey`, `password` FROM {table} WHERE `id` = ?1"
-    ))?
-    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-    .optional()
-}
+pub use crate::recstore::auth::{auth_state, AuthState};
 
 /// What PocketBase's record update hooks do after any update of an auth record (an auth
 /// flow or a records-API/batch write), by what changed since `before`: a record that becomes
@@ -30,44 +14,30 @@ pub fn auth_state(
 /// password ends its MFA sessions and forgets its known login origins.
 pub fn after_auth_update(
     conn: &pocketbun_storage::rusqlite::Connection,
-    table: Ident,
+    table: &str,
     coll_id: &str,
     id: &str,
     before: AuthState,
     fresh_key: impl FnOnce() -> String,
 ) -> pocketbun_storage::rusqlite::Result<()> {
+    use crate::recstore::{auth, authrows};
     let Some(after) = auth_state(conn, table, id)? else {
         return Ok(());
     };
     let (was_verified, old_key, old_hash) = before;
     let (verified, mut key, hash) = after;
-    let by_record = "WHERE `collectionRef` = ?1 AND `recordRef` = ?2";
     if !was_verified && verified {
-        let removed = conn.execute(
-            &format!("DELETE FROM `_externalAuths` {by_record}"),
-            params![coll_id, id],
-        )?;
+        let removed = authrows::delete_external_auths(conn, coll_id, id)?;
         if removed > 0 {
             key = fresh_key();
-            conn.execute(
-                &format!("UPDATE {table} SET `tokenKey` = ?2 WHERE `id` = ?1"),
-                params![id, key],
-            )?;
+            auth::set_token_key(conn, table, id, &key)?;
         }
     }
     if key != old_key {
-        conn.execute(
-            &format!("DELETE FROM `_otps` {by_record}"),
-            params![coll_id, id],
-        )?;
+        authrows::delete_otps(conn, coll_id, id)?;
     }
     if hash != old_hash {
-        for t in ["`_mfas`", "`_authOrigins`"] {
-            conn.execute(
-                &format!("DELETE FROM {t} {by_record}"),
-                params![coll_id, id],
-            )?;
-        }
+        authrows::delete_mfas_and_origins(conn, coll_id, id)?;
     }
     Ok(())
 }

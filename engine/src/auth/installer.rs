@@ -2,17 +2,13 @@
 //! link, removed in the same write that creates the first real superuser.
 
 use pocketbun_storage::rusqlite::{self, Connection};
-use pocketbun_storage::Ident;
 
 /// Email of the temporary superuser PocketBase's installer creates.
 pub const INSTALLER_EMAIL: &str = "__pbinstaller@example.com";
 
 /// Deletes the installer's temporary superuser from `table` (`_superusers`), if
 /// any; run in the writer job that created a real superuser.
-pub fn remove_installer_row(conn: &Connection, table: Ident) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!("DELETE FROM {table} WHERE email = ?1"),
-        [INSTALLER_EMAIL],
-    )?;
+pub fn remove_installer_row(conn: &Connection, table: &str) -> rusqlite::Result<()> {
+    crate::recstore::auth::delete_by_email(conn, table, INSTALLER_EMAIL)?;
     Ok(())
 }

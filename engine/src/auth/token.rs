@@ -7,8 +7,6 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use pocketbun_storage::collections::model::CollectionType;
 use pocketbun_storage::collections::snapshot::Collections;
-use pocketbun_storage::rusqlite::{params, OptionalExtension};
-use pocketbun_storage::Ident;
 use pocketbun_storage::Reader;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -122,16 +120,11 @@ pub fn verify_typed(
     }
     let (collection_name, secret) = reader
         .read(|conn| {
-            let sql = format!(
-                "SELECT name, json_extract(options, '$.{secret_option}.secret') \
-                 FROM _collections WHERE id = ?1 AND type = 'auth'"
-            );
-            conn.prepare_cached(&sql)?
-                .query_row(params![claims.collection_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-                })
-                .optional()
-                .map_err(Into::into)
+            Ok(crate::recstore::auth::collection_secret(
+                conn,
+                &claims.collection_id,
+                secret_option,
+            )?)
         })
         .ok()??;
     verify_signature(reader, verified, token, claims, collection_name, secret)
@@ -148,14 +141,11 @@ fn verify_signature(
 ) -> Option<AuthRecord> {
     let token_key: String = reader
         .read(|conn| {
-            let sql = format!(
-                "SELECT tokenKey FROM {} WHERE id = ?1",
-                Ident(&collection_name)
-            );
-            conn.prepare_cached(&sql)?
-                .query_row(params![claims.id], |r| r.get(0))
-                .optional()
-                .map_err(Into::into)
+            Ok(crate::recstore::auth::token_key(
+                conn,
+                &collection_name,
+                &claims.id,
+            )?)
         })
         .ok()??;
     let key = format!("{token_key}{}", secret.unwrap_or_default());

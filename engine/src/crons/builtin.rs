@@ -2,7 +2,7 @@
 
 use super::{JobFn, Scheduler};
 use crate::state::Core;
-use pocketbun_storage::rusqlite::{params, Connection};
+use pocketbun_storage::rusqlite::Connection;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,20 +99,8 @@ fn optimize(shared: &Core) {
 /// Deletes the MFA/OTP records older than their auth collection's `duration` option.
 fn delete_expired(shared: &Core, table: &'static str, option: &'static str) {
     let outcome = shared.store.writer().submit_blocking(move |conn| {
-        let durations: Vec<(String, i64)> = {
-            let sql = format!(
-                "SELECT id, COALESCE(json_extract(options, '$.{option}.duration'), 0) \
-                     FROM _collections WHERE type = 'auth'"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1)",
-            params![table],
-            |r| r.get(0),
-        )?;
+        let durations = crate::recstore::authrows::auth_durations(conn, option)?;
+        let exists = crate::recstore::authrows::table_exists(conn, table)?;
         if !exists {
             return Ok(0);
         }
@@ -120,9 +108,11 @@ fn delete_expired(shared: &Core, table: &'static str, option: &'static str) {
         let mut deleted = 0;
         for (collection, seconds) in durations {
             let before = pocketbun_storage::time::format_unix_millis(now_ms - seconds * 1000);
-            deleted += conn.execute(
-                &format!("DELETE FROM `{table}` WHERE collectionRef = ?1 AND created < ?2"),
-                params![collection, before],
+            deleted += crate::recstore::authrows::delete_created_before(
+                conn,
+                table,
+                &collection,
+                &before,
             )?;
         }
         Ok(deleted)

@@ -17,13 +17,13 @@ use crate::records::access::{auth_info_data_of, now_ms, resolve_flags};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
 use crate::records::{bound, pick, Arena, Rec, SqlVal, OFFLOAD_ENCODE_BYTES};
+use crate::recstore::rules;
 use crate::schema::SchemaPair;
 use futures_channel::oneshot;
 use futures_util::{FutureExt, StreamExt};
 use pocketbun_query::{check_superuser_only, RequestInfo, Value as QValue};
 use pocketbun_storage::collections::gojson;
 use pocketbun_storage::collections::FieldKind;
-use pocketbun_storage::Ident;
 use serde_json::Value as Json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -817,7 +817,6 @@ fn matches(
     };
     let mut params = cond.bind(info, now_ms());
     let n = params.len();
-    let table = Ident(&cond.table);
     let wh = if cond.where_sql.is_empty() {
         "1"
     } else {
@@ -826,30 +825,11 @@ fn matches(
     let mut sql = String::with_capacity(128 + cond.from_sql.len() + wh.len());
     params.push(QValue::Text(ev.record_id().to_string()));
     if ev.action == Action::Delete || ev.from_values {
-        sql.push_str("WITH ");
-        table.push_to(&mut sql);
-        sql.push('(');
-        for (i, f) in ev.collection.fields.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            Ident(&f.name).push_to(&mut sql);
-        }
-        sql.push_str(") AS (VALUES(");
-        for (i, v) in ev.values.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("?{}", n + 2 + i));
-            params.push(to_query_value(v));
-        }
-        sql.push_str(")) ");
+        let columns = ev.collection.fields.iter().map(|f| f.name.as_str());
+        rules::push_values_as_table(&mut sql, &cond.table, columns, n + 2, ev.values.len());
+        params.extend(ev.values.iter().map(to_query_value));
     }
-    sql.push_str(&format!(
-        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({wh}) LIMIT 1",
-        cond.from_sql,
-        n + 1
-    ));
+    rules::push_check_by_id(&mut sql, &cond.table, &cond, wh, n + 1);
     ctx.db()
         .reader
         .read(|conn| {

@@ -9,7 +9,6 @@ use crate::schema::SchemaPair;
 use pocketbun_query::{AuthInfo, QueryError, RequestInfo, AUTH_INFO_FIELDS};
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite;
-use pocketbun_storage::Ident;
 use serde_json::{Map, Value as Json};
 
 /// `@request.context` of the main request and of expand fetches.
@@ -119,25 +118,19 @@ pub fn load_auth_info(
         return Ok(info);
     };
     let fields = auth_info_fields(&coll);
-    let mut sql = String::from("SELECT `id`");
-    for &i in &fields {
-        sql.push_str(", ");
-        Ident(&coll.fields[i].name).push_to(&mut sql);
-    }
-    sql.push_str(" FROM ");
-    Ident(&coll.name).push_to(&mut sql);
-    sql.push_str(" WHERE `id` = ?1 LIMIT 1");
+    let columns = fields.iter().map(|&i| coll.fields[i].name.as_str());
     let row: Option<Vec<SqlVal>> = ctx.reader.read(|conn| {
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([&auth.id])?;
-        Ok(match rows.next()? {
-            Some(row) => Some(
+        Ok(crate::recstore::rows::columns_by_id(
+            conn,
+            &coll.name,
+            columns,
+            &auth.id,
+            |row| {
                 (0..fields.len())
                     .map(|c| row.get_ref(c + 1).map(SqlVal::from_ref))
-                    .collect::<rusqlite::Result<_>>()?,
-            ),
-            None => None,
-        })
+                    .collect::<rusqlite::Result<_>>()
+            },
+        )?)
     })?;
     if let Some(values) = row {
         info.data = auth_info_data(&coll, fields.iter().copied().zip(values.iter()));
@@ -233,14 +226,7 @@ pub fn resolve_flags(
     let mut params = cond.bind(info, now_ms());
     let n = params.len();
     params.push(pocketbun_query::Value::Text(Json::Array(ids).to_string()));
-    let table = Ident(&coll.name);
-    let sql = format!(
-        "SELECT {}{table}.`id` FROM {} WHERE {table}.`id` IN (SELECT value FROM json_each(?{})) AND ({})",
-        if cond.distinct { "DISTINCT " } else { "" },
-        cond.from_sql,
-        n + 1,
-        cond.where_sql
-    );
+    let sql = crate::recstore::rules::ids_in_ids(&coll.name, &cond, n + 1);
     let managed: Vec<String> = ctx.reader.read(|conn| {
         let mut stmt = conn.prepare_cached(&sql)?;
         let k = stmt.parameter_count();

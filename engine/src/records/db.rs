@@ -28,6 +28,8 @@ pub struct Db {
     pub plans: super::json::Plans,
     /// Field patterns compiled so far ([`super::validate::fields`]).
     pub patterns: super::validate::Patterns,
+    /// This worker's plain view statements, one per collection name.
+    pub view_sql: RefCell<crate::recstore::rows::ViewSql>,
 }
 
 impl Db {
@@ -41,6 +43,7 @@ impl Db {
             verified: Default::default(),
             plans: Default::default(),
             patterns: Default::default(),
+            view_sql: RefCell::default(),
         })
     }
 }

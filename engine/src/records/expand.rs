@@ -16,8 +16,6 @@ use crate::schema::SchemaPair;
 use pocketbun_query::{RequestInfo, Value as QValue};
 use pocketbun_storage::collections::model::find_single_column_unique_index;
 use pocketbun_storage::collections::{Collection, FieldKind};
-use pocketbun_storage::rusqlite;
-use pocketbun_storage::Ident;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -240,17 +238,6 @@ impl<'a> Expander<'a> {
         indirect: &Collection,
         field: &pocketbun_storage::collections::Field,
     ) -> Result<Vec<Vec<String>>, Failure> {
-        let table = Ident(&indirect.name);
-        let col = Ident(&field.name);
-        let sql = if field.is_multiple() {
-            format!(
-                "SELECT {table}.`id`, je.value FROM {table}, json_each(CASE WHEN iif(json_valid({table}.{col}), json_type({table}.{col})='array', FALSE) THEN {table}.{col} ELSE json_array({table}.{col}) END) je WHERE je.value IN (SELECT value FROM json_each(?1))"
-            )
-        } else {
-            format!(
-                "SELECT {table}.`id`, {table}.{col} FROM {table} WHERE {table}.{col} IN (SELECT value FROM json_each(?1))"
-            )
-        };
         let keys: Vec<String> = recs
             .iter()
             .map(|&r| arena.recs[r].id().to_string())
@@ -260,11 +247,13 @@ impl<'a> Expander<'a> {
             .ctx
             .reader
             .read(|conn| {
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let rows = stmt.query_map([param.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                Ok(crate::recstore::rows::back_relations(
+                    conn,
+                    &indirect.name,
+                    &field.name,
+                    field.is_multiple(),
+                    &param,
+                )?)
             })
             .map_err(|_| Failure::Api(ApiError::internal()))?;
         let mut grouped: HashMap<&str, Vec<String>> = HashMap::new();
@@ -296,18 +285,12 @@ impl<'a> Expander<'a> {
             return Ok(Vec::new());
         }
         let ids_param = QValue::Text(serde_json::Value::from(ids.to_vec()).to_string());
-        let table = Ident(&coll.name);
         let rule = coll
             .view_rule
             .as_deref()
             .filter(|r| !r.is_empty() && !superuser);
         let (sql, mut params) = match rule {
-            None => (
-                format!(
-                    "SELECT {table}.* FROM {table} WHERE {table}.`id` IN (SELECT value FROM json_each(?1))"
-                ),
-                Vec::new(),
-            ),
+            None => (crate::recstore::rows::in_ids(&coll.name), Vec::new()),
             Some(rule) => {
                 let cond = self
                     .ctx
@@ -317,13 +300,7 @@ impl<'a> Expander<'a> {
                     .map_err(|_| Failure::path("the view rule does not compile"))?;
                 let params = cond.bind(&self.info, now_ms());
                 (
-                    format!(
-                        "SELECT {}{table}.* FROM {} WHERE {table}.`id` IN (SELECT value FROM json_each(?{})) AND ({})",
-                        if cond.distinct { "DISTINCT " } else { "" },
-                        cond.from_sql,
-                        params.len() + 1,
-                        cond.where_sql
-                    ),
+                    crate::recstore::rules::rows_in_ids(&coll.name, &cond, params.len() + 1),
                     params,
                 )
             }

@@ -429,12 +429,8 @@ pub fn row_by_id(
     coll: &Arc<Collection>,
     id: &str,
 ) -> rusqlite::Result<Option<Vec<SqlVal>>> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        pocketbun_storage::Ident(&coll.name)
-    );
     let mut arena = Arena::default();
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = crate::recstore::rows::by_id(conn, &coll.name)?;
     let found = arena.load(coll, &mut stmt, &[QValue::Text(id.to_string())])?;
     Ok(found
         .first()

@@ -16,7 +16,6 @@ use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
-use pocketbun_storage::Ident;
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -137,14 +136,8 @@ fn stored_check(
         .borrow_mut()
         .condition(&schema.query, &coll.name, rule, &caller.info, true)
         .ok()?;
-    let table = Ident(&coll.name);
     let mut params = cond.bind(&caller.info, now_ms());
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE {table}.`id` = ?{} AND ({}) LIMIT 1",
-        cond.from_sql,
-        params.len() + 1,
-        cond.where_sql
-    );
+    let sql = crate::recstore::rules::check_by_id(&coll.name, &cond, params.len() + 1);
     params.push(QValue::Text(id.to_string()));
     Some((sql, params.iter().map(to_sql).collect()))
 }
@@ -197,17 +190,11 @@ fn draft_check(
         dummy.set("verified", Val::Bool(false));
     }
     let cols = dummy.columns();
-    let selects: Vec<String> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| format!("?{} AS {}", n + i + 1, Ident(name)))
-        .collect();
-    let sql = format!(
-        "WITH {} AS (SELECT {}) SELECT 1 FROM {} WHERE {} LIMIT 1",
-        Ident(&coll.name),
-        selects.join(","),
-        cond.from_sql,
-        cond.where_sql
+    let sql = crate::recstore::rules::draft_check(
+        &coll.name,
+        &cond,
+        cols.iter().map(|(name, _)| name.as_str()),
+        n + 1,
     );
     let mut values: Vec<SqlValue> = params.iter().map(to_sql).collect();
     values.extend(cols.into_iter().map(|(_, v)| v));
@@ -274,15 +261,7 @@ fn persist(
         }
         let id = draft.id();
         for other in schema.iter().filter(|c| c.is_auth() && c.id != coll.id) {
-            let sql = format!(
-                "SELECT 1 FROM {} WHERE `id` = ?1 LIMIT 1",
-                Ident(&other.name)
-            );
-            if conn
-                .query_row(&sql, [&id], |_| Ok(()))
-                .optional()?
-                .is_some()
-            {
+            if crate::recstore::rows::exists(conn, &other.name, &id, false)? {
                 let mut errs = FieldErrors::new();
                 errs.add(
                     "id",
@@ -308,49 +287,17 @@ fn persist(
             cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
         }
     }
-    let table = Ident(&coll.name);
+    let table = coll.name.as_str();
     let auth_before = if coll.is_auth() && !draft.is_new {
-        crate::auth::cleanup::auth_state(conn, table, &draft.original_str("id"))?
+        crate::recstore::auth::auth_state(conn, table, &draft.original_str("id"))?
     } else {
         None
     };
     let result = if draft.is_new {
-        // built by hand: the `format!`/`join` version cost ~12k instructions per insert
-        let mut sql = String::with_capacity(32 + table.0.len() + cols.len() * 24);
-        sql.push_str("INSERT INTO ");
-        table.push_to(&mut sql);
-        sql.push_str(" (");
-        for (i, (n, _)) in cols.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            Ident(n).push_to(&mut sql);
-        }
-        sql.push_str(") VALUES (");
-        for i in 1..=cols.len() {
-            if i > 1 {
-                sql.push(',');
-            }
-            let _ = std::fmt::Write::write_fmt(&mut sql, format_args!("?{i}"));
-        }
-        sql.push(')');
-        conn.prepare_cached(&sql)
-            .and_then(|mut st| st.execute(rusqlite::params_from_iter(cols.iter().map(|(_, v)| v))))
+        crate::recstore::rows::insert(conn, &coll.name, &cols)
     } else {
-        let sets: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{}=?{}", Ident(n), i + 1))
-            .collect();
-        let sql = format!(
-            "UPDATE {table} SET {} WHERE `id` = ?{}",
-            sets.join(","),
-            cols.len() + 1
-        );
-        let mut values: Vec<SqlValue> = cols.into_iter().map(|(_, v)| v).collect();
-        values.push(SqlValue::Text(draft.original_str("id")));
-        conn.prepare_cached(&sql)
-            .and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter())))
+        let id = SqlValue::Text(draft.original_str("id"));
+        crate::recstore::rows::update(conn, &coll.name, &cols, &id)
     };
     match result {
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
@@ -1099,7 +1046,7 @@ pub fn delete_record(
         return Ok(());
     };
     if coll.name == "_superusers" {
-        let total: i64 = conn.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
+        let total = crate::recstore::auth::count_superusers(conn)?;
         if total <= 1 {
             return Err(JobFail::Refused(JobError::Api(ApiError::bad_request(
                 Some("You can't delete the only existing superuser."),
@@ -1107,25 +1054,11 @@ pub fn delete_record(
         }
     }
     events.push(ev);
-    conn.execute(
-        &format!("DELETE FROM {} WHERE `id` = ?1", Ident(&coll.name)),
-        [id],
-    )?;
+    crate::recstore::rows::delete(conn, &coll.name, id)?;
     if coll.is_auth() {
-        for (table, coll_col) in [
-            ("_externalAuths", "collectionRef"),
-            ("_authOrigins", "collectionRef"),
-            ("_mfas", "collectionRef"),
-            ("_otps", "collectionRef"),
-        ] {
+        for table in crate::recstore::authrows::PER_RECORD {
             if schema.by_name(table).is_some() {
-                conn.execute(
-                    &format!(
-                        "DELETE FROM {} WHERE `{coll_col}` = ?1 AND `recordRef` = ?2",
-                        Ident(table)
-                    ),
-                    [&coll.id, id],
-                )?;
+                crate::recstore::authrows::delete_of_record(conn, table, &coll.id, id)?;
             }
         }
     }
@@ -1137,23 +1070,19 @@ pub fn delete_record(
     refs.sort_by(|a, b| a.name.cmp(&b.name));
     let now = now_text();
     for rc in refs {
-        let table = Ident(&rc.name);
         for f in rc.relations_to(&coll.id) {
             let FieldKind::Relation { cascade_delete, .. } = f.kind else {
                 continue;
             };
-            let col = format!("{table}.{}", Ident(&f.name));
-            let mut sql = if f.is_multiple() {
-                format!("SELECT {table}.* FROM {table} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({col}) THEN {col} ELSE json_array({col}) END) AS __je__ WHERE __je__.value = ?1)")
-            } else {
-                format!("SELECT {table}.* FROM {table} WHERE {col} = ?1")
-            };
-            if rc.id == coll.id {
-                sql.push_str(&format!(" AND {table}.`id` != ?1"));
-            }
             let mut arena = Arena::default();
             let found = {
-                let mut stmt = conn.prepare(&sql)?;
+                let mut stmt = crate::recstore::rows::referencing(
+                    conn,
+                    &rc.name,
+                    &f.name,
+                    f.is_multiple(),
+                    rc.id == coll.id,
+                )?;
                 arena.load(&rc, &mut stmt, &[QValue::Text(id.to_string())])?
             };
             for i in found {
@@ -1179,21 +1108,20 @@ pub fn delete_record(
                 } else {
                     ids.last().cloned().unwrap_or_default()
                 };
-                let mut sets = format!("{}=?1", Ident(&f.name));
-                let mut params = vec![SqlValue::Text(value)];
-                for af in &rc.fields {
-                    if let FieldKind::Autodate {
+                let autodates = rc.fields.iter().filter_map(|af| match af.kind {
+                    FieldKind::Autodate {
                         on_update: true, ..
-                    } = af.kind
-                    {
-                        params.push(SqlValue::Text(now.clone()));
-                        sets.push_str(&format!(",{}=?{}", Ident(&af.name), params.len()));
-                    }
-                }
-                params.push(SqlValue::Text(rid.clone()));
-                conn.execute(
-                    &format!("UPDATE {table} SET {sets} WHERE `id` = ?{}", params.len()),
-                    rusqlite::params_from_iter(params.iter()),
+                    } => Some(af.name.as_str()),
+                    _ => None,
+                });
+                crate::recstore::rows::set_relation(
+                    conn,
+                    &rc.name,
+                    &f.name,
+                    value,
+                    autodates,
+                    &now,
+                    rid.clone(),
                 )?;
                 if let Some(ev) = RecordEvent::load(conn, Action::Update, rc.clone(), &rid)? {
                     events.push(ev);

@@ -7,8 +7,7 @@ use super::write::{Draft, FileItem, FormInput, Val};
 use crate::error::{FieldError, FieldErrors};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::FieldKind;
-use pocketbun_storage::rusqlite::{self, Connection, OptionalExtension};
-use pocketbun_storage::Ident;
+use pocketbun_storage::rusqlite::{self, Connection};
 use regex::Regex;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -189,21 +188,13 @@ pub fn fields(
                         if !old.is_empty() {
                             break 'text None;
                         }
-                    } else if pattern != DEFAULT_ID_PATTERN {
-                        let sql = format!(
-                            "SELECT 1 FROM {} WHERE `id` = ?1 COLLATE NOCASE LIMIT 1",
-                            Ident(&draft.coll.name)
-                        );
-                        let found: Option<i64> = conn
-                            .prepare_cached(&sql)?
-                            .query_row([s], |r| r.get(0))
-                            .optional()?;
-                        if found.is_some() {
-                            break 'text Some(FieldError::new(
-                                "validation_pk_invalid",
-                                "The record primary key is invalid or already exists.",
-                            ));
-                        }
+                    } else if pattern != DEFAULT_ID_PATTERN
+                        && crate::recstore::rows::exists(conn, &draft.coll.name, s, true)?
+                    {
+                        break 'text Some(FieldError::new(
+                            "validation_pk_invalid",
+                            "The record primary key is invalid or already exists.",
+                        ));
                     }
                 }
                 if s.is_empty() {
@@ -466,26 +457,15 @@ pub fn fields(
                         )),
                         Some(target) => {
                             // one id (the usual case) is looked up without json_each
-                            let (sql, arg) = match ids.as_slice() {
-                                [one] => (
-                                    format!(
-                                        "SELECT count(*) FROM {} WHERE `id` = ?1",
-                                        Ident(&target.name)
-                                    ),
-                                    one.clone(),
+                            let total = match ids.as_slice() {
+                                [one] => crate::recstore::rows::count_id(conn, &target.name, one),
+                                _ => crate::recstore::rows::count_ids(
+                                    conn,
+                                    &target.name,
+                                    &serde_json::to_string(ids).unwrap_or_default(),
                                 ),
-                                _ => (
-                                    format!(
-                                        "SELECT count(*) FROM {} WHERE `id` IN (SELECT value FROM json_each(?1))",
-                                        Ident(&target.name)
-                                    ),
-                                    serde_json::to_string(ids).unwrap_or_default(),
-                                ),
-                            };
-                            let total: i64 = conn
-                                .prepare_cached(&sql)
-                                .and_then(|mut st| st.query_row([arg], |r| r.get(0)))
-                                .unwrap_or(0);
+                            }
+                            .unwrap_or(0);
                             (total != ids.len() as i64).then(|| {
                                 FieldError::new(
                                     "validation_missing_rel_records",

@@ -2,7 +2,7 @@
 //! OTP, login alert): the collection's template with its placeholders filled in, wrapped in
 //! the common HTML layout.
 
-use pocketbun_storage::rusqlite::{Connection, OptionalExtension};
+use pocketbun_storage::rusqlite::Connection;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -22,21 +22,7 @@ impl AuthCollection {
         conn: &Connection,
         name_or_id: &str,
     ) -> pocketbun_storage::Result<Option<AuthCollection>> {
-        let row = conn
-            .prepare_cached(
-                "SELECT `id`, `name`, `type`, `fields`, `options` FROM `_collections` \
-                 WHERE `id` = ?1 OR LOWER(`name`) = LOWER(?1) LIMIT 1",
-            )?
-            .query_row([name_or_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .optional()?;
+        let row = crate::recstore::auth::collection_row(conn, name_or_id)?;
         let Some((id, name, kind, fields, options)) = row else {
             return Ok(None);
         };
