@@ -60,7 +60,7 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
     if !ctx.auth(req).is_some_and(|a| a.is_superuser()) {
         return Ok(());
     }
-    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+    let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
     if crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
         return Ok(());
     }
@@ -135,7 +135,9 @@ impl Service for App {
         let origin = req.head.headers.get("origin").map(str::to_string);
         let fields = fields_param(&req.head.query);
         // the request log is queued, never awaited (crate::logs)
-        let log = crate::logs::PendingRequest::begin(&self.ctx.shared, &req);
+        let log = crate::logs::PendingRequest::begin(&self.ctx.shared, || {
+            crate::apis::extract::request_meta(&req)
+        });
         let dev_line = self
             .ctx
             .shared

@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub const MISSING_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
 
@@ -36,13 +35,8 @@ pub const CONTEXT_OAUTH2: &str = "oauth2";
 
 /// The auth collection named by the `{collection}` path parameter (404 otherwise).
 pub fn auth_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let schema = ctx.shared.schema.get();
-    schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .filter(|c| c.is_auth())
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_AUTH_COLLECTION)))
+    use crate::apis::extract::{collection, CollectionOf};
+    collection(&ctx.shared.schema.get(), req, CollectionOf::Auth)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,7 +460,7 @@ pub async fn respond(
     let coll = loaded.coll().clone();
     let settings = ctx.shared.settings.get();
     if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
-        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+        let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(ApiError::forbidden(None));
         }
@@ -661,7 +655,7 @@ const MAX_AUTH_ORIGINS: usize = 5;
 async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<(), String> {
     use md5::Digest as _;
     let settings = ctx.shared.settings.get();
-    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+    let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
     let mut agent = req.header("user-agent").unwrap_or("").to_string();
     if agent.len() > 200 {
         let mut cut = 200;

@@ -145,8 +145,9 @@ fn load_failed() -> ApiError {
 
 /// The JSON body (an empty body is an empty object).
 fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
+    let empty = || serde_json::Value::Object(Default::default());
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(Default::default()));
+        return Ok(empty());
     }
     let ct = req
         .header("content-type")
@@ -156,7 +157,7 @@ fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
         // form bodies carry no name PocketBun understands here: same as an empty body
         return Ok(serde_json::Value::Object(Default::default()));
     }
-    crate::json_strict::from_slice(&req.body).map_err(|_| load_failed())
+    Ok(crate::apis::body::json(req)?.unwrap_or_else(empty))
 }
 
 async fn upload(ctx: Rc<AppCtx>, mut req: Request) -> ApiResult {
@@ -270,7 +271,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let settings = ctx.shared.settings.get();
     if !settings.superuser_ips.is_empty() {
-        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, &req);
+        let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, &req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(insufficient());
         }

@@ -13,6 +13,55 @@ use std::collections::HashMap;
 
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 
+/// A request body that could not be bound, with why if known. PocketBase answers every such
+/// body with a 400 (declared here, once); the message is the endpoint's: [`LOAD_FAILED`]
+/// unless it words its own ([`Unbound::answer`]).
+#[derive(Debug, Default)]
+pub struct Unbound(Option<crate::error::Cause>);
+
+impl Unbound {
+    /// The 400 a body that could not be bound gets, with `message` (`None`: PocketBase's
+    /// generic one).
+    pub fn answer(self, message: Option<&str>) -> ApiError {
+        self.behind(ApiError::bad_request(message))
+    }
+
+    /// `err` (the endpoint's own answer to a body it cannot bind), with this as its cause.
+    pub fn behind(self, err: ApiError) -> ApiError {
+        match self.0 {
+            Some(cause) => ApiError {
+                source: Some(cause),
+                ..err
+            },
+            None => err,
+        }
+    }
+}
+
+/// Any error met while binding (JSON, multipart, a cancelled parse on the CPU pool) is kept
+/// as the cause.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Unbound {
+    fn from(err: E) -> Self {
+        Unbound(Some(std::sync::Arc::new(err)))
+    }
+}
+
+impl From<Unbound> for ApiError {
+    fn from(unbound: Unbound) -> Self {
+        unbound.answer(Some(LOAD_FAILED))
+    }
+}
+
+/// The JSON body of `req`: one strict JSON value spanning the whole body (a duplicate key,
+/// invalid UTF-8 or trailing bytes are refused: `crate::json_strict`), `None` for an empty
+/// or whitespace-only body.
+pub fn json(req: &Request) -> Result<Option<Value>, Unbound> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(Some(crate::json_strict::from_slice(&req.body)?))
+}
+
 /// What the request body asks to bind, in order. Like PocketBase: no body binds nothing, a
 /// JSON body binds its first JSON value (trailing bytes are ignored; a duplicate key or
 /// invalid UTF-8 is refused, as in 0.40: `crate::json_strict`), a urlencoded form binds
@@ -28,12 +77,13 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
     if ct.starts_with("application/json") {
         return match crate::json_strict::first_value(&req.body) {
             Some(Ok(v)) => Ok(vec![v]),
-            _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+            Some(Err(e)) => Err(Unbound::from(e).into()),
+            None => Err(Unbound::default().into()),
         };
     }
     if ct.starts_with("application/x-www-form-urlencoded") {
         if too_many_params(&req.body) {
-            return Err(ApiError::bad_request(Some(LOAD_FAILED)));
+            return Err(Unbound::default().into());
         }
         let mut out = Vec::new();
         for (key, value) in form_pairs(&req.body) {
@@ -54,10 +104,11 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
         return if xml_well_formed(&req.body) {
             Ok(Vec::new())
         } else {
-            Err(ApiError::bad_request(Some(LOAD_FAILED)))
+            Err(Unbound::default().into())
         };
     }
-    Err(ApiError::bad_request(Some(LOAD_FAILED)))
+    // a content type PocketBase does not bind
+    Err(Unbound::default().into())
 }
 
 /// `application/xml` or `text/xml`, the XML types PocketBase binds.

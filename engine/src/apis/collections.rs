@@ -167,14 +167,8 @@ fn now_ms() -> i64 {
 }
 
 fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let name = req.param("collection").unwrap_or_default();
-    ctx.shared
-        .schema
-        .get()
-        .collections
-        .get(name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(None))
+    use crate::apis::extract::{collection, CollectionOf};
+    collection(&ctx.shared.schema.get(), req, CollectionOf::Model)
 }
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -256,19 +250,18 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 /// The request body as a JSON object; an empty body is an empty object.
 fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
-    }
-    match crate::json_strict::from_slice(&req.body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(bad_format()),
+    match crate::apis::body::json(req) {
+        Ok(None) => Ok(serde_json::Map::new()),
+        Ok(Some(serde_json::Value::Object(map))) => Ok(map),
+        Ok(Some(_)) => Err(bad_format()),
+        Err(unbound) => Err(unbound.answer(Some(BAD_FORMAT))),
     }
 }
 
+const BAD_FORMAT: &str = "Failed to load the collection type data due to invalid formatting.";
+
 fn bad_format() -> ApiError {
-    ApiError::bad_request(Some(
-        "Failed to load the collection type data due to invalid formatting.",
-    ))
+    ApiError::bad_request(Some(BAD_FORMAT))
 }
 
 /// Checks a rule of `candidate` by compiling it against the schema it will live in.

@@ -2,6 +2,7 @@
 //! (thumbs, ranges, conditional requests) as PocketBase serves them.
 
 use crate::apis::auth_flow::{self as flow, Loaded};
+use crate::apis::extract::{collection, CollectionOf};
 use crate::auth::token;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
@@ -106,7 +107,7 @@ fn may_view_protected(
                 || settings.superuser_ips.is_empty()
                 || crate::client_ip::ip_in_list(
                     &settings.superuser_ips,
-                    &crate::client_ip::client_ip(&settings.trusted_proxy, req),
+                    &crate::apis::extract::client_ip(&settings.trusted_proxy, req),
                 )
         });
     let mut caller = crate::apis::caller::caller(ctx, schema, req, query)?;
@@ -180,11 +181,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let not_found = || ApiError::not_found(None);
     let schema = ctx.shared.schema.get();
     // (resolved first by PocketBase's collection rate-limit middleware)
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or_default())
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some("Missing or invalid collection context.")))?;
+    let coll = collection(&schema, &req, CollectionOf::Files)?;
     let record_id = req.param("recordId").unwrap_or_default();
     let filename = req.param("filename").unwrap_or_default().to_string();
     if !files::safe_segment(record_id) || !files::safe_segment(&filename) {
@@ -282,7 +279,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .map_or(0, |d| d.as_secs() as i64);
     let key = served_path.to_string_lossy().into_owned();
     let mut resp = serve::respond(
-        &req,
+        &crate::apis::extract::conditional(&req),
         serve::Served {
             source: serve::Source::Local(file),
             size: meta.len(),
@@ -355,7 +352,7 @@ async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -
         }
     }
     let mut resp = serve::respond(
-        req,
+        &crate::apis::extract::conditional(req),
         serve::Served {
             size: attrs.size,
             modified: attrs.modified_ms / 1000,

@@ -99,7 +99,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         pocketbun_storage::collections::gojson::write_str(&mut data, &error);
     }
     data.push('}');
-    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
+    let ip = crate::apis::extract::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
     let sent = match crate::cluster::elsewhere(&ctx.shared.realtime, &state) {
         // the SSE client is on another node of the cluster (`--nats`)
         Some(node) => {

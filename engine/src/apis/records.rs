@@ -2,6 +2,7 @@
 //! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
 //! update, delete) are in [`crate::apis::record_write`].
 
+use crate::apis::extract::{collection, CollectionOf};
 use crate::apis::read_cache;
 use crate::apis::record_write;
 use crate::ctx::{AppCtx, Routes};
@@ -90,7 +91,6 @@ fn collection_body_limit(ctx: &AppCtx, params: &[(String, String)]) -> usize {
 }
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
-const MISSING_COLLECTION: &str = "Missing collection context.";
 
 /// Go's `strconv.ParseBool`.
 fn parse_bool(s: &str) -> Option<bool> {
@@ -114,11 +114,7 @@ pub(crate) fn respond(body: String) -> Response {
 
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let coll = collection(&schema, &req, CollectionOf::Any)?;
     let query = query_pairs(req.query());
     let caller = crate::apis::caller::caller(&ctx, &schema, &req, &query)?;
     let superuser = caller.superuser();
@@ -228,11 +224,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let coll = collection(&schema, &req, CollectionOf::Any)?;
     let id = req.param("id").unwrap_or("").to_string();
     if id.is_empty() {
         return Err(ApiError::not_found(None));
