@@ -91,12 +91,12 @@ impl PublicDir {
     /// Go's `FileFS`: `name`, or its `index.html` when it is a directory.
     fn file(&self, req: &Request, name: &str) -> ApiResult {
         let mut path = self.resolve(name).ok_or_else(not_found)?;
-        let mut meta = std::fs::metadata(&path).map_err(|_| not_found())?;
+        let mut meta = std::fs::metadata(&path).map_err(|e| not_found().caused_by(e))?;
         if meta.is_dir() {
             path = self
                 .resolve(&format!("{name}/{INDEX}"))
                 .ok_or_else(not_found)?;
-            meta = std::fs::metadata(&path).map_err(|_| not_found())?;
+            meta = std::fs::metadata(&path).map_err(|e| not_found().caused_by(e))?;
         }
         // a FIFO or device would block the worker or never end
         if !meta.is_file() {
@@ -106,7 +106,7 @@ impl PublicDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let file = std::fs::File::open(&path).map_err(|_| not_found())?;
+        let file = std::fs::File::open(&path).map_err(|e| not_found().caused_by(e))?;
         // the type is the original's, also when a compressed sibling is sent
         let ctype = match content_type_by_extension(&file_name) {
             Some(t) => t,

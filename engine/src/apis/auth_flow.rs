@@ -66,7 +66,7 @@ impl Body {
             .cpu
             .run(move || Body::parse_bytes(&ct, &body))
             .await
-            .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?
+            .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))?
     }
 
     fn parse_bytes(ct: &str, body: &[u8]) -> Result<Body, ApiError> {
@@ -80,7 +80,9 @@ impl Body {
             let text = String::from_utf8_lossy(body);
             for (k, v) in query_pairs(&text) {
                 if k == "@jsonPayload" {
-                    match crate::json_strict::from_slice(v.as_bytes()).map_err(|_| load())? {
+                    match crate::json_strict::from_slice(v.as_bytes())
+                        .map_err(|e| load().caused_by(e))?
+                    {
                         Value::Object(m) => out.extend(m),
                         Value::Null => {}
                         _ => return Err(load()),
@@ -140,7 +142,7 @@ impl Body {
             Some(Value::String(s)) if !s.is_empty() => s
                 .trim()
                 .parse()
-                .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED))),
+                .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e)),
             Some(Value::String(_)) => Ok(0),
             Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
         }
@@ -325,7 +327,7 @@ pub fn record_token(
         default_duration
     };
     token::issue(&claims, &key, duration)
-        .map_err(|_| ApiError::new(500, "Failed to create auth token."))
+        .map_err(|e| ApiError::new(500, "Failed to create auth token.").caused_by(e))
 }
 
 /// A new refreshable auth token.
@@ -588,7 +590,7 @@ async fn check_mfa(
                 Ok(())
             })
             .await
-            .map_err(|_| ApiError::new(500, "Failed to create MFA record"))?;
+            .map_err(|e| ApiError::new(500, "Failed to create MFA record").caused_by(e))?;
         return Ok(Some(id));
     }
 

@@ -135,7 +135,7 @@ async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         })
         .await
         .unwrap_or_else(|_| Err("the backup task was cancelled".into()));
-    outcome.map_err(|_| ApiError::bad_request(Some("Failed to create backup.")))?;
+    outcome.map_err(|e| ApiError::bad_request(Some("Failed to create backup.")).caused_by(e))?;
     Ok(Response::new(204))
 }
 
@@ -282,7 +282,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let attrs = bucket
                 .attributes(&key)
                 .await
-                .map_err(|_| ApiError::not_found(None))?;
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             let chunks = bucket.stream(&key, None);
             let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
                 match std::future::poll_fn(|cx| rx.poll_recv(cx)).await {
@@ -300,8 +300,11 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let Some(path) = backups::find(&dir, &key) else {
                 return Err(ApiError::not_found(None));
             };
-            let file = std::fs::File::open(&path).map_err(|_| ApiError::not_found(None))?;
-            let meta = file.metadata().map_err(|_| ApiError::not_found(None))?;
+            let file =
+                std::fs::File::open(&path).map_err(|e| ApiError::not_found(None).caused_by(e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             let stream = futures_util::stream::unfold(Some(file), |state| async move {
                 let mut file = state?;
                 let mut chunk = vec![0u8; 256 * 1024];

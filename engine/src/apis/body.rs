@@ -88,8 +88,7 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
         let mut out = Vec::new();
         for (key, value) in form_pairs(&req.body) {
             if key == "@jsonPayload" {
-                let v = crate::json_strict::from_slice(value.as_bytes())
-                    .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
+                let v = crate::json_strict::from_slice(value.as_bytes()).map_err(Unbound::from)?;
                 out.push(v);
             }
         }
@@ -238,7 +237,7 @@ pub fn infer_value(raw: &str) -> Value {
 /// once is its inferred value, a repeated one an array; `@jsonPayload` values are merged last.
 /// Linear in the number of pairs: keys are grouped through a hash index that keeps their
 /// first-seen order (a search of the group list per pair took 12 s for 100k keys).
-fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Result<(), ()> {
+fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Result<(), Unbound> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
@@ -264,29 +263,32 @@ fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Res
         data.insert(k, v);
     }
     for p in payloads {
-        match crate::json_strict::from_slice(p.as_bytes()) {
-            Ok(Value::Object(m)) => data.extend(m),
-            Ok(Value::Null) => {}
-            _ => return Err(()),
+        match crate::json_strict::from_slice(p.as_bytes())? {
+            Value::Object(m) => data.extend(m),
+            Value::Null => {}
+            // a JSON payload that is no object: nothing to say but that
+            _ => return Err(Unbound::default()),
         }
     }
     Ok(())
 }
 
 /// A JSON record body: its first value, an object or `null` (trailing bytes ignored).
-pub(crate) fn json_record_data(body: &[u8]) -> Result<Map<String, Value>, ()> {
+pub(crate) fn json_record_data(body: &[u8]) -> Result<Map<String, Value>, Unbound> {
     match crate::json_strict::first_value(body) {
         Some(Ok(Value::Object(m))) => Ok(m),
         Some(Ok(Value::Null)) => Ok(Map::new()),
-        _ => Err(()),
+        Some(Err(e)) => Err(e.into()),
+        // empty, or a value that is no object
+        _ => Err(Unbound::default()),
     }
 }
 
 /// An urlencoded record body bound with the URL query's values.
-pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, Value>, ()> {
+pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, Value>, Unbound> {
     // more than 10,000 fields in either: Go's form parser refuses (PocketBase's 400)
     if too_many_params(body) || too_many_params(query.as_bytes()) {
-        return Err(());
+        return Err(Unbound::default());
     }
     let mut pairs = form_pairs(body);
     pairs.extend(form_pairs(query.as_bytes()));
@@ -298,7 +300,7 @@ pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, V
 /// Parses a record request body (`Err`: PocketBase's bind failure). Form bodies also carry
 /// the URL query values, as Go's `Request.Form` does. Big bodies of every kind are parsed on
 /// the CPU pool ([`OFFLOAD_PARSE_BYTES`]).
-pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> {
+pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, Unbound> {
     let mut out = RecordBody::default();
     if !has_body(req) {
         return Ok(out);
@@ -319,8 +321,7 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
                     form_record_data(&body, &query)
                 }
             })
-            .await
-            .map_err(|_| ())??;
+            .await??;
         return Ok(out);
     }
     if json {
@@ -342,14 +343,18 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
             .shared
             .cpu
             .run(move || multipart_record_body(&ct, &body, &query))
-            .await
-            .map_err(|_| ())?;
+            .await?;
     }
-    Err(())
+    // a content type PocketBase does not bind
+    Err(Unbound::default())
 }
 
 /// A multipart record body: its files and its fields bound with the URL query's values.
-pub(crate) fn multipart_record_body(ct: &str, body: &[u8], query: &str) -> Result<RecordBody, ()> {
+pub(crate) fn multipart_record_body(
+    ct: &str,
+    body: &[u8],
+    query: &str,
+) -> Result<RecordBody, Unbound> {
     let mut out = RecordBody::default();
     let mut pairs = Vec::new();
     for part in crate::apis::multipart::parts(ct, body)? {
@@ -370,7 +375,7 @@ pub(crate) fn multipart_record_body(ct: &str, body: &[u8], query: &str) -> Resul
     }
     // form bodies also read the URL query, whose parameter limit then fails the request
     if too_many_params(query.as_bytes()) {
-        return Err(());
+        return Err(Unbound::default());
     }
     pairs.extend(form_pairs(query.as_bytes()));
     bind_form(pairs, &mut out.data)?;

@@ -101,7 +101,7 @@ async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 index_names(conn)?,
             ))
         })
-        .map_err(|_| ApiError::bad_request(None))?;
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
 
     let full_scan = plan
         .iter()

@@ -50,7 +50,7 @@ async fn file_token(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .ok_or_else(unauthorized)?;
     let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?.ok_or_else(unauthorized)?;
     let token = flow::record_token(&loaded, token::TYPE_FILE, &[], 0)
-        .map_err(|_| ApiError::new(500, "Failed to generate file token."))?;
+        .map_err(|e| ApiError::new(500, "Failed to generate file token.").caused_by(e))?;
     let mut body = Map::new();
     body.insert("token".into(), Value::String(token));
     Ok(json_response(200, &body))
@@ -208,7 +208,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     };
     let thumb = query_get(&query, "thumb");
     let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
-    if let Fs::S3(fs) = files::record_fs(&ctx.shared).map_err(|_| not_found())? {
+    if let Fs::S3(fs) = files::record_fs(&ctx.shared).map_err(|e| not_found().caused_by(e))? {
         let prefix = files::dir_key(&ctx.shared, &dir).ok_or_else(not_found)?;
         let wanted = S3Download {
             prefix,
@@ -227,7 +227,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         if std::fs::metadata(&original).is_err() {
             return Err(not_found());
         }
-        let ctype = files::content_type(&original).map_err(|_| not_found())?;
+        let ctype = files::content_type(&original).map_err(|e| not_found().caused_by(e))?;
         if thumbs::IMAGE_TYPES.contains(&ctype.as_str()) {
             let name = format!("{thumb}_{filename}");
             let path = dir.join(format!("thumbs_{filename}")).join(&name);
@@ -266,12 +266,12 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
     }
 
-    let file = std::fs::File::open(&served_path).map_err(|_| not_found())?;
-    let meta = file.metadata().map_err(|_| not_found())?;
+    let file = std::fs::File::open(&served_path).map_err(|e| not_found().caused_by(e))?;
+    let meta = file.metadata().map_err(|e| not_found().caused_by(e))?;
     if !meta.is_file() {
         return Err(not_found());
     }
-    let content_type = files::content_type(&served_path).map_err(|_| not_found())?;
+    let content_type = files::content_type(&served_path).map_err(|e| not_found().caused_by(e))?;
     let modified = meta
         .modified()
         .ok()
@@ -310,7 +310,10 @@ struct S3Download<'a> {
 async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -> ApiResult {
     let not_found = || ApiError::not_found(None);
     let original = format!("{}/{}", d.prefix, d.filename);
-    let mut attrs = fs.attributes(&original).await.map_err(|_| not_found())?;
+    let mut attrs = fs
+        .attributes(&original)
+        .await
+        .map_err(|e| not_found().caused_by(e))?;
     let mut served_key = original.clone();
     let mut served_name = d.filename.to_string();
     if let Some(size) = d.thumb {

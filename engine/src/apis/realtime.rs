@@ -66,7 +66,7 @@ fn bind(req: &Request) -> Result<Form, ApiError> {
             Some(v) => serde_json::from_value(v).map_err(|e| bad_request().caused_by(e)),
         },
         "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(&req.body).map_err(|_| bad_request())?;
+            let text = std::str::from_utf8(&req.body).map_err(|e| bad_request().caused_by(e))?;
             let mut form = Form::default();
             for part in text.split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = part.split_once('=').unwrap_or((part, ""));

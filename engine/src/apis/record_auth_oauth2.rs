@@ -233,7 +233,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                     let plain = random::random_string(30);
                     let hash = password::hash(&ctx.shared.cpu, plain, password::cost_of(&coll))
                         .await
-                        .map_err(|_| failed())?;
+                        .map_err(|e| failed().caused_by(e))?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
                     sets.push((
@@ -264,12 +264,12 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         Ok(())
                     })
                     .await
-                    .map_err(|_| failed())?;
+                    .map_err(|e| failed().caused_by(e))?;
             }
             if !sets.is_empty() {
                 flow::update_record(&ctx, &coll, &id, sets)
                     .await
-                    .map_err(|_| failed())?;
+                    .map_err(|e| failed().caused_by(e))?;
             }
             if link_kept {
                 // the link exists: nothing to add
@@ -317,7 +317,7 @@ async fn finish(
                 Ok(())
             })
             .await
-            .map_err(|_| ApiError::bad_request(Some("Failed to authenticate.")))?;
+            .map_err(|e| ApiError::bad_request(Some("Failed to authenticate.")).caused_by(e))?;
     }
     let loaded = find_by_id(ctx, coll, record_id)?.ok_or_else(ApiError::internal)?;
     let token = flow::auth_token(&loaded)?;
@@ -482,7 +482,7 @@ async fn sign_up(
             vec![("verified".into(), SqlValue::Integer(1))],
         )
         .await
-        .map_err(|_| failed())?;
+        .map_err(|e| failed().caused_by(e))?;
     }
     Ok(id)
 }

@@ -43,7 +43,9 @@ fn write_input(ctx: &AppCtx, schema: &SchemaPair, req: &Request) -> Result<Write
 /// PocketBase's 400 for the request's content type).
 fn unread_body<'a>(ctx: &'a AppCtx, req: &'a Request) -> BodyInput<'a> {
     BodyInput::Unread(Box::pin(async move {
-        record_body(ctx, req).await.map_err(|_| body_error(req))
+        record_body(ctx, req)
+            .await
+            .map_err(|unbound| unbound.behind(body_error(req)))
     }))
 }
 

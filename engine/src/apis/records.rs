@@ -103,7 +103,8 @@ fn parse_bool(s: &str) -> Option<bool> {
 
 /// Go's `strconv.Atoi` of a non-empty parameter (`Err`: PocketBase's 400).
 fn parse_int(s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>().map_err(|_| ApiError::bad_request(None))
+    s.parse::<i64>()
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))
 }
 
 /// A 200 JSON body: the encoded response (`fields=` is applied to it on the way out, as
@@ -195,7 +196,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 };
                 Ok((items, total))
             })
-            .map_err(|_| ApiError::bad_request(None))?
+            .map_err(|e| ApiError::bad_request(None).caused_by(e))?
     };
 
     let cpu = &ctx.shared.cpu;
@@ -249,7 +250,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 .queries
                 .borrow_mut()
                 .condition(&schema.query, &coll.name, rule, &caller.info, true)
-                .map_err(|_| ApiError::not_found(None))?;
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             match cond.constant {
                 // the rule folded for this caller: FALSE finds no record (PocketBase's 404),
                 // TRUE reads the record as without a rule
@@ -271,7 +272,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                     &coll, &mut stmt, &params, superuser, &mut out, "", &mut big,
                 )?)
             })
-            .map_err(|_| ApiError::not_found(None))?;
+            .map_err(|e| ApiError::not_found(None).caused_by(e))?;
         if found == 0 {
             return Err(ApiError::not_found(None));
         }
@@ -285,7 +286,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let mut stmt = conn.prepare_cached(&sql)?;
             Ok(arena.load(&coll, &mut stmt, &params)?)
         })
-        .map_err(|_| ApiError::not_found(None))?;
+        .map_err(|e| ApiError::not_found(None).caused_by(e))?;
     if found.is_empty() {
         return Err(ApiError::not_found(None));
     }

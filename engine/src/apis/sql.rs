@@ -84,6 +84,7 @@ async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 reader.read_with_timeout(QUERY_TIMEOUT, |conn| read_rows(conn, &query))
             })
             .await
+            // no cause: the CPU pool's `Canceled` only says the task never ran
             .map_err(|_| StorageError::new(ErrorKind::Internal, "the query was cancelled"))
             .and_then(|r| r)
     };

@@ -114,6 +114,7 @@ pub async fn check(cpu: &CpuPool, plain: String, hash: String) -> bool {
 pub async fn hash(cpu: &CpuPool, plain: String, cost: u32) -> Result<String, String> {
     cpu.run(move || make(&plain, cost))
         .await
+        // no cause: the CPU pool's `Canceled` only says the task never ran
         .map_err(|_| "the password hashing pool is gone".to_string())?
 }
 

@@ -269,6 +269,7 @@ async fn ask(node: String, req: &NodeRequest) -> Result<NodeReply, String> {
     let (reply, answer) = oneshot::channel();
     link.tx
         .try_send(Cmd::Request { node, body, reply })
+        // no cause: a full queue hands the command back, nothing more
         .map_err(|_| "the queue to NATS is full".to_string())?;
     answer
         .await

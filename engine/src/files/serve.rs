@@ -247,6 +247,12 @@ pub enum RangeError {
     NoOverlap,
 }
 
+/// A number of a `Range` header; not one: the header is invalid (Go answers the same fixed
+/// text whatever the reason, so there is no cause to keep).
+fn int(s: &str) -> Result<i64, RangeError> {
+    s.parse().map_err(|_| RangeError::Invalid)
+}
+
 /// Go's `parseRange` of a `Range` header value against a body of `size` bytes.
 pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
     if s.is_empty() {
@@ -267,7 +273,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             if end.is_empty() || end.starts_with('-') {
                 return Err(RangeError::Invalid);
             }
-            let mut i: i64 = end.parse().map_err(|_| RangeError::Invalid)?;
+            let mut i = int(end)?;
             if i < 0 {
                 return Err(RangeError::Invalid);
             }
@@ -277,7 +283,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
                 len: i as u64,
             }
         } else {
-            let i: i64 = start.parse().map_err(|_| RangeError::Invalid)?;
+            let i = int(start)?;
             if i < 0 {
                 return Err(RangeError::Invalid);
             }
@@ -288,7 +294,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             let len = if end.is_empty() {
                 size_i - i
             } else {
-                let e: i64 = end.parse().map_err(|_| RangeError::Invalid)?;
+                let e = int(end)?;
                 if i > e {
                     return Err(RangeError::Invalid);
                 }

@@ -119,7 +119,7 @@ fn value_bytes(v: &SqlVal) -> usize {
 fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
     ctx.reader
         .read(|conn| Ok(super::row_by_id(conn, coll, id)?))
-        .map_err(|_| ApiError::not_found(None))
+        .map_err(|e| ApiError::not_found(None).caused_by(e))
 }
 
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
@@ -821,7 +821,7 @@ pub async fn prepare_upsert(
         let errs = ctx
             .reader
             .read(|conn| Ok(validate::fields(&draft, &collections, conn)?))
-            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
         if !errs.is_empty() {
             return Err(failed(fail_msg, errs));
         }
@@ -836,7 +836,7 @@ pub async fn prepare_upsert(
                 };
                 let hash = crate::auth::password::hash(&ctx.core.cpu, plain.clone(), cost)
                     .await
-                    .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+                    .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
                     *h = hash;
                 }
@@ -881,7 +881,7 @@ pub async fn prepare_upsert(
     if !to_write.is_empty() {
         files::write_all(ctx, &dir, to_write)
             .await
-            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
     }
 
     let id = draft.id();

@@ -125,6 +125,7 @@ pub fn start(config: Config) -> Result<(), String> {
             config_path,
             thread: Mutex::new(Some(thread)),
         })
+        // no cause: `OnceLock::set` hands back the value it refused
         .map_err(|_| "replication is already running".to_string())
 }
 
