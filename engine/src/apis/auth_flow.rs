@@ -3,7 +3,6 @@
 //! rule, MFA, the record JSON with expand, new-login alerts).
 
 use crate::apis::body::OFFLOAD_PARSE_BYTES;
-use crate::auth::cleanup::{after_auth_update, auth_state, new_token_key};
 use crate::auth::token;
 use crate::ctx::AppCtx;
 use crate::error::{json_response, ApiError, ApiResult};
@@ -818,21 +817,30 @@ pub async fn update_record(
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
-    let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
+    let schema = ctx.shared.schema.get();
+    let collections = schema.collections.clone();
+    let current = collections.get(&coll.id).cloned();
+    // the write hooks see the collection as it is now, or as the caller had it
+    let hooked = current.clone().unwrap_or_else(|| Arc::new(coll.clone()));
+    let hooks = ctx.shared.record_hooks.clone();
     let rid = id.to_string();
-    let table_name = coll.name.clone();
-    let coll_id = coll.id.clone();
-    let fresh_key = new_token_key(coll);
     let event = ctx
         .shared
         .store
         .writer()
         .submit(move |conn| {
-            let table = Ident(&table_name);
-            let before = auth_state(conn, table, &rid)?;
-            conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
-            if let Some(before) = before {
-                after_auth_update(conn, table, &coll_id, &rid, before, move || fresh_key)?;
+            use crate::records::event::{Action, RowWrite};
+            let row = RowWrite {
+                action: Action::Update,
+                collection: &hooked,
+                id: &rid,
+                schema: &collections,
+            };
+            let memos = hooks.before_write(conn, &row)?;
+            let changed =
+                conn.execute(&sql, pocketbun_storage::rusqlite::params_from_iter(values))?;
+            if changed > 0 {
+                hooks.after_write(conn, &row, memos)?;
             }
             Ok(match current {
                 Some(c) => crate::records::event::RecordEvent::load(

@@ -542,6 +542,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         )));
     }
     let collections = ctx.shared.schema.get().collections.clone();
+    let hooks = ctx.hooks.clone();
     let events = crate::records::save::write_job(&ctx, move |conn| {
         let ids: Vec<String> = {
             let sql = format!(
@@ -554,7 +555,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         };
         let mut events = Vec::new();
         for id in ids {
-            crate::records::save::delete_record(conn, &collections, &coll, &id, &mut events)?;
+            crate::records::save::delete_record(conn, &collections, &coll, &id, &hooks, &mut events)?;
         }
         Ok(events)
     })

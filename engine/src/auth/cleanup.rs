@@ -1,7 +1,9 @@
-//! What follows any update of an auth record, whichever path made it (an auth flow, the
-//! records API, a batch): PocketBase's record-update hooks for auth collections, run in the
-//! same writer transaction as the update.
+//! What follows any update or delete of an auth record, whichever path made it (an auth
+//! flow, the records API, a batch, a cascade): PocketBase's record hooks for auth
+//! collections, run in the same writer transaction as the write (as the write hook
+//! `records::auth_hooks::AuthCleanup`).
 
+use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::random;
 use pocketbun_storage::rusqlite::{params, OptionalExtension};
@@ -66,6 +68,28 @@ pub fn after_auth_update(
             conn.execute(
                 &format!("DELETE FROM {t} {by_record}"),
                 params![coll_id, id],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// What PocketBase's record delete hooks remove with a deleted auth record: its provider
+/// links, known login origins, MFA sessions and OTPs (each table only where `schema` has it).
+pub fn after_auth_delete(
+    conn: &pocketbun_storage::rusqlite::Connection,
+    schema: &Collections,
+    coll_id: &str,
+    id: &str,
+) -> pocketbun_storage::rusqlite::Result<()> {
+    for table in ["_externalAuths", "_authOrigins", "_mfas", "_otps"] {
+        if schema.by_name(table).is_some() {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {} WHERE `collectionRef` = ?1 AND `recordRef` = ?2",
+                    Ident(table)
+                ),
+                [coll_id, id],
             )?;
         }
     }
