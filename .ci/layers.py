@@ -6,6 +6,9 @@ edge between top-level modules, and fails when
 
   * an edge points upward (a lower layer naming a higher one), or
   * the modules of one layer import each other in a cycle,
+  * a module below the api layer names `pocketbun_http::Request` or `RequestHead` (no domain
+    function takes an HTTP request: the api layer's extractors, `apis/extract.rs`, turn one
+    into the domain's typed inputs),
 
 unless the edge is listed in `.ci/layers-debt.txt`, the debt the layering still has to pay.
 The list is a ratchet: an entry whose edge no longer exists also fails the check, so every
@@ -40,6 +43,11 @@ LAYERS = {
 }
 NAMES = {3: "api", 2: "domain", 1: "data", 0: "foundation"}
 CRATE_PATH = re.compile(r"\bcrate::([a-z_0-9]+)")
+# `pocketbun_http::Request`, `pocketbun_http::request::RequestHead`, or either inside a
+# `use pocketbun_http::{…}` group
+HTTP_REQUEST = re.compile(
+    r"\bpocketbun_http::(?:request::)?(?:\{[^}]*\bRequest(?:Head)?\b[^}]*\}|Request(?:Head)?\b)"
+)
 COMMENT = re.compile(r"//[^\n]*")
 
 
@@ -62,6 +70,21 @@ def edges():
                 if target != module and target in LAYERS:
                     found[(src, target)].add(os.path.relpath(path, ROOT))
     return found
+
+
+def http_requests():
+    """Files below the api layer that name an HTTP request type."""
+    found = []
+    for dirpath, _, files in os.walk(SRC):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".rs") or LAYERS.get(top_module(path), 3) >= 3:
+                continue
+            with open(path, encoding="utf-8") as f:
+                text = COMMENT.sub("", f.read())
+            if HTTP_REQUEST.search(text):
+                found.append(os.path.relpath(path, ROOT))
+    return sorted(found)
 
 
 def cycles(graph):
@@ -159,6 +182,11 @@ def main():
         status = 1
     for a, b in sorted(debt - bad):
         print(f"layers: {a} -> {b} no longer breaks the layering; take it off .ci/layers-debt.txt")
+        status = 1
+    for path in http_requests():
+        layer = NAMES[LAYERS[top_module(os.path.join(ROOT, path))]]
+        print(f"layers: {path} ({layer}) names pocketbun_http's Request; take a typed input "
+              "built by an extractor in apis/extract.rs instead")
         status = 1
     if status == 0:
         print(f"layers: ok ({len(found)} module edges, {len(debt)} listed as debt)")

@@ -65,7 +65,7 @@ fn superuser_ip_check(ctx: &AppCtx, req: &Request) -> Result<(), ApiError> {
     if !ctx.auth(req).is_some_and(|a| a.is_superuser()) {
         return Ok(());
     }
-    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+    let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
     if crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
         return Ok(());
     }
@@ -145,7 +145,7 @@ impl Service for App {
         let log = crate::logs::PendingRequest::begin(
             &self.ctx.shared.logs,
             &self.ctx.shared.settings,
-            &req,
+            || crate::apis::extract::request_meta(&req),
         );
         let dev_line = self
             .ctx

@@ -2,7 +2,6 @@
 //! with IPs written as Go's `netip.Addr.StringExpanded` does. Used by the request log, the
 //! realtime subscriptions, the auth flows and the rate limiter.
 
-use pocketbun_http::Request;
 use std::net::IpAddr;
 
 /// The `trustedProxy` settings: which headers name the client, and which end of their list.
@@ -13,18 +12,28 @@ pub struct TrustedProxyConfig {
     pub use_leftmost_ip: bool,
 }
 
-/// The client IP: the first trusted proxy header naming a valid IP, else the peer address.
-pub fn client_ip(proxy: &TrustedProxyConfig, req: &Request) -> String {
-    real_ip(proxy, req).unwrap_or_else(|| expanded(req.peer.ip()))
+/// The client IP: the first trusted proxy header naming a valid IP, else the `peer` address.
+/// `last_header` gives the last value of a request header (`apis::extract::client_ip` is
+/// this for a request).
+pub fn client_ip<'a>(
+    proxy: &TrustedProxyConfig,
+    peer: IpAddr,
+    last_header: impl Fn(&str) -> Option<&'a str>,
+) -> String {
+    real_ip(proxy, last_header).unwrap_or_else(|| expanded(peer))
 }
 
-/// The client IP from the trusted proxy headers (`trustedProxy.headers`), if any names one.
+/// The client IP from the trusted proxy headers (`trustedProxy.headers`), if any names one;
+/// `last_header` gives a request header's last value.
 ///
 /// Of a repeated header the last one counts (the one the proxy controls); of its
 /// comma-separated list the rightmost valid IP, or the leftmost with `useLeftmostIP`.
-pub fn real_ip(proxy: &TrustedProxyConfig, req: &Request) -> Option<String> {
+pub fn real_ip<'a>(
+    proxy: &TrustedProxyConfig,
+    last_header: impl Fn(&str) -> Option<&'a str>,
+) -> Option<String> {
     for name in &proxy.headers {
-        let Some(list) = req.head.headers.get_all(name).last() else {
+        let Some(list) = last_header(name) else {
             continue;
         };
         if list.is_empty() {

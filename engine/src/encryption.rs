@@ -40,13 +40,19 @@ impl SettingsKey {
     }
 }
 
+/// The error of a failed `ring` call: `ring::error::Unspecified` says nothing by design (no
+/// cause to keep), so the step that failed is the whole message.
+fn failed(step: &'static str) -> impl FnOnce(ring::error::Unspecified) -> String {
+    move |ring::error::Unspecified| step.to_string()
+}
+
 fn cipher(key: &[u8]) -> Result<LessSafeKey, String> {
     let alg = match key.len() {
         16 => &AES_128_GCM,
         32 => &AES_256_GCM,
         n => return Err(format!("crypto/aes: invalid key size {n}")),
     };
-    let unbound = UnboundKey::new(alg, key).map_err(|_| "invalid key".to_string())?;
+    let unbound = UnboundKey::new(alg, key).map_err(failed("invalid key"))?;
     Ok(LessSafeKey::new(unbound))
 }
 
@@ -58,7 +64,7 @@ pub fn encrypt(plain: &[u8], key: &[u8]) -> Result<String, String> {
     use ring::rand::SecureRandom;
     ring::rand::SystemRandom::new()
         .fill(&mut nonce)
-        .map_err(|_| "no random bytes for the nonce".to_string())?;
+        .map_err(failed("no random bytes for the nonce"))?;
     let mut sealed = plain.to_vec();
     cipher
         .seal_in_place_append_tag(
@@ -66,7 +72,7 @@ pub fn encrypt(plain: &[u8], key: &[u8]) -> Result<String, String> {
             Aad::empty(),
             &mut sealed,
         )
-        .map_err(|_| "encryption failed".to_string())?;
+        .map_err(failed("encryption failed"))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     Ok(base64::engine::general_purpose::STANDARD.encode(out))
@@ -83,10 +89,10 @@ pub fn decrypt(text: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
         return Err("cipher: message authentication failed".into());
     }
     let mut sealed = raw.split_off(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(&raw).map_err(|_| "bad nonce".to_string())?;
+    let nonce = Nonce::try_assume_unique_for_key(&raw).map_err(failed("bad nonce"))?;
     let plain = cipher
         .open_in_place(nonce, Aad::empty(), &mut sealed)
-        .map_err(|_| "cipher: message authentication failed".to_string())?;
+        .map_err(failed("cipher: message authentication failed"))?;
     Ok(plain.to_vec())
 }
 

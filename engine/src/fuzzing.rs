@@ -41,7 +41,7 @@ fn request(content_type: &str, query: &str, body: &[u8]) -> Request {
 }
 
 /// Binds a body the way record create/update does.
-fn bind(req: &Request) -> Result<RecordBody, ()> {
+fn bind(req: &Request) -> Result<RecordBody, crate::apis::body::Unbound> {
     let ct = req.header("content-type").unwrap_or("");
     if ct.starts_with("multipart/form-data") {
         return multipart_record_body(ct, &req.body, req.query());

@@ -56,7 +56,9 @@ impl CpuPool {
                 let _ = done.send(value);
             }
         });
+        // no cause: a failed send only hands the task back (the pool is gone)
         self.tx.send(task).map_err(|_| Canceled)?;
+        // no cause: a dropped answer only says the task never answered
         answer.await.map_err(|_| Canceled)
     }
 }

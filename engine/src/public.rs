@@ -16,7 +16,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::files::serve::{self as content, Plan, Segment, Source};
-use pocketbun_http::{Body, Method, Request, Response};
+use pocketbun_http::{Body, Request, Response};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -91,12 +91,12 @@ impl PublicDir {
     /// Go's `FileFS`: `name`, or its `index.html` when it is a directory.
     fn file(&self, req: &Request, name: &str) -> ApiResult {
         let mut path = self.resolve(name).ok_or_else(not_found)?;
-        let mut meta = std::fs::metadata(&path).map_err(|_| not_found())?;
+        let mut meta = std::fs::metadata(&path).map_err(|e| not_found().caused_by(e))?;
         if meta.is_dir() {
             path = self
                 .resolve(&format!("{name}/{INDEX}"))
                 .ok_or_else(not_found)?;
-            meta = std::fs::metadata(&path).map_err(|_| not_found())?;
+            meta = std::fs::metadata(&path).map_err(|e| not_found().caused_by(e))?;
         }
         // a FIFO or device would block the worker or never end
         if !meta.is_file() {
@@ -106,7 +106,7 @@ impl PublicDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let file = std::fs::File::open(&path).map_err(|_| not_found())?;
+        let file = std::fs::File::open(&path).map_err(|e| not_found().caused_by(e))?;
         // the type is the original's, also when a compressed sibling is sent
         let ctype = match content_type_by_extension(&file_name) {
             Some(t) => t,
@@ -205,13 +205,8 @@ fn respond(req: &Request, v: Variant, ctype: &str, vary: bool) -> Response {
     if vary {
         resp.headers.push(("Vary".into(), "Accept-Encoding".into()));
     }
-    let plan = content::plan_with_etag(
-        req.method(),
-        |h| req.header(h),
-        v.modified,
-        v.size,
-        Some(&etag),
-    );
+    let cond = content::Conditional::new(req.method(), req.head.headers.iter());
+    let plan = content::plan_with_etag(&cond, v.modified, v.size, Some(&etag));
     match plan {
         Plan::NotModified => {
             // PocketBase (no ETag) keeps Last-Modified on a 304; so does PocketBun
@@ -240,7 +235,7 @@ fn respond(req: &Request, v: Variant, ctype: &str, vary: bool) -> Response {
     }
     resp.set_header("Content-Type", ctype.to_string());
     let (segments, len) = content::plan_segments(&plan, v.size, ctype, &mut resp);
-    if *req.method() != Method::Head {
+    if !cond.head {
         for seg in &segments {
             if let Segment::File(r) = seg {
                 content::read_ahead(&v.file, *r);

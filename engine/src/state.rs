@@ -54,3 +54,36 @@ impl Core {
         crate::files::dir_key(self.store.dir(), dir)
     }
 }
+
+/// A process state over `dir` (a fresh `pb_data` is created there when it is empty), with its
+/// own settings key and password scheme: nothing is shared with another `Core` of the same
+/// process.
+#[cfg(test)]
+pub(crate) fn open_core(
+    dir: &std::path::Path,
+    key: crate::encryption::SettingsKey,
+    password_scheme: crate::auth::password::Scheme,
+) -> Result<Arc<Core>, pocketbun_storage::StorageError> {
+    let store = Arc::new(pocketbun_storage::Store::open(dir, Default::default())?);
+    let collections = store
+        .reader()?
+        .read(pocketbun_storage::collections::Collections::load)?;
+    Ok(Arc::new(Core {
+        body_limit: 32 << 20,
+        replication: Default::default(),
+        cpu: crate::offload::CpuPool::new(1).map_err(|e| {
+            pocketbun_storage::StorageError::new(
+                pocketbun_storage::ErrorKind::Internal,
+                e.to_string(),
+            )
+        })?,
+        schema: crate::schema::SchemaState::new(collections),
+        settings: crate::settings::SettingsCell::load(&store, key)?,
+        store,
+        app_store: Default::default(),
+        backup_slot: Default::default(),
+        password_scheme,
+        logs: Default::default(),
+        files: Default::default(),
+    }))
+}

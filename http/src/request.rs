@@ -78,6 +78,15 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The last value of `name` (what a proxy appended last).
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.entries
             .iter()

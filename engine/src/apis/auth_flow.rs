@@ -3,7 +3,6 @@
 //! rule, MFA, the record JSON with expand, new-login alerts).
 
 use crate::apis::body::OFFLOAD_PARSE_BYTES;
-use crate::auth::cleanup::{after_auth_update, auth_state, new_token_key};
 use crate::auth::token;
 use crate::ctx::AppCtx;
 use crate::error::{json_response, ApiError, ApiResult};
@@ -23,7 +22,6 @@ use serde_json::{Map, Value};
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub const MISSING_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
 
@@ -36,13 +34,8 @@ pub const CONTEXT_OAUTH2: &str = "oauth2";
 
 /// The auth collection named by the `{collection}` path parameter (404 otherwise).
 pub fn auth_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let schema = ctx.shared.schema.get();
-    schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .filter(|c| c.is_auth())
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_AUTH_COLLECTION)))
+    use crate::apis::extract::{collection, CollectionOf};
+    collection(&ctx.shared.schema.get(), req, CollectionOf::Auth)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -72,7 +65,7 @@ impl Body {
             .cpu
             .run(move || Body::parse_bytes(&ct, &body))
             .await
-            .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?
+            .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))?
     }
 
     fn parse_bytes(ct: &str, body: &[u8]) -> Result<Body, ApiError> {
@@ -86,7 +79,9 @@ impl Body {
             let text = String::from_utf8_lossy(body);
             for (k, v) in query_pairs(&text) {
                 if k == "@jsonPayload" {
-                    match crate::json_strict::from_slice(v.as_bytes()).map_err(|_| load())? {
+                    match crate::json_strict::from_slice(v.as_bytes())
+                        .map_err(|e| load().caused_by(e))?
+                    {
                         Value::Object(m) => out.extend(m),
                         Value::Null => {}
                         _ => return Err(load()),
@@ -146,7 +141,7 @@ impl Body {
             Some(Value::String(s)) if !s.is_empty() => s
                 .trim()
                 .parse()
-                .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED))),
+                .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e)),
             Some(Value::String(_)) => Ok(0),
             Some(_) => Err(ApiError::bad_request(Some(LOAD_FAILED))),
         }
@@ -325,7 +320,7 @@ pub fn record_token(
         default_duration
     };
     token::issue(&claims, &key, duration)
-        .map_err(|_| ApiError::new(500, "Failed to create auth token."))
+        .map_err(|e| ApiError::new(500, "Failed to create auth token.").caused_by(e))
 }
 
 /// A new refreshable auth token.
@@ -454,7 +449,7 @@ pub async fn respond(
     let coll = loaded.coll().clone();
     let settings = ctx.shared.settings.get();
     if coll.name == token::SUPERUSERS && !settings.superuser_ips.is_empty() {
-        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+        let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(ApiError::forbidden(None));
         }
@@ -577,7 +572,7 @@ async fn check_mfa(
                 Ok(())
             })
             .await
-            .map_err(|_| ApiError::new(500, "Failed to create MFA record"))?;
+            .map_err(|e| ApiError::new(500, "Failed to create MFA record").caused_by(e))?;
         return Ok(Some(id));
     }
 
@@ -633,7 +628,7 @@ const MAX_AUTH_ORIGINS: usize = 5;
 async fn auth_alert(ctx: &Rc<AppCtx>, req: &Request, loaded: &Loaded) -> Result<(), String> {
     use md5::Digest as _;
     let settings = ctx.shared.settings.get();
-    let ip = crate::client_ip::client_ip(&settings.trusted_proxy, req);
+    let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, req);
     let mut agent = req.header("user-agent").unwrap_or("").to_string();
     if agent.len() > 200 {
         let mut cut = 200;
@@ -765,21 +760,29 @@ pub async fn update_record(
     let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
-    let current = ctx.shared.schema.get().collections.get(&coll.id).cloned();
+    let schema = ctx.shared.schema.get();
+    let collections = schema.collections.clone();
+    let current = collections.get(&coll.id).cloned();
+    // the write hooks see the collection as it is now, or as the caller had it
+    let hooked = current.clone().unwrap_or_else(|| Arc::new(coll.clone()));
+    let hooks = ctx.shared.record_hooks.clone();
     let rid = id.to_string();
-    let table_name = coll.name.clone();
-    let coll_id = coll.id.clone();
-    let fresh_key = new_token_key(coll);
     let event = ctx
         .shared
         .store
         .writer()
         .submit(move |conn| {
-            let table = table_name.as_str();
-            let before = auth_state(conn, table, &rid)?;
-            crate::recstore::rows::run_update(conn, &sql, values)?;
-            if let Some(before) = before {
-                after_auth_update(conn, table, &coll_id, &rid, before, move || fresh_key)?;
+            use crate::records::event::{Action, RowWrite};
+            let row = RowWrite {
+                action: Action::Update,
+                collection: &hooked,
+                id: &rid,
+                schema: &collections,
+            };
+            let memos = hooks.before_write(conn, &row)?;
+            let changed = crate::recstore::rows::run_update(conn, &sql, values)?;
+            if changed > 0 {
+                hooks.after_write(conn, &row, memos)?;
             }
             Ok(match current {
                 Some(c) => crate::records::event::RecordEvent::load(

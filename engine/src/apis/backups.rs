@@ -135,7 +135,7 @@ async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         })
         .await
         .unwrap_or_else(|_| Err("the backup task was cancelled".into()));
-    outcome.map_err(|_| ApiError::bad_request(Some("Failed to create backup.")))?;
+    outcome.map_err(|e| ApiError::bad_request(Some("Failed to create backup.")).caused_by(e))?;
     Ok(Response::new(204))
 }
 
@@ -145,8 +145,9 @@ fn load_failed() -> ApiError {
 
 /// The JSON body (an empty body is an empty object).
 fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
+    let empty = || serde_json::Value::Object(Default::default());
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(Default::default()));
+        return Ok(empty());
     }
     let ct = req
         .header("content-type")
@@ -156,7 +157,7 @@ fn body_json(req: &Request) -> Result<serde_json::Value, ApiError> {
         // form bodies carry no name PocketBun understands here: same as an empty body
         return Ok(serde_json::Value::Object(Default::default()));
     }
-    crate::json_strict::from_slice(&req.body).map_err(|_| load_failed())
+    Ok(crate::apis::body::json(req)?.unwrap_or_else(empty))
 }
 
 async fn upload(ctx: Rc<AppCtx>, mut req: Request) -> ApiResult {
@@ -270,7 +271,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     let settings = ctx.shared.settings.get();
     if !settings.superuser_ips.is_empty() {
-        let ip = crate::client_ip::client_ip(&settings.trusted_proxy, &req);
+        let ip = crate::apis::extract::client_ip(&settings.trusted_proxy, &req);
         if !crate::client_ip::ip_in_list(&settings.superuser_ips, &ip) {
             return Err(insufficient());
         }
@@ -281,7 +282,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let attrs = bucket
                 .attributes(&key)
                 .await
-                .map_err(|_| ApiError::not_found(None))?;
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             let chunks = bucket.stream(&key, None);
             let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
                 match std::future::poll_fn(|cx| rx.poll_recv(cx)).await {
@@ -299,8 +300,11 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let Some(path) = backups::find(&dir, &key) else {
                 return Err(ApiError::not_found(None));
             };
-            let file = std::fs::File::open(&path).map_err(|_| ApiError::not_found(None))?;
-            let meta = file.metadata().map_err(|_| ApiError::not_found(None))?;
+            let file =
+                std::fs::File::open(&path).map_err(|e| ApiError::not_found(None).caused_by(e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             let stream = futures_util::stream::unfold(Some(file), |state| async move {
                 let mut file = state?;
                 let mut chunk = vec![0u8; 256 * 1024];

@@ -424,8 +424,8 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         ctx.shared
             .cpu
             .run(move || {
-                let data = json_record_data(&body)
-                    .map_err(|_| ApiError::bad_request(Some(READ_FAILED)))?;
+                let data =
+                    json_record_data(&body).map_err(|unbound| unbound.answer(Some(READ_FAILED)))?;
                 let items = read_items(RecordBody {
                     data,
                     uploads: Vec::new(),
@@ -434,11 +434,11 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 Ok::<_, ApiError>(items)
             })
             .await
-            .map_err(|_| ApiError::bad_request(Some(READ_FAILED)))??
+            .map_err(|e| ApiError::bad_request(Some(READ_FAILED)).caused_by(e))??
     } else {
         let body = record_body(&ctx, &req)
             .await
-            .map_err(|_| ApiError::bad_request(Some(READ_FAILED)))?;
+            .map_err(|unbound| unbound.answer(Some(READ_FAILED)))?;
         let items = read_items(body)?;
         validate(&items, max)?;
         items

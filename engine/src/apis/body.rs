@@ -13,6 +13,55 @@ use std::collections::HashMap;
 
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 
+/// A request body that could not be bound, with why if known. PocketBase answers every such
+/// body with a 400 (declared here, once); the message is the endpoint's: [`LOAD_FAILED`]
+/// unless it words its own ([`Unbound::answer`]).
+#[derive(Debug, Default)]
+pub struct Unbound(Option<crate::error::Cause>);
+
+impl Unbound {
+    /// The 400 a body that could not be bound gets, with `message` (`None`: PocketBase's
+    /// generic one).
+    pub fn answer(self, message: Option<&str>) -> ApiError {
+        self.behind(ApiError::bad_request(message))
+    }
+
+    /// `err` (the endpoint's own answer to a body it cannot bind), with this as its cause.
+    pub fn behind(self, err: ApiError) -> ApiError {
+        match self.0 {
+            Some(cause) => ApiError {
+                source: Some(cause),
+                ..err
+            },
+            None => err,
+        }
+    }
+}
+
+/// Any error met while binding (JSON, multipart, a cancelled parse on the CPU pool) is kept
+/// as the cause.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Unbound {
+    fn from(err: E) -> Self {
+        Unbound(Some(std::sync::Arc::new(err)))
+    }
+}
+
+impl From<Unbound> for ApiError {
+    fn from(unbound: Unbound) -> Self {
+        unbound.answer(Some(LOAD_FAILED))
+    }
+}
+
+/// The JSON body of `req`: one strict JSON value spanning the whole body (a duplicate key,
+/// invalid UTF-8 or trailing bytes are refused: `crate::json_strict`), `None` for an empty
+/// or whitespace-only body.
+pub fn json(req: &Request) -> Result<Option<Value>, Unbound> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(Some(crate::json_strict::from_slice(&req.body)?))
+}
+
 /// What the request body asks to bind, in order. Like PocketBase: no body binds nothing, a
 /// JSON body binds its first JSON value (trailing bytes are ignored; a duplicate key or
 /// invalid UTF-8 is refused, as in 0.40: `crate::json_strict`), a urlencoded form binds
@@ -28,18 +77,18 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
     if ct.starts_with("application/json") {
         return match crate::json_strict::first_value(&req.body) {
             Some(Ok(v)) => Ok(vec![v]),
-            _ => Err(ApiError::bad_request(Some(LOAD_FAILED))),
+            Some(Err(e)) => Err(Unbound::from(e).into()),
+            None => Err(Unbound::default().into()),
         };
     }
     if ct.starts_with("application/x-www-form-urlencoded") {
         if too_many_params(&req.body) {
-            return Err(ApiError::bad_request(Some(LOAD_FAILED)));
+            return Err(Unbound::default().into());
         }
         let mut out = Vec::new();
         for (key, value) in form_pairs(&req.body) {
             if key == "@jsonPayload" {
-                let v = crate::json_strict::from_slice(value.as_bytes())
-                    .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
+                let v = crate::json_strict::from_slice(value.as_bytes()).map_err(Unbound::from)?;
                 out.push(v);
             }
         }
@@ -54,10 +103,11 @@ pub fn body_values(req: &Request) -> Result<Vec<Value>, ApiError> {
         return if xml_well_formed(&req.body) {
             Ok(Vec::new())
         } else {
-            Err(ApiError::bad_request(Some(LOAD_FAILED)))
+            Err(Unbound::default().into())
         };
     }
-    Err(ApiError::bad_request(Some(LOAD_FAILED)))
+    // a content type PocketBase does not bind
+    Err(Unbound::default().into())
 }
 
 /// `application/xml` or `text/xml`, the XML types PocketBase binds.
@@ -187,7 +237,7 @@ pub fn infer_value(raw: &str) -> Value {
 /// once is its inferred value, a repeated one an array; `@jsonPayload` values are merged last.
 /// Linear in the number of pairs: keys are grouped through a hash index that keeps their
 /// first-seen order (a search of the group list per pair took 12 s for 100k keys).
-fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Result<(), ()> {
+fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Result<(), Unbound> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
@@ -213,29 +263,32 @@ fn bind_form(pairs: Vec<(String, String)>, data: &mut Map<String, Value>) -> Res
         data.insert(k, v);
     }
     for p in payloads {
-        match crate::json_strict::from_slice(p.as_bytes()) {
-            Ok(Value::Object(m)) => data.extend(m),
-            Ok(Value::Null) => {}
-            _ => return Err(()),
+        match crate::json_strict::from_slice(p.as_bytes())? {
+            Value::Object(m) => data.extend(m),
+            Value::Null => {}
+            // a JSON payload that is no object: nothing to say but that
+            _ => return Err(Unbound::default()),
         }
     }
     Ok(())
 }
 
 /// A JSON record body: its first value, an object or `null` (trailing bytes ignored).
-pub(crate) fn json_record_data(body: &[u8]) -> Result<Map<String, Value>, ()> {
+pub(crate) fn json_record_data(body: &[u8]) -> Result<Map<String, Value>, Unbound> {
     match crate::json_strict::first_value(body) {
         Some(Ok(Value::Object(m))) => Ok(m),
         Some(Ok(Value::Null)) => Ok(Map::new()),
-        _ => Err(()),
+        Some(Err(e)) => Err(e.into()),
+        // empty, or a value that is no object
+        _ => Err(Unbound::default()),
     }
 }
 
 /// An urlencoded record body bound with the URL query's values.
-pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, Value>, ()> {
+pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, Value>, Unbound> {
     // more than 10,000 fields in either: Go's form parser refuses (PocketBase's 400)
     if too_many_params(body) || too_many_params(query.as_bytes()) {
-        return Err(());
+        return Err(Unbound::default());
     }
     let mut pairs = form_pairs(body);
     pairs.extend(form_pairs(query.as_bytes()));
@@ -247,7 +300,7 @@ pub(crate) fn form_record_data(body: &[u8], query: &str) -> Result<Map<String, V
 /// Parses a record request body (`Err`: PocketBase's bind failure). Form bodies also carry
 /// the URL query values, as Go's `Request.Form` does. Big bodies of every kind are parsed on
 /// the CPU pool ([`OFFLOAD_PARSE_BYTES`]).
-pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> {
+pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, Unbound> {
     let mut out = RecordBody::default();
     if !has_body(req) {
         return Ok(out);
@@ -268,8 +321,7 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
                     form_record_data(&body, &query)
                 }
             })
-            .await
-            .map_err(|_| ())??;
+            .await??;
         return Ok(out);
     }
     if json {
@@ -291,14 +343,18 @@ pub async fn record_body(ctx: &AppCtx, req: &Request) -> Result<RecordBody, ()> 
             .shared
             .cpu
             .run(move || multipart_record_body(&ct, &body, &query))
-            .await
-            .map_err(|_| ())?;
+            .await?;
     }
-    Err(())
+    // a content type PocketBase does not bind
+    Err(Unbound::default())
 }
 
 /// A multipart record body: its files and its fields bound with the URL query's values.
-pub(crate) fn multipart_record_body(ct: &str, body: &[u8], query: &str) -> Result<RecordBody, ()> {
+pub(crate) fn multipart_record_body(
+    ct: &str,
+    body: &[u8],
+    query: &str,
+) -> Result<RecordBody, Unbound> {
     let mut out = RecordBody::default();
     let mut pairs = Vec::new();
     for part in crate::apis::multipart::parts(ct, body)? {
@@ -319,7 +375,7 @@ pub(crate) fn multipart_record_body(ct: &str, body: &[u8], query: &str) -> Resul
     }
     // form bodies also read the URL query, whose parameter limit then fails the request
     if too_many_params(query.as_bytes()) {
-        return Err(());
+        return Err(Unbound::default());
     }
     pairs.extend(form_pairs(query.as_bytes()));
     bind_form(pairs, &mut out.data)?;

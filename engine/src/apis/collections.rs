@@ -112,7 +112,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         |r| r.get::<_, i64>(0),
                     )?)
                 })
-                .map_err(|_| ApiError::bad_request(None))?,
+                .map_err(|e| ApiError::bad_request(None).caused_by(e))?,
         )
     };
     values.push(query::Value::Integer(params.per_page));
@@ -132,7 +132,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .map_err(|_| ApiError::bad_request(None))?;
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
     let schema = ctx.shared.schema.get();
     let mut items = String::from("[");
     for (i, id) in ids.iter().enumerate() {
@@ -166,14 +166,8 @@ fn now_ms() -> i64 {
 }
 
 fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let name = req.param("collection").unwrap_or_default();
-    ctx.shared
-        .schema
-        .get()
-        .collections
-        .get(name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(None))
+    use crate::apis::extract::{collection, CollectionOf};
+    collection(&ctx.shared.schema.get(), req, CollectionOf::Model)
 }
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
@@ -255,19 +249,18 @@ async fn delete(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 /// The request body as a JSON object; an empty body is an empty object.
 fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
-    }
-    match crate::json_strict::from_slice(&req.body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(bad_format()),
+    match crate::apis::body::json(req) {
+        Ok(None) => Ok(serde_json::Map::new()),
+        Ok(Some(serde_json::Value::Object(map))) => Ok(map),
+        Ok(Some(_)) => Err(bad_format()),
+        Err(unbound) => Err(unbound.answer(Some(BAD_FORMAT))),
     }
 }
 
+const BAD_FORMAT: &str = "Failed to load the collection type data due to invalid formatting.";
+
 fn bad_format() -> ApiError {
-    ApiError::bad_request(Some(
-        "Failed to load the collection type data due to invalid formatting.",
-    ))
+    ApiError::bad_request(Some(BAD_FORMAT))
 }
 
 /// Checks a rule of `candidate` by compiling it against the schema it will live in.
@@ -299,14 +292,16 @@ fn save_error(err: SaveError, failed: &str) -> ApiError {
             }
             e
         }
-        SaveError::Refused(_) | SaveError::Storage(_) => ApiError::bad_request(Some(failed)),
+        SaveError::Refused(why) => ApiError::bad_request(Some(failed)).caused_by(why),
+        SaveError::Storage(e) => ApiError::bad_request(Some(failed)).caused_by(e),
     }
 }
 
 async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let payload = body_object(&req)?;
-    let candidate = Collection::from_create_payload(&payload).map_err(|_| bad_format())?;
+    let candidate =
+        Collection::from_create_payload(&payload).map_err(|e| bad_format().caused_by(e))?;
     let saved = change_schema(&ctx, move |conn| {
         let checker = rule_checker(Collections::load(conn)?);
         sync::create_collection_checked(conn, candidate, &checker)
@@ -327,7 +322,7 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             None => return Err(SaveError::Refused("missing collection".into())),
         };
         c.apply_json(&payload)
-            .map_err(|_| SaveError::Refused("bad format".into()))?;
+            .map_err(|e| SaveError::Refused(format!("bad format: {e}")))?;
         sync::update_collection_checked(conn, c, &rule_checker(current))
     })
     .await
@@ -383,8 +378,9 @@ fn import_failure(message: String) -> ApiError {
 /// order; `deleteMissing` drops the non-system collections (and fields) it does not list.
 async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|_| {
+    let body = body_object(&req).map_err(|e| {
         ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+            .caused_by(e)
     })?;
     let delete_missing = body
         .get("deleteMissing")
@@ -393,9 +389,10 @@ async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let to_import: Vec<serde_json::Map<String, serde_json::Value>> = match body.get("collections") {
         Some(serde_json::Value::Array(items)) if !items.is_empty() => items
             .iter()
-            .map(|v| v.as_object().cloned().ok_or(()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
+            .map(|v| v.as_object().cloned())
+            .collect::<Option<_>>()
+            // an item that is no object
+            .ok_or_else(|| {
                 ApiError::bad_request(Some("An error occurred while loading the submitted data."))
             })?,
         _ => {
@@ -544,19 +541,25 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         )));
     }
     let collections = ctx.shared.schema.get().collections.clone();
+    let hooks = ctx.hooks.clone();
     let events = crate::records::save::write_job(&ctx, move |conn| {
         let ids = crate::recstore::rows::all_ids(conn, &coll.name)?;
         let mut events = Vec::new();
         for id in ids {
-            crate::records::save::delete_record(conn, &collections, &coll, &id, &mut events)?;
+            crate::records::save::delete_record(conn, &collections, &coll, &id, &hooks, &mut events)?;
         }
         Ok(events)
     })
     .await
-    .map_err(|_| {
-        ApiError::bad_request(Some(
+    .map_err(|refused| {
+        let err = ApiError::bad_request(Some(
             "Failed to truncate collection (most likely due to required cascade delete record references).",
-        ))
+        ));
+        // `None`: a storage failure, whose cause the writer's reply does not carry
+        match refused {
+            Some(why) => err.caused_by(format!("{why:?}")),
+            None => err,
+        }
     })?;
     crate::records::save::publish_deletes(&ctx, events).await;
     Ok(Response::new(204))
@@ -568,8 +571,9 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     use pocketbun_storage::collections::view;
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|_| {
+    let body = body_object(&req).map_err(|e| {
         ApiError::bad_request(Some("An error occurred while loading the submitted data."))
+            .caused_by(e)
     })?;
     let query = body
         .get("query")

@@ -17,6 +17,7 @@
 //! (`PRAGMA index_list`, so SQLite's own primary-key index too) already leads with those
 //! columns, nothing is suggested.
 
+use crate::apis::extract::CollectionOf;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
@@ -63,11 +64,7 @@ struct Explained {
 async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
     let schema = ctx.shared.schema.get();
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some("Missing collection context.")))?;
+    let coll = crate::apis::extract::collection(&schema, &req, CollectionOf::Any)?;
     let qcoll = schema
         .query
         .collection(&coll.name)
@@ -104,7 +101,7 @@ async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 index_names(conn)?,
             ))
         })
-        .map_err(|_| ApiError::bad_request(None))?;
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
 
     let full_scan = plan
         .iter()

@@ -2,6 +2,7 @@
 //! (thumbs, ranges, conditional requests) as PocketBase serves them.
 
 use crate::apis::auth_flow::{self as flow, Loaded};
+use crate::apis::extract::{collection, CollectionOf};
 use crate::auth::token;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
@@ -48,7 +49,7 @@ async fn file_token(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .ok_or_else(unauthorized)?;
     let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?.ok_or_else(unauthorized)?;
     let token = flow::record_token(&loaded, token::TYPE_FILE, &[], 0)
-        .map_err(|_| ApiError::new(500, "Failed to generate file token."))?;
+        .map_err(|e| ApiError::new(500, "Failed to generate file token.").caused_by(e))?;
     let mut body = Map::new();
     body.insert("token".into(), Value::String(token));
     Ok(json_response(200, &body))
@@ -105,7 +106,7 @@ fn may_view_protected(
                 || settings.superuser_ips.is_empty()
                 || crate::client_ip::ip_in_list(
                     &settings.superuser_ips,
-                    &crate::client_ip::client_ip(&settings.trusted_proxy, req),
+                    &crate::apis::extract::client_ip(&settings.trusted_proxy, req),
                 )
         });
     let mut caller = crate::apis::caller::caller(ctx, schema, req, query)?;
@@ -173,11 +174,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let not_found = || ApiError::not_found(None);
     let schema = ctx.shared.schema.get();
     // (resolved first by PocketBase's collection rate-limit middleware)
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or_default())
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some("Missing or invalid collection context.")))?;
+    let coll = collection(&schema, &req, CollectionOf::Files)?;
     let record_id = req.param("recordId").unwrap_or_default();
     let filename = req.param("filename").unwrap_or_default().to_string();
     if !files::safe_segment(record_id) || !files::safe_segment(&filename) {
@@ -204,7 +201,11 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     };
     let thumb = query_get(&query, "thumb");
     let force_attachment = serve::parse_bool(query_get(&query, "download")).unwrap_or(false);
-    if let Fs::S3(fs) = ctx.shared.record_fs().map_err(|_| not_found())? {
+    if let Fs::S3(fs) = ctx
+        .shared
+        .record_fs()
+        .map_err(|e| not_found().caused_by(e))?
+    {
         let prefix = ctx.shared.dir_key(&dir).ok_or_else(not_found)?;
         let wanted = S3Download {
             prefix,
@@ -223,7 +224,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         if std::fs::metadata(&original).is_err() {
             return Err(not_found());
         }
-        let ctype = files::content_type(&original).map_err(|_| not_found())?;
+        let ctype = files::content_type(&original).map_err(|e| not_found().caused_by(e))?;
         if thumbs::IMAGE_TYPES.contains(&ctype.as_str()) {
             let name = format!("{thumb}_{filename}");
             let path = dir.join(format!("thumbs_{filename}")).join(&name);
@@ -263,12 +264,12 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
     }
 
-    let file = std::fs::File::open(&served_path).map_err(|_| not_found())?;
-    let meta = file.metadata().map_err(|_| not_found())?;
+    let file = std::fs::File::open(&served_path).map_err(|e| not_found().caused_by(e))?;
+    let meta = file.metadata().map_err(|e| not_found().caused_by(e))?;
     if !meta.is_file() {
         return Err(not_found());
     }
-    let content_type = files::content_type(&served_path).map_err(|_| not_found())?;
+    let content_type = files::content_type(&served_path).map_err(|e| not_found().caused_by(e))?;
     let modified = meta
         .modified()
         .ok()
@@ -276,7 +277,7 @@ async fn download(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .map_or(0, |d| d.as_secs() as i64);
     let key = served_path.to_string_lossy().into_owned();
     let mut resp = serve::respond(
-        &req,
+        &crate::apis::extract::conditional(&req),
         serve::Served {
             source: serve::Source::Local(file),
             size: meta.len(),
@@ -307,7 +308,10 @@ struct S3Download<'a> {
 async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -> ApiResult {
     let not_found = || ApiError::not_found(None);
     let original = format!("{}/{}", d.prefix, d.filename);
-    let mut attrs = fs.attributes(&original).await.map_err(|_| not_found())?;
+    let mut attrs = fs
+        .attributes(&original)
+        .await
+        .map_err(|e| not_found().caused_by(e))?;
     let mut served_key = original.clone();
     let mut served_name = d.filename.to_string();
     if let Some(size) = d.thumb {
@@ -350,7 +354,7 @@ async fn download_s3(ctx: &AppCtx, req: &Request, fs: S3Fs, d: S3Download<'_>) -
         }
     }
     let mut resp = serve::respond(
-        req,
+        &crate::apis::extract::conditional(req),
         serve::Served {
             size: attrs.size,
             modified: attrs.modified_ms / 1000,

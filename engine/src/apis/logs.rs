@@ -119,7 +119,7 @@ async fn delete_all(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .aux_writer()
         .submit(|conn| Ok(conn.execute("DELETE FROM `_logs`", [])?))
         .await
-        .map_err(|_| ApiError::bad_request(Some("Failed to delete the logs.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to delete the logs.")).caused_by(e))?;
     let path = ctx.shared.store.dir().join(pocketbun_storage::AUX_DB);
     ctx.shared
         .cpu
@@ -131,7 +131,7 @@ async fn delete_all(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             Ok(conn.execute_batch("VACUUM")?)
         })
         .await?
-        .map_err(|_| ApiError::bad_request(Some("Failed to delete the logs.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to delete the logs.")).caused_by(e))?;
     Ok(Response::new(204))
 }
 
@@ -144,7 +144,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let params = ListParams::parse(req.query())?;
     let info = superuser_info();
     let compiled = query::compile_list(logs_schema(), TABLE, &params.filter, &params.sort, &info)
-        .map_err(|_| ApiError::bad_request(None))?;
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
     let mut values = compiled.bind(&info, now_ms());
     let reader = aux_reader(&ctx)?;
     let total = if params.skip_total {
@@ -161,7 +161,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         |r| r.get::<_, i64>(0),
                     )?)
                 })
-                .map_err(|_| ApiError::bad_request(None))?,
+                .map_err(|e| ApiError::bad_request(None).caused_by(e))?,
         )
     };
     values.push(query::Value::Integer(params.per_page));
@@ -178,7 +178,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let rows = stmt.query_map(params_from_iter(values.iter().map(to_sql)), item)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .map_err(|_| ApiError::bad_request(None))?;
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
     let items_json = crate::error::to_go_json(&items)?;
     let mut body = Vec::with_capacity(items_json.len() + 96);
     write_page(&mut body, &items_json, &params, total);
@@ -202,7 +202,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 )
                 .optional()?)
         })
-        .map_err(|_| ApiError::not_found(None))?;
+        .map_err(|e| ApiError::not_found(None).caused_by(e))?;
     match found {
         Some(log) => Ok(json_response(200, &log)),
         None => Err(ApiError::not_found(None)),
@@ -223,7 +223,7 @@ async fn stats(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         (String::new(), Vec::new())
     } else {
         let compiled = query::compile_condition(logs_schema(), TABLE, &filter, &info, true)
-            .map_err(|_| ApiError::bad_request(Some("Invalid filter format.")))?;
+            .map_err(|e| ApiError::bad_request(Some("Invalid filter format.")).caused_by(e))?;
         let values = compiled.bind(&info, now_ms());
         (format!(" WHERE {}", compiled.where_sql), values)
     };
@@ -244,6 +244,6 @@ async fn stats(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .map_err(|_| ApiError::bad_request(Some("Failed to generate logs stats.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to generate logs stats.")).caused_by(e))?;
     Ok(json_response(200, &items))
 }

@@ -10,6 +10,7 @@ pub mod collections;
 pub mod crons;
 pub mod dashboard;
 pub mod explain;
+pub(crate) mod extract;
 pub mod files;
 pub mod health;
 pub mod logs;

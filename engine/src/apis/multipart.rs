@@ -28,25 +28,61 @@ impl Part {
     }
 }
 
+/// Why a multipart body was refused (PocketBase's 400 either way; kept as the cause).
+#[derive(Debug)]
+pub enum Refused {
+    /// No boundary in the content type, or a malformed body: `multer`'s reason.
+    Malformed(multer::Error),
+    /// More than [`MAX_MULTIPART_PARTS`] parts.
+    TooManyParts,
+    /// The read did not finish in one poll (cannot happen: the body is one ready chunk).
+    Incomplete,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Malformed(e) => write!(f, "malformed multipart body: {e}"),
+            Refused::TooManyParts => write!(f, "more than {MAX_MULTIPART_PARTS} parts"),
+            Refused::Incomplete => write!(f, "the multipart body was not read whole"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Refused::Malformed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<multer::Error> for Refused {
+    fn from(err: multer::Error) -> Self {
+        Refused::Malformed(err)
+    }
+}
+
 /// The parts of a multipart body whose `Content-Type` is `content_type`, in order; `Err` when
 /// the boundary is missing, the body is malformed, or it has too many parts.
-pub fn parts(content_type: &str, body: &[u8]) -> Result<Vec<Part>, ()> {
-    let boundary = multer::parse_boundary(content_type).map_err(|_| ())?;
+pub fn parts(content_type: &str, body: &[u8]) -> Result<Vec<Part>, Refused> {
+    let boundary = multer::parse_boundary(content_type)?;
     let body = bytes::Bytes::copy_from_slice(body);
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let read = async move {
         let mut out = Vec::new();
-        while let Some(field) = form.next_field().await.map_err(|_| ())? {
+        while let Some(field) = form.next_field().await? {
             if out.len() == MAX_MULTIPART_PARTS {
-                return Err(());
+                return Err(Refused::TooManyParts);
             }
             let name = field.name().unwrap_or("").to_string();
             let file_name = field
                 .file_name()
                 .filter(|n| !n.is_empty())
                 .map(str::to_string);
-            let data = field.bytes().await.map_err(|_| ())?;
+            let data = field.bytes().await?;
             out.push(Part {
                 name,
                 file_name,
@@ -56,7 +92,7 @@ pub fn parts(content_type: &str, body: &[u8]) -> Result<Vec<Part>, ()> {
         Ok(out)
     };
     // the stream is one ready chunk: nothing here can be pending
-    read.now_or_never().unwrap_or(Err(()))
+    read.now_or_never().unwrap_or(Err(Refused::Incomplete))
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn wanted(ctx: &AppCtx, req: &Request) -> bool {
 
 /// The caller of `req` for read-your-writes: its client IP and `Authorization` header.
 fn caller(ctx: &AppCtx, req: &Request) -> u64 {
-    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, req);
+    let ip = crate::apis::extract::client_ip(&ctx.shared.settings.get().trusted_proxy, req);
     ryw::caller_key(&ip, req.header("authorization"))
 }
 

@@ -61,16 +61,12 @@ fn bind(req: &Request) -> Result<Form, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match ctype.as_str() {
-        "application/json" => {
-            if req.body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Form::default());
-            }
-            crate::json_strict::from_slice(&req.body)
-                .and_then(serde_json::from_value)
-                .map_err(|_| bad_request())
-        }
+        "application/json" => match crate::apis::body::json(req).map_err(|e| e.answer(None))? {
+            None => Ok(Form::default()),
+            Some(v) => serde_json::from_value(v).map_err(|e| bad_request().caused_by(e)),
+        },
         "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(&req.body).map_err(|_| bad_request())?;
+            let text = std::str::from_utf8(&req.body).map_err(|e| bad_request().caused_by(e))?;
             let mut form = Form::default();
             for part in text.split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = part.split_once('=').unwrap_or((part, ""));
@@ -186,5 +182,5 @@ async fn set_subscriptions(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 /// PocketBase's `RealIP` (the shared resolver, `crate::client_ip`).
 fn client_ip(ctx: &AppCtx, req: &Request) -> String {
-    crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, req)
+    crate::apis::extract::client_ip(&ctx.shared.settings.get().trusted_proxy, req)
 }

@@ -317,7 +317,7 @@ async fn auth_refresh(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         });
     let token = if refreshable {
         flow::auth_token(&loaded)
-            .map_err(|_| ApiError::new(500, "Failed to refresh auth token."))?
+            .map_err(|e| ApiError::new(500, "Failed to refresh auth token.").caused_by(e))?
     } else {
         current
     };
@@ -363,7 +363,7 @@ async fn impersonate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         &[("refreshable", false.into())],
         duration,
     )
-    .map_err(|_| ApiError::new(500, "Failed to generate static auth token"))?;
+    .map_err(|e| ApiError::new(500, "Failed to generate static auth token").caused_by(e))?;
     let caller = caller(&ctx, &req, "")?;
     flow::respond(&ctx, &req, &caller, &body, loaded, token, "", None).await
 }

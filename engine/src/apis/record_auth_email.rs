@@ -150,7 +150,7 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let recent: Vec<(String, String)> = ctx
         .reader
         .read(|conn| Ok(authrows::otps_of(conn, &coll.id, &record_id)?))
-        .map_err(|_| ApiError::new(500, "Failed to fetch previous record OTPs."))?;
+        .map_err(|e| ApiError::new(500, "Failed to fetch previous record OTPs.").caused_by(e))?;
     let live = recent
         .iter()
         .filter(|(_, created)| !flow::expired(created, coll.auth.otp.duration))
@@ -409,8 +409,9 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         }
         flow::update_record(&ctx, &coll, &loaded.id(), sets)
             .await
-            .map_err(|_| {
+            .map_err(|e| {
                 ApiError::bad_request(Some("An error occurred while saving the verified state."))
+                    .caused_by(e)
             })?;
     }
     ctx.shared
@@ -503,7 +504,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let coll = auth_collection(&ctx, &req)?;
     let body = Body::parse(&ctx, &req)
         .await
-        .map_err(|_| ApiError::bad_request(Some(flow::LOAD_FAILED)))?;
+        .map_err(|e| ApiError::bad_request(Some(flow::LOAD_FAILED)).caused_by(e))?;
     let raw = body.string("token")?;
     let plain = body.string("password")?;
     let confirm = body.string("passwordConfirm")?;
@@ -562,7 +563,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await
-        .map_err(|_| ApiError::bad_request(Some("Failed to set new password.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to set new password.")).caused_by(e))?;
     ctx.shared
         .app_store
         .remove(&resend_key("@limitPasswordResetEmail_", &loaded));
@@ -619,7 +620,7 @@ async fn request_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let smtp = ctx.shared.settings.get().smtp.clone();
     crate::settings::mail::send_off_thread(smtp, msg)
         .await
-        .map_err(|_| ApiError::bad_request(Some("Failed to request email change.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to request email change.")).caused_by(e))?;
     no_content()
 }
 
@@ -709,6 +710,6 @@ async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ];
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await
-        .map_err(|_| ApiError::bad_request(Some("Failed to confirm email change.")))?;
+        .map_err(|e| ApiError::bad_request(Some("Failed to confirm email change.")).caused_by(e))?;
     no_content()
 }

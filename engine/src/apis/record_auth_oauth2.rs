@@ -99,7 +99,7 @@ async fn oauth2_redirect(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         pocketbun_storage::collections::gojson::write_str(&mut data, &error);
     }
     data.push('}');
-    let ip = crate::client_ip::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
+    let ip = crate::apis::extract::client_ip(&ctx.shared.settings.get().trusted_proxy, &req);
     let link = ctx.shared.cluster.as_deref();
     let sent = match crate::cluster::elsewhere(link, &ctx.shared.realtime, &state) {
         // the SSE client is on another node of the cluster (`--nats`)
@@ -239,7 +239,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         password::cost_of(&coll),
                     )
                     .await
-                    .map_err(|_| failed())?;
+                    .map_err(|e| failed().caused_by(e))?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
                     sets.push((
@@ -267,12 +267,12 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         Ok(())
                     })
                     .await
-                    .map_err(|_| failed())?;
+                    .map_err(|e| failed().caused_by(e))?;
             }
             if !sets.is_empty() {
                 flow::update_record(&ctx, &coll, &id, sets)
                     .await
-                    .map_err(|_| failed())?;
+                    .map_err(|e| failed().caused_by(e))?;
             }
             if link_kept {
                 // the link exists: nothing to add
@@ -316,7 +316,7 @@ async fn finish(
                 Ok(())
             })
             .await
-            .map_err(|_| ApiError::bad_request(Some("Failed to authenticate.")))?;
+            .map_err(|e| ApiError::bad_request(Some("Failed to authenticate.")).caused_by(e))?;
     }
     let loaded = find_by_id(ctx, coll, record_id)?.ok_or_else(ApiError::internal)?;
     let token = flow::auth_token(&loaded)?;
@@ -478,7 +478,7 @@ async fn sign_up(
             vec![("verified".into(), SqlValue::Integer(1))],
         )
         .await
-        .map_err(|_| failed())?;
+        .map_err(|e| failed().caused_by(e))?;
     }
     Ok(id)
 }

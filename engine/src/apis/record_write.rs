@@ -3,6 +3,7 @@
 //! outcome; rules, validation and the writer job are [`crate::records::save`]'s.
 
 use crate::apis::body::{body_error, record_body};
+use crate::apis::extract::{collection, CollectionOf};
 use crate::ctx::AppCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::go::query_pairs;
@@ -14,16 +15,11 @@ use pocketbun_storage::collections::Collection;
 use std::rc::Rc;
 use std::sync::Arc;
 
-const MISSING_COLLECTION: &str = "Missing collection context.";
 const UNSUPPORTED: &str = "Unsupported collection type.";
 
 /// The route's collection, which must not be a view.
 fn writable_collection(schema: &SchemaPair, req: &Request) -> Result<Arc<Collection>, ApiError> {
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let coll = collection(schema, req, CollectionOf::Any)?;
     if coll.is_view() {
         return Err(ApiError::bad_request(Some(UNSUPPORTED)));
     }
@@ -47,7 +43,9 @@ fn write_input(ctx: &AppCtx, schema: &SchemaPair, req: &Request) -> Result<Write
 /// PocketBase's 400 for the request's content type).
 fn unread_body<'a>(ctx: &'a AppCtx, req: &'a Request) -> BodyInput<'a> {
     BodyInput::Unread(Box::pin(async move {
-        record_body(ctx, req).await.map_err(|_| body_error(req))
+        record_body(ctx, req)
+            .await
+            .map_err(|unbound| unbound.behind(body_error(req)))
     }))
 }
 

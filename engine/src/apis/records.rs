@@ -2,6 +2,7 @@
 //! and `GET /api/collections/{collection}/records/{id}` (view); the write routes (create,
 //! update, delete) are in [`crate::apis::record_write`].
 
+use crate::apis::extract::{collection, CollectionOf};
 use crate::apis::read_cache;
 use crate::apis::record_write;
 use crate::ctx::{AppCtx, Routes};
@@ -89,7 +90,6 @@ fn collection_body_limit(ctx: &AppCtx, params: &[(String, String)]) -> usize {
 }
 
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
-const MISSING_COLLECTION: &str = "Missing collection context.";
 
 /// Go's `strconv.ParseBool`.
 fn parse_bool(s: &str) -> Option<bool> {
@@ -102,7 +102,8 @@ fn parse_bool(s: &str) -> Option<bool> {
 
 /// Go's `strconv.Atoi` of a non-empty parameter (`Err`: PocketBase's 400).
 fn parse_int(s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>().map_err(|_| ApiError::bad_request(None))
+    s.parse::<i64>()
+        .map_err(|e| ApiError::bad_request(None).caused_by(e))
 }
 
 /// A 200 JSON body: the encoded response (`fields=` is applied to it on the way out, as
@@ -113,11 +114,7 @@ pub(crate) fn respond(body: String) -> Response {
 
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let coll = collection(&schema, &req, CollectionOf::Any)?;
     let query = query_pairs(req.query());
     let caller = crate::apis::caller::caller(&ctx, &schema, &req, &query)?;
     let superuser = caller.superuser();
@@ -198,7 +195,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 };
                 Ok((items, total))
             })
-            .map_err(|_| ApiError::bad_request(None))?
+            .map_err(|e| ApiError::bad_request(None).caused_by(e))?
     };
 
     let cpu = &ctx.shared.cpu;
@@ -227,11 +224,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let schema = ctx.shared.schema.get();
-    let coll = schema
-        .collections
-        .get(req.param("collection").unwrap_or(""))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(Some(MISSING_COLLECTION)))?;
+    let coll = collection(&schema, &req, CollectionOf::Any)?;
     let id = req.param("id").unwrap_or("").to_string();
     if id.is_empty() {
         return Err(ApiError::not_found(None));
@@ -256,7 +249,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 .queries
                 .borrow_mut()
                 .condition(&schema.query, &coll.name, rule, &caller.info, true)
-                .map_err(|_| ApiError::not_found(None))?;
+                .map_err(|e| ApiError::not_found(None).caused_by(e))?;
             match cond.constant {
                 // the rule folded for this caller: FALSE finds no record (PocketBase's 404),
                 // TRUE reads the record as without a rule
@@ -280,7 +273,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                     &coll, &mut stmt, &params, superuser, &mut out, "", &mut big, &ctx.plans,
                 )?)
             })
-            .map_err(|_| ApiError::not_found(None))?;
+            .map_err(|e| ApiError::not_found(None).caused_by(e))?;
         if found == 0 {
             return Err(ApiError::not_found(None));
         }
@@ -294,7 +287,7 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             let mut stmt = conn.prepare_cached(&sql)?;
             Ok(arena.load(&coll, &mut stmt, &params)?)
         })
-        .map_err(|_| ApiError::not_found(None))?;
+        .map_err(|e| ApiError::not_found(None).caused_by(e))?;
     if found.is_empty() {
         return Err(ApiError::not_found(None));
     }

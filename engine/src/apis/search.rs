@@ -39,8 +39,16 @@ impl ListParams {
         };
         for (k, v) in query_pairs(raw_query) {
             match k.as_str() {
-                "page" => p.page = v.parse().map_err(|_| ApiError::bad_request(None))?,
-                "perPage" => p.per_page = v.parse().map_err(|_| ApiError::bad_request(None))?,
+                "page" => {
+                    p.page = v
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(None).caused_by(e))?
+                }
+                "perPage" => {
+                    p.per_page = v
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(None).caused_by(e))?
+                }
                 "skipTotal" => {
                     p.skip_total = parse_go_bool(&v).ok_or_else(|| ApiError::bad_request(None))?
                 }

@@ -40,7 +40,7 @@ fn bind_body<T: Bind>(req: &Request, target: &mut T) -> Result<(), ApiError> {
     for v in body_values(req)? {
         target
             .bind(&v)
-            .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
+            .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))?;
     }
     Ok(())
 }
@@ -63,7 +63,7 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             return Err(ApiError::internal());
         }
         next.bind(&v)
-            .map_err(|_| ApiError::bad_request(Some(LOAD_FAILED)))?;
+            .map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))?;
     }
     let errors = next.validate();
     if !errors.is_empty() {
@@ -76,8 +76,9 @@ async fn update(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .settings
         .save(&ctx.shared.store, next)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
             ApiError::bad_request(Some("An error occurred while saving the new settings."))
+                .caused_by(e)
         })?;
     // the other nodes of a cluster (`--nats`) reload theirs
     crate::cluster::schema_changed(ctx.shared.cluster.as_deref());
@@ -413,6 +414,7 @@ fn apple_secret(form: &AppleSecretForm) -> Result<String, String> {
         .collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64)
+        // no cause: PocketBase's fixed text is the answer, whatever base64 found
         .map_err(|_| "invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key".to_string())?;
     let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
     let now = std::time::SystemTime::now()
@@ -455,6 +457,7 @@ fn apple_secret(form: &AppleSecretForm) -> Result<String, String> {
         &key,
         jsonwebtoken::Algorithm::ES256,
     )
+    // no cause: PocketBase's fixed text is the answer, whatever the signer found
     .map_err(|_| NOT_EC.to_string())?;
     Ok(format!("{signing_input}.{signature}"))
 }

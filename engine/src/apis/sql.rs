@@ -47,18 +47,15 @@ struct SqlResult {
 
 async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let query = match crate::json_strict::from_slice(&req.body) {
-        Ok(v) => v
+    let query = match crate::apis::body::json(&req)? {
+        Some(v) => v
             .get("query")
             .and_then(|q| q.as_str())
             .unwrap_or("")
             .to_string(),
-        Err(_) if req.body.is_empty() => String::new(),
-        Err(_) => {
-            return Err(ApiError::bad_request(Some(
-                "An error occurred while loading the submitted data.",
-            )))
-        }
+        None if req.body.is_empty() => String::new(),
+        // only whitespace: not JSON
+        None => return Err(crate::apis::body::Unbound::default().into()),
     };
     validate(&query)?;
     let query = query.trim().to_string();
@@ -87,6 +84,7 @@ async fn run(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 reader.read_with_timeout(QUERY_TIMEOUT, |conn| read_rows(conn, &query))
             })
             .await
+            // no cause: the CPU pool's `Canceled` only says the task never ran
             .map_err(|_| StorageError::new(ErrorKind::Internal, "the query was cancelled"))
             .and_then(|r| r)
     };

@@ -4,16 +4,9 @@
 //! worker's `AppCtx`): two apps of one process share nothing.
 
 use super::App;
-use crate::auth::password::Scheme;
 use crate::ctx::Shared;
-use crate::encryption::SettingsKey;
-use crate::offload::CpuPool;
-use crate::schema::SchemaState;
-use crate::settings::SettingsCell;
 use crate::state::Core;
 use pocketbun_http::{Body, Limits, Service};
-use pocketbun_storage::collections::Collections;
-use pocketbun_storage::{StorageError, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,32 +35,7 @@ impl Drop for TempDir {
     }
 }
 
-/// A process state over `dir` (a fresh `pb_data` is created there when it is empty), with its
-/// own settings key and password scheme: nothing is shared with another `Core` of the same
-/// process.
-pub(crate) fn open_core(
-    dir: &Path,
-    key: SettingsKey,
-    password_scheme: Scheme,
-) -> Result<Arc<Core>, StorageError> {
-    let store = Arc::new(Store::open(dir, Default::default())?);
-    let collections = store.reader()?.read(Collections::load)?;
-    Ok(Arc::new(Core {
-        body_limit: 32 << 20,
-        replication: Default::default(),
-        cpu: CpuPool::new(1).map_err(|e| {
-            StorageError::new(pocketbun_storage::ErrorKind::Internal, e.to_string())
-        })?,
-        schema: SchemaState::new(collections),
-        settings: SettingsCell::load(&store, key)?,
-        store,
-        app_store: Default::default(),
-        backup_slot: Default::default(),
-        password_scheme,
-        logs: Default::default(),
-        files: Default::default(),
-    }))
-}
+pub(crate) use crate::state::open_core;
 
 /// An answer, its body as text.
 #[derive(Debug)]

@@ -1,7 +1,9 @@
-//! What follows any update of an auth record, whichever path made it (an auth flow, the
-//! records API, a batch): PocketBase's record-update hooks for auth collections, run in the
-//! same writer transaction as the update.
+//! What follows any update or delete of an auth record, whichever path made it (an auth
+//! flow, the records API, a batch, a cascade): PocketBase's record hooks for auth
+//! collections, run in the same writer transaction as the write (as the write hook
+//! `records::auth_hooks::AuthCleanup`).
 
+use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::random;
 
@@ -38,6 +40,22 @@ pub fn after_auth_update(
     }
     if hash != old_hash {
         authrows::delete_mfas_and_origins(conn, coll_id, id)?;
+    }
+    Ok(())
+}
+
+/// What PocketBase's record delete hooks remove with a deleted auth record: its provider
+/// links, known login origins, MFA sessions and OTPs (each table only where `schema` has it).
+pub fn after_auth_delete(
+    conn: &pocketbun_storage::rusqlite::Connection,
+    schema: &Collections,
+    coll_id: &str,
+    id: &str,
+) -> pocketbun_storage::rusqlite::Result<()> {
+    for table in crate::recstore::authrows::PER_RECORD {
+        if schema.by_name(table).is_some() {
+            crate::recstore::authrows::delete_of_record(conn, table, coll_id, id)?;
+        }
     }
     Ok(())
 }

@@ -107,6 +107,7 @@ pub async fn hash(
 ) -> Result<String, String> {
     cpu.run(move || make(scheme, &plain, cost))
         .await
+        // no cause: the CPU pool's `Canceled` only says the task never ran
         .map_err(|_| "the password hashing pool is gone".to_string())?
 }
 

@@ -237,6 +237,8 @@ impl std::fmt::Display for SigningError {
     }
 }
 
+impl std::error::Error for SigningError {}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,6 +262,7 @@ pub fn issue(
         claims.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let exp = serde_json::Value::from(unix_now().saturating_add(duration));
     payload.entry("exp").or_insert(&exp);
+    // no cause: a map of strings to JSON values always encodes
     let json = crate::error::to_go_json(&payload).map_err(|_| SigningError)?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     // {"alg":"HS256","typ":"JWT"}
@@ -270,6 +273,7 @@ pub fn issue(
         &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
         Algorithm::HS256,
     )
+    // no cause: HMAC signing takes any key and never fails
     .map_err(|_| SigningError)?;
     out.push('.');
     out.push_str(&sig);

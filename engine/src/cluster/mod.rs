@@ -271,6 +271,7 @@ async fn ask(link: Option<&Link>, node: String, req: &NodeRequest) -> Result<Nod
     let (reply, answer) = oneshot::channel();
     link.tx
         .try_send(Cmd::Request { node, body, reply })
+        // no cause: a full queue hands the command back, nothing more
         .map_err(|_| "the queue to NATS is full".to_string())?;
     answer
         .await

@@ -9,7 +9,7 @@
 //! worker for long.
 
 use futures_util::stream::{self, StreamExt};
-use pocketbun_http::{Body, Method, Request, Response};
+use pocketbun_http::{Body, Method, Response};
 use std::os::unix::fs::FileExt;
 
 /// Content types PocketBase lets browsers show inline; everything else is an attachment.
@@ -247,6 +247,12 @@ pub enum RangeError {
     NoOverlap,
 }
 
+/// A number of a `Range` header; not one: the header is invalid (Go answers the same fixed
+/// text whatever the reason, so there is no cause to keep).
+fn int(s: &str) -> Result<i64, RangeError> {
+    s.parse().map_err(|_| RangeError::Invalid)
+}
+
 /// Go's `parseRange` of a `Range` header value against a body of `size` bytes.
 pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
     if s.is_empty() {
@@ -267,7 +273,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             if end.is_empty() || end.starts_with('-') {
                 return Err(RangeError::Invalid);
             }
-            let mut i: i64 = end.parse().map_err(|_| RangeError::Invalid)?;
+            let mut i = int(end)?;
             if i < 0 {
                 return Err(RangeError::Invalid);
             }
@@ -277,7 +283,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
                 len: i as u64,
             }
         } else {
-            let i: i64 = start.parse().map_err(|_| RangeError::Invalid)?;
+            let i = int(start)?;
             if i < 0 {
                 return Err(RangeError::Invalid);
             }
@@ -288,7 +294,7 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             let len = if end.is_empty() {
                 size_i - i
             } else {
-                let e: i64 = end.parse().map_err(|_| RangeError::Invalid)?;
+                let e = int(end)?;
                 if i > e {
                     return Err(RangeError::Invalid);
                 }
@@ -318,32 +324,80 @@ pub enum Plan {
     Partial(Vec<ByteRange>),
 }
 
+/// What a request asks of a served file: how (GET/HEAD or another method) and on which
+/// conditions (the conditional and range headers, each its first value). The API layer
+/// fills it from the request (`apis::extract::conditional`); the domain never sees one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Conditional<'a> {
+    /// GET or HEAD: only these get a 304 or a range.
+    pub get_or_head: bool,
+    /// HEAD: the body is never read.
+    pub head: bool,
+    pub if_match: Option<&'a str>,
+    pub if_unmodified_since: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+    pub range: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+}
+
+impl<'a> Conditional<'a> {
+    /// The conditions of a request made with `method` and `headers` (in arrival order; the
+    /// first value of a repeated header counts, as Go's `Header.Get`). One pass over the
+    /// headers, where six lookups scanned them six times.
+    pub fn new(method: &Method, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut c = Conditional {
+            get_or_head: matches!(method, Method::Get | Method::Head),
+            head: *method == Method::Head,
+            ..Conditional::default()
+        };
+        for (name, value) in headers {
+            let slot = if name.len() < 5 || !name.as_bytes()[..2].eq_ignore_ascii_case(b"if") {
+                if name.eq_ignore_ascii_case("range") {
+                    &mut c.range
+                } else {
+                    continue;
+                }
+            } else if name.eq_ignore_ascii_case("if-match") {
+                &mut c.if_match
+            } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+                &mut c.if_unmodified_since
+            } else if name.eq_ignore_ascii_case("if-none-match") {
+                &mut c.if_none_match
+            } else if name.eq_ignore_ascii_case("if-modified-since") {
+                &mut c.if_modified_since
+            } else if name.eq_ignore_ascii_case("if-range") {
+                &mut c.if_range
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        c
+    }
+}
+
 /// Go's `checkPreconditions` and range selection for a file modified at `modified` (unix
-/// seconds; 0: unknown) of `size` bytes. `header` gives a request header's first value.
-pub fn plan<'a>(
-    method: &Method,
-    header: impl Fn(&str) -> Option<&'a str>,
-    modified: i64,
-    size: u64,
-) -> Plan {
-    plan_with_etag(method, header, modified, size, None)
+/// seconds; 0: unknown) of `size` bytes, for a request asking `cond`.
+pub fn plan(cond: &Conditional<'_>, modified: i64, size: u64) -> Plan {
+    plan_with_etag(cond, modified, size, None)
 }
 
 /// [`plan`] for a response that carries the entity tag `etag` (`"…"` or `W/"…"`).
-pub fn plan_with_etag<'a>(
-    method: &Method,
-    header: impl Fn(&str) -> Option<&'a str>,
+pub fn plan_with_etag(
+    cond: &Conditional<'_>,
     modified: i64,
     size: u64,
     etag: Option<&str>,
 ) -> Plan {
     let known_time = modified != 0;
-    let get_or_head = matches!(method, Method::Get | Method::Head);
+    let get_or_head = cond.get_or_head;
     // If-Match, else If-Unmodified-Since
-    let if_match = header("if-match").filter(|v| !v.is_empty());
+    let if_match = cond.if_match.filter(|v| !v.is_empty());
     let precondition = match if_match {
         Some(list) => Some(etag_list_matches(list, etag, false)),
-        None => header("if-unmodified-since")
+        None => cond
+            .if_unmodified_since
             .filter(|v| !v.is_empty() && known_time)
             .and_then(parse_http_time)
             .map(|t| modified <= t),
@@ -351,7 +405,7 @@ pub fn plan_with_etag<'a>(
     if precondition == Some(false) {
         return Plan::PreconditionFailed;
     }
-    match header("if-none-match").filter(|v| !v.is_empty()) {
+    match cond.if_none_match.filter(|v| !v.is_empty()) {
         Some(list) => {
             if etag_list_matches(list, etag, true) {
                 return if get_or_head {
@@ -363,7 +417,8 @@ pub fn plan_with_etag<'a>(
         }
         None => {
             let unmodified = get_or_head
-                && header("if-modified-since")
+                && cond
+                    .if_modified_since
                     .filter(|v| !v.is_empty() && known_time)
                     .and_then(parse_http_time)
                     .is_some_and(|t| modified <= t);
@@ -372,9 +427,9 @@ pub fn plan_with_etag<'a>(
             }
         }
     }
-    let mut range = header("range").unwrap_or("");
+    let mut range = cond.range.unwrap_or("");
     if !range.is_empty() && get_or_head {
-        if let Some(ir) = header("if-range").filter(|v| !v.is_empty()) {
+        if let Some(ir) = cond.if_range.filter(|v| !v.is_empty()) {
             let matches = match scan_etag(ir) {
                 Some((tag, _)) => etag.is_some_and(|own| etag_eq(tag, own, false)),
                 None => known_time && parse_http_time(ir).is_some_and(|t| t == modified),
@@ -588,7 +643,6 @@ pub(crate) fn boundary() -> String {
     pocketbun_storage::random::random_string_with_alphabet(60, "0123456789abcdef")
 }
 
-/// The response PocketBase's `Serve` (through `ServeContent`) gives for `req`.
 /// Go's `http.ServeContent` answer to an unsatisfiable or malformed `Range` (416, plain text),
 /// for record files and `pb_public` alike.
 pub(crate) fn bad_range(resp: &mut Response, e: RangeError, size: u64) {
@@ -604,14 +658,16 @@ pub(crate) fn bad_range(resp: &mut Response, e: RangeError, size: u64) {
     resp.body = Body::Bytes(msg.to_vec());
 }
 
-pub fn respond(req: &Request, s: Served<'_>) -> Response {
+/// The response PocketBase's `Serve` (through `ServeContent`) gives for a request asking
+/// `cond`.
+pub fn respond(cond: &Conditional<'_>, s: Served<'_>) -> Response {
     let (disposition, ctype) =
         disposition_and_type(s.content_type, s.key, s.name, s.force_attachment);
     let mut resp = Response::new(200);
     resp.set_header("Content-Disposition", disposition);
     resp.set_header("Content-Security-Policy", CSP);
     let last_modified = (s.modified != 0).then(|| http_date(s.modified));
-    let plan = plan(req.method(), |h| req.header(h), s.modified, s.size);
+    let plan = plan(cond, s.modified, s.size);
     match plan {
         Plan::NotModified => {
             resp.status = 304;
@@ -640,7 +696,7 @@ pub fn respond(req: &Request, s: Served<'_>) -> Response {
         plan => plan_segments(&plan, s.size, &ctype, &mut resp),
     };
     resp.set_header("Accept-Ranges", "bytes");
-    if *req.method() != Method::Head {
+    if !cond.head {
         if let Source::Local(file) = &s.source {
             for seg in &segments {
                 if let Segment::File(r) = seg {
@@ -704,13 +760,7 @@ mod tests {
     fn preconditions() {
         let t = parse_http_time("Thu, 26 Nov 2026 17:31:40 GMT").unwrap();
         let run = |hs: &[(&'static str, &'static str)]| {
-            let hs = hs.to_vec();
-            plan(
-                &Method::Get,
-                move |name| hs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
-                t,
-                100,
-            )
+            plan(&Conditional::new(&Method::Get, hs.iter().copied()), t, 100)
         };
         assert_eq!(run(&[]), Plan::Full);
         assert_eq!(run(&[("if-none-match", "*")]), Plan::NotModified);
@@ -763,16 +813,37 @@ mod tests {
     }
 
     #[test]
+    fn conditions_from_headers() {
+        let hs = [
+            ("Host", "x"),
+            ("IF-NONE-MATCH", "\"a\""),
+            ("If-None-Match", "\"b\""),
+            ("Range", "bytes=0-1"),
+            ("If-Range", "\"a\""),
+            ("if-match", "*"),
+            ("If-Modified-Since", "m"),
+            ("If-Unmodified-Since", "u"),
+            ("Iffy", "no"),
+        ];
+        let c = Conditional::new(&Method::Head, hs);
+        assert!(c.get_or_head && c.head);
+        // the first value of a repeated header, names in any case
+        assert_eq!(c.if_none_match, Some("\"a\""));
+        assert_eq!(c.range, Some("bytes=0-1"));
+        assert_eq!(c.if_range, Some("\"a\""));
+        assert_eq!(c.if_match, Some("*"));
+        assert_eq!(c.if_modified_since, Some("m"));
+        assert_eq!(c.if_unmodified_since, Some("u"));
+        let post = Conditional::new(&Method::Post, []);
+        assert!(!post.get_or_head && !post.head);
+        assert_eq!(post, Conditional::default());
+    }
+
+    #[test]
     fn preconditions_with_an_etag() {
         let run = |hs: &[(&'static str, &'static str)]| {
-            let hs = hs.to_vec();
-            plan_with_etag(
-                &Method::Get,
-                move |name| hs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
-                1,
-                100,
-                Some("\"abc\""),
-            )
+            let cond = Conditional::new(&Method::Get, hs.iter().copied());
+            plan_with_etag(&cond, 1, 100, Some("\"abc\""))
         };
         assert_eq!(run(&[("if-none-match", "\"abc\"")]), Plan::NotModified);
         assert_eq!(run(&[("if-none-match", "W/\"abc\"")]), Plan::NotModified);

@@ -358,6 +358,7 @@ pub async fn ensure_s3(
         let (encoded, stored_type) = cpu
             .run(move || render(&original, &size, &content_type))
             .await
+            // no cause: the CPU pool's `Canceled` only says the task never ran
             .map_err(|_| "thumb generation was cancelled".to_string())??;
         fs.put(&thumb_key, encoded, stored_type, &[])
             .await

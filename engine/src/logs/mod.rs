@@ -17,7 +17,7 @@ pub mod fit;
 pub mod hour;
 pub mod request;
 
-pub use request::{PendingRequest, RequestLog};
+pub use request::{PendingRequest, RequestLog, RequestMeta};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use pocketbun_storage::rusqlite::{params, Connection};

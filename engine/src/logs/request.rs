@@ -1,25 +1,45 @@
 //! The request log: what PocketBase's activity logger records about every request.
 //!
 //! [`PendingRequest::begin`] runs before the handler and [`PendingRequest::finish`] after it.
+//! What it records of the request comes as a [`RequestMeta`], which the API layer fills
+//! (`apis::extract::request_meta`): the log never sees an HTTP request.
 //! The log's `data` JSON is written as text right there, in Go's key order, except for the
 //! auth keys: the auth record behind the token is resolved later, on the log thread
 //! ([`RequestLog::write_data`]), and its keys (`auth`, `authId`) sort before all others.
 //! No JSON tree, no float formatting and no timestamp formatting happen on a request worker.
 
 use super::{Entry, Logs, LEVEL_ERROR, LEVEL_INFO};
-pub use crate::client_ip::client_ip;
 use crate::client_ip::{expanded, real_ip};
 use crate::error::ApiError;
 use crate::settings::SettingsCell;
-use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::gojson;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 const MAX_METHOD: usize = 50;
 const MAX_URL: usize = 3000;
 const MAX_HEADER: usize = 2000;
+
+/// What the request log records of a request, borrowed from it.
+pub struct RequestMeta<'a, H> {
+    /// The method as sent.
+    pub method: &'a str,
+    /// GET: a successful `GET /api/realtime` (the SSE stream) is not logged.
+    pub is_get: bool,
+    /// The request target as sent (origin or absolute form).
+    pub target: &'a str,
+    pub referer: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// The `Authorization` header, resolved to its auth record on the log thread.
+    pub authorization: Option<&'a str>,
+    /// The peer's address.
+    pub remote_ip: IpAddr,
+    /// The last value of a request header: the client IP behind a trusted proxy is read
+    /// through it (PocketBase's `RealIP`), and only when IPs are logged.
+    pub last_header: H,
+}
 
 /// A request being served whose log will be written (logging is on).
 pub struct PendingRequest {
@@ -53,8 +73,16 @@ pub struct RequestLog {
 }
 
 impl PendingRequest {
-    /// `None` when nothing will be logged (no log writer, `logs.maxDays` 0).
-    pub fn begin(logs: &Logs, settings: &SettingsCell, req: &Request) -> Option<PendingRequest> {
+    /// `None` when nothing will be logged (no log writer, `logs.maxDays` 0). `meta` is
+    /// asked for the request's details only when its log will be kept.
+    pub fn begin<'a, H>(
+        logs: &Logs,
+        settings: &SettingsCell,
+        meta: impl FnOnce() -> RequestMeta<'a, H>,
+    ) -> Option<PendingRequest>
+    where
+        H: Fn(&str) -> Option<&'a str>,
+    {
         if !logs.enabled() {
             return None;
         }
@@ -65,21 +93,22 @@ impl PendingRequest {
         }
         let started = Instant::now();
         let created = SystemTime::now();
-        let method = cut(req.head.method.as_str(), MAX_METHOD);
+        let meta = meta();
+        let method = cut(meta.method, MAX_METHOD);
         // nearly always uppercase already: no copy then
         let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
             Cow::Owned(method.to_ascii_uppercase())
         } else {
             method
         };
-        let uri = cut(request_uri(&req.head.target), MAX_URL);
+        let uri = cut(request_uri(meta.target), MAX_URL);
         let path = uri.split('?').next().unwrap_or("");
         let skip_success = path == "/api/logs"
             || path.starts_with("/api/logs/")
             || path == "/api/oauth2-redirect"
-            || (path == "/api/realtime" && matches!(req.head.method, Method::Get));
-        let referer = cut(req.header("referer").unwrap_or(""), MAX_HEADER);
-        let user_agent = cut(req.header("user-agent").unwrap_or(""), MAX_HEADER);
+            || (path == "/api/realtime" && meta.is_get);
+        let referer = cut(meta.referer.unwrap_or(""), MAX_HEADER);
+        let user_agent = cut(meta.user_agent.unwrap_or(""), MAX_HEADER);
 
         let mut message = String::with_capacity(method.len() + 1 + uri.len());
         message.push_str(&method);
@@ -99,8 +128,9 @@ impl PendingRequest {
         end.push_str(",\"userAgent\":");
         gojson::write_str(&mut end, &user_agent);
         if logs.log_ip {
-            let remote = expanded(req.peer.ip());
-            let user = real_ip(&settings.trusted_proxy, req).unwrap_or_else(|| remote.clone());
+            let remote = expanded(meta.remote_ip);
+            let user = real_ip(&settings.trusted_proxy, &meta.last_header)
+                .unwrap_or_else(|| remote.clone());
             mid.push_str(",\"remoteIP\":");
             gojson::write_str(&mut mid, &remote);
             end.push_str(",\"userIP\":");
@@ -113,8 +143,8 @@ impl PendingRequest {
             message,
             mid,
             end,
-            authorization: req
-                .header("authorization")
+            authorization: meta
+                .authorization
                 .filter(|h| !h.trim().is_empty())
                 .map(str::to_string),
             log_auth_id: logs.log_auth_id,

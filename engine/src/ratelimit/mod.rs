@@ -41,7 +41,9 @@ pub fn check(ctx: &AppCtx, req: &Request, route: Option<&Route>) -> Result<(), A
     if auth.as_ref().is_some_and(|a| a.is_superuser()) {
         return Ok(());
     }
-    let ip = client_ip(&settings.trusted_proxy, req);
+    let ip = client_ip(&settings.trusted_proxy, req.peer.ip(), |h| {
+        req.head.headers.last(h)
+    });
     if ip.is_empty() || ip_in_list(&settings.rate_limits.excluded_ips, &ip) {
         return Ok(());
     }

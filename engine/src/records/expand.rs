@@ -255,7 +255,7 @@ impl<'a> Expander<'a> {
                     &param,
                 )?)
             })
-            .map_err(|_| Failure::Api(ApiError::internal()))?;
+            .map_err(|e| Failure::Api(e.into()))?;
         let mut grouped: HashMap<&str, Vec<String>> = HashMap::new();
         for (child, parent) in &pairs {
             let list = grouped.entry(parent.as_str()).or_default();
@@ -297,6 +297,7 @@ impl<'a> Expander<'a> {
                     .queries
                     .borrow_mut()
                     .condition(&self.schema.query, &coll.name, rule, &self.info, true)
+                    // no cause: a failed path is skipped silently, as in PocketBase
                     .map_err(|_| Failure::path("the view rule does not compile"))?;
                 let params = cond.bind(&self.info, now_ms());
                 (
@@ -316,7 +317,7 @@ impl<'a> Expander<'a> {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 Ok(arena.load(coll, &mut stmt, &params)?)
             })
-            .map_err(|_| Failure::Api(ApiError::internal()))?;
+            .map_err(|e| Failure::Api(e.into()))?;
         // a failure here is only logged by PocketBase: the records are still expanded
         let _ = resolve_flags(self.ctx, self.schema, &self.info, arena, &loaded);
         Ok(loaded)

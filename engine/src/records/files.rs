@@ -189,6 +189,7 @@ pub async fn write_all(ctx: &Db, dir: &Path, files: Vec<PendingFile>) -> Result<
                     Ok(())
                 })
                 .await
+                // no cause: the CPU pool's `Canceled` only says the task never ran
                 .map_err(|_| "the file write was cancelled".to_string())?;
         }
         Fs::S3(s3) => s3,

@@ -13,6 +13,7 @@
 //!   record (modifiers), PocketBase's validation codes, uploads, create/update/delete.
 
 pub mod access;
+pub mod auth_hooks;
 pub mod db;
 pub mod event;
 pub mod expand;
@@ -24,6 +25,9 @@ pub mod save;
 pub mod validate;
 pub mod value;
 pub mod write;
+
+#[cfg(test)]
+mod hook_tests;
 
 use self::db::Db;
 use crate::offload::{Canceled, CpuPool};

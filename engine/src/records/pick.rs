@@ -27,7 +27,7 @@ pub fn parse(raw: &str) -> Option<Picks> {
 pub fn apply_to_body(body: &[u8], fields: &str) -> Result<Vec<u8>, crate::error::ApiError> {
     let failed = || crate::error::ApiError::bad_request(None);
     let picks = parse(fields).ok_or_else(failed)?;
-    let mut v: Value = serde_json::from_slice(body).map_err(|_| failed())?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| failed().caused_by(e))?;
     let search_result = matches!(&v, Value::Object(m) if m.len() == 5
         && m.get("items").is_some_and(Value::is_array)
         && ["page", "perPage", "totalItems", "totalPages"].iter().all(|k| m.contains_key(*k)));

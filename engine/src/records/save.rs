@@ -4,7 +4,7 @@
 
 use super::access::{now_ms, Caller};
 use super::db::Db;
-use super::event::{Action, RecordEvent};
+use super::event::{Action, RecordEvent, RecordHooks, RecordRequest, RowWrite, Subject};
 use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
@@ -118,7 +118,7 @@ fn value_bytes(v: &SqlVal) -> usize {
 fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<SqlVal>>, ApiError> {
     ctx.reader
         .read(|conn| Ok(super::row_by_id(conn, coll, id)?))
-        .map_err(|_| ApiError::not_found(None))
+        .map_err(|e| ApiError::not_found(None).caused_by(e))
 }
 
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
@@ -238,6 +238,7 @@ fn persist(
     draft: &mut Draft,
     schema: &Collections,
     only_changed: bool,
+    hooks: &RecordHooks,
 ) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
     let password_changed = coll.is_auth()
@@ -287,12 +288,25 @@ fn persist(
             cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
         }
     }
-    let table = coll.name.as_str();
-    let auth_before = if coll.is_auth() && !draft.is_new {
-        crate::recstore::auth::auth_state(conn, table, &draft.original_str("id"))?
-    } else {
-        None
+    let id_slot = draft.index("id");
+    let row_id = match id_slot.map(|i| match draft.is_new {
+        true => &draft.vals[i],
+        false => &draft.original[i],
+    }) {
+        Some(Val::Str(s)) => s.as_str(),
+        _ => "",
     };
+    let row = RowWrite {
+        action: if draft.is_new {
+            Action::Create
+        } else {
+            Action::Update
+        },
+        collection: &coll,
+        id: row_id,
+        schema,
+    };
+    let memos = hooks.before_write(conn, &row)?;
     let result = if draft.is_new {
         crate::recstore::rows::insert(conn, &coll.name, &cols)
     } else {
@@ -303,20 +317,10 @@ fn persist(
         Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
         Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
             // the first real superuser retires the installer's temporary account, as in PocketBase
-            crate::auth::installer::remove_installer_row(conn, table)?;
-            Ok(())
+            crate::auth::installer::remove_installer_row(conn, &coll.name)?;
+            Ok(hooks.after_write(conn, &row, memos)?)
         }
-        Ok(_) => match auth_before {
-            Some(before) => Ok(crate::auth::cleanup::after_auth_update(
-                conn,
-                table,
-                &coll.id,
-                &draft.original_str("id"),
-                before,
-                || crate::auth::cleanup::new_token_key(&coll),
-            )?),
-            None => Ok(()),
-        },
+        Ok(_) => Ok(hooks.after_write(conn, &row, memos)?),
         Err(e) => match unique_errors(&e, &coll) {
             Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
             None => Err(e.into()),
@@ -741,6 +745,19 @@ pub async fn prepare_upsert(
         }
     }
 
+    // PocketBase's OnRecordCreateRequest / OnRecordUpdateRequest: the rules passed, the
+    // draft holds the request's data; a hook may change it or refuse before anything else
+    ctx.hooks.before_request(&mut RecordRequest {
+        action: if is_new {
+            Action::Create
+        } else {
+            Action::Update
+        },
+        collection: &coll,
+        caller: &caller,
+        subject: Subject::Draft(&mut draft),
+    })?;
+
     // the auth form first, then the record's fields
     let mut old_ok = true;
     if coll.is_auth()
@@ -768,7 +785,7 @@ pub async fn prepare_upsert(
         let errs = ctx
             .reader
             .read(|conn| Ok(validate::fields(&draft, &collections, conn, &ctx.patterns)?))
-            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
         if !errs.is_empty() {
             return Err(failed(fail_msg, errs));
         }
@@ -788,7 +805,7 @@ pub async fn prepare_upsert(
                     cost,
                 )
                 .await
-                .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+                .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
                     *h = hash;
                 }
@@ -833,7 +850,7 @@ pub async fn prepare_upsert(
     if !to_write.is_empty() {
         files::write_all(ctx, &dir, to_write)
             .await
-            .map_err(|_| ApiError::bad_request(Some(fail_msg)))?;
+            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
     }
 
     let id = draft.id();
@@ -851,6 +868,7 @@ pub async fn prepare_upsert(
         Action::Update
     };
     let job_coll = coll.clone();
+    let hooks = ctx.hooks.clone();
     let write: WriteFn = Box::new(move |conn| {
         run_checks(conn, checks)?;
         if defer && !is_new {
@@ -863,7 +881,7 @@ pub async fn prepare_upsert(
                 return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
             }
         }
-        persist(conn, &mut draft, &collections, defer)?;
+        persist(conn, &mut draft, &collections, defer, &hooks)?;
         let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
         let values = ev.as_ref().map(|e| e.values.clone());
         Ok(Done {
@@ -981,16 +999,24 @@ pub async fn prepare_delete(
             }
         }
     }
+    // PocketBase's OnRecordDeleteRequest: the rules passed; a hook may refuse
+    ctx.hooks.before_request(&mut RecordRequest {
+        action: Action::Delete,
+        collection: &coll,
+        caller: &caller,
+        subject: Subject::Stored(&id),
+    })?;
     if let Some(b) = batch {
         b.rows.insert((coll.id.clone(), id.clone()), None);
     }
     let collections = schema.collections.clone();
     let job_coll = coll.clone();
     let job_id = id.clone();
+    let hooks = ctx.hooks.clone();
     let write: WriteFn = Box::new(move |conn| {
         run_checks(conn, checks)?;
         let mut events = Vec::new();
-        delete_record(conn, &collections, &job_coll, &job_id, &mut events)?;
+        delete_record(conn, &collections, &job_coll, &job_id, &hooks, &mut events)?;
         if events.is_empty() {
             return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))));
         }
@@ -1033,12 +1059,13 @@ pub async fn publish_deletes(ctx: &Db, events: Vec<RecordEvent>) {
 
 /// Deletes a record with PocketBase's cascade: references to it are removed from the
 /// records pointing at it; those left empty are deleted when the relation cascades and
-/// refuse the delete when it is required.
+/// refuse the delete when it is required. The write `hooks` run around each deleted row.
 pub fn delete_record(
     conn: &Connection,
     schema: &Collections,
     coll: &Arc<Collection>,
     id: &str,
+    hooks: &RecordHooks,
     events: &mut Vec<RecordEvent>,
 ) -> Result<(), JobFail> {
     let refuse = |m: String| JobFail::Refused(JobError::Refused(m));
@@ -1054,14 +1081,15 @@ pub fn delete_record(
         }
     }
     events.push(ev);
+    let row = RowWrite {
+        action: Action::Delete,
+        collection: coll,
+        id,
+        schema,
+    };
+    let memos = hooks.before_write(conn, &row)?;
     crate::recstore::rows::delete(conn, &coll.name, id)?;
-    if coll.is_auth() {
-        for table in crate::recstore::authrows::PER_RECORD {
-            if schema.by_name(table).is_some() {
-                crate::recstore::authrows::delete_of_record(conn, table, &coll.id, id)?;
-            }
-        }
-    }
+    hooks.after_write(conn, &row, memos)?;
     let mut refs: Vec<Arc<Collection>> = schema
         .iter()
         .filter(|c| !c.is_view() && c.relations_to(&coll.id).next().is_some())
@@ -1094,7 +1122,7 @@ pub fn delete_record(
                     ids.remove(pos);
                 }
                 if cascade_delete && ids.is_empty() {
-                    delete_record(conn, schema, &rc, &rid, events)?;
+                    delete_record(conn, schema, &rc, &rid, hooks, events)?;
                     continue;
                 }
                 if f.required && ids.is_empty() {

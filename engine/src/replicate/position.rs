@@ -428,6 +428,7 @@ fn parse_answer(raw: &[u8]) -> Result<serde_json::Value, Unavailable> {
         body.to_string()
     };
     let json: serde_json::Value = serde_json::from_str(body.trim())
+        // no cause: the whole answer is quoted, which says more than the JSON error
         .map_err(|_| Unavailable(format!("litestream answered {status}: {}", body.trim())))?;
     if status != 200 {
         let why = json["error"].as_str().unwrap_or("unknown error");

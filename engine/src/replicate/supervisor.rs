@@ -126,6 +126,7 @@ pub fn start(replication: &super::Replication, config: Config) -> Result<(), Str
             config_path,
             thread: Mutex::new(Some(thread)),
         })
+        // no cause: `OnceLock::set` hands back the value it refused
         .map_err(|_| "replication is already running".to_string())
 }
 

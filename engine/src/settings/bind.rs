@@ -17,6 +17,8 @@ impl std::fmt::Display for BindError {
     }
 }
 
+impl std::error::Error for BindError {}
+
 pub type BindResult = Result<(), BindError>;
 
 /// A value that a JSON document can be applied onto.

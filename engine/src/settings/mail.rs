@@ -99,6 +99,7 @@ fn send_smtp(cfg: &SmtpConfig, msg: &Message) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
 
+    // no cause: the port in the message is all there is to say
     let port = u16::try_from(cfg.port).map_err(|_| format!("invalid SMTP port {}", cfg.port))?;
     let tls_params = || TlsParameters::new(cfg.host.clone()).map_err(|e| e.to_string());
     let tls = if cfg.tls {

@@ -415,6 +415,7 @@ fn atoi(s: &str) -> Result<i64, String> {
         return Err(format!("strconv.Atoi: parsing {s:?}: invalid syntax"));
     }
     s.parse::<i64>()
+        // no cause: only digits reach here, so the one failure is Go's out-of-range text
         .map_err(|_| format!("strconv.Atoi: parsing {s:?}: value out of range"))
 }
 

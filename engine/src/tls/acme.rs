@@ -139,6 +139,7 @@ async fn obtain(
     let account = account.get_or_try_init(|| open_account(settings)).await?;
     let cert = tokio::time::timeout(ORDER_TIMEOUT, order(certs, settings, account, domain, rsa))
         .await
+        // no cause: the timeout's `Elapsed` only says the time ran out
         .map_err(|_| "the order took too long".to_string())??;
     let not_after = usable(&cert).ok_or("the CA sent a certificate that is not valid now")?;
     cache::put(&settings.cache_dir, name, &cert.encode())
