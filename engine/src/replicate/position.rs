@@ -27,7 +27,8 @@
 //! keeps forced syncs at no more than ~1/[`MIN_GAP`] a second and never delays a write.
 //! An exact [`Positions::sync`] within [`MIN_GAP`] of the last one waits for the gap to pass (the
 //! realtime publisher's per-event TXID: up to 250 ms later, which a replica ~1 s behind
-//! does not notice), so it cannot bring back one object per write either.
+//! does not notice), so it cannot bring back one object per write either; covering requests
+//! that come meanwhile are answered at once (the bound), so a write's answer never waits.
 //! Requests that wait for the upload run on a helper thread per batch, so an unreachable
 //! store delays only them.
 //!
@@ -263,15 +264,42 @@ fn run(c: &Arc<Client>) {
             std::mem::take(&mut *q)
         };
         // an exact answer needs a sync that starts after the request: within MIN_GAP of the
-        // last one, wait the gap out and take what queued meanwhile along (a realtime
-        // publisher asks once per event, and each sync is one more object in the store)
+        // last one, the exact requests wait the gap out and take what queues meanwhile along
+        // (a realtime publisher asks once per event batch, and each sync is one more object
+        // in the store); covering requests (write answers) and durable ones never wait for it
         let exact_soon = pending
             .iter()
             .any(|p| p.want == Want::Exact { wait: false });
         if let (true, Some(t)) = (exact_soon, last_sync) {
-            if let Some(left) = MIN_GAP.checked_sub(t.elapsed()) {
-                std::thread::sleep(left);
-                pending.append(&mut lock(&c.queue));
+            let gap_ends = t + MIN_GAP;
+            loop {
+                let (now, rest): (Vec<Pending>, Vec<Pending>) = pending
+                    .into_iter()
+                    .partition(|p| p.want != Want::Exact { wait: false });
+                pending = rest;
+                let (waiters, cover): (Vec<Pending>, Vec<Pending>) = now
+                    .into_iter()
+                    .partition(|p| p.want == Want::Exact { wait: true });
+                if !waiters.is_empty() {
+                    durable(c, waiters);
+                }
+                if !cover.is_empty() {
+                    let outcome = cover_bound(c);
+                    for p in cover {
+                        (p.reply)(outcome.clone());
+                    }
+                }
+                let Some(left) = gap_ends.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                let mut q = lock(&c.queue);
+                if q.is_empty() {
+                    q = match c.wake.wait_timeout(q, left) {
+                        Ok((q, _)) => q,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
+                pending.append(&mut q);
             }
         }
         let (waiters, batch): (Vec<Pending>, Vec<Pending>) = pending
@@ -293,15 +321,20 @@ fn run(c: &Arc<Client>) {
             }
             outcome
         } else {
-            local_txid(&c.socket, &c.db).map(|p| Position {
-                txid: p + 2,
-                replicated: c.replicated.load(Ordering::SeqCst),
-            })
+            cover_bound(c)
         };
         for p in batch {
             (p.reply)(outcome.clone());
         }
     }
+}
+
+/// The answer to covering requests without a sync: the latest local TXID + 2 (module doc).
+fn cover_bound(c: &Client) -> Result<Position, Unavailable> {
+    local_txid(&c.socket, &c.db).map(|p| Position {
+        txid: p + 2,
+        replicated: c.replicated.load(Ordering::SeqCst),
+    })
 }
 
 /// Keeps a forced sync's answer for [`Positions::last`] and [`Positions::lag`].
