@@ -44,6 +44,12 @@ pub struct Core {
 }
 
 impl Core {
+    /// Hashes `plain` with this process's password scheme at `cost`, on the CPU pool (bcrypt
+    /// takes ~74 ms at cost 10: never on a request worker).
+    pub async fn hash_password(&self, plain: String, cost: u32) -> Result<String, String> {
+        crate::auth::password::hash(&self.cpu, self.password_scheme, plain, cost).await
+    }
+
     /// Where record files live now: the `s3` bucket when enabled, else `pb_data/storage`.
     pub fn record_fs(&self) -> Result<pocketbun_storage::files::Fs, String> {
         (self.files).record_fs(&self.settings.get(), self.store.dir())

@@ -230,8 +230,7 @@ async fn rehash(
     old: String,
     cost: u32,
 ) {
-    let Ok(new) = password::hash(&ctx.shared.cpu, ctx.shared.password_scheme, plain, cost).await
-    else {
+    let Ok(new) = ctx.shared.hash_password(plain, cost).await else {
         return;
     };
     let sql = crate::recstore::auth::rehash_password_sql(&coll.name);

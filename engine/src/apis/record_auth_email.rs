@@ -162,14 +162,11 @@ async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let length = coll.auth.otp.length.clamp(1, 255) as usize;
     let code = random::random_string_with_alphabet(length, "1234567890");
     let otps_cost = otp_hash_cost(&ctx);
-    let hash = password::hash(
-        &ctx.shared.cpu,
-        ctx.shared.password_scheme,
-        code.clone(),
-        otps_cost,
-    )
-    .await
-    .map_err(|e| ApiError::internal().caused_by(e))?;
+    let hash = ctx
+        .shared
+        .hash_password(code.clone(), otps_cost)
+        .await
+        .map_err(|e| ApiError::internal().caused_by(e))?;
     let otp_id = random::new_record_id();
     let (id, cid, rid) = (otp_id.clone(), coll.id.clone(), record_id.clone());
     ctx.shared
@@ -284,14 +281,11 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
         if !coll.auth.mfa.enabled {
             let random_pw = random::random_string(30);
-            let h = password::hash(
-                &ctx.shared.cpu,
-                ctx.shared.password_scheme,
-                random_pw,
-                password::cost_of(&coll),
-            )
-            .await
-            .map_err(|e| ApiError::internal().caused_by(e))?;
+            let h = ctx
+                .shared
+                .hash_password(random_pw, password::cost_of(&coll))
+                .await
+                .map_err(|e| ApiError::internal().caused_by(e))?;
             sets.push(("password".into(), h.into()));
             sets.push((
                 "tokenKey".into(),
@@ -393,14 +387,11 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if !loaded.verified() {
         let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
         if !coll.auth.password_auth.enabled {
-            let h = password::hash(
-                &ctx.shared.cpu,
-                ctx.shared.password_scheme,
-                random::random_string(30),
-                password::cost_of(&coll),
-            )
-            .await
-            .map_err(|e| ApiError::internal().caused_by(e))?;
+            let h = ctx
+                .shared
+                .hash_password(random::random_string(30), password::cost_of(&coll))
+                .await
+                .map_err(|e| ApiError::internal().caused_by(e))?;
             sets.push(("password".into(), h.into()));
             sets.push((
                 "tokenKey".into(),
@@ -540,14 +531,11 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         errs.add("password", e);
         return Err(ApiError::validation("Failed to set new password.", &errs));
     }
-    let hash = password::hash(
-        &ctx.shared.cpu,
-        ctx.shared.password_scheme,
-        plain,
-        password::cost_of(&coll),
-    )
-    .await
-    .map_err(|e| ApiError::internal().caused_by(e))?;
+    let hash = ctx
+        .shared
+        .hash_password(plain, password::cost_of(&coll))
+        .await
+        .map_err(|e| ApiError::internal().caused_by(e))?;
     let mut sets: Vec<(String, SqlValue)> = vec![
         ("password".into(), hash.into()),
         // a new password ends every session of the old one

@@ -232,14 +232,11 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             if !verified {
                 if !is_logged {
                     let plain = random::random_string(30);
-                    let hash = password::hash(
-                        &ctx.shared.cpu,
-                        ctx.shared.password_scheme,
-                        plain,
-                        password::cost_of(&coll),
-                    )
-                    .await
-                    .map_err(|e| failed().caused_by(e))?;
+                    let hash = ctx
+                        .shared
+                        .hash_password(plain, password::cost_of(&coll))
+                        .await
+                        .map_err(|e| failed().caused_by(e))?;
                     sets.push(("password".into(), hash.into()));
                     // a new password invalidates the tokens issued so far
                     sets.push((

@@ -798,14 +798,11 @@ pub async fn prepare_upsert(
                     FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
                     _ => crate::auth::password::DEFAULT_COST,
                 };
-                let hash = crate::auth::password::hash(
-                    &ctx.core.cpu,
-                    ctx.core.password_scheme,
-                    plain.clone(),
-                    cost,
-                )
-                .await
-                .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
+                let hash = ctx
+                    .core
+                    .hash_password(plain.clone(), cost)
+                    .await
+                    .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
                 if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
                     *h = hash;
                 }
