@@ -270,7 +270,9 @@ fn run(c: &Arc<Client>) {
         let exact_soon = pending
             .iter()
             .any(|p| p.want == Want::Exact { wait: false });
-        if let (true, Some(t)) = (exact_soon, last_sync) {
+        // (a gap already over needs no waiting: covering requests then share the exact sync)
+        let in_gap = last_sync.filter(|t| t.elapsed() < MIN_GAP);
+        if let (true, Some(t)) = (exact_soon, in_gap) {
             let gap_ends = t + MIN_GAP;
             loop {
                 let (now, rest): (Vec<Pending>, Vec<Pending>) = pending
