@@ -196,6 +196,39 @@ export function Pager(props: { total: number; page: number; pages: number; setPa
   );
 }
 
+/** A list page's search bar: submitting goes back to page 1 and applies what was typed. */
+export function SearchBar(props: { onSearch: () => void; setPage: (p: number) => void; children: ComponentChildren }) {
+  return (
+    <form
+      class="searchbar"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.setPage(1);
+        props.onSearch();
+      }}
+    >
+      {props.children}
+    </form>
+  );
+}
+
+/** An editor panel's footer: the page's own buttons (e.g. Delete), then Cancel and the
+ *  submit button of the form `form` ("Create" for a new item, else "Save changes"). */
+export function EditorFooter(props: { form: string; isNew: boolean; busy: boolean; onCancel: () => void; children?: ComponentChildren }) {
+  return (
+    <>
+      {props.children}
+      <span class="grow" />
+      <button type="button" class="btn" onClick={props.onCancel}>
+        Cancel
+      </button>
+      <button type="submit" form={props.form} class="btn primary" disabled={props.busy}>
+        {props.isNew ? 'Create' : 'Save changes'}
+      </button>
+    </>
+  );
+}
+
 export function Spinner() {
   return <span class="spinner" aria-label="Loading" />;
 }

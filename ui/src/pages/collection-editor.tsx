@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { pb, Collection, Field, errMessage, fieldErrors, randomString } from '../api';
 import { collections, loadCollections, navigate } from '../store';
-import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, getPath, setPath, allowLeave } from '../ui';
+import { Modal, EditorFooter, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, getPath, setPath, allowLeave } from '../ui';
 import { RuleInput } from './rule-input';
 
 export const FIELD_TYPES = ['text', 'editor', 'number', 'bool', 'email', 'url', 'date', 'autodate', 'select', 'file', 'relation', 'json', 'geoPoint', 'password'];
@@ -532,7 +532,7 @@ export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collec
       : []),
   ];
   const footer = (
-    <>
+    <EditorFooter form="collection-form" isNew={isNew} busy={busy} onCancel={close}>
       {!isNew && (
         <div class="row">
           <button type="button" class="btn small" onClick={duplicate}>
@@ -550,14 +550,7 @@ export function CollectionEditor({ coll, onClose, onTruncated }: { coll?: Collec
           )}
         </div>
       )}
-      <span class="grow" />
-      <button type="button" class="btn" onClick={close}>
-        Cancel
-      </button>
-      <button type="submit" form="collection-form" class="btn primary" disabled={busy}>
-        {isNew ? 'Create' : 'Save changes'}
-      </button>
-    </>
+    </EditorFooter>
   );
   return (
     <Modal panel title={isNew ? 'New collection' : `Edit collection ${coll?.name}`} onClose={close} footer={footer}>

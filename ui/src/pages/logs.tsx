@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { pb, errMessage } from '../api';
 import { navigate } from '../store';
-import { Modal, Toggle, toast, fmtDate, Labeled, Pager } from '../ui';
+import { Modal, Toggle, toast, fmtDate, Labeled, Pager, SearchBar } from '../ui';
 
 const LEVELS: Record<number, string> = { [-4]: 'DEBUG', 0: 'INFO', 4: 'WARN', 8: 'ERROR' };
 
@@ -133,14 +133,7 @@ export function LogsPage({ path }: { path: string }) {
           </button>
         </div>
       </header>
-      <form
-        class="searchbar"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setPage(1);
-          setFilter(search);
-        }}
-      >
+      <SearchBar setPage={setPage} onSearch={() => setFilter(search)}>
         <input type="search" name="filter" placeholder='Filter, e.g. data.status >= 400 || message ~ "GET"' value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
         <select aria-label="Level" name="level" value={level} onChange={(e) => (setLevel(e.currentTarget.value), setPage(1))}>
           <option value="">All levels</option>
@@ -159,7 +152,7 @@ export function LogsPage({ path }: { path: string }) {
           }}
         />
         <button class="btn">Search</button>
-      </form>
+      </SearchBar>
       {error && <p class="error">{error}</p>}
       <Chart stats={stats} />
       <div class="table-wrap">

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { signal } from '@preact/signals';
 import { pb, Collection, Field, errMessage, fieldErrors, randomString } from '../api';
 import { byIdOrName } from '../store';
-import { Modal, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, fmtDate, Spinner, allowLeave } from '../ui';
+import { Modal, EditorFooter, Labeled, Toggle, toast, confirmDialog, confirmDiscard, useDirtyGuard, fmtDate, Spinner, allowLeave } from '../ui';
 
 const AUTH_SPECIAL = ['email', 'emailVisibility', 'verified', 'password', 'tokenKey'];
 
@@ -540,20 +540,13 @@ export function RecordEditor({ coll, id, onClose, onSaved }: { coll: Collection;
 
   const fields = coll.fields.filter((f) => !(isAuth && AUTH_SPECIAL.includes(f.name)) && !(f.name === 'id' && id));
   const footer = (
-    <>
+    <EditorFooter form="record-form" isNew={!id} busy={busy} onCancel={close}>
       {id && (
         <button class="btn danger" type="button" onClick={del}>
           Delete
         </button>
       )}
-      <span class="grow" />
-      <button class="btn" type="button" onClick={close}>
-        Cancel
-      </button>
-      <button class="btn primary" type="submit" form="record-form" disabled={busy}>
-        {id ? 'Save changes' : 'Create'}
-      </button>
-    </>
+    </EditorFooter>
   );
   return (
     <Modal panel title={id ? `Edit ${coll.name} record` : `New ${coll.name} record`} onClose={close} footer={footer}>

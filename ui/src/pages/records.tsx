@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState, useRef } from 'preact/hooks';
 import { pb, Collection, errMessage } from '../api';
 import { navigate, hideControls } from '../store';
-import { confirmDialog, toast, fmtDate, Modal, Pager } from '../ui';
+import { confirmDialog, toast, fmtDate, Modal, Pager, SearchBar } from '../ui';
 import { CollectionEditor } from './collection-editor';
 import { RecordEditor } from './record-editor';
 import { ApiPreview } from './api-preview';
@@ -255,14 +255,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
           )}
         </div>
       </header>
-      <form
-        class="searchbar"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setPage(1);
-          setApplied(search);
-        }}
-      >
+      <SearchBar setPage={setPage} onSearch={() => setApplied(search)}>
         <input
           ref={searchRef}
           type="search"
@@ -291,7 +284,7 @@ export function RecordsView({ coll, sub }: { coll: Collection; sub: string[] }) 
             Import CSV
           </button>
         )}
-      </form>
+      </SearchBar>
       {builderOpen && <FilterBuilder coll={coll} onAdd={(expr, join) => setSearch(search.trim() && searchFilter(coll, search) === search.trim() ? `${search.trim()} ${join} ${expr}` : expr)} />}
       {colsOpen && (
         <div class="columns-picker">
