@@ -46,7 +46,8 @@ pub fn format_unix_millis(ms: i64) -> String {
     put(14, sod % 3600 / 60, 2);
     put(17, sod % 60, 2);
     put(20, millis, 3);
-    b.iter().map(|&c| c as char).collect()
+    // only ASCII digits and punctuation (a char-by-char `collect` was ~0.6k instructions)
+    String::from_utf8(b.to_vec()).unwrap_or_default()
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).

@@ -215,6 +215,9 @@ fn run(
     let mut last_report: Option<Instant> = None;
     let mut tick_started = Instant::now();
     let mut idle = true;
+    // whether `_logs` has PocketBase's old `updated` column: asked once (the query cost ~17k
+    // instructions, once per batch before), again only after a failed batch
+    let mut has_updated: Option<bool> = None;
     loop {
         if idle {
             // nothing logged lately: park on both channels, so an idle server sleeps; the
@@ -277,9 +280,23 @@ fn run(
                 .map(|e| auth.finish(e, &mut ids, max_data))
                 .collect();
             // waiting for the commit keeps at most one batch in the writer's queue
-            if let Err(e) = writer.submit(move |conn| insert(conn, &rows)).wait() {
-                // once per failure streak would be nicer; a silent drop hid a schema mismatch
-                eprintln!("pocketbun: writing request logs failed: {e}");
+            let known = has_updated;
+            let written = writer.submit(move |conn| {
+                let updated = match known {
+                    Some(updated) => updated,
+                    None => has_updated_column(conn)?,
+                };
+                insert(conn, &rows, updated)?;
+                Ok(updated)
+            });
+            match written.wait() {
+                Ok(updated) => has_updated = Some(updated),
+                Err(e) => {
+                    has_updated = None;
+                    // once per failure streak would be nicer; a silent drop hid a schema
+                    // mismatch
+                    eprintln!("pocketbun: writing request logs failed: {e}");
+                }
             }
         }
         auth.forget();
@@ -392,14 +409,17 @@ fn build_insert_sql(n: usize, has_updated: bool) -> String {
     sql
 }
 
-fn insert(conn: &Connection, rows: &[Row]) -> pocketbun_storage::Result<()> {
-    // `_logs` has an `updated` column only in pb_data made by PocketBase before v0.23's
-    // schema; a fresh v0.39 one does not
-    let has_updated: bool = conn
+/// Whether `_logs` has an `updated` column: only in pb_data made by PocketBase before v0.23's
+/// schema; a fresh v0.39 one does not.
+fn has_updated_column(conn: &Connection) -> pocketbun_storage::Result<bool> {
+    Ok(conn
         .prepare_cached(
             "SELECT count(*) > 0 FROM pragma_table_info('_logs') WHERE name = 'updated'",
         )?
-        .query_row([], |r| r.get(0))?;
+        .query_row([], |r| r.get(0))?)
+}
+
+fn insert(conn: &Connection, rows: &[Row], has_updated: bool) -> pocketbun_storage::Result<()> {
     let mut rest = rows;
     for n in INSERT_SIZES {
         if rest.len() < n {
@@ -510,7 +530,7 @@ pub fn delete_old(store: &Store, max_days: i64) -> pocketbun_storage::Result<usi
 
 #[cfg(test)]
 mod tests {
-    use super::{insert, LogIds, Row};
+    use super::{has_updated_column, insert, LogIds, Row};
     use pocketbun_storage::random::{ID_ALPHABET, ID_LENGTH};
     use pocketbun_storage::rusqlite::Connection;
 
@@ -538,7 +558,7 @@ mod tests {
                         created: "2026-12-07 09:15:42.123Z".into(),
                     })
                     .collect();
-                insert(&conn, &rows).unwrap();
+                insert(&conn, &rows, has_updated_column(&conn).unwrap()).unwrap();
                 total += n;
                 let stored: usize = conn
                     .query_row("SELECT count(*) FROM _logs", [], |r| r.get(0))

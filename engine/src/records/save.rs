@@ -70,41 +70,16 @@ impl From<rusqlite::Error> for JobFail {
     }
 }
 
-/// Now as PocketBase stores datetimes (`2006-01-02 15:04:05.000Z`), written digit by digit
-/// (chrono's `format` cost ~4.5k instructions per save).
+/// Now as PocketBase stores datetimes (`2006-01-02 15:04:05.000Z`).
 fn now_text() -> String {
     datetime_text(now_ms())
 }
 
-/// The Unix time `ms` (milliseconds) as PocketBase stores datetimes.
+/// The Unix time `ms` (milliseconds) as PocketBase stores datetimes: storage's digit-by-digit
+/// formatter, the one the request logs use (chrono's `format` cost ~4.5k instructions per
+/// save; its calendar fields then `push`ed char by char, ~0.8k; this ~0.25k).
 fn datetime_text(ms: i64) -> String {
-    use chrono::{Datelike, Timelike};
-    let secs = ms.div_euclid(1000);
-    let dt = chrono::DateTime::from_timestamp(secs, (ms.rem_euclid(1000) * 1_000_000) as u32)
-        .unwrap_or_default();
-    let mut out = String::with_capacity(24);
-    push_digits(&mut out, dt.year().clamp(0, 9999) as u32, 4);
-    out.push('-');
-    push_digits(&mut out, dt.month(), 2);
-    out.push('-');
-    push_digits(&mut out, dt.day(), 2);
-    out.push(' ');
-    push_digits(&mut out, dt.hour(), 2);
-    out.push(':');
-    push_digits(&mut out, dt.minute(), 2);
-    out.push(':');
-    push_digits(&mut out, dt.second(), 2);
-    out.push('.');
-    push_digits(&mut out, ms.rem_euclid(1000) as u32, 3);
-    out.push('Z');
-    out
-}
-
-/// `n` as exactly `width` decimal digits (zero padded).
-fn push_digits(out: &mut String, n: u32, width: u32) {
-    for k in (0..width).rev() {
-        out.push(char::from(b'0' + (n / 10u32.pow(k) % 10) as u8));
-    }
+    pocketbun_storage::time::format_unix_millis(ms)
 }
 
 /// Bytes a stored value takes (text length; 8 for anything else).

@@ -15,10 +15,12 @@ use std::rc::Rc;
 /// The one statement every by-id load uses (`SELECT *`, `?1` the id): the write path's
 /// reads, its rebase inside a batch job and the realtime event of a write.
 pub fn by_id<'c>(conn: &'c Connection, table: &str) -> rusqlite::Result<CachedStatement<'c>> {
-    conn.prepare_cached(&format!(
-        "SELECT * FROM {} WHERE `id` = ?1 LIMIT 1",
-        Ident(table)
-    ))
+    // pushed, not `format!`ed: this runs for every write's re-read (~0.4k instructions less)
+    let mut sql = String::with_capacity(48 + table.len());
+    sql.push_str("SELECT * FROM ");
+    Ident(table).push_to(&mut sql);
+    sql.push_str(" WHERE `id` = ?1 LIMIT 1");
+    conn.prepare_cached(&sql)
 }
 
 /// The record of `table` whose `column` equals `?1` (`nocase`: compared with NOCASE): the

@@ -62,9 +62,15 @@ impl Collections {
 
     /// By case-insensitive name.
     pub fn by_name(&self, name: &str) -> Option<&Arc<Collection>> {
-        self.by_name
-            .get(&name.to_lowercase())
-            .map(|&i| &self.list[i])
+        // a route names its collection as stored nearly always: an ASCII name without
+        // capitals is its own lower case, so no lower-cased copy (an allocation, ~0.25k
+        // instructions on every records request)
+        let found = if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_name.get(name)
+        } else {
+            self.by_name.get(&name.to_lowercase())
+        };
+        found.map(|&i| &self.list[i])
     }
 
     /// All collections in `_collections` rowid order.
