@@ -57,6 +57,12 @@ impl Body {
             .header("content-type")
             .unwrap_or("")
             .to_ascii_lowercase();
+        let form = ct.starts_with("application/x-www-form-urlencoded")
+            || ct.starts_with("multipart/form-data");
+        // Go's `ParseForm` reads the URL query with a form body: its refusal fails the binding
+        if form && crate::apis::body::query_refused(req.query()) {
+            return Err(ApiError::bad_request(Some(LOAD_FAILED)));
+        }
         if req.body.len() <= OFFLOAD_PARSE_BYTES {
             return Body::parse_bytes(&ct, &req.body);
         }
@@ -71,13 +77,14 @@ impl Body {
     fn parse_bytes(ct: &str, body: &[u8]) -> Result<Body, ApiError> {
         let load = || ApiError::bad_request(Some(LOAD_FAILED));
         if ct.starts_with("application/x-www-form-urlencoded") {
-            // more than 10,000 fields: Go's form parser refuses the body
-            if crate::go::too_many_params(body) {
+            // a `;`, a bad escape or more than 10,000 fields: Go's form parser refuses the body
+            let form = crate::go::parse_form(body);
+            if form.refused {
                 return Err(load());
             }
             let mut out = Map::new();
-            let text = String::from_utf8_lossy(body);
-            for (k, v) in query_pairs(&text) {
+            // the first value of a repeated key binds (Go's `url.Values.Get`)
+            for (k, v) in form.first_values() {
                 if k == "@jsonPayload" {
                     match crate::json_strict::from_slice(v.as_bytes())
                         .map_err(|e| load().caused_by(e))?
