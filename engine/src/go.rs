@@ -148,6 +148,34 @@ pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
+/// PocketBase's `inflector.Snakecase`: words split at anything Go's `[\W_]` matches (all
+/// but ASCII letters and digits, RE2's `\W` is ASCII-only), an underscore before an
+/// upper-case letter that follows a non-upper-case one, all lower-cased.
+pub fn snakecase(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    let words = s.split(|c: char| !c.is_ascii_alphanumeric());
+    for word in words.filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        let mut prev_upper = false;
+        for (i, c) in word.bytes().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 && !prev_upper {
+                out.push('_');
+            }
+            prev_upper = c.is_ascii_uppercase();
+            out.push(c.to_ascii_lowercase() as char);
+        }
+    }
+    out
+}
+
+/// Unix time in milliseconds (Go's `time.Now().UnixMilli()`: the datetime macros of rules
+/// and filters).
+pub fn now_ms() -> i64 {
+    pocketbun_storage::time::unix_micros() / 1000
+}
+
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
 pub fn format_float(f: f64) -> String {
     // Rust prints floats in their shortest round-trip form without an exponent, as Go does
@@ -156,7 +184,23 @@ pub fn format_float(f: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_float, parse_form, query_first, query_pairs, url_decode};
+    use super::{format_float, parse_form, query_first, query_pairs, snakecase, url_decode};
+
+    #[test]
+    fn snakecase_like_pocketbase() {
+        for (s, want) in [
+            ("acme_test", "acme_test"),
+            ("My App", "my_app"),
+            ("myApp-Name!", "my_app_name"),
+            ("ABCTest", "abctest"),
+            ("X-Token", "x_token"),
+            ("helloWorld_x", "hello_world_x"),
+            // RE2's \W is ASCII-only: other letters separate words
+            ("caf\u{e9}Bar", "caf_bar"),
+        ] {
+            assert_eq!(snakecase(s), want, "{s}");
+        }
+    }
 
     #[test]
     fn url_decode_refuses_what_go_refuses() {

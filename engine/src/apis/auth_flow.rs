@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
-pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
+pub use crate::error::VALIDATE_FAILED;
 
 /// Auth methods as MFA and the login alerts name them.
 pub const METHOD_PASSWORD: &str = "password";

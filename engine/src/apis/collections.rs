@@ -3,6 +3,7 @@
 use crate::apis::search::{write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
+use crate::go::now_ms;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
 use pocketbun_storage::collections::model::{Collection, CollectionType};
@@ -157,12 +158,6 @@ fn to_sql(v: &query::Value) -> pocketbun_storage::rusqlite::types::Value {
         query::Value::Real(f) => V::Real(*f),
         query::Value::Text(s) => V::Text(s.clone()),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
@@ -401,10 +396,7 @@ async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 "collections",
                 crate::error::FieldError::new("validation_required", "cannot be blank"),
             );
-            return Err(ApiError::validation(
-                "An error occurred while validating the submitted data.",
-                &errors,
-            ));
+            return Err(ApiError::validation(crate::error::VALIDATE_FAILED, &errors));
         }
     };
     let outcome = change_schema(&ctx, move |conn| import_in(conn, to_import, delete_missing)).await;
@@ -597,12 +589,7 @@ async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .param("min", 0),
         );
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(
-            "An error occurred while validating the submitted data.",
-            &errors,
-        ));
-    }
+    errors.checked()?;
     let outcome = ctx
         .shared
         .store
