@@ -584,17 +584,7 @@ async fn check_mfa(
     }
 
     let found = ctx.reader.read(|conn| Ok(authrows::mfa(conn, &mfa_id)?))?;
-    let delete = |id: String| async move {
-        let _ = ctx
-            .shared
-            .store
-            .writer()
-            .submit(move |conn| {
-                authrows::delete_mfa(conn, &id)?;
-                Ok(())
-            })
-            .await;
-    };
+    let delete = |id: String| delete_used(ctx, authrows::delete_mfa, id);
     let Some((coll_ref, record_ref, mfa_method, created)) = found else {
         return Err(ApiError::bad_request(Some(
             "Invalid or expired MFA session.",
@@ -744,6 +734,27 @@ pub async fn send_template(
 
 // ---------------------------------------------------------------------------------------------
 // writes, throttles and detached mail
+
+/// Deletes a used (or expired) MFA session or OTP row `id` through the writer; a failure
+/// only leaves the row to expire.
+pub async fn delete_used(
+    ctx: &AppCtx,
+    delete: fn(
+        &pocketbun_storage::rusqlite::Connection,
+        &str,
+    ) -> pocketbun_storage::rusqlite::Result<usize>,
+    id: String,
+) {
+    let _ = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            delete(conn, &id)?;
+            Ok(())
+        })
+        .await;
+}
 
 /// Updates columns of an auth record (plus its `onUpdate` autodates) through the writer.
 pub async fn update_record(

@@ -1,5 +1,6 @@
 //! `/api/collections`: the collections API, superusers only.
 
+use crate::apis::body::LOAD_FAILED;
 use crate::apis::search::{write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
@@ -252,6 +253,12 @@ fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Valu
     }
 }
 
+/// The JSON object body of a form endpoint (import, dry-run view): one that cannot be read is
+/// PocketBase's load failure.
+fn form_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    body_object(req).map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))
+}
+
 const BAD_FORMAT: &str = "Failed to load the collection type data due to invalid formatting.";
 
 fn bad_format() -> ApiError {
@@ -373,10 +380,7 @@ fn import_failure(message: String) -> ApiError {
 /// order; `deleteMissing` drops the non-system collections (and fields) it does not list.
 async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|e| {
-        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
-            .caused_by(e)
-    })?;
+    let body = form_object(&req)?;
     let delete_missing = body
         .get("deleteMissing")
         .and_then(serde_json::Value::as_bool)
@@ -563,10 +567,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     use pocketbun_storage::collections::view;
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|e| {
-        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
-            .caused_by(e)
-    })?;
+    let body = form_object(&req)?;
     let query = body
         .get("query")
         .and_then(serde_json::Value::as_str)

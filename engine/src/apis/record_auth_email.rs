@@ -330,16 +330,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
 
     // a used code is gone for good
-    let id = otp_id.clone();
-    let _ = ctx
-        .shared
-        .store
-        .writer()
-        .submit(move |conn| {
-            authrows::delete_otp(conn, &id)?;
-            Ok(())
-        })
-        .await;
+    flow::delete_used(&ctx, authrows::delete_otp, otp_id.clone()).await;
 
     // a code that reached the record's own address proves it
     let mut loaded = loaded;
