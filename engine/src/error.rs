@@ -186,7 +186,20 @@ pub enum FieldErrorNode {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldErrors(pub BTreeMap<String, FieldErrorNode>);
 
+/// PocketBase's message for submitted data that fails its checks.
+pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
+
 impl FieldErrors {
+    /// `Ok` when there is no error, else PocketBase's 400 for submitted data that fails its
+    /// checks ([`VALIDATE_FAILED`]).
+    pub fn checked(&self) -> Result<(), ApiError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(VALIDATE_FAILED, self))
+        }
+    }
+
     pub fn new() -> Self {
         FieldErrors::default()
     }
@@ -236,20 +249,9 @@ impl FieldErrors {
     }
 }
 
-/// PocketBase's message normalization: trimmed, first letter upper-cased, final punctuation.
-pub fn sentenize(message: &str) -> String {
-    let trimmed = message.trim();
-    let mut chars = trimmed.chars();
-    let Some(first) = chars.next() else {
-        return String::new();
-    };
-    let mut out: String = first.to_uppercase().collect();
-    out.push_str(chars.as_str());
-    if !(out.ends_with('.') || out.ends_with('?') || out.ends_with('!')) {
-        out.push('.');
-    }
-    out
-}
+/// PocketBase's message normalization (trimmed, first letter upper-cased, final
+/// punctuation): the schema's error tree and the API's share one.
+pub use pocketbun_storage::collections::errors::sentenize;
 
 /// A JSON response as PocketBase 0.40 writes it (Go's `encoding/json/v2`): compact, no
 /// HTML escaping, no trailing newline.

@@ -183,8 +183,9 @@ fn precompressed(path: &Path, accept: Option<&str>) -> (Option<Variant>, bool) {
     (best, any)
 }
 
-/// Whether an `Accept-Encoding` value accepts `coding` (named, or `*`, without `q=0`).
-fn accepts(header: &str, coding: &str) -> bool {
+/// Whether an `Accept-Encoding` value accepts `coding` (named, or `*`, without `q=0`): for
+/// `pb_public` files and the embedded dashboard alike.
+pub(crate) fn accepts(header: &str, coding: &str) -> bool {
     header.split(',').any(|item| {
         let mut parts = item.split(';');
         let name = parts.next().unwrap_or("").trim();
@@ -507,6 +508,9 @@ mod tests {
         assert!(!accepts("br;q=0.0, gzip", "br"));
         assert!(accepts("*", "br"));
         assert!(!accepts("identity", "gzip"));
+        assert!(accepts("gzip;q=0.5", "gzip"));
+        assert!(!accepts("gzip;q=0, br", "gzip"));
+        assert!(!accepts("", "br"));
     }
 
     #[test]

@@ -98,22 +98,22 @@ pub fn run(
     let saved_email = if is_create {
         let id = random::from_autogenerate_pattern(&collection.id_pattern)
             .unwrap_or_else(|_| random::new_record_id());
-        let email_owned = email.to_string();
+        let row = Row {
+            id,
+            email: email.to_string(),
+            hash,
+            token_key,
+            now,
+        };
         let col = collection.clone();
-        let result = store.writer().submit_blocking(move |conn: &Connection| {
-            insert(conn, &col, &id, &email_owned, &hash, &token_key, &now)?;
-            if email_owned != INSTALLER_EMAIL {
+        save(store, &context, move |conn| {
+            insert(conn, &col, &row)?;
+            if row.email != INSTALLER_EMAIL {
                 remove_installer(conn, &col)?;
             }
             Ok(())
-        });
-        match result {
-            Ok(()) => email.to_string(),
-            Err(e) if e.kind() == pocketbun_storage::ErrorKind::Unique => {
-                return Err(format!("{context}: {}", unique_message(e.message())));
-            }
-            Err(e) => return Err(format!("{context}: {e}")),
-        }
+        })?;
+        email.to_string()
     } else {
         let rec = existing.expect("update of an existing record");
         // upsert sets the email again (same value up to NOCASE collation)
@@ -122,19 +122,16 @@ pub fn run(
         } else {
             rec.email.clone()
         };
+        let row = Row {
+            id: rec.id.clone(),
+            email: new_email.clone(),
+            hash,
+            token_key,
+            now,
+        };
         let col = collection.clone();
-        let id = rec.id.clone();
-        let email_owned = new_email.clone();
-        let result = store.writer().submit_blocking(move |conn: &Connection| {
-            update(conn, &col, &id, &email_owned, &hash, &token_key, &now)
-        });
-        match result {
-            Ok(()) => new_email,
-            Err(e) if e.kind() == pocketbun_storage::ErrorKind::Unique => {
-                return Err(format!("{context}: {}", unique_message(e.message())));
-            }
-            Err(e) => return Err(format!("{context}: {e}")),
-        }
+        save(store, &context, move |conn| update(conn, &col, &row))?;
+        new_email
     };
 
     Ok(match action {
@@ -309,15 +306,31 @@ fn validate_password(rules: &PasswordRules, password: &str) -> Result<(), String
     Ok(())
 }
 
-fn insert(
-    conn: &Connection,
-    col: &Collection,
-    id: &str,
-    email: &str,
-    hash: &str,
-    token_key: &str,
-    now: &str,
-) -> pocketbun_storage::Result<()> {
+/// What a superuser save writes.
+struct Row {
+    id: String,
+    email: String,
+    hash: String,
+    token_key: String,
+    now: String,
+}
+
+/// Runs a superuser save on the writer; a taken email answers PocketBase's unique message.
+fn save(
+    store: &Store,
+    context: &str,
+    job: impl FnOnce(&Connection) -> pocketbun_storage::Result<()> + Send + 'static,
+) -> Result<(), String> {
+    match store.writer().submit_blocking(job) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == pocketbun_storage::ErrorKind::Unique => {
+            Err(format!("{context}: {}", unique_message(e.message())))
+        }
+        Err(e) => Err(format!("{context}: {e}")),
+    }
+}
+
+fn insert(conn: &Connection, col: &Collection, row: &Row) -> pocketbun_storage::Result<()> {
     let mut names = vec![
         "id",
         "email",
@@ -330,37 +343,36 @@ fn insert(
     .map(String::from)
     .collect::<Vec<_>>();
     let mut values: Vec<rusqlite::types::Value> = vec![
-        id.to_string().into(),
-        email.to_string().into(),
+        row.id.clone().into(),
+        row.email.clone().into(),
         false.into(),
         true.into(),
-        hash.to_string().into(),
-        token_key.to_string().into(),
+        row.hash.clone().into(),
+        row.token_key.clone().into(),
     ];
     for (name, on_create, _) in &col.autodates {
         if *on_create {
             names.push(name.clone());
-            values.push(now.to_string().into());
+            values.push(row.now.clone().into());
         }
     }
     superusers::insert(conn, &col.table, &names, values)?;
     Ok(())
 }
 
-fn update(
-    conn: &Connection,
-    col: &Collection,
-    id: &str,
-    email: &str,
-    hash: &str,
-    token_key: &str,
-    now: &str,
-) -> pocketbun_storage::Result<()> {
+fn update(conn: &Connection, col: &Collection, row: &Row) -> pocketbun_storage::Result<()> {
     let on_update = col
         .autodates
         .iter()
         .filter(|(_, _, on_update)| *on_update)
         .map(|(name, _, _)| name.as_str());
+    let Row {
+        id,
+        email,
+        hash,
+        token_key,
+        now,
+    } = row;
     superusers::update(conn, &col.table, on_update, id, email, hash, token_key, now)?;
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! - Go's parameter limits as PocketBase applies them, compared with the real PocketBase: a
 //!   query string with 10,000 `&` or more is ignored whole; an urlencoded body (or the query
 //!   of a form request) over it, and a multipart body of more than 1,000 parts, are a 400;
+//! - Go's `url.ParseQuery` refusals (a `;`, an escape such as `%zz` or `%+1`), compared with
+//!   the real PocketBase: a query string drops the refused pair, a form body (or the query of
+//!   a form or multipart request) is a 400 in every API that binds one;
 //! - a null rule answers before the body is read;
 //! - a schema change is visible to every worker before it is answered.
 //!
@@ -156,6 +159,121 @@ fn parameter_limits_answer_like_pocketbase() {
              .1,
         json!({"data": {}, "message": "Something went wrong while processing your request.", "status": 400})
     );
+}
+
+/// The requests of the bad-escape comparison, each answered by `server`.
+fn escape_answers(server: &Server) -> Vec<(String, (u16, Value))> {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let list = "/api/collections/demo2/records";
+    let mut out = Vec::new();
+    let mut ask =
+        |name: &str, answer: (u16, Value)| out.push((name.to_string(), comparable(answer)));
+    // query strings: the refused pair is left out, the others count
+    for q in [
+        "perPage=1&x=%zz",
+        "perPage=%+1",
+        "perPage=1;x=2",
+        "per%50age=1&y=%",
+    ] {
+        let target = format!("{list}?{q}");
+        ask(q, server.send_body("GET", &target, None, "", b""));
+    }
+    // urlencoded record bodies, and the query of a form, multipart or JSON request
+    for body in [
+        "title=a%zzb",
+        "title=a%+1b",
+        "title=a;b",
+        "t%zz=1&title=x",
+        "title=x%ff",
+    ] {
+        ask(
+            body,
+            server.send_body("POST", list, None, FORM, body.as_bytes()),
+        );
+    }
+    let bad_query = format!("{list}?x=%zz");
+    ask(
+        "form, bad query",
+        server.send_body("POST", &bad_query, None, FORM, b"title=q1"),
+    );
+    ask(
+        "json, bad query",
+        server.send_body(
+            "POST",
+            &bad_query,
+            None,
+            "application/json",
+            br#"{"title":"q2"}"#,
+        ),
+    );
+    let (ct, body) = multipart(1, 0, "q3");
+    ask(
+        "multipart, bad query",
+        server.send_body("POST", &bad_query, None, &ct, &body),
+    );
+    // the other binders: an auth form, settings, realtime
+    let auth = "/api/collections/users/auth-with-password";
+    ask(
+        "auth form, bad escape",
+        server.send_body(
+            "POST",
+            auth,
+            None,
+            FORM,
+            b"identity=a%zz&password=1234567890",
+        ),
+    );
+    let settings = "/api/settings?x=%+1";
+    ask(
+        "settings form, bad query",
+        server.send_body(
+            "PATCH",
+            settings,
+            Some(SUPERUSER),
+            FORM,
+            b"@jsonPayload=%7B%7D",
+        ),
+    );
+    for body in [
+        &b"clientId=abc%zz"[..],
+        b"clientId=abc;d",
+        b"clientId=abc\xff",
+    ] {
+        let name = format!("realtime {}", String::from_utf8_lossy(body));
+        ask(
+            &name,
+            server.send_body("POST", "/api/realtime", None, FORM, body),
+        );
+    }
+    out
+}
+
+#[test]
+fn bad_escapes_answer_like_pocketbase() {
+    let test = "bad_escapes_answer_like_pocketbase";
+    let Some((ours, theirs)) = Server::pair_on_fixture(test) else {
+        return;
+    };
+    let a = escape_answers(&ours);
+    let b = escape_answers(&theirs);
+    for ((name, mine), (_, pb)) in a.iter().zip(&b) {
+        assert_eq!(mine, pb, "{name}: PocketBun vs PocketBase");
+    }
+    // and the answers are the ones Go's parser calls for
+    let answer = |name: &str| &a.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(answer("perPage=1&x=%zz").1["perPage"], 1);
+    assert_eq!(answer("perPage=%+1").1["perPage"], 30);
+    for refused in [
+        "title=a%+1b",
+        "title=a;b",
+        "form, bad query",
+        "multipart, bad query",
+    ] {
+        assert_eq!(answer(refused).0, 400, "{refused}");
+    }
+    assert_eq!(answer("title=x%ff").1["title"], "x\u{fffd}");
+    assert_eq!(answer("json, bad query").0, 200);
+    assert_eq!(answer("realtime clientId=abc\u{fffd}").0, 404);
 }
 
 /// A null rule decides alone: the guest is refused before the body is read, so even a body

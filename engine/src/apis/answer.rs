@@ -8,13 +8,7 @@ use pocketbun_http::Response;
 /// The first `fields` query value, percent-decoded, when present and not empty (Go's
 /// `url.Values.Get`). One linear pass: most requests have no `fields`.
 pub fn fields_param(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter(|part| !part.contains(';'))
-        .filter_map(|part| part.split_once('=').or(Some((part, ""))))
-        .find(|(k, _)| crate::go::url_decode(k).as_deref() == Some("fields"))
-        .and_then(|(_, v)| crate::go::url_decode(v))
-        .filter(|v| !v.is_empty())
+    crate::go::query_first(query, "fields").filter(|v| !v.is_empty())
 }
 
 /// PocketBase applies `fields=` to every JSON answer of a handler (not to error

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
-pub const VALIDATE_FAILED: &str = "An error occurred while validating the submitted data.";
+pub use crate::error::VALIDATE_FAILED;
 
 /// Auth methods as MFA and the login alerts name them.
 pub const METHOD_PASSWORD: &str = "password";
@@ -57,6 +57,12 @@ impl Body {
             .header("content-type")
             .unwrap_or("")
             .to_ascii_lowercase();
+        let form = ct.starts_with("application/x-www-form-urlencoded")
+            || ct.starts_with("multipart/form-data");
+        // Go's `ParseForm` reads the URL query with a form body: its refusal fails the binding
+        if form && crate::apis::body::query_refused(req.query()) {
+            return Err(ApiError::bad_request(Some(LOAD_FAILED)));
+        }
         if req.body.len() <= OFFLOAD_PARSE_BYTES {
             return Body::parse_bytes(&ct, &req.body);
         }
@@ -71,13 +77,14 @@ impl Body {
     fn parse_bytes(ct: &str, body: &[u8]) -> Result<Body, ApiError> {
         let load = || ApiError::bad_request(Some(LOAD_FAILED));
         if ct.starts_with("application/x-www-form-urlencoded") {
-            // more than 10,000 fields: Go's form parser refuses the body
-            if crate::go::too_many_params(body) {
+            // a `;`, a bad escape or more than 10,000 fields: Go's form parser refuses the body
+            let form = crate::go::parse_form(body);
+            if form.refused {
                 return Err(load());
             }
             let mut out = Map::new();
-            let text = String::from_utf8_lossy(body);
-            for (k, v) in query_pairs(&text) {
+            // the first value of a repeated key binds (Go's `url.Values.Get`)
+            for (k, v) in form.first_values() {
                 if k == "@jsonPayload" {
                     match crate::json_strict::from_slice(v.as_bytes())
                         .map_err(|e| load().caused_by(e))?
@@ -577,17 +584,7 @@ async fn check_mfa(
     }
 
     let found = ctx.reader.read(|conn| Ok(authrows::mfa(conn, &mfa_id)?))?;
-    let delete = |id: String| async move {
-        let _ = ctx
-            .shared
-            .store
-            .writer()
-            .submit(move |conn| {
-                authrows::delete_mfa(conn, &id)?;
-                Ok(())
-            })
-            .await;
-    };
+    let delete = |id: String| delete_used(ctx, authrows::delete_mfa, id);
     let Some((coll_ref, record_ref, mfa_method, created)) = found else {
         return Err(ApiError::bad_request(Some(
             "Invalid or expired MFA session.",
@@ -737,6 +734,27 @@ pub async fn send_template(
 
 // ---------------------------------------------------------------------------------------------
 // writes, throttles and detached mail
+
+/// Deletes a used (or expired) MFA session or OTP row `id` through the writer; a failure
+/// only leaves the row to expire.
+pub async fn delete_used(
+    ctx: &AppCtx,
+    delete: fn(
+        &pocketbun_storage::rusqlite::Connection,
+        &str,
+    ) -> pocketbun_storage::rusqlite::Result<usize>,
+    id: String,
+) {
+    let _ = ctx
+        .shared
+        .store
+        .writer()
+        .submit(move |conn| {
+            delete(conn, &id)?;
+            Ok(())
+        })
+        .await;
+}
 
 /// Updates columns of an auth record (plus its `onUpdate` autodates) through the writer.
 pub async fn update_record(

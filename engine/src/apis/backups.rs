@@ -114,12 +114,7 @@ async fn create(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 ),
             );
         }
-        if !errors.is_empty() {
-            return Err(ApiError::validation(
-                "An error occurred while validating the submitted data.",
-                &errors,
-            ));
-        }
+        errors.checked()?;
     }
     let shared = ctx.shared.clone();
     let outcome = ctx
@@ -193,12 +188,7 @@ async fn upload(ctx: Rc<AppCtx>, mut req: Request) -> ApiResult {
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(
-            "An error occurred while validating the submitted data.",
-            &errors,
-        ));
-    }
+    errors.checked()?;
     let (name, bytes) = file.unwrap_or_default();
     if let Ok(Fs::S3(bucket)) = backups::backups_fs(&ctx.shared) {
         let meta = [("original-filename", name.as_str())];

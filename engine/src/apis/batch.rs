@@ -319,35 +319,10 @@ async fn prepare(
     };
     let body = BodyInput::Parsed(body);
     let input = |id: &str| sub_input(ctx, &schema, base, &item, &query, id);
-    match &act {
-        Action::Create(c) => {
-            let coll = find(c)?;
-            prepare_upsert(
-                ctx,
-                input("")?,
-                body,
-                schema.clone(),
-                coll,
-                None,
-                Some(state),
-            )
-            .await
-        }
-        Action::Update(c, id) => {
-            let coll = find(c)?;
-            let existing = Some(Vec::new());
-            let input = input(id)?;
-            prepare_upsert(
-                ctx,
-                input,
-                body,
-                schema.clone(),
-                coll,
-                existing,
-                Some(state),
-            )
-            .await
-        }
+    // a create, or an update of the record `existing` names (`id`)
+    let (coll, id, existing) = match &act {
+        Action::Create(c) => (find(c)?, String::new(), None),
+        Action::Update(c, id) => (find(c)?, id.clone(), Some(Vec::new())),
         Action::Upsert(c) => {
             let id = match &body {
                 BodyInput::Parsed(b) => match b.data.get("id") {
@@ -359,36 +334,27 @@ async fn prepare(
             };
             let coll = find(c)?;
             if !id.is_empty() && batch_exists(ctx, state, &coll, &id) {
-                let existing = Some(Vec::new());
-                let input = input(&id)?;
-                prepare_upsert(
-                    ctx,
-                    input,
-                    body,
-                    schema.clone(),
-                    coll,
-                    existing,
-                    Some(state),
-                )
-                .await
+                (coll, id, Some(Vec::new()))
             } else {
-                prepare_upsert(
-                    ctx,
-                    input("")?,
-                    body,
-                    schema.clone(),
-                    coll,
-                    None,
-                    Some(state),
-                )
-                .await
+                (coll, String::new(), None)
             }
         }
         Action::Delete(c, id) => {
             let coll = find(c)?;
-            prepare_delete(ctx, input(id)?, body, schema.clone(), coll, Some(state)).await
+            return prepare_delete(ctx, input(id)?, body, schema.clone(), coll, Some(state)).await;
         }
-    }
+    };
+    let input = input(&id)?;
+    prepare_upsert(
+        ctx,
+        input,
+        body,
+        schema.clone(),
+        coll,
+        existing,
+        Some(state),
+    )
+    .await
 }
 
 async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {

@@ -1,8 +1,10 @@
 //! `/api/collections`: the collections API, superusers only.
 
+use crate::apis::body::LOAD_FAILED;
 use crate::apis::search::{write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
+use crate::go::now_ms;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
 use pocketbun_storage::collections::model::{Collection, CollectionType};
@@ -159,12 +161,6 @@ fn to_sql(v: &query::Value) -> pocketbun_storage::rusqlite::types::Value {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
     use crate::apis::extract::{collection, CollectionOf};
     collection(&ctx.shared.schema.get(), req, CollectionOf::Model)
@@ -255,6 +251,12 @@ fn body_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Valu
         Ok(Some(_)) => Err(bad_format()),
         Err(unbound) => Err(unbound.answer(Some(BAD_FORMAT))),
     }
+}
+
+/// The JSON object body of a form endpoint (import, dry-run view): one that cannot be read is
+/// PocketBase's load failure.
+fn form_object(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    body_object(req).map_err(|e| ApiError::bad_request(Some(LOAD_FAILED)).caused_by(e))
 }
 
 const BAD_FORMAT: &str = "Failed to load the collection type data due to invalid formatting.";
@@ -378,10 +380,7 @@ fn import_failure(message: String) -> ApiError {
 /// order; `deleteMissing` drops the non-system collections (and fields) it does not list.
 async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|e| {
-        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
-            .caused_by(e)
-    })?;
+    let body = form_object(&req)?;
     let delete_missing = body
         .get("deleteMissing")
         .and_then(serde_json::Value::as_bool)
@@ -401,10 +400,7 @@ async fn import(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 "collections",
                 crate::error::FieldError::new("validation_required", "cannot be blank"),
             );
-            return Err(ApiError::validation(
-                "An error occurred while validating the submitted data.",
-                &errors,
-            ));
+            return Err(ApiError::validation(crate::error::VALIDATE_FAILED, &errors));
         }
     };
     let outcome = change_schema(&ctx, move |conn| import_in(conn, to_import, delete_missing)).await;
@@ -571,10 +567,7 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     use pocketbun_storage::collections::view;
     ctx.require_superuser(&req)?;
-    let body = body_object(&req).map_err(|e| {
-        ApiError::bad_request(Some("An error occurred while loading the submitted data."))
-            .caused_by(e)
-    })?;
+    let body = form_object(&req)?;
     let query = body
         .get("query")
         .and_then(serde_json::Value::as_str)
@@ -597,12 +590,7 @@ async fn dry_run_view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             .param("min", 0),
         );
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(
-            "An error occurred while validating the submitted data.",
-            &errors,
-        ));
-    }
+    errors.checked()?;
     let outcome = ctx
         .shared
         .store

@@ -62,21 +62,6 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// Whether `accept_encoding` accepts `coding` (a `q=0` entry refuses it).
-fn accepts(accept_encoding: &str, coding: &str) -> bool {
-    accept_encoding.split(',').any(|t| {
-        let mut parts = t.split(';');
-        let name = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                == Some(0.0)
-        });
-        name.eq_ignore_ascii_case(coding) && !refused
-    })
-}
-
 /// The embedded file for a request path under `/_/` (`/_/` itself is `index.html`).
 pub fn find(rel: &str) -> Option<&'static Asset> {
     let rel = if rel.is_empty() { "index.html" } else { rel };
@@ -90,8 +75,8 @@ async fn asset(req: Request) -> ApiResult {
     };
     let ae = req.header("accept-encoding").unwrap_or("");
     let (body, encoding) = match (a.br, a.gz) {
-        (Some(br), _) if accepts(ae, "br") => (br, Some("br")),
-        (_, Some(gz)) if accepts(ae, "gzip") => (gz, Some("gzip")),
+        (Some(br), _) if crate::public::accepts(ae, "br") => (br, Some("br")),
+        (_, Some(gz)) if crate::public::accepts(ae, "gzip") => (gz, Some("gzip")),
         _ => (a.raw, None),
     };
     let cache = if a.path == "index.html" {
@@ -114,15 +99,6 @@ async fn asset(req: Request) -> ApiResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_encoding_parsing() {
-        assert!(accepts("gzip, deflate, br", "br"));
-        assert!(accepts("gzip;q=0.5", "gzip"));
-        assert!(!accepts("gzip;q=0, br", "gzip"));
-        assert!(!accepts("deflate", "gzip"));
-        assert!(!accepts("", "br"));
-    }
 
     #[test]
     fn the_committed_build_is_embedded() {

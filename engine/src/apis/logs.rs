@@ -7,6 +7,7 @@
 use crate::apis::search::{query_value, write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
+use crate::go::now_ms;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
 use pocketbun_storage::rusqlite::{self, params_from_iter, OptionalExtension};
@@ -133,10 +134,6 @@ async fn delete_all(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .await?
         .map_err(|e| ApiError::bad_request(Some("Failed to delete the logs.")).caused_by(e))?;
     Ok(Response::new(204))
-}
-
-fn now_ms() -> i64 {
-    pocketbun_storage::time::unix_micros() / 1000
 }
 
 async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {

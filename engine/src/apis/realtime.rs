@@ -1,9 +1,10 @@
 //! The realtime API: `GET /api/realtime` (the SSE stream) and `POST /api/realtime` (set the
 //! client's subscriptions). The broker behind them is `crate::realtime`.
 
+use crate::apis::body::query_refused;
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
-use crate::go::url_decode;
+use crate::go::parse_form;
 use crate::realtime::client::ClientAuth;
 use crate::records::access::load_auth_info;
 use pocketbun_http::{Body, Method, Request, Response};
@@ -66,13 +67,14 @@ fn bind(req: &Request) -> Result<Form, ApiError> {
             Some(v) => serde_json::from_value(v).map_err(|e| bad_request().caused_by(e)),
         },
         "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(&req.body).map_err(|e| bad_request().caused_by(e))?;
+            // Go's `ParseForm`: a refused body or URL query fails the binding (bytes that
+            // are no UTF-8 do not: they become U+FFFD, an unknown client id)
+            let body = parse_form(&req.body);
+            if body.refused || query_refused(req.query()) {
+                return Err(bad_request());
+            }
             let mut form = Form::default();
-            for part in text.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = part.split_once('=').unwrap_or((part, ""));
-                let (Some(k), Some(v)) = (url_decode(k), url_decode(v)) else {
-                    continue;
-                };
+            for (k, v) in body.pairs {
                 match k.as_str() {
                     "clientId" if form.client_id.is_none() => form.client_id = Some(v),
                     "subscriptions" => form.subscriptions.get_or_insert_with(Vec::new).push(v),

@@ -163,9 +163,7 @@ async fn auth_with_password(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     {
         errs.add("identityField", e);
     }
-    if !errs.is_empty() {
-        return Err(ApiError::validation(VALIDATE_FAILED, &errs));
-    }
+    errs.checked()?;
 
     let caller = caller(&ctx, &req, METHOD_PASSWORD)?;
     let mut found: Option<Loaded> = None;

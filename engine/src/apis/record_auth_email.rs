@@ -15,9 +15,10 @@ use crate::auth::{password, token};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::recstore::authrows;
+use crate::settings::mail::Message;
 use crate::settings::rules;
 use pocketbun_http::{Method, Request, Response};
-use pocketbun_storage::collections::{Collection, FieldKind};
+use pocketbun_storage::collections::{Collection, EmailTemplate, FieldKind};
 use pocketbun_storage::rusqlite::types::Value as SqlValue;
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
@@ -93,6 +94,89 @@ fn check_email(errs: &mut FieldErrors, key: &str, email: &str) {
     }
 }
 
+/// The auth collection of the route, refused with a 400 (`message`) when it is
+/// `_superusers` (verification and email change are not theirs).
+fn users_collection(
+    ctx: &AppCtx,
+    req: &Request,
+    message: &'static str,
+) -> Result<Arc<Collection>, ApiError> {
+    let coll = auth_collection(ctx, req)?;
+    if coll.name == token::SUPERUSERS {
+        return Err(ApiError::bad_request(Some(message)));
+    }
+    Ok(coll)
+}
+
+/// The auth collection of the route, refused with a 403 when it does not allow OTPs.
+fn otp_collection(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
+    let coll = auth_collection(ctx, req)?;
+    if !coll.auth.otp.enabled {
+        return Err(ApiError::forbidden(Some(
+            "The collection is not configured to allow OTP authentication.",
+        )));
+    }
+    Ok(coll)
+}
+
+/// The `email` of a `request-*` body, checked by [`check_email`].
+async fn requested_email(ctx: &AppCtx, req: &Request) -> Result<String, ApiError> {
+    let body = Body::parse(ctx, req).await?;
+    let email = body.string("email")?;
+    let mut errs = FieldErrors::new();
+    check_email(&mut errs, "email", &email);
+    errs.checked()?;
+    Ok(email)
+}
+
+/// A string claim of a token's payload, read without verifying it (empty: none).
+fn unverified_claim(raw: &str, key: &str) -> String {
+    token::raw_payload(raw)
+        .and_then(|c| c.get(key).and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A new `tokenKey`, which ends every session of the record.
+fn new_token_key(coll: &Collection) -> (String, SqlValue) {
+    (
+        "tokenKey".into(),
+        crate::auth::cleanup::new_token_key(coll).into(),
+    )
+}
+
+/// A random password and a new `tokenKey`: what PocketBase sets when a mailbox proves the
+/// record while password auth (or MFA) is off, so nobody can sign in with an old password.
+async fn random_password(
+    ctx: &AppCtx,
+    coll: &Collection,
+) -> Result<[(String, SqlValue); 2], ApiError> {
+    let hash = ctx
+        .shared
+        .hash_password(random::random_string(30), password::cost_of(coll))
+        .await
+        .map_err(|e| ApiError::internal().caused_by(e))?;
+    Ok([("password".into(), hash.into()), new_token_key(coll)])
+}
+
+/// The mail that carries a new `kind` token of `loaded` (with `claims`) to `to`.
+fn token_mail(
+    ctx: &AppCtx,
+    loaded: &Loaded,
+    kind: &str,
+    claims: &[(&str, Value)],
+    template: &EmailTemplate,
+    to: &str,
+) -> Result<Message, ApiError> {
+    let token = flow::record_token(loaded, kind, claims, 0)?;
+    Ok(compose(
+        ctx,
+        loaded,
+        template,
+        to,
+        vec![("{TOKEN}".into(), token)],
+    ))
+}
+
 fn token_error(p: TokenProblem) -> FieldError {
     match p {
         TokenProblem::Invalid => {
@@ -123,19 +207,8 @@ fn token_record(
 // OTP
 
 async fn request_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let coll = auth_collection(&ctx, &req)?;
-    if !coll.auth.otp.enabled {
-        return Err(ApiError::forbidden(Some(
-            "The collection is not configured to allow OTP authentication.",
-        )));
-    }
-    let body = Body::parse(&ctx, &req).await?;
-    let email = body.string("email")?;
-    let mut errs = FieldErrors::new();
-    check_email(&mut errs, "email", &email);
-    if !errs.is_empty() {
-        return Err(invalid(&errs));
-    }
+    let coll = otp_collection(&ctx, &req)?;
+    let email = requested_email(&ctx, &req).await?;
     let otp_json = |id: &str| {
         let mut m = Map::new();
         m.insert("otpId".into(), id.into());
@@ -213,12 +286,7 @@ fn otp_hash_cost(ctx: &AppCtx) -> u32 {
 }
 
 async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let coll = auth_collection(&ctx, &req)?;
-    if !coll.auth.otp.enabled {
-        return Err(ApiError::forbidden(Some(
-            "The collection is not configured to allow OTP authentication.",
-        )));
-    }
+    let coll = otp_collection(&ctx, &req)?;
     let body = Body::parse(&ctx, &req).await?;
     let otp_id = body.string("otpId")?;
     let code = body.string("password")?;
@@ -229,9 +297,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if let Err(e) = rules::required_str(&code).and_then(|()| rules::length(&code, 1, 71)) {
         errs.add("password", e);
     }
-    if !errs.is_empty() {
-        return Err(invalid(&errs));
-    }
+    errs.checked()?;
     let caller = caller(&ctx, &req, METHOD_OTP)?;
     let bad = || ApiError::bad_request(Some("Invalid or expired OTP"));
     let otp = ctx.reader.read(|conn| Ok(authrows::otp(conn, &otp_id)?))?;
@@ -264,33 +330,14 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
 
     // a used code is gone for good
-    let id = otp_id.clone();
-    let _ = ctx
-        .shared
-        .store
-        .writer()
-        .submit(move |conn| {
-            authrows::delete_otp(conn, &id)?;
-            Ok(())
-        })
-        .await;
+    flow::delete_used(&ctx, authrows::delete_otp, otp_id.clone()).await;
 
     // a code that reached the record's own address proves it
     let mut loaded = loaded;
     if !loaded.verified() && !sent_to.is_empty() && loaded.text("email") == sent_to {
         let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
         if !coll.auth.mfa.enabled {
-            let random_pw = random::random_string(30);
-            let h = ctx
-                .shared
-                .hash_password(random_pw, password::cost_of(&coll))
-                .await
-                .map_err(|e| ApiError::internal().caused_by(e))?;
-            sets.push(("password".into(), h.into()));
-            sets.push((
-                "tokenKey".into(),
-                crate::auth::cleanup::new_token_key(&coll).into(),
-            ));
+            sets.extend(random_password(&ctx, &coll).await?);
         }
         if flow::update_record(&ctx, &coll, &record_ref, sets)
             .await
@@ -313,17 +360,8 @@ fn resend_key(prefix: &str, loaded: &Loaded) -> String {
 }
 
 async fn request_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let coll = auth_collection(&ctx, &req)?;
-    if coll.name == token::SUPERUSERS {
-        return Err(ApiError::bad_request(Some(SUPERUSERS_VERIFIED)));
-    }
-    let body = Body::parse(&ctx, &req).await?;
-    let email = body.string("email")?;
-    let mut errs = FieldErrors::new();
-    check_email(&mut errs, "email", &email);
-    if !errs.is_empty() {
-        return Err(invalid(&errs));
-    }
+    let coll = users_collection(&ctx, &req, SUPERUSERS_VERIFIED)?;
+    let email = requested_email(&ctx, &req).await?;
     let Some(loaded) = find_by_email(&ctx, &coll, &email)? else {
         return no_content();
     };
@@ -331,24 +369,21 @@ async fn request_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if loaded.verified() || ctx.shared.app_store.has(&key) {
         return no_content();
     }
-    let token = flow::record_token(&loaded, token::TYPE_VERIFICATION, &[], 0)?;
-    let msg = compose(
+    let msg = token_mail(
         &ctx,
         &loaded,
+        token::TYPE_VERIFICATION,
+        &[],
         &coll.auth.verification_template,
         &loaded.text("email"),
-        vec![("{TOKEN}".into(), token)],
-    );
+    )?;
     let core = ctx.shared.core.clone();
     send_detached(&ctx, msg, move |_| core.app_store.set(&key, RESEND_WAIT));
     no_content()
 }
 
 async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let coll = auth_collection(&ctx, &req)?;
-    if coll.name == token::SUPERUSERS {
-        return Err(ApiError::bad_request(Some(SUPERUSERS_VERIFIED)));
-    }
+    let coll = users_collection(&ctx, &req, SUPERUSERS_VERIFIED)?;
     let body = Body::parse(&ctx, &req).await?;
     let raw = body.string("token")?;
     let mut errs = FieldErrors::new();
@@ -356,9 +391,7 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if raw.is_empty() {
         errs.add("token", rules::blank());
     } else {
-        let email = token::raw_payload(&raw)
-            .and_then(|c| c.get("email").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_default();
+        let email = unverified_claim(&raw, "email");
         if email.is_empty() {
             errs.add(
                 "token",
@@ -387,16 +420,7 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if !loaded.verified() {
         let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
         if !coll.auth.password_auth.enabled {
-            let h = ctx
-                .shared
-                .hash_password(random::random_string(30), password::cost_of(&coll))
-                .await
-                .map_err(|e| ApiError::internal().caused_by(e))?;
-            sets.push(("password".into(), h.into()));
-            sets.push((
-                "tokenKey".into(),
-                crate::auth::cleanup::new_token_key(&coll).into(),
-            ));
+            sets.extend(random_password(&ctx, &coll).await?);
         }
         flow::update_record(&ctx, &coll, &loaded.id(), sets)
             .await
@@ -421,13 +445,7 @@ async fn request_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             "The collection is not configured to allow password authentication.",
         )));
     }
-    let body = Body::parse(&ctx, &req).await?;
-    let email = body.string("email")?;
-    let mut errs = FieldErrors::new();
-    check_email(&mut errs, "email", &email);
-    if !errs.is_empty() {
-        return Err(invalid(&errs));
-    }
+    let email = requested_email(&ctx, &req).await?;
     let Some(loaded) = find_by_email(&ctx, &coll, &email)? else {
         return no_content();
     };
@@ -435,14 +453,14 @@ async fn request_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if ctx.shared.app_store.has(&key) {
         return no_content();
     }
-    let token = flow::record_token(&loaded, token::TYPE_PASSWORD_RESET, &[], 0)?;
-    let msg = compose(
+    let msg = token_mail(
         &ctx,
         &loaded,
+        token::TYPE_PASSWORD_RESET,
+        &[],
         &coll.auth.reset_password_template,
         &loaded.text("email"),
-        vec![("{TOKEN}".into(), token)],
-    );
+    )?;
     let core = ctx.shared.core.clone();
     send_detached(&ctx, msg, move |sent| {
         if sent.is_ok() {
@@ -539,10 +557,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut sets: Vec<(String, SqlValue)> = vec![
         ("password".into(), hash.into()),
         // a new password ends every session of the old one
-        (
-            "tokenKey".into(),
-            crate::auth::cleanup::new_token_key(&coll).into(),
-        ),
+        new_token_key(&coll),
     ];
     if !loaded.verified()
         && claims.get("email").and_then(Value::as_str) == Some(loaded.text("email").as_str())
@@ -563,10 +578,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
 
 async fn request_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let auth = require_same_collection_auth(&ctx, &req)?;
-    let coll = auth_collection(&ctx, &req)?;
-    if coll.name == token::SUPERUSERS {
-        return Err(ApiError::bad_request(Some(SUPERUSERS_EMAIL)));
-    }
+    let coll = users_collection(&ctx, &req, SUPERUSERS_EMAIL)?;
     let loaded = flow::find_by_id(&ctx, &coll, &auth.id)?
         .ok_or_else(|| ApiError::unauthorized(Some("The request requires valid auth record.")))?;
     let body = Body::parse(&ctx, &req).await?;
@@ -589,22 +601,15 @@ async fn request_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
             }
         }
     }
-    if !errs.is_empty() {
-        return Err(invalid(&errs));
-    }
-    let token = flow::record_token(
+    errs.checked()?;
+    let msg = token_mail(
+        &ctx,
         &loaded,
         token::TYPE_EMAIL_CHANGE,
         &[("newEmail", new_email.clone().into())],
-        0,
-    )?;
-    let msg = compose(
-        &ctx,
-        &loaded,
         &coll.auth.confirm_email_change_template,
         &new_email,
-        vec![("{TOKEN}".into(), token)],
-    );
+    )?;
     let smtp = ctx.shared.settings.get().smtp.clone();
     crate::settings::mail::send_off_thread(smtp, msg)
         .await
@@ -618,13 +623,7 @@ fn email_change_target(
     coll: &Arc<Collection>,
     raw: &str,
 ) -> Result<(Loaded, String), FieldError> {
-    let new_email = token::raw_payload(raw)
-        .and_then(|c| {
-            c.get("newEmail")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let new_email = unverified_claim(raw, "newEmail");
     if new_email.is_empty() {
         return Err(FieldError::new(
             "validation_invalid_token_payload",
@@ -647,10 +646,7 @@ fn email_change_target(
 }
 
 async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
-    let coll = auth_collection(&ctx, &req)?;
-    if coll.name == token::SUPERUSERS {
-        return Err(ApiError::bad_request(Some(SUPERUSERS_EMAIL)));
-    }
+    let coll = users_collection(&ctx, &req, SUPERUSERS_EMAIL)?;
     let body = Body::parse(&ctx, &req).await?;
     let raw = body.string("token")?;
     let plain = body.string("password")?;
@@ -691,10 +687,7 @@ async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         ("email".into(), new_email.into()),
         ("verified".into(), SqlValue::Integer(1)),
         // a new email ends every session of the old one
-        (
-            "tokenKey".into(),
-            crate::auth::cleanup::new_token_key(&coll).into(),
-        ),
+        new_token_key(&coll),
     ];
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await

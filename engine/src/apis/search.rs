@@ -20,10 +20,7 @@ pub use crate::go::query_pairs;
 
 /// The first value of `key` in a raw query string.
 pub fn query_value(raw: &str, key: &str) -> Option<String> {
-    query_pairs(raw)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    crate::go::query_first(raw, key)
 }
 
 impl ListParams {

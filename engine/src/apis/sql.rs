@@ -118,14 +118,7 @@ fn validate(query: &str) -> Result<(), ApiError> {
             .param("min", 0),
         );
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(
-            "An error occurred while validating the submitted data.",
-            &errors,
-        ))
-    }
+    errors.checked()
 }
 
 fn execute_write(conn: &Connection, query: &str) -> pocketbun_storage::Result<SqlResult> {

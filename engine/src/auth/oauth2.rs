@@ -86,37 +86,24 @@ pub const BUILTINS: &[Builtin] = &[
         user_info_url: "https://discord.com/api/users/@me",
         color: "#5865f2",
     },
-    Builtin {
-        name: "oidc",
-        display_name: "OIDC",
-        pkce: true,
-        scopes: OIDC_SCOPES,
-        auth_url: "",
-        token_url: "",
-        user_info_url: "",
-        color: "#ff6200",
-    },
-    Builtin {
-        name: "oidc2",
-        display_name: "OIDC",
-        pkce: true,
-        scopes: OIDC_SCOPES,
-        auth_url: "",
-        token_url: "",
-        user_info_url: "",
-        color: "#ff6200",
-    },
-    Builtin {
-        name: "oidc3",
-        display_name: "OIDC",
-        pkce: true,
-        scopes: OIDC_SCOPES,
-        auth_url: "",
-        token_url: "",
-        user_info_url: "",
-        color: "#ff6200",
-    },
+    oidc("oidc"),
+    oidc("oidc2"),
+    oidc("oidc3"),
 ];
+
+/// One of PocketBase's three OIDC slots: every URL comes from the collection's settings.
+const fn oidc(name: &'static str) -> Builtin {
+    Builtin {
+        name,
+        display_name: "OIDC",
+        pkce: true,
+        scopes: OIDC_SCOPES,
+        auth_url: "",
+        token_url: "",
+        user_info_url: "",
+        color: "#ff6200",
+    }
+}
 
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)

@@ -174,13 +174,14 @@ fn post_token(
     if content_type.contains("application/x-www-form-urlencoded")
         || content_type.contains("text/plain")
     {
-        let mut m = Map::new();
-        for pair in body.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| crate::go::url_decode(&s.replace('+', " ")).unwrap_or_default();
-            m.insert(dec(k), Value::String(dec(v)));
+        // golang.org/x/oauth2 fails the exchange on a body `url.ParseQuery` refuses and reads
+        // the first value of each key
+        let form = crate::go::parse_form(body.as_bytes());
+        if form.refused {
+            return Err("oauth2: cannot parse token response".into());
         }
-        return Ok(m);
+        let pairs = form.first_values().into_iter();
+        return Ok(pairs.map(|(k, v)| (k, Value::String(v))).collect());
     }
     match serde_json::from_str::<Value>(&body) {
         Ok(Value::Object(m)) => Ok(m),

@@ -146,7 +146,7 @@ fn random(n: usize) -> String {
 
 /// PocketBase's generated backup name: `<prefix><snake app name>_<UTC yyyymmddhhmmss>.zip`.
 pub fn generate_name(app_name: &str, prefix: &str) -> String {
-    let mut snake = snakecase(app_name);
+    let mut snake = crate::go::snakecase(app_name);
     if snake.len() > 50 {
         let mut end = 50;
         while !snake.is_char_boundary(end) {
@@ -157,27 +157,6 @@ pub fn generate_name(app_name: &str, prefix: &str) -> String {
     let stamp = pocketbun_storage::time::now_datetime(); // 2006-01-02 15:04:05.000Z
     let digits: String = stamp[..19].chars().filter(char::is_ascii_digit).collect();
     format!("{prefix}{snake}_{digits}.zip")
-}
-
-/// PocketBase's snake case: words split at anything but ASCII letters and digits, an
-/// underscore before an upper-case letter that follows a non-upper-case one, all lower-cased.
-pub fn snakecase(s: &str) -> String {
-    let mut out = String::new();
-    let words = s.split(|c: char| !c.is_ascii_alphanumeric());
-    for word in words.filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
-            out.push('_');
-        }
-        let mut prev_upper = false;
-        for (i, c) in word.chars().enumerate() {
-            if c.is_uppercase() && i > 0 && !prev_upper {
-                out.push('_');
-            }
-            prev_upper = c.is_uppercase();
-            out.push(c);
-        }
-    }
-    out.to_lowercase()
 }
 
 /// Creates backup `name` of the store's `pb_data` (replacing a backup of the same name).
@@ -434,10 +413,6 @@ mod tests {
 
     #[test]
     fn names_like_pocketbase() {
-        assert_eq!(snakecase("acme_test"), "acme_test");
-        assert_eq!(snakecase("My App"), "my_app");
-        assert_eq!(snakecase("myApp-Name!"), "my_app_name");
-        assert_eq!(snakecase("ABCTest"), "abctest");
         let n = generate_name("Acme", AUTO_PREFIX);
         assert!(n.starts_with("@auto_pb_backup_acme_2"), "{n}");
         assert!(n.ends_with(".zip") && n.len() == "@auto_pb_backup_acme_".len() + 14 + 4);

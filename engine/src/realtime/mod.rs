@@ -148,17 +148,15 @@ impl Hub {
         authorization: Option<String>,
         subs: Vec<String>,
     ) -> Option<futures_channel::oneshot::Receiver<Result<(), crate::error::ApiError>>> {
-        let slot = self.slot(self.owner(&client_id)?)?;
-        let (reply, answer) = futures_channel::oneshot::channel();
-        let cmd = Box::new(broker::RemoteSubscribeCmd {
-            client_id,
-            ip,
-            authorization,
-            subs,
-            reply,
-        });
-        slot.tx.unbounded_send(Inbox::Remote(cmd)).ok()?;
-        Some(answer)
+        self.ask_owner(client_id, |client_id, reply| {
+            Inbox::Remote(Box::new(broker::RemoteSubscribeCmd {
+                client_id,
+                ip,
+                authorization,
+                subs,
+                reply,
+            }))
+        })
     }
 
     /// Hands a one-off message (the OAuth2 redirect) received from another node to the
@@ -170,16 +168,27 @@ impl Hub {
         subscription: String,
         data: String,
     ) -> Option<futures_channel::oneshot::Receiver<bool>> {
+        self.ask_owner(client_id, |client_id, reply| {
+            Inbox::Direct(Box::new(broker::DirectCmd {
+                client_id,
+                ip,
+                subscription,
+                data,
+                reply,
+            }))
+        })
+    }
+
+    /// Sends `message(client_id, reply)` to the worker holding `client_id` and gives the
+    /// receiver of its reply; `None` when no worker here holds the client.
+    fn ask_owner<T>(
+        &self,
+        client_id: String,
+        message: impl FnOnce(String, futures_channel::oneshot::Sender<T>) -> Inbox,
+    ) -> Option<futures_channel::oneshot::Receiver<T>> {
         let slot = self.slot(self.owner(&client_id)?)?;
         let (reply, answer) = futures_channel::oneshot::channel();
-        let cmd = Box::new(broker::DirectCmd {
-            client_id,
-            ip,
-            subscription,
-            data,
-            reply,
-        });
-        slot.tx.unbounded_send(Inbox::Direct(cmd)).ok()?;
+        slot.tx.unbounded_send(message(client_id, reply)).ok()?;
         Some(answer)
     }
 

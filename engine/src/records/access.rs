@@ -241,10 +241,4 @@ pub fn resolve_flags(
     Ok(())
 }
 
-/// Unix time in milliseconds (for the datetime macros of rules and filters).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::go::now_ms;

@@ -131,12 +131,8 @@ impl<'a> Expander<'a> {
         // (relation key, target collection, multiple, ids per record)
         let (rel_coll, multiple, ids_of): (Arc<Collection>, bool, Vec<Vec<String>>) =
             if let Some((back_name, back_field)) = back_relation(head) {
-                let indirect = self
-                    .schema
-                    .collections
-                    .get(back_name)
-                    .cloned()
-                    .ok_or_else(|| Failure::path("couldn't find back-related collection"))?;
+                let indirect =
+                    self.collection(back_name, "couldn't find back-related collection")?;
                 let field = indirect
                     .field(back_field)
                     .filter(|f| f.relation_target() == Some(main.id.as_str()))
@@ -153,12 +149,7 @@ impl<'a> Expander<'a> {
                     .ok_or_else(|| Failure::path("couldn't find relation field"))?
                     .clone();
                 let target = field.relation_target().unwrap_or_default();
-                let rel_coll = self
-                    .schema
-                    .collections
-                    .get(target)
-                    .cloned()
-                    .ok_or_else(|| Failure::path("couldn't find related collection"))?;
+                let rel_coll = self.collection(target, "couldn't find related collection")?;
                 let ids = recs
                     .iter()
                     .map(|&r| {
@@ -227,6 +218,12 @@ impl<'a> Expander<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Collection `name` of the schema (`missing`: the failure when there is none).
+    fn collection(&self, name: &str, missing: &'static str) -> Result<Arc<Collection>, Failure> {
+        let found = self.schema.collections.get(name).cloned();
+        found.ok_or_else(|| Failure::path(missing))
     }
 
     /// The ids of the `indirect` records pointing at each record through `field`, in

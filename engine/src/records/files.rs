@@ -75,28 +75,6 @@ fn extract_extension(name: &str) -> &str {
     }
 }
 
-/// `inflector.Snakecase`.
-fn snakecase(s: &str) -> String {
-    let mut out = String::new();
-    for word in s
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push('_');
-        }
-        let mut prev_upper = true;
-        for (i, c) in word.chars().enumerate() {
-            if c.is_uppercase() && i > 0 && !prev_upper {
-                out.push('_');
-            }
-            prev_upper = c.is_uppercase();
-            out.push(c);
-        }
-    }
-    out.to_lowercase()
-}
-
 /// The stored name of an upload: sanitised base name, `_`, 10 random characters, extension
 /// (`sniffed_ext`, the sniffed extension, when the name has none).
 pub fn stored_name(original: &str, sniffed_ext: &str) -> String {
@@ -129,7 +107,7 @@ pub fn stored_name(original: &str, sniffed_ext: &str) -> String {
         ext = format!(".{}", ext[cut..].trim_matches('.'));
     }
     let base = name.strip_suffix(original_ext).unwrap_or(name);
-    let mut clean = snakecase(base.trim_matches('.'));
+    let mut clean = crate::go::snakecase(base.trim_matches('.'));
     if clean.len() < 3 {
         clean.push_str(&random::random_string_with_alphabet(10, NAME_ALPHABET));
     } else if clean.len() > 100 {

@@ -25,6 +25,15 @@ pub fn required_int(v: i64) -> Check {
     }
 }
 
+/// `Ok` when `valid`, else the error `code` with `message`.
+fn valid_or(valid: bool, code: &'static str, message: &'static str) -> Check {
+    if valid {
+        Ok(())
+    } else {
+        Err(FieldError::new(code, message))
+    }
+}
+
 pub fn blank() -> FieldError {
     FieldError::new("validation_required", "cannot be blank")
 }
@@ -88,81 +97,63 @@ pub fn max(v: i64, threshold: i64) -> Check {
 
 /// One of `options`; empty strings pass.
 pub fn one_of(v: &str, options: &[&str]) -> Check {
-    if v.is_empty() || options.contains(&v) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "validation_in_invalid",
-            "must be a valid value",
-        ))
-    }
+    valid_or(
+        v.is_empty() || options.contains(&v),
+        "validation_in_invalid",
+        "must be a valid value",
+    )
 }
 
 pub fn matches(v: &str, re: &Regex) -> Check {
-    if v.is_empty() || re.is_match(v) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "validation_match_invalid",
-            "must be in a valid format",
-        ))
-    }
+    valid_or(
+        v.is_empty() || re.is_match(v),
+        "validation_match_invalid",
+        "must be in a valid format",
+    )
 }
 
 pub fn url(v: &str) -> Check {
-    if v.is_empty() || is_url(v) {
-        Ok(())
-    } else {
-        Err(FieldError::new("validation_is_url", "must be a valid URL"))
-    }
+    valid_or(
+        v.is_empty() || is_url(v),
+        "validation_is_url",
+        "must be a valid URL",
+    )
 }
 
 pub fn host(v: &str) -> Check {
-    if v.is_empty() || is_ip(v) || is_dns_name(v) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "validation_is_host",
-            "must be a valid IP address or DNS name",
-        ))
-    }
+    valid_or(
+        v.is_empty() || is_ip(v) || is_dns_name(v),
+        "validation_is_host",
+        "must be a valid IP address or DNS name",
+    )
 }
 
 pub fn email(v: &str) -> Check {
-    if v.is_empty() || is_email(v) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "validation_is_email",
-            "must be a valid email address",
-        ))
-    }
+    valid_or(
+        v.is_empty() || is_email(v),
+        "validation_is_email",
+        "must be a valid email address",
+    )
 }
 
 pub fn hex_color(v: &str) -> Check {
     static RE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$").unwrap());
-    if v.is_empty() || RE.is_match(v) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "validation_is_hex_color",
-            "must be a valid hexadecimal color code",
-        ))
-    }
+    valid_or(
+        v.is_empty() || RE.is_match(v),
+        "validation_is_hex_color",
+        "must be a valid hexadecimal color code",
+    )
 }
 
 /// A single IPv4/IPv6 address or a CIDR subnet; empty strings pass.
 pub fn ip_or_subnet(v: &str) -> Check {
-    if v.is_empty() || parse_prefix(v) || parse_addr(v) {
-        Ok(())
-    } else {
-        // (sic) PocketBase's code has this spelling
-        Err(FieldError::new(
-            "validation_invlaid_ip_or_subnet",
-            "invalid IP or CIDR subnet",
-        ))
-    }
+    // (sic) PocketBase's code has this spelling
+    valid_or(
+        v.is_empty() || parse_prefix(v) || parse_addr(v),
+        "validation_invlaid_ip_or_subnet",
+        "invalid IP or CIDR subnet",
+    )
 }
 
 /// A cron expression as PocketBase's scheduler accepts it; empty strings pass.

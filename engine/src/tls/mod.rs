@@ -184,6 +184,12 @@ pub struct AutoCert {
 }
 
 impl AutoCert {
+    /// The ready certificate of cache name `name`, if there is one.
+    fn installed(&self, name: &str) -> Option<Arc<rustls::ServerConfig>> {
+        let certs = self.certs.read().unwrap_or_else(|e| e.into_inner());
+        certs.get(name).map(|r| r.config.clone())
+    }
+
     fn start(hosts: Vec<String>, settings: acme::Settings) -> std::io::Result<Arc<AutoCert>> {
         let (jobs, rx) = tokio::sync::mpsc::unbounded_channel();
         let me = Arc::new(AutoCert {
@@ -298,13 +304,8 @@ impl CertSource for AutoCert {
         // from here on, the certificate's cache name: a client that cannot take ECDSA gets
         // the domain's RSA certificate, `<domain>+rsa` (autocert's two certificates)
         let name = cache::cert_name(&name, !hello.ecdsa);
-        if let Some(r) = self
-            .certs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-        {
-            return ready(Some(r.config.clone()));
+        if let Some(config) = self.installed(&name) {
+            return ready(Some(config));
         }
         // the first handshake for this name: ask the ACME thread (cache or new order) and wait
         let recently_failed = self
@@ -320,13 +321,8 @@ impl CertSource for AutoCert {
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             // installed meanwhile?
-            if let Some(r) = self
-                .certs
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&name)
-            {
-                return ready(Some(r.config.clone()));
+            if let Some(config) = self.installed(&name) {
+                return ready(Some(config));
             }
             let list = waiting.entry(name.clone()).or_default();
             let first = list.is_empty();
