@@ -32,11 +32,10 @@ use std::sync::Arc;
 pub use compile::{AUTH_INFO_FIELDS, MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
 pub use error::{ErrorKind, QueryError, BAD_REQUEST_MESSAGE};
 pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
-pub use fold::{without_folding, FoldCheck, FoldTree, Known, Truth};
+pub use fold::{FoldCheck, FoldTree, Known, Truth};
 pub use parse::{parse, Expr, Group, Item, Join, Op, Operand};
 pub use request::{
-    eval, set_volatile, take_volatile, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo,
-    Value, ValueClass,
+    eval, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo, Value, ValueClass, Volatile,
 };
 pub use schema::{Collection, CollectionType, Field, FieldType, Schema};
 
@@ -296,12 +295,37 @@ pub fn compile_condition(
     req: &RequestInfo,
     allow_hidden: bool,
 ) -> Result<CompiledFilter, QueryError> {
+    condition(schema, collection, text, req, allow_hidden, true)
+}
+
+/// [`compile_condition`] without folding: the SQL PocketBase generates, unfolded (tests
+/// compare SQLite's answer to it with the folded one).
+#[doc(hidden)]
+pub fn compile_condition_unfolded(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+    req: &RequestInfo,
+    allow_hidden: bool,
+) -> Result<CompiledFilter, QueryError> {
+    condition(schema, collection, text, req, allow_hidden, false)
+}
+
+fn condition(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+    req: &RequestInfo,
+    allow_hidden: bool,
+    fold: bool,
+) -> Result<CompiledFilter, QueryError> {
     let coll = schema
         .collection(collection)
         .cloned()
         .ok_or_else(|| QueryError::invalid_param(format!("missing collection {collection:?}")))?;
     let mut ctx = Ctx::default();
     let mut res = Resolver::new(schema, coll.clone(), req, allow_hidden);
+    res.fold = fold;
     let main = compile_filter_into(&mut res, &mut ctx, text)?;
     let (joins, extra, distinct) = res.finish(&mut ctx)?;
     let mut wheres = Vec::new();
