@@ -66,15 +66,15 @@ def block_end(text, open_brace):
     return len(text)
 
 
-def flagged():
-    """(file, name, why) of every thread-local and every static of a mutable type."""
+def flagged(src=SRC):
+    """(file, name, why) of every thread-local and every static of a mutable type in `src`."""
     out = []
-    for dirpath, _, files in os.walk(SRC):
+    for dirpath, _, files in os.walk(src):
         for name in sorted(files):
             if not name.endswith(".rs"):
                 continue
             path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, SRC).replace(os.sep, "/")
+            rel = os.path.relpath(path, src).replace(os.sep, "/")
             with open(path, encoding="utf-8") as f:
                 text = COMMENT.sub("", f.read())
             local = []

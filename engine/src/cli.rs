@@ -182,7 +182,6 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
-    crate::serve_options::configure_dev(cli.global.app.dev);
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args),
         Command::Restore(args) => restore(&cli.global, args),
@@ -248,11 +247,11 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return 1;
         }
     }
-    // read tracking (the fresh-read cache) is decided before the store opens its connections.
+    // read tracking (the fresh-read cache) is decided when the store opens its connections.
     // A replica's data.db changes under it (Litestream applies the primary's commits, not our
     // writer), so no generation would be stamped: no cache there.
-    pocketbun_storage::set_read_tracking(!args.no_cache && !replica);
-    let store = match open_store(global, litestream.is_some(), replica) {
+    let read_tracking = !args.no_cache && !replica;
+    let store = match open_store(global, litestream.is_some(), replica, read_tracking) {
         Ok(s) => s,
         Err(code) => {
             crate::replicate::supervisor::stop(&replication);
@@ -521,12 +520,21 @@ fn watch_follower(dir: &std::path::Path, core: Arc<Core>) -> std::io::Result<()>
 }
 
 /// Opens `--dir`; `replicated`: Litestream owns the WAL checkpoints; `follower`: data.db is
-/// a read replica's follower copy.
-fn open_store(global: &GlobalArgs, replicated: bool, follower: bool) -> Result<Arc<Store>, i32> {
+/// a read replica's follower copy; `read_tracking`: for the fresh-read cache. `--dev` prints
+/// every statement the store's connections run (its request lines follow
+/// [`crate::serve_options::Web::dev`]).
+fn open_store(
+    global: &GlobalArgs,
+    replicated: bool,
+    follower: bool,
+    read_tracking: bool,
+) -> Result<Arc<Store>, i32> {
     let opts = StoreOptions {
         follower_data: follower,
         read_timeout: global.app.query_timeout(),
         external_checkpoints: replicated || follower,
+        read_tracking,
+        sql_log: global.app.dev,
         ..StoreOptions::default()
     };
     match Store::open(&global.dir, opts) {
@@ -552,7 +560,7 @@ fn superuser(global: &GlobalArgs, command: SuperuserCommand) -> i32 {
         (_, 2) => Some(args[1].as_str()),
         _ => None,
     };
-    let store = match open_store(global, false, false) {
+    let store = match open_store(global, false, false, false) {
         Ok(s) => s,
         Err(code) => return code,
     };

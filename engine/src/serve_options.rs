@@ -64,12 +64,6 @@ impl ServeFlags {
     }
 }
 
-/// Turns `--dev`'s SQL log on for the process (the storage crate prints each SQL statement it
-/// runs); the request lines follow [`Web::dev`].
-pub fn configure_dev(on: bool) {
-    pocketbun_storage::set_sql_log(on);
-}
-
 /// `--dev`'s console line for a request, as PocketBase prints its request logs there:
 /// `INFO GET /path`, or `ERROR GET /path` and the error's message. Successful static files are
 /// left out, as they are of the log.

@@ -3,6 +3,9 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+// Per thread and mutable, yet no hidden state: a memo of a pure function of the clock (the
+// formatted second), so two servers in one process can share it with no effect on either.
+// It turns one format per response into one per second per worker.
 thread_local! {
     static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
 }

@@ -24,32 +24,10 @@
 //! collection), `@request.body.*` (not known before the body is read; kept as SQL after),
 //! the datetime macros (they move with the clock) and functions.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::parse::{Group, Item, Join, Op};
 use crate::request::{extract, json_to_value, like_wrap, RequestInfo, Value};
-
-thread_local! {
-    static OFF: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with folding switched off on this thread: what is compiled meanwhile is the
-/// SQL PocketBase generates, unfolded (tests compare SQLite's answer to it with the
-/// folded one).
-#[doc(hidden)]
-pub fn without_folding<T>(f: impl FnOnce() -> T) -> T {
-    OFF.with(|off| {
-        let before = off.replace(true);
-        let out = f();
-        off.set(before);
-        out
-    })
-}
-
-pub(crate) fn enabled() -> bool {
-    !OFF.with(Cell::get)
-}
 
 /// SQL's three-valued truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

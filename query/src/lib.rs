@@ -32,11 +32,10 @@ use std::sync::Arc;
 pub use compile::{AUTH_INFO_FIELDS, MAX_FILTER_EXPRESSIONS, MAX_FILTER_LENGTH};
 pub use error::{ErrorKind, QueryError, BAD_REQUEST_MESSAGE};
 pub use fields::{parse_expand, parse_fields, Excerpt, FieldPick};
-pub use fold::{without_folding, FoldCheck, FoldTree, Known, Truth};
+pub use fold::{FoldCheck, FoldTree, Known, Truth};
 pub use parse::{parse, Expr, Group, Item, Join, Op, Operand};
 pub use request::{
-    eval, set_volatile, take_volatile, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo,
-    Value, ValueClass,
+    eval, AuthInfo, Guard, Macro, Param, ParamSource, RequestInfo, Value, ValueClass, Volatile,
 };
 pub use schema::{Collection, CollectionType, Field, FieldType, Schema};
 
@@ -296,12 +295,37 @@ pub fn compile_condition(
     req: &RequestInfo,
     allow_hidden: bool,
 ) -> Result<CompiledFilter, QueryError> {
+    condition(schema, collection, text, req, allow_hidden, true)
+}
+
+/// [`compile_condition`] without folding: the SQL PocketBase generates, unfolded (tests
+/// compare SQLite's answer to it with the folded one).
+#[doc(hidden)]
+pub fn compile_condition_unfolded(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+    req: &RequestInfo,
+    allow_hidden: bool,
+) -> Result<CompiledFilter, QueryError> {
+    condition(schema, collection, text, req, allow_hidden, false)
+}
+
+fn condition(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+    req: &RequestInfo,
+    allow_hidden: bool,
+    fold: bool,
+) -> Result<CompiledFilter, QueryError> {
     let coll = schema
         .collection(collection)
         .cloned()
         .ok_or_else(|| QueryError::invalid_param(format!("missing collection {collection:?}")))?;
     let mut ctx = Ctx::default();
     let mut res = Resolver::new(schema, coll.clone(), req, allow_hidden);
+    res.fold = fold;
     let main = compile_filter_into(&mut res, &mut ctx, text)?;
     let (joins, extra, distinct) = res.finish(&mut ctx)?;
     let mut wheres = Vec::new();
@@ -380,6 +404,37 @@ fn key_hash(kind: EntryKind, collection: &str, text: &str, sort: &str, superuser
     h.finish()
 }
 
+/// What a kept compilation is for, its guards aside.
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    kind: EntryKind,
+    collection: &'a str,
+    text: &'a str,
+    sort: &'a str,
+    superuser: bool,
+}
+
+impl Key<'_> {
+    fn hash(&self) -> u64 {
+        key_hash(
+            self.kind,
+            self.collection,
+            self.text,
+            self.sort,
+            self.superuser,
+        )
+    }
+
+    /// Whether `e` was compiled for this key (its guards still decide whether it fits).
+    fn names<T>(&self, e: &Entry<T>) -> bool {
+        e.kind == self.kind
+            && e.superuser == self.superuser
+            && e.collection == self.collection
+            && e.text == self.text
+            && e.sort == self.sort
+    }
+}
+
 impl QueryCache {
     /// `capacity`: max compiled statements kept.
     pub fn new(capacity: usize) -> Self {
@@ -440,41 +495,65 @@ impl QueryCache {
         sort: &str,
         req: &RequestInfo,
     ) -> Result<Arc<CompiledQuery>, QueryError> {
+        let key = Key {
+            kind: EntryKind::List,
+            collection,
+            text: filter,
+            sort,
+            superuser: req.superuser,
+        };
+        self.cached(
+            schema,
+            key,
+            req,
+            |c| &mut c.lists,
+            |q| &q.guards,
+            || compile_list(schema, collection, filter, sort, req),
+        )
+    }
+
+    /// The compilation `key` names whose guards hold for `req`, or `compile`'s, kept.
+    fn cached<T>(
+        &mut self,
+        schema: &Schema,
+        key: Key<'_>,
+        req: &RequestInfo,
+        map: fn(&mut QueryCache) -> &mut HashMap<u64, Vec<Entry<T>>>,
+        guards: fn(&T) -> &Vec<Guard>,
+        compile: impl FnOnce() -> Result<T, QueryError>,
+    ) -> Result<Arc<T>, QueryError> {
         self.check_version(schema);
-        let kind = EntryKind::List;
-        let h = key_hash(kind, collection, filter, sort, req.superuser);
-        if let Some(entries) = self.lists.get(&h) {
-            for e in entries {
-                if e.kind == kind
-                    && e.superuser == req.superuser
-                    && e.collection == collection
-                    && e.text == filter
-                    && e.sort == sort
-                    && e.guards.iter().all(|g| g.holds(req))
-                {
-                    self.hits += 1;
-                    return Ok(e.value.clone());
-                }
-            }
+        let h = key.hash();
+        let hit = map(self).get(&h).and_then(|entries| {
+            entries
+                .iter()
+                .find(|e| key.names(e) && e.guards.iter().all(|g| g.holds(req)))
+                .map(|e| e.value.clone())
+        });
+        if let Some(value) = hit {
+            self.hits += 1;
+            return Ok(value);
         }
         self.misses += 1;
-        let compiled = Arc::new(compile_list(schema, collection, filter, sort, req)?);
+        let compiled = Arc::new(compile()?);
         self.make_room();
-        let entries = self.lists.entry(h).or_default();
-        if entries.len() >= MAX_VARIANTS {
+        let entries = map(self).entry(h).or_default();
+        let evicted = entries.len() >= MAX_VARIANTS;
+        if evicted {
             entries.remove(0);
-            self.len -= 1;
         }
         entries.push(Entry {
-            kind,
-            collection: collection.to_string(),
-            text: filter.to_string(),
-            sort: sort.to_string(),
-            superuser: req.superuser,
-            guards: compiled.guards.clone(),
+            kind: key.kind,
+            collection: key.collection.to_string(),
+            text: key.text.to_string(),
+            sort: key.sort.to_string(),
+            superuser: key.superuser,
+            guards: guards(&compiled).clone(),
             value: compiled.clone(),
         });
-        self.len += 1;
+        if !evicted {
+            self.len += 1;
+        }
         Ok(compiled)
     }
 
@@ -528,46 +607,20 @@ impl QueryCache {
         req: &RequestInfo,
         allow_hidden: bool,
     ) -> Result<Arc<CompiledFilter>, QueryError> {
-        self.check_version(schema);
-        let kind = EntryKind::Condition { allow_hidden };
-        let h = key_hash(kind, collection, text, "", req.superuser);
-        if let Some(entries) = self.conditions.get(&h) {
-            for e in entries {
-                if e.kind == kind
-                    && e.superuser == req.superuser
-                    && e.collection == collection
-                    && e.text == text
-                    && e.guards.iter().all(|g| g.holds(req))
-                {
-                    self.hits += 1;
-                    return Ok(e.value.clone());
-                }
-            }
-        }
-        self.misses += 1;
-        let compiled = Arc::new(compile_condition(
-            schema,
+        let key = Key {
+            kind: EntryKind::Condition { allow_hidden },
             collection,
             text,
-            req,
-            allow_hidden,
-        )?);
-        self.make_room();
-        let entries = self.conditions.entry(h).or_default();
-        if entries.len() >= MAX_VARIANTS {
-            entries.remove(0);
-            self.len -= 1;
-        }
-        entries.push(Entry {
-            kind,
-            collection: collection.to_string(),
-            text: text.to_string(),
-            sort: String::new(),
+            sort: "",
             superuser: req.superuser,
-            guards: compiled.guards.clone(),
-            value: compiled.clone(),
-        });
-        self.len += 1;
-        Ok(compiled)
+        };
+        self.cached(
+            schema,
+            key,
+            req,
+            |c| &mut c.conditions,
+            |f| &f.guards,
+            || compile_condition(schema, collection, text, req, allow_hidden),
+        )
     }
 }

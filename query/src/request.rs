@@ -1,6 +1,7 @@
 //! Request data that `@request.*` identifiers read, the parameter sources a compiled query
 //! binds from, and the guards that decide whether a cached compilation fits a request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
@@ -38,6 +39,35 @@ pub struct RequestInfo {
     pub auth: Option<AuthInfo>,
     /// A superuser request (rules are skipped and hidden fields are filterable).
     pub superuser: bool,
+    /// Whether anything read a value of this request that its method, path, query string
+    /// and caller do not decide ([`Volatile`]).
+    pub volatile: Volatile,
+}
+
+/// A note that a request's compilation, guards or parameters read a value its method, path,
+/// query string and caller do not decide: a datetime macro, `@request.headers.*`,
+/// `@request.context` or `@request.body.*` (the engine's fresh-read cache keeps no answer
+/// that depends on one). Copies of a [`RequestInfo`] share it (an expand reads through a
+/// copy with its own context), so its owner sees what any copy read. Not part of the
+/// request's value: two notes are always equal.
+#[derive(Debug, Clone, Default)]
+pub struct Volatile(Arc<AtomicBool>);
+
+impl Volatile {
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a volatile value was read since the request info was built.
+    pub fn read(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for Volatile {
+    fn eq(&self, _: &Volatile) -> bool {
+        true
+    }
 }
 
 /// Datetime/number macros, evaluated when a query is bound (never baked into the SQL).
@@ -86,7 +116,6 @@ impl Macro {
 
     /// The macro's value at `now` (unix time in milliseconds, UTC).
     pub fn eval(self, now_ms: i64) -> Value {
-        mark_volatile();
         let days = now_ms.div_euclid(86_400_000);
         let ms_of_day = now_ms.rem_euclid(86_400_000);
         let (y, m, d) = civil_from_days(days);
@@ -227,11 +256,11 @@ impl Guard {
                 req.auth.as_ref().map(|a| a.collection_id.as_str()) == c.as_deref()
             }
             Guard::BodyRelCount(f, n) => {
-                mark_volatile();
+                req.volatile.mark();
                 unique_strings(req.body.get(f)).len() == *n
             }
             Guard::BodyLen(f, n) => {
-                mark_volatile();
+                req.volatile.mark();
                 to_slice(req.body.get(f)).len() == *n
             }
             Guard::Fold(check, t) => check.outcome(req) == Some(*t),
@@ -239,32 +268,11 @@ impl Guard {
     }
 }
 
-thread_local! {
-    static VOLATILE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-pub(crate) fn mark_volatile() {
-    VOLATILE.with(|v| v.set(true));
-}
-
-/// Whether this thread, since the last call, evaluated something a request's method, path,
-/// query string and caller do not decide: a datetime macro, `@request.headers.*`,
-/// `@request.context` or `@request.body.*` (the engine's fresh-read cache keeps no answer
-/// that depends on one). Clears the flag.
-pub fn take_volatile() -> bool {
-    VOLATILE.with(|v| v.replace(false))
-}
-
-/// Sets the flag [`take_volatile`] reads (restoring a caller's state).
-pub fn set_volatile(on: bool) {
-    VOLATILE.with(|v| v.set(on));
-}
-
 /// Looks up a `@request.*` path: `Err(())` when a key is missing.
 pub(crate) fn extract(req: &RequestInfo, path: &[String]) -> Result<Option<Json>, ()> {
     let (first, rest) = path.split_first().ok_or(())?;
     if matches!(first.as_str(), "context" | "headers" | "body") {
-        mark_volatile();
+        req.volatile.mark();
     }
     let root: Json = match first.as_str() {
         "context" => Json::String(req.context.clone()),
@@ -408,20 +416,23 @@ pub fn eval(src: &ParamSource, req: &RequestInfo, now_ms: i64) -> Value {
     match src {
         ParamSource::Text(s) => Value::Text(s.clone()),
         ParamSource::Real(f) => Value::Real(*f),
-        ParamSource::Macro(m) => m.eval(now_ms),
+        ParamSource::Macro(m) => {
+            req.volatile.mark();
+            m.eval(now_ms)
+        }
         ParamSource::Request { path, number_field } => {
             json_to_value(extract(req, path).ok().flatten(), *number_field)
         }
         ParamSource::BodyString(f) => {
-            mark_volatile();
+            req.volatile.mark();
             Value::Text(json_to_string(req.body.get(f)))
         }
         ParamSource::BodyJsonArray(f) => {
-            mark_volatile();
+            req.volatile.mark();
             Value::Text(Json::Array(to_slice(req.body.get(f))).to_string())
         }
         ParamSource::BodyRelId(f, i) => {
-            mark_volatile();
+            req.volatile.mark();
             unique_strings(req.body.get(f))
                 .get(*i)
                 .map(|s| Value::Text(s.clone()))

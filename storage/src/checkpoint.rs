@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 
-use crate::connection::{self, Role};
+use crate::connection::{self, ConnOptions, Role};
 use crate::error::Result;
 
 /// A running checkpointer thread. Dropping all `kick` senders (i.e. stopping
@@ -41,14 +41,14 @@ impl Checkpointer {
     /// Starts the thread; returns it and the sender the writer pokes after commits.
     pub(crate) fn spawn(
         db_path: &Path,
-        busy_timeout: Duration,
+        with: ConnOptions,
         interval: Duration,
         wal_bytes: u64,
         external: bool,
         name: &str,
         follower: bool,
     ) -> Result<(Self, Sender<()>)> {
-        let conn = connection::open_as(db_path, Role::Checkpointer, busy_timeout, follower)?;
+        let conn = connection::open_as(db_path, Role::Checkpointer, with, follower)?;
         let external = external || follower;
         let wal_path = wal_path(db_path);
         let (tx, rx) = crossbeam_channel::bounded(1);

@@ -35,6 +35,15 @@ pub fn defensive(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// What every connection of a store is opened with ([`crate::StoreOptions::connection`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnOptions {
+    /// SQLite's busy timeout (PocketBase uses 10 s).
+    pub busy_timeout: Duration,
+    /// Print each statement with its run time (`serve --dev`, [`crate::dev`]).
+    pub sql_log: bool,
+}
+
 /// The most `mmap_size` a follower connection asks for: SQLite's default compile-time cap
 /// (`SQLITE_MAX_MMAP_SIZE`, 0x7fff0000 ≈ 2 GiB) is what it grants; pages past it would be read
 /// through the page cache (see [`open_follower`]).
@@ -47,13 +56,13 @@ const FOLLOWER_MMAP: i64 = 0x7fff_0000;
 /// without always touching page 1's change counter: a page cache kept across transactions
 /// would then serve stale pages (measured: a plain connection never saw a commit; with mmap
 /// each read transaction sees the file as the last applied transaction left it).
-pub(crate) fn open_follower(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+pub(crate) fn open_follower(path: &Path, with: ConnOptions) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     defensive(&conn)?;
-    conn.busy_timeout(busy_timeout)?;
+    conn.busy_timeout(with.busy_timeout)?;
     conn.execute_batch(&format!(
         "PRAGMA mmap_size = {FOLLOWER_MMAP};
          PRAGMA foreign_keys = ON;
@@ -62,7 +71,7 @@ pub(crate) fn open_follower(path: &Path, busy_timeout: Duration) -> Result<Conne
          PRAGMA query_only = ON;"
     ))?;
     conn.set_prepared_statement_cache_capacity(256);
-    crate::dev::trace(&conn);
+    crate::dev::trace(&conn, with.sql_log);
     Ok(conn)
 }
 
@@ -70,24 +79,24 @@ pub(crate) fn open_follower(path: &Path, busy_timeout: Duration) -> Result<Conne
 pub(crate) fn open_as(
     path: &Path,
     role: Role,
-    busy_timeout: Duration,
+    with: ConnOptions,
     follower: bool,
 ) -> Result<Connection> {
     if follower {
-        open_follower(path, busy_timeout)
+        open_follower(path, with)
     } else {
-        open(path, role, busy_timeout)
+        open(path, role, with)
     }
 }
 
-pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Connection> {
+pub(crate) fn open(path: &Path, role: Role, with: ConnOptions) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     defensive(&conn)?;
-    conn.busy_timeout(busy_timeout)?;
+    conn.busy_timeout(with.busy_timeout)?;
     // journal_mode returns a row; pragma_update_and_check reads it.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -106,6 +115,6 @@ pub(crate) fn open(path: &Path, role: Role, busy_timeout: Duration) -> Result<Co
         Role::Checkpointer => {}
     }
     conn.set_prepared_statement_cache_capacity(256);
-    crate::dev::trace(&conn);
+    crate::dev::trace(&conn, with.sql_log);
     Ok(conn)
 }

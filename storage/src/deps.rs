@@ -10,7 +10,7 @@
 //!   in one array (table name hashed to a slot, so no lock and no allocation); two tables
 //!   sharing a slot only cost extra misses, never a stale answer.
 //! * **Dependencies.** A reader's connection reports each statement it starts (SQLite's
-//!   `SQLITE_TRACE_STMT`) to this thread's recording while one is on ([`begin`]/[`end`]).
+//!   `SQLITE_TRACE_STMT`) to the recording in progress on its thread ([`recording`]).
 //!   [`Reader::dependencies`](crate::Reader::dependencies) turns the recorded SQL into table
 //!   slots: each distinct SQL text is prepared once more, uncached, with an authorizer that
 //!   collects every table SQLite reads for it (through views and subqueries too), and the
@@ -22,11 +22,13 @@
 //!   commit that could change it stamps a slot with a clock value above `epoch`. Stamping a
 //!   slot happens after the commit, so a reader that saw the stamp also sees the data.
 //!
-//! Everything here is off unless [`set_read_tracking`] was switched on before the store
-//! opened: then neither the writer nor the readers pay for hooks or tracing.
+//! Everything here is off unless the store was opened with
+//! [`StoreOptions::read_tracking`](crate::StoreOptions::read_tracking): then neither the
+//! writer nor the readers pay for hooks or tracing.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
@@ -34,18 +36,6 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 /// typical app's 10-50 tables share a slot low (~1 in 20 for 10 tables) while the array is
 /// 8 KiB.
 pub const SLOTS: usize = 1024;
-
-static TRACKING: AtomicBool = AtomicBool::new(false);
-
-/// Turns read tracking and the writer's generations on for stores opened from now on
-/// (`serve` without `--no-cache`).
-pub fn set_read_tracking(on: bool) {
-    TRACKING.store(on, Ordering::Relaxed);
-}
-
-pub(crate) fn tracking() -> bool {
-    TRACKING.load(Ordering::Relaxed)
-}
 
 /// The slot of a table (SQLite table names are ASCII-case-insensitive): FNV-1a of the
 /// lowercased name.
@@ -235,48 +225,48 @@ const VOLATILE: [&str; 16] = [
     "sqlite_offset",
 ];
 
-/// This thread's recording of the statements its tracked connections start, and the table
-/// collection of a statement being prepared for [`crate::Reader::dependencies`].
+/// The statements started on this thread while a [`recording`] runs.
+///
+/// A thread-local because SQLite's trace callback reaches Rust as a plain `fn` with no
+/// user data (rusqlite 0.37's `Connection::trace_v2`; closures exist only on its unreleased
+/// master) and this crate forbids `unsafe`: the callback cannot be handed the recording, so
+/// it finds it through the thread, where the reader's statements run. It holds nothing but
+/// the statements of the [`recording`] that is running; outside one it is empty and off.
 #[derive(Default)]
 struct Recorder {
     on: bool,
     stmts: Vec<String>,
-    /// `Some` while a statement is prepared to learn its tables; `None` inside = volatile.
-    learning: Option<Option<Vec<u16>>>,
 }
 
 thread_local! {
     static RECORDER: RefCell<Recorder> = RefCell::default();
 }
 
-/// A recording in progress on this thread, as [`begin`] found it (to restore at [`end`]).
-pub struct Saved {
-    on: bool,
-    stmts: Vec<String>,
-}
-
-/// Starts recording the statements this thread's tracked connections run, until [`end`].
-pub fn begin() -> Saved {
-    RECORDER.with(|r| {
+/// Runs `f`, appending to `into` the SQL of every statement this thread's tracked readers
+/// start meanwhile (what [`crate::Reader::dependencies`] takes). Recordings nest: an outer
+/// one does not see what an inner one recorded, and goes on after it.
+pub fn recording<T>(into: &mut Vec<String>, f: impl FnOnce() -> T) -> T {
+    let outer = RECORDER.with(|r| {
         let mut r = r.borrow_mut();
-        let saved = Saved {
-            on: r.on,
-            stmts: std::mem::take(&mut r.stmts),
-        };
+        let outer = (r.on, std::mem::take(&mut r.stmts));
         r.on = true;
-        saved
-    })
-}
-
-/// Stops recording: appends the SQL of the statements run since [`begin`] to `into` and
-/// restores what `begin` found.
-pub fn end(saved: Saved, into: &mut Vec<String>) {
-    RECORDER.with(|r| {
-        let mut r = r.borrow_mut();
-        into.append(&mut r.stmts);
-        r.on = saved.on;
-        r.stmts = saved.stmts;
-    })
+        outer
+    });
+    // restored even when `f` unwinds, so a caught panic leaves no recording on
+    struct Restore<'a>(&'a mut Vec<String>, Option<(bool, Vec<String>)>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let (on, stmts) = self.1.take().unwrap_or_default();
+            RECORDER.with(|r| {
+                let mut r = r.borrow_mut();
+                self.0.append(&mut r.stmts);
+                r.on = on;
+                r.stmts = stmts;
+            })
+        }
+    }
+    let _restore = Restore(into, Some(outer));
+    f()
 }
 
 /// `SQLITE_TRACE_STMT` of a tracked connection.
@@ -290,40 +280,50 @@ pub(crate) fn on_stmt(sql: &str) {
     })
 }
 
-/// The authorizer of a tracked reader: collects tables while a statement is being learnt.
-pub(crate) fn on_authorize(ctx: &AuthContext<'_>) -> Authorization {
-    RECORDER.with(|r| {
-        let Ok(mut r) = r.try_borrow_mut() else {
-            return;
-        };
-        let Some(Some(tables)) = r.learning.as_mut() else {
-            return;
-        };
-        match ctx.action {
-            AuthAction::Read { table_name, .. } => tables.push(slot_of(table_name)),
-            AuthAction::Function { function_name }
-                if VOLATILE
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(function_name)) =>
-            {
-                r.learning = Some(None)
-            }
-            _ => {}
-        }
-    });
-    Authorization::Allow
-}
+/// The tables a statement being prepared for [`crate::Reader::dependencies`] reads, as a
+/// tracked reader's authorizer reports them: shared by the reader and its authorizer
+/// closure. SQLite calls the authorizer on the reader's own thread while it prepares, so the
+/// lock is never contended; `None` inside: the statement calls a volatile function.
+#[derive(Clone, Default)]
+pub(crate) struct Learning(Arc<Mutex<Option<Option<Vec<u16>>>>>);
 
-/// Runs `prepare` collecting the tables the authorizer reports; `None` when the statement
-/// calls a volatile function.
-pub(crate) fn learn(prepare: impl FnOnce() -> bool) -> Option<Vec<u16>> {
-    RECORDER.with(|r| r.borrow_mut().learning = Some(Some(Vec::new())));
-    let ok = prepare();
-    let learnt = RECORDER.with(|r| r.borrow_mut().learning.take()).flatten();
-    if ok {
-        learnt
-    } else {
-        None
+impl Learning {
+    fn with<T>(&self, f: impl FnOnce(&mut Option<Option<Vec<u16>>>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The authorizer of a tracked reader: collects tables while a statement is learnt.
+    pub(crate) fn authorize(&self, ctx: &AuthContext<'_>) -> Authorization {
+        self.with(|learning| {
+            let Some(Some(tables)) = learning.as_mut() else {
+                return;
+            };
+            match ctx.action {
+                AuthAction::Read { table_name, .. } => tables.push(slot_of(table_name)),
+                AuthAction::Function { function_name }
+                    if VOLATILE
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(function_name)) =>
+                {
+                    *learning = Some(None)
+                }
+                _ => {}
+            }
+        });
+        Authorization::Allow
+    }
+
+    /// Runs `prepare` collecting the tables the authorizer reports; `None` when the
+    /// statement calls a volatile function.
+    pub(crate) fn learn(&self, prepare: impl FnOnce() -> bool) -> Option<Vec<u16>> {
+        self.with(|l| *l = Some(Some(Vec::new())));
+        let ok = prepare();
+        let learnt = self.with(Option::take).flatten();
+        if ok {
+            learnt
+        } else {
+            None
+        }
     }
 }
 

@@ -1,33 +1,25 @@
 //! `serve --dev`: every SQL statement printed to the console with its run time, as PocketBase
 //! prints them in dev mode (`[0.52ms] SELECT …`, bound values filled in).
 //!
-//! Off by default and then free: the tracer is only registered on connections opened while the
-//! switch is on, so the request path pays nothing for it.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! Off by default ([`crate::StoreOptions::sql_log`]) and then free: the tracer is only
+//! registered on the connections of a store opened with it on, so the request path pays
+//! nothing for it.
 
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::Connection;
 
-static SQL_LOG: AtomicBool = AtomicBool::new(false);
-
-/// Prints the SQL of every connection opened from now on (`--dev`).
-pub fn set_sql_log(on: bool) {
-    SQL_LOG.store(on, Ordering::Relaxed);
-}
-
-/// Registers the printer on `conn` when the switch is on.
-pub(crate) fn trace(conn: &Connection) {
-    if SQL_LOG.load(Ordering::Relaxed) {
+/// Registers the printer on `conn` when `sql_log` is on.
+pub(crate) fn trace(conn: &Connection, sql_log: bool) {
+    if sql_log {
         conn.trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(on_event));
     }
 }
 
-/// Registers the printer (when the switch is on) and the report of each statement started
+/// Registers the printer (when `sql_log` is on) and the report of each statement started
 /// to [`crate::deps`] (a connection has one trace callback, so both share it).
-pub(crate) fn trace_with_stmts(conn: &Connection) {
+pub(crate) fn trace_with_stmts(conn: &Connection, sql_log: bool) {
     let mut mask = TraceEventCodes::SQLITE_TRACE_STMT;
-    if SQL_LOG.load(Ordering::Relaxed) {
+    if sql_log {
         mask |= TraceEventCodes::SQLITE_TRACE_PROFILE;
     }
     conn.trace_v2(mask, Some(on_event));

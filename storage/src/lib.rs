@@ -24,8 +24,7 @@ mod writer;
 
 pub use checkpoint::{checkpoint, CheckpointStats};
 pub use connection::defensive;
-pub use deps::{set_read_tracking, Generations};
-pub use dev::set_sql_log;
+pub use deps::Generations;
 pub use error::{ErrorKind, Result, StorageError};
 pub use ident::Ident;
 pub use options::StoreOptions;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::connection::ConnOptions;
+
 /// Options for [`crate::Store::open`]. `StoreOptions::default()` is what the
 /// server uses.
 #[derive(Debug, Clone)]
@@ -28,6 +30,24 @@ pub struct StoreOptions {
     /// read through mmap (see [`crate::connection`]), never initialised, never checkpointed;
     /// a write job fails with SQLite's "readonly database". `auxiliary.db` stays local.
     pub follower_data: bool,
+    /// Read tracking for the engine's fresh-read cache ([`crate::deps`]): the writer of
+    /// `data.db` stamps each commit's tables ([`crate::Generations`]) and its readers report
+    /// the statements they run. Off, neither pays for hooks or tracing (`serve --no-cache`,
+    /// a replica, every command but `serve`).
+    pub read_tracking: bool,
+    /// `serve --dev`: every connection prints each statement it runs with its time
+    /// ([`crate::dev`]).
+    pub sql_log: bool,
+}
+
+impl StoreOptions {
+    /// What each connection of the store is opened with.
+    pub(crate) fn connection(&self) -> ConnOptions {
+        ConnOptions {
+            busy_timeout: self.busy_timeout,
+            sql_log: self.sql_log,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -40,6 +60,8 @@ impl Default for StoreOptions {
             checkpoint_wal_bytes: 4 * 1024 * 1024,
             external_checkpoints: false,
             follower_data: false,
+            read_tracking: false,
+            sql_log: false,
         }
     }
 }

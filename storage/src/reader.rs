@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::connection::{self, Role};
-use crate::deps::Generations;
+use crate::connection::{self, ConnOptions, Role};
+use crate::deps::{Generations, Learning};
 use crate::error::{ErrorKind, Result, StorageError};
 
 /// How many SQLite VM steps run between deadline checks.
@@ -46,6 +46,8 @@ type Memo = HashMap<String, Option<Arc<[u16]>>>;
 
 struct Tracked {
     generations: Arc<Generations>,
+    /// What the connection's authorizer collects while a statement is learnt.
+    learning: Learning,
     /// The memo, valid while the schema generation is the first value.
     memo: RefCell<(u64, Memo)>,
 }
@@ -54,11 +56,11 @@ impl Reader {
     pub(crate) fn open(
         path: &Path,
         timeout: Duration,
-        busy_timeout: Duration,
+        with: ConnOptions,
         follower: bool,
         generations: Option<Arc<Generations>>,
     ) -> Result<Self> {
-        let conn = connection::open_as(path, Role::Reader, busy_timeout, follower)?;
+        let conn = connection::open_as(path, Role::Reader, with, follower)?;
         let follower = match follower {
             true => Some((
                 std::fs::File::open(path).map_err(|e| {
@@ -69,12 +71,15 @@ impl Reader {
             false => None,
         };
         let tracked = generations.map(|generations| {
-            crate::dev::trace_with_stmts(&conn);
-            conn.authorizer(Some(|ctx: rusqlite::hooks::AuthContext<'_>| {
-                crate::deps::on_authorize(&ctx)
+            crate::dev::trace_with_stmts(&conn, with.sql_log);
+            let learning = Learning::default();
+            let auth = learning.clone();
+            conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
+                auth.authorize(&ctx)
             }));
             Tracked {
                 generations,
+                learning,
                 memo: RefCell::new((0, HashMap::new())),
             }
         });
@@ -104,8 +109,8 @@ impl Reader {
         self.tracked.as_ref().map(|t| &t.generations)
     }
 
-    /// The table slots read by the statements `stmts` (SQL texts recorded between
-    /// [`crate::deps::begin`] and [`crate::deps::end`] on this reader's thread), sorted and
+    /// The table slots read by the statements `stmts` (SQL texts recorded by a
+    /// [`crate::deps::recording`] on this reader's thread), sorted and
     /// without repeats; `None` when tracking is off, or a statement calls a volatile
     /// function or no longer prepares. Each new SQL text is prepared once, uncached, to
     /// learn its tables.
@@ -122,7 +127,8 @@ impl Reader {
             let tables = match memo.1.get(sql.as_str()) {
                 Some(known) => known.clone(),
                 None => {
-                    let learnt = crate::deps::learn(|| self.conn.prepare(sql).is_ok())
+                    let learnt = (tracked.learning)
+                        .learn(|| self.conn.prepare(sql).is_ok())
                         .map(|t| Arc::<[u16]>::from(t.as_slice()));
                     memo.1.insert(sql.clone(), learnt.clone());
                     learnt

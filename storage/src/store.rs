@@ -36,7 +36,7 @@ impl Database {
     ) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
-            opts.busy_timeout,
+            opts.connection(),
             opts.checkpoint_interval,
             opts.checkpoint_wal_bytes,
             opts.external_checkpoints,
@@ -45,7 +45,7 @@ impl Database {
         )?;
         let writer_thread = WriterThread::spawn(
             &path,
-            opts.busy_timeout,
+            opts.connection(),
             opts.max_batch,
             kick,
             &format!("pb-writer-{label}"),
@@ -84,7 +84,8 @@ pub struct Store {
     opts: StoreOptions,
     data: Database,
     aux: Database,
-    /// `data.db`'s per-table generations, when read tracking is on ([`crate::deps`]).
+    /// `data.db`'s per-table generations, when [`StoreOptions::read_tracking`] is on
+    /// ([`crate::deps`]).
     generations: Option<Arc<Generations>>,
 }
 
@@ -102,18 +103,18 @@ impl Store {
         let data_path = dir.join(DATA_DB);
         let aux_path = dir.join(AUX_DB);
         if !opts.follower_data {
-            let conn = connection::open(&data_path, Role::Checkpointer, opts.busy_timeout)?;
+            let conn = connection::open(&data_path, Role::Checkpointer, opts.connection())?;
             if schema::inspect_data(&conn)? == Found::Empty {
                 schema::init_data(&conn)?;
             }
         }
         {
-            let conn = connection::open(&aux_path, Role::Checkpointer, opts.busy_timeout)?;
+            let conn = connection::open(&aux_path, Role::Checkpointer, opts.connection())?;
             if schema::inspect_aux(&conn)? == Found::Empty {
                 schema::init_aux(&conn)?;
             }
         }
-        let generations = crate::deps::tracking().then(|| Arc::new(Generations::default()));
+        let generations = opts.read_tracking.then(|| Arc::new(Generations::default()));
         let data = Database::start(
             data_path,
             &opts,
@@ -147,13 +148,13 @@ impl Store {
         Reader::open(
             &self.data.path,
             self.opts.read_timeout,
-            self.opts.busy_timeout,
+            self.opts.connection(),
             self.data.follower,
             self.generations.clone(),
         )
     }
 
-    /// `data.db`'s per-table generations, when read tracking was on at open.
+    /// `data.db`'s per-table generations, when [`StoreOptions::read_tracking`] is on.
     pub fn generations(&self) -> Option<&Arc<Generations>> {
         self.generations.as_ref()
     }
@@ -163,7 +164,7 @@ impl Store {
         Reader::open(
             &self.aux.path,
             self.opts.read_timeout,
-            self.opts.busy_timeout,
+            self.opts.connection(),
             self.aux.follower,
             None,
         )

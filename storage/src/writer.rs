@@ -21,7 +21,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TrySendError};
 use rusqlite::Connection;
 
-use crate::connection::{self, Role};
+use crate::connection::{self, ConnOptions, Role};
 use crate::deps::{Generations, Touched};
 use crate::error::{ErrorKind, Result, StorageError};
 use crate::reply::{self, Reply, ReplySender};
@@ -179,14 +179,14 @@ impl WriterThread {
     /// poked (non-blocking) after every commit.
     pub(crate) fn spawn(
         path: &Path,
-        busy_timeout: Duration,
+        with: ConnOptions,
         max_batch: usize,
         kick: Sender<()>,
         name: &str,
         follower: bool,
         generations: Option<Arc<Generations>>,
     ) -> Result<Self> {
-        let conn = connection::open_as(path, Role::Writer, busy_timeout, follower)?;
+        let conn = connection::open_as(path, Role::Writer, with, follower)?;
         let tracked = generations.map(|gens| {
             let touched = Arc::new(Touched::default());
             let hook = Arc::clone(&touched);

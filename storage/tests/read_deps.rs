@@ -8,9 +8,12 @@ use pocketbun_storage::deps::{self, slot_of};
 use pocketbun_storage::{Reader, Store, StoreOptions};
 
 fn open(name: &str) -> Store {
-    deps::set_read_tracking(true);
     let dir = common::temp_dir(name).join("pb_data");
-    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let opts = StoreOptions {
+        read_tracking: true,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir, opts).unwrap();
     store
         .writer()
         .submit_blocking(|c| {
@@ -32,10 +35,8 @@ fn open(name: &str) -> Store {
 
 /// The SQL the reader ran inside `f`, and its dependencies.
 fn record(reader: &Reader, f: impl FnOnce(&Reader)) -> Option<Vec<u16>> {
-    let saved = deps::begin();
-    f(reader);
     let mut stmts = Vec::new();
-    deps::end(saved, &mut stmts);
+    deps::recording(&mut stmts, || f(reader));
     reader.dependencies(&stmts)
 }
 

@@ -325,3 +325,61 @@ fn cached_and_uncached_answers_are_identical() {
     assert!(hits > 0, "the interleaving never hit the cache:\n{log}");
     println!("cache hits over {steps} steps: {hits}");
 }
+
+/// An answer computed with a value the cache key does not hold (here `@request.headers.*`,
+/// read by the rules) is never kept: with one worker, the same list and view read by a guest
+/// with another `X-Tag` header must be answered for that header, not from the first answer.
+#[test]
+fn answers_that_read_request_headers_are_not_kept() {
+    let Some(fixture) = pocketbun_tests::need::fixture("read_cache") else {
+        return;
+    };
+    let mut spec = ServerSpec::pocketbun();
+    spec.args.extend(["--workers".into(), "1".into()]);
+    let server = Server::start(&spec, Some(&fixture)).unwrap();
+    let created = send(
+        &server,
+        "POST",
+        "/api/collections",
+        Some(SUPERUSER),
+        &json!({
+            "id": "rctagged0000001", "name": "rc_tagged", "type": "base",
+            "fields": [{"id": "rcf_tag_title", "name": "title", "type": "text"}],
+            "listRule": "@request.headers.x_tag = \"a\"",
+            "viewRule": "@request.headers.x_tag = \"a\"",
+        })
+        .to_string(),
+    );
+    assert_eq!(created[0], 200, "{created}");
+    let record = send(
+        &server,
+        "POST",
+        "/api/collections/rc_tagged/records",
+        Some(SUPERUSER),
+        &json!({"id": "rctagrec0000001", "title": "t"}).to_string(),
+    );
+    assert_eq!(record[0], 200, "{record}");
+    let get = |target: &str, tag: &str| {
+        let resp = http::Request::new("GET", target)
+            .header("Host", "127.0.0.1")
+            .header("Connection", "close")
+            .header("X-Tag", tag)
+            .send(server.port())
+            .unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", server.log()));
+        let body: Value = serde_json::from_str(&resp.text()).unwrap_or(Value::Null);
+        (resp.status, body)
+    };
+    let list = "/api/collections/rc_tagged/records";
+    let view = "/api/collections/rc_tagged/records/rctagrec0000001";
+    for round in 0..2 {
+        for tag in ["a", "b", "a", "b"] {
+            let (status, body) = get(list, tag);
+            let want = if tag == "a" { 1 } else { 0 };
+            assert_eq!(status, 200, "round {round}, list with X-Tag {tag}: {body}");
+            assert_eq!(body["totalItems"], want, "round {round}, list, X-Tag {tag}");
+            let (status, _) = get(view, tag);
+            let want = if tag == "a" { 200 } else { 404 };
+            assert_eq!(status, want, "round {round}, view with X-Tag {tag}");
+        }
+    }
+}

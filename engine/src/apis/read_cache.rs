@@ -6,7 +6,8 @@
 //!   record's collection and id as its token resolved *for this request* (a token is still
 //!   verified on every hit, so an expired or revoked token never reaches an entry).
 //! * **Validity**: while the handler runs, every statement it starts on the worker's
-//!   connection is recorded (`pocketbun_storage::deps`), the auth record's read included;
+//!   connection is recorded (`pocketbun_storage::deps::recording`), the auth record's read
+//!   included;
 //!   the entry keeps the tables those statements read and the clock read before the first
 //!   of them. A lookup serves the entry only while no commit stamped one of those tables (or
 //!   the schema) since, and while the collections snapshot is the one it was computed with
@@ -15,8 +16,9 @@
 //!   reads the older answer.
 //! * **Never kept**: answers other than 200, answers over 1 MiB, and any computed with a
 //!   value the key does not hold: a datetime macro, `@request.headers.*`,
-//!   `@request.context` or `@request.body.*` (`pocketbun_query::take_volatile`), or SQL whose
-//!   value is not a function of the data (`random()`, SQLite's clock).
+//!   `@request.context` or `@request.body.*` (the caller's request info notes such a read:
+//!   `pocketbun_query::Volatile`), or SQL whose value is not a function of the data
+//!   (`random()`, SQLite's clock).
 //! * **Memory**: per worker (`ctx::AppCtx::read_cache`: no lock, no shared cache line), least
 //!   recently used first out, bounded by entries and bytes (`ctx/read_cache.rs`).
 //!
@@ -45,24 +47,22 @@ pub async fn tracked<F: Future<Output = ApiResult>>(ctx: Rc<AppCtx>, fut: F) -> 
     // read before the handler's first statement: a commit after this makes the answer stale
     let epoch = gens.clock();
     let mut stmts: Vec<String> = Vec::new();
-    let mut volatile = false;
     let mut want: Option<Want> = None;
     let mut fut = std::pin::pin!(fut);
     let out = std::future::poll_fn(|cx| {
         // scoped to this poll: other requests of the worker run between polls
-        let saved = deps::begin();
-        let outer_volatile = pocketbun_query::take_volatile();
-        let outer_want = ctx.read_cache.want.replace(want.take());
-        let poll = fut.as_mut().poll(cx);
-        want = ctx.read_cache.want.replace(outer_want);
-        volatile |= pocketbun_query::take_volatile();
-        pocketbun_query::set_volatile(outer_volatile);
-        deps::end(saved, &mut stmts);
-        poll
+        deps::recording(&mut stmts, || {
+            let outer_want = ctx.read_cache.want.replace(want.take());
+            let poll = fut.as_mut().poll(cx);
+            want = ctx.read_cache.want.replace(outer_want);
+            poll
+        })
     })
     .await;
-    if let (Ok(resp), Some(want), false) = (&out, want, volatile) {
-        keep(&ctx, resp, want, epoch, &stmts);
+    if let (Ok(resp), Some(want)) = (&out, want) {
+        if !want.volatile.read() {
+            keep(&ctx, resp, want, epoch, &stmts);
+        }
     }
     out
 }
@@ -119,7 +119,11 @@ pub fn lookup(ctx: &AppCtx, req: &Request, caller: &Caller, schema: u64) -> Opti
     match hit {
         Some(body) => Some(Response::with_body(200, "application/json", body.to_vec())),
         None => {
-            *ctx.read_cache.want.borrow_mut() = Some(Want { key, schema });
+            *ctx.read_cache.want.borrow_mut() = Some(Want {
+                key,
+                schema,
+                volatile: caller.info.volatile.clone(),
+            });
             None
         }
     }

@@ -102,8 +102,10 @@ impl Drop for Cache {
     }
 }
 
-/// What the running handler asked to keep: its key and the collections version it used.
+/// What the running handler asked to keep: its key, the collections version it used, and
+/// its caller's note of volatile reads (`pocketbun_query::Volatile`).
 pub(crate) struct Want {
     pub(crate) key: String,
     pub(crate) schema: u64,
+    pub(crate) volatile: pocketbun_query::Volatile,
 }

@@ -228,6 +228,9 @@ pub(crate) struct Resolver<'s> {
     pub base_alias: String,
     pub req: &'s RequestInfo,
     pub allow_hidden: bool,
+    /// Comparisons known per request are folded ([`crate::fold`]); off, the SQL is what
+    /// PocketBase generates ([`crate::compile_condition_unfolded`]).
+    pub fold: bool,
     joins: Vec<JoinSql>,
     rule_joins: Vec<(Arc<Collection>, String)>,
     suffix: String,
@@ -258,6 +261,7 @@ impl<'s> Resolver<'s> {
             base_alias,
             req,
             allow_hidden,
+            fold: true,
             joins: vec![],
             rule_joins: vec![],
             suffix: String::new(),
@@ -273,6 +277,7 @@ impl<'s> Resolver<'s> {
             base_alias: self.base_alias.clone(),
             req: self.req,
             allow_hidden: self.allow_hidden,
+            fold: self.fold,
             joins: vec![],
             rule_joins: vec![],
             suffix: self.suffix.clone(),
@@ -364,7 +369,7 @@ impl<'s> Resolver<'s> {
 
     /// The fold tree of `groups`: each comparison of two known operands becomes a check.
     pub(super) fn fold_tree(&self, groups: &[Group]) -> FoldTree {
-        let fold = self.can_fold() && crate::fold::enabled();
+        let fold = self.fold && self.can_fold();
         FoldTree::build(groups, &mut |e| {
             if !fold {
                 return None;
@@ -459,7 +464,7 @@ impl<'s> Resolver<'s> {
                             if !field.kind.is_multi_valuer() {
                                 return Err(fail("field doesn't support multivalue operations"));
                             }
-                            crate::request::mark_volatile();
+                            self.req.volatile.mark();
                             let n = to_slice(self.req.body.get(&field.name)).len();
                             ctx.guard(Guard::BodyLen(field.name.clone(), n));
                             return Ok(RR::ident(n.to_string()));
@@ -653,7 +658,7 @@ impl<'s> Resolver<'s> {
             .as_deref()
             .and_then(|c| self.load(c))
             .ok_or_else(|| fail("failed to load body relation collection"))?;
-        crate::request::mark_volatile();
+        self.req.volatile.mark();
         let ids = unique_strings(self.req.body.get(&field.name));
         ctx.guard(Guard::BodyRelCount(field.name.clone(), ids.len()));
         if ids.is_empty() {
@@ -1019,6 +1024,7 @@ impl<'s> Resolver<'s> {
                     base_alias: alias.clone(),
                     req: self.req,
                     allow_hidden: true,
+                    fold: self.fold,
                     joins: vec![],
                     rule_joins: vec![],
                     suffix: format!("_r{}", ctx.next_id()),

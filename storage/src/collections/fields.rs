@@ -2,6 +2,8 @@
 //! decoded from and encoded to the JSON PocketBase stores in
 //! `_collections.fields` (which is also what its API returns).
 
+use std::convert::Infallible;
+
 use serde_json::{Map, Value};
 
 use super::gojson::{self, Obj};
@@ -160,7 +162,121 @@ pub const FIELD_TYPES: [&str; 14] = [
     "file", "relation", "password", "geoPoint",
 ];
 
+/// One type-specific option of a field, as [`FieldKind::options`] hands it out: how its JSON
+/// value reads and writes.
+enum Opt<'a> {
+    /// A Go `int` (written as a float64 number).
+    Int(&'a mut i64),
+    /// A `*float64`: `null` when unset.
+    OptF64(&'a mut Option<f64>),
+    Bool(&'a mut bool),
+    Str(&'a mut String),
+    /// A datetime string, normalised when read.
+    Datetime(&'a mut String),
+    /// A `[]string`: `null` when nil.
+    List(&'a mut Option<Vec<String>>),
+}
+
 impl FieldKind {
+    /// Calls `f` with each type-specific option and its JSON key, in PocketBase's order: the
+    /// one list of a kind's options that decoding ([`Field::apply_json`]) and encoding
+    /// ([`Field::write_json`]) both follow. Stops at `f`'s first error.
+    fn options<E>(
+        &mut self,
+        f: &mut impl FnMut(&'static str, Opt<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            FieldKind::Text {
+                min,
+                max,
+                pattern,
+                autogenerate_pattern,
+                primary_key,
+            } => {
+                f("min", Opt::Int(min))?;
+                f("max", Opt::Int(max))?;
+                f("pattern", Opt::Str(pattern))?;
+                f("autogeneratePattern", Opt::Str(autogenerate_pattern))?;
+                f("primaryKey", Opt::Bool(primary_key))
+            }
+            FieldKind::Number { min, max, only_int } => {
+                f("min", Opt::OptF64(min))?;
+                f("max", Opt::OptF64(max))?;
+                f("onlyInt", Opt::Bool(only_int))
+            }
+            FieldKind::Bool | FieldKind::GeoPoint => Ok(()),
+            FieldKind::Email {
+                except_domains,
+                only_domains,
+            }
+            | FieldKind::Url {
+                except_domains,
+                only_domains,
+            } => {
+                f("exceptDomains", Opt::List(except_domains))?;
+                f("onlyDomains", Opt::List(only_domains))
+            }
+            FieldKind::Editor {
+                max_size,
+                convert_urls,
+            } => {
+                f("maxSize", Opt::Int(max_size))?;
+                f("convertURLs", Opt::Bool(convert_urls))
+            }
+            FieldKind::Date { min, max } => {
+                f("min", Opt::Datetime(min))?;
+                f("max", Opt::Datetime(max))
+            }
+            FieldKind::Autodate {
+                on_create,
+                on_update,
+            } => {
+                f("onCreate", Opt::Bool(on_create))?;
+                f("onUpdate", Opt::Bool(on_update))
+            }
+            FieldKind::Select { values, max_select } => {
+                f("values", Opt::List(values))?;
+                f("maxSelect", Opt::Int(max_select))
+            }
+            FieldKind::Json { max_size } => f("maxSize", Opt::Int(max_size)),
+            FieldKind::File {
+                max_size,
+                max_select,
+                mime_types,
+                thumbs,
+                protected,
+            } => {
+                f("maxSize", Opt::Int(max_size))?;
+                f("maxSelect", Opt::Int(max_select))?;
+                f("mimeTypes", Opt::List(mime_types))?;
+                f("thumbs", Opt::List(thumbs))?;
+                f("protected", Opt::Bool(protected))
+            }
+            FieldKind::Relation {
+                collection_id,
+                cascade_delete,
+                min_select,
+                max_select,
+            } => {
+                f("collectionId", Opt::Str(collection_id))?;
+                f("cascadeDelete", Opt::Bool(cascade_delete))?;
+                f("minSelect", Opt::Int(min_select))?;
+                f("maxSelect", Opt::Int(max_select))
+            }
+            FieldKind::Password {
+                pattern,
+                min,
+                max,
+                cost,
+            } => {
+                f("pattern", Opt::Str(pattern))?;
+                f("min", Opt::Int(min))?;
+                f("max", Opt::Int(max))?;
+                f("cost", Opt::Int(cost))
+            }
+        }
+    }
+
     /// The zero-valued options of `type_name` (what Go's field factory gives).
     pub fn zero(type_name: &str) -> Option<FieldKind> {
         Some(match type_name {
@@ -351,99 +467,14 @@ impl Field {
             pj::set_string(obj, "help", &mut self.help)?;
             pj::set_bool(obj, "required", &mut self.required)?;
         }
-        match &mut self.kind {
-            FieldKind::Text {
-                min,
-                max,
-                pattern,
-                autogenerate_pattern,
-                primary_key,
-            } => {
-                pj::set_int(obj, "min", min)?;
-                pj::set_int(obj, "max", max)?;
-                pj::set_string(obj, "pattern", pattern)?;
-                pj::set_string(obj, "autogeneratePattern", autogenerate_pattern)?;
-                pj::set_bool(obj, "primaryKey", primary_key)?;
-            }
-            FieldKind::Number { min, max, only_int } => {
-                pj::set_opt_f64(obj, "min", min)?;
-                pj::set_opt_f64(obj, "max", max)?;
-                pj::set_bool(obj, "onlyInt", only_int)?;
-            }
-            FieldKind::Bool | FieldKind::GeoPoint => {}
-            FieldKind::Email {
-                except_domains,
-                only_domains,
-            }
-            | FieldKind::Url {
-                except_domains,
-                only_domains,
-            } => {
-                pj::set_str_list(obj, "exceptDomains", except_domains)?;
-                pj::set_str_list(obj, "onlyDomains", only_domains)?;
-            }
-            FieldKind::Editor {
-                max_size,
-                convert_urls,
-            } => {
-                pj::set_int(obj, "maxSize", max_size)?;
-                pj::set_bool(obj, "convertURLs", convert_urls)?;
-            }
-            FieldKind::Date { min, max } => {
-                pj::set_datetime(obj, "min", min)?;
-                pj::set_datetime(obj, "max", max)?;
-            }
-            FieldKind::Autodate {
-                on_create,
-                on_update,
-            } => {
-                pj::set_bool(obj, "onCreate", on_create)?;
-                pj::set_bool(obj, "onUpdate", on_update)?;
-            }
-            FieldKind::Select { values, max_select } => {
-                pj::set_str_list(obj, "values", values)?;
-                pj::set_int(obj, "maxSelect", max_select)?;
-            }
-            FieldKind::Json { max_size } => {
-                pj::set_int(obj, "maxSize", max_size)?;
-            }
-            FieldKind::File {
-                max_size,
-                max_select,
-                mime_types,
-                thumbs,
-                protected,
-            } => {
-                pj::set_int(obj, "maxSize", max_size)?;
-                pj::set_int(obj, "maxSelect", max_select)?;
-                pj::set_str_list(obj, "mimeTypes", mime_types)?;
-                pj::set_str_list(obj, "thumbs", thumbs)?;
-                pj::set_bool(obj, "protected", protected)?;
-            }
-            FieldKind::Relation {
-                collection_id,
-                cascade_delete,
-                min_select,
-                max_select,
-            } => {
-                pj::set_string(obj, "collectionId", collection_id)?;
-                pj::set_bool(obj, "cascadeDelete", cascade_delete)?;
-                pj::set_int(obj, "minSelect", min_select)?;
-                pj::set_int(obj, "maxSelect", max_select)?;
-            }
-            FieldKind::Password {
-                pattern,
-                min,
-                max,
-                cost,
-            } => {
-                pj::set_string(obj, "pattern", pattern)?;
-                pj::set_int(obj, "min", min)?;
-                pj::set_int(obj, "max", max)?;
-                pj::set_int(obj, "cost", cost)?;
-            }
-        }
-        Ok(())
+        self.kind.options(&mut |key, opt| match opt {
+            Opt::Int(dst) => pj::set_int(obj, key, dst),
+            Opt::OptF64(dst) => pj::set_opt_f64(obj, key, dst),
+            Opt::Bool(dst) => pj::set_bool(obj, key, dst),
+            Opt::Str(dst) => pj::set_string(obj, key, dst),
+            Opt::Datetime(dst) => pj::set_datetime(obj, key, dst),
+            Opt::List(dst) => pj::set_str_list(obj, key, dst),
+        })
     }
 
     /// Appends the field's JSON exactly as PocketBase writes it (keys
@@ -485,98 +516,21 @@ impl Field {
             kv.push(("help", s(&self.help)));
             kv.push(("required", b(self.required)));
         }
-        match &self.kind {
-            FieldKind::Text {
-                min,
-                max,
-                pattern,
-                autogenerate_pattern,
-                primary_key,
-            } => {
-                kv.push(("min", n(*min)));
-                kv.push(("max", n(*max)));
-                kv.push(("pattern", s(pattern)));
-                kv.push(("autogeneratePattern", s(autogenerate_pattern)));
-                kv.push(("primaryKey", b(*primary_key)));
-            }
-            FieldKind::Number { min, max, only_int } => {
-                kv.push(("min", of(*min)));
-                kv.push(("max", of(*max)));
-                kv.push(("onlyInt", b(*only_int)));
-            }
-            FieldKind::Bool | FieldKind::GeoPoint => {}
-            FieldKind::Email {
-                except_domains,
-                only_domains,
-            }
-            | FieldKind::Url {
-                except_domains,
-                only_domains,
-            } => {
-                kv.push(("exceptDomains", l(except_domains)));
-                kv.push(("onlyDomains", l(only_domains)));
-            }
-            FieldKind::Editor {
-                max_size,
-                convert_urls,
-            } => {
-                kv.push(("maxSize", n(*max_size)));
-                kv.push(("convertURLs", b(*convert_urls)));
-            }
-            FieldKind::Date { min, max } => {
-                kv.push(("min", s(min)));
-                kv.push(("max", s(max)));
-            }
-            FieldKind::Autodate {
-                on_create,
-                on_update,
-            } => {
-                kv.push(("onCreate", b(*on_create)));
-                kv.push(("onUpdate", b(*on_update)));
-            }
-            FieldKind::Select { values, max_select } => {
-                kv.push(("values", l(values)));
-                kv.push(("maxSelect", n(*max_select)));
-            }
-            FieldKind::Json { max_size } => {
-                kv.push(("maxSize", n(*max_size)));
-            }
-            FieldKind::File {
-                max_size,
-                max_select,
-                mime_types,
-                thumbs,
-                protected,
-            } => {
-                kv.push(("maxSize", n(*max_size)));
-                kv.push(("maxSelect", n(*max_select)));
-                kv.push(("mimeTypes", l(mime_types)));
-                kv.push(("thumbs", l(thumbs)));
-                kv.push(("protected", b(*protected)));
-            }
-            FieldKind::Relation {
-                collection_id,
-                cascade_delete,
-                min_select,
-                max_select,
-            } => {
-                kv.push(("collectionId", s(collection_id)));
-                kv.push(("cascadeDelete", b(*cascade_delete)));
-                kv.push(("minSelect", n(*min_select)));
-                kv.push(("maxSelect", n(*max_select)));
-            }
-            FieldKind::Password {
-                pattern,
-                min,
-                max,
-                cost,
-            } => {
-                kv.push(("pattern", s(pattern)));
-                kv.push(("min", n(*min)));
-                kv.push(("max", n(*max)));
-                kv.push(("cost", n(*cost)));
-            }
-        }
+        // the options are visited mutably (decoding shares the list): a copy of them
+        let mut kind = self.kind.clone();
+        let Ok(()) = kind.options(&mut |key, opt| -> Result<(), Infallible> {
+            kv.push((
+                key,
+                match opt {
+                    Opt::Int(v) => n(*v),
+                    Opt::OptF64(v) => of(*v),
+                    Opt::Bool(v) => b(*v),
+                    Opt::Str(v) | Opt::Datetime(v) => s(v),
+                    Opt::List(v) => l(v),
+                },
+            ));
+            Ok(())
+        });
         kv.sort_by(|a, b| a.0.cmp(b.0));
         let mut o = Obj::new(out);
         for (k, v) in &kv {

@@ -49,44 +49,43 @@ fn index_re() -> &'static Regex {
     })
 }
 
+/// The characters of `s` outside quoted parts (`` `…` ``, `"…"`, `'…'`, `[…]`) with their
+/// byte offsets; the quote marks themselves are not yielded.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quote: Option<char> = None;
+    s.char_indices().filter(move |&(_, c)| {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            return false;
+        }
+        quote = match c {
+            '`' | '"' | '\'' => Some(c),
+            '[' => Some(']'),
+            _ => return true,
+        };
+        false
+    })
+}
+
 /// Reads an identifier token from the start of `s` (after whitespace): quoted parts are taken
 /// whole, the token ends at whitespace, or at `(` when `stop_at_paren`. Returns the token and
 /// the rest.
 fn read_token(s: &str, stop_at_paren: bool) -> (&str, &str) {
     let s = s.trim_start();
-    let mut quote: Option<char> = None;
-    for (i, c) in s.char_indices() {
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '`' | '"' | '\'' => quote = Some(c),
-            '[' => quote = Some(']'),
-            c if c.is_whitespace() || (stop_at_paren && c == '(') => return (&s[..i], &s[i..]),
-            _ => {}
-        }
+    match unquoted(s).find(|&(_, c)| c.is_whitespace() || (stop_at_paren && c == '(')) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, ""),
     }
-    (s, "")
 }
 
 /// With `s` starting at `(`: the text inside it up to its matching `)` (quotes and nested
 /// parentheses respected), and the rest after the `)`. `None` when it never closes.
 fn balanced(s: &str) -> Option<(&str, &str)> {
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    for (i, c) in s.char_indices() {
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
+    for (i, c) in unquoted(s) {
         match c {
-            '`' | '"' | '\'' => quote = Some(c),
-            '[' => quote = Some(']'),
             '(' => depth += 1,
             ')' => {
                 depth = depth.checked_sub(1)?;
@@ -112,48 +111,26 @@ fn column_re() -> &'static Regex {
 /// trimmed and empty ones dropped.
 pub fn split_top_level(s: &str, sep: char) -> Vec<String> {
     let mut parts = Vec::new();
+    let mut push = |part: &str| {
+        let t = part.trim();
+        if !t.is_empty() {
+            parts.push(t.to_string());
+        }
+    };
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut cur = String::new();
-    for c in s.chars() {
-        if let Some(q) = quote {
-            cur.push(c);
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
+    let mut start = 0;
+    for (i, c) in unquoted(s) {
         match c {
-            '\'' | '"' | '`' => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            '[' => {
-                quote = Some(']');
-                cur.push(c);
-            }
-            '(' => {
-                depth += 1;
-                cur.push(c);
-            }
-            ')' => {
-                depth -= 1;
-                cur.push(c);
-            }
+            '(' => depth += 1,
+            ')' => depth -= 1,
             c if c == sep && depth == 0 => {
-                let t = cur.trim();
-                if !t.is_empty() {
-                    parts.push(t.to_string());
-                }
-                cur.clear();
+                push(&s[start..i]);
+                start = i + c.len_utf8();
             }
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    let t = cur.trim();
-    if !t.is_empty() {
-        parts.push(t.to_string());
-    }
+    push(&s[start..]);
     parts
 }
 

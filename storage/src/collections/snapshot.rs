@@ -10,6 +10,9 @@ use rusqlite::Connection;
 use super::model::Collection;
 use crate::error::Result;
 
+/// The next snapshot's version. Process-wide on purpose: a version is a snapshot's identity
+/// (caches only ask whether two differ), and one counter keeps any two snapshots of the
+/// process apart, whichever store built them; it configures nothing.
 static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
 /// Every loaded collection, indexed by id and by lower-cased name.
