@@ -31,7 +31,7 @@ DEBT = os.path.join(ROOT, ".ci", "layers-debt.txt")
 LAYERS = {
     # api: the process, the command line, HTTP handlers and middleware
     "main": 3, "lib": 3, "cli": 3, "app": 3, "apis": 3, "ctx": 3, "public": 3, "ratelimit": 3,
-    "serve_options": 3, "tls": 3, "superuser": 3, "fuzzing": 3, "complexity_tests": 3,
+    "serve_options": 3, "tls": 3, "superuser": 3, "fuzzing": 3, "complexity_tests": 3, "idle": 3,
     # domain: PocketBase's features, no HTTP request types
     "records": 2, "auth": 2, "realtime": 2, "files": 2, "settings": 2, "logs": 2,
     "backups": 2, "crons": 2, "state": 2, "replicate": 2, "cluster": 2,

@@ -35,6 +35,9 @@ ALLOWED = {
     ("storage/src/collections/snapshot.rs", "NEXT_VERSION"): "identities of collections "
     "snapshots: caches only ask whether two differ, and one counter keeps any two snapshots "
     "of the process apart, whichever store built them; it configures nothing",
+    # the process's allocator, which is process-wide by nature
+    ("storage/src/memory.rs", "HOOK"): "the global allocator's purge (mimalloc's `mi_collect`), "
+    "installed once by `main` before any store opens; set once, never changed",
     # derived caches of pure functions
     ("http/src/date.rs", "CACHE"): "the `Date` header of the current second, formatted once "
     "a second per thread: a memo of a pure function of the clock",

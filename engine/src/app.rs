@@ -31,6 +31,12 @@ impl App {
         })
     }
 
+    /// Starts this worker's idle housekeeping ([`crate::idle`]); call it on the worker's
+    /// runtime.
+    pub fn start_idle_tick(&self) {
+        crate::idle::start(&self.ctx);
+    }
+
     /// The route's answer, and whether it came from the static files route (whose successful
     /// answers PocketBase leaves out of the request log).
     async fn dispatch(&self, route: Option<Rc<Route>>, req: Request) -> (ApiResult, bool) {

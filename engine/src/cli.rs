@@ -388,11 +388,16 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let shared_core = shared.core.clone();
     // a worker that cannot open its read connection cannot serve: fail loudly at start-up
     let (www_redirects, https) = (listen.www_redirects.clone(), listen.tls.is_some());
-    let factory = move |id| crate::tls::WwwRedirect {
-        inner: App::new(shared.clone())
-            .unwrap_or_else(|e| panic!("worker {id}: cannot open a read connection: {e}")),
-        hosts: www_redirects.clone(),
-        https,
+    let factory = move |id| {
+        let app = App::new(shared.clone())
+            .unwrap_or_else(|e| panic!("worker {id}: cannot open a read connection: {e}"));
+        // the factory runs on the worker's own runtime
+        app.start_idle_tick();
+        crate::tls::WwwRedirect {
+            inner: app,
+            hosts: www_redirects.clone(),
+            https,
+        }
     };
     let handle = match Server::start(config.clone(), factory) {
         Ok(h) => h,

@@ -23,6 +23,7 @@ mod fixed_windows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod go;
+pub mod idle;
 pub mod json_strict;
 pub mod logs;
 pub mod named_slot;

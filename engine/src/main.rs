@@ -22,7 +22,23 @@ fn main() {
             &methods as *const ffi::sqlite3_mem_methods,
         );
     }
+    // idle threads purge what they freed (pocketbun_storage::trim): mimalloc does it by
+    // itself only on a thread's next allocation
+    pocketbun_storage::set_trim_hook(trim);
     std::process::exit(pocketbun_engine::cli::main());
+}
+
+extern "C" {
+    /// mimalloc's public C API (`mimalloc.h`), from the library `mimalloc` links; the Rust
+    /// crate declares it only with its `extended` feature, which needs one more dependency.
+    fn mi_collect(force: bool);
+}
+
+/// Returns this thread's free memory to the OS: every empty page, and with `force` also
+/// what mimalloc would otherwise keep for its purge delay (1 s).
+fn trim(force: bool) {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time
+    unsafe { mi_collect(force) }
 }
 
 /// SQLite's memory methods over the process's global allocator: each block carries its size

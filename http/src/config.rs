@@ -34,6 +34,10 @@ pub struct Limits {
     pub write_stall_timeout: Duration,
     /// Open connections across all workers; beyond it new ones get 503 and are closed.
     pub max_connections: usize,
+    /// A keep-alive connection that has waited this long for its next request gives its read
+    /// and write buffers back and waits for input without any (`conn::Conn::read_idle`); the
+    /// next request allocates them again. `None`: connections keep their buffers.
+    pub idle_release: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -48,6 +52,10 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(120),
             write_stall_timeout: Duration::from_secs(60),
             max_connections: 100_000,
+            // a client that pauses longer than this between requests is not in a burst; the
+            // cost of coming back (two allocations, one readiness wait) is paid at most once
+            // a second per connection
+            idle_release: Some(Duration::from_secs(1)),
         }
     }
 }

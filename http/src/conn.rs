@@ -16,14 +16,18 @@ use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
 use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+    Canceller, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
 use monoio::net::TcpStream;
+use monoio::BufResult;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Per-worker context shared by its connections.
@@ -31,6 +35,8 @@ pub(crate) struct WorkerCtx {
     pub limits: Limits,
     pub shutdown: Shutdown,
     pub gzip: bool,
+    /// Idle connections that gave their buffers back, all workers ([`Limits::idle_release`]).
+    pub idle_releases: Arc<AtomicU64>,
 }
 
 /// Output beyond this is written out even while pipelined requests remain.
@@ -61,6 +67,29 @@ pub(crate) trait Transport: AsyncReadRent + AsyncWriteRent + Sized + 'static {
     /// Halves that can read and write concurrently (an SSE stream watches the read side).
     fn into_halves(self) -> (Self::Read, Self::Write);
     fn from_halves(rd: Self::Read, wr: Self::Write) -> Self;
+
+    /// Whether an idle connection over this transport may give its buffers back
+    /// ([`Limits::idle_release`]): it needs [`Transport::read_cancelable`] to hand back the
+    /// bytes of a read that completed as it was cancelled, and [`Transport::readable`] to
+    /// wait without a buffer. TLS keeps its buffers (rustls holds its own anyway).
+    const RELEASES_IDLE: bool = false;
+
+    /// A read that `cancel` can stop without losing what it already read (only called when
+    /// [`Transport::RELEASES_IDLE`]).
+    fn read_cancelable<B: IoBufMut>(
+        &mut self,
+        buf: B,
+        cancel: CancelHandle,
+    ) -> impl Future<Output = BufResult<usize, B>> {
+        let _ = cancel;
+        self.read(buf)
+    }
+
+    /// Completes once input (or the peer's close) is waiting; it may also complete early
+    /// (only called when [`Transport::RELEASES_IDLE`]).
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> {
+        std::future::ready(Ok(()))
+    }
 }
 
 impl Transport for TcpStream {
@@ -75,12 +104,31 @@ impl Transport for TcpStream {
         rd.reunite(wr)
             .unwrap_or_else(|_| unreachable!("both halves come from this stream"))
     }
+
+    const RELEASES_IDLE: bool = true;
+
+    fn read_cancelable<B: IoBufMut>(
+        &mut self,
+        buf: B,
+        cancel: CancelHandle,
+    ) -> impl Future<Output = BufResult<usize, B>> {
+        self.cancelable_read(buf, cancel)
+    }
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> {
+        // not relaxed: on epoll a stale readiness is checked with poll(2) (this wait is rare:
+        // once per idle period), so a wake-up means input or a close is really waiting
+        TcpStream::readable(self, false)
+    }
 }
 
 struct Conn<T: Transport> {
     stream: T,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
+    /// Cancels the read of a connection gone idle ([`Conn::read_idle`]); made on the first
+    /// idle wait and kept (its op set keeps its table between requests).
+    canceller: Option<Canceller>,
 }
 
 impl<T: Transport> Conn<T> {
@@ -114,6 +162,76 @@ impl<T: Transport> Conn<T> {
                 }
             }
         }
+    }
+
+    /// [`Conn::read_more`] for a keep-alive connection waiting for its next request with
+    /// nothing buffered, on a transport that [releases idle buffers](Transport::RELEASES_IDLE).
+    /// The read runs with its buffer for `release_after`; if nothing came by then it is
+    /// cancelled (bytes it read meanwhile are kept, never lost), both buffers are freed, and
+    /// the connection waits for input holding none until `within` is up. Input then starts a
+    /// request: the read that takes it gets the head's read timeout. The first wait of each
+    /// request costs the same timer as before; the cancel handle adds one hash-set insert and
+    /// remove.
+    async fn read_idle(
+        &mut self,
+        within: Duration,
+        release_after: Duration,
+        ctx: &WorkerCtx,
+    ) -> Read {
+        let shutdown = &ctx.shutdown;
+        if self.rbuf.capacity() < READ_CHUNK / 2 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let cancel = self.canceller.get_or_insert_with(Canceller::new).handle();
+        let buf = std::mem::take(&mut self.rbuf);
+        let capacity = buf.capacity();
+        let (cancelled, (res, buf)) = {
+            let mut read = std::pin::pin!(self
+                .stream
+                .read_cancelable(buf.slice_mut(0..capacity), cancel));
+            let finished = monoio::select! {
+                // a read that completed wins over the release timer that fired with it
+                biased;
+                r = &mut read => Some(r),
+                _ = monoio::time::sleep(release_after) => None,
+                _ = shutdown.wait() => return Read::ShuttingDown,
+            };
+            match finished {
+                Some(done) => (false, done),
+                None => {
+                    if let Some(canceller) = self.canceller.take() {
+                        self.canceller = Some(canceller.cancel());
+                    }
+                    // the cancelled read still answers: with ECANCELED, or with the bytes
+                    // that arrived before the cancel took effect
+                    (true, read.await)
+                }
+            }
+        };
+        self.rbuf = buf.into_inner();
+        match res {
+            Ok(0) => return Read::Eof,
+            Ok(_) => return Read::Data,
+            // nothing was read: a broken socket shows up again in the next read
+            Err(_) if cancelled => {}
+            Err(_) => return Read::Failed,
+        }
+        self.rbuf = Vec::new();
+        self.wbuf = Vec::new();
+        ctx.idle_releases.fetch_add(1, Ordering::Relaxed);
+        let left = within.saturating_sub(release_after);
+        let ready = monoio::select! {
+            r = monoio::time::timeout(left, self.stream.readable()) => r,
+            _ = shutdown.wait() => return Read::ShuttingDown,
+        };
+        match ready {
+            Err(_) => return Read::TimedOut,
+            Ok(Err(_)) => return Read::Failed,
+            Ok(Ok(())) => {}
+        }
+        self.wbuf.reserve(READ_CHUNK);
+        self.read_more(ctx.limits.header_read_timeout, Some(shutdown))
+            .await
     }
 
     async fn flush(&mut self) -> bool {
@@ -201,7 +319,15 @@ impl<T: Transport> Conn<T> {
                     None => return Err(Stop::Close),
                 },
             };
-            match self.read_more(within, shutdown).await {
+            let read = match (head_started, limits.idle_release) {
+                (None, Some(after))
+                    if T::RELEASES_IDLE && self.rbuf.is_empty() && after < within =>
+                {
+                    self.read_idle(within, after, ctx).await
+                }
+                _ => self.read_more(within, shutdown).await,
+            };
+            match read {
                 // the header timeout runs from the first byte, empty lines before the request
                 // line included (they are dropped, but do not restart the clock)
                 Read::Data => {
@@ -423,6 +549,7 @@ pub(crate) async fn serve<S: Service, T: Transport>(
         stream,
         rbuf: Vec::with_capacity(READ_CHUNK),
         wbuf: Vec::with_capacity(READ_CHUNK),
+        canceller: None,
     };
     loop {
         let head = match conn.read_head(&ctx).await {

@@ -28,6 +28,7 @@ pub struct ServerHandle {
     stalls: Arc<AtomicU64>,
     busy: BusyMeter,
     driver: &'static str,
+    idle_releases: Arc<AtomicU64>,
 }
 
 /// Counters shared by all workers.
@@ -58,6 +59,7 @@ impl Server {
         let stalls = Arc::new(AtomicU64::new(0));
         watchdog.spawn(shutdown.clone(), stalls.clone());
         let use_uring = config.driver == Driver::Auto && monoio::utils::detect_uring();
+        let idle_releases = Arc::new(AtomicU64::new(0));
 
         let mut threads = Vec::with_capacity(workers);
         for (id, listener) in listeners.into_iter().enumerate() {
@@ -66,10 +68,19 @@ impl Server {
             let shutdown = shutdown.clone();
             let shared = shared.clone();
             let heartbeat = watchdog.beats[id].clone();
+            let idle_releases = idle_releases.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("pocketbun-worker-{id}"))
                 .spawn(move || {
-                    let work = worker(id, listener, config, factory, shutdown, shared, heartbeat);
+                    let work = worker(
+                        id,
+                        listener,
+                        config,
+                        factory,
+                        shutdown,
+                        (shared, idle_releases),
+                        heartbeat,
+                    );
                     if use_uring {
                         uring_runtime()?.block_on(work)
                     } else {
@@ -88,6 +99,7 @@ impl Server {
             stalls,
             busy: watchdog.meter(),
             driver: if use_uring { "io_uring" } else { "epoll" },
+            idle_releases,
         })
     }
 }
@@ -110,6 +122,12 @@ impl ServerHandle {
     /// How many worker stalls the watchdog has seen end.
     pub fn stalls(&self) -> u64 {
         self.stalls.load(Ordering::Relaxed)
+    }
+
+    /// How many times an idle keep-alive connection gave its buffers back
+    /// ([`crate::Limits::idle_release`]).
+    pub fn idle_releases(&self) -> u64 {
+        self.idle_releases.load(Ordering::Relaxed)
     }
 
     /// The longest CPU-busy stretch of each worker (see [`BusyMeter`]); keep a clone to read
@@ -206,7 +224,7 @@ async fn worker<S, F>(
     config: ServerConfig,
     factory: Arc<F>,
     shutdown: Shutdown,
-    shared: Arc<Shared>,
+    (shared, idle_releases): (Arc<Shared>, Arc<AtomicU64>),
     heartbeat: Heartbeat,
 ) -> io::Result<()>
 where
@@ -219,6 +237,7 @@ where
         limits: config.limits.clone(),
         shutdown: shutdown.clone(),
         gzip: config.gzip,
+        idle_releases,
     });
     monoio::spawn(heartbeat.clone().run());
     let tls = config.tls.clone();

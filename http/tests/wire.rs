@@ -675,6 +675,107 @@ fn slow_clients_are_timed_out() {
     }
 }
 
+/// An idle keep-alive connection gives its buffers back (`Limits::idle_release`) and then
+/// serves the next requests exactly as before: plain, with a body, pipelined, and requests
+/// sent right around the moment its read is cancelled, which must never lose a byte.
+#[test]
+fn idle_connections_release_their_buffers_and_still_answer() {
+    const RELEASE: Duration = Duration::from_millis(40);
+    for driver in drivers() {
+        let server = TestServer::start(driver, |c| {
+            c.limits.idle_release = Some(RELEASE);
+            c.limits.idle_timeout = Duration::from_secs(3);
+        });
+        let releases = || server.handle.as_ref().unwrap().idle_releases();
+        let mut s = server.connect();
+        let mut pending = Vec::new();
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(
+            read_response(&mut s, &mut pending, false).unwrap().body,
+            b"GET /a q= len=0 body="
+        );
+        assert_eq!(releases(), 0, "a busy connection released its buffers");
+        std::thread::sleep(RELEASE * 5);
+        assert_eq!(releases(), 1, "the idle connection kept its buffers");
+
+        // after the release: a body larger than one read, then three pipelined requests
+        let body = large_body();
+        write!(
+            s,
+            "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        let r = read_response(&mut s, &mut pending, false).unwrap();
+        assert_eq!(
+            r.body,
+            format!(
+                "POST /b q= len={} body={}",
+                body.len(),
+                String::from_utf8_lossy(&body[..64])
+            )
+            .as_bytes()
+        );
+        std::thread::sleep(RELEASE * 5);
+        assert_eq!(releases(), 2);
+        s.write_all(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\nGET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        for want in [&b"GET /p1 q= len=0 body="[..], b"GET /p2 q= len=0 body="] {
+            assert_eq!(
+                read_response(&mut s, &mut pending, false).unwrap().body,
+                want
+            );
+        }
+        assert_eq!(
+            read_response(&mut s, &mut pending, false).unwrap().body,
+            large_body()
+        );
+
+        // requests that arrive just before, at and just after the release: 4 connections,
+        // each waiting 30-50 ms (in 0.25 ms steps) before its next request
+        let before = releases();
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let mut s = server.connect();
+                scope.spawn(move || {
+                    let mut pending = Vec::new();
+                    for i in 0..40u64 {
+                        let wait = Duration::from_micros(30_000 + ((i * 7 + t * 13) % 80) * 250);
+                        std::thread::sleep(wait);
+                        write!(s, "GET /r?t={t}&i={i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                        let r = read_response(&mut s, &mut pending, false)
+                            .unwrap_or_else(|| panic!("request {i} on connection {t} unanswered"));
+                        assert_eq!(
+                            r.body,
+                            format!("GET /r q=t={t}&i={i} len=0 body=").as_bytes()
+                        );
+                    }
+                });
+            }
+        });
+        assert!(releases() > before, "no connection waited past the release");
+
+        // the idle timeout still closes a connection that released its buffers, and not
+        // before it is up
+        let mut s = server.connect();
+        let mut pending = Vec::new();
+        s.write_all(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert!(read_response(&mut s, &mut pending, false).is_some());
+        let started = Instant::now();
+        assert!(
+            closed(&mut s, Duration::from_secs(6)),
+            "idle connection kept open"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(2500),
+            "closed after {waited:?}, before the 3 s idle timeout"
+        );
+    }
+}
+
 #[test]
 fn graceful_shutdown_finishes_in_flight_requests() {
     for driver in drivers() {

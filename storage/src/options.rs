@@ -38,6 +38,13 @@ pub struct StoreOptions {
     /// `serve --dev`: every connection prints each statement it runs with its time
     /// ([`crate::dev`]).
     pub sql_log: bool,
+    /// Page cache of `auxiliary.db`'s writer (the request log), KiB; PocketBase's 32,000
+    /// everywhere else. The log only appends: rows get increasing ids and timestamps, so a
+    /// transaction touches the right edge of the table and of each index, and the pages of
+    /// the rows it inserts. A bigger cache keeps what was appended earlier, which nothing
+    /// reads again (the logs API has its own connections): ~31 MiB of RSS after a few
+    /// seconds of logged traffic, for nothing.
+    pub aux_writer_cache_kib: u32,
 }
 
 impl StoreOptions {
@@ -62,6 +69,7 @@ impl Default for StoreOptions {
             follower_data: false,
             read_tracking: false,
             sql_log: false,
+            aux_writer_cache_kib: 2048,
         }
     }
 }

@@ -33,6 +33,7 @@ impl Database {
         label: &str,
         follower: bool,
         generations: Option<Arc<Generations>>,
+        writer_cache_kib: Option<u32>,
     ) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
@@ -51,6 +52,7 @@ impl Database {
             &format!("pb-writer-{label}"),
             follower,
             generations,
+            writer_cache_kib,
         )?;
         Ok(Self {
             path,
@@ -121,8 +123,10 @@ impl Store {
             "data",
             opts.follower_data,
             generations.clone(),
+            None,
         )?;
-        let aux = Database::start(aux_path, &opts, "aux", false, None)?;
+        let aux_cache = Some(opts.aux_writer_cache_kib);
+        let aux = Database::start(aux_path, &opts, "aux", false, None, aux_cache)?;
         Ok(Store {
             dir: dir.to_path_buf(),
             opts,

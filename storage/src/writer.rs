@@ -176,7 +176,9 @@ pub(crate) struct WriterThread {
 
 impl WriterThread {
     /// Opens the writer connection on `path` and starts the thread. `kick` is
-    /// poked (non-blocking) after every commit.
+    /// poked (non-blocking) after every commit. `cache_kib` replaces the default page cache
+    /// size (`PRAGMA cache_size`).
+    #[allow(clippy::too_many_arguments)] // one call site (store.rs), each argument named there
     pub(crate) fn spawn(
         path: &Path,
         with: ConnOptions,
@@ -185,8 +187,12 @@ impl WriterThread {
         name: &str,
         follower: bool,
         generations: Option<Arc<Generations>>,
+        cache_kib: Option<u32>,
     ) -> Result<Self> {
         let conn = connection::open_as(path, Role::Writer, with, follower)?;
+        if let Some(kib) = cache_kib {
+            conn.execute_batch(&format!("PRAGMA cache_size = -{kib};"))?;
+        }
         let tracked = generations.map(|gens| {
             let touched = Arc::new(Touched::default());
             let hook = Arc::clone(&touched);
@@ -262,6 +268,9 @@ fn run(
             match rx.recv_timeout(IDLE_RELEASE) {
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = conn.release_memory();
+                    // and from the allocator to the OS: this thread now sleeps until the next
+                    // job, so nothing else would purge the pages it just freed
+                    crate::memory::trim(true);
                     warm = false;
                     continue;
                 }
