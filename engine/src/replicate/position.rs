@@ -118,6 +118,17 @@ impl Positions {
     /// Starts the position thread for Litestream's control socket `socket` and the database
     /// at `db` (the absolute path Litestream's config names). Once; later calls are ignored.
     pub fn init(&self, socket: PathBuf, db: &Path) -> std::io::Result<()> {
+        self.init_polling(socket, db, Some(POLL_EVERY))
+    }
+
+    /// [`Positions::init`] with the refresh every `poll` (none: only callers sync; a test
+    /// that asserts when a forced sync happens cannot have the poller's in between).
+    fn init_polling(
+        &self,
+        socket: PathBuf,
+        db: &Path,
+        poll: Option<Duration>,
+    ) -> std::io::Result<()> {
         let client = Arc::new(Client {
             socket,
             db: db.to_string_lossy().into_owned(),
@@ -135,10 +146,11 @@ impl Positions {
         std::thread::Builder::new()
             .name("pb-litestream-pos".into())
             .spawn(move || run(&runs))?;
+        let Some(every) = poll else { return Ok(()) };
         std::thread::Builder::new()
             .name("pb-litestream-poll".into())
             .spawn(move || loop {
-                std::thread::sleep(POLL_EVERY);
+                std::thread::sleep(every);
                 let _ = blocking(Some(&client), false);
             })
             .map(drop)
@@ -589,7 +601,8 @@ mod litestream_tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let positions = Arc::new(Positions::default());
-        positions.init(socket, &db).unwrap();
+        // no poller: its syncs (every second) would land in the MIN_GAP checks below
+        positions.init_polling(socket, &db, None).unwrap();
         let replica_db = format!("{replica}/data.db");
         let restored = dir.join("restored.db");
 
