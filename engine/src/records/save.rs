@@ -8,14 +8,14 @@ use super::event::{Action, RecordEvent, RecordHooks, RecordRequest, RowWrite, Su
 use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
-use super::{files, to_sql, Arena, SqlVal};
+use super::{files, Arena, SqlRef, SqlVal};
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
-use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
+use pocketbun_storage::rusqlite::{self, Connection};
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -121,6 +121,30 @@ fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<Sql
         .map_err(|e| ApiError::not_found(None).caused_by(e))
 }
 
+/// A rule check's statement and what it binds: the rule's parameters, then the record's
+/// values (the stored record's id, or a draft's columns).
+struct RuleQuery {
+    sql: String,
+    params: Vec<QValue>,
+    values: Vec<SqlVal>,
+}
+
+impl RuleQuery {
+    /// Whether the record passes, on `conn` (a reader, or the writer inside a job).
+    fn passes(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let binds = self.params.iter().map(SqlRef::from);
+        let binds = binds.chain(self.values.iter().map(SqlVal::borrow));
+        crate::recstore::rules::passes(conn, &self.sql, binds)
+    }
+
+    /// [`Self::passes`] on the worker's reader (a failed read fails the check).
+    fn read(&self, ctx: &Db) -> bool {
+        ctx.reader
+            .read(|conn| Ok(self.passes(conn)?))
+            .unwrap_or(false)
+    }
+}
+
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
 /// the rule does not compile, so it fails).
 fn stored_check(
@@ -130,33 +154,19 @@ fn stored_check(
     rule: &str,
     caller: &Caller,
     id: &str,
-) -> Option<(String, Vec<SqlValue>)> {
+) -> Option<RuleQuery> {
     let cond = ctx
         .queries
         .borrow_mut()
         .condition(&schema.query, &coll.name, rule, &caller.info, true)
         .ok()?;
-    let mut params = cond.bind(&caller.info, now_ms());
+    let params = cond.bind(&caller.info, now_ms());
     let sql = crate::recstore::rules::check_by_id(&coll.name, &cond, params.len() + 1);
-    params.push(QValue::Text(id.to_string()));
-    Some((sql, params.iter().map(to_sql).collect()))
-}
-
-/// Whether a check query finds a row on `conn`.
-fn run_check(conn: &Connection, sql: &str, values: &[SqlValue]) -> rusqlite::Result<bool> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let k = stmt.parameter_count().min(values.len());
-    Ok(stmt
-        .query_row(rusqlite::params_from_iter(values[..k].iter()), |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-/// [`run_check`] on a reader.
-fn read_check(ctx: &Db, sql: &str, values: &[SqlValue]) -> bool {
-    ctx.reader
-        .read(|conn| Ok(run_check(conn, sql, values)?))
-        .unwrap_or(false)
+    Some(RuleQuery {
+        sql,
+        params,
+        values: vec![SqlVal::from(id)],
+    })
 }
 
 /// The query telling whether the not yet saved `draft` passes `rule` (checked against a
@@ -167,7 +177,7 @@ fn draft_check(
     draft: &Draft,
     rule: &str,
     caller: &Caller,
-) -> Option<(String, Vec<SqlValue>)> {
+) -> Option<RuleQuery> {
     let coll = &draft.coll;
     let cond = ctx
         .queries
@@ -176,29 +186,34 @@ fn draft_check(
         .ok()?;
     let params = cond.bind(&caller.info, now_ms());
     let n = params.len();
-    let mut dummy = draft.clone();
-    if dummy.id().is_empty() {
-        dummy.set(
-            "id",
-            Val::Str(format!(
-                "__temp_id____pb_create__{}",
-                pocketbun_storage::random::random_string(6)
-            )),
+    // the row as the rule sees it: a temporary id until one is set, never verified yet
+    let mut cols = draft.columns();
+    let mut set = |name: &str, v: SqlVal| {
+        if let Some(i) = draft.index(name) {
+            cols[i].1 = v;
+        }
+    };
+    if draft.id().is_empty() {
+        let temp = format!(
+            "__temp_id____pb_create__{}",
+            pocketbun_storage::random::random_string(6)
         );
+        set("id", SqlVal::from(temp));
     }
     if coll.is_auth() {
-        dummy.set("verified", Val::Bool(false));
+        set("verified", SqlVal::from(false));
     }
-    let cols = dummy.columns();
     let sql = crate::recstore::rules::draft_check(
         &coll.name,
         &cond,
         cols.iter().map(|(name, _)| name.as_str()),
         n + 1,
     );
-    let mut values: Vec<SqlValue> = params.iter().map(to_sql).collect();
-    values.extend(cols.into_iter().map(|(_, v)| v));
-    Some((sql, values))
+    Some(RuleQuery {
+        sql,
+        params,
+        values: cols.into_iter().map(|(_, v)| v).collect(),
+    })
 }
 
 fn manage_rule(coll: &Collection, caller: &Caller) -> Option<String> {
@@ -285,7 +300,7 @@ fn persist(
             *v != before.column(i - 1)
         });
         if cols.is_empty() {
-            cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
+            cols.push(("id".to_string(), SqlVal::from(draft.original_str("id"))));
         }
     }
     let id_slot = draft.index("id");
@@ -310,7 +325,7 @@ fn persist(
     let result = if draft.is_new {
         crate::recstore::rows::insert(conn, &coll.name, &cols)
     } else {
-        let id = SqlValue::Text(draft.original_str("id"));
+        let id = SqlVal::from(draft.original_str("id"));
         crate::recstore::rows::update(conn, &coll.name, &cols, &id)
     };
     match result {
@@ -525,13 +540,13 @@ pub async fn run_single(ctx: &Db, prepared: Prepared) -> Result<Outcome, ApiErro
     }
 }
 
-/// A database check deferred to the writer job: the SQL, its values and the error when no
-/// row matches.
-type Check = (String, Vec<SqlValue>, ApiError);
+/// A database check deferred to the writer job: the rule's query and the error when no row
+/// matches.
+type Check = (RuleQuery, ApiError);
 
 fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
-    for (sql, values, err) in checks {
-        if !run_check(conn, &sql, &values)? {
+    for (query, err) in checks {
+        if !query.passes(conn)? {
             return Err(JobFail::Refused(JobError::Api(err)));
         }
     }
@@ -560,18 +575,8 @@ fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
 
 /// The row a saved draft leaves, one value per field.
 fn draft_row(draft: &Draft) -> Vec<SqlVal> {
-    let cols = draft.columns();
-    draft
-        .coll
-        .fields
-        .iter()
-        .map(|f| {
-            cols.iter()
-                .find(|(n, _)| *n == f.name)
-                .map(|(_, v)| SqlVal::from_ref(v.into()))
-                .unwrap_or(SqlVal::Null)
-        })
-        .collect()
+    // the columns are the fields, in field order
+    draft.columns().into_iter().map(|(_, v)| v).collect()
 }
 
 /// Checks a create/update/delete `rule` before the request body is read, where what
@@ -612,7 +617,7 @@ fn rule_before_body(
         return Ok(false);
     }
     match stored_check(ctx, schema, coll, rule, caller, id) {
-        Some((sql, values)) if read_check(ctx, &sql, &values) => Ok(true),
+        Some(query) if query.read(ctx) => Ok(true),
         _ => Err(refused()),
     }
 }
@@ -710,10 +715,10 @@ pub async fn prepare_upsert(
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
             let check = stored_check(ctx, &schema, &coll, r, &caller, &stored_id);
             match check {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::not_found(None)));
+                Some(query) if defer => {
+                    checks.push((query, ApiError::not_found(None)));
                 }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                Some(query) if query.read(ctx) => {}
                 _ => return Err(ApiError::not_found(None)),
             }
         }
@@ -721,24 +726,22 @@ pub async fn prepare_upsert(
     if is_new && !superuser {
         if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
             match draft_check(ctx, &schema, &draft, r, &caller) {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::bad_request(Some(fail_msg))));
+                Some(query) if defer => {
+                    checks.push((query, ApiError::bad_request(Some(fail_msg))));
                 }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                Some(query) if query.read(ctx) => {}
                 _ => return Err(ApiError::bad_request(Some(fail_msg))),
             }
         }
         if let Some(m) = manage_rule(&coll, &caller) {
-            if draft_check(ctx, &schema, &draft, &m, &caller)
-                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
-            {
+            if draft_check(ctx, &schema, &draft, &m, &caller).is_some_and(|query| query.read(ctx)) {
                 access = Access::Manager;
             }
         }
     } else if !is_new && !superuser {
         if let Some(m) = manage_rule(&coll, &caller) {
             if stored_check(ctx, &schema, &coll, &m, &caller, &draft.id())
-                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
+                .is_some_and(|query| query.read(ctx))
             {
                 access = Access::Manager;
             }
@@ -988,10 +991,10 @@ pub async fn prepare_delete(
     if !superuser && !rule_checked {
         if let Some(r) = coll.delete_rule.as_deref().filter(|r| !r.is_empty()) {
             match stored_check(ctx, &schema, &coll, r, &caller, &id) {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::not_found(None)));
+                Some(query) if defer => {
+                    checks.push((query, ApiError::not_found(None)));
                 }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                Some(query) if query.read(ctx) => {}
                 _ => return Err(ApiError::not_found(None)),
             }
         }
@@ -1140,13 +1143,7 @@ pub fn delete_record(
                     _ => None,
                 });
                 crate::recstore::rows::set_relation(
-                    conn,
-                    &rc.name,
-                    &f.name,
-                    value,
-                    autodates,
-                    &now,
-                    rid.clone(),
+                    conn, &rc.name, &f.name, &value, autodates, &now, &rid,
                 )?;
                 if let Some(ev) = RecordEvent::load(conn, Action::Update, rc.clone(), &rid)? {
                     events.push(ev);

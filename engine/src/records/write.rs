@@ -8,7 +8,6 @@ use super::SqlVal;
 use pocketbun_storage::collections::json::normalize_datetime;
 use pocketbun_storage::collections::{gojson, Collection, Field, FieldKind};
 use pocketbun_storage::random;
-use pocketbun_storage::rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
@@ -728,43 +727,43 @@ impl Draft {
     }
 
     /// The column value of field `i` as it is stored.
-    pub fn column(&self, i: usize) -> SqlValue {
+    pub fn column(&self, i: usize) -> SqlVal {
         let f = &self.coll.fields[i];
         match &self.vals[i] {
-            Val::Str(s) | Val::Date(s) => SqlValue::Text(s.clone()),
-            Val::Num(x) => SqlValue::Real(*x),
-            Val::Bool(b) => SqlValue::Integer(i64::from(*b)),
+            Val::Str(s) | Val::Date(s) => SqlVal::Text(s.as_str().into()),
+            Val::Num(x) => SqlVal::Real(*x),
+            Val::Bool(b) => SqlVal::from(*b),
             Val::List(l) => list_column(f, l),
             Val::Files(_) => list_column(f, &self.file_names(i)),
-            Val::Json(None) => SqlValue::Null,
-            Val::Json(Some(s)) => SqlValue::Text(s.clone()),
+            Val::Json(None) => SqlVal::Null,
+            Val::Json(Some(s)) => SqlVal::Text(s.as_str().into()),
             Val::Geo(lon, lat) => {
                 let mut s = String::from("{\"lon\":");
                 gojson::write_f64(&mut s, *lon);
                 s.push_str(",\"lat\":");
                 gojson::write_f64(&mut s, *lat);
                 s.push('}');
-                SqlValue::Text(s)
+                SqlVal::from(s)
             }
-            Val::Password { hash, .. } => SqlValue::Text(hash.clone()),
+            Val::Password { hash, .. } => SqlVal::Text(hash.as_str().into()),
         }
     }
 
     /// Every column and its value, in field order.
-    pub fn columns(&self) -> Vec<(String, SqlValue)> {
+    pub fn columns(&self) -> Vec<(String, SqlVal)> {
         (0..self.coll.fields.len())
             .map(|i| (self.coll.fields[i].name.clone(), self.column(i)))
             .collect()
     }
 }
 
-fn list_column(f: &Field, l: &[String]) -> SqlValue {
+fn list_column(f: &Field, l: &[String]) -> SqlVal {
     if f.is_multiple() {
         let mut s = String::new();
         gojson::write_str_list(&mut s, Some(l));
-        SqlValue::Text(s)
+        SqlVal::from(s)
     } else {
-        SqlValue::Text(l.last().cloned().unwrap_or_default())
+        SqlVal::Text(l.last().map_or("", String::as_str).into())
     }
 }
 

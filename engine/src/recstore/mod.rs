@@ -13,6 +13,8 @@
 //!   compare, the auth options of `_collections`.
 //! * [`authrows`] — `_otps`, `_mfas`, `_authOrigins`, `_externalAuths`.
 //! * [`superusers`] — the `superuser` command's statements.
+//! * [`value`] — the owned/borrowed value pair ([`value::SqlVal`], [`value::SqlRef`]) every
+//!   record bind and loaded column goes through.
 //!
 //! The SQL text is the same as before it moved here, so `prepare_cached` keeps finding the
 //! same statements and no request pays for the move.
@@ -22,3 +24,4 @@ pub mod authrows;
 pub mod rows;
 pub mod rules;
 pub mod superusers;
+pub mod value;

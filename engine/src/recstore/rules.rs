@@ -4,7 +4,9 @@
 //! ids) is `?{n+1}`; the text is the same for every request with the same rule, so
 //! `prepare_cached` keeps one statement per rule shape.
 
+use super::value::SqlRef;
 use pocketbun_query::CompiledFilter;
+use pocketbun_storage::rusqlite::{self, params_from_iter, Connection};
 use pocketbun_storage::Ident;
 use std::fmt::Write;
 
@@ -50,6 +52,18 @@ pub fn push_check_by_id(
         "SELECT 1 FROM {} WHERE {table}.`id` = ?{n} AND ({where_sql}) LIMIT 1",
         cond.from_sql
     );
+}
+
+/// Whether the check statement `sql` (built by [`check_by_id`], [`draft_check`] or after
+/// [`push_values_as_table`]) finds a row, with `binds` bound in order, as many as it takes.
+pub fn passes<'a>(
+    conn: &Connection,
+    sql: &str,
+    binds: impl Iterator<Item = SqlRef<'a>>,
+) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let k = stmt.parameter_count();
+    stmt.exists(params_from_iter(binds.take(k)))
 }
 
 /// One row when a record not yet saved passes `cond`: a one-row `WITH` shadows `table`, its
