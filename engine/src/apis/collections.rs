@@ -3,6 +3,7 @@
 use crate::apis::search::{write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
+use crate::records::save::JobFail;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
 use pocketbun_storage::collections::model::{Collection, CollectionType};
@@ -536,14 +537,13 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Ok(events)
     })
     .await
-    .map_err(|refused| {
+    .map_err(|fail| {
         let err = ApiError::bad_request(Some(
             "Failed to truncate collection (most likely due to required cascade delete record references).",
         ));
-        // `None`: a storage failure, whose cause the writer's reply does not carry
-        match refused {
-            Some(why) => err.caused_by(format!("{why:?}")),
-            None => err,
+        match fail {
+            JobFail::Refused(why) => err.caused_by(format!("{why:?}")),
+            JobFail::Storage(e) => err.caused_by(e),
         }
     })?;
     crate::records::save::publish_deletes(&ctx, events).await;

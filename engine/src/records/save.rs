@@ -34,25 +34,18 @@ pub enum JobError {
     Api(ApiError),
 }
 
-/// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller
-/// through the writer's reply (`None`: the job failed in storage).
-pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, Option<JobError>>
+/// Runs `job` on the writer thread; a refusal or a storage failure rolls the job back and
+/// reaches the caller through the writer's reply, the storage error with its cause.
+pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, JobFail>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
 {
-    ctx.core
-        .store
-        .writer()
-        .submit_with(job)
-        .await
-        .map_err(|fail| match fail {
-            JobFail::Refused(e) => Some(e),
-            JobFail::Storage(_) => None,
-        })
+    ctx.core.store.writer().submit_with(job).await
 }
 
 /// A failed job: refused on purpose or a storage failure.
+#[derive(Debug)]
 pub enum JobFail {
     Refused(JobError),
     Storage(StorageError),
@@ -418,14 +411,22 @@ pub struct After {
 }
 
 impl After {
-    /// The operation's error after its job failed (its new files are removed).
-    pub async fn failed(self, ctx: &Db, err: Option<JobError>) -> ApiError {
+    /// The operation's error after its job failed (its new files are removed): the job's
+    /// own answer, the field errors of an upsert, else the operation's 400 with the failure
+    /// (a storage error, a refusal's reason) kept as its cause.
+    pub async fn failed(self, ctx: &Db, err: JobFail) -> ApiError {
         self.discard(ctx).await;
+        let answer = ApiError::bad_request(Some(self.fail_msg));
         match (err, &self.op) {
-            (Some(JobError::Api(e)), _) => e,
-            (_, Op::Delete) => ApiError::bad_request(Some(DELETE_FAILED)),
-            (Some(JobError::Validation(errs)), Op::Upsert) => failed(self.fail_msg, errs),
-            _ => ApiError::bad_request(Some(self.fail_msg)),
+            (JobFail::Refused(JobError::Api(e)), _) => e,
+            (JobFail::Refused(JobError::Validation(errs)), Op::Upsert) => {
+                failed(self.fail_msg, errs)
+            }
+            (JobFail::Refused(JobError::Refused(why)), _) if !why.is_empty() => {
+                answer.caused_by(why)
+            }
+            (JobFail::Refused(_), _) => answer,
+            (JobFail::Storage(e), _) => answer.caused_by(e),
         }
     }
 
