@@ -483,6 +483,15 @@ pub enum Outcome {
     Deleted,
 }
 
+/// What [`convert_body`] makes of the request data: the draft, the `@request.body` rules
+/// see, the draft's id before the data set it, the auth form's values.
+type Converted = (
+    Draft,
+    serde_json::Map<String, serde_json::Value>,
+    String,
+    FormInput,
+);
+
 /// The request data onto the draft: PocketBase's resolution of modifiers and uploads, hidden
 /// fields dropped for non-superusers, the `@request.body` rules see, the draft's id before
 /// the data set it (what the stored record is looked up by), then the form load. `big`
@@ -490,17 +499,7 @@ pub enum Outcome {
 /// validation on the worker does not parse them again. A 64 MiB create (32 MiB of small JSON
 /// numbers) spent seconds of CPU here (debug build): each JSON value is encoded, checked and
 /// decoded by the resolution, and encoded again by the load.
-fn convert_body(
-    mut draft: Draft,
-    body: RecordBody,
-    superuser: bool,
-    big: bool,
-) -> (
-    Draft,
-    serde_json::Map<String, serde_json::Value>,
-    String,
-    FormInput,
-) {
+fn convert_body(mut draft: Draft, body: RecordBody, superuser: bool, big: bool) -> Converted {
     let coll = draft.coll.clone();
     let mut data = draft.resolve(body.data, body.uploads);
     if !superuser {
@@ -623,10 +622,279 @@ fn rule_before_body(
     }
 }
 
+/// What the steps of one create or update share.
+struct Upsert<'a> {
+    ctx: &'a Db,
+    schema: &'a SchemaPair,
+    coll: &'a Arc<Collection>,
+    is_new: bool,
+    superuser: bool,
+    /// A batch's operation after an earlier one wrote: the database checks run in the job.
+    defer: bool,
+    /// The operation's 400 message ("Failed to create record." / "... update ...").
+    fail_msg: &'static str,
+}
+
+/// The new files an upsert writes before its row, and the stored ones it replaces.
+struct Staged {
+    dir: PathBuf,
+    /// Written to `dir` already: removed again if the write fails.
+    written: Vec<String>,
+    /// Removed after the commit.
+    to_remove: Vec<String>,
+}
+
+impl Upsert<'_> {
+    /// The request data bound onto a new draft or one of the stored row ([`convert_body`]):
+    /// on the CPU pool when the body or the stored row is big.
+    async fn bind_input(
+        &self,
+        existing: Option<Vec<SqlVal>>,
+        body: RecordBody,
+        big: bool,
+    ) -> Result<Converted, ApiError> {
+        // a big stored row (even under a small body) is turned into the draft, converted and
+        // its JSON values checked on the CPU pool: copying a 48 MiB row into a draft twice
+        // and validating its 32 MiB JSON value took the worker ~1 s of CPU (debug build)
+        let big_row = existing.as_deref().is_some_and(|row| {
+            row.iter().map(value_bytes).sum::<usize>() > super::OFFLOAD_ENCODE_BYTES
+        });
+        let draft_of = |coll: Arc<Collection>, existing: Option<Vec<SqlVal>>| match existing {
+            None => Draft::new(coll),
+            Some(row) => Draft::from_row(coll, &row),
+        };
+        let superuser = self.superuser;
+        if big || big_row {
+            let coll = self.coll.clone();
+            Ok(self
+                .ctx
+                .core
+                .cpu
+                .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
+                .await?)
+        } else {
+            let draft = draft_of(self.coll.clone(), existing);
+            Ok(convert_body(draft, body, superuser, false))
+        }
+    }
+
+    /// The create or update `rule` (unless `rule_checked` before the body) and the
+    /// `manageRule`, against the draft (create) or the stored record `stored_id` (update):
+    /// checked now, or kept for the writer job when deferred. Returns those kept and the
+    /// caller's access for validation.
+    fn rule_checks(
+        &self,
+        caller: &Caller,
+        draft: &Draft,
+        rule: Option<&str>,
+        stored_id: &str,
+        rule_checked: bool,
+    ) -> Result<(Vec<Check>, Access), ApiError> {
+        let (ctx, schema, coll) = (self.ctx, self.schema, self.coll);
+        let mut checks: Vec<Check> = Vec::new();
+        if self.superuser {
+            return Ok((checks, Access::Superuser));
+        }
+        let rule = rule.filter(|r| !r.is_empty());
+        let mut access = Access::Default;
+        if self.is_new {
+            if let Some(r) = rule {
+                match draft_check(ctx, schema, draft, r, caller) {
+                    Some(query) if self.defer => {
+                        checks.push((query, ApiError::bad_request(Some(self.fail_msg))));
+                    }
+                    Some(query) if query.read(ctx) => {}
+                    _ => return Err(ApiError::bad_request(Some(self.fail_msg))),
+                }
+            }
+            if let Some(m) = manage_rule(coll, caller) {
+                if draft_check(ctx, schema, draft, &m, caller).is_some_and(|q| q.read(ctx)) {
+                    access = Access::Manager;
+                }
+            }
+        } else {
+            if let Some(r) = rule.filter(|_| !rule_checked) {
+                match stored_check(ctx, schema, coll, r, caller, stored_id) {
+                    Some(query) if self.defer => {
+                        checks.push((query, ApiError::not_found(None)));
+                    }
+                    Some(query) if query.read(ctx) => {}
+                    _ => return Err(ApiError::not_found(None)),
+                }
+            }
+            if let Some(m) = manage_rule(coll, caller) {
+                if stored_check(ctx, schema, coll, &m, caller, &draft.id())
+                    .is_some_and(|q| q.read(ctx))
+                {
+                    access = Access::Manager;
+                }
+            }
+        }
+        Ok((checks, access))
+    }
+
+    /// The auth form first (an old password is checked on the CPU pool), then what
+    /// PocketBase fills on save, then the record's fields (on the worker's reader, unless
+    /// the checks are deferred to the writer job).
+    async fn validate(
+        &self,
+        draft: &mut Draft,
+        form: &FormInput,
+        access: Access,
+    ) -> Result<(), ApiError> {
+        let (ctx, coll, fail_msg) = (self.ctx, self.coll, self.fail_msg);
+        let mut old_ok = true;
+        if coll.is_auth()
+            && !self.is_new
+            && access < Access::Manager
+            && !form.old_password.is_empty()
+            && (!form.password.is_empty() || !form.password_confirm.is_empty())
+        {
+            let hash = match draft.index("password").map(|i| &draft.original[i]) {
+                Some(Val::Password { hash, .. }) => hash.clone(),
+                _ => String::new(),
+            };
+            old_ok =
+                crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
+        }
+        let errs = validate::form(draft, form, access, old_ok);
+        if !errs.is_empty() {
+            return Err(failed(fail_msg, errs));
+        }
+        if coll.is_auth() && coll.name == "_superusers" {
+            draft.set("verified", Val::Bool(true));
+        }
+        draft.prepare_save(&now_text());
+        if !self.defer {
+            let collections = &self.schema.collections;
+            let errs = ctx
+                .reader
+                .read(|conn| Ok(validate::fields(draft, collections, conn, &ctx.patterns)?))
+                .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
+            if !errs.is_empty() {
+                return Err(failed(fail_msg, errs));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new plain password hashed on the CPU pool, never on a worker or the writer.
+    async fn hash_password(&self, draft: &mut Draft) -> Result<(), ApiError> {
+        let Some(i) = draft.index("password") else {
+            return Ok(());
+        };
+        let Val::Password { plain, .. } = &draft.vals[i] else {
+            return Ok(());
+        };
+        if plain.is_empty() {
+            return Ok(());
+        }
+        let cost = match &self.coll.fields[i].kind {
+            FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
+            _ => crate::auth::password::DEFAULT_COST,
+        };
+        let hash = (self.ctx.core)
+            .hash_password(plain.clone(), cost)
+            .await
+            .map_err(|e| ApiError::bad_request(Some(self.fail_msg)).caused_by(e))?;
+        if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
+            *h = hash;
+        }
+        Ok(())
+    }
+
+    /// New files go to disk before the row (removed again if the write fails); the stored
+    /// ones the draft no longer names are removed after the commit.
+    async fn stage_files(&self, draft: &Draft) -> Result<Staged, ApiError> {
+        use super::write::FileItem;
+        let ctx = self.ctx;
+        let dir = files::record_dir(ctx.core.store.dir(), &self.coll.id, &draft.id());
+        let mut to_write = Vec::new();
+        let mut to_remove = Vec::new();
+        for (i, f) in self.coll.fields.iter().enumerate() {
+            if !matches!(f.kind, FieldKind::File { .. }) {
+                continue;
+            }
+            let now = draft.file_names(i);
+            if let Val::Files(items) = &draft.vals[i] {
+                for it in items {
+                    if let FileItem::New(k) = it {
+                        let nf = &draft.new_files[*k];
+                        to_write.push(files::PendingFile {
+                            name: nf.name.clone(),
+                            data: nf.data.clone(),
+                            mime: nf.sniffed.0,
+                            original_name: nf.original_name.clone(),
+                        });
+                    }
+                }
+            }
+            if let Val::Files(old) = &draft.original[i] {
+                for it in old {
+                    if let FileItem::Name(n) = it {
+                        if !now.contains(n) {
+                            to_remove.push(n.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let written: Vec<String> = to_write.iter().map(|f| f.name.clone()).collect();
+        if !to_write.is_empty() {
+            files::write_all(ctx, &dir, to_write)
+                .await
+                .map_err(|e| ApiError::bad_request(Some(self.fail_msg)).caused_by(e))?;
+        }
+        Ok(Staged {
+            dir,
+            written,
+            to_remove,
+        })
+    }
+
+    /// The writer job: the deferred checks, then (deferred) the update rebased on the row
+    /// as the batch left it and the fields validated on the job's connection, the row
+    /// written and the event of the saved record loaded.
+    fn job(&self, mut draft: Draft, checks: Vec<Check>) -> WriteFn {
+        let (is_new, defer, fail_msg) = (self.is_new, self.defer, self.fail_msg);
+        let action = if is_new {
+            Action::Create
+        } else {
+            Action::Update
+        };
+        let collections = self.schema.collections.clone();
+        let job_coll = self.coll.clone();
+        let hooks = self.ctx.hooks.clone();
+        Box::new(move |conn| {
+            run_checks(conn, checks)?;
+            if defer && !is_new {
+                rebase(conn, &mut draft)?;
+            }
+            if defer {
+                let patterns = validate::Patterns::default();
+                let errs = validate::fields(&draft, &collections, conn, &patterns)?;
+                if !errs.is_empty() {
+                    return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
+                }
+            }
+            persist(conn, &mut draft, &collections, defer, &hooks)?;
+            let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
+            let values = ev.as_ref().map(|e| e.values.clone());
+            Ok(Done {
+                events: ev.into_iter().collect(),
+                values,
+            })
+        })
+    }
+}
+
 /// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `input.id` is
 /// loaded after the body and access checks) up to its writer job. An unread `body` is read
 /// once the rules decided what they can without it. In a batch, the checks that read the
-/// database run in the job once earlier operations wrote something.
+/// database run in the job once earlier operations wrote something. The steps: the rule
+/// before the body, the body bound onto the draft ([`Upsert::bind_input`]), the rules
+/// ([`Upsert::rule_checks`]), the request hook, validation ([`Upsert::validate`]), the
+/// password hash, the files ([`Upsert::stage_files`]), the job ([`Upsert::job`]).
 pub async fn prepare_upsert(
     ctx: &Db,
     input: WriteInput,
@@ -637,12 +905,6 @@ pub async fn prepare_upsert(
     batch: Option<&mut BatchState>,
 ) -> Result<Prepared, ApiError> {
     let is_new = existing.is_none();
-    let fail_msg = if is_new {
-        "Failed to create record."
-    } else {
-        "Failed to update record."
-    };
-    let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let WriteInput {
         caller,
         query,
@@ -658,19 +920,31 @@ pub async fn prepare_upsert(
     if batch.is_some() {
         caller.info.context = "batch".into();
     }
-    let superuser = caller.superuser();
+    let up = Upsert {
+        ctx,
+        schema: &schema,
+        coll: &coll,
+        is_new,
+        superuser: caller.superuser(),
+        defer: batch.as_deref().is_some_and(BatchState::dirty),
+        fail_msg: if is_new {
+            "Failed to create record."
+        } else {
+            "Failed to update record."
+        },
+    };
     let rule = if is_new {
-        coll.create_rule.clone()
+        coll.create_rule.as_deref()
     } else {
-        coll.update_rule.clone()
+        coll.update_rule.as_deref()
     };
     // the rule alone decides: refuse before reading the body. PocketBase parses first, so
     // a malformed body sent by a guest here gets our 403 where it gets a 400; we keep the
     // body unread on purpose (a guest must not make a worker parse up to 32 MiB for nothing)
-    if !superuser && rule.is_none() {
+    if !up.superuser && rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
-    let rule_checked = match rule.as_deref().filter(|r| !superuser && !r.is_empty()) {
+    let rule_checked = match rule.filter(|r| !up.superuser && !r.is_empty()) {
         Some(r) => {
             let unread = body.is_unread();
             rule_before_body(ctx, &target, &schema, &coll, r, &caller, unread, is_new)?
@@ -685,69 +959,9 @@ pub async fn prepare_upsert(
         },
         other => other,
     };
-    // a big stored row (even under a small body) is turned into the draft, converted and its
-    // JSON values checked on the CPU pool: copying a 48 MiB row into a draft twice and
-    // validating its 32 MiB JSON value took the worker ~1 s of CPU (debug build)
-    let big_row = existing.as_deref().is_some_and(|row| {
-        row.iter().map(value_bytes).sum::<usize>() > super::OFFLOAD_ENCODE_BYTES
-    });
-    let draft_of = |coll: Arc<Collection>, existing: Option<Vec<SqlVal>>| match existing {
-        None => Draft::new(coll),
-        Some(row) => Draft::from_row(coll, &row),
-    };
-    let (mut draft, rules_body, stored_id, form) = if big || big_row {
-        let coll = coll.clone();
-        ctx.core
-            .cpu
-            .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
-            .await?
-    } else {
-        convert_body(draft_of(coll.clone(), existing), body, superuser, false)
-    };
+    let (mut draft, rules_body, stored_id, form) = up.bind_input(existing, body, big).await?;
     caller.info.body = rules_body;
-
-    let mut checks: Vec<Check> = Vec::new();
-    let mut access = if superuser {
-        Access::Superuser
-    } else {
-        Access::Default
-    };
-    if !is_new && !superuser && !rule_checked {
-        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            let check = stored_check(ctx, &schema, &coll, r, &caller, &stored_id);
-            match check {
-                Some(query) if defer => {
-                    checks.push((query, ApiError::not_found(None)));
-                }
-                Some(query) if query.read(ctx) => {}
-                _ => return Err(ApiError::not_found(None)),
-            }
-        }
-    }
-    if is_new && !superuser {
-        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            match draft_check(ctx, &schema, &draft, r, &caller) {
-                Some(query) if defer => {
-                    checks.push((query, ApiError::bad_request(Some(fail_msg))));
-                }
-                Some(query) if query.read(ctx) => {}
-                _ => return Err(ApiError::bad_request(Some(fail_msg))),
-            }
-        }
-        if let Some(m) = manage_rule(&coll, &caller) {
-            if draft_check(ctx, &schema, &draft, &m, &caller).is_some_and(|query| query.read(ctx)) {
-                access = Access::Manager;
-            }
-        }
-    } else if !is_new && !superuser {
-        if let Some(m) = manage_rule(&coll, &caller) {
-            if stored_check(ctx, &schema, &coll, &m, &caller, &draft.id())
-                .is_some_and(|query| query.read(ctx))
-            {
-                access = Access::Manager;
-            }
-        }
-    }
+    let (checks, access) = up.rule_checks(&caller, &draft, rule, &stored_id, rule_checked)?;
 
     // PocketBase's OnRecordCreateRequest / OnRecordUpdateRequest: the rules passed, the
     // draft holds the request's data; a hook may change it or refuse before anything else
@@ -761,98 +975,9 @@ pub async fn prepare_upsert(
         caller: &caller,
         subject: Subject::Draft(&mut draft),
     })?;
-
-    // the auth form first, then the record's fields
-    let mut old_ok = true;
-    if coll.is_auth()
-        && !is_new
-        && access < Access::Manager
-        && !form.old_password.is_empty()
-        && (!form.password.is_empty() || !form.password_confirm.is_empty())
-    {
-        let hash = match draft.index("password").map(|i| &draft.original[i]) {
-            Some(Val::Password { hash, .. }) => hash.clone(),
-            _ => String::new(),
-        };
-        old_ok = crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
-    }
-    let errs = validate::form(&draft, &form, access, old_ok);
-    if !errs.is_empty() {
-        return Err(failed(fail_msg, errs));
-    }
-    if coll.is_auth() && coll.name == "_superusers" {
-        draft.set("verified", Val::Bool(true));
-    }
-    draft.prepare_save(&now_text());
-    let collections = schema.collections.clone();
-    if !defer {
-        let errs = ctx
-            .reader
-            .read(|conn| Ok(validate::fields(&draft, &collections, conn, &ctx.patterns)?))
-            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-        if !errs.is_empty() {
-            return Err(failed(fail_msg, errs));
-        }
-    }
-    // hash on the CPU pool, never on a worker or the writer
-    if let Some(i) = draft.index("password") {
-        if let Val::Password { plain, .. } = &draft.vals[i] {
-            if !plain.is_empty() {
-                let cost = match &coll.fields[i].kind {
-                    FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
-                    _ => crate::auth::password::DEFAULT_COST,
-                };
-                let hash = ctx
-                    .core
-                    .hash_password(plain.clone(), cost)
-                    .await
-                    .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-                if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
-                    *h = hash;
-                }
-            }
-        }
-    }
-
-    // new files go to disk before the row, removed again if the write fails
-    let data_dir = ctx.core.store.dir().to_path_buf();
-    let dir = files::record_dir(&data_dir, &coll.id, &draft.id());
-    let mut to_write = Vec::new();
-    let mut to_remove = Vec::new();
-    for (i, f) in coll.fields.iter().enumerate() {
-        if !matches!(f.kind, FieldKind::File { .. }) {
-            continue;
-        }
-        let now = draft.file_names(i);
-        if let Val::Files(items) = &draft.vals[i] {
-            for it in items {
-                if let super::write::FileItem::New(k) = it {
-                    let nf = &draft.new_files[*k];
-                    to_write.push(files::PendingFile {
-                        name: nf.name.clone(),
-                        data: nf.data.clone(),
-                        mime: nf.sniffed.0,
-                        original_name: nf.original_name.clone(),
-                    });
-                }
-            }
-        }
-        if let Val::Files(old) = &draft.original[i] {
-            for it in old {
-                if let super::write::FileItem::Name(n) = it {
-                    if !now.contains(n) {
-                        to_remove.push(n.clone());
-                    }
-                }
-            }
-        }
-    }
-    let written: Vec<String> = to_write.iter().map(|f| f.name.clone()).collect();
-    if !to_write.is_empty() {
-        files::write_all(ctx, &dir, to_write)
-            .await
-            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-    }
+    up.validate(&mut draft, &form, access).await?;
+    up.hash_password(&mut draft).await?;
+    let staged = up.stage_files(&draft).await?;
 
     let id = draft.id();
     if let Some(b) = batch {
@@ -863,33 +988,8 @@ pub async fn prepare_upsert(
         b.rows
             .insert((coll.id.clone(), id.clone()), Some(draft_row(&draft)));
     }
-    let action = if is_new {
-        Action::Create
-    } else {
-        Action::Update
-    };
-    let job_coll = coll.clone();
-    let hooks = ctx.hooks.clone();
-    let write: WriteFn = Box::new(move |conn| {
-        run_checks(conn, checks)?;
-        if defer && !is_new {
-            rebase(conn, &mut draft)?;
-        }
-        if defer {
-            let patterns = validate::Patterns::default();
-            let errs = validate::fields(&draft, &collections, conn, &patterns)?;
-            if !errs.is_empty() {
-                return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
-            }
-        }
-        persist(conn, &mut draft, &collections, defer, &hooks)?;
-        let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
-        let values = ev.as_ref().map(|e| e.values.clone());
-        Ok(Done {
-            events: ev.into_iter().collect(),
-            values,
-        })
-    });
+    let fail_msg = up.fail_msg;
+    let write = up.job(draft, checks);
     Ok(Prepared {
         write,
         after: After {
@@ -899,9 +999,9 @@ pub async fn prepare_upsert(
             caller,
             query,
             id,
-            dir,
-            written,
-            to_remove,
+            dir: staged.dir,
+            written: staged.written,
+            to_remove: staged.to_remove,
             fail_msg,
         },
     })
