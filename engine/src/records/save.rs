@@ -12,7 +12,7 @@ use super::{files, Arena, SqlRef, SqlVal};
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
-use pocketbun_query::Value as QValue;
+use pocketbun_query::{CompiledFilter, Value as QValue};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
 use pocketbun_storage::rusqlite::{self, Connection};
@@ -138,6 +138,24 @@ impl RuleQuery {
     }
 }
 
+/// `rule` compiled for the caller (hidden fields allowed, as rules read them) and its
+/// parameters bound now (`None`: the rule does not compile).
+fn rule_condition(
+    ctx: &Db,
+    schema: &SchemaPair,
+    coll: &Collection,
+    rule: &str,
+    caller: &Caller,
+) -> Option<(Arc<CompiledFilter>, Vec<QValue>)> {
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, &caller.info, true)
+        .ok()?;
+    let params = cond.bind(&caller.info, now_ms());
+    Some((cond, params))
+}
+
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
 /// the rule does not compile, so it fails).
 fn stored_check(
@@ -148,12 +166,7 @@ fn stored_check(
     caller: &Caller,
     id: &str,
 ) -> Option<RuleQuery> {
-    let cond = ctx
-        .queries
-        .borrow_mut()
-        .condition(&schema.query, &coll.name, rule, &caller.info, true)
-        .ok()?;
-    let params = cond.bind(&caller.info, now_ms());
+    let (cond, params) = rule_condition(ctx, schema, coll, rule, caller)?;
     let sql = crate::recstore::rules::check_by_id(&coll.name, &cond, params.len() + 1);
     Some(RuleQuery {
         sql,
@@ -172,12 +185,7 @@ fn draft_check(
     caller: &Caller,
 ) -> Option<RuleQuery> {
     let coll = &draft.coll;
-    let cond = ctx
-        .queries
-        .borrow_mut()
-        .condition(&schema.query, &coll.name, rule, &caller.info, true)
-        .ok()?;
-    let params = cond.bind(&caller.info, now_ms());
+    let (cond, params) = rule_condition(ctx, schema, coll, rule, caller)?;
     let n = params.len();
     // the row as the rule sees it: a temporary id until one is set, never verified yet
     let mut cols = draft.columns();
