@@ -8,7 +8,7 @@
 
 use crate::auth::installer::INSTALLER_EMAIL;
 use crate::recstore::superusers;
-use pocketbun_storage::rusqlite::{self, Connection};
+use pocketbun_storage::rusqlite::Connection;
 use pocketbun_storage::{random, time, Store};
 use serde_json::Value;
 
@@ -342,7 +342,7 @@ fn insert(conn: &Connection, col: &Collection, row: &Row) -> pocketbun_storage::
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
-    let mut values: Vec<rusqlite::types::Value> = vec![
+    let mut values: Vec<crate::recstore::value::SqlVal> = vec![
         row.id.clone().into(),
         row.email.clone().into(),
         false.into(),

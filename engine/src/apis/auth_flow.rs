@@ -761,7 +761,7 @@ pub async fn update_record(
     ctx: &AppCtx,
     coll: &Collection,
     id: &str,
-    sets: Vec<(String, pocketbun_storage::rusqlite::types::Value)>,
+    sets: Vec<(String, SqlVal)>,
 ) -> Result<(), pocketbun_storage::StorageError> {
     let mut sets = sets;
     let now = time::now_datetime();
@@ -775,7 +775,7 @@ pub async fn update_record(
     }
     let sql =
         crate::recstore::rows::update_by_id_sql(&coll.name, sets.iter().map(|(n, _)| n.as_str()));
-    let mut values: Vec<pocketbun_storage::rusqlite::types::Value> = vec![id.to_string().into()];
+    let mut values: Vec<SqlVal> = vec![id.to_string().into()];
     values.extend(sets.into_iter().map(|(_, v)| v));
     // realtime hears of it as of any record update (the collection as the schema has it now)
     let schema = ctx.shared.schema.get();
@@ -798,7 +798,7 @@ pub async fn update_record(
                 schema: &collections,
             };
             let memos = hooks.before_write(conn, &row)?;
-            let changed = crate::recstore::rows::run_update(conn, &sql, values)?;
+            let changed = crate::recstore::rows::run_update(conn, &sql, &values)?;
             if changed > 0 {
                 hooks.after_write(conn, &row, memos)?;
             }

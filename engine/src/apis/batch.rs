@@ -509,27 +509,29 @@ async fn batch(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 out.into_bytes(),
             ))
         }
-        Err(mut err) => {
+        Err(err) => {
             let at = failed_index.load(Ordering::SeqCst);
+            let timed_out = matches!(&err, JobFail::Refused(JobError::Refused(m)) if m == TIMEOUT);
+            let mut err = Some(err);
             let mut result = None;
             for (i, after) in afters.into_iter().enumerate() {
-                if i == at {
-                    result = Some(failed_at(i, after.failed(&ctx, err.take()).await));
-                } else {
-                    after.discard(&ctx).await;
+                match err.take_if(|_| i == at) {
+                    Some(e) => result = Some(failed_at(i, after.failed(&ctx, e).await)),
+                    None => after.discard(&ctx).await,
                 }
             }
             if let Some(e) = result {
                 return Err(e);
             }
-            if let Some(JobError::Refused(m)) = &err {
-                if m == TIMEOUT {
-                    return Err(ApiError::bad_request(Some(TX_FAILED)));
-                }
+            if timed_out {
+                return Err(ApiError::bad_request(Some(TX_FAILED)));
             }
-            match prepare_err {
-                Some((i, e)) => Err(failed_at(i, e)),
-                None => Err(ApiError::bad_request(Some(TX_FAILED))),
+            match (prepare_err, err) {
+                (Some((i, e)), _) => Err(failed_at(i, e)),
+                (None, Some(JobFail::Storage(e))) => {
+                    Err(ApiError::bad_request(Some(TX_FAILED)).caused_by(e))
+                }
+                (None, _) => Err(ApiError::bad_request(Some(TX_FAILED))),
             }
         }
     }

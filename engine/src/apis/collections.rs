@@ -5,6 +5,7 @@ use crate::apis::search::{write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::go::now_ms;
+use crate::records::save::JobFail;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
 use pocketbun_storage::collections::model::{Collection, CollectionType};
@@ -101,16 +102,12 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let total = if params.skip_total {
         None
     } else {
-        let sql = compiled.count_sql.clone();
-        let count_values = values.clone();
         Some(
             ctx.reader
                 .read(|conn| {
                     Ok(conn.query_row(
-                        &sql,
-                        pocketbun_storage::rusqlite::params_from_iter(
-                            count_values.iter().map(to_sql),
-                        ),
+                        &compiled.count_sql,
+                        crate::recstore::value::all(&values),
                         |r| r.get::<_, i64>(0),
                     )?)
                 })
@@ -128,10 +125,9 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .reader
         .read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                pocketbun_storage::rusqlite::params_from_iter(values.iter().map(to_sql)),
-                |r| r.get::<_, String>(0),
-            )?;
+            let rows = stmt.query_map(crate::recstore::value::all(&values), |r| {
+                r.get::<_, String>(0)
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
@@ -149,16 +145,6 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let mut body = Vec::with_capacity(items.len() + 96);
     write_page(&mut body, items.as_bytes(), &params, total);
     Ok(Response::with_body(200, "application/json", body))
-}
-
-fn to_sql(v: &query::Value) -> pocketbun_storage::rusqlite::types::Value {
-    use pocketbun_storage::rusqlite::types::Value as V;
-    match v {
-        query::Value::Null => V::Null,
-        query::Value::Integer(i) => V::Integer(*i),
-        query::Value::Real(f) => V::Real(*f),
-        query::Value::Text(s) => V::Text(s.clone()),
-    }
 }
 
 fn find(ctx: &AppCtx, req: &Request) -> Result<Arc<Collection>, ApiError> {
@@ -547,14 +533,13 @@ async fn truncate(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Ok(events)
     })
     .await
-    .map_err(|refused| {
+    .map_err(|fail| {
         let err = ApiError::bad_request(Some(
             "Failed to truncate collection (most likely due to required cascade delete record references).",
         ));
-        // `None`: a storage failure, whose cause the writer's reply does not carry
-        match refused {
-            Some(why) => err.caused_by(format!("{why:?}")),
-            None => err,
+        match fail {
+            JobFail::Refused(why) => err.caused_by(format!("{why:?}")),
+            JobFail::Storage(e) => err.caused_by(e),
         }
     })?;
     crate::records::save::publish_deletes(&ctx, events).await;

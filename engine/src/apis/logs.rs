@@ -8,9 +8,10 @@ use crate::apis::search::{query_value, write_page, ListParams};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{json_response, ApiError, ApiResult};
 use crate::go::now_ms;
+use crate::recstore::value;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query as query;
-use pocketbun_storage::rusqlite::{self, params_from_iter, OptionalExtension};
+use pocketbun_storage::rusqlite::{self, OptionalExtension};
 use pocketbun_storage::Reader;
 use serde::Serialize;
 use std::rc::Rc;
@@ -97,16 +98,6 @@ fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogItem> {
     })
 }
 
-fn to_sql(v: &query::Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match v {
-        query::Value::Null => V::Null,
-        query::Value::Integer(i) => V::Integer(*i),
-        query::Value::Real(f) => V::Real(*f),
-        query::Value::Text(s) => V::Text(s.clone()),
-    }
-}
-
 /// `DELETE /api/logs` (PocketBase 0.40): removes every log, then VACUUMs `auxiliary.db` so
 /// the space goes back to the file system. 204.
 ///
@@ -147,16 +138,14 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let total = if params.skip_total {
         None
     } else {
-        let sql = compiled.count_sql.clone();
-        let count_values = values.clone();
         Some(
             reader
                 .read(|conn| {
-                    Ok(conn.query_row(
-                        &sql,
-                        params_from_iter(count_values.iter().map(to_sql)),
-                        |r| r.get::<_, i64>(0),
-                    )?)
+                    Ok(
+                        conn.query_row(&compiled.count_sql, value::all(&values), |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
                 })
                 .map_err(|e| ApiError::bad_request(None).caused_by(e))?,
         )
@@ -172,7 +161,7 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let items: Vec<LogItem> = reader
         .read(|conn| {
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values.iter().map(to_sql)), item)?;
+            let rows = stmt.query_map(value::all(&values), item)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .map_err(|e| ApiError::bad_request(None).caused_by(e))?;
@@ -232,7 +221,7 @@ async fn stats(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let items: Vec<StatsItem> = reader
         .read(|conn| {
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values.iter().map(to_sql)), |r| {
+            let rows = stmt.query_map(value::all(&values), |r| {
                 let date: Option<String> = r.get(1)?;
                 Ok(StatsItem {
                     total: r.get(0)?,

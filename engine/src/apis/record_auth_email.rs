@@ -14,12 +14,12 @@ use crate::apis::record_auth::require_same_collection_auth;
 use crate::auth::{password, token};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::records::SqlVal;
 use crate::recstore::authrows;
 use crate::settings::mail::Message;
 use crate::settings::rules;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_storage::collections::{Collection, EmailTemplate, FieldKind};
-use pocketbun_storage::rusqlite::types::Value as SqlValue;
 use pocketbun_storage::{random, time};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -137,7 +137,7 @@ fn unverified_claim(raw: &str, key: &str) -> String {
 }
 
 /// A new `tokenKey`, which ends every session of the record.
-fn new_token_key(coll: &Collection) -> (String, SqlValue) {
+fn new_token_key(coll: &Collection) -> (String, SqlVal) {
     (
         "tokenKey".into(),
         crate::auth::cleanup::new_token_key(coll).into(),
@@ -149,7 +149,7 @@ fn new_token_key(coll: &Collection) -> (String, SqlValue) {
 async fn random_password(
     ctx: &AppCtx,
     coll: &Collection,
-) -> Result<[(String, SqlValue); 2], ApiError> {
+) -> Result<[(String, SqlVal); 2], ApiError> {
     let hash = ctx
         .shared
         .hash_password(random::random_string(30), password::cost_of(coll))
@@ -335,7 +335,7 @@ async fn auth_with_otp(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     // a code that reached the record's own address proves it
     let mut loaded = loaded;
     if !loaded.verified() && !sent_to.is_empty() && loaded.text("email") == sent_to {
-        let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
+        let mut sets: Vec<(String, SqlVal)> = vec![("verified".into(), SqlVal::from(true))];
         if !coll.auth.mfa.enabled {
             sets.extend(random_password(&ctx, &coll).await?);
         }
@@ -418,7 +418,7 @@ async fn confirm_verification(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         return Err(invalid(&errs));
     };
     if !loaded.verified() {
-        let mut sets: Vec<(String, SqlValue)> = vec![("verified".into(), SqlValue::Integer(1))];
+        let mut sets: Vec<(String, SqlVal)> = vec![("verified".into(), SqlVal::from(true))];
         if !coll.auth.password_auth.enabled {
             sets.extend(random_password(&ctx, &coll).await?);
         }
@@ -554,7 +554,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .hash_password(plain, password::cost_of(&coll))
         .await
         .map_err(|e| ApiError::internal().caused_by(e))?;
-    let mut sets: Vec<(String, SqlValue)> = vec![
+    let mut sets: Vec<(String, SqlVal)> = vec![
         ("password".into(), hash.into()),
         // a new password ends every session of the old one
         new_token_key(&coll),
@@ -562,7 +562,7 @@ async fn confirm_password_reset(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     if !loaded.verified()
         && claims.get("email").and_then(Value::as_str) == Some(loaded.text("email").as_str())
     {
-        sets.push(("verified".into(), SqlValue::Integer(1)));
+        sets.push(("verified".into(), SqlVal::from(true)));
     }
     flow::update_record(&ctx, &coll, &loaded.id(), sets)
         .await
@@ -683,9 +683,9 @@ async fn confirm_email_change(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let Some((loaded, new_email)) = target.filter(|_| errs.is_empty()) else {
         return Err(invalid(&errs));
     };
-    let sets: Vec<(String, SqlValue)> = vec![
+    let sets: Vec<(String, SqlVal)> = vec![
         ("email".into(), new_email.into()),
-        ("verified".into(), SqlValue::Integer(1)),
+        ("verified".into(), SqlVal::from(true)),
         // a new email ends every session of the old one
         new_token_key(&coll),
     ];

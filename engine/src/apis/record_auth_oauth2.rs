@@ -16,10 +16,10 @@ use crate::auth::oauth2_exchange::{exchange, AuthUser, ExchangeError};
 use crate::auth::{password, token};
 use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::records::SqlVal;
 use crate::recstore::authrows;
 use pocketbun_http::{Method, Request};
 use pocketbun_storage::collections::{Collection, FieldKind};
-use pocketbun_storage::rusqlite::types::Value as SqlValue;
 use pocketbun_storage::{random, time};
 use serde_json::Value;
 use std::rc::Rc;
@@ -226,7 +226,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         Some(loaded) => {
             let id = loaded.id();
             let is_logged = logged.as_ref().is_some_and(|a| a.id == id);
-            let mut sets: Vec<(String, SqlValue)> = Vec::new();
+            let mut sets: Vec<(String, SqlVal)> = Vec::new();
             let verified = loaded.verified();
             let mut link_kept = link.is_some();
             if !verified {
@@ -252,7 +252,7 @@ async fn auth_with_oauth2(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                 sets.push(("email".into(), email.clone().into()));
             }
             if !verified && (email.is_empty() || email == user.email) {
-                sets.push(("verified".into(), SqlValue::Integer(1)));
+                sets.push(("verified".into(), SqlVal::from(true)));
             }
             let (cid, rid) = (coll.id.clone(), id.clone());
             if !verified {
@@ -472,7 +472,7 @@ async fn sign_up(
             ctx,
             coll,
             &id,
-            vec![("verified".into(), SqlValue::Integer(1))],
+            vec![("verified".into(), SqlVal::from(true))],
         )
         .await
         .map_err(|e| failed().caused_by(e))?;

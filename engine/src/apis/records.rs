@@ -9,7 +9,8 @@ use crate::ctx::{AppCtx, Routes};
 use crate::error::{ApiError, ApiResult};
 use crate::go::{query_get, query_pairs};
 use crate::records::access::{now_ms, query_error, Caller};
-use crate::records::{bound, encode_big_rows, write_records, write_rows, Arena, BigRows};
+use crate::records::{encode_big_rows, write_records, write_rows, Arena, BigRows};
+use crate::recstore::rules;
 use pocketbun_http::{Method, Request, Response};
 use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use pocketbun_storage::collections::gojson;
@@ -161,7 +162,6 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     }
 
     let mut params = compiled.bind(&caller.info, now_ms());
-    let n = params.len();
     params.push(QValue::Integer(per_page));
     params.push(QValue::Integer(per_page.saturating_mul(page - 1)));
 
@@ -177,23 +177,19 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         ctx.reader
             .read(|conn| {
-                let mut stmt = conn.prepare_cached(&compiled.select_sql)?;
-                let items = if plain {
-                    write_rows(
-                        &coll, &mut stmt, &params, superuser, &mut out, ",", &mut big, &ctx.plans,
-                    )?;
-                    Vec::new()
-                } else {
-                    arena.load(&coll, &mut stmt, &params)?
-                };
-                let total = if skip_total {
-                    -1
-                } else {
-                    let mut count = conn.prepare_cached(&compiled.count_sql)?;
-                    let k = count.parameter_count();
-                    count.query_row(bound(&params[..n], k), |r| r.get::<_, i64>(0))?
-                };
-                Ok((items, total))
+                let (items, total) =
+                    rules::list_page(conn, &compiled, &params, !skip_total, |stmt, params| {
+                        if plain {
+                            let plans = &ctx.plans;
+                            write_rows(
+                                &coll, stmt, params, superuser, &mut out, ",", &mut big, plans,
+                            )?;
+                            Ok(Vec::new())
+                        } else {
+                            arena.load(&coll, stmt, params)
+                        }
+                    })?;
+                Ok((items, total.unwrap_or(-1)))
             })
             .map_err(|e| ApiError::bad_request(None).caused_by(e))?
     };
@@ -268,10 +264,11 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         let found = ctx
             .reader
             .read(|conn| {
-                let mut stmt = conn.prepare_cached(&sql)?;
-                Ok(write_rows(
-                    &coll, &mut stmt, &params, superuser, &mut out, "", &mut big, &ctx.plans,
-                )?)
+                Ok(rules::view(conn, &sql, &params, |stmt, params| {
+                    write_rows(
+                        &coll, stmt, params, superuser, &mut out, "", &mut big, &ctx.plans,
+                    )
+                })?)
             })
             .map_err(|e| ApiError::not_found(None).caused_by(e))?;
         if found == 0 {
@@ -284,8 +281,9 @@ async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     let found = ctx
         .reader
         .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(arena.load(&coll, &mut stmt, &params)?)
+            Ok(rules::view(conn, &sql, &params, |stmt, params| {
+                arena.load(&coll, stmt, params)
+            })?)
         })
         .map_err(|e| ApiError::not_found(None).caused_by(e))?;
     if found.is_empty() {
@@ -304,7 +302,7 @@ fn rule_view(
 ) -> (Rc<str>, Vec<QValue>) {
     let params = cond.bind(&caller.info, now_ms());
     (
-        crate::recstore::rules::view_by_id(&coll.name, cond, params.len() + 1).into(),
+        rules::view_by_id(&coll.name, cond, params.len() + 1).into(),
         params,
     )
 }

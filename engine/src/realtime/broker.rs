@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::records::access::{auth_info_data_of, now_ms, resolve_flags};
 use crate::records::expand::Expander;
 use crate::records::json::Writer;
-use crate::records::{bound, pick, Arena, Rec, SqlVal, OFFLOAD_ENCODE_BYTES};
+use crate::records::{pick, Arena, Rec, SqlRef, SqlVal, OFFLOAD_ENCODE_BYTES};
 use crate::recstore::rules;
 use crate::schema::SchemaPair;
 use futures_channel::oneshot;
@@ -784,15 +784,6 @@ fn can_access(
     matches(ctx, schema, ev, filter, info, false)
 }
 
-fn to_query_value(v: &SqlVal) -> QValue {
-    match v {
-        SqlVal::Null => QValue::Null,
-        SqlVal::Int(i) => QValue::Integer(*i),
-        SqlVal::Real(f) => QValue::Real(*f),
-        SqlVal::Text(s) => QValue::Text(s.to_string()),
-    }
-}
-
 /// Whether the event's record satisfies `text` (a rule or filter) for `info`. Created and
 /// updated records are checked in the database (the change is committed); a deleted record
 /// (or another node's event, see [`RecordEvent::from_values`]) is checked against its
@@ -824,19 +815,19 @@ fn matches(
     };
     let mut sql = String::with_capacity(128 + cond.from_sql.len() + wh.len());
     params.push(QValue::Text(ev.record_id().to_string()));
+    // a deleted record's values are bound after the id (borrowed, no copy)
+    let mut values: &[SqlVal] = &[];
     if ev.action == Action::Delete || ev.from_values {
         let columns = ev.collection.fields.iter().map(|f| f.name.as_str());
         rules::push_values_as_table(&mut sql, &cond.table, columns, n + 2, ev.values.len());
-        params.extend(ev.values.iter().map(to_query_value));
+        values = &ev.values;
     }
     rules::push_check_by_id(&mut sql, &cond.table, &cond, wh, n + 1);
+    let binds = params.iter().map(SqlRef::from);
+    let binds = binds.chain(values.iter().map(SqlVal::borrow));
     ctx.db()
         .reader
-        .read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let k = stmt.parameter_count();
-            Ok(stmt.exists(bound(&params, k))?)
-        })
+        .read(|conn| Ok(rules::passes(conn, &sql, binds)?))
         .unwrap_or(false)
 }
 

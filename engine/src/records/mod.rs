@@ -31,80 +31,15 @@ mod hook_tests;
 
 use self::db::Db;
 use crate::offload::{Canceled, CpuPool};
+/// The data layer's value pair (and its binding of compiled parameters), which everything
+/// the records domain loads or binds goes through.
+pub use crate::recstore::value::{bound, SqlRef, SqlVal};
 use pocketbun_query::Value as QValue;
 use pocketbun_storage::collections::Collection;
 use pocketbun_storage::rusqlite::types::ValueRef;
 use pocketbun_storage::rusqlite::{self, Statement};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// A stored column value, as SQLite returned it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlVal {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(Box<str>),
-}
-
-impl SqlVal {
-    pub fn from_ref(v: ValueRef<'_>) -> SqlVal {
-        match v {
-            ValueRef::Null => SqlVal::Null,
-            ValueRef::Integer(i) => SqlVal::Int(i),
-            ValueRef::Real(f) => SqlVal::Real(f),
-            ValueRef::Text(t) | ValueRef::Blob(t) => SqlVal::Text(match std::str::from_utf8(t) {
-                Ok(s) => s.into(),
-                Err(_) => String::from_utf8_lossy(t).into(),
-            }),
-        }
-    }
-
-    /// The value as the string Go's `database/sql` scans it into (`NullString`).
-    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
-        self.borrow().as_text()
-    }
-
-    pub fn borrow(&self) -> SqlRef<'_> {
-        match self {
-            SqlVal::Null => SqlRef::Null,
-            SqlVal::Int(i) => SqlRef::Int(*i),
-            SqlVal::Real(f) => SqlRef::Real(*f),
-            SqlVal::Text(s) => SqlRef::Text(s),
-        }
-    }
-}
-
-/// A stored value borrowed from its row (written straight to JSON) or from a [`SqlVal`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SqlRef<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-}
-
-impl<'a> SqlRef<'a> {
-    /// `None` for text that is not UTF-8: only [`SqlVal::from_ref`] repairs that.
-    pub fn from_value(v: ValueRef<'a>) -> Option<SqlRef<'a>> {
-        Some(match v {
-            ValueRef::Null => SqlRef::Null,
-            ValueRef::Integer(i) => SqlRef::Int(i),
-            ValueRef::Real(f) => SqlRef::Real(f),
-            ValueRef::Text(t) | ValueRef::Blob(t) => SqlRef::Text(std::str::from_utf8(t).ok()?),
-        })
-    }
-
-    /// The value as the string Go's `database/sql` scans it into (`NullString`).
-    pub fn as_text(&self) -> std::borrow::Cow<'a, str> {
-        match *self {
-            SqlRef::Null => "".into(),
-            SqlRef::Int(i) => i.to_string().into(),
-            SqlRef::Real(f) => value::go_float_string(f).into(),
-            SqlRef::Text(s) => s.into(),
-        }
-    }
-}
 
 /// Expanded relation data of one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,27 +337,6 @@ pub fn write_rows(
         n += 1;
     }
     Ok(n)
-}
-
-/// The values of `params` the statement takes: a compiled rule may carry parameters its SQL
-/// no longer references (values it was specialised on), and `?N` numbering is dense up to
-/// the highest one used.
-pub fn bound(
-    params: &[QValue],
-    count: usize,
-) -> rusqlite::ParamsFromIter<impl Iterator<Item = rusqlite::types::Value> + '_> {
-    rusqlite::params_from_iter(params[..count.min(params.len())].iter().map(to_sql))
-}
-
-/// A bound query value as a SQLite parameter.
-pub fn to_sql(v: &QValue) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match v {
-        QValue::Null => V::Null,
-        QValue::Integer(i) => V::Integer(*i),
-        QValue::Real(f) => V::Real(*f),
-        QValue::Text(s) => V::Text(s.clone()),
-    }
 }
 
 /// The stored row `id` of `coll`, one value per field (`None`: no such row). The one

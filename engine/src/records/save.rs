@@ -8,14 +8,14 @@ use super::event::{Action, RecordEvent, RecordHooks, RecordRequest, RowWrite, Su
 use super::input::{BodyInput, RecordBody, WriteInput};
 use super::validate::{self, Access};
 use super::write::{Draft, FormInput, Val};
-use super::{files, to_sql, Arena, SqlVal};
+use super::{files, Arena, SqlRef, SqlVal};
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::offload::{DropOnPool, OFFLOAD_PARSE_BYTES};
 use crate::schema::SchemaPair;
-use pocketbun_query::Value as QValue;
+use pocketbun_query::{CompiledFilter, Value as QValue};
 use pocketbun_storage::collections::snapshot::Collections;
 use pocketbun_storage::collections::{Collection, FieldKind};
-use pocketbun_storage::rusqlite::{self, types::Value as SqlValue, Connection, OptionalExtension};
+use pocketbun_storage::rusqlite::{self, Connection};
 use pocketbun_storage::{ErrorKind, StorageError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,25 +34,18 @@ pub enum JobError {
     Api(ApiError),
 }
 
-/// Runs `job` on the writer thread; a refusal rolls the job back and reaches the caller
-/// through the writer's reply (`None`: the job failed in storage).
-pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, Option<JobError>>
+/// Runs `job` on the writer thread; a refusal or a storage failure rolls the job back and
+/// reaches the caller through the writer's reply, the storage error with its cause.
+pub async fn write_job<T, F>(ctx: &Db, job: F) -> Result<T, JobFail>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, JobFail> + Send + 'static,
 {
-    ctx.core
-        .store
-        .writer()
-        .submit_with(job)
-        .await
-        .map_err(|fail| match fail {
-            JobFail::Refused(e) => Some(e),
-            JobFail::Storage(_) => None,
-        })
+    ctx.core.store.writer().submit_with(job).await
 }
 
 /// A failed job: refused on purpose or a storage failure.
+#[derive(Debug)]
 pub enum JobFail {
     Refused(JobError),
     Storage(StorageError),
@@ -96,6 +89,48 @@ fn load_row(ctx: &Db, coll: &Arc<Collection>, id: &str) -> Result<Option<Vec<Sql
         .map_err(|e| ApiError::not_found(None).caused_by(e))
 }
 
+/// A rule check's statement and what it binds: the rule's parameters, then the record's
+/// values (the stored record's id, or a draft's columns).
+struct RuleQuery {
+    sql: String,
+    params: Vec<QValue>,
+    values: Vec<SqlVal>,
+}
+
+impl RuleQuery {
+    /// Whether the record passes, on `conn` (a reader, or the writer inside a job).
+    fn passes(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let binds = self.params.iter().map(SqlRef::from);
+        let binds = binds.chain(self.values.iter().map(SqlVal::borrow));
+        crate::recstore::rules::passes(conn, &self.sql, binds)
+    }
+
+    /// [`Self::passes`] on the worker's reader (a failed read fails the check).
+    fn read(&self, ctx: &Db) -> bool {
+        ctx.reader
+            .read(|conn| Ok(self.passes(conn)?))
+            .unwrap_or(false)
+    }
+}
+
+/// `rule` compiled for the caller (hidden fields allowed, as rules read them) and its
+/// parameters bound now (`None`: the rule does not compile).
+fn rule_condition(
+    ctx: &Db,
+    schema: &SchemaPair,
+    coll: &Collection,
+    rule: &str,
+    caller: &Caller,
+) -> Option<(Arc<CompiledFilter>, Vec<QValue>)> {
+    let cond = ctx
+        .queries
+        .borrow_mut()
+        .condition(&schema.query, &coll.name, rule, &caller.info, true)
+        .ok()?;
+    let params = cond.bind(&caller.info, now_ms());
+    Some((cond, params))
+}
+
 /// The query telling whether the stored record `id` passes `rule` for the caller (`None`:
 /// the rule does not compile, so it fails).
 fn stored_check(
@@ -105,33 +140,14 @@ fn stored_check(
     rule: &str,
     caller: &Caller,
     id: &str,
-) -> Option<(String, Vec<SqlValue>)> {
-    let cond = ctx
-        .queries
-        .borrow_mut()
-        .condition(&schema.query, &coll.name, rule, &caller.info, true)
-        .ok()?;
-    let mut params = cond.bind(&caller.info, now_ms());
+) -> Option<RuleQuery> {
+    let (cond, params) = rule_condition(ctx, schema, coll, rule, caller)?;
     let sql = crate::recstore::rules::check_by_id(&coll.name, &cond, params.len() + 1);
-    params.push(QValue::Text(id.to_string()));
-    Some((sql, params.iter().map(to_sql).collect()))
-}
-
-/// Whether a check query finds a row on `conn`.
-fn run_check(conn: &Connection, sql: &str, values: &[SqlValue]) -> rusqlite::Result<bool> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let k = stmt.parameter_count().min(values.len());
-    Ok(stmt
-        .query_row(rusqlite::params_from_iter(values[..k].iter()), |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-/// [`run_check`] on a reader.
-fn read_check(ctx: &Db, sql: &str, values: &[SqlValue]) -> bool {
-    ctx.reader
-        .read(|conn| Ok(run_check(conn, sql, values)?))
-        .unwrap_or(false)
+    Some(RuleQuery {
+        sql,
+        params,
+        values: vec![SqlVal::from(id)],
+    })
 }
 
 /// The query telling whether the not yet saved `draft` passes `rule` (checked against a
@@ -142,38 +158,38 @@ fn draft_check(
     draft: &Draft,
     rule: &str,
     caller: &Caller,
-) -> Option<(String, Vec<SqlValue>)> {
+) -> Option<RuleQuery> {
     let coll = &draft.coll;
-    let cond = ctx
-        .queries
-        .borrow_mut()
-        .condition(&schema.query, &coll.name, rule, &caller.info, true)
-        .ok()?;
-    let params = cond.bind(&caller.info, now_ms());
+    let (cond, params) = rule_condition(ctx, schema, coll, rule, caller)?;
     let n = params.len();
-    let mut dummy = draft.clone();
-    if dummy.id().is_empty() {
-        dummy.set(
-            "id",
-            Val::Str(format!(
-                "__temp_id____pb_create__{}",
-                pocketbun_storage::random::random_string(6)
-            )),
+    // the row as the rule sees it: a temporary id until one is set, never verified yet
+    let mut cols = draft.columns();
+    let mut set = |name: &str, v: SqlVal| {
+        if let Some(i) = draft.index(name) {
+            cols[i].1 = v;
+        }
+    };
+    if draft.id().is_empty() {
+        let temp = format!(
+            "__temp_id____pb_create__{}",
+            pocketbun_storage::random::random_string(6)
         );
+        set("id", SqlVal::from(temp));
     }
     if coll.is_auth() {
-        dummy.set("verified", Val::Bool(false));
+        set("verified", SqlVal::from(false));
     }
-    let cols = dummy.columns();
     let sql = crate::recstore::rules::draft_check(
         &coll.name,
         &cond,
         cols.iter().map(|(name, _)| name.as_str()),
         n + 1,
     );
-    let mut values: Vec<SqlValue> = params.iter().map(to_sql).collect();
-    values.extend(cols.into_iter().map(|(_, v)| v));
-    Some((sql, values))
+    Some(RuleQuery {
+        sql,
+        params,
+        values: cols.into_iter().map(|(_, v)| v).collect(),
+    })
 }
 
 fn manage_rule(coll: &Collection, caller: &Caller) -> Option<String> {
@@ -260,7 +276,7 @@ fn persist(
             *v != before.column(i - 1)
         });
         if cols.is_empty() {
-            cols.push(("id".to_string(), SqlValue::Text(draft.original_str("id"))));
+            cols.push(("id".to_string(), SqlVal::from(draft.original_str("id"))));
         }
     }
     let id_slot = draft.index("id");
@@ -285,7 +301,7 @@ fn persist(
     let result = if draft.is_new {
         crate::recstore::rows::insert(conn, &coll.name, &cols)
     } else {
-        let id = SqlValue::Text(draft.original_str("id"));
+        let id = SqlVal::from(draft.original_str("id"));
         crate::recstore::rows::update(conn, &coll.name, &cols, &id)
     };
     match result {
@@ -378,14 +394,22 @@ pub struct After {
 }
 
 impl After {
-    /// The operation's error after its job failed (its new files are removed).
-    pub async fn failed(self, ctx: &Db, err: Option<JobError>) -> ApiError {
+    /// The operation's error after its job failed (its new files are removed): the job's
+    /// own answer, the field errors of an upsert, else the operation's 400 with the failure
+    /// (a storage error, a refusal's reason) kept as its cause.
+    pub async fn failed(self, ctx: &Db, err: JobFail) -> ApiError {
         self.discard(ctx).await;
+        let answer = ApiError::bad_request(Some(self.fail_msg));
         match (err, &self.op) {
-            (Some(JobError::Api(e)), _) => e,
-            (_, Op::Delete) => ApiError::bad_request(Some(DELETE_FAILED)),
-            (Some(JobError::Validation(errs)), Op::Upsert) => failed(self.fail_msg, errs),
-            _ => ApiError::bad_request(Some(self.fail_msg)),
+            (JobFail::Refused(JobError::Api(e)), _) => e,
+            (JobFail::Refused(JobError::Validation(errs)), Op::Upsert) => {
+                failed(self.fail_msg, errs)
+            }
+            (JobFail::Refused(JobError::Refused(why)), _) if !why.is_empty() => {
+                answer.caused_by(why)
+            }
+            (JobFail::Refused(_), _) => answer,
+            (JobFail::Storage(e), _) => answer.caused_by(e),
         }
     }
 
@@ -442,6 +466,15 @@ pub enum Outcome {
     Deleted,
 }
 
+/// What [`convert_body`] makes of the request data: the draft, the `@request.body` rules
+/// see, the draft's id before the data set it, the auth form's values.
+type Converted = (
+    Draft,
+    serde_json::Map<String, serde_json::Value>,
+    String,
+    FormInput,
+);
+
 /// The request data onto the draft: PocketBase's resolution of modifiers and uploads, hidden
 /// fields dropped for non-superusers, the `@request.body` rules see, the draft's id before
 /// the data set it (what the stored record is looked up by), then the form load. `big`
@@ -449,17 +482,7 @@ pub enum Outcome {
 /// validation on the worker does not parse them again. A 64 MiB create (32 MiB of small JSON
 /// numbers) spent seconds of CPU here (debug build): each JSON value is encoded, checked and
 /// decoded by the resolution, and encoded again by the load.
-fn convert_body(
-    mut draft: Draft,
-    body: RecordBody,
-    superuser: bool,
-    big: bool,
-) -> (
-    Draft,
-    serde_json::Map<String, serde_json::Value>,
-    String,
-    FormInput,
-) {
+fn convert_body(mut draft: Draft, body: RecordBody, superuser: bool, big: bool) -> Converted {
     let coll = draft.coll.clone();
     let mut data = draft.resolve(body.data, body.uploads);
     if !superuser {
@@ -500,13 +523,13 @@ pub async fn run_single(ctx: &Db, prepared: Prepared) -> Result<Outcome, ApiErro
     }
 }
 
-/// A database check deferred to the writer job: the SQL, its values and the error when no
-/// row matches.
-type Check = (String, Vec<SqlValue>, ApiError);
+/// A database check deferred to the writer job: the rule's query and the error when no row
+/// matches.
+type Check = (RuleQuery, ApiError);
 
 fn run_checks(conn: &Connection, checks: Vec<Check>) -> Result<(), JobFail> {
-    for (sql, values, err) in checks {
-        if !run_check(conn, &sql, &values)? {
+    for (query, err) in checks {
+        if !query.passes(conn)? {
             return Err(JobFail::Refused(JobError::Api(err)));
         }
     }
@@ -535,18 +558,8 @@ fn rebase(conn: &Connection, draft: &mut Draft) -> Result<(), JobFail> {
 
 /// The row a saved draft leaves, one value per field.
 fn draft_row(draft: &Draft) -> Vec<SqlVal> {
-    let cols = draft.columns();
-    draft
-        .coll
-        .fields
-        .iter()
-        .map(|f| {
-            cols.iter()
-                .find(|(n, _)| *n == f.name)
-                .map(|(_, v)| SqlVal::from_ref(v.into()))
-                .unwrap_or(SqlVal::Null)
-        })
-        .collect()
+    // the columns are the fields, in field order
+    draft.columns().into_iter().map(|(_, v)| v).collect()
 }
 
 /// Checks a create/update/delete `rule` before the request body is read, where what
@@ -587,15 +600,284 @@ fn rule_before_body(
         return Ok(false);
     }
     match stored_check(ctx, schema, coll, rule, caller, id) {
-        Some((sql, values)) if read_check(ctx, &sql, &values) => Ok(true),
+        Some(query) if query.read(ctx) => Ok(true),
         _ => Err(refused()),
+    }
+}
+
+/// What the steps of one create or update share.
+struct Upsert<'a> {
+    ctx: &'a Db,
+    schema: &'a SchemaPair,
+    coll: &'a Arc<Collection>,
+    is_new: bool,
+    superuser: bool,
+    /// A batch's operation after an earlier one wrote: the database checks run in the job.
+    defer: bool,
+    /// The operation's 400 message ("Failed to create record." / "... update ...").
+    fail_msg: &'static str,
+}
+
+/// The new files an upsert writes before its row, and the stored ones it replaces.
+struct Staged {
+    dir: PathBuf,
+    /// Written to `dir` already: removed again if the write fails.
+    written: Vec<String>,
+    /// Removed after the commit.
+    to_remove: Vec<String>,
+}
+
+impl Upsert<'_> {
+    /// The request data bound onto a new draft or one of the stored row ([`convert_body`]):
+    /// on the CPU pool when the body or the stored row is big.
+    async fn bind_input(
+        &self,
+        existing: Option<Vec<SqlVal>>,
+        body: RecordBody,
+        big: bool,
+    ) -> Result<Converted, ApiError> {
+        // a big stored row (even under a small body) is turned into the draft, converted and
+        // its JSON values checked on the CPU pool: copying a 48 MiB row into a draft twice
+        // and validating its 32 MiB JSON value took the worker ~1 s of CPU (debug build)
+        let big_row = existing.as_deref().is_some_and(|row| {
+            row.iter().map(value_bytes).sum::<usize>() > super::OFFLOAD_ENCODE_BYTES
+        });
+        let draft_of = |coll: Arc<Collection>, existing: Option<Vec<SqlVal>>| match existing {
+            None => Draft::new(coll),
+            Some(row) => Draft::from_row(coll, &row),
+        };
+        let superuser = self.superuser;
+        if big || big_row {
+            let coll = self.coll.clone();
+            Ok(self
+                .ctx
+                .core
+                .cpu
+                .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
+                .await?)
+        } else {
+            let draft = draft_of(self.coll.clone(), existing);
+            Ok(convert_body(draft, body, superuser, false))
+        }
+    }
+
+    /// The create or update `rule` (unless `rule_checked` before the body) and the
+    /// `manageRule`, against the draft (create) or the stored record `stored_id` (update):
+    /// checked now, or kept for the writer job when deferred. Returns those kept and the
+    /// caller's access for validation.
+    fn rule_checks(
+        &self,
+        caller: &Caller,
+        draft: &Draft,
+        rule: Option<&str>,
+        stored_id: &str,
+        rule_checked: bool,
+    ) -> Result<(Vec<Check>, Access), ApiError> {
+        let (ctx, schema, coll) = (self.ctx, self.schema, self.coll);
+        let mut checks: Vec<Check> = Vec::new();
+        if self.superuser {
+            return Ok((checks, Access::Superuser));
+        }
+        let rule = rule.filter(|r| !r.is_empty());
+        let mut access = Access::Default;
+        if self.is_new {
+            if let Some(r) = rule {
+                match draft_check(ctx, schema, draft, r, caller) {
+                    Some(query) if self.defer => {
+                        checks.push((query, ApiError::bad_request(Some(self.fail_msg))));
+                    }
+                    Some(query) if query.read(ctx) => {}
+                    _ => return Err(ApiError::bad_request(Some(self.fail_msg))),
+                }
+            }
+            if let Some(m) = manage_rule(coll, caller) {
+                if draft_check(ctx, schema, draft, &m, caller).is_some_and(|q| q.read(ctx)) {
+                    access = Access::Manager;
+                }
+            }
+        } else {
+            if let Some(r) = rule.filter(|_| !rule_checked) {
+                match stored_check(ctx, schema, coll, r, caller, stored_id) {
+                    Some(query) if self.defer => {
+                        checks.push((query, ApiError::not_found(None)));
+                    }
+                    Some(query) if query.read(ctx) => {}
+                    _ => return Err(ApiError::not_found(None)),
+                }
+            }
+            if let Some(m) = manage_rule(coll, caller) {
+                if stored_check(ctx, schema, coll, &m, caller, &draft.id())
+                    .is_some_and(|q| q.read(ctx))
+                {
+                    access = Access::Manager;
+                }
+            }
+        }
+        Ok((checks, access))
+    }
+
+    /// The auth form first (an old password is checked on the CPU pool), then what
+    /// PocketBase fills on save, then the record's fields (on the worker's reader, unless
+    /// the checks are deferred to the writer job).
+    async fn validate(
+        &self,
+        draft: &mut Draft,
+        form: &FormInput,
+        access: Access,
+    ) -> Result<(), ApiError> {
+        let (ctx, coll, fail_msg) = (self.ctx, self.coll, self.fail_msg);
+        let mut old_ok = true;
+        if coll.is_auth()
+            && !self.is_new
+            && access < Access::Manager
+            && !form.old_password.is_empty()
+            && (!form.password.is_empty() || !form.password_confirm.is_empty())
+        {
+            let hash = match draft.index("password").map(|i| &draft.original[i]) {
+                Some(Val::Password { hash, .. }) => hash.clone(),
+                _ => String::new(),
+            };
+            old_ok =
+                crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
+        }
+        let errs = validate::form(draft, form, access, old_ok);
+        if !errs.is_empty() {
+            return Err(failed(fail_msg, errs));
+        }
+        if coll.is_auth() && coll.name == "_superusers" {
+            draft.set("verified", Val::Bool(true));
+        }
+        draft.prepare_save(&now_text());
+        if !self.defer {
+            let collections = &self.schema.collections;
+            let errs = ctx
+                .reader
+                .read(|conn| Ok(validate::fields(draft, collections, conn, &ctx.patterns)?))
+                .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
+            if !errs.is_empty() {
+                return Err(failed(fail_msg, errs));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new plain password hashed on the CPU pool, never on a worker or the writer.
+    async fn hash_password(&self, draft: &mut Draft) -> Result<(), ApiError> {
+        let Some(i) = draft.index("password") else {
+            return Ok(());
+        };
+        let Val::Password { plain, .. } = &draft.vals[i] else {
+            return Ok(());
+        };
+        if plain.is_empty() {
+            return Ok(());
+        }
+        let cost = match &self.coll.fields[i].kind {
+            FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
+            _ => crate::auth::password::DEFAULT_COST,
+        };
+        let hash = (self.ctx.core)
+            .hash_password(plain.clone(), cost)
+            .await
+            .map_err(|e| ApiError::bad_request(Some(self.fail_msg)).caused_by(e))?;
+        if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
+            *h = hash;
+        }
+        Ok(())
+    }
+
+    /// New files go to disk before the row (removed again if the write fails); the stored
+    /// ones the draft no longer names are removed after the commit.
+    async fn stage_files(&self, draft: &Draft) -> Result<Staged, ApiError> {
+        use super::write::FileItem;
+        let ctx = self.ctx;
+        let dir = files::record_dir(ctx.core.store.dir(), &self.coll.id, &draft.id());
+        let mut to_write = Vec::new();
+        let mut to_remove = Vec::new();
+        for (i, f) in self.coll.fields.iter().enumerate() {
+            if !matches!(f.kind, FieldKind::File { .. }) {
+                continue;
+            }
+            let now = draft.file_names(i);
+            if let Val::Files(items) = &draft.vals[i] {
+                for it in items {
+                    if let FileItem::New(k) = it {
+                        let nf = &draft.new_files[*k];
+                        to_write.push(files::PendingFile {
+                            name: nf.name.clone(),
+                            data: nf.data.clone(),
+                            mime: nf.sniffed.0,
+                            original_name: nf.original_name.clone(),
+                        });
+                    }
+                }
+            }
+            if let Val::Files(old) = &draft.original[i] {
+                for it in old {
+                    if let FileItem::Name(n) = it {
+                        if !now.contains(n) {
+                            to_remove.push(n.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let written: Vec<String> = to_write.iter().map(|f| f.name.clone()).collect();
+        if !to_write.is_empty() {
+            files::write_all(ctx, &dir, to_write)
+                .await
+                .map_err(|e| ApiError::bad_request(Some(self.fail_msg)).caused_by(e))?;
+        }
+        Ok(Staged {
+            dir,
+            written,
+            to_remove,
+        })
+    }
+
+    /// The writer job: the deferred checks, then (deferred) the update rebased on the row
+    /// as the batch left it and the fields validated on the job's connection, the row
+    /// written and the event of the saved record loaded.
+    fn job(&self, mut draft: Draft, checks: Vec<Check>) -> WriteFn {
+        let (is_new, defer, fail_msg) = (self.is_new, self.defer, self.fail_msg);
+        let action = if is_new {
+            Action::Create
+        } else {
+            Action::Update
+        };
+        let collections = self.schema.collections.clone();
+        let job_coll = self.coll.clone();
+        let hooks = self.ctx.hooks.clone();
+        Box::new(move |conn| {
+            run_checks(conn, checks)?;
+            if defer && !is_new {
+                rebase(conn, &mut draft)?;
+            }
+            if defer {
+                let patterns = validate::Patterns::default();
+                let errs = validate::fields(&draft, &collections, conn, &patterns)?;
+                if !errs.is_empty() {
+                    return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
+                }
+            }
+            persist(conn, &mut draft, &collections, defer, &hooks)?;
+            let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
+            let values = ev.as_ref().map(|e| e.values.clone());
+            Ok(Done {
+                events: ev.into_iter().collect(),
+                values,
+            })
+        })
     }
 }
 
 /// Prepares a create (`existing` `None`) or update (`Some(empty)`: the row `input.id` is
 /// loaded after the body and access checks) up to its writer job. An unread `body` is read
 /// once the rules decided what they can without it. In a batch, the checks that read the
-/// database run in the job once earlier operations wrote something.
+/// database run in the job once earlier operations wrote something. The steps: the rule
+/// before the body, the body bound onto the draft ([`Upsert::bind_input`]), the rules
+/// ([`Upsert::rule_checks`]), the request hook, validation ([`Upsert::validate`]), the
+/// password hash, the files ([`Upsert::stage_files`]), the job ([`Upsert::job`]).
 pub async fn prepare_upsert(
     ctx: &Db,
     input: WriteInput,
@@ -606,12 +888,6 @@ pub async fn prepare_upsert(
     batch: Option<&mut BatchState>,
 ) -> Result<Prepared, ApiError> {
     let is_new = existing.is_none();
-    let fail_msg = if is_new {
-        "Failed to create record."
-    } else {
-        "Failed to update record."
-    };
-    let defer = batch.as_deref().is_some_and(BatchState::dirty);
     let WriteInput {
         caller,
         query,
@@ -627,19 +903,31 @@ pub async fn prepare_upsert(
     if batch.is_some() {
         caller.info.context = "batch".into();
     }
-    let superuser = caller.superuser();
+    let up = Upsert {
+        ctx,
+        schema: &schema,
+        coll: &coll,
+        is_new,
+        superuser: caller.superuser(),
+        defer: batch.as_deref().is_some_and(BatchState::dirty),
+        fail_msg: if is_new {
+            "Failed to create record."
+        } else {
+            "Failed to update record."
+        },
+    };
     let rule = if is_new {
-        coll.create_rule.clone()
+        coll.create_rule.as_deref()
     } else {
-        coll.update_rule.clone()
+        coll.update_rule.as_deref()
     };
     // the rule alone decides: refuse before reading the body. PocketBase parses first, so
     // a malformed body sent by a guest here gets our 403 where it gets a 400; we keep the
     // body unread on purpose (a guest must not make a worker parse up to 32 MiB for nothing)
-    if !superuser && rule.is_none() {
+    if !up.superuser && rule.is_none() {
         return Err(ApiError::forbidden(Some(ONLY_SUPERUSERS)));
     }
-    let rule_checked = match rule.as_deref().filter(|r| !superuser && !r.is_empty()) {
+    let rule_checked = match rule.filter(|r| !up.superuser && !r.is_empty()) {
         Some(r) => {
             let unread = body.is_unread();
             rule_before_body(ctx, &target, &schema, &coll, r, &caller, unread, is_new)?
@@ -654,71 +942,9 @@ pub async fn prepare_upsert(
         },
         other => other,
     };
-    // a big stored row (even under a small body) is turned into the draft, converted and its
-    // JSON values checked on the CPU pool: copying a 48 MiB row into a draft twice and
-    // validating its 32 MiB JSON value took the worker ~1 s of CPU (debug build)
-    let big_row = existing.as_deref().is_some_and(|row| {
-        row.iter().map(value_bytes).sum::<usize>() > super::OFFLOAD_ENCODE_BYTES
-    });
-    let draft_of = |coll: Arc<Collection>, existing: Option<Vec<SqlVal>>| match existing {
-        None => Draft::new(coll),
-        Some(row) => Draft::from_row(coll, &row),
-    };
-    let (mut draft, rules_body, stored_id, form) = if big || big_row {
-        let coll = coll.clone();
-        ctx.core
-            .cpu
-            .run(move || convert_body(draft_of(coll, existing), body, superuser, true))
-            .await?
-    } else {
-        convert_body(draft_of(coll.clone(), existing), body, superuser, false)
-    };
+    let (mut draft, rules_body, stored_id, form) = up.bind_input(existing, body, big).await?;
     caller.info.body = rules_body;
-
-    let mut checks: Vec<Check> = Vec::new();
-    let mut access = if superuser {
-        Access::Superuser
-    } else {
-        Access::Default
-    };
-    if !is_new && !superuser && !rule_checked {
-        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            let check = stored_check(ctx, &schema, &coll, r, &caller, &stored_id);
-            match check {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::not_found(None)));
-                }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
-                _ => return Err(ApiError::not_found(None)),
-            }
-        }
-    }
-    if is_new && !superuser {
-        if let Some(r) = rule.as_deref().filter(|r| !r.is_empty()) {
-            match draft_check(ctx, &schema, &draft, r, &caller) {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::bad_request(Some(fail_msg))));
-                }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
-                _ => return Err(ApiError::bad_request(Some(fail_msg))),
-            }
-        }
-        if let Some(m) = manage_rule(&coll, &caller) {
-            if draft_check(ctx, &schema, &draft, &m, &caller)
-                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
-            {
-                access = Access::Manager;
-            }
-        }
-    } else if !is_new && !superuser {
-        if let Some(m) = manage_rule(&coll, &caller) {
-            if stored_check(ctx, &schema, &coll, &m, &caller, &draft.id())
-                .is_some_and(|(sql, values)| read_check(ctx, &sql, &values))
-            {
-                access = Access::Manager;
-            }
-        }
-    }
+    let (checks, access) = up.rule_checks(&caller, &draft, rule, &stored_id, rule_checked)?;
 
     // PocketBase's OnRecordCreateRequest / OnRecordUpdateRequest: the rules passed, the
     // draft holds the request's data; a hook may change it or refuse before anything else
@@ -732,98 +958,9 @@ pub async fn prepare_upsert(
         caller: &caller,
         subject: Subject::Draft(&mut draft),
     })?;
-
-    // the auth form first, then the record's fields
-    let mut old_ok = true;
-    if coll.is_auth()
-        && !is_new
-        && access < Access::Manager
-        && !form.old_password.is_empty()
-        && (!form.password.is_empty() || !form.password_confirm.is_empty())
-    {
-        let hash = match draft.index("password").map(|i| &draft.original[i]) {
-            Some(Val::Password { hash, .. }) => hash.clone(),
-            _ => String::new(),
-        };
-        old_ok = crate::auth::password::check(&ctx.core.cpu, form.old_password.clone(), hash).await;
-    }
-    let errs = validate::form(&draft, &form, access, old_ok);
-    if !errs.is_empty() {
-        return Err(failed(fail_msg, errs));
-    }
-    if coll.is_auth() && coll.name == "_superusers" {
-        draft.set("verified", Val::Bool(true));
-    }
-    draft.prepare_save(&now_text());
-    let collections = schema.collections.clone();
-    if !defer {
-        let errs = ctx
-            .reader
-            .read(|conn| Ok(validate::fields(&draft, &collections, conn, &ctx.patterns)?))
-            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-        if !errs.is_empty() {
-            return Err(failed(fail_msg, errs));
-        }
-    }
-    // hash on the CPU pool, never on a worker or the writer
-    if let Some(i) = draft.index("password") {
-        if let Val::Password { plain, .. } = &draft.vals[i] {
-            if !plain.is_empty() {
-                let cost = match &coll.fields[i].kind {
-                    FieldKind::Password { cost, .. } if *cost > 0 => *cost as u32,
-                    _ => crate::auth::password::DEFAULT_COST,
-                };
-                let hash = ctx
-                    .core
-                    .hash_password(plain.clone(), cost)
-                    .await
-                    .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-                if let Val::Password { hash: h, .. } = &mut draft.vals[i] {
-                    *h = hash;
-                }
-            }
-        }
-    }
-
-    // new files go to disk before the row, removed again if the write fails
-    let data_dir = ctx.core.store.dir().to_path_buf();
-    let dir = files::record_dir(&data_dir, &coll.id, &draft.id());
-    let mut to_write = Vec::new();
-    let mut to_remove = Vec::new();
-    for (i, f) in coll.fields.iter().enumerate() {
-        if !matches!(f.kind, FieldKind::File { .. }) {
-            continue;
-        }
-        let now = draft.file_names(i);
-        if let Val::Files(items) = &draft.vals[i] {
-            for it in items {
-                if let super::write::FileItem::New(k) = it {
-                    let nf = &draft.new_files[*k];
-                    to_write.push(files::PendingFile {
-                        name: nf.name.clone(),
-                        data: nf.data.clone(),
-                        mime: nf.sniffed.0,
-                        original_name: nf.original_name.clone(),
-                    });
-                }
-            }
-        }
-        if let Val::Files(old) = &draft.original[i] {
-            for it in old {
-                if let super::write::FileItem::Name(n) = it {
-                    if !now.contains(n) {
-                        to_remove.push(n.clone());
-                    }
-                }
-            }
-        }
-    }
-    let written: Vec<String> = to_write.iter().map(|f| f.name.clone()).collect();
-    if !to_write.is_empty() {
-        files::write_all(ctx, &dir, to_write)
-            .await
-            .map_err(|e| ApiError::bad_request(Some(fail_msg)).caused_by(e))?;
-    }
+    up.validate(&mut draft, &form, access).await?;
+    up.hash_password(&mut draft).await?;
+    let staged = up.stage_files(&draft).await?;
 
     let id = draft.id();
     if let Some(b) = batch {
@@ -834,33 +971,8 @@ pub async fn prepare_upsert(
         b.rows
             .insert((coll.id.clone(), id.clone()), Some(draft_row(&draft)));
     }
-    let action = if is_new {
-        Action::Create
-    } else {
-        Action::Update
-    };
-    let job_coll = coll.clone();
-    let hooks = ctx.hooks.clone();
-    let write: WriteFn = Box::new(move |conn| {
-        run_checks(conn, checks)?;
-        if defer && !is_new {
-            rebase(conn, &mut draft)?;
-        }
-        if defer {
-            let patterns = validate::Patterns::default();
-            let errs = validate::fields(&draft, &collections, conn, &patterns)?;
-            if !errs.is_empty() {
-                return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
-            }
-        }
-        persist(conn, &mut draft, &collections, defer, &hooks)?;
-        let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
-        let values = ev.as_ref().map(|e| e.values.clone());
-        Ok(Done {
-            events: ev.into_iter().collect(),
-            values,
-        })
-    });
+    let fail_msg = up.fail_msg;
+    let write = up.job(draft, checks);
     Ok(Prepared {
         write,
         after: After {
@@ -870,9 +982,9 @@ pub async fn prepare_upsert(
             caller,
             query,
             id,
-            dir,
-            written,
-            to_remove,
+            dir: staged.dir,
+            written: staged.written,
+            to_remove: staged.to_remove,
             fail_msg,
         },
     })
@@ -963,10 +1075,10 @@ pub async fn prepare_delete(
     if !superuser && !rule_checked {
         if let Some(r) = coll.delete_rule.as_deref().filter(|r| !r.is_empty()) {
             match stored_check(ctx, &schema, &coll, r, &caller, &id) {
-                Some((sql, values)) if defer => {
-                    checks.push((sql, values, ApiError::not_found(None)));
+                Some(query) if defer => {
+                    checks.push((query, ApiError::not_found(None)));
                 }
-                Some((sql, values)) if read_check(ctx, &sql, &values) => {}
+                Some(query) if query.read(ctx) => {}
                 _ => return Err(ApiError::not_found(None)),
             }
         }
@@ -1115,13 +1227,7 @@ pub fn delete_record(
                     _ => None,
                 });
                 crate::recstore::rows::set_relation(
-                    conn,
-                    &rc.name,
-                    &f.name,
-                    value,
-                    autodates,
-                    &now,
-                    rid.clone(),
+                    conn, &rc.name, &f.name, &value, autodates, &now, &rid,
                 )?;
                 if let Some(ev) = RecordEvent::load(conn, Action::Update, rc.clone(), &rid)? {
                     events.push(ev);

@@ -8,7 +8,6 @@ use super::SqlVal;
 use pocketbun_storage::collections::json::normalize_datetime;
 use pocketbun_storage::collections::{gojson, Collection, Field, FieldKind};
 use pocketbun_storage::random;
-use pocketbun_storage::rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
@@ -75,53 +74,30 @@ pub enum Modifier {
 pub fn setter(coll: &Collection, key: &str) -> Option<(usize, Modifier)> {
     for (i, f) in coll.fields.iter().enumerate() {
         let n = f.name.as_str();
-        let m = match &f.kind {
-            FieldKind::Autodate { .. } => {
-                if key == n {
-                    return None; // autodate values can't be set
-                }
-                continue;
-            }
-            FieldKind::Number { .. } => {
-                if key == n {
-                    Modifier::Set
-                } else if key.strip_suffix('+') == Some(n) {
-                    Modifier::Append
-                } else if key.strip_suffix('-') == Some(n) {
-                    Modifier::Subtract
-                } else {
-                    continue;
-                }
-            }
+        // the modifiers a kind takes: `+name` (lists), `name+`/`name-` (lists, numbers),
+        // `name:autogenerate` (text); autodate values can't be set at all
+        let (prepend, add_sub, autogenerate) = match &f.kind {
+            FieldKind::Autodate { .. } if key == n => return None,
+            FieldKind::Autodate { .. } => continue,
+            FieldKind::Number { .. } => (false, true, false),
             FieldKind::Select { .. } | FieldKind::Relation { .. } | FieldKind::File { .. } => {
-                if key == n {
-                    Modifier::Set
-                } else if key.strip_prefix('+') == Some(n) {
-                    Modifier::Prepend
-                } else if key.strip_suffix('+') == Some(n) {
-                    Modifier::Append
-                } else if key.strip_suffix('-') == Some(n) {
-                    Modifier::Subtract
-                } else {
-                    continue;
-                }
+                (true, true, false)
             }
-            FieldKind::Text { .. } => {
-                if key == n {
-                    Modifier::Set
-                } else if key.strip_suffix(":autogenerate") == Some(n) {
-                    Modifier::Autogenerate
-                } else {
-                    continue;
-                }
-            }
-            _ => {
-                if key == n {
-                    Modifier::Set
-                } else {
-                    continue;
-                }
-            }
+            FieldKind::Text { .. } => (false, false, true),
+            _ => (false, false, false),
+        };
+        let m = if key == n {
+            Modifier::Set
+        } else if prepend && key.strip_prefix('+') == Some(n) {
+            Modifier::Prepend
+        } else if add_sub && key.strip_suffix('+') == Some(n) {
+            Modifier::Append
+        } else if add_sub && key.strip_suffix('-') == Some(n) {
+            Modifier::Subtract
+        } else if autogenerate && key.strip_suffix(":autogenerate") == Some(n) {
+            Modifier::Autogenerate
+        } else {
+            continue;
         };
         return Some((i, m));
     }
@@ -304,11 +280,13 @@ fn json_raw(v: &Json) -> Option<String> {
     }
 }
 
-fn normalize_list(f: &Field, mut l: Vec<String>) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::with_capacity(l.len());
-    for s in l.drain(..) {
-        if !s.is_empty() && !seen.contains(&s) {
-            seen.push(s);
+/// A list value as a field keeps it: duplicates and the items `drop` names left out, and a
+/// single-value field keeps only the last item.
+fn normalize<T: PartialEq>(f: &Field, l: Vec<T>, drop: impl Fn(&T) -> bool) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::with_capacity(l.len());
+    for it in l {
+        if !drop(&it) && !seen.contains(&it) {
+            seen.push(it);
         }
     }
     if !f.is_multiple() && seen.len() > 1 {
@@ -317,17 +295,14 @@ fn normalize_list(f: &Field, mut l: Vec<String>) -> Vec<String> {
     seen
 }
 
-fn normalize_files(f: &Field, l: Vec<FileItem>) -> Vec<FileItem> {
-    let mut seen: Vec<FileItem> = Vec::with_capacity(l.len());
-    for it in l {
-        if !seen.contains(&it) {
-            seen.push(it);
-        }
+/// A list field's items after a modifier: `new` appended, prepended, taken away, or set.
+fn modified<T: PartialEq>(old: Vec<T>, new: Vec<T>, m: Modifier) -> Vec<T> {
+    match m {
+        Modifier::Append => old.into_iter().chain(new).collect(),
+        Modifier::Prepend => new.into_iter().chain(old).collect(),
+        Modifier::Subtract => old.into_iter().filter(|s| !new.contains(s)).collect(),
+        _ => new,
     }
-    if !f.is_multiple() && seen.len() > 1 {
-        seen = seen.split_off(seen.len() - 1);
-    }
-    seen
 }
 
 /// Applies one setter to `vals`.
@@ -345,34 +320,21 @@ pub fn apply(coll: &Collection, vals: &mut [Val], idx: usize, m: Modifier, raw: 
             });
         }
         (FieldKind::Select { .. } | FieldKind::Relation { .. }, m) => {
-            let old = if let Val::List(l) = cur {
-                l.clone()
-            } else {
-                Vec::new()
+            // the old items are replaced below: taken, not copied
+            let old = match cur {
+                Val::List(l) => std::mem::take(l),
+                _ => Vec::new(),
             };
-            let new = unique_strings(raw);
-            let list = match m {
-                Modifier::Append => old.into_iter().chain(new).collect(),
-                Modifier::Prepend => new.into_iter().chain(old).collect(),
-                Modifier::Subtract => old.into_iter().filter(|s| !new.contains(s)).collect(),
-                _ => new,
-            };
-            *cur = Val::List(normalize_list(f, list));
+            let list = modified(old, unique_strings(raw), m);
+            *cur = Val::List(normalize(f, list, String::is_empty));
         }
         (FieldKind::File { .. }, m) => {
-            let old = if let Val::Files(l) = cur {
-                l.clone()
-            } else {
-                Vec::new()
+            let old = match cur {
+                Val::Files(l) => std::mem::take(l),
+                _ => Vec::new(),
             };
-            let new = file_items(raw);
-            let list = match m {
-                Modifier::Append => old.into_iter().chain(new).collect(),
-                Modifier::Prepend => new.into_iter().chain(old).collect(),
-                Modifier::Subtract => old.into_iter().filter(|s| !new.contains(s)).collect(),
-                _ => new,
-            };
-            *cur = Val::Files(normalize_files(f, list));
+            let list = modified(old, file_items(raw), m);
+            *cur = Val::Files(normalize(f, list, |_| false));
         }
         (
             FieldKind::Text {
@@ -728,43 +690,43 @@ impl Draft {
     }
 
     /// The column value of field `i` as it is stored.
-    pub fn column(&self, i: usize) -> SqlValue {
+    pub fn column(&self, i: usize) -> SqlVal {
         let f = &self.coll.fields[i];
         match &self.vals[i] {
-            Val::Str(s) | Val::Date(s) => SqlValue::Text(s.clone()),
-            Val::Num(x) => SqlValue::Real(*x),
-            Val::Bool(b) => SqlValue::Integer(i64::from(*b)),
+            Val::Str(s) | Val::Date(s) => SqlVal::Text(s.as_str().into()),
+            Val::Num(x) => SqlVal::Real(*x),
+            Val::Bool(b) => SqlVal::from(*b),
             Val::List(l) => list_column(f, l),
             Val::Files(_) => list_column(f, &self.file_names(i)),
-            Val::Json(None) => SqlValue::Null,
-            Val::Json(Some(s)) => SqlValue::Text(s.clone()),
+            Val::Json(None) => SqlVal::Null,
+            Val::Json(Some(s)) => SqlVal::Text(s.as_str().into()),
             Val::Geo(lon, lat) => {
                 let mut s = String::from("{\"lon\":");
                 gojson::write_f64(&mut s, *lon);
                 s.push_str(",\"lat\":");
                 gojson::write_f64(&mut s, *lat);
                 s.push('}');
-                SqlValue::Text(s)
+                SqlVal::from(s)
             }
-            Val::Password { hash, .. } => SqlValue::Text(hash.clone()),
+            Val::Password { hash, .. } => SqlVal::Text(hash.as_str().into()),
         }
     }
 
     /// Every column and its value, in field order.
-    pub fn columns(&self) -> Vec<(String, SqlValue)> {
+    pub fn columns(&self) -> Vec<(String, SqlVal)> {
         (0..self.coll.fields.len())
             .map(|i| (self.coll.fields[i].name.clone(), self.column(i)))
             .collect()
     }
 }
 
-fn list_column(f: &Field, l: &[String]) -> SqlValue {
+fn list_column(f: &Field, l: &[String]) -> SqlVal {
     if f.is_multiple() {
         let mut s = String::new();
         gojson::write_str_list(&mut s, Some(l));
-        SqlValue::Text(s)
+        SqlVal::from(s)
     } else {
-        SqlValue::Text(l.last().cloned().unwrap_or_default())
+        SqlVal::Text(l.last().map_or("", String::as_str).into())
     }
 }
 

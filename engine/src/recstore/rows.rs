@@ -4,6 +4,7 @@
 //! a delete cascades into. Rows that become records are read by the caller from the
 //! statement returned here (`records::Arena::load`); scalar answers come back typed.
 
+use super::value::{SqlRef, SqlVal};
 use pocketbun_storage::rusqlite::{
     self, params_from_iter, CachedStatement, Connection, OptionalExtension, Statement, ToSql,
 };
@@ -207,11 +208,7 @@ pub fn update_by_id_sql<'a>(table: &str, names: impl Iterator<Item = &'a str>) -
 }
 
 /// Runs a statement [`update_by_id_sql`] built.
-pub fn run_update(
-    conn: &Connection,
-    sql: &str,
-    values: Vec<rusqlite::types::Value>,
-) -> rusqlite::Result<usize> {
+pub fn run_update(conn: &Connection, sql: &str, values: &[SqlVal]) -> rusqlite::Result<usize> {
     conn.execute(sql, params_from_iter(values))
 }
 
@@ -252,22 +249,22 @@ pub fn set_relation(
     conn: &Connection,
     table: &str,
     column: &str,
-    value: String,
+    value: &str,
     autodates: impl Iterator<Item = impl AsRef<str>>,
     now: &str,
-    id: String,
+    id: &str,
 ) -> rusqlite::Result<usize> {
     let table = Ident(table);
     let mut sets = format!("{}=?1", Ident(column));
-    let mut params = vec![rusqlite::types::Value::Text(value)];
+    let mut params = vec![SqlRef::Text(value)];
     for name in autodates {
-        params.push(rusqlite::types::Value::Text(now.to_string()));
+        params.push(SqlRef::Text(now));
         sets.push_str(&format!(",{}=?{}", Ident(name.as_ref()), params.len()));
     }
-    params.push(rusqlite::types::Value::Text(id));
+    params.push(SqlRef::Text(id));
     conn.execute(
         &format!("UPDATE {table} SET {sets} WHERE `id` = ?{}", params.len()),
-        params_from_iter(params.iter()),
+        params_from_iter(params),
     )
 }
 
@@ -337,7 +334,6 @@ pub fn view_preview<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::types::Value;
 
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -359,18 +355,18 @@ mod tests {
     fn insert_update_delete_round_trip() {
         let conn = db();
         let cols = vec![
-            ("id".to_string(), Value::Text("a".into())),
-            ("title".to_string(), Value::Text("one".into())),
+            ("id".to_string(), SqlVal::Text("a".into())),
+            ("title".to_string(), SqlVal::Text("one".into())),
         ];
         assert_eq!(insert(&conn, "posts", &cols).unwrap(), 1);
         assert_eq!(title(&conn, "a").as_deref(), Some("one"));
-        let set = vec![("title".to_string(), Value::Text("two".into()))];
+        let set = vec![("title".to_string(), SqlVal::Text("two".into()))];
         assert_eq!(
-            update(&conn, "posts", &set, &Value::Text("a".into())).unwrap(),
+            update(&conn, "posts", &set, &SqlVal::Text("a".into())).unwrap(),
             1
         );
         assert_eq!(
-            update(&conn, "posts", &set, &Value::Text("zz".into())).unwrap(),
+            update(&conn, "posts", &set, &SqlVal::Text("zz".into())).unwrap(),
             0
         );
         assert_eq!(title(&conn, "a").as_deref(), Some("two"));
@@ -389,7 +385,7 @@ mod tests {
         insert(
             &conn,
             "my posts",
-            &[("id".to_string(), Value::Text("x".into()))],
+            &[("id".to_string(), SqlVal::Text("x".into()))],
         )
         .unwrap();
         assert_eq!(all_ids(&conn, "my posts").unwrap(), vec!["x".to_string()]);
@@ -401,8 +397,8 @@ mod tests {
         let conn = db();
         for (id, tags) in [("p1", r#"["t1","t2"]"#), ("p2", "t1"), ("p3", r#"["t3"]"#)] {
             let cols = [
-                ("id".to_string(), Value::Text(id.into())),
-                ("tags".to_string(), Value::Text(tags.into())),
+                ("id".to_string(), SqlVal::Text(id.into())),
+                ("tags".to_string(), SqlVal::Text(tags.into())),
             ];
             insert(&conn, "posts", &cols).unwrap();
         }
@@ -421,10 +417,10 @@ mod tests {
             &conn,
             "posts",
             "tags",
-            "[]".into(),
+            "[]",
             ["updated"].iter(),
             "now",
-            "p1".into(),
+            "p1",
         )
         .unwrap();
         let (tags, updated): (String, String) = conn

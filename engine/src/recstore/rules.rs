@@ -4,7 +4,9 @@
 //! ids) is `?{n+1}`; the text is the same for every request with the same rule, so
 //! `prepare_cached` keeps one statement per rule shape.
 
-use pocketbun_query::CompiledFilter;
+use super::value::{bound, SqlRef};
+use pocketbun_query::{CompiledFilter, CompiledQuery, Value as QValue};
+use pocketbun_storage::rusqlite::{self, params_from_iter, Connection, Statement};
 use pocketbun_storage::Ident;
 use std::fmt::Write;
 
@@ -14,6 +16,43 @@ fn distinct(cond: &CompiledFilter) -> &'static str {
     } else {
         ""
     }
+}
+
+/// A page of a compiled list (the records list endpoint): its statement, prepared once per
+/// text, is handed to `rows` with its binds (`params`: the list's own, then the limit and
+/// the offset), which reads the rows; then, when `total` is asked, the number of records
+/// the list's filter and rule match.
+pub fn list_page<T>(
+    conn: &Connection,
+    list: &CompiledQuery,
+    params: &[QValue],
+    total: bool,
+    rows: impl FnOnce(&mut Statement<'_>, &[QValue]) -> rusqlite::Result<T>,
+) -> rusqlite::Result<(T, Option<i64>)> {
+    let mut stmt = conn.prepare_cached(&list.select_sql)?;
+    let found = rows(&mut stmt, params)?;
+    if !total {
+        return Ok((found, None));
+    }
+    let mut count = conn.prepare_cached(&list.count_sql)?;
+    // the list's own parameters, without the limit and the offset
+    let own = &params[..params.len().saturating_sub(2)];
+    let k = count.parameter_count();
+    let total = count.query_row(bound(own, k), |r| r.get::<_, i64>(0))?;
+    Ok((found, Some(total)))
+}
+
+/// The view endpoint's read: `sql` ([`super::rows::ViewSql`] without a rule, [`view_by_id`]
+/// with one), prepared once per text, handed to `rows` with its binds (the rule's
+/// parameters, then the id).
+pub fn view<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[QValue],
+    rows: impl FnOnce(&mut Statement<'_>, &[QValue]) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    rows(&mut stmt, params)
 }
 
 /// The full row of record `?{n}` of `table` if it passes `cond` (the view endpoint).
@@ -50,6 +89,18 @@ pub fn push_check_by_id(
         "SELECT 1 FROM {} WHERE {table}.`id` = ?{n} AND ({where_sql}) LIMIT 1",
         cond.from_sql
     );
+}
+
+/// Whether the check statement `sql` (built by [`check_by_id`], [`draft_check`] or after
+/// [`push_values_as_table`]) finds a row, with `binds` bound in order, as many as it takes.
+pub fn passes<'a>(
+    conn: &Connection,
+    sql: &str,
+    binds: impl Iterator<Item = SqlRef<'a>>,
+) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let k = stmt.parameter_count();
+    stmt.exists(params_from_iter(binds.take(k)))
 }
 
 /// One row when a record not yet saved passes `cond`: a one-row `WITH` shadows `table`, its
@@ -181,6 +232,37 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_list_page_and_its_total() {
+        let conn = db();
+        let list = CompiledQuery {
+            table: "posts".into(),
+            distinct: false,
+            from_sql: "`posts`".into(),
+            where_sql: "`posts`.`n` >= ?1".into(),
+            order_sql: "`posts`.`n`".into(),
+            select_sql: "SELECT `posts`.* FROM `posts` WHERE `posts`.`n` >= ?1 \
+                         ORDER BY `posts`.`n` LIMIT ?2 OFFSET ?3"
+                .into(),
+            count_sql: "SELECT count(*) FROM `posts` WHERE `posts`.`n` >= ?1".into(),
+            params: Vec::new(),
+            guards: Vec::new(),
+            never: false,
+        };
+        let params = [QValue::Integer(2), QValue::Integer(1), QValue::Integer(1)];
+        let ids = |stmt: &mut Statement<'_>, params: &[QValue]| -> rusqlite::Result<Vec<String>> {
+            let k = stmt.parameter_count();
+            stmt.query_map(bound(params, k), |r| r.get(0))?.collect()
+        };
+        let (page, total) = list_page(&conn, &list, &params, true, ids).unwrap();
+        assert_eq!((page, total), (vec!["c".to_string()], Some(2)));
+        let (page, total) = list_page(&conn, &list, &params, false, ids).unwrap();
+        assert_eq!((page, total), (vec!["c".to_string()], None));
+        let sql = view_by_id("posts", &cond("`posts`.`n` >= ?1", false), 2);
+        let one = [QValue::Integer(2), QValue::Text("a".into())];
+        assert!(view(&conn, &sql, &one, ids).unwrap().is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! snapshot, so it reads its collection's row from `_collections` itself): find, insert,
 //! update and delete a superuser by email, and the installer's row and token key.
 
-use pocketbun_storage::rusqlite::{self, params, types::Value, Connection, OptionalExtension};
+use super::value::SqlVal;
+use pocketbun_storage::rusqlite::{self, params, Connection, OptionalExtension};
 use pocketbun_storage::Ident;
 
 /// `(id, name, fields, indexes)` of the collection `name_or_id` (name compared NOCASE).
@@ -83,7 +84,7 @@ pub fn insert(
     conn: &Connection,
     table: &str,
     names: &[String],
-    values: Vec<Value>,
+    values: Vec<SqlVal>,
 ) -> rusqlite::Result<usize> {
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
