@@ -61,6 +61,33 @@ impl Core {
     }
 }
 
+/// A private copy of the conformance fixture's `pb_data` (`../shared/conformance/pb_data`) in
+/// a new temp dir named after `prefix`, for unit tests that need PocketBase's data. `None`
+/// with one printed line when the fixture is missing; under `CI=true` that fails instead.
+#[cfg(test)]
+pub(crate) fn fixture_copy(prefix: &str) -> Option<std::path::PathBuf> {
+    let src = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/pb_data");
+    if !src.join("data.db").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the conformance fixture (shared/conformance/pb_data) is missing"
+        );
+        eprintln!("skipped: the conformance fixture (shared/conformance/pb_data) is missing");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        pocketbun_storage::random::random_string(8)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["data.db", "auxiliary.db"] {
+        std::fs::copy(src.join(name), dir.join(name)).unwrap();
+    }
+    Some(dir)
+}
+
 /// A process state over `dir` (a fresh `pb_data` is created there when it is empty), with its
 /// own settings key and password scheme: nothing is shared with another `Core` of the same
 /// process.

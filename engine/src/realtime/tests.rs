@@ -20,11 +20,6 @@ use std::sync::Arc;
 
 const IP: &str = "127.0.0.1";
 
-fn fixture() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/pb_data");
-    dir.join("data.db").exists().then_some(dir)
-}
-
 /// The realtime host of these tests: a worker's parts without the API layer.
 struct TestHost {
     db: Db,
@@ -59,19 +54,7 @@ impl Drop for Env {
 }
 
 fn env(config: RealtimeConfig) -> Option<Env> {
-    let Some(src) = fixture() else {
-        eprintln!("skipped: the conformance fixture (shared/conformance/pb_data) is missing");
-        return None;
-    };
-    let dir = std::env::temp_dir().join(format!(
-        "pocketbun-realtime-{}-{}",
-        std::process::id(),
-        pocketbun_storage::random::random_string(8)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["data.db", "auxiliary.db"] {
-        std::fs::copy(src.join(name), dir.join(name)).unwrap();
-    }
+    let dir = crate::state::fixture_copy("pocketbun-realtime")?;
     let store = Arc::new(Store::open(&dir, StoreOptions::default()).unwrap());
     let collections = store.reader().unwrap().read(Collections::load).unwrap();
     let core = Arc::new(crate::state::Core {

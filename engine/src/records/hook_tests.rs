@@ -37,24 +37,7 @@ impl Drop for Env {
 
 /// `None` (one printed line) when the fixture is missing; under `CI=true` that fails.
 fn env(hooks: RecordHooks) -> Option<Env> {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/pb_data");
-    if !src.join("data.db").exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the conformance fixture (shared/conformance/pb_data) is missing"
-        );
-        eprintln!("skipped: the conformance fixture (shared/conformance/pb_data) is missing");
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "pocketbun-hooks-{}-{}",
-        std::process::id(),
-        pocketbun_storage::random::random_string(8)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["data.db", "auxiliary.db"] {
-        std::fs::copy(src.join(name), dir.join(name)).unwrap();
-    }
+    let dir = crate::state::fixture_copy("pocketbun-hooks")?;
     let core = crate::state::open_core(
         &dir,
         crate::encryption::SettingsKey::new("PB_UNSET_TEST_KEY", None),
