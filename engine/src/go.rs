@@ -19,6 +19,40 @@ pub fn url_decode(s: &str) -> Option<String> {
     unescape(s.as_bytes()).map(lossy)
 }
 
+/// Go's `url.PathUnescape` of `s` appended to `out`: `%XX` decoded (`+` kept); an invalid
+/// escape leaves `s` as is.
+pub fn path_unescape_into(out: &mut String, s: &str) {
+    if !s.contains('%') {
+        out.push_str(s);
+        return;
+    }
+    let b = s.as_bytes();
+    let mut bytes = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    bytes.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => {
+                    out.push_str(s);
+                    return;
+                }
+            }
+        }
+        bytes.push(b[i]);
+        i += 1;
+    }
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
 /// Go's `url.QueryUnescape` on bytes: `+` is a space, `%XY` the byte it names (`None`: an
 /// escape without two hex digits).
 fn unescape(s: &[u8]) -> Option<Vec<u8>> {

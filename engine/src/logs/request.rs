@@ -113,7 +113,7 @@ impl PendingRequest {
         let mut message = String::with_capacity(method.len() + 1 + uri.len());
         message.push_str(&method);
         message.push(' ');
-        path_unescape_into(&mut message, &uri);
+        crate::go::path_unescape_into(&mut message, &uri);
 
         // room for the keys, the values, a few escapes and the IP (39 bytes for IPv6), so
         // neither string grows (two reallocations per request before)
@@ -308,44 +308,10 @@ fn cut(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}...", &s[..end]))
 }
 
-/// Go's `url.PathUnescape` of `s` appended to `out`: `%XX` decoded (`+` kept); an invalid
-/// escape leaves `s` as is.
-fn path_unescape_into(out: &mut String, s: &str) {
-    if !s.contains('%') {
-        out.push_str(s);
-        return;
-    }
-    let b = s.as_bytes();
-    let mut bytes = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            match (
-                b.get(i + 1).and_then(|&c| hex(c)),
-                b.get(i + 2).and_then(|&c| hex(c)),
-            ) {
-                (Some(h), Some(l)) => {
-                    bytes.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => {
-                    out.push_str(s);
-                    return;
-                }
-            }
-        }
-        bytes.push(b[i]);
-        i += 1;
-    }
-    out.push_str(&String::from_utf8_lossy(&bytes));
-}
-
 #[cfg(test)]
 fn path_unescape(s: &str) -> String {
     let mut out = String::new();
-    path_unescape_into(&mut out, s);
+    crate::go::path_unescape_into(&mut out, s);
     out
 }
 

@@ -48,11 +48,9 @@ pub fn check(ctx: &AppCtx, req: &Request, route: Option<&Route>) -> Result<(), A
         return Ok(());
     }
     let raw = crate::ctx::raw_path(&req.head);
-    let path = if raw.contains('%') {
-        crate::go::url_decode(raw).unwrap_or_else(|| raw.to_string())
-    } else {
-        raw.to_string()
-    };
+    // PocketBase matches its labels against `r.URL.Path`: path-unescaped, so `+` stays `+`
+    let mut path = String::with_capacity(raw.len());
+    crate::go::path_unescape_into(&mut path, raw);
     let method = req.head.method.as_str().to_ascii_uppercase();
     let audiences: [&str; 2] = if auth.is_some() {
         ["", "@auth"]
