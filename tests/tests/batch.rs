@@ -437,7 +437,8 @@ fn batch_settings_apply_like_pocketbase() {
 }
 
 /// A batch slower than the `timeout` setting (bcrypt cost 13 per created record) fails as a
-/// whole, as on PocketBase, and writes nothing.
+/// whole, as on PocketBase, and writes nothing. Its four creates are valid, so the 400 can only
+/// come from the timeout; no wall-clock bound is asserted (tests never fail on timing).
 fn run_timeout(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)> {
     let server = Server::start(spec, Some(fixture)).expect("server starts");
     let port = server.port();
@@ -474,7 +475,6 @@ fn run_timeout(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)
                 "password": "12345678", "passwordConfirm": "12345678"}})
         })
         .collect();
-    let started = std::time::Instant::now();
     out.push(send(
         port,
         "POST",
@@ -483,11 +483,6 @@ fn run_timeout(spec: &ServerSpec, fixture: &std::path::Path) -> Vec<(u16, Value)
         false,
         reqs(Value::Array(items)).as_bytes(),
     ));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
     let (s, mut v) = send(
         port,
         "GET",
