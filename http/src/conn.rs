@@ -11,7 +11,7 @@ use crate::parse::HeadReader;
 use crate::request::{BodyFraming, Method, Request, RequestHead, Version};
 use crate::response::{Body, Response};
 use crate::service::Service;
-use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CHUNK};
+use crate::write::{chunk_in_place, status_allows_body, write_head, Framing, LAST_CHUNK};
 use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
@@ -601,6 +601,10 @@ async fn pump<W: AsyncWriteRent>(
     let mut sent = 0u64;
     // one shutdown listener for the stream's whole life, not one per chunk
     let mut stopping = std::pin::pin!(shutdown.wait());
+    // and one stall timer, moved forward before each write: a timer per write was put into
+    // the timer wheel and taken out again for every chunk (an SSE fan-out writes one chunk
+    // per client per event); moving a registered deadline later only stores the new tick
+    let mut stalled = std::pin::pin!(monoio::time::sleep(stall));
     loop {
         let next = monoio::select! {
             // a ready chunk is written before the peer is looked at: the watch, once armed,
@@ -618,15 +622,18 @@ async fn pump<W: AsyncWriteRent>(
         }
         sent += chunk.len() as u64;
         let framed = if chunked {
-            let mut framed = Vec::with_capacity(chunk.len() + 16);
-            write_chunk(&mut framed, &chunk);
-            framed
+            chunk_in_place(chunk)
         } else {
             chunk
         };
-        match monoio::time::timeout(stall, out.write_all(framed)).await {
-            Ok((Ok(_), _)) => {}
-            Ok((Err(_), _)) | Err(_) => return None,
+        stalled.as_mut().reset(monoio::time::Instant::now() + stall);
+        let written = monoio::select! {
+            biased;
+            (res, _) = out.write_all(framed) => res.is_ok(),
+            _ = stalled.as_mut() => false,
+        };
+        if !written {
+            return None;
         }
     }
 }
