@@ -11,7 +11,7 @@ use crate::parse::HeadReader;
 use crate::request::{BodyFraming, Method, Request, RequestHead, Version};
 use crate::response::{Body, Response};
 use crate::service::Service;
-use crate::write::{status_allows_body, write_chunk, write_head, Framing, LAST_CHUNK};
+use crate::write::{chunk_in_place, status_allows_body, write_head, Framing, LAST_CHUNK};
 use crate::{Limits, Shutdown};
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
@@ -600,7 +600,15 @@ async fn pump<W: AsyncWriteRent>(
 ) -> Option<u64> {
     let mut sent = 0u64;
     // one shutdown listener for the stream's whole life, not one per chunk
-    let mut stopping = std::pin::pin!(shutdown.wait());
+    let wait = std::pin::pin!(shutdown.wait());
+    let mut stopping = Switch {
+        shutdown,
+        wait,
+        armed: false,
+    };
+    // and one stall timer for all writes: a timer per write was put into the timer wheel and
+    // taken out again for every chunk (an SSE fan-out writes one chunk per client per event)
+    let mut stalled = std::pin::pin!(monoio::time::sleep(stall));
     loop {
         let next = monoio::select! {
             // a ready chunk is written before the peer is looked at: the watch, once armed,
@@ -618,16 +626,62 @@ async fn pump<W: AsyncWriteRent>(
         }
         sent += chunk.len() as u64;
         let framed = if chunked {
-            let mut framed = Vec::with_capacity(chunk.len() + 16);
-            write_chunk(&mut framed, &chunk);
-            framed
+            chunk_in_place(chunk)
         } else {
             chunk
         };
-        match monoio::time::timeout(stall, out.write_all(framed)).await {
-            Ok((Ok(_), _)) => {}
-            Ok((Err(_), _)) | Err(_) => return None,
+        let started = monoio::time::Instant::now();
+        let mut write = std::pin::pin!(out.write_all(framed));
+        let written = loop {
+            monoio::select! {
+                biased;
+                (res, _) = &mut write => break res.is_ok(),
+                _ = stalled.as_mut() => {
+                    // the timer was set for an earlier write: this one's deadline is later.
+                    // Moved only when it fires (resetting it before each write cost ~130
+                    // instructions per SSE delivery)
+                    let due = started + stall;
+                    if due <= monoio::time::Instant::now() {
+                        break false;
+                    }
+                    stalled.as_mut().reset(due);
+                }
+            }
+        };
+        if !written {
+            return None;
         }
+    }
+}
+
+/// [`Shutdown::wait`] for a loop that polls it on every turn: once its listener waits, a poll
+/// only reads the switch. Polling the listener again took the shutdown event's lock each time
+/// (~150 instructions per SSE delivery, one `pump` turn per chunk). The listener keeps the
+/// waker of its first poll: `pump` runs inside its connection's task for its whole life, so
+/// that is the waker of every later poll too (`Waker::will_wake` could not tell: monoio's
+/// wakers compared unequal to their own clones).
+struct Switch<'a, F> {
+    shutdown: &'a Shutdown,
+    wait: Pin<&'a mut F>,
+    /// The listener was polled and waits.
+    armed: bool,
+}
+
+impl<F: Future<Output = ()>> Future for Switch<'_, F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // `trigger` sets the flag before it wakes the listeners
+        if self.shutdown.is_triggered() {
+            return std::task::Poll::Ready(());
+        }
+        if self.armed {
+            return std::task::Poll::Pending;
+        }
+        let this = &mut *self;
+        let polled = this.wait.as_mut().poll(cx);
+        this.armed = polled.is_pending();
+        polled
     }
 }
 

@@ -43,3 +43,4 @@ pub use server::{Server, ServerHandle};
 pub use service::{default_error_response, Service};
 pub use shutdown::Shutdown;
 pub use stall::BusyMeter;
+pub use write::CHUNK_ROOM;

@@ -154,11 +154,46 @@ pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Spare capacity a streamed body's chunk needs for [`chunk_in_place`] to frame it without a
+/// second buffer: the size line (up to 16 hex digits and CRLF) and the closing CRLF.
+pub const CHUNK_ROOM: usize = 20;
+
+/// `data` framed as one chunk (`write_chunk`'s bytes), in its own buffer when that has
+/// [`CHUNK_ROOM`] to spare: the body is moved up by the size line's length instead of copied
+/// into a new buffer. An SSE fan-out frames one chunk per client per event, and the second
+/// buffer was one allocation and one free of each delivery.
+pub(crate) fn chunk_in_place(mut data: Vec<u8>) -> Vec<u8> {
+    if data.is_empty() {
+        return data;
+    }
+    let mut hex = [0u8; 16];
+    let mut n = data.len();
+    let mut at = hex.len();
+    while n > 0 {
+        at -= 1;
+        hex[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+    }
+    let head = hex.len() - at + 2;
+    if data.capacity() - data.len() < head + 2 {
+        let mut out = Vec::with_capacity(data.len() + head + 2);
+        write_chunk(&mut out, &data);
+        return out;
+    }
+    let len = data.len();
+    data.resize(len + head, 0);
+    data.copy_within(..len, head);
+    data[..head - 2].copy_from_slice(&hex[at..]);
+    data[head - 2..head].copy_from_slice(b"\r\n");
+    data.extend_from_slice(b"\r\n");
+    data
+}
+
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]
 mod tests {
-    use super::write_chunk;
+    use super::{chunk_in_place, write_chunk, CHUNK_ROOM};
 
     #[test]
     fn chunk_sizes_are_lowercase_hex() {
@@ -180,5 +215,30 @@ mod tests {
         let mut out = Vec::new();
         write_chunk(&mut out, b"");
         assert!(out.is_empty());
+    }
+
+    /// In place (with room) or not, a chunk is framed as `write_chunk` frames it.
+    #[test]
+    fn chunks_framed_in_place_match() {
+        for len in [0usize, 1, 15, 16, 255, 300, 4096, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut want = Vec::new();
+            write_chunk(&mut want, &data);
+            let mut roomy = Vec::with_capacity(len + CHUNK_ROOM);
+            roomy.extend_from_slice(&data);
+            let ptr = roomy.as_ptr();
+            let framed = chunk_in_place(roomy);
+            assert_eq!(framed, want, "{len} bytes with room");
+            if len > 0 {
+                assert_eq!(
+                    framed.as_ptr(),
+                    ptr,
+                    "{len} bytes: framed in its own buffer"
+                );
+            }
+            let mut tight = Vec::with_capacity(len);
+            tight.extend_from_slice(&data);
+            assert_eq!(chunk_in_place(tight), want, "{len} bytes without room");
+        }
     }
 }

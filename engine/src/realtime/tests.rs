@@ -126,15 +126,19 @@ async fn client(ctx: &Rc<TestHost>, who: Option<(&str, &str, &str)>, subs: &[&st
 }
 
 /// The messages waiting for `stream`: (event name, data).
+/// The messages queued for `stream`'s client, split out of the chunks the stream gives (one
+/// chunk holds every message that was waiting).
 async fn drain(stream: &mut SseStream) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     while stream.client().queued() > 0 {
-        let frame = String::from_utf8(stream.next().await.unwrap()).unwrap();
+        let chunk = String::from_utf8(stream.next().await.unwrap()).unwrap();
         let id = stream.client().id.to_string();
-        let rest = frame.strip_prefix(&format!("id:{id}\nevent:")).unwrap();
-        let (name, data) = rest.split_once("\ndata:").unwrap();
-        let data = data.strip_suffix("\n\n").unwrap();
-        out.push((name.to_string(), serde_json::from_str(data).unwrap()));
+        for frame in chunk.split_inclusive("\n\n") {
+            let rest = frame.strip_prefix(&format!("id:{id}\nevent:")).unwrap();
+            let (name, data) = rest.split_once("\ndata:").unwrap();
+            let data = data.strip_suffix("\n\n").unwrap();
+            out.push((name.to_string(), serde_json::from_str(data).unwrap()));
+        }
     }
     out
 }
@@ -336,6 +340,32 @@ fn one_evaluation_per_group_and_raw_record_json() {
         assert!(frame.starts_with("id:ID\nevent:demo2/*\ndata:{\"record\":{\"active\":true,\"collectionId\":\"sz5l5z67tg7gku0\",\"collectionName\":\"demo2\",\"created\":"), "{frame}");
         assert!(frame.ends_with("\"id\":\"0yxhwia2amd8gec\",\"title\":\"test3\",\"updated\":\"2022-10-14 10:52:49.596Z\"},\"action\":\"create\"}\n\n"), "{frame}");
         assert_eq!(drain(&mut su).await.len(), 1);
+    });
+}
+
+/// Messages that queued up while the client's last write was under way leave in one chunk:
+/// the bytes of their frames one after another, in order, as separate chunks would carry.
+#[test]
+fn a_backlog_leaves_in_one_chunk() {
+    let Some(env) = env(RealtimeConfig::default()) else {
+        return;
+    };
+    let ctx = env.ctx.clone();
+    run(async move {
+        let mut c = client(&ctx, None, &["demo2/*"]).await;
+        let update = event(&ctx, Action::Update, "demo2", "achvryl401bhse3");
+        let create = event(&ctx, Action::Create, "demo2", "0yxhwia2amd8gec");
+        deliver(&ctx, &update);
+        let one = String::from_utf8(c.next().await.unwrap()).unwrap();
+        deliver(&ctx, &create);
+        let two = String::from_utf8(c.next().await.unwrap()).unwrap();
+        deliver(&ctx, &update);
+        deliver(&ctx, &create);
+        deliver(&ctx, &update);
+        assert_eq!(c.client().queued(), 3);
+        let batch = String::from_utf8(c.next().await.unwrap()).unwrap();
+        assert_eq!(batch, format!("{one}{two}{one}"));
+        assert_eq!(c.client().queued(), 0);
     });
 }
 
