@@ -39,6 +39,8 @@ pub struct CheckpointStats {
 
 impl Checkpointer {
     /// Starts the thread; returns it and the sender the writer pokes after commits.
+    /// `start` runs first on the new thread.
+    #[allow(clippy::too_many_arguments)] // one call site (store.rs), each argument named there
     pub(crate) fn spawn(
         db_path: &Path,
         with: ConnOptions,
@@ -47,6 +49,7 @@ impl Checkpointer {
         external: bool,
         name: &str,
         follower: bool,
+        start: Option<fn()>,
     ) -> Result<(Self, Sender<()>)> {
         let conn = connection::open_as(db_path, Role::Checkpointer, with, follower)?;
         let external = external || follower;
@@ -55,6 +58,9 @@ impl Checkpointer {
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                if let Some(start) = start {
+                    start();
+                }
                 if external {
                     // the kicks are drained until the writer stops; Litestream checkpoints
                     while rx.recv().is_ok() {}
