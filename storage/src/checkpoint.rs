@@ -109,8 +109,9 @@ fn run(conn: Connection, rx: Receiver<()>, wal: PathBuf, interval: Duration, wal
     // A checkpoint does not shrink the WAL file (the writer starts over at its beginning), so
     // once the file has reached `wal_bytes` its length says "big" after every commit: each
     // commit then ran a checkpoint with its fsyncs. Under logged views (one core, 64
-    // connections, 256-row log transactions) that was ~60 checkpoints of `auxiliary.db` a
-    // second, ~120 ms of CPU in 3 s, half as much as the log writer's own. A big WAL is
+    // connections, 256-row log transactions) `auxiliary.db`'s checkpointer took 115–122 ms of
+    // CPU in 3 s against the log writer's 195–200 ms, and 41–44 ms with this gap (`perf
+    // sched`, BENCHMARKS.md section `logslat`). A big WAL is
     // checkpointed at most every `interval / 10` (100 ms of writes past `wal_bytes` at most).
     let big_gap = interval / 10;
     loop {

@@ -14,17 +14,17 @@
 //!
 //! **Who waits for whom.** The log thread and `auxiliary.db`'s writer and checkpointer run at
 //! the CPU pool's lower scheduling weight (`crate::offload`): a request worker sharing their
-//! core always wins it, so a batch of log rows never holds a request back. Before, at the
-//! same weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
-//! milliseconds against the worker: view p99 9.2 ms with logs on against 1.4 ms off (one
-//! core, 64 connections; `BENCHMARKS.md`, section `logslat`). A worker that outruns the log
-//! writer waits instead ([`BACKLOG_ROWS`], [`BACKLOG_BYTES`]): PocketBase keeps every log
-//! (its request goroutines write the batch themselves), so no log is dropped for being
-//! many; the wait ends as soon as the log thread takes the next batch, so it lasts about one
-//! batch's write. Only a writer that makes no progress at all for [`MAX_WAIT`] (another
-//! process holding `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops the waits until it
-//! moves again; logs beyond [`QUEUE_CAPACITY`] or [`QUEUE_BYTES`] are then dropped and
-//! counted, so memory stays bounded.
+//! core wins it, so a batch of log rows does not hold a request back. Before, at the same
+//! weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
+//! 2.5–4 ms against the worker (`perf sched`, `BENCHMARKS.md` section `logslat`); view p99
+//! was 9.2 ms with logs on against 1.4 ms off (one core, 64 connections, its top section).
+//! A worker that outruns the log writer waits instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
+//! PocketBase keeps every log (its request goroutines write the batch themselves), so no log
+//! is dropped for being many; the wait ends as soon as the log thread takes the next batch,
+//! so it lasts about one batch's write. Only a writer that makes no progress at all for
+//! `MAX_WAIT` (another process holding `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops
+//! the waits until it moves again; logs beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then
+//! dropped and counted, so memory stays bounded.
 
 pub mod fit;
 pub mod hour;
@@ -48,11 +48,12 @@ pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
 /// Most logs written in one transaction: the longest a worker waits for room in a full
-/// backlog is about one such transaction (256 view logs: ~4 ms of CPU at ~14 µs a row).
+/// backlog is about one such transaction (256 view logs: ~3 ms of CPU at ~12.5 µs a log, the
+/// difference of view throughput with logs on and off, 40k and 80k req/s on one core).
 pub const MAX_PER_TRANSACTION: usize = 256;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// A request that finds this many logs queued, or [`BACKLOG_BYTES`], waits until the log
+/// A request that finds this many logs queued, or `BACKLOG_BYTES`, waits until the log
 /// thread takes a batch (see the module doc). ~0.2 s of logs at 40k requests/s, ~4 MiB.
 const BACKLOG_ROWS: usize = 8 * 1024;
 const BACKLOG_BYTES: usize = 8 << 20;
@@ -60,7 +61,7 @@ const BACKLOG_BYTES: usize = 8 << 20;
 /// (the busy timeout of a locked `auxiliary.db` is 10 s), and requests stop waiting until it
 /// takes a batch again.
 const MAX_WAIT: Duration = Duration::from_millis(50);
-/// Logs queued beyond this many, or beyond [`QUEUE_BYTES`], are dropped: only a stuck log
+/// Logs queued beyond this many, or beyond `QUEUE_BYTES`, are dropped: only a stuck log
 /// writer gets here (requests no longer wait, and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
 const QUEUE_BYTES: usize = 16 << 20;
@@ -119,7 +120,7 @@ struct Queue {
     bytes: AtomicUsize,
     /// Batches the log thread has taken off the channel so far.
     taken: AtomicU64,
-    /// `taken + 1` when a wait for room last ran out ([`MAX_WAIT`]); 0: never.
+    /// `taken + 1` when a wait for room last ran out (`MAX_WAIT`); 0: never.
     gave_up_at: AtomicU64,
     /// Requests waiting for room.
     waiting: AtomicUsize,
@@ -132,7 +133,7 @@ impl Queue {
         tx.len() >= BACKLOG_ROWS || self.bytes.load(Ordering::Relaxed) >= BACKLOG_BYTES
     }
 
-    /// Waits (at most [`MAX_WAIT`]) until the log thread has taken a batch off a full
+    /// Waits (at most `MAX_WAIT`) until the log thread has taken a batch off a full
     /// backlog; not at all while the log thread is stuck (a wait ran out and it has taken
     /// nothing since).
     fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
