@@ -540,6 +540,7 @@ fn open_store(
         external_checkpoints: replicated || follower,
         read_tracking,
         sql_log: global.app.dev,
+        aux_thread_start: Some(crate::offload::yield_to_request_workers),
         ..StoreOptions::default()
     };
     match Store::open(&global.dir, opts) {

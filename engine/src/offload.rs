@@ -111,7 +111,9 @@ const POOL_NICE: i32 = 10;
 
 /// Lowers this thread's scheduling weight so a request worker sharing its core wins it:
 /// a login storm then slows the logins (they queue here), not every read on that core.
-fn yield_to_request_workers() {
+/// The request log's threads (`crate::logs`, `auxiliary.db`'s writer and checkpointer) run
+/// at the same weight: their work waits for the requests, never the other way round.
+pub(crate) fn yield_to_request_workers() {
     // SAFETY: plain syscalls on the calling thread; on Linux the nice value is per thread.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;

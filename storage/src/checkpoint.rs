@@ -39,6 +39,8 @@ pub struct CheckpointStats {
 
 impl Checkpointer {
     /// Starts the thread; returns it and the sender the writer pokes after commits.
+    /// `start` runs first on the new thread.
+    #[allow(clippy::too_many_arguments)] // one call site (store.rs), each argument named there
     pub(crate) fn spawn(
         db_path: &Path,
         with: ConnOptions,
@@ -47,6 +49,7 @@ impl Checkpointer {
         external: bool,
         name: &str,
         follower: bool,
+        start: Option<fn()>,
     ) -> Result<(Self, Sender<()>)> {
         let conn = connection::open_as(db_path, Role::Checkpointer, with, follower)?;
         let external = external || follower;
@@ -55,6 +58,9 @@ impl Checkpointer {
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                if let Some(start) = start {
+                    start();
+                }
                 if external {
                     // the kicks are drained until the writer stops; Litestream checkpoints
                     while rx.recv().is_ok() {}
@@ -100,6 +106,14 @@ pub fn checkpoint(conn: &Connection, mode: &str) -> Result<CheckpointStats> {
 fn run(conn: Connection, rx: Receiver<()>, wal: PathBuf, interval: Duration, wal_bytes: u64) {
     let mut dirty = false;
     let mut last = Instant::now();
+    // A checkpoint does not shrink the WAL file (the writer starts over at its beginning), so
+    // once the file has reached `wal_bytes` its length says "big" after every commit: each
+    // commit then ran a checkpoint with its fsyncs. Under logged views (one core, 64
+    // connections, 256-row log transactions) `auxiliary.db`'s checkpointer took 115–122 ms of
+    // CPU in 3 s against the log writer's 195–200 ms, and 41–44 ms with this gap (`perf
+    // sched`, BENCHMARKS.md section `logslat`). A big WAL is
+    // checkpointed at most every `interval / 10` (100 ms of writes past `wal_bytes` at most).
+    let big_gap = interval / 10;
     loop {
         let wait = if dirty {
             interval.saturating_sub(last.elapsed())
@@ -110,9 +124,10 @@ fn run(conn: Connection, rx: Receiver<()>, wal: PathBuf, interval: Duration, wal
         match rx.recv_timeout(wait) {
             Ok(()) => {
                 dirty = true;
-                let big = std::fs::metadata(&wal)
-                    .map(|m| m.len() >= wal_bytes)
-                    .unwrap_or(false);
+                let big = last.elapsed() >= big_gap
+                    && std::fs::metadata(&wal)
+                        .map(|m| m.len() >= wal_bytes)
+                        .unwrap_or(false);
                 if !big && last.elapsed() < interval {
                     continue;
                 }

@@ -45,6 +45,10 @@ pub struct StoreOptions {
     /// reads again (the logs API has its own connections): ~31 MiB of RSS after a few
     /// seconds of logged traffic, for nothing.
     pub aux_writer_cache_kib: u32,
+    /// Run first on `auxiliary.db`'s writer and checkpointer threads (the request log's):
+    /// the server lowers their scheduling weight there, so a request worker sharing a core
+    /// with a batch of log rows or a checkpoint of them wins it (`engine/src/logs`).
+    pub aux_thread_start: Option<fn()>,
 }
 
 impl StoreOptions {
@@ -70,6 +74,7 @@ impl Default for StoreOptions {
             read_tracking: false,
             sql_log: false,
             aux_writer_cache_kib: 2048,
+            aux_thread_start: None,
         }
     }
 }

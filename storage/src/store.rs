@@ -34,6 +34,7 @@ impl Database {
         follower: bool,
         generations: Option<Arc<Generations>>,
         writer_cache_kib: Option<u32>,
+        thread_start: Option<fn()>,
     ) -> Result<Self> {
         let (checkpointer, kick) = Checkpointer::spawn(
             &path,
@@ -43,6 +44,7 @@ impl Database {
             opts.external_checkpoints,
             &format!("pb-ckpt-{label}"),
             follower,
+            thread_start,
         )?;
         let writer_thread = WriterThread::spawn(
             &path,
@@ -53,6 +55,7 @@ impl Database {
             follower,
             generations,
             writer_cache_kib,
+            thread_start,
         )?;
         Ok(Self {
             path,
@@ -124,9 +127,18 @@ impl Store {
             opts.follower_data,
             generations.clone(),
             None,
+            None,
         )?;
         let aux_cache = Some(opts.aux_writer_cache_kib);
-        let aux = Database::start(aux_path, &opts, "aux", false, None, aux_cache)?;
+        let aux = Database::start(
+            aux_path,
+            &opts,
+            "aux",
+            false,
+            None,
+            aux_cache,
+            opts.aux_thread_start,
+        )?;
         Ok(Store {
             dir: dir.to_path_buf(),
             opts,

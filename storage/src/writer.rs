@@ -177,7 +177,7 @@ pub(crate) struct WriterThread {
 impl WriterThread {
     /// Opens the writer connection on `path` and starts the thread. `kick` is
     /// poked (non-blocking) after every commit. `cache_kib` replaces the default page cache
-    /// size (`PRAGMA cache_size`).
+    /// size (`PRAGMA cache_size`). `start` runs first on the new thread.
     #[allow(clippy::too_many_arguments)] // one call site (store.rs), each argument named there
     pub(crate) fn spawn(
         path: &Path,
@@ -188,6 +188,7 @@ impl WriterThread {
         follower: bool,
         generations: Option<Arc<Generations>>,
         cache_kib: Option<u32>,
+        start: Option<fn()>,
     ) -> Result<Self> {
         let conn = connection::open_as(path, Role::Writer, with, follower)?;
         if let Some(kib) = cache_kib {
@@ -212,6 +213,9 @@ impl WriterThread {
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                if let Some(start) = start {
+                    start();
+                }
                 run(
                     conn,
                     rx,

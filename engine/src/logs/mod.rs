@@ -2,16 +2,29 @@
 //! them: one row per log with `level`, `message`, a JSON `data` object and `created`.
 //!
 //! The request path only builds a small [`RequestLog`] (its `data` JSON already written as
-//! text) and hands it over a bounded channel (`try_send`: a full queue drops the log and
-//! counts it, it never waits; the queue is bounded by bytes too, so a writer that cannot keep
-//! up costs no memory growth). A dedicated thread wakes every [`FLUSH_EVERY`] (or for a
-//! [`Logs::flush`]), never per log: a receiver parked on the channel would make every request's
-//! `try_send` a futex wake-up and a context switch on the worker's core. It takes what has
-//! queued, resolves the details that cost a database read (the auth record behind the token),
-//! and inserts up to [`MAX_PER_TRANSACTION`] logs with multi-row INSERTs as one job (one
-//! transaction) of the auxiliary database's writer, a thread and connection of its own
-//! (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses logs, never a request.
-//! That connection computes the hourly index's `strftime` through [`hour`]'s fast path.
+//! text) and hands it over a channel. A dedicated thread wakes every [`FLUSH_EVERY`] (or for a
+//! [`Logs::flush`], or when the backlog is full), never per log: a receiver parked on the
+//! channel would make every request's `try_send` a futex wake-up and a context switch on the
+//! worker's core. It takes what has queued, resolves the details that cost a database read
+//! (the auth record behind the token), and inserts up to [`MAX_PER_TRANSACTION`] logs with
+//! multi-row INSERTs as one job (one transaction) of the auxiliary database's writer, a thread
+//! and connection of its own (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses
+//! logs, never a request. That connection computes the hourly index's `strftime` through
+//! [`hour`]'s fast path.
+//!
+//! **Who waits for whom.** The log thread and `auxiliary.db`'s writer and checkpointer run at
+//! the CPU pool's lower scheduling weight (`crate::offload`): a request worker sharing their
+//! core wins it, so a batch of log rows does not hold a request back. Before, at the same
+//! weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
+//! 2.5–4 ms against the worker (`perf sched`, `BENCHMARKS.md` section `logslat`); view p99
+//! was 9.2 ms with logs on against 1.4 ms off (one core, 64 connections, its top section).
+//! A worker that outruns the log writer waits instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
+//! PocketBase keeps every log (its request goroutines write the batch themselves), so no log
+//! is dropped for being many; the wait ends as soon as the log thread takes the next batch,
+//! so it lasts about one batch's write. Only a writer that makes no progress at all for
+//! `MAX_WAIT` (another process holding `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops
+//! the waits until it moves again; logs beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then
+//! dropped and counted, so memory stays bounded.
 
 pub mod fit;
 pub mod hour;
@@ -24,8 +37,8 @@ use pocketbun_storage::rusqlite::{params, Connection};
 use pocketbun_storage::{Reader, Store};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// slog's levels, as PocketBase stores them.
@@ -34,12 +47,22 @@ pub const LEVEL_INFO: i64 = 0;
 pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
-/// Most logs written in one transaction.
-pub const MAX_PER_TRANSACTION: usize = 2000;
+/// Most logs written in one transaction: the longest a worker waits for room in a full
+/// backlog is about one such transaction (256 view logs: ~3 ms of CPU at ~12.5 µs a log, the
+/// difference of view throughput with logs on and off, 40k and 80k req/s on one core).
+pub const MAX_PER_TRANSACTION: usize = 256;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// Logs queued beyond this many, or beyond [`QUEUE_BYTES`], are dropped (the writer cannot
-/// keep up; requests must not wait and memory must not grow).
+/// A request that finds this many logs queued, or `BACKLOG_BYTES`, waits until the log
+/// thread takes a batch (see the module doc). ~0.2 s of logs at 40k requests/s, ~4 MiB.
+const BACKLOG_ROWS: usize = 8 * 1024;
+const BACKLOG_BYTES: usize = 8 << 20;
+/// Longest a request waits for room; a log thread that took nothing in that time is stuck
+/// (the busy timeout of a locked `auxiliary.db` is 10 s), and requests stop waiting until it
+/// takes a batch again.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Logs queued beyond this many, or beyond `QUEUE_BYTES`, are dropped: only a stuck log
+/// writer gets here (requests no longer wait, and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
 const QUEUE_BYTES: usize = 16 << 20;
 /// Rows per multi-row INSERT statement: a batch is cut into statements of these sizes, the
@@ -76,10 +99,16 @@ impl Entry {
 
 struct Logger {
     tx: Sender<Entry>,
-    /// "Write everything queued so far, then answer": the only thing that wakes the log
-    /// thread before its next tick.
-    flushes: Sender<Sender<()>>,
+    /// What wakes the log thread before its next tick.
+    wake: Sender<Wake>,
     queue: Arc<Queue>,
+}
+
+enum Wake {
+    /// "Write everything queued so far, then answer."
+    Flush(Sender<()>),
+    /// A request waits for room in a full backlog.
+    Backlog,
 }
 
 /// What the request workers and the log thread share about the queue.
@@ -89,6 +118,68 @@ struct Queue {
     dropped: AtomicU64,
     /// Bytes of the logs in the channel.
     bytes: AtomicUsize,
+    /// Batches the log thread has taken off the channel so far.
+    taken: AtomicU64,
+    /// `taken + 1` when a wait for room last ran out (`MAX_WAIT`); 0: never.
+    gave_up_at: AtomicU64,
+    /// Requests waiting for room.
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    room: Condvar,
+}
+
+impl Queue {
+    fn full(&self, tx: &Sender<Entry>) -> bool {
+        tx.len() >= BACKLOG_ROWS || self.bytes.load(Ordering::Relaxed) >= BACKLOG_BYTES
+    }
+
+    /// Waits (at most `MAX_WAIT`) until the log thread has taken a batch off a full
+    /// backlog; not at all while the log thread is stuck (a wait ran out and it has taken
+    /// nothing since).
+    fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
+        if self.stuck() {
+            return;
+        }
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.waiting.fetch_add(1, Ordering::SeqCst) == 0 {
+            // the log thread may be asleep until its next tick
+            let _ = wake.try_send(Wake::Backlog);
+        }
+        // pairs with the fence after the log thread's take: either it sees this waiter or
+        // this sees its take
+        fence(Ordering::SeqCst);
+        while self.full(tx) {
+            let now = Instant::now();
+            if now >= deadline {
+                self.gave_up_at
+                    .store(self.taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                break;
+            }
+            guard = self
+                .room
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+    }
+
+    /// Whether a wait for room ran out and the log thread has taken nothing since.
+    fn stuck(&self) -> bool {
+        self.gave_up_at.load(Ordering::Relaxed) == self.taken.load(Ordering::Relaxed) + 1
+    }
+
+    /// The log thread took a batch off the channel: wakes the requests waiting for room.
+    fn took(&self) {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner));
+            self.room.notify_all();
+        }
+    }
 }
 
 /// The process's log writer, once started: a field of `state::Core`. Until [`Logs::start`]
@@ -113,14 +204,17 @@ impl Logs {
             return Ok(());
         }
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-        let (flushes, flush_rx) = crossbeam_channel::unbounded();
+        let (wake, wake_rx) = crossbeam_channel::unbounded();
         let store = store.clone();
         let queue = Arc::new(Queue::default());
         let shared = queue.clone();
         std::thread::Builder::new()
             .name("pocketbun-logs".into())
-            .spawn(move || run(&store, &rx, &flush_rx, &shared, max_data_size))?;
-        let _ = self.logger.set(Logger { tx, flushes, queue });
+            .spawn(move || {
+                crate::offload::yield_to_request_workers();
+                run(&store, &rx, &wake_rx, &shared, max_data_size)
+            })?;
+        let _ = self.logger.set(Logger { tx, wake, queue });
         Ok(())
     }
 
@@ -129,10 +223,14 @@ impl Logs {
         self.logger.get().is_some()
     }
 
-    /// Queues a log without ever blocking; drops it when the queue is full.
+    /// Queues a log. A full backlog makes the caller wait for the log thread's next batch
+    /// (see the module doc); a stuck log thread's full queue drops the log.
     pub fn submit(&self, entry: Entry) {
         if let Some(logger) = self.logger.get() {
             let q = &logger.queue;
+            if q.full(&logger.tx) {
+                q.wait_for_room(&logger.tx, &logger.wake);
+            }
             let size = entry.size();
             if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
                 q.bytes.fetch_sub(size, Ordering::Relaxed);
@@ -179,7 +277,7 @@ impl Logs {
     pub fn flush(&self, timeout: Duration) {
         if let Some(logger) = self.logger.get() {
             let (done, wait) = crossbeam_channel::bounded(1);
-            if logger.flushes.send(done).is_ok() {
+            if logger.wake.send(Wake::Flush(done)).is_ok() {
                 let _ = wait.recv_timeout(timeout);
             }
         }
@@ -198,7 +296,7 @@ struct Row {
 fn run(
     store: &Store,
     rx: &Receiver<Entry>,
-    flushes: &Receiver<Sender<()>>,
+    wake: &Receiver<Wake>,
     queue: &Queue,
     max_data_size: impl Fn() -> i64,
 ) {
@@ -227,23 +325,27 @@ fn run(
                     queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
                     batch.push(e);
                 },
-                recv(flushes) -> done => match done {
-                    Ok(done) => waiting.push(done),
+                recv(wake) -> w => match w {
+                    Ok(Wake::Flush(done)) => waiting.push(done),
+                    Ok(Wake::Backlog) => {}
                     Err(_) => return,
                 },
             }
             tick_started = Instant::now();
         }
         let stop = waiting.is_empty()
-            && match flushes.recv_timeout(FLUSH_EVERY.saturating_sub(tick_started.elapsed())) {
-                Ok(done) => {
+            && match wake.recv_timeout(FLUSH_EVERY.saturating_sub(tick_started.elapsed())) {
+                Ok(Wake::Flush(done)) => {
                     waiting.push(done);
                     false
                 }
-                Err(RecvTimeoutError::Timeout) => false,
+                Ok(Wake::Backlog) | Err(RecvTimeoutError::Timeout) => false,
                 Err(RecvTimeoutError::Disconnected) => true,
             };
-        waiting.extend(flushes.try_iter());
+        waiting.extend(wake.try_iter().filter_map(|w| match w {
+            Wake::Flush(done) => Some(done),
+            Wake::Backlog => None,
+        }));
         tick_started = Instant::now();
         let dropped = queue.dropped.load(Ordering::Relaxed);
         if dropped > reported_drops && last_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY)
@@ -271,6 +373,7 @@ fn run(
                     }
                 }
             }
+            queue.took();
             if batch.is_empty() {
                 break;
             }
@@ -530,9 +633,71 @@ pub fn delete_old(store: &Store, max_days: i64) -> pocketbun_storage::Result<usi
 
 #[cfg(test)]
 mod tests {
-    use super::{has_updated_column, insert, LogIds, Row};
+    use super::{
+        has_updated_column, insert, Entry, LogIds, Queue, Row, Wake, BACKLOG_ROWS,
+        MAX_PER_TRANSACTION, QUEUE_CAPACITY,
+    };
     use pocketbun_storage::random::{ID_ALPHABET, ID_LENGTH};
     use pocketbun_storage::rusqlite::Connection;
+    use std::sync::Arc;
+
+    fn plain(i: usize) -> Entry {
+        Entry::Plain {
+            created: String::new(),
+            level: 0,
+            message: i.to_string(),
+            data: Default::default(),
+        }
+    }
+
+    /// A request that finds the backlog full wakes the log thread and waits until it takes a
+    /// batch: it never goes on with a full backlog unless the log thread is stuck. Once a
+    /// wait has run out, requests stop waiting until the log thread takes something again.
+    #[test]
+    fn a_full_backlog_waits_for_the_log_thread_unless_it_is_stuck() {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (wake, wake_rx) = crossbeam_channel::unbounded();
+        let queue = Arc::new(Queue::default());
+        for i in 0..BACKLOG_ROWS {
+            tx.send(plain(i)).unwrap();
+        }
+        assert!(queue.full(&tx));
+        // a log thread that takes one batch when a waiting request wakes it
+        let taker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                assert!(matches!(wake_rx.recv(), Ok(Wake::Backlog)));
+                for _ in 0..MAX_PER_TRANSACTION {
+                    rx.try_recv().unwrap();
+                }
+                queue.took();
+                (rx, wake_rx)
+            })
+        };
+        queue.wait_for_room(&tx, &wake);
+        // (a log thread not scheduled within MAX_WAIT counts as stuck: not a failure)
+        assert!(
+            !queue.full(&tx) || queue.stuck(),
+            "went on with a full backlog"
+        );
+        let (rx, _wake_rx) = taker.join().unwrap();
+        assert!(!queue.full(&tx));
+
+        // a log thread that takes nothing: the wait runs out and the next ones are skipped
+        for i in 0..MAX_PER_TRANSACTION {
+            tx.send(plain(i)).unwrap();
+        }
+        assert!(queue.full(&tx) && !queue.stuck());
+        queue.wait_for_room(&tx, &wake);
+        assert!(queue.stuck());
+        queue.wait_for_room(&tx, &wake);
+        assert!(queue.full(&tx) && queue.stuck());
+        // it moves again: requests wait again
+        rx.try_recv().unwrap();
+        queue.took();
+        assert!(!queue.stuck());
+        assert_eq!(queue.waiting.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
 
     /// Every row of a batch of any size is stored once, through the statements of every
     /// size, in both `_logs` shapes (with and without PocketBase's old `updated`).
