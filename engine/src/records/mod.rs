@@ -357,7 +357,7 @@ pub fn write_rows(
 
 /// The stored row `id` of `coll`, one value per field (`None`: no such row). The one
 /// statement every by-id load uses: the write path's reads, its rebase inside a batch job
-/// and the realtime event of a write.
+/// and the realtime event of a delete.
 pub fn row_by_id(
     conn: &rusqlite::Connection,
     coll: &Arc<Collection>,

@@ -1,5 +1,5 @@
-//! Statements on record tables by id or by a field: the by-id load every write and event
-//! uses, the view endpoint's plain statement (kept per worker in [`ViewSql`]), identity and
+//! Statements on record tables by id or by a field: the by-id load the write path and events
+//! use, the view endpoint's plain statement (kept per worker in [`ViewSql`]), identity and
 //! relation lookups, unique and existence checks, insert, update, delete, and the clean-ups
 //! a delete cascades into. Rows that become records are read by the caller from the
 //! statement returned here (`records::Arena::load`); scalar answers come back typed.
@@ -14,9 +14,10 @@ use std::fmt::Write;
 use std::rc::Rc;
 
 /// The one statement every by-id load uses (`SELECT *`, `?1` the id): the write path's
-/// reads, its rebase inside a batch job and the realtime event of a write.
+/// reads, its rebase inside a batch job, the realtime event of a delete (and of a write whose
+/// hook may change its row after the statement).
 pub fn by_id<'c>(conn: &'c Connection, table: &str) -> rusqlite::Result<CachedStatement<'c>> {
-    // pushed, not `format!`ed: this runs for every write's re-read (~0.4k instructions less)
+    // pushed, not `format!`ed: this ran for every write's re-read (~0.4k instructions less)
     let mut sql = String::with_capacity(48 + table.len());
     sql.push_str("SELECT * FROM ");
     Ident(table).push_to(&mut sql);
@@ -362,7 +363,8 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
-            "CREATE TABLE `posts` (`id` TEXT PRIMARY KEY, `title` TEXT, `tags` TEXT, `updated` TEXT);
+            "CREATE TABLE `posts` (`id` TEXT PRIMARY KEY, `title` TEXT, `tags` TEXT, `updated` TEXT,
+                 `n` NUMERIC DEFAULT 0 NOT NULL, `j` JSON DEFAULT NULL);
              CREATE TABLE `my posts` (`id` TEXT PRIMARY KEY);",
         )
         .unwrap();
@@ -382,17 +384,22 @@ mod tests {
             ("id".to_string(), SqlVal::Text("a".into())),
             ("title".to_string(), SqlVal::Text("one".into())),
         ];
-        assert_eq!(insert(&conn, "posts", &cols).unwrap(), 1);
+        let title_of = |r: &rusqlite::Row<'_>| r.get::<_, String>(1);
+        assert_eq!(
+            insert(&conn, "posts", &cols, title_of).unwrap().as_deref(),
+            Some("one")
+        );
         assert_eq!(title(&conn, "a").as_deref(), Some("one"));
         let set = vec![("title".to_string(), SqlVal::Text("two".into()))];
+        let a = SqlVal::Text("a".into());
         assert_eq!(
-            update(&conn, "posts", &set, &SqlVal::Text("a".into())).unwrap(),
-            1
+            update(&conn, "posts", &set, &a, title_of)
+                .unwrap()
+                .as_deref(),
+            Some("two")
         );
-        assert_eq!(
-            update(&conn, "posts", &set, &SqlVal::Text("zz".into())).unwrap(),
-            0
-        );
+        let zz = SqlVal::Text("zz".into());
+        assert_eq!(update(&conn, "posts", &set, &zz, title_of).unwrap(), None);
         assert_eq!(title(&conn, "a").as_deref(), Some("two"));
         assert!(exists(&conn, "posts", "a", false).unwrap());
         assert!(exists(&conn, "posts", "A", true).unwrap());
@@ -403,6 +410,31 @@ mod tests {
         assert_eq!(count_id(&conn, "posts", "a").unwrap(), 0);
     }
 
+    /// `RETURNING *` hands back what the columns' affinity made of the bound values, as a
+    /// later `SELECT` reads them: the write path answers from it.
+    #[test]
+    fn returned_rows_are_stored_values() {
+        let conn = db();
+        let cols = vec![
+            ("id".to_string(), SqlVal::Text("a".into())),
+            ("n".to_string(), SqlVal::Real(5.0)),
+            ("j".to_string(), SqlVal::Text("1e3".into())),
+        ];
+        let both = |r: &rusqlite::Row<'_>| {
+            Ok((
+                SqlVal::from_ref(r.get_ref(4)?),
+                SqlVal::from_ref(r.get_ref(5)?),
+            ))
+        };
+        let returned = insert(&conn, "posts", &cols, both).unwrap().unwrap();
+        assert_eq!(returned, (SqlVal::Int(5), SqlVal::Int(1000)));
+        let read = by_id(&conn, "posts")
+            .unwrap()
+            .query_row(["a"], both)
+            .unwrap();
+        assert_eq!(returned, read);
+    }
+
     #[test]
     fn names_are_quoted() {
         let conn = db();
@@ -410,6 +442,7 @@ mod tests {
             &conn,
             "my posts",
             &[("id".to_string(), SqlVal::Text("x".into()))],
+            |_| Ok(()),
         )
         .unwrap();
         assert_eq!(all_ids(&conn, "my posts").unwrap(), vec!["x".to_string()]);
@@ -424,7 +457,7 @@ mod tests {
                 ("id".to_string(), SqlVal::Text(id.into())),
                 ("tags".to_string(), SqlVal::Text(tags.into())),
             ];
-            insert(&conn, "posts", &cols).unwrap();
+            insert(&conn, "posts", &cols, |_| Ok(())).unwrap();
         }
         let ids = |multiple: bool| -> Vec<String> {
             let mut stmt = referencing(&conn, "posts", "tags", multiple, false).unwrap();
