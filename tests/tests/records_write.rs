@@ -954,8 +954,8 @@ fn collection_body_limit() {
 }
 
 /// A create's and an update's answer are the row as SQLite stored it: column affinity turns
-/// a number field's `5.0` into the integer 5 and a JSON field's `1e3` into 1000, and the
-/// write answers from its statement's `RETURNING *` instead of reading the row again. Each
+/// a number field's `5.0` into the integer 5 and a JSON field's `1e3` into 1000 (so a write
+/// cannot answer from the values it bound without applying the columns' affinity). Each
 /// answer must be byte for byte what a view of the record reads afterwards (PocketBase
 /// answers the same).
 #[test]

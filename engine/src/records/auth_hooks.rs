@@ -46,10 +46,4 @@ impl WriteHook for AuthCleanup {
             Action::Delete => after_auth_delete(conn, row.schema, &coll.id, row.id),
         }
     }
-
-    /// Only an auth record's update: verifying it with provider links gives it a new
-    /// `tokenKey` after its statement.
-    fn may_change_row(&self, row: &RowWrite<'_>) -> bool {
-        row.action == Action::Update && row.collection.is_auth()
-    }
 }

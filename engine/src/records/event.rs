@@ -153,13 +153,6 @@ pub trait WriteHook: Send + Sync {
         row: &RowWrite<'_>,
         memo: Option<Memo>,
     ) -> rusqlite::Result<()>;
-
-    /// Whether [`WriteHook::after`] may change the created or updated row itself. The write
-    /// path then reads the row again for its answer and event instead of taking the values
-    /// its statement returned. Yes unless the hook says otherwise.
-    fn may_change_row(&self, _row: &RowWrite<'_>) -> bool {
-        true
-    }
 }
 
 /// What the write hooks remembered before a row's statement, for [`RecordHooks::after_write`].
@@ -237,11 +230,6 @@ impl RecordHooks {
             hook.after(conn, row, memo)?;
         }
         Ok(())
-    }
-
-    /// Whether a write hook's `after` may change `row` itself ([`WriteHook::may_change_row`]).
-    pub fn may_change_row(&self, row: &RowWrite<'_>) -> bool {
-        self.writes.iter().any(|hook| hook.may_change_row(row))
     }
 
     /// Announces one committed change to every listener.

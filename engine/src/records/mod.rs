@@ -112,7 +112,12 @@ impl Arena {
         while let Some(row) = rows.next()? {
             // read the columns once the first row is there: see `column_slots`
             let slots = slots.get_or_insert_with(|| column_slots(coll, row.as_ref()));
-            let values = slot_values(row, slots, nfields)?;
+            let mut values = vec![SqlVal::Null; nfields];
+            for (col, slot) in slots.iter().enumerate() {
+                if let Some(i) = slot {
+                    values[*i] = SqlVal::from_ref(row.get_ref(col)?);
+                }
+            }
             out.push(self.recs.len());
             self.recs.push(Rec {
                 coll: coll.clone(),
@@ -124,27 +129,6 @@ impl Arena {
         }
         Ok(out)
     }
-}
-
-/// A row of `coll`'s table (`SELECT *`, or an insert's or update's `RETURNING *`) as one
-/// value per field, in field order.
-pub fn row_values(coll: &Collection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<SqlVal>> {
-    slot_values(row, &column_slots(coll, row.as_ref()), coll.fields.len())
-}
-
-/// The columns of `row` put into their field slots (`nfields` values, NULL where no column).
-fn slot_values(
-    row: &rusqlite::Row<'_>,
-    slots: &[Option<usize>],
-    nfields: usize,
-) -> rusqlite::Result<Vec<SqlVal>> {
-    let mut values = vec![SqlVal::Null; nfields];
-    for (col, slot) in slots.iter().enumerate() {
-        if let Some(i) = slot {
-            values[*i] = SqlVal::from_ref(row.get_ref(col)?);
-        }
-    }
-    Ok(values)
 }
 
 /// Columns → field slots, resolved once per statement run.
@@ -357,7 +341,7 @@ pub fn write_rows(
 
 /// The stored row `id` of `coll`, one value per field (`None`: no such row). The one
 /// statement every by-id load uses: the write path's reads, its rebase inside a batch job
-/// and the realtime event of a delete.
+/// and the realtime event of a write.
 pub fn row_by_id(
     conn: &rusqlite::Connection,
     coll: &Arc<Collection>,

@@ -221,18 +221,16 @@ fn unique_errors(err: &rusqlite::Error, coll: &Collection) -> Option<FieldErrors
     (!errs.is_empty()).then_some(errs)
 }
 
-/// Writes the draft's row (insert or update) inside the writer job and returns the row as
-/// stored, one value per field, from the statement's `RETURNING *` (`None`: a write hook may
-/// have changed the row after its statement, read it again). `only_changed`: an update
-/// writes only the columns the draft changed (a batch's draft may predate what an earlier
-/// operation's cascade did to the row).
+/// Writes the draft's row (insert or update) inside the writer job. `only_changed`: an
+/// update writes only the columns the draft changed (a batch's draft may predate what an
+/// earlier operation's cascade did to the row).
 fn persist(
     conn: &Connection,
     draft: &mut Draft,
     schema: &Collections,
     only_changed: bool,
     hooks: &RecordHooks,
-) -> Result<Option<Vec<SqlVal>>, JobFail> {
+) -> Result<(), JobFail> {
     let coll = draft.coll.clone();
     let password_changed = coll.is_auth()
         && !draft.is_new
@@ -300,39 +298,25 @@ fn persist(
         schema,
     };
     let memos = hooks.before_write(conn, &row)?;
-    let stored = |r: &rusqlite::Row<'_>| super::row_values(&coll, r);
     let result = if draft.is_new {
-        crate::recstore::rows::insert(conn, &coll.name, &cols, stored)
+        crate::recstore::rows::insert(conn, &coll.name, &cols)
     } else {
         let id = SqlVal::from(draft.original_str("id"));
-        crate::recstore::rows::update(conn, &coll.name, &cols, &id, stored)
+        crate::recstore::rows::update(conn, &coll.name, &cols, &id)
     };
-    let values = match result {
-        Ok(Some(values)) => values,
-        Ok(None) if !draft.is_new => {
-            return Err(JobFail::Refused(JobError::Api(ApiError::not_found(None))))
+    match result {
+        Ok(0) if !draft.is_new => Err(JobFail::Refused(JobError::Api(ApiError::not_found(None)))),
+        Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
+            // the first real superuser retires the installer's temporary account, as in PocketBase
+            crate::auth::installer::remove_installer_row(conn, &coll.name)?;
+            Ok(hooks.after_write(conn, &row, memos)?)
         }
-        Ok(None) => {
-            // an insert returns its row; without one there is nothing to answer with
-            return Err(JobFail::Storage(StorageError::new(
-                ErrorKind::Internal,
-                "the record insert returned no row",
-            )));
-        }
-        Err(e) => {
-            return match unique_errors(&e, &coll) {
-                Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
-                None => Err(e.into()),
-            }
-        }
-    };
-    if draft.is_new && coll.name == crate::auth::token::SUPERUSERS {
-        // the first real superuser retires the installer's temporary account, as in PocketBase
-        crate::auth::installer::remove_installer_row(conn, &coll.name)?;
+        Ok(_) => Ok(hooks.after_write(conn, &row, memos)?),
+        Err(e) => match unique_errors(&e, &coll) {
+            Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
+            None => Err(e.into()),
+        },
     }
-    let changed = hooks.may_change_row(&row);
-    hooks.after_write(conn, &row, memos)?;
-    Ok((!changed).then_some(values))
 }
 
 fn failed(message: &str, errs: FieldErrors) -> ApiError {
@@ -876,17 +860,8 @@ impl Upsert<'_> {
                     return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
                 }
             }
-            // the saved row from the statement itself, for the answer and the event: a second
-            // by-id SELECT cost ~10k instructions per create (BENCHMARKS.md, branch create)
-            let ev = match persist(conn, &mut draft, &collections, defer, &hooks)? {
-                Some(values) => Some(RecordEvent {
-                    action,
-                    collection: job_coll,
-                    values,
-                    from_values: false,
-                }),
-                None => RecordEvent::load(conn, action, job_coll, &draft.id())?,
-            };
+            persist(conn, &mut draft, &collections, defer, &hooks)?;
+            let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
             let values = ev.as_ref().map(|e| e.values.clone());
             Ok(Done {
                 events: ev.into_iter().collect(),

@@ -1,5 +1,5 @@
-//! Statements on record tables by id or by a field: the by-id load the write path and events
-//! use, the view endpoint's plain statement (kept per worker in [`ViewSql`]), identity and
+//! Statements on record tables by id or by a field: the by-id load every write and event
+//! uses, the view endpoint's plain statement (kept per worker in [`ViewSql`]), identity and
 //! relation lookups, unique and existence checks, insert, update, delete, and the clean-ups
 //! a delete cascades into. Rows that become records are read by the caller from the
 //! statement returned here (`records::Arena::load`); scalar answers come back typed.
@@ -14,10 +14,9 @@ use std::fmt::Write;
 use std::rc::Rc;
 
 /// The one statement every by-id load uses (`SELECT *`, `?1` the id): the write path's
-/// reads, its rebase inside a batch job, the realtime event of a delete (and of a write whose
-/// hook may change its row after the statement).
+/// reads, its rebase inside a batch job and the realtime event of a write.
 pub fn by_id<'c>(conn: &'c Connection, table: &str) -> rusqlite::Result<CachedStatement<'c>> {
-    // pushed, not `format!`ed: this ran for every write's re-read (~0.4k instructions less)
+    // pushed, not `format!`ed: this runs for every write's re-read (~0.4k instructions less)
     let mut sql = String::with_capacity(48 + table.len());
     sql.push_str("SELECT * FROM ");
     Ident(table).push_to(&mut sql);
@@ -143,20 +142,15 @@ pub fn all_ids(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> 
     rows.collect()
 }
 
-/// Inserts one record (`cols` are `(column, value)` pairs) and hands the stored row to `read`:
-/// `RETURNING *` yields the values as SQLite stored them (after column affinity: a JSON
-/// field's `"1e3"` comes back as the integer 1000, a number's `5.0` as 5), so the write path
-/// needs no second by-id `SELECT` for its answer and realtime event (that re-read cost ~10k
-/// instructions of a ~91k create; `RETURNING` ~2k).
-pub fn insert<V: ToSql, T>(
+/// Inserts one record: `cols` are `(column, value)` pairs.
+pub fn insert<V: ToSql>(
     conn: &Connection,
     table: &str,
     cols: &[(String, V)],
-    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Option<T>> {
+) -> rusqlite::Result<usize> {
     // built by hand: the `format!`/`join` version cost ~12k instructions per insert
     let table = Ident(table);
-    let mut sql = String::with_capacity(48 + table.0.len() + cols.len() * 24);
+    let mut sql = String::with_capacity(32 + table.0.len() + cols.len() * 24);
     sql.push_str("INSERT INTO ");
     table.push_to(&mut sql);
     sql.push_str(" (");
@@ -173,52 +167,33 @@ pub fn insert<V: ToSql, T>(
         }
         let _ = write!(sql, "?{i}");
     }
-    sql.push_str(") RETURNING *");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    returned(&mut stmt, cols.iter().map(|(_, v)| v), read)
+    sql.push(')');
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(params_from_iter(cols.iter().map(|(_, v)| v))))
 }
 
 /// Updates the columns of `cols` (`column=?i` in order) of record `id`
-/// (`?{cols.len() + 1}`), the records API's update, and hands the stored row to `read`
-/// (`RETURNING *`, as [`insert`]); `None`: no record `id`.
-pub fn update<V: ToSql, T>(
+/// (`?{cols.len() + 1}`): the records API's update.
+pub fn update<V: ToSql>(
     conn: &Connection,
     table: &str,
     cols: &[(String, V)],
     id: &V,
-    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Option<T>> {
+) -> rusqlite::Result<usize> {
     let sets: Vec<String> = cols
         .iter()
         .enumerate()
         .map(|(i, (n, _))| format!("{}=?{}", Ident(n), i + 1))
         .collect();
     let sql = format!(
-        "UPDATE {} SET {} WHERE `id` = ?{} RETURNING *",
+        "UPDATE {} SET {} WHERE `id` = ?{}",
         Ident(table),
         sets.join(","),
         cols.len() + 1
     );
     let values = cols.iter().map(|(_, v)| v).chain(std::iter::once(id));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    returned(&mut stmt, values, read)
-}
-
-/// Runs a one-row `… RETURNING *` statement and reads its row. SQLite makes every change on
-/// the first step; the statement is stepped to its end here, so it is done (and reset when
-/// the cached statement goes back) before the writer's `COMMIT`.
-fn returned<P: ToSql, T>(
-    stmt: &mut Statement<'_>,
-    params: impl IntoIterator<Item = P>,
-    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Option<T>> {
-    let mut rows = stmt.query(params_from_iter(params))?;
-    let out = match rows.next()? {
-        Some(row) => Some(read(row)?),
-        None => None,
-    };
-    while rows.next()?.is_some() {}
-    Ok(out)
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(params_from_iter(values)))
 }
 
 /// The auth flows' update statement: `column = ?i` from `?2` on, the id `?1`, built before
@@ -363,8 +338,7 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
-            "CREATE TABLE `posts` (`id` TEXT PRIMARY KEY, `title` TEXT, `tags` TEXT, `updated` TEXT,
-                 `n` NUMERIC DEFAULT 0 NOT NULL, `j` JSON DEFAULT NULL);
+            "CREATE TABLE `posts` (`id` TEXT PRIMARY KEY, `title` TEXT, `tags` TEXT, `updated` TEXT);
              CREATE TABLE `my posts` (`id` TEXT PRIMARY KEY);",
         )
         .unwrap();
@@ -384,22 +358,17 @@ mod tests {
             ("id".to_string(), SqlVal::Text("a".into())),
             ("title".to_string(), SqlVal::Text("one".into())),
         ];
-        let title_of = |r: &rusqlite::Row<'_>| r.get::<_, String>(1);
-        assert_eq!(
-            insert(&conn, "posts", &cols, title_of).unwrap().as_deref(),
-            Some("one")
-        );
+        assert_eq!(insert(&conn, "posts", &cols).unwrap(), 1);
         assert_eq!(title(&conn, "a").as_deref(), Some("one"));
         let set = vec![("title".to_string(), SqlVal::Text("two".into()))];
-        let a = SqlVal::Text("a".into());
         assert_eq!(
-            update(&conn, "posts", &set, &a, title_of)
-                .unwrap()
-                .as_deref(),
-            Some("two")
+            update(&conn, "posts", &set, &SqlVal::Text("a".into())).unwrap(),
+            1
         );
-        let zz = SqlVal::Text("zz".into());
-        assert_eq!(update(&conn, "posts", &set, &zz, title_of).unwrap(), None);
+        assert_eq!(
+            update(&conn, "posts", &set, &SqlVal::Text("zz".into())).unwrap(),
+            0
+        );
         assert_eq!(title(&conn, "a").as_deref(), Some("two"));
         assert!(exists(&conn, "posts", "a", false).unwrap());
         assert!(exists(&conn, "posts", "A", true).unwrap());
@@ -410,31 +379,6 @@ mod tests {
         assert_eq!(count_id(&conn, "posts", "a").unwrap(), 0);
     }
 
-    /// `RETURNING *` hands back what the columns' affinity made of the bound values, as a
-    /// later `SELECT` reads them: the write path answers from it.
-    #[test]
-    fn returned_rows_are_stored_values() {
-        let conn = db();
-        let cols = vec![
-            ("id".to_string(), SqlVal::Text("a".into())),
-            ("n".to_string(), SqlVal::Real(5.0)),
-            ("j".to_string(), SqlVal::Text("1e3".into())),
-        ];
-        let both = |r: &rusqlite::Row<'_>| {
-            Ok((
-                SqlVal::from_ref(r.get_ref(4)?),
-                SqlVal::from_ref(r.get_ref(5)?),
-            ))
-        };
-        let returned = insert(&conn, "posts", &cols, both).unwrap().unwrap();
-        assert_eq!(returned, (SqlVal::Int(5), SqlVal::Int(1000)));
-        let read = by_id(&conn, "posts")
-            .unwrap()
-            .query_row(["a"], both)
-            .unwrap();
-        assert_eq!(returned, read);
-    }
-
     #[test]
     fn names_are_quoted() {
         let conn = db();
@@ -442,7 +386,6 @@ mod tests {
             &conn,
             "my posts",
             &[("id".to_string(), SqlVal::Text("x".into()))],
-            |_| Ok(()),
         )
         .unwrap();
         assert_eq!(all_ids(&conn, "my posts").unwrap(), vec!["x".to_string()]);
@@ -457,7 +400,7 @@ mod tests {
                 ("id".to_string(), SqlVal::Text(id.into())),
                 ("tags".to_string(), SqlVal::Text(tags.into())),
             ];
-            insert(&conn, "posts", &cols, |_| Ok(())).unwrap();
+            insert(&conn, "posts", &cols).unwrap();
         }
         let ids = |multiple: bool| -> Vec<String> {
             let mut stmt = referencing(&conn, "posts", "tags", multiple, false).unwrap();
