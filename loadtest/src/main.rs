@@ -9,6 +9,7 @@ use pocketbun_loadtest::affinity::{self, fmt_cpu_list, CpuList};
 use pocketbun_loadtest::report::{Meta, Report, Row};
 use pocketbun_loadtest::rt::UringMode;
 use pocketbun_loadtest::runner::{self, Phase, Progress, RunConfig, RunResult};
+use pocketbun_loadtest::seed;
 use pocketbun_loadtest::server::{self, ServerProcess, ServerSpec};
 use pocketbun_loadtest::target::Target;
 use pocketbun_loadtest::util::{self, fmt_rate, parse_duration};
@@ -139,6 +140,20 @@ struct RunArgs {
     /// Server process id: report its peak RSS (VmHWM) after the run.
     #[arg(long)]
     pid: Option<u32>,
+    /// Seed the running server first, as `compare` does (the workloads other than `get` and
+    /// `health` need it). Its data dir needs the harness's superuser, made before `serve`:
+    /// `pocketbun superuser upsert loadtest@example.com loadtest-pass-1 --dir DIR`.
+    #[arg(long)]
+    seed: bool,
+    /// With `--seed`: posts to seed.
+    #[arg(long, default_value_t = 1_000)]
+    seed_posts: usize,
+    /// With `--seed`: users to seed (each a bcrypt hash).
+    #[arg(long, default_value_t = 20)]
+    seed_users: usize,
+    /// With `--seed`: turn request logs off (`logs.maxDays=0`).
+    #[arg(long)]
+    logs_off: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -327,7 +342,23 @@ fn print_report(report: &Report, json: Option<&PathBuf>) -> pocketbun_loadtest::
 
 fn cmd_run(a: RunArgs, stop: Arc<AtomicBool>) -> pocketbun_loadtest::Result<()> {
     let target = Target::parse(&a.url)?;
-    let cfg = run_config(&a.load, target.clone(), a.workload, stop);
+    let mut cfg = run_config(&a.load, target.clone(), a.workload, stop);
+    if a.seed {
+        let mut api = pocketbun_loadtest::api::Api::new(target.addr)?;
+        let mut seeded = seed::Seeded::default();
+        let seed_cfg = seed::SeedConfig {
+            users: a.seed_users,
+            posts: a.seed_posts,
+            notes: 0,
+            tokens: a.seed_users.min(20),
+            no_logs: a.logs_off,
+            ..seed::SeedConfig::default()
+        };
+        seed::seed(&mut api, &seed_cfg, &mut seeded, &mut |m| {
+            eprintln!("[seed] {m}")
+        })?;
+        cfg.seed = Some(Arc::new(seeded));
+    }
     let label = target.url();
     eprintln!(
         "{} {} with {} connections on {} threads",

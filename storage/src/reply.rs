@@ -18,6 +18,11 @@ struct Slot<T, E> {
     waker: Option<Waker>,
     /// The sending side is gone (answered or dropped).
     closed: bool,
+    /// A thread blocks in [`Reply::wait`]: only then is the condvar notified. std's
+    /// `notify_all` is a `futex` wake even when nobody waits, and the workers await their
+    /// replies instead: that was one syscall per answered job on the writer thread (0.8 per
+    /// create under a create load, BENCHMARKS.md, branch create).
+    blocking: bool,
 }
 
 struct Shared<T, E> {
@@ -44,6 +49,7 @@ pub(crate) fn channel<T, E>() -> (ReplySender<T, E>, Reply<T, E>) {
             value: None,
             waker: None,
             closed: false,
+            blocking: false,
         }),
         ready: Condvar::new(),
     });
@@ -64,13 +70,15 @@ pub(crate) fn ready<T, E>(value: Result<T, E>) -> Reply<T, E> {
 
 impl<T, E> ReplySender<T, E> {
     pub(crate) fn send(self, value: Result<T, E>) {
-        let waker = {
+        let (waker, blocking) = {
             let mut slot = lock(&self.shared.slot);
             slot.value = Some(value);
             slot.closed = true;
-            slot.waker.take()
+            (slot.waker.take(), slot.blocking)
         };
-        self.shared.ready.notify_all();
+        if blocking {
+            self.shared.ready.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -80,15 +88,17 @@ impl<T, E> ReplySender<T, E> {
 
 impl<T, E> Drop for ReplySender<T, E> {
     fn drop(&mut self) {
-        let waker = {
+        let (waker, blocking) = {
             let mut slot = lock(&self.shared.slot);
             if slot.closed {
                 return;
             }
             slot.closed = true;
-            slot.waker.take()
+            (slot.waker.take(), slot.blocking)
         };
-        self.shared.ready.notify_all();
+        if blocking {
+            self.shared.ready.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -118,6 +128,8 @@ impl<T, E: From<StorageError>> Reply<T, E> {
             if slot.closed {
                 return Err(dropped().into());
             }
+            // set under the lock the sender takes: it sees it before it notifies
+            slot.blocking = true;
             slot = self
                 .shared
                 .ready

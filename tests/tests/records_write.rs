@@ -952,3 +952,62 @@ fn collection_body_limit() {
         });
     }
 }
+
+/// A create's and an update's answer are the row as SQLite stored it: column affinity turns
+/// a number field's `5.0` into the integer 5 and a JSON field's `1e3` into 1000 (so a write
+/// cannot answer from the values it bound without applying the columns' affinity). Each
+/// answer must be byte for byte what a view of the record reads afterwards (PocketBase
+/// answers the same).
+#[test]
+fn write_answers_are_the_stored_row() {
+    port("write answers are the stored row", |c| {
+        c.setup(
+            "POST",
+            "/api/collections",
+            json!({
+                "name": "stored",
+                "type": "base",
+                "viewRule": "",
+                "createRule": "",
+                "updateRule": "",
+                "fields": [
+                    {"name": "n", "type": "number"},
+                    {"name": "j", "type": "json"},
+                    {"name": "b", "type": "bool"},
+                    {"name": "t", "type": "text"},
+                    {"name": "created", "type": "autodate", "onCreate": true},
+                    {"name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true}
+                ]
+            }),
+        );
+        let raw = |c: &mut Client, method: &str, target: &str, body: &str| {
+            let (status, text) = c.send(
+                method,
+                target,
+                None,
+                Some("application/json"),
+                Body::Bytes(body.as_bytes().to_vec()),
+            );
+            assert_eq!(status, 200, "{method} {target} {body}: {text}");
+            text
+        };
+        let created = raw(
+            c,
+            "POST",
+            "/api/collections/stored/records",
+            r#"{"n": 5.0, "j": 1e3, "b": true, "t": "5"}"#,
+        );
+        let v: Value = serde_json::from_str(&created).unwrap();
+        assert_eq!(v["n"], json!(5), "{created}");
+        assert_eq!(v["j"], json!(1000), "{created}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let target = format!("/api/collections/stored/records/{id}");
+        let (_, viewed) = c.send("GET", &target, None, None, Body::Empty);
+        assert_eq!(created, viewed);
+
+        let updated = raw(c, "PATCH", &target, r#"{"n": 2.50, "j": [1.0, 2e0]}"#);
+        let (_, viewed) = c.send("GET", &target, None, None, Body::Empty);
+        assert_eq!(updated, viewed);
+        assert_ne!(updated, created);
+    });
+}
