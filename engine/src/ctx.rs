@@ -276,10 +276,11 @@ pub fn raw_path(head: &RequestHead) -> &str {
             None => target,
         }
     };
-    // a byte loop: targets are short, and `split_once`'s searcher cost ~180 instructions
-    // a call (called twice a request)
-    match path.bytes().position(|b| b == b'?') {
-        Some(i) => &path[..i],
-        None => path,
-    }
+    // The parser split the query off at the target's first `?`, so the path is what is left
+    // once `?` + query is cut off the end: no search for the `?` (`split_once` cost ~180
+    // instructions a call, a byte loop ~340 on a view's target; called twice a request).
+    // A target that does not end in its query has no `?` at all.
+    path.strip_suffix(head.query.as_str())
+        .and_then(|p| p.strip_suffix('?'))
+        .unwrap_or(path)
 }
