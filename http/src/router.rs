@@ -123,7 +123,8 @@ impl<T> Router<T> {
         let Some(rest) = raw_path.strip_prefix('/') else {
             return Match::NotFound;
         };
-        let mut params = Vec::new();
+        // room for a records route's two parameters: no regrowth on the way down (~0.2k)
+        let mut params = Vec::with_capacity(2);
         let mut path_matched = false;
         match find_in(
             &self.root,
