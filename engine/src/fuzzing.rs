@@ -20,7 +20,7 @@ const BOUNDARY: &str = "fuzzBoundary";
 fn request(content_type: &str, query: &str, body: &[u8]) -> Request {
     let mut headers = Headers::new();
     headers.push("Host", "x");
-    headers.push("Content-Type", content_type.to_string());
+    headers.push("Content-Type", content_type);
     let target = format!("/api/collections/posts/records?{query}");
     Request {
         head: RequestHead {

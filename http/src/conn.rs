@@ -360,10 +360,12 @@ impl<T: Transport> Conn<T> {
                 return Err(Stop::Close);
             }
         }
-        let deadline = Instant::now() + limits.body_read_timeout;
+        // a bodiless request (every GET) asks the clock nothing
+        let deadline = || Instant::now() + limits.body_read_timeout;
         match head.framing {
             BodyFraming::None => Ok(Vec::new()),
             BodyFraming::Length(n) => {
+                let deadline = deadline();
                 let n = n as usize;
                 while self.rbuf.len() < n {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -378,6 +380,7 @@ impl<T: Transport> Conn<T> {
                 Ok(std::mem::replace(&mut self.rbuf, rest))
             }
             BodyFraming::Chunked => {
+                let deadline = deadline();
                 let mut decoder = ChunkedDecoder::new(limit as u64);
                 let mut body = Vec::new();
                 loop {

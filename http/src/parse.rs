@@ -58,19 +58,25 @@ impl HeadReader {
         }
         // a head end straddling two reads begins at most 2 bytes before the new ones
         let from = self.scanned.saturating_sub(2).min(buf.len());
-        self.work += (buf.len() - from) as u64;
-        let new = &buf[from..];
-        if !self.saw_line_end && new.contains(&b'\n') {
-            self.saw_line_end = true;
-        }
-        let complete = find_head_end(new).is_some();
+        let new = from..buf.len();
         self.scanned = buf.len();
-        if complete || buf.len() >= self.parsed_at.saturating_mul(2).max(1) {
+        // A parse that is due anyway (the first one, or the buffer doubled) needs no scan for
+        // the head's end first: a head that arrives in one read (nearly all of them) is
+        // looked at once, by httparse. A partial parse also tells that no head end lies in
+        // the bytes it saw, so the next scan still starts 2 bytes before the new ones.
+        let due = buf.len() >= self.parsed_at.saturating_mul(2).max(1);
+        if !due {
+            self.work += new.len() as u64;
+        }
+        if due || find_head_end(&buf[new.clone()]).is_some() {
             self.parsed_at = buf.len();
             self.work += buf.len() as u64;
             if let Some(parsed) = parse_head(buf, limits)? {
                 return Ok(Some(parsed));
             }
+        }
+        if !self.saw_line_end && buf[new].contains(&b'\n') {
+            self.saw_line_end = true;
         }
         check_partial(buf.len(), self.saw_line_end, limits)?;
         Ok(None)
@@ -107,26 +113,78 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
 /// on success returns the head and how many bytes of `buf` it took. Connections read heads
 /// through [`HeadReader`], which decides when calling this is worth it.
 pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    // 64 header slots on the stack take any usual head; only a head with more (which
+    // httparse reports as soon as it sees the 65th) is parsed again with the configured
+    // number on the heap, instead of counting every head's lines first to choose
     let mut storage = [httparse::EMPTY_HEADER; 64];
-    let mut heap;
-    let headers: &mut [httparse::Header<'_>] = if count_lines(buf) > storage.len() {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        &mut heap
-    } else {
-        &mut storage
-    };
-    let mut req = httparse::Request::new(headers);
+    match parse_into(buf, limits, &mut storage) {
+        Err(TooMany) if limits.max_headers > storage.len() => {
+            let mut heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            parse_into(buf, limits, &mut heap).unwrap_or_else(|TooMany| {
+                Err(HttpError::new(
+                    HttpErrorKind::HeaderTooLarge,
+                    "too many headers",
+                ))
+            })
+        }
+        Err(TooMany) => Err(HttpError::new(
+            HttpErrorKind::HeaderTooLarge,
+            "too many headers",
+        )),
+        Ok(parsed) => parsed,
+    }
+}
+
+/// httparse ran out of header slots.
+struct TooMany;
+
+/// The headers whose presence the framing and connection rules look at, noted as the
+/// headers are copied so that each rule looks only when its header was sent.
+#[derive(Default)]
+struct Seen {
+    hosts: usize,
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &str) {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            4 if is("host") => self.hosts += 1,
+            6 if is("expect") => self.expect = true,
+            10 if is("connection") => self.connection = true,
+            14 if is("content-length") => self.content_length = true,
+            17 if is("transfer-encoding") => self.transfer_encoding = true,
+            _ => {}
+        }
+    }
+}
+
+/// [`parse_head`] with `slots` for httparse's headers.
+fn parse_into<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &mut [httparse::Header<'b>],
+) -> Result<Result<Option<(RequestHead, usize)>, HttpError>, TooMany> {
+    let mut req = httparse::Request::new(slots);
     let status = match req.parse(buf) {
         Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::new(
-                HttpErrorKind::HeaderTooLarge,
-                "too many headers",
-            ))
-        }
-        Err(httparse::Error::Version) => return parse_other_version(buf, limits),
-        Err(_) => return Err(HttpError::bad("malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(TooMany),
+        Err(httparse::Error::Version) => return Ok(parse_other_version(buf, limits)),
+        Err(_) => return Ok(Err(HttpError::bad("malformed request head"))),
     };
+    Ok(finish_head(&req, status, buf, limits))
+}
+
+fn finish_head(
+    req: &httparse::Request<'_, '_>,
+    status: httparse::Status<usize>,
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, HttpError> {
     let head_len = match status {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => {
@@ -153,40 +211,37 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
     };
     let method = Method::parse(req.method.unwrap_or(""));
 
-    let mut headers = Headers::new();
+    // one buffer for all names and values: the head's length bounds them
+    let mut headers = Headers::with_capacity(req.headers.len(), head_len);
+    let mut seen = Seen::default();
     for h in req.headers.iter() {
-        // header values are nearly always ASCII: std's validator has a fast path for that,
-        // `from_utf8_lossy`'s chunk iterator does not (~0.15k instructions per header)
-        let value = match std::str::from_utf8(h.value) {
-            Ok(v) => v.to_owned(),
-            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
-        };
-        headers.push(h.name, value);
+        seen.note(h.name);
+        headers.push_raw(h.name, h.value);
     }
 
     let (path, query) = split_target(target)?;
-    let framing = framing(&headers, version)?;
+    let framing = framing(&headers, version, &seen)?;
     if version == Version::Http11 {
-        let hosts = headers.get_all("host").count();
-        if hosts == 0 {
+        if seen.hosts == 0 {
             return Err(HttpError::new(
                 HttpErrorKind::MissingHost,
                 "missing required Host header",
             ));
         }
-        if hosts > 1 {
+        if seen.hosts > 1 {
             return Err(HttpError::bad("too many Host headers"));
         }
     }
     let keep_alive = match version {
-        Version::Http11 => !headers.has_token("connection", "close"),
-        Version::Http10 => headers.has_token("connection", "keep-alive"),
+        Version::Http11 => !(seen.connection && headers.has_token("connection", "close")),
+        Version::Http10 => seen.connection && headers.has_token("connection", "keep-alive"),
     };
     // Go's net/http (and so PocketBase) answers 417 to a request whose first Expect value
     // lists anything but `100-continue` (RFC 9110 §10.1.1 allows it), HTTP/1.0 included; so do
     // we, after every other check, as it does. `100-continue` from an HTTP/1.0 client is
     // ignored (it cannot be answered with an interim response).
-    let expect_continue = match headers.get("expect").filter(|v| !v.trim().is_empty()) {
+    let expect = seen.expect.then(|| headers.get("expect")).flatten();
+    let expect_continue = match expect.filter(|v| !v.trim().is_empty()) {
         None => false,
         Some(v) if list_has_token(v, "100-continue") => version == Version::Http11,
         Some(_) => {
@@ -278,11 +333,6 @@ fn list_has_token(value: &str, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// An upper bound of the header count, to size httparse's header array.
-fn count_lines(buf: &[u8]) -> usize {
-    buf.iter().filter(|&&b| b == b'\n').count()
-}
-
 fn split_target(target: &str) -> Result<(String, &str), HttpError> {
     // absolute-form (`http://host/path`) is legal for requests to a server, not only proxies
     let origin_form = if let Some(rest) = target
@@ -305,16 +355,17 @@ fn split_target(target: &str) -> Result<(String, &str), HttpError> {
     // PocketBase answers such a path with its JSON 404 like any other it has no route for. The
     // decoded path is lossy (U+FFFD), which no route, collection, id or stored file name
     // contains (routing uses the raw target anyway), so it cannot alias a real resource.
-    let path =
-        String::from_utf8_lossy(&percent_decode_str(raw_path).collect::<Vec<u8>>()).into_owned();
+    let path = if raw_path.contains('%') {
+        String::from_utf8_lossy(&percent_decode_str(raw_path).collect::<Vec<u8>>()).into_owned()
+    } else {
+        // nothing to decode (the usual path): the target is already a str
+        raw_path.to_string()
+    };
     Ok((path, query))
 }
 
-fn framing(headers: &Headers, version: Version) -> Result<BodyFraming, HttpError> {
-    let mut transfer_codings = headers.get_all("transfer-encoding").peekable();
-    let has_te = transfer_codings.peek().is_some();
-    let mut lengths = headers.get_all("content-length").peekable();
-    let has_cl = lengths.peek().is_some();
+fn framing(headers: &Headers, version: Version, seen: &Seen) -> Result<BodyFraming, HttpError> {
+    let (has_te, has_cl) = (seen.transfer_encoding, seen.content_length);
 
     if has_te {
         if has_cl {
@@ -323,7 +374,8 @@ fn framing(headers: &Headers, version: Version) -> Result<BodyFraming, HttpError
         if version == Version::Http10 {
             return Err(HttpError::bad("Transfer-Encoding on HTTP/1.0"));
         }
-        let codings: Vec<&str> = transfer_codings
+        let codings: Vec<&str> = headers
+            .get_all("transfer-encoding")
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|c| !c.is_empty())
@@ -345,7 +397,7 @@ fn framing(headers: &Headers, version: Version) -> Result<BodyFraming, HttpError
         // one header (`3, 3`) RFC 9110 §8.6 would let us accept; Go refuses it with 400 and so
         // do we: the strictest reading leaves nothing for a proxy in front to read otherwise.
         let mut length: Option<u64> = None;
-        for value in lengths {
+        for value in headers.get_all("content-length") {
             let value = value.trim();
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.len() > 19 {
                 return Err(HttpError::bad("invalid Content-Length"));
@@ -649,6 +701,39 @@ mod reader_tests {
             &Limits::default(),
         );
         assert_eq!(err.unwrap_err().kind, HttpErrorKind::BadRequest);
+    }
+
+    /// Past the 64 header slots on the stack, the configured number decides (256 by
+    /// default); every header is kept, in order, values that are not UTF-8 lossily.
+    #[test]
+    fn header_counts_past_the_stack_slots() {
+        let head = |n: usize| {
+            let mut raw = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+            for i in 0..n {
+                raw.extend_from_slice(format!("X-H{i}: v{i}\r\n").as_bytes());
+            }
+            raw.extend_from_slice(b"X-Bin: a\xffb\r\nConnection: close\r\n\r\n");
+            raw
+        };
+        for n in [0, 61, 62, 63, 100, 253] {
+            let (head, _) = parse_head(&head(n), &Limits::default()).unwrap().unwrap();
+            assert_eq!(head.headers.len(), n + 3, "{n}");
+            assert_eq!(head.headers.get("x-h0"), (n > 0).then_some("v0"));
+            assert_eq!(head.headers.get("X-BIN"), Some("a\u{fffd}b"));
+            assert_eq!(head.headers.last("host"), Some("x"));
+            assert!(!head.keep_alive, "{n}");
+            let names: Vec<&str> = head.headers.iter().map(|(k, _)| k).collect();
+            assert_eq!(names[0], "Host");
+            assert_eq!(names[n + 2], "Connection");
+        }
+        let err = parse_head(&head(254), &Limits::default()).unwrap_err();
+        assert_eq!(err.kind, HttpErrorKind::HeaderTooLarge);
+        let few = Limits {
+            max_headers: 10,
+            ..Limits::default()
+        };
+        let err = parse_head(&head(100), &few).unwrap_err();
+        assert_eq!(err.kind, HttpErrorKind::HeaderTooLarge);
     }
 
     #[test]

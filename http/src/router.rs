@@ -123,7 +123,8 @@ impl<T> Router<T> {
         let Some(rest) = raw_path.strip_prefix('/') else {
             return Match::NotFound;
         };
-        let mut params = Vec::new();
+        // room for a records route's two parameters: no regrowth on the way down (~0.2k)
+        let mut params = Vec::with_capacity(2);
         let mut path_matched = false;
         match find_in(
             &self.root,
@@ -150,11 +151,31 @@ fn pick<'r, T>(routes: &'r [(Method, T)], method: &Method) -> Option<&'r T> {
 }
 
 fn decode(segment: &str) -> Cow<'_, str> {
-    if segment.contains('%') {
+    decode_if(segment, segment.contains('%'))
+}
+
+/// `segment` percent-decoded when `encoded` (it holds a `%`).
+fn decode_if(segment: &str, encoded: bool) -> Cow<'_, str> {
+    if encoded {
         Cow::Owned(percent_decode_str(segment).decode_utf8_lossy().into_owned())
     } else {
         Cow::Borrowed(segment)
     }
+}
+
+/// The segment at the front of `rest`, what follows its `/` (`None`: it was the last), and
+/// whether it holds a `%`: one pass over its bytes, where finding the `/` and then the `%`
+/// took two searches per segment (segments are short: a byte loop beats memchr's set-up).
+fn next_segment(rest: &str) -> (&str, Option<&str>, bool) {
+    let mut encoded = false;
+    for (i, &b) in rest.as_bytes().iter().enumerate() {
+        match b {
+            b'/' => return (&rest[..i], Some(&rest[i + 1..]), encoded),
+            b'%' => encoded = true,
+            _ => {}
+        }
+    }
+    (rest, None, encoded)
 }
 
 /// `rest` is what follows the last matched `/` (`None`: no segment left; `Some("")`: one
@@ -175,11 +196,8 @@ fn find_in<'r, T>(
         }
         return None;
     };
-    let (first, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    let decoded = decode(first);
+    let (first, tail, encoded) = next_segment(rest);
+    let decoded = decode_if(first, encoded);
     if let Some((_, child)) = node.literals.iter().find(|(k, _)| **k == *decoded) {
         if let Some(v) = find_in(child, tail, method, params, path_matched) {
             return Some(v);
@@ -246,17 +264,7 @@ pub fn unclean_path_redirect(method: &Method, raw_path: &str, query: &str) -> Op
 /// `raw_path` with empty, `.` and `..` segments resolved (never above the root), keeping a
 /// trailing slash, as Go's `ServeMux` cleans it; `None` when that changes nothing.
 fn clean_path(raw_path: &str) -> Option<String> {
-    let rest = &raw_path[1..];
-    let mut segments = rest.split('/').peekable();
-    let mut clean = true;
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
-            clean = false;
-            break;
-        }
-    }
-    if clean {
+    if is_clean(raw_path.as_bytes()) {
         return None;
     }
     let mut path = path_clean(raw_path);
@@ -264,6 +272,26 @@ fn clean_path(raw_path: &str) -> Option<String> {
         path.push('/');
     }
     (path != raw_path).then_some(path)
+}
+
+/// Whether the rooted `path` has no empty segment but a trailing one, and no `.` or `..`
+/// segment: one pass over the bytes after each `/` (every request's path is checked).
+fn is_clean(path: &[u8]) -> bool {
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'/' {
+            let next = |k: usize| path.get(i + k).copied();
+            let ends = |k: usize| matches!(next(k), None | Some(b'/'));
+            match next(1) {
+                // an empty segment before another one
+                Some(b'/') => return false,
+                Some(b'.') if ends(2) || (next(2) == Some(b'.') && ends(3)) => return false,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Go's `path.Clean`: the shortest equivalent slash path ("." for an empty one); a rooted
@@ -411,6 +439,37 @@ mod tests {
         }
     }
 
+    /// The byte scan agrees with the segment-by-segment reading of a clean path on every
+    /// path of up to 7 bytes drawn from `/`, `.` and `a`.
+    #[test]
+    fn clean_check_matches_segments() {
+        fn by_segments(path: &str) -> bool {
+            let mut segments = path[1..].split('/').peekable();
+            while let Some(seg) = segments.next() {
+                let last = segments.peek().is_none();
+                if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+                    return false;
+                }
+            }
+            true
+        }
+        let alphabet = [b'/', b'.', b'a'];
+        let mut checked = 0;
+        for len in 0..7u32 {
+            for mut k in 0..3usize.pow(len) {
+                let mut path = vec![b'/'];
+                for _ in 0..len {
+                    path.push(alphabet[k % 3]);
+                    k /= 3;
+                }
+                let path = String::from_utf8(path).unwrap();
+                assert_eq!(is_clean(path.as_bytes()), by_segments(&path), "{path}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1093);
+    }
+
     #[test]
     fn unclean_paths_redirect_like_go() {
         let loc = |path: &str, query: &str| {
@@ -422,6 +481,12 @@ mod tests {
         assert_eq!(loc("/", ""), None);
         assert_eq!(loc("/api/%2e/health", ""), None);
         assert_eq!(loc("/a.b/.c/..d", ""), None);
+        assert_eq!(loc("/a/.../b/", ""), None);
+        assert_eq!(loc("/.", "").as_deref(), Some("/"));
+        assert_eq!(loc("/a/..", "").as_deref(), Some("/"));
+        assert_eq!(loc("/a/../", "").as_deref(), Some("/"));
+        assert_eq!(loc("/a/./", "").as_deref(), Some("/a/"));
+        assert_eq!(loc("/a//", "").as_deref(), Some("/a/"));
         assert_eq!(loc("//api/health", "").as_deref(), Some("/api/health"));
         assert_eq!(
             loc("/api//health", "a=1").as_deref(),

@@ -121,17 +121,32 @@ fn push_trusted(out: &mut Vec<u8>, name_colon: &[u8], value: &[u8]) {
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
-    // a CR or LF in a value would let a handler (or the data it echoes) inject headers;
-    // a fold without early exit vectorizes (values are short and nearly always clean)
-    let has_crlf = value
-        .bytes()
-        .fold(false, |acc, b| acc | (b == b'\r') | (b == b'\n'));
-    if has_crlf {
+    // a CR or LF in a value would let a handler (or the data it echoes) inject headers
+    if has_cr_or_lf(value.as_bytes()) {
         out.extend(value.bytes().filter(|&b| b != b'\r' && b != b'\n'));
     } else {
         out.extend_from_slice(value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `bytes` holds a CR or LF, 8 bytes at a time. Values are short (`nosniff`,
+/// `application/json`): the byte-wise fold this replaces cost ~170 instructions a header,
+/// ~1k a response, as it never reached its vectorized loop.
+fn has_cr_or_lf(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // a byte of `x` is zero: the classic test, exact when only its any-byte answer is used
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if has_zero(word ^ (ONES * u64::from(b'\r'))) || has_zero(word ^ (ONES * u64::from(b'\n')))
+        {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Appends one chunk in chunked framing.
@@ -194,6 +209,25 @@ pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::{chunk_in_place, write_chunk, CHUNK_ROOM};
+
+    #[test]
+    fn cr_and_lf_are_found_anywhere() {
+        assert!(!super::has_cr_or_lf(b""));
+        assert!(!super::has_cr_or_lf(b"application/json; charset=utf-8"));
+        // bytes next to CR and LF, and the high bytes of UTF-8, are not taken for them
+        assert!(!super::has_cr_or_lf(
+            "\x0b\x0c\x0e\x09é€\u{7f}\u{8d}".as_bytes()
+        ));
+        for len in 1..40 {
+            for at in 0..len {
+                for bad in [b'\r', b'\n'] {
+                    let mut value = vec![b'a'; len];
+                    value[at] = bad;
+                    assert!(super::has_cr_or_lf(&value), "{len} {at} {bad}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn chunk_sizes_are_lowercase_hex() {
