@@ -1,9 +1,10 @@
 //! Background WAL checkpointing, off the writer's critical path.
 //!
-//! The writer connection has `wal_autocheckpoint = 0`; this thread owns its
-//! own connection and runs `PRAGMA wal_checkpoint(PASSIVE)` when the writer
-//! reports commits: right away once the WAL file is large, otherwise at most
-//! once per interval. PASSIVE never waits for readers or the writer. When
+//! This thread owns its own connection and runs `PRAGMA wal_checkpoint(PASSIVE)`
+//! when the writer reports commits: soon once the WAL file is large, otherwise at
+//! most once per interval. The writer's own `wal_autocheckpoint` is only a
+//! backstop at four times that size (see `ConnOptions::writer_autocheckpoint`: a
+//! checkpoint on this connection cannot restart the WAL under a steady write load). PASSIVE never waits for readers or the writer. When
 //! the store closes it finishes with a TRUNCATE checkpoint so the directory
 //! is left with an empty WAL, like a cleanly stopped PocketBase.
 //!

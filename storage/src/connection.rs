@@ -42,6 +42,21 @@ pub(crate) struct ConnOptions {
     pub busy_timeout: Duration,
     /// Print each statement with its run time (`serve --dev`, [`crate::dev`]).
     pub sql_log: bool,
+    /// The writer's `wal_autocheckpoint` (WAL frames; 0: never). The checkpointer thread
+    /// ([`crate::checkpoint`]) does the routine checkpoints off the writer's path, but a
+    /// checkpoint on another connection cannot restart the WAL while writes keep coming:
+    /// SQLite starts the log over only when a write transaction begins with every frame
+    /// already copied, and under a steady create load the next commit always lands while
+    /// the checkpointer is still copying. `data.db-wal` then grew without bound: 1.8 GB in
+    /// 18 s of `loadtest run -w create` (64 connections, one core, 14k creates/s; 6.8 GB in
+    /// 40 s with checkpoints spaced 100 ms apart), until the load paused. A checkpoint run
+    /// by the writer itself right after its commit (SQLite's own autocheckpoint, what
+    /// PocketBase runs with) finishes before the next write begins, so the log restarts:
+    /// the same load then kept it at 19.9 MB. It is set well above the checkpointer's
+    /// threshold so it only runs when the checkpointer cannot keep the WAL short; it costs
+    /// that load's p99 (8 → 28–32 ms: the commit that runs it waits for the copy and fsync).
+    /// 0 where Litestream owns checkpoints.
+    pub writer_autocheckpoint: u32,
 }
 
 /// The most `mmap_size` a follower connection asks for: SQLite's default compile-time cap
@@ -110,7 +125,9 @@ pub(crate) fn open(path: &Path, role: Role, with: ConnOptions) -> Result<Connect
          PRAGMA cache_size = -32000;",
     )?;
     match role {
-        Role::Writer => conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?,
+        Role::Writer => {
+            conn.pragma_update(None, "wal_autocheckpoint", with.writer_autocheckpoint)?
+        }
         Role::Reader => conn.execute_batch("PRAGMA query_only = ON;")?,
         Role::Checkpointer => {}
     }

@@ -54,9 +54,17 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// What each connection of the store is opened with.
     pub(crate) fn connection(&self) -> ConnOptions {
+        // four times the checkpointer's threshold, in 4 KiB frames (PocketBase's page size)
+        let backstop =
+            (self.checkpoint_wal_bytes.saturating_mul(4) / 4096).clamp(1, u32::MAX as u64);
         ConnOptions {
             busy_timeout: self.busy_timeout,
             sql_log: self.sql_log,
+            writer_autocheckpoint: if self.external_checkpoints {
+                0
+            } else {
+                backstop as u32
+            },
         }
     }
 }

@@ -269,14 +269,27 @@ fn close_flushes_queued_jobs() {
 }
 
 #[test]
-fn writer_connection_does_not_autocheckpoint() {
+fn writer_autocheckpoints_only_as_a_backstop() {
+    let autocheckpoint = |name: &str, opts: StoreOptions| -> i64 {
+        let dir = common::temp_dir(name).join("pb_data");
+        let store = Store::open(&dir, opts).unwrap();
+        let value = store
+            .writer()
+            .submit_blocking(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
+            .unwrap();
+        store.close();
+        value
+    };
+    // four times the checkpointer's 4 MiB, in 4 KiB frames
+    assert_eq!(autocheckpoint("backstop", StoreOptions::default()), 4096);
+    let external = StoreOptions {
+        external_checkpoints: true,
+        ..StoreOptions::default()
+    };
+    assert_eq!(autocheckpoint("backstop-external", external), 0);
+
     let dir = common::temp_dir("no-autockpt").join("pb_data");
     let store = Store::open(&dir, StoreOptions::default()).unwrap();
-    let value: i64 = store
-        .writer()
-        .submit_blocking(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
-        .unwrap();
-    assert_eq!(value, 0);
     let (journal, sync, fk, busy): (String, i64, i64, i64) = store
         .writer()
         .submit_blocking(|c| {
@@ -323,4 +336,40 @@ fn background_checkpointer_moves_wal_into_the_database() {
         );
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A steady stream of commits keeps the WAL short: a checkpoint on the checkpointer's own
+/// connection cannot restart the log while the next commit is already under way, so before
+/// the writer's backstop `data.db-wal` grew by every page written until the load paused.
+#[test]
+fn wal_stays_short_under_a_steady_write_stream() {
+    let dir = common::temp_dir("wal-bounded").join("pb_data");
+    let opts = StoreOptions {
+        checkpoint_wal_bytes: 256 * 1024, // backstop at 256 frames (~1 MiB)
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir, opts).unwrap();
+    let writer = store.writer();
+    writer
+        .submit_blocking(|c| Ok(c.execute_batch("CREATE TABLE blobs (b BLOB)")?))
+        .unwrap();
+    // ~16 MiB written in 4,000 commits of one 4 KiB row each
+    for _ in 0..40 {
+        let replies: Vec<_> = (0..100)
+            .map(|_| {
+                writer.submit(|c: &Connection| {
+                    Ok(c.execute("INSERT INTO blobs (b) VALUES (zeroblob(4000))", [])?)
+                })
+            })
+            .collect();
+        for r in replies {
+            assert_eq!(r.wait().unwrap(), 1);
+        }
+    }
+    let wal = std::fs::metadata(dir.join("data.db-wal")).unwrap().len();
+    assert!(
+        wal < 4 * 1024 * 1024,
+        "data.db-wal is {wal} bytes after ~16 MiB of commits"
+    );
+    store.close();
 }
