@@ -149,20 +149,25 @@ fn has_cr_or_lf(bytes: &[u8]) -> bool {
     chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
-/// Appends one chunk in chunked framing.
-pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    if data.is_empty() {
-        return;
-    }
-    // the size in hex without `format!` (an SSE fan-out frames one chunk per client)
+/// A chunk's size in lowercase hex, without `format!` (an SSE fan-out frames one chunk per
+/// client): the digits are `hex[at..]`.
+fn hex_size(mut n: usize) -> ([u8; 16], usize) {
     let mut hex = [0u8; 16];
-    let mut n = data.len();
     let mut at = hex.len();
     while n > 0 {
         at -= 1;
         hex[at] = b"0123456789abcdef"[n & 15];
         n >>= 4;
     }
+    (hex, at)
+}
+
+/// Appends one chunk in chunked framing.
+pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let (hex, at) = hex_size(data.len());
     out.extend_from_slice(&hex[at..]);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
@@ -181,14 +186,7 @@ pub(crate) fn chunk_in_place(mut data: Vec<u8>) -> Vec<u8> {
     if data.is_empty() {
         return data;
     }
-    let mut hex = [0u8; 16];
-    let mut n = data.len();
-    let mut at = hex.len();
-    while n > 0 {
-        at -= 1;
-        hex[at] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-    }
+    let (hex, at) = hex_size(data.len());
     let head = hex.len() - at + 2;
     if data.capacity() - data.len() < head + 2 {
         let mut out = Vec::with_capacity(data.len() + head + 2);
