@@ -14,8 +14,9 @@
 
 /// Percent- and plus-decoding of one query string component (`None`: an invalid escape,
 /// which Go's `url.ParseQuery` drops the pair for). Bytes that are no UTF-8 become U+FFFD,
-/// as PocketBase's JSON writer shows them.
-pub fn url_decode(s: &str) -> Option<String> {
+/// as PocketBase's JSON writer shows them. The tests' window on [`unescape`].
+#[cfg(test)]
+fn url_decode(s: &str) -> Option<String> {
     unescape(s.as_bytes()).map(lossy)
 }
 
@@ -26,41 +27,25 @@ pub fn path_unescape_into(out: &mut String, s: &str) {
         out.push_str(s);
         return;
     }
-    let b = s.as_bytes();
-    let mut bytes = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            match (
-                b.get(i + 1).and_then(|&c| hex(c)),
-                b.get(i + 2).and_then(|&c| hex(c)),
-            ) {
-                (Some(h), Some(l)) => {
-                    bytes.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => {
-                    out.push_str(s);
-                    return;
-                }
-            }
-        }
-        bytes.push(b[i]);
-        i += 1;
+    match unescape_as(s.as_bytes(), false) {
+        Some(bytes) => out.push_str(&lossy(bytes)),
+        None => out.push_str(s),
     }
-    out.push_str(&String::from_utf8_lossy(&bytes));
 }
 
 /// Go's `url.QueryUnescape` on bytes: `+` is a space, `%XY` the byte it names (`None`: an
 /// escape without two hex digits).
 fn unescape(s: &[u8]) -> Option<Vec<u8>> {
+    unescape_as(s, true)
+}
+
+/// [`unescape`], or with `+` kept as is (`plus_is_space` false: Go's `url.PathUnescape`).
+fn unescape_as(s: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         match s[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 out.push(hex_byte(s.get(i + 1..i + 3)?)?);
                 i += 2;
