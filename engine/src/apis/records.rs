@@ -182,14 +182,13 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         ctx.reader
             .read(|conn| {
-                let page = page_sql(
+                let sql = list_sql(
                     &ctx, conn, &schema, &coll.name, filter, sort, &caller, &compiled, &params,
                 )?;
-                let sql = page.as_deref().unwrap_or(&compiled.select_sql);
                 let (items, total) = rules::list_page(
                     conn,
-                    &compiled,
-                    sql,
+                    sql.page.as_deref().unwrap_or(&compiled.select_sql),
+                    sql.count.as_deref().unwrap_or(&compiled.count_sql),
                     &params,
                     !skip_total,
                     |stmt, params| {
@@ -233,11 +232,11 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     Ok(respond(out))
 }
 
-/// The page statement the list of `compiled` runs: its own, or the one that scans instead of
-/// searching an index by a bool ([`rules::page_sql`], compiled by
-/// `query::compile_list_unindexed` from the same filter and sort). `None`: its own.
+/// The statements the list of `compiled` runs: its own, or the ones that scan instead of
+/// searching an index by a bool ([`rules::list_sql`], compiled by
+/// `query::compile_list_unindexed` from the same filter and sort).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn page_sql(
+pub(crate) fn list_sql(
     ctx: &AppCtx,
     conn: &Connection,
     schema: &SchemaPair,
@@ -247,10 +246,10 @@ pub(crate) fn page_sql(
     caller: &Caller,
     compiled: &CompiledQuery,
     params: &[QValue],
-) -> pocketbun_storage::Result<Option<Rc<str>>> {
+) -> pocketbun_storage::Result<rules::ListSql> {
     let mut plans = ctx.page_plans.borrow_mut();
     let version = schema.query.version();
-    Ok(rules::page_sql(
+    Ok(rules::list_sql(
         conn,
         &mut plans,
         version,
@@ -267,7 +266,7 @@ pub(crate) fn page_sql(
             )
             .ok()?;
             // only the text differs: the same parameters in the same places
-            (q.params.len() == compiled.params.len()).then_some(q.select_sql)
+            (q.params.len() == compiled.params.len()).then_some((q.select_sql, q.count_sql))
         },
     )?)
 }

@@ -21,14 +21,14 @@ fn distinct(cond: &CompiledFilter) -> &'static str {
 }
 
 /// A page of a compiled list (the records list endpoint): its page statement `page` (the
-/// list's own `select_sql`, or the one [`page_sql`] chose), prepared once per text, is
+/// list's own `select_sql`, or the one [`list_sql`] chose), prepared once per text, is
 /// handed to `rows` with its binds (`params`: the list's own, then the limit and the
 /// offset), which reads the rows; then, when `total` is asked, the number of records the
-/// list's filter and rule match (always the list's own `count_sql`).
+/// list's filter and rule match (`count`: its `count_sql`, or [`list_sql`]'s).
 pub fn list_page<T>(
     conn: &Connection,
-    list: &CompiledQuery,
     page: &str,
+    count: &str,
     params: &[QValue],
     total: bool,
     rows: impl FnOnce(&mut Statement<'_>, &[QValue]) -> rusqlite::Result<T>,
@@ -38,7 +38,7 @@ pub fn list_page<T>(
     if !total {
         return Ok((found, None));
     }
-    let mut count = conn.prepare_cached(&list.count_sql)?;
+    let mut count = conn.prepare_cached(count)?;
     // the list's own parameters, without the limit and the offset
     let own = &params[..params.len().saturating_sub(2)];
     let k = count.parameter_count();
@@ -65,8 +65,8 @@ const RECHECK_AFTER: u32 = 4096;
 /// of the table, so they cross at ~1 in 5; below it the search stays.
 const SCAN_FROM: i64 = 4;
 
-/// The page statement chosen per list statement on one worker (a field of the worker's
-/// `records::db::Db`), see [`page_sql`]. Cleared when the schema version changes (an index
+/// The statements chosen per list statement on one worker (a field of the worker's
+/// `records::db::Db`), see [`list_sql`]. Cleared when the schema version changes (an index
 /// added or dropped changes the plans), bounded, and each choice made again after
 /// [`RECHECK_AFTER`] runs.
 #[derive(Default)]
@@ -76,13 +76,21 @@ pub struct PagePlans {
 }
 
 struct Choice {
-    /// The page statement run instead of the list's own; `None`: its own.
-    sql: Option<Rc<str>>,
+    sql: ListSql,
     /// Runs left before the choice is made again.
     left: u32,
 }
 
-/// The page statement the records list runs for `list` (`None`: its own `select_sql`).
+/// The statements a list runs in place of its own `select_sql` and `count_sql` (`None`: its
+/// own).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListSql {
+    pub page: Option<Rc<str>>,
+    pub count: Option<Rc<str>>,
+}
+
+/// The statements the records list runs for `list` (`params`: its binds, then the limit and
+/// the offset).
 ///
 /// SQLite plans `published = 1 AND score > ?` sorted by `-score` as an index search on
 /// `(published, views)` by `published` alone, a fetch of every row it finds by rowid, then
@@ -92,27 +100,32 @@ struct Choice {
 /// list's own page statement is exactly such a search (an index that is not covering,
 /// whose only constraints are equalities on bool fields the WHERE compares with one
 /// value) followed by a sort of the whole result, and those equalities match at least 1 in
-/// [`SCAN_FROM`] rows of the table, the statement `unindexed` compiles
+/// [`SCAN_FROM`] rows of the table, the page statement `unindexed` compiles
 /// (`query::compile_list_unindexed`: the same WHERE with those comparisons written
 /// `+col = 1`, which no index serves) runs instead. It is handed the order in which the
 /// index fed rows to the sort (its remaining key columns, then the rowid) to append to the
 /// ORDER BY: rows with equal sort keys then come out as they did, so the page is the same
-/// rows in the same order. The count keeps its own statement (the covering index counts
-/// fastest), and so does every other plan: a search that also constrains another column
-/// (`published = 1 AND views > ?`), one whose index gives the order (no sort), joins.
+/// rows in the same order. Every other page plan stays: a search that also constrains
+/// another column (`published = 1 AND views > ?`), one whose index gives the order (no
+/// sort), joins.
+///
+/// The count is chosen alike: its unindexed statement runs when its own plan is such a
+/// search alone (it has no sort) through an index that does not cover it (`published = 1
+/// AND score > ?` fetches every row for `score`); a count the index covers (`published =
+/// 1` alone: index entries only, 0.2 ms against ~1 ms for a scan) keeps it.
 ///
 /// The choice is kept per statement text for [`RECHECK_AFTER`] runs in `plans`; lists
 /// without a bool comparison never look.
-pub fn page_sql(
+pub fn list_sql(
     conn: &Connection,
     plans: &mut PagePlans,
     version: u64,
     list: &CompiledQuery,
     params: &[QValue],
-    unindexed: impl FnOnce(&[TieBreak]) -> Option<String>,
-) -> rusqlite::Result<Option<Rc<str>>> {
+    unindexed: impl FnOnce(&[TieBreak]) -> Option<(String, String)>,
+) -> rusqlite::Result<ListSql> {
     if list.bool_eqs.is_empty() || list.distinct || list.never {
-        return Ok(None);
+        return Ok(ListSql::default());
     }
     if plans.version != Some(version) {
         plans.by_sql.clear();
@@ -124,10 +137,16 @@ pub fn page_sql(
             return Ok(choice.sql.clone());
         }
     }
-    let sql = match scan_order(conn, list, params)? {
-        Some(then_by) => unindexed(&then_by).map(Rc::from),
-        None => None,
-    };
+    let page = page_order(conn, list, params)?;
+    let own = &params[..params.len().saturating_sub(2)];
+    let count = count_scans(conn, list, own)?;
+    let mut sql = ListSql::default();
+    if page.is_some() || count {
+        if let Some((select, counting)) = unindexed(page.as_deref().unwrap_or_default()) {
+            sql.page = page.is_some().then(|| Rc::from(select));
+            sql.count = count.then(|| Rc::from(counting));
+        }
+    }
     if plans.by_sql.len() >= MAX_PAGE_PLANS && !plans.by_sql.contains_key(&list.select_sql) {
         plans.by_sql.clear();
     }
@@ -141,17 +160,10 @@ pub fn page_sql(
     Ok(sql)
 }
 
-/// The plan's `SEARCH <table> USING INDEX <index> (<constraints>)` then `USE TEMP B-TREE
-/// FOR ORDER BY`, and nothing else: `(index, constraints)`.
-fn search_then_sort<'a>(details: &'a [String], table: &str) -> Option<(&'a str, &'a str)> {
-    let [a, b] = details else {
-        return None;
-    };
-    let search = match (a.as_str(), b.as_str()) {
-        (s, "USE TEMP B-TREE FOR ORDER BY") | ("USE TEMP B-TREE FOR ORDER BY", s) => s,
-        _ => return None,
-    };
-    let rest = search
+/// `SEARCH <table> USING INDEX <index> (<constraints>)` (not a covering index): `(index,
+/// constraints)`.
+fn search<'a>(detail: &'a str, table: &str) -> Option<(&'a str, &'a str)> {
+    let rest = detail
         .strip_prefix("SEARCH ")?
         .strip_prefix(table)?
         .strip_prefix(" USING INDEX ")?;
@@ -159,36 +171,90 @@ fn search_then_sort<'a>(details: &'a [String], table: &str) -> Option<(&'a str, 
     Some((index, constraints.strip_suffix(')')?))
 }
 
-/// When [`page_sql`] should run the unindexed statement for `list`: the order the index of
-/// its plan fed rows to the sort in, to break ties with. `None`: keep the list's own.
-fn scan_order(
-    conn: &Connection,
-    list: &CompiledQuery,
-    params: &[QValue],
-) -> rusqlite::Result<Option<Vec<TieBreak>>> {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", list.select_sql))?;
+/// The plan's search then `USE TEMP B-TREE FOR ORDER BY`, and nothing else.
+fn search_then_sort<'a>(details: &'a [String], table: &str) -> Option<(&'a str, &'a str)> {
+    let [a, b] = details else {
+        return None;
+    };
+    match (a.as_str(), b.as_str()) {
+        (s, "USE TEMP B-TREE FOR ORDER BY") | ("USE TEMP B-TREE FOR ORDER BY", s) => {
+            search(s, table)
+        }
+        _ => None,
+    }
+}
+
+/// SQLite's plan of `sql` with `params` bound: each step's detail.
+fn plan(conn: &Connection, sql: &str, params: &[QValue]) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
     let k = stmt.parameter_count();
     let details = stmt
         .query_map(bound(params, k), |r| r.get::<_, String>(3))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let Some((index, constraints)) = search_then_sort(&details, &list.table) else {
-        return Ok(None);
-    };
-    // each constraint `col=?` an equality on a bool field compared with one value only
-    let mut eqs: Vec<(&str, bool)> = Vec::new();
+    Ok(details)
+}
+
+/// The columns and values of a search's `col=?` constraints when each is an equality on a
+/// bool field the WHERE compares with one value only.
+fn bool_constraints<'a>(
+    list: &CompiledQuery,
+    constraints: &'a str,
+) -> Option<Vec<(&'a str, bool)>> {
+    let mut eqs = Vec::new();
     for c in constraints.split(" AND ") {
-        let Some(column) = c.strip_suffix("=?") else {
-            return Ok(None);
-        };
+        let column = c.strip_suffix("=?")?;
         let mut values = list.bool_eqs.iter().filter(|(f, _)| f == column);
-        let Some(&(_, value)) = values.next() else {
-            return Ok(None);
-        };
+        let &(_, value) = values.next()?;
         if values.any(|(_, v)| *v != value) {
-            return Ok(None);
+            return None;
         }
         eqs.push((column, value));
     }
+    Some(eqs)
+}
+
+/// Whether `eqs` match at least 1 in [`SCAN_FROM`] rows of `table` (two counts, through
+/// an index).
+fn common(conn: &Connection, table: &str, eqs: &[(&str, bool)]) -> rusqlite::Result<bool> {
+    let table = Ident(table);
+    let all: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+    let mut sql = format!("SELECT COUNT(*) FROM {table} WHERE ");
+    for (i, (column, value)) in eqs.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" AND ");
+        }
+        let _ = write!(sql, "{} = {}", Ident(column), i64::from(*value));
+    }
+    let matching: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
+    Ok(all > 0 && matching.saturating_mul(SCAN_FROM) >= all)
+}
+
+/// Whether [`list_sql`] should run the unindexed count for `list` (`own`: the list's binds).
+fn count_scans(conn: &Connection, list: &CompiledQuery, own: &[QValue]) -> rusqlite::Result<bool> {
+    let details = plan(conn, &list.count_sql, own)?;
+    let [only] = details.as_slice() else {
+        return Ok(false);
+    };
+    match search(only, &list.table).and_then(|(_, c)| bool_constraints(list, c)) {
+        Some(eqs) => common(conn, &list.table, &eqs),
+        None => Ok(false),
+    }
+}
+
+/// When [`list_sql`] should run the unindexed page statement for `list`: the order the index
+/// of its plan fed rows to the sort in, to break ties with. `None`: keep the list's own.
+fn page_order(
+    conn: &Connection,
+    list: &CompiledQuery,
+    params: &[QValue],
+) -> rusqlite::Result<Option<Vec<TieBreak>>> {
+    let details = plan(conn, &list.select_sql, params)?;
+    let Some((index, constraints)) = search_then_sort(&details, &list.table) else {
+        return Ok(None);
+    };
+    let Some(eqs) = bool_constraints(list, constraints) else {
+        return Ok(None);
+    };
     // the index's key columns: the constrained ones first, then the order it gives the rest
     let mut stmt = conn.prepare(
         "SELECT cid, name, \"desc\", coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno",
@@ -234,21 +300,7 @@ fn scan_order(
         desc: false,
         collation: String::new(),
     });
-    // the probe: rows of the table, rows the search would fetch (both through an index)
-    let table = Ident(&list.table);
-    let all: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
-    let mut sql = format!("SELECT COUNT(*) FROM {table} WHERE ");
-    for (i, (column, value)) in eqs.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(" AND ");
-        }
-        let _ = write!(sql, "{} = {}", Ident(column), i64::from(*value));
-    }
-    let matching: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
-    if all == 0 || matching.saturating_mul(SCAN_FROM) < all {
-        return Ok(None);
-    }
-    Ok(Some(then_by))
+    Ok(common(conn, &list.table, &eqs)?.then_some(then_by))
 }
 
 /// The view endpoint's read: `sql` ([`super::rows::ViewSql`] without a rule, [`view_by_id`]
@@ -467,9 +519,10 @@ mod tests {
             stmt.query_map(bound(params, k), |r| r.get(0))?.collect()
         };
         let own = list.select_sql.as_str();
-        let (page, total) = list_page(&conn, &list, own, &params, true, ids).unwrap();
+        let count = list.count_sql.as_str();
+        let (page, total) = list_page(&conn, own, count, &params, true, ids).unwrap();
         assert_eq!((page, total), (vec!["c".to_string()], Some(2)));
-        let (page, total) = list_page(&conn, &list, own, &params, false, ids).unwrap();
+        let (page, total) = list_page(&conn, own, count, &params, false, ids).unwrap();
         assert_eq!((page, total), (vec!["c".to_string()], None));
         let sql = view_by_id("posts", &cond("`posts`.`n` >= ?1", false), 2);
         let one = [QValue::Integer(2), QValue::Text("a".into())];
@@ -477,8 +530,8 @@ mod tests {
     }
 
     /// A posts table as the benchmark's, `share` of its 400 rows published, and the list
-    /// `published = 1 AND score > ?1` sorted by `-score`.
-    fn flags(share_in_10: i64) -> (Connection, CompiledQuery) {
+    /// `wh` sorted by `-score`.
+    fn flags(share_in_10: i64, wh: &str) -> (Connection, CompiledQuery) {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE `posts` (`id` TEXT PRIMARY KEY, `views` NUMERIC, `score` NUMERIC,
@@ -493,7 +546,6 @@ mod tests {
             )
             .unwrap();
         }
-        let wh = "(`posts`.`published` = 1 AND `posts`.`score` > ?1)";
         let list = CompiledQuery {
             table: "posts".into(),
             distinct: false,
@@ -514,22 +566,25 @@ mod tests {
     }
 
     #[test]
-    fn a_bool_search_then_a_sort_is_replaced_once_per_statement() {
+    fn a_bool_search_is_replaced_once_per_statement() {
+        let wh = "(`posts`.`published` = 1 AND `posts`.`score` > ?1)";
         let params = [QValue::Integer(5), QValue::Integer(30), QValue::Integer(0)];
-        let (conn, list) = flags(7);
+        let (conn, list) = flags(7, wh);
         let mut plans = PagePlans::default();
         let mut asked = Vec::new();
         let choose = |plans: &mut PagePlans, version: u64, asked: &mut Vec<Vec<TieBreak>>| {
-            page_sql(&conn, plans, version, &list, &params, |then_by| {
+            list_sql(&conn, plans, version, &list, &params, |then_by| {
                 asked.push(then_by.to_vec());
-                Some("SELECT 'unindexed'".into())
+                Some(("SELECT 'page'".into(), "SELECT 'count'".into()))
             })
             .unwrap()
         };
-        assert_eq!(
-            choose(&mut plans, 1, &mut asked).as_deref(),
-            Some("SELECT 'unindexed'")
-        );
+        // the page and the count (which fetches every row for `score`) both scan
+        let both = ListSql {
+            page: Some("SELECT 'page'".into()),
+            count: Some("SELECT 'count'".into()),
+        };
+        assert_eq!(choose(&mut plans, 1, &mut asked), both);
         // the index's order: `views`, then the rowid
         let rowid = TieBreak {
             column: None,
@@ -544,32 +599,37 @@ mod tests {
         assert_eq!(asked, [vec![views, rowid]]);
         // kept: not planned again until RECHECK_AFTER runs or a new schema version
         for _ in 0..10 {
-            assert!(choose(&mut plans, 1, &mut asked).is_some());
+            assert_eq!(choose(&mut plans, 1, &mut asked), both);
         }
         assert_eq!(asked.len(), 1);
-        assert!(choose(&mut plans, 2, &mut asked).is_some());
+        assert_eq!(choose(&mut plans, 2, &mut asked), both);
         assert_eq!(asked.len(), 2);
         plans.by_sql.get_mut(&list.select_sql).unwrap().left = 0;
-        assert!(choose(&mut plans, 2, &mut asked).is_some());
+        assert_eq!(choose(&mut plans, 2, &mut asked), both);
         assert_eq!(asked.len(), 3);
 
+        // the bool alone: the covering index counts, only the page scans
+        let (conn, list) = flags(7, "(`posts`.`published` = 1)");
+        let sql = list_sql(&conn, &mut PagePlans::default(), 1, &list, &params, |_| {
+            Some(("SELECT 'page'".into(), "SELECT 'count'".into()))
+        });
+        assert_eq!(sql.unwrap().count, None);
+
         // a bool 1 row in 10 matches: the search stays
-        let (conn, list) = flags(1);
+        let (conn, list) = flags(1, wh);
         let mut plans = PagePlans::default();
-        let sql = page_sql(&conn, &mut plans, 1, &list, &params, |_| {
+        let sql = list_sql(&conn, &mut plans, 1, &list, &params, |_| {
             panic!("not asked")
         });
-        assert_eq!(sql.unwrap(), None);
+        assert_eq!(sql.unwrap(), ListSql::default());
         // no bool comparison: no plan asked
         let own = CompiledQuery {
             bool_eqs: Vec::new(),
             select_sql: "not even SQL".into(),
             ..list
         };
-        assert_eq!(
-            page_sql(&conn, &mut plans, 1, &own, &params, |_| None).unwrap(),
-            None
-        );
+        let sql = list_sql(&conn, &mut plans, 1, &own, &params, |_| None).unwrap();
+        assert_eq!(sql, ListSql::default());
     }
 
     #[test]
