@@ -73,6 +73,22 @@ pub struct CompiledQuery {
     /// can match, so the answer is an empty page without running the statements (which
     /// stay valid SQL, with a `FALSE` term).
     pub never: bool,
+    /// `(field, value)` of each comparison of a bool field of the collection's own table
+    /// with `true`/`false` in the WHERE (`col = 1` / `col = 0`), anywhere in it; empty when
+    /// there is none. [`compile_list_unindexed`] writes exactly these so that no index
+    /// serves them.
+    pub bool_eqs: Vec<(String, bool)>,
+}
+
+/// An ORDER BY term [`compile_list_unindexed`] appends after the list's own sort: a column
+/// of the collection's table, or its rowid, in a direction and a collation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TieBreak {
+    /// The column; `None`: the rowid.
+    pub column: Option<String>,
+    pub desc: bool,
+    /// The collating sequence's name (`BINARY`, `NOCASE`, ...); ignored for the rowid.
+    pub collation: String,
 }
 
 impl CompiledQuery {
@@ -187,6 +203,34 @@ pub fn compile_list(
     sort: &str,
     req: &RequestInfo,
 ) -> Result<CompiledQuery, QueryError> {
+    list(schema, collection, filter, sort, req, None)
+}
+
+/// [`compile_list`] with each comparison of [`CompiledQuery::bool_eqs`] written `+col = 1`,
+/// which selects the same rows but which no index can serve, and `then_by` appended to the
+/// ORDER BY. The engine runs this page statement instead of the list's own when SQLite
+/// would search an index by bool equalities alone, then sort (`recstore::rules`): a scan
+/// is then several times cheaper. `then_by`, the order in which that index fed the sort,
+/// keeps tied rows in the order the index gave them, so the page is the same.
+pub fn compile_list_unindexed(
+    schema: &Schema,
+    collection: &str,
+    filter: &str,
+    sort: &str,
+    req: &RequestInfo,
+    then_by: &[TieBreak],
+) -> Result<CompiledQuery, QueryError> {
+    list(schema, collection, filter, sort, req, Some(then_by))
+}
+
+fn list(
+    schema: &Schema,
+    collection: &str,
+    filter: &str,
+    sort: &str,
+    req: &RequestInfo,
+    unindexed: Option<&[TieBreak]>,
+) -> Result<CompiledQuery, QueryError> {
     let coll = schema
         .collection(collection)
         .cloned()
@@ -202,6 +246,7 @@ pub fn compile_list(
     }
     let mut ctx = Ctx::default();
     let mut res = Resolver::new(schema, coll.clone(), req, true);
+    res.unindex_bools = unindexed.is_some();
     let mut wheres: Vec<String> = Vec::new();
     let mut never = false;
     // a part folded to TRUE adds nothing; to FALSE or NULL, no row can match
@@ -244,6 +289,18 @@ pub fn compile_list(
             order.push(res.sort_term(&mut ctx, name, desc)?);
         }
     }
+    for t in unindexed.unwrap_or_default() {
+        let dir = if t.desc { "DESC" } else { "ASC" };
+        order.push(match &t.column {
+            Some(c) => format!(
+                "`{}`.`{}` COLLATE `{}` {dir}",
+                coll.name,
+                c.replace('`', "``"),
+                t.collation.replace('`', "``")
+            ),
+            None => format!("`{}`.`_rowid_` {dir}", coll.name),
+        });
+    }
     let (joins, extra, distinct) = res.finish(&mut ctx)?;
     wheres.extend(extra);
     let table = coll.name.clone();
@@ -282,6 +339,7 @@ pub fn compile_list(
         params: ctx.params,
         guards: ctx.guards,
         never,
+        bool_eqs: ctx.bool_eqs,
     })
 }
 

@@ -328,3 +328,168 @@ fn pocketbase_has_no_explain_route() {
         assert_eq!(status, 404, "{coll}: {v}");
     }
 }
+
+/// A row's `published`, `featured`, `views`, `score`.
+type Flags = (bool, bool, i64, i64);
+
+/// Bool flags, two numbers with many ties, and `(published, views)` / `(featured, views)`
+/// indexes, as the benchmark's posts: `published` holds for 2 rows in 3, `featured` for 1
+/// in 10. Returns (server, superuser token, ids in creation order, row `i`'s values).
+fn setup_flags() -> (Server, String, Vec<String>, Vec<Flags>) {
+    let (server, su, _) = setup();
+    ok(
+        &server,
+        "POST",
+        "/api/collections",
+        Some(&su),
+        json!({
+            "name": "posts",
+            "type": "base",
+            "listRule": "",
+            "fields": [
+                {"name": "published", "type": "bool"},
+                {"name": "featured", "type": "bool"},
+                {"name": "views", "type": "number"},
+                {"name": "score", "type": "number"},
+            ],
+            "indexes": [
+                "CREATE INDEX idx_posts_published_views ON posts (published, views)",
+                "CREATE INDEX idx_posts_featured_views ON posts (featured, views)",
+            ],
+        }),
+    );
+    let mut ids = Vec::new();
+    let mut rows = Vec::new();
+    for i in 0..300i64 {
+        let row = (i % 3 != 0, i % 10 == 0, (i * 31) % 20, (i * 37) % 50);
+        let v = ok(
+            &server,
+            "POST",
+            "/api/collections/posts/records",
+            Some(&su),
+            json!({"published": row.0, "featured": row.1, "views": row.2, "score": row.3}),
+        );
+        ids.push(v["id"].as_str().unwrap().to_string());
+        rows.push(row);
+    }
+    (server, su, ids, rows)
+}
+
+/// The ids of a records list's page, and its `totalItems`.
+fn list_ids(server: &Server, su: &str, filter: &str, sort: &str, page: &str) -> (Vec<String>, i64) {
+    let path =
+        explain_path("posts", filter, sort).replace("/explain?", &format!("/records?{page}&"));
+    let v = ok(server, "GET", &path, Some(su), Value::Null);
+    let ids = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, v["totalItems"].as_i64().unwrap())
+}
+
+/// Issue 18: SQLite searches `(published, views)` by `published` alone, fetches each row by
+/// rowid and sorts them all, several times slower than a scan when the bool matches most
+/// rows. The list then runs the same WHERE with `+published = 1` and the index's order as a
+/// tie-break: the plan is a scan, the page the same rows in the same order (ties as the
+/// index gave them: `views`, then creation); the total, which the index does not cover,
+/// scans too. A total the index covers keeps it; a search that also constrains `views`, or
+/// whose index gives the order, keeps its index; and a rare value (`featured`, 1 row in 10)
+/// keeps its search.
+#[test]
+fn a_search_by_a_bool_then_a_sort_becomes_a_scan_with_the_same_rows() {
+    let (server, su, ids, rows) = setup_flags();
+    let explain = |filter: &str, sort: &str| {
+        ok(
+            &server,
+            "GET",
+            &explain_path("posts", filter, sort),
+            Some(&su),
+            Value::Null,
+        )
+    };
+    let sort_then_ties = "USE TEMP B-TREE FOR ORDER BY";
+
+    // the unindexed filter: a scan, a bool that no index serves, the index's order as ties
+    let v = explain("published = true && score > 5", "-score");
+    let plan = details(&v["plan"]);
+    assert_eq!(plan, ["SCAN posts", sort_then_ties], "{v:#}");
+    let sql = v["sql"].as_str().unwrap();
+    assert!(sql.contains("+`posts`.`published` = 1"), "{sql}");
+    assert!(
+        sql.contains(
+            "`posts`.`score` DESC, `posts`.`views` COLLATE `BINARY` ASC, `posts`.`_rowid_` ASC"
+        ),
+        "{sql}"
+    );
+    // so does the total, which the index does not cover (`score`)
+    assert_eq!(details(&v["countPlan"]), ["SCAN posts"], "{v:#}");
+    // the bool alone: the page scans, the total still counts through the covering index
+    let v = explain("published = true", "-score");
+    assert_eq!(details(&v["plan"]), ["SCAN posts", sort_then_ties], "{v:#}");
+    assert_eq!(
+        details(&v["countPlan"]),
+        ["SEARCH posts USING COVERING INDEX idx_posts_published_views (published=?)"],
+        "{v:#}"
+    );
+
+    // the indexed shapes keep their index
+    let v = explain("published = true && views > 5", "-views");
+    assert_eq!(
+        details(&v["plan"]),
+        ["SEARCH posts USING INDEX idx_posts_published_views (published=? AND views>?)"],
+        "{v:#}"
+    );
+    let v = explain("published = true && views = 5", "-score");
+    let plan = details(&v["plan"]);
+    assert!(
+        plan[0].starts_with(
+            "SEARCH posts USING INDEX idx_posts_published_views (published=? AND views=?)"
+        ),
+        "{v:#}"
+    );
+    let v = explain("published = true", "");
+    assert_eq!(
+        details(&v["plan"]),
+        ["SEARCH posts USING INDEX idx_posts_published_views (published=?)"],
+        "{v:#}"
+    );
+    // a value 1 row in 10 has: the search reads few rows, it stays; 9 in 10: a scan
+    let v = explain("featured = true && score > 5", "-score");
+    let plan = details(&v["plan"]);
+    assert!(
+        plan[0].starts_with("SEARCH posts USING INDEX idx_posts_featured_views (featured=?)"),
+        "{v:#}"
+    );
+    let v = explain("featured = false && score > 5", "-score");
+    assert_eq!(details(&v["plan"])[0], "SCAN posts", "{v:#}");
+
+    // the pages: the rows the index search gave, in its order
+    for (filter, flag) in [
+        ("published = true && score > 5", 0),
+        ("published = false && score > 5", 1),
+        ("featured = false && score > 5", 2),
+    ] {
+        let mut expected: Vec<usize> = (0..rows.len())
+            .filter(|&i| {
+                let (p, f, _, s) = rows[i];
+                s > 5 && [p, !p, !f][flag]
+            })
+            .collect();
+        expected.sort_by_key(|&i| (-rows[i].3, rows[i].2, i));
+        let expected: Vec<String> = expected.into_iter().map(|i| ids[i].clone()).collect();
+        let (all, _) = list_ids(&server, &su, filter, "-score", "perPage=500&skipTotal=1");
+        assert_eq!(all, expected[..expected.len().min(500)], "{filter}");
+        for page in 1..=2 {
+            let query = format!("page={page}&perPage=30");
+            let (got, total) = list_ids(&server, &su, filter, "-score", &query);
+            assert_eq!(
+                got,
+                expected[(page - 1) * 30..page * 30],
+                "{filter} page {page}"
+            );
+            assert_eq!(total, expected.len() as i64, "{filter} page {page}");
+        }
+    }
+}

@@ -4,8 +4,9 @@
 //! "Explain" only where this answers.
 //!
 //! The filter and sort go through the same compiler and cache as `GET …/records` and are
-//! bound as that list binds them (first page, 30 per page), so the plan is the one the list
-//! runs. Only `EXPLAIN QUERY PLAN` is executed: the query itself never runs, whatever its
+//! bound as that list binds them (first page, 30 per page), and the page and count
+//! statements are the ones the list chooses (its own, or the scans that replace a search by
+//! a bool: `recstore::rules::list_sql`), so the plans are the ones the list runs. Only `EXPLAIN QUERY PLAN` is executed: the query itself never runs, whatever its
 //! cost. Planning one statement takes tens of microseconds, so it stays on the worker.
 //!
 //! The suggestion, from the parsed filter: the fields compared with `=` to a value in the
@@ -89,12 +90,21 @@ async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         suggest(&qcoll, filter, sort)
     };
-    let (plan, count_plan, indexes, taken_names) = ctx
+    let (sql, plan, count_plan, indexes, taken_names) = ctx
         .reader
         .read(|conn| {
-            let plan = query_plan(conn, &compiled.select_sql, &params)?;
-            let count_plan = query_plan(conn, &compiled.count_sql, &params[..n])?;
+            // the statements the list runs: its own, or the scans chosen over a search by
+            // a bool (`recstore::rules::list_sql`)
+            let chosen = crate::apis::records::list_sql(
+                &ctx, conn, &schema, &coll.name, filter, sort, &caller, &compiled, &params,
+            )?;
+            let sql = chosen.page.as_deref().unwrap_or(&compiled.select_sql);
+            let count = chosen.count.as_deref().unwrap_or(&compiled.count_sql);
+            let plan = query_plan(conn, sql, &params)?;
+            let count_plan = query_plan(conn, count, &params[..n])?;
+            let sql = sql.to_string();
             Ok((
+                sql,
                 plan,
                 count_plan,
                 existing_indexes(conn, &coll.name)?,
@@ -109,7 +119,7 @@ async fn explain(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
         .any(|r| is_table_scan(&r.detail, &coll.name));
     let columns = wanted.columns();
     let mut out = Explained {
-        sql: compiled.select_sql.clone(),
+        sql,
         plan,
         count_plan,
         full_scan,

@@ -11,9 +11,14 @@ use crate::go::{query_get, query_pairs};
 use crate::records::access::{now_ms, query_error, Caller};
 use crate::records::{encode_big_rows, write_records, write_rows, Arena, BigRows};
 use crate::recstore::rules;
+use crate::schema::SchemaPair;
 use pocketbun_http::{Method, Request, Response};
-use pocketbun_query::{check_superuser_only, Value as QValue, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use pocketbun_query::{
+    check_superuser_only, compile_list_unindexed, CompiledQuery, Value as QValue, DEFAULT_PER_PAGE,
+    MAX_PER_PAGE,
+};
 use pocketbun_storage::collections::gojson;
+use pocketbun_storage::rusqlite::Connection;
 use std::rc::Rc;
 
 pub fn register(routes: &mut Routes) {
@@ -177,8 +182,16 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     } else {
         ctx.reader
             .read(|conn| {
-                let (items, total) =
-                    rules::list_page(conn, &compiled, &params, !skip_total, |stmt, params| {
+                let sql = list_sql(
+                    &ctx, conn, &schema, &coll.name, filter, sort, &caller, &compiled, &params,
+                )?;
+                let (items, total) = rules::list_page(
+                    conn,
+                    sql.page.as_deref().unwrap_or(&compiled.select_sql),
+                    sql.count.as_deref().unwrap_or(&compiled.count_sql),
+                    &params,
+                    !skip_total,
+                    |stmt, params| {
                         if plain {
                             let plans = &ctx.plans;
                             write_rows(
@@ -188,7 +201,8 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
                         } else {
                             arena.load(&coll, stmt, params)
                         }
-                    })?;
+                    },
+                )?;
                 Ok((items, total.unwrap_or(-1)))
             })
             .map_err(|e| ApiError::bad_request(None).caused_by(e))?
@@ -216,6 +230,45 @@ async fn list(ctx: Rc<AppCtx>, req: Request) -> ApiResult {
     gojson::write_i64(&mut out, pages);
     out.push('}');
     Ok(respond(out))
+}
+
+/// The statements the list of `compiled` runs: its own, or the ones that scan instead of
+/// searching an index by a bool ([`rules::list_sql`], compiled by
+/// `query::compile_list_unindexed` from the same filter and sort).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn list_sql(
+    ctx: &AppCtx,
+    conn: &Connection,
+    schema: &SchemaPair,
+    collection: &str,
+    filter: &str,
+    sort: &str,
+    caller: &Caller,
+    compiled: &CompiledQuery,
+    params: &[QValue],
+) -> pocketbun_storage::Result<rules::ListSql> {
+    let mut plans = ctx.page_plans.borrow_mut();
+    let version = schema.query.version();
+    Ok(rules::list_sql(
+        conn,
+        &mut plans,
+        version,
+        compiled,
+        params,
+        |then_by| {
+            let q = compile_list_unindexed(
+                &schema.query,
+                collection,
+                filter,
+                sort,
+                &caller.info,
+                then_by,
+            )
+            .ok()?;
+            // only the text differs: the same parameters in the same places
+            (q.params.len() == compiled.params.len()).then_some((q.select_sql, q.count_sql))
+        },
+    )?)
 }
 
 async fn view(ctx: Rc<AppCtx>, req: Request) -> ApiResult {

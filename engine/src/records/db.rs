@@ -30,6 +30,9 @@ pub struct Db {
     pub patterns: super::validate::Patterns,
     /// This worker's plain view statements, one per collection name.
     pub view_sql: RefCell<crate::recstore::rows::ViewSql>,
+    /// This worker's choice of page and count statements per list statement (an index
+    /// search by a bool, or a scan: [`crate::recstore::rules::list_sql`]).
+    pub page_plans: RefCell<crate::recstore::rules::PagePlans>,
 }
 
 impl Db {
@@ -44,6 +47,7 @@ impl Db {
             plans: Default::default(),
             patterns: Default::default(),
             view_sql: RefCell::default(),
+            page_plans: RefCell::default(),
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::QueryError;
 use crate::fold::{and_value, chains, Plan, Truth};
-use crate::parse::{Group, Item, Op, Operand};
+use crate::parse::{Expr, Group, Item, Op, Operand};
 use crate::request::{Guard, Macro, ParamSource};
 
 use super::resolve::*;
@@ -125,10 +125,19 @@ fn emit_item(
                 return Err(fail("max filter expressions limit reached"));
             }
             *limit -= 1;
-            let l = resolve_operand(res, ctx, &e.left)
+            let mut l = resolve_operand(res, ctx, &e.left)
                 .map_err(|err| fail(format!("invalid left operand - {}", err.detail)))?;
-            let r = resolve_operand(res, ctx, &e.right)
+            let mut r = resolve_operand(res, ctx, &e.right)
                 .map_err(|err| fail(format!("invalid right operand - {}", err.detail)))?;
+            if let Some((field, value, left)) = bool_eq(res, e, &l, &r) {
+                ctx.bool_eqs.push((field, value));
+                if res.unindex_bools {
+                    // `+col` has the column's value (and collation) but is no column to
+                    // SQLite's planner, so no index serves the comparison
+                    let column = if left { &mut l } else { &mut r };
+                    column.ident.insert(0, '+');
+                }
+            }
             Ok(build_expr(ctx, &l, e.op, &r))
         }
         Item::Group(inner) => Ok(match emit_group(res, ctx, inner, plan, limit)? {
@@ -136,6 +145,24 @@ fn emit_item(
             Built::Const(t) => t.sql().to_string(),
         }),
     }
+}
+
+/// `(field, value, column on the left)` when `e` is `<bool field of the base table> =
+/// true/false` (either way round), which compiles to `col = 1` / `col = 0`.
+fn bool_eq(res: &Resolver<'_>, e: &Expr, l: &RR, r: &RR) -> Option<(String, bool, bool)> {
+    if e.op != Op::Eq {
+        return None;
+    }
+    let value = |rr: &RR| match rr.ident.as_str() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    };
+    if let (Some(field), Some(v)) = (res.base_bool(&e.left, l), value(r)) {
+        return Some((field, v, true));
+    }
+    let (field, v) = (res.base_bool(&e.right, r)?, value(l)?);
+    Some((field, v, false))
 }
 
 /// Resolves an item that folding dropped into a scratch resolver, only for its errors (and

@@ -39,6 +39,9 @@ pub(crate) struct Ctx {
     /// Whether each parameter's compile-time value is NULL or ''.
     empty: Vec<bool>,
     pub guards: Vec<Guard>,
+    /// Each comparison `<bool field of the base table> = true/false` emitted, as (field,
+    /// value) ([`crate::CompiledQuery::bool_eqs`]).
+    pub bool_eqs: Vec<(String, bool)>,
     counter: usize,
 }
 

@@ -231,6 +231,12 @@ pub(crate) struct Resolver<'s> {
     /// Comparisons known per request are folded ([`crate::fold`]); off, the SQL is what
     /// PocketBase generates ([`crate::compile_condition_unfolded`]).
     pub fold: bool,
+    /// A bool field of the base table compared with `true`/`false` is written `+col = 1`:
+    /// the same rows, but no index can serve the comparison ([`crate::compile_list_unindexed`]).
+    pub unindex_bools: bool,
+    /// The base is the statement's own table (not a related collection whose list rule is
+    /// joined in): only then are its bool comparisons [`crate::CompiledQuery::bool_eqs`].
+    own_table: bool,
     joins: Vec<JoinSql>,
     rule_joins: Vec<(Arc<Collection>, String)>,
     suffix: String,
@@ -262,10 +268,29 @@ impl<'s> Resolver<'s> {
             req,
             allow_hidden,
             fold: true,
+            unindex_bools: false,
+            own_table: true,
             joins: vec![],
             rule_joins: vec![],
             suffix: String::new(),
         }
+    }
+
+    /// The bool field of the base table `op` names when it resolved to that plain column
+    /// (`rr`): no relation hop, no modifier, not a view's column.
+    pub(super) fn base_bool(&self, op: &Operand, rr: &RR) -> Option<String> {
+        let Operand::Ident(name) = op else {
+            return None;
+        };
+        let field = self.base.field(name)?;
+        let plain = field.kind == FieldType::Bool
+            && self.own_table
+            && !self.base.is_view()
+            && rr.params.is_empty()
+            && rr.multi.is_none()
+            && rr.after.is_none()
+            && rr.ident == col(&self.base_alias, &columnify(name));
+        plain.then(|| field.name.clone())
     }
 
     /// A resolver over the same collection and request with nothing registered: the parts
@@ -278,6 +303,8 @@ impl<'s> Resolver<'s> {
             req: self.req,
             allow_hidden: self.allow_hidden,
             fold: self.fold,
+            unindex_bools: self.unindex_bools,
+            own_table: self.own_table,
             joins: vec![],
             rule_joins: vec![],
             suffix: self.suffix.clone(),
@@ -1025,6 +1052,9 @@ impl<'s> Resolver<'s> {
                     req: self.req,
                     allow_hidden: true,
                     fold: self.fold,
+                    // another collection's table: its bools are not the statement's own
+                    own_table: false,
+                    unindex_bools: false,
                     joins: vec![],
                     rule_joins: vec![],
                     suffix: format!("_r{}", ctx.next_id()),
