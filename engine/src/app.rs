@@ -31,10 +31,11 @@ impl App {
         })
     }
 
-    /// Starts this worker's idle housekeeping ([`crate::idle`]); call it on the worker's
-    /// runtime.
+    /// Starts this worker's idle housekeeping and the end of its read transactions
+    /// ([`crate::idle`]); call it on the worker's runtime.
     pub fn start_idle_tick(&self) {
         crate::idle::start(&self.ctx);
+        crate::idle::start_read_batches(&self.ctx);
     }
 
     /// The route's answer, and whether it came from the static files route (whose successful

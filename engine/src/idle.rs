@@ -8,9 +8,14 @@
 //! bodies, cache pages. A worker's allocator purges by itself only when it allocates again;
 //! one that falls quiet would otherwise keep its last burst's pages (measured: a fresh server
 //! stayed at 66 MiB after 5 s of logged `/api/health`, 26 MiB with the purge).
+//!
+//! The same goes for the read transaction the worker's reader keeps across the reads of one
+//! event-loop turn ([`pocketbun_storage::Reader::batch_reads`]): [`start_read_batches`]'s
+//! task ends it once the work that was ready when it began is done.
 
 use crate::ctx::AppCtx;
 use std::rc::{Rc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 /// How often a worker looks for idle memory. A read connection is released one to two ticks
@@ -32,4 +37,23 @@ pub fn start(ctx: &Rc<AppCtx>) {
             pocketbun_storage::trim(false);
         }
     });
+}
+
+/// Starts the task that ends the worker reader's read transaction every turn: the reader
+/// wakes it when a read begins a transaction, and monoio queues a woken task behind the tasks
+/// already ready (`LocalScheduler::schedule` pushes to the back of the run queue), so the
+/// transaction serves every request that is ready in this turn (under 64 keep-alive
+/// connections, a turn's batch of views) and ends before the worker waits for I/O again: it
+/// never spans a request's wait for the writer, the CPU pool or the network. The task ends
+/// with the worker.
+pub fn start_read_batches(ctx: &Rc<AppCtx>) {
+    let ctx: Weak<AppCtx> = Rc::downgrade(ctx);
+    monoio::spawn(std::future::poll_fn(move |cx| {
+        let Some(ctx) = ctx.upgrade() else {
+            return Poll::Ready(());
+        };
+        ctx.db.reader.end_batch();
+        ctx.db.reader.batch_reads(cx.waker());
+        Poll::Pending
+    }));
 }

@@ -269,8 +269,12 @@ pub fn recording<T>(into: &mut Vec<String>, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// `SQLITE_TRACE_STMT` of a tracked connection.
+/// `SQLITE_TRACE_STMT` of a tracked connection. The `BEGIN`/`COMMIT` of a batched reader's
+/// transaction ([`crate::Reader::batch_reads`]) read no table: not recorded.
 pub(crate) fn on_stmt(sql: &str) {
+    if sql == "BEGIN" || sql == "COMMIT" {
+        return;
+    }
     RECORDER.with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
             if r.on {

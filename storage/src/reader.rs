@@ -1,10 +1,25 @@
 //! Read connections: one per worker thread, with a deadline per read.
+//!
+//! **One read transaction for many reads.** A read in SQLite's autocommit mode is its own
+//! transaction: it takes the WAL read lock (the wal-index header, a read mark and, when no
+//! other connection of the process holds that mark, an `fcntl` lock on the `-shm` file) and
+//! drops it when the statement resets. A worker reader that [`Reader::batch_reads`] was called
+//! on instead keeps one transaction (`BEGIN`, ended by [`Reader::end_batch`]) across the reads
+//! of a batch of ready work, from its second read on (the engine ends a batch once per
+//! event-loop turn), as long as the store's writer committed nothing since it began: its commit
+//! count ([`Commits`]) is bumped after every commit, before any job of it is answered (and
+//! before the fresh-read cache's generations are stamped), and a read that finds it moved ends
+//! the transaction and begins a new one. So a client that got the answer of its write sees it
+//! on any worker, and a cached answer is never computed from a snapshot older than its epoch.
+//! Writes of another process are seen at the next transaction. Readers nobody batches (the
+//! CLI's, `/api/sql`'s, a follower copy's) keep one transaction per statement.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -37,7 +52,22 @@ pub struct Reader {
     tracked: Option<Tracked>,
     /// Whether the page cache holds pages worth handing back ([`Reader::release_if_idle`]).
     cache: Cell<Cache>,
+    /// The store writer's commit count ([`Commits`]).
+    commits: Commits,
+    /// With [`Reader::batch_reads`]: what ends the batch and its transaction.
+    closer: RefCell<Option<Waker>>,
+    /// Whether a read ran since the last [`Reader::end_batch`].
+    batch: Cell<bool>,
+    /// The commit count when the open transaction began; `None`: none is open.
+    began: Cell<Option<u64>>,
+    /// Reads in progress (a read inside a read runs in the outer one's transaction).
+    depth: Cell<u32>,
 }
+
+/// How many transactions a database's writer has committed (or may have committed: a job
+/// that ended the transaction itself), shared by the writer and every reader of the file.
+/// The writer bumps it after a commit and before it answers any job of that commit.
+pub(crate) type Commits = Arc<AtomicU64>;
 
 /// A reader's page cache, as seen by the idle release.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -72,6 +102,7 @@ impl Reader {
         with: ConnOptions,
         follower: bool,
         generations: Option<Arc<Generations>>,
+        commits: Commits,
     ) -> Result<Self> {
         let conn = connection::open_as(path, Role::Reader, with, follower)?;
         let follower = match follower {
@@ -115,7 +146,92 @@ impl Reader {
             follower,
             tracked,
             cache: Cell::new(Cache::Cold),
+            commits,
+            closer: RefCell::new(None),
+            batch: Cell::new(false),
+            began: Cell::new(None),
+            depth: Cell::new(0),
         })
+    }
+
+    /// Keeps one read transaction across this reader's reads until [`Reader::end_batch`]
+    /// (module doc). The first read after [`Reader::end_batch`] wakes `closer`, and whatever
+    /// it wakes must call [`Reader::end_batch`] soon, on this thread. The engine passes the
+    /// waker of a task of the worker's event loop, which a wake queues behind the tasks
+    /// already ready: a batch then lasts one turn of ready work, never across a request's wait
+    /// for something else, so its transaction pins WAL frames no longer than that (an open
+    /// read transaction keeps the checkpointer from copying later frames and the writer from
+    /// restarting the WAL). Calling it again replaces the waker. No-op on a follower copy,
+    /// whose reads run one transaction each ([`Reader::follower_read`]): a transaction there
+    /// holds a `SHARED` lock on the file that `litestream restore` must wait for.
+    ///
+    /// The first read of a batch runs on its own, in autocommit mode; the second begins the
+    /// transaction the rest of the batch shares. `BEGIN` and `COMMIT` cost ~1.8k instructions
+    /// each through rusqlite's statement cache (callgrind, release build), more than the
+    /// ~1.3k of a transaction SQLite begins and ends around a statement, so a batch of one
+    /// read (a lone request per turn) pays nothing for them, and a busy worker's batch of
+    /// many reads pays once.
+    pub fn batch_reads(&self, closer: &Waker) {
+        if self.follower.is_some() {
+            return;
+        }
+        let mut slot = self.closer.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(closer)) {
+            *slot = Some(closer.clone());
+        }
+    }
+
+    /// Ends the batch begun by the first read since the last call, and its read
+    /// transaction if one is open ([`Reader::batch_reads`]).
+    pub fn end_batch(&self) {
+        if self.depth.get() > 0 {
+            return;
+        }
+        self.batch.set(false);
+        self.end_transaction();
+    }
+
+    fn end_transaction(&self) {
+        if self.began.take().is_some() && !self.conn.is_autocommit() {
+            if let Err(e) = self.exec("COMMIT") {
+                // a read transaction has nothing to keep: let go of it however SQLite can
+                crate::warn(format_args!("ending a read transaction failed: {e}"));
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    /// Before a batched read: the first of a batch wakes the closer and runs on its own; a
+    /// later one keeps the open transaction when nothing was committed since it began, and
+    /// otherwise begins one.
+    fn enter(&self) {
+        let closer = self.closer.borrow();
+        let Some(closer) = closer.as_ref() else {
+            return;
+        };
+        if !self.batch.replace(true) {
+            closer.wake_by_ref();
+            return;
+        }
+        // read before BEGIN, whose snapshot is taken by the first statement after it: every
+        // commit counted here is in that snapshot
+        let now = self.commits.load(Ordering::Acquire);
+        if let Some(began) = self.began.get() {
+            if began == now && !self.conn.is_autocommit() {
+                return;
+            }
+            self.end_transaction();
+        }
+        match self.exec("BEGIN") {
+            Ok(()) => self.began.set(Some(now)),
+            // the read then runs in autocommit mode, as an unbatched reader's
+            Err(e) => crate::warn(format_args!("beginning a read transaction failed: {e}")),
+        }
+    }
+
+    fn exec(&self, sql: &str) -> Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
     }
 
     /// Hands the page cache back (`sqlite3_db_release_memory`, then [`crate::trim`]) when no
@@ -126,6 +242,8 @@ impl Reader {
     /// release frees what is cached (~1 ms for 30 MiB); refilling costs one read per page,
     /// which the OS page cache usually answers.
     pub fn release_if_idle(&self) -> bool {
+        // no transaction outlives a tick (the engine ends them every turn already)
+        self.end_batch();
         match self.cache.get() {
             Cache::Cold => false,
             Cache::Used => {
@@ -196,12 +314,33 @@ impl Reader {
             .min(u128::from(NO_DEADLINE - 1)) as u64;
         self.deadline.store(limit, Ordering::Relaxed);
         self.cache.set(Cache::Used);
+        let depth = self.depth.get();
         let result = match &self.follower {
-            None => f(&self.conn),
+            None => {
+                if depth == 0 {
+                    self.enter();
+                }
+                // restored even when `f` unwinds: a depth left above 0 would keep the
+                // transaction open for good
+                struct Depth<'a>(&'a Cell<u32>, u32);
+                impl Drop for Depth<'_> {
+                    fn drop(&mut self) {
+                        self.0.set(self.1);
+                    }
+                }
+                self.depth.set(depth + 1);
+                let _restore = Depth(&self.depth, depth);
+                f(&self.conn)
+            }
             Some((file, seen)) => self.follower_read(file, seen, f),
         };
         let expired = self.origin.elapsed().as_nanos() as u64 >= limit;
         self.deadline.store(NO_DEADLINE, Ordering::Relaxed);
+        if result.is_err() {
+            // whatever the failure left behind (an interrupted statement), the next read
+            // starts afresh
+            self.end_batch();
+        }
         match result {
             // past the deadline, the interrupt is what ended the read, whatever error the
             // closure made of SQLite's SQLITE_INTERRUPT (its code, not its text, decides)

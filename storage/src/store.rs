@@ -8,7 +8,7 @@ use crate::connection::{self, Role};
 use crate::deps::Generations;
 use crate::error::{ErrorKind, Result, StorageError};
 use crate::options::StoreOptions;
-use crate::reader::Reader;
+use crate::reader::{Commits, Reader};
 use crate::schema::{self, Found};
 use crate::writer::{Writer, WriterThread};
 
@@ -23,6 +23,8 @@ struct Database {
     /// A follower copy (`StoreOptions::follower_data`): every connection read-only.
     follower: bool,
     writer: Writer,
+    /// Transactions the writer committed ([`crate::reader::Commits`]), for its readers.
+    commits: Commits,
     threads: Mutex<Option<(WriterThread, Checkpointer)>>,
 }
 
@@ -46,6 +48,7 @@ impl Database {
             follower,
             thread_start,
         )?;
+        let commits = Commits::default();
         let writer_thread = WriterThread::spawn(
             &path,
             opts.connection(),
@@ -54,6 +57,7 @@ impl Database {
             &format!("pb-writer-{label}"),
             follower,
             generations,
+            Arc::clone(&commits),
             writer_cache_kib,
             thread_start,
         )?;
@@ -61,6 +65,7 @@ impl Database {
             path,
             follower,
             writer: writer_thread.writer.clone(),
+            commits,
             threads: Mutex::new(Some((writer_thread, checkpointer))),
         })
     }
@@ -167,6 +172,7 @@ impl Store {
             self.opts.connection(),
             self.data.follower,
             self.generations.clone(),
+            Arc::clone(&self.data.commits),
         )
     }
 
@@ -183,6 +189,7 @@ impl Store {
             self.opts.connection(),
             self.aux.follower,
             None,
+            Arc::clone(&self.aux.commits),
         )
     }
 

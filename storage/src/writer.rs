@@ -24,6 +24,7 @@ use rusqlite::Connection;
 use crate::connection::{self, ConnOptions, Role};
 use crate::deps::{Generations, Touched};
 use crate::error::{ErrorKind, Result, StorageError};
+use crate::reader::Commits;
 use crate::reply::{self, Reply, ReplySender};
 
 /// A write job as callers usually box it.
@@ -187,6 +188,7 @@ impl WriterThread {
         name: &str,
         follower: bool,
         generations: Option<Arc<Generations>>,
+        commits: Commits,
         cache_kib: Option<u32>,
         start: Option<fn()>,
     ) -> Result<Self> {
@@ -222,6 +224,7 @@ impl WriterThread {
                     max_batch.max(1),
                     kick,
                     &thread_stats,
+                    &commits,
                     tracked.as_ref(),
                 )
             })?;
@@ -262,6 +265,7 @@ fn run(
     max_batch: usize,
     kick: Sender<()>,
     stats: &Counters,
+    commits: &AtomicU64,
     tracked: Option<&Tracked>,
 ) {
     let mut batch: Vec<ErasedJob> = Vec::with_capacity(max_batch.min(1024));
@@ -301,7 +305,7 @@ fn run(
         if !batch.is_empty() {
             stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
             stats.transactions.fetch_add(1, Ordering::Relaxed);
-            run_batch(&conn, &mut batch, tracked);
+            run_batch(&conn, &mut batch, commits, tracked);
             warm = true;
             match kick.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
@@ -318,10 +322,23 @@ fn run(
 /// Runs `batch` as one transaction (or more, if a job's failure makes SQLite
 /// abandon the transaction) and answers every job.
 ///
+/// `commits` is bumped after a commit (or a transaction a job ended itself) and before any
+/// of its jobs is answered, so a batched reader's next read begins a new transaction
+/// ([`crate::Reader::batch_reads`]): read-your-writes on every worker. It is bumped before
+/// the generations are stamped, so a reader that saw a stamp also sees the bump.
+///
 /// With `tracked`, the touched tables' generations are stamped after a commit and before its
 /// jobs are answered (read-your-writes for the fresh-read cache), and once more at the end
 /// for anything that changed outside a clean commit (a stamp too many only costs a miss).
-fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>, tracked: Option<&Tracked>) {
+fn run_batch(
+    conn: &Connection,
+    batch: &mut Vec<ErasedJob>,
+    commits: &AtomicU64,
+    tracked: Option<&Tracked>,
+) {
+    let committed = || {
+        commits.fetch_add(1, Ordering::Release);
+    };
     let publish = || {
         if let Some((gens, touched)) = tracked {
             gens.publish(touched);
@@ -351,6 +368,8 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>, tracked: Option<&Tra
         if first {
             let (ok, finish) = job.run(conn);
             if conn.is_autocommit() {
+                // the job may have committed what it wrote
+                committed();
                 let lost = StorageError::new(
                     ErrorKind::Internal,
                     "the transaction was ended by a write job; batch rolled back",
@@ -377,7 +396,8 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>, tracked: Option<&Tra
         let (ok, finish) = job.run(conn);
         if conn.is_autocommit() {
             // the job (or SQLite on a severe error) ended the transaction:
-            // earlier jobs' work is gone
+            // earlier jobs' work is gone (or committed by the job)
+            committed();
             let lost = StorageError::new(
                 ErrorKind::Internal,
                 "the transaction was ended by a write job; batch rolled back",
@@ -404,6 +424,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<ErasedJob>, tracked: Option<&Tra
     if in_tx {
         match exec(conn, "COMMIT") {
             Ok(()) => {
+                committed();
                 publish();
                 finish_all(&mut done, None)
             }
