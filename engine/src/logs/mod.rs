@@ -18,13 +18,16 @@
 //! weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
 //! 2.5–4 ms against the worker (`perf sched`, `BENCHMARKS.md` section `logslat`); view p99
 //! was 9.2 ms with logs on against 1.4 ms off (one core, 64 connections, its top section).
-//! A worker that outruns the log writer waits instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
+//! Requests that outrun the log writer wait instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
 //! PocketBase keeps every log (its request goroutines write the batch themselves), so no log
 //! is dropped for being many; the wait ends as soon as the log thread takes the next batch,
-//! so it lasts about one batch's write. Only a writer that makes no progress at all for
-//! `MAX_WAIT` (another process holding `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops
-//! the waits until it moves again; logs beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then
-//! dropped and counted, so memory stays bounded.
+//! so it lasts about one batch's write. It is the request's task that waits, before its
+//! response goes out ([`Logs::submit_request`]), never its worker thread, which serves every
+//! other connection on its core meanwhile; application logs ([`Logs::log`]) never wait.
+//! Only a writer that makes no progress at all for `MAX_WAIT` (another process holding
+//! `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops the waits until it moves again; logs
+//! beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then dropped and counted, so memory stays
+//! bounded.
 
 pub mod fit;
 pub mod hour;
@@ -37,8 +40,11 @@ use pocketbun_storage::rusqlite::{params, Connection};
 use pocketbun_storage::{Reader, Store};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// slog's levels, as PocketBase stores them.
@@ -104,6 +110,26 @@ struct Logger {
     queue: Arc<Queue>,
 }
 
+impl Logger {
+    /// Queues `entry`, or drops (and counts) it when the queue is at its hard bounds.
+    fn push(&self, entry: Entry) {
+        let q = &self.queue;
+        let size = entry.size();
+        if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
+            q.bytes.fetch_sub(size, Ordering::Relaxed);
+            q.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.tx.try_send(entry) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                q.bytes.fetch_sub(size, Ordering::Relaxed);
+                q.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 enum Wake {
     /// "Write everything queued so far, then answer."
     Flush(Sender<()>),
@@ -122,10 +148,8 @@ struct Queue {
     taken: AtomicU64,
     /// `taken + 1` when a wait for room last ran out (`MAX_WAIT`); 0: never.
     gave_up_at: AtomicU64,
-    /// Requests waiting for room.
-    waiting: AtomicUsize,
-    lock: Mutex<()>,
-    room: Condvar,
+    /// The requests waiting for room, woken when the log thread takes a batch.
+    waiting: Mutex<Vec<Waker>>,
 }
 
 impl Queue {
@@ -135,35 +159,22 @@ impl Queue {
 
     /// Waits (at most `MAX_WAIT`) until the log thread has taken a batch off a full
     /// backlog; not at all while the log thread is stuck (a wait ran out and it has taken
-    /// nothing since).
-    fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
+    /// nothing since). The request's task waits, not its worker thread: the worker goes on
+    /// serving its other connections (a blocked worker stalled every connection on its core,
+    /// the ones whose requests log nothing too).
+    async fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
         if self.stuck() {
             return;
         }
-        let deadline = Instant::now() + MAX_WAIT;
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.waiting.fetch_add(1, Ordering::SeqCst) == 0 {
-            // the log thread may be asleep until its next tick
-            let _ = wake.try_send(Wake::Backlog);
+        let room = Room {
+            queue: self,
+            tx,
+            wake,
+        };
+        if monoio::time::timeout(MAX_WAIT, room).await.is_err() {
+            self.gave_up_at
+                .store(self.taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
-        // pairs with the fence after the log thread's take: either it sees this waiter or
-        // this sees its take
-        fence(Ordering::SeqCst);
-        while self.full(tx) {
-            let now = Instant::now();
-            if now >= deadline {
-                self.gave_up_at
-                    .store(self.taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                break;
-            }
-            guard = self
-                .room
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        drop(guard);
     }
 
     /// Whether a wait for room ran out and the log thread has taken nothing since.
@@ -174,10 +185,43 @@ impl Queue {
     /// The log thread took a batch off the channel: wakes the requests waiting for room.
     fn took(&self) {
         self.taken.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner));
-            self.room.notify_all();
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+}
+
+/// A request's wait for room in a full backlog ([`Queue::wait_for_room`]).
+struct Room<'a> {
+    queue: &'a Queue,
+    tx: &'a Sender<Entry>,
+    wake: &'a Sender<Wake>,
+}
+
+impl Future for Room<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let q = self.queue;
+        if !q.full(self.tx) || q.stuck() {
+            return Poll::Ready(());
+        }
+        {
+            let mut waiting = q.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiting.is_empty() {
+                // the log thread may be asleep until its next tick
+                let _ = self.wake.try_send(Wake::Backlog);
+            }
+            waiting.push(cx.waker().clone());
+        }
+        // the log thread drains the channel before it takes the wakers under the same lock:
+        // a take that came before this waker was added is seen here
+        if q.full(self.tx) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }
@@ -223,27 +267,24 @@ impl Logs {
         self.logger.get().is_some()
     }
 
-    /// Queues a log. A full backlog makes the caller wait for the log thread's next batch
-    /// (see the module doc); a stuck log thread's full queue drops the log.
+    /// Queues a request's log. A full backlog makes the request wait for the log thread's
+    /// next batch (see the module doc), without blocking its worker; a stuck log thread's
+    /// full queue drops the log.
+    pub async fn submit_request(&self, entry: Entry) {
+        if let Some(logger) = self.logger.get() {
+            if logger.queue.full(&logger.tx) {
+                logger.queue.wait_for_room(&logger.tx, &logger.wake).await;
+            }
+            logger.push(entry);
+        }
+    }
+
+    /// Queues an application log, without waiting: these are few (a cron run, a backup, a
+    /// failed thumbnail), and the requests' logs, which wait at `BACKLOG_ROWS`, keep the
+    /// queue far below `QUEUE_CAPACITY` unless the log writer is stuck.
     pub fn submit(&self, entry: Entry) {
         if let Some(logger) = self.logger.get() {
-            let q = &logger.queue;
-            if q.full(&logger.tx) {
-                q.wait_for_room(&logger.tx, &logger.wake);
-            }
-            let size = entry.size();
-            if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
-                q.bytes.fetch_sub(size, Ordering::Relaxed);
-                q.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            match logger.tx.try_send(entry) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    q.bytes.fetch_sub(size, Ordering::Relaxed);
-                    q.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            logger.push(entry);
         }
     }
 
@@ -650,9 +691,17 @@ mod tests {
         }
     }
 
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
     /// A request that finds the backlog full wakes the log thread and waits until it takes a
     /// batch: it never goes on with a full backlog unless the log thread is stuck. Once a
     /// wait has run out, requests stop waiting until the log thread takes something again.
+    /// The wait is the request's task's: the worker thread runs other tasks meanwhile.
     #[test]
     fn a_full_backlog_waits_for_the_log_thread_unless_it_is_stuck() {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
@@ -662,11 +711,14 @@ mod tests {
             tx.send(plain(i)).unwrap();
         }
         assert!(queue.full(&tx));
-        // a log thread that takes one batch when a waiting request wakes it
+        // a log thread that takes one batch when a waiting request wakes it, but only once
+        // the test says so
+        let (go, go_rx) = crossbeam_channel::bounded::<()>(1);
         let taker = {
             let queue = queue.clone();
             std::thread::spawn(move || {
                 assert!(matches!(wake_rx.recv(), Ok(Wake::Backlog)));
+                go_rx.recv().unwrap();
                 for _ in 0..MAX_PER_TRANSACTION {
                     rx.try_recv().unwrap();
                 }
@@ -674,7 +726,29 @@ mod tests {
                 (rx, wake_rx)
             })
         };
-        queue.wait_for_room(&tx, &wake);
+        let done = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mut rt = runtime();
+        rt.block_on(async {
+            let waiter = {
+                let (queue, tx, wake, done) =
+                    (queue.clone(), tx.clone(), wake.clone(), done.clone());
+                monoio::spawn(async move {
+                    queue.wait_for_room(&tx, &wake).await;
+                    done.set(true);
+                })
+            };
+            // this task runs while the request waits: the thread is not blocked
+            while queue.waiting.lock().unwrap().is_empty() && !done.get() {
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert!(
+                !done.get() || queue.stuck(),
+                "the wait ended before the log thread took"
+            );
+            go.send(()).unwrap();
+            waiter.await;
+        });
+        assert!(done.get());
         // (a log thread not scheduled within MAX_WAIT counts as stuck: not a failure)
         assert!(
             !queue.full(&tx) || queue.stuck(),
@@ -688,15 +762,16 @@ mod tests {
             tx.send(plain(i)).unwrap();
         }
         assert!(queue.full(&tx) && !queue.stuck());
-        queue.wait_for_room(&tx, &wake);
+        rt.block_on(queue.wait_for_room(&tx, &wake));
         assert!(queue.stuck());
-        queue.wait_for_room(&tx, &wake);
+        rt.block_on(queue.wait_for_room(&tx, &wake));
         assert!(queue.full(&tx) && queue.stuck());
-        // it moves again: requests wait again
+        // it moves again: requests wait again, and no waker is left behind (the timed-out
+        // wait's is woken, a no-op, on the runtime it came from)
         rx.try_recv().unwrap();
-        queue.took();
+        rt.block_on(async { queue.took() });
         assert!(!queue.stuck());
-        assert_eq!(queue.waiting.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(queue.waiting.lock().unwrap().is_empty());
     }
 
     /// Every row of a batch of any size is stored once, through the statements of every
