@@ -8,7 +8,8 @@
 //! worker's core. It takes what has queued, resolves the details that cost a database read
 //! (the auth record behind the token), and inserts up to [`MAX_PER_TRANSACTION`] logs with
 //! multi-row INSERTs as one job (one transaction) of the auxiliary database's writer, a thread
-//! and connection of its own (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses
+//! and connection of its own (`auxiliary.db`, WAL, `synchronous=NORMAL`); a long backlog
+//! reaches that job in chunks of `CHUNK` taken while it runs. A failed write loses
 //! logs, never a request. That connection computes the hourly index's `strftime` through
 //! [`hour`]'s fast path.
 //!
@@ -53,10 +54,26 @@ pub const LEVEL_INFO: i64 = 0;
 pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
-/// Most logs written in one transaction: the longest a worker waits for room in a full
-/// backlog is about one such transaction (256 view logs: ~3 ms of CPU at ~12.5 µs a log, the
-/// difference of view throughput with logs on and off, 40k and 80k req/s on one core).
-pub const MAX_PER_TRANSACTION: usize = 256;
+/// Most logs written in one transaction. A transaction is as long as the backlog: a few rows
+/// at a light load, this many when requests outrun the writer. A view's log lands on a random
+/// leaf of `idx_logs_message` (its message is the record's URL), so a transaction writes about
+/// one index page per row until its rows share pages: with 256-row transactions the aux writer
+/// wrote 7.5 KB and spent 20.9 µs per row once `_logs` held 600k view rows (3.2 KB and 7.9 µs
+/// at 130k); with up to 4,096, 5.5 KB and 13.9 µs at 570k (`BENCHMARKS.md` section
+/// `logsload`).
+pub const MAX_PER_TRANSACTION: usize = 4096;
+/// Logs the log thread takes and hands the writer at a time, also within one transaction: a
+/// request that finds the backlog full waits until the next chunk is taken, about one chunk's
+/// insert (~3 ms at ~12 µs a row), however long the transaction grows.
+const CHUNK: usize = 256;
+/// A transaction of more logs than this raises the aux writer's page cache for its duration
+/// (`CACHE_KIB_PER_ROW` per row), so the pages it dirties, about one per view log, stay in
+/// memory until the commit instead of being spilled to the WAL and read back (with the
+/// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 2.0 KB with room).
+/// The cache is set back after the commit, so a server's RSS keeps only the pages of the
+/// largest transaction while it runs, not an ever-growing cache of appended pages.
+const CACHE_ROWS: usize = 256;
+const CACHE_KIB_PER_ROW: usize = 16;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A request that finds this many logs queued, or `BACKLOG_BYTES`, waits until the log
@@ -402,37 +419,68 @@ fn run(
         idle = batch.is_empty() && rx.is_empty();
         let mut drained = false;
         while !drained {
-            while batch.len() < MAX_PER_TRANSACTION {
-                match rx.try_recv() {
-                    Ok(e) => {
-                        queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
-                        batch.push(e);
-                    }
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
-                        drained = true;
-                        break;
-                    }
-                }
-            }
-            queue.took();
+            drained = take(rx, queue, &mut batch, CHUNK);
             if batch.is_empty() {
                 break;
             }
             let max_data = max_data_size();
-            let rows: Vec<Row> = batch
+            let first: Vec<Row> = batch
                 .drain(..)
                 .map(|e| auth.finish(e, &mut ids, max_data))
                 .collect();
-            // waiting for the commit keeps at most one batch in the writer's queue
+            // a full first chunk means a backlog: the transaction goes on with the chunks
+            // taken while it runs, until the queue is empty or it holds MAX_PER_TRANSACTION
+            let backlog = !drained;
+            let (more, chunks) = crossbeam_channel::bounded::<Vec<Row>>(1);
             let known = has_updated;
             let written = writer.submit(move |conn| {
                 let updated = match known {
                     Some(updated) => updated,
                     None => has_updated_column(conn)?,
                 };
-                insert(conn, &rows, updated)?;
+                let rows = if backlog {
+                    MAX_PER_TRANSACTION
+                } else {
+                    first.len()
+                };
+                let cache = CacheForBatch::raise(conn, rows)?;
+                let mut inserted = insert(conn, &first, updated);
+                if backlog {
+                    // ends when the log thread drops its sender; a failure drops this
+                    // receiver, which stops the log thread's sends
+                    for rows in chunks.iter() {
+                        if inserted.is_err() {
+                            break;
+                        }
+                        inserted = insert(conn, &rows, updated);
+                    }
+                }
+                // the pages the transaction dirtied are freed as the commit cleans them
+                cache.restore(conn)?;
+                inserted?;
                 Ok(updated)
             });
+            if backlog {
+                let mut sent = CHUNK;
+                while !drained && sent < MAX_PER_TRANSACTION {
+                    drained = take(rx, queue, &mut batch, CHUNK.min(MAX_PER_TRANSACTION - sent));
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let max_data = max_data_size();
+                    let rows: Vec<Row> = batch
+                        .drain(..)
+                        .map(|e| auth.finish(e, &mut ids, max_data))
+                        .collect();
+                    sent += rows.len();
+                    // waits while the writer still inserts the previous chunk: at most one
+                    // chunk queued for it, one taken here
+                    if more.send(rows).is_err() {
+                        break;
+                    }
+                }
+            }
+            drop(more);
             match written.wait() {
                 Ok(updated) => has_updated = Some(updated),
                 Err(e) => {
@@ -451,6 +499,26 @@ fn run(
             return;
         }
     }
+}
+
+/// Moves up to `max` queued logs into `batch` and wakes the requests waiting for room;
+/// whether the queue ran empty.
+fn take(rx: &Receiver<Entry>, queue: &Queue, batch: &mut Vec<Entry>, max: usize) -> bool {
+    let mut empty = false;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(e) => {
+                queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
+                batch.push(e);
+            }
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                empty = true;
+                break;
+            }
+        }
+    }
+    queue.took();
+    empty
 }
 
 /// Ids for `_logs` rows: 15 characters of PocketBase's id alphabet, like the random ids
@@ -551,6 +619,38 @@ fn build_insert_sql(n: usize, has_updated: bool) -> String {
         sql.push(')');
     }
     sql
+}
+
+/// The aux writer's page cache raised for one long transaction ([`CACHE_ROWS`]).
+struct CacheForBatch {
+    /// `PRAGMA cache_size` before (SQLite's form: negative KiB or positive pages); `None`:
+    /// the batch was short and nothing was changed.
+    before: Option<i64>,
+}
+
+impl CacheForBatch {
+    fn raise(conn: &Connection, rows: usize) -> pocketbun_storage::Result<Self> {
+        if rows <= CACHE_ROWS {
+            return Ok(CacheForBatch { before: None });
+        }
+        let before: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        let kib = (rows * CACHE_KIB_PER_ROW) as i64;
+        let before_kib = if before < 0 { -before } else { before * 4 };
+        if kib <= before_kib {
+            return Ok(CacheForBatch { before: None });
+        }
+        conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
+        Ok(CacheForBatch {
+            before: Some(before),
+        })
+    }
+
+    fn restore(self, conn: &Connection) -> pocketbun_storage::Result<()> {
+        if let Some(before) = self.before {
+            conn.execute_batch(&format!("PRAGMA cache_size = {before}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether `_logs` has an `updated` column: only in pb_data made by PocketBase before v0.23's
@@ -675,8 +775,8 @@ pub fn delete_old(store: &Store, max_days: i64) -> pocketbun_storage::Result<usi
 #[cfg(test)]
 mod tests {
     use super::{
-        has_updated_column, insert, Entry, LogIds, Queue, Row, Wake, BACKLOG_ROWS,
-        MAX_PER_TRANSACTION, QUEUE_CAPACITY,
+        has_updated_column, insert, Entry, LogIds, Queue, Row, Wake, BACKLOG_ROWS, CHUNK,
+        QUEUE_CAPACITY,
     };
     use pocketbun_storage::random::{ID_ALPHABET, ID_LENGTH};
     use pocketbun_storage::rusqlite::Connection;
@@ -719,7 +819,7 @@ mod tests {
             std::thread::spawn(move || {
                 assert!(matches!(wake_rx.recv(), Ok(Wake::Backlog)));
                 go_rx.recv().unwrap();
-                for _ in 0..MAX_PER_TRANSACTION {
+                for _ in 0..CHUNK {
                     rx.try_recv().unwrap();
                 }
                 queue.took();
@@ -758,7 +858,7 @@ mod tests {
         assert!(!queue.full(&tx));
 
         // a log thread that takes nothing: the wait runs out and the next ones are skipped
-        for i in 0..MAX_PER_TRANSACTION {
+        for i in 0..CHUNK {
             tx.send(plain(i)).unwrap();
         }
         assert!(queue.full(&tx) && !queue.stuck());
