@@ -38,7 +38,7 @@ pub use request::{PendingRequest, RequestLog, RequestMeta};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use pocketbun_storage::rusqlite::{params, Connection};
-use pocketbun_storage::{Reader, Store};
+use pocketbun_storage::{Reader, Reply, Store};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,8 +82,12 @@ const BACKLOG_ROWS: usize = 8 * 1024;
 const BACKLOG_BYTES: usize = 8 << 20;
 /// Longest a request waits for room; a log thread that took nothing in that time is stuck
 /// (the busy timeout of a locked `auxiliary.db` is 10 s), and requests stop waiting until it
-/// takes a batch again.
-const MAX_WAIT: Duration = Duration::from_millis(50);
+/// takes a batch again. It was 50 ms: a commit that ran the writer's checkpoint (its fsyncs
+/// on this disk) outlasted that, requests stopped waiting, and logs past `QUEUE_BYTES` were
+/// dropped: 10–30% of the rows of every 60 s logged view run (`loadtest run -w view`, one
+/// core; 588,430 of 1.8M requests' rows in 90 s). A wait holds only its request, never
+/// the worker, so it may last as long as a slow commit.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Logs queued beyond this many, or beyond `QUEUE_BYTES`, are dropped: only a stuck log
 /// writer gets here (requests no longer wait, and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
@@ -418,6 +422,9 @@ fn run(
         // everything queued before a flush request is in the channel by now
         idle = batch.is_empty() && rx.is_empty();
         let mut drained = false;
+        // the previous transaction, maybe still committing (a commit that checkpoints waits
+        // for the disk): the next one's rows are taken and handed over meanwhile
+        let mut committing: Option<Reply<bool>> = None;
         while !drained {
             drained = take(rx, queue, &mut batch, CHUNK);
             if batch.is_empty() {
@@ -431,7 +438,8 @@ fn run(
             // a full first chunk means a backlog: the transaction goes on with the chunks
             // taken while it runs, until the queue is empty or it holds MAX_PER_TRANSACTION
             let backlog = !drained;
-            let (more, chunks) = crossbeam_channel::bounded::<Vec<Row>>(1);
+            let (more, chunks) =
+                crossbeam_channel::bounded::<Vec<Row>>(MAX_PER_TRANSACTION / CHUNK);
             let known = has_updated;
             let written = writer.submit(move |conn| {
                 let updated = match known {
@@ -473,23 +481,20 @@ fn run(
                         .map(|e| auth.finish(e, &mut ids, max_data))
                         .collect();
                     sent += rows.len();
-                    // waits while the writer still inserts the previous chunk: at most one
-                    // chunk queued for it, one taken here
+                    // queued for the job even while the writer still commits the previous
+                    // transaction, so requests find room during that commit's checkpoint
                     if more.send(rows).is_err() {
                         break;
                     }
                 }
             }
             drop(more);
-            match written.wait() {
-                Ok(updated) => has_updated = Some(updated),
-                Err(e) => {
-                    has_updated = None;
-                    // once per failure streak would be nicer; a silent drop hid a schema
-                    // mismatch
-                    eprintln!("pocketbun: writing request logs failed: {e}");
-                }
+            if let Some(previous) = committing.replace(written) {
+                has_updated = settled(previous.wait());
             }
+        }
+        if let Some(last) = committing {
+            has_updated = settled(last.wait());
         }
         auth.forget();
         for done in waiting.drain(..) {
@@ -497,6 +502,18 @@ fn run(
         }
         if stop {
             return;
+        }
+    }
+}
+
+/// What a log transaction's outcome says of `_logs`' `updated` column (`None`: ask again).
+fn settled(written: pocketbun_storage::Result<bool>) -> Option<bool> {
+    match written {
+        Ok(updated) => Some(updated),
+        Err(e) => {
+            // once per failure streak would be nicer; a silent drop hid a schema mismatch
+            eprintln!("pocketbun: writing request logs failed: {e}");
+            None
         }
     }
 }
