@@ -58,9 +58,9 @@ pub const LEVEL_ERROR: i64 = 8;
 /// at a light load, this many when requests outrun the writer. A view's log lands on a random
 /// leaf of `idx_logs_message` (its message is the record's URL), so a transaction writes about
 /// one index page per row until its rows share pages: with 256-row transactions the aux writer
-/// wrote 7.5 KB and spent 20.9 µs per row once `_logs` held 600k view rows (3.2 KB and 7.9 µs
-/// at 130k); with up to 4,096, 5.5 KB and 13.9 µs at 570k (`BENCHMARKS.md` section
-/// `logsload`).
+/// wrote 7.9 KB and read 3.8 KB per row once `_logs` held 660k view rows (3.2 / 0.5 KB at
+/// 140k); with up to 4,096, 6.5 / 2.7 KB at 735k (1.2 / 0.3 KB at 138k) (`BENCHMARKS.md`
+/// section `logsload`).
 pub const MAX_PER_TRANSACTION: usize = 4096;
 /// Logs the log thread takes and hands the writer at a time, also within one transaction: a
 /// request that finds the backlog full waits until the next chunk is taken, about one chunk's
@@ -69,9 +69,10 @@ const CHUNK: usize = 256;
 /// A transaction of more logs than this raises the aux writer's page cache for its duration
 /// (`CACHE_KIB_PER_ROW` per row), so the pages it dirties, about one per view log, stay in
 /// memory until the commit instead of being spilled to the WAL and read back (with the
-/// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 2.0 KB with room).
-/// The cache is set back after the commit, so a server's RSS keeps only the pages of the
-/// largest transaction while it runs, not an ever-growing cache of appended pages.
+/// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 1.7 KB with room).
+/// The cache is set back before the commit, which frees those pages as it cleans them, so a
+/// server's RSS holds the pages of the largest transaction while it runs (~20 MiB for 4,096
+/// view logs), not an ever-growing cache of appended pages.
 const CACHE_ROWS: usize = 256;
 const CACHE_KIB_PER_ROW: usize = 16;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
