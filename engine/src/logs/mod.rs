@@ -71,8 +71,9 @@ const CHUNK: usize = 256;
 /// memory until the commit instead of being spilled to the WAL and read back (with the
 /// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 1.7 KB with room).
 /// The cache is set back before the commit, which frees those pages as it cleans them, so a
-/// server's RSS holds the pages of the largest transaction while it runs (~20 MiB for 4,096
-/// view logs), not an ever-growing cache of appended pages.
+/// server's RSS holds the pages of the largest transaction while it runs (at most 64 MiB, for
+/// 4,096 logs), not an ever-growing cache of appended pages. The peak RSS of a sustained
+/// logged view load still grew by ~40 MiB with this change (`BENCHMARKS.md`, `logsload`).
 const CACHE_ROWS: usize = 256;
 const CACHE_KIB_PER_ROW: usize = 16;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
