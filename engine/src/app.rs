@@ -178,13 +178,14 @@ impl Service for App {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase
                 if let Some(log) = log.filter(|_| !is_static) {
-                    log.finish(&self.ctx.shared.logs, resp.status, None);
+                    log.finish(&self.ctx.shared.logs, resp.status, None).await;
                 }
                 resp
             }
             Err(err) => {
                 if let Some(log) = log {
-                    log.finish(&self.ctx.shared.logs, err.status, Some(&err));
+                    log.finish(&self.ctx.shared.logs, err.status, Some(&err))
+                        .await;
                 }
                 err.into_response()
             }

@@ -8,7 +8,8 @@
 //! worker's core. It takes what has queued, resolves the details that cost a database read
 //! (the auth record behind the token), and inserts up to [`MAX_PER_TRANSACTION`] logs with
 //! multi-row INSERTs as one job (one transaction) of the auxiliary database's writer, a thread
-//! and connection of its own (`auxiliary.db`, WAL, `synchronous=NORMAL`). A failed write loses
+//! and connection of its own (`auxiliary.db`, WAL, `synchronous=NORMAL`); a long backlog
+//! reaches that job in chunks of `CHUNK` taken while it runs. A failed write loses
 //! logs, never a request. That connection computes the hourly index's `strftime` through
 //! [`hour`]'s fast path.
 //!
@@ -18,13 +19,16 @@
 //! weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
 //! 2.5–4 ms against the worker (`perf sched`, `BENCHMARKS.md` section `logslat`); view p99
 //! was 9.2 ms with logs on against 1.4 ms off (one core, 64 connections, its top section).
-//! A worker that outruns the log writer waits instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
+//! Requests that outrun the log writer wait instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
 //! PocketBase keeps every log (its request goroutines write the batch themselves), so no log
 //! is dropped for being many; the wait ends as soon as the log thread takes the next batch,
-//! so it lasts about one batch's write. Only a writer that makes no progress at all for
-//! `MAX_WAIT` (another process holding `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops
-//! the waits until it moves again; logs beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then
-//! dropped and counted, so memory stays bounded.
+//! so it lasts about one batch's write. It is the request's task that waits, before its
+//! response goes out ([`Logs::submit_request`]), never its worker thread, which serves every
+//! other connection on its core meanwhile; application logs ([`Logs::log`]) never wait.
+//! Only a writer that makes no progress at all for `MAX_WAIT` (another process holding
+//! `auxiliary.db`, a `DELETE /api/logs` VACUUM) stops the waits until it moves again; logs
+//! beyond `QUEUE_CAPACITY` or `QUEUE_BYTES` are then dropped and counted, so memory stays
+//! bounded.
 
 pub mod fit;
 pub mod hour;
@@ -34,11 +38,14 @@ pub use request::{PendingRequest, RequestLog, RequestMeta};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use pocketbun_storage::rusqlite::{params, Connection};
-use pocketbun_storage::{Reader, Store};
+use pocketbun_storage::{Reader, Reply, Store};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// slog's levels, as PocketBase stores them.
@@ -47,10 +54,28 @@ pub const LEVEL_INFO: i64 = 0;
 pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
-/// Most logs written in one transaction: the longest a worker waits for room in a full
-/// backlog is about one such transaction (256 view logs: ~3 ms of CPU at ~12.5 µs a log, the
-/// difference of view throughput with logs on and off, 40k and 80k req/s on one core).
-pub const MAX_PER_TRANSACTION: usize = 256;
+/// Most logs written in one transaction. A transaction is as long as the backlog: a few rows
+/// at a light load, this many when requests outrun the writer. A view's log lands on a random
+/// leaf of `idx_logs_message` (its message is the record's URL), so a transaction writes about
+/// one index page per row until its rows share pages: with 256-row transactions the aux writer
+/// wrote 7.9 KB and read 3.8 KB per row once `_logs` held 660k view rows (3.2 / 0.5 KB at
+/// 140k); with up to 4,096, 6.5 / 2.7 KB at 735k (1.2 / 0.3 KB at 138k) (`BENCHMARKS.md`
+/// section `logsload`).
+pub const MAX_PER_TRANSACTION: usize = 4096;
+/// Logs the log thread takes and hands the writer at a time, also within one transaction: a
+/// request that finds the backlog full waits until the next chunk is taken, about one chunk's
+/// insert (~3 ms at ~12 µs a row), however long the transaction grows.
+const CHUNK: usize = 256;
+/// A transaction of more logs than this raises the aux writer's page cache for its duration
+/// (`CACHE_KIB_PER_ROW` per row), so the pages it dirties, about one per view log, stay in
+/// memory until the commit instead of being spilled to the WAL and read back (with the
+/// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 1.7 KB with room).
+/// The cache is set back before the commit, which frees those pages as it cleans them, so a
+/// server's RSS holds the pages of the largest transaction while it runs (at most 64 MiB, for
+/// 4,096 logs), not an ever-growing cache of appended pages. The peak RSS of a sustained
+/// logged view load still grew by ~40 MiB with this change (`BENCHMARKS.md`, `logsload`).
+const CACHE_ROWS: usize = 256;
+const CACHE_KIB_PER_ROW: usize = 16;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A request that finds this many logs queued, or `BACKLOG_BYTES`, waits until the log
@@ -59,8 +84,12 @@ const BACKLOG_ROWS: usize = 8 * 1024;
 const BACKLOG_BYTES: usize = 8 << 20;
 /// Longest a request waits for room; a log thread that took nothing in that time is stuck
 /// (the busy timeout of a locked `auxiliary.db` is 10 s), and requests stop waiting until it
-/// takes a batch again.
-const MAX_WAIT: Duration = Duration::from_millis(50);
+/// takes a batch again. It was 50 ms: a commit that ran the writer's checkpoint (its fsyncs
+/// on this disk) outlasted that, requests stopped waiting, and logs past `QUEUE_BYTES` were
+/// dropped: 10–30% of the rows of every 60 s logged view run (`loadtest run -w view`, one
+/// core; 588,430 of 1.8M requests' rows in 90 s). A wait holds only its request, never
+/// the worker, so it may last as long as a slow commit.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Logs queued beyond this many, or beyond `QUEUE_BYTES`, are dropped: only a stuck log
 /// writer gets here (requests no longer wait, and memory must not grow).
 const QUEUE_CAPACITY: usize = 64 * 1024;
@@ -104,6 +133,26 @@ struct Logger {
     queue: Arc<Queue>,
 }
 
+impl Logger {
+    /// Queues `entry`, or drops (and counts) it when the queue is at its hard bounds.
+    fn push(&self, entry: Entry) {
+        let q = &self.queue;
+        let size = entry.size();
+        if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
+            q.bytes.fetch_sub(size, Ordering::Relaxed);
+            q.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.tx.try_send(entry) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                q.bytes.fetch_sub(size, Ordering::Relaxed);
+                q.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 enum Wake {
     /// "Write everything queued so far, then answer."
     Flush(Sender<()>),
@@ -122,10 +171,8 @@ struct Queue {
     taken: AtomicU64,
     /// `taken + 1` when a wait for room last ran out (`MAX_WAIT`); 0: never.
     gave_up_at: AtomicU64,
-    /// Requests waiting for room.
-    waiting: AtomicUsize,
-    lock: Mutex<()>,
-    room: Condvar,
+    /// The requests waiting for room, woken when the log thread takes a batch.
+    waiting: Mutex<Vec<Waker>>,
 }
 
 impl Queue {
@@ -135,35 +182,22 @@ impl Queue {
 
     /// Waits (at most `MAX_WAIT`) until the log thread has taken a batch off a full
     /// backlog; not at all while the log thread is stuck (a wait ran out and it has taken
-    /// nothing since).
-    fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
+    /// nothing since). The request's task waits, not its worker thread: the worker goes on
+    /// serving its other connections (a blocked worker stalled every connection on its core,
+    /// the ones whose requests log nothing too).
+    async fn wait_for_room(&self, tx: &Sender<Entry>, wake: &Sender<Wake>) {
         if self.stuck() {
             return;
         }
-        let deadline = Instant::now() + MAX_WAIT;
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.waiting.fetch_add(1, Ordering::SeqCst) == 0 {
-            // the log thread may be asleep until its next tick
-            let _ = wake.try_send(Wake::Backlog);
+        let room = Room {
+            queue: self,
+            tx,
+            wake,
+        };
+        if monoio::time::timeout(MAX_WAIT, room).await.is_err() {
+            self.gave_up_at
+                .store(self.taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
-        // pairs with the fence after the log thread's take: either it sees this waiter or
-        // this sees its take
-        fence(Ordering::SeqCst);
-        while self.full(tx) {
-            let now = Instant::now();
-            if now >= deadline {
-                self.gave_up_at
-                    .store(self.taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                break;
-            }
-            guard = self
-                .room
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        drop(guard);
     }
 
     /// Whether a wait for room ran out and the log thread has taken nothing since.
@@ -174,10 +208,43 @@ impl Queue {
     /// The log thread took a batch off the channel: wakes the requests waiting for room.
     fn took(&self) {
         self.taken.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner));
-            self.room.notify_all();
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+}
+
+/// A request's wait for room in a full backlog ([`Queue::wait_for_room`]).
+struct Room<'a> {
+    queue: &'a Queue,
+    tx: &'a Sender<Entry>,
+    wake: &'a Sender<Wake>,
+}
+
+impl Future for Room<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let q = self.queue;
+        if !q.full(self.tx) || q.stuck() {
+            return Poll::Ready(());
+        }
+        {
+            let mut waiting = q.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiting.is_empty() {
+                // the log thread may be asleep until its next tick
+                let _ = self.wake.try_send(Wake::Backlog);
+            }
+            waiting.push(cx.waker().clone());
+        }
+        // the log thread drains the channel before it takes the wakers under the same lock:
+        // a take that came before this waker was added is seen here
+        if q.full(self.tx) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }
@@ -223,27 +290,24 @@ impl Logs {
         self.logger.get().is_some()
     }
 
-    /// Queues a log. A full backlog makes the caller wait for the log thread's next batch
-    /// (see the module doc); a stuck log thread's full queue drops the log.
+    /// Queues a request's log. A full backlog makes the request wait for the log thread's
+    /// next batch (see the module doc), without blocking its worker; a stuck log thread's
+    /// full queue drops the log.
+    pub async fn submit_request(&self, entry: Entry) {
+        if let Some(logger) = self.logger.get() {
+            if logger.queue.full(&logger.tx) {
+                logger.queue.wait_for_room(&logger.tx, &logger.wake).await;
+            }
+            logger.push(entry);
+        }
+    }
+
+    /// Queues an application log, without waiting: these are few (a cron run, a backup, a
+    /// failed thumbnail), and the requests' logs, which wait at `BACKLOG_ROWS`, keep the
+    /// queue far below `QUEUE_CAPACITY` unless the log writer is stuck.
     pub fn submit(&self, entry: Entry) {
         if let Some(logger) = self.logger.get() {
-            let q = &logger.queue;
-            if q.full(&logger.tx) {
-                q.wait_for_room(&logger.tx, &logger.wake);
-            }
-            let size = entry.size();
-            if q.bytes.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
-                q.bytes.fetch_sub(size, Ordering::Relaxed);
-                q.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            match logger.tx.try_send(entry) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    q.bytes.fetch_sub(size, Ordering::Relaxed);
-                    q.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            logger.push(entry);
         }
     }
 
@@ -360,47 +424,79 @@ fn run(
         // everything queued before a flush request is in the channel by now
         idle = batch.is_empty() && rx.is_empty();
         let mut drained = false;
+        // the previous transaction, maybe still committing (a commit that checkpoints waits
+        // for the disk): the next one's rows are taken and handed over meanwhile
+        let mut committing: Option<Reply<bool>> = None;
         while !drained {
-            while batch.len() < MAX_PER_TRANSACTION {
-                match rx.try_recv() {
-                    Ok(e) => {
-                        queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
-                        batch.push(e);
-                    }
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
-                        drained = true;
-                        break;
-                    }
-                }
-            }
-            queue.took();
+            drained = take(rx, queue, &mut batch, CHUNK);
             if batch.is_empty() {
                 break;
             }
             let max_data = max_data_size();
-            let rows: Vec<Row> = batch
+            let first: Vec<Row> = batch
                 .drain(..)
                 .map(|e| auth.finish(e, &mut ids, max_data))
                 .collect();
-            // waiting for the commit keeps at most one batch in the writer's queue
+            // a full first chunk means a backlog: the transaction goes on with the chunks
+            // taken while it runs, until the queue is empty or it holds MAX_PER_TRANSACTION
+            let backlog = !drained;
+            let (more, chunks) =
+                crossbeam_channel::bounded::<Vec<Row>>(MAX_PER_TRANSACTION / CHUNK);
             let known = has_updated;
             let written = writer.submit(move |conn| {
                 let updated = match known {
                     Some(updated) => updated,
                     None => has_updated_column(conn)?,
                 };
-                insert(conn, &rows, updated)?;
+                let rows = if backlog {
+                    MAX_PER_TRANSACTION
+                } else {
+                    first.len()
+                };
+                let cache = CacheForBatch::raise(conn, rows)?;
+                let mut inserted = insert(conn, &first, updated);
+                if backlog {
+                    // ends when the log thread drops its sender; a failure drops this
+                    // receiver, which stops the log thread's sends
+                    for rows in chunks.iter() {
+                        if inserted.is_err() {
+                            break;
+                        }
+                        inserted = insert(conn, &rows, updated);
+                    }
+                }
+                // the pages the transaction dirtied are freed as the commit cleans them
+                cache.restore(conn)?;
+                inserted?;
                 Ok(updated)
             });
-            match written.wait() {
-                Ok(updated) => has_updated = Some(updated),
-                Err(e) => {
-                    has_updated = None;
-                    // once per failure streak would be nicer; a silent drop hid a schema
-                    // mismatch
-                    eprintln!("pocketbun: writing request logs failed: {e}");
+            if backlog {
+                let mut sent = CHUNK;
+                while !drained && sent < MAX_PER_TRANSACTION {
+                    drained = take(rx, queue, &mut batch, CHUNK.min(MAX_PER_TRANSACTION - sent));
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let max_data = max_data_size();
+                    let rows: Vec<Row> = batch
+                        .drain(..)
+                        .map(|e| auth.finish(e, &mut ids, max_data))
+                        .collect();
+                    sent += rows.len();
+                    // queued for the job even while the writer still commits the previous
+                    // transaction, so requests find room during that commit's checkpoint
+                    if more.send(rows).is_err() {
+                        break;
+                    }
                 }
             }
+            drop(more);
+            if let Some(previous) = committing.replace(written) {
+                has_updated = settled(previous.wait());
+            }
+        }
+        if let Some(last) = committing {
+            has_updated = settled(last.wait());
         }
         auth.forget();
         for done in waiting.drain(..) {
@@ -410,6 +506,38 @@ fn run(
             return;
         }
     }
+}
+
+/// What a log transaction's outcome says of `_logs`' `updated` column (`None`: ask again).
+fn settled(written: pocketbun_storage::Result<bool>) -> Option<bool> {
+    match written {
+        Ok(updated) => Some(updated),
+        Err(e) => {
+            // once per failure streak would be nicer; a silent drop hid a schema mismatch
+            eprintln!("pocketbun: writing request logs failed: {e}");
+            None
+        }
+    }
+}
+
+/// Moves up to `max` queued logs into `batch` and wakes the requests waiting for room;
+/// whether the queue ran empty.
+fn take(rx: &Receiver<Entry>, queue: &Queue, batch: &mut Vec<Entry>, max: usize) -> bool {
+    let mut empty = false;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(e) => {
+                queue.bytes.fetch_sub(e.size(), Ordering::Relaxed);
+                batch.push(e);
+            }
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                empty = true;
+                break;
+            }
+        }
+    }
+    queue.took();
+    empty
 }
 
 /// Ids for `_logs` rows: 15 characters of PocketBase's id alphabet, like the random ids
@@ -510,6 +638,38 @@ fn build_insert_sql(n: usize, has_updated: bool) -> String {
         sql.push(')');
     }
     sql
+}
+
+/// The aux writer's page cache raised for one long transaction ([`CACHE_ROWS`]).
+struct CacheForBatch {
+    /// `PRAGMA cache_size` before (SQLite's form: negative KiB or positive pages); `None`:
+    /// the batch was short and nothing was changed.
+    before: Option<i64>,
+}
+
+impl CacheForBatch {
+    fn raise(conn: &Connection, rows: usize) -> pocketbun_storage::Result<Self> {
+        if rows <= CACHE_ROWS {
+            return Ok(CacheForBatch { before: None });
+        }
+        let before: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        let kib = (rows * CACHE_KIB_PER_ROW) as i64;
+        let before_kib = if before < 0 { -before } else { before * 4 };
+        if kib <= before_kib {
+            return Ok(CacheForBatch { before: None });
+        }
+        conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
+        Ok(CacheForBatch {
+            before: Some(before),
+        })
+    }
+
+    fn restore(self, conn: &Connection) -> pocketbun_storage::Result<()> {
+        if let Some(before) = self.before {
+            conn.execute_batch(&format!("PRAGMA cache_size = {before}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether `_logs` has an `updated` column: only in pb_data made by PocketBase before v0.23's
@@ -634,8 +794,8 @@ pub fn delete_old(store: &Store, max_days: i64) -> pocketbun_storage::Result<usi
 #[cfg(test)]
 mod tests {
     use super::{
-        has_updated_column, insert, Entry, LogIds, Queue, Row, Wake, BACKLOG_ROWS,
-        MAX_PER_TRANSACTION, QUEUE_CAPACITY,
+        has_updated_column, insert, Entry, LogIds, Queue, Row, Wake, BACKLOG_ROWS, CHUNK,
+        QUEUE_CAPACITY,
     };
     use pocketbun_storage::random::{ID_ALPHABET, ID_LENGTH};
     use pocketbun_storage::rusqlite::Connection;
@@ -650,9 +810,17 @@ mod tests {
         }
     }
 
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
     /// A request that finds the backlog full wakes the log thread and waits until it takes a
     /// batch: it never goes on with a full backlog unless the log thread is stuck. Once a
     /// wait has run out, requests stop waiting until the log thread takes something again.
+    /// The wait is the request's task's: the worker thread runs other tasks meanwhile.
     #[test]
     fn a_full_backlog_waits_for_the_log_thread_unless_it_is_stuck() {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
@@ -662,19 +830,44 @@ mod tests {
             tx.send(plain(i)).unwrap();
         }
         assert!(queue.full(&tx));
-        // a log thread that takes one batch when a waiting request wakes it
+        // a log thread that takes one batch when a waiting request wakes it, but only once
+        // the test says so
+        let (go, go_rx) = crossbeam_channel::bounded::<()>(1);
         let taker = {
             let queue = queue.clone();
             std::thread::spawn(move || {
                 assert!(matches!(wake_rx.recv(), Ok(Wake::Backlog)));
-                for _ in 0..MAX_PER_TRANSACTION {
+                go_rx.recv().unwrap();
+                for _ in 0..CHUNK {
                     rx.try_recv().unwrap();
                 }
                 queue.took();
                 (rx, wake_rx)
             })
         };
-        queue.wait_for_room(&tx, &wake);
+        let done = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mut rt = runtime();
+        rt.block_on(async {
+            let waiter = {
+                let (queue, tx, wake, done) =
+                    (queue.clone(), tx.clone(), wake.clone(), done.clone());
+                monoio::spawn(async move {
+                    queue.wait_for_room(&tx, &wake).await;
+                    done.set(true);
+                })
+            };
+            // this task runs while the request waits: the thread is not blocked
+            while queue.waiting.lock().unwrap().is_empty() && !done.get() {
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert!(
+                !done.get() || queue.stuck(),
+                "the wait ended before the log thread took"
+            );
+            go.send(()).unwrap();
+            waiter.await;
+        });
+        assert!(done.get());
         // (a log thread not scheduled within MAX_WAIT counts as stuck: not a failure)
         assert!(
             !queue.full(&tx) || queue.stuck(),
@@ -684,19 +877,20 @@ mod tests {
         assert!(!queue.full(&tx));
 
         // a log thread that takes nothing: the wait runs out and the next ones are skipped
-        for i in 0..MAX_PER_TRANSACTION {
+        for i in 0..CHUNK {
             tx.send(plain(i)).unwrap();
         }
         assert!(queue.full(&tx) && !queue.stuck());
-        queue.wait_for_room(&tx, &wake);
+        rt.block_on(queue.wait_for_room(&tx, &wake));
         assert!(queue.stuck());
-        queue.wait_for_room(&tx, &wake);
+        rt.block_on(queue.wait_for_room(&tx, &wake));
         assert!(queue.full(&tx) && queue.stuck());
-        // it moves again: requests wait again
+        // it moves again: requests wait again, and no waker is left behind (the timed-out
+        // wait's is woken, a no-op, on the runtime it came from)
         rx.try_recv().unwrap();
-        queue.took();
+        rt.block_on(async { queue.took() });
         assert!(!queue.stuck());
-        assert_eq!(queue.waiting.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(queue.waiting.lock().unwrap().is_empty());
     }
 
     /// Every row of a batch of any size is stored once, through the statements of every

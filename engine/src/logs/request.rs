@@ -154,8 +154,9 @@ impl PendingRequest {
     }
 
     /// Queues the log of the answered request on `logs` (`error`: the handler's failure, if
-    /// any).
-    pub fn finish(self, logs: &Logs, status: u16, error: Option<&ApiError>) {
+    /// any). Waits, before the response goes out, while the log backlog is full
+    /// ([`Logs::submit_request`]).
+    pub async fn finish(self, logs: &Logs, status: u16, error: Option<&ApiError>) {
         if error.is_none() && self.skip_success {
             return;
         }
@@ -179,7 +180,7 @@ impl PendingRequest {
             gojson::write_str(&mut error_keys, &err.message);
             error_keys.push(',');
         }
-        logs.submit(Entry::Request(Box::new(RequestLog {
+        let log = Entry::Request(Box::new(RequestLog {
             created: self.created,
             level,
             message: self.message,
@@ -190,7 +191,8 @@ impl PendingRequest {
             status,
             mid: self.mid,
             end: self.end,
-        })));
+        }));
+        logs.submit_request(log).await;
     }
 }
 
