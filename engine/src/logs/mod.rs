@@ -61,21 +61,18 @@ pub const LEVEL_ERROR: i64 = 8;
 /// wrote 7.9 KB and read 3.8 KB per row once `_logs` held 660k view rows (3.2 / 0.5 KB at
 /// 140k); with up to 4,096, 6.5 / 2.7 KB at 735k (1.2 / 0.3 KB at 138k) (`BENCHMARKS.md`
 /// section `logsload`).
+///
+/// The aux writer keeps the store's page cache (2 MiB) for these transactions: raising it
+/// to 16 KiB per row for a long transaction (up to 64 MiB) kept the dirtied index pages in
+/// memory (1.7 KB read back per row against 6.3 KB), but it raised the peak RSS of a logged
+/// view load from 109 to 145 MiB, and of the login storm from 98 to 144 MiB, above
+/// PocketBase's 112 and 122 MiB, with no throughput or p99 change that a shared machine could
+/// show (`BENCHMARKS.md`, session 12). Issue 18 asks for RSS at or below PocketBase's.
 pub const MAX_PER_TRANSACTION: usize = 4096;
 /// Logs the log thread takes and hands the writer at a time, also within one transaction: a
 /// request that finds the backlog full waits until the next chunk is taken, about one chunk's
 /// insert (~3 ms at ~12 µs a row), however long the transaction grows.
 const CHUNK: usize = 256;
-/// A transaction of more logs than this raises the aux writer's page cache for its duration
-/// (`CACHE_KIB_PER_ROW` per row), so the pages it dirties, about one per view log, stay in
-/// memory until the commit instead of being spilled to the WAL and read back (with the
-/// store's 2 MiB cache, 4,096-row transactions read 6.3 KB per row back; 1.7 KB with room).
-/// The cache is set back before the commit, which frees those pages as it cleans them, so a
-/// server's RSS holds the pages of the largest transaction while it runs (at most 64 MiB, for
-/// 4,096 logs), not an ever-growing cache of appended pages. The peak RSS of a sustained
-/// logged view load still grew by ~40 MiB with this change (`BENCHMARKS.md`, `logsload`).
-const CACHE_ROWS: usize = 256;
-const CACHE_KIB_PER_ROW: usize = 16;
 /// How often the log thread writes what has queued (so the longest a log waits in memory).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A request that finds this many logs queued, or `BACKLOG_BYTES`, waits until the log
@@ -448,12 +445,6 @@ fn run(
                     Some(updated) => updated,
                     None => has_updated_column(conn)?,
                 };
-                let rows = if backlog {
-                    MAX_PER_TRANSACTION
-                } else {
-                    first.len()
-                };
-                let cache = CacheForBatch::raise(conn, rows)?;
                 let mut inserted = insert(conn, &first, updated);
                 if backlog {
                     // ends when the log thread drops its sender; a failure drops this
@@ -465,8 +456,6 @@ fn run(
                         inserted = insert(conn, &rows, updated);
                     }
                 }
-                // the pages the transaction dirtied are freed as the commit cleans them
-                cache.restore(conn)?;
                 inserted?;
                 Ok(updated)
             });
@@ -638,38 +627,6 @@ fn build_insert_sql(n: usize, has_updated: bool) -> String {
         sql.push(')');
     }
     sql
-}
-
-/// The aux writer's page cache raised for one long transaction ([`CACHE_ROWS`]).
-struct CacheForBatch {
-    /// `PRAGMA cache_size` before (SQLite's form: negative KiB or positive pages); `None`:
-    /// the batch was short and nothing was changed.
-    before: Option<i64>,
-}
-
-impl CacheForBatch {
-    fn raise(conn: &Connection, rows: usize) -> pocketbun_storage::Result<Self> {
-        if rows <= CACHE_ROWS {
-            return Ok(CacheForBatch { before: None });
-        }
-        let before: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
-        let kib = (rows * CACHE_KIB_PER_ROW) as i64;
-        let before_kib = if before < 0 { -before } else { before * 4 };
-        if kib <= before_kib {
-            return Ok(CacheForBatch { before: None });
-        }
-        conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
-        Ok(CacheForBatch {
-            before: Some(before),
-        })
-    }
-
-    fn restore(self, conn: &Connection) -> pocketbun_storage::Result<()> {
-        if let Some(before) = self.before {
-            conn.execute_batch(&format!("PRAGMA cache_size = {before}"))?;
-        }
-        Ok(())
-    }
 }
 
 /// Whether `_logs` has an `updated` column: only in pb_data made by PocketBase before v0.23's
