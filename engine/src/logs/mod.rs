@@ -429,11 +429,7 @@ fn run(
             if batch.is_empty() {
                 break;
             }
-            let max_data = max_data_size();
-            let first: Vec<Row> = batch
-                .drain(..)
-                .map(|e| auth.finish(e, &mut ids, max_data))
-                .collect();
+            let first = auth.finish_all(&mut batch, &mut ids, max_data_size());
             // a full first chunk means a backlog: the transaction goes on with the chunks
             // taken while it runs, until the queue is empty or it holds MAX_PER_TRANSACTION
             let backlog = !drained;
@@ -466,11 +462,7 @@ fn run(
                     if batch.is_empty() {
                         break;
                     }
-                    let max_data = max_data_size();
-                    let rows: Vec<Row> = batch
-                        .drain(..)
-                        .map(|e| auth.finish(e, &mut ids, max_data))
-                        .collect();
+                    let rows = auth.finish_all(&mut batch, &mut ids, max_data_size());
                     sent += rows.len();
                     // queued for the job even while the writer still commits the previous
                     // transaction, so requests find room during that commit's checkpoint
@@ -695,6 +687,14 @@ impl AuthCache {
 
     fn forget(&mut self) {
         self.known.clear();
+    }
+
+    /// Every entry taken into `batch`, as rows (the batch is left empty).
+    fn finish_all(&mut self, batch: &mut Vec<Entry>, ids: &mut LogIds, max_data: i64) -> Vec<Row> {
+        batch
+            .drain(..)
+            .map(|e| self.finish(e, ids, max_data))
+            .collect()
     }
 
     fn finish(&mut self, entry: Entry, ids: &mut LogIds, max_data_size: i64) -> Row {
