@@ -55,20 +55,37 @@ pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
 /// Most logs written in one transaction. A transaction is as long as the backlog: a few rows
-/// at a light load, this many when requests outrun the writer. A view's log lands on a random
-/// leaf of `idx_logs_message` (its message is the record's URL), so a transaction writes about
-/// one index page per row until its rows share pages: with 256-row transactions the aux writer
-/// wrote 7.9 KB and read 3.8 KB per row once `_logs` held 660k view rows (3.2 / 0.5 KB at
-/// 140k); with up to 4,096, 6.5 / 2.7 KB at 735k (1.2 / 0.3 KB at 138k) (`BENCHMARKS.md`
-/// section `logsload`).
+/// at a light load, up to this many (or [`MAX_TRANSACTION_TIME`]) when requests outrun the
+/// writer. A view's log lands on a random leaf of `idx_logs_message` (its message is the
+/// record's URL), so a transaction writes about one index page per row until its rows share
+/// pages: the longer the transaction, the more rows each dirty leaf carries. With 256-row
+/// transactions the aux writer wrote 7.9 KB and read 3.8 KB per row once `_logs` held 660k
+/// view rows; with up to 4,096, 6.5 / 2.7 KB at 735k (`BENCHMARKS.md` section `logsload`).
+/// On a copy of `_logs` with 1M view-like rows (messages over 10,000 record ids, the store's
+/// 2 MiB cache, 131,072 rows appended): 11.2 KB written and 18.4 KB read per row in 4,096-row
+/// transactions, 9.3 / 14.6 KB in 16,384-row ones, 7.5 / 11.1 KB in 65,536-row ones, and
+/// 30–32 against 21–23 µs of CPU per row (`BENCHMARKS.md` section `logstage`).
 ///
-/// The aux writer keeps the store's page cache (2 MiB) for these transactions: raising it
-/// to 16 KiB per row for a long transaction (up to 64 MiB) kept the dirtied index pages in
-/// memory (1.7 KB read back per row against 6.3 KB), but it raised the peak RSS of a logged
-/// view load from 109 to 145 MiB, and of the login storm from 98 to 144 MiB, above
-/// PocketBase's 112 and 122 MiB, with no throughput or p99 change that a shared machine could
-/// show (`BENCHMARKS.md`, session 12). Issue 18 asks for RSS at or below PocketBase's.
-pub const MAX_PER_TRANSACTION: usize = 4096;
+/// The rows of a long transaction are not held in memory: the log thread hands them over in
+/// chunks of `CHUNK` as the writer takes them (at most `IN_FLIGHT_CHUNKS` queued), and what
+/// the writer's 2 MiB page cache cannot hold spills to the WAL. The aux writer keeps the
+/// store's page cache (2 MiB) for these transactions: raising it to 16 KiB per row for a
+/// long transaction (up to 64 MiB) kept the dirtied index pages in memory (1.7 KB read back
+/// per row against 6.3 KB), but it raised the peak RSS of a logged view load from 109 to 145
+/// MiB, and of the login storm from 98 to 144 MiB, above PocketBase's 112 and 122 MiB, with
+/// no throughput or p99 change that a shared machine could show (`BENCHMARKS.md`, session
+/// 12). Issue 18 asks for RSS at or below PocketBase's.
+pub const MAX_PER_TRANSACTION: usize = 65_536;
+/// Longest the log thread goes on feeding one transaction: its rows become visible (and
+/// survive a crash) only at its commit. PocketBase keeps up to 200 logs in memory and writes
+/// them 3 s after the last one when fewer come (`core/base.go`, `initLogger`), so a log
+/// reaches its `_logs` up to 3 s late, and a crash loses up to 199.
+const MAX_TRANSACTION_TIME: Duration = Duration::from_secs(1);
+/// Chunks handed to the writer's job and not yet inserted, at most: the log thread waits
+/// when the writer is this far behind, and requests then wait for room in the backlog
+/// (`BACKLOG_ROWS`) as before. 16 x `CHUNK` rows (~2 MiB of rows at most) is what the queue
+/// between them held when a transaction was at most 4,096 rows long.
+const IN_FLIGHT_CHUNKS: usize = 16;
 /// Logs the log thread takes and hands the writer at a time, also within one transaction: a
 /// request that finds the backlog full waits until the next chunk is taken, about one chunk's
 /// insert (~3 ms at ~12 µs a row), however long the transaction grows.
@@ -433,8 +450,8 @@ fn run(
             // a full first chunk means a backlog: the transaction goes on with the chunks
             // taken while it runs, until the queue is empty or it holds MAX_PER_TRANSACTION
             let backlog = !drained;
-            let (more, chunks) =
-                crossbeam_channel::bounded::<Vec<Row>>(MAX_PER_TRANSACTION / CHUNK);
+            let (more, chunks) = crossbeam_channel::bounded::<Vec<Row>>(IN_FLIGHT_CHUNKS);
+            let started = Instant::now();
             let known = has_updated;
             let written = writer.submit(move |conn| {
                 let updated = match known {
@@ -457,7 +474,10 @@ fn run(
             });
             if backlog {
                 let mut sent = CHUNK;
-                while !drained && sent < MAX_PER_TRANSACTION {
+                while !drained
+                    && sent < MAX_PER_TRANSACTION
+                    && started.elapsed() < MAX_TRANSACTION_TIME
+                {
                     drained = take(rx, queue, &mut batch, CHUNK.min(MAX_PER_TRANSACTION - sent));
                     if batch.is_empty() {
                         break;
@@ -465,7 +485,8 @@ fn run(
                     let rows = auth.finish_all(&mut batch, &mut ids, max_data_size());
                     sent += rows.len();
                     // queued for the job even while the writer still commits the previous
-                    // transaction, so requests find room during that commit's checkpoint
+                    // transaction, so requests find room during that commit's checkpoint;
+                    // waits while `IN_FLIGHT_CHUNKS` are not yet inserted
                     if more.send(rows).is_err() {
                         break;
                     }
