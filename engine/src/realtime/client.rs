@@ -144,8 +144,15 @@ pub struct SseStream {
     idle_timeout: Duration,
     /// When the last message was handed out: the idle timer counts from it.
     last_sent: monoio::time::Instant,
-    idle: Pin<Box<monoio::time::Sleep>>,
-    max: Pin<Box<monoio::time::Sleep>>,
+    /// When the client is too old (the max lifetime).
+    max_at: monoio::time::Instant,
+    /// One timer for both limits, due at the earlier of the idle deadline it was last set
+    /// for and `max_at`.
+    timer: Pin<Box<monoio::time::Sleep>>,
+    /// The timer's deadline, kept here: the stream reads it, not the timer, when it waits.
+    timer_due: monoio::time::Instant,
+    /// The timer holds this task's waker (it was polled since it was set).
+    armed: bool,
     done: bool,
 }
 
@@ -156,14 +163,19 @@ impl SseStream {
             data: format!("{{\"clientId\":\"{}\"}}", client.id),
         }
         .frame(&client.id);
+        let now = monoio::time::Instant::now();
+        let max_at = now + config.max_lifetime;
+        let due = (now + config.idle_timeout).min(max_at);
         SseStream {
             client,
             on_close: Some(on_close),
             connect: Some(connect),
             idle_timeout: config.idle_timeout,
-            last_sent: monoio::time::Instant::now(),
-            idle: Box::pin(monoio::time::sleep(config.idle_timeout)),
-            max: Box::pin(monoio::time::sleep(config.max_lifetime)),
+            last_sent: now,
+            max_at,
+            timer: Box::pin(monoio::time::sleep_until(due)),
+            timer_due: due,
+            armed: false,
             done: false,
         }
     }
@@ -207,22 +219,34 @@ impl Stream for SseStream {
             self.last_sent = monoio::time::Instant::now();
             return Poll::Ready(Some(frames));
         }
-        while self.idle.as_mut().poll(cx).is_ready() {
-            let due = self.last_sent + self.idle_timeout;
-            if due <= monoio::time::Instant::now() {
+        // The timer is polled only when it may have fired. Polling it (and a second one for
+        // the max lifetime) after every message read cold timer entries: ~4 of the ~54 L1
+        // misses of a delivery (callgrind, 2,000 clients), most of a fan-out's user time
+        // being misses. An armed timer keeps this task's waker, so its firing wakes the task
+        // and then the clock is past `timer_due`; the margin only guards against a timer
+        // wheel that fires a tick early.
+        if self.armed && monoio::time::Instant::now() + TIMER_MARGIN < self.timer_due {
+            return Poll::Pending;
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = monoio::time::Instant::now();
+            let idle_due = self.last_sent + self.idle_timeout;
+            if idle_due <= now || self.max_at <= now {
                 self.done = true;
                 return Poll::Ready(None);
             }
             // a message went out since the timer was set: idle counts from that one
-            self.idle.as_mut().reset(due);
+            let due = idle_due.min(self.max_at);
+            self.timer.as_mut().reset(due);
+            self.timer_due = due;
         }
-        if self.max.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            return Poll::Ready(None);
-        }
+        self.armed = true;
         Poll::Pending
     }
 }
+
+/// How long before its deadline the stream's timer is polled again (see `poll_next`).
+const TIMER_MARGIN: Duration = Duration::from_millis(5);
 
 /// Most bytes of queued messages framed into one chunk (one write). One message of any size
 /// is always taken.
