@@ -326,6 +326,15 @@ pub fn cmd_compare(mut a: CompareArgs, stop: Arc<AtomicBool>) -> pocketbun_loadt
                             f.rss_subscribed_kib.unwrap_or(0),
                             f.subscribed
                         );
+                        // CPU per delivery: the server's cost, and whether the generator
+                        // (one thread) was near a core and so part of the latency
+                        let (server_us, gen_us) = f.cpu_us_per_delivery();
+                        let us = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
+                        eprintln!(
+                            "[{label}] CPU per delivery (creates included): server {} µs, generator {} µs",
+                            us(server_us),
+                            us(gen_us)
+                        );
                         RunResult {
                         describe: format!(
                             "{} SSE clients on posts/*, {} creates: delivery latency ({}/{} delivered)",

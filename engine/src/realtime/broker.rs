@@ -424,23 +424,27 @@ struct Group {
     members: Vec<Rc<Client>>,
 }
 
-/// Delivers one published event to this worker's subscribers.
+/// Delivers one published event to this worker's subscribers: each group's message is made
+/// when its first member is met, and each member is sent its message as it is met. Grouping
+/// all 10,000 subscribers first and sending afterwards touched every client twice, the
+/// second time after the first pass had pushed it out of the cache.
 pub fn deliver(ctx: &impl Host, ev: &RecordEvent) {
-    let groups = groups_of(ctx, ev);
-    if !groups.is_empty() {
-        let schema = ctx.db().core.schema.get();
-        let config = &ctx.hub().config;
-        for group in groups {
+    let mut schema = None;
+    let config = &ctx.hub().config;
+    // by group index: its message, or `None` when its members may not see the record
+    let mut messages: Vec<Option<Rc<Message>>> = Vec::new();
+    visit_subscribers(ctx, ev, |groups, gi, client| {
+        while messages.len() < groups.len() {
             let done = &ctx.worker().evaluations;
             done.set(done.get() + 1);
-            if let Some(msg) = group_message(ctx, &schema, ev, &group) {
-                let msg = Rc::new(msg);
-                for client in &group.members {
-                    client.send(msg.clone(), config);
-                }
-            }
+            let schema = schema.get_or_insert_with(|| ctx.db().core.schema.get());
+            let group = &groups[messages.len()];
+            messages.push(group_message(ctx, schema, ev, group).map(Rc::new));
         }
-    }
+        if let Some(msg) = &messages[gi] {
+            client.send(msg.clone(), config);
+        }
+    });
     after_delivery(ctx, ev);
 }
 
@@ -550,6 +554,21 @@ fn after_delivery(ctx: &impl Host, ev: &RecordEvent) {
 /// The subscribers of an event on this worker, grouped by the message they would get (and,
 /// for an auth record's update, the clients bound to it refreshed first).
 fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
+    visit_subscribers(ctx, ev, |groups, gi, client| {
+        groups[gi].members.push(client.clone())
+    })
+}
+
+/// Groups the subscribers of an event on this worker by the message they would get (for an
+/// auth record's update, the clients bound to it refreshed first): `member(groups, gi,
+/// client)` for each subscription of a client to the event, in the order met, `gi` its
+/// group's index in `groups` (a group is added when its first member is met). Returns the
+/// groups; their `members` are what `member` put there.
+fn visit_subscribers(
+    ctx: &impl Host,
+    ev: &RecordEvent,
+    mut member: impl FnMut(&mut Vec<Group>, usize, &Rc<Client>),
+) -> Vec<Group> {
     let coll = ev.collection.clone();
     if coll.is_auth() {
         match ev.action {
@@ -575,6 +594,8 @@ fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<(bool, String, AuthClass), usize> = HashMap::new();
     let mut last: Option<(bool, String, AuthClass, usize)> = None;
+    // one client's groups (its state is borrowed while they are found, not while it is sent to)
+    let mut hits: Vec<usize> = Vec::new();
     {
         let local = ctx.worker().local.borrow();
         for (topic, one) in &topics {
@@ -586,10 +607,14 @@ fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
             } else {
                 coll.list_rule.clone()
             };
+            // once per topic, not per subscriber (a substring search per client per event)
+            let rule_uses_auth = rule_uses_auth(rule.as_deref());
+            let auth_collection = coll.is_auth();
             for client in clients.values() {
                 let st = client.state.borrow();
+                hits.clear();
                 for sub in st.subs.iter().filter(|s| &s.topic == topic) {
-                    let class = auth_class(st.auth.as_ref(), rule.as_deref(), sub, coll.is_auth());
+                    let class = auth_class(st.auth.as_ref(), rule_uses_auth, sub, auth_collection);
                     let gi = match &last {
                         Some((o, name, c, gi)) if o == one && *name == sub.name && *c == class => {
                             *gi
@@ -609,7 +634,11 @@ fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
                             gi
                         }
                     };
-                    groups[gi].members.push(client.clone());
+                    hits.push(gi);
+                }
+                drop(st);
+                for &gi in &hits {
+                    member(&mut groups, gi, client);
                 }
             }
         }
@@ -617,9 +646,14 @@ fn groups_of(ctx: &impl Host, ev: &RecordEvent) -> Vec<Group> {
     groups
 }
 
+/// Whether a collection rule reads the caller's auth record.
+fn rule_uses_auth(rule: Option<&str>) -> bool {
+    rule.is_some_and(|r| r.contains("@request.auth"))
+}
+
 fn auth_class(
     auth: Option<&ClientAuth>,
-    rule: Option<&str>,
+    rule_uses_auth: bool,
     sub: &Subscription,
     auth_collection: bool,
 ) -> AuthClass {
@@ -627,7 +661,7 @@ fn auth_class(
         Some(a) => AuthClass::Record(a.record.collection_id.clone(), a.record.id.clone()),
         None => AuthClass::Guest,
     };
-    let uses_auth = sub.options.mentions_auth();
+    let uses_auth = sub.uses_auth;
     if auth.is_some_and(|a| a.record.is_superuser()) {
         return if uses_auth {
             record()
@@ -635,10 +669,7 @@ fn auth_class(
             AuthClass::Superuser
         };
     }
-    let identity_matters = uses_auth
-        || auth_collection
-        || !sub.options.query("expand").is_empty()
-        || rule.is_some_and(|r| r.contains("@request.auth"));
+    let identity_matters = uses_auth || auth_collection || sub.expands || rule_uses_auth;
     if identity_matters {
         record()
     } else {
@@ -720,7 +751,7 @@ fn group_draft(
         a.record.is_superuser()
             || auth_class(
                 Some(a),
-                group.rule.as_deref(),
+                rule_uses_auth(group.rule.as_deref()),
                 &group.sub,
                 ev.collection.is_auth(),
             ) != AuthClass::Anyone

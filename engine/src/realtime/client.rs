@@ -68,22 +68,69 @@ impl ClientAuth {
     }
 }
 
+/// A client's outgoing messages. The first one waits inline: in a fan-out each client has
+/// one message at a time, and a `VecDeque`'s buffer was one more cold line per delivery,
+/// written when the message is queued and read when it is written out.
 #[derive(Default)]
-pub struct ClientState {
-    pub auth: Option<ClientAuth>,
-    pub subs: Vec<Subscription>,
-    queue: VecDeque<Rc<Message>>,
-    queued_bytes: usize,
-    waker: Option<Waker>,
-    /// Disconnected (too slow): the stream ends.
-    closed: bool,
+struct Queue {
+    /// The oldest message; `None` only when `rest` is empty too.
+    first: Option<Rc<Message>>,
+    rest: VecDeque<Rc<Message>>,
 }
 
+impl Queue {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, msg: Rc<Message>) {
+        if self.first.is_none() {
+            self.first = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Rc<Message>> {
+        let msg = self.first.take();
+        self.first = self.rest.pop_front();
+        msg
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Rc<Message>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
+/// The fields a delivery touches come first (`repr(C)` keeps the order), so that they share
+/// cache lines instead of sitting around the auth record.
+#[derive(Default)]
+#[repr(C)]
+pub struct ClientState {
+    /// Disconnected (too slow): the stream ends.
+    closed: bool,
+    queued_bytes: usize,
+    waker: Option<Waker>,
+    queue: Queue,
+    pub subs: Vec<Subscription>,
+    pub auth: Option<ClientAuth>,
+}
+
+#[repr(C)]
 pub struct Client {
+    pub state: RefCell<ClientState>,
     pub id: Rc<str>,
     /// The IP the client connected from (subscription requests must come from it).
     pub ip: String,
-    pub state: RefCell<ClientState>,
 }
 
 impl Client {
@@ -112,7 +159,7 @@ impl Client {
             st.queued_bytes = 0;
         } else {
             st.queued_bytes += msg.cost();
-            st.queue.push_back(msg);
+            st.queue.push(msg);
         }
         if let Some(w) = st.waker.take() {
             w.wake();
@@ -144,8 +191,15 @@ pub struct SseStream {
     idle_timeout: Duration,
     /// When the last message was handed out: the idle timer counts from it.
     last_sent: monoio::time::Instant,
-    idle: Pin<Box<monoio::time::Sleep>>,
-    max: Pin<Box<monoio::time::Sleep>>,
+    /// When the client is too old (the max lifetime).
+    max_at: monoio::time::Instant,
+    /// One timer for both limits, due at the earlier of the idle deadline it was last set
+    /// for and `max_at`.
+    timer: Pin<Box<monoio::time::Sleep>>,
+    /// The timer's deadline, kept here: the stream reads it, not the timer, when it waits.
+    timer_due: monoio::time::Instant,
+    /// The timer holds this task's waker (it was polled since it was set).
+    armed: bool,
     done: bool,
 }
 
@@ -156,14 +210,19 @@ impl SseStream {
             data: format!("{{\"clientId\":\"{}\"}}", client.id),
         }
         .frame(&client.id);
+        let now = monoio::time::Instant::now();
+        let max_at = now + config.max_lifetime;
+        let due = (now + config.idle_timeout).min(max_at);
         SseStream {
             client,
             on_close: Some(on_close),
             connect: Some(connect),
             idle_timeout: config.idle_timeout,
-            last_sent: monoio::time::Instant::now(),
-            idle: Box::pin(monoio::time::sleep(config.idle_timeout)),
-            max: Box::pin(monoio::time::sleep(config.max_lifetime)),
+            last_sent: now,
+            max_at,
+            timer: Box::pin(monoio::time::sleep_until(due)),
+            timer_due: due,
+            armed: false,
             done: false,
         }
     }
@@ -207,22 +266,34 @@ impl Stream for SseStream {
             self.last_sent = monoio::time::Instant::now();
             return Poll::Ready(Some(frames));
         }
-        while self.idle.as_mut().poll(cx).is_ready() {
-            let due = self.last_sent + self.idle_timeout;
-            if due <= monoio::time::Instant::now() {
+        // The timer is polled only when it may have fired. Polling it (and a second one for
+        // the max lifetime) after every message read cold timer entries: ~4 of the ~54 L1
+        // misses of a delivery (callgrind, 2,000 clients), most of a fan-out's user time
+        // being misses. An armed timer keeps this task's waker, so its firing wakes the task
+        // and then the clock is past `timer_due`; the margin only guards against a timer
+        // wheel that fires a tick early.
+        if self.armed && monoio::time::Instant::now() + TIMER_MARGIN < self.timer_due {
+            return Poll::Pending;
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = monoio::time::Instant::now();
+            let idle_due = self.last_sent + self.idle_timeout;
+            if idle_due <= now || self.max_at <= now {
                 self.done = true;
                 return Poll::Ready(None);
             }
             // a message went out since the timer was set: idle counts from that one
-            self.idle.as_mut().reset(due);
+            let due = idle_due.min(self.max_at);
+            self.timer.as_mut().reset(due);
+            self.timer_due = due;
         }
-        if self.max.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            return Poll::Ready(None);
-        }
+        self.armed = true;
         Poll::Pending
     }
 }
+
+/// How long before its deadline the stream's timer is polled again (see `poll_next`).
+const TIMER_MARGIN: Duration = Duration::from_millis(5);
 
 /// Most bytes of queued messages framed into one chunk (one write). One message of any size
 /// is always taken.
@@ -236,14 +307,14 @@ const BATCH_BYTES: usize = 64 * 1024;
 fn take_frames(st: &mut ClientState, client_id: &str) -> Vec<u8> {
     if st.queue.len() == 1 {
         // the usual case: one event, one message
-        if let Some(msg) = st.queue.pop_front() {
+        if let Some(msg) = st.queue.pop() {
             st.queued_bytes = st.queued_bytes.saturating_sub(msg.cost());
             return msg.frame(client_id);
         }
     }
     let mut len = 0;
     let mut count = 0;
-    for msg in &st.queue {
+    for msg in st.queue.iter() {
         let n = msg.frame_len(client_id);
         if count > 0 && len + n > BATCH_BYTES {
             break;
@@ -252,7 +323,8 @@ fn take_frames(st: &mut ClientState, client_id: &str) -> Vec<u8> {
         count += 1;
     }
     let mut out = Vec::with_capacity(len + pocketbun_http::CHUNK_ROOM);
-    for msg in st.queue.drain(..count) {
+    for _ in 0..count {
+        let Some(msg) = st.queue.pop() else { break };
         st.queued_bytes = st.queued_bytes.saturating_sub(msg.cost());
         msg.frame_into(&mut out, client_id);
     }

@@ -516,3 +516,54 @@ fn big_events_are_written_on_the_pool_as_on_the_worker() {
         );
     });
 }
+
+/// A stream ends by itself: after the idle timeout counted from its last message, and at the
+/// max lifetime even while messages keep it from idling (one timer serves both limits).
+#[test]
+fn streams_end_when_idle_or_too_old() {
+    use super::client::Message;
+    use std::time::Duration;
+    let msg = || {
+        Rc::new(Message {
+            name: "x".into(),
+            data: "{}".into(),
+        })
+    };
+    run(async {
+        let Some(env) = env(RealtimeConfig {
+            idle_timeout: Duration::from_millis(100),
+            max_lifetime: Duration::from_secs(3600),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let ctx = &env.ctx;
+        let mut stream = client(ctx, None, &[]).await;
+        assert!(stream.client().send(msg(), &ctx.hub.config));
+        assert!(stream.next().await.is_some());
+        let end = monoio::time::timeout(Duration::from_secs(60), stream.next()).await;
+        assert!(matches!(end, Ok(None)), "idle stream still open");
+    });
+    run(async {
+        let Some(env) = env(RealtimeConfig {
+            idle_timeout: Duration::from_secs(3600),
+            max_lifetime: Duration::from_millis(200),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let ctx = &env.ctx;
+        let mut stream = client(ctx, None, &[]).await;
+        // a message every 20 ms (at most 3,000: a minute), each taken, then a wait for more
+        for _ in 0..3000 {
+            assert!(stream.client().send(msg(), &ctx.hub.config));
+            assert!(stream.next().await.is_some());
+            match monoio::time::timeout(Duration::from_millis(20), stream.next()).await {
+                Ok(None) => return,
+                Ok(Some(chunk)) => panic!("unexpected chunk {chunk:?}"),
+                Err(_) => {}
+            }
+        }
+        panic!("stream outlived its max lifetime");
+    });
+}

@@ -36,6 +36,11 @@ pub struct Subscription {
     /// The part before the first `?`, matched exactly against the event's topics.
     pub topic: String,
     pub options: SubOptions,
+    /// [`SubOptions::mentions_auth`], worked out once: the fan-out asks it for every
+    /// subscriber of every event (two map walks per client per event otherwise).
+    pub uses_auth: bool,
+    /// Whether the options ask for an `expand` (its rule checks depend on the identity).
+    pub expands: bool,
 }
 
 impl Subscription {
@@ -71,6 +76,8 @@ impl Subscription {
         Subscription {
             name: raw.to_string(),
             topic: topic.to_string(),
+            uses_auth: options.mentions_auth(),
+            expands: !options.query("expand").is_empty(),
             options,
         }
     }
@@ -108,6 +115,11 @@ mod tests {
         assert_eq!(s.options.query("o"), "");
         assert_eq!(s.options.headers["x_token"], "t");
         assert_eq!(s.options.headers["x_custom_name"], "c");
+        assert!(!s.uses_auth && !s.expands);
+        let s = Subscription::parse(
+            r#"posts/*?options={"query":{"expand":"rel"},"headers":{"x":"@request.auth.id"}}"#,
+        );
+        assert!(s.uses_auth && s.expands);
         // percent-encoded (as the JS SDK sends it) and a broken options value
         let s =
             Subscription::parse("posts?options=%7B%22query%22%3A%7B%22expand%22%3A%22rel%22%7D%7D");
