@@ -575,7 +575,8 @@ impl Draft {
         let mut copy = self.original.clone();
         // the field keys' new values, applied afterwards to `data` itself: no copy of the
         // whole body (a large value under an unknown key cost its size once more)
-        let mut replaced: Vec<(String, String, Json)> = Vec::new();
+        // `None` as the name: the key is the field's name itself
+        let mut replaced: Vec<(String, Option<String>, Json)> = Vec::new();
         for k in keys {
             if let Some((i, m)) = setter(&self.coll, &k) {
                 apply(&self.coll, &mut copy, i, m, &data[&k]);
@@ -588,13 +589,27 @@ impl Draft {
                     }
                     v => get_json(f, v, None),
                 };
-                replaced.push((k, f.name.clone(), value));
+                let name = (k != f.name).then(|| f.name.clone());
+                replaced.push((k, name, value));
             }
         }
         let mut out = data;
         for (key, name, value) in replaced {
-            out.remove(&key);
-            out.insert(name, value);
+            match name {
+                // a plain field key keeps its entry and gets the new value: the remove and
+                // insert of the same key cost ~0.8k instructions a field (5.6k for the
+                // 7 fields of `loadtest`'s create body, callgrind under a create load)
+                None => match out.get_mut(&key) {
+                    Some(slot) => *slot = value,
+                    None => {
+                        out.insert(key, value);
+                    }
+                },
+                Some(name) => {
+                    out.remove(&key);
+                    out.insert(name, value);
+                }
+            }
         }
         out
     }
