@@ -1009,5 +1009,29 @@ fn write_answers_are_the_stored_row() {
         let (_, viewed) = c.send("GET", &target, None, None, Body::Empty);
         assert_eq!(updated, viewed);
         assert_ne!(updated, created);
+
+        // A create's answer is built from the values it bound where the column's affinity
+        // decides the stored value, and read back where SQLite's conversion does (a JSON
+        // value that is a bare number): both must answer the row a later view reads.
+        for body in [
+            r#"{"n": 5.5, "j": [1.0, "x"], "b": false, "t": "123"}"#,
+            r#"{"n": -2.0, "j": {"a": 1e2}, "t": " 7"}"#,
+            r#"{"n": 1e300, "j": "str", "t": ""}"#,
+            r#"{"n": 1e19, "j": null}"#,
+            r#"{"n": 9007199254740993, "j": true}"#,
+            r#"{"n": -3, "j": 5}"#,
+            r#"{"j": -1.5e1}"#,
+            r#"{"j": 0.1}"#,
+            r#"{}"#,
+        ] {
+            let created = raw(c, "POST", "/api/collections/stored/records", body);
+            let v: Value = serde_json::from_str(&created).unwrap();
+            let target = format!(
+                "/api/collections/stored/records/{}",
+                v["id"].as_str().unwrap()
+            );
+            let (_, viewed) = c.send("GET", &target, None, None, Body::Empty);
+            assert_eq!(created, viewed, "{body}");
+        }
     });
 }

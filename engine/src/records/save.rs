@@ -224,13 +224,18 @@ fn unique_errors(err: &rusqlite::Error, coll: &Collection) -> Option<FieldErrors
 /// Writes the draft's row (insert or update) inside the writer job. `only_changed`: an
 /// update writes only the columns the draft changed (a batch's draft may predate what an
 /// earlier operation's cascade did to the row).
+///
+/// Returns the stored row of a create, one value per field of the draft's collection, when
+/// it follows from the bound values ([`super::write::stored_as`]) and the statement and the
+/// hooks changed exactly that one row (`total_changes` counts trigger and hook writes too);
+/// `None` asks the caller to read the row back.
 fn persist(
     conn: &Connection,
     draft: &mut Draft,
     schema: &Collections,
     only_changed: bool,
     hooks: &RecordHooks,
-) -> Result<(), JobFail> {
+) -> Result<Option<Vec<SqlVal>>, JobFail> {
     let coll = draft.coll.clone();
     let password_changed = coll.is_auth()
         && !draft.is_new
@@ -297,6 +302,9 @@ fn persist(
         id: row_id,
         schema,
     };
+    // auth records keep the read-back (the superusers' installer clean-up, the auth hooks);
+    // they are not the bulk of creates
+    let changes_before = (draft.is_new && !coll.is_auth()).then(|| conn.total_changes());
     let memos = hooks.before_write(conn, &row)?;
     let result = if draft.is_new {
         crate::recstore::rows::insert(conn, &coll.name, &cols)
@@ -309,14 +317,38 @@ fn persist(
         Ok(_) if draft.is_new && coll.name == crate::auth::token::SUPERUSERS => {
             // the first real superuser retires the installer's temporary account, as in PocketBase
             crate::auth::installer::remove_installer_row(conn, &coll.name)?;
-            Ok(hooks.after_write(conn, &row, memos)?)
+            hooks.after_write(conn, &row, memos)?;
+            Ok(None)
         }
-        Ok(_) => Ok(hooks.after_write(conn, &row, memos)?),
+        Ok(_) => {
+            hooks.after_write(conn, &row, memos)?;
+            let one_row = changes_before.is_some_and(|n| conn.total_changes() == n + 1);
+            Ok(one_row.then(|| stored_row(&coll, cols)).flatten())
+        }
         Err(e) => match unique_errors(&e, &coll) {
             Some(errs) => Err(JobFail::Refused(JobError::Validation(errs))),
             None => Err(e.into()),
         },
     }
+}
+
+/// The stored values of a just inserted row of `coll` (`cols`: one bound value per field,
+/// in field order, as [`Draft::columns`] gives them), or `None` when one of them needs
+/// SQLite's own conversion to be known.
+fn stored_row(coll: &Collection, cols: Vec<(String, SqlVal)>) -> Option<Vec<SqlVal>> {
+    if cols.len() != coll.fields.len() {
+        return None;
+    }
+    coll.fields
+        .iter()
+        .zip(cols)
+        .map(|(f, (name, v))| {
+            if name != f.name {
+                return None;
+            }
+            super::write::stored_as(f, v)
+        })
+        .collect()
 }
 
 fn failed(message: &str, errs: FieldErrors) -> ApiError {
@@ -860,8 +892,19 @@ impl Upsert<'_> {
                     return Err(JobFail::Refused(JobError::Api(failed(fail_msg, errs))));
                 }
             }
-            persist(conn, &mut draft, &collections, defer, &hooks)?;
-            let ev = RecordEvent::load(conn, action, job_coll, &draft.id())?;
+            let stored = persist(conn, &mut draft, &collections, defer, &hooks)?;
+            let ev = match stored {
+                // the row as bound is the row as stored (see `persist`)
+                Some(values) if is_new && Arc::ptr_eq(&draft.coll, &job_coll) => {
+                    Some(RecordEvent {
+                        action,
+                        collection: job_coll,
+                        values,
+                        from_values: false,
+                    })
+                }
+                _ => RecordEvent::load(conn, action, job_coll, &draft.id())?,
+            };
             let values = ev.as_ref().map(|e| e.values.clone());
             Ok(Done {
                 events: ev.into_iter().collect(),

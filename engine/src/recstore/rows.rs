@@ -10,7 +10,6 @@ use pocketbun_storage::rusqlite::{
 };
 use pocketbun_storage::Ident;
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::rc::Rc;
 
 /// The one statement every by-id load uses (`SELECT *`, `?1` the id): the write path's
@@ -161,11 +160,13 @@ pub fn insert<V: ToSql>(
         Ident(n).push_to(&mut sql);
     }
     sql.push_str(") VALUES (");
-    for i in 1..=cols.len() {
-        if i > 1 {
+    // `?` binds in order like `?1, ?2, …`; the numbered form cost a `write!` per column
+    // (~2.1k instructions for 8 columns, callgrind under a create load)
+    for i in 0..cols.len() {
+        if i > 0 {
             sql.push(',');
         }
-        let _ = write!(sql, "?{i}");
+        sql.push('?');
     }
     sql.push(')');
     conn.prepare_cached(&sql)
