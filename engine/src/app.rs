@@ -3,7 +3,9 @@
 //! The state it drives requests with is in [`crate::ctx`]; what every answer gets on the way
 //! out (`fields=`, security headers) is in [`crate::apis::answer`].
 
-use crate::apis::answer::{add_security_headers, fields_param, pick_fields_offloaded};
+use crate::apis::answer::{
+    add_security_headers, fields_param, finish_headers, pick_fields_offloaded,
+};
 use crate::ctx::{raw_path, AppCtx, BodyLimit, Matched, Route, Routes, Shared};
 use crate::error::{ApiError, ApiResult};
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
@@ -202,10 +204,8 @@ impl Service for App {
                 ));
             }
         }
-        allowed.decorate(origin.as_deref(), &mut resp);
-        add_security_headers(&mut resp);
         // Go's net/http writes the header keys sorted (stable: repeated keys keep their order)
-        resp.headers.sort_by(|a, b| a.0.cmp(&b.0));
+        finish_headers(allowed, origin.as_deref(), &mut resp);
         resp
     }
 

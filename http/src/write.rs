@@ -81,7 +81,11 @@ pub(crate) fn write_head(
     out.extend_from_slice(reason(resp.status).as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
-    for (name, value) in &resp.headers {
+    let fixed = resp.fixed;
+    for (i, (name, value)) in resp.headers.iter().enumerate() {
+        if i == fixed.at {
+            out.extend_from_slice(fixed.lines.as_bytes());
+        }
         if name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("connection")
@@ -90,6 +94,9 @@ pub(crate) fn write_head(
         }
         has_date |= name.eq_ignore_ascii_case("date");
         push_header(out, name, value);
+    }
+    if fixed.at >= resp.headers.len() {
+        out.extend_from_slice(fixed.lines.as_bytes());
     }
     if !has_date {
         // our own value: no CR/LF scan
