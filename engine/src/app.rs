@@ -132,13 +132,16 @@ impl Service for App {
         if cors::is_preflight(&req.head) {
             return allowed.preflight(&req.head);
         }
-        // a read replica hands writes to the primary, whose answer goes back as it is
-        if crate::apis::proxy::wanted(&self.ctx, &req) {
-            return crate::apis::proxy::forward(&self.ctx, req).await;
+        // The rare steps below are boxed futures: inline, each made this future (moved a few
+        // times per request on its way to the connection's task) as big as its own state.
+        // A read replica hands writes to the primary, whose answer goes back as it is
+        let replica = self.ctx.shared.replication.follower.active();
+        if replica && crate::apis::proxy::wanted(&self.ctx, &req) {
+            return Box::pin(crate::apis::proxy::forward(&self.ctx, req)).await;
         }
         // ... and a read that wants data newer than its copy, unless the copy catches up soon
-        if crate::apis::proxy::read_too_new(&self.ctx, &req).await {
-            return crate::apis::proxy::forward(&self.ctx, req).await;
+        if replica && Box::pin(crate::apis::proxy::read_too_new(&self.ctx, &req)).await {
+            return Box::pin(crate::apis::proxy::forward(&self.ctx, req)).await;
         }
         // a primary with replication tells a write's TXID (crate::replicate::ryw)
         let replication = &self.ctx.shared.replication;
@@ -173,7 +176,9 @@ impl Service for App {
             crate::serve_options::print_request(&line, &result, is_static);
         }
         let result = match (result, fields) {
-            (Ok(resp), Some(fields)) => pick_fields_offloaded(&self.ctx, resp, fields).await,
+            (Ok(resp), Some(fields)) => {
+                Box::pin(pick_fields_offloaded(&self.ctx, resp, fields)).await
+            }
             (result, _) => result,
         };
         let mut resp = match result {
@@ -193,7 +198,7 @@ impl Service for App {
             }
         };
         if txid_wanted && (200..300).contains(&resp.status) {
-            add_txid(&self.ctx, &mut resp, durable).await;
+            Box::pin(add_txid(&self.ctx, &mut resp, durable)).await;
         }
         // a replica's own read from a copy known to trail the primary says so
         if replica_read {
