@@ -215,6 +215,40 @@ pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 mod tests {
     use super::{chunk_in_place, write_chunk, CHUNK_ROOM};
 
+    /// Fixed lines go out after the first `at` headers, wherever `at` falls, and later
+    /// headers (gzip's) after them; framing headers among the entries are still dropped.
+    #[test]
+    fn fixed_lines_go_where_at_says() {
+        use crate::request::Version;
+        use crate::response::{FixedHeaders, Response};
+        let lines = "B-Fixed: 1\r\nC-Fixed: 2\r\n";
+        for (at, want) in [
+            (0, "B-Fixed: 1\r\nC-Fixed: 2\r\nA: a\r\nZ: z\r\n"),
+            (1, "A: a\r\nB-Fixed: 1\r\nC-Fixed: 2\r\nZ: z\r\n"),
+            (2, "A: a\r\nZ: z\r\nB-Fixed: 1\r\nC-Fixed: 2\r\n"),
+            (9, "A: a\r\nZ: z\r\nB-Fixed: 1\r\nC-Fixed: 2\r\n"),
+        ] {
+            let mut resp = Response::new(200).header("A", "a").header("Z", "z");
+            resp.fixed = FixedHeaders { lines, at };
+            let mut out = Vec::new();
+            super::write_head(
+                &mut out,
+                Version::Http11,
+                &resp,
+                super::Framing::Length(0),
+                true,
+            );
+            let head = String::from_utf8(out).unwrap();
+            let headers = head
+                .strip_prefix("HTTP/1.1 200 OK\r\n")
+                .and_then(|h| h.split_once("Date: "))
+                .map(|(h, _)| h);
+            assert_eq!(headers, Some(want), "at {at}");
+            assert_eq!(resp.get_header("c-fixed"), Some("2"));
+            assert_eq!(resp.get_header("z"), Some("z"));
+        }
+    }
+
     #[test]
     fn cr_and_lf_are_found_anywhere() {
         assert!(!super::has_cr_or_lf(b""));
