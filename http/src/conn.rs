@@ -544,7 +544,27 @@ async fn handle<S: Service>(
     req: Request,
     accept_encoding: Option<String>,
 ) -> Response {
-    let mut resp = match AssertUnwindSafe(svc.call(route, req)).catch_unwind().await {
+    // Polled in place under `catch_unwind`: wrapping the call's future (~2 KiB for the
+    // engine's) in `AssertUnwindSafe` and `CatchUnwind` moved it twice more per request
+    // (~450 instructions of memcpy)
+    let call = std::pin::pin!(svc.call(route, req));
+    let mut call = Some(call);
+    let caught = std::future::poll_fn(|cx| {
+        let Some(fut) = call.as_mut() else {
+            return std::task::Poll::Ready(Err(()));
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(resp)) => std::task::Poll::Ready(Ok(resp)),
+            Err(_) => {
+                // a future that panicked is never polled again
+                call = None;
+                std::task::Poll::Ready(Err(()))
+            }
+        }
+    })
+    .await;
+    let mut resp = match caught {
         Ok(resp) => resp,
         Err(_) => {
             let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");
