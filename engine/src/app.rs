@@ -132,8 +132,9 @@ impl Service for App {
         if cors::is_preflight(&req.head) {
             return allowed.preflight(&req.head);
         }
-        // The rare steps below are boxed futures: inline, each made this future (moved a few
-        // times per request on its way to the connection's task) as big as its own state.
+        // The rare steps below (and the request log's, only there when logs are on) are boxed
+        // futures: inline, each made this future (moved on its way to the connection's task)
+        // as big as its own state.
         // A read replica hands writes to the primary, whose answer goes back as it is
         let replica = self.ctx.shared.replication.follower.active();
         if replica && crate::apis::proxy::wanted(&self.ctx, &req) {
@@ -185,14 +186,13 @@ impl Service for App {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase
                 if let Some(log) = log.filter(|_| !is_static) {
-                    log.finish(&self.ctx.shared.logs, resp.status, None).await;
+                    Box::pin(log.finish(&self.ctx.shared.logs, resp.status, None)).await;
                 }
                 resp
             }
             Err(err) => {
                 if let Some(log) = log {
-                    log.finish(&self.ctx.shared.logs, err.status, Some(&err))
-                        .await;
+                    Box::pin(log.finish(&self.ctx.shared.logs, err.status, Some(&err))).await;
                 }
                 err.into_response()
             }
