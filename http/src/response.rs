@@ -138,6 +138,13 @@ impl Response {
         {
             self.unfix_headers();
         }
+        // the fixed lines stay after the entries that were before them
+        let before = self.fixed.at.min(self.headers.len());
+        let removed_before = self.headers[..before]
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .count();
+        self.fixed.at -= removed_before;
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         self.headers.push((name, value.into()));
     }

@@ -247,6 +247,15 @@ mod tests {
             assert_eq!(resp.get_header("c-fixed"), Some("2"));
             assert_eq!(resp.get_header("z"), Some("z"));
         }
+        // `set_header` moves its header to the end; the lines stay after the ones before them
+        let mut resp = Response::new(200).header("A", "a").header("Z", "z");
+        resp.fixed = FixedHeaders { lines, at: 2 };
+        resp.set_header("A", "b");
+        assert_eq!(resp.fixed.at, 1);
+        resp.set_header("c-fixed", "3");
+        assert_eq!(resp.fixed.lines, "");
+        let names: Vec<&str> = resp.headers.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["Z", "B-Fixed", "A", "c-fixed"]);
     }
 
     #[test]
