@@ -3,7 +3,9 @@
 //! The state it drives requests with is in [`crate::ctx`]; what every answer gets on the way
 //! out (`fields=`, security headers) is in [`crate::apis::answer`].
 
-use crate::apis::answer::{add_security_headers, fields_param, pick_fields_offloaded};
+use crate::apis::answer::{
+    add_security_headers, fields_param, finish_headers, pick_fields_offloaded,
+};
 use crate::ctx::{raw_path, AppCtx, BodyLimit, Matched, Route, Routes, Shared};
 use crate::error::{ApiError, ApiResult};
 use pocketbun_http::{cors, HttpError, Method, Request, RequestHead, Response, Service};
@@ -130,13 +132,17 @@ impl Service for App {
         if cors::is_preflight(&req.head) {
             return allowed.preflight(&req.head);
         }
-        // a read replica hands writes to the primary, whose answer goes back as it is
-        if crate::apis::proxy::wanted(&self.ctx, &req) {
-            return crate::apis::proxy::forward(&self.ctx, req).await;
+        // The rare steps below (and the request log's, only there when logs are on) are boxed
+        // futures: inline, each made this future (moved on its way to the connection's task)
+        // as big as its own state.
+        // A read replica hands writes to the primary, whose answer goes back as it is
+        let replica = self.ctx.shared.replication.follower.active();
+        if replica && crate::apis::proxy::wanted(&self.ctx, &req) {
+            return Box::pin(crate::apis::proxy::forward(&self.ctx, req)).await;
         }
         // ... and a read that wants data newer than its copy, unless the copy catches up soon
-        if crate::apis::proxy::read_too_new(&self.ctx, &req).await {
-            return crate::apis::proxy::forward(&self.ctx, req).await;
+        if replica && Box::pin(crate::apis::proxy::read_too_new(&self.ctx, &req)).await {
+            return Box::pin(crate::apis::proxy::forward(&self.ctx, req)).await;
         }
         // a primary with replication tells a write's TXID (crate::replicate::ryw)
         let replication = &self.ctx.shared.replication;
@@ -171,27 +177,28 @@ impl Service for App {
             crate::serve_options::print_request(&line, &result, is_static);
         }
         let result = match (result, fields) {
-            (Ok(resp), Some(fields)) => pick_fields_offloaded(&self.ctx, resp, fields).await,
+            (Ok(resp), Some(fields)) => {
+                Box::pin(pick_fields_offloaded(&self.ctx, resp, fields)).await
+            }
             (result, _) => result,
         };
         let mut resp = match result {
             Ok(resp) => {
                 // successful static files stay out of the log, as in PocketBase
                 if let Some(log) = log.filter(|_| !is_static) {
-                    log.finish(&self.ctx.shared.logs, resp.status, None).await;
+                    Box::pin(log.finish(&self.ctx.shared.logs, resp.status, None)).await;
                 }
                 resp
             }
             Err(err) => {
                 if let Some(log) = log {
-                    log.finish(&self.ctx.shared.logs, err.status, Some(&err))
-                        .await;
+                    Box::pin(log.finish(&self.ctx.shared.logs, err.status, Some(&err))).await;
                 }
                 err.into_response()
             }
         };
         if txid_wanted && (200..300).contains(&resp.status) {
-            add_txid(&self.ctx, &mut resp, durable).await;
+            Box::pin(add_txid(&self.ctx, &mut resp, durable)).await;
         }
         // a replica's own read from a copy known to trail the primary says so
         if replica_read {
@@ -202,10 +209,8 @@ impl Service for App {
                 ));
             }
         }
-        allowed.decorate(origin.as_deref(), &mut resp);
-        add_security_headers(&mut resp);
         // Go's net/http writes the header keys sorted (stable: repeated keys keep their order)
-        resp.headers.sort_by(|a, b| a.0.cmp(&b.0));
+        finish_headers(allowed, origin.as_deref(), &mut resp);
         resp
     }
 

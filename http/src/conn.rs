@@ -11,8 +11,9 @@ use crate::parse::HeadReader;
 use crate::request::{BodyFraming, Method, Request, RequestHead, Version};
 use crate::response::{Body, Response};
 use crate::service::Service;
+use crate::shutdown::WorkerShutdown;
 use crate::write::{chunk_in_place, status_allows_body, write_head, Framing, LAST_CHUNK};
-use crate::{Limits, Shutdown};
+use crate::Limits;
 use futures_util::{FutureExt, StreamExt};
 use monoio::buf::IoBufMut;
 use monoio::io::{
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 /// Per-worker context shared by its connections.
 pub(crate) struct WorkerCtx {
     pub limits: Limits,
-    pub shutdown: Shutdown,
+    pub shutdown: WorkerShutdown,
     pub gzip: bool,
     /// Idle connections that gave their buffers back, all workers ([`Limits::idle_release`]).
     pub idle_releases: Arc<AtomicU64>,
@@ -134,7 +135,7 @@ struct Conn<T: Transport> {
 impl<T: Transport> Conn<T> {
     /// Reads more bytes into `rbuf`. With `shutdown`, also returns when the server starts
     /// shutting down (used only between requests, when nothing is in flight).
-    async fn read_more(&mut self, within: Duration, shutdown: Option<&Shutdown>) -> Read {
+    async fn read_more(&mut self, within: Duration, shutdown: Option<&WorkerShutdown>) -> Read {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
             self.rbuf.reserve(READ_CHUNK.max(self.rbuf.len()));
         }
@@ -216,10 +217,18 @@ impl<T: Transport> Conn<T> {
             Err(_) if cancelled => {}
             Err(_) => return Read::Failed,
         }
+        // boxed: the rest is rare (once per idle period), and inline it made this future,
+        // which every keep-alive request waits in, ~1 KiB bigger to move
+        Box::pin(self.read_released(within.saturating_sub(release_after), ctx)).await
+    }
+
+    /// The rest of [`Conn::read_idle`] once the buffers are given back: waits up to `left`
+    /// for input holding none, then reads it as a request's first bytes.
+    async fn read_released(&mut self, left: Duration, ctx: &WorkerCtx) -> Read {
+        let shutdown = &ctx.shutdown;
         self.rbuf = Vec::new();
         self.wbuf = Vec::new();
         ctx.idle_releases.fetch_add(1, Ordering::Relaxed);
-        let left = within.saturating_sub(release_after);
         let ready = monoio::select! {
             r = monoio::time::timeout(left, self.stream.readable()) => r,
             _ = shutdown.wait() => return Read::ShuttingDown,
@@ -404,7 +413,8 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Writes one response: small bodies join `wbuf` (pipelined answers go out in one write),
-    /// streams are pumped until they end. Returns the connection if it may serve another
+    /// streams are pumped until they end (in boxed futures: inline, the pumps made this
+    /// future, moved once per request, ~2.5 KiB). Returns the connection if it may serve another
     /// request, `None` once it is closed or broken.
     async fn respond(
         mut self,
@@ -458,8 +468,15 @@ impl<T: Transport> Conn<T> {
                 }
                 if !is_head && allows_body {
                     let never = std::pin::pin!(std::future::pending());
-                    let sent =
-                        pump(&mut self.stream, stream, false, &ctx.shutdown, stall, never).await;
+                    let sent = Box::pin(pump(
+                        &mut self.stream,
+                        stream,
+                        false,
+                        &ctx.shutdown,
+                        stall,
+                        never,
+                    ))
+                    .await;
                     if sent != Some(len) {
                         // the producer broke its promise: the framing is now wrong, so close
                         return None;
@@ -482,7 +499,7 @@ impl<T: Transport> Conn<T> {
                 }
                 if framing != Framing::NoBody {
                     let (back, sent) =
-                        pump_watched(self, stream, chunked, &ctx.shutdown, stall).await;
+                        Box::pin(pump_watched(self, stream, chunked, &ctx.shutdown, stall)).await;
                     self = back;
                     // the client went away or stopped reading
                     sent?;
@@ -527,7 +544,27 @@ async fn handle<S: Service>(
     req: Request,
     accept_encoding: Option<String>,
 ) -> Response {
-    let mut resp = match AssertUnwindSafe(svc.call(route, req)).catch_unwind().await {
+    // Polled in place under `catch_unwind`: wrapping the call's future (~2 KiB for the
+    // engine's) in `AssertUnwindSafe` and `CatchUnwind` moved it twice more per request
+    // (~450 instructions of memcpy)
+    let call = std::pin::pin!(svc.call(route, req));
+    let mut call = Some(call);
+    let caught = std::future::poll_fn(|cx| {
+        let Some(fut) = call.as_mut() else {
+            return std::task::Poll::Ready(Err(()));
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(resp)) => std::task::Poll::Ready(Ok(resp)),
+            Err(_) => {
+                // a future that panicked is never polled again
+                call = None;
+                std::task::Poll::Ready(Err(()))
+            }
+        }
+    })
+    .await;
+    let mut resp = match caught {
         Ok(resp) => resp,
         Err(_) => {
             let err = HttpError::new(HttpErrorKind::HandlerPanic, "handler panicked");
@@ -597,7 +634,7 @@ async fn pump<W: AsyncWriteRent>(
     out: &mut W,
     mut stream: crate::BodyStream,
     chunked: bool,
-    shutdown: &Shutdown,
+    shutdown: &WorkerShutdown,
     stall: Duration,
     mut peer_gone: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<u64> {
@@ -676,14 +713,15 @@ async fn pump<W: AsyncWriteRent>(
 /// How long before its deadline [`pump`]'s stall timer is polled again.
 const STALL_MARGIN: Duration = Duration::from_millis(5);
 
-/// [`Shutdown::wait`] for a loop that polls it on every turn: once its listener waits, a poll
-/// only reads the switch. Polling the listener again took the shutdown event's lock each time
-/// (~150 instructions per SSE delivery, one `pump` turn per chunk). The listener keeps the
+/// [`WorkerShutdown::wait`] for a loop that polls it on every turn: once its wait is filed, a
+/// poll only reads the switch. Polling the wait again filed a clone of the waker each time
+/// (and, when waits listened to the shared event, took its lock: ~150 instructions per SSE
+/// delivery, one `pump` turn per chunk). The wait keeps the
 /// waker of its first poll: `pump` runs inside its connection's task for its whole life, so
 /// that is the waker of every later poll too (`Waker::will_wake` could not tell: monoio's
 /// wakers compared unequal to their own clones).
 struct Switch<'a, F> {
-    shutdown: &'a Shutdown,
+    shutdown: &'a WorkerShutdown,
     wait: Pin<&'a mut F>,
     /// The listener was polled and waits.
     armed: bool,
@@ -715,7 +753,7 @@ async fn pump_watched<T: Transport>(
     mut conn: Conn<T>,
     stream: crate::BodyStream,
     chunked: bool,
-    shutdown: &Shutdown,
+    shutdown: &WorkerShutdown,
     stall: Duration,
 ) -> (Conn<T>, Option<u64>) {
     // a stream may idle for many minutes, so it keeps no request-sized buffers meanwhile (the

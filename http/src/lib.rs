@@ -38,7 +38,7 @@ mod write;
 pub use config::{Driver, Limits, ServerConfig};
 pub use error::{HttpError, HttpErrorKind};
 pub use request::{BodyFraming, Headers, Method, Request, RequestHead, Version};
-pub use response::{Body, BodyStream, Response};
+pub use response::{Body, BodyStream, FixedHeaders, Response};
 pub use server::{Server, ServerHandle};
 pub use service::{default_error_response, Service};
 pub use shutdown::Shutdown;

@@ -235,7 +235,7 @@ where
     let svc = Rc::new(factory(id));
     let ctx = Rc::new(WorkerCtx {
         limits: config.limits.clone(),
-        shutdown: shutdown.clone(),
+        shutdown: crate::shutdown::WorkerShutdown::start(shutdown.clone()),
         gzip: config.gzip,
         idle_releases,
     });

@@ -81,7 +81,11 @@ pub(crate) fn write_head(
     out.extend_from_slice(reason(resp.status).as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
-    for (name, value) in &resp.headers {
+    let fixed = resp.fixed;
+    for (i, (name, value)) in resp.headers.iter().enumerate() {
+        if i == fixed.at {
+            out.extend_from_slice(fixed.lines.as_bytes());
+        }
         if name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("connection")
@@ -90,6 +94,9 @@ pub(crate) fn write_head(
         }
         has_date |= name.eq_ignore_ascii_case("date");
         push_header(out, name, value);
+    }
+    if fixed.at >= resp.headers.len() {
+        out.extend_from_slice(fixed.lines.as_bytes());
     }
     if !has_date {
         // our own value: no CR/LF scan
@@ -207,6 +214,49 @@ pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::{chunk_in_place, write_chunk, CHUNK_ROOM};
+
+    /// Fixed lines go out after the first `at` headers, wherever `at` falls, and later
+    /// headers (gzip's) after them; framing headers among the entries are still dropped.
+    #[test]
+    fn fixed_lines_go_where_at_says() {
+        use crate::request::Version;
+        use crate::response::{FixedHeaders, Response};
+        let lines = "B-Fixed: 1\r\nC-Fixed: 2\r\n";
+        for (at, want) in [
+            (0, "B-Fixed: 1\r\nC-Fixed: 2\r\nA: a\r\nZ: z\r\n"),
+            (1, "A: a\r\nB-Fixed: 1\r\nC-Fixed: 2\r\nZ: z\r\n"),
+            (2, "A: a\r\nZ: z\r\nB-Fixed: 1\r\nC-Fixed: 2\r\n"),
+            (9, "A: a\r\nZ: z\r\nB-Fixed: 1\r\nC-Fixed: 2\r\n"),
+        ] {
+            let mut resp = Response::new(200).header("A", "a").header("Z", "z");
+            resp.fixed = FixedHeaders { lines, at };
+            let mut out = Vec::new();
+            super::write_head(
+                &mut out,
+                Version::Http11,
+                &resp,
+                super::Framing::Length(0),
+                true,
+            );
+            let head = String::from_utf8(out).unwrap();
+            let headers = head
+                .strip_prefix("HTTP/1.1 200 OK\r\n")
+                .and_then(|h| h.split_once("Date: "))
+                .map(|(h, _)| h);
+            assert_eq!(headers, Some(want), "at {at}");
+            assert_eq!(resp.get_header("c-fixed"), Some("2"));
+            assert_eq!(resp.get_header("z"), Some("z"));
+        }
+        // `set_header` moves its header to the end; the lines stay after the ones before them
+        let mut resp = Response::new(200).header("A", "a").header("Z", "z");
+        resp.fixed = FixedHeaders { lines, at: 2 };
+        resp.set_header("A", "b");
+        assert_eq!(resp.fixed.at, 1);
+        resp.set_header("c-fixed", "3");
+        assert_eq!(resp.fixed.lines, "");
+        let names: Vec<&str> = resp.headers.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["Z", "B-Fixed", "A", "c-fixed"]);
+    }
 
     #[test]
     fn cr_and_lf_are_found_anywhere() {

@@ -26,7 +26,10 @@ const MAX_PLANS: usize = 256;
 /// Plans by collection value; the `Arc` held keeps the address unique. Each worker keeps one
 /// (`records::db::Db::plans`: not `Sync`, no lock).
 #[derive(Default)]
-pub struct Plans(RefCell<HashMap<*const Collection, (Arc<Collection>, Plan)>>);
+pub struct Plans(RefCell<PlanMap>);
+
+/// foldhash: one lookup per record written (SipHash cost ~160 instructions of a view).
+type PlanMap = HashMap<*const Collection, (Arc<Collection>, Plan), foldhash::fast::RandomState>;
 
 /// Writes records with each collection's output keys in Go's sorted order (computed once
 /// per collection value and [`Plans`]).
