@@ -647,15 +647,9 @@ async fn pump<W: AsyncWriteRent>(
         armed: false,
     };
     // and one stall timer for all writes: a timer per write was put into the timer wheel and
-    // taken out again for every chunk (an SSE fan-out writes one chunk per client per event)
-    let mut stalled = std::pin::pin!(monoio::time::sleep(stall));
-    // The stall timer's deadline, kept here, and whether the timer holds this task's waker:
-    // it is polled only when it may have fired. Polling it while each write waited read a
-    // cold timer entry, ~2 of the ~54 L1 misses of an SSE delivery (callgrind, 2,000
-    // clients). A firing timer wakes the task; the margin guards against a timer wheel that
-    // fires a tick early.
-    let mut stall_due = monoio::time::Instant::now() + stall;
-    let mut stall_armed = false;
+    // taken out again for every chunk (an SSE fan-out writes one chunk per client per event);
+    // it is polled only when it may have fired (`Deadline`)
+    let mut stalled = crate::Deadline::new(monoio::time::Instant::now() + stall);
     loop {
         let next = monoio::select! {
             // a ready chunk is written before the peer is looked at: the watch, once armed,
@@ -680,13 +674,7 @@ async fn pump<W: AsyncWriteRent>(
         let started = monoio::time::Instant::now();
         let mut write = std::pin::pin!(out.write_all(framed));
         let written = loop {
-            let fired = std::future::poll_fn(|cx| {
-                if stall_armed && monoio::time::Instant::now() + STALL_MARGIN < stall_due {
-                    return std::task::Poll::Pending;
-                }
-                stall_armed = true;
-                stalled.as_mut().poll(cx)
-            });
+            let fired = std::future::poll_fn(|cx| stalled.poll_fired(cx));
             monoio::select! {
                 biased;
                 (res, _) = &mut write => break res.is_ok(),
@@ -698,9 +686,7 @@ async fn pump<W: AsyncWriteRent>(
                     if due <= monoio::time::Instant::now() {
                         break false;
                     }
-                    stalled.as_mut().reset(due);
-                    stall_due = due;
-                    stall_armed = false;
+                    stalled.reset(due);
                 }
             }
         };
@@ -709,9 +695,6 @@ async fn pump<W: AsyncWriteRent>(
         }
     }
 }
-
-/// How long before its deadline [`pump`]'s stall timer is polled again.
-const STALL_MARGIN: Duration = Duration::from_millis(5);
 
 /// [`WorkerShutdown::wait`] for a loop that polls it on every turn: once its wait is filed, a
 /// poll only reads the switch. Polling the wait again filed a clone of the waker each time

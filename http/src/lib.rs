@@ -9,7 +9,8 @@
 //! chunked bodies ([`chunked`]), the connection loop with keep-alive, pipelining, limits and
 //! timeouts (`conn`), response framing and streaming (`response`, `write`), the router
 //! ([`router`]), PocketBase's default CORS ([`cors`]), optional gzip ([`gzip`]), workers,
-//! graceful shutdown and stall detection (`server`, `shutdown`, `stall`), and TLS under all of
+//! graceful shutdown and stall detection (`server`, `shutdown`, `stall`), a lazily polled
+//! deadline timer ([`Deadline`]), and TLS under all of
 //! it ([`tls`]: rustls over the same monoio streams).
 //!
 //! Application behaviour (PocketBase's envelopes, auth, records) is not here: the engine
@@ -20,6 +21,7 @@ mod config;
 mod conn;
 pub mod cors;
 mod date;
+mod deadline;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -36,6 +38,7 @@ pub mod tls;
 mod write;
 
 pub use config::{Driver, Limits, ServerConfig};
+pub use deadline::Deadline;
 pub use error::{HttpError, HttpErrorKind};
 pub use request::{BodyFraming, Headers, Method, Request, RequestHead, Version};
 pub use response::{Body, BodyStream, FixedHeaders, Response};

@@ -5,10 +5,10 @@ use super::topic::Subscription;
 use super::RealtimeConfig;
 use crate::auth::AuthRecord;
 use futures_util::Stream;
+use pocketbun_http::Deadline;
 use pocketbun_query::AuthInfo;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -194,12 +194,8 @@ pub struct SseStream {
     /// When the client is too old (the max lifetime).
     max_at: monoio::time::Instant,
     /// One timer for both limits, due at the earlier of the idle deadline it was last set
-    /// for and `max_at`.
-    timer: Pin<Box<monoio::time::Sleep>>,
-    /// The timer's deadline, kept here: the stream reads it, not the timer, when it waits.
-    timer_due: monoio::time::Instant,
-    /// The timer holds this task's waker (it was polled since it was set).
-    armed: bool,
+    /// for and `max_at`, polled only when it may have fired.
+    timer: Deadline,
     done: bool,
 }
 
@@ -220,9 +216,7 @@ impl SseStream {
             idle_timeout: config.idle_timeout,
             last_sent: now,
             max_at,
-            timer: Box::pin(monoio::time::sleep_until(due)),
-            timer_due: due,
-            armed: false,
+            timer: Deadline::new(due),
             done: false,
         }
     }
@@ -266,16 +260,11 @@ impl Stream for SseStream {
             self.last_sent = monoio::time::Instant::now();
             return Poll::Ready(Some(frames));
         }
-        // The timer is polled only when it may have fired. Polling it (and a second one for
-        // the max lifetime) after every message read cold timer entries: ~4 of the ~54 L1
-        // misses of a delivery (callgrind, 2,000 clients), most of a fan-out's user time
-        // being misses. An armed timer keeps this task's waker, so its firing wakes the task
-        // and then the clock is past `timer_due`; the margin only guards against a timer
-        // wheel that fires a tick early.
-        if self.armed && monoio::time::Instant::now() + TIMER_MARGIN < self.timer_due {
-            return Poll::Pending;
-        }
-        while self.timer.as_mut().poll(cx).is_ready() {
+        // The timer is polled only when it may have fired (`Deadline`): polling it (and a
+        // second one for the max lifetime) after every message read cold timer entries, ~4
+        // of the ~54 L1 misses of a delivery (callgrind, 2,000 clients), most of a fan-out's
+        // user time being misses.
+        while self.timer.poll_fired(cx).is_ready() {
             let now = monoio::time::Instant::now();
             let idle_due = self.last_sent + self.idle_timeout;
             if idle_due <= now || self.max_at <= now {
@@ -284,16 +273,11 @@ impl Stream for SseStream {
             }
             // a message went out since the timer was set: idle counts from that one
             let due = idle_due.min(self.max_at);
-            self.timer.as_mut().reset(due);
-            self.timer_due = due;
+            self.timer.reset(due);
         }
-        self.armed = true;
         Poll::Pending
     }
 }
-
-/// How long before its deadline the stream's timer is polled again (see `poll_next`).
-const TIMER_MARGIN: Duration = Duration::from_millis(5);
 
 /// Most bytes of queued messages framed into one chunk (one write). One message of any size
 /// is always taken.
