@@ -9,6 +9,17 @@
 //! Only after the commit are the jobs answered, so an answered success is
 //! committed.
 //!
+//! A job submitted with [`Writer::submit_one_write`] promises that its writes are one
+//! INSERT/UPDATE/DELETE statement after which it does not fail. It runs without a savepoint
+//! wherever it falls in the batch: a failed statement is undone by SQLite itself (a
+//! single-row INSERT checks its constraints before it writes; a statement that could fail
+//! half-way, one with triggers, opens its own statement journal), so a failed job that left
+//! `total_changes` where it was has nothing to undo. One that moved it and still failed
+//! broke the promise: its write cannot be undone alone, so the transaction is rolled back and
+//! its neighbours are answered with an error (none of them was answered yet, nothing
+//! answered as stored is lost). `total_changes` also counts rows a trigger wrote before its
+//! statement failed and SQLite undid them, so such a job takes that safe way too.
+//!
 //! Jobs must not run `BEGIN`/`COMMIT`/`ROLLBACK` themselves (savepoints are fine).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -40,6 +51,8 @@ trait QueuedJob: Send {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
     /// Answers the job with `err` without running it.
     fn fail(self: Box<Self>, err: StorageError);
+    /// Whether the job was submitted with [`Writer::submit_one_write`].
+    fn one_write(&self) -> bool;
 }
 
 type ErasedJob = Box<dyn QueuedJob>;
@@ -47,6 +60,7 @@ type ErasedJob = Box<dyn QueuedJob>;
 struct TypedJob<T, E, F> {
     job: F,
     reply: ReplySender<T, E>,
+    one_write: bool,
 }
 
 impl<T, E, F> QueuedJob for TypedJob<T, E, F>
@@ -56,7 +70,7 @@ where
     F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let TypedJob { job, reply } = *self;
+        let TypedJob { job, reply, .. } = *self;
         let out = catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
@@ -78,6 +92,10 @@ where
 
     fn fail(self: Box<Self>, err: StorageError) {
         self.reply.send(Err(err.into()));
+    }
+
+    fn one_write(&self) -> bool {
+        self.one_write
     }
 }
 
@@ -132,10 +150,36 @@ impl Writer {
         E: From<StorageError> + Send + 'static,
         F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
     {
+        self.queue(job, false)
+    }
+
+    /// [`submit_with`](Self::submit_with) for a job whose writes are one INSERT, UPDATE or
+    /// DELETE statement (no DDL) after which it does not fail (a record create: reads, one
+    /// INSERT, its answer built from the bound values). It runs without the per-job
+    /// savepoint: `SAVEPOINT`/`RELEASE` and SQLite's copy of every page the job touches into
+    /// the statement journal cost ~9k instructions a create in a group commit (callgrind,
+    /// BENCHMARKS.md, branch `writer`). A job that fails after its write still has its write
+    /// undone, by rolling back the batch's transaction (see the module doc).
+    pub fn submit_one_write<T, E, F>(&self, job: F) -> Reply<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+    {
+        self.queue(job, true)
+    }
+
+    fn queue<T, E, F>(&self, job: F, one_write: bool) -> Reply<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = reply::channel();
         match self.tx.send(Msg::Job(Box::new(TypedJob {
             job,
             reply: reply_tx,
+            one_write,
         }))) {
             Ok(()) => reply_rx,
             Err(_) => reply::ready(Err(closed().into())),
@@ -386,13 +430,17 @@ fn run_batch(
             }
             continue;
         }
-        if let Err(e) = exec(conn, "SAVEPOINT pbjob") {
-            finish_all(&mut done, Some(&e));
-            rollback(conn);
-            in_tx = false;
-            job.fail(e);
-            continue;
+        let one_write = job.one_write();
+        if !one_write {
+            if let Err(e) = exec(conn, "SAVEPOINT pbjob") {
+                finish_all(&mut done, Some(&e));
+                rollback(conn);
+                in_tx = false;
+                job.fail(e);
+                continue;
+            }
         }
+        let changes = conn.total_changes();
         let (ok, finish) = job.run(conn);
         if conn.is_autocommit() {
             // the job (or SQLite on a severe error) ended the transaction:
@@ -405,6 +453,23 @@ fn run_batch(
             finish_all(&mut done, Some(&lost));
             finish(Some(&lost));
             in_tx = false;
+            continue;
+        }
+        if one_write {
+            if ok || conn.total_changes() == changes {
+                // done, or failed with nothing written (SQLite undid the failed statement)
+                done.push(finish);
+            } else {
+                // wrote, then failed: only the whole transaction can take its write back
+                let undone = StorageError::new(
+                    ErrorKind::Internal,
+                    "a write job failed after writing; batch rolled back",
+                );
+                rollback(conn);
+                in_tx = false;
+                finish_all(&mut done, Some(&undone));
+                finish(None);
+            }
             continue;
         }
         let settle = if ok {

@@ -373,3 +373,97 @@ fn wal_stays_short_under_a_steady_write_stream() {
     );
     store.close();
 }
+
+/// Jobs submitted as one write run without a savepoint: a failed statement (a duplicate) is
+/// undone by SQLite alone and its neighbours commit; a job that wrote and then failed (its
+/// own error, a trigger's `RAISE(FAIL)`, which keeps the statement's rows) or whose trigger
+/// wrote before a `RAISE(ABORT)` (SQLite undoes it, but `total_changes` counted the
+/// trigger's row) has its writes undone with the whole transaction, and whatever was
+/// answered as stored is stored.
+#[test]
+fn one_write_jobs_fail_alone_or_take_their_write_back() {
+    let dir = common::temp_dir("one-write").join("pb_data");
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let writer = store.writer();
+    writer
+        .submit_blocking(|c| {
+            Ok(c.execute_batch(
+                "CREATE TABLE t (v TEXT UNIQUE NOT NULL);
+                 CREATE TABLE audit (v TEXT);
+                 CREATE TRIGGER abort_bad AFTER INSERT ON t WHEN new.v LIKE 'bad%' BEGIN
+                   INSERT INTO audit VALUES (new.v); SELECT RAISE(ABORT, 'bad value'); END;
+                 CREATE TRIGGER fail_half AFTER INSERT ON t WHEN new.v LIKE 'half%' BEGIN
+                   INSERT INTO audit VALUES (new.v); SELECT RAISE(FAIL, 'half done'); END;",
+            )?)
+        })
+        .unwrap();
+    let count = |table: &str, v: &str| -> i64 {
+        let conn = Connection::open_with_flags(
+            store.dir().join("data.db"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE v = ?1"),
+            [v],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // `then_fail`: the job returns an error after its INSERT succeeded
+    let insert = |v: &'static str, then_fail: bool| {
+        writer.submit_one_write(move |c: &Connection| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            if then_fail {
+                return Err(StorageError::new(ErrorKind::Invalid, "changed my mind"));
+            }
+            Ok(())
+        })
+    };
+    // queued behind a busy job, so each round shares one transaction
+    let gate = || {
+        writer.submit(|_| {
+            thread::sleep(Duration::from_millis(200));
+            Ok(())
+        })
+    };
+
+    // failed statements: the neighbours commit
+    let g = gate();
+    let a = insert("a", false);
+    let dup = insert("a", false);
+    let d = insert("d", false);
+    g.wait().unwrap();
+    assert!(a.wait().is_ok());
+    assert_eq!(dup.wait().unwrap_err().kind(), ErrorKind::Unique);
+    assert!(d.wait().is_ok());
+    assert_eq!((count("t", "a"), count("t", "d")), (1, 1));
+
+    // a job that wrote and then failed: its write is gone, answers match what is stored
+    for (what, v, then_fail, left, right) in [
+        ("own error", "e", true, "b1", "c1"),
+        ("RAISE(FAIL)", "half", false, "b2", "c2"),
+        ("RAISE(ABORT)", "bad", false, "b3", "c3"),
+    ] {
+        let g = gate();
+        let before = insert(left, false);
+        let failed = insert(v, then_fail);
+        let after = insert(right, false);
+        // the gate shares the transaction too: it may be answered with the rollback
+        let _ = g.wait();
+        assert!(failed.wait().is_err(), "{what}");
+        assert_eq!(
+            (count("t", v), count("audit", v)),
+            (0, 0),
+            "{what}: write kept"
+        );
+        for (reply, n) in [(before, left), (after, right)] {
+            let stored = count("t", n);
+            match reply.wait() {
+                Ok(()) => assert_eq!(stored, 1, "{what}: {n} answered but not stored"),
+                Err(_) => assert_eq!(stored, 0, "{what}: {n} failed but stored"),
+            }
+        }
+    }
+    store.close();
+}

@@ -423,6 +423,10 @@ pub struct After {
     written: Vec<String>,
     to_remove: Vec<String>,
     fail_msg: &'static str,
+    /// The job's one write is its last fallible step (see `Writer::submit_one_write`): a
+    /// create of a base record (an auth record's may retire the installer account after its
+    /// INSERT) with no checks deferred to the job.
+    one_write: bool,
 }
 
 impl After {
@@ -549,7 +553,13 @@ fn convert_body(mut draft: Draft, body: RecordBody, superuser: bool, big: bool) 
 /// Runs one prepared write in its own writer job, then what follows it.
 pub async fn run_single(ctx: &Db, prepared: Prepared) -> Result<Outcome, ApiError> {
     let Prepared { write, after } = prepared;
-    match write_job(ctx, write).await {
+    let writer = ctx.core.store.writer();
+    let reply = if after.one_write {
+        writer.submit_one_write(write)
+    } else {
+        writer.submit_with(write)
+    };
+    match reply.await {
         Ok(done) => after.finish(ctx, done).await,
         Err(e) => Err(after.failed(ctx, e).await),
     }
@@ -1015,6 +1025,7 @@ pub async fn prepare_upsert(
             .insert((coll.id.clone(), id.clone()), Some(draft_row(&draft)));
     }
     let fail_msg = up.fail_msg;
+    let one_write = is_new && !coll.is_auth() && checks.is_empty();
     let write = up.job(draft, checks);
     Ok(Prepared {
         write,
@@ -1029,6 +1040,7 @@ pub async fn prepare_upsert(
             written: staged.written,
             to_remove: staged.to_remove,
             fail_msg,
+            one_write,
         },
     })
 }
@@ -1165,6 +1177,7 @@ pub async fn prepare_delete(
             written: Vec::new(),
             to_remove: Vec::new(),
             fail_msg: DELETE_FAILED,
+            one_write: false,
         },
     })
 }
