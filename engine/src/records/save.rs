@@ -544,7 +544,10 @@ fn convert_body(
     if big {
         for (i, v) in draft.vals.iter().enumerate() {
             if let Val::Json(Some(text)) = v {
-                if text.len() > OFFLOAD_PARSE_BYTES && crate::json_strict::is_valid(text) {
+                if text.len() > OFFLOAD_PARSE_BYTES
+                    && !draft.valid_json.contains(&i)
+                    && crate::json_strict::is_valid(text)
+                {
                     draft.valid_json.push(i);
                 }
             }
@@ -1036,6 +1039,10 @@ pub async fn prepare_upsert(
         caller: &caller,
         subject: Subject::Draft(&mut draft),
     })?;
+    if ctx.hooks.has_before() {
+        // a hook may have changed a JSON value: validation checks them all again
+        draft.valid_json.clear();
+    }
     up.validate(&mut draft, &form, access).await?;
     up.hash_password(&mut draft).await?;
     let staged = up.stage_files(&draft).await?;
