@@ -439,6 +439,39 @@ fn create_rule_sees_json_payload() {
     });
 }
 
+/// A create's answer expands a relation whose collection's view rule reads `@request.body`:
+/// the expanded record shows only when the body passes it (the write path builds the rules'
+/// copy of the body only when something may read it, an `expand` of the answer among them).
+#[test]
+fn create_expand_view_rule_sees_body() {
+    port("create expand with a @request.body view rule", |c| {
+        c.setup(
+            "PATCH",
+            "/api/collections/demo3",
+            json!({"viewRule": "@request.body.title = 'see-me'"}),
+        );
+        c.setup("PATCH", "/api/collections/demo4", json!({"createRule": ""}));
+        for title in ["see-me", "hide-me"] {
+            let (status, rec) = c.json(
+                "POST",
+                "/api/collections/demo4/records?expand=rel_one_no_cascade",
+                None,
+                json!({
+                    "title": title,
+                    "rel_one_no_cascade": "1tmknxy2868d869",
+                    "rel_one_no_cascade_required": "1tmknxy2868d869",
+                    "rel_many_no_cascade_required": ["1tmknxy2868d869"],
+                }),
+            );
+            assert_eq!(status, 200, "{rec}");
+            let expanded = rec["expand"]["rel_one_no_cascade"]["id"].as_str();
+            let want = (title == "see-me").then_some("1tmknxy2868d869");
+            assert_eq!(expanded, want, "{title}: {rec}");
+            c.masks.push(rec["id"].as_str().unwrap().to_string());
+        }
+    });
+}
+
 /// TestRecordCrudUpdate#15 and #16.
 #[test]
 fn update_rule_sees_json_payload() {

@@ -195,6 +195,11 @@ impl RecordHooks {
         self.writes.push(hook);
     }
 
+    /// Whether any before-request hook was added.
+    pub fn has_before(&self) -> bool {
+        !self.before.is_empty()
+    }
+
     /// Runs the before-hooks of a write request; the first `Err` refuses it.
     pub fn before_request(&self, request: &mut RecordRequest<'_>) -> Result<(), ApiError> {
         for hook in &self.before {
