@@ -29,6 +29,7 @@ use crate::ctx::read_cache::{Entry, Want};
 use crate::ctx::AppCtx;
 use crate::error::ApiResult;
 use crate::records::access::Caller;
+use futures_util::future::LocalBoxFuture;
 use pocketbun_http::{Body, Request, Response};
 use pocketbun_storage::deps;
 use std::future::Future;
@@ -36,6 +37,20 @@ use std::rc::Rc;
 
 /// Larger answers are not kept (one entry must not push out hundreds).
 const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// A cacheable handler's future, boxed for the router: inside [`tracked`] when the cache is
+/// on, on its own when it is off. Boxing [`tracked`]'s future there too moved the handler's
+/// future twice more per request (into `tracked`'s state, then pinned in it) for nothing:
+/// ~300 instructions of `memcpy` a view while that future held the whole handler's state.
+pub fn boxed<F>(ctx: Rc<AppCtx>, fut: F) -> LocalBoxFuture<'static, ApiResult>
+where
+    F: Future<Output = ApiResult> + 'static,
+{
+    match ctx.reader.generations() {
+        None => Box::pin(fut),
+        Some(_) => Box::pin(tracked(ctx, fut)),
+    }
+}
 
 /// Runs a cacheable handler (`fut`), recording what it reads, and keeps its answer when it
 /// asked to ([`lookup`] missed) and may be kept. Without read tracking (`--no-cache`) it
