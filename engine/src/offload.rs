@@ -110,19 +110,20 @@ impl<T: Send + 'static> Drop for DropOnPool<T> {
 const POOL_NICE: i32 = 10;
 
 /// Nice value the request log's threads add to the process's (`crate::logs`, `auxiliary.db`'s
-/// writer and checkpointer): between the workers' 0 and the pool's 10, so a worker still wins
-/// a core from a batch of log rows (weight 1024 against 335), and the log writer wins it from
-/// a login's bcrypt (335 against 110). At the pool's nice the log writer got no more of what
-/// the worker left during a login storm than the hashing thread did, and requests that
-/// outran it waited for backlog room (`crate::logs`, `BACKLOG_ROWS`) behind the hashing: in
-/// one sitting of 5 login-storm rounds, 1,465 waits of 81 ms on average at nice 10 against
-/// 192 at nice 5 (`BENCHMARKS.md` section `storm`).
-const LOG_NICE: i32 = 5;
+/// writer and checkpointer): the pool's. During a login storm the aux writer then gets no
+/// more of what the worker leaves than the bcrypt thread, and requests that outrun it wait
+/// for backlog room (`crate::logs`, `BACKLOG_ROWS`) behind the hashing. At nice 5 (weight 335
+/// against bcrypt's 110 and the worker's 1024) 192 requests waited, 7.8 s in all, against
+/// 5,225 and 155 s at 10 (one sitting, 5 rounds; login storm view p99 8.1 against 9.7 ms in
+/// another), but the logged view load without a storm served 10–15% fewer requests with a
+/// 1–2 ms higher p99 in the quieter rounds of two sittings, so it stays at 10
+/// (`BENCHMARKS.md` section `storm`).
+const LOG_NICE: i32 = POOL_NICE;
 
 /// Lowers this thread's scheduling weight so a request worker sharing its core wins it:
 /// the request log's threads run here first (`crate::logs`, `auxiliary.db`'s writer and
 /// checkpointer through `StoreOptions::aux_thread_start`): their work waits for the requests,
-/// never the other way round, and it goes before the CPU pool's hashing.
+/// never the other way round.
 pub(crate) fn yield_to_request_workers() {
     lower_priority(LOG_NICE);
 }
