@@ -110,20 +110,21 @@ impl<T: Send + 'static> Drop for DropOnPool<T> {
 const POOL_NICE: i32 = 10;
 
 /// Nice value the request log's threads add to the process's (`crate::logs`, `auxiliary.db`'s
-/// writer and checkpointer): the pool's. During a login storm the aux writer then gets no
-/// more of what the worker leaves than the bcrypt thread, and requests that outrun it wait
-/// for backlog room (`crate::logs`, `BACKLOG_ROWS`) behind the hashing. At nice 5 (weight 335
-/// against bcrypt's 110 and the worker's 1024) 192 requests waited, 7.8 s in all, against
-/// 5,225 and 155 s at 10 (one sitting, 5 rounds; login storm view p99 8.1 against 9.7 ms in
-/// another), but the logged view load without a storm served 10–15% fewer requests with a
-/// 1–2 ms higher p99 in the quieter rounds of two sittings, so it stays at 10
-/// (`BENCHMARKS.md` section `storm`).
-const LOG_NICE: i32 = POOL_NICE;
+/// writer and checkpointer): between the workers' 0 and the pool's 10, so a worker still wins
+/// a core from a batch of log rows (weight 1024 against 335), and the log writer wins it from
+/// a login's bcrypt (335 against 110). At the pool's nice the log writer got no more of what
+/// the worker left during a login storm than the hashing thread did, and requests that
+/// outran it waited for backlog room (`crate::logs`, `BACKLOG_ROWS`) behind the hashing: in
+/// one sitting of 5 login-storm rounds, 5,225 waits, 155 s in all, at nice 10 against 192
+/// and 7.8 s at nice 5. On a quiet machine, login storm view p99 9.9 against 12.0 ms
+/// (median of 5 rounds), logged view p99 6.3 against 6.9 ms at the same req/s; logins
+/// 2–3/s against 4–6/s (`BENCHMARKS.md` section `storm`).
+const LOG_NICE: i32 = 5;
 
 /// Lowers this thread's scheduling weight so a request worker sharing its core wins it:
 /// the request log's threads run here first (`crate::logs`, `auxiliary.db`'s writer and
 /// checkpointer through `StoreOptions::aux_thread_start`): their work waits for the requests,
-/// never the other way round.
+/// never the other way round, and it goes before the CPU pool's hashing.
 pub(crate) fn yield_to_request_workers() {
     lower_priority(LOG_NICE);
 }
