@@ -35,7 +35,7 @@ impl CpuPool {
             std::thread::Builder::new()
                 .name(format!("pocketbun-cpu-{i}"))
                 .spawn(move || {
-                    yield_to_request_workers();
+                    lower_priority(POOL_NICE);
                     for task in rx.iter() {
                         task();
                     }
@@ -103,21 +103,46 @@ impl<T: Send + 'static> Drop for DropOnPool<T> {
     }
 }
 
-/// Nice value of the pool threads: CFS then gives a request worker sharing the core ~10x the
-/// pool thread's share. Measured with `loadtest compare -w login-storm` (server pinned to one
-/// core, 16 connections logging in): view p99 14.5 ms at nice 0 vs 8.9 ms at 10 (8.7 ms with
-/// no storm), logins 4/s vs 1/s; at 19 logins starved completely.
+/// Nice value the pool threads add to the process's: CFS then gives a request worker sharing
+/// the core ~10x the pool thread's share. Measured with `loadtest compare -w login-storm`
+/// (server pinned to one core, 16 connections logging in): view p99 14.5 ms at nice 0 vs
+/// 8.9 ms at 10 (8.7 ms with no storm), logins 4/s vs 1/s; at 19 logins starved completely.
 const POOL_NICE: i32 = 10;
 
+/// Nice value the request log's threads add to the process's (`crate::logs`, `auxiliary.db`'s
+/// writer and checkpointer): between the workers' 0 and the pool's 10, so a worker still wins
+/// a core from a batch of log rows (weight 1024 against 335), and the log writer wins it from
+/// a login's bcrypt (335 against 110). At the pool's nice the log writer got no more of what
+/// the worker left during a login storm than the hashing thread did, and requests that
+/// outran it waited for backlog room (`crate::logs`, `BACKLOG_ROWS`) behind the hashing: in
+/// one sitting of 5 login-storm rounds, 5,225 waits, 155 s in all, at nice 10 against 192
+/// and 7.8 s at nice 5. On a quiet machine, login storm view p99 9.9 against 12.0 ms
+/// (median of 5 rounds), logged view p99 6.3 against 6.9 ms at the same req/s; logins
+/// 2–3/s against 4–6/s (`BENCHMARKS.md` section `storm`).
+const LOG_NICE: i32 = 5;
+
 /// Lowers this thread's scheduling weight so a request worker sharing its core wins it:
-/// a login storm then slows the logins (they queue here), not every read on that core.
-/// The request log's threads (`crate::logs`, `auxiliary.db`'s writer and checkpointer) run
-/// at the same weight: their work waits for the requests, never the other way round.
+/// the request log's threads run here first (`crate::logs`, `auxiliary.db`'s writer and
+/// checkpointer through `StoreOptions::aux_thread_start`): their work waits for the requests,
+/// never the other way round, and it goes before the CPU pool's hashing.
 pub(crate) fn yield_to_request_workers() {
+    lower_priority(LOG_NICE);
+}
+
+/// Adds `by` to the calling thread's nice value. Relative, not absolute: in a process started
+/// with `nice -n 15` an absolute 10 would have raised these threads above the workers (or,
+/// unprivileged, failed).
+fn lower_priority(by: i32) {
     // SAFETY: plain syscalls on the calling thread; on Linux the nice value is per thread.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, POOL_NICE);
+        // -1 is also a valid nice value; errno says whether it was an error
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if now == -1 && *libc::__errno_location() != 0 {
+            return;
+        }
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + by).min(19));
     }
 }
 
@@ -145,5 +170,26 @@ mod tests {
             assert_eq!(failed, Err(Canceled));
             assert_eq!(pool.run(|| 7).await, Ok(7));
         });
+    }
+
+    /// The nice value is added to the thread's own (a server started under `nice` keeps its
+    /// threads' order), and stops at 19. Raising a nice value needs no privilege.
+    #[test]
+    fn lowering_priority_adds_to_the_threads_nice_value() {
+        let nice = || unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        };
+        std::thread::spawn(move || {
+            let start = nice();
+            lower_priority(2);
+            assert_eq!(nice(), (start + 2).min(19));
+            lower_priority(LOG_NICE);
+            assert_eq!(nice(), (start + 2 + LOG_NICE).min(19));
+            lower_priority(POOL_NICE);
+            assert_eq!(nice(), 19);
+        })
+        .join()
+        .unwrap();
     }
 }

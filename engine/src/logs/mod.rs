@@ -14,11 +14,13 @@
 //! [`hour`]'s fast path.
 //!
 //! **Who waits for whom.** The log thread and `auxiliary.db`'s writer and checkpointer run at
-//! the CPU pool's lower scheduling weight (`crate::offload`): a request worker sharing their
-//! core wins it, so a batch of log rows does not hold a request back. Before, at the same
-//! weight, the scheduler ran a batch of up to 2,000 rows (~25 ms of CPU) in slices of
-//! 2.5–4 ms against the worker (`perf sched`, `BENCHMARKS.md` section `logslat`); view p99
-//! was 9.2 ms with logs on against 1.4 ms off (one core, 64 connections, its top section).
+//! a lower scheduling weight than the request workers, though above the CPU pool's hashing
+//! (`crate::offload`): a request worker sharing their core wins it, so a batch of log rows
+//! does not hold a request back, and a login storm's bcrypt does not starve the log writer
+//! that waiting requests depend on. At the workers' weight, the scheduler ran a batch of up
+//! to 2,000 rows (~25 ms of CPU) in slices of 2.5–4 ms against the worker (`perf sched`,
+//! `BENCHMARKS.md` section `logslat`); view p99 was 9.2 ms with logs on against 1.4 ms off
+//! (one core, 64 connections, its top section).
 //! Requests that outrun the log writer wait instead (`BACKLOG_ROWS`, `BACKLOG_BYTES`):
 //! PocketBase keeps every log (its request goroutines write the batch themselves), so no log
 //! is dropped for being many; the wait ends as soon as the log thread takes the next batch,
