@@ -187,6 +187,9 @@ mod tests {
             lower_priority(LOG_NICE);
             assert_eq!(nice(), (start + 2 + LOG_NICE).min(19));
             lower_priority(POOL_NICE);
+            assert_eq!(nice(), (start + 2 + LOG_NICE + POOL_NICE).min(19));
+            // past 19 it stops there, whatever the thread started at
+            lower_priority(19);
             assert_eq!(nice(), 19);
         })
         .join()
